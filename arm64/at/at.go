@@ -1,0 +1,300 @@
+// Package at executes the AArch64 address translation instructions (AT)
+// on the modelled MMU and composes PAR_EL1 exactly as the architecture
+// does, or the exception the instruction takes instead (DDI 0487, C5.4
+// "A64 System instructions for address translation", and the pseudocode
+// AArch64.AT).
+package at
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
+)
+
+// Op is an AT operation.
+type Op uint8
+
+// The AArch64 AT operations (Non-secure; EL3 forms are not modelled).
+const (
+	S1E0R Op = iota
+	S1E0W
+	S1E1R
+	S1E1W
+	S1E1RP
+	S1E1WP
+	S1E1A
+	S1E2R
+	S1E2W
+	S1E2A
+	S12E0R
+	S12E0W
+	S12E1R
+	S12E1W
+	numOps
+)
+
+var opNames = [numOps]string{"S1E0R", "S1E0W", "S1E1R", "S1E1W", "S1E1RP", "S1E1WP", "S1E1A",
+	"S1E2R", "S1E2W", "S1E2A", "S12E0R", "S12E0W", "S12E1R", "S12E1W"}
+
+// Ops lists every operation.
+func Ops() []Op {
+	out := make([]Op, numOps)
+	for i := range out {
+		out[i] = Op(i)
+	}
+	return out
+}
+
+func (o Op) String() string {
+	if o < numOps {
+		return opNames[o]
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// ParseOp parses an operation name such as "S1E1R" (case-insensitive,
+// an "AT " prefix allowed).
+func ParseOp(s string) (Op, error) {
+	u := strings.ToUpper(strings.TrimSpace(s))
+	u = strings.TrimPrefix(u, "AT ")
+	for i, n := range opNames {
+		if n == u {
+			return Op(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown AT operation %q (want one of %s)", s, strings.Join(opNames[:], " "))
+}
+
+// Write reports whether the operation checks write permission.
+func (o Op) Write() bool {
+	switch o {
+	case S1E0W, S1E1W, S1E1WP, S1E2W, S12E0W, S12E1W:
+		return true
+	}
+	return false
+}
+
+// PSTATE is the part of the PE state an AT instruction reads.
+type PSTATE struct {
+	EL  uint8 // 1 or 2
+	PAN bool
+}
+
+// ExceptionKind says why an AT instruction took an exception.
+type ExceptionKind uint8
+
+// Exception kinds.
+const (
+	// Undefined: the instruction is UNDEFINED at this EL or without the feature.
+	Undefined ExceptionKind = iota
+	// TrapEL2: trapped to EL2 as a system instruction (EC 0x18).
+	TrapEL2
+	// DataAbort: a synchronous External abort on the walk, or a stage-2
+	// fault of an AT executed at EL1, taken as a Data Abort.
+	DataAbort
+)
+
+// Exception is an exception taken instead of writing PAR_EL1.
+type Exception struct {
+	Kind     ExceptionKind
+	TargetEL uint8
+	ESR      sysreg.ESR
+	FAR      uint64
+	HPFAR    sysreg.HPFAR // stage-2 faults only
+	Reason   string
+}
+
+func (e Exception) String() string {
+	switch e.Kind {
+	case Undefined:
+		return "UNDEFINED: " + e.Reason
+	case TrapEL2:
+		return fmt.Sprintf("trap to EL2 (ESR %#x): %s", uint64(e.ESR), e.Reason)
+	}
+	return fmt.Sprintf("data abort to EL%d (ESR %#x, FAR %#x): %s", e.TargetEL, uint64(e.ESR), e.FAR, e.Reason)
+}
+
+// Result is the outcome of one AT instruction.
+type Result struct {
+	// PAR is PAR_EL1 after the instruction (unchanged input when Taken).
+	PAR sysreg.PAR
+	// Taken reports that Exception was taken instead of writing PAR.
+	Taken     bool
+	Exception Exception
+	// Translation is the walk's result (for explanation and tests).
+	Translation vmsa.Translation
+	// Regime and Stage12 say what was translated.
+	Regime  vmsa.Regime
+	Stage12 bool
+}
+
+// Fault returns the fault the walk reported, if any.
+func (r Result) Fault() vmsa.Fault { return r.Translation.Fault }
+
+// plan is what AArch64.AT is called with after the instruction's checks.
+type plan struct {
+	regime  vmsa.Regime
+	stage12 bool
+	acc     vmsa.Access
+}
+
+// decide applies the instruction's execution rules (C5.4: "Executing AT
+// ..."): UNDEFINED and trapped cases, the regime from HCR_EL2.{E2H,TGE},
+// and whether stage 2 applies.
+func decide(r *vmsa.Regs, ps PSTATE, op Op) (plan, *Exception) {
+	hcr := r.HCR_EL2
+	undef := func(why string) (plan, *Exception) {
+		return plan{}, &Exception{Kind: Undefined, TargetEL: ps.EL, ESR: sysreg.ESR(1 << 25), Reason: why}
+	}
+	trap := func(why string) (plan, *Exception) {
+		return plan{}, &Exception{Kind: TrapEL2, TargetEL: 2, ESR: sysreg.ESR(uint64(sysreg.ECSysRegTrap)<<26 | 1<<25), Reason: why}
+	}
+	if ps.EL != 1 && ps.EL != 2 {
+		return undef(fmt.Sprintf("AT %s at EL%d (only EL1 and EL2 are modelled)", op, ps.EL))
+	}
+	if (op == S1E1RP || op == S1E1WP) && r.MMFR1.PAN() < 2 {
+		return undef(fmt.Sprintf("AT %s needs FEAT_PAN2 (ID_AA64MMFR1_EL1.PAN=%d)", op, r.MMFR1.PAN()))
+	}
+	host := hcr.E2H() && hcr.TGE() // ELIsInHost(EL0)
+	var p plan
+	p.acc = vmsa.Access{AT: true}
+	if op.Write() {
+		p.acc.Kind = vmsa.Write
+	}
+	switch op {
+	case S1E0R, S1E0W, S1E1R, S1E1W, S1E1RP, S1E1WP, S1E1A:
+		if ps.EL == 1 && hcr.AT() && r.MMFR2.NV() >= 1 {
+			return trap(fmt.Sprintf("AT %s at EL1 with HCR_EL2.AT=1", op))
+		}
+		p.regime = vmsa.RegimeEL10
+		p.acc.EL = 1
+		if ps.EL == 2 && host {
+			p.regime = vmsa.RegimeEL20
+			p.acc.EL = 2
+		}
+		if op == S1E0R || op == S1E0W {
+			p.acc.EL = 0
+		}
+		// Only the RP/WP forms take PSTATE.PAN into account (FEAT_PAN2).
+		p.acc.PAN = (op == S1E1RP || op == S1E1WP) && ps.PAN
+		p.acc.NoPerm = op == S1E1A
+	case S1E2R, S1E2W, S1E2A:
+		if ps.EL == 1 {
+			if hcr.NV() && r.MMFR2.NV() >= 1 {
+				return trap(fmt.Sprintf("AT %s at EL1 with HCR_EL2.NV=1", op))
+			}
+			return undef(fmt.Sprintf("AT %s at EL1", op))
+		}
+		p.regime = vmsa.RegimeEL2
+		if hcr.E2H() {
+			p.regime = vmsa.RegimeEL20
+		}
+		p.acc.EL = 2
+		p.acc.NoPerm = op == S1E2A
+	case S12E0R, S12E0W, S12E1R, S12E1W:
+		if ps.EL == 1 {
+			if hcr.NV() && r.MMFR2.NV() >= 1 {
+				return trap(fmt.Sprintf("AT %s at EL1 with HCR_EL2.NV=1", op))
+			}
+			return undef(fmt.Sprintf("AT %s at EL1", op))
+		}
+		p.acc.EL = 1
+		if op == S12E0R || op == S12E0W {
+			p.acc.EL = 0
+		}
+		switch {
+		case host:
+			p.regime = vmsa.RegimeEL20
+			if p.acc.EL == 1 {
+				p.acc.EL = 2
+			}
+		default:
+			p.regime = vmsa.RegimeEL10
+			p.stage12 = hcr.DC() || hcr.VM()
+		}
+	default:
+		return undef(fmt.Sprintf("unknown AT operation %d", op))
+	}
+	return p, nil
+}
+
+// Execute runs AT op on va with the given state and returns PAR_EL1 or
+// the exception taken. prevPAR is PAR_EL1 before the instruction.
+func Execute(w *vmsa.Walker, r *vmsa.Regs, ps PSTATE, op Op, va uint64, prevPAR sysreg.PAR) Result {
+	p, exc := decide(r, ps, op)
+	if exc != nil {
+		return Result{PAR: prevPAR, Taken: true, Exception: *exc}
+	}
+	t := w.Translate(r, p.regime, va, p.acc, vmsa.TranslateOptions{Stage1Only: !p.stage12})
+	res := Result{Translation: t, Regime: p.regime, Stage12: p.stage12}
+	f := t.Fault
+	switch {
+	case f.Kind == vmsa.FaultSyncExternalOnWalk:
+		// "Synchronous faults generated by address translation
+		// instructions": an External abort on the walk is taken.
+		res.Taken = true
+		res.Exception = dataAbort(ps, f, va, "synchronous external abort on translation table walk")
+	case f.IsFault() && f.Stage2 && ps.EL == 1:
+		// A stage-2 fault of an AT executed at EL1 is taken to EL2.
+		res.Taken = true
+		res.Exception = dataAbort(ps, f, va, "stage 2 fault of AT executed at EL1")
+	case f.IsFault():
+		res.PAR = FaultPAR(f)
+	default:
+		res.PAR = SuccessPAR(t)
+	}
+	if res.Taken {
+		res.PAR = prevPAR
+	}
+	return res
+}
+
+// dataAbort builds the Data Abort an AT instruction takes: ISS.CM=1 and
+// WnR=1 for address translation instructions, the FSC of the fault,
+// S1PTW, FAR = the input address and HPFAR for stage-2 faults.
+func dataAbort(ps PSTATE, f vmsa.Fault, va uint64, why string) Exception {
+	target := ps.EL
+	if f.Stage2 {
+		target = 2
+	}
+	ec := sysreg.ECDataAbortSame
+	if target > ps.EL {
+		ec = sysreg.ECDataAbortLower
+	}
+	iss := uint64(f.FSC()) | 1<<6 | 1<<8 // WnR, CM
+	if f.S1PTW {
+		iss |= 1 << 7
+	}
+	e := Exception{Kind: DataAbort, TargetEL: target, FAR: va, Reason: fmt.Sprintf("%s: %s", why, f),
+		ESR: sysreg.ESR(uint64(ec)<<26 | 1<<25 | iss)}
+	if f.Stage2 {
+		e.HPFAR = sysreg.HPFARFor(f.IPA)
+	}
+	return e
+}
+
+// FaultPAR composes PAR_EL1 for a failed translation: F, FST, PTW, S and
+// the RES1 bit 11.
+func FaultPAR(f vmsa.Fault) sysreg.PAR {
+	v := uint64(1) | uint64(f.FSC())<<1 | 1<<11
+	if f.S1PTW {
+		v |= 1 << 8
+	}
+	if f.Stage2 {
+		v |= 1 << 9
+	}
+	return sysreg.PAR(v)
+}
+
+// SuccessPAR composes PAR_EL1 for a successful translation: PA[51:12],
+// SH (PAREncodeShareability), NS, the RES1 bit 11 and ATTR. NS is UNKNOWN
+// for a Non-secure regime; we report 1, as QEMU does.
+func SuccessPAR(t vmsa.Translation) sysreg.PAR {
+	v := t.OA & 0x000f_ffff_ffff_f000
+	v |= uint64(vmsa.PARShareability(t.Attrs)) << 7
+	v |= 1<<9 | 1<<11
+	v |= uint64(vmsa.EncodePARAttrs(t.Attrs)) << 56
+	return sysreg.PAR(v)
+}

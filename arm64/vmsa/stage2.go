@@ -1,0 +1,154 @@
+package vmsa
+
+import (
+	"github.com/nestmmu/nestmmu/arm64/desc"
+)
+
+// s2Result is the outcome of AArch64.S2Translate before attribute combining.
+type s2Result struct {
+	Fault     Fault
+	OA        uint64
+	Attrs     MemAttrs // stage 2's own attributes (non-FWB decoding)
+	s2desc    desc.S2
+	level     int8
+	blockBits uint8
+	perms     Perms
+}
+
+// s2Translate is AArch64.S2Translate with AArch64.S2Walk. s1ptw marks an
+// access made by a stage-1 table walk (AccessType_TTW).
+func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s1ptw bool) s2Result {
+	var res s2Result
+	fault := func(k FaultKind, level int) s2Result {
+		res.Fault = Fault{Kind: k, Level: int8(level), Stage2: true, S1PTW: s1ptw, IPA: ipa, Write: acc.Kind == Write}
+		w.stop(k, level)
+		return res
+	}
+	// AArch64.S2TxSZFaults: below the minimum faults (FEAT_LPA); above the
+	// maximum is IMPLEMENTATION DEFINED: we fault, as QEMU does.
+	if p.txsz < s2MinTxSZ(f, p) || p.txsz > f.maxTxSZ(p.tgx) {
+		return fault(FaultTranslation, 0)
+	}
+	start := s2StartLevel(p)
+	if s2InvalidSL(f, p) || s2InconsistentSL(p, start) {
+		return fault(FaultTranslation, 0)
+	}
+	ia := 64 - p.txsz
+	if ipa>>ia != 0 { // AArch64.IPAIsOutOfRange
+		return fault(FaultTranslation, 0)
+	}
+	f52 := p.tgx.Bits() == 16 && p.psEnc == 6 && f.lpa
+	base := ttBaseAddress(uint64(p.vttbr), p.txsz, p.tgx, p.ds, f52, start)
+	if base>>p.ps != 0 {
+		return fault(FaultAddressSize, 0)
+	}
+	format := desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
+	gb := p.tgx.Bits()
+	stride := gb - 3
+
+restart:
+	for attempt := 0; ; attempt++ {
+		tbase := base
+		level := start
+		var d, descAddr uint64
+		for {
+			lsb := gb + stride*uint(3-level)
+			msb := lsb + stride - 1
+			if level == start {
+				msb = ia - 1 // concatenated start tables take the extra bits
+			}
+			idx := (ipa >> lsb) & (1<<(msb-lsb+1) - 1)
+			descAddr = tbase | idx<<3
+			var ok bool
+			d, ok = w.read(descAddr, p.ee)
+			if !ok {
+				w.step2(format, level, descAddr, 0, desc.Invalid, s1ptw)
+				w.markFailed()
+				return fault(FaultSyncExternalOnWalk, level)
+			}
+			kind := desc.KindAt(d, level)
+			w.step2(format, level, descAddr, d, kind, s1ptw)
+			if kind == desc.Block && !blockDescSupported(f, p.tgx, p.ds, level) {
+				return fault(FaultTranslation, level)
+			}
+			if kind == desc.Invalid || kind == desc.Reserved {
+				return fault(FaultTranslation, level)
+			}
+			if kind == desc.Table {
+				tbase = format.TableOA(d)
+				if tbase>>p.ps != 0 {
+					return fault(FaultAddressSize, level)
+				}
+				level++
+				continue
+			}
+			break
+		}
+		leafBits := format.LeafBits(level)
+		oa := format.LeafOA(d, level) | ipa&(1<<leafBits-1)
+		if oa>>p.ps != 0 {
+			return fault(FaultAddressSize, level)
+		}
+		sd := desc.S2(d)
+		if !sd.AF() && !p.ha {
+			return fault(FaultAccessFlag, level)
+		}
+		perms := s2Permissions(f, p, sd)
+		attrs := s2MemAttrs(p, sd)
+		// AArch64.S2CheckPermissions: a stage-1 walk to stage-2 Device
+		// memory is a permission fault when HCR_EL2.PTW is 1.
+		if s1ptw && p.ptw && s2IsDevice(p, sd) {
+			return fault(FaultPermission, level)
+		}
+		if !acc.NoPerm {
+			var ok bool
+			switch acc.Kind {
+			case Read:
+				ok = perms.R1
+			case Write:
+				ok = perms.W1
+			case Fetch:
+				ok = perms.X1
+				if acc.EL == 0 {
+					ok = perms.X0
+				}
+			}
+			if !ok {
+				return fault(FaultPermission, level)
+			}
+		}
+		nd := d
+		if p.ha {
+			nd |= 1 << 10
+		}
+		if p.hd && sd.DBM() && acc.Kind == Write && !acc.AT {
+			nd |= 1 << 7 // S2AP[1]: dirty
+		}
+		if nd != d {
+			got, ok := w.swap(descAddr, d, nd, p.ee)
+			if !ok {
+				return fault(FaultSyncExternalOnWalk, level)
+			}
+			if got != nd && attempt < maxRestarts {
+				continue restart
+			}
+			d = got
+			sd = desc.S2(d)
+		}
+		res.OA = oa
+		res.level = int8(level)
+		res.blockBits = uint8(leafBits)
+		res.perms = perms
+		res.s2desc = sd
+		res.Attrs = attrs
+		return res
+	}
+}
+
+// s2IsDevice reports whether a stage-2 leaf maps Device memory.
+func s2IsDevice(p *s2Params, d desc.S2) bool {
+	if p.fwb {
+		return d.MemAttr()&4 == 0
+	}
+	return d.MemAttr()>>2 == 0
+}

@@ -1,0 +1,376 @@
+package vmsa
+
+import (
+	"math/bits"
+
+	"github.com/nestmmu/nestmmu/arm64/desc"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// Stats counts the memory references a Walker made.
+type Stats struct {
+	// DescReads counts translation-table descriptor reads (both stages).
+	DescReads uint64
+	// DescWrites counts hardware descriptor updates (AF / dirty state).
+	DescWrites uint64
+	// Walks counts translations started.
+	Walks uint64
+}
+
+// Walker performs translations against a physical memory. It is not safe
+// for concurrent use; give each modelled PE its own Walker over a shared
+// Memory.
+type Walker struct {
+	Mem mem.Memory
+	// Trace, when non-nil, records every step of each translation.
+	Trace *Trace
+	Stats Stats
+}
+
+// maxRestarts bounds the retries of a hardware update whose descriptor
+// changed under it (the pseudocode's repeat ... until).
+const maxRestarts = 16
+
+// read fetches a descriptor at pa with the walk's endianness.
+func (w *Walker) read(pa uint64, ee bool) (uint64, bool) {
+	w.Stats.DescReads++
+	v, ok := w.Mem.Read64(mem.PA(pa))
+	if ee {
+		v = bits.ReverseBytes64(v)
+	}
+	return v, ok
+}
+
+// swap is AArch64.MemSwapTableDesc: an atomic compare-and-swap of a
+// descriptor. It returns the value now in memory.
+func (w *Walker) swap(pa, old, new uint64, ee bool) (uint64, bool) {
+	w.Stats.DescWrites++
+	o, n := old, new
+	if ee {
+		o, n = bits.ReverseBytes64(old), bits.ReverseBytes64(new)
+	}
+	swapped, ok := w.Mem.CompareAndSwap64(mem.PA(pa), o, n)
+	if !ok {
+		return 0, false
+	}
+	if swapped {
+		return new, true
+	}
+	return w.read(pa, ee)
+}
+
+// S1Enabled is AArch64.S1Enabled for data accesses.
+func S1Enabled(r *Regs, regime Regime) bool {
+	switch regime {
+	case RegimeEL2, RegimeEL20:
+		return r.SCTLR_EL2.M()
+	}
+	// HCR_EL2.{DC,TGE} disable EL1&0 stage 1.
+	return !r.HCR_EL2.DC() && !r.HCR_EL2.TGE() && r.SCTLR_EL1.M()
+}
+
+// S2Enabled reports whether stage 2 applies to the EL1&0 regime: the
+// Effective value of HCR_EL2.VM, which DC forces to 1 and TGE to 0.
+func S2Enabled(r *Regs) bool {
+	return !r.HCR_EL2.TGE() && (r.HCR_EL2.VM() || r.HCR_EL2.DC())
+}
+
+// TranslateOptions select how much of AArch64.FullTranslate runs.
+type TranslateOptions struct {
+	// Stage1Only stops after stage 1: the output is the IPA even when
+	// stage 2 is enabled (stage-1 table walks still go through stage 2).
+	Stage1Only bool
+}
+
+// Translate runs AArch64.FullTranslate for va in the given stage-1 regime.
+func (w *Walker) Translate(r *Regs, regime Regime, va uint64, acc Access, opt TranslateOptions) Translation {
+	w.Stats.Walks++
+	if w.Trace != nil {
+		w.Trace.begin(va)
+	}
+	f := featuresOf(r)
+	s2on := regime == RegimeEL10 && S2Enabled(r)
+	var s2p s2Params
+	if s2on {
+		s2p = getS2Params(r, &f)
+	}
+	t := w.s1Translate(r, &f, regime, va, acc, s2on, &s2p)
+	if t.Fault.IsFault() || !s2on || opt.Stage1Only {
+		if w.Trace != nil {
+			w.Trace.end(t)
+		}
+		return t
+	}
+	s2 := w.s2Translate(&f, &s2p, t.OA, acc, false)
+	if s2.Fault.IsFault() {
+		t.Fault = s2.Fault
+	} else {
+		t.IPA = t.OA
+		t.OA = s2.OA
+		t.S1Attrs = t.Attrs
+		t.Attrs = combineS1S2(&s2p, t.Attrs, s2.Attrs, s2.s2desc)
+		t.S2 = true
+		t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
+		t.Perms = intersect(t.Perms, s2.perms)
+	}
+	if w.Trace != nil {
+		w.Trace.end(t)
+	}
+	return t
+}
+
+// TranslateS2 runs stage 2 alone for an IPA, with the registers' stage-2
+// configuration (AArch64.S2Translate). The result's Attrs are stage 2's own.
+func (w *Walker) TranslateS2(r *Regs, ipa uint64, acc Access) Translation {
+	w.Stats.Walks++
+	f := featuresOf(r)
+	p := getS2Params(r, &f)
+	if w.Trace != nil {
+		w.Trace.begin(ipa)
+	}
+	s2 := w.s2Translate(&f, &p, ipa, acc, false)
+	t := Translation{Fault: s2.Fault, OA: s2.OA, IPA: ipa, Attrs: s2.Attrs, Level: -2,
+		S2Level: s2.level, S2BlockBits: s2.blockBits, Perms: s2.perms, S2: true}
+	if w.Trace != nil {
+		w.Trace.end(t)
+	}
+	return t
+}
+
+func intersect(a, b Perms) Perms {
+	return Perms{a.R0 && b.R0, a.W0 && b.W0, a.X0 && b.X0, a.R1 && b.R1, a.W1 && b.W1, a.X1 && b.X1}
+}
+
+// addrTop is AArch64.AddrTop.
+func addrTop(tbi, tbid bool, acc Access) uint {
+	if tbi && !(tbid && acc.Kind == Fetch) {
+		return 55
+	}
+	return 63
+}
+
+// bitsClear reports whether va<hi:lo> is all zeros (hi >= lo).
+func bitsClear(va uint64, hi, lo uint) bool {
+	if lo > hi {
+		return true
+	}
+	m := (^uint64(0) >> (63 - hi)) &^ (1<<lo - 1)
+	return va&m == 0
+}
+
+func bitsSet(va uint64, hi, lo uint) bool {
+	if lo > hi {
+		return true
+	}
+	m := (^uint64(0) >> (63 - hi)) &^ (1<<lo - 1)
+	return va&m == m
+}
+
+// s1Translate is AArch64.S1Translate (and AArch64.S1Walk).
+func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) Translation {
+	t := Translation{Level: -2}
+	if !S1Enabled(r, regime) {
+		return w.s1DisabledOutput(r, f, regime, va, acc)
+	}
+	p := getS1Params(r, f, regime, va)
+	fault := func(k FaultKind, level int) Translation {
+		t.Fault = Fault{Kind: k, Level: int8(level), Write: acc.Kind == Write}
+		w.stop(k, level)
+		return t
+	}
+	// AArch64.S1TxSZFaults: below the minimum faults (required with
+	// FEAT_LVA); above the maximum is IMPLEMENTATION DEFINED: we fault, as QEMU.
+	if p.txsz < s1MinTxSZ(f, &p) || p.txsz > f.maxTxSZ(p.tgx) {
+		return fault(FaultTranslation, 0)
+	}
+	// AArch64.VAIsOutOfRange.
+	top := addrTop(p.tbi, p.tbid, acc)
+	lo := 64 - p.txsz
+	if p.upper {
+		if !bitsSet(va, top, lo) {
+			return fault(FaultTranslation, 0)
+		}
+	} else if !bitsClear(va, top, lo) {
+		return fault(FaultTranslation, 0)
+	}
+	if p.epd {
+		return fault(FaultTranslation, 0)
+	}
+	if acc.EL == 0 && p.e0pd {
+		return fault(FaultTranslation, 0) // FEAT_E0PD: same timing as a level 0 fault
+	}
+
+	// AArch64.S1TTBaseAddress: the 52-bit BADDR form for 64K needs PS=0b110.
+	f52 := p.tgx == sysreg.Granule64K && p.psEnc == 6 && f.lpa
+	start := s1StartLevel(&p)
+	base := ttBaseAddress(uint64(p.ttbr), p.txsz, p.tgx, p.ds, f52, start)
+	if base>>p.ps != 0 {
+		return fault(FaultAddressSize, 0)
+	}
+	format := desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
+	gb := p.tgx.Bits()
+	stride := gb - 3
+	ia := 64 - p.txsz
+
+restart:
+	for attempt := 0; ; attempt++ {
+		var apTable uint
+		var uxnTable, pxnTable bool
+		tbase := base
+		level := start
+		var d, descAddr uint64
+		for {
+			lsb := gb + stride*uint(3-level)
+			msb := lsb + stride - 1
+			if level == start {
+				msb = ia - 1
+			}
+			idx := (va >> lsb) & (1<<(msb-lsb+1) - 1)
+			descAddr = tbase | idx<<3
+			pa := descAddr
+			if s2on {
+				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Read, AT: acc.AT}, true)
+				if s2.Fault.IsFault() {
+					t.Fault = s2.Fault
+					return t
+				}
+				pa = s2.OA
+			}
+			var ok bool
+			d, ok = w.read(pa, p.ee)
+			if !ok {
+				w.step(format, level, descAddr, pa, 0, desc.Invalid)
+				w.markFailed()
+				return fault(FaultSyncExternalOnWalk, level)
+			}
+			kind := desc.KindAt(d, level)
+			w.step(format, level, descAddr, pa, d, kind)
+			if kind == desc.Block && !blockDescSupported(f, p.tgx, p.ds, level) {
+				return fault(FaultTranslation, level)
+			}
+			if kind == desc.Invalid || kind == desc.Reserved {
+				return fault(FaultTranslation, level)
+			}
+			if kind == desc.Table {
+				if !p.hpd {
+					sd := desc.S1(d)
+					apTable |= sd.APTable()
+					uxnTable = uxnTable || sd.UXNTable()
+					pxnTable = pxnTable || sd.PXNTable()
+				}
+				tbase = format.TableOA(d)
+				if tbase>>p.ps != 0 {
+					return fault(FaultAddressSize, level)
+				}
+				level++
+				continue
+			}
+			break
+		}
+		leafBits := format.LeafBits(level)
+		oa := format.LeafOA(d, level) | va&(1<<leafBits-1)
+		if oa>>p.ps != 0 {
+			return fault(FaultAddressSize, level)
+		}
+		sd := desc.S1(d)
+		if !sd.AF() && !p.ha {
+			return fault(FaultAccessFlag, level)
+		}
+		perms, ux := s1Permissions(f, &p, sd, apTable, uxnTable, pxnTable)
+		if !acc.NoPerm && !s1Allowed(&p, f, perms, ux, acc) {
+			return fault(FaultPermission, level)
+		}
+		// Hardware updates, after the permission check (AArch64.S1Translate).
+		nd := d
+		if p.ha {
+			nd |= 1 << 10
+		}
+		if p.hd && sd.DBM() && acc.Kind == Write && !acc.AT {
+			nd &^= 1 << 7
+		}
+		if nd != d {
+			pa := descAddr
+			if s2on {
+				// The update is a write at stage 2 (CreateAccDescTTEUpdate).
+				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Write}, true)
+				if s2.Fault.IsFault() {
+					t.Fault = s2.Fault
+					return t
+				}
+				pa = s2.OA
+			}
+			got, ok := w.swap(pa, d, nd, p.ee)
+			if !ok {
+				return fault(FaultSyncExternalOnWalk, level)
+			}
+			if got != nd && attempt < maxRestarts {
+				continue restart // I_YZSVV: use the new descriptor
+			}
+			d = got
+			sd = desc.S1(d)
+		}
+		t.OA = oa
+		t.Level = int8(level)
+		t.BlockBits = uint8(leafBits)
+		if sd.Contiguous() {
+			t.ContigBits = uint8(leafBits) + contiguousBits(p.tgx, level)
+		}
+		t.NG = regime.twoRanges() && sd.NG()
+		if regime.twoRanges() {
+			t.ASID = p.asid
+		}
+		t.Perms = perms
+		t.Desc = d
+		t.Attrs = s1MemAttrs(&p, sd, acc)
+		return t
+	}
+}
+
+// s1DisabledOutput is AArch64.S1DisabledOutput (data accesses).
+func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64, acc Access) Translation {
+	t := Translation{Level: -2}
+	var tbi, tbid bool
+	switch regime {
+	case RegimeEL2:
+		tcr := sysreg.TCR2(r.TCR_EL2)
+		tbi, tbid = tcr.TBI(), tcr.TBID()
+	default:
+		tcr := r.TCR_EL1
+		if regime == RegimeEL20 {
+			tcr = sysreg.TCR(r.TCR_EL2)
+		}
+		if va>>55&1 == 1 {
+			tbi, tbid = tcr.TBI1(), tcr.TBID1()
+		} else {
+			tbi, tbid = tcr.TBI0(), tcr.TBID0()
+		}
+	}
+	top := addrTop(tbi, tbid, acc)
+	if !bitsClear(va, top, f.paMax) {
+		t.Fault = Fault{Kind: FaultAddressSize, Level: 0, Write: acc.Kind == Write}
+		w.stop(FaultAddressSize, 0)
+		return t
+	}
+	t.OA = va & (1<<52 - 1)
+	t.Perms = Perms{true, true, true, true, true, true}
+	switch {
+	case regime == RegimeEL10 && r.HCR_EL2.DC() && !r.HCR_EL2.TGE():
+		// HCR_EL2.DC: Normal Write-Back Read/Write-Allocate, Non-shareable.
+		wb := CacheAttrs{Attrs: WriteBack, Hints: 3}
+		t.Attrs = MemAttrs{Type: Normal, Inner: wb, Outer: wb, Shareability: NonShareable}
+	case acc.Kind == Fetch:
+		sctlr := r.SCTLR_EL1
+		if regime != RegimeEL10 {
+			sctlr = r.SCTLR_EL2
+		}
+		ca := CacheAttrs{Attrs: NonCacheable}
+		if sctlr.I() {
+			ca = CacheAttrs{Attrs: WriteThrough, Hints: 2}
+		}
+		t.Attrs = MemAttrs{Type: Normal, Inner: ca, Outer: ca, Shareability: OuterShareable}
+	default:
+		t.Attrs = MemAttrs{Type: Device, Device: DevicenGnRnE, Shareability: OuterShareable, XS: true}
+	}
+	return t
+}

@@ -1,0 +1,68 @@
+package mem
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// Flat is one contiguous range of RAM backed by a Go slice of words. Reads
+// and compare-and-swaps are atomic, so concurrent walkers may share it.
+// It is the fast memory for benchmarks and simulations that do not need
+// host-kernel effects (the host arena in package host/hostmem has those).
+type Flat struct {
+	base  PA
+	words []uint64
+}
+
+// NewFlat returns zeroed RAM of size bytes at base (both 8-byte aligned).
+func NewFlat(base PA, size uint64) (*Flat, error) {
+	if base%8 != 0 || size%8 != 0 || size == 0 {
+		return nil, fmt.Errorf("mem: flat RAM %#x+%#x must be non-empty and 8-byte aligned", uint64(base), size)
+	}
+	if uint64(base)+size < uint64(base) {
+		return nil, fmt.Errorf("mem: flat RAM %#x+%#x wraps", uint64(base), size)
+	}
+	return &Flat{base: base, words: make([]uint64, size/8)}, nil
+}
+
+// Range returns the RAM range.
+func (m *Flat) Range() Range { return Range{Base: m.base, Size: uint64(len(m.words)) * 8} }
+
+func (m *Flat) index(pa PA) (int, bool) {
+	if pa%8 != 0 || pa < m.base {
+		return 0, false
+	}
+	i := uint64(pa-m.base) / 8
+	if i >= uint64(len(m.words)) {
+		return 0, false
+	}
+	return int(i), true
+}
+
+// Read64 implements Memory.
+func (m *Flat) Read64(pa PA) (uint64, bool) {
+	i, ok := m.index(pa)
+	if !ok {
+		return 0, false
+	}
+	return atomic.LoadUint64(&m.words[i]), true
+}
+
+// CompareAndSwap64 implements Memory.
+func (m *Flat) CompareAndSwap64(pa PA, old, new uint64) (bool, bool) {
+	i, ok := m.index(pa)
+	if !ok {
+		return false, false
+	}
+	return atomic.CompareAndSwapUint64(&m.words[i], old, new), true
+}
+
+// Write64 stores v at pa.
+func (m *Flat) Write64(pa PA, v uint64) error {
+	i, ok := m.index(pa)
+	if !ok {
+		return fmt.Errorf("mem: address %#x is not an aligned address in RAM %#x+%#x", uint64(pa), uint64(m.base), len(m.words)*8)
+	}
+	atomic.StoreUint64(&m.words[i], v)
+	return nil
+}

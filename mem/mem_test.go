@@ -1,0 +1,87 @@
+package mem
+
+import (
+	"sync"
+	"testing"
+)
+
+func TestSparseRejectsBadRanges(t *testing.T) {
+	cases := []struct {
+		name string
+		ram  []Range
+	}{
+		{"empty range", []Range{{Base: 0x1000, Size: 0}}},
+		{"misaligned base", []Range{{Base: 0x1004, Size: 0x1000}}},
+		{"misaligned size", []Range{{Base: 0x1000, Size: 0x1001}}},
+		{"overlap", []Range{{Base: 0x1000, Size: 0x2000}, {Base: 0x2000, Size: 0x1000}}},
+	}
+	for _, c := range cases {
+		if _, err := NewSparse(c.ram); err == nil {
+			t.Errorf("%s: NewSparse(%v) accepted", c.name, c.ram)
+		}
+	}
+}
+
+func TestSparseReadWrite(t *testing.T) {
+	m, err := NewSparse([]Range{{Base: 0x4000_0000, Size: 0x1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := m.Read64(0x4000_0008); !ok || v != 0 {
+		t.Fatalf("unwritten RAM reads %#x, %v; want 0, true", v, ok)
+	}
+	if _, ok := m.Read64(0x4000_1000); ok {
+		t.Fatal("read past the end of RAM succeeded")
+	}
+	if _, ok := m.Read64(0x4000_0004); ok {
+		t.Fatal("misaligned read succeeded")
+	}
+	if err := m.Write64(0x4000_1000, 1); err == nil {
+		t.Fatal("write outside RAM accepted")
+	}
+	if err := m.Write64(0x4000_0010, 0xabc); err != nil {
+		t.Fatal(err)
+	}
+	if sw, ok := m.CompareAndSwap64(0x4000_0010, 0xabd, 1); sw || !ok {
+		t.Fatalf("CAS with a wrong old value: swapped=%v ok=%v", sw, ok)
+	}
+	if sw, ok := m.CompareAndSwap64(0x4000_0010, 0xabc, 0xdef); !sw || !ok {
+		t.Fatalf("CAS with the right old value: swapped=%v ok=%v", sw, ok)
+	}
+	if v, _ := m.Read64(0x4000_0010); v != 0xdef {
+		t.Fatalf("after CAS read %#x, want 0xdef", v)
+	}
+}
+
+func TestFlatConcurrentCAS(t *testing.T) {
+	m, err := NewFlat(0x1000, 0x1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, incs = 4, 1000
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < incs; i++ {
+				for {
+					v, _ := m.Read64(0x1008)
+					if sw, _ := m.CompareAndSwap64(0x1008, v, v+1); sw {
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if v, _ := m.Read64(0x1008); v != goroutines*incs {
+		t.Fatalf("counter = %d, want %d: CAS lost updates", v, goroutines*incs)
+	}
+	if _, ok := m.Read64(0x2000); ok {
+		t.Fatal("read past the end succeeded")
+	}
+	if err := m.Write64(0xff8, 1); err == nil {
+		t.Fatal("write below the base accepted")
+	}
+}
