@@ -86,6 +86,7 @@ func regSetters(m *Machine) map[string]func(uint64) {
 		"ID_AA64MMFR0_EL1": func(v uint64) { r.MMFR0 = sysreg.MMFR0(v) },
 		"ID_AA64MMFR1_EL1": func(v uint64) { r.MMFR1 = sysreg.MMFR1(v) },
 		"ID_AA64MMFR2_EL1": func(v uint64) { r.MMFR2 = sysreg.MMFR2(v) },
+		"ID_AA64ISAR2_EL1": func(v uint64) { r.ISAR2 = sysreg.ISAR2(v) },
 		"PAR_EL1":          func(v uint64) { m.PAR = sysreg.PAR(v) },
 	}
 }

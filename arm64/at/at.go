@@ -157,6 +157,9 @@ func decide(r *vmsa.Regs, ps PSTATE, op Op) (plan, *Exception) {
 	if (op == S1E1RP || op == S1E1WP) && r.MMFR1.PAN() < 2 {
 		return undef(fmt.Sprintf("AT %s needs FEAT_PAN2 (ID_AA64MMFR1_EL1.PAN=%d)", op, r.MMFR1.PAN()))
 	}
+	if (op == S1E1A || op == S1E2A) && r.ISAR2.ATS1A() == 0 {
+		return undef(fmt.Sprintf("AT %s needs FEAT_ATS1A (ID_AA64ISAR2_EL1.ATS1A=0)", op))
+	}
 	host := hcr.E2H() && hcr.TGE() // ELIsInHost(EL0)
 	var p plan
 	p.acc = vmsa.Access{AT: true}

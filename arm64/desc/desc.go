@@ -98,8 +98,9 @@ func (f Format) WithOA(d, oa uint64) uint64 {
 		d &^= 0xf << 12
 		d |= (oa >> 48 & 0xf) << 12
 	case f.DS && f.Granule != sysreg.Granule64K:
-		d &^= 3 << 8
-		d |= (oa >> 50 & 3) << 8
+		d &^= 3<<8 | 3<<48
+		// FEAT_LPA2 layout (AArch64.LeafBase, AArch64.NextTableBase): OA[49:48] in bits [49:48].
+		d |= (oa>>50&3)<<8 | oa&(3<<48)
 	}
 	return d | oa&lowmask
 }

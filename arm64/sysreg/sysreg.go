@@ -555,9 +555,19 @@ func (r MMFR2) BBM() uint64 { return field(uint64(r), 55, 52) }
 // E0PD reports FEAT_E0PD.
 func (r MMFR2) E0PD() uint64 { return field(uint64(r), 63, 60) }
 
+// ISAR2 is ID_AA64ISAR2_EL1.
+type ISAR2 uint64
+
+// ATS1A reports FEAT_ATS1A (AT S1E1A, AT S1E2A).
+func (r ISAR2) ATS1A() uint64 { return field(uint64(r), 63, 60) }
+
 // QEMU 10.0 -cpu max ID register values: the defaults of shared/spec/at-json.md.
 const (
 	DefaultMMFR0 MMFR0 = 0x2100032310201126
 	DefaultMMFR1 MMFR1 = 0x0110112010312122
 	DefaultMMFR2 MMFR2 = 0x1221011112011011
+	// DefaultISAR2 has ATS1A=0: QEMU 10.0.2 does not implement FEAT_ATS1A
+	// (AT S1E1A/S1E2A are UNDEFINED there; docs/QEMU-ORACLE.md). Only the
+	// ATS1A field is modelled.
+	DefaultISAR2 ISAR2 = 0
 )

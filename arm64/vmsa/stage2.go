@@ -86,7 +86,8 @@ restart:
 		}
 		leafBits := format.LeafBits(level)
 		oa := format.LeafOA(d, level) | ipa&(1<<leafBits-1)
-		if oa>>p.ps != 0 {
+		// AArch64.OAOutOfRange is applied to the leaf base (AArch64.LeafBase), not base+offset.
+		if format.LeafOA(d, level)>>p.ps != 0 {
 			return fault(FaultAddressSize, level)
 		}
 		sd := desc.S2(d)

@@ -65,12 +65,13 @@ type Regs struct {
 	MMFR0 sysreg.MMFR0
 	MMFR1 sysreg.MMFR1
 	MMFR2 sysreg.MMFR2
+	ISAR2 sysreg.ISAR2
 }
 
 // DefaultRegs returns all-zero translation registers with the ID registers
 // of QEMU 10.0's -cpu max (the defaults of the at-json contract).
 func DefaultRegs() Regs {
-	return Regs{MMFR0: sysreg.DefaultMMFR0, MMFR1: sysreg.DefaultMMFR1, MMFR2: sysreg.DefaultMMFR2}
+	return Regs{MMFR0: sysreg.DefaultMMFR0, MMFR1: sysreg.DefaultMMFR1, MMFR2: sysreg.DefaultMMFR2, ISAR2: sysreg.DefaultISAR2}
 }
 
 // AccessKind is the kind of memory access being translated.

@@ -270,7 +270,8 @@ restart:
 		}
 		leafBits := format.LeafBits(level)
 		oa := format.LeafOA(d, level) | va&(1<<leafBits-1)
-		if oa>>p.ps != 0 {
+		// AArch64.OAOutOfRange is applied to the leaf base (AArch64.LeafBase), not base+offset.
+		if format.LeafOA(d, level)>>p.ps != 0 {
 			return fault(FaultAddressSize, level)
 		}
 		sd := desc.S1(d)
