@@ -67,6 +67,29 @@ func ParseOp(s string) (Op, error) {
 	return 0, fmt.Errorf("unknown AT operation %q (want one of %s)", s, strings.Join(opNames[:], " "))
 }
 
+// Encoding returns the operation's System instruction encoding
+// (op0, op1, CRn, CRm, op2), from the tables of DDI 0487 C5.4.
+func (o Op) Encoding() (op0, op1, crn, crm, op2 uint8) {
+	enc := [numOps][3]uint8{ // op1, CRm, op2; op0=1, CRn=7 for all
+		S1E0R: {0, 8, 2}, S1E0W: {0, 8, 3}, S1E1R: {0, 8, 0}, S1E1W: {0, 8, 1},
+		S1E1RP: {0, 9, 0}, S1E1WP: {0, 9, 1}, S1E1A: {0, 9, 2},
+		S1E2R: {4, 8, 0}, S1E2W: {4, 8, 1}, S1E2A: {4, 9, 2},
+		S12E1R: {4, 8, 4}, S12E1W: {4, 8, 5}, S12E0R: {4, 8, 6}, S12E0W: {4, 8, 7},
+	}
+	if o >= numOps {
+		return 0, 0, 0, 0, 0
+	}
+	e := enc[o]
+	return 1, e[0], 7, e[1], e[2]
+}
+
+// sysTrapISS is the ISS of an exception from a trapped System instruction
+// (EC 0x18): Op0, Op2, Op1, CRn, Rt, CRm, Direction=0 (a write).
+func sysTrapISS(o Op, rt uint8) uint64 {
+	op0, op1, crn, crm, op2 := o.Encoding()
+	return uint64(op0)<<20 | uint64(op2)<<17 | uint64(op1)<<14 | uint64(crn)<<10 | uint64(rt&31)<<5 | uint64(crm)<<1
+}
+
 // Write reports whether the operation checks write permission.
 func (o Op) Write() bool {
 	switch o {
@@ -143,13 +166,14 @@ type plan struct {
 // decide applies the instruction's execution rules (C5.4: "Executing AT
 // ..."): UNDEFINED and trapped cases, the regime from HCR_EL2.{E2H,TGE},
 // and whether stage 2 applies.
-func decide(r *vmsa.Regs, ps PSTATE, op Op) (plan, *Exception) {
+func decide(r *vmsa.Regs, ps PSTATE, op Op, rt uint8) (plan, *Exception) {
 	hcr := r.HCR_EL2
 	undef := func(why string) (plan, *Exception) {
 		return plan{}, &Exception{Kind: Undefined, TargetEL: ps.EL, ESR: sysreg.ESR(1 << 25), Reason: why}
 	}
 	trap := func(why string) (plan, *Exception) {
-		return plan{}, &Exception{Kind: TrapEL2, TargetEL: 2, ESR: sysreg.ESR(uint64(sysreg.ECSysRegTrap)<<26 | 1<<25), Reason: why}
+		esr := uint64(sysreg.ECSysRegTrap)<<26 | 1<<25 | sysTrapISS(op, rt)
+		return plan{}, &Exception{Kind: TrapEL2, TargetEL: 2, ESR: sysreg.ESR(esr), Reason: why}
 	}
 	if ps.EL != 1 && ps.EL != 2 {
 		return undef(fmt.Sprintf("AT %s at EL%d (only EL1 and EL2 are modelled)", op, ps.EL))
@@ -224,9 +248,16 @@ func decide(r *vmsa.Regs, ps PSTATE, op Op) (plan, *Exception) {
 }
 
 // Execute runs AT op on va with the given state and returns PAR_EL1 or
-// the exception taken. prevPAR is PAR_EL1 before the instruction.
+// the exception taken. prevPAR is PAR_EL1 before the instruction. A trap
+// to EL2 reports Rt=0; use ExecuteRt when the instruction's Xt is known.
 func Execute(w *vmsa.Walker, r *vmsa.Regs, ps PSTATE, op Op, va uint64, prevPAR sysreg.PAR) Result {
-	p, exc := decide(r, ps, op)
+	return ExecuteRt(w, r, ps, op, va, 0, prevPAR)
+}
+
+// ExecuteRt is Execute for the instruction AT <op>, X<rt>: rt goes into
+// the ISS of a trap to EL2.
+func ExecuteRt(w *vmsa.Walker, r *vmsa.Regs, ps PSTATE, op Op, va uint64, rt uint8, prevPAR sysreg.PAR) Result {
+	p, exc := decide(r, ps, op, rt)
 	if exc != nil {
 		return Result{PAR: prevPAR, Taken: true, Exception: *exc}
 	}

@@ -678,3 +678,32 @@ func TestExternalAbortOnWalk(t *testing.T) {
 		})
 	}
 }
+
+// The ISS of a trapped AT (EC 0x18) encodes the System instruction:
+// Op0 [21:20], Op2 [19:17], Op1 [16:14], CRn [13:10], Rt [9:5], CRm [4:1],
+// Direction [0] (0 for SYS). AT S1E1R is op0=1 op1=0 CRn=7 CRm=8 op2=0;
+// AT S12E1W is op0=1 op1=4 CRn=7 CRm=8 op2=5 (DDI 0487 C5.4).
+func TestTrapISSEncodesInstruction(t *testing.T) {
+	r := vmsa.DefaultRegs()
+	r.HCR_EL2 = sysreg.HCR_RW | sysreg.HCR_AT | sysreg.HCR_NV
+	w := &vmsa.Walker{Mem: nil}
+	cases := []struct {
+		op   at.Op
+		rt   uint8
+		want uint64
+	}{
+		{at.S1E1R, 3, 1<<20 | 0<<17 | 0<<14 | 7<<10 | 3<<5 | 8<<1},
+		{at.S12E1W, 30, 1<<20 | 5<<17 | 4<<14 | 7<<10 | 30<<5 | 8<<1},
+		{at.S1E1WP, 0, 1<<20 | 1<<17 | 0<<14 | 7<<10 | 0<<5 | 9<<1},
+	}
+	for _, c := range cases {
+		res := at.ExecuteRt(w, &r, at.PSTATE{EL: 1}, c.op, 0x1000, c.rt, 0)
+		if !res.Taken || res.Exception.Kind != at.TrapEL2 {
+			t.Fatalf("%s at EL1 with HCR_EL2.AT/NV: %+v, want a trap", c.op, res)
+		}
+		esr := res.Exception.ESR
+		if esr.EC() != 0x18 || uint64(esr.ISS()) != c.want {
+			t.Errorf("%s X%d: ESR %#x (EC %#x ISS %#x), want EC 0x18 ISS %#x", c.op, c.rt, uint64(esr), esr.EC(), esr.ISS(), c.want)
+		}
+	}
+}
