@@ -202,3 +202,38 @@ func TestStage1UpdateThroughStage2(t *testing.T) {
 		t.Errorf("descriptor = %#x, want %#x", got, d|xAF)
 	}
 }
+
+// A TLB may cache only what memory grants: a translation of a
+// writable-clean page (DBM=1, AP[2]=1 or S2AP[1]=0, HA=HD=1) for a read must
+// not report write permission for caching, or a later write hitting the TLB
+// would skip the dirty-state update (made by the write's own walk,
+// AArch64.S1Translate / AArch64.S2Translate). After the write, it may.
+func TestCachedPermsOfWritableCleanPage(t *testing.T) {
+	for _, stage2 := range []bool{false, true} {
+		g := newRig(t)
+		g.std4k()
+		if stage2 {
+			g.std2()
+			g.r.VTCR_EL2 |= 1<<21 | 1<<22 // HA, HD
+			// Stage-1 page writable; its output page clean at stage 2.
+			g.s2page(0x4000_1000, 0x4000_1000|xTable|0xf<<2|1<<6|xIS|xAF|xDBM)
+		} else {
+			g.r.TCR_EL1 |= 1<<39 | 1<<40 // HA, HD
+			g.put(rL3+8, 0x4000_1000|xTable|xAF|xIS|2<<6|xDBM)
+		}
+		rd := g.tr(0x1000, rd1)
+		if rd.Fault.IsFault() {
+			t.Fatalf("stage2=%v: read faulted: %s", stage2, rd.Fault)
+		}
+		if rd.Perms.W1 {
+			t.Errorf("stage2=%v: read of a clean DBM page reports cacheable write permission", stage2)
+		}
+		wr := g.tr(0x1000, wr1)
+		if wr.Fault.IsFault() {
+			t.Fatalf("stage2=%v: write faulted: %s", stage2, wr.Fault)
+		}
+		if !wr.Perms.W1 {
+			t.Errorf("stage2=%v: after the dirty update Perms.W1 is false", stage2)
+		}
+	}
+}

@@ -139,6 +139,12 @@ restart:
 		res.OA = oa
 		res.level = int8(level)
 		res.blockBits = uint8(leafBits)
+		if p.hd && sd.DBM() && sd.S2AP()&2 == 0 {
+			// Writable-clean: cacheable permissions exclude write (see s1Translate).
+			q := *p
+			q.hd = false
+			perms = s2Permissions(f, &q, sd)
+		}
 		res.perms = perms
 		res.s2desc = sd
 		res.Attrs = attrs

@@ -321,6 +321,14 @@ restart:
 		if regime.twoRanges() {
 			t.ASID = p.asid
 		}
+		// A TLB may cache only what the descriptor in memory grants: a
+		// writable-clean (DBM) page stays read-only in the cached
+		// permissions, so that a later write walks again and marks it dirty.
+		if p.hd && sd.DBM() && sd.AP()&2 != 0 {
+			q := p
+			q.hd = false
+			perms, _ = s1Permissions(f, &q, sd, apTable, uxnTable, pxnTable)
+		}
 		t.Perms = perms
 		t.Desc = d
 		t.Attrs = s1MemAttrs(&p, sd, acc)
