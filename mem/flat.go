@@ -66,3 +66,60 @@ func (m *Flat) Write64(pa PA, v uint64) error {
 	atomic.StoreUint64(&m.words[i], v)
 	return nil
 }
+
+// Read returns size bytes (1, 2, 4 or 8) at pa, little-endian. An access
+// inside one aligned word is single-copy atomic; a misaligned one is read
+// byte by byte.
+func (m *Flat) Read(pa PA, size int) (uint64, bool) {
+	off := uint64(pa) % 8
+	if off+uint64(size) <= 8 {
+		w, ok := m.Read64(pa - PA(off))
+		if !ok {
+			return 0, false
+		}
+		return w >> (8 * off) & sizeMask(size), true
+	}
+	var v uint64
+	for i := 0; i < size; i++ {
+		b, ok := m.Read(pa+PA(i), 1)
+		if !ok {
+			return 0, false
+		}
+		v |= b << (8 * i)
+	}
+	return v, true
+}
+
+// Write stores the low size bytes of v at pa, little-endian, with a
+// compare-and-swap on the containing word so that concurrent writers of
+// other bytes of the word are not lost.
+func (m *Flat) Write(pa PA, size int, v uint64) bool {
+	off := uint64(pa) % 8
+	if off+uint64(size) <= 8 {
+		i, ok := m.index(pa - PA(off))
+		if !ok {
+			return false
+		}
+		mask := sizeMask(size) << (8 * off)
+		for {
+			o := atomic.LoadUint64(&m.words[i])
+			n := o&^mask | v<<(8*off)&mask
+			if atomic.CompareAndSwapUint64(&m.words[i], o, n) {
+				return true
+			}
+		}
+	}
+	for i := 0; i < size; i++ {
+		if !m.Write(pa+PA(i), 1, v>>(8*i)) {
+			return false
+		}
+	}
+	return true
+}
+
+func sizeMask(size int) uint64 {
+	if size >= 8 {
+		return ^uint64(0)
+	}
+	return 1<<(8*uint(size)) - 1
+}

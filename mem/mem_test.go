@@ -85,3 +85,25 @@ func TestFlatConcurrentCAS(t *testing.T) {
 		t.Fatal("write below the base accepted")
 	}
 }
+
+func TestFlatSubWordAccess(t *testing.T) {
+	m, err := NewFlat(0x1000, 0x100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Write(0x1003, 2, 0xbbaa) || !m.Write(0x1007, 4, 0x44332211) {
+		t.Fatal("write failed")
+	}
+	// Little-endian: byte 3 = 0xaa, byte 4 = 0xbb, bytes 7..10 = 11 22 33 44.
+	w0, _ := m.Read64(0x1000)
+	w1, _ := m.Read64(0x1008)
+	if w0 != 0x11_00_00_bb_aa_00_00_00 || w1 != 0x44_33_22 {
+		t.Fatalf("words %#x %#x", w0, w1)
+	}
+	if v, ok := m.Read(0x1006, 4); !ok || v != 0x3322_1100 {
+		t.Fatalf("misaligned read %#x %v", v, ok)
+	}
+	if _, ok := m.Read(0x10fe, 4); ok {
+		t.Fatal("read past the end succeeded")
+	}
+}
