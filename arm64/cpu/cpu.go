@@ -1,0 +1,336 @@
+// Package cpu models one AArch64 processing element as the memory system
+// sees it: the current exception level and PSTATE.PAN, the translation
+// registers, a TLB, and the operations that use them — loads, stores and
+// instruction fetches at an EL, MSR/MRS of the memory-system registers,
+// TLBI and AT — with exception entry that reports ESR, FAR and HPFAR
+// exactly as the architecture does (DDI 0487, D1.10 and the ESR_ELx ISS
+// encodings for Data and Instruction Aborts and trapped System
+// instructions).
+//
+// Accesses follow the hardware: the VA checks of AArch64.S1Translate, then
+// the TLB, then on a miss the translation walk of package vmsa, whose
+// result fills the TLB. A fault is an exception: the PE takes it (EL,
+// syndrome registers and PSTATE change) and the access returns it, so that
+// a hypervisor model handles it at EL2, executes ERET and retries.
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/arm64/tlb"
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// DataMemory is physical memory with data accesses of 1, 2, 4 or 8 bytes
+// (hostmem.Arena and mem.Flat provide it).
+type DataMemory interface {
+	mem.Memory
+	Read(pa mem.PA, size int) (uint64, bool)
+	Write(pa mem.PA, size int, v uint64) bool
+}
+
+// Insn is the instruction syndrome a load or store can report in
+// ESR_EL2.ISS when a stage-2 fault is taken to EL2 (ISV=1): the transfer
+// register, sign extension, register width and acquire/release. Valid is
+// false for instructions whose syndrome the architecture does not report
+// (pairs, writeback forms, SIMD, ...).
+type Insn struct {
+	Valid      bool
+	Reg        uint8 // SRT
+	SignExtend bool  // SSE
+	SixtyFour  bool  // SF
+	AcqRel     bool  // AR
+}
+
+// ExceptionKind classifies an exception.
+type ExceptionKind uint8
+
+// Exception kinds.
+const (
+	NoException ExceptionKind = iota
+	DataAbort
+	InstructionAbort
+	SysTrap   // a trapped MSR/MRS/SYS instruction (EC 0x18)
+	Undefined // EC 0x00
+)
+
+func (k ExceptionKind) String() string {
+	return [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined"}[k]
+}
+
+// Exception is an exception the PE took.
+type Exception struct {
+	Kind     ExceptionKind
+	FromEL   uint8
+	TargetEL uint8
+	ESR      sysreg.ESR
+	FAR      uint64
+	HPFAR    sysreg.HPFAR // stage-2 faults only
+	// Fault is the translation fault behind an abort.
+	Fault vmsa.Fault
+	// External marks a synchronous External abort on a data access (no
+	// memory at the PA).
+	External bool
+}
+
+// Taken reports whether an exception was taken.
+func (e Exception) Taken() bool { return e.Kind != NoException }
+
+func (e Exception) String() string {
+	if !e.Taken() {
+		return "no exception"
+	}
+	s := fmt.Sprintf("%s EL%d->EL%d ESR %#x FAR %#x", e.Kind, e.FromEL, e.TargetEL, uint64(e.ESR), e.FAR)
+	if e.Fault.Stage2 {
+		s += fmt.Sprintf(" HPFAR %#x", uint64(e.HPFAR))
+	}
+	return s
+}
+
+// Stats counts what the PE did.
+type Stats struct {
+	Loads, Stores, Fetches uint64
+	TLBHits, Walks         uint64
+	Exceptions             uint64
+	TLBIs, ATs             uint64
+}
+
+type saved struct {
+	el  uint8
+	pan bool
+}
+
+// PE is one processing element. It is not safe for concurrent use; run
+// each PE on its own goroutine over a shared DataMemory.
+type PE struct {
+	ID     int
+	Regs   vmsa.Regs
+	EL     uint8
+	PAN    bool
+	PAR    sysreg.PAR
+	ESR    [3]sysreg.ESR // ESR_EL1, ESR_EL2 at [1], [2]
+	FAR    [3]uint64
+	HPFAR  sysreg.HPFAR
+	Mem    DataMemory
+	Walker vmsa.Walker
+	// TLB caches translations; nil walks on every access.
+	TLB *tlb.TLB
+	// Domain, when set, receives the Inner/Outer Shareable TLBIs (and
+	// holds TLB as Domain.TLBs[ID]).
+	Domain *tlb.Domain
+	Stats  Stats
+
+	spsr [3]saved
+	c    translationContext
+}
+
+// translationContext is derived from the registers and EL; it is
+// recomputed when either changes (MSR, exception entry and return,
+// RegsChanged).
+type translationContext struct {
+	valid   bool
+	regime  vmsa.Regime
+	vmid    uint16
+	asid    uint16
+	check   vmsa.VACheck
+	dataPAN bool
+}
+
+// New returns a PE at el over memory m with the given registers and TLB
+// (which may be nil).
+func New(id int, regs vmsa.Regs, el uint8, m DataMemory, t *tlb.TLB) *PE {
+	pe := &PE{ID: id, Regs: regs, EL: el, Mem: m, TLB: t}
+	pe.Walker.Mem = m
+	return pe
+}
+
+// RegsChanged must be called after Regs, EL or PAN are modified directly
+// (MSR, exception entry and ERET do it themselves).
+func (pe *PE) RegsChanged() { pe.c.valid = false }
+
+// Regime returns the stage-1 regime of accesses at the current EL.
+func (pe *PE) Regime() vmsa.Regime {
+	h := pe.Regs.HCR_EL2
+	switch {
+	case pe.EL == 2 && h.E2H():
+		return vmsa.RegimeEL20
+	case pe.EL == 2:
+		return vmsa.RegimeEL2
+	case pe.EL == 0 && h.E2H() && h.TGE():
+		return vmsa.RegimeEL20
+	}
+	return vmsa.RegimeEL10
+}
+
+func (pe *PE) ctx() *translationContext {
+	if pe.c.valid {
+		return &pe.c
+	}
+	r := &pe.Regs
+	c := &pe.c
+	c.regime = pe.Regime()
+	c.vmid = r.VTTBR_EL2.VMID(r.VTCR_EL2.VS() && r.MMFR1.VMIDBits() == 2)
+	tcr, t0, t1 := r.TCR_EL1, r.TTBR0_EL1, r.TTBR1_EL1
+	if c.regime == vmsa.RegimeEL20 {
+		tcr, t0, t1 = sysreg.TCR(r.TCR_EL2), r.TTBR0_EL2, r.TTBR1_EL2
+	}
+	asidTTBR := t0
+	if tcr.A1() {
+		asidTTBR = t1
+	}
+	c.asid = asidTTBR.ASID()
+	if !tcr.AS() || r.MMFR0.ASIDBits() != 2 {
+		c.asid &= 0xff
+	}
+	c.check = vmsa.NewVACheck(r, c.regime)
+	// PSTATE.PAN restricts privileged data accesses in regimes with EL0.
+	c.dataPAN = pe.PAN && pe.EL != 0 && c.regime != vmsa.RegimeEL2 && r.MMFR1.PAN() >= 1
+	c.valid = true
+	return c
+}
+
+// access returns the access descriptor of a data access or fetch at the current EL.
+func (pe *PE) access(k vmsa.AccessKind) vmsa.Access {
+	c := pe.ctx()
+	a := vmsa.Access{Kind: k, EL: pe.EL}
+	if k != vmsa.Fetch {
+		a.PAN = c.dataPAN
+	}
+	return a
+}
+
+// Translate translates va for an access at the current EL through the TLB
+// and, on a miss, the walk. On a fault the PE takes the exception.
+func (pe *PE) Translate(va uint64, acc vmsa.Access) (uint64, Exception) {
+	return pe.translate(va, acc, 0, Insn{})
+}
+
+func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn) (uint64, Exception) {
+	c := pe.ctx()
+	if f := c.check.Check(va, acc); f.IsFault() {
+		return 0, pe.abort(f, va, acc, size, in)
+	}
+	if pe.TLB != nil {
+		e, res := pe.TLB.Lookup(c.regime, c.vmid, c.asid, va, acc)
+		if res == tlb.Hit {
+			pe.Stats.TLBHits++
+			return e.OA | va&(1<<e.SizeBits-1), Exception{}
+		}
+	}
+	pe.Stats.Walks++
+	tr := pe.Walker.Translate(&pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
+	if tr.Fault.IsFault() {
+		return 0, pe.abort(tr.Fault, va, acc, size, in)
+	}
+	if pe.TLB != nil {
+		pe.TLB.Fill(c.regime, c.vmid, va, &tr)
+	}
+	return tr.OA, Exception{}
+}
+
+// abort builds and takes the Data or Instruction Abort for fault f.
+func (pe *PE) abort(f vmsa.Fault, va uint64, acc vmsa.Access, size int, in Insn) Exception {
+	h := pe.Regs.HCR_EL2
+	target := uint8(1)
+	switch {
+	case f.Stage2, pe.EL == 2, h.TGE():
+		target = 2
+	case f.Kind == vmsa.FaultSyncExternalOnWalk && h.Has(hcrTEA):
+		target = 2 // HCR_EL2.TEA routes synchronous External aborts to EL2
+	}
+	fetch := acc.Kind == vmsa.Fetch
+	ec := sysreg.ECDataAbortSame
+	if fetch {
+		ec = sysreg.ECInstrAbortSame
+	}
+	if target > pe.EL {
+		ec-- // the "from a lower Exception level" class is one below
+	}
+	iss := uint64(f.FSC())
+	if f.S1PTW {
+		iss |= 1 << 7
+	}
+	if !fetch {
+		if f.Write {
+			iss |= 1 << 6
+		}
+		// ISV: only for stage-2 faults taken to EL2 from a lower EL that
+		// are not on a stage-1 walk, for instructions with a syndrome.
+		if in.Valid && f.Stage2 && !f.S1PTW && pe.EL < 2 {
+			iss |= 1 << 24
+			iss |= uint64(sizeLog2(size)) << 22
+			if in.SignExtend {
+				iss |= 1 << 21
+			}
+			iss |= uint64(in.Reg&31) << 16
+			if in.SixtyFour {
+				iss |= 1 << 15
+			}
+			if in.AcqRel {
+				iss |= 1 << 14
+			}
+		}
+	}
+	e := Exception{Kind: DataAbort, FromEL: pe.EL, TargetEL: target, FAR: va, Fault: f,
+		ESR: sysreg.ESR(uint64(ec)<<26 | 1<<25 | iss)}
+	if fetch {
+		e.Kind = InstructionAbort
+	}
+	if f.Stage2 {
+		e.HPFAR = sysreg.HPFARFor(f.IPA)
+	}
+	pe.take(&e)
+	return e
+}
+
+const hcrTEA sysreg.HCR = 1 << 37
+
+func sizeLog2(n int) uint {
+	switch n {
+	case 2:
+		return 1
+	case 4:
+		return 2
+	case 8:
+		return 3
+	}
+	return 0
+}
+
+// take performs exception entry: the syndrome registers of the target EL,
+// the saved state, the new EL and PSTATE.PAN (set on entry to EL1, and to
+// EL2 with {E2H,TGE}={1,1}, when SCTLR_ELx.SPAN is 0).
+func (pe *PE) take(e *Exception) {
+	pe.Stats.Exceptions++
+	t := e.TargetEL
+	pe.spsr[t] = saved{el: pe.EL, pan: pe.PAN}
+	pe.ESR[t] = e.ESR
+	if e.Kind == DataAbort || e.Kind == InstructionAbort {
+		pe.FAR[t] = e.FAR
+	}
+	if e.Fault.Stage2 {
+		pe.HPFAR = e.HPFAR
+	}
+	pe.EL = t
+	h := pe.Regs.HCR_EL2
+	switch {
+	case t == 1 && !pe.Regs.SCTLR_EL1.SPAN() && pe.Regs.MMFR1.PAN() >= 1:
+		pe.PAN = true
+	case t == 2 && h.E2H() && h.TGE() && !pe.Regs.SCTLR_EL2.SPAN() && pe.Regs.MMFR1.PAN() >= 1:
+		pe.PAN = true
+	}
+	pe.c.valid = false
+}
+
+// ERET returns from the current EL to the state saved on exception entry.
+func (pe *PE) ERET() error {
+	if pe.EL == 0 {
+		return fmt.Errorf("cpu: ERET at EL0 is UNDEFINED")
+	}
+	s := pe.spsr[pe.EL]
+	pe.EL, pe.PAN = s.el, s.pan
+	pe.c.valid = false
+	return nil
+}
