@@ -1,0 +1,204 @@
+// Package hosttlb models the host MIPS TLB that a trap-and-emulate guest
+// runs on: a fully associative, ASID-tagged, software-refilled TLB of
+// even/odd page pairs at the host page size, with random replacement
+// (TLBWR), probe (TLBP) and invalidation by writing unique entries in host
+// KSeg0 that no user address can match (Linux's UNIQUE_ENTRYHI).
+//
+// Lookup and WriteRandom are the hot paths of the fast refill and are
+// allocation-free.
+package hosttlb
+
+import (
+	"fmt"
+	"math/bits"
+)
+
+// Entry is one host TLB entry: EntryHi (VPN2 | ASID) and the two EntryLo
+// halves in the MIPS32 EntryLo format. The page mask is the host page size
+// for every entry.
+type Entry struct {
+	Hi  uint32
+	Lo0 uint32
+	Lo1 uint32
+}
+
+// EntryLo bits used here (MIPS32 EntryLo).
+const (
+	LoG   = 1 << 0
+	LoV   = 1 << 1
+	LoD   = 1 << 2
+	LoPFN = 0x3fffffc0
+)
+
+// uniqueBase is where invalid entries are parked: host KSeg0, never a user
+// address, one distinct VPN2 per index.
+const uniqueBase = 0x80000000
+
+// TLB is the host TLB.
+type TLB struct {
+	e         []Entry
+	global    []bool
+	pageShift uint
+	vpn2Mask  uint32
+	rng       uint64
+	wired     int
+	// hint remembers, per hash of the VPN2, the index that last matched.
+	// The hardware compares all entries at once; the model checks the
+	// hinted entry first and scans only when it does not match, so a hit
+	// costs the same wherever the entry sits. A stale hint is harmless: it
+	// is always checked, and live entries never duplicate each other.
+	hint [256]uint16
+}
+
+// New returns a host TLB of n entries (1 to 1024) for
+// pages of pageSize bytes (a power of two from 4 KiB to 64 KiB), with
+// random replacement seeded by seed. Every entry starts unique and invalid.
+func New(n int, pageSize uint32, seed uint64) (*TLB, error) {
+	if n < 1 || n > 1024 {
+		return nil, fmt.Errorf("hosttlb: entry count %d out of range [1,1024]", n)
+	}
+	if pageSize < 4096 || pageSize > 65536 || pageSize&(pageSize-1) != 0 {
+		return nil, fmt.Errorf("hosttlb: page size %d is not a power of two in [4096,65536]", pageSize)
+	}
+	t := &TLB{
+		e:         make([]Entry, n),
+		global:    make([]bool, n),
+		pageShift: uint(bits.TrailingZeros32(pageSize)),
+		rng:       seed | 1,
+	}
+	t.vpn2Mask = ^(uint32(2)<<t.pageShift - 1)
+	t.FlushAll()
+	return t, nil
+}
+
+// Len returns the number of entries.
+func (t *TLB) Len() int { return len(t.e) }
+
+// PageShift returns log2 of the page size.
+func (t *TLB) PageShift() uint { return t.pageShift }
+
+// Entry returns entry i.
+func (t *TLB) Entry(i int) Entry { return t.e[i] }
+
+// match reports whether entry i translates va for asid.
+func (t *TLB) match(i int, va uint32, asid uint8) bool {
+	e := &t.e[i]
+	return (e.Hi^va)&t.vpn2Mask == 0 && (t.global[i] || uint8(e.Hi) == asid)
+}
+
+// Lookup returns the EntryLo half that translates va for asid and whether
+// an entry matched. It does not check V or D: the caller raises TLB Invalid
+// or TLB Modified as the hardware would.
+func (t *TLB) Lookup(va uint32, asid uint8) (lo uint32, hit bool) {
+	h := t.hash(va)
+	i := int(t.hint[h])
+	if i >= len(t.e) || !t.match(i, va, asid) {
+		if i = t.Probe(va, asid); i < 0 {
+			return 0, false
+		}
+		t.hint[h] = uint16(i)
+	}
+	if va>>t.pageShift&1 == 0 {
+		return t.e[i].Lo0, true
+	}
+	return t.e[i].Lo1, true
+}
+
+func (t *TLB) hash(va uint32) uint8 {
+	v := va >> (t.pageShift + 1)
+	return uint8(v ^ v>>8)
+}
+
+// Probe returns the index of the entry matching va and asid, or -1 (TLBP).
+func (t *TLB) Probe(va uint32, asid uint8) int {
+	for i := range t.e {
+		if t.match(i, va, asid) {
+			return i
+		}
+	}
+	return -1
+}
+
+// next is xorshift64*, the model's source for TLBWR's Random.
+func (t *TLB) next() uint64 {
+	x := t.rng
+	x ^= x >> 12
+	x ^= x << 25
+	x ^= x >> 27
+	t.rng = x
+	return x * 0x2545f4914f6cdd1d
+}
+
+// WriteRandom writes e at a random non-wired index (TLBWR) and returns the
+// index. The caller guarantees e does not duplicate a live entry.
+func (t *TLB) WriteRandom(e Entry) int {
+	n := uint64(len(t.e) - t.wired)
+	i := t.wired + int((t.next()>>32)*n>>32)
+	t.write(i, e)
+	return i
+}
+
+// WriteIndexed writes e at index i (TLBWI).
+func (t *TLB) WriteIndexed(i int, e Entry) { t.write(i, e) }
+
+func (t *TLB) write(i int, e Entry) {
+	e.Hi &= t.vpn2Mask | 0xff
+	t.e[i] = e
+	t.global[i] = e.Lo0&e.Lo1&LoG != 0
+}
+
+// Invalidate makes entry i unique and invalid.
+func (t *TLB) Invalidate(i int) {
+	t.e[i] = Entry{Hi: uniqueBase + uint32(i)<<(t.pageShift+1)}
+	t.global[i] = false
+}
+
+// InvalidateVA invalidates the entry matching va for asid, if any, and
+// reports whether there was one (kvm_mips_host_tlb_inv: TLBP, then write a
+// unique entry).
+func (t *TLB) InvalidateVA(va uint32, asid uint8) bool {
+	i := t.Probe(va, asid)
+	if i < 0 {
+		return false
+	}
+	t.Invalidate(i)
+	return true
+}
+
+// InvalidateRange invalidates every entry for asid (or global) whose pair
+// lies in [start, end), returning how many it invalidated. It scans the
+// TLB, which is cheaper than probing page by page once the range holds
+// more pairs than the TLB has entries.
+func (t *TLB) InvalidateRange(start, end uint64, asid uint8) int {
+	n := 0
+	for i := range t.e {
+		hi := uint64(t.e[i].Hi & t.vpn2Mask)
+		if hi >= start && hi < end && hi < uniqueBase && (t.global[i] || uint8(t.e[i].Hi) == asid) {
+			t.Invalidate(i)
+			n++
+		}
+	}
+	return n
+}
+
+// FlushAll invalidates every entry (local_flush_tlb_all).
+func (t *TLB) FlushAll() {
+	for i := range t.e {
+		t.Invalidate(i)
+	}
+}
+
+// Duplicates returns a description of the first pair of live entries that
+// would both match some address, or "" when there is none. Such a pair is
+// a machine check on real hardware; tests use this as an invariant.
+func (t *TLB) Duplicates() string {
+	for i := range t.e {
+		for j := i + 1; j < len(t.e); j++ {
+			a, b := t.e[i], t.e[j]
+			if (a.Hi^b.Hi)&t.vpn2Mask == 0 && (t.global[i] || t.global[j] || uint8(a.Hi) == uint8(b.Hi)) {
+				return fmt.Sprintf("host TLB entries %d and %d both match %#x (asids %d, %d)", i, j, a.Hi&t.vpn2Mask, uint8(a.Hi), uint8(b.Hi))
+			}
+		}
+	}
+	return ""
+}
