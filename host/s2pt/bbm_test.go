@@ -1,0 +1,148 @@
+package s2pt
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/desc"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// pteOf returns the descriptor address of the entry at level for ipa.
+func (r *rig) pteOf(ipa IPA, level int) mem.PA {
+	r.t.Helper()
+	var pte mem.PA
+	err := r.vm.Walk(ipa, ipa+IPA(r.vm.Layout().TableBytes), VisitorFunc(func(c *Ctx, at WalkFlags) error {
+		if c.Level == level {
+			pte = c.PTE
+		}
+		return nil
+	}), VisitLeaf|VisitTablePre)
+	if err != nil || pte == 0 {
+		r.t.Fatalf("no level-%d entry for %#x: %v", level, uint64(ipa), err)
+	}
+	return pte
+}
+
+// trace renders the recorded events touching the named descriptors, the
+// TLBIs and the frees, in order.
+func trace(evs []event, names map[mem.PA]string, tables map[mem.PA]string) []string {
+	var out []string
+	for _, e := range evs {
+		switch e.kind {
+		case "tlbi-ipa":
+			out = append(out, fmt.Sprintf("tlbi %#x L%d", e.ipa, e.level))
+		case "tlbi-vmid":
+			out = append(out, "tlbi vmid")
+		case "free":
+			out = append(out, "free "+tables[e.pa])
+		default:
+			if n, ok := names[e.pa]; ok {
+				out = append(out, fmt.Sprintf("%s %s %s", e.kind, n, kindName(e.v, n)))
+			}
+		}
+	}
+	return out
+}
+
+func kindName(v uint64, n string) string {
+	lvl := 2
+	if n == "pte3" {
+		lvl = 3
+	}
+	if v == 0 {
+		return "0"
+	}
+	s := desc.KindAt(v, lvl).String()
+	if v&bitS2APW == 0 && desc.KindAt(v, lvl) != desc.Table {
+		s += "-ro"
+	}
+	if v&bitAF == 0 && desc.KindAt(v, lvl) != desc.Table {
+		s += "-old"
+	}
+	return s
+}
+
+// TestBreakBeforeMakeOrder checks the sequence of descriptor values and
+// TLB invalidations of each kind of update (R_SXWGM: invalid, TLBI, new).
+func TestBreakBeforeMakeOrder(t *testing.T) {
+	r := newRig(t, defaultCfg(40, sysreg.Granule4K), 16*mib)
+	rw := ProtR | ProtW
+	r.mapRange(0, 0x4000_0000, 2*mib, rw, MapBlocks)
+	r.topup(8)
+	names := map[mem.PA]string{}
+	learn := func() {
+		pte := r.pteOf(0, 2)
+		names[pte] = "pte2"
+		if d, _ := r.tm.Read64(pte); desc.KindAt(d, 2) == desc.Table {
+			names[mem.PA(r.vm.Layout().Format.TableOA(d))+8] = "pte3"
+		}
+	}
+	run := func(name string, op func() error, want []string) {
+		t.Helper()
+		clear(names)
+		learn()
+		r.rec.take()
+		r.rec.enable = true
+		err := op()
+		r.rec.enable = false
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if st := r.vm.Stats(); st.Tables > 0 {
+			learn()
+		}
+		tables := map[mem.PA]string{}
+		evs := r.rec.take()
+		for _, e := range evs {
+			if e.kind == "free" {
+				tables[e.pa] = "table"
+			}
+		}
+		if got := trace(evs, names, tables); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", name, got, want)
+		}
+		r.checkCounts()
+	}
+	// Remapping one page of a block: split by BBM (the new table is filled
+	// before it is published), then the page itself by BBM.
+	run("remap page in block", func() error { return r.vm.Map(r.c, 4096, 0x7000_0000, 4096, rw, 0) }, []string{
+		"cas pte2 0", "tlbi 0x0 L2", "write pte3 page", "write pte2 table",
+		"cas pte3 0", "tlbi 0x1000 L3", "write pte3 page",
+	})
+	// Restriction: change, then TLBI.
+	run("write-protect", func() error { return r.vm.WriteProtect(r.c, 4096, 4096) }, []string{
+		"cas pte3 page-ro", "tlbi 0x1000 L3",
+	})
+	// Relaxation and AF: no TLBI.
+	run("relax", func() error { return r.vm.Relax(r.c, 4096, 4096, ProtW) }, []string{"cas pte3 page"})
+	run("mkold", func() error { _, err := r.vm.MkOld(4096, 4096); return err }, []string{"cas pte3 page-old"})
+	run("mkyoung", func() error { _, err := r.vm.MkYoung(4096); return err }, []string{"cas pte3 page"})
+	// Same output, fewer rights through Map: in place, then TLBI.
+	run("map restrict in place", func() error { return r.vm.Map(r.c, 4096, 0x7000_0000, 4096, ProtR, 0) }, []string{
+		"cas pte3 page-ro", "tlbi 0x1000 L3",
+	})
+	// Unmap of one page: invalid, TLBI; the table stays.
+	run("unmap page", func() error { return r.vm.Unmap(r.c, 4096, 4096) }, []string{"cas pte3 0", "tlbi 0x1000 L3"})
+	// A block over the table: break the table, invalidate the VMID (its
+	// leaves may be cached), write the block, then free the table.
+	run("block over table", func() error { return r.vm.Map(r.c, 0, 0x4000_0000, 2*mib, rw, MapBlocks) }, []string{
+		"cas pte2 0", "tlbi vmid", "write pte2 block", "free table",
+	})
+	// Unmapping the last pages of a table frees it, and then its parent
+	// (also emptied), after the TLBIs: leaves with their level, tables
+	// with no level hint.
+	r.unmap(0, 2*mib)
+	r.mapRange(0, 0x4000_0000, 8192, rw, 0)
+	run("unmap empties tables", func() error { return r.vm.Unmap(r.c, 0, 2*mib) }, []string{
+		"cas pte3 0", "cas pte2 0", "tlbi 0x0 L3", "tlbi 0x1000 L3", "tlbi 0x0 L-2", "tlbi 0x0 L-2", "free table", "free table",
+	})
+	// Collapse: break the table, invalidate the VMID, write the block,
+	// free the table.
+	r.mapRange(0, 0x4000_0000, 2*mib, rw, 0)
+	run("collapse", func() error { _, err := r.vm.Collapse(0, 2*mib); return err }, []string{
+		"cas pte2 0", "tlbi vmid", "write pte2 block", "free table",
+	})
+}

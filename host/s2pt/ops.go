@@ -1,0 +1,641 @@
+package s2pt
+
+import (
+	"fmt"
+
+	"github.com/nestmmu/nestmmu/arm64/desc"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// Prot are the access rights and memory type of a mapping.
+type Prot uint8
+
+// Protection bits.
+const (
+	ProtR Prot = 1 << iota // S2AP[0]
+	ProtW                  // S2AP[1]
+	ProtX                  // XN = 0b00 (executable at EL0 and EL1)
+	// ProtDevice maps Device-nGnRE (MemAttr 0b0001) instead of Normal
+	// write-back (0b1111).
+	ProtDevice
+)
+
+// MapFlags modify Map.
+type MapFlags uint8
+
+// Map flags.
+const (
+	// MapBlocks allows block mappings where the range and the IPA/PA
+	// alignment allow them; otherwise every leaf is a page.
+	MapBlocks MapFlags = 1 << iota
+	// MapOld maps with the Access flag clear (the first access faults, or
+	// sets it when VTCR_EL2.HA is 1).
+	MapOld
+)
+
+// Stage-2 leaf descriptor bits.
+const (
+	bitPage   = 1 << 1
+	bitS2APR  = 1 << 6
+	bitS2APW  = 1 << 7
+	bitAF     = 1 << 10
+	bitDBM    = 1 << 51
+	bitContig = 1 << 52
+	maskXN    = 3 << 53
+)
+
+// leaf encodes a leaf mapping pa at level.
+func (vm *VM) leaf(pa uint64, level int, prot Prot, flags MapFlags) uint64 {
+	l := desc.S2Leaf{OA: pa, SH: 3, AF: flags&MapOld == 0, MemAttr: 0b1111}
+	if prot&ProtDevice != 0 {
+		l.MemAttr = 0b0001
+	}
+	if prot&ProtR != 0 {
+		l.S2AP |= 1
+	}
+	if prot&ProtW != 0 {
+		l.S2AP |= 2
+	}
+	if prot&ProtX == 0 {
+		l.XN = 2
+	}
+	return uint64(l.Encode(vm.layout.Format, level))
+}
+
+// checkLeaf refuses a valid non-table descriptor the hardware would not
+// accept as a leaf at its level.
+func (vm *VM) checkLeaf(c *Ctx) error {
+	switch k := c.Kind(); k {
+	case desc.Page:
+		return nil
+	case desc.Block:
+		if vm.layout.BlockLevel(c.Level) {
+			return nil
+		}
+	}
+	return fmt.Errorf("s2pt: descriptor %#x at level %d (IPA %#x) is a %v the %v granule does not allow there", c.Old, c.Level, uint64(c.Addr), c.Kind(), vm.layout.Format.Granule)
+}
+
+// attrs strips the output address, AF, the page/table bit and the
+// contiguous hint: what must match for entries to form one block.
+func (vm *VM) attrs(d uint64) uint64 {
+	return vm.layout.Format.WithOA(d, 0) &^ (bitAF | bitPage | bitContig)
+}
+
+// restricts reports whether going from old to new removes an access right.
+func restricts(old, new uint64) bool {
+	return old&^new&(bitS2APR|bitS2APW|bitDBM) != 0 || new&^old&maskXN != 0
+}
+
+// installTable points an invalid entry at a fresh table from the cache.
+func (vm *VM) installTable(c *Ctx, cache *Cache) error {
+	pa, err := vm.newTable(cache, c.PTE, c.Level+1)
+	if err != nil {
+		return err
+	}
+	return c.set(uint64(desc.S2Table(vm.layout.Format, uint64(pa))))
+}
+
+// breakEntry is the first half of break-before-make: the entry goes invalid
+// (compare-and-swap, so a hardware AF/dirty update is kept in the value
+// returned) and the TLB forgets it before anything new is written.
+func (vm *VM) breakEntry(c *Ctx) (uint64, error) {
+	old, err := c.clear()
+	if err != nil || old&1 == 0 {
+		return old, err
+	}
+	vm.stats.BBM++
+	if desc.KindAt(old, c.Level) == desc.Table {
+		vm.tlbiAll() // leaves anywhere below may be cached
+	} else {
+		vm.tlbiIPA(c.Addr, c.Level)
+	}
+	return old, nil
+}
+
+// installLeaf writes leaf v over whatever non-table entry c holds: directly
+// when invalid, in place when only permissions and AF change (no BBM
+// needed; restriction queues a TLBI), else by break-before-make (a change of
+// output address, size or memory attributes, R_SXWGM).
+func (vm *VM) installLeaf(c *Ctx, v uint64) error {
+	if c.Old&1 == 0 {
+		return c.set(v)
+	}
+	if vm.checkLeaf(c) == nil && c.Kind() == desc.KindAt(v, c.Level) {
+		f := vm.layout.Format
+		keep := ^uint64(bitS2APR | bitS2APW | maskXN | bitAF | bitDBM)
+		if f.LeafOA(c.Old, c.Level) == f.LeafOA(v, c.Level) && c.Old&keep == v&keep {
+			prev, err := c.update(func(cur uint64) uint64 { return v | cur&bitAF })
+			if err == nil && restricts(prev, v) {
+				vm.queueTLBI(c.Addr, c.Level)
+			}
+			return err
+		}
+	}
+	if _, err := vm.breakEntry(c); err != nil {
+		return err
+	}
+	return c.set(v)
+}
+
+// split replaces a block with a table of the next level's entries mapping
+// the same addresses with the same attributes, by break-before-make.
+func (vm *VM) split(c *Ctx, cache *Cache) error {
+	if c.Kind() != desc.Block || vm.checkLeaf(c) != nil {
+		return fmt.Errorf("s2pt: cannot split descriptor %#x at level %d (IPA %#x): not a block the %v granule allows", c.Old, c.Level, uint64(c.Addr), vm.layout.Format.Granule)
+	}
+	pa, err := vm.newTable(cache, c.PTE, c.Level+1)
+	if err != nil {
+		return err
+	}
+	old, err := vm.breakEntry(c)
+	if err != nil {
+		return err
+	}
+	f := vm.layout.Format
+	cl := c.Level + 1
+	csize := uint64(1) << vm.layout.leafBits(cl)
+	base := f.LeafOA(old, c.Level)
+	tmpl := old &^ bitContig // the contiguous hint's span differs per level
+	if cl == 3 {
+		tmpl |= bitPage
+	}
+	n := vm.layout.entries()
+	for i := uint64(0); i < n; i++ {
+		if err := vm.tm.Write64(pa+mem.PA(i*8), f.WithOA(tmpl, base+i*csize)); err != nil {
+			return err
+		}
+	}
+	info := vm.tables[pa]
+	info.live = int32(n)
+	vm.tables[pa] = info
+	return c.set(uint64(desc.S2Table(f, uint64(pa))))
+}
+
+// replaceTable replaces a table descriptor by leaf v (break-before-make)
+// and frees the detached subtree once the TLB no longer walks it.
+func (vm *VM) replaceTable(c *Ctx, v uint64) error {
+	child := c.child
+	if _, err := vm.breakEntry(c); err != nil {
+		return err
+	}
+	if err := c.set(v); err != nil {
+		return err
+	}
+	return vm.freeSubtree(child, c.Level+1, c.Addr)
+}
+
+// freeSubtree releases a detached table and every table below it.
+func (vm *VM) freeSubtree(t mem.PA, level int, base IPA) error {
+	end := base + IPA(1)<<vm.layout.leafBits(level-1)
+	err := vm.walkTable(t, level, base, vm.layout.entries(), base, end, &vm.visitors.free, VisitTablePost)
+	vm.releaseTable(t)
+	return err
+}
+
+type freeVisitor struct{ vm *VM }
+
+func (v *freeVisitor) Visit(c *Ctx, at WalkFlags) error {
+	v.vm.releaseTable(c.child)
+	return nil
+}
+
+type mapVisitor struct {
+	vm    *VM
+	cache *Cache
+	ipa   IPA
+	pa    uint64
+	prot  Prot
+	flags MapFlags
+}
+
+// leafOK reports whether the entry can be a leaf of this mapping.
+func (v *mapVisitor) leafOK(c *Ctx) bool {
+	if !c.Covered() {
+		return false
+	}
+	if c.Level == 3 {
+		return true
+	}
+	return v.flags&MapBlocks != 0 && v.vm.layout.BlockLevel(c.Level) && v.outAddr(c)%c.Size() == 0
+}
+
+func (v *mapVisitor) outAddr(c *Ctx) uint64 { return v.pa + uint64(c.Addr-v.ipa) }
+
+func (v *mapVisitor) Visit(c *Ctx, at WalkFlags) error {
+	if !v.leafOK(c) {
+		if at == VisitTablePre {
+			return nil
+		}
+		if c.Old&1 == 0 {
+			return v.vm.installTable(c, v.cache)
+		}
+		return v.vm.split(c, v.cache) // keep what the rest of the block maps
+	}
+	leaf := v.vm.leaf(v.outAddr(c), c.Level, v.prot, v.flags)
+	if at == VisitTablePre {
+		return v.vm.replaceTable(c, leaf)
+	}
+	return v.vm.installLeaf(c, leaf)
+}
+
+// splitEdges splits a block the walk range covers only in part, so the
+// operation changes exactly the range; it reports whether it did.
+func splitEdges(c *Ctx, cache *Cache) (bool, error) {
+	if c.Covered() || c.Kind() != desc.Block {
+		return false, nil
+	}
+	return true, c.vm.split(c, cache)
+}
+
+type unmapVisitor struct {
+	vm    *VM
+	cache *Cache
+}
+
+func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
+	if at == VisitTablePost {
+		if v.vm.tables[c.child].live != 0 {
+			return nil
+		}
+		// Trust but verify before freeing: a table changed behind the
+		// manager's back must not be freed with live entries.
+		for i := uint64(0); i < v.vm.layout.entries(); i++ {
+			if d, ok := v.vm.tm.Read64(c.child + mem.PA(i*8)); !ok || d&1 != 0 {
+				return fmt.Errorf("s2pt: table %#x counted empty holds descriptor %#x at index %d", uint64(c.child), d, i)
+			}
+		}
+		if _, err := c.clear(); err != nil {
+			return err
+		}
+		v.vm.queueTLBI(c.Addr, NoLevelHint)
+		v.vm.releaseTable(c.child)
+		return nil
+	}
+	if c.Old&1 == 0 {
+		return nil
+	}
+	if did, err := splitEdges(c, v.cache); did || err != nil {
+		return err
+	}
+	if !c.Covered() {
+		return fmt.Errorf("s2pt: cannot unmap part of descriptor %#x at level %d (IPA %#x): not a block", c.Old, c.Level, uint64(c.Addr))
+	}
+	if _, err := c.clear(); err != nil {
+		return err
+	}
+	v.vm.queueTLBI(c.Addr, c.Level)
+	return nil
+}
+
+// permVisitor restricts (write-protect) or relaxes permissions.
+type permVisitor struct {
+	vm      *VM
+	cache   *Cache
+	relax   bool
+	set     uint64 // bits to set (relax)
+	clrBits uint64 // bits to clear
+}
+
+func (v *permVisitor) Visit(c *Ctx, at WalkFlags) error {
+	if c.Old&1 == 0 {
+		return nil
+	}
+	if err := v.vm.checkLeaf(c); err != nil {
+		return err
+	}
+	if did, err := splitEdges(c, v.cache); did || err != nil {
+		return err
+	}
+	prev, err := c.update(func(cur uint64) uint64 { return cur&^v.clrBits | v.set })
+	if err != nil {
+		return err
+	}
+	// Permission restriction needs a TLBI; relaxation does not (a stale
+	// entry only causes a spurious permission fault).
+	if !v.relax && prev != c.Old {
+		v.vm.queueTLBI(c.Addr, c.Level)
+	}
+	return nil
+}
+
+type youngMode uint8
+
+const (
+	testYoung youngMode = iota
+	mkOld
+	mkYoung
+)
+
+// youngVisitor tests, clears or sets the Access flag. AF changes need
+// neither BBM nor a TLBI: a stale TLB entry only delays the next update.
+type youngVisitor struct {
+	vm    *VM
+	mode  youngMode
+	young bool
+	found bool
+}
+
+func (v *youngVisitor) Visit(c *Ctx, at WalkFlags) error {
+	if c.Old&1 == 0 {
+		return nil
+	}
+	if err := v.vm.checkLeaf(c); err != nil {
+		return err
+	}
+	v.found = true
+	v.young = v.young || c.Old&bitAF != 0
+	switch v.mode {
+	case mkOld:
+		_, err := c.update(func(cur uint64) uint64 { return cur &^ bitAF })
+		return err
+	case mkYoung:
+		_, err := c.update(func(cur uint64) uint64 { return cur | bitAF })
+		return err
+	}
+	return nil
+}
+
+type splitVisitor struct {
+	vm    *VM
+	cache *Cache
+}
+
+func (v *splitVisitor) Visit(c *Ctx, at WalkFlags) error {
+	if c.Old&1 == 0 || c.Kind() != desc.Block {
+		return nil
+	}
+	return v.vm.split(c, v.cache)
+}
+
+// collapseVisitor replaces, after its table was walked, a table whose
+// entries are all leaves mapping one aligned, contiguous range with equal
+// attributes by one block (break-before-make).
+type collapseVisitor struct {
+	vm *VM
+	n  int
+}
+
+func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
+	vm := v.vm
+	l := &vm.layout
+	if !c.Covered() || !l.BlockLevel(c.Level) {
+		return nil
+	}
+	f := l.Format
+	cl := c.Level + 1
+	csize := uint64(1) << l.leafBits(cl)
+	var base, attrs uint64
+	n := l.entries()
+	for i := uint64(0); i < n; i++ {
+		d, ok := vm.tm.Read64(c.child + mem.PA(i*8))
+		if !ok {
+			return fmt.Errorf("s2pt: table %#x is not readable", uint64(c.child))
+		}
+		k := desc.KindAt(d, cl)
+		if !(k == desc.Page || (k == desc.Block && l.BlockLevel(cl))) {
+			return nil
+		}
+		oa := f.LeafOA(d, cl)
+		if i == 0 {
+			base, attrs = oa, vm.attrs(d)
+			if base%c.Size() != 0 {
+				return nil
+			}
+		} else if oa != base+i*csize || vm.attrs(d) != attrs {
+			return nil
+		}
+	}
+	child := c.child
+	if _, err := vm.breakEntry(c); err != nil {
+		return err
+	}
+	var af uint64
+	for i := uint64(0); i < n; i++ { // final AF values: nothing walks the table now
+		d, _ := vm.tm.Read64(child + mem.PA(i*8))
+		af |= d & bitAF
+	}
+	if err := c.set(f.WithOA(attrs|af, base)); err != nil {
+		return err
+	}
+	vm.releaseTable(child)
+	v.n++
+	return nil
+}
+
+type lookupVisitor struct {
+	d     uint64
+	level int
+}
+
+func (v *lookupVisitor) Visit(c *Ctx, at WalkFlags) error {
+	v.d, v.level = c.Old, c.Level
+	return nil
+}
+
+// visitors are preallocated so operations do not allocate.
+type visitors struct {
+	free     freeVisitor
+	mapv     mapVisitor
+	unmap    unmapVisitor
+	perm     permVisitor
+	young    youngVisitor
+	split    splitVisitor
+	collapse collapseVisitor
+	lookup   lookupVisitor
+}
+
+func (v *visitors) init(vm *VM) {
+	v.free.vm, v.mapv.vm, v.unmap.vm, v.perm.vm = vm, vm, vm, vm
+	v.young.vm, v.split.vm, v.collapse.vm = vm, vm, vm
+}
+
+// checkArgs validates an IPA range (granule-aligned, inside the IPA space).
+func (vm *VM) checkArgs(ipa IPA, size uint64) error {
+	g := vm.layout.TableBytes
+	if size == 0 || uint64(ipa)%g != 0 || size%g != 0 {
+		return fmt.Errorf("s2pt: IPA range %#x+%#x is empty or not aligned to the %#x-byte granule", uint64(ipa), size, g)
+	}
+	end := uint64(ipa) + size
+	if end < uint64(ipa) {
+		return fmt.Errorf("s2pt: IPA range %#x+%#x wraps", uint64(ipa), size)
+	}
+	return vm.checkRange(ipa, IPA(end))
+}
+
+func (vm *VM) checkCache(cache *Cache, need int) error {
+	if cache.Len() < need {
+		return fmt.Errorf("s2pt: memory cache holds %d pages, the operation may need %d: top it up before taking the lock", cache.Len(), need)
+	}
+	if cache != nil && cache.vm != vm {
+		return fmt.Errorf("s2pt: memory cache belongs to VM %d, not VM %d", cache.vm.vmid, vm.vmid)
+	}
+	return nil
+}
+
+// Map maps [ipa, ipa+size) to [pa, pa+size) with prot. It takes table pages
+// only from cache, which must hold MapPagesNeeded pages (checked before
+// anything changes). Existing mappings in the range are replaced.
+func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if err := vm.checkArgs(ipa, size); err != nil {
+		return err
+	}
+	if uint64(pa)%vm.layout.TableBytes != 0 || uint64(pa)+size < uint64(pa) || (uint64(pa)+size-1)>>vm.layout.PABits != 0 {
+		return fmt.Errorf("s2pt: output range %#x+%#x is not granule-aligned or exceeds the %d-bit PA size", uint64(pa), size, vm.layout.PABits)
+	}
+	if prot&^(ProtR|ProtW|ProtX|ProtDevice) != 0 {
+		return fmt.Errorf("s2pt: unknown protection bits %#x", uint8(prot))
+	}
+	if err := vm.checkCache(cache, vm.MapPagesNeeded(ipa, pa, size, flags)); err != nil {
+		return err
+	}
+	v := &vm.visitors.mapv
+	v.cache, v.ipa, v.pa, v.prot, v.flags = cache, ipa, uint64(pa), prot, flags
+	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf|VisitTablePre)
+	v.cache = nil
+	return vm.finish(err)
+}
+
+// Unmap removes the mappings of [ipa, ipa+size), splitting blocks that
+// straddle its ends (cache must hold EdgePagesNeeded pages), and frees the
+// tables it empties. The TLB is invalidated before Unmap returns.
+func (vm *VM) Unmap(cache *Cache, ipa IPA, size uint64) error {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if err := vm.checkArgs(ipa, size); err != nil {
+		return err
+	}
+	if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
+		return err
+	}
+	v := &vm.visitors.unmap
+	v.cache = cache
+	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf|VisitTablePost)
+	v.cache = nil
+	return vm.finish(err)
+}
+
+func (vm *VM) perm(cache *Cache, ipa IPA, size uint64, relax bool, set, clr uint64) error {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if err := vm.checkArgs(ipa, size); err != nil {
+		return err
+	}
+	if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
+		return err
+	}
+	v := &vm.visitors.perm
+	v.cache, v.relax, v.set, v.clrBits = cache, relax, set, clr
+	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	v.cache = nil
+	return vm.finish(err)
+}
+
+// WriteProtect removes write permission (S2AP[1] and DBM) from the range,
+// keeping any Access flag the hardware sets meanwhile, and invalidates the
+// TLB before returning. Straddling blocks are split (EdgePagesNeeded).
+func (vm *VM) WriteProtect(cache *Cache, ipa IPA, size uint64) error {
+	return vm.perm(cache, ipa, size, false, 0, bitS2APW|bitDBM)
+}
+
+// Relax adds the rights in prot (R, W, X) to the mappings of the range,
+// without break-before-make or TLB invalidation.
+func (vm *VM) Relax(cache *Cache, ipa IPA, size uint64, prot Prot) error {
+	if prot&^(ProtR|ProtW|ProtX) != 0 {
+		return fmt.Errorf("s2pt: Relax takes only R, W and X, not %#x", uint8(prot))
+	}
+	var set, clr uint64
+	if prot&ProtR != 0 {
+		set |= bitS2APR
+	}
+	if prot&ProtW != 0 {
+		set |= bitS2APW
+	}
+	if prot&ProtX != 0 {
+		clr |= maskXN
+	}
+	return vm.perm(cache, ipa, size, true, set, clr)
+}
+
+func (vm *VM) young(ipa IPA, size uint64, mode youngMode) (young, found bool, err error) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if err := vm.checkArgs(ipa, size); err != nil {
+		return false, false, err
+	}
+	v := &vm.visitors.young
+	v.mode, v.young, v.found = mode, false, false
+	err = vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	return v.young, v.found, vm.finish(err)
+}
+
+// TestYoung reports whether any mapping in the range has its Access flag set.
+func (vm *VM) TestYoung(ipa IPA, size uint64) (bool, error) {
+	y, _, err := vm.young(ipa, size, testYoung)
+	return y, err
+}
+
+// MkOld clears the Access flag of the mappings in the range (whole leaves)
+// and reports whether any was set.
+func (vm *VM) MkOld(ipa IPA, size uint64) (bool, error) {
+	y, _, err := vm.young(ipa, size, mkOld)
+	return y, err
+}
+
+// MkYoung sets the Access flag of the leaf mapping ipa and reports whether
+// there is one.
+func (vm *VM) MkYoung(ipa IPA) (bool, error) {
+	g := IPA(vm.layout.TableBytes)
+	_, found, err := vm.young(ipa&^(g-1), uint64(g), mkYoung)
+	return found, err
+}
+
+// Split replaces every block in the range by page mappings with the same
+// attributes (cache must hold SplitPagesNeeded pages).
+func (vm *VM) Split(cache *Cache, ipa IPA, size uint64) error {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if err := vm.checkArgs(ipa, size); err != nil {
+		return err
+	}
+	if err := vm.checkCache(cache, vm.SplitPagesNeeded(ipa, size)); err != nil {
+		return err
+	}
+	v := &vm.visitors.split
+	v.cache = cache
+	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	v.cache = nil
+	return vm.finish(err)
+}
+
+// Collapse replaces every table in the range whose entries map one aligned,
+// contiguous output range with equal attributes by a block, bottom-up, and
+// returns how many it replaced.
+func (vm *VM) Collapse(ipa IPA, size uint64) (int, error) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if err := vm.checkArgs(ipa, size); err != nil {
+		return 0, err
+	}
+	v := &vm.visitors.collapse
+	v.n = 0
+	err := vm.walk(ipa, ipa+IPA(size), v, VisitTablePost)
+	return v.n, vm.finish(err)
+}
+
+// Lookup returns the leaf-or-invalid descriptor the tables hold for ipa
+// and its level.
+func (vm *VM) Lookup(ipa IPA) (d uint64, level int, err error) {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	g := IPA(vm.layout.TableBytes)
+	ipa &^= g - 1
+	if err := vm.checkRange(ipa, ipa+g); err != nil {
+		return 0, 0, err
+	}
+	v := &vm.visitors.lookup
+	err = vm.walk(ipa, ipa+g, v, VisitLeaf)
+	return v.d, v.level, vm.finish(err)
+}

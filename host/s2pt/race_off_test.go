@@ -1,0 +1,5 @@
+//go:build !race
+
+package s2pt
+
+const raceOn = false
