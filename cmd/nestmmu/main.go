@@ -23,6 +23,7 @@ func commands() map[string]command {
 		"run":     {"end-to-end demonstration of two-stage translation", cmdRun},
 		"at":      {"evaluate AT instructions from a JSON machine state (shared/spec/at-json.md)", cmdAT},
 		"explain": {"show every translation walk of a JSON machine state step by step", cmdExplain},
+		"conform": {"differential conformance of the translation core against QEMU", cmdConform},
 		"mips":    {"run a MIPS trap-and-emulate guest workload and report refills, exceptions, flushes", cmdMIPS},
 	}
 }
