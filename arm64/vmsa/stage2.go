@@ -44,7 +44,6 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 	}
 	format := desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
 	gb := p.tgx.Bits()
-	stride := gb - 3
 
 restart:
 	for attempt := 0; ; attempt++ {
@@ -52,13 +51,7 @@ restart:
 		level := start
 		var d, descAddr uint64
 		for {
-			lsb := gb + stride*uint(3-level)
-			msb := lsb + stride - 1
-			if level == start {
-				msb = ia - 1 // concatenated start tables take the extra bits
-			}
-			idx := (ipa >> lsb) & (1<<(msb-lsb+1) - 1)
-			descAddr = tbase | idx<<3
+			descAddr = tbase | tableIndex(ipa, level, start, gb, ia)<<3
 			var ok bool
 			d, ok = w.read(descAddr, p.ee)
 			if !ok {
@@ -66,34 +59,24 @@ restart:
 				w.markFailed()
 				return fault(FaultSyncExternalOnWalk, level)
 			}
-			kind := desc.KindAt(d, level)
+			kind, next, fk := decodeLevel(f, format, p.ds, p.ps, d, level)
 			w.step2(format, level, descAddr, d, kind, s1ptw)
-			if kind == desc.Block && !blockDescSupported(f, p.tgx, p.ds, level) {
-				return fault(FaultTranslation, level)
-			}
-			if kind == desc.Invalid || kind == desc.Reserved {
-				return fault(FaultTranslation, level)
+			if fk != FaultNone {
+				return fault(fk, level)
 			}
 			if kind == desc.Table {
-				tbase = format.TableOA(d)
-				if tbase>>p.ps != 0 {
-					return fault(FaultAddressSize, level)
-				}
+				tbase = next
 				level++
 				continue
 			}
 			break
 		}
 		leafBits := format.LeafBits(level)
-		oa := format.LeafOA(d, level) | ipa&(1<<leafBits-1)
-		// AArch64.OAOutOfRange is applied to the leaf base (AArch64.LeafBase), not base+offset.
-		if format.LeafOA(d, level)>>p.ps != 0 {
-			return fault(FaultAddressSize, level)
+		oa, fk := leafOutput(format, p.ps, p.ha, d, level, ipa)
+		if fk != FaultNone {
+			return fault(fk, level)
 		}
 		sd := desc.S2(d)
-		if !sd.AF() && !p.ha {
-			return fault(FaultAccessFlag, level)
-		}
 		perms := s2Permissions(f, p, sd)
 		attrs := s2MemAttrs(p, sd)
 		// AArch64.S2CheckPermissions: a stage-1 walk to stage-2 Device

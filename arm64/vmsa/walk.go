@@ -210,7 +210,6 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 	}
 	format := desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
 	gb := p.tgx.Bits()
-	stride := gb - 3
 	ia := 64 - p.txsz
 
 restart:
@@ -221,13 +220,7 @@ restart:
 		level := start
 		var d, descAddr uint64
 		for {
-			lsb := gb + stride*uint(3-level)
-			msb := lsb + stride - 1
-			if level == start {
-				msb = ia - 1
-			}
-			idx := (va >> lsb) & (1<<(msb-lsb+1) - 1)
-			descAddr = tbase | idx<<3
+			descAddr = tbase | tableIndex(va, level, start, gb, ia)<<3
 			pa := descAddr
 			if s2on {
 				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Read, AT: acc.AT}, true)
@@ -244,13 +237,10 @@ restart:
 				w.markFailed()
 				return fault(FaultSyncExternalOnWalk, level)
 			}
-			kind := desc.KindAt(d, level)
+			kind, next, fk := decodeLevel(f, format, p.ds, p.ps, d, level)
 			w.step(format, level, descAddr, pa, d, kind)
-			if kind == desc.Block && !blockDescSupported(f, p.tgx, p.ds, level) {
-				return fault(FaultTranslation, level)
-			}
-			if kind == desc.Invalid || kind == desc.Reserved {
-				return fault(FaultTranslation, level)
+			if fk != FaultNone {
+				return fault(fk, level)
 			}
 			if kind == desc.Table {
 				if !p.hpd {
@@ -259,25 +249,18 @@ restart:
 					uxnTable = uxnTable || sd.UXNTable()
 					pxnTable = pxnTable || sd.PXNTable()
 				}
-				tbase = format.TableOA(d)
-				if tbase>>p.ps != 0 {
-					return fault(FaultAddressSize, level)
-				}
+				tbase = next
 				level++
 				continue
 			}
 			break
 		}
 		leafBits := format.LeafBits(level)
-		oa := format.LeafOA(d, level) | va&(1<<leafBits-1)
-		// AArch64.OAOutOfRange is applied to the leaf base (AArch64.LeafBase), not base+offset.
-		if format.LeafOA(d, level)>>p.ps != 0 {
-			return fault(FaultAddressSize, level)
+		oa, fk := leafOutput(format, p.ps, p.ha, d, level, va)
+		if fk != FaultNone {
+			return fault(fk, level)
 		}
 		sd := desc.S1(d)
-		if !sd.AF() && !p.ha {
-			return fault(FaultAccessFlag, level)
-		}
 		perms, ux := s1Permissions(f, &p, sd, apTable, uxnTable, pxnTable)
 		if !acc.NoPerm && !s1Allowed(&p, f, perms, ux, acc) {
 			return fault(FaultPermission, level)
@@ -382,4 +365,58 @@ func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64
 		t.Attrs = MemAttrs{Type: Device, Device: DevicenGnRnE, Shareability: OuterShareable, XS: true}
 	}
 	return t
+}
+
+// tableIndex returns the index into the table at level of input address in
+// (AArch64.TTEntryAddress, AArch64.S1SLTTEntryAddress,
+// AArch64.S2SLTTEntryAddress): the start level takes every bit up to the
+// input size, which is how concatenated stage-2 start tables are indexed.
+func tableIndex(in uint64, level, start int, gb, iasize uint) uint64 {
+	stride := gb - 3
+	lsb := gb + stride*uint(3-level)
+	msb := lsb + stride - 1
+	if level == start {
+		msb = iasize - 1
+	}
+	return (in >> lsb) & (1<<(msb-lsb+1) - 1)
+}
+
+// decodeLevel is the descriptor-type step of AArch64.S1Walk and
+// AArch64.S2Walk: an invalid or reserved descriptor, or a block at a level
+// where AArch64.BlockDescSupported says no, is a Translation fault; a
+// table's next-level address beyond the output size is an Address size
+// fault at this level. For a table it returns the next table's base.
+func decodeLevel(f *features, format desc.Format, ds bool, ps uint, d uint64, level int) (desc.Kind, uint64, FaultKind) {
+	kind := desc.KindAt(d, level)
+	switch kind {
+	case desc.Invalid, desc.Reserved:
+		return kind, 0, FaultTranslation
+	case desc.Block:
+		if !blockDescSupported(f, format.Granule, ds, level) {
+			return kind, 0, FaultTranslation
+		}
+	case desc.Table:
+		next := format.TableOA(d)
+		if next>>ps != 0 {
+			return kind, 0, FaultAddressSize
+		}
+		return kind, next, FaultNone
+	}
+	return kind, 0, FaultNone
+}
+
+// leafOutput returns the output address of a block or page descriptor for
+// input address in, or the fault the leaf takes before permissions:
+// Address size when the leaf base is beyond the output size
+// (AArch64.OAOutOfRange on AArch64.LeafBase), then Access flag when AF=0
+// and hardware updates of it are off.
+func leafOutput(format desc.Format, ps uint, ha bool, d uint64, level int, in uint64) (uint64, FaultKind) {
+	base := format.LeafOA(d, level)
+	if base>>ps != 0 {
+		return 0, FaultAddressSize
+	}
+	if d&(1<<10) == 0 && !ha {
+		return 0, FaultAccessFlag
+	}
+	return base | in&(1<<format.LeafBits(level)-1), FaultNone
 }
