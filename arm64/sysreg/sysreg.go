@@ -507,6 +507,46 @@ func (r MMFR0) TGran64_2() uint64 { return field(uint64(r), 39, 36) }
 // TGran4_2 is the stage-2 4K support (0 as stage 1, 1 no, 2 yes, 3 with LPA2).
 func (r MMFR0) TGran4_2() uint64 { return field(uint64(r), 43, 40) }
 
+// GranuleSupported reports whether granule g is implemented at stage 1
+// (TGran4/16/64) or at stage 2 (TGran*_2, where 0 defers to the stage-1
+// field).
+func (r MMFR0) GranuleSupported(g Granule, stage2 bool) bool {
+	var s1 bool
+	var s2 uint64
+	switch g {
+	case Granule4K:
+		s1, s2 = r.TGran4() != 0xf, r.TGran4_2()
+	case Granule16K:
+		s1, s2 = r.TGran16() != 0, r.TGran16_2()
+	case Granule64K:
+		s1, s2 = r.TGran64() != 0xf, r.TGran64_2()
+	default:
+		return false
+	}
+	if !stage2 || s2 == 0 {
+		return s1
+	}
+	return s2 >= 2
+}
+
+// GranuleLPA2 reports FEAT_LPA2 (52-bit addresses with TCR.DS/VTCR.DS)
+// for the 4K or 16K granule at stage 1 or stage 2.
+func (r MMFR0) GranuleLPA2(g Granule, stage2 bool) bool {
+	switch g {
+	case Granule4K:
+		if stage2 && r.TGran4_2() != 0 {
+			return r.TGran4_2() == 3
+		}
+		return r.TGran4() == 1
+	case Granule16K:
+		if stage2 && r.TGran16_2() != 0 {
+			return r.TGran16_2() == 3
+		}
+		return r.TGran16() == 2
+	}
+	return false
+}
+
 // MMFR1 is ID_AA64MMFR1_EL1.
 type MMFR1 uint64
 

@@ -41,44 +41,14 @@ func featuresOf(r *Regs) features {
 	}
 }
 
-// granuleImplemented reports stage-1 or stage-2 support for a granule
-// (ID_AA64MMFR0_EL1.TGran*, TGran*_2).
+// granuleImplemented reports stage-1 or stage-2 support for a granule.
 func (f *features) granuleImplemented(g sysreg.Granule, stage2 bool) bool {
-	m := f.m0
-	var s1 bool
-	var s2 uint64
-	switch g {
-	case sysreg.Granule4K:
-		s1, s2 = m.TGran4() != 0xf, m.TGran4_2()
-	case sysreg.Granule16K:
-		s1, s2 = m.TGran16() != 0, m.TGran16_2()
-	case sysreg.Granule64K:
-		s1, s2 = m.TGran64() != 0xf, m.TGran64_2()
-	default:
-		return false
-	}
-	if !stage2 || s2 == 0 {
-		return s1
-	}
-	return s2 >= 2
+	return f.m0.GranuleSupported(g, stage2)
 }
 
 // granuleLPA2 reports FEAT_LPA2 support for a 4K or 16K granule.
 func (f *features) granuleLPA2(g sysreg.Granule, stage2 bool) bool {
-	m := f.m0
-	switch g {
-	case sysreg.Granule4K:
-		if stage2 && m.TGran4_2() != 0 {
-			return m.TGran4_2() == 3
-		}
-		return m.TGran4() == 1
-	case sysreg.Granule16K:
-		if stage2 && m.TGran16_2() != 0 {
-			return m.TGran16_2() == 3
-		}
-		return m.TGran16() == 2
-	}
-	return false
+	return f.m0.GranuleLPA2(g, stage2)
 }
 
 // sanitizeGranule maps a reserved or unimplemented TGx to an implemented

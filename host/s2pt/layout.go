@@ -72,43 +72,11 @@ func psEncoding(bits uint) (uint64, bool) {
 	return 0, false
 }
 
-// stage2Granule reports ID_AA64MMFR0_EL1.TGran*_2 support for g (0 defers
-// to the stage-1 field).
-func stage2Granule(m sysreg.MMFR0, g sysreg.Granule) bool {
-	var s1 bool
-	var s2 uint64
-	switch g {
-	case sysreg.Granule4K:
-		s1, s2 = m.TGran4() != 0xf, m.TGran4_2()
-	case sysreg.Granule16K:
-		s1, s2 = m.TGran16() != 0, m.TGran16_2()
-	case sysreg.Granule64K:
-		s1, s2 = m.TGran64() != 0xf, m.TGran64_2()
-	default:
-		return false
-	}
-	if s2 == 0 {
-		return s1
-	}
-	return s2 >= 2
-}
+// stage2Granule reports ID_AA64MMFR0_EL1.TGran*_2 support for g.
+func stage2Granule(m sysreg.MMFR0, g sysreg.Granule) bool { return m.GranuleSupported(g, true) }
 
 // stage2LPA2 reports FEAT_LPA2 at stage 2 for the 4K and 16K granules.
-func stage2LPA2(m sysreg.MMFR0, g sysreg.Granule) bool {
-	switch g {
-	case sysreg.Granule4K:
-		if m.TGran4_2() != 0 {
-			return m.TGran4_2() == 3
-		}
-		return m.TGran4() == 1
-	case sysreg.Granule16K:
-		if m.TGran16_2() != 0 {
-			return m.TGran16_2() == 3
-		}
-		return m.TGran16() == 2
-	}
-	return false
-}
+func stage2LPA2(m sysreg.MMFR0, g sysreg.Granule) bool { return m.GranuleLPA2(g, true) }
 
 // NewLayout derives VTCR_EL2 and the root geometry from cfg. The start level
 // is the lowest-numbered-levels choice: the fewest levels whose root needs
