@@ -337,28 +337,28 @@ func TestPASizeBits(t *testing.T) {
 // TGran*_2 (0b0000 = as stage 1, 0b0001 = no, 0b0010 = yes, 0b0011 = yes
 // with 52-bit).
 func TestGranuleSupport(t *testing.T) {
-	q := DefaultMMFR0 // QEMU max: TGran4=1 TGran16=2 TGran64=0, TGran*_2 = 3/2/3
-	for _, g := range []Granule{Granule4K, Granule16K, Granule64K} {
+	q := sysreg.DefaultMMFR0 // QEMU max: TGran4=1 TGran16=2 TGran64=0, TGran*_2 = 3/2/3
+	for _, g := range []sysreg.Granule{sysreg.Granule4K, sysreg.Granule16K, sysreg.Granule64K} {
 		for _, s2 := range []bool{false, true} {
 			if !q.GranuleSupported(g, s2) {
 				t.Errorf("QEMU max: %v stage2=%v unsupported", g, s2)
 			}
 		}
 	}
-	if !q.GranuleLPA2(Granule4K, false) || !q.GranuleLPA2(Granule16K, true) || q.GranuleLPA2(Granule64K, false) {
+	if !q.GranuleLPA2(sysreg.Granule4K, false) || !q.GranuleLPA2(sysreg.Granule16K, true) || q.GranuleLPA2(sysreg.Granule64K, false) {
 		t.Error("QEMU max: LPA2 support wrong")
 	}
 	// TGran4=0xf, TGran16=0, TGran64=0; TGran4_2=0 (defer), TGran16_2=2, TGran64_2=1.
-	m := MMFR0(0xf<<28 | 0<<20 | 0<<24 | 0<<40 | 2<<32 | 1<<36)
+	m := sysreg.MMFR0(0xf<<28 | 0<<20 | 0<<24 | 0<<40 | 2<<32 | 1<<36)
 	cases := []struct {
-		g    Granule
+		g    sysreg.Granule
 		s2   bool
 		want bool
 	}{
-		{Granule4K, false, false}, {Granule4K, true, false}, // deferred to stage 1
-		{Granule16K, false, false}, {Granule16K, true, true},
-		{Granule64K, false, true}, {Granule64K, true, false},
-		{GranuleInvalid, false, false},
+		{sysreg.Granule4K, false, false}, {sysreg.Granule4K, true, false}, // deferred to stage 1
+		{sysreg.Granule16K, false, false}, {sysreg.Granule16K, true, true},
+		{sysreg.Granule64K, false, true}, {sysreg.Granule64K, true, false},
+		{sysreg.GranuleInvalid, false, false},
 	}
 	for _, c := range cases {
 		if got := m.GranuleSupported(c.g, c.s2); got != c.want {
