@@ -32,7 +32,7 @@ func (pe *PE) Fetch(va uint64) (uint32, Exception) {
 		// PC alignment fault: ESR EC 0x22, FAR = the PC.
 		e := Exception{Kind: InstructionAbort, FromEL: pe.EL, TargetEL: pe.targetEL(), FAR: va,
 			ESR: sysreg.ESR(0x22<<26 | 1<<25)}
-		pe.take(&e)
+		pe.TakeException(&e)
 		return 0, e
 	}
 	pa, e := pe.translate(va, pe.access(vmsa.Fetch), 4, Insn{})
@@ -125,7 +125,7 @@ func (pe *PE) alignment(va uint64, write bool) Exception {
 		iss |= 1 << 6
 	}
 	e := Exception{Kind: DataAbort, FromEL: pe.EL, TargetEL: target, FAR: va, ESR: sysreg.ESR(ec<<26 | 1<<25 | iss)}
-	pe.take(&e)
+	pe.TakeException(&e)
 	return e
 }
 
@@ -153,6 +153,6 @@ func (pe *PE) external(va uint64, kind vmsa.AccessKind, write bool) Exception {
 	if fetch {
 		e.Kind = InstructionAbort
 	}
-	pe.take(&e)
+	pe.TakeException(&e)
 	return e
 }

@@ -136,6 +136,9 @@ type translationContext struct {
 	asid    uint16
 	check   vmsa.VACheck
 	dataPAN bool
+	// s2only: EL1&0 with stage 1 disabled and stage 2 enabled, so that
+	// translations are cached as stage-2-only entries (IPA = VA).
+	s2only bool
 }
 
 // New returns a PE at el over memory m with the given registers and TLB
@@ -185,6 +188,7 @@ func (pe *PE) ctx() *translationContext {
 		c.asid &= 0xff
 	}
 	c.check = vmsa.NewVACheck(r, c.regime)
+	c.s2only = c.regime == vmsa.RegimeEL10 && !vmsa.S1Enabled(r, c.regime) && vmsa.S2Enabled(r)
 	// PSTATE.PAN restricts privileged data accesses in regimes with EL0.
 	c.dataPAN = pe.PAN && pe.EL != 0 && c.regime != vmsa.RegimeEL2 && r.MMFR1.PAN() >= 1
 	c.valid = true
@@ -213,7 +217,15 @@ func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn) (uint64, 
 		return 0, pe.abort(f, va, acc, size, in)
 	}
 	if pe.TLB != nil {
-		e, res := pe.TLB.Lookup(c.regime, c.vmid, c.asid, va, acc)
+		var e tlb.Entry
+		var res tlb.Result
+		if c.s2only {
+			// AArch64.S1DisabledOutput: the IPA is the VA (its top byte
+			// dropped), cached as a stage-2-only entry.
+			e, res = pe.TLB.LookupS2(c.vmid, va&(1<<52-1), acc)
+		} else {
+			e, res = pe.TLB.Lookup(c.regime, c.vmid, c.asid, va, acc)
+		}
 		if res == tlb.Hit {
 			pe.Stats.TLBHits++
 			return e.OA | va&(1<<e.SizeBits-1), Exception{}
@@ -281,7 +293,7 @@ func (pe *PE) abort(f vmsa.Fault, va uint64, acc vmsa.Access, size int, in Insn)
 	if f.Stage2 {
 		e.HPFAR = sysreg.HPFARFor(f.IPA)
 	}
-	pe.take(&e)
+	pe.TakeException(&e)
 	return e
 }
 
@@ -299,10 +311,14 @@ func sizeLog2(n int) uint {
 	return 0
 }
 
-// take performs exception entry: the syndrome registers of the target EL,
-// the saved state, the new EL and PSTATE.PAN (set on entry to EL1, and to
-// EL2 with {E2H,TGE}={1,1}, when SCTLR_ELx.SPAN is 0).
-func (pe *PE) take(e *Exception) {
+// TakeException performs exception entry for e, as the PE does for the
+// exceptions its own operations generate and as a hypervisor injecting an
+// exception into its guest wants: ESR (and FAR for aborts) of the target
+// EL, HPFAR for stage-2 faults, the state ERET returns to, the new EL and
+// PSTATE.PAN (set on entry to EL1, and to EL2 with {E2H,TGE}={1,1}, when
+// SCTLR_ELx.SPAN is 0). e.FromEL is set to the current EL.
+func (pe *PE) TakeException(e *Exception) {
+	e.FromEL = pe.EL
 	pe.Stats.Exceptions++
 	t := e.TargetEL
 	pe.spsr[t] = saved{el: pe.EL, pan: pe.PAN}

@@ -317,3 +317,44 @@ func BenchmarkTLBMissLoad(b *testing.B) {
 		_, _ = pe.Read(vaData+8, 8, cpu.Insn{})
 	}
 }
+
+// With the guest's stage 1 off (SCTLR_EL1.M=0) and stage 2 on, the output
+// of stage 1 is the VA itself (AArch64.S1DisabledOutput) and the TLB holds
+// stage-2-only entries: the second access must hit.
+func TestStage1OffHitsStage2OnlyEntry(t *testing.T) {
+	m := newMachine(t, true)
+	pe := m.pe
+	pe.Regs.SCTLR_EL1 = 0
+	pe.RegsChanged()
+	_ = m.ram.Write(dataIPA, 8, 0x77)
+	for i := 0; i < 2; i++ {
+		v, e := pe.Read(dataIPA, 8, cpu.Insn{})
+		if e.Taken() || v != 0x77 {
+			t.Fatalf("access %d: %#x %s", i, v, e)
+		}
+	}
+	if pe.Stats.Walks != 1 || pe.Stats.TLBHits != 1 {
+		t.Fatalf("%d walks, %d hits: want 1 walk then a TLB hit", pe.Stats.Walks, pe.Stats.TLBHits)
+	}
+}
+
+// An injected exception is an ordinary exception entry: ERET returns to
+// the EL it came from.
+func TestTakeExceptionAndERET(t *testing.T) {
+	m := newMachine(t, false)
+	pe := m.pe
+	pe.EL = 0
+	pe.Regs.SCTLR_EL1 &^= 1 << 23 // SPAN=0
+	pe.RegsChanged()
+	e := cpu.Exception{Kind: cpu.DataAbort, TargetEL: 1, FAR: 0x1234, ESR: sysreg.ESR(0x24<<26 | 1<<25 | 0x10)}
+	pe.TakeException(&e)
+	if pe.EL != 1 || e.FromEL != 0 || pe.FAR[1] != 0x1234 || pe.ESR[1] != e.ESR {
+		t.Fatalf("after entry: EL%d from EL%d FAR %#x ESR %#x", pe.EL, e.FromEL, pe.FAR[1], uint64(pe.ESR[1]))
+	}
+	if !pe.PAN {
+		t.Error("entry to EL1 with SCTLR_EL1.SPAN=0 must set PSTATE.PAN")
+	}
+	if err := pe.ERET(); err != nil || pe.EL != 0 || pe.PAN {
+		t.Fatalf("ERET: EL%d PAN=%v %v", pe.EL, pe.PAN, err)
+	}
+}

@@ -113,7 +113,7 @@ func (pe *PE) undefined() Exception {
 		t = 1
 	}
 	e := Exception{Kind: Undefined, FromEL: pe.EL, TargetEL: t, ESR: sysreg.ESR(1 << 25)}
-	pe.take(&e)
+	pe.TakeException(&e)
 	return e
 }
 
@@ -126,7 +126,7 @@ func (pe *PE) sysTrap(op0, op1, crn, crm, op2, rt uint8, read bool) Exception {
 		iss |= 1
 	}
 	e := Exception{Kind: SysTrap, FromEL: pe.EL, TargetEL: 2, ESR: sysreg.ESR(uint64(sysreg.ECSysRegTrap)<<26 | 1<<25 | iss)}
-	pe.take(&e)
+	pe.TakeException(&e)
 	return e
 }
 
@@ -309,6 +309,6 @@ func (pe *PE) AT(op at.Op, rt uint8, va uint64) Exception {
 	default:
 		e.Kind = DataAbort
 	}
-	pe.take(&e)
+	pe.TakeException(&e)
 	return e
 }

@@ -1,0 +1,233 @@
+package kvm
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/desc"
+	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/host/memslot"
+	"github.com/nestmmu/nestmmu/host/mmio"
+	"github.com/nestmmu/nestmmu/host/s2pt"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// Fault status code classes (ESR_ELx.DFSC/IFSC with the level bits
+// cleared): ISS encoding for an exception from a Data/Instruction Abort.
+const (
+	fscAddrSize    = 0x00 // 0b0000LL
+	fscTranslation = 0x04 // 0b0001LL
+	fscAccessFlag  = 0x08 // 0b0010LL
+	fscPermission  = 0x0c // 0b0011LL
+	fscTransLM1    = 0x2b // translation fault, level -1 (FEAT_LPA2)
+	fscAddrLM1     = 0x29 // address size fault, level -1
+)
+
+// FaultKind classifies a stage-2 abort the way the hypervisor handles it.
+type FaultKind uint8
+
+// Fault kinds.
+const (
+	FaultOther FaultKind = iota
+	FaultTranslation
+	FaultAccessFlag
+	FaultPermission
+	FaultAddressSize
+)
+
+// String returns the kind's name.
+func (k FaultKind) String() string {
+	switch k {
+	case FaultTranslation:
+		return "translation"
+	case FaultAccessFlag:
+		return "access flag"
+	case FaultPermission:
+		return "permission"
+	case FaultAddressSize:
+		return "address size"
+	}
+	return "other"
+}
+
+// ClassifyFSC returns the kind of a data or instruction fault status code.
+func ClassifyFSC(fsc uint8) FaultKind {
+	switch {
+	case fsc == fscTransLM1:
+		return FaultTranslation
+	case fsc == fscAddrLM1:
+		return FaultAddressSize
+	case fsc > 0x0f:
+		return FaultOther
+	}
+	switch fsc & 0x3c {
+	case fscTranslation:
+		return FaultTranslation
+	case fscAccessFlag:
+		return FaultAccessFlag
+	case fscPermission:
+		return FaultPermission
+	case fscAddrSize:
+		return FaultAddressSize
+	}
+	return FaultOther
+}
+
+// stage2Abort is kvm_handle_guest_abort: the PE is at EL2 with ESR_EL2,
+// FAR_EL2 and HPFAR_EL2 describing a stage-2 fault of the guest.
+func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
+	vm := v.vm
+	esr := e.ESR
+	ipa := mmio.FaultIPA(uint64(e.HPFAR), e.FAR)
+	fetch := e.Kind == cpu.InstructionAbort
+	s1ptw := esr.S1PTW()
+	kind := ClassifyFSC(esr.FSC())
+	// A fault on the stage-1 walk counts as a write (the walk may update
+	// the Access flag or dirty state of a stage-1 descriptor), as KVM's
+	// kvm_is_write_fault does; a cache maintenance abort (CM) as a read.
+	write := !fetch && (s1ptw || (esr.WnR() && !esr.CM()))
+
+	gen := vm.slotGen.Load()
+	slot := vm.slots.Lookup(ipa)
+	ro := slot != nil && slot.Flags&memslot.ReadOnly != 0
+	if slot == nil || (write && ro && !s1ptw) {
+		switch {
+		case fetch:
+			// Executing from MMIO or a hole: KVM injects a prefetch abort.
+			return abortExit(true, e.FAR), false, nil
+		case s1ptw:
+			// Stage-1 tables outside memory cannot be walked.
+			return abortExit(false, e.FAR), false, nil
+		}
+		return v.mmioAccess(e, ipa)
+	}
+	if s1ptw && ro {
+		write = false
+	}
+	switch kind {
+	case FaultAccessFlag:
+		// handle_access_fault: set AF in place; no TLBI is needed to make
+		// an entry more permissive. If the page went away meanwhile the
+		// retry takes a translation fault.
+		vm.mu.Lock()
+		_, err := vm.s2.MkYoung(s2pt.IPA(ipa &^ (vm.host.pageSize - 1)))
+		vm.mu.Unlock()
+		vm.c.afFaults.Add(1)
+		if err != nil {
+			return Exit{}, false, fmt.Errorf("kvm: access flag fault at IPA %#x: %w", ipa, err)
+		}
+		return Exit{}, true, nil
+	case FaultTranslation, FaultPermission:
+		return v.userMemAbort(slot, gen, ipa, write)
+	case FaultAddressSize:
+		return abortExit(fetch, e.FAR), false, nil
+	}
+	return Exit{}, false, fmt.Errorf("%w: stage-2 abort with FSC %#x at IPA %#x", ErrUnhandledTrap, esr.FSC(), ipa)
+}
+
+// userMemAbort is user_mem_abort: resolve the page through the host
+// (FaultIn, outside the MMU lock), top up the vCPU's table cache (outside
+// the lock), then under the MMU lock check that no invalidation raced with
+// the resolution (sequence count) and that the slots did not change, and
+// install the page or block.
+func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Exit, bool, error) {
+	vm := v.vm
+	pg := vm.host.pageSize
+	page := ipa &^ (pg - 1)
+	hva := hostmm.HVA(slot.HVAOf(page))
+	logging := slot.Flags&memslot.LogDirty != 0 && slot.Dirty != nil
+	ro := slot.Flags&memslot.ReadOnly != 0
+	for {
+		seq := vm.inv.Seq()
+		m, err := vm.as.FaultIn(hva, write)
+		if err != nil {
+			// hostmm.ErrFault: KVM returns -EFAULT to the VMM.
+			return Exit{}, false, fmt.Errorf("kvm: faulting in HVA %#x for IPA %#x: %w", uint64(hva), ipa, err)
+		}
+		size, base, pa := pg, page, m.PA&^mem.PA(pg-1)
+		var flags s2pt.MapFlags
+		if m.Huge && !logging && vm.blockOK(slot, ipa) {
+			size = hostmm.HugeSize
+			base, pa, flags = ipa&^(size-1), m.PA&^mem.PA(size-1), s2pt.MapBlocks
+		}
+		need := vm.s2.MapPagesNeeded(s2pt.IPA(base), pa, size, flags) + vm.s2.EdgePagesNeeded(s2pt.IPA(base), size)
+		if err := v.cache.Topup(need); err != nil {
+			return Exit{}, false, fmt.Errorf("kvm: stage-2 table cache: %w", err)
+		}
+		vm.mu.Lock()
+		if vm.slotGen.Load() != gen {
+			vm.mu.Unlock()
+			vm.c.slotRetries.Add(1)
+			return Exit{}, true, nil // the slot changed: take the fault again
+		}
+		if vm.inv.Retry(seq, hva) {
+			// An invalidation of hva is in progress or ended since seq:
+			// m may be stale; never install it.
+			vm.mu.Unlock()
+			vm.c.retries.Add(1)
+			runtime.Gosched()
+			continue
+		}
+		prot := s2pt.ProtR | s2pt.ProtX
+		if !ro && (write || (m.Writable && !logging)) {
+			prot |= s2pt.ProtW
+			if logging {
+				// mark_page_dirty before the page becomes writable, under
+				// the lock GetDirtyLog takes.
+				slot.Dirty.Set((page - slot.GPA) / pg)
+				vm.c.dirtyMarked.Add(1)
+			}
+		}
+		err = vm.install(v.cache, base, pa, size, prot, flags)
+		vm.mu.Unlock()
+		if err != nil {
+			return Exit{}, false, fmt.Errorf("kvm: mapping IPA %#x: %w", base, err)
+		}
+		return Exit{}, true, nil
+	}
+}
+
+// blockOK reports whether the 2 MiB block around ipa may be mapped as one
+// stage-2 block (fault_supports_stage2_huge_mapping): the layout has 2 MiB
+// blocks, the slot's GPA and HVA are congruent modulo 2 MiB, and the whole
+// block lies in the slot.
+func (vm *VM) blockOK(slot *memslot.Slot, ipa uint64) bool {
+	const bs = hostmm.HugeSize
+	if !vm.huge2M || slot.GPA%bs != slot.HVA%bs {
+		return false
+	}
+	b := ipa &^ (bs - 1)
+	return b >= slot.GPA && b+bs <= slot.End()
+}
+
+// leafSize is the size of a leaf at level for the VM's granule.
+func (vm *VM) leafSize(level int) uint64 {
+	g := log2(vm.host.pageSize)
+	return 1 << (g + uint(3-level)*(g-3))
+}
+
+// install maps [base, base+size) to pa with prot under the MMU lock. When
+// the tables already map exactly that (same output, same leaf size) only
+// the permissions are relaxed: no break-before-make and no TLBI is needed
+// to add permissions. Otherwise Map replaces what is there (break-before-make
+// with TLBI for a valid entry whose output or size changes).
+func (vm *VM) install(cache *s2pt.Cache, base uint64, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
+	d, level, err := vm.s2.Lookup(s2pt.IPA(base))
+	if err == nil && d&1 == 1 {
+		k := desc.KindAt(d, level)
+		if (k == desc.Block || k == desc.Page) && vm.leafSize(level) == size &&
+			vm.layout.Format.LeafOA(d, level) == uint64(pa) {
+			vm.c.relaxes.Add(1)
+			return vm.s2.Relax(cache, s2pt.IPA(base), size, prot&(s2pt.ProtR|s2pt.ProtW|s2pt.ProtX))
+		}
+	}
+	if err := vm.s2.Map(cache, s2pt.IPA(base), pa, size, prot, flags); err != nil {
+		return err
+	}
+	vm.c.maps.Add(1)
+	if size > vm.host.pageSize {
+		vm.c.blockMaps.Add(1)
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package kvm
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/tlb"
+	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/host/memslot"
+	"github.com/nestmmu/nestmmu/host/s2pt"
+)
+
+// TestNotifierInvalidationReachesTLBs: each host event removes exactly the
+// affected stage-2 entries and the TLB entries on every CPU, so the vCPUs'
+// next accesses fault instead of hitting a stale translation, and read the
+// data the host preserved.
+func TestNotifierInvalidationReachesTLBs(t *testing.T) {
+	const gpa = 0x4000_0000
+	for _, c := range []struct {
+		name  string
+		mf    hostmm.MapFlags
+		event func(as *hostmm.AddressSpace, hva hostmm.HVA) error
+		// gone: pages (offsets) whose stage-2 entries must be removed;
+		// kept: pages that must stay mapped.
+		gone, kept []uint64
+	}{
+		{"swap-out", 0, func(as *hostmm.AddressSpace, hva hostmm.HVA) error { return as.SwapOut(hva) },
+			[]uint64{0}, []uint64{pg}},
+		{"migrate", 0, func(as *hostmm.AddressSpace, hva hostmm.HVA) error { return as.Migrate(hva) },
+			[]uint64{0}, []uint64{pg}},
+		{"migrate huge", hostmm.MapHuge, func(as *hostmm.AddressSpace, hva hostmm.HVA) error { return as.Migrate(hva) },
+			[]uint64{0, pg, 2*mib - pg}, []uint64{2 * mib}},
+		{"split huge", hostmm.MapHuge, func(as *hostmm.AddressSpace, hva hostmm.HVA) error { return as.SplitHuge(hva) },
+			[]uint64{0, pg}, []uint64{2 * mib}},
+		{"munmap", 0, func(as *hostmm.AddressSpace, hva hostmm.HVA) error { return nil }, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHost(t, Config{CPUs: 2})
+			vm := newVM(t, h, 40)
+			hva := addMem(t, vm, 0, gpa, 4*mib, 0, c.mf)
+			v0 := loadedVCPU(t, vm, 0, 0)
+			v1 := loadedVCPU(t, vm, 1, 1)
+			defer destroy(t, vm, v0, v1)
+			guestMMUOn(t, vm, v0, v1)
+			offs := append(append([]uint64{}, c.gone...), c.kept...)
+			for i, off := range offs {
+				str(t, v0, gpa+off, uint64(i)+100)
+				ldr(t, v1, gpa+off)
+			}
+			id := vm.VMID()
+			for _, off := range offs {
+				for cpu := 0; cpu < 2; cpu++ {
+					if !tlbHas(h, cpu, id, gpa+off) {
+						t.Fatalf("CPU %d has no TLB entry for %#x before the event", cpu, gpa+off)
+					}
+				}
+			}
+			if err := c.event(vm.AddressSpace(), hva); err != nil {
+				t.Fatal(err)
+			}
+			for _, off := range c.gone {
+				if d, _, _ := vm.Stage2().Lookup(s2pt.IPA(gpa + off)); d&1 != 0 {
+					t.Errorf("stage 2 still maps %#x", gpa+off)
+				}
+				for cpu := 0; cpu < 2; cpu++ {
+					if tlbHas(h, cpu, id, gpa+off) {
+						t.Errorf("CPU %d's TLB still translates %#x", cpu, gpa+off)
+					}
+				}
+			}
+			for _, off := range c.kept {
+				if d, _, _ := vm.Stage2().Lookup(s2pt.IPA(gpa + off)); d&1 == 0 {
+					t.Errorf("stage 2 lost %#x, which the event did not touch", gpa+off)
+				}
+			}
+			before := vm.Stats().Maps
+			for i, off := range offs {
+				if got := ldr(t, v1, gpa+off); got != uint64(i)+100 {
+					t.Errorf("after %s, %#x reads %#x, want %#x", c.name, gpa+off, got, i+100)
+				}
+			}
+			if len(c.gone) > 0 && vm.Stats().Maps == before {
+				t.Error("no access faulted after the invalidation")
+			}
+		})
+	}
+}
+
+// TestMunmapAndRelease: unmapping the VMM region behind a slot unmaps it
+// from stage 2; the next access fails with the host's EFAULT.
+func TestMunmapBackingFaults(t *testing.T) {
+	h := newHost(t, Config{})
+	vm := newVM(t, h, 40)
+	hva := addMem(t, vm, 0, 0x4000_0000, mib, 0, 0)
+	v := loadedVCPU(t, vm, 0, 0)
+	defer destroy(t, vm, v)
+	str(t, v, 0x4000_0000, 1)
+	if err := vm.AddressSpace().Munmap(hva); err != nil {
+		t.Fatal(err)
+	}
+	if tlbHas(h, 0, vm.VMID(), 0x4000_0000) {
+		t.Fatal("TLB entry survived munmap")
+	}
+	_, err := v.Ldr(1, 0x4000_0000, 8)
+	if !errors.Is(err, hostmm.ErrFault) {
+		t.Fatalf("access after munmap: %v, want hostmm.ErrFault", err)
+	}
+}
+
+// TestMemslotEdgeCases covers the slot checks and the invalidations that
+// moving and deleting slots imply.
+func TestMemslotEdgeCases(t *testing.T) {
+	h := newHost(t, Config{})
+	vm := newVM(t, h, 36)
+	as := vm.AddressSpace()
+	hva, err := as.Mmap(8*mib, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := loadedVCPU(t, vm, 0, 0)
+	defer destroy(t, vm, v)
+	if err := vm.AddSlot(memslot.Slot{ID: 0, GPA: 0x100_0000, Size: 2 * mib, HVA: uint64(hva)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		s    memslot.Slot
+		want error
+	}{
+		{"overlap at the start", memslot.Slot{ID: 1, GPA: 0xf0_0000, Size: 2 * mib, HVA: uint64(hva) + 2*mib}, memslot.ErrOverlap},
+		{"overlap inside", memslot.Slot{ID: 1, GPA: 0x110_0000, Size: pg, HVA: uint64(hva) + 2*mib}, memslot.ErrOverlap},
+		{"duplicate ID", memslot.Slot{ID: 0, GPA: 0x800_0000, Size: pg, HVA: uint64(hva) + 2*mib}, nil},
+		{"misaligned GPA", memslot.Slot{ID: 1, GPA: 0x800_0010, Size: pg, HVA: uint64(hva) + 2*mib}, memslot.ErrAlignment},
+		{"misaligned size", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: 100, HVA: uint64(hva) + 2*mib}, memslot.ErrAlignment},
+		{"misaligned HVA", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: pg, HVA: uint64(hva) + 2*mib + 8}, memslot.ErrAlignment},
+		{"beyond the 36-bit IPA space", memslot.Slot{ID: 1, GPA: 1 << 36, Size: pg, HVA: uint64(hva) + 2*mib}, nil},
+		{"HVA outside the VMM's regions", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: pg, HVA: uint64(hva) + 64*mib}, nil},
+		{"empty", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: 0, HVA: uint64(hva) + 2*mib}, nil},
+	} {
+		err := vm.AddSlot(c.s)
+		if err == nil {
+			t.Errorf("%s: AddSlot(%+v) accepted", c.name, c.s)
+			continue
+		}
+		if c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+		t.Logf("%s: %v", c.name, err)
+	}
+	// Adjacent slots are fine.
+	if err := vm.AddSlot(memslot.Slot{ID: 1, GPA: 0x120_0000, Size: 2 * mib, HVA: uint64(hva) + 2*mib}); err != nil {
+		t.Fatalf("adjacent slot: %v", err)
+	}
+	str(t, v, 0x100_0000, 0xaa)
+	str(t, v, 0x120_0000, 0xbb)
+
+	// Move: the old range is unmapped (TLB too) and becomes MMIO; the new
+	// one reads the same memory.
+	if err := vm.MoveSlot(1, 0x400_0000); err != nil {
+		t.Fatal(err)
+	}
+	if tlbHas(h, 0, vm.VMID(), 0x120_0000) {
+		t.Error("TLB entry of the moved slot's old range survived")
+	}
+	if ex, err := v.Ldr(2, 0x120_0000, 8); err != nil || ex.Reason != ExitMMIO {
+		t.Errorf("old range after move: %v %v", ex.Reason, err)
+	}
+	_ = v.CompleteMMIO([2]uint64{})
+	if got := ldr(t, v, 0x400_0000); got != 0xbb {
+		t.Errorf("moved slot reads %#x", got)
+	}
+	if err := vm.MoveSlot(1, 0x100_0000+mib); !errors.Is(err, memslot.ErrOverlap) {
+		t.Errorf("move onto slot 0: %v", err)
+	}
+	// Delete.
+	if err := vm.DeleteSlot(0); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, _ := vm.Stage2().Lookup(0x100_0000); d&1 != 0 || tlbHas(h, 0, vm.VMID(), 0x100_0000) {
+		t.Error("deleted slot still mapped")
+	}
+	if ex, _ := v.Ldr(2, 0x100_0000, 8); ex.Reason != ExitMMIO {
+		t.Errorf("deleted slot: %v", ex.Reason)
+	}
+	_ = v.CompleteMMIO([2]uint64{})
+	if err := vm.DeleteSlot(0); !errors.Is(err, memslot.ErrNoSlot) {
+		t.Errorf("second delete: %v", err)
+	}
+	// Re-adding the range at a new HVA gives fresh memory.
+	if err := vm.AddSlot(memslot.Slot{ID: 0, GPA: 0x100_0000, Size: 2 * mib, HVA: uint64(hva) + 4*mib}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ldr(t, v, 0x100_0000); got != 0 {
+		t.Errorf("re-added slot reads %#x, want the new backing's 0", got)
+	}
+	// Read-only flag: write-protected now, writes exit.
+	if err := vm.SetSlotFlags(0, memslot.ReadOnly); err != nil {
+		t.Fatal(err)
+	}
+	v.Ctx().X[1] = 5
+	if ex, _ := v.Str(1, 0x100_0000, 8); ex.Reason != ExitMMIO {
+		t.Errorf("write to a slot made read-only: %v", ex.Reason)
+	}
+	_ = v.CompleteMMIO([2]uint64{})
+}
+
+// TestGuestTLBIBroadcast: with HCR_EL2.FB a guest's TLBI VMALLE1 on one CPU
+// reaches the other CPUs' TLBs.
+func TestGuestTLBIBroadcast(t *testing.T) {
+	h := newHost(t, Config{CPUs: 2})
+	vm := newVM(t, h, 40)
+	addMem(t, vm, 0, 0x4000_0000, mib, 0, 0)
+	v0 := loadedVCPU(t, vm, 0, 0)
+	v1 := loadedVCPU(t, vm, 1, 1)
+	defer destroy(t, vm, v0, v1)
+	ldr(t, v1, 0x4000_0000)
+	if !tlbHas(h, 1, vm.VMID(), 0x4000_0000) {
+		t.Fatal("no entry")
+	}
+	if ex, err := v0.TLBI(tlb.OpVMALLE1, 31); err != nil || ex.Reason != ExitNone {
+		t.Fatal(ex, err)
+	}
+	// With stage 1 off the entries are stage-2-only, which VMALLE1 leaves
+	// alone; what matters here is that the operation, upgraded to
+	// VMALLE1IS by HCR_EL2.FB, reached CPU 1's TLB.
+	if n := h.TLBStats(1).Invalidations[tlb.OpVMALLE1.IS()]; n != 1 {
+		t.Fatalf("CPU 1's TLB saw %d VMALLE1IS, want 1", n)
+	}
+}

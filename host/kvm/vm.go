@@ -1,0 +1,600 @@
+package kvm
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/host/memslot"
+	"github.com/nestmmu/nestmmu/host/mmio"
+	"github.com/nestmmu/nestmmu/host/s2pt"
+	"github.com/nestmmu/nestmmu/host/vmid"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// VMConfig describes a VM.
+type VMConfig struct {
+	// IPABits is the IPA size: 32 to 48, or 52 where the ID registers
+	// allow it (FEAT_LPA2 with 4K/16K, FEAT_LPA with 64K).
+	IPABits uint
+	// Bus, when set, is an in-kernel device bus: MMIO accesses are
+	// emulated against it without an exit. Otherwise every MMIO access
+	// exits to the caller (KVM_EXIT_MMIO).
+	Bus mmio.Bus
+}
+
+// ErrDestroyed is returned by operations on a destroyed VM.
+var ErrDestroyed = errors.New("kvm: VM destroyed")
+
+// VM is a virtual machine: stage-2 tables, memslots, the VMM address space
+// that backs them, and the MMU notifier that keeps stage 2 in step with it.
+type VM struct {
+	host   *Host
+	s2     *s2pt.VM
+	layout s2pt.Layout
+	as     *hostmm.AddressSpace
+	reg    *hostmm.Registration
+	slots  *memslot.Set
+	bus    mmio.Bus
+	// huge2M: the layout has 2 MiB blocks (a host huge page can be mapped
+	// as one stage-2 block).
+	huge2M bool
+
+	// mu is the MMU lock: faults install under it after checking inv and
+	// slotGen; notifiers and memslot changes change stage 2 under it.
+	mu  sync.Mutex
+	inv hostmm.Invalidation
+	// slotGen moves (under mu) whenever a slot is added, moved, deleted or
+	// changes flags, so a fault that resolved its page from an old slot
+	// retries instead of installing it (KVM's memslot generation).
+	slotGen atomic.Uint64
+
+	vmid vmid.VM
+
+	// notifMu serialises the notifier's use of notifCache (taken before
+	// mu); opMu the VMM's memslot and dirty-log operations and opCache.
+	notifMu    sync.Mutex
+	notifCache *s2pt.Cache
+	opMu       sync.Mutex
+	opCache    *s2pt.Cache
+
+	vcpus     []*VCPU // guarded by opMu
+	lastRan   []int   // per physical CPU: the vCPU of this VM that ran there last (owner of the CPU)
+	destroyed atomic.Bool
+	released  atomic.Bool
+	errMu     sync.Mutex
+	err       error // first error a notifier callback could not return
+
+	c vmCounters
+}
+
+type vmCounters struct {
+	maps, blockMaps, relaxes, afFaults, retries, slotRetries atomic.Uint64
+	mmioExits, mmioEmulated, injected, cmSkipped             atomic.Uint64
+	notifUnmaps, notifAged, dirtyMarked                      atomic.Uint64
+}
+
+// VMStats counts what the hypervisor did for a VM.
+type VMStats struct {
+	// Maps are stage-2 translation or permission faults that installed a
+	// new leaf; BlockMaps those that installed a block.
+	Maps, BlockMaps uint64
+	// Relaxes are permission faults resolved by adding write permission
+	// to the existing leaf (dirty logging, a page the host made writable).
+	Relaxes uint64
+	// AccessFlagFaults were resolved by setting the Access flag.
+	AccessFlagFaults uint64
+	// Retries are faults that saw an invalidation race (sequence count)
+	// and started again; SlotRetries those that saw a memslot change.
+	Retries, SlotRetries uint64
+	// MMIOExits returned to the caller, MMIOEmulated went to the VM's Bus,
+	// Injected aborts were injected into the guest, CMSkipped are cache
+	// maintenance instructions on MMIO that were skipped.
+	MMIOExits, MMIOEmulated, Injected, CMSkipped uint64
+	// NotifierUnmaps are invalidate-range starts that touched a slot;
+	// Aged are young callbacks that touched one.
+	NotifierUnmaps, Aged uint64
+	// DirtyMarked counts pages marked in a dirty bitmap by write faults.
+	DirtyMarked uint64
+	// S2 is the stage-2 page-table accounting.
+	S2 s2pt.Stats
+}
+
+// NewVM creates a VM: stage-2 tables with the VTCR_EL2 that cfg's IPA size
+// and the host granule give, an empty slot set, and a VMM address space
+// with the VM's MMU notifier registered on it.
+func (h *Host) NewVM(cfg VMConfig) (*VM, error) {
+	if h.closed.Load() {
+		return nil, errors.New("kvm: host closed")
+	}
+	vm := &VM{host: h, bus: cfg.Bus}
+	s2, err := s2pt.New(s2pt.Config{IPABits: cfg.IPABits, Granule: h.granule, MMFR0: h.id.MMFR0, MMFR1: h.id.MMFR1},
+		s2pt.ArenaTables{Arena: h.arena}, s2inv{vm})
+	if err != nil {
+		return nil, fmt.Errorf("kvm: VM with a %d-bit IPA space: %w", cfg.IPABits, err)
+	}
+	vm.s2, vm.layout = s2, s2.Layout()
+	for _, bs := range vm.layout.BlockSizes() {
+		vm.huge2M = vm.huge2M || bs == hostmm.HugeSize
+	}
+	vm.slots, err = memslot.NewSet(h.pageSize, vm.layout.IPABits)
+	if err != nil {
+		_ = s2.Destroy()
+		return nil, fmt.Errorf("kvm: %w", err)
+	}
+	vm.notifCache, vm.opCache = s2.NewCache(), s2.NewCache()
+	vm.lastRan = make([]int, len(h.cpus))
+	for i := range vm.lastRan {
+		vm.lastRan[i] = -1
+	}
+	vm.as = h.kernel.NewAddressSpace()
+	vm.reg, err = vm.as.RegisterNotifier(notifier{vm})
+	if err != nil {
+		_ = s2.Destroy()
+		return nil, fmt.Errorf("kvm: %w", err)
+	}
+	h.vms.Add(1)
+	return vm, nil
+}
+
+// Destroy tears the VM down: every vCPU must have been put. The notifier
+// is unregistered, the stage-2 tables freed (after TLBI VMALLS12E1IS), the
+// VMID released and the VMM address space closed.
+func (vm *VM) Destroy() error {
+	vm.opMu.Lock()
+	defer vm.opMu.Unlock()
+	for _, v := range vm.vcpus {
+		if v.cpu != nil {
+			return fmt.Errorf("kvm: vCPU %d is still loaded on CPU %d", v.id, v.cpuIdx)
+		}
+	}
+	if vm.destroyed.Swap(true) {
+		return ErrDestroyed
+	}
+	vm.reg.Unregister()
+	vm.host.vms.Add(-1)
+	var errs []error
+	errs = append(errs, vm.s2.Destroy())
+	errs = append(errs, vm.host.vmids.Free(&vm.vmid))
+	errs = append(errs, vm.notifCache.Release(), vm.opCache.Release())
+	for _, v := range vm.vcpus {
+		errs = append(errs, v.cache.Release())
+	}
+	errs = append(errs, vm.as.Close())
+	return errors.Join(errs...)
+}
+
+// AddressSpace returns the VMM's address space, whose regions back the
+// memslots (Mmap there, then AddSlot).
+func (vm *VM) AddressSpace() *hostmm.AddressSpace { return vm.as }
+
+// VTCR returns VTCR_EL2 for the VM.
+func (vm *VM) VTCR() sysreg.VTCR { return vm.s2.VTCR() }
+
+// Layout returns the VM's stage-2 layout.
+func (vm *VM) Layout() s2pt.Layout { return vm.layout }
+
+// Stage2 returns the VM's stage-2 tables (for inspection in tests).
+func (vm *VM) Stage2() *s2pt.VM { return vm.s2 }
+
+// VMID returns the VMID the VM last got from the allocator (it changes
+// only when a vCPU is loaded after a generation rollover).
+func (vm *VM) VMID() uint16 { return vm.vmid.VMID(vm.host.vmids) }
+
+// Err returns the first error a notifier callback met (it cannot return
+// one), or nil.
+func (vm *VM) Err() error {
+	vm.errMu.Lock()
+	defer vm.errMu.Unlock()
+	return vm.err
+}
+
+func (vm *VM) setErr(err error) {
+	if err == nil {
+		return
+	}
+	vm.errMu.Lock()
+	if vm.err == nil {
+		vm.err = err
+	}
+	vm.errMu.Unlock()
+}
+
+// Stats returns the VM's counters.
+func (vm *VM) Stats() VMStats {
+	c := &vm.c
+	return VMStats{Maps: c.maps.Load(), BlockMaps: c.blockMaps.Load(), Relaxes: c.relaxes.Load(),
+		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(),
+		MMIOExits: c.mmioExits.Load(), MMIOEmulated: c.mmioEmulated.Load(), Injected: c.injected.Load(),
+		CMSkipped: c.cmSkipped.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
+		DirtyMarked: c.dirtyMarked.Load(), S2: vm.s2.Stats()}
+}
+
+// s2inv is the VM's s2pt.Invalidator: the broadcast TLB maintenance of the
+// host, tagged with the VM's current VMID (the VMID s2pt was created with
+// is not used: VMIDs change on rollover).
+type s2inv struct{ vm *VM }
+
+// InvalidateIPA is TLBI IPAS2E1IS then TLBI VMALLE1IS.
+func (s s2inv) InvalidateIPA(_ uint16, ipa uint64, level int) {
+	var one [1]uint64
+	one[0] = ipa
+	s.vm.host.tlbiIPA(s.vm.VMID(), one[:], level)
+}
+
+// InvalidateVMID is TLBI VMALLS12E1IS.
+func (s s2inv) InvalidateVMID(uint16) { s.vm.host.tlbiVMID(s.vm.VMID()) }
+
+// flushThreshold is the largest number of pages flushed one by one (TLBI
+// IPAS2E1IS each, then one VMALLE1IS); above it a range is flushed with one
+// TLBI VMALLS12E1IS, as KVM does above MAX_TLBI_OPS: each per-page operation
+// probes every TLB, so a long range costs more than dropping the VMID's
+// entries (which the vCPUs refill on demand).
+const flushThreshold = 64
+
+// flushRange invalidates the TLB entries of [gpa, gpa+size).
+func (vm *VM) flushRange(gpa, size uint64) {
+	pg := vm.host.pageSize
+	n := size / pg
+	if n > flushThreshold {
+		vm.host.tlbiVMID(vm.VMID())
+		return
+	}
+	var buf [flushThreshold]uint64
+	ipas := buf[:0]
+	for a := gpa; a < gpa+size; a += pg {
+		ipas = append(ipas, a)
+	}
+	vm.host.tlbiIPA(vm.VMID(), ipas, s2pt.NoLevelHint)
+}
+
+// overlap calls f with the GPA range of each slot that backs part of the
+// HVA range [start, end).
+func (vm *VM) overlap(start, end hostmm.HVA, f func(s *memslot.Slot, gpa, size uint64)) {
+	for _, s := range vm.slots.Slots() {
+		lo, hi := uint64(start), uint64(end)
+		if s.HVA > lo {
+			lo = s.HVA
+		}
+		if e := s.HVA + s.Size; e < hi {
+			hi = e
+		}
+		if lo >= hi {
+			continue
+		}
+		f(s, s.GPA+(lo-s.HVA), hi-lo)
+	}
+}
+
+// AddSlot adds a memslot: the GPA range [s.GPA, s.GPA+s.Size) backed by the
+// VMM's HVA range from s.HVA, which must lie inside one region of the
+// address space. Overlapping or misaligned slots are rejected (errors match
+// memslot.ErrOverlap and memslot.ErrAlignment). Nothing is mapped until the
+// guest faults.
+func (vm *VM) AddSlot(s memslot.Slot) error {
+	if vm.destroyed.Load() {
+		return ErrDestroyed
+	}
+	if err := vm.checkBacking(s.HVA, s.Size); err != nil {
+		return err
+	}
+	vm.opMu.Lock()
+	defer vm.opMu.Unlock()
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	s.Dirty = nil
+	if err := vm.slots.Add(s); err != nil {
+		return fmt.Errorf("kvm: %w", err)
+	}
+	vm.slotGen.Add(1)
+	return nil
+}
+
+func (vm *VM) checkBacking(hva, size uint64) error {
+	if size == 0 {
+		return nil // memslot names the empty slot
+	}
+	for _, r := range vm.as.Regions() {
+		if hva >= uint64(r.Start) && hva+size <= uint64(r.End) && hva+size > hva {
+			return nil
+		}
+	}
+	return fmt.Errorf("kvm: HVA range %#x+%#x is not inside one region of the VMM address space", hva, size)
+}
+
+// AddMemory maps size bytes of anonymous memory in the VMM address space
+// (with mf: huge pages, mergeable) and adds it as slot id at gpa.
+func (vm *VM) AddMemory(id int, gpa, size uint64, flags memslot.Flags, mf hostmm.MapFlags) (hostmm.HVA, error) {
+	hva, err := vm.as.Mmap(size, mf)
+	if err != nil {
+		return 0, fmt.Errorf("kvm: %w", err)
+	}
+	if err := vm.AddSlot(memslot.Slot{ID: id, GPA: gpa, Size: size, HVA: uint64(hva), Flags: flags}); err != nil {
+		_ = vm.as.Munmap(hva)
+		return 0, err
+	}
+	return hva, nil
+}
+
+// DeleteSlot removes slot id and unmaps its range from stage 2 (with the
+// TLB invalidation) before returning.
+func (vm *VM) DeleteSlot(id int) error {
+	return vm.changeSlot(id, func() (memslot.Range, error) { return vm.slots.Delete(id) })
+}
+
+// MoveSlot moves slot id to newGPA (same size and HVA, KVM_MR_MOVE) and
+// unmaps the old GPA range from stage 2 before returning.
+func (vm *VM) MoveSlot(id int, newGPA uint64) error {
+	return vm.changeSlot(id, func() (memslot.Range, error) { return vm.slots.Move(id, newGPA) })
+}
+
+func (vm *VM) slotByID(id int) *memslot.Slot {
+	for _, s := range vm.slots.Slots() {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
+	if vm.destroyed.Load() {
+		return ErrDestroyed
+	}
+	vm.opMu.Lock()
+	defer vm.opMu.Unlock()
+	old := vm.slotByID(id)
+	if old == nil {
+		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
+	}
+	if err := vm.opCache.Topup(vm.s2.EdgePagesNeeded(s2pt.IPA(old.GPA), old.Size)); err != nil {
+		return fmt.Errorf("kvm: %w", err)
+	}
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	r, err := change()
+	if err != nil {
+		return fmt.Errorf("kvm: %w", err)
+	}
+	vm.slotGen.Add(1)
+	if err := vm.s2.Unmap(vm.opCache, s2pt.IPA(r.Start), r.End-r.Start); err != nil {
+		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, r.Start, r.End, err)
+	}
+	return nil
+}
+
+// SetSlotFlags changes slot id's flags. Making it read-only or turning on
+// dirty logging write-protects its range in stage 2 (with TLB
+// invalidation) before returning; use EnableDirtyLog to also split blocks.
+func (vm *VM) SetSlotFlags(id int, f memslot.Flags) error {
+	return vm.setFlags(id, f, false)
+}
+
+// EnableDirtyLog starts dirty logging on slot id: the slot is
+// write-protected in stage 2 (and, with split, its blocks are split into
+// pages now rather than on the first write), so the next write to each
+// page faults and is recorded.
+func (vm *VM) EnableDirtyLog(id int, split bool) error {
+	s := vm.slotByID(id)
+	if s == nil {
+		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
+	}
+	return vm.setFlags(id, s.Flags|memslot.LogDirty, split)
+}
+
+// DisableDirtyLog stops dirty logging on slot id. Pages stay mapped as they
+// are; later faults may map blocks again.
+func (vm *VM) DisableDirtyLog(id int) error {
+	s := vm.slotByID(id)
+	if s == nil {
+		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
+	}
+	return vm.setFlags(id, s.Flags&^memslot.LogDirty, false)
+}
+
+func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
+	if vm.destroyed.Load() {
+		return ErrDestroyed
+	}
+	if f&^(memslot.ReadOnly|memslot.LogDirty) != 0 {
+		return fmt.Errorf("kvm: unknown slot flags %#x", uint8(f))
+	}
+	vm.opMu.Lock()
+	defer vm.opMu.Unlock()
+	old := vm.slotByID(id)
+	if old == nil {
+		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
+	}
+	need := vm.s2.EdgePagesNeeded(s2pt.IPA(old.GPA), old.Size)
+	if split {
+		need += vm.s2.SplitPagesNeeded(s2pt.IPA(old.GPA), old.Size)
+	}
+	if err := vm.opCache.Topup(need); err != nil {
+		return fmt.Errorf("kvm: %w", err)
+	}
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	s, err := vm.slots.SetFlags(id, f)
+	if err != nil {
+		return fmt.Errorf("kvm: %w", err)
+	}
+	vm.slotGen.Add(1)
+	restrict := (f&memslot.ReadOnly != 0 && old.Flags&memslot.ReadOnly == 0) ||
+		(f&memslot.LogDirty != 0 && old.Flags&memslot.LogDirty == 0)
+	if restrict {
+		if err := vm.s2.WriteProtect(vm.opCache, s2pt.IPA(s.GPA), s.Size); err != nil {
+			return fmt.Errorf("kvm: write-protecting slot %d: %w", id, err)
+		}
+	}
+	if split {
+		if err := vm.s2.Split(vm.opCache, s2pt.IPA(s.GPA), s.Size); err != nil {
+			return fmt.Errorf("kvm: splitting slot %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// GetDirtyLog returns the pages of slot id (indices from the slot's first
+// page) written since logging started or since the last call, and clears
+// them. In KVM's order, under the MMU lock: each bitmap word is taken and
+// cleared, the pages it named are write-protected again in stage 2, and the
+// TLB is invalidated, all before the pages are returned; a write fault marks
+// its page dirty under the same lock before making it writable. So a write
+// is either in this result (it happened before the page was write-protected
+// again) or faults and is in the next one.
+func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
+	if vm.destroyed.Load() {
+		return nil, ErrDestroyed
+	}
+	vm.opMu.Lock()
+	defer vm.opMu.Unlock()
+	pg := vm.host.pageSize
+	vm.mu.Lock()
+	s := vm.slotByID(id)
+	if s == nil || s.Dirty == nil {
+		vm.mu.Unlock()
+		if s == nil {
+			return nil, fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
+		}
+		return nil, fmt.Errorf("kvm: slot %d is not logging dirty pages", id)
+	}
+	pages := s.Dirty.GetAndClear()
+	var err error
+	for i := 0; i < len(pages); {
+		j := i + 1
+		for j < len(pages) && pages[j] == pages[j-1]+1 {
+			j++
+		}
+		gpa, size := s.GPA+pages[i]*pg, uint64(j-i)*pg
+		if need := vm.s2.EdgePagesNeeded(s2pt.IPA(gpa), size); vm.opCache.Len() < need {
+			// Top up outside the MMU lock; the cleared pages are still
+			// ours and are write-protected before we return.
+			vm.mu.Unlock()
+			err = vm.opCache.Topup(need)
+			vm.mu.Lock()
+			if err != nil {
+				break
+			}
+		}
+		if err = vm.s2.WriteProtect(vm.opCache, s2pt.IPA(gpa), size); err != nil {
+			break
+		}
+		i = j
+	}
+	vm.mu.Unlock()
+	if err != nil {
+		return pages, fmt.Errorf("kvm: write-protecting dirty pages of slot %d: %w", id, err)
+	}
+	return pages, nil
+}
+
+// Slots returns the VM's slots in GPA order (do not modify them).
+func (vm *VM) Slots() []*memslot.Slot { return vm.slots.Slots() }
+
+// notifier is the VM's MMU notifier on its VMM address space.
+type notifier struct{ vm *VM }
+
+// InvalidateRangeStart unmaps, before returning, every stage-2 entry whose
+// memslot HVA lies in r, with the TLB invalidation (s2pt issues TLBI
+// IPAS2E1IS + VMALLE1IS per leaf, or VMALLS12E1IS for many), and marks the
+// range in progress so no fault installs a page of it until End.
+func (n notifier) InvalidateRangeStart(r hostmm.Range) {
+	vm := n.vm
+	vm.notifMu.Lock()
+	defer vm.notifMu.Unlock()
+	need := 0
+	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa, size uint64) {
+		need += vm.s2.EdgePagesNeeded(s2pt.IPA(gpa), size)
+	})
+	if err := vm.notifCache.Topup(need); err != nil {
+		vm.setErr(fmt.Errorf("kvm: notifier cache: %w", err))
+	}
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	vm.inv.Begin(r.Start, r.End)
+	if vm.destroyed.Load() {
+		return
+	}
+	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa, size uint64) {
+		vm.c.notifUnmaps.Add(1)
+		if err := vm.s2.Unmap(vm.notifCache, s2pt.IPA(gpa), size); err != nil {
+			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, gpa, size, err))
+		}
+	})
+}
+
+// InvalidateRangeEnd ends the invalidation: faults may install again.
+func (n notifier) InvalidateRangeEnd(r hostmm.Range) {
+	vm := n.vm
+	vm.mu.Lock()
+	if err := vm.inv.End(r.Start, r.End); err != nil {
+		vm.setErr(err)
+	}
+	vm.mu.Unlock()
+}
+
+// ChangePTE is ignored: Start already unmapped the page, and the next guest
+// access faults it in from the new host entry (allowed by the protocol).
+func (n notifier) ChangePTE(hostmm.HVA, mem.PA) {}
+
+// ClearYoung clears the Access flag of the stage-2 entries of the range
+// without TLB invalidation (clear_young: a cached entry may keep the page
+// looking unused for a while, which only affects reclaim's choice).
+func (n notifier) ClearYoung(start, end hostmm.HVA) bool { return n.vm.age(start, end, false) }
+
+// ClearFlushYoung clears the Access flags and invalidates the range's TLB
+// entries, so the next access walks and faults on the clear flag.
+func (n notifier) ClearFlushYoung(start, end hostmm.HVA) bool { return n.vm.age(start, end, true) }
+
+// TestYoung reports whether any stage-2 entry of the range has its Access
+// flag set.
+func (n notifier) TestYoung(start, end hostmm.HVA) bool {
+	vm := n.vm
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	young := false
+	vm.overlap(start, end, func(_ *memslot.Slot, gpa, size uint64) {
+		y, err := vm.s2.TestYoung(s2pt.IPA(gpa), size)
+		vm.setErr(err)
+		young = young || y
+	})
+	return young
+}
+
+// Release unmaps everything: the address space is going away.
+func (n notifier) Release() {
+	vm := n.vm
+	vm.released.Store(true)
+	vm.notifMu.Lock()
+	defer vm.notifMu.Unlock()
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if vm.destroyed.Load() {
+		return
+	}
+	for _, s := range vm.slots.Slots() {
+		// Slots never hold blocks straddling their edges: no split needed.
+		if err := vm.s2.Unmap(vm.notifCache, s2pt.IPA(s.GPA), s.Size); err != nil {
+			vm.setErr(err)
+		}
+	}
+}
+
+func (vm *VM) age(start, end hostmm.HVA, flush bool) bool {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	young := false
+	vm.overlap(start, end, func(_ *memslot.Slot, gpa, size uint64) {
+		vm.c.notifAged.Add(1)
+		y, err := vm.s2.MkOld(s2pt.IPA(gpa), size)
+		vm.setErr(err)
+		if y && flush {
+			vm.flushRange(gpa, size)
+		}
+		young = young || y
+	})
+	return young
+}
