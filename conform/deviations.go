@@ -156,29 +156,42 @@ func variantCrashes(c *qemu.Case, i int) bool {
 	if !strings.HasPrefix(op, "S12") {
 		return false
 	}
-	tge := c.Regs["HCR_EL2"]&(hcrE2H|hcrTGE) == hcrTGE
-	for set := 1; set < 4; set++ {
-		if set&1 != 0 && !tge {
-			continue
-		}
-		t := cloneCase(c)
-		if set&1 != 0 {
-			t.Regs["HCR_EL2"] &^= hcrTGE
-		}
-		if set&2 != 0 {
-			changed := false
-			for range 4 {
-				if !clear64KOAHigh(&t, i) {
-					break
+	// The TGE variants that keep stage 2 (those of explain's DevTGEStage1
+	// dimension that can reach a final stage-2 lookup); nil leaves TGE alone.
+	tgeVariants := []func(t *qemu.Case){nil}
+	if c.Regs["HCR_EL2"]&(hcrE2H|hcrTGE) == hcrTGE {
+		tgeVariants = append(tgeVariants,
+			func(t *qemu.Case) { t.Regs["HCR_EL2"] &^= hcrTGE },
+			func(t *qemu.Case) { t.Regs["HCR_EL2"] &^= hcrTGE | hcrPTW },
+			func(t *qemu.Case) { // stage 1 off as TGE=1 requires, stage 2 applied
+				t.Regs["HCR_EL2"] &^= hcrTGE
+				t.Regs["SCTLR_EL1"] &^= sctlrM
+			})
+	}
+	for k, tv := range tgeVariants {
+		for _, oa52 := range []bool{false, true} {
+			if k == 0 && !oa52 {
+				continue // the case itself: crashesQEMU already said no
+			}
+			t := cloneCase(c)
+			if tv != nil {
+				tv(&t)
+			}
+			if oa52 {
+				changed := false
+				for range 4 {
+					if !clear64KOAHigh(&t, i) {
+						break
+					}
+					changed = true
 				}
-				changed = true
+				if !changed {
+					continue
+				}
 			}
-			if !changed {
-				continue
+			if mr, err := RunModel(&t); err == nil && crashesQEMU(op, mr.Results[i]) {
+				return true
 			}
-		}
-		if mr, err := RunModel(&t); err == nil && crashesQEMU(op, mr.Results[i]) {
-			return true
 		}
 	}
 	return false
