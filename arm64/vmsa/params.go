@@ -1,6 +1,7 @@
 package vmsa
 
 import (
+	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 )
 
@@ -199,6 +200,16 @@ type s2Params struct {
 	vttbr  sysreg.VTTBR
 	oa52   bool
 	sh     uint
+
+	// Derived once per translation (s2Prepare): the TxSZ and start-level
+	// checks, the start level, the input size, the table base and whether
+	// it is beyond the output size, and the descriptor format.
+	setupFault bool
+	start      int
+	ia         uint
+	base       uint64
+	baseBad    bool
+	format     desc.Format
 }
 
 // getS2Params is AArch64.GetS2TTWParams.
@@ -224,7 +235,30 @@ func getS2Params(r *Regs, f *features) s2Params {
 	p.psEnc = v.PS()
 	p.ps = f.physicalAddressSize(v.PS(), p.tgx)
 	p.oa52 = p.tgx == sysreg.Granule64K && f.lpa
+	s2Prepare(f, &p)
 	return p
+}
+
+// s2Prepare makes the register checks of AArch64.S2Translate that do not
+// depend on the IPA: AArch64.S2TxSZFaults (below the minimum faults with
+// FEAT_LPA; above the maximum is IMPLEMENTATION DEFINED: we fault, as QEMU
+// does), AArch64.S2InvalidSL and AArch64.S2InconsistentSL, and computes the
+// start table's base (AArch64.S2TTBaseAddress) and its address-size check.
+func s2Prepare(f *features, p *s2Params) {
+	if p.txsz < s2MinTxSZ(f, p) || p.txsz > f.maxTxSZ(p.tgx) {
+		p.setupFault = true
+		return
+	}
+	p.start = s2StartLevel(p)
+	if s2InvalidSL(f, p) || s2InconsistentSL(p, p.start) {
+		p.setupFault = true
+		return
+	}
+	p.ia = 64 - p.txsz
+	f52 := p.tgx == sysreg.Granule64K && p.psEnc == 6 && f.lpa
+	p.base = ttBaseAddress(uint64(p.vttbr), p.txsz, p.tgx, p.ds, f52, p.start)
+	p.baseBad = p.base>>p.ps != 0
+	p.format = desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
 }
 
 // s2MinTxSZ is AArch64.S2MinTxSZ for an AArch64 stage 1.

@@ -24,25 +24,20 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 		w.stop(k, level)
 		return res
 	}
-	// AArch64.S2TxSZFaults: below the minimum faults (FEAT_LPA); above the
-	// maximum is IMPLEMENTATION DEFINED: we fault, as QEMU does.
-	if p.txsz < s2MinTxSZ(f, p) || p.txsz > f.maxTxSZ(p.tgx) {
+	// The register checks of AArch64.S2Translate were made once in
+	// getS2Params; the IPA range is checked per input address, between
+	// them and the VTTBR address-size check, as the pseudocode orders them.
+	if p.setupFault {
 		return fault(FaultTranslation, 0)
 	}
-	start := s2StartLevel(p)
-	if s2InvalidSL(f, p) || s2InconsistentSL(p, start) {
-		return fault(FaultTranslation, 0)
-	}
-	ia := 64 - p.txsz
+	ia := p.ia
 	if ipa>>ia != 0 { // AArch64.IPAIsOutOfRange
 		return fault(FaultTranslation, 0)
 	}
-	f52 := p.tgx.Bits() == 16 && p.psEnc == 6 && f.lpa
-	base := ttBaseAddress(uint64(p.vttbr), p.txsz, p.tgx, p.ds, f52, start)
-	if base>>p.ps != 0 {
+	if p.baseBad {
 		return fault(FaultAddressSize, 0)
 	}
-	format := desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
+	start, base, format := p.start, p.base, p.format
 	gb := p.tgx.Bits()
 
 restart:
