@@ -205,14 +205,6 @@ func explain(c *qemu.Case, i int, m at.Result, q qemu.OpResult) string {
 		return DevNoATS1A
 	}
 	hcr := c.Regs["HCR_EL2"]
-	f := m.Fault()
-	if hcr&hcrPTW != 0 && !m.Taken && !q.Exception && f.Kind == vmsa.FaultPermission && f.Stage2 && f.S1PTW {
-		// Same PAR except FST = permission level 0.
-		want := parMask(uint64(m.PAR))&^(0x3f<<1) | 0b001100<<1
-		if parMask(q.PAR) == want {
-			return DevPTWLevel
-		}
-	}
 	// Predicted deviations, alone and combined: QEMU's answer must be
 	// exactly the model's answer for the transformed case.
 	want := describeQEMU(q)
@@ -304,6 +296,14 @@ func explain(c *qemu.Case, i int, m at.Result, q qemu.OpResult) string {
 // which descriptors are read.
 func predictPAR(t *qemu.Case, i int, r at.Result, q qemu.OpResult, want string) string {
 	hcr := t.Regs["HCR_EL2"]
+	if f := r.Fault(); hcr&hcrPTW != 0 && !r.Taken && !q.Exception && f.Kind == vmsa.FaultPermission && f.Stage2 && f.S1PTW {
+		// Same PAR except FST = permission level 0 (also after another
+		// deviation, e.g. 64KB OA[51:48], turned the model's answer into
+		// this fault).
+		if parMask(q.PAR) == parMask(uint64(r.PAR))&^(0x3f<<1)|0b001100<<1 {
+			return DevPTWLevel
+		}
+	}
 	steps := walkSteps(t, i)
 	last := finalS2Leaf(steps)
 	ok := !r.Taken && r.PAR&1 == 0 // the model's translation succeeded
