@@ -616,25 +616,16 @@ func (g *gen) el10(s2 bool) []string {
 	if s2 {
 		hcr |= hcrVM
 		g.s2config()
-		if g.pct(20) {
-			hcr |= hcrPTW
-			g.feat("hcr.ptw")
-		}
-		if g.pct(20) {
-			hcr |= hcrFWB
-			g.feat("hcr.fwb")
-		}
-		if g.pct(5) {
-			hcr |= hcrDC
-			g.feat("hcr.dc")
-		}
-		if g.pct(5) {
-			hcr |= hcrCD
-			g.feat("hcr.cd")
-		}
-		if g.pct(5) {
-			hcr |= hcrID
-			g.feat("hcr.id")
+		// Independent HCR_EL2 controls, each drawn in this order.
+		for _, b := range []struct {
+			pct  int
+			bit  uint64
+			name string
+		}{{20, hcrPTW, "hcr.ptw"}, {20, hcrFWB, "hcr.fwb"}, {5, hcrDC, "hcr.dc"}, {5, hcrCD, "hcr.cd"}, {5, hcrID, "hcr.id"}} {
+			if g.pct(b.pct) {
+				hcr |= b.bit
+				g.feat(b.name)
+			}
 		}
 	} else if g.pct(5) {
 		hcr |= hcrDC
