@@ -291,3 +291,56 @@ func TestRolloverBetweenCheckAndClaim(t *testing.T) {
 		t.Errorf("VM A kept VMID 1, which the rollover gave to another VM")
 	}
 }
+
+// TestFreePinnedAfterRunning replays the interleaving CI found: VM Y is
+// running on CPU 0 when a rollover on CPU 1 pins its VMID and flushes; Y
+// keeps running after the flush (creating entries with its VMID), stops
+// and is destroyed without having loaded again. Its VMID must be flushed
+// before another VM gets it: the rollover's flush came before Y's last
+// entries.
+func TestFreePinnedAfterRunning(t *testing.T) {
+	m := newTLBModel(2)
+	a, err := New(8, 2, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustLoad := func(cpu int, vm *VM) uint16 {
+		t.Helper()
+		v, err := a.Load(cpu, vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var y VM
+	vy := mustLoad(0, &y) // Y enters the guest on CPU 0
+	others := make([]VM, 255)
+	for i := range others {
+		mustLoad(1, &others[i]) // the last one rolls over, pinning Y's VMID
+	}
+	if a.Rollovers() != 1 {
+		t.Fatalf("setup: %d rollovers, want 1", a.Rollovers())
+	}
+	m.run(0, &y, vy) // Y runs after the flush: entries tagged vy on CPU 0
+	m.stop(0)
+	if err := a.Put(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Free(&y); err != nil {
+		t.Fatal(err)
+	}
+	m.forget(&y)
+	// Hand out VMIDs on CPU 0 until vy comes back.
+	for i := 0; i < 300; i++ {
+		x := new(VM)
+		v := mustLoad(0, x)
+		m.run(0, x, v)
+		m.stop(0)
+		if v == vy {
+			break
+		}
+	}
+	if err := m.failed(); err != nil {
+		t.Fatal(err)
+	}
+}

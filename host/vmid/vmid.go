@@ -308,14 +308,12 @@ func (a *Allocator) Free(vm *VM) error {
 			pinned = true
 		}
 	}
-	switch {
-	case a.genMatch(id):
-		// Allocated in this generation: other CPUs may hold entries.
+	if a.genMatch(id) || pinned {
+		// The VMID is this VM's in the current generation: allocated in
+		// it, or pinned for it by a rollover. A pinned VM was running
+		// when the rollover flushed and may have kept running after it,
+		// so its entries must go too before the VMID is reused.
 		a.flusher.FlushVMID(uint16(i))
-		a.clearBit(i)
-	case pinned:
-		// Pinned for this VM across the last rollover, which flushed
-		// everything; nobody has used the VMID since.
 		a.clearBit(i)
 	}
 	vm.id.Store(0)
