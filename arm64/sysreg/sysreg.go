@@ -304,6 +304,12 @@ func (r VTTBR) VMID(sixteen bool) uint16 {
 	return uint16(field(uint64(r), 55, 48))
 }
 
+// WithVMID returns r with bits [63:48] set to vmid (an 8-bit VMID leaves
+// bits [63:56] zero, which the architecture requires when VTCR_EL2.VS=0).
+func (r VTTBR) WithVMID(vmid uint16) VTTBR {
+	return VTTBR(uint64(r)&^(0xffff<<48) | uint64(vmid)<<48)
+}
+
 // MAIR is MAIR_EL1 or MAIR_EL2.
 type MAIR uint64
 

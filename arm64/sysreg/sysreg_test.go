@@ -157,6 +157,13 @@ func TestTTBRs(t *testing.T) {
 	if vt.VMID(true) != 0xabcd || vt.VMID(false) != 0xcd || !vt.CnP() || vt.BADDR() != 0x4400_103c || vt.BADDRHigh() != 0xf {
 		t.Errorf("VTTBR %#x: VMID %#x/%#x CnP %v BADDR %#x high %#x", v, vt.VMID(true), vt.VMID(false), vt.CnP(), vt.BADDR(), vt.BADDRHigh())
 	}
+	// WithVMID replaces bits [63:48] only; an 8-bit VMID leaves [63:56] 0.
+	if got := vt.WithVMID(0x12); uint64(got) != 0x0012_0000_4400_103d {
+		t.Errorf("WithVMID(0x12) = %#x, want 0x0012_0000_4400_103d", uint64(got))
+	}
+	if got := sysreg.VTTBR(0x4400_1000).WithVMID(0xfedc); got.VMID(true) != 0xfedc || got.BADDR() != 0x4400_1000 {
+		t.Errorf("WithVMID(0xfedc) = %#x", uint64(got))
+	}
 }
 
 func TestMAIR(t *testing.T) {

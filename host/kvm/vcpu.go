@@ -172,7 +172,7 @@ func (v *VCPU) updateVMID() error {
 	}
 	if id != v.vmidv || v.pe.Regs.VTTBR_EL2.VMID(true) != id {
 		v.vmidv = id
-		v.pe.Regs.VTTBR_EL2 = sysreg.VTTBR(uint64(v.pe.Regs.VTTBR_EL2)&^(0xffff<<48) | uint64(id)<<48)
+		v.pe.Regs.VTTBR_EL2 = v.pe.Regs.VTTBR_EL2.WithVMID(id)
 		v.pe.RegsChanged()
 	}
 	return nil

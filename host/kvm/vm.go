@@ -214,19 +214,18 @@ func (vm *VM) Stats() VMStats {
 }
 
 // s2inv is the VM's s2pt.Invalidator: the broadcast TLB maintenance of the
-// host, tagged with the VM's current VMID (the VMID s2pt was created with
-// is not used: VMIDs change on rollover).
+// host, tagged with the VM's current VMID (it changes on rollover).
 type s2inv struct{ vm *VM }
 
 // InvalidateIPA is TLBI IPAS2E1IS then TLBI VMALLE1IS.
-func (s s2inv) InvalidateIPA(_ uint16, ipa uint64, level int) {
+func (s s2inv) InvalidateIPA(ipa uint64, level int) {
 	var one [1]uint64
 	one[0] = ipa
 	s.vm.host.tlbiIPA(s.vm.VMID(), one[:], level)
 }
 
 // InvalidateVMID is TLBI VMALLS12E1IS.
-func (s s2inv) InvalidateVMID(uint16) { s.vm.host.tlbiVMID(s.vm.VMID()) }
+func (s s2inv) InvalidateVMID() { s.vm.host.tlbiVMID(s.vm.VMID()) }
 
 // flushThreshold is the largest number of pages flushed one by one (TLBI
 // IPAS2E1IS each, then one VMALLE1IS); above it a range is flushed with one

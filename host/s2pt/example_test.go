@@ -14,7 +14,7 @@ import (
 func Example() {
 	regs := vmsa.DefaultRegs()
 	tm, _ := s2pt.NewFlatTables(0x8000_0000, 1<<20)
-	vm, err := s2pt.New(s2pt.Config{IPABits: 40, Granule: sysreg.Granule4K, MMFR0: regs.MMFR0, MMFR1: regs.MMFR1, VMID: 1}, tm, nil)
+	vm, err := s2pt.New(s2pt.Config{IPABits: 40, Granule: sysreg.Granule4K, MMFR0: regs.MMFR0, MMFR1: regs.MMFR1}, tm, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -37,7 +37,7 @@ type recorder struct {
 	enable bool
 }
 
-func (r *recorder) InvalidateIPA(vmid uint16, ipa uint64, level int) {
+func (r *recorder) InvalidateIPA(ipa uint64, level int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.nIPA++
@@ -46,7 +46,7 @@ func (r *recorder) InvalidateIPA(vmid uint16, ipa uint64, level int) {
 	}
 }
 
-func (r *recorder) InvalidateVMID(vmid uint16) {
+func (r *recorder) InvalidateVMID() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.nVMID++
@@ -110,7 +110,7 @@ const tableBase = mem.PA(0x8000_0000)
 
 func defaultCfg(ipa uint, g sysreg.Granule) Config {
 	r := vmsa.DefaultRegs()
-	return Config{IPABits: ipa, Granule: g, MMFR0: r.MMFR0, MMFR1: r.MMFR1, VMID: 5}
+	return Config{IPABits: ipa, Granule: g, MMFR0: r.MMFR0, MMFR1: r.MMFR1}
 }
 
 func newRig(t testing.TB, cfg Config, tableMem uint64) *rig {

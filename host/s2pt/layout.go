@@ -32,9 +32,6 @@ type Config struct {
 	// allowed (a power of two, 1 to 16). Zero means 16, as KVM does: a
 	// concatenated root instead of one more level.
 	MaxConcat int
-	// VMID is the VM's VMID (8 bits unless ID_AA64MMFR1_EL1.VMIDBits
-	// says 16).
-	VMID uint16
 }
 
 // Layout is what a Config resolves to: the stage-2 control register value,
@@ -198,9 +195,6 @@ func NewLayout(cfg Config) (Layout, error) {
 		return l, fmt.Errorf("s2pt: VTCR_EL2.HD requested with HA=%v and ID_AA64MMFR1_EL1.HAFDBS %d (needs HA and HAFDBS>=2)", cfg.HA, cfg.MMFR1.HAFDBS())
 	}
 	vs := cfg.MMFR1.VMIDBits() == 2
-	if cfg.VMID > 0xff && !vs {
-		return l, fmt.Errorf("s2pt: VMID %#x needs 16-bit VMIDs, which ID_AA64MMFR1_EL1.VMIDBits does not report", cfg.VMID)
-	}
 	var tg0 uint64
 	switch g {
 	case sysreg.Granule64K:

@@ -85,9 +85,6 @@ func TestLayoutRejects(t *testing.T) {
 	noHA.HA = true
 	hdNoHA := defaultCfg(40, sysreg.Granule4K)
 	hdNoHA.HD = true
-	vmid8 := defaultCfg(40, sysreg.Granule4K)
-	vmid8.MMFR1 &^= 0xf0
-	vmid8.VMID = 0x1ff
 	pa40 := defaultCfg(44, sysreg.Granule4K)
 	pa40.MMFR0 = pa40.MMFR0&^0xf | 2
 	cases := []struct {
@@ -104,7 +101,6 @@ func TestLayoutRejects(t *testing.T) {
 		{"64K not at stage 2", no64, "64K granule is not implemented"},
 		{"HA without HAFDBS", noHA, "HAFDBS is 0"},
 		{"HD without HA", hdNoHA, "HD requested"},
-		{"VMID 0x1ff on 8-bit", vmid8, "VMID 0x1ff"},
 		{"IPA above PARange", pa40, "44 bits exceeds"},
 		{"MaxConcat 3", func() Config { c := defaultCfg(40, sysreg.Granule4K); c.MaxConcat = 3; return c }(), "MaxConcat 3"},
 		{"granule", Config{IPABits: 40, Granule: sysreg.GranuleInvalid}, "granule 0"},

@@ -1,6 +1,7 @@
 package s2pt
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
@@ -468,7 +469,7 @@ func (vm *VM) checkCache(cache *Cache, need int) error {
 		return fmt.Errorf("s2pt: memory cache holds %d pages, the operation may need %d: top it up before taking the lock", cache.Len(), need)
 	}
 	if cache != nil && cache.vm != vm {
-		return fmt.Errorf("s2pt: memory cache belongs to VM %d, not VM %d", cache.vm.vmid, vm.vmid)
+		return errors.New("s2pt: memory cache belongs to another VM")
 	}
 	return nil
 }

@@ -15,23 +15,25 @@ import (
 // leaf level is not known (a table descriptor was removed): TTL = 0.
 const NoLevelHint = -2
 
-// Invalidator is the TLB maintenance stage-2 changes need; the TLB model
-// implements it. Both are broadcast (inner shareable) operations that have
-// completed when the call returns (TLBI; DSB ISH).
+// Invalidator is the TLB maintenance stage-2 changes need, for one VM; the
+// hypervisor implements it with the VM's current VMID (which it owns: a
+// VMID can change across an allocator rollover, the tables do not). Both
+// are broadcast (inner shareable) operations that have completed when the
+// call returns (TLBI; DSB ISH).
 type Invalidator interface {
-	// InvalidateIPA is TLBI IPAS2E1IS for ipa in vmid, with the level of
-	// the leaf as a TTL hint (NoLevelHint when unknown): it removes the
-	// stage-2 entries and the walk-cache entries used to translate ipa,
-	// and the combined stage-1+2 entries that depend on them.
-	InvalidateIPA(vmid uint16, ipa uint64, level int)
-	// InvalidateVMID is TLBI VMALLS12E1IS: every entry of vmid.
-	InvalidateVMID(vmid uint16)
+	// InvalidateIPA is TLBI IPAS2E1IS for ipa, with the level of the leaf
+	// as a TTL hint (NoLevelHint when unknown): it removes the stage-2
+	// entries and the walk-cache entries used to translate ipa, and the
+	// combined stage-1+2 entries that depend on them.
+	InvalidateIPA(ipa uint64, level int)
+	// InvalidateVMID is TLBI VMALLS12E1IS: every entry of the VM's VMID.
+	InvalidateVMID()
 }
 
 type noInvalidator struct{}
 
-func (noInvalidator) InvalidateIPA(uint16, uint64, int) {}
-func (noInvalidator) InvalidateVMID(uint16)             {}
+func (noInvalidator) InvalidateIPA(uint64, int) {}
+func (noInvalidator) InvalidateVMID()           {}
 
 // tableInfo is the manager's record of one non-root table page.
 type tableInfo struct {
@@ -69,7 +71,6 @@ type VM struct {
 	layout    Layout
 	tm        TableMemory
 	inv       Invalidator
-	vmid      uint16
 	root      mem.PA
 	destroyed bool
 	tables    map[mem.PA]tableInfo
@@ -99,7 +100,7 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s2pt: allocating the %d-byte stage-2 root: %w", l.RootBytes, err)
 	}
-	vm := &VM{layout: l, tm: tm, inv: inv, vmid: cfg.VMID, root: root, tables: map[mem.PA]tableInfo{}}
+	vm := &VM{layout: l, tm: tm, inv: inv, root: root, tables: map[mem.PA]tableInfo{}}
 	if uint64(root)%l.RootBytes != 0 || uint64(root)>>l.PABits != 0 || (uint64(root)>>48 != 0 && !l.Format.DS && !l.Format.OA52) {
 		_ = tm.FreeTable(root, l.RootBytes)
 		return nil, fmt.Errorf("s2pt: root %#x is not aligned to %#x or not expressible in VTTBR_EL2 with %d-bit PA", uint64(root), l.RootBytes, l.PABits)
@@ -113,24 +114,23 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 // Layout returns the VM's layout.
 func (vm *VM) Layout() Layout { return vm.layout }
 
-// VMID returns the VM's VMID.
-func (vm *VM) VMID() uint16 { return vm.vmid }
-
 // Root returns the root table's host physical address.
 func (vm *VM) Root() mem.PA { return vm.root }
 
 // VTCR returns VTCR_EL2 for the VM.
 func (vm *VM) VTCR() sysreg.VTCR { return vm.layout.VTCR }
 
-// VTTBR returns VTTBR_EL2 for the VM: the root (BADDR, with bits [51:48]
-// in [5:2] for the 52-bit formats) and the VMID.
+// VTTBR returns VTTBR_EL2 for the VM with VMID field 0: the root (BADDR,
+// with bits [51:48] in [5:2] for the 52-bit formats). The hypervisor sets
+// the VMID it currently holds for the VM (sysreg.VTTBR.WithVMID) on guest
+// entry.
 func (vm *VM) VTTBR() sysreg.VTTBR {
 	b := uint64(vm.root)
 	v := b & 0x0000_ffff_ffff_fffe
 	if vm.layout.Format.DS || vm.layout.Format.OA52 {
 		v = b&0x0000_ffff_ffff_ffc0 | (b>>48&0xf)<<2
 	}
-	return sysreg.VTTBR(v | uint64(vm.vmid)<<48)
+	return sysreg.VTTBR(v)
 }
 
 // ApplyRegs loads the VM's stage-2 registers (and the ID registers the
@@ -155,10 +155,10 @@ func (vm *VM) Destroy() error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.destroyed {
-		return fmt.Errorf("s2pt: VM %d destroyed twice", vm.vmid)
+		return errors.New("s2pt: VM destroyed twice")
 	}
 	vm.destroyed = true
-	vm.inv.InvalidateVMID(vm.vmid)
+	vm.inv.InvalidateVMID()
 	vm.stats.TLBIs++
 	pas := make([]mem.PA, 0, len(vm.tables))
 	for pa := range vm.tables {
@@ -231,13 +231,13 @@ func (vm *VM) queueTLBI(ipa IPA, level int) {
 
 // tlbiIPA invalidates one IPA now.
 func (vm *VM) tlbiIPA(ipa IPA, level int) {
-	vm.inv.InvalidateIPA(vm.vmid, uint64(ipa), level)
+	vm.inv.InvalidateIPA(uint64(ipa), level)
 	vm.stats.TLBIs++
 }
 
 // tlbiAll invalidates the VMID now (and satisfies anything queued).
 func (vm *VM) tlbiAll() {
-	vm.inv.InvalidateVMID(vm.vmid)
+	vm.inv.InvalidateVMID()
 	vm.stats.TLBIs++
 	vm.npend, vm.pendAll = 0, false
 }

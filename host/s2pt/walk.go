@@ -1,6 +1,7 @@
 package s2pt
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
@@ -169,7 +170,7 @@ func (vm *VM) Walk(start, end IPA, v Visitor, flags WalkFlags) error {
 
 func (vm *VM) checkRange(start, end IPA) error {
 	if vm.root == 0 && vm.destroyed {
-		return fmt.Errorf("s2pt: VM %d is destroyed", vm.vmid)
+		return errors.New("s2pt: VM is destroyed")
 	}
 	if start >= end || uint64(end) > 1<<vm.layout.IPABits {
 		return fmt.Errorf("s2pt: IPA range [%#x, %#x) is empty or beyond the %d-bit IPA space", uint64(start), uint64(end), vm.layout.IPABits)
