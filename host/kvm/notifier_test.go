@@ -227,3 +227,77 @@ func TestGuestTLBIBroadcast(t *testing.T) {
 		t.Fatalf("CPU 1's TLB saw %d VMALLE1IS, want 1", n)
 	}
 }
+
+// TestChangePTE: KSM merging two identical guest pages raises ChangePTE
+// (inside Start..End); stage 2 then maps both GPAs read-only to the one KSM
+// frame, so reads need no fault. A write takes a permission fault, breaks
+// copy-on-write and gets a private frame. A page whose stage-2 table does
+// not exist (the guest never touched that 2 MiB region) is left unmapped:
+// change_pte allocates no table.
+func TestChangePTE(t *testing.T) {
+	const gpa = 0x4000_0000
+	h := newHost(t, Config{CPUs: 1})
+	vm := newVM(t, h, 40)
+	hva := addMem(t, vm, 0, gpa, 4*mib, 0, hostmm.MapMergeable)
+	v := loadedVCPU(t, vm, 0, 0)
+	defer destroy(t, vm, v)
+	str(t, v, gpa, 0x5555)
+	str(t, v, gpa+pg, 0x5555)
+	// The third copy is written by the VMM only: no stage-2 table covers
+	// the second 2 MiB of the slot.
+	far := uint64(2*mib + pg)
+	if err := vm.AddressSpace().Write(hva+hostmm.HVA(far), 8, 0x5555); err != nil {
+		t.Fatal(err)
+	}
+	oa := func(ipa uint64) (uint64, bool, bool) {
+		d, level, err := vm.Stage2().Lookup(s2pt.IPA(ipa))
+		if err != nil || d&1 == 0 {
+			return 0, false, false
+		}
+		return vm.layout.Format.LeafOA(d, level), true, d>>7&1 == 1 // S2AP[1]: write
+	}
+	h.Kernel().KSMScan(0)
+	h.Kernel().KSMScan(0)
+	if h.Kernel().Stats().KSMMerged < 2 {
+		t.Fatalf("KSM merged %d pages, want >= 2", h.Kernel().Stats().KSMMerged)
+	}
+	pa0, ok0, w0 := oa(gpa)
+	pa1, ok1, w1 := oa(gpa + pg)
+	if !ok0 || !ok1 || w0 || w1 || pa0 != pa1 {
+		t.Fatalf("after the merge stage 2 maps %#x (valid %v, writable %v) and %#x (valid %v, writable %v), want one frame read-only",
+			pa0, ok0, w0, pa1, ok1, w1)
+	}
+	if m, _ := vm.AddressSpace().Translate(hva); uint64(m.PA) != pa0 || m.Writable {
+		t.Fatalf("host maps HVA %#x to %#x (writable %v), stage 2 to %#x", uint64(hva), uint64(m.PA), m.Writable, pa0)
+	}
+	if _, ok, _ := oa(gpa + far); ok {
+		t.Errorf("change_pte mapped GPA %#x, whose stage-2 table did not exist", gpa+far)
+	}
+	st := vm.Stats()
+	if st.ChangedPTEs == 0 {
+		t.Fatalf("no ChangedPTEs counted: %+v", st)
+	}
+	for _, off := range []uint64{0, pg} {
+		if got := ldr(t, v, gpa+off); got != 0x5555 {
+			t.Errorf("%#x reads %#x after the merge", gpa+off, got)
+		}
+	}
+	if d := vm.Stats(); d.Maps != st.Maps || d.Relaxes != st.Relaxes {
+		t.Errorf("reads of the changed pages faulted: %+v -> %+v", st, d)
+	}
+	str(t, v, gpa+pg, 0x6666)
+	if got := ldr(t, v, gpa); got != 0x5555 {
+		t.Errorf("the other sharer reads %#x after the write, want 0x5555", got)
+	}
+	if got := ldr(t, v, gpa+pg); got != 0x6666 {
+		t.Errorf("the writer reads %#x, want 0x6666", got)
+	}
+	pa1, ok1, w1 = oa(gpa + pg)
+	if !ok1 || !w1 || pa1 == pa0 || h.Kernel().Stats().COWBreaks == 0 {
+		t.Errorf("after the write stage 2 maps %#x (valid %v, writable %v), KSM frame %#x, COW breaks %d",
+			pa1, ok1, w1, pa0, h.Kernel().Stats().COWBreaks)
+	}
+	if err := vm.Err(); err != nil {
+		t.Error(err)
+	}
+}

@@ -74,7 +74,7 @@ type VM struct {
 type vmCounters struct {
 	maps, blockMaps, relaxes, afFaults, retries, slotRetries atomic.Uint64
 	mmioExits, mmioEmulated, injected, cmSkipped             atomic.Uint64
-	notifUnmaps, notifAged, dirtyMarked                      atomic.Uint64
+	notifUnmaps, notifAged, dirtyMarked, changedPTEs         atomic.Uint64
 }
 
 // VMStats counts what the hypervisor did for a VM.
@@ -97,6 +97,8 @@ type VMStats struct {
 	// NotifierUnmaps are invalidate-range starts that touched a slot;
 	// Aged are young callbacks that touched one.
 	NotifierUnmaps, Aged uint64
+	// ChangedPTEs are stage-2 pages mapped read-only from a ChangePTE.
+	ChangedPTEs uint64
 	// DirtyMarked counts pages marked in a dirty bitmap by write faults.
 	DirtyMarked uint64
 	// S2 is the stage-2 page-table accounting.
@@ -210,6 +212,7 @@ func (vm *VM) Stats() VMStats {
 		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(),
 		MMIOExits: c.mmioExits.Load(), MMIOEmulated: c.mmioEmulated.Load(), Injected: c.injected.Load(),
 		CMSkipped: c.cmSkipped.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
+		ChangedPTEs: c.changedPTEs.Load(),
 		DirtyMarked: c.dirtyMarked.Load(), S2: vm.s2.Stats()}
 }
 
@@ -535,9 +538,40 @@ func (n notifier) InvalidateRangeEnd(r hostmm.Range) {
 	vm.mu.Unlock()
 }
 
-// ChangePTE is ignored: Start already unmapped the page, and the next guest
-// access faults it in from the new host entry (allowed by the protocol).
-func (n notifier) ChangePTE(hostmm.HVA, mem.PA) {}
+// ChangePTE is change_pte (kvm_set_spte_gfn, as KVM did it before Linux
+// 6.9): the host entry for hva now maps pa, so every GPA that maps hva is
+// mapped to pa read-only at page size, and the guest's next read needs no
+// stage-2 fault; a write takes a permission fault and goes through FaultIn
+// (copy-on-write break, KSM unshare). Start already unmapped the page and
+// marked the range in progress, so no fault can install a stale frame
+// meanwhile; this mapping comes from the host entry itself. As KVM (which
+// passed no memory cache), it maps only where the stage-2 tables down to
+// the page already exist: no table is allocated for a change the guest may
+// never use, and where one would be needed the call is ignored, which the
+// protocol allows (the next access faults).
+func (n notifier) ChangePTE(hva hostmm.HVA, pa mem.PA) {
+	vm := n.vm
+	pg := vm.host.pageSize
+	page := hva &^ hostmm.HVA(pg-1)
+	pa &^= mem.PA(pg - 1)
+	vm.notifMu.Lock() // Map is given notifCache, which Start tops up under it
+	defer vm.notifMu.Unlock()
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	if vm.destroyed.Load() {
+		return
+	}
+	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa, _ uint64) {
+		if _, level, err := vm.s2.Lookup(s2pt.IPA(gpa)); err != nil || level != 3 {
+			return // no level-3 table holds the page (or a block maps it)
+		}
+		if err := vm.s2.Map(vm.notifCache, s2pt.IPA(gpa), pa, pg, s2pt.ProtR|s2pt.ProtX, 0); err != nil {
+			vm.setErr(fmt.Errorf("kvm: change_pte of HVA %#x (GPA %#x) to %#x: %w", uint64(hva), gpa, uint64(pa), err))
+			return
+		}
+		vm.c.changedPTEs.Add(1)
+	})
+}
 
 // ClearYoung clears the Access flag of the stage-2 entries of the range
 // without TLB invalidation (clear_young: a cached entry may keep the page
