@@ -26,7 +26,13 @@ const (
 	ReadOnly Flags = 1 << iota
 	// LogDirty slots record written pages in a dirty bitmap.
 	LogDirty
+
+	knownFlags = ReadOnly | LogDirty
 )
+
+// MaxPages is the largest slot in pages, as KVM's KVM_MEM_MAX_NR_PAGES
+// (2^31 - 1): it bounds the dirty bitmap a slot can ask for.
+const MaxPages = 1<<31 - 1
 
 // Slot is one memory slot.
 type Slot struct {
@@ -103,6 +109,14 @@ func (s *Set) check(n Slot, skipID int) error {
 		return fmt.Errorf("%w: slot %d GPA %#x size %#x not multiples of the page size %#x", ErrAlignment, n.ID, n.GPA, n.Size, ps)
 	case n.HVA%ps != 0:
 		return fmt.Errorf("%w: slot %d HVA %#x not page aligned", ErrAlignment, n.ID, n.HVA)
+	case n.ID < 0:
+		return fmt.Errorf("memslot: slot ID %d is negative", n.ID)
+	case n.Flags&^knownFlags != 0:
+		return fmt.Errorf("memslot: slot %d flags %#x has unknown bits %#x", n.ID, n.Flags, n.Flags&^knownFlags)
+	case n.Size/ps > MaxPages:
+		return fmt.Errorf("memslot: slot %d size %#x is %d pages, more than %d", n.ID, n.Size, n.Size/ps, MaxPages)
+	case n.HVA+n.Size < n.HVA:
+		return fmt.Errorf("memslot: slot %d HVA range [%#x, +%#x) wraps around", n.ID, n.HVA, n.Size)
 	case n.GPA+n.Size < n.GPA || (n.GPA+n.Size)>>s.ipaBits != 0 && n.GPA+n.Size != 1<<s.ipaBits:
 		return fmt.Errorf("memslot: slot %d [%#x, %#x) exceeds the %d-bit IPA space", n.ID, n.GPA, n.GPA+n.Size, s.ipaBits)
 	}
@@ -202,6 +216,9 @@ func (s *Set) SetFlags(id int, f Flags) (*Slot, error) {
 		}
 		n := *o
 		n.Flags = f
+		if err := s.check(n, id); err != nil {
+			return nil, err
+		}
 		if f&LogDirty != 0 && n.Dirty == nil {
 			n.Dirty = NewBitmap(n.Size / s.pageSize)
 		}

@@ -27,6 +27,10 @@ func TestAddRejects(t *testing.T) {
 		{"empty", Slot{ID: 2, GPA: 0x9000_0000, Size: 0, HVA: 0}, ErrAlignment},
 		{"beyond IPA space", Slot{ID: 2, GPA: 1<<40 - 0x1000, Size: 0x2000, HVA: 0}, nil},
 		{"duplicate id", Slot{ID: 1, GPA: 0xa000_0000, Size: 0x1000, HVA: 0}, nil},
+		{"negative id", Slot{ID: -1, GPA: 0xa000_0000, Size: 0x1000, HVA: 0}, nil},
+		{"unknown flag", Slot{ID: 2, GPA: 0xa000_0000, Size: 0x1000, Flags: 0x80}, nil},
+		{"more than KVM_MEM_MAX_NR_PAGES", Slot{ID: 2, GPA: 0, Size: 1 << 43}, nil},
+		{"HVA range wraps", Slot{ID: 2, GPA: 0xa000_0000, Size: 0x2000, HVA: 1<<64 - 0x1000}, nil},
 	}
 	for _, c := range cases {
 		err := s.Add(c.slot)
