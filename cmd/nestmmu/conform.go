@@ -29,8 +29,12 @@ func cmdConform(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() != 0 || *cases < 0 {
-		fmt.Fprintln(stderr, "nestmmu conform: usage: nestmmu conform [--seed N] [--cases M] [--out DIR] [--replay FILE]")
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "nestmmu conform: unexpected argument %q; usage: nestmmu conform [--seed N] [--cases M] [--out DIR] [--replay FILE]\n", fs.Arg(0))
+		return 2
+	}
+	if *cases < 0 || *instances < 0 {
+		fmt.Fprintf(stderr, "nestmmu conform: --cases %d, --instances %d: want counts >= 0\n", *cases, *instances)
 		return 2
 	}
 	o, err := qemu.New(qemu.Options{Instances: *instances})

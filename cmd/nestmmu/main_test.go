@@ -99,3 +99,21 @@ func TestExplainShowsSteps(t *testing.T) {
 		}
 	}
 }
+
+// Bad conform arguments are refused before QEMU is looked for, with one
+// line naming the bad value.
+func TestConformBadArguments(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"conform", "--cases", "-3"}, "--cases -3"},
+		{[]string{"conform", "--instances", "-1"}, "--instances -1"},
+		{[]string{"conform", "extra"}, `"extra"`},
+	} {
+		code, _, errs := run(c.args, "")
+		if code != 2 || !strings.Contains(errs, c.want) || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line naming %s", c.args, code, errs, c.want)
+		}
+	}
+}
