@@ -67,6 +67,20 @@ func (m *Flat) Write64(pa PA, v uint64) error {
 	return nil
 }
 
+// Zero clears size bytes at pa (both 8-byte aligned), word by word with
+// atomic stores, so that concurrent readers see each word old or zero.
+func (m *Flat) Zero(pa PA, size uint64) error {
+	i, ok := m.index(pa)
+	if !ok || size%8 != 0 || size/8 > uint64(len(m.words)-i) {
+		return fmt.Errorf("mem: zeroing %#x+%#x: not an aligned range in RAM %#x+%#x", uint64(pa), size, uint64(m.base), len(m.words)*8)
+	}
+	w := m.words[i : i+int(size/8)]
+	for j := range w {
+		atomic.StoreUint64(&w[j], 0)
+	}
+	return nil
+}
+
 // Read returns size bytes (1, 2, 4 or 8) at pa, little-endian. An access
 // inside one aligned word is single-copy atomic; a misaligned one is read
 // byte by byte.

@@ -107,3 +107,37 @@ func TestFlatSubWordAccess(t *testing.T) {
 		t.Fatal("read past the end succeeded")
 	}
 }
+
+func TestFlatZero(t *testing.T) {
+	m, err := NewFlat(0x1000, 0x100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pa := PA(0x1000); pa < 0x1100; pa += 8 {
+		if err := m.Write64(pa, ^uint64(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Zero(0x1010, 0x20); err != nil {
+		t.Fatal(err)
+	}
+	for pa := PA(0x1000); pa < 0x1100; pa += 8 {
+		v, _ := m.Read64(pa)
+		want := ^uint64(0)
+		if pa >= 0x1010 && pa < 0x1030 {
+			want = 0
+		}
+		if v != want {
+			t.Errorf("%#x holds %#x after Zero(0x1010, 0x20), want %#x", uint64(pa), v, want)
+		}
+	}
+	// Ranges outside RAM, misaligned or past its end are refused.
+	for _, c := range []struct {
+		pa   PA
+		size uint64
+	}{{0xff8, 8}, {0x1004, 8}, {0x1000, 4}, {0x10f8, 0x10}, {0x1100, 8}, {0x1000, 1 << 63}} {
+		if err := m.Zero(c.pa, c.size); err == nil {
+			t.Errorf("Zero(%#x, %#x) accepted", uint64(c.pa), c.size)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/host/hostmem"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -21,8 +22,6 @@ const (
 	kib = 1 << 10
 	mib = 1 << 20
 	gib = 1 << 30
-	// s2pt's tables live in a flat table memory at tableBase.
-	tableBase = 0x10_0000_0000
 )
 
 // pageTables is what both sides provide: map a page-aligned range to a
@@ -34,7 +33,8 @@ type pageTables interface {
 }
 
 // nestmmu is host/s2pt with a 48-bit IPA space and the 4K granule: four
-// levels from level 0, as x86's four-level tables.
+// levels from level 0, as x86's four-level tables. Its tables live in a
+// host/hostmem arena, as in the hypervisor.
 type nestmmu struct {
 	vm *s2pt.VM
 	c  *s2pt.Cache
@@ -44,11 +44,12 @@ type nestmmu struct {
 func newNestmmu(tb testing.TB, tableMem uint64) *nestmmu {
 	tb.Helper()
 	regs := vmsa.DefaultRegs()
-	tm, err := s2pt.NewFlatTables(tableBase, tableMem)
+	a, err := hostmem.New(hostmem.Config{Size: tableMem})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	vm, err := s2pt.New(s2pt.Config{IPABits: 48, Granule: sysreg.Granule4K, MMFR0: regs.MMFR0, MMFR1: regs.MMFR1}, tm, nil)
+	tb.Cleanup(func() { _ = a.Close() })
+	vm, err := s2pt.New(s2pt.Config{IPABits: 48, Granule: sysreg.Granule4K, MMFR0: regs.MMFR0, MMFR1: regs.MMFR1}, s2pt.ArenaTables{Arena: a}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

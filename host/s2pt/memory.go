@@ -96,10 +96,8 @@ func (f *FlatTables) AllocTable(size uint64) (mem.PA, error) {
 		pa = p
 		f.next = p + mem.PA(size)
 	}
-	for off := uint64(0); off < size; off += 8 {
-		if err := f.Flat.Write64(pa+mem.PA(off), 0); err != nil {
-			return 0, err
-		}
+	if err := f.Flat.Zero(pa, size); err != nil {
+		return 0, err
 	}
 	f.inUse += size
 	return pa, nil

@@ -167,9 +167,7 @@ func (vm *VM) split(c *Ctx, cache *Cache) error {
 			return err
 		}
 	}
-	info := vm.tables[pa]
-	info.live = int32(n)
-	vm.tables[pa] = info
+	vm.tables[pa].live = int32(n)
 	return c.set(uint64(desc.S2Table(f, uint64(pa))))
 }
 
@@ -189,7 +187,7 @@ func (vm *VM) replaceTable(c *Ctx, v uint64) error {
 // freeSubtree releases a detached table and every table below it.
 func (vm *VM) freeSubtree(t mem.PA, level int, base IPA) error {
 	end := base + IPA(1)<<vm.layout.leafBits(level-1)
-	err := vm.walkTable(t, level, base, vm.layout.entries(), base, end, &vm.visitors.free, VisitTablePost)
+	err := vm.walkTable(t, vm.tables[t], level, base, vm.layout.entries(), base, end, &vm.visitors.free, VisitTablePost)
 	vm.releaseTable(t)
 	return err
 }
@@ -256,12 +254,14 @@ type unmapVisitor struct {
 
 func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
 	if at == VisitTablePost {
-		if v.vm.tables[c.child].live != 0 {
+		if c.childInfo.live != 0 {
 			return nil
 		}
 		// Trust but verify before freeing: a table changed behind the
-		// manager's back must not be freed with live entries.
-		for i := uint64(0); i < v.vm.layout.entries(); i++ {
+		// manager's back must not be freed with live entries. When the
+		// walk covered the whole table it has just cleared every entry,
+		// so only a partly covered table is read again.
+		for i := uint64(0); !c.Covered() && i < v.vm.layout.entries(); i++ {
 			if d, ok := v.vm.tm.Read64(c.child + mem.PA(i*8)); !ok || d&1 != 0 {
 				return fmt.Errorf("s2pt: table %#x counted empty holds descriptor %#x at index %d", uint64(c.child), d, i)
 			}
@@ -424,16 +424,6 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 	return nil
 }
 
-type lookupVisitor struct {
-	d     uint64
-	level int
-}
-
-func (v *lookupVisitor) Visit(c *Ctx, at WalkFlags) error {
-	v.d, v.level = c.Old, c.Level
-	return nil
-}
-
 // visitors are preallocated so operations do not allocate.
 type visitors struct {
 	free     freeVisitor
@@ -443,7 +433,6 @@ type visitors struct {
 	young    youngVisitor
 	split    splitVisitor
 	collapse collapseVisitor
-	lookup   lookupVisitor
 }
 
 func (v *visitors) init(vm *VM) {
@@ -636,7 +625,23 @@ func (vm *VM) Lookup(ipa IPA) (d uint64, level int, err error) {
 	if err := vm.checkRange(ipa, ipa+g); err != nil {
 		return 0, 0, err
 	}
-	v := &vm.visitors.lookup
-	err = vm.walk(ipa, ipa+g, v, VisitLeaf)
-	return v.d, v.level, vm.finish(err)
+	// A read-only descent: no visitor, nothing to invalidate or free.
+	l := &vm.layout
+	table, level, base := vm.root, l.StartLevel, IPA(0)
+	for {
+		bits := l.leafBits(level)
+		pte := table + mem.PA(uint64(ipa-base)>>bits*8)
+		d, ok := vm.tm.Read64(pte)
+		if !ok {
+			return 0, 0, fmt.Errorf("s2pt: descriptor at %#x (level %d, IPA %#x) is not readable", uint64(pte), level, uint64(ipa))
+		}
+		if desc.KindAt(d, level) != desc.Table {
+			return d, level, nil
+		}
+		child, _, err := vm.childOf(pte, level, d)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
+		}
+		table, base, level = child, base+IPA(uint64(ipa-base)>>bits<<bits), level+1
+	}
 }

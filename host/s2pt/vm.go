@@ -73,7 +73,11 @@ type VM struct {
 	inv       Invalidator
 	root      mem.PA
 	destroyed bool
-	tables    map[mem.PA]tableInfo
+	tables    map[mem.PA]*tableInfo
+	// known caches, per level, the last table descriptor checkChild
+	// verified: repeated walks through the same tables then need no map
+	// lookup. Cleared whenever a table is released.
+	known [5]knownChild
 	stats     Stats
 
 	ctx [5]Ctx // one per level -1..3, reused by every walk
@@ -100,7 +104,7 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s2pt: allocating the %d-byte stage-2 root: %w", l.RootBytes, err)
 	}
-	vm := &VM{layout: l, tm: tm, inv: inv, root: root, tables: map[mem.PA]tableInfo{}}
+	vm := &VM{layout: l, tm: tm, inv: inv, root: root, tables: map[mem.PA]*tableInfo{}}
 	if uint64(root)%l.RootBytes != 0 || uint64(root)>>l.PABits != 0 || (uint64(root)>>48 != 0 && !l.Format.DS && !l.Format.OA52) {
 		_ = tm.FreeTable(root, l.RootBytes)
 		return nil, fmt.Errorf("s2pt: root %#x is not aligned to %#x or not expressible in VTTBR_EL2 with %d-bit PA", uint64(root), l.RootBytes, l.PABits)
@@ -176,14 +180,19 @@ func (vm *VM) Destroy() error {
 	return errors.Join(errs...)
 }
 
-// account keeps the valid-entry count of the table at t when one of its
-// descriptors changes from old to new.
-func (vm *VM) account(t mem.PA, old, new uint64) {
-	if old&1 == new&1 || t == vm.root {
-		return
-	}
-	info, ok := vm.tables[t]
-	if !ok {
+// knownChild is a table descriptor (at pte, value d) verified to point at
+// child, whose record is info.
+type knownChild struct {
+	pte   mem.PA
+	d     uint64
+	child mem.PA
+	info  *tableInfo
+}
+
+// account keeps the valid-entry count of the table at t (record info, nil
+// for the root) when one of its descriptors changes from old to new.
+func (vm *VM) account(info *tableInfo, t mem.PA, old, new uint64) {
+	if old&1 == new&1 || info == nil {
 		return
 	}
 	if new&1 != 0 {
@@ -197,7 +206,6 @@ func (vm *VM) account(t mem.PA, old, new uint64) {
 			}
 		}
 	}
-	vm.tables[t] = info
 }
 
 // newTable takes a page from the cache and records it as the table for the
@@ -211,7 +219,7 @@ func (vm *VM) newTable(cache *Cache, pte mem.PA, level int) (mem.PA, error) {
 	}
 	pa := cache.pages[len(cache.pages)-1]
 	cache.pages = cache.pages[:len(cache.pages)-1]
-	vm.tables[pa] = tableInfo{parent: pte, level: int8(level)}
+	vm.tables[pa] = &tableInfo{parent: pte, level: int8(level)}
 	vm.stats.TableBytes += vm.layout.TableBytes
 	return pa, nil
 }
@@ -272,6 +280,7 @@ func (vm *VM) releaseTable(pa mem.PA) {
 		return
 	}
 	delete(vm.tables, pa)
+	vm.known = [5]knownChild{}
 	vm.stats.TableBytes -= vm.layout.TableBytes
 	vm.freeq = append(vm.freeq, pa)
 }

@@ -50,9 +50,11 @@ type Ctx struct {
 	// PTE is the descriptor's host physical address.
 	PTE mem.PA
 	// Old is the descriptor as last read or written by the walk.
-	Old   uint64
-	table mem.PA // the table holding the entry
-	child mem.PA // the next-level table (table visits)
+	Old       uint64
+	table     mem.PA     // the table holding the entry
+	info      *tableInfo // its record (nil for the root)
+	child     mem.PA     // the next-level table (table visits)
+	childInfo *tableInfo // its record
 }
 
 // Size returns the IPA range one entry at c.Level covers.
@@ -91,7 +93,7 @@ func (c *Ctx) set(v uint64) error {
 	if err := c.vm.tm.Write64(c.PTE, v); err != nil {
 		return err
 	}
-	c.vm.account(c.table, c.Old, v)
+	c.vm.account(c.info, c.table, c.Old, v)
 	c.Old = v
 	return nil
 }
@@ -146,7 +148,7 @@ func (c *Ctx) clear() (uint64, error) {
 			return cur, fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(c.PTE))
 		}
 		if ok {
-			c.vm.account(c.table, cur, 0)
+			c.vm.account(c.info, c.table, cur, 0)
 			c.Old = 0
 			return cur, nil
 		}
@@ -180,12 +182,12 @@ func (vm *VM) checkRange(start, end IPA) error {
 
 // walk is the one management walk over the live tables.
 func (vm *VM) walk(start, end IPA, v Visitor, flags WalkFlags) error {
-	return vm.walkTable(vm.root, vm.layout.StartLevel, 0, vm.layout.RootEntries, start, end, v, flags)
+	return vm.walkTable(vm.root, nil, vm.layout.StartLevel, 0, vm.layout.RootEntries, start, end, v, flags)
 }
 
-// walkTable visits the entries of the table at pa (level, first IPA base,
-// n entries) that intersect [start, end).
-func (vm *VM) walkTable(pa mem.PA, level int, base IPA, n uint64, start, end IPA, v Visitor, flags WalkFlags) error {
+// walkTable visits the entries of the table at pa (record info, level,
+// first IPA base, n entries) that intersect [start, end).
+func (vm *VM) walkTable(pa mem.PA, info *tableInfo, level int, base IPA, n uint64, start, end IPA, v Visitor, flags WalkFlags) error {
 	bits := vm.layout.leafBits(level)
 	idx := uint64(start-base) >> bits
 	for ; idx < n; idx++ {
@@ -193,16 +195,16 @@ func (vm *VM) walkTable(pa mem.PA, level int, base IPA, n uint64, start, end IPA
 		if addr >= end {
 			break
 		}
-		if err := vm.walkEntry(pa, level, addr, pa+mem.PA(idx*8), start, end, v, flags); err != nil {
+		if err := vm.walkEntry(pa, info, level, addr, pa+mem.PA(idx*8), start, end, v, flags); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (vm *VM) walkEntry(table mem.PA, level int, addr IPA, pte mem.PA, start, end IPA, v Visitor, flags WalkFlags) error {
+func (vm *VM) walkEntry(table mem.PA, info *tableInfo, level int, addr IPA, pte mem.PA, start, end IPA, v Visitor, flags WalkFlags) error {
 	c := &vm.ctx[level+1]
-	*c = Ctx{vm: vm, Level: level, Addr: addr, Start: start, End: end, PTE: pte, table: table}
+	*c = Ctx{vm: vm, Level: level, Addr: addr, Start: start, End: end, PTE: pte, table: table, info: info}
 	if err := c.Reload(); err != nil {
 		return err
 	}
@@ -240,7 +242,7 @@ func (vm *VM) walkEntry(table mem.PA, level int, addr IPA, pte mem.PA, start, en
 	}
 	size := IPA(1) << vm.layout.leafBits(level)
 	cs, ce := max(start, addr), min(end, addr+size)
-	if err := vm.walkTable(c.child, level+1, addr, vm.layout.entries(), cs, ce, v, flags); err != nil {
+	if err := vm.walkTable(c.child, c.childInfo, level+1, addr, vm.layout.entries(), cs, ce, v, flags); err != nil {
 		return err
 	}
 	if flags&VisitTablePost == 0 {
@@ -263,11 +265,27 @@ func (vm *VM) walkEntry(table mem.PA, level int, addr IPA, pte mem.PA, start, en
 // this VM allocated for exactly this entry, one level down. Garbage (a
 // table address the VM does not own) is refused, never followed.
 func (vm *VM) checkChild(c *Ctx) error {
-	child := mem.PA(vm.layout.Format.TableOA(c.Old))
-	info, ok := vm.tables[child]
-	if !ok || info.parent != c.PTE || int(info.level) != c.Level+1 {
-		return fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x, at %#x) points to %#x, which is not this entry's stage-2 table", c.Old, c.Level, uint64(c.Addr), uint64(c.PTE), uint64(child))
+	child, info, err := vm.childOf(c.PTE, c.Level, c.Old)
+	if err != nil {
+		return fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
 	}
-	c.child = child
+	c.child, c.childInfo = child, info
 	return nil
+}
+
+// childOf returns the table the table descriptor d at pte (level) points
+// to, after checking that it is the table this VM allocated for exactly
+// that entry, one level down.
+func (vm *VM) childOf(pte mem.PA, level int, d uint64) (mem.PA, *tableInfo, error) {
+	k := &vm.known[level+1]
+	if k.pte == pte && k.d == d && k.info != nil {
+		return k.child, k.info, nil
+	}
+	child := mem.PA(vm.layout.Format.TableOA(d))
+	info, ok := vm.tables[child]
+	if !ok || info.parent != pte || int(info.level) != level+1 {
+		return 0, nil, fmt.Errorf("s2pt: table descriptor %#x at level %d (at %#x) points to %#x, which is not this entry's stage-2 table", d, level, uint64(pte), uint64(child))
+	}
+	*k = knownChild{pte: pte, d: d, child: child, info: info}
+	return child, info, nil
 }
