@@ -35,7 +35,7 @@ func (pe *PE) Fetch(va uint64) (uint32, Exception) {
 		pe.TakeException(&e)
 		return 0, e
 	}
-	pa, e := pe.translate(va, pe.access(vmsa.Fetch), 4, Insn{})
+	pa, e := pe.translate(va, pe.access(vmsa.Fetch), 4, Insn{}, true)
 	if e.Taken() {
 		return 0, e
 	}
@@ -56,6 +56,7 @@ func (pe *PE) targetEL() uint8 {
 
 func (pe *PE) data(va uint64, size int, v uint64, write bool, in Insn) (uint64, Exception) {
 	if size != 1 && size != 2 && size != 4 && size != 8 {
+		// No load or store has another size: a caller bug, not guest input.
 		panic(fmt.Sprintf("cpu: access size %d is not 1, 2, 4 or 8", size))
 	}
 	kind := vmsa.Read
@@ -63,32 +64,40 @@ func (pe *PE) data(va uint64, size int, v uint64, write bool, in Insn) (uint64, 
 		kind = vmsa.Write
 	}
 	acc := pe.access(kind)
-	if va&uint64(size-1) != 0 && pe.alignmentChecked() {
+	aligned := va&uint64(size-1) == 0
+	// AArch64.CheckAlignment precedes translation: the fault reports the
+	// access's VA and is a stage-1 fault (never to EL2 as a stage-2 one).
+	if !aligned && pe.alignmentChecked(va, size, in) {
 		return 0, pe.alignment(va, write)
 	}
 	if va%granuleFloor+uint64(size) > granuleFloor {
-		// Crosses a page: each byte is its own access, in address order.
+		// Crosses a page: each byte is its own access, in address order
+		// (Mem[]: an unaligned access is made of single-byte accesses, each
+		// unaligned as far as the Device-memory check goes), so that a fault
+		// reports the address of the byte that faulted. Bytes stored before
+		// a fault may have been written: the architecture permits it.
 		var out uint64
 		for i := 0; i < size; i++ {
-			pa, e := pe.translate(va+uint64(i), acc, size, in)
+			bva := va + uint64(i)
+			pa, e := pe.translate(bva, acc, size, in, false)
 			if e.Taken() {
 				return 0, e
 			}
 			if write {
 				if !pe.Mem.Write(mem.PA(pa), 1, v>>(8*i)&0xff) {
-					return 0, pe.external(va, kind, write)
+					return 0, pe.external(bva, kind, write)
 				}
 				continue
 			}
 			b, ok := pe.Mem.Read(mem.PA(pa), 1)
 			if !ok {
-				return 0, pe.external(va, kind, write)
+				return 0, pe.external(bva, kind, write)
 			}
 			out |= b << (8 * i)
 		}
 		return out, Exception{}
 	}
-	pa, e := pe.translate(va, acc, size, in)
+	pa, e := pe.translate(va, acc, size, in, aligned)
 	if e.Taken() {
 		return 0, e
 	}
@@ -105,32 +114,121 @@ func (pe *PE) data(va uint64, size int, v uint64, write bool, in Insn) (uint64, 
 	return r, Exception{}
 }
 
-// alignmentChecked reports SCTLR_ELx.A for the current regime.
-func (pe *PE) alignmentChecked() bool {
-	if pe.Regime() == vmsa.RegimeEL10 {
-		return pe.Regs.SCTLR_EL1.A()
+// sctlrNAA is SCTLR_ELx.nAA (FEAT_LSE2).
+const sctlrNAA = 1 << 6
+
+// alignmentChecked is the decision of AArch64.CheckAlignment for an
+// unaligned data access of size bytes at va, with the SCTLR of the current
+// translation regime (SCTLR_EL1 for EL1&0, SCTLR_EL2 for EL2 and EL2&0):
+// SCTLR_ELx.A=1 checks every access. Load-acquire/store-release
+// instructions (in.Valid && in.AcqRel) are checked regardless of A; with
+// FEAT_LSE2 (ID_AA64MMFR2_EL1.AT >= 1) only when the access is not within
+// one aligned 16-byte quantity and SCTLR_ELx.nAA is 0. Exclusives and
+// atomics are not distinguished by Insn and follow the ordinary rule.
+func (pe *PE) alignmentChecked(va uint64, size int, in Insn) bool {
+	sctlr := pe.Regs.SCTLR_EL1
+	if pe.ctx().regime != vmsa.RegimeEL10 {
+		sctlr = pe.Regs.SCTLR_EL2
 	}
-	return pe.Regs.SCTLR_EL2.A()
+	if sctlr.A() {
+		return true
+	}
+	if !in.Valid || !in.AcqRel {
+		return false
+	}
+	if uint64(pe.Regs.MMFR2)>>32&0xf >= 1 { // FEAT_LSE2
+		return va&15+uint64(size) > 16 && uint64(sctlr)&sctlrNAA == 0
+	}
+	return true
 }
 
-// alignment takes an Alignment fault (FSC 0b100001).
+// fscAlignment is the Alignment fault status code (DFSC 0b100001).
+const fscAlignment = 0b100001
+
+// alignment takes a stage-1 Alignment fault (AArch64.AlignmentFault): a
+// Data Abort with DFSC 0b100001, WnR, FAR = va, routed as any stage-1
+// Data Abort (to EL2 from EL2 or with HCR_EL2.TGE=1, otherwise EL1).
 func (pe *PE) alignment(va uint64, write bool) Exception {
-	target := pe.targetEL()
-	ec := uint64(sysreg.ECDataAbortSame)
-	if target > pe.EL {
-		ec = uint64(sysreg.ECDataAbortLower)
-	}
-	iss := uint64(0b100001)
+	kind := vmsa.Read
 	if write {
-		iss |= 1 << 6
+		kind = vmsa.Write
 	}
-	e := Exception{Kind: DataAbort, FromEL: pe.EL, TargetEL: target, FAR: va, ESR: sysreg.ESR(ec<<26 | 1<<25 | iss)}
-	pe.TakeException(&e)
-	return e
+	return pe.takeAbort(vmsa.Fault{Write: write}, fscAlignment, va, vmsa.Access{Kind: kind, EL: pe.EL}, 0, Insn{})
+}
+
+// translateUnaligned translates a data access that is not aligned to its
+// size. Device memory does not support unaligned accesses: the walk
+// reports an Alignment fault at the stage whose memory type is Device
+// (AArch64.S1HasAlignmentFault, checked after the stage-1 walk and before
+// the stage-1 permissions; AArch64.S2HasAlignmentFault likewise at stage
+// 2). With stage 1 disabled data accesses are Device-nGnRnE unless
+// HCR_EL2.DC is 1 (AArch64.S1DisabledOutput), so an unaligned access
+// with the MMU off faults. The TLB is not consulted (a walk is always
+// permitted): its entries keep only the combined attributes, and with
+// HCR_EL2.FWB a Normal result may hide a Device stage 1.
+//
+// The memory type behind a permission fault is found by a second walk
+// without permission checks; with TCR.HA that walk may set the Access
+// flag of a location whose access then takes a Permission fault, which
+// AArch64.SettingAccessFlagPermitted leaves CONSTRAINED UNPREDICTABLE.
+func (pe *PE) translateUnaligned(va uint64, acc vmsa.Access, size int, in Insn) (uint64, Exception) {
+	c := pe.ctx()
+	w := &pe.Walker
+	r := &pe.Regs
+	pe.Stats.Walks++
+	write := acc.Kind == vmsa.Write
+	probe := vmsa.Access{Kind: vmsa.Read, EL: acc.EL, NoPerm: true}
+	s1only := vmsa.TranslateOptions{Stage1Only: true}
+	s1 := w.Translate(r, c.regime, va, acc, s1only)
+	if f := s1.Fault; f.IsFault() {
+		if f.Kind == vmsa.FaultPermission && !f.Stage2 {
+			if p := w.Translate(r, c.regime, va, probe, s1only); !p.Fault.IsFault() && p.Attrs.Type == vmsa.Device {
+				return 0, pe.alignment(va, write)
+			}
+		}
+		return 0, pe.abort(f, va, acc, size, in)
+	}
+	if s1.Attrs.Type == vmsa.Device {
+		return 0, pe.alignment(va, write)
+	}
+	if c.regime != vmsa.RegimeEL10 || !vmsa.S2Enabled(r) {
+		if pe.TLB != nil {
+			pe.TLB.Fill(c.regime, c.vmid, va, &s1)
+		}
+		return s1.OA, Exception{}
+	}
+	// Stage 1 is Normal: a Device result comes from stage 2.
+	tr := w.Translate(r, c.regime, va, acc, vmsa.TranslateOptions{})
+	f := tr.Fault
+	if !f.IsFault() {
+		if tr.Attrs.Type == vmsa.Device {
+			return 0, pe.s2Alignment(va, tr.IPA, acc, size, in)
+		}
+		if pe.TLB != nil {
+			pe.TLB.Fill(c.regime, c.vmid, va, &tr)
+		}
+		return tr.OA, Exception{}
+	}
+	if f.Kind == vmsa.FaultPermission && f.Stage2 && !f.S1PTW {
+		if p := w.Translate(r, c.regime, va, probe, vmsa.TranslateOptions{}); !p.Fault.IsFault() && p.Attrs.Type == vmsa.Device {
+			return 0, pe.s2Alignment(va, p.IPA, acc, size, in)
+		}
+	}
+	return 0, pe.abort(f, va, acc, size, in)
+}
+
+// s2Alignment takes a stage-2 Alignment fault: to EL2 with HPFAR and,
+// for an instruction with a syndrome, ISV=1 (AArch64.FaultSyndrome gives
+// the instruction syndrome for every stage-2 fault not on a stage-1 walk).
+func (pe *PE) s2Alignment(va, ipa uint64, acc vmsa.Access, size int, in Insn) Exception {
+	f := vmsa.Fault{Stage2: true, IPA: ipa, Write: acc.Kind == vmsa.Write}
+	return pe.takeAbort(f, fscAlignment, va, acc, size, in)
 }
 
 // external takes a synchronous External abort, not on a walk (FSC
-// 0b010000): the PA the access translated to has no memory.
+// 0b010000): the PA the access translated to has no memory. It is routed
+// as a stage-1 abort (External aborts are not stage-2 faults), and to EL2
+// by HCR_EL2.TEA. ISS.EA is IMPLEMENTATION DEFINED: the model reports 0.
 func (pe *PE) external(va uint64, kind vmsa.AccessKind, write bool) Exception {
 	target := pe.targetEL()
 	if pe.Regs.HCR_EL2.Has(hcrTEA) {

@@ -57,7 +57,11 @@ const (
 )
 
 func (k ExceptionKind) String() string {
-	return [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined"}[k]
+	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined"}
+	if int(k) < len(names) {
+		return names[k]
+	}
+	return fmt.Sprintf("ExceptionKind(%d)", uint8(k))
 }
 
 // Exception is an exception the PE took.
@@ -208,13 +212,18 @@ func (pe *PE) access(k vmsa.AccessKind) vmsa.Access {
 // Translate translates va for an access at the current EL through the TLB
 // and, on a miss, the walk. On a fault the PE takes the exception.
 func (pe *PE) Translate(va uint64, acc vmsa.Access) (uint64, Exception) {
-	return pe.translate(va, acc, 0, Insn{})
+	return pe.translate(va, acc, 0, Insn{}, true)
 }
 
-func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn) (uint64, Exception) {
+// translate translates va for acc; size and in give the syndrome of a
+// stage-2 abort, aligned says whether a data access is aligned to its size.
+func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn, aligned bool) (uint64, Exception) {
 	c := pe.ctx()
 	if f := c.check.Check(va, acc); f.IsFault() {
 		return 0, pe.abort(f, va, acc, size, in)
+	}
+	if !aligned && acc.Kind != vmsa.Fetch {
+		return pe.translateUnaligned(va, acc, size, in)
 	}
 	if pe.TLB != nil {
 		var e tlb.Entry
@@ -244,6 +253,16 @@ func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn) (uint64, 
 
 // abort builds and takes the Data or Instruction Abort for fault f.
 func (pe *PE) abort(f vmsa.Fault, va uint64, acc vmsa.Access, size int, in Insn) Exception {
+	return pe.takeAbort(f, f.FSC(), va, acc, size, in)
+}
+
+// takeAbort takes a Data or Instruction Abort with fault status code fsc
+// (AArch64.DataAbort, AArch64.InstructionAbort): routed to EL2 from EL2,
+// for a stage-2 fault, with HCR_EL2.TGE=1, or for a synchronous External
+// abort on a walk with HCR_EL2.TEA=1; otherwise to EL1. The ISS is that of
+// AArch64.FaultSyndrome: FSC, S1PTW, WnR (data only; EA, CM, FnV and SET
+// are 0) and the instruction syndrome when ISV is 1.
+func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va uint64, acc vmsa.Access, size int, in Insn) Exception {
 	h := pe.Regs.HCR_EL2
 	target := uint8(1)
 	switch {
@@ -260,7 +279,7 @@ func (pe *PE) abort(f vmsa.Fault, va uint64, acc vmsa.Access, size int, in Insn)
 	if target > pe.EL {
 		ec-- // the "from a lower Exception level" class is one below
 	}
-	iss := uint64(f.FSC())
+	iss := uint64(fsc)
 	if f.S1PTW {
 		iss |= 1 << 7
 	}

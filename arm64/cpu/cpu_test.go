@@ -30,7 +30,17 @@ var f4k = desc.Format{Granule: sysreg.Granule4K}
 type machine struct {
 	ram *mem.Flat
 	s1  *ttbuild.Tables
+	s2  *ttbuild.Tables // nil without stage 2
 	pe  *cpu.PE
+	// base is the register state newMachine set up, for fresh PEs.
+	base vmsa.Regs
+}
+
+// fresh replaces m.pe by a new PE at EL1 with the base registers and an
+// empty TLB, over the same memory and tables.
+func (m *machine) fresh() *cpu.PE {
+	m.pe = cpu.New(0, m.base, 1, m.ram, tlb.MustNew(tlb.Config{}))
+	return m.pe
 }
 
 // newMachine: EL1&0 4K stage 1 (48-bit VA) over an optional 4K stage 2
@@ -61,8 +71,10 @@ func newMachine(t testing.TB, stage2 bool) *machine {
 	r.TCR_EL1 = sysreg.TCR(16 | 3<<12 | 5<<32 | 1<<23)
 	r.TTBR0_EL1 = sysreg.TTBR(s1.Root | 5<<48) // ASID 5
 	r.MAIR_EL1 = 0xff
+	var s2 *ttbuild.Tables
 	if stage2 {
-		s2, err := ttbuild.New(ram, &ttbuild.Alloc{Next: s2Tables, End: s2Tables + 1<<20}, f4k, true, 40, 1)
+		var err error
+		s2, err = ttbuild.New(ram, &ttbuild.Alloc{Next: s2Tables, End: s2Tables + 1<<20}, f4k, true, 40, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +86,7 @@ func newMachine(t testing.TB, stage2 bool) *machine {
 		r.VTTBR_EL2 = sysreg.VTTBR(s2.Root | 7<<48)                 // VMID 7
 	}
 	pe := cpu.New(0, r, 1, ram, tlb.MustNew(tlb.Config{}))
-	return &machine{ram: ram, s1: s1, pe: pe}
+	return &machine{ram: ram, s1: s1, s2: s2, pe: pe, base: r}
 }
 
 func TestLoadStoreThroughTLB(t *testing.T) {

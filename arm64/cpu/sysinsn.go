@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
@@ -97,20 +98,25 @@ func (r SysReg) String() string {
 	return fmt.Sprintf("SysReg(%d)", uint8(r))
 }
 
-// ParseSysReg returns the register with an architectural name.
+// ParseSysReg returns the register with an architectural name, in any
+// case (as assemblers accept them), e.g. "TTBR0_EL1" or "sctlr_el12".
 func ParseSysReg(name string) (SysReg, error) {
 	for i, ri := range regs {
-		if ri.name == name {
+		if strings.EqualFold(ri.name, name) {
 			return SysReg(i), nil
 		}
 	}
 	return 0, fmt.Errorf("cpu: unknown system register %q", name)
 }
 
+// undefined takes the exception of an UNDEFINED instruction (EC 0x00,
+// IL=1). AArch64.UndefinedFault routes it to the current EL above EL1, to
+// EL2 from EL0 only when HCR_EL2.TGE is 1, otherwise to EL1: unlike an
+// abort, HCR_EL2.TGE does not send it from EL1 to EL2.
 func (pe *PE) undefined() Exception {
-	t := pe.targetEL()
-	if pe.EL == 0 && !pe.Regs.HCR_EL2.TGE() {
-		t = 1
+	t := uint8(1)
+	if pe.EL == 2 || (pe.EL == 0 && pe.Regs.HCR_EL2.TGE()) {
+		t = 2
 	}
 	e := Exception{Kind: Undefined, FromEL: pe.EL, TargetEL: t, ESR: sysreg.ESR(1 << 25)}
 	pe.TakeException(&e)
@@ -121,24 +127,40 @@ func (pe *PE) undefined() Exception {
 // ISS: Op0 [21:20], Op2 [19:17], Op1 [16:14], CRn [13:10], Rt [9:5], CRm
 // [4:1], Direction [0] (1 for a read).
 func (pe *PE) sysTrap(op0, op1, crn, crm, op2, rt uint8, read bool) Exception {
+	return pe.sysTrapTo(2, op0, op1, crn, crm, op2, rt, read)
+}
+
+// sysTrapTo is sysTrap to a given EL (AArch64.SystemAccessTrap).
+func (pe *PE) sysTrapTo(target, op0, op1, crn, crm, op2, rt uint8, read bool) Exception {
 	iss := uint64(op0)<<20 | uint64(op2)<<17 | uint64(op1)<<14 | uint64(crn)<<10 | uint64(rt&31)<<5 | uint64(crm)<<1
 	if read {
 		iss |= 1
 	}
-	e := Exception{Kind: SysTrap, FromEL: pe.EL, TargetEL: 2, ESR: sysreg.ESR(uint64(sysreg.ECSysRegTrap)<<26 | 1<<25 | iss)}
+	e := Exception{Kind: SysTrap, FromEL: pe.EL, TargetEL: target, ESR: sysreg.ESR(uint64(sysreg.ECSysRegTrap)<<26 | 1<<25 | iss)}
 	pe.TakeException(&e)
 	return e
 }
 
 // resolve applies the access rules of MSR/MRS at the current EL: UNDEFINED
-// accesses, HCR_EL2.TVM/TRVM and NV traps, and the E2H redirections.
+// accesses, HCR_EL2.TVM/TRVM, TID3 and NV traps, the FEAT_IDST trap of
+// EL0 ID register reads, and the E2H redirections. HCR_EL2.NV2 is not
+// modelled: the registers it would redirect to memory trap as with NV.
 func (pe *PE) resolve(r SysReg, rt uint8, read bool) (SysReg, Exception) {
-	if r >= numSysRegs || pe.EL == 0 {
+	if r >= numSysRegs {
 		return 0, pe.undefined()
 	}
 	ri := regs[r]
 	h := pe.Regs.HCR_EL2
 	if ri.readOnly && !read {
+		return 0, pe.undefined() // there is no MSR encoding of an ID register
+	}
+	if pe.EL == 0 {
+		// ID_AA64MMFR*_EL1 at EL0: trapped to EL1 (to EL2 with
+		// HCR_EL2.TGE=1) with FEAT_IDST (ID_AA64MMFR2_EL1.IDS=1),
+		// UNDEFINED without; every other register here is UNDEFINED.
+		if ri.readOnly && uint64(pe.Regs.MMFR2)>>36&0xf >= 1 {
+			return 0, pe.sysTrapTo(pe.targetEL(), ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
+		}
 		return 0, pe.undefined()
 	}
 	if pe.EL == 1 {
@@ -147,6 +169,10 @@ func (pe *PE) resolve(r SysReg, rt uint8, read bool) (SysReg, Exception) {
 				return 0, pe.sysTrap(ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
 			}
 			return 0, pe.undefined()
+		}
+		// HCR_EL2.TID3 (bit 18) traps EL1 reads of the ID group 3 registers.
+		if ri.readOnly && h.Has(hcrTID3) {
+			return 0, pe.sysTrap(ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
 		}
 		// HCR_EL2.TVM traps EL1 writes, HCR_EL2.TRVM (bit 30) EL1 reads,
 		// of the stage-1 controls.
@@ -168,7 +194,10 @@ func (pe *PE) resolve(r SysReg, rt uint8, read bool) (SysReg, Exception) {
 	return r, Exception{}
 }
 
-const hcrTRVM sysreg.HCR = 1 << 30
+const (
+	hcrTRVM sysreg.HCR = 1 << 30
+	hcrTID3 sysreg.HCR = 1 << 18
+)
 
 func (pe *PE) slot(r SysReg) *uint64 {
 	g := &pe.Regs

@@ -341,6 +341,16 @@ func TestContextFromRegs(t *testing.T) {
 	if c = ContextFromRegs(&r, 2); !c.EL2DS || c.EL2ASID16 {
 		t.Errorf("EL2: %+v", c)
 	}
+	// Without FEAT_VMID16 and 16-bit ASIDs, VTCR_EL2.VS and TCR_ELx.AS are
+	// RES0: VMID 0x107 is used as 0x07, and ASIDs are 8 bits.
+	r.MMFR1 = sysreg.MMFR1(uint64(r.MMFR1) &^ (0xf << 4)) // VMIDBits = 0b0000
+	r.MMFR0 = sysreg.MMFR0(uint64(r.MMFR0) &^ (0xf << 4)) // ASIDBits = 0b0000
+	r.VTTBR_EL2 = sysreg.VTTBR(0x107 << 48)
+	r.HCR_EL2 = sysreg.HCR_E2H
+	r.TCR_EL2 = 1 << 36 // AS
+	if c = ContextFromRegs(&r, 2); c.VMID != 0x07 || c.ASID16 || c.EL2ASID16 {
+		t.Errorf("8-bit VMIDs and ASIDs: %+v", c)
+	}
 }
 
 // TestRefillAfterPermissionMiss: a permission miss from a micro-TLB

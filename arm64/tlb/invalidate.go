@@ -35,15 +35,18 @@ type Context struct {
 // given registers.
 func ContextFromRegs(r *vmsa.Regs, el uint8) Context {
 	c := Context{
-		EL:   el,
-		VMID: r.VTTBR_EL2.VMID(r.VTCR_EL2.VS()),
+		EL: el,
+		// VTCR_EL2.VS and TCR_ELx.AS are RES0 without FEAT_VMID16 and
+		// 16-bit ASIDs (ID_AA64MMFR1_EL1.VMIDBits, ID_AA64MMFR0_EL1.ASIDBits).
+		VMID: r.VTTBR_EL2.VMID(r.VTCR_EL2.VS() && r.MMFR1.VMIDBits() == 2),
 		HCR:  r.HCR_EL2,
 		VDS:  r.VTCR_EL2.DS(),
 		LPA2: r.MMFR0.TGran4() == 1 || r.MMFR0.TGran16() == 2, // FEAT_LPA2
 	}
-	c.ASID16, c.DS = r.TCR_EL1.AS(), r.TCR_EL1.DS()
+	asid16 := r.MMFR0.ASIDBits() == 2
+	c.ASID16, c.DS = r.TCR_EL1.AS() && asid16, r.TCR_EL1.DS()
 	if r.HCR_EL2.E2H() {
-		c.EL2ASID16, c.EL2DS = sysreg.TCR(r.TCR_EL2).AS(), sysreg.TCR(r.TCR_EL2).DS()
+		c.EL2ASID16, c.EL2DS = sysreg.TCR(r.TCR_EL2).AS() && asid16, sysreg.TCR(r.TCR_EL2).DS()
 	} else {
 		c.EL2DS = sysreg.TCR2(r.TCR_EL2).DS()
 	}

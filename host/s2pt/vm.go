@@ -78,7 +78,7 @@ type VM struct {
 	// verified: repeated walks through the same tables then need no map
 	// lookup. Cleared whenever a table is released.
 	known [5]knownChild
-	stats     Stats
+	stats Stats
 
 	ctx [5]Ctx // one per level -1..3, reused by every walk
 
