@@ -12,7 +12,14 @@ import (
 // caller) its own, like KVM's per-vCPU cache.
 type Cache struct {
 	vm    *VM
-	pages []mem.PA
+	pages []cachedPage
+}
+
+// cachedPage is a zeroed table page and the record the manager will keep
+// for it, both allocated by Topup so that operations allocate nothing.
+type cachedPage struct {
+	pa   mem.PA
+	info *tableInfo
 }
 
 // NewCache returns an empty cache for vm's tables.
@@ -28,7 +35,7 @@ func (c *Cache) Topup(n int) error {
 		if err != nil {
 			return fmt.Errorf("s2pt: topping up the memory cache to %d pages (have %d): %w", n, len(c.pages), err)
 		}
-		c.pages = append(c.pages, pa)
+		c.pages = append(c.pages, cachedPage{pa, new(tableInfo)})
 	}
 	return nil
 }
@@ -47,8 +54,8 @@ func (c *Cache) Bytes() uint64 { return uint64(c.Len()) * c.vm.layout.TableBytes
 // Release frees every page in the cache.
 func (c *Cache) Release() error {
 	var err error
-	for _, pa := range c.pages {
-		if e := c.vm.tm.FreeTable(pa, c.vm.layout.TableBytes); e != nil && err == nil {
+	for _, p := range c.pages {
+		if e := c.vm.tm.FreeTable(p.pa, c.vm.layout.TableBytes); e != nil && err == nil {
 			err = e
 		}
 	}

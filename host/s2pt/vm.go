@@ -217,9 +217,11 @@ func (vm *VM) newTable(cache *Cache, pte mem.PA, level int) (mem.PA, error) {
 	if cache.vm != vm {
 		return 0, fmt.Errorf("s2pt: memory cache belongs to another VM")
 	}
-	pa := cache.pages[len(cache.pages)-1]
+	p := cache.pages[len(cache.pages)-1]
 	cache.pages = cache.pages[:len(cache.pages)-1]
-	vm.tables[pa] = &tableInfo{parent: pte, level: int8(level)}
+	pa := p.pa
+	*p.info = tableInfo{parent: pte, level: int8(level)}
+	vm.tables[pa] = p.info
 	vm.stats.TableBytes += vm.layout.TableBytes
 	return pa, nil
 }
