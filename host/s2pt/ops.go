@@ -477,11 +477,62 @@ func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flag
 	if err := vm.checkCache(cache, vm.MapPagesNeeded(ipa, pa, size, flags)); err != nil {
 		return err
 	}
+	if done, err := vm.mapOne(ipa, uint64(pa), size, prot, flags); done {
+		return vm.finish(err)
+	}
 	v := &vm.visitors.mapv
 	v.cache, v.ipa, v.pa, v.prot, v.flags = cache, ipa, uint64(pa), prot, flags
 	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf|VisitTablePre)
 	v.cache = nil
 	return vm.finish(err)
+}
+
+// mapOne is Map's fast path, a stage-2 fault's usual map: one leaf (a
+// page, or a block where MapBlocks allows it) below existing tables, over
+// an entry that is not a table. It writes the leaf exactly as the walk's
+// visitor would (installLeaf) and reports done; anything else (a missing
+// table, a block to split, a table to replace, a descriptor the walk would
+// refuse) it leaves untouched for the walk.
+func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool, error) {
+	l := &vm.layout
+	level := l.StartLevel
+	for level < 3 && uint64(1)<<l.leafBits(level) != size {
+		level++
+	}
+	switch {
+	case uint64(1)<<l.leafBits(level) != size:
+		return false, nil // not one leaf's size
+	case level < 3 && (flags&MapBlocks == 0 || !l.BlockLevel(level) || pa%size != 0 || uint64(ipa)%size != 0):
+		return false, nil // a block the walk would not make: it maps pages
+	}
+	table, info, lvl, base := vm.root, (*tableInfo)(nil), l.StartLevel, IPA(0)
+	for {
+		bits := l.leafBits(lvl)
+		idx := uint64(ipa-base) >> bits
+		pte := table + mem.PA(idx*8)
+		d, ok := vm.tm.Read64(pte)
+		if !ok {
+			return false, nil
+		}
+		addr := base + IPA(idx<<bits)
+		isTable := desc.KindAt(d, lvl) == desc.Table
+		if lvl == level {
+			if isTable {
+				return false, nil
+			}
+			c := &vm.ctx[lvl+1]
+			*c = Ctx{vm: vm, Level: lvl, Addr: addr, Start: ipa, End: ipa + IPA(size), PTE: pte, Old: d, table: table, info: info}
+			return true, vm.installLeaf(c, vm.leaf(pa, lvl, prot, flags))
+		}
+		if !isTable {
+			return false, nil
+		}
+		child, cinfo, err := vm.childOf(pte, lvl, d)
+		if err != nil {
+			return false, nil
+		}
+		table, info, base, lvl = child, cinfo, addr, lvl+1
+	}
 }
 
 // Unmap removes the mappings of [ipa, ipa+size), splitting blocks that

@@ -74,6 +74,19 @@ func TestOperations(t *testing.T) {
 			[]expect{{2 * mib, pa0 + 2*mib, false, 2, true, 21}, {4 * mib, pa0 + 4*mib, false, 3, true, 12}, {4*mib + 4*kib, 0, true, 3, false, 0}}, 2},
 		{"misaligned PA falls back to pages", c4, []step{mapS(2*mib, pa0+4*kib, 2*mib, rw, MapBlocks)},
 			[]expect{{2 * mib, pa0 + 4*kib, false, 3, true, 12}, {4*mib - 4*kib, pa0 + 2*mib, false, 3, true, 12}}, 2},
+		// One block's size at an IPA that is not block-aligned: no entry
+		// covers exactly the range, so pages (Map's one-leaf fast path
+		// must not take it for a block).
+		{"block-sized map at a misaligned IPA is pages", c4, []step{mapS(64*mib, pa0+gib, 4*kib, rw, 0), mapS(2*mib+4*kib, pa0, 2*mib, rw, MapBlocks)},
+			[]expect{{2*mib + 4*kib, pa0, false, 3, true, 12}, {4 * mib, pa0 + 2*mib - 4*kib, false, 3, true, 12}, {2 * mib, 0, true, 3, false, 0}}, 4},
+		// One page over a page, over a block, and one block over a table
+		// of pages: the fast path handles the first, the walk the others.
+		{"page over a page", c4, []step{mapS(8*kib, pa0, 4*kib, rw, 0), mapS(8*kib, pa0+gib, 4*kib, ProtR, 0)},
+			[]expect{{8 * kib, pa0 + gib, false, 3, false, 12}}, 2},
+		{"page inside a block splits it", c4, []step{mapS(0, pa0, 2*mib, rw, MapBlocks), mapS(8*kib, pa0+gib, 4*kib, rw, 0)},
+			[]expect{{8 * kib, pa0 + gib, false, 3, true, 12}, {12 * kib, pa0 + 12*kib, false, 3, true, 12}}, 2},
+		{"block over a table of pages", c4, []step{mapS(0, pa0, 8*kib, rw, 0), mapS(0, pa0+gib, 2*mib, rw, MapBlocks)},
+			[]expect{{0, pa0 + gib, false, 2, true, 21}, {4 * kib, pa0 + gib + 4*kib, false, 2, true, 21}}, 1},
 		{"across a 2M boundary", c4, []step{mapS(2*mib-8*kib, pa0, 16*kib, rw, MapBlocks)},
 			[]expect{{2*mib - 8*kib, pa0, false, 3, true, 12}, {2*mib + 4*kib, pa0 + 12*kib, false, 3, true, 12}}, 3},
 		{"unmap inside a block splits it", c4, []step{mapS(gib, pa0, gib, rw, MapBlocks), unmapS(gib+2*mib+4*kib, 4*kib)},
