@@ -2,6 +2,7 @@ package kvm
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/tlb"
@@ -233,11 +234,19 @@ func TestGuestTLBIBroadcast(t *testing.T) {
 // frame, so reads need no fault. A write takes a permission fault, breaks
 // copy-on-write and gets a private frame. A page whose stage-2 table does
 // not exist (the guest never touched that 2 MiB region) is left unmapped:
-// change_pte allocates no table.
+// change_pte allocates no table. With a 48-bit IPA space (four levels)
+// Map's worst case for one page exceeds what Start tops the notifier cache
+// up to, so ChangePTE must top it up itself.
 func TestChangePTE(t *testing.T) {
+	for _, ipaBits := range []uint{40, 48} {
+		t.Run(fmt.Sprintf("IPA%d", ipaBits), func(t *testing.T) { testChangePTE(t, ipaBits) })
+	}
+}
+
+func testChangePTE(t *testing.T, ipaBits uint) {
 	const gpa = 0x4000_0000
 	h := newHost(t, Config{CPUs: 1})
-	vm := newVM(t, h, 40)
+	vm := newVM(t, h, ipaBits)
 	hva := addMem(t, vm, 0, gpa, 4*mib, 0, hostmm.MapMergeable)
 	v := loadedVCPU(t, vm, 0, 0)
 	defer destroy(t, vm, v)

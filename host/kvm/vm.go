@@ -556,6 +556,11 @@ func (n notifier) ChangePTE(hva hostmm.HVA, pa mem.PA) {
 	pa &^= mem.PA(pg - 1)
 	vm.notifMu.Lock() // Map is given notifCache, which Start tops up under it
 	defer vm.notifMu.Unlock()
+	// Map checks that the cache could cover its worst case; with the
+	// level-3 table present (checked below) it takes nothing from it.
+	if err := vm.notifCache.Topup(vm.s2.MapPagesNeeded(0, pa, pg, 0)); err != nil {
+		return // the protocol allows ignoring the call
+	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.destroyed.Load() {
