@@ -110,9 +110,9 @@ func pageIndex(gpa uint64) uint64 {
 // migrate, split, collapse, merge and age the host pages behind the slots,
 // and (with logging) a collector takes the dirty logs. It returns the union
 // of the collected logs (page indices as pageIndex numbers them).
-func runIntegrity(t *testing.T, logging bool) {
+func runIntegrity(t *testing.T, logging bool, ipaBits uint) {
 	h := newHost(t, Config{CPUs: nvcpu, MemBytes: 128 * mib})
-	vm := newVM(t, h, 40)
+	vm := newVM(t, h, ipaBits)
 	addMem(t, vm, 0, igGPA0, igSize0, 0, hostmm.MapHuge)
 	hva1 := addMem(t, vm, 1, igGPA1, igSize1, 0, hostmm.MapMergeable)
 	as := vm.AddressSpace()
@@ -248,6 +248,11 @@ func runIntegrity(t *testing.T, logging bool) {
 	}
 }
 
-func TestDataIntegrityUnderPressure(t *testing.T) { runIntegrity(t, false) }
+func TestDataIntegrityUnderPressure(t *testing.T) { runIntegrity(t, false, 40) }
 
-func TestDataIntegrityDirtyLogging(t *testing.T) { runIntegrity(t, true) }
+func TestDataIntegrityDirtyLogging(t *testing.T) { runIntegrity(t, true, 40) }
+
+// TestDataIntegrity48BitIPA is the same with a 48-bit IPA space: stage 2
+// starts at level 0, one level deeper than at 40 bits, which changes every
+// cache top-up and table walk the hypervisor makes.
+func TestDataIntegrity48BitIPA(t *testing.T) { runIntegrity(t, true, 48) }
