@@ -182,6 +182,21 @@ func (b *backing) splitLocked(i int, e pte) {
 // or with flush false ptep_clear_young_notify). A page that is not present
 // is not young.
 func (as *AddressSpace) Age(hva HVA, flush bool) (bool, error) {
+	op := 0 // ClearYoung
+	if flush {
+		op = 1 // ClearFlushYoung
+	}
+	return as.accessed(hva, op)
+}
+
+// TestYoung reports whether the page at hva was accessed since it was last
+// aged, by the host or by a secondary MMU, without clearing anything.
+func (as *AddressSpace) TestYoung(hva HVA) (bool, error) { return as.accessed(hva, 2) }
+
+// accessed is Age and TestYoung: op is backing.young's (0 ClearYoung, 1
+// ClearFlushYoung, 2 TestYoung). Clearing asks the secondary MMUs always;
+// testing only when the host entries are not young.
+func (as *AddressSpace) accessed(hva HVA, op int) (bool, error) {
 	b, i, err := as.locate(hva)
 	if err != nil {
 		return false, err
@@ -195,37 +210,18 @@ func (as *AddressSpace) Age(hva HVA, flush bool) (bool, error) {
 	i0, i1 := b.unit(i, e)
 	young := false
 	for j := i0; j < i1; j++ {
-		if pte(b.ptes[j].And(^uint64(pteYoung)))&pteYoung != 0 {
-			young = true
+		var v uint64
+		if op == 2 {
+			v = b.ptes[j].Load()
+		} else {
+			v = b.ptes[j].And(^uint64(pteYoung))
 		}
+		young = young || pte(v)&pteYoung != 0
 	}
-	op := 0
-	if flush {
-		op = 1
+	if young && op == 2 {
+		return true, nil
 	}
 	return b.young(i0, i1, op) || young, nil
-}
-
-// TestYoung reports whether the page at hva was accessed since it was last
-// aged, by the host or by a secondary MMU, without clearing anything.
-func (as *AddressSpace) TestYoung(hva HVA) (bool, error) {
-	b, i, err := as.locate(hva)
-	if err != nil {
-		return false, err
-	}
-	b.lockPage(i)
-	defer b.unlockPage(i)
-	e := pte(b.ptes[i].Load())
-	if !e.present() {
-		return false, nil
-	}
-	i0, i1 := b.unit(i, e)
-	for j := i0; j < i1; j++ {
-		if pte(b.ptes[j].Load())&pteYoung != 0 {
-			return true, nil
-		}
-	}
-	return b.young(i0, i1, 2), nil
 }
 
 // Collapse replaces the small pages of the 2 MiB chunk holding hva by one
