@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -52,10 +51,7 @@ func cmdAT(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	out, _ := m.Run(nil)
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
+	if err := m.Encode(stdout); err != nil {
 		fmt.Fprintf(stderr, "nestmmu at: %v\n", err)
 		return 1
 	}
