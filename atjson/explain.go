@@ -27,7 +27,7 @@ func (m *Machine) Explain(w io.Writer) Output {
 		}
 		fmt.Fprintf(w, "  regime %s, %s\n", res.Regime, stages)
 		for _, s := range tr.Steps {
-			fmt.Fprintf(w, "  %s\n", describeStep(s))
+			fmt.Fprintf(w, "  %s\n", DescribeStep(s))
 		}
 		t := res.Translation
 		if t.Level == -2 && !t.Fault.IsFault() {
@@ -83,7 +83,9 @@ func shName(sh uint) string {
 	return [...]string{"non-shareable", "reserved(01)", "outer shareable", "inner shareable"}[sh&3]
 }
 
-func describeStep(s vmsa.Step) string {
+// DescribeStep describes one descriptor read of a walk for people: stage,
+// level, address, value, kind, and the descriptor's fields.
+func DescribeStep(s vmsa.Step) string {
 	var b strings.Builder
 	where := fmt.Sprintf("stage %d level %d", s.Stage, s.Level)
 	if s.ForS1Walk {

@@ -11,10 +11,19 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 )
 
-// PermString shows permissions as r/w/x per exception level: "EL1 rw- EL0
-// ---" for a two-range stage-1 regime, "EL2 rwx" for EL2, and "rw- x:EL1
-// x:EL0" style for stage 2 ("rw- xEL1 xEL0").
+// PermString shows the table's permissions (see Perms).
 func (t *Table) PermString(p vmsa.Perms) string {
+	if t.Stage == 2 {
+		return Perms(p, "", true)
+	}
+	return Perms(p, t.Regime, false)
+}
+
+// Perms shows permissions as r/w/x per exception level: "EL1 rw- EL0 ---"
+// for the EL1&0 regime ("EL2 ... EL0 ..." for EL2&0), "EL2 rwx" for EL2,
+// and "rw xEL1 xEL0" (read, write, execute at EL1 and at EL0) for stage 2
+// alone. regime is a vmsa.Regime's String.
+func Perms(p vmsa.Perms, regime string, stage2 bool) string {
 	rwx := func(r, w, x bool) string {
 		b := []byte("---")
 		if r {
@@ -29,7 +38,7 @@ func (t *Table) PermString(p vmsa.Perms) string {
 		return string(b)
 	}
 	switch {
-	case t.Stage == 2:
+	case stage2:
 		x := func(ok bool, el string) string {
 			if ok {
 				return "x" + el
@@ -37,11 +46,11 @@ func (t *Table) PermString(p vmsa.Perms) string {
 			return strings.Repeat("-", 1+len(el))
 		}
 		return fmt.Sprintf("%s %s %s", rwx(p.R1, p.W1, false)[:2], x(p.X1, "EL1"), x(p.X0, "EL0"))
-	case t.Regime == vmsa.RegimeEL2.String():
+	case regime == vmsa.RegimeEL2.String():
 		return "EL2 " + rwx(p.R1, p.W1, p.X1)
 	}
 	priv := "EL1"
-	if t.Regime == vmsa.RegimeEL20.String() {
+	if regime == vmsa.RegimeEL20.String() {
 		priv = "EL2"
 	}
 	return fmt.Sprintf("%s %s EL0 %s", priv, rwx(p.R1, p.W1, p.X1), rwx(p.R0, p.W0, p.X0))

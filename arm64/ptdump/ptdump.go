@@ -142,6 +142,7 @@ func Stage1(m mem.Memory, regs *vmsa.Regs, regime vmsa.Regime, opt Options) ([]T
 		tg     sysreg.Granule
 		upper  bool
 		access uint8
+		epd    bool // walks disabled by TCR_ELx.EPDn
 	}
 	var regions []region
 	switch regime {
@@ -149,24 +150,33 @@ func Stage1(m mem.Memory, regs *vmsa.Regs, regime vmsa.Regime, opt Options) ([]T
 		r.SCTLR_EL1 |= 1
 		r.HCR_EL2 &^= sysreg.HCR_DC | sysreg.HCR_TGE
 		t := r.TCR_EL1
-		regions = []region{{"TTBR0_EL1", uint64(r.TTBR0_EL1), t.T0SZ(), t.TG0(), false, 1},
-			{"TTBR1_EL1", uint64(r.TTBR1_EL1), t.T1SZ(), t.TG1(), true, 1}}
+		regions = []region{{"TTBR0_EL1", uint64(r.TTBR0_EL1), t.T0SZ(), t.TG0(), false, 1, t.EPD0()},
+			{"TTBR1_EL1", uint64(r.TTBR1_EL1), t.T1SZ(), t.TG1(), true, 1, t.EPD1()}}
 	case vmsa.RegimeEL20:
 		r.SCTLR_EL2 |= 1
 		r.HCR_EL2 |= sysreg.HCR_E2H
 		t := sysreg.TCR(r.TCR_EL2)
-		regions = []region{{"TTBR0_EL2", uint64(r.TTBR0_EL2), t.T0SZ(), t.TG0(), false, 2},
-			{"TTBR1_EL2", uint64(r.TTBR1_EL2), t.T1SZ(), t.TG1(), true, 2}}
+		regions = []region{{"TTBR0_EL2", uint64(r.TTBR0_EL2), t.T0SZ(), t.TG0(), false, 2, t.EPD0()},
+			{"TTBR1_EL2", uint64(r.TTBR1_EL2), t.T1SZ(), t.TG1(), true, 2, t.EPD1()}}
 	case vmsa.RegimeEL2:
 		r.SCTLR_EL2 |= 1
 		r.HCR_EL2 &^= sysreg.HCR_E2H
 		t := sysreg.TCR2(r.TCR_EL2)
-		regions = []region{{"TTBR0_EL2", uint64(r.TTBR0_EL2), t.T0SZ(), t.TG0(), false, 2}}
+		regions = []region{{"TTBR0_EL2", uint64(r.TTBR0_EL2), t.T0SZ(), t.TG0(), false, 2, false}}
 	default:
 		return nil, fmt.Errorf("ptdump: unknown regime %v", regime)
 	}
 	var out []Table
 	for _, g := range regions {
+		if g.epd {
+			n := "0"
+			if g.upper {
+				n = "1"
+			}
+			out = append(out, Table{Name: g.name, Stage: 1, Regime: regime.String(), Base: g.base, Output: "PA",
+				Notes: append(append([]string{}, notes...), "walks of this range are disabled (TCR.EPD"+n+"=1): every access faults at level 0")})
+			continue
+		}
 		tg, note := effectiveGranule(&r, g.tg, false)
 		t := Table{Name: g.name, Stage: 1, Regime: regime.String(), Base: g.base, Granule: tg, Output: "PA"}
 		t.Notes = append(t.Notes, notes...)

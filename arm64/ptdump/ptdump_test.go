@@ -250,8 +250,15 @@ func TestFaultEntries(t *testing.T) {
 		}
 	}
 	// TTBR1 is disabled by EPD1.
-	if n := tabs[1].Notes; len(n) == 0 || !strings.Contains(n[0], "before reading a descriptor") {
+	if n := tabs[1].Notes; len(n) == 0 || !strings.Contains(n[0], "EPD1=1") {
 		t.Errorf("TTBR1 notes %v", n)
+	}
+	// A register-level fault (TxSZ below the minimum) stops before any read.
+	regs := w.regs
+	regs.TCR_EL1 = regs.TCR_EL1&^0x3f | 2 // T0SZ=2: 62-bit VAs
+	tabs, _ = ptdump.Stage1(w.ram, &regs, vmsa.RegimeEL10, ptdump.Options{})
+	if n := tabs[0].Notes; len(n) == 0 || !strings.Contains(n[len(n)-1], "before reading a descriptor") || len(tabs[0].Ranges) != 0 {
+		t.Errorf("T0SZ=2: notes %v ranges %d", n, len(tabs[0].Ranges))
 	}
 }
 
