@@ -10,7 +10,7 @@ import (
 	"github.com/nestmmu/nestmmu/atjson"
 )
 
-// TestSpecExample runs the contract's own example (shared/spec/at-json.md)
+// TestSpecExample runs the contract's own example (docs/AT-JSON.md)
 // and checks the values the spec text gives: PAR 0xff00000040001b80 (ATTR
 // 0xff, inner shareable, NS=1), 0x81f (permission fault level 3), 0xff00000040002b80
 // (AF set by HA), 0x80f (translation fault level 3); watched descriptor 0x40002743.

@@ -33,7 +33,7 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// Doc is an at-json input document (shared/spec/at-json.md).
+// Doc is an at-json input document (docs/AT-JSON.md).
 type Doc struct {
 	RAM    []DocRange        `json:"ram"`
 	Mem    map[string]string `json:"mem"`
