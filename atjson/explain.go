@@ -9,6 +9,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 // Explain runs the machine and writes every walk step by step for people:
@@ -69,14 +70,7 @@ func sizeName(bits uint8) string {
 	if bits == 0 {
 		return "flat"
 	}
-	n := uint64(1) << bits
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%dG", n>>30)
-	case n >= 1<<20:
-		return fmt.Sprintf("%dM", n>>20)
-	}
-	return fmt.Sprintf("%dK", n>>10)
+	return textfmt.Size(1 << bits)
 }
 
 func shName(sh uint) string {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/regfile"
-	"github.com/nestmmu/nestmmu/internal/errfmt"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 	"github.com/nestmmu/nestmmu/mem"
 )
 
@@ -303,7 +303,7 @@ func (p *parser) object(path string, f func(key string) error) error {
 			}
 		}
 		if dup {
-			return errf(path, "duplicate key %s", errfmt.Quote(key))
+			return errf(path, "duplicate key %s", textfmt.Quote(key))
 		}
 		if err := f(key); err != nil {
 			return err
@@ -328,7 +328,7 @@ func (p *parser) array(path string, limit int, what string, f func(i int) error)
 }
 
 func unknownKey(path, key string, known ...string) error {
-	return errf(path, "unknown key %s (known: %s)", errfmt.Quote(key), strings.Join(known, " "))
+	return errf(path, "unknown key %s (known: %s)", textfmt.Quote(key), strings.Join(known, " "))
 }
 
 func join(path, key string) string {
@@ -342,7 +342,7 @@ func join(path, key string) string {
 func numberString(path, s string) (uint64, error) {
 	v, err := regfile.ParseValue(s)
 	if err != nil {
-		return 0, errf(path, "%s is %v", errfmt.Quote(s), err)
+		return 0, errf(path, "%s is %v", textfmt.Quote(s), err)
 	}
 	return v, nil
 }
@@ -358,7 +358,7 @@ func numberOf(path string, t json.Token) (uint64, error) {
 	case json.Number:
 		s := string(v)
 		if strings.ContainsAny(s, "-.eE") {
-			return 0, errf(path, "%s is not a non-negative integer", errfmt.Quote(s))
+			return 0, errf(path, "%s is not a non-negative integer", textfmt.Quote(s))
 		}
 		return numberString(path, s)
 	default:
@@ -399,38 +399,44 @@ func (p *parser) document() (*Document, error) {
 	return d, d.check()
 }
 
+// pair reads an object with exactly the keys a and b, both required,
+// calling fa and fb with each value's path.
+func (p *parser) pair(path, a, b string, fa, fb func(path string) error) error {
+	if _, err := p.open(path, '{', false); err != nil {
+		return err
+	}
+	var haveA, haveB bool
+	err := p.object(path, func(key string) error {
+		switch key {
+		case a:
+			haveA = true
+			return fa(path + "." + a)
+		case b:
+			haveB = true
+			return fb(path + "." + b)
+		}
+		return unknownKey(path, key, a, b)
+	})
+	if err != nil {
+		return err
+	}
+	if !haveA || !haveB {
+		return errf(path, "want both %q and %q", a, b)
+	}
+	return nil
+}
+
 func (p *parser) ram(d *Document) error {
 	if _, err := p.open("ram", '[', false); err != nil {
 		return err
 	}
 	return p.array("ram", p.lim.ram, "RAM ranges", func(i int) error {
-		path := fmt.Sprintf("ram[%d]", i)
-		if _, err := p.open(path, '{', false); err != nil {
-			return err
-		}
 		var r mem.Range
-		var haveBase, haveSize bool
-		err := p.object(path, func(key string) error {
-			switch key {
-			case "base":
-				v, err := p.number(path + ".base")
-				r.Base, haveBase = mem.PA(v), true
-				return err
-			case "size":
-				v, err := p.number(path + ".size")
-				r.Size, haveSize = v, true
-				return err
-			}
-			return unknownKey(path, key, "base", "size")
-		})
-		if err != nil {
-			return err
-		}
-		if !haveBase || !haveSize {
-			return errf(path, "want both \"base\" and \"size\"")
-		}
+		err := p.pair(fmt.Sprintf("ram[%d]", i), "base", "size",
+			func(path string) error { v, err := p.number(path); r.Base = mem.PA(v); return err },
+			func(path string) error { v, err := p.number(path); r.Size = v; return err })
 		d.RAM = append(d.RAM, r)
-		return nil
+		return err
 	})
 }
 
@@ -439,13 +445,13 @@ func (p *parser) mem(d *Document) error {
 		return err
 	}
 	return p.object("mem", func(key string) error {
-		path := "mem[" + errfmt.Quote(key) + "]"
+		path := "mem[" + textfmt.Quote(key) + "]"
 		if len(d.Words) == p.lim.mem {
 			return errf("mem", "more than %d words (the limit)", p.lim.mem)
 		}
 		a, err := regfile.ParseValue(key)
 		if err != nil {
-			return errf("mem", "key %s is %v", errfmt.Quote(key), err)
+			return errf("mem", "key %s is %v", textfmt.Quote(key), err)
 		}
 		v, err := p.number(path)
 		if err != nil {
@@ -462,7 +468,7 @@ func (p *parser) regs(d *Document) error {
 	}
 	return p.object("regs", func(name string) error {
 		if !regfile.Known(name) && name != "PAR_EL1" {
-			return errf("regs", "unknown register %s (known: %s)", errfmt.Quote(name), strings.Join(RegisterNames(), " "))
+			return errf("regs", "unknown register %s (known: %s)", textfmt.Quote(name), strings.Join(RegisterNames(), " "))
 		}
 		v, err := p.number("regs." + name)
 		if err != nil {
@@ -517,41 +523,22 @@ func (p *parser) ops(d *Document) error {
 		return err
 	}
 	return p.array("ops", p.lim.ops, "operations", func(i int) error {
-		path := fmt.Sprintf("ops[%d]", i)
-		if _, err := p.open(path, '{', false); err != nil {
-			return err
-		}
 		var op Op
-		var haveOp, haveVA bool
-		err := p.object(path, func(key string) error {
-			switch key {
-			case "op":
+		err := p.pair(fmt.Sprintf("ops[%d]", i), "op", "va",
+			func(path string) error {
 				t := p.next()
 				s, ok := t.(string)
 				if !ok {
-					return errf(path+".op", "want a string, found %s", kind(t))
+					return errf(path, "want a string, found %s", kind(t))
 				}
-				o, ok := opByName(s)
-				if !ok {
-					return errf(path+".op", "%s is not an AT operation (one of %s)", errfmt.Quote(s), opList())
+				if op.Op, ok = opByName(s); !ok {
+					return errf(path, "%s is not an AT operation (one of %s)", textfmt.Quote(s), opList())
 				}
-				op.Op, haveOp = o, true
 				return nil
-			case "va":
-				v, err := p.number(path + ".va")
-				op.VA, haveVA = v, true
-				return err
-			}
-			return unknownKey(path, key, "op", "va")
-		})
-		if err != nil {
-			return err
-		}
-		if !haveOp || !haveVA {
-			return errf(path, "want both \"op\" and \"va\"")
-		}
+			},
+			func(path string) error { v, err := p.number(path); op.VA = v; return err })
 		d.Ops = append(d.Ops, op)
-		return nil
+		return err
 	})
 }
 
@@ -596,10 +583,10 @@ func (d *Document) check() error {
 	}
 	for _, w := range d.Words {
 		if w.Addr%8 != 0 {
-			return errf("mem", "key %s: address %#x is not 8-byte aligned", errfmt.Quote(w.Key), w.Addr)
+			return errf("mem", "key %s: address %#x is not 8-byte aligned", textfmt.Quote(w.Key), w.Addr)
 		}
 		if !sp.InRAM(mem.PA(w.Addr)) {
-			return errf("mem", "key %s: address %#x is not in RAM", errfmt.Quote(w.Key), w.Addr)
+			return errf("mem", "key %s: address %#x is not in RAM", textfmt.Quote(w.Key), w.Addr)
 		}
 	}
 	// The same address in two notations ("0x40", "64"): sort by address.
@@ -614,7 +601,7 @@ func (d *Document) check() error {
 	for i := 1; i < len(idx); i++ {
 		a, b := d.Words[idx[i-1]], d.Words[idx[i]]
 		if a.Addr == b.Addr {
-			return errf("mem", "keys %s and %s both name address %#x", errfmt.Quote(a.Key), errfmt.Quote(b.Key), a.Addr)
+			return errf("mem", "keys %s and %s both name address %#x", textfmt.Quote(a.Key), textfmt.Quote(b.Key), a.Addr)
 		}
 	}
 	seen := make(map[uint64]int, len(d.Watch))

@@ -5,6 +5,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 // BlockAllowed reports whether the architecture allows a block descriptor
@@ -120,7 +121,7 @@ func Descriptor(v uint64, stage, level int, f desc.Format) Decoded {
 		d.Summary = fmt.Sprintf("table: next level at %#x", f.TableOA(v))
 	case desc.Block, desc.Page:
 		size := uint64(1) << f.LeafBits(level)
-		d.Summary = fmt.Sprintf("%s mapping %s at output address %#x", k, sizeString(size), f.LeafOA(v, level))
+		d.Summary = fmt.Sprintf("%s mapping %s at output address %#x", k, textfmt.Size(size), f.LeafOA(v, level))
 		if k == desc.Block && !BlockAllowed(f, level) {
 			d.Summary += fmt.Sprintf(" (not a valid block at level %d for this granule: the walk takes a translation fault)", level)
 		}
@@ -129,16 +130,4 @@ func Descriptor(v uint64, stage, level int, f desc.Format) Decoded {
 		d.Notes = append(d.Notes, "MemAttr shown as with HCR_EL2.FWB=0")
 	}
 	return d
-}
-
-func sizeString(n uint64) string {
-	switch {
-	case n >= 1<<40:
-		return fmt.Sprintf("%dT", n>>40)
-	case n >= 1<<30:
-		return fmt.Sprintf("%dG", n>>30)
-	case n >= 1<<20:
-		return fmt.Sprintf("%dM", n>>20)
-	}
-	return fmt.Sprintf("%dK", n>>10)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 // PermString shows the table's permissions (see Perms).
@@ -108,22 +109,6 @@ func (t *Table) Flags(r Range) []string {
 	return f
 }
 
-func sizeString(n uint64) string {
-	switch {
-	case n == 0:
-		return "16E"
-	case n%(1<<40) == 0:
-		return fmt.Sprintf("%dT", n>>40)
-	case n%(1<<30) == 0:
-		return fmt.Sprintf("%dG", n>>30)
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%dM", n>>20)
-	case n%(1<<10) == 0:
-		return fmt.Sprintf("%dK", n>>10)
-	}
-	return fmt.Sprintf("%dB", n)
-}
-
 // WriteText prints the table in the style of Linux's ptdump: a header,
 // then one line per range.
 func (t *Table) WriteText(w io.Writer) {
@@ -139,10 +124,10 @@ func (t *Table) WriteText(w io.Writer) {
 	for _, r := range t.Ranges {
 		lvl := fmt.Sprintf("L%d %s", r.Level, r.Kind)
 		if r.Fault != "" {
-			fmt.Fprintf(w, "0x%016x-0x%016x %5s %-7s FAULT %s\n", r.Start, r.End, sizeString(r.Size()), fmt.Sprintf("L%d", r.Level), r.Fault)
+			fmt.Fprintf(w, "0x%016x-0x%016x %5s %-7s FAULT %s\n", r.Start, r.End, textfmt.Size(r.Size()), fmt.Sprintf("L%d", r.Level), r.Fault)
 			continue
 		}
-		fmt.Fprintf(w, "0x%016x-0x%016x %5s %-7s -> %s 0x%012x  %-15s %-16s %s\n", r.Start, r.End, sizeString(r.Size()), lvl, out, r.OA,
+		fmt.Fprintf(w, "0x%016x-0x%016x %5s %-7s -> %s 0x%012x  %-15s %-16s %s\n", r.Start, r.End, textfmt.Size(r.Size()), lvl, out, r.OA,
 			t.PermString(r.Perms), AttrString(r.Attrs), strings.Join(t.Flags(r), " "))
 	}
 	for _, n := range t.Notes {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/nestmmu/nestmmu/arm64/regfile"
-	"github.com/nestmmu/nestmmu/internal/errfmt"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 // The conventions every subcommand follows, through cliFlags:
@@ -107,7 +108,7 @@ func (f *cliFlags) Parse(args []string) (code int, done bool) {
 	n := f.NArg()
 	switch {
 	case n > f.maxArgs:
-		return f.Fail(usagef("unexpected argument %s", errfmt.Quote(f.Arg(f.maxArgs)))), true
+		return f.Fail(usagef("unexpected argument %s", textfmt.Quote(f.Arg(f.maxArgs)))), true
 	case n < f.minArgs:
 		return f.Fail(usagef("missing argument: usage: %s", f.cmd.usage)), true
 	}
@@ -203,7 +204,7 @@ func (n *numberFlag) String() string {
 func (n *numberFlag) Set(s string) error {
 	v, err := regfile.ParseValue(s)
 	if err != nil {
-		return fmt.Errorf("%s is %v", errfmt.Quote(s), err)
+		return fmt.Errorf("%s is %v", textfmt.Quote(s), err)
 	}
 	n.v, n.set = v, true
 	return nil
@@ -236,7 +237,7 @@ func (c *choiceFlag) Set(s string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s is not one of %s", errfmt.Quote(s), strings.Join(c.choices, ", "))
+	return fmt.Errorf("%s is not one of %s", textfmt.Quote(s), strings.Join(c.choices, ", "))
 }
 
 // Choice defines a choiceFlag with a default.
@@ -251,3 +252,11 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// writeJSON writes v indented by two spaces, with "&" and "<" as written.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

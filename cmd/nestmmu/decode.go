@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"io"
 	"strings"
@@ -10,7 +9,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/regfile"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
-	"github.com/nestmmu/nestmmu/internal/errfmt"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 func decodeCommand() command {
@@ -58,7 +57,7 @@ func cmdDecode(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	name, raw := strings.ToUpper(fs.Arg(0)), fs.Arg(1)
 	v, err := regfile.ParseValue(raw)
 	if err != nil {
-		return fs.Fail(usagef("VALUE %s is %v", errfmt.Quote(raw), err))
+		return fs.Fail(usagef("VALUE %s is %v", textfmt.Quote(raw), err))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -92,10 +91,7 @@ func cmdDecode(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	if format.v == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(d); err != nil {
+		if err := writeJSON(stdout, d); err != nil {
 			return fs.Fail(err)
 		}
 		return 0

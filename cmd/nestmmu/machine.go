@@ -11,7 +11,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/s2pt"
-	"github.com/nestmmu/nestmmu/internal/errfmt"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 	"github.com/nestmmu/nestmmu/mem"
 	"github.com/nestmmu/nestmmu/memimage"
 )
@@ -148,12 +148,12 @@ func (s *stateFlags) load(stdin io.Reader) error {
 	for _, kv := range s.regs {
 		name, val, ok := strings.Cut(kv, "=")
 		if !ok {
-			return usagef("--reg %s: want NAME=VALUE", errfmt.Quote(kv))
+			return usagef("--reg %s: want NAME=VALUE", textfmt.Quote(kv))
 		}
 		name = strings.ToUpper(strings.TrimSpace(name))
 		v, err := regfile.ParseValue(strings.TrimSpace(val))
 		if err != nil {
-			return usagef("--reg %s: %s is %v", name, errfmt.Quote(val), err)
+			return usagef("--reg %s: %s is %v", name, textfmt.Quote(val), err)
 		}
 		if err := regfile.Set(&s.registers, name, v); err != nil {
 			return usagef("--reg: %v", err)
@@ -183,7 +183,7 @@ func (s *stateFlags) load(stdin io.Reader) error {
 func (s *stateFlags) applyDefaults() error {
 	r := &s.registers
 	g := s.granuleOf()
-	ps, ok := psEncoding(*s.paBits)
+	ps, ok := sysreg.PSFor(*s.paBits)
 	if !ok {
 		return usagef("--pa-bits %d: want 32, 36, 40, 42, 44, 48 or 52", *s.paBits)
 	}
@@ -237,13 +237,4 @@ func (s *stateFlags) applyDefaults() error {
 		set("VTCR_EL2", uint64(l.VTCR))
 	}
 	return nil
-}
-
-func psEncoding(bits uint) (uint64, bool) {
-	for enc := uint64(0); enc <= 6; enc++ {
-		if b, _ := sysreg.PASizeBits(enc); b == bits {
-			return enc, true
-		}
-	}
-	return 0, false
 }

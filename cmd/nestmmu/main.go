@@ -13,7 +13,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/nestmmu/nestmmu/internal/errfmt"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 // command is one subcommand. run returns the process exit status.
@@ -59,19 +59,19 @@ func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			usage(stdout, cmds)
 			return 0
 		case len(args) > 2:
-			fmt.Fprintf(stderr, "nestmmu help: unexpected argument %s (usage: nestmmu help [CMD])\n", errfmt.Quote(args[2]))
+			fmt.Fprintf(stderr, "nestmmu help: unexpected argument %s (usage: nestmmu help [CMD])\n", textfmt.Quote(args[2]))
 			return 2
 		}
 		c, ok := cmds[args[1]]
 		if !ok {
-			fmt.Fprintf(stderr, "nestmmu help: unknown command %s (try \"nestmmu help\")\n", errfmt.Quote(args[1]))
+			fmt.Fprintf(stderr, "nestmmu help: unknown command %s (try \"nestmmu help\")\n", textfmt.Quote(args[1]))
 			return 2
 		}
 		return c.run([]string{"-h"}, stdin, stdout, stderr)
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "nestmmu: unknown command %s (try \"nestmmu help\")\n", errfmt.Quote(args[0]))
+		fmt.Fprintf(stderr, "nestmmu: unknown command %s (try \"nestmmu help\")\n", textfmt.Quote(args[0]))
 		return 2
 	}
 	return c.run(args[1:], stdin, stdout, stderr)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 
 	"github.com/nestmmu/nestmmu/arm64/ptdump"
@@ -77,9 +76,6 @@ func cmdPtdump(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		tables = append(tables, t)
 	}
 	if format.v == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
 		out := struct {
 			Tables   []*ptdump.Table `json:"tables"`
 			Defaults []string        `json:"defaults,omitempty"`
@@ -87,7 +83,7 @@ func cmdPtdump(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		for i := range tables {
 			out.Tables = append(out.Tables, &tables[i])
 		}
-		if err := enc.Encode(out); err != nil {
+		if err := writeJSON(stdout, out); err != nil {
 			return fs.Fail(err)
 		}
 		return 0

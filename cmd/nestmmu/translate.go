@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -10,7 +9,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/regfile"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/atjson"
-	"github.com/nestmmu/nestmmu/internal/errfmt"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 func translateCommand() command {
@@ -86,7 +85,7 @@ func cmdTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	}
 	va, err := regfile.ParseValue(fs.Arg(0))
 	if err != nil {
-		return fs.Fail(usagef("ADDRESS %s is %v", errfmt.Quote(fs.Arg(0)), err))
+		return fs.Fail(usagef("ADDRESS %s is %v", textfmt.Quote(fs.Arg(0)), err))
 	}
 	if err := st.load(stdin); err != nil {
 		return fs.Fail(err)
@@ -128,11 +127,11 @@ func cmdTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		}
 		if t.Level >= 0 {
 			l := int(t.Level)
-			out.S1Level, out.S1Size = &l, sizeText(t.BlockBits)
+			out.S1Level, out.S1Size = &l, textfmt.Size(1<<t.BlockBits)
 		}
 		if t.S2 {
 			l := int(t.S2Level)
-			out.S2Level, out.S2Size, out.IPA = &l, sizeText(t.S2BlockBits), fmt.Sprintf("%#x", t.IPA)
+			out.S2Level, out.S2Size, out.IPA = &l, textfmt.Size(1<<t.S2BlockBits), fmt.Sprintf("%#x", t.IPA)
 		}
 		out.Memory = ptdump.AttrString(t.Attrs)
 		out.Perms = ptdump.Perms(t.Perms, regime.String(), false)
@@ -144,10 +143,7 @@ func cmdTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		}
 	}
 	if format.v == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(out); err != nil {
+		if err := writeJSON(stdout, out); err != nil {
 			return fs.Fail(err)
 		}
 		return 0
@@ -158,17 +154,6 @@ func cmdTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 
 func accessName(a vmsa.Access) string {
 	return map[vmsa.AccessKind]string{vmsa.Read: "read", vmsa.Write: "write", vmsa.Fetch: "fetch"}[a.Kind]
-}
-
-func sizeText(bits uint8) string {
-	n := uint64(1) << bits
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%dG", n>>30)
-	case n >= 1<<20:
-		return fmt.Sprintf("%dM", n>>20)
-	}
-	return fmt.Sprintf("%dK", n>>10)
 }
 
 func faultText(f vmsa.Fault) string {
