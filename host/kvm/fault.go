@@ -79,7 +79,7 @@ func ClassifyFSC(fsc uint8) FaultKind {
 func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 	vm := v.vm
 	esr := e.ESR
-	ipa := mmio.FaultIPA(uint64(e.HPFAR), e.FAR)
+	ipa := mmio.FaultIPA(uint64(e.HPFAR), uint64(e.FAR))
 	fetch := e.Kind == cpu.InstructionAbort
 	s1ptw := esr.S1PTW()
 	kind := ClassifyFSC(esr.FSC())
@@ -95,10 +95,10 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 		switch {
 		case fetch:
 			// Executing from MMIO or a hole: KVM injects a prefetch abort.
-			return abortExit(true, e.FAR), false, nil
+			return abortExit(true, uint64(e.FAR)), false, nil
 		case s1ptw:
 			// Stage-1 tables outside memory cannot be walked.
-			return abortExit(false, e.FAR), false, nil
+			return abortExit(false, uint64(e.FAR)), false, nil
 		}
 		return v.mmioAccess(e, ipa)
 	}
@@ -121,7 +121,7 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 	case FaultTranslation, FaultPermission:
 		return v.userMemAbort(slot, gen, ipa, write)
 	case FaultAddressSize:
-		return abortExit(fetch, e.FAR), false, nil
+		return abortExit(fetch, uint64(e.FAR)), false, nil
 	}
 	return Exit{}, false, fmt.Errorf("%w: stage-2 abort with FSC %#x at IPA %#x", ErrUnhandledTrap, esr.FSC(), ipa)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 const (
@@ -97,7 +98,7 @@ func tlbHas(h *Host, cpu int, vmid uint16, ipa uint64) bool {
 		if e.VMID != vmid || !(e.Stage2Only || e.Combined) {
 			continue
 		}
-		if ipa >= e.IPA && ipa-e.IPA < 1<<e.SizeBits {
+		if i := mem.IPA(ipa); i >= e.IPA && i-e.IPA < 1<<e.SizeBits {
 			return true
 		}
 	}

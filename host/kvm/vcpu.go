@@ -282,9 +282,9 @@ func (v *VCPU) Run(a Access) (Exit, error) {
 		var e cpu.Exception
 		c.mu.Lock()
 		if a.Write {
-			e = v.pe.Write(a.VA, a.Size, v.ctx.reg(a.Rt), in)
+			e = v.pe.Write(mem.VA(a.VA), a.Size, v.ctx.reg(a.Rt), in)
 		} else {
-			val, e = v.pe.Read(a.VA, a.Size, in)
+			val, e = v.pe.Read(mem.VA(a.VA), a.Size, in)
 		}
 		c.mu.Unlock()
 		if !e.Taken() {
@@ -338,7 +338,7 @@ func (v *VCPU) Fetch() (uint32, Exit, error) {
 		}
 		c := v.cpu
 		c.mu.Lock()
-		w, e := v.pe.Fetch(v.ctx.PC)
+		w, e := v.pe.Fetch(mem.VA(v.ctx.PC))
 		c.mu.Unlock()
 		if !e.Taken() {
 			return w, Exit{}, nil
@@ -377,7 +377,7 @@ func (v *VCPU) TLBI(op tlb.Op, rt uint8) (Exit, error) {
 // A stage-2 fault on the stage-1 walk is taken to EL2, handled, and the
 // instruction retried.
 func (v *VCPU) AT(op at.Op, rt uint8) (Exit, error) {
-	return v.sys(func() cpu.Exception { return v.pe.AT(op, rt, v.ctx.reg(rt)) }, false)
+	return v.sys(func() cpu.Exception { return v.pe.AT(op, rt, mem.VA(v.ctx.reg(rt))) }, false)
 }
 
 func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
@@ -495,7 +495,7 @@ func abortExit(fetch bool, far uint64) Exit {
 		kind = cpu.InstructionAbort
 	}
 	esr := sysreg.ESR(ec<<26 | 1<<25 | 0x10)
-	return Exit{Reason: ExitException, Exception: cpu.Exception{Kind: kind, TargetEL: 1, ESR: esr, FAR: far, External: true}}
+	return Exit{Reason: ExitException, Exception: cpu.Exception{Kind: kind, TargetEL: 1, ESR: esr, FAR: mem.VA(far), External: true}}
 }
 
 // CompleteMMIO finishes the access of the last ExitMMIO with the device's
@@ -521,7 +521,7 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 func (v *VCPU) mmioAccess(e cpu.Exception, ipa uint64) (Exit, bool, error) {
 	vm := v.vm
 	fetch := mmio.FetchFunc(v.fetchInsn)
-	a, err := mmio.Decode(mmio.ESR(e.ESR), e.FAR, ipa, regs{&v.ctx}, fetch)
+	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), ipa, regs{&v.ctx}, fetch)
 	switch {
 	case errors.Is(err, mmio.ErrCacheMaintenance):
 		// DC on an address without memory: nothing to do; skip it.
@@ -529,7 +529,7 @@ func (v *VCPU) mmioAccess(e cpu.Exception, ipa uint64) (Exit, bool, error) {
 		v.ctx.PC += 4
 		return Exit{}, false, nil
 	case errors.Is(err, mmio.ErrCannotEmulate):
-		return abortExit(false, e.FAR), false, nil
+		return abortExit(false, uint64(e.FAR)), false, nil
 	case err != nil:
 		return Exit{}, false, fmt.Errorf("kvm: MMIO access at IPA %#x: %w", ipa, err)
 	}
@@ -561,7 +561,7 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 	saved := pe.PAR
 	defer func() { pe.PAR = saved }()
 	vm.mu.Lock()
-	ex := pe.AT(at.S12E1R, 0, pc)
+	ex := pe.AT(at.S12E1R, 0, mem.VA(pc))
 	if !ex.Taken() && !pe.PAR.F() {
 		w, ok := vm.host.arena.Read(mem.PA(pe.PAR.PA()|pc&0xfff), 4)
 		vm.mu.Unlock()
@@ -574,7 +574,7 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 	if ex.Taken() {
 		return 0, fmt.Errorf("%w: AT S12E1R took %v", errFetch, ex)
 	}
-	ex = pe.AT(at.S1E1R, 0, pc)
+	ex = pe.AT(at.S1E1R, 0, mem.VA(pc))
 	if ex.Taken() || pe.PAR.F() {
 		return 0, fmt.Errorf("%w: PC %#x does not translate at stage 1 (PAR %#x)", errFetch, pc, uint64(pe.PAR))
 	}

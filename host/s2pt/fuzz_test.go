@@ -91,7 +91,7 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 		vm.ApplyRegs(&regs)
 		w := vmsa.Walker{Mem: tm}
 		for _, ipa := range ipas {
-			w.TranslateS2(&regs, ipa, vmsa.Access{Kind: vmsa.Write, EL: 1})
+			w.TranslateS2(&regs, mem.IPA(ipa), vmsa.Access{Kind: vmsa.Write, EL: 1})
 		}
 		// Every operation over a range covering the garbage.
 		for _, ipa := range ipas {
@@ -115,7 +115,7 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 			if c.Topup(vm.EdgePagesNeeded(s, size)) == nil {
 				_ = vm.Unmap(c, s, size)
 			}
-			w.TranslateS2(&regs, ipa, vmsa.Access{Kind: vmsa.Read, EL: 1})
+			w.TranslateS2(&regs, mem.IPA(ipa), vmsa.Access{Kind: vmsa.Read, EL: 1})
 		}
 		_ = c.Release()
 		if err := vm.Destroy(); err != nil {

@@ -157,7 +157,7 @@ func (r *rig) unmap(ipa IPA, size uint64) {
 
 // hw translates ipa with the hardware model (no permission check).
 func (r *rig) hw(ipa uint64) vmsa.Translation {
-	return r.w.TranslateS2(&r.regs, ipa, vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
+	return r.w.TranslateS2(&r.regs, mem.IPA(ipa), vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
 }
 
 // checkCounts verifies every table's valid-entry count against memory and
@@ -260,7 +260,7 @@ func (r *rig) compare(m *refModel, ipa uint64) error {
 	if t.Fault.IsFault() {
 		return fmt.Errorf("IPA %#x: model maps to %#x, hardware faults: %v", ipa, pa, t.Fault)
 	}
-	if t.OA != pa {
+	if t.OA != mem.PA(pa) {
 		return fmt.Errorf("IPA %#x: model OA %#x, hardware %#x", ipa, pa, t.OA)
 	}
 	p := t.Perms

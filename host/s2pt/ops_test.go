@@ -131,7 +131,7 @@ func TestOperations(t *testing.T) {
 			}
 			for _, e := range tc.expect {
 				tr := r.hw(e.ipa)
-				if tr.Fault.IsFault() != e.fault || (!e.fault && (tr.OA != e.oa || tr.Perms.W1 != e.w || tr.S2BlockBits != e.blkBit)) {
+				if tr.Fault.IsFault() != e.fault || (!e.fault && (tr.OA != mem.PA(e.oa) || tr.Perms.W1 != e.w || tr.S2BlockBits != e.blkBit)) {
 					t.Errorf("IPA %#x: %v OA %#x W %v leaf 2^%d; want fault %v OA %#x W %v leaf 2^%d", e.ipa, tr.Fault, tr.OA, tr.Perms.W1, tr.S2BlockBits, e.fault, e.oa, e.w, e.blkBit)
 				}
 				if _, lvl, err := r.vm.Lookup(IPA(e.ipa)); err != nil || lvl != e.level {

@@ -55,7 +55,7 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 			i := uint64(g)
 			for !stop.Load() {
 				i = (i*2654435761 + 12345) % pages
-				tr := w.TranslateS2(&r, i*4096, vmsa.Access{Kind: vmsa.Read, EL: 1})
+				tr := w.TranslateS2(&r, mem.IPA(i*4096), vmsa.Access{Kind: vmsa.Read, EL: 1})
 				if !tr.Fault.IsFault() {
 					touched[i].Store(true)
 				}
@@ -232,8 +232,8 @@ func TestArenaTables(t *testing.T) {
 		for _, tc := range []struct{ ipa, oa uint64 }{
 			{8, 0x40_0000_0008}, {blk - l.TableBytes + 16, 0x50_0000_0010}, {uint64(top) + 24, 0x40_0000_0018},
 		} {
-			tr := w.TranslateS2(&regs, tc.ipa, vmsa.Access{Kind: vmsa.Read, EL: 1})
-			if tr.Fault.IsFault() || tr.OA != tc.oa {
+			tr := w.TranslateS2(&regs, mem.IPA(tc.ipa), vmsa.Access{Kind: vmsa.Read, EL: 1})
+			if tr.Fault.IsFault() || tr.OA != mem.PA(tc.oa) {
 				t.Errorf("%v: IPA %#x: %v OA %#x, want %#x", cfg.Granule, tc.ipa, tr.Fault, tr.OA, tc.oa)
 			}
 		}
