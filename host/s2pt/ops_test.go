@@ -14,20 +14,20 @@ import (
 type step func(r *rig)
 
 func mapS(ipa, pa, size uint64, prot Prot, f MapFlags) step {
-	return func(r *rig) { r.mapRange(IPA(ipa), mem.PA(pa), size, prot, f) }
+	return func(r *rig) { r.mapRange(mem.IPA(ipa), mem.PA(pa), size, prot, f) }
 }
-func unmapS(ipa, size uint64) step { return func(r *rig) { r.unmap(IPA(ipa), size) } }
+func unmapS(ipa, size uint64) step { return func(r *rig) { r.unmap(mem.IPA(ipa), size) } }
 func splitS(ipa, size uint64) step {
 	return func(r *rig) {
-		r.topup(r.vm.SplitPagesNeeded(IPA(ipa), size))
-		if err := r.vm.Split(r.c, IPA(ipa), size); err != nil {
+		r.topup(r.vm.SplitPagesNeeded(mem.IPA(ipa), size))
+		if err := r.vm.Split(r.c, mem.IPA(ipa), size); err != nil {
 			r.t.Fatal(err)
 		}
 	}
 }
 func collapseS(ipa, size uint64, want int) step {
 	return func(r *rig) {
-		n, err := r.vm.Collapse(IPA(ipa), size)
+		n, err := r.vm.Collapse(mem.IPA(ipa), size)
 		if err != nil || n != want {
 			r.t.Fatalf("Collapse %#x+%#x: %d, %v; want %d", ipa, size, n, err, want)
 		}
@@ -35,8 +35,8 @@ func collapseS(ipa, size uint64, want int) step {
 }
 func wpS(ipa, size uint64) step {
 	return func(r *rig) {
-		r.topup(r.vm.EdgePagesNeeded(IPA(ipa), size))
-		if err := r.vm.WriteProtect(r.c, IPA(ipa), size); err != nil {
+		r.topup(r.vm.EdgePagesNeeded(mem.IPA(ipa), size))
+		if err := r.vm.WriteProtect(r.c, mem.IPA(ipa), size); err != nil {
 			r.t.Fatal(err)
 		}
 	}
@@ -131,10 +131,10 @@ func TestOperations(t *testing.T) {
 			}
 			for _, e := range tc.expect {
 				tr := r.hw(e.ipa)
-				if tr.Fault.IsFault() != e.fault || (!e.fault && (tr.OA != e.oa || tr.Perms.W1 != e.w || tr.S2BlockBits != e.blkBit)) {
+				if tr.Fault.IsFault() != e.fault || (!e.fault && (tr.OA != mem.PA(e.oa) || tr.Perms.W1 != e.w || tr.S2BlockBits != e.blkBit)) {
 					t.Errorf("IPA %#x: %v OA %#x W %v leaf 2^%d; want fault %v OA %#x W %v leaf 2^%d", e.ipa, tr.Fault, tr.OA, tr.Perms.W1, tr.S2BlockBits, e.fault, e.oa, e.w, e.blkBit)
 				}
-				if _, lvl, err := r.vm.Lookup(IPA(e.ipa)); err != nil || lvl != e.level {
+				if _, lvl, err := r.vm.Lookup(mem.IPA(e.ipa)); err != nil || lvl != e.level {
 					t.Errorf("IPA %#x: Lookup level %d, %v; want %d", e.ipa, lvl, err, e.level)
 				}
 			}
@@ -155,7 +155,7 @@ func TestYoung(t *testing.T) {
 	if tr := r.hw(4 * kib); tr.Fault.Kind != vmsa.FaultAccessFlag {
 		t.Fatalf("HA=0, AF=0: hardware %v, want an access flag fault", tr.Fault)
 	}
-	if ok, err := r.vm.MkYoung(IPA(4*kib + 100)); !ok || err != nil {
+	if ok, err := r.vm.MkYoung(mem.IPA(4*kib + 100)); !ok || err != nil {
 		t.Fatalf("MkYoung: %v %v", ok, err)
 	}
 	if tr := r.hw(4 * kib); tr.Fault.IsFault() {
@@ -174,7 +174,7 @@ func TestYoung(t *testing.T) {
 		t.Fatal("MkOld left a young page")
 	}
 	// Collapse keeps the Access flag of any young page in the block.
-	if ok, _ := r.vm.MkYoung(IPA(8 * kib)); !ok {
+	if ok, _ := r.vm.MkYoung(mem.IPA(8 * kib)); !ok {
 		t.Fatal("MkYoung found no mapping")
 	}
 	if n, err := r.vm.Collapse(0, 2*mib); n != 1 || err != nil {
@@ -183,7 +183,7 @@ func TestYoung(t *testing.T) {
 	if d, lvl, _ := r.vm.Lookup(0); lvl != 2 || d&bitAF == 0 {
 		t.Fatalf("collapsed block %#x level %d: want a young level-2 block", d, lvl)
 	}
-	if ok, _ := r.vm.MkYoung(IPA(4 * mib)); ok {
+	if ok, _ := r.vm.MkYoung(mem.IPA(4 * mib)); ok {
 		t.Fatal("MkYoung found a mapping at an unmapped IPA")
 	}
 }
@@ -233,16 +233,16 @@ func TestMapPagesNeededIsEnough(t *testing.T) {
 		}
 		for i, tc := range cases {
 			for _, f := range []MapFlags{0, MapBlocks} {
-				need := r.vm.MapPagesNeeded(IPA(tc.ipa), mem.PA(tc.pa), tc.size, f)
+				need := r.vm.MapPagesNeeded(mem.IPA(tc.ipa), mem.PA(tc.pa), tc.size, f)
 				c := r.vm.NewCache()
 				if err := c.Topup(need); err != nil {
 					t.Fatal(err)
 				}
-				if err := r.vm.Map(c, IPA(tc.ipa), mem.PA(tc.pa), tc.size, ProtR, f); err != nil {
+				if err := r.vm.Map(c, mem.IPA(tc.ipa), mem.PA(tc.pa), tc.size, ProtR, f); err != nil {
 					t.Fatalf("case %d flags %d: %v", i, f, err)
 				}
 				_ = c.Release()
-				r.unmap(IPA(tc.ipa), tc.size)
+				r.unmap(mem.IPA(tc.ipa), tc.size)
 			}
 		}
 		r.checkCounts()
