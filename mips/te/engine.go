@@ -8,13 +8,16 @@
 // A host TLB miss takes the fast refill: walk the active GVA table, load
 // the even/odd PTEs as EntryLo0/1, write a random host TLB entry, retry. An
 // empty PTE becomes an invalid entry and the retry takes the TLB-invalid
-// exception into the slow path (commpage, guest KSeg0, guest TLB lookup,
-// MMIO), which fills the GVA table or injects the guest's exception. The
-// invalidation rules are those of the series: see invalidate.go.
+// exception into the slow path (commpage, guest KSeg0, guest TLB lookup),
+// which fills the GVA table, injects the guest's exception or reports an
+// internal error; host KSeg0/1 accesses are MMIO. The invalidation rules
+// are those of the series: see invalidate.go.
 //
 // Config.Legacy runs the pre-series scheme instead (every host TLB miss
 // exits to the slow path, which scans the guest TLB and writes the host TLB
 // directly), as the baseline the series' claims are measured against.
+// Config.DirtyLog replaces the series' TLB Modified handling by the dirty
+// logging Linux 4.11 added after it.
 package te
 
 import (
