@@ -161,6 +161,12 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Ex
 			vm.c.slotRetries.Add(1)
 			return Exit{}, true, nil // the slot changed: take the fault again
 		}
+		if vm.released.Load() {
+			// The VMM's address space went away after FaultIn: its
+			// frames are being freed without a notifier call.
+			vm.mu.Unlock()
+			return Exit{}, false, fmt.Errorf("kvm: faulting in HVA %#x for IPA %#x: the VMM's address space was released: %w", uint64(hva), ipa, hostmm.ErrFault)
+		}
 		if vm.inv.Retry(seq, hva) {
 			// An invalidation of hva is in progress or ended since seq:
 			// m may be stale; never install it.

@@ -91,7 +91,7 @@ func (vm *VM) NewVCPU(id int) (*VCPU, error) {
 	regs := vm.host.id
 	vm.s2.ApplyRegs(&regs)
 	regs.HCR_EL2 = GuestHCR
-	pe := cpu.New(0, regs, 1, vm.host.arena, nil)
+	pe := cpu.New(0, regs, 1, vm.host.arena.Checked(), nil)
 	v := &VCPU{vm: vm, id: id, pe: pe, cache: vm.s2.NewCache(), cpuIdx: -1}
 	vm.vcpus = append(vm.vcpus, v)
 	return v, nil
@@ -563,7 +563,7 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 	vm.mu.Lock()
 	ex := pe.AT(at.S12E1R, 0, pc)
 	if !ex.Taken() && !pe.PAR.F() {
-		w, ok := vm.host.arena.Read(mem.PA(pe.PAR.PA()|pc&0xfff), 4)
+		w, ok := vm.host.arena.Checked().Read(mem.PA(pe.PAR.PA()|pc&0xfff), 4)
 		vm.mu.Unlock()
 		if !ok {
 			return 0, fmt.Errorf("%w: PA %#x is not memory", errFetch, pe.PAR.PA())
