@@ -37,7 +37,7 @@ func checkExc(t *testing.T, name string, pe *cpu.PE, from uint8, e cpu.Exception
 		t.Errorf("%s: no exception, want ESR %#x to EL%d", name, want.esr, want.target)
 		return
 	}
-	if e.TargetEL != want.target || uint64(e.ESR) != want.esr || e.FAR != want.far || e.FromEL != from {
+	if e.TargetEL != want.target || uint64(e.ESR) != want.esr || e.FAR != mem.VA(want.far) || e.FromEL != from {
 		t.Errorf("%s: %s (from EL%d), want EL%d ESR %#x FAR %#x", name, e, e.FromEL, want.target, want.esr, want.far)
 	}
 	if want.hpfar != 0 && uint64(e.HPFAR) != want.hpfar {
@@ -171,7 +171,7 @@ func TestFetch(t *testing.T) {
 				t.Fatalf("%s: cannot store the instruction at %#x", c.name, c.pa)
 			}
 		}
-		v, e := pe.Fetch(c.va)
+		v, e := pe.Fetch(mem.VA(c.va))
 		checkExc(t, c.name, pe, c.el, e, c.want)
 		if c.want.target == 0 && v != insn {
 			t.Errorf("%s: fetched %#x, want %#x", c.name, v, insn)
@@ -347,9 +347,9 @@ func TestDataAccessFaults(t *testing.T) {
 		var e cpu.Exception
 		const pattern = 0x8877_6655_4433_2211
 		if c.write {
-			e = pe.Write(c.va, c.size, pattern, c.insn)
+			e = pe.Write(mem.VA(c.va), c.size, pattern, c.insn)
 		} else {
-			v, e = pe.Read(c.va, c.size, c.insn)
+			v, e = pe.Read(mem.VA(c.va), c.size, c.insn)
 		}
 		checkExc(t, c.name, pe, c.el, e, c.want)
 		if e.Taken() && e.External != c.ext {
@@ -388,11 +388,11 @@ func walkPA(t *testing.T, m *machine, pe *cpu.PE, va uint64, write bool) uint64 
 	if write {
 		k = vmsa.Write
 	}
-	tr := w.Translate(&pe.Regs, pe.Regime(), va, vmsa.Access{Kind: k, EL: pe.EL}, vmsa.TranslateOptions{})
+	tr := w.Translate(&pe.Regs, pe.Regime(), mem.VA(va), vmsa.Access{Kind: k, EL: pe.EL}, vmsa.TranslateOptions{})
 	if tr.Fault.IsFault() {
 		t.Fatalf("reference walk of %#x: %s", va, tr.Fault)
 	}
-	return tr.OA
+	return uint64(tr.OA)
 }
 
 // ESR_EL2.ISS.SAS is log2 of the access size (sizeLog2), for each size.
@@ -404,9 +404,9 @@ func TestStage2SyndromeAccessSize(t *testing.T) {
 			in := cpu.Insn{Valid: true, Reg: 30, SixtyFour: size == 8, SignExtend: size < 8 && !write, AcqRel: write}
 			var e cpu.Exception
 			if write {
-				e = pe.Write(vaS2Hole+uint64(size), size, 0, in)
+				e = pe.Write(mem.VA(vaS2Hole+uint64(size)), size, 0, in)
 			} else {
-				_, e = pe.Read(vaS2Hole+uint64(size), size, in)
+				_, e = pe.Read(mem.VA(vaS2Hole+uint64(size)), size, in)
 			}
 			want := uint64(0x24<<26 | il | 1<<24 | uint64(sas)<<22 | 30<<16 | 0b000110)
 			if in.SignExtend {

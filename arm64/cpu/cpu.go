@@ -70,8 +70,9 @@ type Exception struct {
 	FromEL   uint8
 	TargetEL uint8
 	ESR      sysreg.ESR
-	FAR      uint64
-	HPFAR    sysreg.HPFAR // stage-2 faults only
+	// FAR is the faulting virtual address of an abort (FAR_ELx).
+	FAR   mem.VA
+	HPFAR sysreg.HPFAR // stage-2 faults only
 	// Fault is the translation fault behind an abort.
 	Fault vmsa.Fault
 	// External marks a synchronous External abort on a data access (no
@@ -211,13 +212,13 @@ func (pe *PE) access(k vmsa.AccessKind) vmsa.Access {
 
 // Translate translates va for an access at the current EL through the TLB
 // and, on a miss, the walk. On a fault the PE takes the exception.
-func (pe *PE) Translate(va uint64, acc vmsa.Access) (uint64, Exception) {
+func (pe *PE) Translate(va mem.VA, acc vmsa.Access) (mem.PA, Exception) {
 	return pe.translate(va, acc, 0, Insn{}, true)
 }
 
 // translate translates va for acc; size and in give the syndrome of a
 // stage-2 abort, aligned says whether a data access is aligned to its size.
-func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn, aligned bool) (uint64, Exception) {
+func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned bool) (mem.PA, Exception) {
 	c := pe.ctx()
 	if f := c.check.Check(va, acc); f.IsFault() {
 		return 0, pe.abort(f, va, acc, size, in)
@@ -231,13 +232,13 @@ func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn, aligned b
 		if c.s2only {
 			// AArch64.S1DisabledOutput: the IPA is the VA (its top byte
 			// dropped), cached as a stage-2-only entry.
-			e, res = pe.TLB.LookupS2(c.vmid, va&(1<<52-1), acc)
+			e, res = pe.TLB.LookupS2(c.vmid, mem.IPA(va&(1<<52-1)), acc)
 		} else {
 			e, res = pe.TLB.Lookup(c.regime, c.vmid, c.asid, va, acc)
 		}
 		if res == tlb.Hit {
 			pe.Stats.TLBHits++
-			return e.OA | va&(1<<e.SizeBits-1), Exception{}
+			return e.OA | mem.PA(va)&(1<<e.SizeBits-1), Exception{}
 		}
 	}
 	pe.Stats.Walks++
@@ -252,7 +253,7 @@ func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn, aligned b
 }
 
 // abort builds and takes the Data or Instruction Abort for fault f.
-func (pe *PE) abort(f vmsa.Fault, va uint64, acc vmsa.Access, size int, in Insn) Exception {
+func (pe *PE) abort(f vmsa.Fault, va mem.VA, acc vmsa.Access, size int, in Insn) Exception {
 	return pe.takeAbort(f, f.FSC(), va, acc, size, in)
 }
 
@@ -262,7 +263,7 @@ func (pe *PE) abort(f vmsa.Fault, va uint64, acc vmsa.Access, size int, in Insn)
 // abort on a walk with HCR_EL2.TEA=1; otherwise to EL1. The ISS is that of
 // AArch64.FaultSyndrome: FSC, S1PTW, WnR (data only; EA, CM, FnV and SET
 // are 0) and the instruction syndrome when ISV is 1.
-func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va uint64, acc vmsa.Access, size int, in Insn) Exception {
+func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, size int, in Insn) Exception {
 	h := pe.Regs.HCR_EL2
 	target := uint8(1)
 	switch {
@@ -310,7 +311,7 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va uint64, acc vmsa.Access, siz
 		e.Kind = InstructionAbort
 	}
 	if f.Stage2 {
-		e.HPFAR = sysreg.HPFARFor(f.IPA)
+		e.HPFAR = sysreg.HPFARFor(uint64(f.IPA))
 	}
 	pe.TakeException(&e)
 	return e
@@ -343,7 +344,7 @@ func (pe *PE) TakeException(e *Exception) {
 	pe.spsr[t] = saved{el: pe.EL, pan: pe.PAN}
 	pe.ESR[t] = e.ESR
 	if e.Kind == DataAbort || e.Kind == InstructionAbort {
-		pe.FAR[t] = e.FAR
+		pe.FAR[t] = uint64(e.FAR)
 	}
 	if e.Fault.Stage2 {
 		pe.HPFAR = e.HPFAR

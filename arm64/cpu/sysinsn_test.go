@@ -518,7 +518,7 @@ func TestATThroughPE(t *testing.T) {
 		}
 		setEL(pe, c.el, pe.PAN)
 		pe.PAR = 0xdead_0000 // PAR_EL1 before the instruction
-		e := pe.AT(c.op, 6, c.va)
+		e := pe.AT(c.op, 6, mem.VA(c.va))
 		checkAT(t, c.name, pe, c.el, e, c.want)
 	}
 	// With stage 2: AT S12E1R at EL2 walks both stages; a stage-2 fault of

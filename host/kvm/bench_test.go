@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // TestHitPathAllocFree: a guest access that hits the TLB, and one that hits
@@ -83,7 +84,7 @@ func benchFault(b *testing.B, unit uint64, mf hostmm.MapFlags) {
 			}
 			b.StartTimer()
 		}
-		if _, err := v.Ldr(1, 0x4000_0000+k*unit, 8); err != nil {
+		if _, err := v.Ldr(1, mem.VA(0x4000_0000+k*unit), 8); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -117,10 +118,10 @@ func BenchmarkGuestLoop(b *testing.B) {
 		off := uint64(i) * 72 % size &^ 7
 		var err error
 		if i&1 == 0 {
-			_, err = v.Ldr(1, 0x4000_0000+off, 8)
+			_, err = v.Ldr(1, mem.VA(0x4000_0000+off), 8)
 		} else {
 			v.Ctx().X[1] = uint64(i)
-			_, err = v.Str(1, 0x4000_0000+off, 8)
+			_, err = v.Str(1, mem.VA(0x4000_0000+off), 8)
 		}
 		if err != nil {
 			b.Fatal(err)

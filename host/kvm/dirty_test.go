@@ -42,7 +42,7 @@ func TestDirtyLog(t *testing.T) {
 		}
 		// Collected pages are write-protected again (and not in the TLB as
 		// writable): the next write faults and is logged.
-		if d, _, _ := vm.Stage2().Lookup(s2pt.IPA(gpa + 5*pg)); d>>7&1 != 0 {
+		if d, _, _ := vm.Stage2().Lookup(mem.IPA(gpa + 5*pg)); d>>7&1 != 0 {
 			t.Fatalf("page 5 still writable after collection: %#x", d)
 		}
 		got, _ = vm.GetDirtyLog(0)

@@ -79,7 +79,8 @@ func ClassifyFSC(fsc uint8) FaultKind {
 func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 	vm := v.vm
 	esr := e.ESR
-	ipa := mmio.FaultIPA(uint64(e.HPFAR), e.FAR)
+	// HPFAR_EL2.FIPA and FAR's page offset give the faulting IPA.
+	ipa := mem.IPA(mmio.FaultIPA(uint64(e.HPFAR), uint64(e.FAR)))
 	fetch := e.Kind == cpu.InstructionAbort
 	s1ptw := esr.S1PTW()
 	kind := ClassifyFSC(esr.FSC())
@@ -111,7 +112,7 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 		// an entry more permissive. If the page went away meanwhile the
 		// retry takes a translation fault.
 		vm.mu.Lock()
-		_, err := vm.s2.MkYoung(s2pt.IPA(ipa &^ (vm.host.pageSize - 1)))
+		_, err := vm.s2.MkYoung(ipa &^ mem.IPA(vm.host.pageSize-1))
 		vm.mu.Unlock()
 		vm.c.afFaults.Add(1)
 		if err != nil {
@@ -131,11 +132,11 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 // the lock), then under the MMU lock check that no invalidation raced with
 // the resolution (sequence count) and that the slots did not change, and
 // install the page or block.
-func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Exit, bool, error) {
+func (v *VCPU) userMemAbort(slot *memslot.Slot, gen uint64, ipa mem.IPA, write bool) (Exit, bool, error) {
 	vm := v.vm
 	pg := vm.host.pageSize
-	page := ipa &^ (pg - 1)
-	hva := hostmm.HVA(slot.HVAOf(page))
+	page := ipa &^ mem.IPA(pg-1)
+	hva := slot.HVAOf(page)
 	logging := slot.Flags&memslot.LogDirty != 0 && slot.Dirty != nil
 	ro := slot.Flags&memslot.ReadOnly != 0
 	for {
@@ -149,9 +150,9 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Ex
 		var flags s2pt.MapFlags
 		if m.Huge && !logging && vm.blockOK(slot, ipa) {
 			size = hostmm.HugeSize
-			base, pa, flags = ipa&^(size-1), m.PA&^mem.PA(size-1), s2pt.MapBlocks
+			base, pa, flags = ipa&^mem.IPA(size-1), m.PA&^mem.PA(size-1), s2pt.MapBlocks
 		}
-		need := vm.s2.MapPagesNeeded(s2pt.IPA(base), pa, size, flags) + vm.s2.EdgePagesNeeded(s2pt.IPA(base), size)
+		need := vm.s2.MapPagesNeeded(base, pa, size, flags) + vm.s2.EdgePagesNeeded(base, size)
 		if err := v.cache.Topup(need); err != nil {
 			return Exit{}, false, fmt.Errorf("kvm: stage-2 table cache: %w", err)
 		}
@@ -181,7 +182,7 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Ex
 			if logging {
 				// mark_page_dirty before the page becomes writable, under
 				// the lock GetDirtyLog takes.
-				slot.Dirty.Set((page - slot.GPA) / pg)
+				slot.Dirty.Set(uint64(page-slot.GPA) / pg)
 				vm.c.dirtyMarked.Add(1)
 			}
 		}
@@ -198,9 +199,9 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Ex
 // stage-2 block (fault_supports_stage2_huge_mapping): the layout has 2 MiB
 // blocks, the slot's GPA and HVA are congruent modulo 2 MiB, and the whole
 // block lies in the slot.
-func (vm *VM) blockOK(slot *memslot.Slot, ipa uint64) bool {
+func (vm *VM) blockOK(slot *memslot.Slot, ipa mem.IPA) bool {
 	const bs = hostmm.HugeSize
-	if !vm.huge2M || slot.GPA%bs != slot.HVA%bs {
+	if !vm.huge2M || uint64(slot.GPA)%bs != uint64(slot.HVA)%bs {
 		return false
 	}
 	b := ipa &^ (bs - 1)
@@ -218,17 +219,17 @@ func (vm *VM) leafSize(level int) uint64 {
 // the permissions are relaxed: no break-before-make and no TLBI is needed
 // to add permissions. Otherwise Map replaces what is there (break-before-make
 // with TLBI for a valid entry whose output or size changes).
-func (vm *VM) install(cache *s2pt.Cache, base uint64, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
-	d, level, err := vm.s2.Lookup(s2pt.IPA(base))
+func (vm *VM) install(cache *s2pt.Cache, base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
+	d, level, err := vm.s2.Lookup(base)
 	if err == nil && d&1 == 1 {
 		k := desc.KindAt(d, level)
 		if (k == desc.Block || k == desc.Page) && vm.leafSize(level) == size &&
 			vm.layout.Format.LeafOA(d, level) == uint64(pa) {
 			vm.c.relaxes.Add(1)
-			return vm.s2.Relax(cache, s2pt.IPA(base), size, prot&(s2pt.ProtR|s2pt.ProtW|s2pt.ProtX))
+			return vm.s2.Relax(cache, base, size, prot&(s2pt.ProtR|s2pt.ProtW|s2pt.ProtX))
 		}
 	}
-	if err := vm.s2.Map(cache, s2pt.IPA(base), pa, size, prot, flags); err != nil {
+	if err := vm.s2.Map(cache, base, pa, size, prot, flags); err != nil {
 		return err
 	}
 	vm.c.maps.Add(1)

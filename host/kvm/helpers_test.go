@@ -5,6 +5,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 const (
@@ -63,7 +64,7 @@ func loadedVCPU(t testing.TB, vm *VM, id, cpu int) *VCPU {
 
 func addMem(t testing.TB, vm *VM, id int, gpa, size uint64, f memslot.Flags, mf hostmm.MapFlags) hostmm.HVA {
 	t.Helper()
-	hva, err := vm.AddMemory(id, gpa, size, f, mf)
+	hva, err := vm.AddMemory(id, mem.IPA(gpa), size, f, mf)
 	if err != nil {
 		t.Fatalf("AddMemory(%d, %#x, %#x): %v", id, gpa, size, err)
 	}
@@ -73,7 +74,7 @@ func addMem(t testing.TB, vm *VM, id int, gpa, size uint64, f memslot.Flags, mf 
 // ldr loads va into X1 and returns it, failing on an exit.
 func ldr(t testing.TB, v *VCPU, va uint64) uint64 {
 	t.Helper()
-	ex, err := v.Ldr(1, va, 8)
+	ex, err := v.Ldr(1, mem.VA(va), 8)
 	if err != nil || ex.Reason != ExitNone {
 		t.Fatalf("LDR X1, [%#x]: exit %v %v, err %v", va, ex.Reason, ex.Exception, err)
 	}
@@ -84,7 +85,7 @@ func ldr(t testing.TB, v *VCPU, va uint64) uint64 {
 func str(t testing.TB, v *VCPU, va, val uint64) {
 	t.Helper()
 	v.Ctx().X[1] = val
-	ex, err := v.Str(1, va, 8)
+	ex, err := v.Str(1, mem.VA(va), 8)
 	if err != nil || ex.Reason != ExitNone {
 		t.Fatalf("STR X1, [%#x]: exit %v %v, err %v", va, ex.Reason, ex.Exception, err)
 	}
@@ -97,7 +98,7 @@ func tlbHas(h *Host, cpu int, vmid uint16, ipa uint64) bool {
 		if e.VMID != vmid || !(e.Stage2Only || e.Combined) {
 			continue
 		}
-		if ipa >= e.IPA && ipa-e.IPA < 1<<e.SizeBits {
+		if i := mem.IPA(ipa); i >= e.IPA && i-e.IPA < 1<<e.SizeBits {
 			return true
 		}
 	}

@@ -220,14 +220,14 @@ func (h *Host) ttl(level int) uint64 {
 // stage-1+2 entries that used them must go too (D8.16.x: "TLB maintenance of
 // stage 2 entries" requires a stage-1 invalidation by VMID afterwards).
 // Both go to every CPU's TLB under that CPU's lock.
-func (h *Host) tlbiIPA(v uint16, ipas []uint64, level int) {
+func (h *Host) tlbiIPA(v uint16, ipas []mem.IPA, level int) {
 	ctx := h.el2Context(v)
 	ttl := h.ttl(level)
 	for i := range h.cpus {
 		c := &h.cpus[i]
 		c.mu.Lock()
 		for _, ipa := range ipas {
-			xt := ipa>>12&(1<<40-1) | ttl<<44
+			xt := uint64(ipa)>>12&(1<<40-1) | ttl<<44
 			_, _ = c.tlb.Invalidate(tlb.OpIPAS2E1, xt, ctx)
 		}
 		_, _ = c.tlb.Invalidate(tlb.OpVMALLE1, 0, ctx)

@@ -81,7 +81,7 @@ func freedFrames(h *Host, pa, size uint64) []uint64 {
 func staleMappings(h *Host, vm *VM) []string {
 	var out []string
 	f := vm.layout.Format
-	err := vm.s2.Walk(0, s2pt.IPA(1)<<vm.layout.IPABits, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
+	err := vm.s2.Walk(0, mem.IPA(1)<<vm.layout.IPABits, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
 		if c.Old&1 == 0 {
 			return nil
 		}
@@ -100,8 +100,8 @@ func staleMappings(h *Host, vm *VM) []string {
 			if e.VMID != id || !(e.Stage2Only || e.Combined) {
 				continue
 			}
-			if bad := freedFrames(h, e.OA, 1<<e.SizeBits); len(bad) > 0 {
-				out = append(out, fmt.Sprintf("CPU %d TLB: %#x (IPA %#x, %d bits) -> freed frames %#x", cpu, e.Base, e.IPA, e.SizeBits, bad))
+			if bad := freedFrames(h, uint64(e.OA), 1<<e.SizeBits); len(bad) > 0 {
+				out = append(out, fmt.Sprintf("CPU %d TLB: VA %#x (IPA %#x, %d bits) -> freed frames %#x", cpu, uint64(e.VA), uint64(e.IPA), e.SizeBits, bad))
 			}
 		}
 	}
@@ -156,7 +156,7 @@ func TestNotifierPathsWithoutMemory(t *testing.T) {
 	unmapped := func(offs ...uint64) func(t *testing.T, e env) {
 		return func(t *testing.T, e env) {
 			for _, off := range offs {
-				if d, _, _ := e.vm.Stage2().Lookup(s2pt.IPA(gpa + off)); d&1 != 0 {
+				if d, _, _ := e.vm.Stage2().Lookup(mem.IPA(gpa + off)); d&1 != 0 {
 					t.Errorf("stage 2 still maps GPA %#x: %#x", gpa+off, d)
 				}
 				for cpu := 0; cpu < 2; cpu++ {
@@ -327,7 +327,7 @@ func runStaleProperty(t *testing.T, seed uint64, steps int) {
 			}
 			what = fmt.Sprintf("store %#x to GPA %#x", val, gpa)
 			v.Ctx().X[2] = val
-			ex, err := v.Str(2, gpa, 8)
+			ex, err := v.Str(2, mem.VA(gpa), 8)
 			switch {
 			case err == nil && ex.Reason == ExitNone:
 				exp[gpa] = val
@@ -339,7 +339,7 @@ func runStaleProperty(t *testing.T, seed uint64, steps int) {
 		case k < 12: // guest load
 			gpa, _ := word()
 			what = fmt.Sprintf("load GPA %#x", gpa)
-			ex, err := v.Ldr(3, gpa, 8)
+			ex, err := v.Ldr(3, mem.VA(gpa), 8)
 			switch {
 			case err == nil && ex.Reason == ExitNone:
 				if got := v.Ctx().X[3]; got != exp[gpa] {
@@ -400,7 +400,7 @@ func runStaleProperty(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("step %d: %s: %v", step, what, err)
 			}
 			checkNoStale(t, h, vm)
-			if err := vm.AddSlot(memslot.Slot{ID: id, GPA: gpa, Size: size, HVA: uint64(hva)}); err != nil {
+			if err := vm.AddSlot(memslot.Slot{ID: id, GPA: mem.IPA(gpa), Size: size, HVA: hva}); err != nil {
 				t.Fatalf("step %d: %s: %v", step, what, err)
 			}
 			counts["slot delete"]++

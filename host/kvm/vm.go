@@ -224,8 +224,8 @@ func (vm *VM) Stats() VMStats {
 type s2inv struct{ vm *VM }
 
 // InvalidateIPA is TLBI IPAS2E1IS then TLBI VMALLE1IS.
-func (s s2inv) InvalidateIPA(ipa uint64, level int) {
-	var one [1]uint64
+func (s s2inv) InvalidateIPA(ipa mem.IPA, level int) {
+	var one [1]mem.IPA
 	one[0] = ipa
 	s.vm.host.tlbiIPA(s.vm.VMID(), one[:], level)
 }
@@ -241,16 +241,16 @@ func (s s2inv) InvalidateVMID() { s.vm.host.tlbiVMID(s.vm.VMID()) }
 const flushThreshold = 64
 
 // flushRange invalidates the TLB entries of [gpa, gpa+size).
-func (vm *VM) flushRange(gpa, size uint64) {
+func (vm *VM) flushRange(gpa mem.IPA, size uint64) {
 	pg := vm.host.pageSize
 	n := size / pg
 	if n > flushThreshold {
 		vm.host.tlbiVMID(vm.VMID())
 		return
 	}
-	var buf [flushThreshold]uint64
+	var buf [flushThreshold]mem.IPA
 	ipas := buf[:0]
-	for a := gpa; a < gpa+size; a += pg {
+	for a := gpa; a < gpa+mem.IPA(size); a += mem.IPA(pg) {
 		ipas = append(ipas, a)
 	}
 	vm.host.tlbiIPA(vm.VMID(), ipas, s2pt.NoLevelHint)
@@ -258,19 +258,19 @@ func (vm *VM) flushRange(gpa, size uint64) {
 
 // overlap calls f with the GPA range of each slot that backs part of the
 // HVA range [start, end).
-func (vm *VM) overlap(start, end hostmm.HVA, f func(s *memslot.Slot, gpa, size uint64)) {
+func (vm *VM) overlap(start, end hostmm.HVA, f func(s *memslot.Slot, gpa mem.IPA, size uint64)) {
 	for _, s := range vm.slots.Slots() {
-		lo, hi := uint64(start), uint64(end)
+		lo, hi := start, end
 		if s.HVA > lo {
 			lo = s.HVA
 		}
-		if e := s.HVA + s.Size; e < hi {
+		if e := s.HVA + hostmm.HVA(s.Size); e < hi {
 			hi = e
 		}
 		if lo >= hi {
 			continue
 		}
-		f(s, s.GPA+(lo-s.HVA), hi-lo)
+		f(s, s.GPAOf(lo), uint64(hi-lo))
 	}
 }
 
@@ -298,26 +298,27 @@ func (vm *VM) AddSlot(s memslot.Slot) error {
 	return nil
 }
 
-func (vm *VM) checkBacking(hva, size uint64) error {
+func (vm *VM) checkBacking(hva hostmm.HVA, size uint64) error {
 	if size == 0 {
 		return nil // memslot names the empty slot
 	}
+	end := hva + hostmm.HVA(size)
 	for _, r := range vm.as.Regions() {
-		if hva >= uint64(r.Start) && hva+size <= uint64(r.End) && hva+size > hva {
+		if hva >= r.Start && end <= r.End && end > hva {
 			return nil
 		}
 	}
-	return fmt.Errorf("kvm: HVA range %#x+%#x is not inside one region of the VMM address space", hva, size)
+	return fmt.Errorf("kvm: HVA range %#x+%#x is not inside one region of the VMM address space", uint64(hva), size)
 }
 
 // AddMemory maps size bytes of anonymous memory in the VMM address space
 // (with mf: huge pages, mergeable) and adds it as slot id at gpa.
-func (vm *VM) AddMemory(id int, gpa, size uint64, flags memslot.Flags, mf hostmm.MapFlags) (hostmm.HVA, error) {
+func (vm *VM) AddMemory(id int, gpa mem.IPA, size uint64, flags memslot.Flags, mf hostmm.MapFlags) (hostmm.HVA, error) {
 	hva, err := vm.as.Mmap(size, mf)
 	if err != nil {
 		return 0, fmt.Errorf("kvm: %w", err)
 	}
-	if err := vm.AddSlot(memslot.Slot{ID: id, GPA: gpa, Size: size, HVA: uint64(hva), Flags: flags}); err != nil {
+	if err := vm.AddSlot(memslot.Slot{ID: id, GPA: gpa, Size: size, HVA: hva, Flags: flags}); err != nil {
 		_ = vm.as.Munmap(hva)
 		return 0, err
 	}
@@ -332,7 +333,7 @@ func (vm *VM) DeleteSlot(id int) error {
 
 // MoveSlot moves slot id to newGPA (same size and HVA, KVM_MR_MOVE) and
 // unmaps the old GPA range from stage 2 before returning.
-func (vm *VM) MoveSlot(id int, newGPA uint64) error {
+func (vm *VM) MoveSlot(id int, newGPA mem.IPA) error {
 	return vm.changeSlot(id, func() (memslot.Range, error) { return vm.slots.Move(id, newGPA) })
 }
 
@@ -359,8 +360,8 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 	}
 	vm.slotGen.Add(1)
 	// Unmap takes no memory: a slot change cannot fail for lack of it.
-	if err := vm.s2.Unmap(s2pt.IPA(r.Start), r.End-r.Start); err != nil {
-		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, r.Start, r.End, err)
+	if err := vm.s2.Unmap(r.Start, uint64(r.End-r.Start)); err != nil {
+		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, uint64(r.Start), uint64(r.End), err)
 	}
 	return nil
 }
@@ -410,7 +411,7 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 	if split {
 		// Only the split takes memory (write-protection takes none); a
 		// failed top-up changes nothing.
-		if err := vm.opCache.Topup(vm.s2.SplitPagesNeeded(s2pt.IPA(old.GPA), old.Size)); err != nil {
+		if err := vm.opCache.Topup(vm.s2.SplitPagesNeeded(old.GPA, old.Size)); err != nil {
 			return fmt.Errorf("kvm: %w", err)
 		}
 	}
@@ -424,12 +425,12 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 	restrict := (f&memslot.ReadOnly != 0 && old.Flags&memslot.ReadOnly == 0) ||
 		(f&memslot.LogDirty != 0 && old.Flags&memslot.LogDirty == 0)
 	if restrict {
-		if err := vm.s2.WriteProtect(s2pt.IPA(s.GPA), s.Size); err != nil {
+		if err := vm.s2.WriteProtect(s.GPA, s.Size); err != nil {
 			return fmt.Errorf("kvm: write-protecting slot %d: %w", id, err)
 		}
 	}
 	if split {
-		if err := vm.s2.Split(vm.opCache, s2pt.IPA(s.GPA), s.Size); err != nil {
+		if err := vm.s2.Split(vm.opCache, s.GPA, s.Size); err != nil {
 			return fmt.Errorf("kvm: splitting slot %d: %w", id, err)
 		}
 	}
@@ -470,8 +471,8 @@ func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 		for j < len(pages) && pages[j] == pages[j-1]+1 {
 			j++
 		}
-		gpa, size := s.GPA+pages[i]*pg, uint64(j-i)*pg
-		if err := vm.s2.WriteProtect(s2pt.IPA(gpa), size); err != nil {
+		gpa, size := s.GPA+mem.IPA(pages[i]*pg), uint64(j-i)*pg
+		if err := vm.s2.WriteProtect(gpa, size); err != nil {
 			for _, p := range pages[i:] {
 				s.Dirty.Set(p)
 			}
@@ -503,10 +504,10 @@ func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	if vm.destroyed.Load() {
 		return
 	}
-	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa, size uint64) {
+	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		vm.c.notifUnmaps.Add(1)
-		if err := vm.s2.Unmap(s2pt.IPA(gpa), size); err != nil {
-			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, gpa, size, err))
+		if err := vm.s2.Unmap(gpa, size); err != nil {
+			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, uint64(gpa), size, err))
 		}
 	})
 }
@@ -543,13 +544,13 @@ func (n notifier) ChangePTE(hva hostmm.HVA, pa mem.PA) {
 	if vm.destroyed.Load() {
 		return
 	}
-	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa, _ uint64) {
-		err := vm.s2.Map(nil, s2pt.IPA(gpa), pa, pg, s2pt.ProtR|s2pt.ProtX, s2pt.MapInPlace)
+	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa mem.IPA, _ uint64) {
+		err := vm.s2.Map(nil, gpa, pa, pg, s2pt.ProtR|s2pt.ProtX, s2pt.MapInPlace)
 		if errors.Is(err, s2pt.ErrNeedsTables) {
 			return // no level-3 table holds the page (or a block would be split)
 		}
 		if err != nil {
-			vm.setErr(fmt.Errorf("kvm: change_pte of HVA %#x (GPA %#x) to %#x: %w", uint64(hva), gpa, uint64(pa), err))
+			vm.setErr(fmt.Errorf("kvm: change_pte of HVA %#x (GPA %#x) to %#x: %w", uint64(hva), uint64(gpa), uint64(pa), err))
 			return
 		}
 		vm.c.changedPTEs.Add(1)
@@ -572,8 +573,8 @@ func (n notifier) TestYoung(start, end hostmm.HVA) bool {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	young := false
-	vm.overlap(start, end, func(_ *memslot.Slot, gpa, size uint64) {
-		y, err := vm.s2.TestYoung(s2pt.IPA(gpa), size)
+	vm.overlap(start, end, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
+		y, err := vm.s2.TestYoung(gpa, size)
 		vm.setErr(err)
 		young = young || y
 	})
@@ -594,8 +595,8 @@ func (n notifier) Release() {
 		return
 	}
 	for _, s := range vm.slots.Slots() {
-		if err := vm.s2.Unmap(s2pt.IPA(s.GPA), s.Size); err != nil {
-			vm.setErr(fmt.Errorf("kvm: release unmap of slot %d (GPA %#x+%#x): %w", s.ID, s.GPA, s.Size, err))
+		if err := vm.s2.Unmap(s.GPA, s.Size); err != nil {
+			vm.setErr(fmt.Errorf("kvm: release unmap of slot %d (GPA %#x+%#x): %w", s.ID, uint64(s.GPA), s.Size, err))
 		}
 	}
 }
@@ -604,9 +605,9 @@ func (vm *VM) age(start, end hostmm.HVA, flush bool) bool {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	young := false
-	vm.overlap(start, end, func(_ *memslot.Slot, gpa, size uint64) {
+	vm.overlap(start, end, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		vm.c.notifAged.Add(1)
-		y, err := vm.s2.MkOld(s2pt.IPA(gpa), size)
+		y, err := vm.s2.MkOld(gpa, size)
 		vm.setErr(err)
 		if y && flush {
 			vm.flushRange(gpa, size)

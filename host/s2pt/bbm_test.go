@@ -11,10 +11,10 @@ import (
 )
 
 // pteOf returns the descriptor address of the entry at level for ipa.
-func (r *rig) pteOf(ipa IPA, level int) mem.PA {
+func (r *rig) pteOf(ipa mem.IPA, level int) mem.PA {
 	r.t.Helper()
 	var pte mem.PA
-	err := r.vm.Walk(ipa, ipa+IPA(r.vm.Layout().TableBytes), VisitorFunc(func(c *Ctx, at WalkFlags) error {
+	err := r.vm.Walk(ipa, ipa+mem.IPA(r.vm.Layout().TableBytes), VisitorFunc(func(c *Ctx, at WalkFlags) error {
 		if c.Level == level {
 			pte = c.PTE
 		}

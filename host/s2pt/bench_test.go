@@ -52,7 +52,7 @@ func archMin(l Layout, size uint64, leafLevel int) uint64 {
 // frees the tables again), all timed, with the tables in a host/hostmem
 // arena. It reports the table bytes the mapping used (per GiB) and the
 // architectural minimum.
-func benchMapUnmap(b *testing.B, cfg Config, ipa IPA, pa mem.PA, size uint64, flags MapFlags, leafLevel int) {
+func benchMapUnmap(b *testing.B, cfg Config, ipa mem.IPA, pa mem.PA, size uint64, flags MapFlags, leafLevel int) {
 	a, err := hostmem.New(hostmem.Config{Size: 64 * mib})
 	if err != nil {
 		b.Fatal(err)

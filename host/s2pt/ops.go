@@ -194,8 +194,8 @@ func (vm *VM) replaceTable(c *Ctx, v uint64) error {
 }
 
 // freeSubtree releases a detached table and every table below it.
-func (vm *VM) freeSubtree(t mem.PA, level int, base IPA) error {
-	end := base + IPA(1)<<vm.layout.leafBits(level-1)
+func (vm *VM) freeSubtree(t mem.PA, level int, base mem.IPA) error {
+	end := base + mem.IPA(1)<<vm.layout.leafBits(level-1)
 	err := vm.walkTable(t, vm.tables[t], level, base, vm.layout.entries(), base, end, &vm.visitors.free, VisitTablePost)
 	vm.releaseTable(t)
 	return err
@@ -211,7 +211,7 @@ func (v *freeVisitor) Visit(c *Ctx, at WalkFlags) error {
 type mapVisitor struct {
 	vm    *VM
 	cache *Cache
-	ipa   IPA
+	ipa   mem.IPA
 	pa    uint64
 	prot  Prot
 	flags MapFlags
@@ -452,7 +452,7 @@ func (v *visitors) init(vm *VM) {
 }
 
 // checkArgs validates an IPA range (granule-aligned, inside the IPA space).
-func (vm *VM) checkArgs(ipa IPA, size uint64) error {
+func (vm *VM) checkArgs(ipa mem.IPA, size uint64) error {
 	g := vm.layout.TableBytes
 	if size == 0 || uint64(ipa)%g != 0 || size%g != 0 {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x is empty or not aligned to the %#x-byte granule", uint64(ipa), size, g)
@@ -461,7 +461,7 @@ func (vm *VM) checkArgs(ipa IPA, size uint64) error {
 	if end < uint64(ipa) {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x wraps", uint64(ipa), size)
 	}
-	return vm.checkRange(ipa, IPA(end))
+	return vm.checkRange(ipa, mem.IPA(end))
 }
 
 func (vm *VM) checkCache(cache *Cache, need int) error {
@@ -477,7 +477,7 @@ func (vm *VM) checkCache(cache *Cache, need int) error {
 // Map maps [ipa, ipa+size) to [pa, pa+size) with prot. It takes table pages
 // only from cache, which must hold MapPagesNeeded pages (checked before
 // anything changes). Existing mappings in the range are replaced.
-func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
+func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -503,7 +503,7 @@ func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flag
 	}
 	v := &vm.visitors.mapv
 	v.cache, v.ipa, v.pa, v.prot, v.flags = cache, ipa, uint64(pa), prot, flags
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf|VisitTablePre)
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePre)
 	v.cache = nil
 	return vm.finish(err)
 }
@@ -514,7 +514,7 @@ func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flag
 // visitor would (installLeaf) and reports done; anything else (a missing
 // table, a block to split, a table to replace, a descriptor the walk would
 // refuse) it leaves untouched for the walk.
-func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool, error) {
+func (vm *VM) mapOne(ipa mem.IPA, pa, size uint64, prot Prot, flags MapFlags) (bool, error) {
 	l := &vm.layout
 	level := l.StartLevel
 	for level < 3 && uint64(1)<<l.leafBits(level) != size {
@@ -526,7 +526,7 @@ func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool,
 	case level < 3 && (flags&MapBlocks == 0 || !l.BlockLevel(level) || pa%size != 0 || uint64(ipa)%size != 0):
 		return false, nil // a block the walk would not make: it maps pages
 	}
-	table, info, lvl, base := vm.root, (*tableInfo)(nil), l.StartLevel, IPA(0)
+	table, info, lvl, base := vm.root, (*tableInfo)(nil), l.StartLevel, mem.IPA(0)
 	for {
 		bits := l.leafBits(lvl)
 		idx := uint64(ipa-base) >> bits
@@ -535,14 +535,14 @@ func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool,
 		if !ok {
 			return false, nil
 		}
-		addr := base + IPA(idx<<bits)
+		addr := base + mem.IPA(idx<<bits)
 		isTable := desc.KindAt(d, lvl) == desc.Table
 		if lvl == level {
 			if isTable {
 				return false, nil
 			}
 			c := &vm.ctx[lvl+1]
-			*c = Ctx{vm: vm, Level: lvl, Addr: addr, Start: ipa, End: ipa + IPA(size), PTE: pte, Old: d, table: table, info: info}
+			*c = Ctx{vm: vm, Level: lvl, Addr: addr, Start: ipa, End: ipa + mem.IPA(size), PTE: pte, Old: d, table: table, info: info}
 			return true, vm.installLeaf(c, vm.leaf(pa, lvl, prot, flags))
 		}
 		if !isTable {
@@ -562,17 +562,17 @@ func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool,
 // does. It takes no memory, so it never fails for lack of it. Tables it
 // empties are freed, after the TLB invalidation, which is complete when
 // Unmap returns.
-func (vm *VM) Unmap(ipa IPA, size uint64) error {
+func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
-	err := vm.walk(ipa, ipa+IPA(size), &vm.visitors.unmap, VisitLeaf|VisitTablePost)
+	err := vm.walk(ipa, ipa+mem.IPA(size), &vm.visitors.unmap, VisitLeaf|VisitTablePost)
 	return vm.finish(err)
 }
 
-func (vm *VM) perm(cache *Cache, ipa IPA, size uint64, relax bool, set, clr uint64) error {
+func (vm *VM) perm(cache *Cache, ipa mem.IPA, size uint64, relax bool, set, clr uint64) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -585,7 +585,7 @@ func (vm *VM) perm(cache *Cache, ipa IPA, size uint64, relax bool, set, clr uint
 	}
 	v := &vm.visitors.perm
 	v.cache, v.relax, v.set, v.clrBits = cache, relax, set, clr
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf)
 	v.cache = nil
 	return vm.finish(err)
 }
@@ -595,13 +595,13 @@ func (vm *VM) perm(cache *Cache, ipa IPA, size uint64, relax bool, set, clr uint
 // kvm_pgtable_stage2_wrprotect does), keeping any Access flag the hardware
 // sets meanwhile, and invalidates the TLB before returning. It takes no
 // memory, so it never fails for lack of it.
-func (vm *VM) WriteProtect(ipa IPA, size uint64) error {
+func (vm *VM) WriteProtect(ipa mem.IPA, size uint64) error {
 	return vm.perm(nil, ipa, size, false, 0, bitS2APW|bitDBM)
 }
 
 // Relax adds the rights in prot (R, W, X) to the mappings of the range,
 // without break-before-make or TLB invalidation.
-func (vm *VM) Relax(cache *Cache, ipa IPA, size uint64, prot Prot) error {
+func (vm *VM) Relax(cache *Cache, ipa mem.IPA, size uint64, prot Prot) error {
 	if prot&^(ProtR|ProtW|ProtX) != 0 {
 		return fmt.Errorf("s2pt: Relax takes only R, W and X, not %#x", uint8(prot))
 	}
@@ -618,7 +618,7 @@ func (vm *VM) Relax(cache *Cache, ipa IPA, size uint64, prot Prot) error {
 	return vm.perm(cache, ipa, size, true, set, clr)
 }
 
-func (vm *VM) young(ipa IPA, size uint64, mode youngMode) (young, found bool, err error) {
+func (vm *VM) young(ipa mem.IPA, size uint64, mode youngMode) (young, found bool, err error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -626,34 +626,34 @@ func (vm *VM) young(ipa IPA, size uint64, mode youngMode) (young, found bool, er
 	}
 	v := &vm.visitors.young
 	v.mode, v.young, v.found = mode, false, false
-	err = vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	err = vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf)
 	return v.young, v.found, vm.finish(err)
 }
 
 // TestYoung reports whether any mapping in the range has its Access flag set.
-func (vm *VM) TestYoung(ipa IPA, size uint64) (bool, error) {
+func (vm *VM) TestYoung(ipa mem.IPA, size uint64) (bool, error) {
 	y, _, err := vm.young(ipa, size, testYoung)
 	return y, err
 }
 
 // MkOld clears the Access flag of the mappings in the range (whole leaves)
 // and reports whether any was set.
-func (vm *VM) MkOld(ipa IPA, size uint64) (bool, error) {
+func (vm *VM) MkOld(ipa mem.IPA, size uint64) (bool, error) {
 	y, _, err := vm.young(ipa, size, mkOld)
 	return y, err
 }
 
 // MkYoung sets the Access flag of the leaf mapping ipa and reports whether
 // there is one.
-func (vm *VM) MkYoung(ipa IPA) (bool, error) {
-	g := IPA(vm.layout.TableBytes)
+func (vm *VM) MkYoung(ipa mem.IPA) (bool, error) {
+	g := mem.IPA(vm.layout.TableBytes)
 	_, found, err := vm.young(ipa&^(g-1), uint64(g), mkYoung)
 	return found, err
 }
 
 // Split replaces every block in the range by page mappings with the same
 // attributes (cache must hold SplitPagesNeeded pages).
-func (vm *VM) Split(cache *Cache, ipa IPA, size uint64) error {
+func (vm *VM) Split(cache *Cache, ipa mem.IPA, size uint64) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -664,7 +664,7 @@ func (vm *VM) Split(cache *Cache, ipa IPA, size uint64) error {
 	}
 	v := &vm.visitors.split
 	v.cache = cache
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf)
 	v.cache = nil
 	return vm.finish(err)
 }
@@ -672,7 +672,7 @@ func (vm *VM) Split(cache *Cache, ipa IPA, size uint64) error {
 // Collapse replaces every table in the range whose entries map one aligned,
 // contiguous output range with equal attributes by a block, bottom-up, and
 // returns how many it replaced.
-func (vm *VM) Collapse(ipa IPA, size uint64) (int, error) {
+func (vm *VM) Collapse(ipa mem.IPA, size uint64) (int, error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -680,23 +680,23 @@ func (vm *VM) Collapse(ipa IPA, size uint64) (int, error) {
 	}
 	v := &vm.visitors.collapse
 	v.n = 0
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitTablePost)
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitTablePost)
 	return v.n, vm.finish(err)
 }
 
 // Lookup returns the leaf-or-invalid descriptor the tables hold for ipa
 // and its level.
-func (vm *VM) Lookup(ipa IPA) (d uint64, level int, err error) {
+func (vm *VM) Lookup(ipa mem.IPA) (d uint64, level int, err error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	g := IPA(vm.layout.TableBytes)
+	g := mem.IPA(vm.layout.TableBytes)
 	ipa &^= g - 1
 	if err := vm.checkRange(ipa, ipa+g); err != nil {
 		return 0, 0, err
 	}
 	// A read-only descent: no visitor, nothing to invalidate or free.
 	l := &vm.layout
-	table, level, base := vm.root, l.StartLevel, IPA(0)
+	table, level, base := vm.root, l.StartLevel, mem.IPA(0)
 	for {
 		bits := l.leafBits(level)
 		pte := table + mem.PA(uint64(ipa-base)>>bits*8)
@@ -711,6 +711,6 @@ func (vm *VM) Lookup(ipa IPA) (d uint64, level int, err error) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
 		}
-		table, base, level = child, base+IPA(uint64(ipa-base)>>bits<<bits), level+1
+		table, base, level = child, base+mem.IPA(uint64(ipa-base)>>bits<<bits), level+1
 	}
 }

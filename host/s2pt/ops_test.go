@@ -15,20 +15,20 @@ import (
 type step func(r *rig)
 
 func mapS(ipa, pa, size uint64, prot Prot, f MapFlags) step {
-	return func(r *rig) { r.mapRange(IPA(ipa), mem.PA(pa), size, prot, f) }
+	return func(r *rig) { r.mapRange(mem.IPA(ipa), mem.PA(pa), size, prot, f) }
 }
-func unmapS(ipa, size uint64) step { return func(r *rig) { r.unmap(IPA(ipa), size) } }
+func unmapS(ipa, size uint64) step { return func(r *rig) { r.unmap(mem.IPA(ipa), size) } }
 func splitS(ipa, size uint64) step {
 	return func(r *rig) {
-		r.topup(r.vm.SplitPagesNeeded(IPA(ipa), size))
-		if err := r.vm.Split(r.c, IPA(ipa), size); err != nil {
+		r.topup(r.vm.SplitPagesNeeded(mem.IPA(ipa), size))
+		if err := r.vm.Split(r.c, mem.IPA(ipa), size); err != nil {
 			r.t.Fatal(err)
 		}
 	}
 }
 func collapseS(ipa, size uint64, want int) step {
 	return func(r *rig) {
-		n, err := r.vm.Collapse(IPA(ipa), size)
+		n, err := r.vm.Collapse(mem.IPA(ipa), size)
 		if err != nil || n != want {
 			r.t.Fatalf("Collapse %#x+%#x: %d, %v; want %d", ipa, size, n, err, want)
 		}
@@ -36,7 +36,7 @@ func collapseS(ipa, size uint64, want int) step {
 }
 func wpS(ipa, size uint64) step {
 	return func(r *rig) {
-		if err := r.vm.WriteProtect(IPA(ipa), size); err != nil {
+		if err := r.vm.WriteProtect(mem.IPA(ipa), size); err != nil {
 			r.t.Fatal(err)
 		}
 	}
@@ -137,10 +137,10 @@ func TestOperations(t *testing.T) {
 			}
 			for _, e := range tc.expect {
 				tr := r.hw(e.ipa)
-				if tr.Fault.IsFault() != e.fault || (!e.fault && (tr.OA != e.oa || tr.Perms.W1 != e.w || tr.S2BlockBits != e.blkBit)) {
+				if tr.Fault.IsFault() != e.fault || (!e.fault && (tr.OA != mem.PA(e.oa) || tr.Perms.W1 != e.w || tr.S2BlockBits != e.blkBit)) {
 					t.Errorf("IPA %#x: %v OA %#x W %v leaf 2^%d; want fault %v OA %#x W %v leaf 2^%d", e.ipa, tr.Fault, tr.OA, tr.Perms.W1, tr.S2BlockBits, e.fault, e.oa, e.w, e.blkBit)
 				}
-				if _, lvl, err := r.vm.Lookup(IPA(e.ipa)); err != nil || lvl != e.level {
+				if _, lvl, err := r.vm.Lookup(mem.IPA(e.ipa)); err != nil || lvl != e.level {
 					t.Errorf("IPA %#x: Lookup level %d, %v; want %d", e.ipa, lvl, err, e.level)
 				}
 			}
@@ -161,7 +161,7 @@ func TestYoung(t *testing.T) {
 	if tr := r.hw(4 * kib); tr.Fault.Kind != vmsa.FaultAccessFlag {
 		t.Fatalf("HA=0, AF=0: hardware %v, want an access flag fault", tr.Fault)
 	}
-	if ok, err := r.vm.MkYoung(IPA(4*kib + 100)); !ok || err != nil {
+	if ok, err := r.vm.MkYoung(mem.IPA(4*kib + 100)); !ok || err != nil {
 		t.Fatalf("MkYoung: %v %v", ok, err)
 	}
 	if tr := r.hw(4 * kib); tr.Fault.IsFault() {
@@ -180,7 +180,7 @@ func TestYoung(t *testing.T) {
 		t.Fatal("MkOld left a young page")
 	}
 	// Collapse keeps the Access flag of any young page in the block.
-	if ok, _ := r.vm.MkYoung(IPA(8 * kib)); !ok {
+	if ok, _ := r.vm.MkYoung(mem.IPA(8 * kib)); !ok {
 		t.Fatal("MkYoung found no mapping")
 	}
 	if n, err := r.vm.Collapse(0, 2*mib); n != 1 || err != nil {
@@ -189,7 +189,7 @@ func TestYoung(t *testing.T) {
 	if d, lvl, _ := r.vm.Lookup(0); lvl != 2 || d&bitAF == 0 {
 		t.Fatalf("collapsed block %#x level %d: want a young level-2 block", d, lvl)
 	}
-	if ok, _ := r.vm.MkYoung(IPA(4 * mib)); ok {
+	if ok, _ := r.vm.MkYoung(mem.IPA(4 * mib)); ok {
 		t.Fatal("MkYoung found a mapping at an unmapped IPA")
 	}
 }
@@ -239,16 +239,16 @@ func TestMapPagesNeededIsEnough(t *testing.T) {
 		}
 		for i, tc := range cases {
 			for _, f := range []MapFlags{0, MapBlocks} {
-				need := r.vm.MapPagesNeeded(IPA(tc.ipa), mem.PA(tc.pa), tc.size, f)
+				need := r.vm.MapPagesNeeded(mem.IPA(tc.ipa), mem.PA(tc.pa), tc.size, f)
 				c := r.vm.NewCache()
 				if err := c.Topup(need); err != nil {
 					t.Fatal(err)
 				}
-				if err := r.vm.Map(c, IPA(tc.ipa), mem.PA(tc.pa), tc.size, ProtR, f); err != nil {
+				if err := r.vm.Map(c, mem.IPA(tc.ipa), mem.PA(tc.pa), tc.size, ProtR, f); err != nil {
 					t.Fatalf("case %d flags %d: %v", i, f, err)
 				}
 				_ = c.Release()
-				r.unmap(IPA(tc.ipa), tc.size)
+				r.unmap(mem.IPA(tc.ipa), tc.size)
 			}
 		}
 		r.checkCounts()
@@ -272,8 +272,8 @@ func TestUnmapNeedsNoMemory(t *testing.T) {
 	r := newRig(t, defaultCfg(40, sysreg.Granule4K), 64*kib)
 	const pa0 = 0x40_0000_0000
 	rw := ProtR | ProtW
-	r.mapRange(0, pa0, 4*mib, rw, MapBlocks)              // two 2M blocks
-	r.mapRange(IPA(4*mib), mem.PA(pa0+gib), 8*kib, rw, 0) // two pages
+	r.mapRange(0, pa0, 4*mib, rw, MapBlocks)                  // two 2M blocks
+	r.mapRange(mem.IPA(4*mib), mem.PA(pa0+gib), 8*kib, rw, 0) // two pages
 	if err := r.c.Release(); err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestUnmapNeedsNoMemory(t *testing.T) {
 			break
 		}
 	}
-	if err := r.vm.WriteProtect(IPA(2*mib-4*kib), 8*kib); err != nil {
+	if err := r.vm.WriteProtect(mem.IPA(2*mib-4*kib), 8*kib); err != nil {
 		t.Fatalf("WriteProtect with no memory: %v", err)
 	}
 	for _, ipa := range []uint64{0, 2*mib - 4*kib, 2 * mib, 4*mib - 4*kib} {
@@ -290,10 +290,10 @@ func TestUnmapNeedsNoMemory(t *testing.T) {
 			t.Errorf("after write-protecting across the blocks, IPA %#x: %v W %v leaf 2^%d; want a read-only 2M block", ipa, tr.Fault, tr.Perms.W1, tr.S2BlockBits)
 		}
 	}
-	if err := r.vm.Map(nil, IPA(4*mib), mem.PA(pa0+2*gib), 4*kib, ProtR, MapInPlace); err != nil {
+	if err := r.vm.Map(nil, mem.IPA(4*mib), mem.PA(pa0+2*gib), 4*kib, ProtR, MapInPlace); err != nil {
 		t.Fatalf("MapInPlace over an existing page: %v", err)
 	}
-	if tr := r.hw(4 * mib); tr.OA != pa0+2*gib || tr.Perms.W1 {
+	if tr := r.hw(4 * mib); tr.OA != mem.PA(pa0+2*gib) || tr.Perms.W1 {
 		t.Errorf("MapInPlace: OA %#x W %v", tr.OA, tr.Perms.W1)
 	}
 	for _, c := range []struct {
@@ -301,7 +301,7 @@ func TestUnmapNeedsNoMemory(t *testing.T) {
 		ipa  uint64
 	}{{"inside a block", 4 * kib}, {"where no table exists", gib}} {
 		before := r.hw(c.ipa)
-		err := r.vm.Map(nil, IPA(c.ipa), mem.PA(pa0+3*gib), 4*kib, rw, MapInPlace)
+		err := r.vm.Map(nil, mem.IPA(c.ipa), mem.PA(pa0+3*gib), 4*kib, rw, MapInPlace)
 		if !errors.Is(err, ErrNeedsTables) {
 			t.Errorf("MapInPlace %s: %v, want ErrNeedsTables", c.name, err)
 		}
@@ -309,7 +309,7 @@ func TestUnmapNeedsNoMemory(t *testing.T) {
 			t.Errorf("MapInPlace %s changed the translation: %+v -> %+v", c.name, before, after)
 		}
 	}
-	if err := r.vm.Unmap(IPA(2*mib+4*kib), 2*mib); err != nil {
+	if err := r.vm.Unmap(mem.IPA(2*mib+4*kib), 2*mib); err != nil {
 		t.Fatalf("Unmap with no memory: %v", err)
 	}
 	for _, ipa := range []uint64{2 * mib, 4*mib - 4*kib, 4 * mib} {
@@ -317,10 +317,10 @@ func TestUnmapNeedsNoMemory(t *testing.T) {
 			t.Errorf("after Unmap, IPA %#x: %v, want a translation fault", ipa, tr.Fault)
 		}
 	}
-	if tr := r.hw(0); tr.Fault.IsFault() || tr.OA != pa0 {
+	if tr := r.hw(0); tr.Fault.IsFault() || tr.OA != mem.PA(pa0) {
 		t.Errorf("the block below the range went too: %v OA %#x", tr.Fault, tr.OA)
 	}
-	if tr := r.hw(4*mib + 4*kib); tr.Fault.IsFault() || tr.OA != pa0+gib+4*kib {
+	if tr := r.hw(4*mib + 4*kib); tr.Fault.IsFault() || tr.OA != mem.PA(pa0+gib+4*kib) {
 		t.Errorf("the page above the range went too: %v OA %#x", tr.Fault, tr.OA)
 	}
 	r.checkCounts()
