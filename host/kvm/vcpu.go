@@ -61,6 +61,10 @@ type VCPU struct {
 	// pending is the MMIO access of the last ExitMMIO, until CompleteMMIO.
 	pending    mmio.Access
 	hasPending bool
+	// beforeAT, when set (tests), runs just before the AT S1E1R that
+	// resolves the IPA of a permission fault: the guest's stage 1 may
+	// change there.
+	beforeAT func()
 }
 
 // HCR_EL2 bits the hypervisor sets for a guest besides VM: RW (EL1 is

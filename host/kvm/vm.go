@@ -78,6 +78,7 @@ type vmCounters struct {
 	maps, blockMaps, relaxes, afFaults, retries, slotRetries atomic.Uint64
 	mmioExits, mmioEmulated, injected, cmSkipped             atomic.Uint64
 	notifUnmaps, notifAged, dirtyMarked, changedPTEs         atomic.Uint64
+	atRetries                                                atomic.Uint64
 }
 
 // VMStats counts what the hypervisor did for a VM.
@@ -91,8 +92,10 @@ type VMStats struct {
 	// AccessFlagFaults were resolved by setting the Access flag.
 	AccessFlagFaults uint64
 	// Retries are faults that saw an invalidation race (sequence count)
-	// and started again; SlotRetries those that saw a memslot change.
-	Retries, SlotRetries uint64
+	// and started again; SlotRetries those that saw a memslot change;
+	// ATRetries permission faults whose IPA the AT S1E1R of FAR could not
+	// give (the guest's stage 1 changed meanwhile), re-executed.
+	Retries, SlotRetries, ATRetries uint64
 	// MMIOExits returned to the caller, MMIOEmulated went to the VM's Bus,
 	// Injected aborts were injected into the guest, CMSkipped are cache
 	// maintenance instructions on MMIO that were skipped.
@@ -212,7 +215,7 @@ func (vm *VM) setErr(err error) {
 func (vm *VM) Stats() VMStats {
 	c := &vm.c
 	return VMStats{Maps: c.maps.Load(), BlockMaps: c.blockMaps.Load(), Relaxes: c.relaxes.Load(),
-		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(),
+		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(), ATRetries: c.atRetries.Load(),
 		MMIOExits: c.mmioExits.Load(), MMIOEmulated: c.mmioEmulated.Load(), Injected: c.injected.Load(),
 		CMSkipped: c.cmSkipped.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
 		ChangedPTEs: c.changedPTEs.Load(),
