@@ -136,7 +136,7 @@ func TwoStage() (*atjson.Machine, error) {
 // stage 2 when nothing is cached.
 func WalkCost(m *atjson.Machine, va uint64) (uint64, error) {
 	w := &vmsa.Walker{Mem: m.Mem}
-	t := w.Translate(&m.Regs, vmsa.RegimeEL10, va, vmsa.Access{Kind: vmsa.Read, EL: 1}, vmsa.TranslateOptions{})
+	t := w.Translate(&m.Regs, vmsa.RegimeEL10, mem.VA(va), vmsa.Access{Kind: vmsa.Read, EL: 1}, vmsa.TranslateOptions{})
 	if t.Fault.IsFault() {
 		return 0, fmt.Errorf("demo: %#x does not translate: %s", va, t.Fault)
 	}

@@ -198,7 +198,7 @@ func Stage1(m mem.Memory, regs *vmsa.Regs, regime vmsa.Regime, opt Options) ([]T
 		acc := vmsa.Access{Kind: vmsa.Read, EL: g.access, AT: true, NoPerm: true}
 		d := dumper{t: &t, format: desc.Format{Granule: tg}, max: opt.MaxWalks, stage: 1}
 		d.run(m, func(w *vmsa.Walker, va uint64) vmsa.Translation {
-			return w.Translate(&r, regime, va, acc, vmsa.TranslateOptions{Stage1Only: true})
+			return w.Translate(&r, regime, mem.VA(va), acc, vmsa.TranslateOptions{Stage1Only: true})
 		})
 		out = append(out, t)
 	}
@@ -224,7 +224,7 @@ func Stage2(m mem.Memory, regs *vmsa.Regs, opt Options) (Table, error) {
 	t.InputBits = 64 - v.T0SZ()
 	acc := vmsa.Access{Kind: vmsa.Read, EL: 1, AT: true, NoPerm: true}
 	d := dumper{t: &t, format: desc.Format{Granule: tg}, max: opt.MaxWalks, stage: 2}
-	d.run(m, func(w *vmsa.Walker, ipa uint64) vmsa.Translation { return w.TranslateS2(&r, ipa, acc) })
+	d.run(m, func(w *vmsa.Walker, ipa uint64) vmsa.Translation { return w.TranslateS2(&r, mem.IPA(ipa), acc) })
 	return t, nil
 }
 

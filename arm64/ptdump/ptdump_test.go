@@ -192,7 +192,7 @@ func checkPerms(t *testing.T, w *world, tb ptdump.Table) {
 		}
 		for _, el := range []uint8{0, 1} {
 			for _, k := range []vmsa.AccessKind{vmsa.Read, vmsa.Write, vmsa.Fetch} {
-				tr := walker.Translate(&regs, vmsa.RegimeEL10, rg.Start, vmsa.Access{Kind: k, EL: el}, vmsa.TranslateOptions{})
+				tr := walker.Translate(&regs, vmsa.RegimeEL10, mem.VA(rg.Start), vmsa.Access{Kind: k, EL: el}, vmsa.TranslateOptions{})
 				p := rg.Perms
 				want := map[[2]int]bool{{0, 0}: p.R0, {0, 1}: p.W0, {0, 2}: p.X0, {1, 0}: p.R1, {1, 1}: p.W1, {1, 2}: p.X1}[[2]int{int(el), int(k)}]
 				if allowed := !tr.Fault.IsFault(); allowed != want {

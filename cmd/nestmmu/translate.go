@@ -10,6 +10,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/atjson"
 	"github.com/nestmmu/nestmmu/internal/textfmt"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 func translateCommand() command {
@@ -111,7 +112,7 @@ func cmdTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	// Hardware updates change the in-memory state only (an image's
 	// overlay, the parsed document): files are never written.
 	w := &vmsa.Walker{Mem: st.memory, Trace: tr}
-	t := w.Translate(&st.registers, regime, va, acc, vmsa.TranslateOptions{Stage1Only: *stage1})
+	t := w.Translate(&st.registers, regime, mem.VA(va), acc, vmsa.TranslateOptions{Stage1Only: *stage1})
 
 	out := translateOut{VA: fmt.Sprintf("%#x", va), Regime: regime.String(), Access: accessName(acc), EL: acc.EL, Defaults: st.defaults}
 	var par uint64
@@ -120,9 +121,9 @@ func cmdTranslate(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		par = uint64(at.FaultPAR(t.Fault))
 	} else {
 		par = uint64(at.SuccessPAR(t))
-		out.OA = fmt.Sprintf("%#x", t.OA)
+		out.OA = fmt.Sprintf("%#x", t.Output())
 		out.Output = "PA"
-		if regime == vmsa.RegimeEL10 && vmsa.S2Enabled(&st.registers) && !t.S2 {
+		if t.IPAOnly {
 			out.Output = "IPA"
 		}
 		if t.Level >= 0 {
@@ -186,9 +187,9 @@ func writeTranslation(w io.Writer, o translateOut, t vmsa.Translation, va uint64
 	}
 	if o.S1Level != nil {
 		bits := uint64(1)<<t.BlockBits - 1
-		out, space := t.OA, o.Output
+		out, space := t.Output(), o.Output
 		if t.S2 {
-			out, space = t.IPA, "IPA"
+			out, space = uint64(t.IPA), "IPA"
 		}
 		fmt.Fprintf(w, "  stage 1  %s maps %#x -> %s %#x\n", leaf(*o.S1Level, o.S1Size), va&^bits, space, out&^bits)
 	} else {
@@ -196,7 +197,7 @@ func writeTranslation(w io.Writer, o translateOut, t vmsa.Translation, va uint64
 	}
 	if o.S2Level != nil {
 		bits := uint64(1)<<t.S2BlockBits - 1
-		fmt.Fprintf(w, "  stage 2  %s maps %#x -> PA %#x\n", leaf(*o.S2Level, o.S2Size), t.IPA&^bits, t.OA&^bits)
+		fmt.Fprintf(w, "  stage 2  %s maps %#x -> PA %#x\n", leaf(*o.S2Level, o.S2Size), uint64(t.IPA)&^bits, uint64(t.OA)&^bits)
 	}
 	fmt.Fprintf(w, "  memory   %s\n", o.Memory)
 	fmt.Fprintf(w, "  perms    %s\n", o.Perms)

@@ -34,6 +34,10 @@ type Config struct {
 	ID *vmsa.Regs
 	// SwapPages bounds the host's swap (zero: unbounded).
 	SwapPages int
+	// PoisonFreed poisons freed host frames and counts every access to a
+	// free frame (hostmem.Config.PoisonFreed; Arena().StaleAccesses()): a
+	// guest access through a stale stage-2 or TLB entry becomes visible.
+	PoisonFreed bool
 }
 
 // Host is the host hypervisor: physical memory, the host kernel, the VMID
@@ -110,7 +114,7 @@ func NewHost(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvm: %w", err)
 	}
-	arena, err := hostmem.New(hostmem.Config{Base: cfg.Base, Size: cfg.MemBytes, PageSize: cfg.PageSize})
+	arena, err := hostmem.New(hostmem.Config{Base: cfg.Base, Size: cfg.MemBytes, PageSize: cfg.PageSize, PoisonFreed: cfg.PoisonFreed})
 	if err != nil {
 		return nil, fmt.Errorf("kvm: %w", err)
 	}
@@ -216,14 +220,14 @@ func (h *Host) ttl(level int) uint64 {
 // stage-1+2 entries that used them must go too (D8.16.x: "TLB maintenance of
 // stage 2 entries" requires a stage-1 invalidation by VMID afterwards).
 // Both go to every CPU's TLB under that CPU's lock.
-func (h *Host) tlbiIPA(v uint16, ipas []uint64, level int) {
+func (h *Host) tlbiIPA(v uint16, ipas []mem.IPA, level int) {
 	ctx := h.el2Context(v)
 	ttl := h.ttl(level)
 	for i := range h.cpus {
 		c := &h.cpus[i]
 		c.mu.Lock()
 		for _, ipa := range ipas {
-			xt := ipa>>12&(1<<40-1) | ttl<<44
+			xt := uint64(ipa)>>12&(1<<40-1) | ttl<<44
 			_, _ = c.tlb.Invalidate(tlb.OpIPAS2E1, xt, ctx)
 		}
 		_, _ = c.tlb.Invalidate(tlb.OpVMALLE1, 0, ctx)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Instruction words (checked against arm64asm in TestEncodings).
@@ -177,7 +178,7 @@ func TestMMIOInstruction(t *testing.T) {
 			}
 			ctx := v.Ctx()
 			ctx.X[0], ctx.X[1], ctx.X[2] = c.x0, 0x5151, c.x2
-			ex, err := v.Run(Access{VA: c.va, Size: 8, Rt: 1, Write: c.write, NoSyndrome: true})
+			ex, err := v.Run(Access{VA: mem.VA(c.va), Size: 8, Rt: 1, Write: c.write, NoSyndrome: true})
 			if err != nil || ex.Reason != ExitMMIO {
 				t.Fatalf("%v %v %v", ex.Reason, ex.Exception, err)
 			}

@@ -9,7 +9,6 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
-	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
@@ -22,11 +21,11 @@ type Context struct {
 	X  [31]uint64
 	SP uint64
 	// PC is the address of the instruction the next access belongs to.
-	PC uint64
+	PC mem.VA
 	// ELR and VBAR are ELR_EL1 and VBAR_EL1: an exception taken to the
 	// guest's EL1 saves PC in ELR and continues at VBAR plus the vector
 	// offset.
-	ELR, VBAR uint64
+	ELR, VBAR mem.VA
 }
 
 // regs is the mmio.Registers view of a Context (a pointer-shaped value, so
@@ -37,7 +36,7 @@ func (r regs) X(n int) uint64       { return r.c.X[n] }
 func (r regs) SetX(n int, v uint64) { r.c.X[n] = v }
 func (r regs) SP() uint64           { return r.c.SP }
 func (r regs) SetSP(v uint64)       { r.c.SP = v }
-func (r regs) PC() uint64           { return r.c.PC }
+func (r regs) PC() uint64           { return uint64(r.c.PC) }
 
 // reg reads Xn with 31 as the zero register.
 func (c *Context) reg(n uint8) uint64 {
@@ -62,6 +61,10 @@ type VCPU struct {
 	// pending is the MMIO access of the last ExitMMIO, until CompleteMMIO.
 	pending    mmio.Access
 	hasPending bool
+	// beforeAT, when set (tests), runs just before the AT S1E1R that
+	// resolves the IPA of a permission fault: the guest's stage 1 may
+	// change there.
+	beforeAT func()
 }
 
 // HCR_EL2 bits the hypervisor sets for a guest besides VM: RW (EL1 is
@@ -91,7 +94,7 @@ func (vm *VM) NewVCPU(id int) (*VCPU, error) {
 	regs := vm.host.id
 	vm.s2.ApplyRegs(&regs)
 	regs.HCR_EL2 = GuestHCR
-	pe := cpu.New(0, regs, 1, vm.host.arena, nil)
+	pe := cpu.New(0, regs, 1, vm.host.arena.Checked(), nil)
 	v := &VCPU{vm: vm, id: id, pe: pe, cache: vm.s2.NewCache(), cpuIdx: -1}
 	vm.vcpus = append(vm.vcpus, v)
 	return v, nil
@@ -217,7 +220,7 @@ type Exit struct {
 
 // Access is one guest load or store: the instruction at Ctx().PC.
 type Access struct {
-	VA    uint64
+	VA    mem.VA
 	Size  int // 1, 2, 4 or 8
 	Write bool
 	// Rt is the transfer register: a store's data comes from it, a load's
@@ -302,12 +305,12 @@ func (v *VCPU) Run(a Access) (Exit, error) {
 }
 
 // Ldr is Run of an LDR of size bytes from va into Xrt (zero-extended).
-func (v *VCPU) Ldr(rt uint8, va uint64, size int) (Exit, error) {
+func (v *VCPU) Ldr(rt uint8, va mem.VA, size int) (Exit, error) {
 	return v.Run(Access{VA: va, Size: size, Rt: rt})
 }
 
 // Str is Run of an STR of the low size bytes of Xrt to va.
-func (v *VCPU) Str(rt uint8, va uint64, size int) (Exit, error) {
+func (v *VCPU) Str(rt uint8, va mem.VA, size int) (Exit, error) {
 	return v.Run(Access{VA: va, Size: size, Rt: rt, Write: true})
 }
 
@@ -377,7 +380,7 @@ func (v *VCPU) TLBI(op tlb.Op, rt uint8) (Exit, error) {
 // A stage-2 fault on the stage-1 walk is taken to EL2, handled, and the
 // instruction retried.
 func (v *VCPU) AT(op at.Op, rt uint8) (Exit, error) {
-	return v.sys(func() cpu.Exception { return v.pe.AT(op, rt, v.ctx.reg(rt)) }, false)
+	return v.sys(func() cpu.Exception { return v.pe.AT(op, rt, mem.VA(v.ctx.reg(rt))) }, false)
 }
 
 func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
@@ -453,7 +456,7 @@ func (v *VCPU) exception(e cpu.Exception) (exit Exit, retry bool, err error) {
 // vectorOffset is the offset in the EL1 vector table of a synchronous
 // exception from fromEL (current EL with SP_ELx: 0x200; lower EL, AArch64:
 // 0x400).
-func vectorOffset(fromEL uint8) uint64 {
+func vectorOffset(fromEL uint8) mem.VA {
 	if fromEL == 1 {
 		return 0x200
 	}
@@ -487,7 +490,7 @@ func (v *VCPU) inject(e *cpu.Exception) {
 // abortExit builds the exception to inject: a synchronous External abort
 // (FSC 0b010000, as KVM's inject_abt64 reports) on far, with the "lower EL"
 // class; inject corrects it for an abort from EL1.
-func abortExit(fetch bool, far uint64) Exit {
+func abortExit(fetch bool, far mem.VA) Exit {
 	ec := uint64(mmio.ECDataAbortLowerEL)
 	kind := cpu.DataAbort
 	if fetch {
@@ -518,10 +521,10 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 
 // mmioAccess decodes and performs (or exits with) the MMIO access of a
 // stage-2 data abort at ipa.
-func (v *VCPU) mmioAccess(e cpu.Exception, ipa uint64) (Exit, bool, error) {
+func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 	vm := v.vm
 	fetch := mmio.FetchFunc(v.fetchInsn)
-	a, err := mmio.Decode(mmio.ESR(e.ESR), e.FAR, ipa, regs{&v.ctx}, fetch)
+	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{&v.ctx}, fetch)
 	switch {
 	case errors.Is(err, mmio.ErrCacheMaintenance):
 		// DC on an address without memory: nothing to do; skip it.
@@ -563,7 +566,7 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 	vm.mu.Lock()
 	ex := pe.AT(at.S12E1R, 0, pc)
 	if !ex.Taken() && !pe.PAR.F() {
-		w, ok := vm.host.arena.Read(mem.PA(pe.PAR.PA()|pc&0xfff), 4)
+		w, ok := vm.host.arena.Checked().Read(mem.PA(pe.PAR.PA())|mem.PA(pc&0xfff), 4)
 		vm.mu.Unlock()
 		if !ok {
 			return 0, fmt.Errorf("%w: PA %#x is not memory", errFetch, pe.PAR.PA())
@@ -578,12 +581,12 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 	if ex.Taken() || pe.PAR.F() {
 		return 0, fmt.Errorf("%w: PC %#x does not translate at stage 1 (PAR %#x)", errFetch, pc, uint64(pe.PAR))
 	}
-	ipa := pe.PAR.PA() | pc&0xfff
+	ipa := mem.IPA(pe.PAR.PA()) | mem.IPA(pc&0xfff)
 	s := vm.slots.Lookup(ipa)
 	if s == nil {
 		return 0, fmt.Errorf("%w: PC %#x is at IPA %#x outside memory", errFetch, pc, ipa)
 	}
-	w, err := vm.as.Read(hostmm.HVA(s.HVAOf(ipa)), 4)
+	w, err := vm.as.Read(s.HVAOf(ipa), 4)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errFetch, err)
 	}
