@@ -155,6 +155,18 @@ func (r SysReg) Encoding() (op0, op1, crn, crm, op2 uint8) {
 	return ri.op0, ri.op1, ri.crn, ri.crm, ri.op2
 }
 
+// SysRegByEncoding returns the modelled register with an MRS/MSR encoding
+// (the fields of a trapped access's ISS), and whether there is one.
+func SysRegByEncoding(op0, op1, crn, crm, op2 uint8) (SysReg, bool) {
+	for i := range regs {
+		ri := &regs[i]
+		if ri.op0 == op0 && ri.op1 == op1 && ri.crn == crn && ri.crm == crm && ri.op2 == op2 {
+			return SysReg(i), true
+		}
+	}
+	return 0, false
+}
+
 // VNCROffset returns the register's offset in the VNCR_EL2 page, where
 // FEAT_NV2 redirects EL1 accesses to it (see regs), and whether it has one.
 func (r SysReg) VNCROffset() (uint16, bool) {
@@ -370,6 +382,27 @@ func (pe *PE) slot(r SysReg) *uint64 {
 		return &pe.VNCR
 	}
 	return nil
+}
+
+// Get returns the value held in register r's storage, with no access
+// rules or redirection: what a hypervisor's context switch at EL2 (E2H=0)
+// reads, or a debugger. The *_EL12 aliases and CurrentEL have no storage
+// of their own and read 0.
+func (pe *PE) Get(r SysReg) uint64 {
+	if r >= numSysRegs || pe.slot(r) == nil {
+		return 0
+	}
+	return *pe.slot(r)
+}
+
+// Set writes register r's storage directly (see Get); it ignores the
+// *_EL12 aliases and CurrentEL.
+func (pe *PE) Set(r SysReg, v uint64) {
+	if r >= numSysRegs || pe.slot(r) == nil {
+		return
+	}
+	*pe.slot(r) = v
+	pe.c.valid = false
 }
 
 // MSR writes v to r (MSR <r>, X<rt>) at the current EL.

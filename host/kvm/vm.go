@@ -69,6 +69,10 @@ type VM struct {
 	err       error // first error a notifier callback could not return
 
 	c vmCounters
+
+	// nested is told about canonical stage-2 changes (SetNestedHooks);
+	// guarded by mu.
+	nested NestedHooks
 }
 
 type vmCounters struct {
@@ -363,6 +367,7 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 		return fmt.Errorf("kvm: %w", err)
 	}
 	vm.slotGen.Add(1)
+	vm.nestedUnmapped(r.Start, uint64(r.End-r.Start))
 	if err := vm.s2.Unmap(vm.opCache, r.Start, uint64(r.End-r.Start)); err != nil {
 		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, uint64(r.Start), uint64(r.End), err)
 	}
@@ -428,6 +433,7 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 	restrict := (f&memslot.ReadOnly != 0 && old.Flags&memslot.ReadOnly == 0) ||
 		(f&memslot.LogDirty != 0 && old.Flags&memslot.LogDirty == 0)
 	if restrict {
+		vm.nestedWriteProtected(s.GPA, s.Size)
 		if err := vm.s2.WriteProtect(vm.opCache, s.GPA, s.Size); err != nil {
 			return fmt.Errorf("kvm: write-protecting slot %d: %w", id, err)
 		}
@@ -482,6 +488,7 @@ func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 				break
 			}
 		}
+		vm.nestedWriteProtected(gpa, size)
 		if err = vm.s2.WriteProtect(vm.opCache, gpa, size); err != nil {
 			break
 		}
@@ -523,6 +530,7 @@ func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	}
 	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		vm.c.notifUnmaps.Add(1)
+		vm.nestedUnmapped(gpa, size)
 		if err := vm.s2.Unmap(vm.notifCache, gpa, size); err != nil {
 			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, uint64(gpa), size, err))
 		}
@@ -616,6 +624,7 @@ func (n notifier) Release() {
 	}
 	for _, s := range vm.slots.Slots() {
 		// Slots never hold blocks straddling their edges: no split needed.
+		vm.nestedUnmapped(s.GPA, s.Size)
 		if err := vm.s2.Unmap(vm.notifCache, s.GPA, s.Size); err != nil {
 			vm.setErr(err)
 		}
