@@ -350,18 +350,12 @@ func (vm *VM) Map(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
 
 // Unmap removes [l2, l2+size) from the VM's stage 2, with the TLBIs.
 func (vm *VM) Unmap(l2 nested.NestedIPA, size uint64) error {
-	if err := vm.cache.Topup(vm.s2.EdgePagesNeeded(stage2(l2), size)); err != nil {
-		return err
-	}
-	return vm.s2.Unmap(vm.cache, stage2(l2), size)
+	return vm.s2.Unmap(stage2(l2), size)
 }
 
 // WriteProtect makes [l2, l2+size) read-only, with the TLBIs.
 func (vm *VM) WriteProtect(l2 nested.NestedIPA, size uint64) error {
-	if err := vm.cache.Topup(vm.s2.EdgePagesNeeded(stage2(l2), size)); err != nil {
-		return err
-	}
-	return vm.s2.WriteProtect(vm.cache, stage2(l2), size)
+	return vm.s2.WriteProtect(stage2(l2), size)
 }
 
 // invalidator is the VM's TLB maintenance as the guest hypervisor issues

@@ -89,14 +89,17 @@ func NewSparse(ram []Range) (*Sparse, error) {
 // RAM returns the RAM ranges in ascending order.
 func (m *Sparse) RAM() []Range { return append([]Range(nil), m.ram...) }
 
-// InRAM reports whether the 8-byte word at pa is RAM.
+// InRAM reports whether the 8-byte word at pa is RAM. It takes O(log n)
+// time in the number of ranges.
 func (m *Sparse) InRAM(pa PA) bool {
-	for _, r := range m.ram {
-		if r.Contains(pa) {
-			return r.Contains(pa + 7)
-		}
+	// The ranges are sorted and disjoint: only the last one starting at or
+	// below pa can hold it.
+	i := sort.Search(len(m.ram), func(i int) bool { return m.ram[i].Base > pa }) - 1
+	if i < 0 {
+		return false
 	}
-	return false
+	r := m.ram[i]
+	return r.Contains(pa) && r.Contains(pa+7)
 }
 
 // Write64 stores v at the 8-byte aligned address pa. It fails when pa is

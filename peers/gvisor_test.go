@@ -64,11 +64,21 @@ func (n *nestmmu) Map(addr, pa, size uint64) error {
 	return n.vm.Map(n.c, mem.IPA(addr), mem.PA(pa), size, s2pt.ProtR|s2pt.ProtW, s2pt.MapBlocks)
 }
 
+// Unmap removes exactly [addr, addr+size), as gVisor's Unmap does. s2pt's
+// Unmap removes a block it covers only in part whole (Linux's stage-2
+// unmap, which needs no memory), so the blocks at the two ends are split
+// first.
 func (n *nestmmu) Unmap(addr, size uint64) error {
-	if err := n.c.Topup(n.vm.EdgePagesNeeded(mem.IPA(addr), size)); err != nil {
-		return err
+	const pg = 4 * kib
+	for _, a := range []uint64{addr, addr + size - pg} {
+		if err := n.c.Topup(n.vm.SplitPagesNeeded(mem.IPA(a), pg)); err != nil {
+			return err
+		}
+		if err := n.vm.Split(n.c, mem.IPA(a), pg); err != nil {
+			return err
+		}
 	}
-	return n.vm.Unmap(n.c, mem.IPA(addr), size)
+	return n.vm.Unmap(mem.IPA(addr), size)
 }
 
 func (n *nestmmu) Lookup(addr uint64) (uint64, bool) {

@@ -72,8 +72,11 @@ type Exception struct {
 	TargetEL uint8
 	ESR      sysreg.ESR
 	// FAR is the faulting virtual address of an abort (FAR_ELx).
-	FAR   mem.VA
-	HPFAR sysreg.HPFAR // stage-2 faults only
+	FAR mem.VA
+	// HPFAR is what HPFAR_EL2 holds after an exception taken to EL2: the
+	// faulting IPA where the architecture writes it (IPAValid), else the
+	// PE's UnknownHPFAR. Zero for exceptions taken to EL1.
+	HPFAR sysreg.HPFAR
 	// Fault is the translation fault behind an abort.
 	Fault vmsa.Fault
 	// External marks a synchronous External abort on a data access (no
@@ -147,6 +150,13 @@ type PE struct {
 	Domain *tlb.Domain
 	Stats  Stats
 
+	// UnknownHPFAR is the value HPFAR_EL2[43:4] takes where the
+	// architecture makes it UNKNOWN: on every exception taken to EL2 that
+	// is not a stage-2 fault IPAValid lists, and on a return to EL1 or EL0
+	// ("execution at EL1 or EL0 makes HPFAR_EL2 become UNKNOWN"). New sets
+	// DefaultUnknownHPFAR.
+	UnknownHPFAR sysreg.HPFAR
+
 	c translationContext
 }
 
@@ -165,10 +175,19 @@ type translationContext struct {
 	s2only bool
 }
 
+// DefaultUnknownHPFAR is the deterministic stand-in for an UNKNOWN
+// HPFAR_EL2: FIPA 0xbad_bad_bad, the IPA 0xbad_bad_bad_000, obviously not
+// the faulting one, so a hypervisor that trusts HPFAR_EL2 where the
+// architecture does not write it handles the wrong address.
+const DefaultUnknownHPFAR sysreg.HPFAR = 0xbad_bad_bad << 4
+
+// hpfarFIPA is the part of HPFAR_EL2 exception entry writes, bits [43:4].
+const hpfarFIPA = sysreg.HPFAR(1<<44 - 1<<4)
+
 // New returns a PE at el over memory m with the given registers and TLB
 // (which may be nil).
 func New(id int, regs vmsa.Regs, el uint8, m DataMemory, t *tlb.TLB) *PE {
-	pe := &PE{ID: id, Regs: regs, EL: el, Mem: m, TLB: t}
+	pe := &PE{ID: id, Regs: regs, EL: el, Mem: m, TLB: t, UnknownHPFAR: DefaultUnknownHPFAR}
 	pe.Walker.Mem = m
 	return pe
 }
@@ -332,11 +351,27 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, siz
 	if fetch {
 		e.Kind = InstructionAbort
 	}
-	if f.Stage2 {
-		e.HPFAR = sysreg.HPFARFor(uint64(f.IPA))
-	}
 	pe.TakeException(&e)
 	return e
+}
+
+// ipaValid is the pseudocode's IPAValid: HPFAR_EL2 reports the IPA of a
+// stage-2 Translation, Access flag or Address size fault, and also of a
+// Permission fault when it is on a stage-1 table walk (S1PTW). Not for a
+// synchronous External abort, a stage-2 Alignment fault or a stage-2
+// Permission fault of the access itself.
+func ipaValid(e *Exception) bool {
+	f := e.Fault
+	if (e.Kind != DataAbort && e.Kind != InstructionAbort) || e.External || !f.Stage2 {
+		return false
+	}
+	switch f.Kind {
+	case vmsa.FaultTranslation, vmsa.FaultAccessFlag, vmsa.FaultAddressSize:
+		return true
+	case vmsa.FaultPermission:
+		return f.S1PTW
+	}
+	return false
 }
 
 const hcrTEA sysreg.HCR = 1 << 37
@@ -356,7 +391,9 @@ func sizeLog2(n int) uint {
 // TakeException performs exception entry for e (AArch64.TakeException),
 // as the PE does for the exceptions its own operations generate and as a
 // hypervisor injecting an exception into its guest wants: ESR (and FAR for
-// aborts) of the target EL, HPFAR for stage-2 faults, SPSR_ELx from PSTATE,
+// aborts) of the target EL; for an exception to EL2, HPFAR_EL2[43:4]
+// (AArch64.ReportException: the faulting IPA when IPAValid, else UNKNOWN,
+// here UnknownHPFAR; e.HPFAR gets the new value); SPSR_ELx from PSTATE,
 // ELR_ELx = PC, PC = VBAR_ELx plus the offset of a synchronous exception
 // (0x000 or 0x200 from the same EL with SP_EL0 or SP_ELx, 0x400 from a lower
 // EL using AArch64), then PSTATE: the new EL, SP_ELx, D, A, I and F masked,
@@ -379,8 +416,13 @@ func (pe *PE) TakeException(e *Exception) {
 	if e.Kind == DataAbort || e.Kind == InstructionAbort {
 		pe.FAR[t] = uint64(e.FAR)
 	}
-	if e.Fault.Stage2 {
-		pe.HPFAR = e.HPFAR
+	if t == 2 {
+		if ipaValid(e) {
+			pe.HPFAR = pe.HPFAR&^hpfarFIPA | sysreg.HPFARFor(uint64(e.Fault.IPA))
+		} else {
+			pe.HPFAR = pe.HPFAR&^hpfarFIPA | pe.UnknownHPFAR&hpfarFIPA
+		}
+		e.HPFAR = pe.HPFAR
 	}
 	pe.PC = pe.VBAR[t]&^0x7ff + VectorOffset(pe.EL, pe.SP, t)
 	pe.EL, pe.SP, pe.DAIF, pe.IL = t, true, 0xf, false
@@ -458,6 +500,10 @@ func (pe *PE) ERET() Exception {
 		pe.IL = true
 	} else {
 		pe.EL, pe.SP, pe.IL = el, sp, spsr&spsrIL != 0
+	}
+	if pe.EL < 2 {
+		// Execution at EL1 or EL0 makes HPFAR_EL2 become UNKNOWN.
+		pe.HPFAR = pe.HPFAR&^hpfarFIPA | pe.UnknownHPFAR&hpfarFIPA
 	}
 	pe.PAN = spsr&spsrPAN != 0
 	pe.DAIF = uint8(spsr>>spsrDAIF) & 0xf

@@ -72,8 +72,6 @@ func benchFault(b *testing.B, unit uint64, mf hostmm.MapFlags) {
 	v := loadedVCPU(b, vm, 0, 0)
 	defer destroy(b, vm, v)
 	guestMMUOn(b, vm, v)
-	cache := vm.Stage2().NewCache()
-	defer cache.Release()
 	n := size / unit
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -81,10 +79,7 @@ func benchFault(b *testing.B, unit uint64, mf hostmm.MapFlags) {
 		k := uint64(i) % n
 		if k == 0 && i > 0 {
 			b.StopTimer()
-			if err := cache.Topup(vm.Stage2().EdgePagesNeeded(0x4000_0000, size)); err != nil {
-				b.Fatal(err)
-			}
-			if err := vm.Stage2().Unmap(cache, 0x4000_0000, size); err != nil {
+			if err := vm.Stage2().Unmap(0x4000_0000, size); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
 )
 
@@ -59,5 +60,89 @@ func TestDirtyLog(t *testing.T) {
 			t.Fatal("log of a slot not logging")
 		}
 		destroy(t, vm, v)
+	}
+}
+
+// TestDirtyLogWithoutMemory is issue 14's item 5: clearing the dirty log
+// and write-protecting its pages again must not fail for lack of memory,
+// or a later write to a collected page is never logged. With the host out
+// of frames and the caches empty: enabling logging over 2 MiB blocks
+// write-protects them whole, and GetDirtyLog returns the pages with no
+// error. Once memory is back, the pages written again (inside the
+// write-protected block too) are in the next log.
+func TestDirtyLogWithoutMemory(t *testing.T) {
+	const gpa = 0x4000_0000
+	h := newHost(t, Config{})
+	vm := newVM(t, h, 40)
+	addMem(t, vm, 0, gpa, 4*mib, 0, hostmm.MapHuge)
+	v := loadedVCPU(t, vm, 0, 0)
+	defer destroy(t, vm, v)
+	str(t, v, gpa, 1)
+	str(t, v, gpa+2*mib, 1)
+	if vm.Stats().BlockMaps != 2 {
+		t.Fatalf("%d blocks mapped, want 2", vm.Stats().BlockMaps)
+	}
+	emptyCaches(t, vm)
+	give := exhaust(t, h)
+	if err := vm.EnableDirtyLog(0, false); err != nil {
+		t.Fatalf("enabling dirty logging with no free memory: %v", err)
+	}
+	if d, level, _ := vm.Stage2().Lookup(gpa + 2*mib + 5*pg); level != 2 || d>>7&1 != 0 {
+		t.Fatalf("after enabling, GPA %#x is %#x at level %d: want a read-only block", uint64(gpa+2*mib+5*pg), d, level)
+	}
+	give()
+	str(t, v, gpa+3*pg, 2)       // splits the first block with the vCPU's cache
+	str(t, v, gpa+2*mib+5*pg, 2) // and the second
+	emptyCaches(t, vm)
+	give = exhaust(t, h)
+	got, err := vm.GetDirtyLog(0)
+	if want := []uint64{3, 512 + 5}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("GetDirtyLog with no free memory: %v, %v; want %v", got, err, want)
+	}
+	give()
+	str(t, v, gpa+3*pg, 3)
+	str(t, v, gpa+2*mib+6*pg, 3)
+	if got, err := vm.GetDirtyLog(0); err != nil || !reflect.DeepEqual(got, []uint64{3, 512 + 6}) {
+		t.Fatalf("writes after the collection: log %v, %v; want [3 518]", got, err)
+	}
+}
+
+// TestDirtyLogKeepsBitsOnError: should write-protection fail (here a
+// stage-2 descriptor corrupted behind the manager's back), GetDirtyLog says
+// so, returns only the pages it protected, and leaves the others marked
+// dirty for the next call.
+func TestDirtyLogKeepsBitsOnError(t *testing.T) {
+	const gpa = 0x4000_0000
+	h := newHost(t, Config{})
+	vm := newVM(t, h, 40)
+	addMem(t, vm, 0, gpa, 4*mib, 0, 0)
+	v := loadedVCPU(t, vm, 0, 0)
+	defer destroy(t, vm, v)
+	if err := vm.EnableDirtyLog(0, false); err != nil {
+		t.Fatal(err)
+	}
+	str(t, v, gpa+pg, 1)
+	str(t, v, gpa+2*mib+pg, 1)
+	// The level-2 entry of the second 2 MiB becomes a table descriptor
+	// pointing at a table the manager did not make.
+	var pte mem.PA
+	var old uint64
+	_ = vm.s2.Walk(gpa+2*mib, gpa+2*mib+pg, s2pt.VisitorFunc(func(c *s2pt.Ctx, at s2pt.WalkFlags) error {
+		if c.Level == 2 {
+			pte, old = c.PTE, c.Old
+		}
+		return nil
+	}), s2pt.VisitTablePre)
+	if pte == 0 {
+		t.Fatal("no level-2 table entry found")
+	}
+	h.arena.Write64(pte, old+0x10_0000)
+	got, err := vm.GetDirtyLog(0)
+	if err == nil || !reflect.DeepEqual(got, []uint64{1}) {
+		t.Fatalf("GetDirtyLog over a corrupt table: %v, %v; want [1] and an error", got, err)
+	}
+	h.arena.Write64(pte, old)
+	if got, err := vm.GetDirtyLog(0); err != nil || !reflect.DeepEqual(got, []uint64{513}) {
+		t.Fatalf("next GetDirtyLog: %v, %v; want the page not protected, [513]", got, err)
 	}
 }

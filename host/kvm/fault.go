@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/desc"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
 	"github.com/nestmmu/nestmmu/host/mmio"
@@ -74,16 +76,75 @@ func ClassifyFSC(fsc uint8) FaultKind {
 	return FaultOther
 }
 
+// hpfarValid reports whether HPFAR_EL2 holds the faulting IPA of a
+// stage-2 abort with syndrome esr, as far as a hypervisor can tell from the
+// syndrome (the pseudocode's IPAValid, KVM's __hpfar_valid): a Translation,
+// Access flag or Address size fault, or a Permission fault on a stage-1
+// table walk (S1PTW). For a Permission fault of the access itself
+// HPFAR_EL2 is UNKNOWN.
+func hpfarValid(esr sysreg.ESR) bool {
+	switch ClassifyFSC(esr.FSC()) {
+	case FaultTranslation, FaultAccessFlag, FaultAddressSize:
+		return true
+	case FaultPermission:
+		return esr.S1PTW()
+	}
+	return false
+}
+
+// faultIPA returns the IPA of a stage-2 abort: HPFAR_EL2.FIPA and FAR's
+// page offset where HPFAR_EL2 is valid; otherwise, as KVM's
+// __translate_far_to_hpfar (seed 003's v15 fix), the stage-1 output of FAR
+// by AT S1E1R executed at EL2 (stage 1 already allowed the access, so the
+// EL1 regime's read translation gives its IPA whatever the access was).
+// PAR_EL1 is the guest's and is restored. ok is false when the AT fails:
+// the guest changed its stage 1 since the fault (or the host took a stage-1
+// table page away), and the guest instruction is retried.
+func (v *VCPU) faultIPA(e cpu.Exception) (ipa mem.IPA, ok bool, err error) {
+	if hpfarValid(e.ESR) {
+		return mem.IPA(mmio.FaultIPA(uint64(e.HPFAR), uint64(e.FAR))), true, nil
+	}
+	pe, c := v.pe, v.cpu
+	saved := pe.PAR
+	c.mu.Lock() // a walk of this CPU: a TLBI waits for it (see pcpu)
+	if v.beforeAT != nil {
+		v.beforeAT()
+	}
+	ex := pe.AT(at.S1E1R, 0, e.FAR)
+	par := pe.PAR
+	c.mu.Unlock()
+	pe.PAR = saved
+	if ex.Taken() {
+		return 0, false, fmt.Errorf("kvm: AT S1E1R of FAR %#x for a stage-2 permission fault took %v", uint64(e.FAR), ex)
+	}
+	if par.F() {
+		v.vm.c.atRetries.Add(1)
+		return 0, false, nil
+	}
+	return mem.IPA(par.PA()) | mem.IPA(uint64(e.FAR)&0xfff), true, nil
+}
+
 // stage2Abort is kvm_handle_guest_abort: the PE is at EL2 with ESR_EL2,
 // FAR_EL2 and HPFAR_EL2 describing a stage-2 fault of the guest.
 func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 	vm := v.vm
 	esr := e.ESR
-	// HPFAR_EL2.FIPA and FAR's page offset give the faulting IPA.
-	ipa := mem.IPA(mmio.FaultIPA(uint64(e.HPFAR), uint64(e.FAR)))
 	fetch := e.Kind == cpu.InstructionAbort
 	s1ptw := esr.S1PTW()
 	kind := ClassifyFSC(esr.FSC())
+	if kind == FaultOther {
+		// A synchronous External abort on the stage-2 walk or a stage-2
+		// Alignment fault: HPFAR_EL2 is UNKNOWN and (as KVM's
+		// __fault_safe_to_translate) FAR is not translated.
+		return Exit{}, false, fmt.Errorf("%w: stage-2 abort with FSC %#x at VA %#x", ErrUnhandledTrap, esr.FSC(), uint64(e.FAR))
+	}
+	ipa, ok, err := v.faultIPA(e)
+	switch {
+	case err != nil:
+		return Exit{}, false, err
+	case !ok:
+		return Exit{}, true, nil // re-execute: the fault happens again, or not
+	}
 	// A fault on the stage-1 walk counts as a write (the walk may update
 	// the Access flag or dirty state of a stage-1 descriptor), as KVM's
 	// kvm_is_write_fault does; a cache maintenance abort (CM) as a read.
@@ -121,10 +182,9 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, true, nil
 	case FaultTranslation, FaultPermission:
 		return v.userMemAbort(slot, gen, ipa, write, canonical{v})
-	case FaultAddressSize:
-		return abortExit(fetch, e.FAR), false, nil
 	}
-	return Exit{}, false, fmt.Errorf("%w: stage-2 abort with FSC %#x at IPA %#x", ErrUnhandledTrap, esr.FSC(), ipa)
+	// FaultAddressSize.
+	return abortExit(fetch, e.FAR), false, nil
 }
 
 // installer puts the result of a stage-2 fault into stage-2 tables: the
@@ -182,6 +242,12 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen uint64, ipa mem.IPA, write b
 			vm.mu.Unlock()
 			vm.c.slotRetries.Add(1)
 			return Exit{}, true, nil // the slot changed: take the fault again
+		}
+		if vm.released.Load() {
+			// The VMM's address space went away after FaultIn: its
+			// frames are being freed without a notifier call.
+			vm.mu.Unlock()
+			return Exit{}, false, fmt.Errorf("kvm: faulting in HVA %#x for IPA %#x: the VMM's address space was released: %w", uint64(hva), ipa, hostmm.ErrFault)
 		}
 		if vm.inv.Retry(seq, hva) {
 			// An invalidation of hva is in progress or ended since seq:

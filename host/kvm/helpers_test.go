@@ -125,3 +125,17 @@ func guestMMUOn(t testing.TB, vm *VM, vcpus ...*VCPU) {
 		s1On(v, s1TableGPA)
 	}
 }
+
+// twoCPUGuest builds a host with two CPUs, a VM with a 40-bit IPA space and
+// a 4 MiB slot 0 at gpa (mapped with mf), and two vCPUs loaded on CPUs 0
+// and 1 with stage 1 on (guestMMUOn).
+func twoCPUGuest(t testing.TB, gpa uint64, mf hostmm.MapFlags) (*Host, *VM, hostmm.HVA, *VCPU, *VCPU) {
+	t.Helper()
+	h := newHost(t, Config{CPUs: 2})
+	vm := newVM(t, h, 40)
+	hva := addMem(t, vm, 0, gpa, 4*mib, 0, mf)
+	v0 := loadedVCPU(t, vm, 0, 0)
+	v1 := loadedVCPU(t, vm, 1, 1)
+	guestMMUOn(t, vm, v0, v1)
+	return h, vm, hva, v0, v1
+}

@@ -34,6 +34,10 @@ type Config struct {
 	ID *vmsa.Regs
 	// SwapPages bounds the host's swap (zero: unbounded).
 	SwapPages int
+	// PoisonFreed poisons freed host frames and counts every access to a
+	// free frame (hostmem.Config.PoisonFreed; Arena().StaleAccesses()): a
+	// guest access through a stale stage-2 or TLB entry becomes visible.
+	PoisonFreed bool
 }
 
 // Host is the host hypervisor: physical memory, the host kernel, the VMID
@@ -110,7 +114,7 @@ func NewHost(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvm: %w", err)
 	}
-	arena, err := hostmem.New(hostmem.Config{Base: cfg.Base, Size: cfg.MemBytes, PageSize: cfg.PageSize})
+	arena, err := hostmem.New(hostmem.Config{Base: cfg.Base, Size: cfg.MemBytes, PageSize: cfg.PageSize, PoisonFreed: cfg.PoisonFreed})
 	if err != nil {
 		return nil, fmt.Errorf("kvm: %w", err)
 	}

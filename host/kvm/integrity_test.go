@@ -112,7 +112,7 @@ func pageIndex(gpa uint64) uint64 {
 // and (with logging) a collector takes the dirty logs. It returns the union
 // of the collected logs (page indices as pageIndex numbers them).
 func runIntegrity(t *testing.T, logging bool, ipaBits uint) {
-	h := newHost(t, Config{CPUs: nvcpu, MemBytes: 128 * mib})
+	h := newHost(t, Config{CPUs: nvcpu, MemBytes: 128 * mib, PoisonFreed: true})
 	vm := newVM(t, h, ipaBits)
 	addMem(t, vm, 0, igGPA0, igSize0, 0, hostmm.MapHuge)
 	hva1 := addMem(t, vm, 1, igGPA1, igSize1, 0, hostmm.MapMergeable)
@@ -237,6 +237,9 @@ func runIntegrity(t *testing.T, logging bool, ipaBits uint) {
 	t.Logf("host: %+v, kernel: %+v", h.Stats(), k.Stats())
 	if m := mismatches.Load(); m != 0 {
 		t.Errorf("%d mismatches", m)
+	}
+	if n, first, ok := h.Arena().StaleAccesses(); ok {
+		t.Errorf("%d accesses reached a freed frame, the first at PA %#x", n, uint64(first))
 	}
 	ev := s1.SwapOuts + s2.SwapOuts + s1.Migrations + s2.Migrations
 	ks := k.Stats()

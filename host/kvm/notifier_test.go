@@ -36,13 +36,8 @@ func TestNotifierInvalidationReachesTLBs(t *testing.T) {
 		{"munmap", 0, func(as *hostmm.AddressSpace, hva hostmm.HVA) error { return nil }, nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHost(t, Config{CPUs: 2})
-			vm := newVM(t, h, 40)
-			hva := addMem(t, vm, 0, gpa, 4*mib, 0, c.mf)
-			v0 := loadedVCPU(t, vm, 0, 0)
-			v1 := loadedVCPU(t, vm, 1, 1)
+			h, vm, hva, v0, v1 := twoCPUGuest(t, gpa, c.mf)
 			defer destroy(t, vm, v0, v1)
-			guestMMUOn(t, vm, v0, v1)
 			offs := append(append([]uint64{}, c.gone...), c.kept...)
 			for i, off := range offs {
 				str(t, v0, gpa+off, uint64(i)+100)

@@ -64,6 +64,10 @@ type VCPU struct {
 	// pending is the MMIO access of the last ExitMMIO, until CompleteMMIO.
 	pending    mmio.Access
 	hasPending bool
+	// beforeAT, when set (tests), runs just before the AT S1E1R that
+	// resolves the IPA of a permission fault: the guest's stage 1 may
+	// change there.
+	beforeAT func()
 }
 
 // HCR_EL2 bits the hypervisor sets for a guest besides VM: RW (EL1 is
@@ -93,7 +97,7 @@ func (vm *VM) NewVCPU(id int) (*VCPU, error) {
 	regs := vm.host.id
 	vm.s2.ApplyRegs(&regs)
 	regs.HCR_EL2 = GuestHCR
-	pe := cpu.New(0, regs, 1, vm.host.arena, nil)
+	pe := cpu.New(0, regs, 1, vm.host.arena.Checked(), nil)
 	pe.SP = true // EL1h
 	v := &VCPU{vm: vm, id: id, pe: pe, cache: vm.s2.NewCache(), cpuIdx: -1}
 	vm.vcpus = append(vm.vcpus, v)
@@ -548,7 +552,7 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 	vm.mu.Lock()
 	ex := pe.AT(at.S12E1R, 0, pc)
 	if !ex.Taken() && !pe.PAR.F() {
-		w, ok := vm.host.arena.Read(mem.PA(pe.PAR.PA())|mem.PA(pc&0xfff), 4)
+		w, ok := vm.host.arena.Checked().Read(mem.PA(pe.PAR.PA())|mem.PA(pc&0xfff), 4)
 		vm.mu.Unlock()
 		if !ok {
 			return 0, fmt.Errorf("%w: PA %#x is not memory", errFetch, pe.PAR.PA())

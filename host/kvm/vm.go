@@ -54,19 +54,22 @@ type VM struct {
 
 	vmid vmid.VM
 
-	// notifMu serialises the notifier's use of notifCache (taken before
-	// mu); opMu the VMM's memslot and dirty-log operations and opCache.
-	notifMu    sync.Mutex
-	notifCache *s2pt.Cache
-	opMu       sync.Mutex
-	opCache    *s2pt.Cache
+	// opMu serialises the VMM's memslot and dirty-log operations and
+	// their use of opCache (for splitting blocks when dirty logging
+	// starts). The notifiers need no cache: s2pt's Unmap, WriteProtect,
+	// MkOld and TestYoung take no memory.
+	opMu    sync.Mutex
+	opCache *s2pt.Cache
 
 	vcpus     []*VCPU // guarded by opMu
 	lastRan   []int   // per physical CPU: the vCPU of this VM that ran there last (owner of the CPU)
 	destroyed atomic.Bool
-	released  atomic.Bool
-	errMu     sync.Mutex
-	err       error // first error a notifier callback could not return
+	// released is set by the notifier's Release (the VMM's address space
+	// is going away); a fault checks it under mu and installs nothing
+	// after it, since the host frees the frames without another call.
+	released atomic.Bool
+	errMu    sync.Mutex
+	err      error // first error a notifier callback could not return
 
 	c vmCounters
 
@@ -79,6 +82,7 @@ type vmCounters struct {
 	maps, blockMaps, relaxes, afFaults, retries, slotRetries atomic.Uint64
 	mmioExits, mmioEmulated, injected, cmSkipped             atomic.Uint64
 	notifUnmaps, notifAged, dirtyMarked, changedPTEs         atomic.Uint64
+	atRetries                                                atomic.Uint64
 }
 
 // VMStats counts what the hypervisor did for a VM.
@@ -92,8 +96,10 @@ type VMStats struct {
 	// AccessFlagFaults were resolved by setting the Access flag.
 	AccessFlagFaults uint64
 	// Retries are faults that saw an invalidation race (sequence count)
-	// and started again; SlotRetries those that saw a memslot change.
-	Retries, SlotRetries uint64
+	// and started again; SlotRetries those that saw a memslot change;
+	// ATRetries permission faults whose IPA the AT S1E1R of FAR could not
+	// give (the guest's stage 1 changed meanwhile), re-executed.
+	Retries, SlotRetries, ATRetries uint64
 	// MMIOExits returned to the caller, MMIOEmulated went to the VM's Bus,
 	// Injected aborts were injected into the guest, CMSkipped are cache
 	// maintenance instructions on MMIO that were skipped.
@@ -131,7 +137,7 @@ func (h *Host) NewVM(cfg VMConfig) (*VM, error) {
 		_ = s2.Destroy()
 		return nil, fmt.Errorf("kvm: %w", err)
 	}
-	vm.notifCache, vm.opCache = s2.NewCache(), s2.NewCache()
+	vm.opCache = s2.NewCache()
 	vm.lastRan = make([]int, len(h.cpus))
 	for i := range vm.lastRan {
 		vm.lastRan[i] = -1
@@ -165,7 +171,7 @@ func (vm *VM) Destroy() error {
 	var errs []error
 	errs = append(errs, vm.s2.Destroy())
 	errs = append(errs, vm.host.vmids.Free(&vm.vmid))
-	errs = append(errs, vm.notifCache.Release(), vm.opCache.Release())
+	errs = append(errs, vm.opCache.Release())
 	for _, v := range vm.vcpus {
 		errs = append(errs, v.cache.Release())
 	}
@@ -213,7 +219,7 @@ func (vm *VM) setErr(err error) {
 func (vm *VM) Stats() VMStats {
 	c := &vm.c
 	return VMStats{Maps: c.maps.Load(), BlockMaps: c.blockMaps.Load(), Relaxes: c.relaxes.Load(),
-		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(),
+		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(), ATRetries: c.atRetries.Load(),
 		MMIOExits: c.mmioExits.Load(), MMIOEmulated: c.mmioEmulated.Load(), Injected: c.injected.Load(),
 		CMSkipped: c.cmSkipped.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
 		ChangedPTEs: c.changedPTEs.Load(),
@@ -353,13 +359,6 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 	}
 	vm.opMu.Lock()
 	defer vm.opMu.Unlock()
-	old := vm.slotByID(id)
-	if old == nil {
-		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
-	}
-	if err := vm.opCache.Topup(vm.s2.EdgePagesNeeded(old.GPA, old.Size)); err != nil {
-		return fmt.Errorf("kvm: %w", err)
-	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	r, err := change()
@@ -368,7 +367,8 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 	}
 	vm.slotGen.Add(1)
 	vm.nestedUnmapped(r.Start, uint64(r.End-r.Start))
-	if err := vm.s2.Unmap(vm.opCache, r.Start, uint64(r.End-r.Start)); err != nil {
+	// Unmap takes no memory: a slot change cannot fail for lack of it.
+	if err := vm.s2.Unmap(r.Start, uint64(r.End-r.Start)); err != nil {
 		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, uint64(r.Start), uint64(r.End), err)
 	}
 	return nil
@@ -416,12 +416,12 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 	if old == nil {
 		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
 	}
-	need := vm.s2.EdgePagesNeeded(old.GPA, old.Size)
 	if split {
-		need += vm.s2.SplitPagesNeeded(old.GPA, old.Size)
-	}
-	if err := vm.opCache.Topup(need); err != nil {
-		return fmt.Errorf("kvm: %w", err)
+		// Only the split takes memory (write-protection takes none); a
+		// failed top-up changes nothing.
+		if err := vm.opCache.Topup(vm.s2.SplitPagesNeeded(old.GPA, old.Size)); err != nil {
+			return fmt.Errorf("kvm: %w", err)
+		}
 	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
@@ -434,7 +434,7 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 		(f&memslot.LogDirty != 0 && old.Flags&memslot.LogDirty == 0)
 	if restrict {
 		vm.nestedWriteProtected(s.GPA, s.Size)
-		if err := vm.s2.WriteProtect(vm.opCache, s.GPA, s.Size); err != nil {
+		if err := vm.s2.WriteProtect(s.GPA, s.Size); err != nil {
 			return fmt.Errorf("kvm: write-protecting slot %d: %w", id, err)
 		}
 	}
@@ -453,7 +453,11 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 // TLB is invalidated, all before the pages are returned; a write fault marks
 // its page dirty under the same lock before making it writable. So a write
 // is either in this result (it happened before the page was write-protected
-// again) or faults and is in the next one.
+// again) or faults and is in the next one. Write-protection takes no memory
+// (a block is write-protected whole), so clearing and re-protecting cannot
+// fail for lack of it; should it fail otherwise, the pages not yet
+// protected are marked dirty again (reported by the next call) and the
+// error is returned with the pages that were.
 func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 	if vm.destroyed.Load() {
 		return nil, ErrDestroyed
@@ -471,33 +475,23 @@ func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 		return nil, fmt.Errorf("kvm: slot %d is not logging dirty pages", id)
 	}
 	pages := s.Dirty.GetAndClear()
-	var err error
 	for i := 0; i < len(pages); {
 		j := i + 1
 		for j < len(pages) && pages[j] == pages[j-1]+1 {
 			j++
 		}
 		gpa, size := s.GPA+mem.IPA(pages[i]*pg), uint64(j-i)*pg
-		if need := vm.s2.EdgePagesNeeded(gpa, size); vm.opCache.Len() < need {
-			// Top up outside the MMU lock; the cleared pages are still
-			// ours and are write-protected before we return.
-			vm.mu.Unlock()
-			err = vm.opCache.Topup(need)
-			vm.mu.Lock()
-			if err != nil {
-				break
-			}
-		}
 		vm.nestedWriteProtected(gpa, size)
-		if err = vm.s2.WriteProtect(vm.opCache, gpa, size); err != nil {
-			break
+		if err := vm.s2.WriteProtect(gpa, size); err != nil {
+			for _, p := range pages[i:] {
+				s.Dirty.Set(p)
+			}
+			vm.mu.Unlock()
+			return pages[:i], fmt.Errorf("kvm: write-protecting dirty pages of slot %d (pages %d on stay marked dirty): %w", id, pages[i], err)
 		}
 		i = j
 	}
 	vm.mu.Unlock()
-	if err != nil {
-		return pages, fmt.Errorf("kvm: write-protecting dirty pages of slot %d: %w", id, err)
-	}
 	return pages, nil
 }
 
@@ -507,21 +501,13 @@ func (vm *VM) Slots() []*memslot.Slot { return vm.slots.Slots() }
 // notifier is the VM's MMU notifier on its VMM address space.
 type notifier struct{ vm *VM }
 
-// InvalidateRangeStart unmaps, before returning, every stage-2 entry whose
-// memslot HVA lies in r, with the TLB invalidation (s2pt issues TLBI
-// IPAS2E1IS + VMALLE1IS per leaf, or VMALLS12E1IS for many), and marks the
-// range in progress so no fault installs a page of it until End.
+// InvalidateRangeStart unmaps, before returning, every stage-2 entry that
+// covers any GPA whose memslot HVA lies in r (a block the range covers in
+// part goes whole), with the TLB invalidation (s2pt issues TLBI IPAS2E1IS +
+// VMALLE1IS per leaf, or VMALLS12E1IS for many), and marks the range in
+// progress so no fault installs a page of it until End. It takes no memory.
 func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	vm := n.vm
-	vm.notifMu.Lock()
-	defer vm.notifMu.Unlock()
-	need := 0
-	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
-		need += vm.s2.EdgePagesNeeded(gpa, size)
-	})
-	if err := vm.notifCache.Topup(need); err != nil {
-		vm.setErr(fmt.Errorf("kvm: notifier cache: %w", err))
-	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	vm.inv.Begin(r.Start, r.End)
@@ -531,7 +517,7 @@ func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		vm.c.notifUnmaps.Add(1)
 		vm.nestedUnmapped(gpa, size)
-		if err := vm.s2.Unmap(vm.notifCache, gpa, size); err != nil {
+		if err := vm.s2.Unmap(gpa, size); err != nil {
 			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, uint64(gpa), size, err))
 		}
 	})
@@ -554,32 +540,27 @@ func (n notifier) InvalidateRangeEnd(r hostmm.Range) {
 // (copy-on-write break, KSM unshare). Start already unmapped the page and
 // marked the range in progress, so no fault can install a stale frame
 // meanwhile; this mapping comes from the host entry itself. As KVM (which
-// passed no memory cache), it maps only where the stage-2 tables down to
-// the page already exist: no table is allocated for a change the guest may
-// never use, and where one would be needed the call is ignored, which the
-// protocol allows (the next access faults).
+// passed no memory cache), it maps only where the level-3 table holding the
+// page already exists (s2pt.MapInPlace: nothing allocated, split or freed):
+// no table is allocated for a change the guest may never use, and where one
+// would be needed the call is ignored, which the protocol allows (the next
+// access faults).
 func (n notifier) ChangePTE(hva hostmm.HVA, pa mem.PA) {
 	vm := n.vm
 	pg := vm.host.pageSize
 	page := hva &^ hostmm.HVA(pg-1)
 	pa &^= mem.PA(pg - 1)
-	vm.notifMu.Lock() // Map is given notifCache, which Start tops up under it
-	defer vm.notifMu.Unlock()
-	// Map checks that the cache could cover its worst case; with the
-	// level-3 table present (checked below) it takes nothing from it.
-	if err := vm.notifCache.Topup(vm.s2.MapPagesNeeded(0, pa, pg, 0)); err != nil {
-		return // the protocol allows ignoring the call
-	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.destroyed.Load() {
 		return
 	}
 	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa mem.IPA, _ uint64) {
-		if _, level, err := vm.s2.Lookup(gpa); err != nil || level != 3 {
-			return // no level-3 table holds the page (or a block maps it)
+		err := vm.s2.Map(nil, gpa, pa, pg, s2pt.ProtR|s2pt.ProtX, s2pt.MapInPlace)
+		if errors.Is(err, s2pt.ErrNeedsTables) {
+			return // no level-3 table holds the page (or a block would be split)
 		}
-		if err := vm.s2.Map(vm.notifCache, gpa, pa, pg, s2pt.ProtR|s2pt.ProtX, 0); err != nil {
+		if err != nil {
 			vm.setErr(fmt.Errorf("kvm: change_pte of HVA %#x (GPA %#x) to %#x: %w", uint64(hva), uint64(gpa), uint64(pa), err))
 			return
 		}
@@ -611,22 +592,23 @@ func (n notifier) TestYoung(start, end hostmm.HVA) bool {
 	return young
 }
 
-// Release unmaps everything: the address space is going away.
+// Release unmaps every slot's GPA range (every slot is backed by the VMM's
+// address space, which is going away and whose frames the host frees with
+// no further call). Unmap takes no memory, so this cannot fail for lack of
+// it. Faults that resolved a frame before Release see vm.released under the
+// MMU lock and install nothing.
 func (n notifier) Release() {
 	vm := n.vm
 	vm.released.Store(true)
-	vm.notifMu.Lock()
-	defer vm.notifMu.Unlock()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.destroyed.Load() {
 		return
 	}
 	for _, s := range vm.slots.Slots() {
-		// Slots never hold blocks straddling their edges: no split needed.
 		vm.nestedUnmapped(s.GPA, s.Size)
-		if err := vm.s2.Unmap(vm.notifCache, s.GPA, s.Size); err != nil {
-			vm.setErr(err)
+		if err := vm.s2.Unmap(s.GPA, s.Size); err != nil {
+			vm.setErr(fmt.Errorf("kvm: release unmap of slot %d (GPA %#x+%#x): %w", s.ID, uint64(s.GPA), s.Size, err))
 		}
 	}
 }

@@ -168,21 +168,19 @@ func (sh *shadowMMU) teardown() error {
 	return errors.Join(errs...)
 }
 
-// flush removes every entry of the shadow (an unmap of its whole input
-// range needs no table pages: no block straddles its ends), with the TLB
-// invalidation. The MMU lock is held.
+// flush removes every entry of the shadow, with the TLB invalidation.
+// The MMU lock is held.
 func (sh *shadowMMU) flush() error {
 	if sh.s2 == nil {
 		return nil
 	}
 	sh.vm.stats.flushes.Add(1)
-	return sh.s2.Unmap(sh.cache, 0, uint64(1)<<sh.ipaBits)
+	return sh.s2.Unmap(0, uint64(1)<<sh.ipaBits)
 }
 
-// unmapCovering removes every shadow leaf that overlaps [lo, hi) (whole
-// leaves: removing more than asked is always allowed, and no block has to
-// be split), falling back to flush when the tables for a split cannot be
-// had. The MMU lock is held.
+// unmapCovering removes every shadow leaf that overlaps [lo, hi) (a
+// straddling block whole: removing more than asked is always allowed),
+// with the TLB invalidation. The MMU lock is held.
 func (sh *shadowMMU) unmapCovering(lo, hi NestedIPA) error {
 	if sh.s2 == nil || hi <= lo {
 		return nil
@@ -192,23 +190,9 @@ func (sh *shadowMMU) unmapCovering(lo, hi NestedIPA) error {
 		return nil
 	}
 	hi = min(hi, top)
-	f := sh.s2.Layout().Format
-	if d, level, err := sh.s2.Lookup(in(lo)); err == nil && d&1 == 1 {
-		lo &^= NestedIPA(1)<<f.LeafBits(level) - 1
-	}
-	if d, level, err := sh.s2.Lookup(in(hi - 1)); err == nil && d&1 == 1 {
-		sz := NestedIPA(1) << f.LeafBits(level)
-		hi = (hi-1)&^(sz-1) + sz
-	}
 	g := NestedIPA(sh.s2.Layout().TableBytes)
 	lo, hi = lo&^(g-1), (hi+g-1)&^(g-1)
-	size := uint64(hi - lo)
-	if need := sh.s2.EdgePagesNeeded(in(lo), size); sh.cache.Len() < need {
-		if err := sh.cache.Topup(need); err != nil {
-			return sh.flush()
-		}
-	}
-	return sh.s2.Unmap(sh.cache, in(lo), size)
+	return sh.s2.Unmap(in(lo), uint64(hi-lo))
 }
 
 // guestLevel returns the guest leaf level remembered in the shadow leaf
@@ -261,7 +245,7 @@ func (vm *VM) CanonicalWriteProtected(gpa mem.IPA, size uint64) {
 		if sh.s2 == nil {
 			continue
 		}
-		if err := sh.s2.WriteProtect(sh.cache, 0, uint64(1)<<sh.ipaBits); err != nil {
+		if err := sh.s2.WriteProtect(0, uint64(1)<<sh.ipaBits); err != nil {
 			vm.setErr(err)
 		}
 	}

@@ -106,8 +106,9 @@ func (vm *VM) SplitPagesNeeded(ipa mem.IPA, size uint64) int {
 	return n
 }
 
-// EdgePagesNeeded returns the most table pages Unmap, WriteProtect or Relax
-// of the range can take: splitting the blocks that straddle its two ends.
+// EdgePagesNeeded returns the most table pages Relax of the range can take:
+// splitting the blocks that straddle its two ends. (Unmap and WriteProtect
+// act on whole leaves and take none.)
 func (vm *VM) EdgePagesNeeded(ipa mem.IPA, size uint64) int {
 	l := &vm.layout
 	n := 0

@@ -120,15 +120,16 @@ func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64) {
 			m.add(s, size, pa, p)
 		case k < 6:
 			desc = fmt.Sprintf("unmap %#x+%#x", s, size)
+			ws, we := r.leafSpan(s, s+size)
 			r.unmap(mem.IPA(s), size)
-			m.remove(s, s+size)
+			m.remove(ws, we)
 		case k < 7:
 			desc = fmt.Sprintf("wrprotect %#x+%#x", s, size)
-			r.topup(r.vm.EdgePagesNeeded(mem.IPA(s), size))
-			if err := r.vm.WriteProtect(r.c, mem.IPA(s), size); err != nil {
+			ws, we := r.leafSpan(s, s+size)
+			if err := r.vm.WriteProtect(mem.IPA(s), size); err != nil {
 				t.Fatal(desc, err)
 			}
-			m.modify(s, s+size, func(p Prot) Prot { return p &^ ProtW })
+			m.modify(ws, we, func(p Prot) Prot { return p &^ ProtW })
 		case k < 8:
 			p := Prot(rng.IntN(8))
 			desc = fmt.Sprintf("relax %#x+%#x %#x", s, size, p)

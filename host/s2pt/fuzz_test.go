@@ -103,8 +103,8 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 			_, _ = vm.MkOld(s, size)
 			_, _ = vm.MkYoung(s)
 			_ = vm.Walk(s, s+mem.IPA(size), VisitorFunc(func(c *Ctx, at WalkFlags) error { return nil }), VisitLeaf|VisitTablePre|VisitTablePost)
+			_ = vm.WriteProtect(s, size)
 			if c.Topup(vm.EdgePagesNeeded(s, size)) == nil {
-				_ = vm.WriteProtect(c, s, size)
 				_ = vm.Relax(c, s, size, ProtR|ProtX)
 			}
 			if c.Topup(vm.SplitPagesNeeded(s, min(size, blk))) == nil {
@@ -112,9 +112,7 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 			}
 			_, _ = vm.Collapse(s, size)
 			mapAt(s, mem.PA(ipa&^(g-1)), g, 0)
-			if c.Topup(vm.EdgePagesNeeded(s, size)) == nil {
-				_ = vm.Unmap(c, s, size)
-			}
+			_ = vm.Unmap(s, size)
 			w.TranslateS2(&regs, mem.IPA(ipa), vmsa.Access{Kind: vmsa.Read, EL: 1})
 		}
 		_ = c.Release()

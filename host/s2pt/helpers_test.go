@@ -149,10 +149,23 @@ func (r *rig) mapRange(ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags Map
 
 func (r *rig) unmap(ipa mem.IPA, size uint64) {
 	r.t.Helper()
-	r.topup(r.vm.EdgePagesNeeded(ipa, size))
-	if err := r.vm.Unmap(r.c, ipa, size); err != nil {
+	if err := r.vm.Unmap(ipa, size); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// leafSpan widens [s, e) to the whole leaves the hardware walker finds at
+// its first and last granule: the range Unmap and WriteProtect act on,
+// since they take a block the range covers only in part whole.
+func (r *rig) leafSpan(s, e uint64) (uint64, uint64) {
+	g := r.vm.layout.TableBytes
+	if t := r.hw(s); !t.Fault.IsFault() {
+		s &^= 1<<t.S2BlockBits - 1
+	}
+	if t := r.hw(e - g); !t.Fault.IsFault() {
+		e = max(e, (e-g)&^(1<<t.S2BlockBits-1)+1<<t.S2BlockBits)
+	}
+	return s, e
 }
 
 // hw translates ipa with the hardware model (no permission check).

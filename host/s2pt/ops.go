@@ -32,9 +32,18 @@ const (
 	// MapOld maps with the Access flag clear (the first access faults, or
 	// sets it when VTCR_EL2.HA is 1).
 	MapOld
+	// MapInPlace maps the range only as one leaf written into a table that
+	// already exists: no table is allocated, split or freed, so the cache
+	// may be nil. When that is not possible Map changes nothing and
+	// returns an error matching ErrNeedsTables.
+	MapInPlace
 
 	swShift = 4 // MapSW's field
 )
+
+// ErrNeedsTables is returned (wrapped) by a MapInPlace Map that would need
+// to allocate, split or free a table.
+var ErrNeedsTables = errors.New("s2pt: the mapping needs a table change")
 
 // MapSW returns the flag that stores v (4 bits) in the software-use bits
 // [58:55] of every leaf Map writes (the stage-2 Block and Page descriptor
@@ -258,9 +267,12 @@ func splitEdges(c *Ctx, cache *Cache) (bool, error) {
 	return true, c.vm.split(c, cache)
 }
 
+// unmapVisitor removes every valid entry the range touches. A leaf the
+// range covers only in part (a block straddling an end) is removed whole,
+// as Linux's stage-2 unmap does: unmapping needs no memory, so it cannot
+// fail for lack of it, and the rest of the block faults back in lazily.
 type unmapVisitor struct {
-	vm    *VM
-	cache *Cache
+	vm *VM
 }
 
 func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
@@ -283,12 +295,8 @@ func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
 	if c.Old&1 == 0 {
 		return nil
 	}
-	if did, err := splitEdges(c, v.cache); did || err != nil {
-		return err
-	}
-	if !c.Covered() {
-		return fmt.Errorf("s2pt: cannot unmap part of descriptor %#x at level %d (IPA %#x): not a block", c.Old, c.Level, uint64(c.Addr))
-	}
+	// Any valid non-table descriptor goes, covered or not, well-formed or
+	// not: removing a translation is always safe.
 	if _, err := c.clear(); err != nil {
 		return err
 	}
@@ -296,7 +304,12 @@ func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
 	return nil
 }
 
-// permVisitor restricts (write-protect) or relaxes permissions.
+// permVisitor restricts (write-protect) or relaxes permissions. Relax
+// changes exactly its range (a straddling block is split, from the cache);
+// write-protect changes whole leaves, a straddling block included, so it
+// needs no memory: removing write permission from more than asked is safe
+// (a later write faults, and a fault that maps a page splits the block
+// with the faulting vCPU's cache).
 type permVisitor struct {
 	vm      *VM
 	cache   *Cache
@@ -312,8 +325,10 @@ func (v *permVisitor) Visit(c *Ctx, at WalkFlags) error {
 	if err := v.vm.checkLeaf(c); err != nil {
 		return err
 	}
-	if did, err := splitEdges(c, v.cache); did || err != nil {
-		return err
+	if v.relax {
+		if did, err := splitEdges(c, v.cache); did || err != nil {
+			return err
+		}
 	}
 	prev, err := c.update(func(cur uint64) uint64 { return cur&^v.clrBits | v.set })
 	if err != nil {
@@ -485,6 +500,12 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 	if prot&^(ProtR|ProtW|ProtX|ProtDevice) != 0 {
 		return fmt.Errorf("s2pt: unknown protection bits %#x", uint8(prot))
 	}
+	if flags&MapInPlace != 0 {
+		if done, err := vm.mapOne(ipa, uint64(pa), size, prot, flags); done {
+			return vm.finish(err)
+		}
+		return fmt.Errorf("%w: IPA %#x+%#x is not one leaf of an existing table", ErrNeedsTables, uint64(ipa), size)
+	}
 	if err := vm.checkCache(cache, vm.MapPagesNeeded(ipa, pa, size, flags)); err != nil {
 		return err
 	}
@@ -546,22 +567,19 @@ func (vm *VM) mapOne(ipa mem.IPA, pa, size uint64, prot Prot, flags MapFlags) (b
 	}
 }
 
-// Unmap removes the mappings of [ipa, ipa+size), splitting blocks that
-// straddle its ends (cache must hold EdgePagesNeeded pages), and frees the
-// tables it empties. The TLB is invalidated before Unmap returns.
-func (vm *VM) Unmap(cache *Cache, ipa mem.IPA, size uint64) error {
+// Unmap removes every mapping that covers any part of [ipa, ipa+size): a
+// block straddling an end of the range is removed whole (the rest of it
+// faults back in on the next access), as Linux's kvm_pgtable_stage2_unmap
+// does. It takes no memory, so it never fails for lack of it. Tables it
+// empties are freed, after the TLB invalidation, which is complete when
+// Unmap returns.
+func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
-	if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
-		return err
-	}
-	v := &vm.visitors.unmap
-	v.cache = cache
-	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePost)
-	v.cache = nil
+	err := vm.walk(ipa, ipa+mem.IPA(size), &vm.visitors.unmap, VisitLeaf|VisitTablePost)
 	return vm.finish(err)
 }
 
@@ -571,8 +589,10 @@ func (vm *VM) perm(cache *Cache, ipa mem.IPA, size uint64, relax bool, set, clr 
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
-	if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
-		return err
+	if relax {
+		if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
+			return err
+		}
 	}
 	v := &vm.visitors.perm
 	v.cache, v.relax, v.set, v.clrBits = cache, relax, set, clr
@@ -581,11 +601,13 @@ func (vm *VM) perm(cache *Cache, ipa mem.IPA, size uint64, relax bool, set, clr 
 	return vm.finish(err)
 }
 
-// WriteProtect removes write permission (S2AP[1] and DBM) from the range,
-// keeping any Access flag the hardware sets meanwhile, and invalidates the
-// TLB before returning. Straddling blocks are split (EdgePagesNeeded).
-func (vm *VM) WriteProtect(cache *Cache, ipa mem.IPA, size uint64) error {
-	return vm.perm(cache, ipa, size, false, 0, bitS2APW|bitDBM)
+// WriteProtect removes write permission (S2AP[1] and DBM) from every leaf
+// that covers any part of the range (a straddling block whole, as Linux's
+// kvm_pgtable_stage2_wrprotect does), keeping any Access flag the hardware
+// sets meanwhile, and invalidates the TLB before returning. It takes no
+// memory, so it never fails for lack of it.
+func (vm *VM) WriteProtect(ipa mem.IPA, size uint64) error {
+	return vm.perm(nil, ipa, size, false, 0, bitS2APW|bitDBM)
 }
 
 // Relax adds the rights in prot (R, W, X) to the mappings of the range,

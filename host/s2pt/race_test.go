@@ -63,7 +63,8 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 			}
 		}(g)
 	}
-	// The unmapped window: pages [pages-64, pages) are unmapped at the end.
+	// The unmapped window: the last 2 MiB (pages [pages-512, pages)) is
+	// unmapped at the end.
 	iters := 300
 	if testing.Short() {
 		iters = 60
@@ -77,7 +78,7 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 		must(c.Topup(vm.SplitPagesNeeded(base, 2*mib) + 4))
 		switch it % 5 {
 		case 0:
-			must(vm.WriteProtect(c, base, 2*mib))
+			must(vm.WriteProtect(base, 2*mib))
 		case 1:
 			must(vm.Relax(c, base, 2*mib, ProtW))
 		case 2:
@@ -86,14 +87,14 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 		case 3:
 			must(vm.Split(c, base, 2*mib))
 		case 4:
-			must(vm.WriteProtect(c, base+4096, 8192))
+			must(vm.WriteProtect(base+4096, 8192))
 		}
 	}
-	must(vm.Unmap(c, mem.IPA(region-64*4096), 64*4096))
+	must(vm.Unmap(mem.IPA(region-2*mib), 2*mib))
 	stop.Store(true)
 	wg.Wait()
 	lost, young := 0, 0
-	for i := uint64(0); i < pages-64; i++ {
+	for i := uint64(0); i < pages-512; i++ {
 		if !touched[i].Load() {
 			continue
 		}
@@ -153,7 +154,7 @@ func TestNoLostAccessFlag(t *testing.T) {
 		name string
 		op   func(vm *VM, c *Cache) error
 	}{
-		{"write-protect", func(vm *VM, c *Cache) error { return vm.WriteProtect(c, 0, 2*mib) }},
+		{"write-protect", func(vm *VM, c *Cache) error { return vm.WriteProtect(0, 2*mib) }},
 		{"relax", func(vm *VM, c *Cache) error { return vm.Relax(c, 0, 2*mib, ProtW|ProtX) }},
 		{"map restrict", func(vm *VM, c *Cache) error { return vm.Map(c, 0, 0x4000_0000, 2*mib, ProtR, MapOld) }},
 		{"split", func(vm *VM, c *Cache) error { return vm.Split(c, 0, 2*mib) }},
