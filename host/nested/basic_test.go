@@ -39,6 +39,9 @@ func TestTwoL2VMs(t *testing.T) {
 						t.Errorf("L1 reads %#x at %#x (%v), want %#x", got, uint64(c.l1), err, c.want)
 					}
 				}
+				if err := r.nvm.Check(); err != nil {
+					t.Error(err)
+				}
 				t.Logf("%+v; L1 %+v", r.v.Stats(), r.hyp.Stats())
 			})
 		}

@@ -25,11 +25,12 @@ type shadowMMU struct {
 	cache *s2pt.Cache
 	vmid  vmid.VM
 
-	guestVM bool        // the guest's HCR_EL2.VM
-	gvmid   uint16      // the guest's VMID
-	baddr   uint64      // the guest's VTTBR_EL2.BADDR (VM=1)
-	vtcr    sysreg.VTCR // captured (VM=1)
-	ipaBits uint        // the shadow's input size
+	guestVM bool         // the guest's HCR_EL2.VM
+	gvmid   uint16       // the guest's VMID
+	vttbr   sysreg.VTTBR // the guest's VTTBR_EL2 without CnP (VM=1)
+	vtcr    sysreg.VTCR  // captured (VM=1)
+	sctlr   sysreg.SCTLR // the guest's SCTLR_EL2 (EE: walk endianness), captured
+	ipaBits uint         // the shadow's input size
 
 	refs int // vCPUs running on it
 }
@@ -38,7 +39,7 @@ type shadowMMU struct {
 type ShadowInfo struct {
 	GuestVM   bool
 	GuestVMID uint16
-	BADDR     uint64
+	VTTBR     sysreg.VTTBR
 	VTCR      sysreg.VTCR
 	// VMID is the VMID L0 last gave the shadow; Refs the vCPUs on it.
 	VMID uint16
@@ -71,7 +72,7 @@ func (sh *shadowMMU) matches(g *guestRegs) bool {
 	if sh.guestVM != vmOn || sh.gvmid != guestVMID(g) {
 		return false
 	}
-	return !vmOn || (sh.baddr == g.vttbr.BADDR()|g.vttbr.BADDRHigh()<<48 && sh.vtcr == g.vtcr)
+	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr)
 }
 
 // in is the shadow's input address for an L2 IPA: s2pt types the input
@@ -138,10 +139,9 @@ func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
 	}
 	victim.s2, victim.cache = s2, s2.NewCache()
 	victim.guestVM, victim.gvmid = g.hcr.VM(), guestVMID(g)
-	victim.baddr = g.vttbr.BADDR() | g.vttbr.BADDRHigh()<<48
-	victim.vtcr, victim.ipaBits = g.vtcr, cfg.IPABits
+	victim.vttbr, victim.vtcr, victim.sctlr, victim.ipaBits = g.vttbr&^1, g.vtcr, g.sctlr, cfg.IPABits
 	if !victim.guestVM {
-		victim.baddr, victim.vtcr = 0, 0
+		victim.vttbr, victim.vtcr = 0, 0
 	}
 	victim.refs = 1
 	return victim, nil
@@ -221,7 +221,7 @@ func (vm *VM) Shadows() []ShadowInfo {
 		if sh.s2 == nil {
 			continue
 		}
-		out = append(out, ShadowInfo{GuestVM: sh.guestVM, GuestVMID: sh.gvmid, BADDR: sh.baddr, VTCR: sh.vtcr,
+		out = append(out, ShadowInfo{GuestVM: sh.guestVM, GuestVMID: sh.gvmid, VTTBR: sh.vttbr, VTCR: sh.vtcr,
 			VMID: vm.k.Host().VMIDOf(&sh.vmid), Refs: sh.refs, Stage2: sh.s2})
 	}
 	return out

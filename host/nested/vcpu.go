@@ -53,9 +53,9 @@ type el1Context struct {
 
 // HPFARUnknown is what the guest hypervisor finds in HPFAR_EL2 after a
 // fault for which the architecture leaves it UNKNOWN (a stage-2 Permission
-// fault not on a stage-1 walk): a deterministic poison, so that a guest
-// hypervisor that trusts it fails here as it might on hardware.
-const HPFARUnknown = 0x0bad_0bad_0bad_0000
+// fault not on a stage-1 walk): the PE's deterministic poison, so that a
+// guest hypervisor that trusts it fails here as it might on hardware.
+const HPFARUnknown = uint64(cpu.DefaultUnknownHPFAR)
 
 // maxRetries bounds the exits one instruction may take.
 const maxRetries = 1 << 16
