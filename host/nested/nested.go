@@ -147,9 +147,6 @@ type Stats struct {
 	ShadowFaults, Installed, Forwarded, MMIOExits uint64
 	// L2Entries and VEL2Entries count world switches each way.
 	L2Entries, VEL2Entries uint64
-	// ShadowFlushes counts shadows emptied (TLBI emulation, host events,
-	// recycling).
-	ShadowFlushes uint64
 }
 
 // Exits returns the total exits to L0 from vEL2.
