@@ -193,3 +193,11 @@ func (h *Host) TLBI(op tlb.Op, xt uint64, ctx tlb.Context) error {
 
 // ID returns the ID registers of the host's PEs (MMFR0, MMFR1, MMFR2, ISAR2).
 func (h *Host) ID() vmsa.Regs { return h.id }
+
+// Insn is the instruction syndrome of the access (cpu.Insn), for a caller
+// that runs it on the PE itself.
+func (a *Access) Insn() cpu.Insn { return a.insn() }
+
+// Value is the register value a load of the access puts in Xt from the
+// raw item read (sign extension, a W register).
+func (a *Access) Value(raw uint64) uint64 { return loadValue(raw, a.Size, a.SignExtend, !a.W) }

@@ -33,7 +33,7 @@ func (v *VCPU) RunL2(a kvm.Access) (Exit, error) {
 	if a.Rt > 31 {
 		return Exit{}, fmt.Errorf("nested: register X%d does not exist", a.Rt)
 	}
-	in := cpu.Insn{Valid: !a.NoSyndrome, Reg: a.Rt, SignExtend: a.SignExtend, SixtyFour: !a.W, AcqRel: a.AcqRel}
+	in := a.Insn()
 	x := &v.k.Ctx().X
 	for n := 0; n < maxRetries; n++ {
 		var val uint64
@@ -50,7 +50,7 @@ func (v *VCPU) RunL2(a kvm.Access) (Exit, error) {
 		}
 		if !e.Taken() {
 			if !a.Write && a.Rt < 31 {
-				x[a.Rt] = extend(val, a)
+				x[a.Rt] = a.Value(val)
 			}
 			v.pe.PC += 4
 			return Exit{}, nil
@@ -67,21 +67,6 @@ func (v *VCPU) RunL2(a kvm.Access) (Exit, error) {
 		}
 	}
 	return Exit{}, fmt.Errorf("nested: the L2 access to %#x makes no progress", uint64(a.VA))
-}
-
-// extend is a load's register value (SignExtend, a W register).
-func extend(raw uint64, a kvm.Access) uint64 {
-	b := uint(a.Size * 8)
-	if b < 64 {
-		raw &= 1<<b - 1
-		if a.SignExtend && raw>>(b-1)&1 == 1 {
-			raw |= ^uint64(0) << b
-		}
-	}
-	if a.W {
-		raw &= 0xffff_ffff
-	}
-	return raw
 }
 
 // CompleteMMIO finishes the access of the last ExitMMIO (kvm.VCPU's).
