@@ -149,6 +149,11 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 	// the Access flag or dirty state of a stage-1 descriptor), as KVM's
 	// kvm_is_write_fault does; a cache maintenance abort (CM) as a read.
 	write := !fetch && (s1ptw || (esr.WnR() && !esr.CM()))
+	if kind == FaultTranslation {
+		if ex, beyond := vm.beyondIPASpace(fetch, e.FAR, ipa); beyond {
+			return ex, false, nil
+		}
+	}
 
 	gen := vm.slotGen.Load()
 	slot := vm.slots.Lookup(ipa)
@@ -207,6 +212,27 @@ func (c canonical) topup(base mem.IPA, pa mem.PA, size uint64, flags s2pt.MapFla
 
 func (c canonical) install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
 	return c.v.vm.install(c.v.cache, base, pa, size, prot, flags)
+}
+
+// beyondIPASpace handles an IPA outside the VM's IPA space, which the
+// hardware reports as a stage-2 Translation fault at level 0
+// (AArch64.IPAIsOutOfRange against VTCR_EL2.T0SZ), as KVM's
+// kvm_handle_guest_abort does: never an MMIO exit; at or above the largest
+// IPA size the host supports (KVM's IPA limit, from PARange) the guest gets
+// an Address size fault at level 0 (kvm_inject_size_fault: an abort with
+// FSC 0b000000), and between the VM's IPA size and that limit a synchronous
+// External abort (kvm_inject_dabt / kvm_inject_pabt). FAR_EL1 is the
+// faulting VA (KVM passes the IPA there).
+func (vm *VM) beyondIPASpace(fetch bool, far mem.VA, ipa mem.IPA) (Exit, bool) {
+	if uint64(ipa)>>vm.layout.IPABits == 0 {
+		return Exit{}, false
+	}
+	ex := abortExit(fetch, far)
+	if uint64(ipa)>>vm.host.ipaLimit != 0 {
+		e := &ex.Exception
+		e.ESR = e.ESR &^ 0x3f // FSC 0b000000: Address size fault, level 0
+	}
+	return ex, true
 }
 
 // userMemAbort is user_mem_abort: resolve the page through the host
