@@ -37,6 +37,9 @@ type Config struct {
 	TablesSize uint64
 	// VBAR is its VBAR_EL2.
 	VBAR mem.VA
+	// HA and HD set VTCR_EL2.HA and HD for its VMs: the hardware (L0's
+	// walk of its stage 2) sets the Access flag and dirty state.
+	HA, HD bool
 }
 
 // Stats count what the guest hypervisor did.
@@ -159,7 +162,7 @@ type VM struct {
 func (h *Hypervisor) NewVM(vmid uint16) (*VM, error) {
 	vm := &VM{h: h, VMID: vmid, el1: map[cpu.SysReg]uint64{}, spsr: 0b0101}
 	s2, err := s2pt.New(s2pt.Config{IPABits: h.cfg.IPABits, Granule: sysreg.Granule4K,
-		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1])}, h.tables, invalidator{vm})
+		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables, invalidator{vm})
 	if err != nil {
 		return nil, fmt.Errorf("guesthyp: VM %d: %w", vmid, err)
 	}

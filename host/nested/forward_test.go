@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/guesthyp"
 	"github.com/nestmmu/nestmmu/host/kvm"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/host/s2pt"
@@ -150,5 +151,72 @@ func TestFaultForwarding(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestGuestHardwareUpdates: with VTCR_EL2.HA and HD in L1's stage 2, a
+// shadow fault on a descriptor with AF=0 sets AF in L1's memory instead of
+// forwarding an Access flag fault, and a write to a writable-clean (DBM)
+// page sets its dirty state (S2AP[1]) there (AArch64.S2Translate's
+// hardware updates, by compare-and-swap in L1 memory). Upstream KVM
+// honours HA only.
+func TestGuestHardwareUpdates(t *testing.T) {
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		t.Run(mode.String(), func(t *testing.T) {
+			h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 256 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm, _ := h.NewVM(kvm.VMConfig{IPABits: 40})
+			_, _ = vm.AddMemory(0, l1RAM, l1Size, 0, 0)
+			kv, _ := vm.NewVCPU(0)
+			nvm, _ := nested.New(vm, nested.Config{Mode: mode, E2H: true})
+			v, _ := nvm.NewVCPU(kv, nil)
+			if err := v.LoadCPU(0); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = v.PutCPU(); _ = nvm.Close(); _ = vm.Destroy(); _ = h.Close() }()
+			hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: true, Tables: l1Tables, TablesSize: 4 << 20, HA: true, HD: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.SetGuestHypervisor(hyp)
+			a, err := hyp.NewVM(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Map(l2RAM, l1VMA, 4096); err != nil {
+				t.Fatal(err)
+			}
+			p := ptes(t, a.Stage2(), l2RAM)[3]
+			clean := p[1]&^(1<<10|1<<7) | 1<<51 // AF=0, S2AP read-only, DBM: writable-clean
+			if err := v.Store(mem.VA(p[0]), 8, clean); err != nil {
+				t.Fatal(err)
+			}
+			if err := hyp.Run(a); err != nil {
+				t.Fatal(err)
+			}
+			r := &rig{v: v}
+			if got := r.load(t, l2RAM+8); got != 0 {
+				t.Fatalf("read %#x", got)
+			}
+			r.store(t, l2RAM+8, 0x77)
+			if got := r.load(t, l2RAM+8); got != 0x77 {
+				t.Fatalf("read %#x after the store", got)
+			}
+			if st := v.Stats(); st.Forwarded != 0 || st.ShadowFaults != 2 {
+				t.Errorf("%d faults forwarded to L1, %d shadow faults (want 0 and 2: the read maps read-only, the write faults once more)", st.Forwarded, st.ShadowFaults)
+			}
+			if err := v.InterruptToVEL2(); err != nil {
+				t.Fatal(err)
+			}
+			d, err := v.Load(mem.VA(p[0]), 8)
+			if err != nil || d&(1<<10) == 0 || d&(1<<7) == 0 {
+				t.Errorf("L1's descriptor %#x (%v): want AF and S2AP[1] set by the walk", d, err)
+			}
+			if err := nvm.Check(); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
