@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -45,5 +47,41 @@ func TestTwoL2VMs(t *testing.T) {
 				t.Logf("%+v; L1 %+v", r.v.Stats(), r.hyp.Stats())
 			})
 		}
+	}
+}
+
+// TestGuestStage2Off: with the guest hypervisor's HCR_EL2.VM=0 its guest
+// runs with L2 IPA = L1 IPA, on a shadow keyed by the VMID alone whose
+// entries are L0's stage 2 for L1.
+func TestGuestStage2Off(t *testing.T) {
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newRig(t, mode, true, 0)
+			for _, s := range []struct {
+				reg cpu.SysReg
+				v   uint64
+			}{{cpu.HCR_EL2, uint64(sysreg.HCR_RW | sysreg.HCR_E2H)}, {cpu.VTTBR_EL2, 5 << 48}, {cpu.ELR_EL2, 0}, {cpu.SPSR_EL2, 0b0101}} {
+				if err := r.v.MSR(s.reg, s.v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.v.ERET(); err != nil || !r.v.InL2() {
+				t.Fatalf("ERET: %v, in L2 %v", err, r.v.InL2())
+			}
+			r.store(t, l1VMA+0x2008, 0x55)
+			sh := r.nvm.Shadows()
+			if len(sh) != 1 || sh[0].GuestVM || sh[0].GuestVMID != 5 {
+				t.Fatalf("shadows %+v, want one with VM=0 for VMID 5", sh)
+			}
+			if err := r.nvm.Check(); err != nil {
+				t.Error(err)
+			}
+			if err := r.v.InterruptToVEL2(); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.v.Load(l1VMA+0x2008, 8); err != nil || got != 0x55 {
+				t.Errorf("L1 reads %#x (%v)", got, err)
+			}
+		})
 	}
 }
