@@ -55,10 +55,11 @@ const (
 	SysTrap   // a trapped MSR/MRS/SYS instruction (EC 0x18)
 	Undefined // EC 0x00
 	ERETTrap  // a trapped ERET (EC 0x1A)
+	IRQ       // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
 )
 
 func (k ExceptionKind) String() string {
-	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap"}
+	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -396,7 +397,7 @@ func sizeLog2(n int) uint {
 // here UnknownHPFAR; e.HPFAR gets the new value); SPSR_ELx from PSTATE,
 // ELR_ELx = PC, PC = VBAR_ELx plus the offset of a synchronous exception
 // (0x000 or 0x200 from the same EL with SP_EL0 or SP_ELx, 0x400 from a lower
-// EL using AArch64), then PSTATE: the new EL, SP_ELx, D, A, I and F masked,
+// EL using AArch64; 0x80 more for an IRQ, which writes no ESR), then PSTATE: the new EL, SP_ELx, D, A, I and F masked,
 // IL cleared, and PAN set on entry to EL1 (and to EL2 with {E2H,TGE}={1,1})
 // when SCTLR_ELx.SPAN is 0. e.FromEL is set to the current EL.
 func (pe *PE) TakeException(e *Exception) {
@@ -412,7 +413,9 @@ func (pe *PE) TakeException(e *Exception) {
 	}
 	pe.SPSR[t] = spsr
 	pe.ELR[t] = pe.PC
-	pe.ESR[t] = e.ESR
+	if e.Kind != IRQ {
+		pe.ESR[t] = e.ESR
+	}
 	if e.Kind == DataAbort || e.Kind == InstructionAbort {
 		pe.FAR[t] = uint64(e.FAR)
 	}
@@ -425,6 +428,9 @@ func (pe *PE) TakeException(e *Exception) {
 		e.HPFAR = pe.HPFAR
 	}
 	pe.PC = pe.VBAR[t]&^0x7ff + VectorOffset(pe.EL, pe.SP, t)
+	if e.Kind == IRQ {
+		pe.PC += 0x80
+	}
 	pe.EL, pe.SP, pe.DAIF, pe.IL = t, true, 0xf, false
 	switch {
 	case t == 1 && !pe.Regs.SCTLR_EL1.SPAN() && pe.Regs.MMFR1.PAN() >= 1:

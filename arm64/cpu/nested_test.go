@@ -298,6 +298,24 @@ func TestExceptionVectors(t *testing.T) {
 		{"EL1t to EL1, NV,NV2", 1, false, sysreg.HCR_NV | sysreg.HCR_NV2, 1, 0x1_0000, 0b1000},
 		{"EL0 to EL1, NV", 0, false, sysreg.HCR_NV, 1, 0x1_0400, 0b0000},
 	}
+	irq := []struct {
+		el     uint8
+		sp     bool
+		target uint8
+		wantPC mem.VA
+	}{{0, false, 1, 0x1_0480}, {1, true, 1, 0x1_0280}, {1, false, 1, 0x1_0080}, {1, true, 2, 0x2_0480}}
+	for _, c := range irq {
+		m := newMachine(t, false)
+		pe := m.pe
+		pe.EL, pe.SP, pe.VBAR[1], pe.VBAR[2] = c.el, c.sp, 0x1_0000, 0x2_0000
+		pe.ESR[c.target] = 0x1234
+		pe.RegsChanged()
+		e := cpu.Exception{Kind: cpu.IRQ, TargetEL: c.target}
+		pe.TakeException(&e)
+		if pe.PC != c.wantPC || pe.ESR[c.target] != 0x1234 {
+			t.Errorf("IRQ from EL%d (SP %v) to EL%d: PC %#x ESR %#x, want PC %#x and ESR unchanged", c.el, c.sp, c.target, pe.PC, uint64(pe.ESR[c.target]), c.wantPC)
+		}
+	}
 	for _, c := range cases {
 		m := newMachine(t, false)
 		pe := m.pe

@@ -350,12 +350,9 @@ func (v *VCPU) InterruptToVEL2() error {
 	if !v.inL2 {
 		return ErrNotL2
 	}
-	e := cpu.Exception{Kind: cpu.Undefined, TargetEL: 2}
+	e := cpu.Exception{Kind: cpu.IRQ, TargetEL: 2}
 	_, err := v.k.Exec(func() cpu.Exception {
-		// An IRQ is taken like any exception; it writes no syndrome.
-		saved := v.pe.ESR[2]
 		v.pe.TakeException(&e)
-		v.pe.ESR[2] = saved
 		return e
 	}, false)
 	if err != nil {
