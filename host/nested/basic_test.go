@@ -85,3 +85,47 @@ func TestGuestStage2Off(t *testing.T) {
 		})
 	}
 }
+
+// TestGuestHypervisorStage1: the guest hypervisor's own code runs in its
+// EL2&0 (E2H=1: its *_EL1 encodings reach the PE's EL1 registers directly)
+// or EL2 regime (E2H=0: its TCR_EL2 and SCTLR_EL2 writes trap and L0 gives
+// the PE's EL1 registers their EL1&0 equivalents, and HCR_EL2.NV1 reads
+// the descriptors in the EL2 layout) on L0's stage 2 for it: with its MMU
+// on, VA 0x8000_0000 reaches L1 IPA 0x4000_0000 through a 1 GiB block of
+// its own tables.
+func TestGuestHypervisorStage1(t *testing.T) {
+	const table = 0x43f0_0000
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		for _, e2h := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%v/E2H=%v", mode, e2h), func(t *testing.T) {
+				r := newRig(t, mode, e2h, 0)
+				v := r.v
+				must := func(err error) {
+					t.Helper()
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				must(v.Store(0x4100_1000, 8, 0x99))
+				must(v.Store(table+2*8, 8, 0x4000_0000|1<<10|3<<8|0b01)) // AF, inner shareable, AttrIndx 0, block
+				sctlr, tcr, ttbr, mair := cpu.SCTLR_EL1, cpu.TCR_EL1, cpu.TTBR0_EL1, cpu.MAIR_EL1
+				tcrVal := uint64(25 | 1<<8 | 1<<10 | 3<<12 | 1<<23 | 2<<32) // EL2&0 (TCR_EL1 layout)
+				if !e2h {
+					sctlr, tcr, ttbr, mair = cpu.SCTLR_EL2, cpu.TCR_EL2, cpu.TTBR0_EL2, cpu.MAIR_EL2
+					tcrVal = 25 | 1<<8 | 1<<10 | 3<<12 | 2<<16 | 1<<23 | 1<<31 // TCR_EL2, E2H=0 layout
+				}
+				must(v.MSR(mair, 0xff))
+				must(v.MSR(tcr, tcrVal))
+				must(v.MSR(ttbr, table))
+				must(v.MSR(sctlr, 1))
+				got, err := v.Load(0x8100_1000, 8)
+				if err != nil || got != 0x99 {
+					t.Errorf("with its MMU on L1 reads %#x (%v) at VA 0x81001000, want 0x99", got, err)
+				}
+				if _, err := v.Load(0x4100_1000, 8); err == nil {
+					t.Error("VA 0x41001000, which its tables do not map, did not fault")
+				}
+			})
+		}
+	}
+}
