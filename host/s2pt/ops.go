@@ -37,11 +37,22 @@ const (
 	// may be nil. When that is not possible Map changes nothing and
 	// returns an error matching ErrNeedsTables.
 	MapInPlace
+
+	swShift = 4 // MapSW's field
 )
 
 // ErrNeedsTables is returned (wrapped) by a MapInPlace Map that would need
 // to allocate, split or free a table.
 var ErrNeedsTables = errors.New("s2pt: the mapping needs a table change")
+
+// MapSW returns the flag that stores v (4 bits) in the software-use bits
+// [58:55] of every leaf Map writes (the stage-2 Block and Page descriptor
+// bits the architecture reserves for software); combine it with the other
+// flags. SW reads them back.
+func MapSW(v uint8) MapFlags { return MapFlags(v&0xf) << swShift }
+
+// SW returns the software-use bits [58:55] of a descriptor.
+func SW(d uint64) uint8 { return uint8(d >> 55 & 0xf) }
 
 // Stage-2 leaf descriptor bits.
 const (
@@ -69,7 +80,7 @@ func (vm *VM) leaf(pa uint64, level int, prot Prot, flags MapFlags) uint64 {
 	if prot&ProtX == 0 {
 		l.XN = 2
 	}
-	return uint64(l.Encode(vm.layout.Format, level))
+	return uint64(l.Encode(vm.layout.Format, level)) | uint64(flags>>swShift)<<55
 }
 
 // checkLeaf refuses a valid non-table descriptor the hardware would not
