@@ -42,6 +42,17 @@ type Insn struct {
 	SignExtend bool  // SSE
 	SixtyFour  bool  // SF
 	AcqRel     bool  // AR
+	// Exclusive marks a load/store exclusive or an LSE atomic: its
+	// alignment is always checked (AArch64.UnalignedAccessFaults: with
+	// FEAT_LSE2 only when it leaves its aligned 16-byte quantity).
+	Exclusive bool
+	// Unprivileged marks LDTR/STTR and friends executed where they act as
+	// EL0 accesses (the caller decides: EL1, or EL2 with {E2H,TGE}={1,1},
+	// with PSTATE.UAO 0): EL0 permissions, PSTATE.PAN ignored.
+	Unprivileged bool
+	// CacheMaint marks a cache maintenance instruction by VA (DC, IC):
+	// a fault reports ESR.ISS.CM=1 and WnR=1.
+	CacheMaint bool
 }
 
 // ExceptionKind classifies an exception.
@@ -56,10 +67,22 @@ const (
 	Undefined // EC 0x00
 	ERETTrap  // a trapped ERET (EC 0x1A)
 	IRQ       // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
+	// Exceptions an instruction interpreter generates (their ESR says
+	// which): SVC, HVC and SMC (EC 0x15-0x17), BRK (EC 0x3C), a trapped
+	// WFI/WFE (EC 0x01), the Illegal Execution state exception (EC 0x0E),
+	// an SP alignment fault (EC 0x26).
+	SupervisorCall
+	HypervisorCall
+	SecureMonitorCall
+	Breakpoint
+	WFxTrap
+	IllegalState
+	SPAlignment
 )
 
 func (k ExceptionKind) String() string {
-	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ"}
+	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ",
+		"SVC", "HVC", "SMC", "BRK", "WFx trap", "illegal execution state", "SP alignment"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -126,6 +149,10 @@ type PE struct {
 	DAIF uint8
 	NZCV uint8
 	IL   bool
+	// LastPA is the physical address of the last data access that
+	// completed (of its last byte for one that crossed a page) and of the
+	// last fetch: what an interpreter's exclusive monitor records.
+	LastPA mem.PA
 	// PC is the address of the instruction being executed: exception
 	// entry saves it in ELR_ELx (the preferred return address of a
 	// synchronous exception) and ERET restores it. The PE does not
@@ -327,8 +354,11 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, siz
 		iss |= 1 << 7
 	}
 	if !fetch {
-		if f.Write {
+		if f.Write || in.CacheMaint {
 			iss |= 1 << 6
+		}
+		if in.CacheMaint {
+			iss |= 1 << 8
 		}
 		// ISV: only for stage-2 faults taken to EL2 from a lower EL that
 		// are not on a stage-1 walk, for instructions with a syndrome.
