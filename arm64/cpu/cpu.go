@@ -50,9 +50,6 @@ type Insn struct {
 	// EL0 accesses (the caller decides: EL1, or EL2 with {E2H,TGE}={1,1},
 	// with PSTATE.UAO 0): EL0 permissions, PSTATE.PAN ignored.
 	Unprivileged bool
-	// CacheMaint marks a cache maintenance instruction by VA (DC, IC):
-	// a fault reports ESR.ISS.CM=1 and WnR=1.
-	CacheMaint bool
 }
 
 // ExceptionKind classifies an exception.
@@ -178,6 +175,11 @@ type PE struct {
 	Domain *tlb.Domain
 	Stats  Stats
 
+	// Deviations reproduces behaviours of QEMU 10.0 that the architecture
+	// does not allow, for differential testing against it (docs/A64.md).
+	// Zero (the architecture) unless a comparison asks for them.
+	Deviations Deviation
+
 	// UnknownHPFAR is the value HPFAR_EL2[43:4] takes where the
 	// architecture makes it UNKNOWN: on every exception taken to EL2 that
 	// is not a stage-2 fault IPAValid lists, and on a return to EL1 or EL0
@@ -202,6 +204,16 @@ type translationContext struct {
 	// translations are cached as stage-2-only entries (IPA = VA).
 	s2only bool
 }
+
+// Deviation is a set of QEMU behaviours a PE can reproduce.
+type Deviation uint8
+
+const (
+	// DeviationDeviceUnaligned: an unaligned data access to Device memory
+	// completes instead of taking an Alignment fault (QEMU 10.0.2; the
+	// architecture: AArch64.S1HasAlignmentFault, AArch64.S2HasAlignmentFault).
+	DeviationDeviceUnaligned Deviation = 1 << iota
+)
 
 // DefaultUnknownHPFAR is the deterministic stand-in for an UNKNOWN
 // HPFAR_EL2: FIPA 0xbad_bad_bad, the IPA 0xbad_bad_bad_000, obviously not
@@ -292,7 +304,7 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 	if f := c.check.Check(va, acc); f.IsFault() {
 		return 0, pe.abort(f, va, acc, size, in)
 	}
-	if !aligned && acc.Kind != vmsa.Fetch {
+	if !aligned && acc.Kind != vmsa.Fetch && pe.Deviations&DeviationDeviceUnaligned == 0 {
 		return pe.translateUnaligned(va, acc, size, in)
 	}
 	if pe.TLB != nil {
@@ -354,11 +366,8 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, siz
 		iss |= 1 << 7
 	}
 	if !fetch {
-		if f.Write || in.CacheMaint {
+		if f.Write {
 			iss |= 1 << 6
-		}
-		if in.CacheMaint {
-			iss |= 1 << 8
 		}
 		// ISV: only for stage-2 faults taken to EL2 from a lower EL that
 		// are not on a stage-1 walk, for instructions with a syndrome.

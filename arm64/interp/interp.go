@@ -98,8 +98,8 @@ type CPU struct {
 	// SP holds SP_EL0, SP_EL1, SP_EL2.
 	SP [3]uint64
 	// PSTATE fields the PE does not keep: BTYPE (FEAT_BTI), UAO, DIT, SSBS, TCO.
-	BTYPE                 uint8
-	UAO, DIT, SSBS, TCO   bool
+	BTYPE               uint8
+	UAO, DIT, SSBS, TCO bool
 	// Retired counts the instructions that completed (including those
 	// that completed by taking an exception they generate: SVC, HVC, ...).
 	Retired uint64

@@ -16,13 +16,13 @@ const (
 
 // Load/store flags (d.shift for single-register forms).
 const (
-	lsLoad   = 1 << iota
-	lsSigned         // sign-extend the loaded value
-	lsTo32           // sign-extend to 32 bits (LDRSB/LDRSH Wt)
-	lsAcqRel         // load-acquire / store-release
-	lsUnpriv         // LDTR/STTR
-	lsPrefetch       // PRFM: no access
-	lsNoISV          // the instruction reports no syndrome (ISV=0)
+	lsLoad     = 1 << iota
+	lsSigned   // sign-extend the loaded value
+	lsTo32     // sign-extend to 32 bits (LDRSB/LDRSH Wt)
+	lsAcqRel   // load-acquire / store-release
+	lsUnpriv   // LDTR/STTR
+	lsPrefetch // PRFM: no access
+	lsNoISV    // the instruction reports no syndrome (ISV=0)
 )
 
 var sizeMask = [9]uint64{1: 0xff, 2: 0xffff, 4: 0xffffffff, 8: ^uint64(0)}

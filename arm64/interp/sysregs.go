@@ -105,13 +105,13 @@ const (
 
 // Access classes of the registers kept here.
 const (
-	oEL0       = 1 << iota // accessible at EL0 (subject to the register's own control)
-	oReadOnly              // no MSR
-	oID                    // an ID register (FEAT_IDST traps EL0 reads, HCR_EL2.TID3 EL1 reads)
-	oTVM                   // HCR_EL2.TVM/TRVM trap EL1 writes/reads
-	oEL2                   // an EL2 register (UNDEFINED at EL1, trapped with HCR_EL2.NV)
-	oSpecial               // read or written by code, not storage
-	oEL0RO                 // read-only at EL0
+	oEL0      = 1 << iota // accessible at EL0 (subject to the register's own control)
+	oReadOnly             // no MSR
+	oID                   // an ID register (FEAT_IDST traps EL0 reads, HCR_EL2.TID3 EL1 reads)
+	oTVM                  // HCR_EL2.TVM/TRVM trap EL1 writes/reads
+	oEL2                  // an EL2 register (UNDEFINED at EL1, trapped with HCR_EL2.NV)
+	oSpecial              // read or written by code, not storage
+	oEL0RO                // read-only at EL0
 )
 
 type ownInfo struct {

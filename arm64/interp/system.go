@@ -334,9 +334,11 @@ func sysInsn(c *CPU, d *insn) bool {
 		}
 		return true
 	}
-	// Maintenance by VA: a translation (its faults reported with CM=1),
-	// no data effect on the model's coherent memory; IC IVAU also drops
-	// the decoded instructions of the page.
+	// Maintenance by VA. The model has no caches, so no translation is
+	// needed ("might require an address translation ... and that
+	// translation might fault": the DC and IC descriptions) and none
+	// faults; IC IVAU drops every decoded instruction (a VA can alias any
+	// page). Only the traps apply.
 	if pe.EL == 0 {
 		if d.op == sysDCIVAC {
 			return c.undefined(d, "")
@@ -356,18 +358,8 @@ func sysInsn(c *CPU, d *insn) bool {
 			return trap(2)
 		}
 	}
-	in := cpu.Insn{CacheMaint: true}
-	pa, e := pe.TranslateData(mem.VA(xt), 1, d.op == sysDCIVAC, in)
-	if e.Taken() {
-		c.taken()
-		return false
-	}
 	if d.op == sysICIVAU {
-		if p := c.cache.pages[pa&^0xfff]; p != nil {
-			for i := range p.insns {
-				p.insns[i].fn = nil
-			}
-		}
+		c.InvalidateCode()
 	}
 	return true
 }

@@ -32,7 +32,6 @@ AArch64 executable, a segment outside RAM).`,
 		examples: []example{
 			{args: "exec testdata/a64/hello.elf", want: []string{"hello from EL2"}},
 			{args: "exec --el 1 testdata/a64/hello.elf", note: "no EL2: entered at EL1, PSCI through HVC", want: []string{"hello from EL1"}},
-			{args: "exec --seed 7 --seeds 3 testdata/a64/torture.elf", note: "three scenarios of the seed-driven torture program", want: []string{"seed 7", "seed 9", "torture done"}},
 		},
 		run: cmdExec,
 	}

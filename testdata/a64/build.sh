@@ -17,8 +17,8 @@ cd "$here"
 cflags=(-O2 -g0 -ffreestanding -fno-builtin -nostdlib -static -mgeneral-regs-only -mstrict-align
 	-march=armv8.1-a -mno-outline-atomics -mbranch-protection=none -fno-pic -no-pie
 	-fno-stack-protector -fno-asynchronous-unwind-tables -ffile-prefix-map="$here"=.
-	-Wall -Wextra -Wno-unused-parameter -Werror -Wl,--build-id=none -Wl,--no-warn-rwx-segments -T link.ld -I.)
-common=(start.S lib.c rt.S mmu.c)
+	-Wall -Wextra -Wno-unused-parameter -Werror -Wl,--build-id=none -Wl,--no-warn-rwx-segments -Wl,--discard-all -T link.ld -I.)
+common=(start.S lib.c rt.S mmu.c probes.S harness.c)
 build() {
 	local name=$1
 	shift
@@ -26,3 +26,4 @@ build() {
 }
 build hello hello.c
 build isa isa.c
+build faults faults.c

@@ -55,6 +55,10 @@ u64 *s1_setup(void)
 		pt_map(root, a, a, 3, S1_ATTR(ATTR_NORMAL) | S1_AP_RO_ALL | S1_SH_INNER | S1_AF);
 	for (; a < (u64)__rodata_end; a += 4096)
 		pt_map(root, a, a, 3, S1_ATTR(ATTR_NORMAL) | S1_AP_RO_ALL | S1_SH_INNER | S1_AF | S1_PXN | S1_UXN);
+	// Data and bss: shared with EL0 code (so EL1 must clear PAN to use them).
+	for (; a < (u64)__data_end; a += 4096)
+		pt_map(root, a, a, 3, S1_ATTR(ATTR_NORMAL) | S1_AP_RW_ALL | S1_SH_INNER | S1_AF | S1_PXN | S1_UXN);
+	// The EL1 and EL2 stacks.
 	for (; a < (u64)__el0_start; a += 4096)
 		pt_map(root, a, a, 3, S1_ATTR(ATTR_NORMAL) | S1_AP_RW_EL1 | S1_SH_INNER | S1_AF | S1_PXN | S1_UXN);
 	for (; a < (u64)__image_end; a += 4096)

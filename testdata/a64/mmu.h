@@ -66,16 +66,20 @@ u64 *pt_entry(u64 *root, u64 va, int level);
 // page (Device), VTCR_EL2/VTTBR_EL2 set, stage 2 enabled in HCR_EL2.
 u64 *s2_setup(u64 vmid);
 // Stage 1 at EL1: the image (text read-only and executable at EL1 and
-// EL0, data RW at EL1), the EL0 stack RW at EL0, the UART, the table
-// pool (RW at EL1); TCR/MAIR/TTBR0_EL1 set, the MMU not yet enabled.
+// EL0, data and bss RW at EL1 and EL0, the EL1 and EL2 stacks RW at EL1,
+// the EL0 stack RW at EL0), the UART, the table pool (RW at EL1);
+// TCR/MAIR/TTBR0_EL1 set, the MMU not yet enabled.
 u64 *s1_setup(void);
 
-extern char __text_start[], __text_end[], __rodata_end[], __data_end[], __el0_start[], __stack_el0[],
+extern char __text_start[], __text_end[], __rodata_end[], __data_end[], __el0_start[], __stack_el0[], __stack_el2[],
 	__stack_el1[], __image_end[];
 
 static inline void tlbi_all(void)
 {
-	__asm__ volatile("dsb ishst; tlbi alle1; tlbi alle2; dsb ish; isb" : : : "memory");
+	if (current_el() == 2)
+		__asm__ volatile("dsb ishst; tlbi alle1; tlbi alle2; dsb ish; isb" : : : "memory");
+	else
+		__asm__ volatile("dsb ishst; tlbi vmalle1; dsb ish; isb" : : : "memory");
 }
 
 #endif

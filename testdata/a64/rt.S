@@ -16,7 +16,7 @@ run_lower:
 	cmp	x9, #8
 	b.ne	1f
 	add	x10, x10, #112		// EL2's context after EL1's
-	stp	x19, x20, [x10, #0]
+1:	stp	x19, x20, [x10, #0]
 	stp	x21, x22, [x10, #16]
 	stp	x23, x24, [x10, #32]
 	stp	x25, x26, [x10, #48]
@@ -38,17 +38,19 @@ run_lower:
 	msr	spsr_el1, x3
 	msr	sp_el0, x2
 4:	mov	x0, x1
-	adr	x30, lower_return
-	isb
+	adr	x30, return_el1
+	tst	x3, #4
+	b.ne	5f
+	adr	x30, return_el0
+5:	isb
 	eret
 
-	.global	lower_return
-lower_return:
-	mrs	x9, CurrentEL
-	cmp	x9, #4
-	b.ne	5f
+// fn returns here, at EL1 (HVC to EL2) or EL0 (SVC to EL1).
+return_el1:
 	hvc	#0xfff0
-5:	svc	#0xfff0
+	b	.
+return_el0:
+	svc	#0xfff0
 	b	.
 
 // resume(ret) returns ret from the latest run_lower of the current EL.

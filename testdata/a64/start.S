@@ -60,6 +60,10 @@ _start:
 	stp	x2, x3, [sp, #256]
 	mrs	x2, far_el\el
 	str	x2, [sp, #272]
+	.if \el == 1
+	// The handlers use data EL0 can reach: PSTATE.PAN off (ERET restores it).
+	msr	pan, #0
+	.endif
 	mov	x1, x0
 	mov	x0, sp
 	bl	el\el\()_exception
