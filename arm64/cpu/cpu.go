@@ -213,6 +213,15 @@ const (
 	// completes instead of taking an Alignment fault (QEMU 10.0.2; the
 	// architecture: AArch64.S1HasAlignmentFault, AArch64.S2HasAlignmentFault).
 	DeviationDeviceUnaligned Deviation = 1 << iota
+	// DeviationATSetsDirty: AT S1E1W and S1E0W executed at EL1 update the
+	// stage-1 dirty state as a store would (QEMU 10.0.2; the architecture
+	// excludes AccessType_AT from dirty-state updates in AArch64.S1Translate).
+	DeviationATSetsDirty
+	// DeviationS1PTWWnR: a stage-2 fault on a stage-1 walk reports WnR of
+	// the access, not 1 for the walk's hardware update of a descriptor
+	// (QEMU 10.0.2; the architecture: the update is a write, so
+	// AArch64.S2Translate's fault has write set).
+	DeviationS1PTWWnR
 )
 
 // DefaultUnknownHPFAR is the deterministic stand-in for an UNKNOWN
@@ -366,7 +375,11 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, siz
 		iss |= 1 << 7
 	}
 	if !fetch {
-		if f.Write {
+		w := f.Write
+		if f.S1PTW && pe.Deviations&DeviationS1PTWWnR != 0 {
+			w = acc.Kind == vmsa.Write
+		}
+		if w {
 			iss |= 1 << 6
 		}
 		// ISV: only for stage-2 faults taken to EL2 from a lower EL that

@@ -567,6 +567,14 @@ func (pe *PE) AT(op at.Op, rt uint8, va mem.VA) Exception {
 	res := at.ExecuteRt(&pe.Walker, &pe.Regs, at.PSTATE{EL: pe.EL, PAN: pe.PAN}, op, uint64(va), rt, pe.PAR)
 	if !res.Taken {
 		pe.PAR = res.PAR
+		if pe.Deviations&DeviationATSetsDirty != 0 && pe.EL == 1 && (op == at.S1E1W || op == at.S1E0W) && !res.PAR.F() {
+			el := uint8(1)
+			if op == at.S1E0W {
+				el = 0
+			}
+			pe.Walker.Translate(&pe.Regs, vmsa.RegimeEL10, va, vmsa.Access{Kind: vmsa.Write, EL: el},
+				vmsa.TranslateOptions{Stage1Only: true})
+		}
 		return Exception{}
 	}
 	x := res.Exception

@@ -46,10 +46,12 @@ var Suite = []Program{
 	{Name: "isa", EL: 2},
 	{Name: "isa", EL: 1},
 	{Name: "faults", EL: 2, Deviations: cpu.DeviationDeviceUnaligned},
+	{Name: "tlbi", EL: 2},
+	{Name: "hwupdate", EL: 2, Deviations: cpu.DeviationATSetsDirty | cpu.DeviationS1PTWWnR},
 }
 
 // QEMUDeviations are all the deviations of QEMU 10.0.2 the PE reproduces.
-const QEMUDeviations = cpu.DeviationDeviceUnaligned
+const QEMUDeviations = cpu.DeviationDeviceUnaligned | cpu.DeviationATSetsDirty | cpu.DeviationS1PTWWnR
 
 // Options of one run.
 type Options struct {

@@ -27,3 +27,5 @@ build() {
 build hello hello.c
 build isa isa.c
 build faults faults.c
+build tlbi tlbi.c
+build hwupdate hwupdate.c

@@ -3,6 +3,7 @@
 volatile struct taken last;
 int (*s2_fix)(u64 ipa, u64 esr);
 int quiet_el2;
+void (*hvc_service)(struct frame *f, u64 imm);
 
 u64 run_el1(u64 (*fn)(u64), u64 arg) { return run_lower(fn, arg, (u64)__stack_el1, SPSR_EL1H); }
 u64 run_el0(u64 (*fn)(u64), u64 arg) { return run_lower(fn, arg, (u64)__stack_el0, SPSR_EL0T); }
@@ -105,6 +106,10 @@ static void el2_handler_fn(struct frame *f, int vec)
 	u64 ec = esr_ec(f->esr);
 	if (ec == 0x16 && (f->esr & 0xffff) == 0xfff0)
 		resume(f->x[0]);
+	if (ec == 0x16 && hvc_service) {
+		hvc_service(f, f->esr & 0xffff);
+		return;
+	}
 	u64 hpfar = read_sysreg(hpfar_el2);
 	u64 ipa = (hpfar >> 4) << 12;
 	// A stage-2 abort from EL1 or EL0: a lower-EL abort at EL2 without TGE.

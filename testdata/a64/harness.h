@@ -20,6 +20,9 @@ u64 run_el0(u64 (*fn)(u64), u64 arg);
 // and returns 1 if it fixed the mapping (the access is then retried).
 extern int (*s2_fix)(u64 ipa, u64 esr);
 extern int quiet_el2;
+// hvc_service, when set, handles HVC #imm (imm != 0xfff0) from EL1: it
+// may change the frame (x0 is the result).
+extern void (*hvc_service)(struct frame *f, u64 imm);
 // show prints a probe's result: "faulted" if an exception was taken since
 // the last show (seen is its count then), else "ok" and the value.
 void show(const char *what, u64 v);
