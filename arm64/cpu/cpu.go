@@ -75,11 +75,14 @@ const (
 	WFxTrap
 	IllegalState
 	SPAlignment
+	// FPAccess: an Advanced SIMD or floating-point instruction trapped by
+	// CPACR_EL1.FPEN or CPTR_EL2 (EC 0x07).
+	FPAccess
 )
 
 func (k ExceptionKind) String() string {
 	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ",
-		"SVC", "HVC", "SMC", "BRK", "WFx trap", "illegal execution state", "SP alignment"}
+		"SVC", "HVC", "SMC", "BRK", "WFx trap", "illegal execution state", "SP alignment", "FP access trap"}
 	if int(k) < len(names) {
 		return names[k]
 	}

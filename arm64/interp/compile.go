@@ -26,11 +26,13 @@ func compile(in arm64asm.Inst) insn {
 		return compileBranchSys(in, w, d)
 	case w>>25&5 == 0b100: // loads and stores (bit 27 = 1, bit 25 = 0)
 		if w>>26&1 != 0 {
-			return insn{} // SIMD and floating-point registers
+			return insn{fn: fpInsn} // SIMD and floating-point registers
 		}
 		return compileLoadStore(in, w, d)
 	case w>>25&7 == 0b101: // data processing, register
 		return compileDPReg(w, d)
+	case w>>25&7 == 0b111: // SIMD and floating-point data processing
+		return insn{fn: fpInsn}
 	}
 	return insn{}
 }
@@ -294,6 +296,8 @@ func compileSystem(w uint32, d insn) insn {
 	rt := uint8(w & 31)
 	d.rd = rt
 	switch {
+	case op0 == 3 && op1 == 3 && crn == 4 && crm == 4 && (op2 == 0 || op2 == 1): // FPCR, FPSR
+		return insn{fn: fpInsn}
 	case op0 >= 2: // MRS, MSR (register)
 		d.sysreg = resolveSysReg(op0, op1, crn, crm, op2)
 		if l {

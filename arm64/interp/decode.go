@@ -116,6 +116,11 @@ func Decode(w uint32) (d insn) {
 	}()
 	var b [4]byte
 	b[0], b[1], b[2], b[3] = byte(w), byte(w>>8), byte(w>>16), byte(w>>24)
+	if isFPSIMD(w) {
+		// Classified by the encoding groups alone, so that every FP/SIMD
+		// encoding (arm64asm knows only some) meets the access traps.
+		return insn{fn: fpInsn, word: w}
+	}
 	in, err := arm64asm.Decode(b[:])
 	if err != nil {
 		d = decodeExtra(w)
@@ -127,6 +132,13 @@ func Decode(w uint32) (d insn) {
 		d.fn = unimplemented
 	}
 	return d
+}
+
+// isFPSIMD reports the A64 encoding groups of SIMD and floating point:
+// data processing (op0 x111) and loads and stores of SIMD&FP registers
+// (op0 x1x0 with bit 26 set).
+func isFPSIMD(w uint32) bool {
+	return w>>25&7 == 0b111 || (w>>25&5 == 0b100 && w>>26&1 != 0)
 }
 
 // Disassemble returns the assembly text of w as arm64asm prints it, or a

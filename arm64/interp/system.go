@@ -363,3 +363,45 @@ func sysInsn(c *CPU, d *insn) bool {
 	}
 	return true
 }
+
+// fpInsn is an Advanced SIMD or floating-point instruction. The modelled
+// PE has FP/SIMD (ID_AA64PFR0_EL1 says so, as QEMU's -cpu max), so access
+// controls apply first (AArch64.CheckFPAdvSIMDEnabled): CPACR_EL1.FPEN
+// traps EL0 and EL1 to EL1 (EL2 from EL0 with HCR_EL2.TGE), CPTR_EL2.TFP
+// (E2H=0) or CPTR_EL2.FPEN (E2H=1) to EL2, with EC 0x07 and ISS CV=1,
+// COND=0b1110 (ConditionSyndrome). An enabled FP/SIMD instruction is not
+// implemented by the interpreter: UNDEFINED, reported to Strict.
+func fpInsn(c *CPU, d *insn) bool {
+	pe := c.PE
+	h := pe.Regs.HCR_EL2
+	const iss = 1<<24 | 0xe<<20
+	host := h.E2H() && h.TGE()
+	if pe.EL < 2 && !host {
+		switch c.sys.v[rCPACR_EL1] >> 20 & 3 {
+		case 0, 2:
+			return c.exception(cpu.FPAccess, c.lowerTarget(), 0x07, iss)
+		case 1:
+			if pe.EL == 0 {
+				return c.exception(cpu.FPAccess, c.lowerTarget(), 0x07, iss)
+			}
+		}
+	}
+	if !c.opts.NoEL2 {
+		cptr := c.sys.v[rCPTR_EL2]
+		if !h.E2H() {
+			if cptr>>10&1 != 0 {
+				return c.exception(cpu.FPAccess, 2, 0x07, iss)
+			}
+		} else {
+			switch cptr >> 20 & 3 {
+			case 0, 2:
+				return c.exception(cpu.FPAccess, 2, 0x07, iss)
+			case 1:
+				if pe.EL == 0 && h.TGE() {
+					return c.exception(cpu.FPAccess, 2, 0x07, iss)
+				}
+			}
+		}
+	}
+	return c.undefined(d, "floating-point and SIMD instructions are not implemented: "+Disassemble(d.word))
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/mem"
 	"github.com/nestmmu/nestmmu/virt"
 )
@@ -23,7 +24,8 @@ interpreter over the modelled PE until PSCI SYSTEM_OFF, printing what it
 writes to the UART. Every fetch, load and store goes through the PE's TLB
 and translation walk (docs/A64.md). --seed writes a 64-bit value at the
 program's symbol nestmmu_seed and --seeds at nestmmu_seeds, as the test
-programs' torture program reads them. --strict names on standard error
+programs' torture program reads them; --qemu-deviations reproduces QEMU
+10.0's known deviations from the architecture, to predict its output. --strict names on standard error
 every instruction taken as UNDEFINED because the interpreter does not
 implement it. Exit status: 0 after SYSTEM_OFF or SYSTEM_RESET; 1 when the
 budget is exhausted or the PE can make no progress (its PC outside
@@ -32,6 +34,7 @@ AArch64 executable, a segment outside RAM).`,
 		examples: []example{
 			{args: "exec testdata/a64/hello.elf", want: []string{"hello from EL2"}},
 			{args: "exec --el 1 testdata/a64/hello.elf", note: "no EL2: entered at EL1, PSCI through HVC", want: []string{"hello from EL1"}},
+			{args: "exec --seed 7 --seeds 3 testdata/a64/torture.elf", note: "three scenarios of the seed-driven torture program", want: []string{"seed 7", "seed 9", "torture done"}},
 		},
 		run: cmdExec,
 	}
@@ -47,6 +50,7 @@ func cmdExec(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	seeds := fs.Number("seeds", "value written at the program's symbol nestmmu_seeds")
 	strict := fs.Bool("strict", false, "name every unimplemented instruction on standard error")
 	stats := fs.Bool("stats", false, "print instruction, exception and PE counts on standard error")
+	qemuDev := fs.Bool("qemu-deviations", false, "reproduce QEMU 10.0's known deviations from the architecture (docs/A64.md), to predict its output")
 	if code, done := fs.Parse(args); done {
 		return code
 	}
@@ -65,6 +69,9 @@ func cmdExec(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	b, err := virt.New(cfg)
 	if err != nil {
 		return fs.Fail(err)
+	}
+	if *qemuDev {
+		b.PE.Deviations = cpu.DeviationDeviceUnaligned | cpu.DeviationATSetsDirty | cpu.DeviationS1PTWWnR
 	}
 	path := fs.Arg(0)
 	img, err := b.LoadFile(path)

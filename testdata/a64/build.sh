@@ -22,10 +22,12 @@ common=(start.S lib.c rt.S mmu.c probes.S harness.c)
 build() {
 	local name=$1
 	shift
-	"$cc" "${cflags[@]}" -o "$out/$name.elf" "${common[@]}" "$@"
+	"$cc" "${cflags[@]}" -o "$out/$name.elf" "${common[@]}" "$@" &
 }
 build hello hello.c
 build isa isa.c
 build faults faults.c
 build tlbi tlbi.c
 build hwupdate hwupdate.c
+build torture torture.c
+wait

@@ -1,6 +1,6 @@
 #include "mmu.h"
 
-static u64 pool_next = POOL_BASE;
+u64 pool_next = POOL_BASE;
 
 u64 *pt_alloc(void)
 {

@@ -51,3 +51,18 @@ code_page_fn:
 	mov	x0, #0x600d
 	ret
 	.balign	4096
+
+// u64 pan_probe(fn, a, b): fn(a, b) with PSTATE.PAN set around it only
+// (the caller's code and data may be EL0-accessible).
+	.text
+	.global	pan_probe
+pan_probe:
+	stp	x29, x30, [sp, #-16]!
+	mov	x9, x0
+	mov	x0, x1
+	mov	x1, x2
+	msr	pan, #1
+	blr	x9
+	msr	pan, #0
+	ldp	x29, x30, [sp], #16
+	ret

@@ -7,6 +7,7 @@ u64 probe_str(u64, u64), probe_strw(u64, u64), probe_strb(u64, u64), probe_sttr(
 	probe_stxr(u64, u64), probe_ldadd(u64, u64), probe_swp(u64, u64), probe_stp(u64, u64), probe_str_pre(u64, u64);
 u64 probe_cas(u64, u64), probe_dczva(u64), probe_dccivac(u64), probe_icivau(u64);
 u64 probe_call(u64);
+u64 pan_probe(void *fn, u64 a, u64 b);
 extern char code_page_fn[];
 
 // The exception a probe took, recorded by the handlers.
