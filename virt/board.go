@@ -207,7 +207,7 @@ func (b *Board) Run(budget uint64) error {
 	case interp.Halted:
 		return nil
 	case interp.Budget:
-		return fmt.Errorf("%w after %d instructions (PC %#x, EL%d)", ErrBudget, budget, uint64(b.PE.PC), b.PE.EL)
+		return fmt.Errorf("%w after %d steps (PC %#x, EL%d)", ErrBudget, budget, uint64(b.PE.PC), b.PE.EL)
 	default:
 		pe := b.PE
 		esr := sysreg.ESR(pe.ESR[pe.EL])

@@ -198,13 +198,13 @@ func (c *CPU) setRegSP(n uint8, v uint64) {
 	c.X[n] = v
 }
 
-// Run executes up to budget instructions and says why it stopped.
+// Run executes up to budget steps — an instruction, or an exception taken
+// instead (by its fetch or its execution) — and says why it stopped.
 func (c *CPU) Run(budget uint64) StopReason {
 	c.flush()
 	c.stop = false
 	pe := c.PE
-	end := c.Retired + budget
-	for c.Retired < end {
+	for step := uint64(0); step < budget; step++ {
 		pc := uint64(pe.PC)
 		var d *insn
 		if pc>>12 == c.fVPage {

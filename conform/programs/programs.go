@@ -48,6 +48,7 @@ var Suite = []Program{
 	{Name: "faults", EL: 2, Deviations: cpu.DeviationDeviceUnaligned},
 	{Name: "tlbi", EL: 2},
 	{Name: "hwupdate", EL: 2, Deviations: cpu.DeviationATSetsDirty | cpu.DeviationS1PTWWnR},
+	{Name: "loop", EL: 2},
 	{Name: "torture", EL: 2}, // seed 1 (the loader writes nothing); TestTorture runs many
 }
 

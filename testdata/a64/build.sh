@@ -30,4 +30,5 @@ build faults faults.c
 build tlbi tlbi.c
 build hwupdate hwupdate.c
 build torture torture.c
+build loop loop.c
 wait
