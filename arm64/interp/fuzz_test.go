@@ -18,10 +18,10 @@ var legalEC = map[uint8]bool{0x00: true, 0x01: true, 0x07: true, 0x0e: true, 0x1
 // HCR_EL2 trap bits and random register values: nothing may panic, every
 // exception taken has a legal EC and lands on its vector.
 func FuzzExecute(f *testing.F) {
-	f.Add([]byte{0x20, 0x00, 0x02, 0xab}, uint8(2), uint64(0), uint64(1))       // adds
-	f.Add([]byte{0x00, 0x00, 0x00, 0x00}, uint8(1), uint64(0), uint64(2))       // udf
-	f.Add([]byte{0x20, 0x7c, 0x5f, 0xc8}, uint8(0), uint64(1<<27), uint64(3))   // ldxr
-	f.Add([]byte{0x9f, 0x41, 0x00, 0xd5}, uint8(1), uint64(1<<42), uint64(4))   // msr pan with NV
+	f.Add([]byte{0x20, 0x00, 0x02, 0xab}, uint8(2), uint64(0), uint64(1))     // adds
+	f.Add([]byte{0x00, 0x00, 0x00, 0x00}, uint8(1), uint64(0), uint64(2))     // udf
+	f.Add([]byte{0x20, 0x7c, 0x5f, 0xc8}, uint8(0), uint64(1<<27), uint64(3)) // ldxr
+	f.Add([]byte{0x9f, 0x41, 0x00, 0xd5}, uint8(1), uint64(1<<42), uint64(4)) // msr pan with NV
 	f.Add([]byte{0x1f, 0x87, 0x08, 0xd5, 0x1f, 0x75, 0x08, 0xd5}, uint8(1), uint64(1<<25), uint64(5))
 	f.Fuzz(func(t *testing.T, code []byte, el uint8, hcr uint64, seed uint64) {
 		if len(code) < 4 || len(code) > 64 {
