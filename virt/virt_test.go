@@ -42,7 +42,6 @@ func minimalELF(t *testing.T, machine elf.Machine, pa uint64, code []uint32) []b
 	return b.Bytes()
 }
 
-
 // powerOff is: ldr x0, =0x84000008 (movz/movk), smc #0.
 var powerOff = []uint32{0xd2800100, 0xf2b08000, 0xd4000003}
 
