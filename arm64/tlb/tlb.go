@@ -620,6 +620,12 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 		t.forget(old)
 	}
 	ns := slot{key: key, ctx: ctx, perm: permMask(&e.Perms, kind), e: e}
+	if e.Combined && kind != uint8(vmsa.RegimeEL2) {
+		// PAN asks whether stage 1 gives EL0 access; a combined entry's
+		// permissions are intersected with stage 2's (a stage-2 write-only
+		// page hides a stage-1 EL0-readable one): leave PAN to a walk.
+		ns.perm |= 1 << 6
+	}
 	ways[w] = ns
 	if t.microOn {
 		i := in & va56 >> 12 & t.uMask
