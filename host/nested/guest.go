@@ -204,3 +204,12 @@ func largestBlock(g sysreg.Granule) uint64 {
 
 // log2 of a power of two.
 func log2(x uint64) uint { return uint(bits.TrailingZeros64(x)) }
+
+// WalkGuestStage2 walks the guest hypervisor's stage 2 for an L2 IPA with
+// its current virtual VTCR_EL2, VTTBR_EL2, HCR_EL2 and SCTLR_EL2 (what a
+// shadow fault does; for AT emulation and explanations). The walk may set
+// Access flags and dirty state in L1 memory when VTCR_EL2.HA/HD say so.
+func (v *VCPU) WalkGuestStage2(ipa NestedIPA, acc vmsa.Access) GuestS2 {
+	g := v.guestRegs()
+	return walkGuestS2(&v.walker, &g, ipa, acc)
+}
