@@ -118,7 +118,8 @@ func TwoStage() (*atjson.Machine, error) {
 	regs.VTCR_EL2 = sysreg.VTCR(16 | 2<<6 | 1<<8 | 1<<10 | 3<<12 | 5<<16)
 	regs.VTTBR_EL2 = sysreg.VTTBR(s2.Root | 1<<48) // VMID 1
 
-	m := &atjson.Machine{Mem: ram, Regs: regs, PSTATE: at.PSTATE{EL: 2}}
+	m := &atjson.Machine{Mem: ram, Regs: regs}
+	m.PSTATE = at.PSTATE{EL: 2}
 	m.Ops = []atjson.Op{
 		{Op: at.S12E1R, VA: VAData + 0x123},
 		{Op: at.S12E1W, VA: VAReadOnly},

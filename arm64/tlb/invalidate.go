@@ -256,8 +256,9 @@ func (s *Scope) Matches(e *Entry, strict bool) bool {
 		}
 	}
 	if s.Addressed && !s.ReservedTG {
-		base := e.input()
-		end := base + (uint64(1)<<e.SizeBits - 1)
+		span := e.spanBits()
+		base := e.input() &^ (uint64(1)<<span - 1)
+		end := base + (uint64(1)<<span - 1)
 		if end < s.Lo || base > s.Hi {
 			return false
 		}
@@ -338,6 +339,9 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 func (t *TLB) probeable(s *Scope) bool {
 	if !s.Addressed || s.ReservedTG || s.AnyVMID {
 		return false
+	}
+	if t.pieces > 0 && s.S1Regimes != 0 {
+		return false // pieces of a stage-1 block sit in the sets of their own pages
 	}
 	var sizes uint64
 	for k := uint8(0); k < 4; k++ {

@@ -55,8 +55,20 @@ func refRequired(op Op, xt uint64, c Context, e *Entry) bool {
 		}
 		return e.GranuleBits == uint8(10+2*g) && e.Level == l
 	}
+	// span: the input range of the translation table entry the TLB entry
+	// caches. A combined entry may hold only part of its stage-1 leaf
+	// (stage 2 maps it with smaller leaves); the TLBI by-address forms
+	// invalidate "cached copies of translation table entries ... that
+	// would be required to translate" the address, so the whole stage-1
+	// leaf counts.
+	span := e.SizeBits
+	if e.Combined {
+		if leaf := e.GranuleBits + (e.GranuleBits-3)*uint8(3-e.Level); leaf > span {
+			span = leaf
+		}
+	}
 	// covers: the entry translates the page of VA[55:12] or IPA[51:12].
-	covers := func(page uint64) bool { return e.input()>>e.SizeBits == (page<<12)>>e.SizeBits }
+	covers := func(page uint64) bool { return e.input()>>span == (page<<12)>>span }
 	vaOp := func() bool { return covers(xt&(1<<44-1)) && ttlOK(xt>>44&15) }
 	// inRange: the entry overlaps [start, start+len) of a range operand,
 	// in full 64-bit addresses (entries of a two-range regime with bit 55
@@ -86,11 +98,11 @@ func refRequired(op Op, xt uint64, c Context, e *Entry) bool {
 		if end < start {
 			end = ^uint64(0)
 		}
-		eb := e.input()
+		eb := e.input() >> span << span
 		if sext && eb>>55 == 1 {
 			eb |= 0xff << 56
 		}
-		ee := eb + 1<<e.SizeBits - 1
+		ee := eb + 1<<span - 1
 		return eb <= end && start <= ee
 	}
 	ipaPage := xt & (1<<40 - 1)
@@ -175,6 +187,13 @@ func randEntry(rng *rand.Rand) Entry {
 	case 1:
 		if e.Regime == vmsa.RegimeEL10 {
 			e.Combined, e.IPA = true, mem.IPA(e.OA)
+			if sz.level < 3 && rng.IntN(2) == 0 {
+				// A piece of a stage-1 block: stage 2 maps it with pages.
+				e.SizeBits = sz.gran
+				e.VA = mem.VA(va &^ (1<<e.SizeBits - 1))
+				e.OA &^= 1<<e.SizeBits - 1
+				e.IPA = mem.IPA(e.OA)
+			}
 		}
 	}
 	if e.Regime != vmsa.RegimeEL10 && !e.Stage2Only {

@@ -105,6 +105,21 @@ func (e *Entry) PA(va mem.VA) mem.PA { return e.OA | mem.PA(va)&(1<<e.SizeBits-1
 // entry) translates to.
 func (e *Entry) PAOfIPA(ipa mem.IPA) mem.PA { return e.OA | mem.PA(ipa)&(1<<e.SizeBits-1) }
 
+// spanBits is log2 of the input range a TLBI by address must treat the
+// entry as covering: its own size, except for a combined entry smaller than
+// its stage-1 leaf (a stage-1 block cached as pieces because stage 2 maps it
+// with smaller leaves), which is a cached copy of that whole stage-1 entry:
+// a TLBI by VA "invalidates cached copies of translation table entries ...
+// that would be required to translate the specified VA" (the TLBI VAE1,
+// VAAE1, ... descriptions), so every piece goes when any address of the
+// block is named.
+func (e *Entry) spanBits() uint8 {
+	if !e.Combined || e.Level < 0 || e.Level > 3 || e.GranuleBits < 12 {
+		return e.SizeBits
+	}
+	return max(e.SizeBits, e.GranuleBits+(e.GranuleBits-3)*uint8(3-e.Level))
+}
+
 // input is the entry's first input address in the space it is looked up by.
 func (e *Entry) input() uint64 {
 	if e.Stage2Only {
@@ -233,6 +248,10 @@ type TLB struct {
 	// has size 1<<n; count tracks how many.
 	sizes [4]uint64
 	count [4][64]uint32
+	// pieces counts unified-TLB combined entries smaller than their
+	// stage-1 leaf (spanBits > SizeBits): a TLBI by VA must find them all,
+	// which set probing at the named pages cannot.
+	pieces int
 	// Stats counts events since creation (or the last ResetStats).
 	Stats Stats
 }
@@ -612,6 +631,9 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	}
 	t.count[kind][sz]++
 	t.sizes[kind] |= 1 << sz
+	if e.spanBits() > e.SizeBits {
+		t.pieces++
+	}
 	t.touch(set, w)
 }
 
@@ -622,6 +644,9 @@ func (t *TLB) forget(s *slot) {
 	t.count[kind][sz]--
 	if t.count[kind][sz] == 0 {
 		t.sizes[kind] &^= 1 << sz
+	}
+	if s.e.spanBits() > s.e.SizeBits {
+		t.pieces--
 	}
 }
 
@@ -634,6 +659,7 @@ func (t *TLB) Flush() {
 	}
 	t.sizes = [4]uint64{}
 	t.count = [4][64]uint32{}
+	t.pieces = 0
 }
 
 // Entries appends every entry of the unified TLB and the micro-TLBs to

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 
@@ -11,10 +10,9 @@ import (
 // cmdRun is the main job. Until the simulator exists it demonstrates the
 // translation core end to end on a two-stage machine.
 func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlags("run", stdout, stderr)
+	if code, done := fs.Parse(args); done {
+		return code
 	}
 	m, err := demo.TwoStage()
 	if err != nil {

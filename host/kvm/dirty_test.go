@@ -2,9 +2,11 @@ package kvm
 
 import (
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/host/memslot"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -144,5 +146,68 @@ func TestDirtyLogKeepsBitsOnError(t *testing.T) {
 	h.arena.Write64(pte, old)
 	if got, err := vm.GetDirtyLog(0); err != nil || !reflect.DeepEqual(got, []uint64{513}) {
 		t.Fatalf("next GetDirtyLog: %v, %v; want the page not protected, [513]", got, err)
+	}
+}
+
+// TestSlotFlagChangesAreAtomic is issue 14's item 2: EnableDirtyLog and
+// DisableDirtyLog change one flag and keep the others, SetSlotFlags sets
+// them all; racing, the final flags must be the result of some serial
+// order of the calls. (Reading the flags outside the lock once lost a
+// concurrent SetSlotFlags(ReadOnly): the slot ended logging only.)
+func TestSlotFlagChangesAreAtomic(t *testing.T) {
+	const ro, log = memslot.ReadOnly, memslot.LogDirty
+	h := newHost(t, Config{})
+	vm := newVM(t, h, 40)
+	addMem(t, vm, 0, 0x4000_0000, 2*mib, 0, 0)
+	defer destroy(t, vm)
+	rounds := 3000
+	if testing.Short() {
+		rounds = 500
+	}
+	for _, c := range []struct {
+		name  string
+		start memslot.Flags
+		a     func() error
+		b     func() error
+		// serial outcomes: a then b, b then a
+		want []memslot.Flags
+	}{
+		{"EnableDirtyLog vs SetSlotFlags(ReadOnly)", 0,
+			func() error { return vm.EnableDirtyLog(0, false) },
+			func() error { return vm.SetSlotFlags(0, ro) },
+			[]memslot.Flags{ro, ro | log}},
+		{"DisableDirtyLog vs SetSlotFlags(ReadOnly|LogDirty)", log,
+			func() error { return vm.DisableDirtyLog(0) },
+			func() error { return vm.SetSlotFlags(0, ro|log) },
+			[]memslot.Flags{ro | log, ro}},
+		{"EnableDirtyLog vs DisableDirtyLog from read-only", ro,
+			func() error { return vm.EnableDirtyLog(0, false) },
+			func() error { return vm.DisableDirtyLog(0) },
+			[]memslot.Flags{ro, ro | log}},
+	} {
+		bad := 0
+		for i := 0; i < rounds; i++ {
+			if err := vm.SetSlotFlags(0, c.start); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var ea, eb error
+			wg.Add(2)
+			go func() { defer wg.Done(); ea = c.a() }()
+			go func() { defer wg.Done(); eb = c.b() }()
+			wg.Wait()
+			if ea != nil || eb != nil {
+				t.Fatal(ea, eb)
+			}
+			got := vm.Slots()[0].Flags
+			if got != c.want[0] && got != c.want[1] {
+				if bad++; bad <= 3 {
+					t.Errorf("%s: flags %#x, want %#x or %#x", c.name, uint8(got), uint8(c.want[0]), uint8(c.want[1]))
+				}
+			}
+		}
+		if bad > 0 {
+			t.Errorf("%s: %d of %d rounds ended in no serial outcome", c.name, bad, rounds)
+		}
 	}
 }

@@ -2,9 +2,13 @@ package kvm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
+	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -37,7 +41,7 @@ func mmioEnv(t *testing.T, cfg VMConfig) (*VM, *VCPU, hostmm.HVA) {
 	hva := addMem(t, vm, 0, ramGPA, 8*mib, 0, 0)
 	v := loadedVCPU(t, vm, 0, 0)
 	t.Cleanup(func() { destroy(t, vm, v) })
-	v.Ctx().PC = ramGPA + 0x2000
+	v.PE().PC = ramGPA + 0x2000
 	return vm, v, hva
 }
 
@@ -63,13 +67,13 @@ func TestMMIOSyndrome(t *testing.T) {
 	if _, err := v.Ldr(1, ramGPA, 8); !errors.Is(err, ErrPendingMMIO) {
 		t.Fatalf("access with an MMIO pending: %v", err)
 	}
-	pc := v.Ctx().PC
+	pc := v.PE().PC
 	if err := v.CompleteMMIO([2]uint64{0xfffe}); err != nil {
 		t.Fatal(err)
 	}
 	// Sign-extended to 32 bits, upper half of X3 zero (W destination).
-	if v.Ctx().X[3] != 0xffff_fffe || v.Ctx().PC != pc+4 {
-		t.Fatalf("X3 %#x PC %#x", v.Ctx().X[3], v.Ctx().PC)
+	if v.Ctx().X[3] != 0xffff_fffe || v.PE().PC != pc+4 {
+		t.Fatalf("X3 %#x PC %#x", v.Ctx().X[3], v.PE().PC)
 	}
 	// STR W4, [X0]: the data is the low 4 bytes of X4.
 	v.Ctx().X[4] = 0x1122_3344_5566_7788
@@ -174,7 +178,7 @@ func TestMMIOInstruction(t *testing.T) {
 			putInsn(t, vm, hva, 0x2000, c.word)
 			if c.touch {
 				ldr(t, v, ramGPA+0x2000)
-				v.Ctx().PC = ramGPA + 0x2000
+				v.PE().PC = ramGPA + 0x2000
 			}
 			ctx := v.Ctx()
 			ctx.X[0], ctx.X[1], ctx.X[2] = c.x0, 0x5151, c.x2
@@ -195,8 +199,8 @@ func TestMMIOInstruction(t *testing.T) {
 			if err := v.CompleteMMIO(c.data); err != nil {
 				t.Fatal(err)
 			}
-			if ctx.PC != ramGPA+0x2004 {
-				t.Errorf("PC %#x", ctx.PC)
+			if v.PE().PC != ramGPA+0x2004 {
+				t.Errorf("PC %#x", v.PE().PC)
 			}
 			c.check(t, ctx)
 		})
@@ -210,7 +214,7 @@ func TestMMIOUnemulatable(t *testing.T) {
 	vm, v, hva := mmioEnv(t, VMConfig{})
 	putInsn(t, vm, hva, 0x2000, insnLDXR)
 	v.Ctx().X[0] = mmioGPA + 8
-	v.Ctx().VBAR = 0x8_0000
+	v.PE().VBAR[1] = 0x8_0000
 	ex, err := v.Run(Access{VA: mmioGPA + 8, Size: 8, Rt: 1, NoSyndrome: true})
 	if err != nil || ex.Reason != ExitException {
 		t.Fatalf("%v %v", ex.Reason, err)
@@ -220,15 +224,15 @@ func TestMMIOUnemulatable(t *testing.T) {
 	if esr.EC() != sysreg.ECDataAbortSame || esr.FSC() != 0x10 || !esr.IL() || pe.FAR[1] != mmioGPA+8 || pe.EL != 1 {
 		t.Fatalf("ESR_EL1 %#x FAR_EL1 %#x EL %d", uint64(esr), pe.FAR[1], pe.EL)
 	}
-	if v.Ctx().PC != 0x8_0200 || v.Ctx().ELR != ramGPA+0x2000 {
-		t.Fatalf("PC %#x ELR %#x", v.Ctx().PC, v.Ctx().ELR)
+	if v.PE().PC != 0x8_0200 || v.PE().ELR[1] != ramGPA+0x2000 {
+		t.Fatalf("PC %#x ELR %#x", v.PE().PC, v.PE().ELR[1])
 	}
 	if ex.Exception.ESR != esr || vm.Stats().Injected != 1 {
 		t.Fatalf("exit %v", ex.Exception)
 	}
 	// A garbage instruction word (UDF) is not a load/store: abort as well.
 	putInsn(t, vm, hva, 0x3000, 0)
-	v.Ctx().PC = ramGPA + 0x3000
+	v.PE().PC = ramGPA + 0x3000
 	if ex, err := v.Run(Access{VA: mmioGPA, Size: 8, Rt: 1, NoSyndrome: true}); err != nil || ex.Reason != ExitException {
 		t.Fatalf("%v %v", ex.Reason, err)
 	}
@@ -252,7 +256,7 @@ func TestMMIOStage1On(t *testing.T) {
 	}
 	s1On(v, ramGPA+0x10_0000)
 	putInsn(t, vm, hva, 0x2000, insnLDP)
-	v.Ctx().PC = 0x2000 // VA
+	v.PE().PC = 0x2000 // VA
 	v.Ctx().X[0] = 0x4000_0030
 	ex, err := v.Run(Access{VA: 0x4000_0030, Size: 8, Rt: 1, NoSyndrome: true})
 	if err != nil || ex.Reason != ExitMMIO {
@@ -262,8 +266,8 @@ func TestMMIOStage1On(t *testing.T) {
 		t.Fatalf("%+v", ex.MMIO)
 	}
 	_ = v.CompleteMMIO([2]uint64{5, 6})
-	if v.Ctx().X[1] != 5 || v.Ctx().X[2] != 6 || v.Ctx().PC != 0x2004 {
-		t.Fatal(v.Ctx().X[1], v.Ctx().X[2], v.Ctx().PC)
+	if v.Ctx().X[1] != 5 || v.Ctx().X[2] != 6 || v.PE().PC != 0x2004 {
+		t.Fatal(v.Ctx().X[1], v.Ctx().X[2], v.PE().PC)
 	}
 	// A RAM access through stage 1 reads what the VMM wrote.
 	if err := as.Write(hva+0x5008, 8, 0xfeed); err != nil {
@@ -305,4 +309,151 @@ func FuzzMMIOInstruction(f *testing.F) {
 			t.Fatalf("exit %v", ex.Reason)
 		}
 	})
+}
+
+// insnSTRPost is STR X1, [X0],#8 (post-index: no syndrome, ISV=0).
+const insnSTRPost = 0xf8008401
+
+// TestMMIODecodeRefetchesUnmappedCode is issue 14's item 1: with the
+// guest's stage 1 on, an ISV=0 MMIO access needs the instruction, read
+// through the guest's stage 1 and stage 2. When the level-3 table that
+// translates PC (or the code page itself) is not mapped at stage 2 (swapped
+// out by the host, or never touched by the guest), the hypervisor must not
+// fail the VM: it fetches the instruction as the PE would, resolving those
+// stage-2 faults, and the access then exits as MMIO with the right register
+// and value.
+func TestMMIODecodeRefetchesUnmappedCode(t *testing.T) {
+	const (
+		l1, l2, l3 = 0x10_0000, 0x10_1000, 0x10_2000 // table offsets in RAM
+		code       = 0x2000                          // code page offset; PC = VA 0x2000
+		dataVA     = 0x4000_0040                     // L1[1]: a 1G block to IPA 2G (MMIO)
+	)
+	for _, c := range []struct {
+		name string
+		prep func(t *testing.T, vm *VM, v *VCPU, hva hostmm.HVA)
+	}{
+		{"tables never touched by the guest", func(*testing.T, *VM, *VCPU, hostmm.HVA) {}},
+		{"level-3 table and code swapped out", func(t *testing.T, vm *VM, v *VCPU, hva hostmm.HVA) {
+			if _, _, err := v.Fetch(); err != nil { // the guest ran this code: all mapped
+				t.Fatal(err)
+			}
+			for _, off := range []hostmm.HVA{l3, code} {
+				if err := vm.AddressSpace().SwapOut(hva + off); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			vm, v, hva := mmioEnv(t, VMConfig{})
+			as := vm.AddressSpace()
+			for _, w := range []struct{ off, val uint64 }{
+				{l1, ramGPA + l2 | 3},                 // L1[0] -> L2 table
+				{l1 + 8, 0x8000_0000 | 1<<10 | 1},     // L1[1]: 1G block at IPA 2G
+				{l2, ramGPA + l3 | 3},                 // L2[0] -> L3 table
+				{l3 + 2*8, ramGPA + code | 1<<10 | 3}, // L3[2]: the code page
+			} {
+				if err := as.Write(hva+hostmm.HVA(w.off), 8, w.val); err != nil {
+					t.Fatal(err)
+				}
+			}
+			putInsn(t, vm, hva, code, insnSTRPost)
+			v.PE().Regs.MAIR_EL1 = 0xff
+			s1On(v, ramGPA+l1)
+			v.PE().PC = code
+			c.prep(t, vm, v, hva)
+			ctx := v.Ctx()
+			ctx.X[0], ctx.X[1] = dataVA, 0xabcd
+			ex, err := v.Run(Access{VA: dataVA, Size: 8, Rt: 1, Write: true, NoSyndrome: true})
+			if err != nil || ex.Reason != ExitMMIO {
+				t.Fatalf("ISV=0 MMIO store: exit %v %v, %v", ex.Reason, ex.Exception, err)
+			}
+			m := ex.MMIO
+			if m.IPA != 0x8000_0040 || !m.Write || m.Size != 8 || m.Reg != 1 || m.Data[0] != 0xabcd {
+				t.Fatalf("decoded %+v, want an 8-byte store of X1 = 0xabcd to IPA 0x80000040", m)
+			}
+			if err := v.CompleteMMIO([2]uint64{}); err != nil {
+				t.Fatal(err)
+			}
+			if ctx.X[0] != dataVA+8 || v.PE().PC != code+4 {
+				t.Fatalf("after completion X0 %#x PC %#x, want %#x and %#x", ctx.X[0], v.PE().PC, uint64(dataVA+8), uint64(code+4))
+			}
+			if vm.Stats().Refetches == 0 {
+				t.Fatal("the instruction was read without a refetch: the case did not exercise it")
+			}
+		})
+	}
+}
+
+// TestRegisterNumbers is issue 14's item 3: register numbers above 31 are
+// refused with an error naming the value (they were accepted: a RAM load
+// was dropped, a store wrote 0, and for MMIO the number was truncated to
+// 5 bits, so Ldr(40) reported and completed X8). 31 is the zero register
+// for a load or store's transfer register and for the Xt of MSR, MRS, TLBI
+// and AT: a store of it writes 0, a load to it changes no register, in RAM
+// and as MMIO alike.
+func TestRegisterNumbers(t *testing.T) {
+	vm, v, hva := mmioEnv(t, VMConfig{})
+	ctx := v.Ctx()
+	for i := range ctx.X {
+		ctx.X[i] = 0x1000 + uint64(i)
+	}
+	before := ctx.X
+	for _, c := range []struct {
+		name string
+		run  func() (Exit, error)
+	}{
+		{"LDR X40 from RAM", func() (Exit, error) { return v.Ldr(40, ramGPA, 8) }},
+		{"STR X32 to RAM", func() (Exit, error) { return v.Str(32, ramGPA, 8) }},
+		{"LDR X40 from MMIO", func() (Exit, error) { return v.Ldr(40, mmioGPA, 8) }},
+		{"Run with Rt 255", func() (Exit, error) { return v.Run(Access{VA: mmioGPA, Size: 4, Rt: 255, Write: true}) }},
+		{"MSR from X33", func() (Exit, error) { return v.MSR(cpu.MAIR_EL1, 33) }},
+		{"MRS to X64", func() (Exit, error) { return v.MRS(cpu.MAIR_EL1, 64) }},
+		{"TLBI with X32", func() (Exit, error) { return v.TLBI(tlb.OpVAE1, 32) }},
+		{"AT with X40", func() (Exit, error) { return v.AT(at.S1E1R, 40) }},
+	} {
+		ex, err := c.run()
+		if !errors.Is(err, ErrRegisterNumber) || ex.Reason != ExitNone {
+			t.Errorf("%s: exit %v, %v; want ErrRegisterNumber", c.name, ex.Reason, err)
+		} else if !strings.Contains(err.Error(), "number ") {
+			t.Errorf("%s: %v does not name the number", c.name, err)
+		}
+	}
+	if ctx.X != before || v.PE().PC != ramGPA+0x2000 {
+		t.Fatalf("refused instructions changed the context: PC %#x", v.PE().PC)
+	}
+	// 31 is XZR.
+	if err := vm.AddressSpace().Write(hva+0x100, 8, 0x77); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Str(31, ramGPA+0x100, 8); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := vm.AddressSpace().Read(hva+0x100, 8); got != 0 {
+		t.Errorf("STR XZR stored %#x", got)
+	}
+	if _, err := v.Ldr(31, ramGPA+0x108, 8); err != nil {
+		t.Fatal(err)
+	}
+	ex, err := v.Ldr(31, mmioGPA, 8)
+	if err != nil || ex.Reason != ExitMMIO || ex.MMIO.Reg != 31 {
+		t.Fatalf("LDR XZR from MMIO: %v %+v %v", ex.Reason, ex.MMIO, err)
+	}
+	if err := v.CompleteMMIO([2]uint64{0xdead}); err != nil {
+		t.Fatal(err)
+	}
+	ex, err = v.Str(31, mmioGPA+8, 8)
+	if err != nil || ex.Reason != ExitMMIO || ex.MMIO.Data[0] != 0 || ex.MMIO.Reg != 31 {
+		t.Fatalf("STR XZR to MMIO: %v %+v %v", ex.Reason, ex.MMIO, err)
+	}
+	_ = v.CompleteMMIO([2]uint64{})
+	if _, err := v.MRS(cpu.MAIR_EL1, 31); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.MSR(cpu.MAIR_EL1, 31); err != nil || v.PE().Regs.MAIR_EL1 != 0 {
+		t.Fatalf("MSR MAIR_EL1, XZR: MAIR %#x, %v", v.PE().Regs.MAIR_EL1, err)
+	}
+	if ctx.X != before {
+		t.Errorf("loads to XZR changed a register: %v", ctx.X)
+	}
 }

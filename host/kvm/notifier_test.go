@@ -305,3 +305,53 @@ func testChangePTE(t *testing.T, ipaBits uint) {
 		t.Error(err)
 	}
 }
+
+// TestGuestTLBIOfBlockPieces is issue 14's item 6: the guest maps 1 GiB of
+// VA by one stage-1 block over 4K stage-2 pages, so each CPU's TLB holds
+// the block as 4K combined entries. A guest TLBI VAAE1 (made Inner
+// Shareable by HCR_EL2.FB) of one address of the block removes every entry
+// derived from the block on every CPU (the TLBI by VA invalidates cached
+// copies of the translation table entry that would translate the VA: the
+// whole block entry), and the next accesses walk again.
+func TestGuestTLBIOfBlockPieces(t *testing.T) {
+	const gpa = 0x4000_0000 // VA = IPA under guestMMUOn's identity 1G blocks
+	h, vm, _, v0, v1 := twoCPUGuest(t, gpa, 0)
+	defer destroy(t, vm, v0, v1)
+	offs := []uint64{0, pg, 2 * mib, 3*mib + 5*pg}
+	for _, off := range offs {
+		str(t, v0, gpa+off, off)
+		ldr(t, v1, gpa+off)
+	}
+	inBlock := func(cpu int) int {
+		n := 0
+		for _, e := range h.TLBEntries(cpu) {
+			if e.Combined && e.VA>>30 == gpa>>30 {
+				n++
+			}
+		}
+		return n
+	}
+	for cpu := 0; cpu < 2; cpu++ {
+		if n := inBlock(cpu); n < len(offs) {
+			t.Fatalf("CPU %d holds %d combined entries of the block before the TLBI, want >= %d", cpu, n, len(offs))
+		}
+	}
+	v0.Ctx().X[3] = (gpa + 2*mib) >> 12 // VA[55:12]; ASID field ignored by VAAE1
+	if ex, err := v0.TLBI(tlb.OpVAAE1, 3); err != nil || ex.Reason != ExitNone {
+		t.Fatal(ex, err)
+	}
+	for cpu := 0; cpu < 2; cpu++ {
+		if n := inBlock(cpu); n != 0 {
+			t.Errorf("CPU %d still holds %d entries derived from the invalidated block", cpu, n)
+		}
+	}
+	walks := v1.PE().Stats.Walks
+	for _, off := range offs {
+		if got := ldr(t, v1, gpa+off); got != off {
+			t.Errorf("GPA %#x reads %#x", gpa+off, got)
+		}
+	}
+	if v1.PE().Stats.Walks == walks {
+		t.Error("no access walked after the TLBI")
+	}
+}

@@ -14,29 +14,32 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// Context is the guest's general-purpose register file and the exception
-// registers the hypervisor reads and writes: the part of a vCPU that
-// cpu.PE does not model.
+// Context is the guest's general-purpose register file: the part of a
+// vCPU that cpu.PE does not model. The PC, PSTATE and the exception
+// registers (ELR_EL1, SPSR_EL1, VBAR_EL1) are the PE's.
 type Context struct {
 	X  [31]uint64
 	SP uint64
-	// PC is the address of the instruction the next access belongs to.
-	PC mem.VA
-	// ELR and VBAR are ELR_EL1 and VBAR_EL1: an exception taken to the
-	// guest's EL1 saves PC in ELR and continues at VBAR plus the vector
-	// offset.
-	ELR, VBAR mem.VA
 }
 
-// regs is the mmio.Registers view of a Context (a pointer-shaped value, so
+// regs is the mmio.Registers view of a vCPU (a pointer-shaped value, so
 // converting it to the interface does not allocate).
-type regs struct{ c *Context }
+type regs struct{ v *VCPU }
 
-func (r regs) X(n int) uint64       { return r.c.X[n] }
-func (r regs) SetX(n int, v uint64) { r.c.X[n] = v }
-func (r regs) SP() uint64           { return r.c.SP }
-func (r regs) SetSP(v uint64)       { r.c.SP = v }
-func (r regs) PC() uint64           { return uint64(r.c.PC) }
+func (r regs) X(n int) uint64       { return r.v.ctx.X[n] }
+func (r regs) SetX(n int, v uint64) { r.v.ctx.X[n] = v }
+func (r regs) SP() uint64           { return r.v.ctx.SP }
+func (r regs) SetSP(v uint64)       { r.v.ctx.SP = v }
+func (r regs) PC() uint64           { return uint64(*r.v.guestPC()) }
+
+// guestPC is the guest's PC: ELR_EL2 while the hypervisor handles an
+// exception at EL2 (exception entry saved it there), the PE's PC otherwise.
+func (v *VCPU) guestPC() *mem.VA {
+	if v.pe.EL == 2 {
+		return &v.pe.ELR[2]
+	}
+	return &v.pe.PC
+}
 
 // reg reads Xn with 31 as the zero register.
 func (c *Context) reg(n uint8) uint64 {
@@ -61,6 +64,9 @@ type VCPU struct {
 	// pending is the MMIO access of the last ExitMMIO, until CompleteMMIO.
 	pending    mmio.Access
 	hasPending bool
+	// refetch: an MMIO decode could not read the instruction; fetch it at
+	// EL1 before executing it again.
+	refetch bool
 	// beforeAT, when set (tests), runs just before the AT S1E1R that
 	// resolves the IPA of a permission fault: the guest's stage 1 may
 	// change there.
@@ -84,6 +90,9 @@ func (vm *VM) NewVCPU(id int) (*VCPU, error) {
 	if vm.destroyed.Load() {
 		return nil, ErrDestroyed
 	}
+	if id < 0 {
+		return nil, fmt.Errorf("kvm: vCPU number %d is negative", id)
+	}
 	vm.opMu.Lock()
 	defer vm.opMu.Unlock()
 	for _, v := range vm.vcpus {
@@ -95,6 +104,7 @@ func (vm *VM) NewVCPU(id int) (*VCPU, error) {
 	vm.s2.ApplyRegs(&regs)
 	regs.HCR_EL2 = GuestHCR
 	pe := cpu.New(0, regs, 1, vm.host.arena.Checked(), nil)
+	pe.SP = true // EL1h
 	v := &VCPU{vm: vm, id: id, pe: pe, cache: vm.s2.NewCache(), cpuIdx: -1}
 	vm.vcpus = append(vm.vcpus, v)
 	return v, nil
@@ -260,6 +270,20 @@ const maxReentries = 1 << 20
 // exit was completed.
 var ErrPendingMMIO = errors.New("kvm: MMIO exit not completed")
 
+// ErrRegisterNumber is returned (wrapped, naming the value) for a register
+// number above 31. Number 31 is the zero register (XZR/WZR) for every
+// register operand these calls take: a load or store's transfer register
+// and the Xt of MSR, MRS, TLBI and AT. (SP is 31 only as a load or store's
+// base register, which Access does not name: it gives the VA.)
+var ErrRegisterNumber = errors.New("kvm: register number out of range")
+
+func checkReg(what string, n uint8) error {
+	if n > 31 {
+		return fmt.Errorf("%w: %s register number %d is not 0..31 (31 is XZR)", ErrRegisterNumber, what, n)
+	}
+	return nil
+}
+
 // Run executes the guest access a: on the PE at EL1 through the TLB and the
 // two-stage walk. Exceptions taken to EL2 are handled (stage-2 faults,
 // MMIO) and the access is retried after ERET; an exception taken to EL1 is
@@ -274,6 +298,9 @@ func (v *VCPU) Run(a Access) (Exit, error) {
 	}
 	if a.Size != 1 && a.Size != 2 && a.Size != 4 && a.Size != 8 {
 		return Exit{}, fmt.Errorf("kvm: access size %d is not 1, 2, 4 or 8", a.Size)
+	}
+	if err := checkReg("transfer", a.Rt); err != nil {
+		return Exit{}, err
 	}
 	in := a.insn()
 	for n := 0; ; n++ {
@@ -294,7 +321,7 @@ func (v *VCPU) Run(a Access) (Exit, error) {
 			if !a.Write && a.Rt < 31 {
 				v.ctx.X[a.Rt] = loadValue(val, a.Size, a.SignExtend, !a.W)
 			}
-			v.ctx.PC += 4
+			v.pe.PC += 4
 			return Exit{}, nil
 		}
 		exit, retry, err := v.exception(e)
@@ -337,11 +364,11 @@ func (v *VCPU) Fetch() (uint32, Exit, error) {
 	}
 	for n := 0; ; n++ {
 		if n == maxReentries {
-			return 0, Exit{}, fmt.Errorf("%w: %d exits to EL2 on the fetch at %#x", ErrNoProgress, n, v.ctx.PC)
+			return 0, Exit{}, fmt.Errorf("%w: %d exits to EL2 on the fetch at %#x", ErrNoProgress, n, v.pe.PC)
 		}
 		c := v.cpu
 		c.mu.Lock()
-		w, e := v.pe.Fetch(v.ctx.PC)
+		w, e := v.pe.Fetch(v.pe.PC)
 		c.mu.Unlock()
 		if !e.Taken() {
 			return w, Exit{}, nil
@@ -355,11 +382,17 @@ func (v *VCPU) Fetch() (uint32, Exit, error) {
 
 // MSR executes the guest's MSR <r>, X<rt> at EL1 (PC advances).
 func (v *VCPU) MSR(r cpu.SysReg, rt uint8) (Exit, error) {
+	if err := checkReg("MSR source", rt); err != nil {
+		return Exit{}, err
+	}
 	return v.sys(func() cpu.Exception { return v.pe.MSR(r, rt, v.ctx.reg(rt)) }, false)
 }
 
 // MRS executes the guest's MRS X<rt>, <r> at EL1 (PC advances).
 func (v *VCPU) MRS(r cpu.SysReg, rt uint8) (Exit, error) {
+	if err := checkReg("MRS destination", rt); err != nil {
+		return Exit{}, err
+	}
 	return v.sys(func() cpu.Exception {
 		x, e := v.pe.MRS(r, rt)
 		if !e.Taken() && rt < 31 {
@@ -373,6 +406,9 @@ func (v *VCPU) MRS(r cpu.SysReg, rt uint8) (Exit, error) {
 // EL1 TLBI is broadcast, so the PE executes it with every CPU's lock held
 // and reaches every CPU's TLB through the Domain.
 func (v *VCPU) TLBI(op tlb.Op, rt uint8) (Exit, error) {
+	if err := checkReg("TLBI operand", rt); err != nil {
+		return Exit{}, err
+	}
 	return v.sys(func() cpu.Exception { return v.pe.TLBI(op, rt, v.ctx.reg(rt)) }, true)
 }
 
@@ -380,6 +416,9 @@ func (v *VCPU) TLBI(op tlb.Op, rt uint8) (Exit, error) {
 // A stage-2 fault on the stage-1 walk is taken to EL2, handled, and the
 // instruction retried.
 func (v *VCPU) AT(op at.Op, rt uint8) (Exit, error) {
+	if err := checkReg("AT operand", rt); err != nil {
+		return Exit{}, err
+	}
 	return v.sys(func() cpu.Exception { return v.pe.AT(op, rt, mem.VA(v.ctx.reg(rt))) }, false)
 }
 
@@ -393,7 +432,7 @@ func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
 	h := v.vm.host
 	for n := 0; ; n++ {
 		if n == maxReentries {
-			return Exit{}, fmt.Errorf("%w: %d exits to EL2 on the instruction at %#x", ErrNoProgress, n, v.ctx.PC)
+			return Exit{}, fmt.Errorf("%w: %d exits to EL2 on the instruction at %#x", ErrNoProgress, n, v.pe.PC)
 		}
 		var e cpu.Exception
 		if broadcast {
@@ -409,7 +448,7 @@ func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
 			c.mu.Unlock()
 		}
 		if !e.Taken() {
-			v.ctx.PC += 4
+			v.pe.PC += 4
 			return Exit{}, nil
 		}
 		exit, retry, err := v.exception(e)
@@ -424,11 +463,11 @@ func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
 var ErrUnhandledTrap = errors.New("kvm: unhandled exception to EL2")
 
 // exception handles an exception the PE took: the guest's (EL1) is
-// delivered to its vector; the hypervisor's (EL2) is handled, then ERET.
-// retry reports that the instruction must be executed again.
+// already at its vector (the PE saved PC in ELR_EL1); the hypervisor's
+// (EL2) is handled, then ERET. retry reports that the instruction must be
+// executed again.
 func (v *VCPU) exception(e cpu.Exception) (exit Exit, retry bool, err error) {
 	if e.TargetEL != 2 {
-		v.deliver(e)
 		return Exit{Reason: ExitException, Exception: e}, false, nil
 	}
 	// At EL2 now.
@@ -438,8 +477,8 @@ func (v *VCPU) exception(e cpu.Exception) (exit Exit, retry bool, err error) {
 	default:
 		err = fmt.Errorf("%w: %v", ErrUnhandledTrap, e)
 	}
-	if eerr := v.pe.ERET(); eerr != nil && err == nil {
-		err = eerr
+	if x := v.pe.ERET(); x.Taken() && err == nil {
+		err = fmt.Errorf("kvm: ERET from EL2 took %v", x)
 	}
 	if exit.Reason == ExitException {
 		v.inject(&exit.Exception)
@@ -450,24 +489,16 @@ func (v *VCPU) exception(e cpu.Exception) (exit Exit, retry bool, err error) {
 			err = verr
 		}
 	}
-	return exit, retry, err
-}
-
-// vectorOffset is the offset in the EL1 vector table of a synchronous
-// exception from fromEL (current EL with SP_ELx: 0x200; lower EL, AArch64:
-// 0x400).
-func vectorOffset(fromEL uint8) mem.VA {
-	if fromEL == 1 {
-		return 0x200
+	if retry && err == nil && v.refetch {
+		// The instruction's page is fetched as the PE does (its stage-2
+		// faults handled), so its decode can read it on the next exit.
+		v.refetch = false
+		v.vm.c.refetches.Add(1)
+		if _, fx, ferr := v.Fetch(); ferr != nil || fx.Reason != ExitNone {
+			return fx, false, ferr
+		}
 	}
-	return 0x400
-}
-
-// deliver moves the guest context to its EL1 vector for an exception the
-// PE took to EL1.
-func (v *VCPU) deliver(e cpu.Exception) {
-	v.ctx.ELR = v.ctx.PC
-	v.ctx.PC = v.ctx.VBAR + vectorOffset(e.FromEL)
+	return exit, retry, err
 }
 
 // inject performs exception entry to the guest's EL1 for an abort the
@@ -483,7 +514,6 @@ func (v *VCPU) inject(e *cpu.Exception) {
 	e.ESR = sysreg.ESR(uint64(e.ESR)&^(0x3f<<26) | uint64(ec)<<26)
 	e.TargetEL = 1
 	pe.TakeException(e)
-	v.deliver(*e)
 	v.vm.c.injected.Add(1)
 }
 
@@ -510,12 +540,12 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 	}
 	a := &v.pending
 	if a.Write {
-		a.CompleteStore(regs{&v.ctx})
+		a.CompleteStore(regs{v})
 	} else {
-		a.CompleteLoad(data, regs{&v.ctx})
+		a.CompleteLoad(data, regs{v})
 	}
 	v.hasPending = false
-	v.ctx.PC += 4
+	v.pe.PC += 4
 	return nil
 }
 
@@ -524,24 +554,27 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 	vm := v.vm
 	fetch := mmio.FetchFunc(v.fetchInsn)
-	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{&v.ctx}, fetch)
+	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{v}, fetch)
 	switch {
 	case errors.Is(err, mmio.ErrCacheMaintenance):
 		// DC on an address without memory: nothing to do; skip it.
 		vm.c.cmSkipped.Add(1)
-		v.ctx.PC += 4
+		*v.guestPC() += 4
 		return Exit{}, false, nil
 	case errors.Is(err, mmio.ErrCannotEmulate):
 		return abortExit(false, e.FAR), false, nil
+	case errors.Is(err, errRefetch):
+		v.refetch = true // after ERET: fetch PC at EL1, then execute again
+		return Exit{}, true, nil
 	case err != nil:
 		return Exit{}, false, fmt.Errorf("kvm: MMIO access at IPA %#x: %w", ipa, err)
 	}
 	if vm.bus != nil {
-		if err := mmio.Emulate(&a, regs{&v.ctx}, vm.bus); err != nil {
+		if err := mmio.Emulate(&a, regs{v}, vm.bus); err != nil {
 			return Exit{}, false, fmt.Errorf("kvm: MMIO access at IPA %#x: %w", ipa, err)
 		}
 		vm.c.mmioEmulated.Add(1)
-		v.ctx.PC += 4
+		*v.guestPC() += 4
 		return Exit{}, false, nil
 	}
 	vm.c.mmioExits.Add(1)
@@ -552,15 +585,26 @@ func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 // errFetch is the instruction-fetch failure mmio.Decode reports.
 var errFetch = errors.New("kvm: cannot read the faulting instruction")
 
+// errRefetch says the faulting instruction cannot be read through the
+// guest's translation without a fault of its own: its page, or a stage-1
+// table page on the way, is not mapped at stage 2 (never touched, aged,
+// swapped or migrated by the host), or the guest changed its stage 1. The
+// hypervisor then does what the hardware would on re-executing it: the PE
+// fetches PC at EL1, its stage-2 faults are resolved like any other (or the
+// guest takes its own abort), and the instruction is executed again.
+var errRefetch = errors.New("kvm: faulting instruction not reachable without a fault")
+
 // fetchInsn reads the instruction at the guest PC through the guest's own
 // translation: AT S12E1R at EL2 (stage 1 of EL1&0, then stage 2) and a read
 // of the PA, under the MMU lock so that the frame cannot be freed between
-// the two. When stage 2 does not map the instruction (the host took the page
-// away), AT S1E1R gives the IPA and the word is read through the memslot's
-// HVA, as KVM reads guest memory. PAR_EL1 is the guest's and is restored.
+// the two. When stage 2 does not map the instruction's page (the host took
+// it away), AT S1E1R gives its IPA and the word is read through the
+// memslot's HVA, as KVM reads guest memory. When that fails too (a stage-1
+// table page is not mapped at stage 2, or PC no longer translates) it
+// returns errRefetch. PAR_EL1 is the guest's and is restored.
 func (v *VCPU) fetchInsn() (uint32, error) {
 	pe, vm := v.pe, v.vm
-	pc := v.ctx.PC
+	pc := *v.guestPC()
 	saved := pe.PAR
 	defer func() { pe.PAR = saved }()
 	vm.mu.Lock()
@@ -573,18 +617,21 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 		}
 		return uint32(w), nil
 	}
+	if !ex.Taken() {
+		ex = pe.AT(at.S1E1R, 0, pc)
+	}
 	vm.mu.Unlock()
 	if ex.Taken() {
-		return 0, fmt.Errorf("%w: AT S12E1R took %v", errFetch, ex)
+		return 0, fmt.Errorf("%w: AT at PC %#x took %v", errFetch, pc, ex)
 	}
-	ex = pe.AT(at.S1E1R, 0, pc)
-	if ex.Taken() || pe.PAR.F() {
-		return 0, fmt.Errorf("%w: PC %#x does not translate at stage 1 (PAR %#x)", errFetch, pc, uint64(pe.PAR))
+	if pe.PAR.F() {
+		return 0, fmt.Errorf("%w: AT S1E1R of PC %#x: PAR %#x", errRefetch, pc, uint64(pe.PAR))
 	}
 	ipa := mem.IPA(pe.PAR.PA()) | mem.IPA(pc&0xfff)
 	s := vm.slots.Lookup(ipa)
 	if s == nil {
-		return 0, fmt.Errorf("%w: PC %#x is at IPA %#x outside memory", errFetch, pc, ipa)
+		// Code outside memory: executing it again takes the abort.
+		return 0, fmt.Errorf("%w: PC %#x is at IPA %#x outside memory", errRefetch, pc, ipa)
 	}
 	w, err := vm.as.Read(s.HVAOf(ipa), 4)
 	if err != nil {

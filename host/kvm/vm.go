@@ -70,15 +70,21 @@ type VM struct {
 	released atomic.Bool
 	errMu    sync.Mutex
 	err      error // first error a notifier callback could not return
+	lastErr  error // the last one
+	nErrs    uint64
 
 	c vmCounters
+
+	// nested is told about canonical stage-2 changes (SetNestedHooks);
+	// guarded by mu.
+	nested NestedHooks
 }
 
 type vmCounters struct {
 	maps, blockMaps, relaxes, afFaults, retries, slotRetries atomic.Uint64
 	mmioExits, mmioEmulated, injected, cmSkipped             atomic.Uint64
 	notifUnmaps, notifAged, dirtyMarked, changedPTEs         atomic.Uint64
-	atRetries                                                atomic.Uint64
+	atRetries, refetches                                     atomic.Uint64
 }
 
 // VMStats counts what the hypervisor did for a VM.
@@ -100,6 +106,10 @@ type VMStats struct {
 	// Injected aborts were injected into the guest, CMSkipped are cache
 	// maintenance instructions on MMIO that were skipped.
 	MMIOExits, MMIOEmulated, Injected, CMSkipped uint64
+	// Refetches are MMIO decodes (ISV=0) that could not read the
+	// instruction through stage 2: the PE fetched it at EL1 (resolving
+	// its stage-2 faults) and the instruction was executed again.
+	Refetches uint64
 	// NotifierUnmaps are invalidate-range starts that touched a slot;
 	// Aged are young callbacks that touched one.
 	NotifierUnmaps, Aged uint64
@@ -171,7 +181,15 @@ func (vm *VM) Destroy() error {
 	for _, v := range vm.vcpus {
 		errs = append(errs, v.cache.Release())
 	}
-	errs = append(errs, vm.as.Close())
+	if err := vm.as.Close(); !errors.Is(err, hostmm.ErrClosed) {
+		errs = append(errs, err) // the VMM may have closed it already
+	}
+	vm.mu.Lock()
+	for _, s := range vm.slots.Slots() {
+		_, _ = vm.slots.Delete(s.ID)
+	}
+	vm.slotGen.Add(1)
+	vm.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -193,11 +211,19 @@ func (vm *VM) Stage2() *s2pt.VM { return vm.s2 }
 func (vm *VM) VMID() uint16 { return vm.vmid.VMID(vm.host.vmids) }
 
 // Err returns the first error a notifier callback met (it cannot return
-// one), or nil.
+// one), or nil; Errors also gives their number and the last.
 func (vm *VM) Err() error {
 	vm.errMu.Lock()
 	defer vm.errMu.Unlock()
 	return vm.err
+}
+
+// Errors returns how many errors the notifier callbacks met, the first and
+// the last.
+func (vm *VM) Errors() (n uint64, first, last error) {
+	vm.errMu.Lock()
+	defer vm.errMu.Unlock()
+	return vm.nErrs, vm.err, vm.lastErr
 }
 
 func (vm *VM) setErr(err error) {
@@ -208,6 +234,8 @@ func (vm *VM) setErr(err error) {
 	if vm.err == nil {
 		vm.err = err
 	}
+	vm.lastErr = err
+	vm.nErrs++
 	vm.errMu.Unlock()
 }
 
@@ -217,7 +245,7 @@ func (vm *VM) Stats() VMStats {
 	return VMStats{Maps: c.maps.Load(), BlockMaps: c.blockMaps.Load(), Relaxes: c.relaxes.Load(),
 		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(), ATRetries: c.atRetries.Load(),
 		MMIOExits: c.mmioExits.Load(), MMIOEmulated: c.mmioEmulated.Load(), Injected: c.injected.Load(),
-		CMSkipped: c.cmSkipped.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
+		CMSkipped: c.cmSkipped.Load(), Refetches: c.refetches.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
 		ChangedPTEs: c.changedPTEs.Load(),
 		DirtyMarked: c.dirtyMarked.Load(), S2: vm.s2.Stats()}
 }
@@ -362,6 +390,7 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 		return fmt.Errorf("kvm: %w", err)
 	}
 	vm.slotGen.Add(1)
+	vm.nestedUnmapped(r.Start, uint64(r.End-r.Start))
 	// Unmap takes no memory: a slot change cannot fail for lack of it.
 	if err := vm.s2.Unmap(r.Start, uint64(r.End-r.Start)); err != nil {
 		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, uint64(r.Start), uint64(r.End), err)
@@ -373,7 +402,10 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 // dirty logging write-protects its range in stage 2 (with TLB
 // invalidation) before returning; use EnableDirtyLog to also split blocks.
 func (vm *VM) SetSlotFlags(id int, f memslot.Flags) error {
-	return vm.setFlags(id, f, false)
+	if f&^(memslot.ReadOnly|memslot.LogDirty) != 0 {
+		return fmt.Errorf("kvm: unknown slot flags %#x", uint8(f))
+	}
+	return vm.setFlags(id, func(memslot.Flags) memslot.Flags { return f }, false)
 }
 
 // EnableDirtyLog starts dirty logging on slot id: the slot is
@@ -381,29 +413,21 @@ func (vm *VM) SetSlotFlags(id int, f memslot.Flags) error {
 // pages now rather than on the first write), so the next write to each
 // page faults and is recorded.
 func (vm *VM) EnableDirtyLog(id int, split bool) error {
-	s := vm.slotByID(id)
-	if s == nil {
-		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
-	}
-	return vm.setFlags(id, s.Flags|memslot.LogDirty, split)
+	return vm.setFlags(id, func(f memslot.Flags) memslot.Flags { return f | memslot.LogDirty }, split)
 }
 
 // DisableDirtyLog stops dirty logging on slot id. Pages stay mapped as they
 // are; later faults may map blocks again.
 func (vm *VM) DisableDirtyLog(id int) error {
-	s := vm.slotByID(id)
-	if s == nil {
-		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
-	}
-	return vm.setFlags(id, s.Flags&^memslot.LogDirty, false)
+	return vm.setFlags(id, func(f memslot.Flags) memslot.Flags { return f &^ memslot.LogDirty }, false)
 }
 
-func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
+// setFlags changes slot id's flags to change(old flags), reading and
+// writing them under opMu, which every flag change holds: concurrent
+// changes apply in some serial order and none is lost.
+func (vm *VM) setFlags(id int, change func(memslot.Flags) memslot.Flags, split bool) error {
 	if vm.destroyed.Load() {
 		return ErrDestroyed
-	}
-	if f&^(memslot.ReadOnly|memslot.LogDirty) != 0 {
-		return fmt.Errorf("kvm: unknown slot flags %#x", uint8(f))
 	}
 	vm.opMu.Lock()
 	defer vm.opMu.Unlock()
@@ -411,6 +435,7 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 	if old == nil {
 		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
 	}
+	f := change(old.Flags)
 	if split {
 		// Only the split takes memory (write-protection takes none); a
 		// failed top-up changes nothing.
@@ -428,6 +453,7 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 	restrict := (f&memslot.ReadOnly != 0 && old.Flags&memslot.ReadOnly == 0) ||
 		(f&memslot.LogDirty != 0 && old.Flags&memslot.LogDirty == 0)
 	if restrict {
+		vm.nestedWriteProtected(s.GPA, s.Size)
 		if err := vm.s2.WriteProtect(s.GPA, s.Size); err != nil {
 			return fmt.Errorf("kvm: write-protecting slot %d: %w", id, err)
 		}
@@ -475,6 +501,7 @@ func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 			j++
 		}
 		gpa, size := s.GPA+mem.IPA(pages[i]*pg), uint64(j-i)*pg
+		vm.nestedWriteProtected(gpa, size)
 		if err := vm.s2.WriteProtect(gpa, size); err != nil {
 			for _, p := range pages[i:] {
 				s.Dirty.Set(p)
@@ -488,7 +515,8 @@ func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 	return pages, nil
 }
 
-// Slots returns the VM's slots in GPA order (do not modify them).
+// Slots returns the VM's slots in GPA order (do not modify them); none
+// once the VM is destroyed.
 func (vm *VM) Slots() []*memslot.Slot { return vm.slots.Slots() }
 
 // notifier is the VM's MMU notifier on its VMM address space.
@@ -509,6 +537,7 @@ func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	}
 	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		vm.c.notifUnmaps.Add(1)
+		vm.nestedUnmapped(gpa, size)
 		if err := vm.s2.Unmap(gpa, size); err != nil {
 			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, uint64(gpa), size, err))
 		}
@@ -598,6 +627,7 @@ func (n notifier) Release() {
 		return
 	}
 	for _, s := range vm.slots.Slots() {
+		vm.nestedUnmapped(s.GPA, s.Size)
 		if err := vm.s2.Unmap(s.GPA, s.Size); err != nil {
 			vm.setErr(fmt.Errorf("kvm: release unmap of slot %d (GPA %#x+%#x): %w", s.ID, uint64(s.GPA), s.Size, err))
 		}

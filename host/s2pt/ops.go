@@ -42,11 +42,22 @@ const (
 	// (VTCR_EL2.HD=1, Config.HD) instead of faulting; ClearDirty
 	// harvests. Refused when the layout has no HD.
 	MapClean
+
+	swShift = 4 // MapSW's field
 )
 
 // ErrNeedsTables is returned (wrapped) by a MapInPlace Map that would need
 // to allocate, split or free a table.
 var ErrNeedsTables = errors.New("s2pt: the mapping needs a table change")
+
+// MapSW returns the flag that stores v (4 bits) in the software-use bits
+// [58:55] of every leaf Map writes (the stage-2 Block and Page descriptor
+// bits the architecture reserves for software); combine it with the other
+// flags. SW reads them back.
+func MapSW(v uint8) MapFlags { return MapFlags(v&0xf) << swShift }
+
+// SW returns the software-use bits [58:55] of a descriptor.
+func SW(d uint64) uint8 { return uint8(desc.Field(d, desc.SWMask)) }
 
 // Memory attributes of the leaves Map writes (stage-2 MemAttr, FWB=0).
 const (
@@ -74,6 +85,7 @@ func (vm *VM) leaf(pa uint64, level int, prot Prot, flags MapFlags) uint64 {
 	if prot&ProtX == 0 {
 		l.XN = 2
 	}
+	l.SW = uint(flags >> swShift)
 	return uint64(l.Encode(vm.layout.Format, level))
 }
 
