@@ -58,8 +58,9 @@ type Range struct {
 
 type noInvalidator struct{}
 
-func (noInvalidator) InvalidateIPA(mem.IPA, int) {}
-func (noInvalidator) InvalidateVMID()            {}
+func (noInvalidator) InvalidateIPA(mem.IPA, int)  {}
+func (noInvalidator) InvalidateVMID()             {}
+func (noInvalidator) InvalidateRanges(rs []Range) {}
 
 // maxPending is how many separate ranges an operation queues before it
 // falls back to invalidating the whole VMID.

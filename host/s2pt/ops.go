@@ -115,7 +115,7 @@ func (vm *VM) installTable(c *Ctx, cache *Cache) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.apply(func(uint64) uint64 { return uint64(desc.S2Table(vm.layout.Format, uint64(t.pa))) }, true); err != nil {
+	if _, err := c.store(uint64(desc.S2Table(vm.layout.Format, uint64(t.pa))), true); err != nil {
 		vm.release(t)
 		return err
 	}
@@ -132,14 +132,12 @@ func (vm *VM) installLeaf(c *Ctx, v uint64) error {
 			return err
 		}
 	}
-	if _, err := c.apply(zero, false); err != nil {
+	if _, err := c.store(0, false); err != nil {
 		return err
 	}
-	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	_, err := c.store(v, false)
 	return err
 }
-
-func zero(uint64) uint64 { return 0 }
 
 // split replaces a block with a table of the next level's entries mapping
 // the same addresses with the same attributes, by break-before-make: the
@@ -154,7 +152,7 @@ func (vm *VM) split(c *Ctx, cache *Cache) error {
 	if err != nil {
 		return err
 	}
-	old, err := c.apply(zero, false)
+	old, err := c.store(0, false)
 	if err != nil {
 		vm.release(t)
 		return err
@@ -174,17 +172,17 @@ func (vm *VM) split(c *Ctx, cache *Cache) error {
 		}
 	}
 	t.live = int32(t.n)
-	_, err = c.apply(func(uint64) uint64 { return uint64(desc.S2Table(f, uint64(t.pa))) }, true)
+	_, err = c.store(uint64(desc.S2Table(f, uint64(t.pa))), true)
 	return err
 }
 
 // replaceTable replaces a table descriptor by leaf v (break-before-make);
 // the detached subtree is freed after the invalidation.
 func (vm *VM) replaceTable(c *Ctx, v uint64) error {
-	if _, err := c.apply(zero, false); err != nil {
+	if _, err := c.store(0, false); err != nil {
 		return err
 	}
-	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	_, err := c.store(v, false)
 	return err
 }
 
@@ -196,6 +194,10 @@ type mapVisitor struct {
 	prot    Prot
 	flags   MapFlags
 	inPlace bool
+	// page and block are the leaves with output address 0 for the prot
+	// and flags in tmplKey (kept from one Map to the next).
+	page, block uint64
+	tmplKey     uint16
 }
 
 // leafOK reports whether the entry can be a leaf of this mapping.
@@ -223,7 +225,11 @@ func (v *mapVisitor) Visit(c *Ctx, at WalkFlags) error {
 		}
 		return v.vm.split(c, v.cache) // keep what the rest of the block maps
 	}
-	leaf := v.vm.leaf(v.outAddr(c), c.Level, v.prot, v.flags)
+	tmpl := v.block
+	if c.Level == 3 {
+		tmpl = v.page
+	}
+	leaf := v.vm.withOA(tmpl, v.outAddr(c))
 	if at == VisitTablePre {
 		if v.inPlace {
 			return fmt.Errorf("%w: a level-%d table holds IPA %#x", ErrNeedsTables, c.Level, uint64(c.Addr))
@@ -248,7 +254,7 @@ func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
 	// did not install (child). Any valid non-table descriptor goes,
 	// covered or not, well-formed or not: removing a translation is
 	// always safe.
-	_, err := c.apply(zero, false)
+	_, err := c.store(0, false)
 	return err
 }
 
@@ -375,7 +381,7 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 	// The table goes invalid (released: freed after the invalidation),
 	// so nothing walks it any more: its final Access flags are read and
 	// the block's is their OR.
-	if _, err := c.apply(zero, false); err != nil {
+	if _, err := c.store(0, false); err != nil {
 		return err
 	}
 	var af uint64
@@ -383,7 +389,7 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 		d, _ := vm.load(t.pa + mem.PA(i*8))
 		af |= d & desc.AFBit
 	}
-	if _, err := c.apply(func(uint64) uint64 { return f.WithOA(attrs|af, base) }, false); err != nil {
+	if _, err := c.store(f.WithOA(attrs|af, base), false); err != nil {
 		return err
 	}
 	v.n++
@@ -472,6 +478,9 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 	}
 	v := &vm.visitors.mapv
 	v.cache, v.ipa, v.pa, v.prot, v.flags, v.inPlace = cache, ipa, uint64(pa), prot, flags, inPlace
+	if k := uint16(prot)<<8 | uint16(flags) | 1<<15; v.tmplKey != k {
+		v.tmplKey, v.page, v.block = k, vm.leaf(0, 3, prot, flags), vm.leaf(0, 2, prot, flags)
+	}
 	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePre|visitPreCovered)
 	v.cache = nil
 	return vm.finish(err)

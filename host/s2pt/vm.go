@@ -96,6 +96,7 @@ type VM struct {
 	oaLo, oaHM, oaHK uint64
 	oaHS, oaHP       uint
 	nent             uint64 // entries of a non-root table
+	blocks           uint8  // bit level+1 set where blocks are allowed (Layout.BlockLevel)
 	tm               TableMemory
 	inv              Invalidator
 	rinv             RangeInvalidator // inv, when it takes ranges
@@ -157,6 +158,9 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 	}
 	for lvl := -1; lvl <= 3; lvl++ {
 		vm.lbits[lvl+1] = l.leafBits(lvl)
+		if l.BlockLevel(lvl) {
+			vm.blocks |= 1 << (lvl + 1)
+		}
 	}
 	vm.gbits = l.Format.Granule.Bits()
 	vm.oaLo = (1<<48 - 1) &^ (1<<vm.gbits - 1)
@@ -195,11 +199,15 @@ func (vm *VM) lock() error {
 		return errLockNotHeld
 	}
 	if vm.busy {
-		vm.unlockOnly()
-		return errors.New("s2pt: VM method called from inside a walk (a visitor must not call the VM)")
+		return vm.reentered()
 	}
 	vm.busy = true
 	return nil
+}
+
+func (vm *VM) reentered() error {
+	vm.unlockOnly()
+	return errors.New("s2pt: VM method called from inside a walk (a visitor must not call the VM)")
 }
 
 func (vm *VM) unlock() {
@@ -334,6 +342,13 @@ func (vm *VM) tableOA(d uint64) mem.PA {
 	return mem.PA(d&vm.oaLo | (d>>vm.oaHS&vm.oaHM)<<vm.oaHP | d&vm.oaHK)
 }
 
+// withOA returns descriptor d with output address oa (aligned to what d
+// maps), as desc.Format.WithOA does (TestTableOA) without its switch.
+func (vm *VM) withOA(d, oa uint64) uint64 {
+	hiField := vm.oaHM<<vm.oaHS | vm.oaHK
+	return d&^(vm.oaLo|hiField) | oa&vm.oaLo | (oa>>vm.oaHP&vm.oaHM)<<vm.oaHS | oa&vm.oaHK
+}
+
 // rcSlot is the record cache slot of a table address.
 func (vm *VM) rcSlot(pa mem.PA) *rcEntry {
 	return &vm.rc[uint64(pa)>>vm.gbits%uint64(len(vm.rc))]
@@ -438,6 +453,13 @@ func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
 // freeing (only once no TLB can hold a walk through them), and returns err
 // joined with any accounting error.
 func (vm *VM) finish(err error) error {
+	if vm.npend == 0 && !vm.pendAll && len(vm.freeq) == 0 && vm.accErr == nil {
+		return err
+	}
+	return vm.finishSlow(err)
+}
+
+func (vm *VM) finishSlow(err error) error {
 	vm.flush()
 	for _, t := range vm.freeq {
 		// Its count says it is empty (see unmapVisitor): kept for reuse

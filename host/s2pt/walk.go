@@ -95,7 +95,7 @@ func (c *Ctx) Set(v uint64) error {
 	if desc.KindAt(v, c.Level) == desc.Table {
 		return fmt.Errorf("s2pt: Set of table descriptor %#x at level %d: tables are installed by the manager", v, c.Level)
 	}
-	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	_, err := c.store(v, false)
 	return err
 }
 
@@ -199,63 +199,84 @@ func xnRights(xn uint64) (el0, el1 bool) {
 	return false, false
 }
 
-// apply is the one place a live descriptor is written. f maps the current
-// value to the new one; the change is classified (R_WHZWS) and refused
-// with ErrBreakBeforeMake when it needs break-before-make; a make first
-// completes any invalidation still pending for its range (the TLBI between
-// break and make); the write is a compare-and-swap, re-running f when
-// hardware changed the descriptor (an Access-flag or dirty update is then
-// seen by f, never lost); a break or a restriction queues its
-// invalidation, and a removed table is released with everything below it
-// (freed after the invalidation). Only the manager installs tables
-// (table). It returns the value replaced.
-func (c *Ctx) apply(f func(uint64) uint64, table bool) (uint64, error) {
+// commit is the one place a live descriptor is written: cur, the value
+// the walk last saw, is to become n. The change is classified (R_WHZWS)
+// and refused with ErrBreakBeforeMake when it needs break-before-make; a
+// make first completes any invalidation still pending for its range (the
+// TLBI between break and make); the write is a compare-and-swap, and
+// reports done=false (c.Old reloaded) when memory no longer held cur
+// (hardware set AF or dirty state: the caller decides again); a break or
+// a restriction queues its invalidation, and a removed table is released
+// with everything below it (freed after the invalidation). Only the
+// manager installs tables (table).
+func (c *Ctx) commit(cur, n uint64, table bool) (done bool, err error) {
 	vm := c.vm
+	if !table && desc.KindAt(n, c.Level) == desc.Table {
+		return false, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, c.Level, uint64(c.Addr))
+	}
+	cl, err := vm.layout.classify(c.Level, cur, n)
+	if err != nil {
+		return false, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
+	}
+	size := mem.IPA(1) << vm.lbits[c.Level+1&7]
+	if cl == changeMake && (vm.npend != 0 || vm.pendAll) && vm.pendingOverlaps(c.Addr, c.Addr+size) {
+		vm.flush() // break ... TLBI ... make
+		vm.stats.BBM++
+	}
+	swapped, mapped := vm.cas(c.PTE, cur, n)
+	if !mapped {
+		return false, fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(c.PTE))
+	}
+	if !swapped {
+		return false, c.Reload()
+	}
+	c.Old = n
+	vm.account(c.t.rec, cur, n)
+	switch cl {
+	case changeBreak:
+		if desc.KindAt(cur, c.Level) == desc.Table {
+			// Walk caches may hold the table: the invalidation is not
+			// last-level, and its leaves may be of any level.
+			vm.queue(c.Addr, c.Addr+size, NoLevelHint, false, vm.layout.TableBytes)
+			if t, ok := vm.child(c.t, c.idx, cur); ok {
+				vm.release(t.rec)
+			}
+		} else {
+			vm.queue(c.Addr, c.Addr+size, c.Level, true, uint64(size))
+		}
+	case changeRestrict:
+		vm.queue(c.Addr, c.Addr+size, c.Level, true, uint64(size))
+	}
+	return true, nil
+}
+
+// apply changes the descriptor to f(current value) through commit,
+// re-running f when hardware changed it meanwhile. It returns the value
+// replaced.
+func (c *Ctx) apply(f func(uint64) uint64, table bool) (uint64, error) {
 	for {
 		cur := c.Old
 		n := f(cur)
 		if n == cur {
 			return cur, nil
 		}
-		if !table && desc.KindAt(n, c.Level) == desc.Table {
-			return cur, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, c.Level, uint64(c.Addr))
+		if done, err := c.commit(cur, n, table); done || err != nil {
+			return cur, err
 		}
-		cl, err := vm.layout.classify(c.Level, cur, n)
-		if err != nil {
-			return cur, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
+	}
+}
+
+// store changes the descriptor to v through commit (apply with a
+// constant).
+func (c *Ctx) store(v uint64, table bool) (uint64, error) {
+	for {
+		cur := c.Old
+		if v == cur {
+			return cur, nil
 		}
-		if cl == changeMake && vm.pendingOverlaps(c.Addr, c.Addr+mem.IPA(c.Size())) {
-			vm.flush() // break ... TLBI ... make
-			vm.stats.BBM++
+		if done, err := c.commit(cur, v, table); done || err != nil {
+			return cur, err
 		}
-		swapped, mapped := vm.cas(c.PTE, cur, n)
-		if !mapped {
-			return cur, fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(c.PTE))
-		}
-		if !swapped {
-			if err := c.Reload(); err != nil {
-				return cur, err
-			}
-			continue
-		}
-		c.Old = n
-		vm.account(c.t.rec, cur, n)
-		switch cl {
-		case changeBreak:
-			if desc.KindAt(cur, c.Level) == desc.Table {
-				// Walk caches may hold the table: the invalidation is
-				// not last-level, and its leaves may be of any level.
-				vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), NoLevelHint, false, vm.layout.TableBytes)
-				if t, ok := vm.child(c.t, c.idx, cur); ok {
-					vm.release(t.rec)
-				}
-			} else {
-				vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), c.Level, true, c.Size())
-			}
-		case changeRestrict:
-			vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), c.Level, true, c.Size())
-		}
-		return cur, nil
 	}
 }
 
