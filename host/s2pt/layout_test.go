@@ -1,8 +1,8 @@
 package s2pt
 
 import (
-	"strings"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
