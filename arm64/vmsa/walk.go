@@ -321,11 +321,11 @@ type walkGeom struct {
 	// cache, when set, records the stage-2 tables the walk reaches.
 	cache S2TableCache
 	vmid  uint16
-	ia     uint   // input address size
-	ps     uint   // output address size
-	ee     bool
-	stage  uint8 // 1 or 2, for the trace
-	hier   bool  // stage 1 without HPD: accumulate the hierarchical controls
+	ia    uint // input address size
+	ps    uint // output address size
+	ee    bool
+	stage uint8 // 1 or 2, for the trace
+	hier  bool  // stage 1 without HPD: accumulate the hierarchical controls
 }
 
 // walkState is where the descriptor-fetch loop stopped: the leaf (or the
