@@ -118,10 +118,9 @@ type VM struct {
 		idx      uint64
 	} // the table entries walk descended through, for post visits (5 used)
 
-	pend    [maxPending]Range
-	npend   int
-	pendAll bool // the queue overflowed: invalidate the whole VMID
-	freeq   []*table
+	pend  [maxPending]Range
+	npend int
+	freeq []*table
 	// reserve holds up to reserveMax detached, invalidated, empty tables
 	// for the next tables this VM makes (instead of a trip through the
 	// table memory's allocator and a zeroing); Destroy frees them.
@@ -453,7 +452,7 @@ func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
 // freeing (only once no TLB can hold a walk through them), and returns err
 // joined with any accounting error.
 func (vm *VM) finish(err error) error {
-	if vm.npend == 0 && !vm.pendAll && len(vm.freeq) == 0 && vm.accErr == nil {
+	if vm.npend == 0 && len(vm.freeq) == 0 && vm.accErr == nil {
 		return err
 	}
 	return vm.finishSlow(err)

@@ -219,7 +219,7 @@ func (c *Ctx) commit(cur, n uint64, table bool) (done bool, err error) {
 		return false, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
 	}
 	size := mem.IPA(1) << vm.lbits[c.Level+1&7]
-	if cl == changeMake && (vm.npend != 0 || vm.pendAll) && vm.pendingOverlaps(c.Addr, c.Addr+size) {
+	if cl == changeMake && vm.npend != 0 && vm.pendingOverlaps(c.Addr, c.Addr+size) {
 		vm.flush() // break ... TLBI ... make
 		vm.stats.BBM++
 	}
