@@ -45,6 +45,7 @@ every walk step by step, then the cost of one uncached two-stage walk.`,
 		"ptdump":    ptdumpCommand(),
 		"conform":   conformCommand(),
 		"mips":      mipsCommand(),
+		"bench":     benchCommand(),
 	}
 }
 
