@@ -3,7 +3,6 @@
 package peers
 
 import (
-	"fmt"
 	"sync"
 
 	"gvisor.dev/gvisor/pkg/cpuid"
@@ -154,12 +153,4 @@ func (g *Gvisor) Lookup(addr uint64) (uint64, bool) {
 		return 0, false
 	}
 	return uint64(p) + (addr - uint64(v)), true
-}
-
-// mustOK panics on an error that a benchmark loop cannot return.
-func check(ok bool, format string, a ...any) error {
-	if ok {
-		return nil
-	}
-	return fmt.Errorf(format, a...)
 }

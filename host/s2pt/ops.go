@@ -427,10 +427,13 @@ func (v *visitors) init(vm *VM) {
 // checkArgs validates an IPA range (granule-aligned, inside the IPA space).
 func (vm *VM) checkArgs(ipa mem.IPA, size uint64) error {
 	g := vm.layout.TableBytes
+	end := uint64(ipa) + size
+	if size != 0 && (uint64(ipa)|size)&(g-1) == 0 && end > uint64(ipa) && end <= 1<<vm.layout.IPABits && !vm.destroyed {
+		return nil
+	}
 	if size == 0 || uint64(ipa)%g != 0 || size%g != 0 {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x is empty or not aligned to the %#x-byte granule", uint64(ipa), size, g)
 	}
-	end := uint64(ipa) + size
 	if end < uint64(ipa) {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x wraps", uint64(ipa), size)
 	}
@@ -454,7 +457,12 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 	if err := vm.lock(); err != nil {
 		return err
 	}
-	defer vm.unlock()
+	err := vm.mapLocked(cache, ipa, pa, size, prot, flags)
+	vm.unlock() // no defer: a stage-2 fault's path
+	return err
+}
+
+func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
@@ -643,15 +651,18 @@ func (vm *VM) Lookup(ipa mem.IPA) (d uint64, level int, err error) {
 	if err := vm.lock(); err != nil {
 		return 0, 0, err
 	}
-	defer vm.unlock()
 	g := mem.IPA(vm.layout.TableBytes)
 	ipa &^= g - 1
-	if err := vm.checkRange(ipa, ipa+g); err != nil {
-		return 0, 0, err
+	if vm.destroyed || uint64(ipa)>>vm.layout.IPABits != 0 {
+		err = vm.checkRange(ipa, ipa+g)
+	} else {
+		v := &vm.visitors.lookup
+		if err = vm.walk(ipa, ipa+g, v, VisitLeaf); err == nil {
+			d, level = v.d, v.level
+		} else {
+			err = fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
+		}
 	}
-	v := &vm.visitors.lookup
-	if err := vm.walk(ipa, ipa+g, v, VisitLeaf); err != nil {
-		return 0, 0, fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
-	}
-	return v.d, v.level, nil
+	vm.unlock() // no defer: the hottest read path
+	return d, level, err
 }

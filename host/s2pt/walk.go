@@ -353,7 +353,17 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		} else {
 			d, _ = vm.tm.Read64(pte) // a failed read is reported by walkEntry
 		}
-		if desc.KindAt(d, t.level) != desc.Table || pre && (!preCovered || addr == start && addr+mem.IPA(1)<<bits == end) {
+		if leaf := desc.KindAt(d, t.level) != desc.Table; leaf || pre && (!preCovered || addr == start && addr+mem.IPA(1)<<bits == end) {
+			// A leaf is visited here; walkEntry goes on when the visit
+			// made it a table (or for a table to visit).
+			if leaf && flags&VisitLeaf != 0 {
+				c := vm.visitCtx(t, idx, pte, d, addr, start, end)
+				if err = v.Visit(c, VisitLeaf); err != nil || desc.KindAt(c.Old, t.level) != desc.Table {
+					break
+				}
+			} else if leaf {
+				break
+			}
 			err = vm.walkEntry(t, idx, addr, start, end, v, flags)
 			break
 		}
