@@ -62,11 +62,12 @@ type Ctx struct {
 	Old   uint64
 	t     tref   // the table holding the entry
 	idx   uint64 // the entry's index in t
+	size  uint64 // Size()
 	child *table // table visits: the table below
 }
 
 // Size returns the IPA range one entry at c.Level covers.
-func (c *Ctx) Size() uint64 { return 1 << c.vm.lbits[c.Level+1] }
+func (c *Ctx) Size() uint64 { return c.size }
 
 // Kind returns the kind of c.Old at c.Level.
 func (c *Ctx) Kind() desc.Kind { return desc.KindAt(c.Old, c.Level) }
@@ -211,14 +212,22 @@ func xnRights(xn uint64) (el0, el1 bool) {
 // manager installs tables (table).
 func (c *Ctx) commit(cur, n uint64, table bool) (done bool, err error) {
 	vm := c.vm
-	if !table && desc.KindAt(n, c.Level) == desc.Table {
+	if !table && n&(desc.ValidBit|desc.TypeBit) == desc.ValidBit|desc.TypeBit && c.Level < 3 {
 		return false, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, c.Level, uint64(c.Addr))
 	}
-	cl, err := vm.layout.classify(c.Level, cur, n)
-	if err != nil {
-		return false, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
+	var cl change
+	switch {
+	case cur&desc.ValidBit == 0 && n&desc.ValidBit != 0:
+		cl = changeMake
+	case cur&desc.ValidBit != 0 && n&desc.ValidBit == 0:
+		cl = changeBreak
+	default:
+		var err error
+		if cl, err = vm.layout.classify(c.Level, cur, n); err != nil {
+			return false, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
+		}
 	}
-	size := mem.IPA(1) << vm.lbits[c.Level+1&7]
+	size := mem.IPA(c.size)
 	if cl == changeMake && vm.npend != 0 && vm.pendingOverlaps(c.Addr, c.Addr+size) {
 		vm.flush() // break ... TLBI ... make
 		vm.stats.BBM++
@@ -420,13 +429,35 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 }
 
 // walkTable visits the entries of table t that intersect [start, end).
+// Leaves are visited here; tables (and leaves a visit makes tables) are
+// walkEntry's.
 func (vm *VM) walkTable(t tref, start, end mem.IPA, v Visitor, flags WalkFlags) error {
-	bits := vm.lbits[t.level+1]
+	bits := vm.lbits[t.level+1&7]
 	n := vm.entries(t)
+	leafVisits := flags&VisitLeaf != 0
 	for idx := uint64(start-t.base) >> bits; idx < n; idx++ {
 		addr := t.base + mem.IPA(idx<<bits)
 		if addr >= end {
 			return nil
+		}
+		pte := t.pa + mem.PA(idx*8)
+		var d uint64
+		if i := uint64(pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+			d = atomic.LoadUint64(&vm.mw[i])
+		} else {
+			d, _ = vm.tm.Read64(pte) // a failed read is reported by walkEntry
+		}
+		if desc.KindAt(d, t.level) != desc.Table {
+			if !leafVisits {
+				continue
+			}
+			c := vm.visitCtx(t, idx, pte, d, addr, start, end)
+			if err := v.Visit(c, VisitLeaf); err != nil {
+				return err
+			}
+			if desc.KindAt(c.Old, t.level) != desc.Table {
+				continue
+			}
 		}
 		if err := vm.walkEntry(t, idx, addr, start, end, v, flags); err != nil {
 			return err
@@ -512,5 +543,6 @@ func (vm *VM) visitCtx(t tref, idx uint64, pte mem.PA, d uint64, addr, start, en
 	// with the pointer fields' write barriers.
 	c.Level, c.Addr, c.Start, c.End = t.level, addr, start, end
 	c.PTE, c.Old, c.t, c.idx, c.child = pte, d, t, idx, nil
+	c.size = 1 << vm.lbits[t.level+1&7]
 	return c
 }
