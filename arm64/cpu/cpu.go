@@ -52,12 +52,14 @@ const (
 	NoException ExceptionKind = iota
 	DataAbort
 	InstructionAbort
-	SysTrap   // a trapped MSR/MRS/SYS instruction (EC 0x18)
-	Undefined // EC 0x00
+	SysTrap        // a trapped MSR/MRS/SYS instruction (EC 0x18)
+	Undefined      // EC 0x00
+	SupervisorCall // SVC (EC 0x15)
+	IRQ            // an interrupt: asynchronous, no syndrome
 )
 
 func (k ExceptionKind) String() string {
-	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined"}
+	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "supervisor call", "IRQ"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -341,7 +343,9 @@ func (pe *PE) TakeException(e *Exception) {
 	pe.Stats.Exceptions++
 	t := e.TargetEL
 	pe.spsr[t] = saved{el: pe.EL, pan: pe.PAN}
-	pe.ESR[t] = e.ESR
+	if e.Kind != IRQ { // interrupts leave ESR_ELx unchanged
+		pe.ESR[t] = e.ESR
+	}
 	if e.Kind == DataAbort || e.Kind == InstructionAbort {
 		pe.FAR[t] = e.FAR
 	}

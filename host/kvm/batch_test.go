@@ -1,0 +1,264 @@
+package kvm
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/host/hostmm"
+)
+
+// batchEnv is a VM with 8 MiB of memory at 0x4000_0000 and the guest's
+// stage 1 on (guestMMUOn), one vCPU on CPU 0.
+type batchEnv struct {
+	h   *Host
+	vm  *VM
+	v   *VCPU
+	hva hostmm.HVA
+}
+
+const batchBase, batchSize = 0x4000_0000, 8 * mib
+
+func newBatchEnv(t testing.TB) *batchEnv {
+	h := newHost(t, Config{MemBytes: 64 * mib})
+	vm := newVM(t, h, 40)
+	hva := addMem(t, vm, 0, batchBase, batchSize, 0, 0)
+	v := loadedVCPU(t, vm, 0, 0)
+	t.Cleanup(func() { destroy(t, vm, v) })
+	guestMMUOn(t, vm, v)
+	return &batchEnv{h: h, vm: vm, v: v, hva: hva}
+}
+
+// randomAccesses: loads and stores of every size in the slot (some
+// unaligned, some crossing a page), to the MMIO hole at 0x0900_0000, and
+// beyond the guest's stage-1 map (a stage-1 fault taken to EL1).
+func randomAccesses(rng *rand.Rand, n int) []BatchAccess {
+	b := make([]BatchAccess, n)
+	for i := range b {
+		a := &b[i]
+		a.Size = uint8(1 << rng.IntN(4))
+		a.Write = rng.IntN(2) == 0
+		a.Val = rng.Uint64()
+		switch x := rng.IntN(100); {
+		case x < 2:
+			a.VA = 0x0900_0000 + uint64(rng.IntN(16))*8
+		case x < 4:
+			a.VA = 0x1_2000_0000 // beyond the 4 GiB stage 1 maps
+		default:
+			a.VA = batchBase + uint64(rng.IntN(64))*pg*16 + uint64(rng.IntN(4096))&^uint64(a.Size-1)
+			if rng.IntN(20) == 0 {
+				a.VA |= 1
+			}
+		}
+	}
+	return b
+}
+
+// TestRunBatchSameAsRun runs the same accesses on two identical machines,
+// one access at a time through Run, and in batches through RunBatch, with
+// the host swapping pages out at the same points: every value loaded,
+// every exit, the PE's and the VM's counters and guest memory must agree.
+func TestRunBatchSameAsRun(t *testing.T) {
+	ref, bat := newBatchEnv(t), newBatchEnv(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 20000
+	if testing.Short() {
+		n = 5000
+	}
+	acc := randomAccesses(rng, n)
+	want := make([]uint64, n)
+	var wantExits, gotExits []ExitReason
+	// handle resumes after an exit: the guest skips the faulting access.
+	handle := func(e *batchEnv, ex Exit) {
+		switch ex.Reason {
+		case ExitMMIO:
+			if err := e.v.CompleteMMIO([2]uint64{0xabcd, 0}); err != nil {
+				t.Fatal(err)
+			}
+		case ExitException:
+			if err := e.v.ERET(); err != nil {
+				t.Fatal(err)
+			}
+			e.v.Ctx().PC += 4
+		}
+	}
+	swap := func(e *batchEnv, i int) {
+		if i%500 == 499 {
+			_ = e.vm.AddressSpace().SwapOut(e.hva + hostmm.HVA(uint64(i/500)%(batchSize/pg/16)*16*pg))
+		}
+	}
+	for i, a := range acc {
+		x := Access{VA: a.VA, Size: int(a.Size), Write: a.Write, Rt: batchReg}
+		ref.v.Ctx().X[batchReg] = a.Val
+		ex, err := ref.v.Run(x)
+		if err != nil {
+			t.Fatalf("access %d: %v", i, err)
+		}
+		want[i] = ref.v.Ctx().X[batchReg]
+		if ex.Reason != ExitNone {
+			wantExits = append(wantExits, ex.Reason)
+			handle(ref, ex)
+			want[i] = ref.v.Ctx().X[batchReg] // the MMIO load's value
+			if ex.Reason == ExitException {
+				want[i] = 0 // no value
+			}
+		}
+		swap(ref, i)
+	}
+	got := make([]uint64, n)
+	for i := 0; i < n; {
+		end := min(n, i+1+i%300) // batches of varying length, ending at swap points
+		if s := i/500*500 + 500; end > s {
+			end = s
+		}
+		b := acc[i:end]
+		k, ex, err := bat.v.RunBatch(b)
+		if err != nil {
+			t.Fatalf("batch at %d: %v", i, err)
+		}
+		for j := 0; j < k; j++ {
+			got[i+j] = b[j].Val
+			if b[j].Write {
+				got[i+j] = acc[i+j].Val
+			}
+		}
+		i += k
+		if ex.Reason != ExitNone {
+			gotExits = append(gotExits, ex.Reason)
+			handle(bat, ex)
+			got[i] = bat.v.Ctx().X[batchReg]
+			if acc[i].Write {
+				got[i] = acc[i].Val
+			}
+			if ex.Reason == ExitException {
+				got[i] = 0
+			}
+			i++
+		}
+		if i%500 == 0 {
+			swap(bat, i-1)
+		}
+	}
+	for i := range want {
+		if want[i] != got[i] {
+			t.Fatalf("access %d (%+v): Run gave %#x, RunBatch %#x", i, acc[i], want[i], got[i])
+		}
+	}
+	if len(wantExits) != len(gotExits) || len(wantExits) == 0 {
+		t.Fatalf("exits: Run %d, RunBatch %d", len(wantExits), len(gotExits))
+	}
+	for i := range wantExits {
+		if wantExits[i] != gotExits[i] {
+			t.Fatalf("exit %d: %v vs %v", i, wantExits[i], gotExits[i])
+		}
+	}
+	if a, b := ref.v.PE().Stats, bat.v.PE().Stats; a != b {
+		t.Errorf("PE counters: Run %+v, RunBatch %+v", a, b)
+	}
+	if a, b := ref.vm.Stats(), bat.vm.Stats(); a != b {
+		t.Errorf("VM counters: Run %+v, RunBatch %+v", a, b)
+	}
+	for off := uint64(0); off < batchSize; off += 8 {
+		a, _ := ref.vm.AddressSpace().Read(ref.hva+hostmm.HVA(off), 8)
+		b, _ := bat.vm.AddressSpace().Read(bat.hva+hostmm.HVA(off), 8)
+		if a != b {
+			t.Fatalf("guest memory at +%#x: %#x vs %#x", off, a, b)
+		}
+	}
+}
+
+// TestGuestExceptionInstructions: the guest enters EL0 through SPSR_EL1,
+// ELR_EL1 and ERET; an SVC and a virtual IRQ from EL0 come back to EL1 at
+// the vectors for a lower EL (0x400, 0x480), the SVC with ESR_EL1 EC 0x15
+// and its immediate and ELR after the SVC, the IRQ with ESR_EL1 unchanged
+// and ELR at the interrupted instruction; from EL1 the vectors are the
+// current-EL ones (0x200, 0x280).
+func TestGuestExceptionInstructions(t *testing.T) {
+	e := newBatchEnv(t)
+	v := e.v
+	c := v.Ctx()
+	c.VBAR = 0x8000
+	c.ELR = 0x40_0000
+	v.SetSPSR(0) // EL0t
+	if err := v.ERET(); err != nil {
+		t.Fatal(err)
+	}
+	if v.PE().EL != 0 || c.PC != 0x40_0000 {
+		t.Fatalf("after ERET: EL%d PC %#x", v.PE().EL, c.PC)
+	}
+	ex, err := v.SVC(0x42)
+	if err != nil || ex.Reason != ExitException || ex.Exception.Kind != cpu.SupervisorCall {
+		t.Fatalf("SVC: %v %v", ex, err)
+	}
+	if esr := v.PE().ESR[1]; esr.EC() != 0x15 || esr.ISS() != 0x42 || !esr.IL() {
+		t.Errorf("ESR_EL1 %#x, want EC 0x15 IL ISS 0x42", uint64(esr))
+	}
+	if v.PE().EL != 1 || c.PC != 0x8400 || c.ELR != 0x40_0004 {
+		t.Errorf("after SVC: EL%d PC %#x ELR %#x, want EL1 0x8400 0x400004", v.PE().EL, c.PC, c.ELR)
+	}
+	if spsr := v.SPSR(); spsr&0xf != 0 {
+		t.Errorf("SPSR_EL1 %#x: M should say EL0t", spsr)
+	}
+	if err := v.ERET(); err != nil {
+		t.Fatal(err)
+	}
+	esr := v.PE().ESR[1]
+	ex, err = v.VirtualIRQ()
+	if err != nil || ex.Exception.Kind != cpu.IRQ {
+		t.Fatalf("IRQ: %v %v", ex, err)
+	}
+	if v.PE().ESR[1] != esr || c.PC != 0x8480 || c.ELR != 0x40_0004 {
+		t.Errorf("after IRQ from EL0: ESR %#x (was %#x) PC %#x ELR %#x", uint64(v.PE().ESR[1]), uint64(esr), c.PC, c.ELR)
+	}
+	// Now at EL1: the current-EL vectors.
+	if _, err := v.SVC(1); err != nil || c.PC != 0x8200 {
+		t.Errorf("SVC from EL1: PC %#x (%v), want 0x8200", c.PC, err)
+	}
+	if _, err := v.VirtualIRQ(); err != nil || c.PC != 0x8280 {
+		t.Errorf("IRQ from EL1: PC %#x (%v), want 0x8280", c.PC, err)
+	}
+	// SPSR_EL1 naming EL2 is an illegal return.
+	v.PE().SetSPSR(1, 0b1001)
+	if err := v.ERET(); err == nil {
+		t.Error("ERET to EL2 from the guest's EL1 was accepted")
+	}
+}
+
+func TestRunBatchAllocFree(t *testing.T) {
+	e := newBatchEnv(t)
+	b := []BatchAccess{{VA: batchBase, Size: 8, Write: true, Val: 1}, {VA: batchBase, Size: 8}, {VA: batchBase + 8, Size: 4}}
+	if _, _, err := e.v.RunBatch(b); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if n, _, err := e.v.RunBatch(b); n != len(b) || err != nil {
+			t.Fatal(n, err)
+		}
+	}); n != 0 {
+		t.Errorf("RunBatch of TLB hits allocates %v times", n)
+	}
+}
+
+// BenchmarkRunBatch: BenchmarkTLBHitAccess's load, 256 to a batch.
+func BenchmarkRunBatch(b *testing.B) {
+	e := newBatchEnv(b)
+	batch := make([]BatchAccess, 256)
+	for i := range batch {
+		batch[i] = BatchAccess{VA: batchBase + uint64(i%64)*8, Size: 8}
+	}
+	if _, _, err := e.v.RunBatch(batch); err != nil {
+		b.Fatal(err)
+	}
+	hits := e.v.PE().Stats.TLBHits
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(batch) {
+		if _, _, err := e.v.RunBatch(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if e.v.PE().Stats.TLBHits == hits {
+		b.Fatal("no TLB hits")
+	}
+}
