@@ -101,7 +101,15 @@ type Stats struct {
 	TLBHits, Walks         uint64
 	Exceptions             uint64
 	TLBIs, ATs             uint64
+	// WalkReads is a histogram of the walks made on TLB misses by the
+	// number of descriptors each read (both stages; the last bucket
+	// counts that many or more).
+	WalkReads [WalkReadsBuckets]uint64
 }
+
+// WalkReadsBuckets is the size of the Stats.WalkReads histogram: room for
+// the 124 reads of a software three-stage walk of four levels each.
+const WalkReadsBuckets = 128
 
 type saved struct {
 	el  uint8
@@ -243,7 +251,9 @@ func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn, aligned b
 		}
 	}
 	pe.Stats.Walks++
+	reads := pe.Walker.Stats.DescReads
 	tr := pe.Walker.Translate(&pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
+	pe.Stats.WalkReads[min(pe.Walker.Stats.DescReads-reads, WalkReadsBuckets-1)]++
 	if tr.Fault.IsFault() {
 		return 0, pe.abort(tr.Fault, va, acc, size, in)
 	}

@@ -133,3 +133,32 @@ func BenchmarkReadHit(b *testing.B) {
 		}
 	}
 }
+
+// The walk-length histogram counts each TLB-miss walk by its descriptor
+// reads: (4+1)(4+1)-1 = 24 for a 4-level stage 1 over a 4-level stage 2
+// with nothing cached, 4 for the stage 1 alone
+// (shared/reference/performance-anchors.md). newMachine's stage 2 starts at
+// level 1 (3 levels, 2M blocks): (4+1)(2+1)-1 = 14.
+func TestWalkReadsHistogram(t *testing.T) {
+	for _, c := range []struct {
+		two  bool
+		want uint64
+	}{{false, 4}, {true, 14}} {
+		m := newMachine(t, c.two)
+		if _, e := m.pe.Read(vaData, 8, cpu.Insn{}); e.Taken() {
+			t.Fatal(e)
+		}
+		if _, e := m.pe.Read(vaData+8, 8, cpu.Insn{}); e.Taken() { // a hit: no walk
+			t.Fatal(e)
+		}
+		var h [cpu.WalkReadsBuckets]uint64
+		h[c.want] = 1
+		if m.pe.Stats.WalkReads != h {
+			for i, n := range m.pe.Stats.WalkReads {
+				if n != 0 {
+					t.Errorf("two-stage=%v: %d walks of %d reads, want one of %d", c.two, n, i, c.want)
+				}
+			}
+		}
+	}
+}
