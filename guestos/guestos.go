@@ -269,8 +269,8 @@ func (o *OS) shared(gpa uint64) bool {
 type Stats struct {
 	// Page faults by how they were resolved.
 	DemandZero, DemandPage, COWCopy, COWReuse, Spurious, AccessFlag uint64
-	Syscalls, Forks, Execs, Exits, Mmaps, Munmaps                     uint64
-	Ticks, ContextSwitches                                            uint64
+	Syscalls, Forks, Execs, Exits, Mmaps, Munmaps                   uint64
+	Ticks, ContextSwitches                                          uint64
 	// ASIDRollovers: generation rollovers of the ASID allocator;
 	// LocalFlushes: TLBI VMALLE1 on switch after a rollover.
 	ASIDRollovers, LocalFlushes uint64
