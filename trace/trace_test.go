@@ -15,7 +15,7 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-const committed = "../testdata/traces/sortsearch.lackey.xz"
+const committed = "builtin/sortsearch.lackey.xz"
 
 func TestParseLackey(t *testing.T) {
 	for _, c := range []struct {
@@ -290,4 +290,21 @@ func FuzzChampSim(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestBuiltin(t *testing.T) {
+	if got := Builtins(); len(got) != 1 || got[0] != "sortsearch" {
+		t.Fatalf("built-in traces %v", got)
+	}
+	r, c, err := OpenSource("builtin:sortsearch", Lackey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if rec, err := r.Next(); err != nil || rec.Kind != Instr {
+		t.Fatalf("first record %+v %v", rec, err)
+	}
+	if _, _, err := OpenSource("builtin:nope", Lackey); err == nil {
+		t.Error("unknown built-in trace opened")
+	}
 }

@@ -145,6 +145,15 @@ func (r *rng) below(n uint64) uint64 {
 	return hi
 }
 
+// SpecError is a bad Spec field: Field names it ("Kind", "WorkingSet",
+// "Writes", "Stride", "ZipfS", "ChurnEvery", "ChurnPages").
+type SpecError struct {
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string { return "workload: " + e.Msg }
+
 // Validate checks a spec and fills in defaults.
 func (s *Spec) Validate() error {
 	if s.PageSize == 0 {
@@ -155,25 +164,25 @@ func (s *Spec) Validate() error {
 		known = known || k == s.Kind
 	}
 	if !known {
-		return fmt.Errorf("workload: unknown pattern %q (want one of %v)", s.Kind, Kinds)
+		return &SpecError{"Kind", fmt.Sprintf("unknown pattern %q (want one of %v)", s.Kind, Kinds)}
 	}
 	if s.WorkingSet < s.PageSize || s.WorkingSet > 1<<40 {
-		return fmt.Errorf("workload: working set %d bytes: want a page (%d) to 1 TiB", s.WorkingSet, s.PageSize)
+		return &SpecError{"WorkingSet", fmt.Sprintf("working set %d bytes: want a page (%d) to 1 TiB", s.WorkingSet, s.PageSize)}
 	}
 	if s.Writes < 0 || s.Writes > 1 || math.IsNaN(s.Writes) {
-		return fmt.Errorf("workload: write fraction %v is not between 0 and 1", s.Writes)
+		return &SpecError{"Writes", fmt.Sprintf("write fraction %v is not between 0 and 1", s.Writes)}
 	}
 	if s.Stride == 0 {
 		s.Stride = 8
 	}
 	if s.Stride%8 != 0 || s.Stride >= s.WorkingSet {
-		return fmt.Errorf("workload: stride %d is not a multiple of 8 below the working set", s.Stride)
+		return &SpecError{"Stride", fmt.Sprintf("stride %d is not a multiple of 8 below the working set", s.Stride)}
 	}
 	if s.ZipfS == 0 {
 		s.ZipfS = 1
 	}
 	if s.ZipfS < 0 || s.ZipfS > 10 || math.IsNaN(s.ZipfS) {
-		return fmt.Errorf("workload: Zipf exponent %v: want 0 to 10", s.ZipfS)
+		return &SpecError{"ZipfS", fmt.Sprintf("Zipf exponent %v: want 0 to 10", s.ZipfS)}
 	}
 	if s.ChurnEvery == 0 {
 		s.ChurnEvery = 20000
@@ -181,8 +190,11 @@ func (s *Spec) Validate() error {
 	if s.ChurnPages == 0 {
 		s.ChurnPages = 32
 	}
-	if s.ChurnEvery < 0 || s.ChurnPages < 0 {
-		return fmt.Errorf("workload: churn every %d accesses, %d pages: want positive numbers", s.ChurnEvery, s.ChurnPages)
+	if s.ChurnEvery < 0 {
+		return &SpecError{"ChurnEvery", fmt.Sprintf("churn every %d accesses: want a positive number", s.ChurnEvery)}
+	}
+	if s.ChurnPages < 0 || uint64(s.ChurnPages)*s.PageSize > 1<<32 {
+		return &SpecError{"ChurnPages", fmt.Sprintf("%d churn pages: want a positive number (at most 4 GiB of pages)", s.ChurnPages)}
 	}
 	return nil
 }

@@ -1,5 +1,5 @@
 /* sortsearch: the small C program whose memory accesses
- * testdata/traces/sortsearch.lackey.xz records (scripts/record-trace.sh).
+ * trace/builtin/sortsearch.lackey.xz records (scripts/record-trace.sh).
  * It sorts an array, builds a hash table and a linked list, and walks
  * them: sequential, random and pointer-chasing accesses in one run. */
 #include <stdlib.h>
