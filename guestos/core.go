@@ -91,6 +91,7 @@ func (c *Core) load(gpa uint64) uint64 {
 	}
 	va := c.kaddr(gpa)
 	x, err := c.cpu.Ldr(rData, va, 8)
+	c.Stats.KernelAccesses++
 	if err := exitErr("load", va, x, err); err != nil {
 		c.fail(err)
 		return 0
@@ -106,6 +107,7 @@ func (c *Core) store(gpa, v uint64) {
 	va := c.kaddr(gpa)
 	c.cpu.Ctx().X[rData] = v
 	x, err := c.cpu.Str(rData, va, 8)
+	c.Stats.KernelAccesses++
 	c.fail(exitErr("store", va, x, err))
 }
 
@@ -116,6 +118,7 @@ func (c *Core) run(n int) {
 	}
 	b := c.batch[:n]
 	k, x, err := c.cpu.RunBatch(b)
+	c.Stats.KernelAccesses += uint64(k)
 	if err == nil && k < n && x.Reason == kvm.ExitNone {
 		err = fmt.Errorf("stopped after %d of %d", k, n)
 	}
@@ -248,6 +251,13 @@ func (c *Core) Boot() error {
 	o.kroot = c.allocTable()
 	o.empty = c.allocTable()
 	c.mapLinear()
+	if o.cfg.DeviceBase != 0 {
+		// ioremap: the device page in the upper half of the kernel's range.
+		va := o.pageOffset + 1<<(o.cfg.VABits-1)
+		ea := c.tableEntry(o.kroot, va, 3, nil)
+		c.store(ea, uint64(desc.S1Leaf{OA: o.cfg.DeviceBase, AttrIndx: mtDeviceNGnRE, AP: 0b00, AF: true, UXN: true, PXN: true}.Encode(o.f, 3)))
+		o.devVA = va
+	}
 	if z, err := o.allocFrame(); err != nil {
 		c.fail(err)
 	} else {

@@ -47,6 +47,9 @@ type Config struct {
 	// NoZeroPage maps a fresh zeroed page on a read fault instead of the
 	// shared zero page.
 	NoZeroPage bool
+	// DeviceBase is the IPA of the guest's device page (0: no device),
+	// which the kernel maps Device-nGnRE at boot (ioremap).
+	DeviceBase uint64
 }
 
 // Memory types (MAIR_EL1 attribute indices, as Linux numbers them).
@@ -85,6 +88,7 @@ type OS struct {
 	kroot   uint64 // TTBR1 root (GPA)
 	empty   uint64 // the reserved (empty) TTBR0 table
 	zero    uint64 // the zero page (GPA)
+	devVA   uint64 // the device page's kernel VA (0: none)
 	nextPID int
 	asids   asidAllocator
 	cores   []*Core
@@ -270,7 +274,10 @@ type Stats struct {
 	// Page faults by how they were resolved.
 	DemandZero, DemandPage, COWCopy, COWReuse, Spurious, AccessFlag uint64
 	Syscalls, Forks, Execs, Exits, Mmaps, Munmaps                   uint64
-	Ticks, ContextSwitches                                          uint64
+	Ticks, ContextSwitches, Doorbells                               uint64
+	// KernelAccesses counts the kernel's own loads and stores (page
+	// tables, zeroing and copying pages, saving and restoring registers).
+	KernelAccesses uint64
 	// ASIDRollovers: generation rollovers of the ASID allocator;
 	// LocalFlushes: TLBI VMALLE1 on switch after a rollover.
 	ASIDRollovers, LocalFlushes uint64
@@ -304,6 +311,8 @@ func (o *OS) Stats() Stats {
 		s.Mmaps += a.Mmaps
 		s.Munmaps += a.Munmaps
 		s.Ticks += a.Ticks
+		s.Doorbells += a.Doorbells
+		s.KernelAccesses += a.KernelAccesses
 		s.ContextSwitches += a.ContextSwitches
 		s.LocalFlushes += a.LocalFlushes
 		for i := range s.TLBIs {

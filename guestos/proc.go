@@ -707,3 +707,41 @@ func (c *Core) Exit(next *Proc) error {
 	c.switchMM(next)
 	return c.ret()
 }
+
+// sysWrite is write(2): a process's I/O to its device.
+const sysWrite = 64
+
+// Doorbell is a write(2) of the current process to the guest's device:
+// the kernel stores v to the device's doorbell register through its
+// Device-nGnRE mapping. The device is not memory: the store takes a
+// stage-2 fault outside every memslot and leaves the VM as an MMIO exit,
+// which is returned for the VMM to complete (kvm.VCPU.CompleteMMIO); then
+// DoorbellDone returns to the process.
+func (c *Core) Doorbell(v uint64) (kvm.Exit, error) {
+	if err := c.syscall(sysWrite); err != nil {
+		return kvm.Exit{}, err
+	}
+	if c.os.devVA == 0 {
+		return kvm.Exit{}, fmt.Errorf("guestos: no device (Config.DeviceBase is 0)")
+	}
+	c.cpu.Ctx().X[rData] = v
+	x, err := c.cpu.Str(rData, c.os.devVA, 4)
+	if err != nil {
+		c.fail(fmt.Errorf("guestos: doorbell store: %w", err))
+		return x, c.err
+	}
+	if x.Reason == kvm.ExitException {
+		c.fail(fmt.Errorf("guestos: doorbell store took %v", x.Exception))
+	}
+	return x, c.err
+}
+
+// DoorbellDone returns from the write(2) after the VMM completed the
+// device access.
+func (c *Core) DoorbellDone() error {
+	if c.err != nil {
+		return c.err
+	}
+	c.Stats.Doorbells++
+	return c.ret()
+}
