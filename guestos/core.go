@@ -84,31 +84,20 @@ func exitErr(what string, va uint64, x kvm.Exit, err error) error {
 	return nil
 }
 
-// load reads the 64-bit word at gpa (LDR X1).
+// load reads the 64-bit word at gpa (an LDR).
 func (c *Core) load(gpa uint64) uint64 {
 	if c.err != nil {
 		return 0
 	}
-	va := c.kaddr(gpa)
-	x, err := c.cpu.Ldr(rData, va, 8)
-	c.Stats.KernelAccesses++
-	if err := exitErr("load", va, x, err); err != nil {
-		c.fail(err)
-		return 0
-	}
-	return c.cpu.Ctx().X[rData]
+	c.batch[0] = kvm.BatchAccess{VA: c.kaddr(gpa), Size: 8}
+	c.run(1)
+	return c.batch[0].Val
 }
 
-// store writes the 64-bit word at gpa (STR X1).
+// store writes the 64-bit word at gpa (an STR).
 func (c *Core) store(gpa, v uint64) {
-	if c.err != nil {
-		return
-	}
-	va := c.kaddr(gpa)
-	c.cpu.Ctx().X[rData] = v
-	x, err := c.cpu.Str(rData, va, 8)
-	c.Stats.KernelAccesses++
-	c.fail(exitErr("store", va, x, err))
+	c.batch[0] = kvm.BatchAccess{VA: c.kaddr(gpa), Val: v, Size: 8, Write: true}
+	c.run(1)
 }
 
 // run runs n batch accesses.

@@ -217,6 +217,7 @@ func (c *checker) vm(path string, v *VM, hostPage uint64) {
 		c.fail(path+".guest.asid_bits", "%d is not 8 or 16", g.ASIDBits)
 	}
 	c.rangeInt(path+".guest.quantum", g.Quantum, 100, 1<<30)
+	c.rangeInt(path+".guest.io_every", g.IOEvery, 0, 1<<30)
 	if v.Weight <= 0 || v.Weight > 1e6 || math.IsNaN(v.Weight) {
 		c.fail(path+".weight", "%v: want a positive number", v.Weight)
 	}

@@ -217,10 +217,13 @@ type Guest struct {
 	// Quantum is the time slice in accesses: a timer interrupt every
 	// quantum, switching processes round-robin.
 	Quantum int `yaml:"quantum"`
+	// IOEvery is the accesses between a process's writes to the guest's
+	// device (an MMIO exit each); 0: none.
+	IOEvery int `yaml:"io_every"`
 }
 
 func (g *Guest) setDefaults() {
-	*g = Guest{Granule: 4096, VABits: 48, ASIDBits: 16, LinearMapBlocks: true, ZeroPage: true, Quantum: 20000}
+	*g = Guest{Granule: 4096, VABits: 48, ASIDBits: 16, LinearMapBlocks: true, ZeroPage: true, Quantum: 20000, IOEvery: 100000}
 }
 
 // Process is one or more guest processes with a workload.

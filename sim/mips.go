@@ -1,0 +1,76 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nestmmu/nestmmu/mips/guestos"
+	"github.com/nestmmu/nestmmu/mips/te"
+	"github.com/nestmmu/nestmmu/report"
+)
+
+// mipsRun is a MIPS trap-and-emulate guest (its own machine model: the
+// guest kernel of mips/guestos over KVM's engine of mips/te), run on a
+// goroutine of its own beside the arm64 workers.
+type mipsRun struct {
+	m      *machine
+	cfg    int
+	e      *te.Engine
+	os     *guestos.OS
+	budget uint64
+	done   uint64
+	busy   time.Duration
+}
+
+func newMIPS(m *machine, i int, budget uint64) (*mipsRun, error) {
+	c := &m.s.MIPS[i]
+	seed := mix(m.s.Seed, 0x4d495053, uint64(i))
+	e, err := te.New(te.Config{PageSize: uint32(c.PageSize), RAMSize: uint32(c.RAM), HostTLBEntries: c.HostTLB, Seed: seed, Legacy: !c.GVATables})
+	if err != nil {
+		return nil, err
+	}
+	o, err := guestos.New(e, guestos.Config{PageSize: uint32(c.PageSize), RAMSize: uint32(c.RAM), Processes: c.Processes,
+		WorkingSet: c.WorkingSet, Quantum: c.Quantum, StorePercent: int(float64(c.Writes)*100 + 0.5),
+		RandomPercent: int(float64(c.Random)*100 + 0.5), Seed: seed, KVMReads: true})
+	if err != nil {
+		return nil, err
+	}
+	return &mipsRun{m: m, cfg: i, e: e, os: o, budget: budget}, nil
+}
+
+// run runs the guest in chunks of whole quanta, publishing progress.
+func (r *mipsRun) run() {
+	chunk := max(r.m.s.MIPS[r.cfg].Quantum, 1) * max(1, 8192/max(r.m.s.MIPS[r.cfg].Quantum, 1))
+	t0 := time.Now()
+	defer func() { r.busy = time.Since(t0) }()
+	for r.done < r.budget && !r.m.stop.Load() {
+		n := int(min(uint64(chunk), r.budget-r.done))
+		if err := r.os.Run(n); err != nil {
+			r.m.fail(fmt.Errorf("mips %q: %w", r.m.s.MIPS[r.cfg].Name, err))
+			return
+		}
+		if r.e.Stats.Livelocks != 0 {
+			r.m.fail(fmt.Errorf("mips %q: %d accesses did not settle", r.m.s.MIPS[r.cfg].Name, r.e.Stats.Livelocks))
+			return
+		}
+		r.done += uint64(n)
+		r.m.meter.mips.Add(uint64(n))
+	}
+}
+
+// report summarises the guest.
+func (r *mipsRun) report() report.MIPS {
+	c := &r.m.s.MIPS[r.cfg]
+	s, g := &r.e.Stats, &r.os.Stats
+	out := report.MIPS{Name: c.Name, GVATables: c.GVATables, UserAccesses: g.Accesses, Accesses: s.Accesses,
+		HostTLBHits: s.HostTLBHits, FastRefills: s.FastRefills, SlowRefills: s.SlowRefills, GuestScans: s.GuestScans,
+		Compared: s.GuestCompared, TableReads: s.TableReads, GuestFaults: g.Refills + g.PageFaults + g.ModFaults,
+		Verified: g.Verified, Errors: g.Errors, SecondsSpent: r.busy.Seconds()}
+	for _, n := range s.Injected {
+		out.Exceptions += n
+	}
+	for _, f := range s.Flush {
+		out.Flushes += f.Count
+	}
+	return out
+}

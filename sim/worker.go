@@ -1,0 +1,380 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nestmmu/nestmmu/guestos"
+	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/trace"
+	"github.com/nestmmu/nestmmu/workload"
+)
+
+// worker is one physical CPU: it runs its vCPUs a time slice (the guest's
+// quantum) at a time, loading and putting them as KVM's vcpu_load and
+// vcpu_put do.
+type worker struct {
+	m      *machine
+	cpu    int
+	vcpus  []*vcpuRun
+	loaded *vcpuRun
+}
+
+func (w *worker) run() {
+	m := w.m
+	defer func() {
+		if w.loaded != nil {
+			m.fail(w.loaded.v.Put())
+		}
+	}()
+	for !m.stop.Load() {
+		active := false
+		for _, r := range w.vcpus {
+			if r.finished || m.stop.Load() {
+				continue
+			}
+			active = true
+			if w.loaded != r {
+				if w.loaded != nil {
+					if err := w.loaded.v.Put(); err != nil {
+						m.fail(err)
+						return
+					}
+				}
+				if err := r.v.Load(w.cpu); err != nil {
+					m.fail(err)
+					return
+				}
+				w.loaded = r
+			}
+			if err := r.slice(); err != nil {
+				m.fail(fmt.Errorf("vm %q vCPU %d: %w", r.vm.cfg.Name, r.id, err))
+				return
+			}
+		}
+		if !active {
+			return
+		}
+	}
+}
+
+// proc is a guest process as the simulator drives it: its kernel process,
+// its workload, the addresses of its regions and the shadow of its memory.
+type proc struct {
+	gp      *guestos.Proc
+	stream  workload.Stream
+	replay  *trace.Replay
+	regions [maxRegions]region
+	sh      *shadow
+}
+
+type region struct{ base, size uint64 }
+
+// vcpuRun is a vCPU and what runs on it.
+type vcpuRun struct {
+	m    *machine
+	vm   *vmRun
+	id   int
+	v    *kvm.VCPU
+	core *guestos.Core
+
+	procs    []*proc
+	cur      int
+	entered  bool
+	finished bool
+	budget   uint64 // user accesses to run
+	done     uint64
+	sinceIO  int
+
+	acc   [batchSize]workload.Access
+	batch [batchSize]kvm.BatchAccess
+
+	// counters for the report
+	faults, checks, records uint64
+	lastWalks, lastReads    uint64
+}
+
+const batchSize = 256
+
+// slice runs one time slice of the vCPU: its current process for a
+// quantum of accesses, then a timer interrupt that switches to the next.
+func (r *vcpuRun) slice() error {
+	m := r.m
+	if !r.entered {
+		if len(r.procs) == 0 {
+			r.finished = true
+			return nil
+		}
+		if err := r.core.Enter(r.procs[0].gp); err != nil {
+			return err
+		}
+		r.entered = true
+	}
+	q := r.vm.cfg.Guest.Quantum
+	for q > 0 && r.done < r.budget && !r.finished {
+		if m.gate.requested() {
+			m.gate.pause()
+		}
+		if m.stop.Load() {
+			return nil
+		}
+		p := r.procs[r.cur]
+		k := min(batchSize, q, int(r.budget-r.done))
+		if io := r.vm.cfg.Guest.IOEvery; io > 0 {
+			if r.sinceIO >= io {
+				r.sinceIO = 0
+				if err := r.doorbell(); err != nil {
+					return err
+				}
+			}
+			k = min(k, io-r.sinceIO)
+		}
+		n := p.stream.Fill(r.acc[:k])
+		if n > 0 {
+			if err := r.exec(p, r.acc[:n]); err != nil {
+				return err
+			}
+			q -= n
+			r.done += uint64(n)
+			r.sinceIO += n
+			m.meter.user.Add(uint64(n))
+		}
+		if n < k {
+			ev := p.stream.Event()
+			if ev.Kind == workload.EventNone {
+				return fmt.Errorf("process %d's workload stopped with no event", p.gp.PID)
+			}
+			if err := r.event(p, ev); err != nil {
+				return err
+			}
+		}
+		r.publish()
+	}
+	if r.done >= r.budget {
+		r.finished = true
+	}
+	if r.finished || len(r.procs) == 0 {
+		return nil
+	}
+	// The timer interrupt: round-robin to the next process.
+	r.cur = (r.cur + 1) % len(r.procs)
+	return r.core.Tick(r.procs[r.cur].gp)
+}
+
+// publish adds the PE's new walks and descriptor reads to the meter.
+func (r *vcpuRun) publish() {
+	pe := r.v.PE()
+	w, d := pe.Stats.Walks, pe.Walker.Stats.DescReads
+	r.m.meter.walks.Add(w - r.lastWalks)
+	r.m.meter.reads.Add(d - r.lastReads)
+	r.lastWalks, r.lastReads = w, d
+}
+
+// va returns an access's virtual address.
+func (p *proc) va(a *workload.Access) uint64 {
+	if a.Region < 0 {
+		return a.Off
+	}
+	return p.regions[a.Region].base + a.Off
+}
+
+// exec runs accesses of p, fetches one at a time and the rest in batches,
+// taking p's page faults to the guest kernel, and checks every load.
+func (r *vcpuRun) exec(p *proc, acc []workload.Access) error {
+	for i := 0; i < len(acc); {
+		if acc[i].Kind == workload.Fetch {
+			if err := r.fetch(p, &acc[i]); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
+		j := i
+		for j < len(acc) && acc[j].Kind != workload.Fetch {
+			a := &acc[j]
+			r.batch[j-i] = kvm.BatchAccess{VA: p.va(a), Val: a.Val, Size: a.Size, Write: a.Kind == workload.Store}
+			j++
+		}
+		if err := r.data(p, acc[i:j], r.batch[:j-i]); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// maxFaults bounds the faults one access may take before the simulator
+// calls it a livelock.
+const maxFaults = 64
+
+func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) error {
+	faults := 0
+	for off := 0; off < len(b); {
+		n, x, err := r.v.RunBatch(b[off:])
+		if err != nil {
+			return err
+		}
+		r.verify(p, acc[off:off+n], b[off:off+n])
+		if n > 0 {
+			faults = 0
+		}
+		off += n
+		if off == len(b) {
+			break
+		}
+		if x.Reason != kvm.ExitException {
+			return fmt.Errorf("user access to %#x: unexpected exit %v", b[off].VA, x.Reason)
+		}
+		faults++
+		if faults > maxFaults {
+			return fmt.Errorf("user access to %#x faults again and again", b[off].VA)
+		}
+		r.faults++
+		if err := r.core.HandleFault(x); err != nil {
+			return err
+		}
+		r.m.meter.faults.Add(1)
+	}
+	return nil
+}
+
+func (r *vcpuRun) fetch(p *proc, a *workload.Access) error {
+	ctx := r.v.Ctx()
+	for faults := 0; ; faults++ {
+		ctx.PC = a.Off
+		w, x, err := r.v.Fetch()
+		if err != nil {
+			return err
+		}
+		if x.Reason == kvm.ExitNone {
+			if r.m.s.Checks.Integrity {
+				r.check(p, a, uint64(w))
+			}
+			ctx.PC += 4
+			return nil
+		}
+		if faults == maxFaults {
+			return fmt.Errorf("fetch at %#x faults again and again", a.Off)
+		}
+		r.faults++
+		if err := r.core.HandleFault(x); err != nil {
+			return err
+		}
+		r.m.meter.faults.Add(1)
+	}
+}
+
+// verify checks the completed accesses' loads against the shadow and
+// records their stores in it.
+func (r *vcpuRun) verify(p *proc, acc []workload.Access, b []kvm.BatchAccess) {
+	if !r.m.s.Checks.Integrity {
+		return
+	}
+	for i := range acc {
+		a := &acc[i]
+		if a.Kind == workload.Store {
+			reg, pg, off := r.loc(p, a)
+			p.sh.store(reg, pg, off, a.Size, a.Val)
+			continue
+		}
+		r.check(p, a, b[i].Val)
+	}
+}
+
+// loc returns where the shadow keeps an access: region (or -1), page and
+// byte offset in the page.
+func (r *vcpuRun) loc(p *proc, a *workload.Access) (int, uint64, uint64) {
+	sh := p.sh.pgShift
+	return int(a.Region), a.Off >> sh, a.Off & (1<<sh - 1)
+}
+
+func (r *vcpuRun) check(p *proc, a *workload.Access, got uint64) {
+	reg, pg, off := r.loc(p, a)
+	want := p.sh.load(reg, pg, off, a.Size)
+	r.checks++
+	if got != want {
+		r.m.violation(true, "vm %q pid %d: load of %d bytes at %#x read %#x, the last store there wrote %#x", r.vm.cfg.Name, p.gp.PID, a.Size, p.va(a), got, want)
+	}
+}
+
+// event carries out a workload event in the current process.
+func (r *vcpuRun) event(p *proc, ev workload.Event) error {
+	c := r.core
+	switch ev.Kind {
+	case workload.EventMmap:
+		va, err := c.Mmap(ev.Size, guestos.ProtRead|guestos.ProtWrite)
+		if err != nil {
+			return err
+		}
+		p.regions[ev.Region] = region{va, ev.Size}
+		p.sh.mapRegion(int(ev.Region), ev.Size)
+	case workload.EventMmapAll:
+		limit := min(uint64(1)<<r.vm.cfg.Guest.VABits, 1<<47)
+		if err := c.MmapFixed(0, limit, guestos.ProtRead|guestos.ProtWrite|guestos.ProtExec); err != nil {
+			return err
+		}
+	case workload.EventMunmap:
+		rg := p.regions[ev.Region]
+		if err := c.Munmap(rg.base, rg.size); err != nil {
+			return err
+		}
+		p.regions[ev.Region] = region{}
+		p.sh.unmap(int(ev.Region))
+	case workload.EventFork:
+		gp, err := c.Fork()
+		if err != nil {
+			return err
+		}
+		r.vm.spawns.Add(1)
+		r.procs = append(r.procs, &proc{gp: gp, stream: ev.Child, regions: p.regions, sh: p.sh.fork()})
+		// The parent yields and the child runs first (as a shell's child
+		// that execs at once): its exec drops the shared pages before the
+		// parent writes them again.
+		r.cur = len(r.procs) - 1
+		return c.Tick(gp)
+	case workload.EventExec:
+		if err := c.Exec(userEntry); err != nil {
+			return err
+		}
+		p.regions = [maxRegions]region{}
+		p.sh.release()
+	case workload.EventExit, workload.EventEnd:
+		if p.replay != nil {
+			if err := p.replay.Err(); err != nil {
+				return err
+			}
+			r.records += p.replay.Records
+			p.replay.Close()
+		}
+		p.sh.release()
+		r.procs = append(r.procs[:r.cur], r.procs[r.cur+1:]...)
+		var next *guestos.Proc
+		if len(r.procs) > 0 {
+			r.cur %= len(r.procs)
+			next = r.procs[r.cur].gp
+		} else {
+			r.finished = true
+		}
+		return c.Exit(next)
+	default:
+		return fmt.Errorf("unknown workload event %d", ev.Kind)
+	}
+	return nil
+}
+
+// doorbell is the current process's write to the guest's device: the
+// MMIO exit comes to the VMM (here), which completes it.
+func (r *vcpuRun) doorbell() error {
+	x, err := r.core.Doorbell(r.done)
+	if err != nil {
+		return err
+	}
+	if x.Reason == kvm.ExitMMIO {
+		if err := r.v.CompleteMMIO([2]uint64{}); err != nil {
+			return err
+		}
+	} else {
+		return errors.New("the device write did not exit to the VMM")
+	}
+	return r.core.DoorbellDone()
+}
