@@ -71,8 +71,9 @@ type VM struct {
 	Exits   uint64      `json:"exits_to_l0"`
 	TLBIs   TLBIs       `json:"guest_tlbis"`
 	PTBytes PTBytes     `json:"page_table_bytes"`
-	// Processes: live at the end, and created in all.
-	Processes, Spawned uint64 `json:"processes"`
+	// Processes live at the end, and Spawned in all (forks included).
+	Processes uint64 `json:"processes"`
+	Spawned   uint64 `json:"processes_created"`
 	// TraceRecords is the trace records replayed by trace workloads.
 	TraceRecords uint64 `json:"trace_records"`
 }
@@ -201,8 +202,11 @@ func (c *Checks) Violations() uint64 { return c.IntegrityViolations + c.Invarian
 
 // Sample is the state at one point of the run.
 type Sample struct {
-	Seconds  float64 `json:"seconds"`
-	Accesses uint64  `json:"accesses"`
+	Seconds float64 `json:"seconds"`
+	// Accesses are every guest access so far, User the workloads' (arm64
+	// and MIPS).
+	Accesses uint64 `json:"accesses"`
+	User     uint64 `json:"user_accesses"`
 	Walks    uint64  `json:"walks"`
 	Reads    uint64  `json:"descriptor_reads"`
 	Faults   uint64  `json:"guest_faults"`

@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/nestmmu/nestmmu/trace"
 	"github.com/nestmmu/nestmmu/workload"
 	"go.yaml.in/yaml/v3"
 )
@@ -56,7 +57,7 @@ func Load(path string) (*Scenario, error) {
 	for i := range s.VMs {
 		for j := range s.VMs[i].Procs {
 			p := &s.VMs[i].Procs[j]
-			if p.Trace != "" && !filepath.IsAbs(p.Trace) {
+			if p.Trace != "" && !filepath.IsAbs(p.Trace) && !strings.HasPrefix(p.Trace, trace.BuiltinPrefix) {
 				p.Trace = filepath.Join(dir, p.Trace)
 			}
 		}

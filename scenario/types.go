@@ -286,3 +286,6 @@ type Checks struct {
 }
 
 func (c *Checks) setDefaults() { c.Integrity, c.Invariants = true, 4 }
+
+// UnmarshalText parses a count as a scenario does (for flags).
+func (c *Count) UnmarshalText(b []byte) error { return c.parse(string(b)) }

@@ -20,6 +20,8 @@ type mipsRun struct {
 	budget uint64
 	done   uint64
 	busy   time.Duration
+	// published is the engine's accesses already added to the meter.
+	published uint64
 }
 
 func newMIPS(m *machine, i int, budget uint64) (*mipsRun, error) {
@@ -55,6 +57,8 @@ func (r *mipsRun) run() {
 		}
 		r.done += uint64(n)
 		r.m.meter.mips.Add(uint64(n))
+		r.m.meter.mipsAll.Add(r.e.Stats.Accesses - r.published)
+		r.published = r.e.Stats.Accesses
 	}
 }
 

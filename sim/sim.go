@@ -74,7 +74,7 @@ type machine struct {
 
 // meter is what the workers publish while they run.
 type meter struct {
-	user, mips, walks, reads, faults atomic.Uint64
+	user, kernel, mips, mipsAll, walks, reads, faults atomic.Uint64
 }
 
 func (m *machine) fail(err error) {
@@ -430,7 +430,8 @@ func (m *machine) run(ctx context.Context) []report.Sample {
 
 // sample reads the published counters.
 func (m *machine) sample() report.Sample {
-	s := report.Sample{Seconds: report.Since(m.t0), Accesses: m.meter.user.Load() + m.meter.mips.Load(),
+	s := report.Sample{Seconds: report.Since(m.t0), User: m.meter.user.Load() + m.meter.mips.Load(),
+		Accesses: m.meter.user.Load() + m.meter.kernel.Load() + m.meter.mipsAll.Load(),
 		Walks: m.meter.walks.Load(), Reads: m.meter.reads.Load(), Faults: m.meter.faults.Load()}
 	for _, vr := range m.vms {
 		st := vr.vm.Stats()

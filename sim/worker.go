@@ -92,6 +92,7 @@ type vcpuRun struct {
 	// counters for the report
 	faults, checks, records uint64
 	lastWalks, lastReads    uint64
+	lastKernel              uint64
 }
 
 const batchSize = 256
@@ -168,6 +169,9 @@ func (r *vcpuRun) publish() {
 	r.m.meter.walks.Add(w - r.lastWalks)
 	r.m.meter.reads.Add(d - r.lastReads)
 	r.lastWalks, r.lastReads = w, d
+	k := r.core.Stats.KernelAccesses
+	r.m.meter.kernel.Add(k - r.lastKernel)
+	r.lastKernel = k
 }
 
 // va returns an access's virtual address.

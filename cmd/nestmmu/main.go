@@ -20,7 +20,7 @@ type command struct {
 // commands is the subcommand table. Each subcommand lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
-		"run":     {"end-to-end demonstration of two-stage translation", cmdRun},
+		"run":     {"run a simulation scenario (the default without a file) and print its report", cmdRun},
 		"at":      {"evaluate AT instructions from a JSON machine state (shared/spec/at-json.md)", cmdAT},
 		"explain": {"show every translation walk of a JSON machine state step by step", cmdExplain},
 		"conform": {"differential conformance of the translation core against QEMU", cmdConform},
