@@ -207,11 +207,11 @@ type Sample struct {
 	// and MIPS).
 	Accesses uint64 `json:"accesses"`
 	User     uint64 `json:"user_accesses"`
-	Walks    uint64  `json:"walks"`
-	Reads    uint64  `json:"descriptor_reads"`
-	Faults   uint64  `json:"guest_faults"`
-	S2Faults uint64  `json:"stage2_faults"`
-	Events   uint64  `json:"host_events"`
+	Walks    uint64 `json:"walks"`
+	Reads    uint64 `json:"descriptor_reads"`
+	Faults   uint64 `json:"guest_faults"`
+	S2Faults uint64 `json:"stage2_faults"`
+	Events   uint64 `json:"host_events"`
 }
 
 // Since returns the seconds since t0.

@@ -432,7 +432,7 @@ func (m *machine) run(ctx context.Context) []report.Sample {
 func (m *machine) sample() report.Sample {
 	s := report.Sample{Seconds: report.Since(m.t0), User: m.meter.user.Load() + m.meter.mips.Load(),
 		Accesses: m.meter.user.Load() + m.meter.kernel.Load() + m.meter.mipsAll.Load(),
-		Walks: m.meter.walks.Load(), Reads: m.meter.reads.Load(), Faults: m.meter.faults.Load()}
+		Walks:    m.meter.walks.Load(), Reads: m.meter.reads.Load(), Faults: m.meter.faults.Load()}
 	for _, vr := range m.vms {
 		st := vr.vm.Stats()
 		s.S2Faults += st.Maps + st.Relaxes + st.AccessFlagFaults + st.Retries
