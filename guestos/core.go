@@ -7,6 +7,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Core is the kernel on one vCPU: the vCPU, the process running there,
@@ -33,7 +34,7 @@ const (
 // vectorsVA is VBAR_EL1: the exception vectors, in the linear map's first
 // page (the model executes no instruction there; the vCPU only needs the
 // address).
-func (o *OS) vectorsVA() uint64 { return o.pageOffset + 0x800 }
+func (o *OS) vectorsVA() mem.VA { return mem.VA(o.pageOffset + 0x800) }
 
 // NewCore attaches a kernel CPU to vCPU c.
 func (o *OS) NewCore(c CPU) *Core {
@@ -65,16 +66,16 @@ func (c *Core) fail(err error) {
 
 // kaddr is the address the kernel uses for gpa: the linear map with the
 // MMU on, the GPA itself with it off.
-func (c *Core) kaddr(gpa uint64) uint64 {
+func (c *Core) kaddr(gpa uint64) mem.VA {
 	if c.mmuOn {
 		return c.os.kva(gpa)
 	}
-	return gpa
+	return mem.VA(gpa)
 }
 
 // exitErr turns an exit of a kernel access into an error: the kernel's own
 // accesses must neither fault nor reach MMIO.
-func exitErr(what string, va uint64, x kvm.Exit, err error) error {
+func exitErr(what string, va mem.VA, x kvm.Exit, err error) error {
 	if err != nil {
 		return fmt.Errorf("guestos: kernel %s at %#x: %w", what, va, err)
 	}
@@ -245,7 +246,7 @@ func (c *Core) Boot() error {
 		va := o.pageOffset + 1<<(o.cfg.VABits-1)
 		ea := c.tableEntry(o.kroot, va, 3, nil)
 		c.store(ea, uint64(desc.S1Leaf{OA: o.cfg.DeviceBase, AttrIndx: mtDeviceNGnRE, AP: 0b00, AF: true, UXN: true, PXN: true}.Encode(o.f, 3)))
-		o.devVA = va
+		o.devVA = mem.VA(va)
 	}
 	if z, err := o.allocFrame(); err != nil {
 		c.fail(err)
@@ -304,7 +305,7 @@ func (c *Core) mapLinear() {
 	o := c.os
 	blocks := o.blockLevels()
 	for pa := o.cfg.RAMBase; pa < o.cfg.RAMBase+o.cfg.RAMSize && c.err == nil; {
-		va := o.kva(pa)
+		va := uint64(o.kva(pa))
 		level := 3
 		for _, l := range blocks {
 			sz := uint64(1) << o.shift(l)

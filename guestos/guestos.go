@@ -10,14 +10,15 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // CPU is the modelled hardware a guest kernel drives: one vCPU at EL1/EL0
 // (kvm.VCPU implements it).
 type CPU interface {
 	Ctx() *kvm.Context
-	Ldr(rt uint8, va uint64, size int) (kvm.Exit, error)
-	Str(rt uint8, va uint64, size int) (kvm.Exit, error)
+	Ldr(rt uint8, va mem.VA, size int) (kvm.Exit, error)
+	Str(rt uint8, va mem.VA, size int) (kvm.Exit, error)
 	RunBatch(b []kvm.BatchAccess) (int, kvm.Exit, error)
 	MSR(r cpu.SysReg, rt uint8) (kvm.Exit, error)
 	MRS(r cpu.SysReg, rt uint8) (kvm.Exit, error)
@@ -88,7 +89,7 @@ type OS struct {
 	kroot   uint64 // TTBR1 root (GPA)
 	empty   uint64 // the reserved (empty) TTBR0 table
 	zero    uint64 // the zero page (GPA)
-	devVA   uint64 // the device page's kernel VA (0: none)
+	devVA   mem.VA // the device page's kernel VA (0: none)
 	nextPID int
 	asids   asidAllocator
 	cores   []*Core
@@ -210,7 +211,7 @@ func (o *OS) Levels() int { return 4 - o.start }
 func (o *OS) TCR() uint64 { return o.tcr }
 
 // kva is the linear-map VA of a guest physical address.
-func (o *OS) kva(gpa uint64) uint64 { return o.pageOffset + gpa - o.cfg.RAMBase }
+func (o *OS) kva(gpa uint64) mem.VA { return mem.VA(o.pageOffset + gpa - o.cfg.RAMBase) }
 
 func (o *OS) frameOf(gpa uint64) uint32 { return uint32((gpa - o.cfg.RAMBase) >> o.pgShift) }
 func (o *OS) gpaOf(f uint32) uint64     { return o.cfg.RAMBase + uint64(f)<<o.pgShift }

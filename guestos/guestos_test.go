@@ -10,6 +10,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 const ramBase = 0x4000_0000
@@ -81,7 +82,7 @@ func newRig(t testing.TB, cfg Config, ncpu int, hostPage uint64) *rig {
 // access runs one user access of the core's current process, handling the
 // page faults it takes.
 func access(c *Core, va uint64, write bool, val uint64) (uint64, error) {
-	b := []kvm.BatchAccess{{VA: va, Size: 8, Write: write, Val: val}}
+	b := []kvm.BatchAccess{{VA: mem.VA(va), Size: 8, Write: write, Val: val}}
 	for i := 0; i < 10; i++ {
 		n, x, err := c.CPU().RunBatch(b)
 		if err != nil {

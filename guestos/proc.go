@@ -9,6 +9,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Prot is a VMA's protection.
@@ -140,7 +141,7 @@ func (c *Core) entry() {
 		case i == 31:
 			v = ctx.SP
 		case i == 32:
-			v = ctx.ELR
+			v = uint64(ctx.ELR)
 		}
 		c.batch[i] = kvm.BatchAccess{VA: c.kaddr(base + uint64(i)*8), Val: v, Size: 8, Write: true}
 	}
@@ -163,7 +164,7 @@ func (c *Core) ret() error {
 	for i := 0; i < 31; i++ {
 		ctx.X[i] = c.batch[i].Val
 	}
-	ctx.SP, ctx.ELR = c.batch[31].Val, c.batch[32].Val
+	ctx.SP, ctx.ELR = c.batch[31].Val, mem.VA(c.batch[32].Val)
 	c.cpu.SetSPSR(0) // M = EL0t
 	if err := c.cpu.ERET(); err != nil {
 		c.fail(fmt.Errorf("guestos: ERET: %w", err))

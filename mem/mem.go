@@ -1,16 +1,29 @@
-// Package mem defines the physical address space that modelled hardware
-// reads and writes: the Memory interface that translation-table walks use,
-// and Sparse, a small RAM model for tests, the JSON contract and
-// conformance cases.
+// Package mem defines the address spaces of the modelled hardware and the
+// physical memory it reads and writes: the address types VA, IPA and PA,
+// the Memory interface that translation-table walks use, and Sparse, a
+// small RAM model for tests, the JSON contract and conformance cases.
 //
 // Host memory backed by real frames (the hypervisor's side) implements the
 // same interface, so the translation core walks tables wherever they live.
+//
+// Each address space has its own type, so that a value of one cannot be
+// used as another without a visible conversion: a translation's input and
+// output, a TLB entry's tag and output, a stage-2 table's input and the
+// frames it maps all carry the type of the space they belong to.
 package mem
 
 import (
 	"fmt"
 	"sort"
 )
+
+// VA is a virtual address: the input of a stage-1 translation regime.
+type VA uint64
+
+// IPA is an intermediate physical address: the output of stage 1 of the
+// EL1&0 translation regime and the input of stage 2. A hypervisor's guest
+// physical addresses (GPAs, memslot addresses) are IPAs.
+type IPA uint64
 
 // PA is a physical address (the output of the last stage of translation).
 type PA uint64
@@ -76,14 +89,17 @@ func NewSparse(ram []Range) (*Sparse, error) {
 // RAM returns the RAM ranges in ascending order.
 func (m *Sparse) RAM() []Range { return append([]Range(nil), m.ram...) }
 
-// InRAM reports whether the 8-byte word at pa is RAM.
+// InRAM reports whether the 8-byte word at pa is RAM. It takes O(log n)
+// time in the number of ranges.
 func (m *Sparse) InRAM(pa PA) bool {
-	for _, r := range m.ram {
-		if r.Contains(pa) {
-			return r.Contains(pa + 7)
-		}
+	// The ranges are sorted and disjoint: only the last one starting at or
+	// below pa can hold it.
+	i := sort.Search(len(m.ram), func(i int) bool { return m.ram[i].Base > pa }) - 1
+	if i < 0 {
+		return false
 	}
-	return false
+	r := m.ram[i]
+	return r.Contains(pa) && r.Contains(pa+7)
 }
 
 // Write64 stores v at the 8-byte aligned address pa. It fails when pa is

@@ -141,3 +141,59 @@ func TestFlatZero(t *testing.T) {
 		}
 	}
 }
+
+// InRAM against a linear scan over many ranges (with holes, a word
+// straddling two adjacent ranges, and the top of the address space), and
+// 100,000 ranges answered quickly (it was a linear scan per call).
+func TestInRAMManyRanges(t *testing.T) {
+	var rs []Range
+	for i := 0; i < 200; i++ {
+		base := PA(0x1000 + i*0x3000)
+		size := uint64(0x1000 + (i%3)*0x1000) // some ranges touch the next one
+		rs = append(rs, Range{Base: base, Size: size})
+	}
+	rs = append(rs, Range{Base: 0xffff_ffff_ffff_f000, Size: 0x1000})
+	m, err := NewSparse(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linear := func(pa PA) bool {
+		for _, r := range rs {
+			if r.Contains(pa) {
+				return r.Contains(pa + 7)
+			}
+		}
+		return false
+	}
+	for pa := PA(0); pa < 0x1000+200*0x3000+0x4000; pa += 4 {
+		if got, want := m.InRAM(pa), linear(pa); got != want {
+			t.Fatalf("InRAM(%#x) = %v, linear scan says %v", uint64(pa), got, want)
+		}
+	}
+	for _, pa := range []PA{^PA(0) - 7, ^PA(0) - 3, 0xffff_ffff_ffff_f000, 0xffff_ffff_ffff_eff8, 0} {
+		if got, want := m.InRAM(pa), linear(pa); got != want {
+			t.Errorf("InRAM(%#x) = %v, linear scan says %v", uint64(pa), got, want)
+		}
+	}
+
+	big := make([]Range, 100_000)
+	for i := range big {
+		big[i] = Range{Base: PA(i) * 0x2000, Size: 0x1000}
+	}
+	mb, err := NewSparse(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := 0; i < 200_000; i++ {
+		if mb.InRAM(PA(i) * 0x1000) {
+			n++
+		}
+	}
+	if n != 100_000 {
+		t.Errorf("%d of 200,000 probes in RAM, want 100,000", n)
+	}
+	if a := testing.AllocsPerRun(100, func() { mb.InRAM(0x1234_5000) }); a != 0 {
+		t.Errorf("InRAM allocates %v times", a)
+	}
+}

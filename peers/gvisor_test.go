@@ -58,21 +58,31 @@ func newNestmmu(tb testing.TB, tableMem uint64) *nestmmu {
 
 func (n *nestmmu) Map(addr, pa, size uint64) error {
 	// As a hypervisor does: top up the cache (outside the MMU lock), then map.
-	if err := n.c.Topup(n.vm.MapPagesNeeded(s2pt.IPA(addr), mem.PA(pa), size, s2pt.MapBlocks)); err != nil {
+	if err := n.c.Topup(n.vm.MapPagesNeeded(mem.IPA(addr), mem.PA(pa), size, s2pt.MapBlocks)); err != nil {
 		return err
 	}
-	return n.vm.Map(n.c, s2pt.IPA(addr), mem.PA(pa), size, s2pt.ProtR|s2pt.ProtW, s2pt.MapBlocks)
+	return n.vm.Map(n.c, mem.IPA(addr), mem.PA(pa), size, s2pt.ProtR|s2pt.ProtW, s2pt.MapBlocks)
 }
 
+// Unmap removes exactly [addr, addr+size), as gVisor's Unmap does. s2pt's
+// Unmap removes a block it covers only in part whole (Linux's stage-2
+// unmap, which needs no memory), so the blocks at the two ends are split
+// first.
 func (n *nestmmu) Unmap(addr, size uint64) error {
-	if err := n.c.Topup(n.vm.EdgePagesNeeded(s2pt.IPA(addr), size)); err != nil {
-		return err
+	const pg = 4 * kib
+	for _, a := range []uint64{addr, addr + size - pg} {
+		if err := n.c.Topup(n.vm.SplitPagesNeeded(mem.IPA(a), pg)); err != nil {
+			return err
+		}
+		if err := n.vm.Split(n.c, mem.IPA(a), pg); err != nil {
+			return err
+		}
 	}
-	return n.vm.Unmap(n.c, s2pt.IPA(addr), size)
+	return n.vm.Unmap(mem.IPA(addr), size)
 }
 
 func (n *nestmmu) Lookup(addr uint64) (uint64, bool) {
-	d, level, err := n.vm.Lookup(s2pt.IPA(addr))
+	d, level, err := n.vm.Lookup(mem.IPA(addr))
 	if err != nil || d&1 == 0 {
 		return 0, false
 	}

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"github.com/nestmmu/nestmmu/arm64/desc"
-	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -22,7 +21,7 @@ func (m *machine) checkInvariants() {
 		as := vm.AddressSpace()
 		f := vm.Layout().Format
 		for _, slot := range vm.Slots() {
-			err := vm.Stage2().Walk(s2pt.IPA(slot.GPA), s2pt.IPA(slot.End()), s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
+			err := vm.Stage2().Walk(slot.GPA, slot.End(), s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
 				d := c.Old
 				if k := c.Kind(); k != desc.Block && k != desc.Page {
 					return nil
@@ -31,20 +30,20 @@ func (m *machine) checkInvariants() {
 				writable := desc.S2(d).S2AP()&2 != 0
 				for off := uint64(0); off < c.Size(); off += pg {
 					checks++
-					ipa := uint64(c.Addr) + off
+					ipa := c.Addr + mem.IPA(off)
 					pa := mem.PA(oa + off)
 					if arena.Ref(pa) <= 0 {
-						m.violation(false, "vm %q: stage 2 maps IPA %#x to host frame %#x, which is free", vr.cfg.Name, ipa, uint64(pa))
+						m.violation(false, "vm %q: stage 2 maps IPA %#x to host frame %#x, which is free", vr.cfg.Name, uint64(ipa), uint64(pa))
 						continue
 					}
-					hm, ok := as.Translate(hostmm.HVA(slot.HVAOf(ipa)))
+					hm, ok := as.Translate(slot.HVAOf(ipa))
 					switch {
 					case !ok:
-						m.violation(false, "vm %q: stage 2 maps IPA %#x to %#x but the host page is not present", vr.cfg.Name, ipa, uint64(pa))
+						m.violation(false, "vm %q: stage 2 maps IPA %#x to %#x but the host page is not present", vr.cfg.Name, uint64(ipa), uint64(pa))
 					case hm.PA&^mem.PA(pg-1) != pa:
-						m.violation(false, "vm %q: stage 2 maps IPA %#x to %#x, the host maps its page to %#x (stale)", vr.cfg.Name, ipa, uint64(pa), uint64(hm.PA))
+						m.violation(false, "vm %q: stage 2 maps IPA %#x to %#x, the host maps its page to %#x (stale)", vr.cfg.Name, uint64(ipa), uint64(pa), uint64(hm.PA))
 					case writable && !hm.Writable:
-						m.violation(false, "vm %q: stage 2 maps IPA %#x writable over a read-only host page", vr.cfg.Name, ipa)
+						m.violation(false, "vm %q: stage 2 maps IPA %#x writable over a read-only host page", vr.cfg.Name, uint64(ipa))
 					}
 				}
 				return nil

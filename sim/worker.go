@@ -6,6 +6,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/guestos"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/mem"
 	"github.com/nestmmu/nestmmu/trace"
 	"github.com/nestmmu/nestmmu/workload"
 )
@@ -196,7 +197,7 @@ func (r *vcpuRun) exec(p *proc, acc []workload.Access) error {
 		j := i
 		for j < len(acc) && acc[j].Kind != workload.Fetch {
 			a := &acc[j]
-			r.batch[j-i] = kvm.BatchAccess{VA: p.va(a), Val: a.Val, Size: a.Size, Write: a.Kind == workload.Store}
+			r.batch[j-i] = kvm.BatchAccess{VA: mem.VA(p.va(a)), Val: a.Val, Size: a.Size, Write: a.Kind == workload.Store}
 			j++
 		}
 		if err := r.data(p, acc[i:j], r.batch[:j-i]); err != nil {
@@ -245,7 +246,7 @@ func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) erro
 func (r *vcpuRun) fetch(p *proc, a *workload.Access) error {
 	ctx := r.v.Ctx()
 	for faults := 0; ; faults++ {
-		ctx.PC = a.Off
+		ctx.PC = mem.VA(a.Off)
 		w, x, err := r.v.Fetch()
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Op is an AT operation.
@@ -261,7 +262,7 @@ func ExecuteRt(w *vmsa.Walker, r *vmsa.Regs, ps PSTATE, op Op, va uint64, rt uin
 	if exc != nil {
 		return Result{PAR: prevPAR, Taken: true, Exception: *exc}
 	}
-	t := w.Translate(r, p.regime, va, p.acc, vmsa.TranslateOptions{Stage1Only: !p.stage12})
+	t := w.Translate(r, p.regime, mem.VA(va), p.acc, vmsa.TranslateOptions{Stage1Only: !p.stage12})
 	res := Result{Translation: t, Regime: p.regime, Stage12: p.stage12}
 	f := t.Fault
 	switch {
@@ -304,7 +305,7 @@ func dataAbort(ps PSTATE, f vmsa.Fault, va uint64, why string) Exception {
 	e := Exception{Kind: DataAbort, TargetEL: target, FAR: va, Reason: fmt.Sprintf("%s: %s", why, f),
 		ESR: sysreg.ESR(uint64(ec)<<26 | 1<<25 | iss)}
 	if f.Stage2 {
-		e.HPFAR = sysreg.HPFARFor(f.IPA)
+		e.HPFAR = sysreg.HPFARFor(uint64(f.IPA))
 	}
 	return e
 }
@@ -326,7 +327,7 @@ func FaultPAR(f vmsa.Fault) sysreg.PAR {
 // SH (PAREncodeShareability), NS, the RES1 bit 11 and ATTR. NS is UNKNOWN
 // for a Non-secure regime; we report 1, as QEMU does.
 func SuccessPAR(t vmsa.Translation) sysreg.PAR {
-	v := t.OA & 0x000f_ffff_ffff_f000
+	v := t.Output() & 0x000f_ffff_ffff_f000
 	v |= uint64(vmsa.PARShareability(t.Attrs)) << 7
 	v |= 1<<9 | 1<<11
 	v |= uint64(vmsa.EncodePARAttrs(t.Attrs)) << 56

@@ -13,20 +13,20 @@ import (
 const granuleFloor = 4096
 
 // Read loads size bytes (1, 2, 4 or 8) from va at the current EL.
-func (pe *PE) Read(va uint64, size int, in Insn) (uint64, Exception) {
+func (pe *PE) Read(va mem.VA, size int, in Insn) (uint64, Exception) {
 	pe.Stats.Loads++
 	return pe.data(va, size, 0, false, in)
 }
 
 // Write stores the low size bytes of v to va at the current EL.
-func (pe *PE) Write(va uint64, size int, v uint64, in Insn) Exception {
+func (pe *PE) Write(va mem.VA, size int, v uint64, in Insn) Exception {
 	pe.Stats.Stores++
 	_, e := pe.data(va, size, v, true, in)
 	return e
 }
 
 // Fetch reads the 32-bit instruction at va at the current EL.
-func (pe *PE) Fetch(va uint64) (uint32, Exception) {
+func (pe *PE) Fetch(va mem.VA) (uint32, Exception) {
 	pe.Stats.Fetches++
 	if va&3 != 0 {
 		// PC alignment fault: ESR EC 0x22, FAR = the PC.
@@ -39,7 +39,7 @@ func (pe *PE) Fetch(va uint64) (uint32, Exception) {
 	if e.Taken() {
 		return 0, e
 	}
-	v, ok := pe.Mem.Read(mem.PA(pa), 4)
+	v, ok := pe.Mem.Read(pa, 4)
 	if !ok {
 		return 0, pe.external(va, vmsa.Fetch, false)
 	}
@@ -54,7 +54,7 @@ func (pe *PE) targetEL() uint8 {
 	return 1
 }
 
-func (pe *PE) data(va uint64, size int, v uint64, write bool, in Insn) (uint64, Exception) {
+func (pe *PE) data(va mem.VA, size int, v uint64, write bool, in Insn) (uint64, Exception) {
 	if size != 1 && size != 2 && size != 4 && size != 8 {
 		// No load or store has another size: a caller bug, not guest input.
 		panic(fmt.Sprintf("cpu: access size %d is not 1, 2, 4 or 8", size))
@@ -64,13 +64,13 @@ func (pe *PE) data(va uint64, size int, v uint64, write bool, in Insn) (uint64, 
 		kind = vmsa.Write
 	}
 	acc := pe.access(kind)
-	aligned := va&uint64(size-1) == 0
+	aligned := uint64(va)&uint64(size-1) == 0
 	// AArch64.CheckAlignment precedes translation: the fault reports the
 	// access's VA and is a stage-1 fault (never to EL2 as a stage-2 one).
 	if !aligned && pe.alignmentChecked(va, size, in) {
 		return 0, pe.alignment(va, write)
 	}
-	if va%granuleFloor+uint64(size) > granuleFloor {
+	if uint64(va)%granuleFloor+uint64(size) > granuleFloor {
 		// Crosses a page: each byte is its own access, in address order
 		// (Mem[]: an unaligned access is made of single-byte accesses, each
 		// unaligned as far as the Device-memory check goes), so that a fault
@@ -78,18 +78,18 @@ func (pe *PE) data(va uint64, size int, v uint64, write bool, in Insn) (uint64, 
 		// a fault may have been written: the architecture permits it.
 		var out uint64
 		for i := 0; i < size; i++ {
-			bva := va + uint64(i)
+			bva := va + mem.VA(i)
 			pa, e := pe.translate(bva, acc, size, in, false)
 			if e.Taken() {
 				return 0, e
 			}
 			if write {
-				if !pe.Mem.Write(mem.PA(pa), 1, v>>(8*i)&0xff) {
+				if !pe.Mem.Write(pa, 1, v>>(8*i)&0xff) {
 					return 0, pe.external(bva, kind, write)
 				}
 				continue
 			}
-			b, ok := pe.Mem.Read(mem.PA(pa), 1)
+			b, ok := pe.Mem.Read(pa, 1)
 			if !ok {
 				return 0, pe.external(bva, kind, write)
 			}
@@ -102,12 +102,12 @@ func (pe *PE) data(va uint64, size int, v uint64, write bool, in Insn) (uint64, 
 		return 0, e
 	}
 	if write {
-		if !pe.Mem.Write(mem.PA(pa), size, v) {
+		if !pe.Mem.Write(pa, size, v) {
 			return 0, pe.external(va, kind, write)
 		}
 		return 0, Exception{}
 	}
-	r, ok := pe.Mem.Read(mem.PA(pa), size)
+	r, ok := pe.Mem.Read(pa, size)
 	if !ok {
 		return 0, pe.external(va, kind, write)
 	}
@@ -125,7 +125,7 @@ const sctlrNAA = 1 << 6
 // FEAT_LSE2 (ID_AA64MMFR2_EL1.AT >= 1) only when the access is not within
 // one aligned 16-byte quantity and SCTLR_ELx.nAA is 0. Exclusives and
 // atomics are not distinguished by Insn and follow the ordinary rule.
-func (pe *PE) alignmentChecked(va uint64, size int, in Insn) bool {
+func (pe *PE) alignmentChecked(va mem.VA, size int, in Insn) bool {
 	sctlr := pe.Regs.SCTLR_EL1
 	if pe.ctx().regime != vmsa.RegimeEL10 {
 		sctlr = pe.Regs.SCTLR_EL2
@@ -137,7 +137,7 @@ func (pe *PE) alignmentChecked(va uint64, size int, in Insn) bool {
 		return false
 	}
 	if uint64(pe.Regs.MMFR2)>>32&0xf >= 1 { // FEAT_LSE2
-		return va&15+uint64(size) > 16 && uint64(sctlr)&sctlrNAA == 0
+		return uint64(va)&15+uint64(size) > 16 && uint64(sctlr)&sctlrNAA == 0
 	}
 	return true
 }
@@ -148,7 +148,7 @@ const fscAlignment = 0b100001
 // alignment takes a stage-1 Alignment fault (AArch64.AlignmentFault): a
 // Data Abort with DFSC 0b100001, WnR, FAR = va, routed as any stage-1
 // Data Abort (to EL2 from EL2 or with HCR_EL2.TGE=1, otherwise EL1).
-func (pe *PE) alignment(va uint64, write bool) Exception {
+func (pe *PE) alignment(va mem.VA, write bool) Exception {
 	kind := vmsa.Read
 	if write {
 		kind = vmsa.Write
@@ -171,7 +171,7 @@ func (pe *PE) alignment(va uint64, write bool) Exception {
 // without permission checks; with TCR.HA that walk may set the Access
 // flag of a location whose access then takes a Permission fault, which
 // AArch64.SettingAccessFlagPermitted leaves CONSTRAINED UNPREDICTABLE.
-func (pe *PE) translateUnaligned(va uint64, acc vmsa.Access, size int, in Insn) (uint64, Exception) {
+func (pe *PE) translateUnaligned(va mem.VA, acc vmsa.Access, size int, in Insn) (mem.PA, Exception) {
 	c := pe.ctx()
 	w := &pe.Walker
 	r := &pe.Regs
@@ -220,7 +220,7 @@ func (pe *PE) translateUnaligned(va uint64, acc vmsa.Access, size int, in Insn) 
 // s2Alignment takes a stage-2 Alignment fault: to EL2 with HPFAR and,
 // for an instruction with a syndrome, ISV=1 (AArch64.FaultSyndrome gives
 // the instruction syndrome for every stage-2 fault not on a stage-1 walk).
-func (pe *PE) s2Alignment(va, ipa uint64, acc vmsa.Access, size int, in Insn) Exception {
+func (pe *PE) s2Alignment(va mem.VA, ipa mem.IPA, acc vmsa.Access, size int, in Insn) Exception {
 	f := vmsa.Fault{Stage2: true, IPA: ipa, Write: acc.Kind == vmsa.Write}
 	return pe.takeAbort(f, fscAlignment, va, acc, size, in)
 }
@@ -229,7 +229,7 @@ func (pe *PE) s2Alignment(va, ipa uint64, acc vmsa.Access, size int, in Insn) Ex
 // 0b010000): the PA the access translated to has no memory. It is routed
 // as a stage-1 abort (External aborts are not stage-2 faults), and to EL2
 // by HCR_EL2.TEA. ISS.EA is IMPLEMENTATION DEFINED: the model reports 0.
-func (pe *PE) external(va uint64, kind vmsa.AccessKind, write bool) Exception {
+func (pe *PE) external(va mem.VA, kind vmsa.AccessKind, write bool) Exception {
 	target := pe.targetEL()
 	if pe.Regs.HCR_EL2.Has(hcrTEA) {
 		target = 2

@@ -37,28 +37,39 @@ func checkExc(t *testing.T, name string, pe *cpu.PE, from uint8, e cpu.Exception
 		t.Errorf("%s: no exception, want ESR %#x to EL%d", name, want.esr, want.target)
 		return
 	}
-	if e.TargetEL != want.target || uint64(e.ESR) != want.esr || e.FAR != want.far || e.FromEL != from {
+	if e.TargetEL != want.target || uint64(e.ESR) != want.esr || e.FAR != mem.VA(want.far) || e.FromEL != from {
 		t.Errorf("%s: %s (from EL%d), want EL%d ESR %#x FAR %#x", name, e, e.FromEL, want.target, want.esr, want.far)
 	}
-	if want.hpfar != 0 && uint64(e.HPFAR) != want.hpfar {
-		t.Errorf("%s: HPFAR %#x, want %#x", name, uint64(e.HPFAR), want.hpfar)
+	// HPFAR_EL2: the IPA where IPAValid; on any other exception to EL2 it
+	// is UNKNOWN (the PE's stand-in value); not written for EL1.
+	wantHPFAR := want.hpfar
+	if wantHPFAR == hpfarUnknown && want.target == 2 {
+		wantHPFAR = uint64(cpu.DefaultUnknownHPFAR)
 	}
-	if want.hpfar == 0 && e.HPFAR != 0 {
-		t.Errorf("%s: HPFAR %#x for a fault that is not a stage-2 fault", name, uint64(e.HPFAR))
+	if uint64(e.HPFAR) != wantHPFAR {
+		t.Errorf("%s: HPFAR %#x, want %#x", name, uint64(e.HPFAR), wantHPFAR)
 	}
 	// Exception entry: the target EL's ESR and FAR, and PSTATE.EL.
 	if pe.EL != want.target || uint64(pe.ESR[want.target]) != want.esr || pe.FAR[want.target] != want.far {
 		t.Errorf("%s: after entry EL%d ESR %#x FAR %#x", name, pe.EL, uint64(pe.ESR[want.target]), pe.FAR[want.target])
 	}
-	if want.hpfar != 0 && uint64(pe.HPFAR) != want.hpfar {
-		t.Errorf("%s: HPFAR_EL2 %#x, want %#x", name, uint64(pe.HPFAR), want.hpfar)
+	if want.target == 2 && uint64(pe.HPFAR) != wantHPFAR {
+		t.Errorf("%s: HPFAR_EL2 %#x, want %#x", name, uint64(pe.HPFAR), wantHPFAR)
 	}
 	if err := pe.ERET(); err != nil || pe.EL != from {
 		t.Errorf("%s: ERET to EL%d (%v), want EL%d", name, pe.EL, err, from)
 	}
+	if from < 2 && pe.HPFAR != cpu.DefaultUnknownHPFAR {
+		t.Errorf("%s: HPFAR_EL2 %#x after returning to EL%d, want UNKNOWN", name, uint64(pe.HPFAR), from)
+	}
 }
 
 func hpfar(ipa uint64) uint64 { return ipa >> 12 << 4 } // HPFAR_EL2.FIPA = IPA[51:12] at [43:4]
+
+// hpfarUnknown expects HPFAR_EL2 UNKNOWN (pseudocode IPAValid false: a
+// stage-2 Permission fault not on a stage-1 walk, a stage-2 Alignment
+// fault, an External abort, a stage-1 fault) for an exception to EL2.
+const hpfarUnknown = 0
 
 // Instruction fetches: execute permissions at each stage, Instruction Abort
 // syndromes (ESR_ELx ISS encoding for an exception from an Instruction
@@ -120,7 +131,9 @@ func TestFetch(t *testing.T) {
 			setup: func(m *machine) { useEL20(m.pe, true) }},
 		{name: "EL2 in EL2&0 fetch", el: 2, va: vaX1, pa: x1PA, setup: func(m *machine) { useEL20(m.pe, false) }},
 
-		// Stage 2 (AArch64.S2Translate; to EL2 with HPFAR, EC 0x20).
+		// Stage 2 (AArch64.S2Translate; to EL2, EC 0x20; HPFAR_EL2 holds
+		// the IPA of a Translation fault, and is UNKNOWN for a Permission
+		// fault not on a stage-1 walk: IPAValid).
 		{name: "s2 EL1 fetch ok", stage2: true, el: 1, va: vaX1, pa: x1PA},
 		{name: "s2 EL1 translation fault", stage2: true, el: 1, va: vaS2Hole + 4,
 			want: excCase{2, 0x20<<26 | il | 0b000110, vaS2Hole + 4, hpfar(holeIPA)},
@@ -136,19 +149,19 @@ func TestFetch(t *testing.T) {
 		// 00 both executable, 01 EL1 not, 10 neither, 11 EL0 not.
 		{name: "s2 XN=00 EL1", stage2: true, el: 1, va: vaS2XN, pa: s2XNIPA, setup: xn(0)},
 		{name: "s2 XN=10 EL1", stage2: true, el: 1, va: vaS2XN, setup: xn(2),
-			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN, hpfar(s2XNIPA)}},
+			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN, hpfarUnknown}},
 		{name: "s2 XN=10 EL0", stage2: true, el: 0, va: vaS2XN + 8, setup: xn(2),
-			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN + 8, hpfar(s2XNIPA)}},
+			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN + 8, hpfarUnknown}},
 		{name: "s2 XN=01 EL1", stage2: true, el: 1, va: vaS2XN, setup: xn(1),
-			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN, hpfar(s2XNIPA)}},
+			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN, hpfarUnknown}},
 		{name: "s2 XN=01 EL0", stage2: true, el: 0, va: vaS2XN, pa: s2XNIPA, setup: xn(1)},
 		{name: "s2 XN=11 EL1", stage2: true, el: 1, va: vaS2XN, pa: s2XNIPA, setup: xn(3)},
 		{name: "s2 XN=11 EL0", stage2: true, el: 0, va: vaS2XN, setup: xn(3),
-			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN, hpfar(s2XNIPA)}},
+			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN, hpfarUnknown}},
 		// Without FEAT_XNX, XN[0] is ignored: only XN[1] counts.
 		{name: "s2 XN=01 EL1 no XNX", stage2: true, el: 1, va: vaS2XN, pa: s2XNIPA, setup: noXNX(1)},
 		{name: "s2 XN=11 EL1 no XNX", stage2: true, el: 1, va: vaS2XN, setup: noXNX(3),
-			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN, hpfar(s2XNIPA)}},
+			want: excCase{2, 0x20<<26 | il | 0b001110, vaS2XN, hpfarUnknown}},
 		// A PA without memory after stage 2: not a stage-2 fault, so to EL1.
 		{name: "s2 external abort", stage2: true, el: 1, va: vaS2Ext, want: excCase{1, 0x21<<26 | il | 0b010000, vaS2Ext, 0}},
 		// HCR_EL2.TEA routes synchronous External aborts to EL2 (EC 0x20).
@@ -171,7 +184,7 @@ func TestFetch(t *testing.T) {
 				t.Fatalf("%s: cannot store the instruction at %#x", c.name, c.pa)
 			}
 		}
-		v, e := pe.Fetch(c.va)
+		v, e := pe.Fetch(mem.VA(c.va))
 		checkExc(t, c.name, pe, c.el, e, c.want)
 		if c.want.target == 0 && v != insn {
 			t.Errorf("%s: fetched %#x, want %#x", c.name, v, insn)
@@ -288,21 +301,22 @@ func TestDataAccessFaults(t *testing.T) {
 		{name: "s2 MMU off DC unaligned", stage2: true, el: 1, va: dataIPA + 1, size: 2,
 			setup: func(pe *cpu.PE) { pe.Regs.SCTLR_EL1 = 0; pe.Regs.HCR_EL2 |= sysreg.HCR_DC }},
 		{name: "s2 Normal unaligned", stage2: true, el: 1, va: vaData + 1, size: 4},
-		// Stage 2 Device: a stage-2 Alignment fault, to EL2 with HPFAR and
-		// the instruction syndrome (AArch64.FaultSyndrome: ISV for any
-		// stage-2 fault not on a stage-1 walk).
+		// Stage 2 Device: a stage-2 Alignment fault, to EL2 with the
+		// instruction syndrome (AArch64.FaultSyndrome: ISV for any stage-2
+		// fault not on a stage-1 walk) and HPFAR_EL2 UNKNOWN (IPAValid
+		// lists no Alignment fault).
 		{name: "s2 Device unaligned", stage2: true, el: 1, va: vaS2Dev + 1, size: 4, insn: cpu.Insn{Valid: true, Reg: 2},
-			want: excCase{2, dabtLower | il | 1<<24 | 2<<22 | 2<<16 | align, vaS2Dev + 1, hpfar(s2DevIPA)}},
+			want: excCase{2, dabtLower | il | 1<<24 | 2<<22 | 2<<16 | align, vaS2Dev + 1, hpfarUnknown}},
 		{name: "s2 Device aligned", stage2: true, el: 1, va: vaS2Dev + 8, size: 8},
 		{name: "s2 Device read-only unaligned store", stage2: true, el: 1, va: vaS2DevRO + 1, size: 2, write: true,
-			want: excCase{2, dabtLower | il | wnr | align, vaS2DevRO + 1, hpfar(s2DevROIPA)}},
+			want: excCase{2, dabtLower | il | wnr | align, vaS2DevRO + 1, hpfarUnknown}},
 		{name: "s2 Device read-only aligned store", stage2: true, el: 1, va: vaS2DevRO + 2, size: 2, write: true,
-			want: excCase{2, dabtLower | il | wnr | 0b001110, vaS2DevRO + 2, hpfar(s2DevROIPA)}},
+			want: excCase{2, dabtLower | il | wnr | 0b001110, vaS2DevRO + 2, hpfarUnknown}},
 		// Stage-1 permissions come before anything at stage 2.
 		{name: "s1 read-only over s2 Device unaligned store", stage2: true, el: 1, va: vaS1ROS2Dev + 1, size: 2, write: true,
 			want: excCase{1, dabtSame | il | wnr | 0b001111, vaS1ROS2Dev + 1, 0}},
 		{name: "s1 read-only over s2 Device unaligned load", stage2: true, el: 1, va: vaS1ROS2Dev + 1, size: 2,
-			want: excCase{2, dabtLower | il | align, vaS1ROS2Dev + 1, hpfar(s2DevIPA + 0x1000)}},
+			want: excCase{2, dabtLower | il | align, vaS1ROS2Dev + 1, hpfarUnknown}},
 		{name: "unaligned s2 translation fault", stage2: true, el: 1, va: vaS2Hole + 1, size: 2,
 			want: excCase{2, dabtLower | il | 0b000110, vaS2Hole + 1, hpfar(holeIPA)}},
 
@@ -315,7 +329,7 @@ func TestDataAccessFaults(t *testing.T) {
 		// Each byte is unaligned as far as Device memory goes (Mem[] passes
 		// aligned=FALSE to every byte): the first byte already faults.
 		{name: "crossing from stage-2 Device", stage2: true, el: 1, va: vaS2Dev + 0xffe, size: 4,
-			want: excCase{2, dabtLower | il | align, vaS2Dev + 0xffe, hpfar(s2DevIPA)}},
+			want: excCase{2, dabtLower | il | align, vaS2Dev + 0xffe, hpfarUnknown}},
 
 		// Synchronous External abort on the access (no memory at the PA).
 		// ISS.EA is IMPLEMENTATION DEFINED; the model reports 0.
@@ -347,9 +361,9 @@ func TestDataAccessFaults(t *testing.T) {
 		var e cpu.Exception
 		const pattern = 0x8877_6655_4433_2211
 		if c.write {
-			e = pe.Write(c.va, c.size, pattern, c.insn)
+			e = pe.Write(mem.VA(c.va), c.size, pattern, c.insn)
 		} else {
-			v, e = pe.Read(c.va, c.size, c.insn)
+			v, e = pe.Read(mem.VA(c.va), c.size, c.insn)
 		}
 		checkExc(t, c.name, pe, c.el, e, c.want)
 		if e.Taken() && e.External != c.ext {
@@ -388,11 +402,11 @@ func walkPA(t *testing.T, m *machine, pe *cpu.PE, va uint64, write bool) uint64 
 	if write {
 		k = vmsa.Write
 	}
-	tr := w.Translate(&pe.Regs, pe.Regime(), va, vmsa.Access{Kind: k, EL: pe.EL}, vmsa.TranslateOptions{})
+	tr := w.Translate(&pe.Regs, pe.Regime(), mem.VA(va), vmsa.Access{Kind: k, EL: pe.EL}, vmsa.TranslateOptions{})
 	if tr.Fault.IsFault() {
 		t.Fatalf("reference walk of %#x: %s", va, tr.Fault)
 	}
-	return tr.OA
+	return uint64(tr.OA)
 }
 
 // ESR_EL2.ISS.SAS is log2 of the access size (sizeLog2), for each size.
@@ -404,9 +418,9 @@ func TestStage2SyndromeAccessSize(t *testing.T) {
 			in := cpu.Insn{Valid: true, Reg: 30, SixtyFour: size == 8, SignExtend: size < 8 && !write, AcqRel: write}
 			var e cpu.Exception
 			if write {
-				e = pe.Write(vaS2Hole+uint64(size), size, 0, in)
+				e = pe.Write(mem.VA(vaS2Hole+uint64(size)), size, 0, in)
 			} else {
-				_, e = pe.Read(vaS2Hole+uint64(size), size, in)
+				_, e = pe.Read(mem.VA(vaS2Hole+uint64(size)), size, in)
 			}
 			want := uint64(0x24<<26 | il | 1<<24 | uint64(sas)<<22 | 30<<16 | 0b000110)
 			if in.SignExtend {

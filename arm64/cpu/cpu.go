@@ -72,8 +72,12 @@ type Exception struct {
 	FromEL   uint8
 	TargetEL uint8
 	ESR      sysreg.ESR
-	FAR      uint64
-	HPFAR    sysreg.HPFAR // stage-2 faults only
+	// FAR is the faulting virtual address of an abort (FAR_ELx).
+	FAR mem.VA
+	// HPFAR is what HPFAR_EL2 holds after an exception taken to EL2: the
+	// faulting IPA where the architecture writes it (IPAValid), else the
+	// PE's UnknownHPFAR. Zero for exceptions taken to EL1.
+	HPFAR sysreg.HPFAR
 	// Fault is the translation fault behind an abort.
 	Fault vmsa.Fault
 	// External marks a synchronous External abort on a data access (no
@@ -136,6 +140,13 @@ type PE struct {
 	Domain *tlb.Domain
 	Stats  Stats
 
+	// UnknownHPFAR is the value HPFAR_EL2[43:4] takes where the
+	// architecture makes it UNKNOWN: on every exception taken to EL2 that
+	// is not a stage-2 fault IPAValid lists, and on a return to EL1 or EL0
+	// ("execution at EL1 or EL0 makes HPFAR_EL2 become UNKNOWN"). New sets
+	// DefaultUnknownHPFAR.
+	UnknownHPFAR sysreg.HPFAR
+
 	spsr [3]saved
 	c    translationContext
 }
@@ -155,10 +166,19 @@ type translationContext struct {
 	s2only bool
 }
 
+// DefaultUnknownHPFAR is the deterministic stand-in for an UNKNOWN
+// HPFAR_EL2: FIPA 0xbad_bad_bad, the IPA 0xbad_bad_bad_000, obviously not
+// the faulting one, so a hypervisor that trusts HPFAR_EL2 where the
+// architecture does not write it handles the wrong address.
+const DefaultUnknownHPFAR sysreg.HPFAR = 0xbad_bad_bad << 4
+
+// hpfarFIPA is the part of HPFAR_EL2 exception entry writes, bits [43:4].
+const hpfarFIPA = sysreg.HPFAR(1<<44 - 1<<4)
+
 // New returns a PE at el over memory m with the given registers and TLB
 // (which may be nil).
 func New(id int, regs vmsa.Regs, el uint8, m DataMemory, t *tlb.TLB) *PE {
-	pe := &PE{ID: id, Regs: regs, EL: el, Mem: m, TLB: t}
+	pe := &PE{ID: id, Regs: regs, EL: el, Mem: m, TLB: t, UnknownHPFAR: DefaultUnknownHPFAR}
 	pe.Walker.Mem = m
 	return pe
 }
@@ -221,13 +241,13 @@ func (pe *PE) access(k vmsa.AccessKind) vmsa.Access {
 
 // Translate translates va for an access at the current EL through the TLB
 // and, on a miss, the walk. On a fault the PE takes the exception.
-func (pe *PE) Translate(va uint64, acc vmsa.Access) (uint64, Exception) {
+func (pe *PE) Translate(va mem.VA, acc vmsa.Access) (mem.PA, Exception) {
 	return pe.translate(va, acc, 0, Insn{}, true)
 }
 
 // translate translates va for acc; size and in give the syndrome of a
 // stage-2 abort, aligned says whether a data access is aligned to its size.
-func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn, aligned bool) (uint64, Exception) {
+func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned bool) (mem.PA, Exception) {
 	c := pe.ctx()
 	if f := c.check.Check(va, acc); f.IsFault() {
 		return 0, pe.abort(f, va, acc, size, in)
@@ -241,13 +261,13 @@ func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn, aligned b
 		if c.s2only {
 			// AArch64.S1DisabledOutput: the IPA is the VA (its top byte
 			// dropped), cached as a stage-2-only entry.
-			e, res = pe.TLB.LookupS2(c.vmid, va&(1<<52-1), acc)
+			e, res = pe.TLB.LookupS2(c.vmid, mem.IPA(va&(1<<52-1)), acc)
 		} else {
 			e, res = pe.TLB.Lookup(c.regime, c.vmid, c.asid, va, acc)
 		}
 		if res == tlb.Hit {
 			pe.Stats.TLBHits++
-			return e.OA | va&(1<<e.SizeBits-1), Exception{}
+			return e.OA | mem.PA(va)&(1<<e.SizeBits-1), Exception{}
 		}
 	}
 	pe.Stats.Walks++
@@ -264,7 +284,7 @@ func (pe *PE) translate(va uint64, acc vmsa.Access, size int, in Insn, aligned b
 }
 
 // abort builds and takes the Data or Instruction Abort for fault f.
-func (pe *PE) abort(f vmsa.Fault, va uint64, acc vmsa.Access, size int, in Insn) Exception {
+func (pe *PE) abort(f vmsa.Fault, va mem.VA, acc vmsa.Access, size int, in Insn) Exception {
 	return pe.takeAbort(f, f.FSC(), va, acc, size, in)
 }
 
@@ -274,7 +294,7 @@ func (pe *PE) abort(f vmsa.Fault, va uint64, acc vmsa.Access, size int, in Insn)
 // abort on a walk with HCR_EL2.TEA=1; otherwise to EL1. The ISS is that of
 // AArch64.FaultSyndrome: FSC, S1PTW, WnR (data only; EA, CM, FnV and SET
 // are 0) and the instruction syndrome when ISV is 1.
-func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va uint64, acc vmsa.Access, size int, in Insn) Exception {
+func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, size int, in Insn) Exception {
 	h := pe.Regs.HCR_EL2
 	target := uint8(1)
 	switch {
@@ -321,11 +341,27 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va uint64, acc vmsa.Access, siz
 	if fetch {
 		e.Kind = InstructionAbort
 	}
-	if f.Stage2 {
-		e.HPFAR = sysreg.HPFARFor(f.IPA)
-	}
 	pe.TakeException(&e)
 	return e
+}
+
+// ipaValid is the pseudocode's IPAValid: HPFAR_EL2 reports the IPA of a
+// stage-2 Translation, Access flag or Address size fault, and also of a
+// Permission fault when it is on a stage-1 table walk (S1PTW). Not for a
+// synchronous External abort, a stage-2 Alignment fault or a stage-2
+// Permission fault of the access itself.
+func ipaValid(e *Exception) bool {
+	f := e.Fault
+	if (e.Kind != DataAbort && e.Kind != InstructionAbort) || e.External || !f.Stage2 {
+		return false
+	}
+	switch f.Kind {
+	case vmsa.FaultTranslation, vmsa.FaultAccessFlag, vmsa.FaultAddressSize:
+		return true
+	case vmsa.FaultPermission:
+		return f.S1PTW
+	}
+	return false
 }
 
 const hcrTEA sysreg.HCR = 1 << 37
@@ -345,7 +381,9 @@ func sizeLog2(n int) uint {
 // TakeException performs exception entry for e, as the PE does for the
 // exceptions its own operations generate and as a hypervisor injecting an
 // exception into its guest wants: ESR (and FAR for aborts) of the target
-// EL, HPFAR for stage-2 faults, the state ERET returns to, the new EL and
+// EL; for an exception to EL2, HPFAR_EL2[43:4] (AArch64.ReportException:
+// the faulting IPA when IPAValid, else UNKNOWN, here UnknownHPFAR; e.HPFAR
+// gets the new value); the state ERET returns to, the new EL and
 // PSTATE.PAN (set on entry to EL1, and to EL2 with {E2H,TGE}={1,1}, when
 // SCTLR_ELx.SPAN is 0). e.FromEL is set to the current EL.
 func (pe *PE) TakeException(e *Exception) {
@@ -357,10 +395,15 @@ func (pe *PE) TakeException(e *Exception) {
 		pe.ESR[t] = e.ESR
 	}
 	if e.Kind == DataAbort || e.Kind == InstructionAbort {
-		pe.FAR[t] = e.FAR
+		pe.FAR[t] = uint64(e.FAR)
 	}
-	if e.Fault.Stage2 {
-		pe.HPFAR = e.HPFAR
+	if t == 2 {
+		if ipaValid(e) {
+			pe.HPFAR = pe.HPFAR&^hpfarFIPA | sysreg.HPFARFor(uint64(e.Fault.IPA))
+		} else {
+			pe.HPFAR = pe.HPFAR&^hpfarFIPA | pe.UnknownHPFAR&hpfarFIPA
+		}
+		e.HPFAR = pe.HPFAR
 	}
 	pe.EL = t
 	h := pe.Regs.HCR_EL2
@@ -379,6 +422,10 @@ func (pe *PE) ERET() error {
 		return fmt.Errorf("cpu: ERET at EL0 is UNDEFINED")
 	}
 	s := pe.spsr[pe.EL]
+	if s.el < 2 {
+		// Execution at EL1 or EL0 makes HPFAR_EL2 become UNKNOWN.
+		pe.HPFAR = pe.HPFAR&^hpfarFIPA | pe.UnknownHPFAR&hpfarFIPA
+	}
 	pe.EL, pe.PAN = s.el, s.pan
 	pe.c.valid = false
 	return nil

@@ -177,9 +177,9 @@ func TestAbortSyndromes(t *testing.T) {
 		pe.RegsChanged()
 		var e cpu.Exception
 		if c.write {
-			e = pe.Write(c.va, c.size, 0, c.insn)
+			e = pe.Write(mem.VA(c.va), c.size, 0, c.insn)
 		} else {
-			_, e = pe.Read(c.va, c.size, c.insn)
+			_, e = pe.Read(mem.VA(c.va), c.size, c.insn)
 		}
 		if !e.Taken() {
 			t.Errorf("%s: no exception", c.name)

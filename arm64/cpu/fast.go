@@ -12,14 +12,14 @@ import (
 // or changed, and the caller goes on with Read, which decides the access
 // exactly. When done is true the access is complete; e is the External
 // abort taken if the PA has no memory.
-func (pe *PE) ReadHit(va uint64, size int) (v uint64, e Exception, done bool) {
+func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e Exception, done bool) {
 	pa, ok := pe.hit(va, size, vmsa.Read)
 	if !ok {
 		return 0, Exception{}, false
 	}
 	pe.Stats.Loads++
 	pe.Stats.TLBHits++
-	v, ok = pe.Mem.Read(mem.PA(pa), size)
+	v, ok = pe.Mem.Read(pa, size)
 	if !ok {
 		return 0, pe.external(va, vmsa.Read, false), true
 	}
@@ -27,14 +27,14 @@ func (pe *PE) ReadHit(va uint64, size int) (v uint64, e Exception, done bool) {
 }
 
 // WriteHit is Write made cheap for its common case, as ReadHit.
-func (pe *PE) WriteHit(va uint64, size int, v uint64) (e Exception, done bool) {
+func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e Exception, done bool) {
 	pa, ok := pe.hit(va, size, vmsa.Write)
 	if !ok {
 		return Exception{}, false
 	}
 	pe.Stats.Stores++
 	pe.Stats.TLBHits++
-	if !pe.Mem.Write(mem.PA(pa), size, v) {
+	if !pe.Mem.Write(pa, size, v) {
 		return pe.external(va, vmsa.Write, true), true
 	}
 	return Exception{}, true
@@ -44,8 +44,8 @@ func (pe *PE) WriteHit(va uint64, size int, v uint64) (e Exception, done bool) {
 // TLB. An aligned access of at most 8 bytes never crosses a page and is
 // never checked for alignment (AArch64.CheckAlignment only checks
 // unaligned ones), so nothing else applies.
-func (pe *PE) hit(va uint64, size int, k vmsa.AccessKind) (uint64, bool) {
-	if pe.TLB == nil || (size != 1 && size != 2 && size != 4 && size != 8) || va&uint64(size-1) != 0 {
+func (pe *PE) hit(va mem.VA, size int, k vmsa.AccessKind) (mem.PA, bool) {
+	if pe.TLB == nil || (size != 1 && size != 2 && size != 4 && size != 8) || uint64(va)&uint64(size-1) != 0 {
 		return 0, false
 	}
 	c := pe.ctx()

@@ -10,7 +10,7 @@ import (
 
 // fastRead and fastWrite are how a caller uses the hit path: ReadHit, and
 // Read when it was not done.
-func fastRead(pe *cpu.PE, va uint64, size int) (uint64, cpu.Exception, bool) {
+func fastRead(pe *cpu.PE, va mem.VA, size int) (uint64, cpu.Exception, bool) {
 	if v, e, done := pe.ReadHit(va, size); done {
 		return v, e, true
 	}
@@ -18,7 +18,7 @@ func fastRead(pe *cpu.PE, va uint64, size int) (uint64, cpu.Exception, bool) {
 	return v, e, false
 }
 
-func fastWrite(pe *cpu.PE, va uint64, size int, v uint64) (cpu.Exception, bool) {
+func fastWrite(pe *cpu.PE, va mem.VA, size int, v uint64) (cpu.Exception, bool) {
 	if e, done := pe.WriteHit(va, size, v); done {
 		return e, true
 	}
@@ -34,7 +34,7 @@ func fastWrite(pe *cpu.PE, va uint64, size int, v uint64) (cpu.Exception, bool) 
 // completed most of the accesses.
 func TestHitPathSameAsFullPath(t *testing.T) {
 	ref, fast := newRig(t, true), newRig(t, true)
-	vas := []uint64{vaData, vaRO, vaS2Hole, vaX1, vaPXN, vaDev, vaDevRO, vaS2Dev, vaExt, vaS2Ext, 0x7777_0000, 1 << 60}
+	vas := []mem.VA{vaData, vaRO, vaS2Hole, vaX1, vaPXN, vaDev, vaDevRO, vaS2Dev, vaExt, vaS2Ext, 0x7777_0000, 1 << 60}
 	rng := rand.New(rand.NewPCG(3, 4))
 	steps := 40000
 	if testing.Short() {
@@ -54,13 +54,13 @@ func TestHitPathSameAsFullPath(t *testing.T) {
 			m.pe.EL, m.pe.PAN = el, pan
 			m.pe.RegsChanged()
 		}
-		va := vas[rng.IntN(len(vas))] + uint64(rng.IntN(64))*8
+		va := vas[rng.IntN(len(vas))] + mem.VA(rng.IntN(64))*8
 		if rng.IntN(2) == 0 {
-			va = vaData + uint64(rng.IntN(64))*8
+			va = vaData + mem.VA(rng.IntN(64))*8
 		}
 		size := 1 << rng.IntN(4)
 		if rng.IntN(10) == 0 {
-			va += uint64(1 + rng.IntN(7)) // unaligned
+			va += mem.VA(1 + rng.IntN(7)) // unaligned
 		}
 		var ve, vf uint64
 		var ee, ef cpu.Exception

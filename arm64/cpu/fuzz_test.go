@@ -118,15 +118,15 @@ func FuzzPEAccess(f *testing.F) {
 			switch op % 9 {
 			case 0, 1:
 				size := 1 << (op >> 4 & 3)
-				_, e = pe.Read(va, size, cpu.Insn{Valid: op&0x40 != 0, Reg: op, AcqRel: op&0x80 != 0})
+				_, e = pe.Read(mem.VA(va), size, cpu.Insn{Valid: op&0x40 != 0, Reg: op, AcqRel: op&0x80 != 0})
 			case 2:
 				size := 1 << (op >> 4 & 3)
-				e = pe.Write(va, size, va, cpu.Insn{Valid: op&0x40 != 0, Reg: op >> 3, SixtyFour: true})
+				e = pe.Write(mem.VA(va), size, va, cpu.Insn{Valid: op&0x40 != 0, Reg: op >> 3, SixtyFour: true})
 			case 3:
-				_, e = pe.Fetch(va)
+				_, e = pe.Fetch(mem.VA(va))
 			case 4:
 				old := pe.PAR
-				e = pe.AT(at.Op(op>>4), op&31, va)
+				e = pe.AT(at.Op(op>>4), op&31, mem.VA(va))
 				if e.Taken() && pe.PAR != old {
 					t.Fatalf("AT %s took %s and wrote PAR_EL1", at.Op(op>>4), e)
 				}
@@ -275,7 +275,7 @@ func checkWellFormed(t *testing.T, pe *cpu.PE, from uint8, e cpu.Exception) {
 		if esr.ISV() && (!e.Fault.Stage2 || e.TargetEL != 2 || esr.S1PTW()) {
 			bad("ISV outside a stage-2 Data Abort")
 		}
-		if pe.FAR[e.TargetEL] != e.FAR {
+		if pe.FAR[e.TargetEL] != uint64(e.FAR) {
 			bad("FAR not written")
 		}
 	case cpu.InstructionAbort:

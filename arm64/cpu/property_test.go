@@ -197,7 +197,7 @@ func checkAccess(t *testing.T, m *machine, pe *cpu.PE, rng *rand.Rand, seed uint
 		acc.PAN = pe.PAN && pe.EL != 0 && pe.Regs.MMFR1.PAN() >= 1
 	}
 	w := vmsa.Walker{Mem: m.ram}
-	ref := w.Translate(&pe.Regs, pe.Regime(), va, acc, vmsa.TranslateOptions{})
+	ref := w.Translate(&pe.Regs, pe.Regime(), mem.VA(va), acc, vmsa.TranslateOptions{})
 	val := rng.Uint64() & (1<<(8*uint(size)) - 1)
 	if size == 8 {
 		val = rng.Uint64()
@@ -210,19 +210,19 @@ func checkAccess(t *testing.T, m *machine, pe *cpu.PE, rng *rand.Rand, seed uint
 	var e cpu.Exception
 	switch kind {
 	case vmsa.Read:
-		got, e = pe.Read(va, size, cpu.Insn{})
+		got, e = pe.Read(mem.VA(va), size, cpu.Insn{})
 	case vmsa.Write:
-		e = pe.Write(va, size, val, cpu.Insn{})
+		e = pe.Write(mem.VA(va), size, val, cpu.Insn{})
 	case vmsa.Fetch:
 		var insn uint32
-		insn, e = pe.Fetch(va)
+		insn, e = pe.Fetch(mem.VA(va))
 		got = uint64(insn)
 	}
 	where := func() string {
 		return fmt.Sprintf("seed %d step %d", seed, step)
 	}
 	if ref.Fault.IsFault() {
-		if !e.Taken() || e.Fault != ref.Fault || e.ESR.FSC() != ref.Fault.FSC() || e.FAR != va {
+		if !e.Taken() || e.Fault != ref.Fault || e.ESR.FSC() != ref.Fault.FSC() || e.FAR != mem.VA(va) {
 			t.Fatalf("%s: %v of %#x at EL%d: got %s (fault %s), a fresh walk faults: %s", where(), kind, va, from, e, e.Fault, ref.Fault)
 		}
 		if err := pe.ERET(); err != nil || pe.EL != from {

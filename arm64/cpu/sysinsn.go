@@ -7,6 +7,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // SysReg names a memory-system register for MSR and MRS.
@@ -318,18 +319,18 @@ const hcrFB sysreg.HCR = 1 << 9
 // AT executes AT op, X<rt> with input address va at the current EL: PAR_EL1
 // is written, or the exception the instruction takes is taken. AT does not
 // use the TLB (the architecture permits but does not require it).
-func (pe *PE) AT(op at.Op, rt uint8, va uint64) Exception {
+func (pe *PE) AT(op at.Op, rt uint8, va mem.VA) Exception {
 	pe.Stats.ATs++
 	if pe.EL == 0 {
 		return pe.undefined()
 	}
-	res := at.ExecuteRt(&pe.Walker, &pe.Regs, at.PSTATE{EL: pe.EL, PAN: pe.PAN}, op, va, rt, pe.PAR)
+	res := at.ExecuteRt(&pe.Walker, &pe.Regs, at.PSTATE{EL: pe.EL, PAN: pe.PAN}, op, uint64(va), rt, pe.PAR)
 	if !res.Taken {
 		pe.PAR = res.PAR
 		return Exception{}
 	}
 	x := res.Exception
-	e := Exception{FromEL: pe.EL, TargetEL: x.TargetEL, ESR: x.ESR, FAR: x.FAR, HPFAR: x.HPFAR, Fault: res.Translation.Fault}
+	e := Exception{FromEL: pe.EL, TargetEL: x.TargetEL, ESR: x.ESR, FAR: mem.VA(x.FAR), HPFAR: x.HPFAR, Fault: res.Translation.Fault}
 	switch x.Kind {
 	case at.Undefined:
 		e.Kind = Undefined

@@ -401,8 +401,9 @@ func TestSysRegTraps(t *testing.T) {
 				if pe.EL != c.want.target {
 					t.Errorf("%s: at EL%d after the exception", name, pe.EL)
 				}
-				// (Exception entry itself writes the target EL's ESR.)
-				if !c.read && *s.home(pe) != before && !strings.HasPrefix(s.name, "ESR_") {
+				// (Exception entry itself writes the target EL's ESR, and
+				// for EL2 makes HPFAR_EL2 UNKNOWN.)
+				if !c.read && *s.home(pe) != before && !strings.HasPrefix(s.name, "ESR_") && !(s.name == "HPFAR_EL2" && c.want.target == 2) {
 					t.Errorf("%s: a trapped or UNDEFINED MSR changed the register", name)
 				}
 				if err := pe.ERET(); err != nil || pe.EL != c.el {
@@ -518,7 +519,7 @@ func TestATThroughPE(t *testing.T) {
 		}
 		setEL(pe, c.el, pe.PAN)
 		pe.PAR = 0xdead_0000 // PAR_EL1 before the instruction
-		e := pe.AT(c.op, 6, c.va)
+		e := pe.AT(c.op, 6, mem.VA(c.va))
 		checkAT(t, c.name, pe, c.el, e, c.want)
 	}
 	// With stage 2: AT S12E1R at EL2 walks both stages; a stage-2 fault of

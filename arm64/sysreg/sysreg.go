@@ -9,6 +9,12 @@
 // TCR(v).TG0() reads like the manual. Views never validate: a reserved
 // encoding is returned as read, and the translation core decides what it
 // means.
+//
+// Values are built the same way, by field name: TCRFields, TCR2Fields,
+// VTCRFields, SCTLRFields, HCRFields, TTBRFields and VTTBRFields pack their
+// fields with Value, and MAIROf packs attribute bytes, e.g.
+//
+//	tcr := sysreg.TCRFields{T0SZ: sysreg.TxSZ(48), TG0: sysreg.Granule4K, IPS: sysreg.PS48}.Value()
 package sysreg
 
 // field extracts bits [hi:lo] of v.

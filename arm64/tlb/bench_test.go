@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // benchTLB returns a default TLB holding n 4K EL1&0 pages of VMID 1,
@@ -29,7 +30,7 @@ func benchTLB(n int, several bool) *TLB {
 func BenchmarkHit(b *testing.B) {
 	tl := benchTLB(1, false)
 	b.ReportAllocs()
-	var pa uint64
+	var pa mem.PA
 	for b.Loop() {
 		e, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, vaA|0x123, rd1)
 		if r != Hit {
@@ -44,7 +45,7 @@ func BenchmarkHit(b *testing.B) {
 func BenchmarkHitPA(b *testing.B) {
 	tl := benchTLB(1, false)
 	b.ReportAllocs()
-	var sum uint64
+	var sum mem.PA
 	for b.Loop() {
 		pa, r := tl.LookupPA(vmsa.RegimeEL10, 1, 5, vaA|0x123, rd1)
 		if r != Hit {
@@ -63,7 +64,7 @@ func BenchmarkHitL2(b *testing.B) {
 	i := uint64(0)
 	for b.Loop() {
 		va := vaA + (i*17&63)<<12
-		if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, va, rd1); r != Hit {
+		if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, mem.VA(va), rd1); r != Hit {
 			b.Fatal(r)
 		}
 		i++
@@ -82,7 +83,7 @@ func BenchmarkHitSeveralSizes(b *testing.B) {
 	b.ReportAllocs()
 	i := uint64(0)
 	for b.Loop() {
-		if _, r := tl2.Lookup(vmsa.RegimeEL10, 1, 5, vaC+(i&511)<<12, rd1); r != Hit {
+		if _, r := tl2.Lookup(vmsa.RegimeEL10, 1, 5, mem.VA(vaC+(i&511)<<12), rd1); r != Hit {
 			b.Fatal(r)
 		}
 		i++
@@ -98,9 +99,9 @@ func BenchmarkMissFill(b *testing.B) {
 	i := uint64(0)
 	for b.Loop() {
 		va := vaA + (i&4095)<<12
-		if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, va, rd1); r == Miss {
-			tr.OA = va
-			tl.Fill(vmsa.RegimeEL10, 1, va, &tr)
+		if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, mem.VA(va), rd1); r == Miss {
+			tr.OA = mem.PA(va)
+			tl.Fill(vmsa.RegimeEL10, 1, mem.VA(va), &tr)
 		}
 		i++
 	}
@@ -150,10 +151,10 @@ func TestHitAllocFree(t *testing.T) {
 	i := uint64(0)
 	allocs := testing.AllocsPerRun(1000, func() {
 		tl.Lookup(vmsa.RegimeEL10, 1, 5, vaA|0x10, rd1)                  // micro hit
-		tl.Lookup(vmsa.RegimeEL10, 1, 5, vaA+(i&63)<<12, wr1)            // unified hit
-		tl.Lookup(vmsa.RegimeEL10, 1, 5, vaC+(i&511)<<12, ex1)           // block
-		tl.Lookup(vmsa.RegimeEL10, 1, 6, 0x7000_0000+i<<12, rd1)         // miss
-		tl.Fill(vmsa.RegimeEL10, 1, 0x7000_0000+i<<12, &tr)              // fill
+		tl.Lookup(vmsa.RegimeEL10, 1, 5, mem.VA(vaA+(i&63)<<12), wr1)    // unified hit
+		tl.Lookup(vmsa.RegimeEL10, 1, 5, mem.VA(vaC+(i&511)<<12), ex1)   // block
+		tl.Lookup(vmsa.RegimeEL10, 1, 6, mem.VA(0x7000_0000+i<<12), rd1) // miss
+		tl.Fill(vmsa.RegimeEL10, 1, mem.VA(0x7000_0000+i<<12), &tr)      // fill
 		tl.Invalidate(OpVAE1, xtVA(5, 0, 0x7000_0000+i<<12), ctxEL1)     // TLBI by VA
 		tl.Invalidate(OpRVAAE1, xtRange(0, 1, 0, 0, 0, 0x70000), ctxEL1) // range
 		i++
@@ -174,7 +175,7 @@ func TestReplacement(t *testing.T) {
 	}
 	// Touch 0, 2, 3: pseudo-LRU points at 1.
 	for _, i := range []int{0, 2, 3} {
-		if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, uint64(i)<<12, rd1); r != Hit {
+		if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, mem.VA(uint64(i)<<12), rd1); r != Hit {
 			t.Fatalf("page %d missing", i)
 		}
 	}
@@ -183,7 +184,7 @@ func TestReplacement(t *testing.T) {
 		t.Errorf("evictions %d", tl.Stats.Evictions)
 	}
 	for i := 0; i < 5; i++ {
-		_, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, uint64(i)<<12, rd1)
+		_, r := tl.Lookup(vmsa.RegimeEL10, 1, 5, mem.VA(uint64(i)<<12), rd1)
 		if (r == Hit) != (i != 1) {
 			t.Errorf("after PLRU replacement, page %d: %v", i, r)
 		}

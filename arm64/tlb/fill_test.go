@@ -76,7 +76,7 @@ func (g *walkRig) put(pa, v uint64) {
 
 func (g *walkRig) walk(va uint64, acc vmsa.Access) vmsa.Translation {
 	g.t.Helper()
-	tr := g.w.Translate(&g.r, vmsa.RegimeEL10, va, acc, vmsa.TranslateOptions{})
+	tr := g.w.Translate(&g.r, vmsa.RegimeEL10, mem.VA(va), acc, vmsa.TranslateOptions{})
 	if tr.Fault.IsFault() {
 		g.t.Fatalf("walk %#x: %v", va, tr.Fault)
 	}
@@ -138,11 +138,11 @@ func TestFillFromWalks(t *testing.T) {
 	}
 	for _, c := range cases {
 		tr := g.walk(c.va, rd1)
-		if !tl.Fill(vmsa.RegimeEL10, 3, c.va, &tr) {
+		if !tl.Fill(vmsa.RegimeEL10, 3, mem.VA(c.va), &tr) {
 			t.Fatalf("%s: not filled", c.name)
 		}
 		for _, l := range c.looks {
-			e, r := tl.Lookup(vmsa.RegimeEL10, 3, l.asid, l.va, l.acc)
+			e, r := tl.Lookup(vmsa.RegimeEL10, 3, l.asid, mem.VA(l.va), l.acc)
 			if r != l.want {
 				t.Errorf("%s: lookup %#x ASID %d %+v = %v, want %v", c.name, l.va, l.asid, l.acc, r, l.want)
 				continue
@@ -153,15 +153,15 @@ func TestFillFromWalks(t *testing.T) {
 			if e.SizeBits != c.sizeBits || e.Level != c.level || e.Global != c.global || e.GranuleBits != 12 {
 				t.Errorf("%s: entry size %d level %d global %v granule %d", c.name, e.SizeBits, e.Level, e.Global, e.GranuleBits)
 			}
-			if r == Hit && e.Output(l.va) != l.pa {
-				t.Errorf("%s: PA %#x, want %#x", c.name, e.Output(l.va), l.pa)
+			if r == Hit && e.PA(mem.VA(l.va)) != mem.PA(l.pa) {
+				t.Errorf("%s: PA %#x, want %#x", c.name, e.PA(mem.VA(l.va)), l.pa)
 			}
 			if e.Attr != 0xff || e.SH != 3 {
 				t.Errorf("%s: ATTR %#x SH %d, want 0xff, 3", c.name, e.Attr, e.SH)
 			}
 		}
 		// Another VMID never hits an EL1&0 entry.
-		if _, r := tl.Lookup(vmsa.RegimeEL10, 4, 7, c.va, rd1); r != Miss {
+		if _, r := tl.Lookup(vmsa.RegimeEL10, 4, 7, mem.VA(c.va), rd1); r != Miss {
 			t.Errorf("%s: hit with another VMID", c.name)
 		}
 	}
@@ -194,15 +194,15 @@ func TestFillStage2(t *testing.T) {
 		if !tr.S2 {
 			t.Fatal("stage 2 not applied")
 		}
-		if !tl.Fill(vmsa.RegimeEL10, 3, c.va, &tr) {
+		if !tl.Fill(vmsa.RegimeEL10, 3, mem.VA(c.va), &tr) {
 			t.Fatal("not filled")
 		}
-		e, r := tl.Lookup(vmsa.RegimeEL10, 3, 7, c.va|0x10, rd1)
-		if r != Hit || !e.Combined || e.SizeBits != c.sizeBits || e.IPA != c.ipa || e.S2Level != 2 || e.S2SizeBits != 21 {
+		e, r := tl.Lookup(vmsa.RegimeEL10, 3, 7, mem.VA(c.va|0x10), rd1)
+		if r != Hit || !e.Combined || e.SizeBits != c.sizeBits || e.IPA != mem.IPA(c.ipa) || e.S2Level != 2 || e.S2SizeBits != 21 {
 			t.Fatalf("VA %#x: %v %+v", c.va, r, e)
 		}
-		if e.Output(c.va|0x10) != c.ipa|0x10 {
-			t.Errorf("PA %#x", e.Output(c.va|0x10))
+		if e.PA(mem.VA(c.va|0x10)) != mem.PA(c.ipa|0x10) {
+			t.Errorf("PA %#x", e.PA(mem.VA(c.va|0x10)))
 		}
 	}
 	s2 := g.w.TranslateS2(&g.r, 0x4000_1000, rd1)
@@ -290,12 +290,12 @@ func TestStaleUntilTLBI(t *testing.T) {
 	tl := MustNew(Config{})
 	ctx := ContextFromRegs(&g.r, 1)
 	translate := func(va uint64) uint64 {
-		if pa, r := tl.LookupPA(vmsa.RegimeEL10, ctx.VMID, 7, va, rd1); r == Hit {
-			return pa
+		if pa, r := tl.LookupPA(vmsa.RegimeEL10, ctx.VMID, 7, mem.VA(va), rd1); r == Hit {
+			return uint64(pa)
 		}
 		tr := g.walk(va, rd1)
-		tl.Fill(vmsa.RegimeEL10, ctx.VMID, va, &tr)
-		return tr.OA
+		tl.Fill(vmsa.RegimeEL10, ctx.VMID, mem.VA(va), &tr)
+		return uint64(tr.OA)
 	}
 	if pa := translate(0x1008); pa != 0x4000_1008 {
 		t.Fatalf("first walk: %#x", pa)

@@ -85,8 +85,9 @@ type Scope struct {
 	// ASIDRegimes limits the ASID rule to these regimes (EL2&0 entries
 	// under VAE2 with E2H=0 match any ASID).
 	ASIDRegimes uint8
-	// Addressed: only entries overlapping [Lo, Hi] (input addresses,
-	// inclusive; VA[55:0] or IPA) are in scope.
+	// Addressed: only entries overlapping [Lo, Hi] are in scope: input
+	// addresses, inclusive, VA[55:0] for the stage-1 forms and IPA for
+	// the stage-2 forms (a scope holds one or the other).
 	Addressed bool
 	Lo, Hi    uint64
 	// LastLevel: the "L" forms (only leaf entries; every modelled entry
@@ -147,7 +148,7 @@ func ScopeOf(op Op, xt uint64, ctx Context) (Scope, error) {
 	}
 	byVA := func() {
 		v := DecodeVA(xt, ctx.LPA2)
-		s.Addressed, s.Lo, s.Hi = true, v.VA, v.VA|0xfff
+		s.Addressed, s.Lo, s.Hi = true, uint64(v.VA), uint64(v.VA)|0xfff
 		s.Hint = v.TTL
 	}
 	byRange := func(ds, signExt bool) {
@@ -221,7 +222,7 @@ func ScopeOf(op Op, xt uint64, ctx Context) (Scope, error) {
 		// need not be invalidated (software follows with VMALLE1).
 		s.S2, s.VMID = true, ctx.VMID
 		v := DecodeIPA(xt, ctx.LPA2)
-		s.Addressed, s.Lo, s.Hi = true, v.IPA, v.IPA|0xfff
+		s.Addressed, s.Lo, s.Hi = true, uint64(v.IPA), uint64(v.IPA)|0xfff
 		s.Hint = v.TTL
 	case OpRIPAS2E1, OpRIPAS2LE1:
 		s.S2, s.VMID = true, ctx.VMID
@@ -255,8 +256,10 @@ func (s *Scope) Matches(e *Entry, strict bool) bool {
 		}
 	}
 	if s.Addressed && !s.ReservedTG {
-		end := e.Base + (uint64(1)<<e.SizeBits - 1)
-		if end < s.Lo || e.Base > s.Hi {
+		span := e.spanBits()
+		base := e.input() &^ (uint64(1)<<span - 1)
+		end := base + (uint64(1)<<span - 1)
+		if end < s.Lo || base > s.Hi {
 			return false
 		}
 	}
@@ -336,6 +339,9 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 func (t *TLB) probeable(s *Scope) bool {
 	if !s.Addressed || s.ReservedTG || s.AnyVMID {
 		return false
+	}
+	if t.pieces > 0 && s.S1Regimes != 0 {
+		return false // pieces of a stage-1 block sit in the sets of their own pages
 	}
 	var sizes uint64
 	for k := uint8(0); k < 4; k++ {

@@ -1,6 +1,10 @@
 package tlb
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/nestmmu/nestmmu/mem"
+)
 
 // Op is a TLBI operation: a base operation (the low five bits) and a
 // shareability qualifier (bits 5-6). OpVAE1 is TLBI VAE1,
@@ -210,7 +214,7 @@ func decodeRangeTTL(ttl uint8, granuleBits uint8, lpa2 bool) Hint {
 // VAE2, VALE2 and ASIDE1.
 type VAOperand struct {
 	ASID uint16 // Xt[63:48] (ASIDE1, VAE1, VALE1, VAE2/VALE2 with E2H=1)
-	VA   uint64 // Xt[43:0] is VA[55:12]; VA is that value shifted into place
+	VA   mem.VA // Xt[43:0] is VA[55:12]; VA is that value shifted into place
 	TTL  Hint   // Xt[47:44], FEAT_TTL
 }
 
@@ -220,22 +224,22 @@ type VAOperand struct {
 func DecodeVA(xt uint64, lpa2 bool) VAOperand {
 	return VAOperand{
 		ASID: uint16(xt >> 48),
-		VA:   (xt & (1<<44 - 1)) << 12,
+		VA:   mem.VA((xt & (1<<44 - 1)) << 12),
 		TTL:  DecodeTTL(uint8(xt>>44&0xf), lpa2),
 	}
 }
 
 // IPAOperand is the decoded operand of TLBI IPAS2E1 and IPAS2LE1.
 type IPAOperand struct {
-	IPA uint64 // Xt[39:0] is IPA[51:12] (IPA[51:48] needs FEAT_LPA)
-	TTL Hint   // Xt[47:44], the stage-2 leaf
-	NS  bool   // Xt[63]: only meaningful in Secure state; ignored here
+	IPA mem.IPA // Xt[39:0] is IPA[51:12] (IPA[51:48] needs FEAT_LPA)
+	TTL Hint    // Xt[47:44], the stage-2 leaf
+	NS  bool    // Xt[63]: only meaningful in Secure state; ignored here
 }
 
 // DecodeIPA decodes the operand of IPAS2E1/IPAS2LE1.
 func DecodeIPA(xt uint64, lpa2 bool) IPAOperand {
 	return IPAOperand{
-		IPA: (xt & (1<<40 - 1)) << 12,
+		IPA: mem.IPA((xt & (1<<40 - 1)) << 12),
 		TTL: DecodeTTL(uint8(xt>>44&0xf), lpa2),
 		NS:  xt>>63 == 1,
 	}

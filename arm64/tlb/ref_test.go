@@ -8,6 +8,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // refRequired is the reference scope: a direct reading of each TLBI
@@ -54,8 +55,20 @@ func refRequired(op Op, xt uint64, c Context, e *Entry) bool {
 		}
 		return e.GranuleBits == uint8(10+2*g) && e.Level == l
 	}
+	// span: the input range of the translation table entry the TLB entry
+	// caches. A combined entry may hold only part of its stage-1 leaf
+	// (stage 2 maps it with smaller leaves); the TLBI by-address forms
+	// invalidate "cached copies of translation table entries ... that
+	// would be required to translate" the address, so the whole stage-1
+	// leaf counts.
+	span := e.SizeBits
+	if e.Combined {
+		if leaf := e.GranuleBits + (e.GranuleBits-3)*uint8(3-e.Level); leaf > span {
+			span = leaf
+		}
+	}
 	// covers: the entry translates the page of VA[55:12] or IPA[51:12].
-	covers := func(page uint64) bool { return e.Base>>e.SizeBits == (page<<12)>>e.SizeBits }
+	covers := func(page uint64) bool { return e.input()>>span == (page<<12)>>span }
 	vaOp := func() bool { return covers(xt&(1<<44-1)) && ttlOK(xt>>44&15) }
 	// inRange: the entry overlaps [start, start+len) of a range operand,
 	// in full 64-bit addresses (entries of a two-range regime with bit 55
@@ -85,11 +98,11 @@ func refRequired(op Op, xt uint64, c Context, e *Entry) bool {
 		if end < start {
 			end = ^uint64(0)
 		}
-		eb := e.Base
+		eb := e.input() >> span << span
 		if sext && eb>>55 == 1 {
 			eb |= 0xff << 56
 		}
-		ee := eb + 1<<e.SizeBits - 1
+		ee := eb + 1<<span - 1
 		return eb <= end && start <= ee
 	}
 	ipaPage := xt & (1<<40 - 1)
@@ -141,7 +154,7 @@ func (r *refTLB) lookupMatches(e *Entry, s2 bool, regime vmsa.Regime, vmid, asid
 	if !s2 && !e.Global && e.ASID != asid {
 		return false
 	}
-	return e.Base>>e.SizeBits == (in&(1<<56-1))>>e.SizeBits
+	return e.input()>>e.SizeBits == (in&(1<<56-1))>>e.SizeBits
 }
 
 // randEntry draws an entry in a small space so that tags collide.
@@ -165,15 +178,22 @@ func randEntry(rng *rand.Rand) Entry {
 	if rng.IntN(4) == 0 {
 		va |= 0x00ff_ffff_ff00_0000 // TTBR1 half
 	}
-	e.Base = va &^ (1<<e.SizeBits - 1)
-	e.OA = rng.Uint64() & (1<<48 - 1) &^ (1<<e.SizeBits - 1)
+	e.VA = mem.VA(va &^ (1<<e.SizeBits - 1))
+	e.OA = mem.PA(rng.Uint64() & (1<<48 - 1) &^ (1<<e.SizeBits - 1))
 	switch rng.IntN(5) {
 	case 0:
 		e.Stage2Only, e.Regime, e.Global, e.ASID = true, 0, true, 0
-		e.Base &= 1<<48 - 1
+		e.IPA, e.VA = mem.IPA(e.VA&(1<<48-1)), 0
 	case 1:
 		if e.Regime == vmsa.RegimeEL10 {
-			e.Combined, e.IPA = true, e.OA
+			e.Combined, e.IPA = true, mem.IPA(e.OA)
+			if sz.level < 3 && rng.IntN(2) == 0 {
+				// A piece of a stage-1 block: stage 2 maps it with pages.
+				e.SizeBits = sz.gran
+				e.VA = mem.VA(va &^ (1<<e.SizeBits - 1))
+				e.OA &^= 1<<e.SizeBits - 1
+				e.IPA = mem.IPA(e.OA)
+			}
 		}
 	}
 	if e.Regime != vmsa.RegimeEL10 && !e.Stage2Only {
@@ -258,9 +278,9 @@ func runReference(t *testing.T, cfg Config, n int, seed uint64) {
 			var got Entry
 			var r Result
 			if s2 {
-				got, r = tl.LookupS2(vmid, in, acc)
+				got, r = tl.LookupS2(vmid, mem.IPA(in), acc)
 			} else {
-				got, r = tl.Lookup(regime, vmid, asid, in, acc)
+				got, r = tl.Lookup(regime, vmid, asid, mem.VA(in), acc)
 			}
 			if r == Miss {
 				continue

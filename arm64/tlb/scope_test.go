@@ -7,6 +7,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Addresses of the fixture entries.
@@ -23,8 +24,8 @@ const (
 )
 
 func e4k(r vmsa.Regime, vmid, asid uint16, global bool, va uint64) Entry {
-	return Entry{Regime: r, VMID: vmid, ASID: asid, Global: global, Base: va, SizeBits: 12,
-		OA: va ^ 0x10_0000_0000, Level: 3, GranuleBits: 12, Perms: allPerms}
+	return Entry{Regime: r, VMID: vmid, ASID: asid, Global: global, VA: mem.VA(va), SizeBits: 12,
+		OA: mem.PA(va ^ 0x10_0000_0000), Level: 3, GranuleBits: 12, Perms: allPerms}
 }
 
 var allPerms = vmsa.Perms{R0: true, W0: true, X0: true, R1: true, W1: true, X1: true}
@@ -55,10 +56,10 @@ func fixture() map[string]Entry {
 	comb := e4k(vmsa.RegimeEL10, 1, 5, false, vaE)
 	comb.Combined, comb.IPA, comb.S2Level, comb.S2SizeBits = true, ipaP, 3, 12
 	m["comb"] = comb
-	s2 := Entry{Stage2Only: true, VMID: 1, Base: ipaP, SizeBits: 12, OA: 0x7_0000_0000, IPA: ipaP, Level: 3, GranuleBits: 12, Perms: allPerms}
+	s2 := Entry{Stage2Only: true, VMID: 1, SizeBits: 12, OA: 0x7_0000_0000, IPA: ipaP, Level: 3, GranuleBits: 12, Perms: allPerms}
 	m["s2"] = s2
 	s2b := s2
-	s2b.Base, s2b.IPA, s2b.SizeBits, s2b.Level = ipaBk, ipaBk, 21, 2
+	s2b.IPA, s2b.SizeBits, s2b.Level = ipaBk, 21, 2
 	m["s2blk"] = s2b
 	s2v2 := s2
 	s2v2.VMID = 2
@@ -270,9 +271,9 @@ func present(tl *TLB, e *Entry) bool {
 	acc := vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true}
 	var r Result
 	if e.Stage2Only {
-		_, r = tl.LookupS2(e.VMID, e.Base, acc)
+		_, r = tl.LookupS2(e.VMID, e.IPA, acc)
 	} else {
-		_, r = tl.Lookup(e.Regime, e.VMID, e.ASID, e.Base, acc)
+		_, r = tl.Lookup(e.Regime, e.VMID, e.ASID, e.VA, acc)
 	}
 	return r == Hit
 }

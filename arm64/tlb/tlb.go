@@ -22,6 +22,7 @@ import (
 	"math/bits"
 
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Result is the outcome of a lookup.
@@ -57,17 +58,19 @@ func (r Result) String() string {
 // stage-1 regimes (vmsa.RegimeEL10, RegimeEL20, RegimeEL2).
 const kindS2 = 3
 
-// Entry is a cached translation.
+// Entry is a cached translation. It covers 1<<SizeBits bytes of input
+// addresses from its first byte: VA for stage-1 and combined entries, IPA
+// for Stage2Only entries.
 type Entry struct {
-	// Base is the input address (VA[55:0], or IPA for Stage2Only) of the
-	// entry's first byte; the entry covers 1<<SizeBits bytes from it.
-	Base uint64
-	// OA is the output address of Base: a PA, or an IPA for a stage-1
-	// entry of EL1&0 when stage 2 is disabled.
-	OA uint64
-	// IPA is the stage-1 output of Base for a Combined entry (and Base
-	// itself for a Stage2Only one).
-	IPA   uint64
+	// VA is VA[55:0] of the entry's first byte (stage-1 and combined
+	// entries; zero for Stage2Only).
+	VA mem.VA
+	// IPA is the stage-1 output of VA for a Combined entry, and the input
+	// address of the first byte for a Stage2Only entry.
+	IPA mem.IPA
+	// OA is the physical output address of the first byte (for a stage-1
+	// entry of EL1&0 with stage 2 disabled the IPA, which is the PA).
+	OA    mem.PA
 	Perms vmsa.Perms
 	// VMID tags EL1&0 and stage-2 entries (8 or 16 bits, as filled).
 	VMID uint16
@@ -94,8 +97,36 @@ type Entry struct {
 	Combined   bool
 }
 
-// Output returns the output address for an input address in the entry.
-func (e *Entry) Output(in uint64) uint64 { return e.OA | in&(1<<e.SizeBits-1) }
+// PA returns the physical address that va (inside a stage-1 or combined
+// entry) translates to.
+func (e *Entry) PA(va mem.VA) mem.PA { return e.OA | mem.PA(va)&(1<<e.SizeBits-1) }
+
+// PAOfIPA returns the physical address that ipa (inside a Stage2Only
+// entry) translates to.
+func (e *Entry) PAOfIPA(ipa mem.IPA) mem.PA { return e.OA | mem.PA(ipa)&(1<<e.SizeBits-1) }
+
+// spanBits is log2 of the input range a TLBI by address must treat the
+// entry as covering: its own size, except for a combined entry smaller than
+// its stage-1 leaf (a stage-1 block cached as pieces because stage 2 maps it
+// with smaller leaves), which is a cached copy of that whole stage-1 entry:
+// a TLBI by VA "invalidates cached copies of translation table entries ...
+// that would be required to translate the specified VA" (the TLBI VAE1,
+// VAAE1, ... descriptions), so every piece goes when any address of the
+// block is named.
+func (e *Entry) spanBits() uint8 {
+	if !e.Combined || e.Level < 0 || e.Level > 3 || e.GranuleBits < 12 {
+		return e.SizeBits
+	}
+	return max(e.SizeBits, e.GranuleBits+(e.GranuleBits-3)*uint8(3-e.Level))
+}
+
+// input is the entry's first input address in the space it is looked up by.
+func (e *Entry) input() uint64 {
+	if e.Stage2Only {
+		return uint64(e.IPA)
+	}
+	return uint64(e.VA)
+}
 
 // slot is one TLB entry with its packed tag.
 type slot struct {
@@ -217,6 +248,10 @@ type TLB struct {
 	// has size 1<<n; count tracks how many.
 	sizes [4]uint64
 	count [4][64]uint32
+	// pieces counts unified-TLB combined entries smaller than their
+	// stage-1 leaf (spanBits > SizeBits): a TLBI by VA must find them all,
+	// which set probing at the named pages cannot.
+	pieces int
 	// Stats counts events since creation (or the last ResetStats).
 	Stats Stats
 }
@@ -295,9 +330,9 @@ const va56 = 1<<56 - 1
 // (AArch64.AddrTop, AArch64.VAIsOutOfRange) are made on the registers,
 // before the TLB, by the caller. On Hit and PermissionMiss the entry is
 // returned.
-func (t *TLB) Lookup(regime vmsa.Regime, vmid, asid uint16, va uint64, acc vmsa.Access) (Entry, Result) {
+func (t *TLB) Lookup(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vmsa.Access) (Entry, Result) {
 	// Fast path: the access kind's micro-TLB.
-	in := va & va56
+	in := uint64(va) & va56
 	ctx := makeCtx(uint8(regime), vmid)
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
 	sz := m.key & 0xff
@@ -311,24 +346,24 @@ func (t *TLB) Lookup(regime vmsa.Regime, vmid, asid uint16, va uint64, acc vmsa.
 
 // LookupPA is Lookup returning only the output address of va: the
 // hottest path, for callers that need nothing else of the entry.
-func (t *TLB) LookupPA(regime vmsa.Regime, vmid, asid uint16, va uint64, acc vmsa.Access) (uint64, Result) {
-	in := va & va56
+func (t *TLB) LookupPA(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vmsa.Access) (mem.PA, Result) {
+	in := uint64(va) & va56
 	ctx := makeCtx(uint8(regime), vmid)
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
 	sz := m.key & 0xff
 	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && (m.e.Global || m.e.ASID == asid) && permits(m.perm, acc) {
 		t.Stats.Hits++
 		t.Stats.MicroHits++
-		return m.e.OA | in&(1<<sz-1), Hit
+		return m.e.OA | mem.PA(in&(1<<sz-1)), Hit
 	}
 	e, r := t.lookup(uint8(regime)&3, ctx, asid, in, acc)
-	return e.Output(in), r
+	return e.PA(va), r
 }
 
 // LookupS2 looks up a stage-2-only entry for ipa in the VMID.
-func (t *TLB) LookupS2(vmid uint16, ipa uint64, acc vmsa.Access) (Entry, Result) {
+func (t *TLB) LookupS2(vmid uint16, ipa mem.IPA, acc vmsa.Access) (Entry, Result) {
 	ctx := makeCtx(kindS2, vmid)
-	in := ipa & va56
+	in := uint64(ipa) & va56
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
 	sz := m.key & 0xff
 	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && permits(m.perm, acc) {
@@ -431,17 +466,17 @@ func (t *TLB) victim(set uint64) int {
 // The entry covers the stage-1 leaf (or its contiguous run); a combined
 // entry covers the smaller of that and the stage-2 leaf, since only there
 // the two stages map linearly.
-func (t *TLB) Fill(regime vmsa.Regime, vmid uint16, va uint64, tr *vmsa.Translation) bool {
-	if tr.Fault.IsFault() || regime > vmsa.RegimeEL2 {
+func (t *TLB) Fill(regime vmsa.Regime, vmid uint16, vaddr mem.VA, tr *vmsa.Translation) bool {
+	if tr.Fault.IsFault() || tr.IPAOnly || regime > vmsa.RegimeEL2 {
 		return false
 	}
 	if tr.Level < 0 {
 		if regime == vmsa.RegimeEL10 && tr.S2 {
-			return t.FillS2(vmid, va, tr)
+			return t.FillS2(vmid, tr.IPA, tr)
 		}
 		return false
 	}
-	va &= va56
+	va := uint64(vaddr) & va56
 	size := tr.BlockBits
 	if tr.ContigBits > size {
 		size = tr.ContigBits
@@ -478,7 +513,7 @@ func (t *TLB) Fill(regime vmsa.Regime, vmid uint16, va uint64, tr *vmsa.Translat
 		return false
 	}
 	e.SizeBits = size
-	e.Base = va &^ (1<<size - 1)
+	e.VA = mem.VA(va &^ (1<<size - 1))
 	e.OA = tr.OA &^ (1<<size - 1)
 	t.insert(uint8(regime), e, va)
 	return true
@@ -487,20 +522,19 @@ func (t *TLB) Fill(regime vmsa.Regime, vmid uint16, va uint64, tr *vmsa.Translat
 // FillS2 caches a stage-2 translation of ipa made by
 // vmsa.Walker.TranslateS2 (or a stage-1-disabled EL1&0 translation) as a
 // stage-2-only entry of the VMID.
-func (t *TLB) FillS2(vmid uint16, ipa uint64, tr *vmsa.Translation) bool {
+func (t *TLB) FillS2(vmid uint16, ipaddr mem.IPA, tr *vmsa.Translation) bool {
 	if tr.Fault.IsFault() || !tr.S2 || tr.S2BlockBits < 12 || tr.S2BlockBits > 55 {
 		return false
 	}
 	size := tr.S2BlockBits
-	ipa &= va56
+	ipa := uint64(ipaddr) & va56
 	e := Entry{
 		Stage2Only:  true,
 		VMID:        vmid,
 		Global:      true,
-		Base:        ipa &^ (1<<size - 1),
 		SizeBits:    size,
 		OA:          tr.OA &^ (1<<size - 1),
-		IPA:         ipa &^ (1<<size - 1),
+		IPA:         mem.IPA(ipa &^ (1<<size - 1)),
 		Attr:        vmsa.EncodePARAttrs(tr.Attrs),
 		SH:          vmsa.PARShareability(tr.Attrs),
 		Perms:       tr.Perms,
@@ -522,20 +556,20 @@ func granuleOf(level int8, blockBits uint8) uint8 {
 }
 
 // FillEntry inserts a prepared entry (for tests and for callers that
-// build entries themselves); Base, OA and IPA are aligned to SizeBits.
+// build entries themselves); VA, OA and IPA are aligned to SizeBits.
 // It reports false for an entry whose size is outside 4KB..2^55.
 func (t *TLB) FillEntry(e Entry) bool {
 	if e.SizeBits < 12 || e.SizeBits > 55 || e.Regime > vmsa.RegimeEL2 {
 		return false
 	}
 	m := uint64(1)<<e.SizeBits - 1
-	e.Base &= va56 &^ m
-	e.OA &^= m
-	e.IPA &^= m
+	e.VA &= mem.VA(va56 &^ m)
+	e.OA &^= mem.PA(m)
+	e.IPA &^= mem.IPA(m)
 	kind := uint8(e.Regime)
 	if e.Stage2Only {
 		kind = kindS2
-		e.Regime, e.Global, e.ASID, e.Combined = 0, true, 0, false
+		e.Regime, e.Global, e.ASID, e.Combined, e.VA = 0, true, 0, false, 0
 	}
 	if kind == uint8(vmsa.RegimeEL2) || kind == uint8(vmsa.RegimeEL20) {
 		e.VMID = 0
@@ -546,7 +580,7 @@ func (t *TLB) FillEntry(e Entry) bool {
 	if e.Global {
 		e.ASID = 0
 	}
-	t.insert(kind, e, e.Base)
+	t.insert(kind, e, e.input())
 	return true
 }
 
@@ -558,7 +592,7 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	t.Stats.Fills++
 	ctx := makeCtx(kind, e.VMID)
 	sz := uint64(e.SizeBits)
-	key := (e.Base>>sz)<<8 | sz
+	key := (e.input()>>sz)<<8 | sz
 	set := t.setOf(key, ctx)
 	base := int(set) * t.ways
 	ways := t.slots[base : base+t.ways]
@@ -597,6 +631,9 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	}
 	t.count[kind][sz]++
 	t.sizes[kind] |= 1 << sz
+	if e.spanBits() > e.SizeBits {
+		t.pieces++
+	}
 	t.touch(set, w)
 }
 
@@ -607,6 +644,9 @@ func (t *TLB) forget(s *slot) {
 	t.count[kind][sz]--
 	if t.count[kind][sz] == 0 {
 		t.sizes[kind] &^= 1 << sz
+	}
+	if s.e.spanBits() > s.e.SizeBits {
+		t.pieces--
 	}
 }
 
@@ -619,6 +659,7 @@ func (t *TLB) Flush() {
 	}
 	t.sizes = [4]uint64{}
 	t.count = [4][64]uint32{}
+	t.pieces = 0
 }
 
 // Entries appends every entry of the unified TLB and the micro-TLBs to

@@ -63,7 +63,7 @@ func TestBlockLevels(t *testing.T) {
 				t.Fatalf("fault %v", tr.Fault)
 			}
 			want := c.oa | va&(1<<c.size-1)
-			if tr.OA != want || int(tr.Level) != c.level || uint(tr.BlockBits) != c.size {
+			if tr.OA != mem.PA(want) || int(tr.Level) != c.level || uint(tr.BlockBits) != c.size {
 				t.Errorf("OA %#x level %d bits %d; want %#x level %d bits %d", tr.OA, tr.Level, tr.BlockBits, want, c.level, c.size)
 			}
 		})
@@ -109,7 +109,7 @@ func TestContiguousBit(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr := g.tr(va|0x123, rd1)
-			if tr.Fault.IsFault() || tr.OA != oa|0x123 {
+			if tr.Fault.IsFault() || tr.OA != mem.PA(oa|0x123) {
 				t.Fatalf("fault %v OA %#x; want %#x", tr.Fault, tr.OA, oa|0x123)
 			}
 			if tr.ContigBits != c.bits {
@@ -206,8 +206,8 @@ func TestConcatenatedStartTables(t *testing.T) {
 		{0xff_c000_0008, 0x2_0000_0008},
 	}
 	for _, c := range cases {
-		tr := g.w.TranslateS2(&g.r, c.ipa, rd1)
-		if tr.Fault.IsFault() || tr.OA != c.oa || tr.S2Level != 1 {
+		tr := g.w.TranslateS2(&g.r, mem.IPA(c.ipa), rd1)
+		if tr.Fault.IsFault() || tr.OA != mem.PA(c.oa) || tr.S2Level != 1 {
 			t.Errorf("IPA %#x: fault %v OA %#x level %d; want OA %#x at level 1", c.ipa, tr.Fault, tr.OA, tr.S2Level, c.oa)
 		}
 	}
@@ -280,7 +280,7 @@ func TestTranslationAgainstSparseAndFlat(t *testing.T) {
 	w2 := vmsa.Walker{Mem: flat}
 	for _, va := range []uint64{0x1234, 0x2234, 1 << 40} {
 		a := g.tr(va, rd1)
-		b := w2.Translate(&g.r, vmsa.RegimeEL10, va, rd1, vmsa.TranslateOptions{})
+		b := w2.Translate(&g.r, vmsa.RegimeEL10, mem.VA(va), rd1, vmsa.TranslateOptions{})
 		if a.Fault != b.Fault || a.OA != b.OA {
 			t.Errorf("VA %#x: sparse %v %#x, flat %v %#x", va, a.Fault, a.OA, b.Fault, b.OA)
 		}
@@ -329,12 +329,12 @@ func TestStage2OtherGranules(t *testing.T) {
 			if c.d != 0 {
 				g.put(base+c.entry, c.d)
 			}
-			tr := g.w.TranslateS2(&g.r, c.ipa, rd1)
+			tr := g.w.TranslateS2(&g.r, mem.IPA(c.ipa), rd1)
 			if c.oa == 0 {
 				wantFault(t, tr.Fault, vmsa.FaultTranslation, 0, true)
 				return
 			}
-			if tr.Fault.IsFault() || tr.OA != c.oa || tr.S2Level != c.level {
+			if tr.Fault.IsFault() || tr.OA != mem.PA(c.oa) || tr.S2Level != c.level {
 				t.Errorf("fault %v OA %#x level %d; want OA %#x level %d", tr.Fault, tr.OA, tr.S2Level, c.oa, c.level)
 			}
 		})

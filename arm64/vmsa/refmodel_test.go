@@ -407,11 +407,11 @@ func TestReferenceModel(t *testing.T) {
 		}
 		var w vmsa.Walker
 		w.Mem = m
-		got := w.Translate(&r, vmsa.RegimeEL10, va, acc, vmsa.TranslateOptions{})
+		got := w.Translate(&r, vmsa.RegimeEL10, mem.VA(va), acc, vmsa.TranslateOptions{})
 		stats[want.kind]++
 		levels[want.level]++
 		if got.Fault.Kind != want.kind || (want.kind != vmsa.FaultNone && int(got.Fault.Level) != want.level) ||
-			(want.kind == vmsa.FaultNone && got.OA != want.pa) {
+			(want.kind == vmsa.FaultNone && got.OA != mem.PA(want.pa)) {
 			t.Errorf("case %d: VA %#x write=%v el0=%v SCTLR %#x TCR %#x TTBR0 %#x TTBR1 %#x MMFR0 %#x:\n model: %v OA %#x\n  ref: %v level %d PA %#x",
 				i, va, write, el0, c.sctlr, c.tcr, uint64(r.TTBR0_EL1), uint64(r.TTBR1_EL1), uint64(r.MMFR0),
 				got.Fault, got.OA, want.kind, want.level, want.pa)
@@ -535,7 +535,7 @@ func TestReferenceModelTwoStage(t *testing.T) {
 			acc.EL = 0
 		}
 		w := vmsa.Walker{Mem: m}
-		got := w.Translate(&r, vmsa.RegimeEL10, c.va, acc, vmsa.TranslateOptions{})
+		got := w.Translate(&r, vmsa.RegimeEL10, mem.VA(c.va), acc, vmsa.TranslateOptions{})
 		key := want.kind.String()
 		if want.stage2 {
 			key = "stage 2 " + key
@@ -546,7 +546,7 @@ func TestReferenceModelTwoStage(t *testing.T) {
 		stats[key]++
 		f := got.Fault
 		if f.Kind != want.kind || f.Stage2 != want.stage2 || f.S1PTW != want.s1ptw ||
-			(want.kind != vmsa.FaultNone && int(f.Level) != want.level) || (want.kind == vmsa.FaultNone && got.OA != want.pa) {
+			(want.kind != vmsa.FaultNone && int(f.Level) != want.level) || (want.kind == vmsa.FaultNone && got.OA != mem.PA(want.pa)) {
 			t.Fatalf("case %d: VA %#x write=%v el0=%v SCTLR %#x TCR %#x TTBR0 %#x TTBR1 %#x states %v:\n model: %v OA %#x\n  ref: %+v",
 				i, c.va, c.write, c.el0, c.sctlr, c.tcr, uint64(r.TTBR0_EL1), uint64(r.TTBR1_EL1), state, f, got.OA, want)
 		}

@@ -111,7 +111,7 @@ func (g *rig) s2page(ipa, d uint64) uint64 {
 }
 
 func (g *rig) tr(va uint64, acc vmsa.Access) vmsa.Translation {
-	return g.w.Translate(&g.r, vmsa.RegimeEL10, va, acc, vmsa.TranslateOptions{})
+	return g.w.Translate(&g.r, vmsa.RegimeEL10, mem.VA(va), acc, vmsa.TranslateOptions{})
 }
 
 var (

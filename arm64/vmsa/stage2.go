@@ -2,6 +2,7 @@ package vmsa
 
 import (
 	"github.com/nestmmu/nestmmu/arm64/desc"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // s2Result is the outcome of AArch64.S2Translate before attribute combining.
@@ -20,7 +21,7 @@ type s2Result struct {
 func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s1ptw bool) s2Result {
 	var res s2Result
 	fault := func(k FaultKind, level int) s2Result {
-		res.Fault = Fault{Kind: k, Level: int8(level), Stage2: true, S1PTW: s1ptw, IPA: ipa, Write: acc.Kind == Write}
+		res.Fault = Fault{Kind: k, Level: int8(level), Stage2: true, S1PTW: s1ptw, IPA: mem.IPA(ipa), Write: acc.Kind == Write}
 		w.stop(k, level)
 		return res
 	}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Regime is a stage-1 translation regime.
@@ -143,7 +144,7 @@ type Fault struct {
 	// S1PTW is set for a stage-2 fault on a stage-1 table walk (s2fs1walk).
 	S1PTW bool
 	// IPA is the faulting intermediate physical address (Stage2 faults).
-	IPA uint64
+	IPA mem.IPA
 	// Write is WnR: the access (or the hardware update) was a write.
 	Write bool
 }
@@ -259,12 +260,20 @@ type Perms struct {
 // information a TLB needs to cache it.
 type Translation struct {
 	Fault Fault
-	// OA is the output address: an IPA when stage 2 was not applied to
-	// the result, otherwise a PA.
-	OA uint64
-	// IPA is the stage-1 output when stage 2 was applied.
-	IPA   uint64
-	Attrs MemAttrs
+	// OA is the physical output address. It is set when the translation
+	// reached a PA: stage 2 was applied (S2), the regime has no stage 2
+	// (EL2, EL2&0), or stage 2 is disabled for EL1&0, where the IPA is the
+	// PA (AArch64.FullTranslate returns the stage-1 result unchanged). It
+	// is zero when IPAOnly is set.
+	OA mem.PA
+	// IPA is the stage-1 output of an EL1&0 translation (whether or not
+	// stage 2 was applied), or the input of Walker.TranslateS2; zero for
+	// the EL2 and EL2&0 regimes.
+	IPA mem.IPA
+	// IPAOnly reports a translation that stopped at the IPA
+	// (TranslateOptions.Stage1Only with stage 2 enabled): OA is not set.
+	IPAOnly bool
+	Attrs   MemAttrs
 	// S1Attrs are the stage-1 attributes before combining with stage 2.
 	S1Attrs MemAttrs
 	// Level and BlockBits describe the stage-1 leaf (log2 of its size);
@@ -283,4 +292,15 @@ type Translation struct {
 	S2 bool
 	// Desc is the final stage-1 descriptor (after hardware updates).
 	Desc uint64
+}
+
+// Output returns the output address of the translation that was asked for,
+// as PAR_EL1.PA reports it: the PA, or the IPA when the translation stopped
+// at stage 1 with stage 2 enabled (IPAOnly). It is the one place where the
+// two spaces meet, because the register field holds either.
+func (t *Translation) Output() uint64 {
+	if t.IPAOnly {
+		return uint64(t.IPA)
+	}
+	return uint64(t.OA)
 }

@@ -1,5 +1,7 @@
 package vmsa
 
+import "github.com/nestmmu/nestmmu/mem"
+
 // VACheck holds, precomputed for one register state and regime, the checks
 // that AArch64.S1Translate (or AArch64.S1DisabledOutput) makes on a VA
 // before any table is read: TxSZ limits, the VA range with TBI/TBID, EPD
@@ -61,7 +63,8 @@ func bitRange(hi, lo uint) uint64 {
 // Check returns the fault the translation of va would take before reading
 // any table (FaultNone when it would go on to the walk or the TLB). A
 // fault it returns is exactly the one Walker.Translate reports.
-func (c *VACheck) Check(va uint64, acc Access) Fault {
+func (c *VACheck) Check(vaddr mem.VA, acc Access) Fault {
+	va := uint64(vaddr)
 	h := 0
 	if c.two && va>>55&1 == 1 {
 		h = 1

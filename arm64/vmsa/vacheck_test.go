@@ -46,8 +46,8 @@ func TestVACheckAgreesWithTranslate(t *testing.T) {
 				va |= 0xffff_0000_0000_0000
 			}
 			acc := vmsa.Access{Kind: vmsa.AccessKind(rng.IntN(3)), EL: uint8(rng.IntN(3))}
-			want := w.Translate(&r, regime, va, acc, vmsa.TranslateOptions{Stage1Only: true}).Fault
-			got := c.Check(va, acc)
+			want := w.Translate(&r, regime, mem.VA(va), acc, vmsa.TranslateOptions{Stage1Only: true}).Fault
+			got := c.Check(mem.VA(va), acc)
 			pre := want.Level == 0 && (want.Kind == vmsa.FaultTranslation || want.Kind == vmsa.FaultAddressSize) && w.Stats.DescReads == 0
 			w.Stats.DescReads = 0
 			if got.IsFault() != pre || (pre && got.Kind != want.Kind) {

@@ -84,10 +84,10 @@ type TranslateOptions struct {
 }
 
 // Translate runs AArch64.FullTranslate for va in the given stage-1 regime.
-func (w *Walker) Translate(r *Regs, regime Regime, va uint64, acc Access, opt TranslateOptions) Translation {
+func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt TranslateOptions) Translation {
 	w.Stats.Walks++
 	if w.Trace != nil {
-		w.Trace.begin(va)
+		w.Trace.begin(uint64(va))
 	}
 	f := featuresOf(r)
 	s2on := regime == RegimeEL10 && S2Enabled(r)
@@ -95,19 +95,30 @@ func (w *Walker) Translate(r *Regs, regime Regime, va uint64, acc Access, opt Tr
 	if s2on {
 		s2p = getS2Params(r, &f)
 	}
-	t := w.s1Translate(r, &f, regime, va, acc, s2on, &s2p)
+	t, out := w.s1Translate(r, &f, regime, uint64(va), acc, s2on, &s2p)
+	if !t.Fault.IsFault() {
+		switch {
+		case regime != RegimeEL10:
+			t.OA = mem.PA(out) // no stage 2: the stage-1 output is the PA
+		case !s2on:
+			// Stage 2 disabled: the IPA is the PA (AArch64.FullTranslate).
+			t.IPA, t.OA = mem.IPA(out), mem.PA(out)
+		default:
+			t.IPA, t.IPAOnly = mem.IPA(out), true
+		}
+	}
 	if t.Fault.IsFault() || !s2on || opt.Stage1Only {
 		if w.Trace != nil {
 			w.Trace.end(t)
 		}
 		return t
 	}
-	s2 := w.s2Translate(&f, &s2p, t.OA, acc, false)
+	s2 := w.s2Translate(&f, &s2p, out, acc, false)
 	if s2.Fault.IsFault() {
 		t.Fault = s2.Fault
+		t.IPAOnly = false
 	} else {
-		t.IPA = t.OA
-		t.OA = s2.OA
+		t.OA, t.IPAOnly = mem.PA(s2.OA), false
 		t.S1Attrs = t.Attrs
 		t.Attrs = combineS1S2(&s2p, t.Attrs, s2.Attrs, s2.s2desc)
 		t.S2 = true
@@ -122,15 +133,15 @@ func (w *Walker) Translate(r *Regs, regime Regime, va uint64, acc Access, opt Tr
 
 // TranslateS2 runs stage 2 alone for an IPA, with the registers' stage-2
 // configuration (AArch64.S2Translate). The result's Attrs are stage 2's own.
-func (w *Walker) TranslateS2(r *Regs, ipa uint64, acc Access) Translation {
+func (w *Walker) TranslateS2(r *Regs, ipa mem.IPA, acc Access) Translation {
 	w.Stats.Walks++
 	f := featuresOf(r)
 	p := getS2Params(r, &f)
 	if w.Trace != nil {
-		w.Trace.begin(ipa)
+		w.Trace.begin(uint64(ipa))
 	}
-	s2 := w.s2Translate(&f, &p, ipa, acc, false)
-	t := Translation{Fault: s2.Fault, OA: s2.OA, IPA: ipa, Attrs: s2.Attrs, Level: -2,
+	s2 := w.s2Translate(&f, &p, uint64(ipa), acc, false)
+	t := Translation{Fault: s2.Fault, OA: mem.PA(s2.OA), IPA: ipa, Attrs: s2.Attrs, Level: -2,
 		S2Level: s2.level, S2BlockBits: s2.blockBits, Perms: s2.perms, S2: true}
 	if w.Trace != nil {
 		w.Trace.end(t)
@@ -167,17 +178,19 @@ func bitsSet(va uint64, hi, lo uint) bool {
 	return va&m == m
 }
 
-// s1Translate is AArch64.S1Translate (and AArch64.S1Walk).
-func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) Translation {
+// s1Translate is AArch64.S1Translate (and AArch64.S1Walk). It returns the
+// translation and its stage-1 output address (an IPA for EL1&0, a PA for
+// the EL2 regimes), which the caller types.
+func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) (Translation, uint64) {
 	t := Translation{Level: -2}
 	if !S1Enabled(r, regime) {
 		return w.s1DisabledOutput(r, f, regime, va, acc)
 	}
 	p := getS1Params(r, f, regime, va)
-	fault := func(k FaultKind, level int) Translation {
+	fault := func(k FaultKind, level int) (Translation, uint64) {
 		t.Fault = Fault{Kind: k, Level: int8(level), Write: acc.Kind == Write}
 		w.stop(k, level)
-		return t
+		return t, 0
 	}
 	// AArch64.S1TxSZFaults: below the minimum faults (required with
 	// FEAT_LVA); above the maximum is IMPLEMENTATION DEFINED: we fault, as QEMU.
@@ -226,7 +239,7 @@ restart:
 				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Read, AT: acc.AT}, true)
 				if s2.Fault.IsFault() {
 					t.Fault = s2.Fault
-					return t
+					return t, 0
 				}
 				pa = s2.OA
 			}
@@ -280,7 +293,7 @@ restart:
 				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Write}, true)
 				if s2.Fault.IsFault() {
 					t.Fault = s2.Fault
-					return t
+					return t, 0
 				}
 				pa = s2.OA
 			}
@@ -294,7 +307,6 @@ restart:
 			d = got
 			sd = desc.S1(d)
 		}
-		t.OA = oa
 		t.Level = int8(level)
 		t.BlockBits = uint8(leafBits)
 		if sd.Contiguous() {
@@ -315,12 +327,13 @@ restart:
 		t.Perms = perms
 		t.Desc = d
 		t.Attrs = s1MemAttrs(&p, sd, acc)
-		return t
+		return t, oa
 	}
 }
 
-// s1DisabledOutput is AArch64.S1DisabledOutput (data accesses).
-func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64, acc Access) Translation {
+// s1DisabledOutput is AArch64.S1DisabledOutput (data accesses): the
+// translation and its output address.
+func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64, acc Access) (Translation, uint64) {
 	t := Translation{Level: -2}
 	var tbi, tbid bool
 	switch regime {
@@ -342,9 +355,9 @@ func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64
 	if !bitsClear(va, top, f.paMax) {
 		t.Fault = Fault{Kind: FaultAddressSize, Level: 0, Write: acc.Kind == Write}
 		w.stop(FaultAddressSize, 0)
-		return t
+		return t, 0
 	}
-	t.OA = va & (1<<52 - 1)
+	out := va & (1<<52 - 1)
 	t.Perms = Perms{true, true, true, true, true, true}
 	switch {
 	case regime == RegimeEL10 && r.HCR_EL2.DC() && !r.HCR_EL2.TGE():
@@ -364,7 +377,7 @@ func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64
 	default:
 		t.Attrs = MemAttrs{Type: Device, Device: DevicenGnRnE, Shareability: OuterShareable, XS: true}
 	}
-	return t
+	return t, out
 }
 
 // tableIndex returns the index into the table at level of input address in

@@ -26,6 +26,7 @@ func cmdMIPS(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Guest.StorePercent, "stores", c.Guest.StorePercent, "percent of accesses that are stores")
 	fs.IntVar(&c.Guest.RandomPercent, "random", c.Guest.RandomPercent, "percent of random (vs sequential) page choices")
 	fs.BoolVar(&c.Compare, "compare", c.Compare, "also run the pre-series scheme and compare")
+	fs.BoolVar(&c.DirtyLog, "dirty-log", c.DirtyLog, "Linux 4.11 dirty logging (pages mapped clean until written) instead of the series' own semantics")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

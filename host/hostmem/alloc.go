@@ -184,6 +184,9 @@ func (a *Arena) Put(pa mem.PA) error {
 		}
 		if r.CompareAndSwap(v, v-1) {
 			if v == 1 {
+				if a.poison {
+					a.poisonFrame(i)
+				}
 				a.mu.Lock()
 				a.release(i)
 				a.mu.Unlock()

@@ -52,7 +52,20 @@ type Config struct {
 	// PageSize is the frame size: 4096, 16384 or 65536. Zero means
 	// DefaultPageSize.
 	PageSize uint64
+	// PoisonFreed fills every frame with PoisonWord when its last
+	// reference is dropped, and makes the Checked view count every access
+	// that touches a free frame (StaleAccesses): an access through a stale
+	// translation then reads the poison and is reported. For tests: each
+	// checked access costs one reference-count load per frame.
+	PoisonFreed bool
 }
+
+// PoisonWord is what PoisonFreed writes to every word of a freed frame:
+// the byte Linux's slab debugging writes to freed objects (POISON_FREE,
+// 0x6b), an obviously wrong value for guest data. (As a descriptor it is
+// valid garbage: StaleAccesses, not the value, is what reports a walk
+// through a freed table.)
+const PoisonWord uint64 = 0x6b6b_6b6b_6b6b_6b6b
 
 // Stats are the arena's frame counters.
 type Stats struct {
@@ -84,6 +97,10 @@ type Arena struct {
 	lists []int32 // per-order free-list heads
 	brk   int     // frames below brk have been handed to the buddy lists
 	inUse int64   // frames allocated (guarded by mu; read atomically)
+
+	poison     bool          // Config.PoisonFreed
+	stale      atomic.Uint64 // accesses to free frames (poison only)
+	firstStale atomic.Uint64 // PA of the first, plus one
 }
 
 // New maps an arena as cfg describes.
@@ -137,6 +154,7 @@ func New(cfg Config) (*Arena, error) {
 		head:      make([]int8, n),
 		next:      make([]int32, n),
 		prev:      make([]int32, n),
+		poison:    cfg.PoisonFreed,
 	}
 	a.maxOrder = bits.TrailingZeros64(BlockSize / cfg.PageSize)
 	a.lists = make([]int32, a.maxOrder+1)
@@ -200,6 +218,78 @@ func (a *Arena) frame(pa mem.PA) int {
 }
 
 func (a *Arena) framePA(i int) mem.PA { return a.base + mem.PA(uint64(i)<<a.pageShift) }
+
+// StaleAccesses returns, with PoisonFreed, how many accesses through the
+// Checked view touched a free frame and the PA of the first (ok false when
+// there was none).
+func (a *Arena) StaleAccesses() (n uint64, first mem.PA, ok bool) {
+	n = a.stale.Load()
+	f := a.firstStale.Load()
+	return n, mem.PA(f - 1), f != 0
+}
+
+// checkLive records an access of n bytes at pa that touches a free frame
+// (PoisonFreed only; bytes outside the arena are the access's own error).
+func (a *Arena) checkLive(pa mem.PA, n uint64) {
+	if !a.poison || !a.Contains(pa, n) {
+		return
+	}
+	off := uint64(pa - a.base)
+	for f := off >> a.pageShift; f <= (off+n-1)>>a.pageShift; f++ {
+		if a.ref[f].Load() <= 0 {
+			a.stale.Add(1)
+			a.firstStale.CompareAndSwap(0, uint64(pa)+1)
+			return
+		}
+	}
+}
+
+// Checked is the arena as the modelled hardware sees it (the memory a PE's
+// walks, loads and stores reach): the same accesses as the Arena's, and
+// with PoisonFreed each one that touches a free frame is counted
+// (StaleAccesses). The host kernel's own accesses use the Arena directly,
+// and may look at a frame that is being freed (a KSM hash is only a hint).
+type Checked struct{ a *Arena }
+
+// Checked returns the arena's checked view.
+func (a *Arena) Checked() Checked { return Checked{a} }
+
+// Read64 is Arena.Read64, checked.
+func (c Checked) Read64(pa mem.PA) (uint64, bool) {
+	c.a.checkLive(pa, 8)
+	return c.a.Read64(pa)
+}
+
+// CompareAndSwap64 is Arena.CompareAndSwap64, checked.
+func (c Checked) CompareAndSwap64(pa mem.PA, old, new uint64) (bool, bool) {
+	c.a.checkLive(pa, 8)
+	return c.a.CompareAndSwap64(pa, old, new)
+}
+
+// Read is Arena.Read, checked.
+func (c Checked) Read(pa mem.PA, size int) (uint64, bool) {
+	if validSize(size) {
+		c.a.checkLive(pa, uint64(size))
+	}
+	return c.a.Read(pa, size)
+}
+
+// Write is Arena.Write, checked.
+func (c Checked) Write(pa mem.PA, size int, v uint64) bool {
+	if validSize(size) {
+		c.a.checkLive(pa, uint64(size))
+	}
+	return c.a.Write(pa, size, v)
+}
+
+// poisonFrame fills free frame i with PoisonWord (atomic stores: a stale
+// access may race with it).
+func (a *Arena) poisonFrame(i int) {
+	w := a.words[uint64(i)<<a.pageShift>>3 : uint64(i+1)<<a.pageShift>>3]
+	for j := range w {
+		atomic.StoreUint64(&w[j], PoisonWord)
+	}
+}
 
 // Read64 implements mem.Memory: an atomic load of the aligned word at pa.
 func (a *Arena) Read64(pa mem.PA) (uint64, bool) {

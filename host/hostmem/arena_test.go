@@ -441,3 +441,69 @@ func BenchmarkAllocPut(b *testing.B) {
 		a.Put(p)
 	}
 }
+
+// TestPoisonFreed: with PoisonFreed a frame whose last reference goes is
+// filled with PoisonWord, and every access through the Checked view that
+// touches a free frame (never allocated, or freed) is counted; accesses to
+// allocated frames, and the Arena's own accesses, are not. Without the
+// option nothing is counted and freed frames keep their data.
+func TestPoisonFreed(t *testing.T) {
+	for _, page := range []uint64{4096, 65536} {
+		a, err := New(Config{Size: BlockSize, PageSize: page, PoisonFreed: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		c := a.Checked()
+		var _ mem.Memory = c
+		p, _ := a.Alloc(1)
+		q := p + mem.PA(page)
+		c.Write(p+8, 8, 0x1234)
+		c.Write(q, 8, 7)
+		_ = a.Get(p)
+		_ = a.Put(p) // one reference left: not freed
+		if v, _ := c.Read(p+8, 8); v != 0x1234 {
+			t.Fatalf("page %d: live frame reads %#x", page, v)
+		}
+		if n, _, ok := a.StaleAccesses(); n != 0 || ok {
+			t.Fatalf("page %d: %d stale accesses to live frames", page, n)
+		}
+		if err := a.Put(p); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := a.Read(p+8, 4); v != PoisonWord&0xffff_ffff {
+			t.Errorf("page %d: freed frame reads %#x, want the poison", page, v)
+		}
+		if n, _, _ := a.StaleAccesses(); n != 0 {
+			t.Errorf("page %d: the Arena's own read was counted", page)
+		}
+		if v, _ := c.Read(p+8, 8); v != PoisonWord {
+			t.Errorf("page %d: checked read of the freed frame gives %#x", page, v)
+		}
+		c.Write(p+12, 2, 1)
+		_, _ = c.CompareAndSwap64(p, 0, 1)
+		_, _ = c.Read64(p + 16)
+		if v, _ := c.Read64(q); v != 7 {
+			t.Errorf("page %d: the neighbour, still allocated, reads %#x", page, v)
+		}
+		n, first, ok := a.StaleAccesses()
+		if n != 4 || !ok || first != p+8 {
+			t.Errorf("page %d: %d stale accesses, first %#x (%v); want 4, first %#x", page, n, uint64(first), ok, uint64(p+8))
+		}
+		// A misaligned access straddling into a free frame counts too.
+		c.Write(q+mem.PA(page)-4, 8, 0)
+		if n, _, _ := a.StaleAccesses(); n != 5 {
+			t.Errorf("page %d: straddling access not counted (%d)", page, n)
+		}
+	}
+	a := newArena(t, BlockSize, 4096)
+	p, _ := a.Alloc(0)
+	a.Write64(p, 5)
+	_ = a.Put(p)
+	if v, _ := a.Checked().Read64(p); v != 5 {
+		t.Errorf("without PoisonFreed a freed frame reads %#x, want its old 5", v)
+	}
+	if n, _, ok := a.StaleAccesses(); n != 0 || ok {
+		t.Errorf("without PoisonFreed %d accesses counted", n)
+	}
+}

@@ -251,7 +251,7 @@ func (as *AddressSpace) Collapse(hva HVA) error {
 		}
 		switch {
 		case e&pteHuge != 0:
-			return fmt.Errorf("hostmm: hva %#x is already a huge page", uint64(hva))
+			return fmt.Errorf("%w: hva %#x", ErrAlreadyHuge, uint64(hva))
 		case e&(pteSwap|pteKSM|pteMigrating) != 0:
 			return fmt.Errorf("%w: a page of the chunk at hva %#x is swapped out or merged", ErrNotPresent, uint64(hva))
 		}

@@ -208,12 +208,22 @@ func (as *AddressSpace) Read(hva HVA, size int) (uint64, error) {
 
 // Write stores the low size bytes (1, 2, 4 or 8) of val little-endian at
 // hva, as a host CPU store: it faults the page in (breaking copy-on-write)
-// and marks it young and dirty.
+// and marks it young and dirty. A store crossing a page boundary faults
+// both pages in (writable) before it writes a byte, so one that cannot
+// (no memory, no mapping) writes nothing; then it stores byte by byte, and
+// only if an event takes the second page away in between and it cannot be
+// faulted back in are the first bytes already written, as a CPU store
+// crossing pages may be when its second part faults.
 func (as *AddressSpace) Write(hva HVA, size int, val uint64) error {
 	if size != 1 && size != 2 && size != 4 && size != 8 {
 		return fmt.Errorf("hostmm: access size %d is not 1, 2, 4 or 8", size)
 	}
 	if (uint64(hva)&(as.k.pageSize-1))+uint64(size) > as.k.pageSize {
+		for _, a := range []HVA{hva, hva + HVA(size-1)} {
+			if _, err := as.FaultIn(a, true); err != nil {
+				return err
+			}
+		}
 		for j := 0; j < size; j++ {
 			if err := as.Write(hva+HVA(j), 1, val>>(8*j)); err != nil {
 				return err

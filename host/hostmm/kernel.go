@@ -45,6 +45,8 @@ var (
 	ErrSwapFull = errors.New("hostmm: swap full")
 	// ErrClosed: the address space or shared memory object is closed.
 	ErrClosed = errors.New("hostmm: closed")
+	// ErrAlreadyHuge: Collapse of a chunk a huge page already maps.
+	ErrAlreadyHuge = errors.New("hostmm: already a huge page")
 )
 
 // Config configures a Kernel.

@@ -94,6 +94,15 @@ func (k *Kernel) KSMScan(maxPages int) int {
 	return merged
 }
 
+// pruneKSM drops the stable KSM pages the last mapping of which went (a
+// munmap or process exit), so their frames are free at once rather than at
+// the next scan.
+func (k *Kernel) pruneKSM() {
+	k.ksm.mu.Lock()
+	k.ksmPrune()
+	k.ksm.mu.Unlock()
+}
+
 // ksmPrune drops stable pages nobody maps any more. ksm.mu is held; only
 // KSMScan adds references to a KSM page, so a count of 1 stays 1.
 func (k *Kernel) ksmPrune() {

@@ -225,6 +225,7 @@ func (as *AddressSpace) Munmap(hva HVA) error {
 			ns = append(append(ns, vs[:i]...), vs[i+1:]...)
 			as.vmas.Store(&ns)
 			as.unmap(v)
+			as.k.pruneKSM()
 			return nil
 		}
 	}
@@ -317,6 +318,7 @@ func (as *AddressSpace) Close() error {
 		as.unmap(v)
 	}
 	k.removeSpace(as)
+	k.pruneKSM()
 	return nil
 }
 

@@ -1,12 +1,15 @@
 package kvm
 
-import "github.com/nestmmu/nestmmu/arm64/cpu"
+import (
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/mem"
+)
 
 // BatchAccess is one load or store of a batch: an LDR or STR of Size
 // bytes (1, 2, 4 or 8) with X0 as the transfer register. A store's data is
 // Val; a load's result is written to Val (zero-extended).
 type BatchAccess struct {
-	VA    uint64
+	VA    mem.VA
 	Val   uint64
 	Size  uint8
 	Write bool

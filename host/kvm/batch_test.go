@@ -6,6 +6,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // batchEnv is a VM with 8 MiB of memory at 0x4000_0000 and the guest's
@@ -41,11 +42,11 @@ func randomAccesses(rng *rand.Rand, n int) []BatchAccess {
 		a.Val = rng.Uint64()
 		switch x := rng.IntN(100); {
 		case x < 2:
-			a.VA = 0x0900_0000 + uint64(rng.IntN(16))*8
+			a.VA = 0x0900_0000 + mem.VA(rng.IntN(16))*8
 		case x < 4:
 			a.VA = 0x1_2000_0000 // beyond the 4 GiB stage 1 maps
 		default:
-			a.VA = batchBase + uint64(rng.IntN(64))*pg*16 + uint64(rng.IntN(4096))&^uint64(a.Size-1)
+			a.VA = batchBase + mem.VA(rng.IntN(64))*pg*16 + mem.VA(rng.IntN(4096))&^mem.VA(a.Size-1)
 			if rng.IntN(20) == 0 {
 				a.VA |= 1
 			}
@@ -244,7 +245,7 @@ func BenchmarkRunBatch(b *testing.B) {
 	e := newBatchEnv(b)
 	batch := make([]BatchAccess, 256)
 	for i := range batch {
-		batch[i] = BatchAccess{VA: batchBase + uint64(i%64)*8, Size: 8}
+		batch[i] = BatchAccess{VA: batchBase + mem.VA(i%64)*8, Size: 8}
 	}
 	if _, _, err := e.v.RunBatch(batch); err != nil {
 		b.Fatal(err)

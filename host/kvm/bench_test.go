@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // TestHitPathAllocFree: a guest access that hits the TLB, and one that hits
@@ -71,8 +72,6 @@ func benchFault(b *testing.B, unit uint64, mf hostmm.MapFlags) {
 	v := loadedVCPU(b, vm, 0, 0)
 	defer destroy(b, vm, v)
 	guestMMUOn(b, vm, v)
-	cache := vm.Stage2().NewCache()
-	defer cache.Release()
 	n := size / unit
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -80,15 +79,12 @@ func benchFault(b *testing.B, unit uint64, mf hostmm.MapFlags) {
 		k := uint64(i) % n
 		if k == 0 && i > 0 {
 			b.StopTimer()
-			if err := cache.Topup(vm.Stage2().EdgePagesNeeded(0x4000_0000, size)); err != nil {
-				b.Fatal(err)
-			}
-			if err := vm.Stage2().Unmap(cache, 0x4000_0000, size); err != nil {
+			if err := vm.Stage2().Unmap(0x4000_0000, size); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
 		}
-		if _, err := v.Ldr(1, 0x4000_0000+k*unit, 8); err != nil {
+		if _, err := v.Ldr(1, mem.VA(0x4000_0000+k*unit), 8); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -122,10 +118,10 @@ func BenchmarkGuestLoop(b *testing.B) {
 		off := uint64(i) * 72 % size &^ 7
 		var err error
 		if i&1 == 0 {
-			_, err = v.Ldr(1, 0x4000_0000+off, 8)
+			_, err = v.Ldr(1, mem.VA(0x4000_0000+off), 8)
 		} else {
 			v.Ctx().X[1] = uint64(i)
-			_, err = v.Str(1, 0x4000_0000+off, 8)
+			_, err = v.Str(1, mem.VA(0x4000_0000+off), 8)
 		}
 		if err != nil {
 			b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // TestConcurrentSlotChangesAndRollovers: two vCPUs fault on a stable slot
@@ -59,9 +60,9 @@ func TestConcurrentSlotChangesAndRollovers(t *testing.T) {
 				write := r.IntN(2) == 0
 				if write {
 					ctx.X[1] = r.Uint64()
-					ex, err = v.Str(1, gpa, 8)
+					ex, err = v.Str(1, mem.VA(gpa), 8)
 				} else {
-					ex, err = v.Ldr(2, gpa, 8)
+					ex, err = v.Ldr(2, mem.VA(gpa), 8)
 				}
 				if err != nil {
 					t.Errorf("vCPU %d at %#x: %v", i, gpa, err)
@@ -105,7 +106,7 @@ func TestConcurrentSlotChangesAndRollovers(t *testing.T) {
 			switch r.IntN(5) {
 			case 0:
 				if err = vm.DeleteSlot(1); err == nil {
-					err = vm.AddSlot(memslot.Slot{ID: 1, GPA: at, Size: size, HVA: uint64(hva1)})
+					err = vm.AddSlot(memslot.Slot{ID: 1, GPA: mem.IPA(at), Size: size, HVA: hostmm.HVA(uint64(hva1))})
 				}
 			case 1:
 				if at == gpa1 {
@@ -113,7 +114,7 @@ func TestConcurrentSlotChangesAndRollovers(t *testing.T) {
 				} else {
 					at = gpa1
 				}
-				err = vm.MoveSlot(1, at)
+				err = vm.MoveSlot(1, mem.IPA(at))
 			case 2:
 				err = vm.EnableDirtyLog(1, r.IntN(2) == 0)
 			case 3:

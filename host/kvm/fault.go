@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"runtime"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/desc"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
 	"github.com/nestmmu/nestmmu/host/mmio"
@@ -74,19 +76,84 @@ func ClassifyFSC(fsc uint8) FaultKind {
 	return FaultOther
 }
 
+// hpfarValid reports whether HPFAR_EL2 holds the faulting IPA of a
+// stage-2 abort with syndrome esr, as far as a hypervisor can tell from the
+// syndrome (the pseudocode's IPAValid, KVM's __hpfar_valid): a Translation,
+// Access flag or Address size fault, or a Permission fault on a stage-1
+// table walk (S1PTW). For a Permission fault of the access itself
+// HPFAR_EL2 is UNKNOWN.
+func hpfarValid(esr sysreg.ESR) bool {
+	switch ClassifyFSC(esr.FSC()) {
+	case FaultTranslation, FaultAccessFlag, FaultAddressSize:
+		return true
+	case FaultPermission:
+		return esr.S1PTW()
+	}
+	return false
+}
+
+// faultIPA returns the IPA of a stage-2 abort: HPFAR_EL2.FIPA and FAR's
+// page offset where HPFAR_EL2 is valid; otherwise, as KVM's
+// __translate_far_to_hpfar (seed 003's v15 fix), the stage-1 output of FAR
+// by AT S1E1R executed at EL2 (stage 1 already allowed the access, so the
+// EL1 regime's read translation gives its IPA whatever the access was).
+// PAR_EL1 is the guest's and is restored. ok is false when the AT fails:
+// the guest changed its stage 1 since the fault (or the host took a stage-1
+// table page away), and the guest instruction is retried.
+func (v *VCPU) faultIPA(e cpu.Exception) (ipa mem.IPA, ok bool, err error) {
+	if hpfarValid(e.ESR) {
+		return mem.IPA(mmio.FaultIPA(uint64(e.HPFAR), uint64(e.FAR))), true, nil
+	}
+	pe, c := v.pe, v.cpu
+	saved := pe.PAR
+	c.mu.Lock() // a walk of this CPU: a TLBI waits for it (see pcpu)
+	if v.beforeAT != nil {
+		v.beforeAT()
+	}
+	ex := pe.AT(at.S1E1R, 0, e.FAR)
+	par := pe.PAR
+	c.mu.Unlock()
+	pe.PAR = saved
+	if ex.Taken() {
+		return 0, false, fmt.Errorf("kvm: AT S1E1R of FAR %#x for a stage-2 permission fault took %v", uint64(e.FAR), ex)
+	}
+	if par.F() {
+		v.vm.c.atRetries.Add(1)
+		return 0, false, nil
+	}
+	return mem.IPA(par.PA()) | mem.IPA(uint64(e.FAR)&0xfff), true, nil
+}
+
 // stage2Abort is kvm_handle_guest_abort: the PE is at EL2 with ESR_EL2,
 // FAR_EL2 and HPFAR_EL2 describing a stage-2 fault of the guest.
 func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 	vm := v.vm
 	esr := e.ESR
-	ipa := mmio.FaultIPA(uint64(e.HPFAR), e.FAR)
 	fetch := e.Kind == cpu.InstructionAbort
 	s1ptw := esr.S1PTW()
 	kind := ClassifyFSC(esr.FSC())
+	if kind == FaultOther {
+		// A synchronous External abort on the stage-2 walk or a stage-2
+		// Alignment fault: HPFAR_EL2 is UNKNOWN and (as KVM's
+		// __fault_safe_to_translate) FAR is not translated.
+		return Exit{}, false, fmt.Errorf("%w: stage-2 abort with FSC %#x at VA %#x", ErrUnhandledTrap, esr.FSC(), uint64(e.FAR))
+	}
+	ipa, ok, err := v.faultIPA(e)
+	switch {
+	case err != nil:
+		return Exit{}, false, err
+	case !ok:
+		return Exit{}, true, nil // re-execute: the fault happens again, or not
+	}
 	// A fault on the stage-1 walk counts as a write (the walk may update
 	// the Access flag or dirty state of a stage-1 descriptor), as KVM's
 	// kvm_is_write_fault does; a cache maintenance abort (CM) as a read.
 	write := !fetch && (s1ptw || (esr.WnR() && !esr.CM()))
+	if kind == FaultTranslation {
+		if ex, beyond := vm.beyondIPASpace(fetch, e.FAR, ipa); beyond {
+			return ex, false, nil
+		}
+	}
 
 	gen := vm.slotGen.Load()
 	slot := vm.slots.Lookup(ipa)
@@ -111,7 +178,7 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 		// an entry more permissive. If the page went away meanwhile the
 		// retry takes a translation fault.
 		vm.mu.Lock()
-		_, err := vm.s2.MkYoung(s2pt.IPA(ipa &^ (vm.host.pageSize - 1)))
+		_, err := vm.s2.MkYoung(ipa &^ mem.IPA(vm.host.pageSize-1))
 		vm.mu.Unlock()
 		vm.c.afFaults.Add(1)
 		if err != nil {
@@ -120,10 +187,30 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, true, nil
 	case FaultTranslation, FaultPermission:
 		return v.userMemAbort(slot, gen, ipa, write)
-	case FaultAddressSize:
-		return abortExit(fetch, e.FAR), false, nil
 	}
-	return Exit{}, false, fmt.Errorf("%w: stage-2 abort with FSC %#x at IPA %#x", ErrUnhandledTrap, esr.FSC(), ipa)
+	// FaultAddressSize.
+	return abortExit(fetch, e.FAR), false, nil
+}
+
+// beyondIPASpace handles an IPA outside the VM's IPA space, which the
+// hardware reports as a stage-2 Translation fault at level 0
+// (AArch64.IPAIsOutOfRange against VTCR_EL2.T0SZ), as KVM's
+// kvm_handle_guest_abort does: never an MMIO exit; at or above the largest
+// IPA size the host supports (KVM's IPA limit, from PARange) the guest gets
+// an Address size fault at level 0 (kvm_inject_size_fault: an abort with
+// FSC 0b000000), and between the VM's IPA size and that limit a synchronous
+// External abort (kvm_inject_dabt / kvm_inject_pabt). FAR_EL1 is the
+// faulting VA (KVM passes the IPA there).
+func (vm *VM) beyondIPASpace(fetch bool, far mem.VA, ipa mem.IPA) (Exit, bool) {
+	if uint64(ipa)>>vm.layout.IPABits == 0 {
+		return Exit{}, false
+	}
+	ex := abortExit(fetch, far)
+	if uint64(ipa)>>vm.host.ipaLimit != 0 {
+		e := &ex.Exception
+		e.ESR = e.ESR &^ 0x3f // FSC 0b000000: Address size fault, level 0
+	}
+	return ex, true
 }
 
 // userMemAbort is user_mem_abort: resolve the page through the host
@@ -131,11 +218,11 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 // the lock), then under the MMU lock check that no invalidation raced with
 // the resolution (sequence count) and that the slots did not change, and
 // install the page or block.
-func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Exit, bool, error) {
+func (v *VCPU) userMemAbort(slot *memslot.Slot, gen uint64, ipa mem.IPA, write bool) (Exit, bool, error) {
 	vm := v.vm
 	pg := vm.host.pageSize
-	page := ipa &^ (pg - 1)
-	hva := hostmm.HVA(slot.HVAOf(page))
+	page := ipa &^ mem.IPA(pg-1)
+	hva := slot.HVAOf(page)
 	logging := slot.Flags&memslot.LogDirty != 0 && slot.Dirty != nil
 	ro := slot.Flags&memslot.ReadOnly != 0
 	for {
@@ -149,9 +236,9 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Ex
 		var flags s2pt.MapFlags
 		if m.Huge && !logging && vm.blockOK(slot, ipa) {
 			size = hostmm.HugeSize
-			base, pa, flags = ipa&^(size-1), m.PA&^mem.PA(size-1), s2pt.MapBlocks
+			base, pa, flags = ipa&^mem.IPA(size-1), m.PA&^mem.PA(size-1), s2pt.MapBlocks
 		}
-		need := vm.s2.MapPagesNeeded(s2pt.IPA(base), pa, size, flags) + vm.s2.EdgePagesNeeded(s2pt.IPA(base), size)
+		need := vm.s2.MapPagesNeeded(base, pa, size, flags) + vm.s2.EdgePagesNeeded(base, size)
 		if err := v.cache.Topup(need); err != nil {
 			return Exit{}, false, fmt.Errorf("kvm: stage-2 table cache: %w", err)
 		}
@@ -160,6 +247,12 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Ex
 			vm.mu.Unlock()
 			vm.c.slotRetries.Add(1)
 			return Exit{}, true, nil // the slot changed: take the fault again
+		}
+		if vm.released.Load() {
+			// The VMM's address space went away after FaultIn: its
+			// frames are being freed without a notifier call.
+			vm.mu.Unlock()
+			return Exit{}, false, fmt.Errorf("kvm: faulting in HVA %#x for IPA %#x: the VMM's address space was released: %w", uint64(hva), ipa, hostmm.ErrFault)
 		}
 		if vm.inv.Retry(seq, hva) {
 			// An invalidation of hva is in progress or ended since seq:
@@ -175,7 +268,7 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Ex
 			if logging {
 				// mark_page_dirty before the page becomes writable, under
 				// the lock GetDirtyLog takes.
-				slot.Dirty.Set((page - slot.GPA) / pg)
+				slot.Dirty.Set(uint64(page-slot.GPA) / pg)
 				vm.c.dirtyMarked.Add(1)
 			}
 		}
@@ -192,9 +285,9 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen, ipa uint64, write bool) (Ex
 // stage-2 block (fault_supports_stage2_huge_mapping): the layout has 2 MiB
 // blocks, the slot's GPA and HVA are congruent modulo 2 MiB, and the whole
 // block lies in the slot.
-func (vm *VM) blockOK(slot *memslot.Slot, ipa uint64) bool {
+func (vm *VM) blockOK(slot *memslot.Slot, ipa mem.IPA) bool {
 	const bs = hostmm.HugeSize
-	if !vm.huge2M || slot.GPA%bs != slot.HVA%bs {
+	if !vm.huge2M || uint64(slot.GPA)%bs != uint64(slot.HVA)%bs {
 		return false
 	}
 	b := ipa &^ (bs - 1)
@@ -212,17 +305,17 @@ func (vm *VM) leafSize(level int) uint64 {
 // the permissions are relaxed: no break-before-make and no TLBI is needed
 // to add permissions. Otherwise Map replaces what is there (break-before-make
 // with TLBI for a valid entry whose output or size changes).
-func (vm *VM) install(cache *s2pt.Cache, base uint64, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
-	d, level, err := vm.s2.Lookup(s2pt.IPA(base))
+func (vm *VM) install(cache *s2pt.Cache, base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
+	d, level, err := vm.s2.Lookup(base)
 	if err == nil && d&1 == 1 {
 		k := desc.KindAt(d, level)
 		if (k == desc.Block || k == desc.Page) && vm.leafSize(level) == size &&
 			vm.layout.Format.LeafOA(d, level) == uint64(pa) {
 			vm.c.relaxes.Add(1)
-			return vm.s2.Relax(cache, s2pt.IPA(base), size, prot&(s2pt.ProtR|s2pt.ProtW|s2pt.ProtX))
+			return vm.s2.Relax(cache, base, size, prot&(s2pt.ProtR|s2pt.ProtW|s2pt.ProtX))
 		}
 	}
-	if err := vm.s2.Map(cache, s2pt.IPA(base), pa, size, prot, flags); err != nil {
+	if err := vm.s2.Map(cache, base, pa, size, prot, flags); err != nil {
 		return err
 	}
 	vm.c.maps.Add(1)

@@ -6,7 +6,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
-	"github.com/nestmmu/nestmmu/host/s2pt"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // env is one fault-kind case's machine: a VM with slot 0 at gpa backed by
@@ -42,23 +42,23 @@ func TestFaultKinds(t *testing.T) {
 		check func(t *testing.T, e *env, ex Exit, d VMStats)
 	}
 	read := func(off uint64) func(t *testing.T, e *env) (Exit, error) {
-		return func(t *testing.T, e *env) (Exit, error) { return e.v.Ldr(1, e.gpa+off, 8) }
+		return func(t *testing.T, e *env) (Exit, error) { return e.v.Ldr(1, mem.VA(e.gpa+off), 8) }
 	}
 	write := func(off, val uint64) func(t *testing.T, e *env) (Exit, error) {
 		return func(t *testing.T, e *env) (Exit, error) {
 			e.v.Ctx().X[1] = val
-			return e.v.Str(1, e.gpa+off, 8)
+			return e.v.Str(1, mem.VA(e.gpa+off), 8)
 		}
 	}
 	leafLevel := func(t *testing.T, e *env, ipa uint64) int {
-		d, level, err := e.vm.Stage2().Lookup(s2pt.IPA(ipa))
+		d, level, err := e.vm.Stage2().Lookup(mem.IPA(ipa))
 		if err != nil || d&1 == 0 {
 			t.Fatalf("IPA %#x not mapped in stage 2 (%#x, %v)", ipa, d, err)
 		}
 		return level
 	}
 	s2Writable := func(t *testing.T, e *env, ipa uint64) bool {
-		d, _, err := e.vm.Stage2().Lookup(s2pt.IPA(ipa))
+		d, _, err := e.vm.Stage2().Lookup(mem.IPA(ipa))
 		if err != nil || d&1 == 0 {
 			t.Fatalf("IPA %#x not mapped", ipa)
 		}
@@ -153,7 +153,7 @@ func TestFaultKinds(t *testing.T) {
 				if d.AccessFlagFaults != 1 || d.Maps != 0 {
 					t.Errorf("%+v", d)
 				}
-				if y, _ := e.vm.Stage2().TestYoung(s2pt.IPA(e.gpa), pg); !y {
+				if y, _ := e.vm.Stage2().TestYoung(mem.IPA(e.gpa), pg); !y {
 					t.Error("AF not set again")
 				}
 			}},
@@ -177,7 +177,7 @@ func TestFaultKinds(t *testing.T) {
 				}
 			}},
 		{name: "instruction fetch outside memory: prefetch abort injected",
-			prep: func(t *testing.T, e *env) { e.v.Ctx().PC = e.gpa + 64*mib; e.v.Ctx().VBAR = 0x1000 },
+			prep: func(t *testing.T, e *env) { e.v.Ctx().PC = mem.VA(e.gpa + 64*mib); e.v.Ctx().VBAR = 0x1000 },
 			act: func(t *testing.T, e *env) (Exit, error) {
 				_, ex, err := e.v.Fetch()
 				return ex, err
@@ -187,7 +187,7 @@ func TestFaultKinds(t *testing.T) {
 				// From EL1 to EL1: EC 0x21 (Instruction Abort, same EL), FSC 0x10
 				esr := e.v.PE().ESR[1]
 				if esr.EC() != sysreg.ECInstrAbortSame || esr.FSC() != 0x10 || e.v.PE().FAR[1] != e.gpa+64*mib ||
-					e.v.PE().EL != 1 || e.v.Ctx().PC != 0x1200 || e.v.Ctx().ELR != e.gpa+64*mib || d.Injected != 1 {
+					e.v.PE().EL != 1 || e.v.Ctx().PC != 0x1200 || e.v.Ctx().ELR != mem.VA(e.gpa+64*mib) || d.Injected != 1 {
 					t.Errorf("ESR %#x FAR %#x PC %#x", uint64(esr), e.v.PE().FAR[1], e.v.Ctx().PC)
 				}
 			}},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 const (
@@ -63,7 +64,7 @@ func loadedVCPU(t testing.TB, vm *VM, id, cpu int) *VCPU {
 
 func addMem(t testing.TB, vm *VM, id int, gpa, size uint64, f memslot.Flags, mf hostmm.MapFlags) hostmm.HVA {
 	t.Helper()
-	hva, err := vm.AddMemory(id, gpa, size, f, mf)
+	hva, err := vm.AddMemory(id, mem.IPA(gpa), size, f, mf)
 	if err != nil {
 		t.Fatalf("AddMemory(%d, %#x, %#x): %v", id, gpa, size, err)
 	}
@@ -73,7 +74,7 @@ func addMem(t testing.TB, vm *VM, id int, gpa, size uint64, f memslot.Flags, mf 
 // ldr loads va into X1 and returns it, failing on an exit.
 func ldr(t testing.TB, v *VCPU, va uint64) uint64 {
 	t.Helper()
-	ex, err := v.Ldr(1, va, 8)
+	ex, err := v.Ldr(1, mem.VA(va), 8)
 	if err != nil || ex.Reason != ExitNone {
 		t.Fatalf("LDR X1, [%#x]: exit %v %v, err %v", va, ex.Reason, ex.Exception, err)
 	}
@@ -84,7 +85,7 @@ func ldr(t testing.TB, v *VCPU, va uint64) uint64 {
 func str(t testing.TB, v *VCPU, va, val uint64) {
 	t.Helper()
 	v.Ctx().X[1] = val
-	ex, err := v.Str(1, va, 8)
+	ex, err := v.Str(1, mem.VA(va), 8)
 	if err != nil || ex.Reason != ExitNone {
 		t.Fatalf("STR X1, [%#x]: exit %v %v, err %v", va, ex.Reason, ex.Exception, err)
 	}
@@ -97,7 +98,7 @@ func tlbHas(h *Host, cpu int, vmid uint16, ipa uint64) bool {
 		if e.VMID != vmid || !(e.Stage2Only || e.Combined) {
 			continue
 		}
-		if ipa >= e.IPA && ipa-e.IPA < 1<<e.SizeBits {
+		if i := mem.IPA(ipa); i >= e.IPA && i-e.IPA < 1<<e.SizeBits {
 			return true
 		}
 	}
@@ -123,4 +124,18 @@ func guestMMUOn(t testing.TB, vm *VM, vcpus ...*VCPU) {
 		v.PE().Regs.MAIR_EL1 = 0xff
 		s1On(v, s1TableGPA)
 	}
+}
+
+// twoCPUGuest builds a host with two CPUs, a VM with a 40-bit IPA space and
+// a 4 MiB slot 0 at gpa (mapped with mf), and two vCPUs loaded on CPUs 0
+// and 1 with stage 1 on (guestMMUOn).
+func twoCPUGuest(t testing.TB, gpa uint64, mf hostmm.MapFlags) (*Host, *VM, hostmm.HVA, *VCPU, *VCPU) {
+	t.Helper()
+	h := newHost(t, Config{CPUs: 2})
+	vm := newVM(t, h, 40)
+	hva := addMem(t, vm, 0, gpa, 4*mib, 0, mf)
+	v0 := loadedVCPU(t, vm, 0, 0)
+	v1 := loadedVCPU(t, vm, 1, 1)
+	guestMMUOn(t, vm, v0, v1)
+	return h, vm, hva, v0, v1
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/hostmem"
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/host/vmid"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -34,6 +35,10 @@ type Config struct {
 	ID *vmsa.Regs
 	// SwapPages bounds the host's swap (zero: unbounded).
 	SwapPages int
+	// PoisonFreed poisons freed host frames and counts every access to a
+	// free frame (hostmem.Config.PoisonFreed; Arena().StaleAccesses()): a
+	// guest access through a stale stage-2 or TLB entry becomes visible.
+	PoisonFreed bool
 }
 
 // Host is the host hypervisor: physical memory, the host kernel, the VMID
@@ -47,6 +52,10 @@ type Host struct {
 	id       vmsa.Regs
 	pageSize uint64
 	granule  sysreg.Granule
+	// ipaLimit is the largest IPA size a VM can have on this host (KVM's
+	// IPA limit): PARange, or less where the granule cannot map that many
+	// bits (52 needs FEAT_LPA2 or 64K with FEAT_LPA).
+	ipaLimit uint
 	closed   atomic.Bool
 	vms      atomic.Int64 // live VMs
 	stats    hostCounters
@@ -110,7 +119,25 @@ func NewHost(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvm: %w", err)
 	}
-	arena, err := hostmem.New(hostmem.Config{Base: cfg.Base, Size: cfg.MemBytes, PageSize: cfg.PageSize})
+	paBits, ok := sysreg.PASizeBits(id.MMFR0.PARange())
+	if !ok {
+		return nil, fmt.Errorf("kvm: ID_AA64MMFR0_EL1.PARange %d is reserved", id.MMFR0.PARange())
+	}
+	base := cfg.Base
+	if base == 0 {
+		base = hostmem.DefaultBase
+	}
+	if end := uint64(base) + cfg.MemBytes; end < uint64(base) || (end-1)>>paBits != 0 {
+		return nil, fmt.Errorf("kvm: host memory %#x+%#x (Base+MemBytes) is beyond the %d-bit physical address range (ID_AA64MMFR0_EL1.PARange %d)",
+			uint64(base), cfg.MemBytes, paBits, id.MMFR0.PARange())
+	}
+	ipaLimit := paBits
+	for ; ipaLimit > 32; ipaLimit-- {
+		if _, err := s2pt.NewLayout(s2pt.Config{IPABits: ipaLimit, Granule: g, MMFR0: id.MMFR0, MMFR1: id.MMFR1}); err == nil {
+			break
+		}
+	}
+	arena, err := hostmem.New(hostmem.Config{Base: cfg.Base, Size: cfg.MemBytes, PageSize: cfg.PageSize, PoisonFreed: cfg.PoisonFreed})
 	if err != nil {
 		return nil, fmt.Errorf("kvm: %w", err)
 	}
@@ -125,7 +152,7 @@ func NewHost(cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("kvm: %w", err)
 	}
 	h := &Host{arena: arena, kernel: k, domain: d, cpus: make([]pcpu, cfg.CPUs), id: id,
-		pageSize: cfg.PageSize, granule: g}
+		pageSize: cfg.PageSize, granule: g, ipaLimit: ipaLimit}
 	for i := range h.cpus {
 		h.cpus[i].tlb = d.TLBs[i]
 	}
@@ -216,14 +243,14 @@ func (h *Host) ttl(level int) uint64 {
 // stage-1+2 entries that used them must go too (D8.16.x: "TLB maintenance of
 // stage 2 entries" requires a stage-1 invalidation by VMID afterwards).
 // Both go to every CPU's TLB under that CPU's lock.
-func (h *Host) tlbiIPA(v uint16, ipas []uint64, level int) {
+func (h *Host) tlbiIPA(v uint16, ipas []mem.IPA, level int) {
 	ctx := h.el2Context(v)
 	ttl := h.ttl(level)
 	for i := range h.cpus {
 		c := &h.cpus[i]
 		c.mu.Lock()
 		for _, ipa := range ipas {
-			xt := ipa>>12&(1<<40-1) | ttl<<44
+			xt := uint64(ipa)>>12&(1<<40-1) | ttl<<44
 			_, _ = c.tlb.Invalidate(tlb.OpIPAS2E1, xt, ctx)
 		}
 		_, _ = c.tlb.Invalidate(tlb.OpVMALLE1, 0, ctx)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // The integrity guest: slot 0 is 4 MiB of huge-page-backed memory whose
@@ -74,7 +75,7 @@ func runGuest(t *testing.T, v *VCPU, i int, n int, more func() bool, exp []uint6
 				val = ksmWord((idx - slot0Words) % wordsPP)
 			}
 			ctx.X[1] = val
-			ex, err := v.Str(1, gpa, 8)
+			ex, err := v.Str(1, mem.VA(gpa), 8)
 			if err != nil || ex.Reason != ExitNone {
 				t.Errorf("vCPU %d: STR [%#x]: %v %v", i, gpa, ex.Reason, err)
 				return
@@ -82,7 +83,7 @@ func runGuest(t *testing.T, v *VCPU, i int, n int, more func() bool, exp []uint6
 			exp[idx] = val
 			written[pageIndex(gpa)] = true
 		} else {
-			ex, err := v.Ldr(2, gpa, 8)
+			ex, err := v.Ldr(2, mem.VA(gpa), 8)
 			if err != nil || ex.Reason != ExitNone {
 				t.Errorf("vCPU %d: LDR [%#x]: %v %v", i, gpa, ex.Reason, err)
 				return
@@ -111,7 +112,7 @@ func pageIndex(gpa uint64) uint64 {
 // and (with logging) a collector takes the dirty logs. It returns the union
 // of the collected logs (page indices as pageIndex numbers them).
 func runIntegrity(t *testing.T, logging bool, ipaBits uint) {
-	h := newHost(t, Config{CPUs: nvcpu, MemBytes: 128 * mib})
+	h := newHost(t, Config{CPUs: nvcpu, MemBytes: 128 * mib, PoisonFreed: true})
 	vm := newVM(t, h, ipaBits)
 	addMem(t, vm, 0, igGPA0, igSize0, 0, hostmm.MapHuge)
 	hva1 := addMem(t, vm, 1, igGPA1, igSize1, 0, hostmm.MapMergeable)
@@ -219,8 +220,8 @@ func runIntegrity(t *testing.T, logging bool, ipaBits uint) {
 	// Every word, read by the host after the run, holds the last value written.
 	for idx := range exp {
 		gpa := wordGPA(uint64(idx))
-		s := vm.slots.Lookup(gpa)
-		got, err := as.Read(hostmm.HVA(s.HVAOf(gpa)), 8)
+		s := vm.slots.Lookup(mem.IPA(gpa))
+		got, err := as.Read(hostmm.HVA(s.HVAOf(mem.IPA(gpa))), 8)
 		if err != nil || got != exp[idx] {
 			if mismatches.Add(1) <= 10 {
 				t.Errorf("after the run, host reads %#x at GPA %#x, want %#x (%v)", got, gpa, exp[idx], err)
@@ -236,6 +237,9 @@ func runIntegrity(t *testing.T, logging bool, ipaBits uint) {
 	t.Logf("host: %+v, kernel: %+v", h.Stats(), k.Stats())
 	if m := mismatches.Load(); m != 0 {
 		t.Errorf("%d mismatches", m)
+	}
+	if n, first, ok := h.Arena().StaleAccesses(); ok {
+		t.Errorf("%d accesses reached a freed frame, the first at PA %#x", n, uint64(first))
 	}
 	ev := s1.SwapOuts + s2.SwapOuts + s1.Migrations + s2.Migrations
 	ks := k.Stats()

@@ -1,12 +1,17 @@
 package kvm
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/host/s2pt"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // TestLastRanFlush: when a different vCPU of the same VM is loaded on a
@@ -137,5 +142,80 @@ func TestGuestSystemInstructions(t *testing.T) {
 	}
 	if st := vm.Stats(); st.Maps != 1 {
 		t.Fatalf("the stage-1 table page was not mapped by the S1PTW fault: %+v", st)
+	}
+}
+
+// TestAPIFriction covers issue 14's item 7 on the hypervisor's API: a
+// negative vCPU number is refused; a host whose memory lies beyond PARange
+// is refused by NewHost, naming Base and PARange; Destroy after the VMM
+// closed its address space succeeds; a destroyed VM lists no slots; every
+// notifier error is counted and the last one kept. (Collapse's sentinel,
+// KSM frames freed on exit and the all-or-nothing crossing host write are
+// host/hostmm's, tested there.)
+func TestAPIFriction(t *testing.T) {
+	h := newHost(t, Config{})
+	vm := newVM(t, h, 40)
+	if _, err := vm.NewVCPU(-1); err == nil || !strings.Contains(err.Error(), "-1") {
+		t.Errorf("NewVCPU(-1): %v, want an error naming -1", err)
+	}
+
+	id := vmsa.DefaultRegs()
+	id.MMFR0 = id.MMFR0&^0xf | 2 // PARange 40 bits
+	if _, err := NewHost(Config{ID: &id, Base: 1 << 40}); err == nil || !strings.Contains(err.Error(), "0x10000000000") || !strings.Contains(err.Error(), "40-bit") {
+		t.Errorf("NewHost with Base 2^40 and a 40-bit PARange: %v, want an error naming both", err)
+	}
+	if h2, err := NewHost(Config{ID: &id, Base: 1<<40 - 64*mib}); err != nil {
+		t.Errorf("NewHost just below 2^40: %v", err)
+	} else {
+		_ = h2.Close()
+	}
+
+	addMem(t, vm, 0, 0x4000_0000, 4*mib, 0, 0)
+	v := loadedVCPU(t, vm, 0, 0)
+	str(t, v, 0x4000_0000, 1)
+	str(t, v, 0x4020_0000, 1)
+	// Two notifier errors: the level-2 entries of both 2 MiB regions become
+	// table descriptors the manager did not make, and two pages are
+	// swapped out.
+	var ptes []mem.PA
+	_ = vm.s2.Walk(0x4000_0000, 0x4040_0000, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
+		if c.Level == 2 {
+			ptes = append(ptes, c.PTE)
+		}
+		return nil
+	}), s2pt.VisitTablePre)
+	saved := make([]uint64, len(ptes))
+	for i, p := range ptes {
+		saved[i], _ = h.arena.Read64(p)
+		h.arena.Write64(p, saved[i]+0x10_0000)
+	}
+	hva := vm.Slots()[0].HVA
+	for _, off := range []hostmm.HVA{0, 2 * mib} {
+		if err := vm.AddressSpace().SwapOut(hva + off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, first, last := vm.Errors()
+	if n != 2 || first == nil || last == nil || first.Error() == last.Error() || vm.Err() != first {
+		t.Errorf("Errors: %d, first %v, last %v; want 2 distinct errors, Err the first", n, first, last)
+	}
+	for i, p := range ptes {
+		h.arena.Write64(p, saved[i])
+	}
+
+	if err := v.Put(); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.AddressSpace().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Destroy(); err != nil {
+		t.Errorf("Destroy after the VMM closed its address space: %v", err)
+	}
+	if s := vm.Slots(); len(s) != 0 {
+		t.Errorf("a destroyed VM lists %d slots", len(s))
+	}
+	if err := vm.Destroy(); !errors.Is(err, ErrDestroyed) {
+		t.Errorf("second Destroy: %v, want ErrDestroyed", err)
 	}
 }

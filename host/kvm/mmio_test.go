@@ -2,10 +2,15 @@ package kvm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
+	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Instruction words (checked against arm64asm in TestEncodings).
@@ -177,7 +182,7 @@ func TestMMIOInstruction(t *testing.T) {
 			}
 			ctx := v.Ctx()
 			ctx.X[0], ctx.X[1], ctx.X[2] = c.x0, 0x5151, c.x2
-			ex, err := v.Run(Access{VA: c.va, Size: 8, Rt: 1, Write: c.write, NoSyndrome: true})
+			ex, err := v.Run(Access{VA: mem.VA(c.va), Size: 8, Rt: 1, Write: c.write, NoSyndrome: true})
 			if err != nil || ex.Reason != ExitMMIO {
 				t.Fatalf("%v %v %v", ex.Reason, ex.Exception, err)
 			}
@@ -304,4 +309,151 @@ func FuzzMMIOInstruction(f *testing.F) {
 			t.Fatalf("exit %v", ex.Reason)
 		}
 	})
+}
+
+// insnSTRPost is STR X1, [X0],#8 (post-index: no syndrome, ISV=0).
+const insnSTRPost = 0xf8008401
+
+// TestMMIODecodeRefetchesUnmappedCode is issue 14's item 1: with the
+// guest's stage 1 on, an ISV=0 MMIO access needs the instruction, read
+// through the guest's stage 1 and stage 2. When the level-3 table that
+// translates PC (or the code page itself) is not mapped at stage 2 (swapped
+// out by the host, or never touched by the guest), the hypervisor must not
+// fail the VM: it fetches the instruction as the PE would, resolving those
+// stage-2 faults, and the access then exits as MMIO with the right register
+// and value.
+func TestMMIODecodeRefetchesUnmappedCode(t *testing.T) {
+	const (
+		l1, l2, l3 = 0x10_0000, 0x10_1000, 0x10_2000 // table offsets in RAM
+		code       = 0x2000                          // code page offset; PC = VA 0x2000
+		dataVA     = 0x4000_0040                     // L1[1]: a 1G block to IPA 2G (MMIO)
+	)
+	for _, c := range []struct {
+		name string
+		prep func(t *testing.T, vm *VM, v *VCPU, hva hostmm.HVA)
+	}{
+		{"tables never touched by the guest", func(*testing.T, *VM, *VCPU, hostmm.HVA) {}},
+		{"level-3 table and code swapped out", func(t *testing.T, vm *VM, v *VCPU, hva hostmm.HVA) {
+			if _, _, err := v.Fetch(); err != nil { // the guest ran this code: all mapped
+				t.Fatal(err)
+			}
+			for _, off := range []hostmm.HVA{l3, code} {
+				if err := vm.AddressSpace().SwapOut(hva + off); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			vm, v, hva := mmioEnv(t, VMConfig{})
+			as := vm.AddressSpace()
+			for _, w := range []struct{ off, val uint64 }{
+				{l1, ramGPA + l2 | 3},                 // L1[0] -> L2 table
+				{l1 + 8, 0x8000_0000 | 1<<10 | 1},     // L1[1]: 1G block at IPA 2G
+				{l2, ramGPA + l3 | 3},                 // L2[0] -> L3 table
+				{l3 + 2*8, ramGPA + code | 1<<10 | 3}, // L3[2]: the code page
+			} {
+				if err := as.Write(hva+hostmm.HVA(w.off), 8, w.val); err != nil {
+					t.Fatal(err)
+				}
+			}
+			putInsn(t, vm, hva, code, insnSTRPost)
+			v.PE().Regs.MAIR_EL1 = 0xff
+			s1On(v, ramGPA+l1)
+			v.Ctx().PC = code
+			c.prep(t, vm, v, hva)
+			ctx := v.Ctx()
+			ctx.X[0], ctx.X[1] = dataVA, 0xabcd
+			ex, err := v.Run(Access{VA: dataVA, Size: 8, Rt: 1, Write: true, NoSyndrome: true})
+			if err != nil || ex.Reason != ExitMMIO {
+				t.Fatalf("ISV=0 MMIO store: exit %v %v, %v", ex.Reason, ex.Exception, err)
+			}
+			m := ex.MMIO
+			if m.IPA != 0x8000_0040 || !m.Write || m.Size != 8 || m.Reg != 1 || m.Data[0] != 0xabcd {
+				t.Fatalf("decoded %+v, want an 8-byte store of X1 = 0xabcd to IPA 0x80000040", m)
+			}
+			if err := v.CompleteMMIO([2]uint64{}); err != nil {
+				t.Fatal(err)
+			}
+			if ctx.X[0] != dataVA+8 || ctx.PC != code+4 {
+				t.Fatalf("after completion X0 %#x PC %#x, want %#x and %#x", ctx.X[0], ctx.PC, uint64(dataVA+8), uint64(code+4))
+			}
+			if vm.Stats().Refetches == 0 {
+				t.Fatal("the instruction was read without a refetch: the case did not exercise it")
+			}
+		})
+	}
+}
+
+// TestRegisterNumbers is issue 14's item 3: register numbers above 31 are
+// refused with an error naming the value (they were accepted: a RAM load
+// was dropped, a store wrote 0, and for MMIO the number was truncated to
+// 5 bits, so Ldr(40) reported and completed X8). 31 is the zero register
+// for a load or store's transfer register and for the Xt of MSR, MRS, TLBI
+// and AT: a store of it writes 0, a load to it changes no register, in RAM
+// and as MMIO alike.
+func TestRegisterNumbers(t *testing.T) {
+	vm, v, hva := mmioEnv(t, VMConfig{})
+	ctx := v.Ctx()
+	for i := range ctx.X {
+		ctx.X[i] = 0x1000 + uint64(i)
+	}
+	before := ctx.X
+	for _, c := range []struct {
+		name string
+		run  func() (Exit, error)
+	}{
+		{"LDR X40 from RAM", func() (Exit, error) { return v.Ldr(40, ramGPA, 8) }},
+		{"STR X32 to RAM", func() (Exit, error) { return v.Str(32, ramGPA, 8) }},
+		{"LDR X40 from MMIO", func() (Exit, error) { return v.Ldr(40, mmioGPA, 8) }},
+		{"Run with Rt 255", func() (Exit, error) { return v.Run(Access{VA: mmioGPA, Size: 4, Rt: 255, Write: true}) }},
+		{"MSR from X33", func() (Exit, error) { return v.MSR(cpu.MAIR_EL1, 33) }},
+		{"MRS to X64", func() (Exit, error) { return v.MRS(cpu.MAIR_EL1, 64) }},
+		{"TLBI with X32", func() (Exit, error) { return v.TLBI(tlb.OpVAE1, 32) }},
+		{"AT with X40", func() (Exit, error) { return v.AT(at.S1E1R, 40) }},
+	} {
+		ex, err := c.run()
+		if !errors.Is(err, ErrRegisterNumber) || ex.Reason != ExitNone {
+			t.Errorf("%s: exit %v, %v; want ErrRegisterNumber", c.name, ex.Reason, err)
+		} else if !strings.Contains(err.Error(), "number ") {
+			t.Errorf("%s: %v does not name the number", c.name, err)
+		}
+	}
+	if ctx.X != before || ctx.PC != ramGPA+0x2000 {
+		t.Fatalf("refused instructions changed the context: PC %#x", ctx.PC)
+	}
+	// 31 is XZR.
+	if err := vm.AddressSpace().Write(hva+0x100, 8, 0x77); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Str(31, ramGPA+0x100, 8); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := vm.AddressSpace().Read(hva+0x100, 8); got != 0 {
+		t.Errorf("STR XZR stored %#x", got)
+	}
+	if _, err := v.Ldr(31, ramGPA+0x108, 8); err != nil {
+		t.Fatal(err)
+	}
+	ex, err := v.Ldr(31, mmioGPA, 8)
+	if err != nil || ex.Reason != ExitMMIO || ex.MMIO.Reg != 31 {
+		t.Fatalf("LDR XZR from MMIO: %v %+v %v", ex.Reason, ex.MMIO, err)
+	}
+	if err := v.CompleteMMIO([2]uint64{0xdead}); err != nil {
+		t.Fatal(err)
+	}
+	ex, err = v.Str(31, mmioGPA+8, 8)
+	if err != nil || ex.Reason != ExitMMIO || ex.MMIO.Data[0] != 0 || ex.MMIO.Reg != 31 {
+		t.Fatalf("STR XZR to MMIO: %v %+v %v", ex.Reason, ex.MMIO, err)
+	}
+	_ = v.CompleteMMIO([2]uint64{})
+	if _, err := v.MRS(cpu.MAIR_EL1, 31); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.MSR(cpu.MAIR_EL1, 31); err != nil || v.PE().Regs.MAIR_EL1 != 0 {
+		t.Fatalf("MSR MAIR_EL1, XZR: MAIR %#x, %v", v.PE().Regs.MAIR_EL1, err)
+	}
+	if ctx.X != before {
+		t.Errorf("loads to XZR changed a register: %v", ctx.X)
+	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
-	"github.com/nestmmu/nestmmu/host/s2pt"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // TestNotifierInvalidationReachesTLBs: each host event removes exactly the
@@ -36,13 +36,8 @@ func TestNotifierInvalidationReachesTLBs(t *testing.T) {
 		{"munmap", 0, func(as *hostmm.AddressSpace, hva hostmm.HVA) error { return nil }, nil, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHost(t, Config{CPUs: 2})
-			vm := newVM(t, h, 40)
-			hva := addMem(t, vm, 0, gpa, 4*mib, 0, c.mf)
-			v0 := loadedVCPU(t, vm, 0, 0)
-			v1 := loadedVCPU(t, vm, 1, 1)
+			h, vm, hva, v0, v1 := twoCPUGuest(t, gpa, c.mf)
 			defer destroy(t, vm, v0, v1)
-			guestMMUOn(t, vm, v0, v1)
 			offs := append(append([]uint64{}, c.gone...), c.kept...)
 			for i, off := range offs {
 				str(t, v0, gpa+off, uint64(i)+100)
@@ -60,7 +55,7 @@ func TestNotifierInvalidationReachesTLBs(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, off := range c.gone {
-				if d, _, _ := vm.Stage2().Lookup(s2pt.IPA(gpa + off)); d&1 != 0 {
+				if d, _, _ := vm.Stage2().Lookup(mem.IPA(gpa + off)); d&1 != 0 {
 					t.Errorf("stage 2 still maps %#x", gpa+off)
 				}
 				for cpu := 0; cpu < 2; cpu++ {
@@ -70,7 +65,7 @@ func TestNotifierInvalidationReachesTLBs(t *testing.T) {
 				}
 			}
 			for _, off := range c.kept {
-				if d, _, _ := vm.Stage2().Lookup(s2pt.IPA(gpa + off)); d&1 == 0 {
+				if d, _, _ := vm.Stage2().Lookup(mem.IPA(gpa + off)); d&1 == 0 {
 					t.Errorf("stage 2 lost %#x, which the event did not touch", gpa+off)
 				}
 			}
@@ -120,7 +115,7 @@ func TestMemslotEdgeCases(t *testing.T) {
 	}
 	v := loadedVCPU(t, vm, 0, 0)
 	defer destroy(t, vm, v)
-	if err := vm.AddSlot(memslot.Slot{ID: 0, GPA: 0x100_0000, Size: 2 * mib, HVA: uint64(hva)}); err != nil {
+	if err := vm.AddSlot(memslot.Slot{ID: 0, GPA: 0x100_0000, Size: 2 * mib, HVA: hostmm.HVA(uint64(hva))}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -128,15 +123,15 @@ func TestMemslotEdgeCases(t *testing.T) {
 		s    memslot.Slot
 		want error
 	}{
-		{"overlap at the start", memslot.Slot{ID: 1, GPA: 0xf0_0000, Size: 2 * mib, HVA: uint64(hva) + 2*mib}, memslot.ErrOverlap},
-		{"overlap inside", memslot.Slot{ID: 1, GPA: 0x110_0000, Size: pg, HVA: uint64(hva) + 2*mib}, memslot.ErrOverlap},
-		{"duplicate ID", memslot.Slot{ID: 0, GPA: 0x800_0000, Size: pg, HVA: uint64(hva) + 2*mib}, nil},
-		{"misaligned GPA", memslot.Slot{ID: 1, GPA: 0x800_0010, Size: pg, HVA: uint64(hva) + 2*mib}, memslot.ErrAlignment},
-		{"misaligned size", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: 100, HVA: uint64(hva) + 2*mib}, memslot.ErrAlignment},
-		{"misaligned HVA", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: pg, HVA: uint64(hva) + 2*mib + 8}, memslot.ErrAlignment},
-		{"beyond the 36-bit IPA space", memslot.Slot{ID: 1, GPA: 1 << 36, Size: pg, HVA: uint64(hva) + 2*mib}, nil},
-		{"HVA outside the VMM's regions", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: pg, HVA: uint64(hva) + 64*mib}, nil},
-		{"empty", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: 0, HVA: uint64(hva) + 2*mib}, nil},
+		{"overlap at the start", memslot.Slot{ID: 1, GPA: 0xf0_0000, Size: 2 * mib, HVA: hostmm.HVA(uint64(hva) + 2*mib)}, memslot.ErrOverlap},
+		{"overlap inside", memslot.Slot{ID: 1, GPA: 0x110_0000, Size: pg, HVA: hostmm.HVA(uint64(hva) + 2*mib)}, memslot.ErrOverlap},
+		{"duplicate ID", memslot.Slot{ID: 0, GPA: 0x800_0000, Size: pg, HVA: hostmm.HVA(uint64(hva) + 2*mib)}, nil},
+		{"misaligned GPA", memslot.Slot{ID: 1, GPA: 0x800_0010, Size: pg, HVA: hostmm.HVA(uint64(hva) + 2*mib)}, memslot.ErrAlignment},
+		{"misaligned size", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: 100, HVA: hostmm.HVA(uint64(hva) + 2*mib)}, memslot.ErrAlignment},
+		{"misaligned HVA", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: pg, HVA: hostmm.HVA(uint64(hva) + 2*mib + 8)}, memslot.ErrAlignment},
+		{"beyond the 36-bit IPA space", memslot.Slot{ID: 1, GPA: 1 << 36, Size: pg, HVA: hostmm.HVA(uint64(hva) + 2*mib)}, nil},
+		{"HVA outside the VMM's regions", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: pg, HVA: hostmm.HVA(uint64(hva) + 64*mib)}, nil},
+		{"empty", memslot.Slot{ID: 1, GPA: 0x800_0000, Size: 0, HVA: hostmm.HVA(uint64(hva) + 2*mib)}, nil},
 	} {
 		err := vm.AddSlot(c.s)
 		if err == nil {
@@ -149,7 +144,7 @@ func TestMemslotEdgeCases(t *testing.T) {
 		t.Logf("%s: %v", c.name, err)
 	}
 	// Adjacent slots are fine.
-	if err := vm.AddSlot(memslot.Slot{ID: 1, GPA: 0x120_0000, Size: 2 * mib, HVA: uint64(hva) + 2*mib}); err != nil {
+	if err := vm.AddSlot(memslot.Slot{ID: 1, GPA: 0x120_0000, Size: 2 * mib, HVA: hostmm.HVA(uint64(hva) + 2*mib)}); err != nil {
 		t.Fatalf("adjacent slot: %v", err)
 	}
 	str(t, v, 0x100_0000, 0xaa)
@@ -188,7 +183,7 @@ func TestMemslotEdgeCases(t *testing.T) {
 		t.Errorf("second delete: %v", err)
 	}
 	// Re-adding the range at a new HVA gives fresh memory.
-	if err := vm.AddSlot(memslot.Slot{ID: 0, GPA: 0x100_0000, Size: 2 * mib, HVA: uint64(hva) + 4*mib}); err != nil {
+	if err := vm.AddSlot(memslot.Slot{ID: 0, GPA: 0x100_0000, Size: 2 * mib, HVA: hostmm.HVA(uint64(hva) + 4*mib)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := ldr(t, v, 0x100_0000); got != 0 {
@@ -259,7 +254,7 @@ func testChangePTE(t *testing.T, ipaBits uint) {
 		t.Fatal(err)
 	}
 	oa := func(ipa uint64) (uint64, bool, bool) {
-		d, level, err := vm.Stage2().Lookup(s2pt.IPA(ipa))
+		d, level, err := vm.Stage2().Lookup(mem.IPA(ipa))
 		if err != nil || d&1 == 0 {
 			return 0, false, false
 		}
@@ -308,5 +303,55 @@ func testChangePTE(t *testing.T, ipaBits uint) {
 	}
 	if err := vm.Err(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestGuestTLBIOfBlockPieces is issue 14's item 6: the guest maps 1 GiB of
+// VA by one stage-1 block over 4K stage-2 pages, so each CPU's TLB holds
+// the block as 4K combined entries. A guest TLBI VAAE1 (made Inner
+// Shareable by HCR_EL2.FB) of one address of the block removes every entry
+// derived from the block on every CPU (the TLBI by VA invalidates cached
+// copies of the translation table entry that would translate the VA: the
+// whole block entry), and the next accesses walk again.
+func TestGuestTLBIOfBlockPieces(t *testing.T) {
+	const gpa = 0x4000_0000 // VA = IPA under guestMMUOn's identity 1G blocks
+	h, vm, _, v0, v1 := twoCPUGuest(t, gpa, 0)
+	defer destroy(t, vm, v0, v1)
+	offs := []uint64{0, pg, 2 * mib, 3*mib + 5*pg}
+	for _, off := range offs {
+		str(t, v0, gpa+off, off)
+		ldr(t, v1, gpa+off)
+	}
+	inBlock := func(cpu int) int {
+		n := 0
+		for _, e := range h.TLBEntries(cpu) {
+			if e.Combined && e.VA>>30 == gpa>>30 {
+				n++
+			}
+		}
+		return n
+	}
+	for cpu := 0; cpu < 2; cpu++ {
+		if n := inBlock(cpu); n < len(offs) {
+			t.Fatalf("CPU %d holds %d combined entries of the block before the TLBI, want >= %d", cpu, n, len(offs))
+		}
+	}
+	v0.Ctx().X[3] = (gpa + 2*mib) >> 12 // VA[55:12]; ASID field ignored by VAAE1
+	if ex, err := v0.TLBI(tlb.OpVAAE1, 3); err != nil || ex.Reason != ExitNone {
+		t.Fatal(ex, err)
+	}
+	for cpu := 0; cpu < 2; cpu++ {
+		if n := inBlock(cpu); n != 0 {
+			t.Errorf("CPU %d still holds %d entries derived from the invalidated block", cpu, n)
+		}
+	}
+	walks := v1.PE().Stats.Walks
+	for _, off := range offs {
+		if got := ldr(t, v1, gpa+off); got != off {
+			t.Errorf("GPA %#x reads %#x", gpa+off, got)
+		}
+	}
+	if v1.PE().Stats.Walks == walks {
+		t.Error("no access walked after the TLBI")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
-	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
@@ -22,11 +21,11 @@ type Context struct {
 	X  [31]uint64
 	SP uint64
 	// PC is the address of the instruction the next access belongs to.
-	PC uint64
+	PC mem.VA
 	// ELR and VBAR are ELR_EL1 and VBAR_EL1: an exception taken to the
 	// guest's EL1 saves PC in ELR and continues at VBAR plus the vector
 	// offset.
-	ELR, VBAR uint64
+	ELR, VBAR mem.VA
 }
 
 // regs is the mmio.Registers view of a Context (a pointer-shaped value, so
@@ -37,7 +36,7 @@ func (r regs) X(n int) uint64       { return r.c.X[n] }
 func (r regs) SetX(n int, v uint64) { r.c.X[n] = v }
 func (r regs) SP() uint64           { return r.c.SP }
 func (r regs) SetSP(v uint64)       { r.c.SP = v }
-func (r regs) PC() uint64           { return r.c.PC }
+func (r regs) PC() uint64           { return uint64(r.c.PC) }
 
 // reg reads Xn with 31 as the zero register.
 func (c *Context) reg(n uint8) uint64 {
@@ -62,6 +61,13 @@ type VCPU struct {
 	// pending is the MMIO access of the last ExitMMIO, until CompleteMMIO.
 	pending    mmio.Access
 	hasPending bool
+	// refetch: an MMIO decode could not read the instruction; fetch it at
+	// EL1 before executing it again.
+	refetch bool
+	// beforeAT, when set (tests), runs just before the AT S1E1R that
+	// resolves the IPA of a permission fault: the guest's stage 1 may
+	// change there.
+	beforeAT func()
 }
 
 // HCR_EL2 bits the hypervisor sets for a guest besides VM: RW (EL1 is
@@ -81,6 +87,9 @@ func (vm *VM) NewVCPU(id int) (*VCPU, error) {
 	if vm.destroyed.Load() {
 		return nil, ErrDestroyed
 	}
+	if id < 0 {
+		return nil, fmt.Errorf("kvm: vCPU number %d is negative", id)
+	}
 	vm.opMu.Lock()
 	defer vm.opMu.Unlock()
 	for _, v := range vm.vcpus {
@@ -91,7 +100,7 @@ func (vm *VM) NewVCPU(id int) (*VCPU, error) {
 	regs := vm.host.id
 	vm.s2.ApplyRegs(&regs)
 	regs.HCR_EL2 = GuestHCR
-	pe := cpu.New(0, regs, 1, vm.host.arena, nil)
+	pe := cpu.New(0, regs, 1, vm.host.arena.Checked(), nil)
 	v := &VCPU{vm: vm, id: id, pe: pe, cache: vm.s2.NewCache(), cpuIdx: -1}
 	vm.vcpus = append(vm.vcpus, v)
 	return v, nil
@@ -217,7 +226,7 @@ type Exit struct {
 
 // Access is one guest load or store: the instruction at Ctx().PC.
 type Access struct {
-	VA    uint64
+	VA    mem.VA
 	Size  int // 1, 2, 4 or 8
 	Write bool
 	// Rt is the transfer register: a store's data comes from it, a load's
@@ -257,6 +266,20 @@ const maxReentries = 1 << 20
 // exit was completed.
 var ErrPendingMMIO = errors.New("kvm: MMIO exit not completed")
 
+// ErrRegisterNumber is returned (wrapped, naming the value) for a register
+// number above 31. Number 31 is the zero register (XZR/WZR) for every
+// register operand these calls take: a load or store's transfer register
+// and the Xt of MSR, MRS, TLBI and AT. (SP is 31 only as a load or store's
+// base register, which Access does not name: it gives the VA.)
+var ErrRegisterNumber = errors.New("kvm: register number out of range")
+
+func checkReg(what string, n uint8) error {
+	if n > 31 {
+		return fmt.Errorf("%w: %s register number %d is not 0..31 (31 is XZR)", ErrRegisterNumber, what, n)
+	}
+	return nil
+}
+
 // Run executes the guest access a: on the PE at EL1 through the TLB and the
 // two-stage walk. Exceptions taken to EL2 are handled (stage-2 faults,
 // MMIO) and the access is retried after ERET; an exception taken to EL1 is
@@ -271,6 +294,9 @@ func (v *VCPU) Run(a Access) (Exit, error) {
 	}
 	if a.Size != 1 && a.Size != 2 && a.Size != 4 && a.Size != 8 {
 		return Exit{}, fmt.Errorf("kvm: access size %d is not 1, 2, 4 or 8", a.Size)
+	}
+	if err := checkReg("transfer", a.Rt); err != nil {
+		return Exit{}, err
 	}
 	in := a.insn()
 	for n := 0; ; n++ {
@@ -302,12 +328,12 @@ func (v *VCPU) Run(a Access) (Exit, error) {
 }
 
 // Ldr is Run of an LDR of size bytes from va into Xrt (zero-extended).
-func (v *VCPU) Ldr(rt uint8, va uint64, size int) (Exit, error) {
+func (v *VCPU) Ldr(rt uint8, va mem.VA, size int) (Exit, error) {
 	return v.Run(Access{VA: va, Size: size, Rt: rt})
 }
 
 // Str is Run of an STR of the low size bytes of Xrt to va.
-func (v *VCPU) Str(rt uint8, va uint64, size int) (Exit, error) {
+func (v *VCPU) Str(rt uint8, va mem.VA, size int) (Exit, error) {
 	return v.Run(Access{VA: va, Size: size, Rt: rt, Write: true})
 }
 
@@ -352,11 +378,17 @@ func (v *VCPU) Fetch() (uint32, Exit, error) {
 
 // MSR executes the guest's MSR <r>, X<rt> at EL1 (PC advances).
 func (v *VCPU) MSR(r cpu.SysReg, rt uint8) (Exit, error) {
+	if err := checkReg("MSR source", rt); err != nil {
+		return Exit{}, err
+	}
 	return v.sys(func() cpu.Exception { return v.pe.MSR(r, rt, v.ctx.reg(rt)) }, false)
 }
 
 // MRS executes the guest's MRS X<rt>, <r> at EL1 (PC advances).
 func (v *VCPU) MRS(r cpu.SysReg, rt uint8) (Exit, error) {
+	if err := checkReg("MRS destination", rt); err != nil {
+		return Exit{}, err
+	}
 	return v.sys(func() cpu.Exception {
 		x, e := v.pe.MRS(r, rt)
 		if !e.Taken() && rt < 31 {
@@ -370,6 +402,9 @@ func (v *VCPU) MRS(r cpu.SysReg, rt uint8) (Exit, error) {
 // EL1 TLBI is broadcast, so the PE executes it with every CPU's lock held
 // and reaches every CPU's TLB through the Domain.
 func (v *VCPU) TLBI(op tlb.Op, rt uint8) (Exit, error) {
+	if err := checkReg("TLBI operand", rt); err != nil {
+		return Exit{}, err
+	}
 	return v.sys(func() cpu.Exception { return v.pe.TLBI(op, rt, v.ctx.reg(rt)) }, true)
 }
 
@@ -377,7 +412,10 @@ func (v *VCPU) TLBI(op tlb.Op, rt uint8) (Exit, error) {
 // A stage-2 fault on the stage-1 walk is taken to EL2, handled, and the
 // instruction retried.
 func (v *VCPU) AT(op at.Op, rt uint8) (Exit, error) {
-	return v.sys(func() cpu.Exception { return v.pe.AT(op, rt, v.ctx.reg(rt)) }, false)
+	if err := checkReg("AT operand", rt); err != nil {
+		return Exit{}, err
+	}
+	return v.sys(func() cpu.Exception { return v.pe.AT(op, rt, mem.VA(v.ctx.reg(rt))) }, false)
 }
 
 func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
@@ -447,13 +485,22 @@ func (v *VCPU) exception(e cpu.Exception) (exit Exit, retry bool, err error) {
 			err = verr
 		}
 	}
+	if retry && err == nil && v.refetch {
+		// The instruction's page is fetched as the PE does (its stage-2
+		// faults handled), so its decode can read it on the next exit.
+		v.refetch = false
+		v.vm.c.refetches.Add(1)
+		if _, fx, ferr := v.Fetch(); ferr != nil || fx.Reason != ExitNone {
+			return fx, false, ferr
+		}
+	}
 	return exit, retry, err
 }
 
 // vectorOffset is the offset in the EL1 vector table of a synchronous
 // exception from fromEL (current EL with SP_ELx: 0x200; lower EL, AArch64:
 // 0x400).
-func vectorOffset(fromEL uint8) uint64 {
+func vectorOffset(fromEL uint8) mem.VA {
 	if fromEL == 1 {
 		return 0x200
 	}
@@ -487,7 +534,7 @@ func (v *VCPU) inject(e *cpu.Exception) {
 // abortExit builds the exception to inject: a synchronous External abort
 // (FSC 0b010000, as KVM's inject_abt64 reports) on far, with the "lower EL"
 // class; inject corrects it for an abort from EL1.
-func abortExit(fetch bool, far uint64) Exit {
+func abortExit(fetch bool, far mem.VA) Exit {
 	ec := uint64(mmio.ECDataAbortLowerEL)
 	kind := cpu.DataAbort
 	if fetch {
@@ -518,10 +565,10 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 
 // mmioAccess decodes and performs (or exits with) the MMIO access of a
 // stage-2 data abort at ipa.
-func (v *VCPU) mmioAccess(e cpu.Exception, ipa uint64) (Exit, bool, error) {
+func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 	vm := v.vm
 	fetch := mmio.FetchFunc(v.fetchInsn)
-	a, err := mmio.Decode(mmio.ESR(e.ESR), e.FAR, ipa, regs{&v.ctx}, fetch)
+	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{&v.ctx}, fetch)
 	switch {
 	case errors.Is(err, mmio.ErrCacheMaintenance):
 		// DC on an address without memory: nothing to do; skip it.
@@ -530,6 +577,9 @@ func (v *VCPU) mmioAccess(e cpu.Exception, ipa uint64) (Exit, bool, error) {
 		return Exit{}, false, nil
 	case errors.Is(err, mmio.ErrCannotEmulate):
 		return abortExit(false, e.FAR), false, nil
+	case errors.Is(err, errRefetch):
+		v.refetch = true // after ERET: fetch PC at EL1, then execute again
+		return Exit{}, true, nil
 	case err != nil:
 		return Exit{}, false, fmt.Errorf("kvm: MMIO access at IPA %#x: %w", ipa, err)
 	}
@@ -549,12 +599,23 @@ func (v *VCPU) mmioAccess(e cpu.Exception, ipa uint64) (Exit, bool, error) {
 // errFetch is the instruction-fetch failure mmio.Decode reports.
 var errFetch = errors.New("kvm: cannot read the faulting instruction")
 
+// errRefetch says the faulting instruction cannot be read through the
+// guest's translation without a fault of its own: its page, or a stage-1
+// table page on the way, is not mapped at stage 2 (never touched, aged,
+// swapped or migrated by the host), or the guest changed its stage 1. The
+// hypervisor then does what the hardware would on re-executing it: the PE
+// fetches PC at EL1, its stage-2 faults are resolved like any other (or the
+// guest takes its own abort), and the instruction is executed again.
+var errRefetch = errors.New("kvm: faulting instruction not reachable without a fault")
+
 // fetchInsn reads the instruction at the guest PC through the guest's own
 // translation: AT S12E1R at EL2 (stage 1 of EL1&0, then stage 2) and a read
 // of the PA, under the MMU lock so that the frame cannot be freed between
-// the two. When stage 2 does not map the instruction (the host took the page
-// away), AT S1E1R gives the IPA and the word is read through the memslot's
-// HVA, as KVM reads guest memory. PAR_EL1 is the guest's and is restored.
+// the two. When stage 2 does not map the instruction's page (the host took
+// it away), AT S1E1R gives its IPA and the word is read through the
+// memslot's HVA, as KVM reads guest memory. When that fails too (a stage-1
+// table page is not mapped at stage 2, or PC no longer translates) it
+// returns errRefetch. PAR_EL1 is the guest's and is restored.
 func (v *VCPU) fetchInsn() (uint32, error) {
 	pe, vm := v.pe, v.vm
 	pc := v.ctx.PC
@@ -563,27 +624,30 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 	vm.mu.Lock()
 	ex := pe.AT(at.S12E1R, 0, pc)
 	if !ex.Taken() && !pe.PAR.F() {
-		w, ok := vm.host.arena.Read(mem.PA(pe.PAR.PA()|pc&0xfff), 4)
+		w, ok := vm.host.arena.Checked().Read(mem.PA(pe.PAR.PA())|mem.PA(pc&0xfff), 4)
 		vm.mu.Unlock()
 		if !ok {
 			return 0, fmt.Errorf("%w: PA %#x is not memory", errFetch, pe.PAR.PA())
 		}
 		return uint32(w), nil
 	}
+	if !ex.Taken() {
+		ex = pe.AT(at.S1E1R, 0, pc)
+	}
 	vm.mu.Unlock()
 	if ex.Taken() {
-		return 0, fmt.Errorf("%w: AT S12E1R took %v", errFetch, ex)
+		return 0, fmt.Errorf("%w: AT at PC %#x took %v", errFetch, pc, ex)
 	}
-	ex = pe.AT(at.S1E1R, 0, pc)
-	if ex.Taken() || pe.PAR.F() {
-		return 0, fmt.Errorf("%w: PC %#x does not translate at stage 1 (PAR %#x)", errFetch, pc, uint64(pe.PAR))
+	if pe.PAR.F() {
+		return 0, fmt.Errorf("%w: AT S1E1R of PC %#x: PAR %#x", errRefetch, pc, uint64(pe.PAR))
 	}
-	ipa := pe.PAR.PA() | pc&0xfff
+	ipa := mem.IPA(pe.PAR.PA()) | mem.IPA(pc&0xfff)
 	s := vm.slots.Lookup(ipa)
 	if s == nil {
-		return 0, fmt.Errorf("%w: PC %#x is at IPA %#x outside memory", errFetch, pc, ipa)
+		// Code outside memory: executing it again takes the abort.
+		return 0, fmt.Errorf("%w: PC %#x is at IPA %#x outside memory", errRefetch, pc, ipa)
 	}
-	w, err := vm.as.Read(hostmm.HVA(s.HVAOf(ipa)), 4)
+	w, err := vm.as.Read(s.HVAOf(ipa), 4)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", errFetch, err)
 	}

@@ -54,19 +54,24 @@ type VM struct {
 
 	vmid vmid.VM
 
-	// notifMu serialises the notifier's use of notifCache (taken before
-	// mu); opMu the VMM's memslot and dirty-log operations and opCache.
-	notifMu    sync.Mutex
-	notifCache *s2pt.Cache
-	opMu       sync.Mutex
-	opCache    *s2pt.Cache
+	// opMu serialises the VMM's memslot and dirty-log operations and
+	// their use of opCache (for splitting blocks when dirty logging
+	// starts). The notifiers need no cache: s2pt's Unmap, WriteProtect,
+	// MkOld and TestYoung take no memory.
+	opMu    sync.Mutex
+	opCache *s2pt.Cache
 
 	vcpus     []*VCPU // guarded by opMu
 	lastRan   []int   // per physical CPU: the vCPU of this VM that ran there last (owner of the CPU)
 	destroyed atomic.Bool
-	released  atomic.Bool
-	errMu     sync.Mutex
-	err       error // first error a notifier callback could not return
+	// released is set by the notifier's Release (the VMM's address space
+	// is going away); a fault checks it under mu and installs nothing
+	// after it, since the host frees the frames without another call.
+	released atomic.Bool
+	errMu    sync.Mutex
+	err      error // first error a notifier callback could not return
+	lastErr  error // the last one
+	nErrs    uint64
 
 	c vmCounters
 }
@@ -75,6 +80,7 @@ type vmCounters struct {
 	maps, blockMaps, relaxes, afFaults, retries, slotRetries atomic.Uint64
 	mmioExits, mmioEmulated, injected, cmSkipped             atomic.Uint64
 	notifUnmaps, notifAged, dirtyMarked, changedPTEs         atomic.Uint64
+	atRetries, refetches                                     atomic.Uint64
 }
 
 // VMStats counts what the hypervisor did for a VM.
@@ -88,12 +94,18 @@ type VMStats struct {
 	// AccessFlagFaults were resolved by setting the Access flag.
 	AccessFlagFaults uint64
 	// Retries are faults that saw an invalidation race (sequence count)
-	// and started again; SlotRetries those that saw a memslot change.
-	Retries, SlotRetries uint64
+	// and started again; SlotRetries those that saw a memslot change;
+	// ATRetries permission faults whose IPA the AT S1E1R of FAR could not
+	// give (the guest's stage 1 changed meanwhile), re-executed.
+	Retries, SlotRetries, ATRetries uint64
 	// MMIOExits returned to the caller, MMIOEmulated went to the VM's Bus,
 	// Injected aborts were injected into the guest, CMSkipped are cache
 	// maintenance instructions on MMIO that were skipped.
 	MMIOExits, MMIOEmulated, Injected, CMSkipped uint64
+	// Refetches are MMIO decodes (ISV=0) that could not read the
+	// instruction through stage 2: the PE fetched it at EL1 (resolving
+	// its stage-2 faults) and the instruction was executed again.
+	Refetches uint64
 	// NotifierUnmaps are invalidate-range starts that touched a slot;
 	// Aged are young callbacks that touched one.
 	NotifierUnmaps, Aged uint64
@@ -127,7 +139,7 @@ func (h *Host) NewVM(cfg VMConfig) (*VM, error) {
 		_ = s2.Destroy()
 		return nil, fmt.Errorf("kvm: %w", err)
 	}
-	vm.notifCache, vm.opCache = s2.NewCache(), s2.NewCache()
+	vm.opCache = s2.NewCache()
 	vm.lastRan = make([]int, len(h.cpus))
 	for i := range vm.lastRan {
 		vm.lastRan[i] = -1
@@ -161,11 +173,19 @@ func (vm *VM) Destroy() error {
 	var errs []error
 	errs = append(errs, vm.s2.Destroy())
 	errs = append(errs, vm.host.vmids.Free(&vm.vmid))
-	errs = append(errs, vm.notifCache.Release(), vm.opCache.Release())
+	errs = append(errs, vm.opCache.Release())
 	for _, v := range vm.vcpus {
 		errs = append(errs, v.cache.Release())
 	}
-	errs = append(errs, vm.as.Close())
+	if err := vm.as.Close(); !errors.Is(err, hostmm.ErrClosed) {
+		errs = append(errs, err) // the VMM may have closed it already
+	}
+	vm.mu.Lock()
+	for _, s := range vm.slots.Slots() {
+		_, _ = vm.slots.Delete(s.ID)
+	}
+	vm.slotGen.Add(1)
+	vm.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -187,11 +207,19 @@ func (vm *VM) Stage2() *s2pt.VM { return vm.s2 }
 func (vm *VM) VMID() uint16 { return vm.vmid.VMID(vm.host.vmids) }
 
 // Err returns the first error a notifier callback met (it cannot return
-// one), or nil.
+// one), or nil; Errors also gives their number and the last.
 func (vm *VM) Err() error {
 	vm.errMu.Lock()
 	defer vm.errMu.Unlock()
 	return vm.err
+}
+
+// Errors returns how many errors the notifier callbacks met, the first and
+// the last.
+func (vm *VM) Errors() (n uint64, first, last error) {
+	vm.errMu.Lock()
+	defer vm.errMu.Unlock()
+	return vm.nErrs, vm.err, vm.lastErr
 }
 
 func (vm *VM) setErr(err error) {
@@ -202,6 +230,8 @@ func (vm *VM) setErr(err error) {
 	if vm.err == nil {
 		vm.err = err
 	}
+	vm.lastErr = err
+	vm.nErrs++
 	vm.errMu.Unlock()
 }
 
@@ -209,9 +239,9 @@ func (vm *VM) setErr(err error) {
 func (vm *VM) Stats() VMStats {
 	c := &vm.c
 	return VMStats{Maps: c.maps.Load(), BlockMaps: c.blockMaps.Load(), Relaxes: c.relaxes.Load(),
-		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(),
+		AccessFlagFaults: c.afFaults.Load(), Retries: c.retries.Load(), SlotRetries: c.slotRetries.Load(), ATRetries: c.atRetries.Load(),
 		MMIOExits: c.mmioExits.Load(), MMIOEmulated: c.mmioEmulated.Load(), Injected: c.injected.Load(),
-		CMSkipped: c.cmSkipped.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
+		CMSkipped: c.cmSkipped.Load(), Refetches: c.refetches.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
 		ChangedPTEs: c.changedPTEs.Load(),
 		DirtyMarked: c.dirtyMarked.Load(), S2: vm.s2.Stats()}
 }
@@ -221,8 +251,8 @@ func (vm *VM) Stats() VMStats {
 type s2inv struct{ vm *VM }
 
 // InvalidateIPA is TLBI IPAS2E1IS then TLBI VMALLE1IS.
-func (s s2inv) InvalidateIPA(ipa uint64, level int) {
-	var one [1]uint64
+func (s s2inv) InvalidateIPA(ipa mem.IPA, level int) {
+	var one [1]mem.IPA
 	one[0] = ipa
 	s.vm.host.tlbiIPA(s.vm.VMID(), one[:], level)
 }
@@ -238,16 +268,16 @@ func (s s2inv) InvalidateVMID() { s.vm.host.tlbiVMID(s.vm.VMID()) }
 const flushThreshold = 64
 
 // flushRange invalidates the TLB entries of [gpa, gpa+size).
-func (vm *VM) flushRange(gpa, size uint64) {
+func (vm *VM) flushRange(gpa mem.IPA, size uint64) {
 	pg := vm.host.pageSize
 	n := size / pg
 	if n > flushThreshold {
 		vm.host.tlbiVMID(vm.VMID())
 		return
 	}
-	var buf [flushThreshold]uint64
+	var buf [flushThreshold]mem.IPA
 	ipas := buf[:0]
-	for a := gpa; a < gpa+size; a += pg {
+	for a := gpa; a < gpa+mem.IPA(size); a += mem.IPA(pg) {
 		ipas = append(ipas, a)
 	}
 	vm.host.tlbiIPA(vm.VMID(), ipas, s2pt.NoLevelHint)
@@ -255,19 +285,19 @@ func (vm *VM) flushRange(gpa, size uint64) {
 
 // overlap calls f with the GPA range of each slot that backs part of the
 // HVA range [start, end).
-func (vm *VM) overlap(start, end hostmm.HVA, f func(s *memslot.Slot, gpa, size uint64)) {
+func (vm *VM) overlap(start, end hostmm.HVA, f func(s *memslot.Slot, gpa mem.IPA, size uint64)) {
 	for _, s := range vm.slots.Slots() {
-		lo, hi := uint64(start), uint64(end)
+		lo, hi := start, end
 		if s.HVA > lo {
 			lo = s.HVA
 		}
-		if e := s.HVA + s.Size; e < hi {
+		if e := s.HVA + hostmm.HVA(s.Size); e < hi {
 			hi = e
 		}
 		if lo >= hi {
 			continue
 		}
-		f(s, s.GPA+(lo-s.HVA), hi-lo)
+		f(s, s.GPAOf(lo), uint64(hi-lo))
 	}
 }
 
@@ -295,26 +325,27 @@ func (vm *VM) AddSlot(s memslot.Slot) error {
 	return nil
 }
 
-func (vm *VM) checkBacking(hva, size uint64) error {
+func (vm *VM) checkBacking(hva hostmm.HVA, size uint64) error {
 	if size == 0 {
 		return nil // memslot names the empty slot
 	}
+	end := hva + hostmm.HVA(size)
 	for _, r := range vm.as.Regions() {
-		if hva >= uint64(r.Start) && hva+size <= uint64(r.End) && hva+size > hva {
+		if hva >= r.Start && end <= r.End && end > hva {
 			return nil
 		}
 	}
-	return fmt.Errorf("kvm: HVA range %#x+%#x is not inside one region of the VMM address space", hva, size)
+	return fmt.Errorf("kvm: HVA range %#x+%#x is not inside one region of the VMM address space", uint64(hva), size)
 }
 
 // AddMemory maps size bytes of anonymous memory in the VMM address space
 // (with mf: huge pages, mergeable) and adds it as slot id at gpa.
-func (vm *VM) AddMemory(id int, gpa, size uint64, flags memslot.Flags, mf hostmm.MapFlags) (hostmm.HVA, error) {
+func (vm *VM) AddMemory(id int, gpa mem.IPA, size uint64, flags memslot.Flags, mf hostmm.MapFlags) (hostmm.HVA, error) {
 	hva, err := vm.as.Mmap(size, mf)
 	if err != nil {
 		return 0, fmt.Errorf("kvm: %w", err)
 	}
-	if err := vm.AddSlot(memslot.Slot{ID: id, GPA: gpa, Size: size, HVA: uint64(hva), Flags: flags}); err != nil {
+	if err := vm.AddSlot(memslot.Slot{ID: id, GPA: gpa, Size: size, HVA: hva, Flags: flags}); err != nil {
 		_ = vm.as.Munmap(hva)
 		return 0, err
 	}
@@ -329,7 +360,7 @@ func (vm *VM) DeleteSlot(id int) error {
 
 // MoveSlot moves slot id to newGPA (same size and HVA, KVM_MR_MOVE) and
 // unmaps the old GPA range from stage 2 before returning.
-func (vm *VM) MoveSlot(id int, newGPA uint64) error {
+func (vm *VM) MoveSlot(id int, newGPA mem.IPA) error {
 	return vm.changeSlot(id, func() (memslot.Range, error) { return vm.slots.Move(id, newGPA) })
 }
 
@@ -348,13 +379,6 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 	}
 	vm.opMu.Lock()
 	defer vm.opMu.Unlock()
-	old := vm.slotByID(id)
-	if old == nil {
-		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
-	}
-	if err := vm.opCache.Topup(vm.s2.EdgePagesNeeded(s2pt.IPA(old.GPA), old.Size)); err != nil {
-		return fmt.Errorf("kvm: %w", err)
-	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	r, err := change()
@@ -362,8 +386,9 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 		return fmt.Errorf("kvm: %w", err)
 	}
 	vm.slotGen.Add(1)
-	if err := vm.s2.Unmap(vm.opCache, s2pt.IPA(r.Start), r.End-r.Start); err != nil {
-		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, r.Start, r.End, err)
+	// Unmap takes no memory: a slot change cannot fail for lack of it.
+	if err := vm.s2.Unmap(r.Start, uint64(r.End-r.Start)); err != nil {
+		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, uint64(r.Start), uint64(r.End), err)
 	}
 	return nil
 }
@@ -372,7 +397,10 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 // dirty logging write-protects its range in stage 2 (with TLB
 // invalidation) before returning; use EnableDirtyLog to also split blocks.
 func (vm *VM) SetSlotFlags(id int, f memslot.Flags) error {
-	return vm.setFlags(id, f, false)
+	if f&^(memslot.ReadOnly|memslot.LogDirty) != 0 {
+		return fmt.Errorf("kvm: unknown slot flags %#x", uint8(f))
+	}
+	return vm.setFlags(id, func(memslot.Flags) memslot.Flags { return f }, false)
 }
 
 // EnableDirtyLog starts dirty logging on slot id: the slot is
@@ -380,29 +408,21 @@ func (vm *VM) SetSlotFlags(id int, f memslot.Flags) error {
 // pages now rather than on the first write), so the next write to each
 // page faults and is recorded.
 func (vm *VM) EnableDirtyLog(id int, split bool) error {
-	s := vm.slotByID(id)
-	if s == nil {
-		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
-	}
-	return vm.setFlags(id, s.Flags|memslot.LogDirty, split)
+	return vm.setFlags(id, func(f memslot.Flags) memslot.Flags { return f | memslot.LogDirty }, split)
 }
 
 // DisableDirtyLog stops dirty logging on slot id. Pages stay mapped as they
 // are; later faults may map blocks again.
 func (vm *VM) DisableDirtyLog(id int) error {
-	s := vm.slotByID(id)
-	if s == nil {
-		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
-	}
-	return vm.setFlags(id, s.Flags&^memslot.LogDirty, false)
+	return vm.setFlags(id, func(f memslot.Flags) memslot.Flags { return f &^ memslot.LogDirty }, false)
 }
 
-func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
+// setFlags changes slot id's flags to change(old flags), reading and
+// writing them under opMu, which every flag change holds: concurrent
+// changes apply in some serial order and none is lost.
+func (vm *VM) setFlags(id int, change func(memslot.Flags) memslot.Flags, split bool) error {
 	if vm.destroyed.Load() {
 		return ErrDestroyed
-	}
-	if f&^(memslot.ReadOnly|memslot.LogDirty) != 0 {
-		return fmt.Errorf("kvm: unknown slot flags %#x", uint8(f))
 	}
 	vm.opMu.Lock()
 	defer vm.opMu.Unlock()
@@ -410,12 +430,13 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 	if old == nil {
 		return fmt.Errorf("kvm: slot %d: %w", id, memslot.ErrNoSlot)
 	}
-	need := vm.s2.EdgePagesNeeded(s2pt.IPA(old.GPA), old.Size)
+	f := change(old.Flags)
 	if split {
-		need += vm.s2.SplitPagesNeeded(s2pt.IPA(old.GPA), old.Size)
-	}
-	if err := vm.opCache.Topup(need); err != nil {
-		return fmt.Errorf("kvm: %w", err)
+		// Only the split takes memory (write-protection takes none); a
+		// failed top-up changes nothing.
+		if err := vm.opCache.Topup(vm.s2.SplitPagesNeeded(old.GPA, old.Size)); err != nil {
+			return fmt.Errorf("kvm: %w", err)
+		}
 	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
@@ -427,12 +448,12 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 	restrict := (f&memslot.ReadOnly != 0 && old.Flags&memslot.ReadOnly == 0) ||
 		(f&memslot.LogDirty != 0 && old.Flags&memslot.LogDirty == 0)
 	if restrict {
-		if err := vm.s2.WriteProtect(vm.opCache, s2pt.IPA(s.GPA), s.Size); err != nil {
+		if err := vm.s2.WriteProtect(s.GPA, s.Size); err != nil {
 			return fmt.Errorf("kvm: write-protecting slot %d: %w", id, err)
 		}
 	}
 	if split {
-		if err := vm.s2.Split(vm.opCache, s2pt.IPA(s.GPA), s.Size); err != nil {
+		if err := vm.s2.Split(vm.opCache, s.GPA, s.Size); err != nil {
 			return fmt.Errorf("kvm: splitting slot %d: %w", id, err)
 		}
 	}
@@ -446,7 +467,11 @@ func (vm *VM) setFlags(id int, f memslot.Flags, split bool) error {
 // TLB is invalidated, all before the pages are returned; a write fault marks
 // its page dirty under the same lock before making it writable. So a write
 // is either in this result (it happened before the page was write-protected
-// again) or faults and is in the next one.
+// again) or faults and is in the next one. Write-protection takes no memory
+// (a block is write-protected whole), so clearing and re-protecting cannot
+// fail for lack of it; should it fail otherwise, the pages not yet
+// protected are marked dirty again (reported by the next call) and the
+// error is returned with the pages that were.
 func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 	if vm.destroyed.Load() {
 		return nil, ErrDestroyed
@@ -464,66 +489,49 @@ func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 		return nil, fmt.Errorf("kvm: slot %d is not logging dirty pages", id)
 	}
 	pages := s.Dirty.GetAndClear()
-	var err error
 	for i := 0; i < len(pages); {
 		j := i + 1
 		for j < len(pages) && pages[j] == pages[j-1]+1 {
 			j++
 		}
-		gpa, size := s.GPA+pages[i]*pg, uint64(j-i)*pg
-		if need := vm.s2.EdgePagesNeeded(s2pt.IPA(gpa), size); vm.opCache.Len() < need {
-			// Top up outside the MMU lock; the cleared pages are still
-			// ours and are write-protected before we return.
-			vm.mu.Unlock()
-			err = vm.opCache.Topup(need)
-			vm.mu.Lock()
-			if err != nil {
-				break
+		gpa, size := s.GPA+mem.IPA(pages[i]*pg), uint64(j-i)*pg
+		if err := vm.s2.WriteProtect(gpa, size); err != nil {
+			for _, p := range pages[i:] {
+				s.Dirty.Set(p)
 			}
-		}
-		if err = vm.s2.WriteProtect(vm.opCache, s2pt.IPA(gpa), size); err != nil {
-			break
+			vm.mu.Unlock()
+			return pages[:i], fmt.Errorf("kvm: write-protecting dirty pages of slot %d (pages %d on stay marked dirty): %w", id, pages[i], err)
 		}
 		i = j
 	}
 	vm.mu.Unlock()
-	if err != nil {
-		return pages, fmt.Errorf("kvm: write-protecting dirty pages of slot %d: %w", id, err)
-	}
 	return pages, nil
 }
 
-// Slots returns the VM's slots in GPA order (do not modify them).
+// Slots returns the VM's slots in GPA order (do not modify them); none
+// once the VM is destroyed.
 func (vm *VM) Slots() []*memslot.Slot { return vm.slots.Slots() }
 
 // notifier is the VM's MMU notifier on its VMM address space.
 type notifier struct{ vm *VM }
 
-// InvalidateRangeStart unmaps, before returning, every stage-2 entry whose
-// memslot HVA lies in r, with the TLB invalidation (s2pt issues TLBI
-// IPAS2E1IS + VMALLE1IS per leaf, or VMALLS12E1IS for many), and marks the
-// range in progress so no fault installs a page of it until End.
+// InvalidateRangeStart unmaps, before returning, every stage-2 entry that
+// covers any GPA whose memslot HVA lies in r (a block the range covers in
+// part goes whole), with the TLB invalidation (s2pt issues TLBI IPAS2E1IS +
+// VMALLE1IS per leaf, or VMALLS12E1IS for many), and marks the range in
+// progress so no fault installs a page of it until End. It takes no memory.
 func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	vm := n.vm
-	vm.notifMu.Lock()
-	defer vm.notifMu.Unlock()
-	need := 0
-	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa, size uint64) {
-		need += vm.s2.EdgePagesNeeded(s2pt.IPA(gpa), size)
-	})
-	if err := vm.notifCache.Topup(need); err != nil {
-		vm.setErr(fmt.Errorf("kvm: notifier cache: %w", err))
-	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	vm.inv.Begin(r.Start, r.End)
 	if vm.destroyed.Load() {
 		return
 	}
-	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa, size uint64) {
+	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		vm.c.notifUnmaps.Add(1)
-		if err := vm.s2.Unmap(vm.notifCache, s2pt.IPA(gpa), size); err != nil {
-			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, gpa, size, err))
+		if err := vm.s2.Unmap(gpa, size); err != nil {
+			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, uint64(gpa), size, err))
 		}
 	})
 }
@@ -545,33 +553,28 @@ func (n notifier) InvalidateRangeEnd(r hostmm.Range) {
 // (copy-on-write break, KSM unshare). Start already unmapped the page and
 // marked the range in progress, so no fault can install a stale frame
 // meanwhile; this mapping comes from the host entry itself. As KVM (which
-// passed no memory cache), it maps only where the stage-2 tables down to
-// the page already exist: no table is allocated for a change the guest may
-// never use, and where one would be needed the call is ignored, which the
-// protocol allows (the next access faults).
+// passed no memory cache), it maps only where the level-3 table holding the
+// page already exists (s2pt.MapInPlace: nothing allocated, split or freed):
+// no table is allocated for a change the guest may never use, and where one
+// would be needed the call is ignored, which the protocol allows (the next
+// access faults).
 func (n notifier) ChangePTE(hva hostmm.HVA, pa mem.PA) {
 	vm := n.vm
 	pg := vm.host.pageSize
 	page := hva &^ hostmm.HVA(pg-1)
 	pa &^= mem.PA(pg - 1)
-	vm.notifMu.Lock() // Map is given notifCache, which Start tops up under it
-	defer vm.notifMu.Unlock()
-	// Map checks that the cache could cover its worst case; with the
-	// level-3 table present (checked below) it takes nothing from it.
-	if err := vm.notifCache.Topup(vm.s2.MapPagesNeeded(0, pa, pg, 0)); err != nil {
-		return // the protocol allows ignoring the call
-	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.destroyed.Load() {
 		return
 	}
-	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa, _ uint64) {
-		if _, level, err := vm.s2.Lookup(s2pt.IPA(gpa)); err != nil || level != 3 {
-			return // no level-3 table holds the page (or a block maps it)
+	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa mem.IPA, _ uint64) {
+		err := vm.s2.Map(nil, gpa, pa, pg, s2pt.ProtR|s2pt.ProtX, s2pt.MapInPlace)
+		if errors.Is(err, s2pt.ErrNeedsTables) {
+			return // no level-3 table holds the page (or a block would be split)
 		}
-		if err := vm.s2.Map(vm.notifCache, s2pt.IPA(gpa), pa, pg, s2pt.ProtR|s2pt.ProtX, 0); err != nil {
-			vm.setErr(fmt.Errorf("kvm: change_pte of HVA %#x (GPA %#x) to %#x: %w", uint64(hva), gpa, uint64(pa), err))
+		if err != nil {
+			vm.setErr(fmt.Errorf("kvm: change_pte of HVA %#x (GPA %#x) to %#x: %w", uint64(hva), uint64(gpa), uint64(pa), err))
 			return
 		}
 		vm.c.changedPTEs.Add(1)
@@ -594,29 +597,30 @@ func (n notifier) TestYoung(start, end hostmm.HVA) bool {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	young := false
-	vm.overlap(start, end, func(_ *memslot.Slot, gpa, size uint64) {
-		y, err := vm.s2.TestYoung(s2pt.IPA(gpa), size)
+	vm.overlap(start, end, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
+		y, err := vm.s2.TestYoung(gpa, size)
 		vm.setErr(err)
 		young = young || y
 	})
 	return young
 }
 
-// Release unmaps everything: the address space is going away.
+// Release unmaps every slot's GPA range (every slot is backed by the VMM's
+// address space, which is going away and whose frames the host frees with
+// no further call). Unmap takes no memory, so this cannot fail for lack of
+// it. Faults that resolved a frame before Release see vm.released under the
+// MMU lock and install nothing.
 func (n notifier) Release() {
 	vm := n.vm
 	vm.released.Store(true)
-	vm.notifMu.Lock()
-	defer vm.notifMu.Unlock()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.destroyed.Load() {
 		return
 	}
 	for _, s := range vm.slots.Slots() {
-		// Slots never hold blocks straddling their edges: no split needed.
-		if err := vm.s2.Unmap(vm.notifCache, s2pt.IPA(s.GPA), s.Size); err != nil {
-			vm.setErr(err)
+		if err := vm.s2.Unmap(s.GPA, s.Size); err != nil {
+			vm.setErr(fmt.Errorf("kvm: release unmap of slot %d (GPA %#x+%#x): %w", s.ID, uint64(s.GPA), s.Size, err))
 		}
 	}
 }
@@ -625,9 +629,9 @@ func (vm *VM) age(start, end hostmm.HVA, flush bool) bool {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	young := false
-	vm.overlap(start, end, func(_ *memslot.Slot, gpa, size uint64) {
+	vm.overlap(start, end, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		vm.c.notifAged.Add(1)
-		y, err := vm.s2.MkOld(s2pt.IPA(gpa), size)
+		y, err := vm.s2.MkOld(gpa, size)
 		vm.setErr(err)
 		if y && flush {
 			vm.flushRange(gpa, size)

@@ -3,6 +3,9 @@ package memslot
 import (
 	"errors"
 	"testing"
+
+	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // refSlots is a deliberately simple model of a slot set: a map by ID, with
@@ -13,16 +16,17 @@ type refSlots struct {
 }
 
 func (r *refSlots) valid(n Slot, skip int) bool {
-	if n.ID < 0 || n.Size == 0 || n.GPA%r.page != 0 || n.Size%r.page != 0 || n.HVA%r.page != 0 {
+	gpa, hva := uint64(n.GPA), uint64(n.HVA)
+	if n.ID < 0 || n.Size == 0 || gpa%r.page != 0 || n.Size%r.page != 0 || hva%r.page != 0 {
 		return false
 	}
 	if n.Flags&^(ReadOnly|LogDirty) != 0 || n.Size/r.page > MaxPages {
 		return false
 	}
-	if n.GPA >= r.top || n.Size > r.top-n.GPA { // GPA+Size <= 2^ipaBits
+	if gpa >= r.top || n.Size > r.top-gpa { // GPA+Size <= 2^ipaBits
 		return false
 	}
-	if n.Size > ^uint64(0)-n.HVA { // HVA+Size <= 2^64-1
+	if n.Size > ^uint64(0)-hva { // HVA+Size <= 2^64-1
 		return false
 	}
 	for id, o := range r.slots {
@@ -32,7 +36,7 @@ func (r *refSlots) valid(n Slot, skip int) bool {
 		if id == n.ID && skip < 0 {
 			return false
 		}
-		if n.GPA < o.GPA+o.Size && o.GPA < n.GPA+n.Size {
+		if og := uint64(o.GPA); gpa < og+o.Size && og < gpa+n.Size {
 			return false
 		}
 	}
@@ -41,7 +45,7 @@ func (r *refSlots) valid(n Slot, skip int) bool {
 
 func (r *refSlots) lookup(gpa uint64) (Slot, bool) {
 	for _, o := range r.slots {
-		if gpa >= o.GPA && gpa < o.GPA+o.Size {
+		if og := uint64(o.GPA); gpa >= og && gpa < og+o.Size {
 			return o, true
 		}
 	}
@@ -97,7 +101,7 @@ func FuzzSlotOps(f *testing.F) {
 			op, id := next()%5, int(next()%6)-1
 			switch op {
 			case 0: // add
-				n := Slot{ID: id, GPA: addr(), Size: size(), HVA: addr(), Flags: Flags(next() % 5)}
+				n := Slot{ID: id, GPA: mem.IPA(addr()), Size: size(), HVA: hostmm.HVA(addr()), Flags: Flags(next() % 5)}
 				want := ref.valid(n, -1)
 				err := s.Add(n)
 				if (err == nil) != want {
@@ -109,7 +113,7 @@ func FuzzSlotOps(f *testing.F) {
 			case 1: // delete
 				r, err := s.Delete(id)
 				o, ok := ref.slots[id]
-				if (err == nil) != ok || ok && r != (Range{o.GPA, o.GPA + o.Size}) {
+				if (err == nil) != ok || ok && r != (Range{o.GPA, o.GPA + mem.IPA(o.Size)}) {
 					t.Fatalf("Delete(%d) = %v, %v; reference has %+v (%v)", id, r, err, o, ok)
 				}
 				if !ok && !errors.Is(err, ErrNoSlot) {
@@ -120,9 +124,9 @@ func FuzzSlotOps(f *testing.F) {
 				g := addr()
 				o, ok := ref.slots[id]
 				n := o
-				n.GPA = g
+				n.GPA = mem.IPA(g)
 				want := ok && ref.valid(n, id)
-				_, err := s.Move(id, g)
+				_, err := s.Move(id, mem.IPA(g))
 				if (err == nil) != want {
 					t.Fatalf("Move(%d, %#x) = %v, reference accepts: %v", id, g, err, want)
 				}
@@ -144,9 +148,9 @@ func FuzzSlotOps(f *testing.F) {
 				}
 			case 4: // lookup
 				g := addr() + next()
-				got := s.Lookup(g)
+				got := s.Lookup(mem.IPA(g))
 				o, ok := ref.lookup(g)
-				if (got != nil) != ok || ok && (got.ID != o.ID || got.HVAOf(g) != o.HVA+(g-o.GPA)) {
+				if (got != nil) != ok || ok && (got.ID != o.ID || uint64(got.HVAOf(mem.IPA(g))) != uint64(o.HVA)+(g-uint64(o.GPA))) {
 					t.Fatalf("Lookup(%#x) = %+v, reference %+v (%v)", g, got, o, ok)
 				}
 			}

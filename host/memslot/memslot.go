@@ -15,6 +15,9 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Flags of a slot.
@@ -37,25 +40,31 @@ const MaxPages = 1<<31 - 1
 // Slot is one memory slot.
 type Slot struct {
 	ID    int
-	GPA   uint64 // guest-physical base
+	GPA   mem.IPA // guest-physical base
 	Size  uint64
-	HVA   uint64 // host virtual base
+	HVA   hostmm.HVA // host virtual base
 	Flags Flags
 	// Dirty is the slot's dirty bitmap, one bit per page, when LogDirty.
 	Dirty *Bitmap
 }
 
 // End returns the first GPA past the slot.
-func (s *Slot) End() uint64 { return s.GPA + s.Size }
+func (s *Slot) End() mem.IPA { return s.GPA + mem.IPA(s.Size) }
 
 // Contains reports whether gpa lies in the slot.
-func (s *Slot) Contains(gpa uint64) bool { return gpa >= s.GPA && gpa-s.GPA < s.Size }
+func (s *Slot) Contains(gpa mem.IPA) bool { return gpa >= s.GPA && uint64(gpa-s.GPA) < s.Size }
 
-// HVAOf returns the host virtual address backing gpa (which must be in the slot).
-func (s *Slot) HVAOf(gpa uint64) uint64 { return s.HVA + (gpa - s.GPA) }
+// HVAOf returns the host virtual address backing gpa (which must be in
+// the slot): the one place a guest-physical address becomes a host
+// virtual one.
+func (s *Slot) HVAOf(gpa mem.IPA) hostmm.HVA { return s.HVA + hostmm.HVA(gpa-s.GPA) }
+
+// GPAOf returns the guest-physical address that hva (which must be in the
+// slot's HVA range) backs.
+func (s *Slot) GPAOf(hva hostmm.HVA) mem.IPA { return s.GPA + mem.IPA(hva-s.HVA) }
 
 // Range is a guest-physical range [Start, End).
-type Range struct{ Start, End uint64 }
+type Range struct{ Start, End mem.IPA }
 
 // Set is a VM's slots.
 type Set struct {
@@ -91,7 +100,7 @@ func NewSet(pageSize uint64, ipaBits uint) (*Set, error) {
 func (s *Set) Slots() []*Slot { return *s.snap.Load() }
 
 // Lookup returns the slot containing gpa, or nil. It takes no lock.
-func (s *Set) Lookup(gpa uint64) *Slot {
+func (s *Set) Lookup(gpa mem.IPA) *Slot {
 	sl := *s.snap.Load()
 	i := sort.Search(len(sl), func(i int) bool { return sl[i].End() > gpa })
 	if i < len(sl) && sl[i].Contains(gpa) {
@@ -102,23 +111,24 @@ func (s *Set) Lookup(gpa uint64) *Slot {
 
 func (s *Set) check(n Slot, skipID int) error {
 	ps := s.pageSize
+	gpa, hva := uint64(n.GPA), uint64(n.HVA)
 	switch {
 	case n.Size == 0:
 		return fmt.Errorf("%w: slot %d has size 0", ErrAlignment, n.ID)
-	case n.GPA%ps != 0 || n.Size%ps != 0:
-		return fmt.Errorf("%w: slot %d GPA %#x size %#x not multiples of the page size %#x", ErrAlignment, n.ID, n.GPA, n.Size, ps)
-	case n.HVA%ps != 0:
-		return fmt.Errorf("%w: slot %d HVA %#x not page aligned", ErrAlignment, n.ID, n.HVA)
+	case gpa%ps != 0 || n.Size%ps != 0:
+		return fmt.Errorf("%w: slot %d GPA %#x size %#x not multiples of the page size %#x", ErrAlignment, n.ID, gpa, n.Size, ps)
+	case hva%ps != 0:
+		return fmt.Errorf("%w: slot %d HVA %#x not page aligned", ErrAlignment, n.ID, hva)
 	case n.ID < 0:
 		return fmt.Errorf("memslot: slot ID %d is negative", n.ID)
 	case n.Flags&^knownFlags != 0:
 		return fmt.Errorf("memslot: slot %d flags %#x has unknown bits %#x", n.ID, n.Flags, n.Flags&^knownFlags)
 	case n.Size/ps > MaxPages:
 		return fmt.Errorf("memslot: slot %d size %#x is %d pages, more than %d", n.ID, n.Size, n.Size/ps, MaxPages)
-	case n.HVA+n.Size < n.HVA:
-		return fmt.Errorf("memslot: slot %d HVA range [%#x, +%#x) wraps around", n.ID, n.HVA, n.Size)
-	case n.GPA+n.Size < n.GPA || (n.GPA+n.Size)>>s.ipaBits != 0 && n.GPA+n.Size != 1<<s.ipaBits:
-		return fmt.Errorf("memslot: slot %d [%#x, %#x) exceeds the %d-bit IPA space", n.ID, n.GPA, n.GPA+n.Size, s.ipaBits)
+	case hva+n.Size < hva:
+		return fmt.Errorf("memslot: slot %d HVA range [%#x, +%#x) wraps around", n.ID, hva, n.Size)
+	case gpa+n.Size < gpa || (gpa+n.Size)>>s.ipaBits != 0 && gpa+n.Size != 1<<s.ipaBits:
+		return fmt.Errorf("memslot: slot %d [%#x, %#x) exceeds the %d-bit IPA space", n.ID, gpa, gpa+n.Size, s.ipaBits)
 	}
 	for _, o := range *s.snap.Load() {
 		if o.ID == skipID {
@@ -127,9 +137,9 @@ func (s *Set) check(n Slot, skipID int) error {
 		if o.ID == n.ID && skipID < 0 {
 			return fmt.Errorf("memslot: slot %d already exists", n.ID)
 		}
-		if n.GPA < o.End() && o.GPA < n.GPA+n.Size {
+		if n.GPA < o.End() && o.GPA < n.End() {
 			return fmt.Errorf("%w: slot %d [%#x, %#x) overlaps slot %d [%#x, %#x)", ErrOverlap,
-				n.ID, n.GPA, n.GPA+n.Size, o.ID, o.GPA, o.End())
+				n.ID, gpa, uint64(n.End()), o.ID, uint64(o.GPA), uint64(o.End()))
 		}
 	}
 	return nil
@@ -182,7 +192,7 @@ func (s *Set) Delete(id int) (Range, error) {
 
 // Move changes slot id's GPA base (same size and HVA, as KVM_MR_MOVE) and
 // returns the old range, which the caller must unmap from stage 2.
-func (s *Set) Move(id int, newGPA uint64) (Range, error) {
+func (s *Set) Move(id int, newGPA mem.IPA) (Range, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := *s.snap.Load()

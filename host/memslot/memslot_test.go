@@ -4,6 +4,9 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	"github.com/nestmmu/nestmmu/host/hostmm"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 func TestAddRejects(t *testing.T) {
@@ -64,14 +67,14 @@ func TestLookupMoveDelete(t *testing.T) {
 		hva  uint64
 		none bool
 	}{{0x0fff, 0, 0, true}, {0x1000, 1, 0x10_0000, false}, {0x3fff, 1, 0x10_2fff, false}, {0x4000, 0, 0, true}, {0x10008, 2, 0x20_0008, false}} {
-		sl := s.Lookup(c.gpa)
+		sl := s.Lookup(mem.IPA(c.gpa))
 		if c.none {
 			if sl != nil {
 				t.Errorf("Lookup(%#x) = slot %d, want none", c.gpa, sl.ID)
 			}
 			continue
 		}
-		if sl == nil || sl.ID != c.id || sl.HVAOf(c.gpa) != c.hva {
+		if sl == nil || sl.ID != c.id || sl.HVAOf(mem.IPA(c.gpa)) != hostmm.HVA(c.hva) {
 			t.Errorf("Lookup(%#x) = %+v, want slot %d hva %#x", c.gpa, sl, c.id, c.hva)
 		}
 	}

@@ -92,7 +92,10 @@ func mmioFault(dfsc uint8) bool {
 // FaultIPA returns the faulting IPA of a stage-2 Data Abort: the page from
 // HPFAR_EL2.FIPA (bits 43:4, IPA[51:12]) and the byte offset from FAR_EL2
 // bits 11:0. The page offset is taken from FAR because HPFAR only holds
-// the page (HPFAR_EL2, D19.2).
+// the page. Only where HPFAR_EL2 is valid (pseudocode IPAValid:
+// Translation, Access flag and Address size faults, Permission faults
+// with S1PTW); for a Permission fault of the access itself it is UNKNOWN
+// and the IPA must come from FAR (AT S1E1R), as host/kvm does.
 func FaultIPA(hpfar, far uint64) uint64 {
 	return (hpfar>>4&(1<<40-1))<<12 | far&0xfff
 }

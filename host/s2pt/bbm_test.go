@@ -11,10 +11,10 @@ import (
 )
 
 // pteOf returns the descriptor address of the entry at level for ipa.
-func (r *rig) pteOf(ipa IPA, level int) mem.PA {
+func (r *rig) pteOf(ipa mem.IPA, level int) mem.PA {
 	r.t.Helper()
 	var pte mem.PA
-	err := r.vm.Walk(ipa, ipa+IPA(r.vm.Layout().TableBytes), VisitorFunc(func(c *Ctx, at WalkFlags) error {
+	err := r.vm.Walk(ipa, ipa+mem.IPA(r.vm.Layout().TableBytes), VisitorFunc(func(c *Ctx, at WalkFlags) error {
 		if c.Level == level {
 			pte = c.PTE
 		}
@@ -113,7 +113,7 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 		"cas pte3 0", "tlbi 0x1000 L3", "write pte3 page",
 	})
 	// Restriction: change, then TLBI.
-	run("write-protect", func() error { return r.vm.WriteProtect(r.c, 4096, 4096) }, []string{
+	run("write-protect", func() error { return r.vm.WriteProtect(4096, 4096) }, []string{
 		"cas pte3 page-ro", "tlbi 0x1000 L3",
 	})
 	// Relaxation and AF: no TLBI.
@@ -125,7 +125,7 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 		"cas pte3 page-ro", "tlbi 0x1000 L3",
 	})
 	// Unmap of one page: invalid, TLBI; the table stays.
-	run("unmap page", func() error { return r.vm.Unmap(r.c, 4096, 4096) }, []string{"cas pte3 0", "tlbi 0x1000 L3"})
+	run("unmap page", func() error { return r.vm.Unmap(4096, 4096) }, []string{"cas pte3 0", "tlbi 0x1000 L3"})
 	// A block over the table: break the table, invalidate the VMID (its
 	// leaves may be cached), write the block, then free the table.
 	run("block over table", func() error { return r.vm.Map(r.c, 0, 0x4000_0000, 2*mib, rw, MapBlocks) }, []string{
@@ -136,7 +136,7 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 	// with no level hint.
 	r.unmap(0, 2*mib)
 	r.mapRange(0, 0x4000_0000, 8192, rw, 0)
-	run("unmap empties tables", func() error { return r.vm.Unmap(r.c, 0, 2*mib) }, []string{
+	run("unmap empties tables", func() error { return r.vm.Unmap(0, 2*mib) }, []string{
 		"cas pte3 0", "cas pte2 0", "tlbi 0x0 L3", "tlbi 0x1000 L3", "tlbi 0x0 L-2", "tlbi 0x0 L-2", "free table", "free table",
 	})
 	// Collapse: break the table, invalidate the VMID, write the block,
@@ -144,5 +144,14 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 	r.mapRange(0, 0x4000_0000, 2*mib, rw, 0)
 	run("collapse", func() error { _, err := r.vm.Collapse(0, 2*mib); return err }, []string{
 		"cas pte2 0", "tlbi vmid", "write pte2 block", "free table",
+	})
+	// Part of a block: write-protect and unmap act on the whole block (no
+	// table is allocated to split it), one TLBI by IPA with its level.
+	_ = r.c.Release()
+	run("write-protect part of a block", func() error { return r.vm.WriteProtect(4096, 4096) }, []string{
+		"cas pte2 block-ro", "tlbi 0x0 L2",
+	})
+	run("unmap part of a block", func() error { return r.vm.Unmap(4096, 4096) }, []string{
+		"cas pte2 0", "tlbi 0x0 L2", "tlbi 0x0 L-2", "free table",
 	})
 }

@@ -18,11 +18,11 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		"TestYoung":    func() { _, _ = vm.TestYoung(0, 4*mib) },
 		"MkOld":        func() { _, _ = vm.MkOld(0, 64*kib) },
 		"MkYoung":      func() { _, _ = vm.MkYoung(8192) },
-		"WriteProtect": func() { _ = vm.WriteProtect(c, 0, 64*kib) },
+		"WriteProtect": func() { _ = vm.WriteProtect(0, 64*kib) },
 		"Relax":        func() { _ = vm.Relax(c, 0, 64*kib, ProtW) },
 		"Lookup":       func() { _, _, _ = vm.Lookup(12345) },
 		"Map+Unmap page": func() {
-			_ = vm.Unmap(c, 8192, 4096)
+			_ = vm.Unmap(8192, 4096)
 			_ = vm.Map(c, 8192, 0x4000_2000, 4096, ProtR|ProtW, 0)
 		},
 	}
@@ -52,7 +52,7 @@ func archMin(l Layout, size uint64, leafLevel int) uint64 {
 // frees the tables again), all timed, with the tables in a host/hostmem
 // arena. It reports the table bytes the mapping used (per GiB) and the
 // architectural minimum.
-func benchMapUnmap(b *testing.B, cfg Config, ipa IPA, pa mem.PA, size uint64, flags MapFlags, leafLevel int) {
+func benchMapUnmap(b *testing.B, cfg Config, ipa mem.IPA, pa mem.PA, size uint64, flags MapFlags, leafLevel int) {
 	a, err := hostmem.New(hostmem.Config{Size: 64 * mib})
 	if err != nil {
 		b.Fatal(err)
@@ -75,7 +75,7 @@ func benchMapUnmap(b *testing.B, cfg Config, ipa IPA, pa mem.PA, size uint64, fl
 			b.Fatal(err)
 		}
 		used = vm.Stats().TableBytes
-		if err := vm.Unmap(c, ipa, size); err != nil {
+		if err := vm.Unmap(ipa, size); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -67,7 +67,7 @@ func (c *Cache) Release() error {
 // can take from the cache: for each level above 3, one table below every
 // entry the range touches, except entries the range covers that can be
 // blocks (flags has MapBlocks, a block level, IPA and PA congruent).
-func (vm *VM) MapPagesNeeded(ipa IPA, pa mem.PA, size uint64, flags MapFlags) int {
+func (vm *VM) MapPagesNeeded(ipa mem.IPA, pa mem.PA, size uint64, flags MapFlags) int {
 	l := &vm.layout
 	if size == 0 {
 		return 0
@@ -90,7 +90,7 @@ func (vm *VM) MapPagesNeeded(ipa IPA, pa mem.PA, size uint64, flags MapFlags) in
 
 // SplitPagesNeeded returns the most table pages Split of the range can take:
 // one table under every block-level entry the range touches.
-func (vm *VM) SplitPagesNeeded(ipa IPA, size uint64) int {
+func (vm *VM) SplitPagesNeeded(ipa mem.IPA, size uint64) int {
 	l := &vm.layout
 	if size == 0 {
 		return 0
@@ -106,9 +106,10 @@ func (vm *VM) SplitPagesNeeded(ipa IPA, size uint64) int {
 	return n
 }
 
-// EdgePagesNeeded returns the most table pages Unmap, WriteProtect or Relax
-// of the range can take: splitting the blocks that straddle its two ends.
-func (vm *VM) EdgePagesNeeded(ipa IPA, size uint64) int {
+// EdgePagesNeeded returns the most table pages Relax of the range can take:
+// splitting the blocks that straddle its two ends. (Unmap and WriteProtect
+// act on whole leaves and take none.)
+func (vm *VM) EdgePagesNeeded(ipa mem.IPA, size uint64) int {
 	l := &vm.layout
 	n := 0
 	for lvl := l.StartLevel; lvl < 3; lvl++ {

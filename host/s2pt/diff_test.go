@@ -116,43 +116,44 @@ func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64) {
 			}
 			p := randProt(rng)
 			desc = fmt.Sprintf("map %#x+%#x -> %#x prot %#x flags %d", s, size, pa, p, flags)
-			r.mapRange(IPA(s), mem.PA(pa), size, p, flags)
+			r.mapRange(mem.IPA(s), mem.PA(pa), size, p, flags)
 			m.add(s, size, pa, p)
 		case k < 6:
 			desc = fmt.Sprintf("unmap %#x+%#x", s, size)
-			r.unmap(IPA(s), size)
-			m.remove(s, s+size)
+			ws, we := r.leafSpan(s, s+size)
+			r.unmap(mem.IPA(s), size)
+			m.remove(ws, we)
 		case k < 7:
 			desc = fmt.Sprintf("wrprotect %#x+%#x", s, size)
-			r.topup(r.vm.EdgePagesNeeded(IPA(s), size))
-			if err := r.vm.WriteProtect(r.c, IPA(s), size); err != nil {
+			ws, we := r.leafSpan(s, s+size)
+			if err := r.vm.WriteProtect(mem.IPA(s), size); err != nil {
 				t.Fatal(desc, err)
 			}
-			m.modify(s, s+size, func(p Prot) Prot { return p &^ ProtW })
+			m.modify(ws, we, func(p Prot) Prot { return p &^ ProtW })
 		case k < 8:
 			p := Prot(rng.IntN(8))
 			desc = fmt.Sprintf("relax %#x+%#x %#x", s, size, p)
-			r.topup(r.vm.EdgePagesNeeded(IPA(s), size))
-			if err := r.vm.Relax(r.c, IPA(s), size, p); err != nil {
+			r.topup(r.vm.EdgePagesNeeded(mem.IPA(s), size))
+			if err := r.vm.Relax(r.c, mem.IPA(s), size, p); err != nil {
 				t.Fatal(desc, err)
 			}
 			m.modify(s, s+size, func(q Prot) Prot { return q | p })
 		case k < 9:
 			if rng.IntN(2) == 0 {
 				desc = fmt.Sprintf("split %#x+%#x", s, size)
-				r.topup(r.vm.SplitPagesNeeded(IPA(s), size))
-				if err := r.vm.Split(r.c, IPA(s), size); err != nil {
+				r.topup(r.vm.SplitPagesNeeded(mem.IPA(s), size))
+				if err := r.vm.Split(r.c, mem.IPA(s), size); err != nil {
 					t.Fatal(desc, err)
 				}
 			} else {
 				desc = fmt.Sprintf("collapse %#x+%#x", s, size)
-				if _, err := r.vm.Collapse(IPA(s), size); err != nil {
+				if _, err := r.vm.Collapse(mem.IPA(s), size); err != nil {
 					t.Fatal(desc, err)
 				}
 			}
 		default:
 			desc = fmt.Sprintf("mkold %#x+%#x", s, size)
-			if _, err := r.vm.MkOld(IPA(s), size); err != nil {
+			if _, err := r.vm.MkOld(mem.IPA(s), size); err != nil {
 				t.Fatal(desc, err)
 			}
 		}
@@ -178,7 +179,7 @@ func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64) {
 		t.Fatalf("only %d of %d samples were mapped: the test is not exercising mappings", mapped, nops)
 	}
 	// Unmapping the window returns the memory to the root alone.
-	r.unmap(IPA(lo), hi-lo)
+	r.unmap(mem.IPA(lo), hi-lo)
 	r.checkCounts()
 	if st := r.vm.Stats(); st.Tables != 0 || st.TableBytes != l.RootBytes {
 		t.Fatalf("after unmapping everything: %d tables, %d bytes; want 0 and the root's %d", st.Tables, st.TableBytes, l.RootBytes)

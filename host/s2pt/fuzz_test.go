@@ -51,7 +51,7 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 		l := vm.Layout()
 		g := l.TableBytes
 		c := vm.NewCache()
-		mapAt := func(ipa IPA, pa mem.PA, size uint64, fl MapFlags) {
+		mapAt := func(ipa mem.IPA, pa mem.PA, size uint64, fl MapFlags) {
 			if c.Topup(vm.MapPagesNeeded(ipa, pa, size, fl)) == nil {
 				_ = vm.Map(c, ipa, pa, size, ProtR|ProtW, fl)
 			}
@@ -61,8 +61,8 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 			blk = bs[len(bs)-1]
 		}
 		mapAt(0, mem.PA(blk), blk, MapBlocks)
-		mapAt(IPA(blk), 0x1000_0000, 16*g, 0)
-		mapAt(IPA(1)<<(l.IPABits-1), 0x2000_0000, 4*g, 0)
+		mapAt(mem.IPA(blk), 0x1000_0000, 16*g, 0)
+		mapAt(mem.IPA(1)<<(l.IPABits-1), 0x2000_0000, 4*g, 0)
 		// The garbage: (table selector, entry, value) records.
 		var tables []mem.PA
 		vm.mu.Lock()
@@ -91,20 +91,20 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 		vm.ApplyRegs(&regs)
 		w := vmsa.Walker{Mem: tm}
 		for _, ipa := range ipas {
-			w.TranslateS2(&regs, ipa, vmsa.Access{Kind: vmsa.Write, EL: 1})
+			w.TranslateS2(&regs, mem.IPA(ipa), vmsa.Access{Kind: vmsa.Write, EL: 1})
 		}
 		// Every operation over a range covering the garbage.
 		for _, ipa := range ipas {
-			s := IPA(ipa &^ (g - 1))
+			s := mem.IPA(ipa &^ (g - 1))
 			size := min(uint64(4)*blk, uint64(1)<<l.IPABits-uint64(s))
 			size = min(size, 64*mib)
 			_, _, _ = vm.Lookup(s)
 			_, _ = vm.TestYoung(s, size)
 			_, _ = vm.MkOld(s, size)
 			_, _ = vm.MkYoung(s)
-			_ = vm.Walk(s, s+IPA(size), VisitorFunc(func(c *Ctx, at WalkFlags) error { return nil }), VisitLeaf|VisitTablePre|VisitTablePost)
+			_ = vm.Walk(s, s+mem.IPA(size), VisitorFunc(func(c *Ctx, at WalkFlags) error { return nil }), VisitLeaf|VisitTablePre|VisitTablePost)
+			_ = vm.WriteProtect(s, size)
 			if c.Topup(vm.EdgePagesNeeded(s, size)) == nil {
-				_ = vm.WriteProtect(c, s, size)
 				_ = vm.Relax(c, s, size, ProtR|ProtX)
 			}
 			if c.Topup(vm.SplitPagesNeeded(s, min(size, blk))) == nil {
@@ -112,10 +112,8 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 			}
 			_, _ = vm.Collapse(s, size)
 			mapAt(s, mem.PA(ipa&^(g-1)), g, 0)
-			if c.Topup(vm.EdgePagesNeeded(s, size)) == nil {
-				_ = vm.Unmap(c, s, size)
-			}
-			w.TranslateS2(&regs, ipa, vmsa.Access{Kind: vmsa.Read, EL: 1})
+			_ = vm.Unmap(s, size)
+			w.TranslateS2(&regs, mem.IPA(ipa), vmsa.Access{Kind: vmsa.Read, EL: 1})
 		}
 		_ = c.Release()
 		if err := vm.Destroy(); err != nil {

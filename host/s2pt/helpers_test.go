@@ -37,12 +37,12 @@ type recorder struct {
 	enable bool
 }
 
-func (r *recorder) InvalidateIPA(ipa uint64, level int) {
+func (r *recorder) InvalidateIPA(ipa mem.IPA, level int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.nIPA++
 	if r.enable {
-		r.log = append(r.log, event{kind: "tlbi-ipa", ipa: ipa, level: level})
+		r.log = append(r.log, event{kind: "tlbi-ipa", ipa: uint64(ipa), level: level})
 	}
 }
 
@@ -139,7 +139,7 @@ func (r *rig) topup(n int) {
 	}
 }
 
-func (r *rig) mapRange(ipa IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) {
+func (r *rig) mapRange(ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) {
 	r.t.Helper()
 	r.topup(r.vm.MapPagesNeeded(ipa, pa, size, flags))
 	if err := r.vm.Map(r.c, ipa, pa, size, prot, flags); err != nil {
@@ -147,17 +147,30 @@ func (r *rig) mapRange(ipa IPA, pa mem.PA, size uint64, prot Prot, flags MapFlag
 	}
 }
 
-func (r *rig) unmap(ipa IPA, size uint64) {
+func (r *rig) unmap(ipa mem.IPA, size uint64) {
 	r.t.Helper()
-	r.topup(r.vm.EdgePagesNeeded(ipa, size))
-	if err := r.vm.Unmap(r.c, ipa, size); err != nil {
+	if err := r.vm.Unmap(ipa, size); err != nil {
 		r.t.Fatal(err)
 	}
 }
 
+// leafSpan widens [s, e) to the whole leaves the hardware walker finds at
+// its first and last granule: the range Unmap and WriteProtect act on,
+// since they take a block the range covers only in part whole.
+func (r *rig) leafSpan(s, e uint64) (uint64, uint64) {
+	g := r.vm.layout.TableBytes
+	if t := r.hw(s); !t.Fault.IsFault() {
+		s &^= 1<<t.S2BlockBits - 1
+	}
+	if t := r.hw(e - g); !t.Fault.IsFault() {
+		e = max(e, (e-g)&^(1<<t.S2BlockBits-1)+1<<t.S2BlockBits)
+	}
+	return s, e
+}
+
 // hw translates ipa with the hardware model (no permission check).
 func (r *rig) hw(ipa uint64) vmsa.Translation {
-	return r.w.TranslateS2(&r.regs, ipa, vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
+	return r.w.TranslateS2(&r.regs, mem.IPA(ipa), vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
 }
 
 // checkCounts verifies every table's valid-entry count against memory and
@@ -260,7 +273,7 @@ func (r *rig) compare(m *refModel, ipa uint64) error {
 	if t.Fault.IsFault() {
 		return fmt.Errorf("IPA %#x: model maps to %#x, hardware faults: %v", ipa, pa, t.Fault)
 	}
-	if t.OA != pa {
+	if t.OA != mem.PA(pa) {
 		return fmt.Errorf("IPA %#x: model OA %#x, hardware %#x", ipa, pa, t.OA)
 	}
 	p := t.Perms

@@ -142,9 +142,9 @@ func TestLayoutWalkable(t *testing.T) {
 		pa := uint64(1)<<l.PABits - 16*g // exercises the high OA bits
 		for i, ipa := range []uint64{0, top, second, second + g} {
 			opa := pa + uint64(i)*g
-			r.mapRange(IPA(ipa), mem.PA(opa), g, ProtR|ProtW, 0)
+			r.mapRange(mem.IPA(ipa), mem.PA(opa), g, ProtR|ProtW, 0)
 			tr := r.hw(ipa + 8)
-			if tr.Fault.IsFault() || tr.OA != opa+8 || !tr.Perms.W1 || tr.Perms.X1 {
+			if tr.Fault.IsFault() || tr.OA != mem.PA(opa+8) || !tr.Perms.W1 || tr.Perms.X1 {
 				t.Errorf("%v/%d concat %d: IPA %#x: %v OA %#x perms %+v, want OA %#x RW", c.g, c.ipa, c.concat, ipa, tr.Fault, tr.OA, tr.Perms, opa+8)
 			}
 		}

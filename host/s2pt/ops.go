@@ -32,7 +32,16 @@ const (
 	// MapOld maps with the Access flag clear (the first access faults, or
 	// sets it when VTCR_EL2.HA is 1).
 	MapOld
+	// MapInPlace maps the range only as one leaf written into a table that
+	// already exists: no table is allocated, split or freed, so the cache
+	// may be nil. When that is not possible Map changes nothing and
+	// returns an error matching ErrNeedsTables.
+	MapInPlace
 )
+
+// ErrNeedsTables is returned (wrapped) by a MapInPlace Map that would need
+// to allocate, split or free a table.
+var ErrNeedsTables = errors.New("s2pt: the mapping needs a table change")
 
 // Stage-2 leaf descriptor bits.
 const (
@@ -185,8 +194,8 @@ func (vm *VM) replaceTable(c *Ctx, v uint64) error {
 }
 
 // freeSubtree releases a detached table and every table below it.
-func (vm *VM) freeSubtree(t mem.PA, level int, base IPA) error {
-	end := base + IPA(1)<<vm.layout.leafBits(level-1)
+func (vm *VM) freeSubtree(t mem.PA, level int, base mem.IPA) error {
+	end := base + mem.IPA(1)<<vm.layout.leafBits(level-1)
 	err := vm.walkTable(t, vm.tables[t], level, base, vm.layout.entries(), base, end, &vm.visitors.free, VisitTablePost)
 	vm.releaseTable(t)
 	return err
@@ -202,7 +211,7 @@ func (v *freeVisitor) Visit(c *Ctx, at WalkFlags) error {
 type mapVisitor struct {
 	vm    *VM
 	cache *Cache
-	ipa   IPA
+	ipa   mem.IPA
 	pa    uint64
 	prot  Prot
 	flags MapFlags
@@ -247,9 +256,12 @@ func splitEdges(c *Ctx, cache *Cache) (bool, error) {
 	return true, c.vm.split(c, cache)
 }
 
+// unmapVisitor removes every valid entry the range touches. A leaf the
+// range covers only in part (a block straddling an end) is removed whole,
+// as Linux's stage-2 unmap does: unmapping needs no memory, so it cannot
+// fail for lack of it, and the rest of the block faults back in lazily.
 type unmapVisitor struct {
-	vm    *VM
-	cache *Cache
+	vm *VM
 }
 
 func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
@@ -272,12 +284,8 @@ func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
 	if c.Old&1 == 0 {
 		return nil
 	}
-	if did, err := splitEdges(c, v.cache); did || err != nil {
-		return err
-	}
-	if !c.Covered() {
-		return fmt.Errorf("s2pt: cannot unmap part of descriptor %#x at level %d (IPA %#x): not a block", c.Old, c.Level, uint64(c.Addr))
-	}
+	// Any valid non-table descriptor goes, covered or not, well-formed or
+	// not: removing a translation is always safe.
 	if _, err := c.clear(); err != nil {
 		return err
 	}
@@ -285,7 +293,12 @@ func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
 	return nil
 }
 
-// permVisitor restricts (write-protect) or relaxes permissions.
+// permVisitor restricts (write-protect) or relaxes permissions. Relax
+// changes exactly its range (a straddling block is split, from the cache);
+// write-protect changes whole leaves, a straddling block included, so it
+// needs no memory: removing write permission from more than asked is safe
+// (a later write faults, and a fault that maps a page splits the block
+// with the faulting vCPU's cache).
 type permVisitor struct {
 	vm      *VM
 	cache   *Cache
@@ -301,8 +314,10 @@ func (v *permVisitor) Visit(c *Ctx, at WalkFlags) error {
 	if err := v.vm.checkLeaf(c); err != nil {
 		return err
 	}
-	if did, err := splitEdges(c, v.cache); did || err != nil {
-		return err
+	if v.relax {
+		if did, err := splitEdges(c, v.cache); did || err != nil {
+			return err
+		}
 	}
 	prev, err := c.update(func(cur uint64) uint64 { return cur&^v.clrBits | v.set })
 	if err != nil {
@@ -437,7 +452,7 @@ func (v *visitors) init(vm *VM) {
 }
 
 // checkArgs validates an IPA range (granule-aligned, inside the IPA space).
-func (vm *VM) checkArgs(ipa IPA, size uint64) error {
+func (vm *VM) checkArgs(ipa mem.IPA, size uint64) error {
 	g := vm.layout.TableBytes
 	if size == 0 || uint64(ipa)%g != 0 || size%g != 0 {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x is empty or not aligned to the %#x-byte granule", uint64(ipa), size, g)
@@ -446,7 +461,7 @@ func (vm *VM) checkArgs(ipa IPA, size uint64) error {
 	if end < uint64(ipa) {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x wraps", uint64(ipa), size)
 	}
-	return vm.checkRange(ipa, IPA(end))
+	return vm.checkRange(ipa, mem.IPA(end))
 }
 
 func (vm *VM) checkCache(cache *Cache, need int) error {
@@ -462,7 +477,7 @@ func (vm *VM) checkCache(cache *Cache, need int) error {
 // Map maps [ipa, ipa+size) to [pa, pa+size) with prot. It takes table pages
 // only from cache, which must hold MapPagesNeeded pages (checked before
 // anything changes). Existing mappings in the range are replaced.
-func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
+func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -474,6 +489,12 @@ func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flag
 	if prot&^(ProtR|ProtW|ProtX|ProtDevice) != 0 {
 		return fmt.Errorf("s2pt: unknown protection bits %#x", uint8(prot))
 	}
+	if flags&MapInPlace != 0 {
+		if done, err := vm.mapOne(ipa, uint64(pa), size, prot, flags); done {
+			return vm.finish(err)
+		}
+		return fmt.Errorf("%w: IPA %#x+%#x is not one leaf of an existing table", ErrNeedsTables, uint64(ipa), size)
+	}
 	if err := vm.checkCache(cache, vm.MapPagesNeeded(ipa, pa, size, flags)); err != nil {
 		return err
 	}
@@ -482,7 +503,7 @@ func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flag
 	}
 	v := &vm.visitors.mapv
 	v.cache, v.ipa, v.pa, v.prot, v.flags = cache, ipa, uint64(pa), prot, flags
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf|VisitTablePre)
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePre)
 	v.cache = nil
 	return vm.finish(err)
 }
@@ -493,7 +514,7 @@ func (vm *VM) Map(cache *Cache, ipa IPA, pa mem.PA, size uint64, prot Prot, flag
 // visitor would (installLeaf) and reports done; anything else (a missing
 // table, a block to split, a table to replace, a descriptor the walk would
 // refuse) it leaves untouched for the walk.
-func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool, error) {
+func (vm *VM) mapOne(ipa mem.IPA, pa, size uint64, prot Prot, flags MapFlags) (bool, error) {
 	l := &vm.layout
 	level := l.StartLevel
 	for level < 3 && uint64(1)<<l.leafBits(level) != size {
@@ -505,7 +526,7 @@ func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool,
 	case level < 3 && (flags&MapBlocks == 0 || !l.BlockLevel(level) || pa%size != 0 || uint64(ipa)%size != 0):
 		return false, nil // a block the walk would not make: it maps pages
 	}
-	table, info, lvl, base := vm.root, (*tableInfo)(nil), l.StartLevel, IPA(0)
+	table, info, lvl, base := vm.root, (*tableInfo)(nil), l.StartLevel, mem.IPA(0)
 	for {
 		bits := l.leafBits(lvl)
 		idx := uint64(ipa-base) >> bits
@@ -514,14 +535,14 @@ func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool,
 		if !ok {
 			return false, nil
 		}
-		addr := base + IPA(idx<<bits)
+		addr := base + mem.IPA(idx<<bits)
 		isTable := desc.KindAt(d, lvl) == desc.Table
 		if lvl == level {
 			if isTable {
 				return false, nil
 			}
 			c := &vm.ctx[lvl+1]
-			*c = Ctx{vm: vm, Level: lvl, Addr: addr, Start: ipa, End: ipa + IPA(size), PTE: pte, Old: d, table: table, info: info}
+			*c = Ctx{vm: vm, Level: lvl, Addr: addr, Start: ipa, End: ipa + mem.IPA(size), PTE: pte, Old: d, table: table, info: info}
 			return true, vm.installLeaf(c, vm.leaf(pa, lvl, prot, flags))
 		}
 		if !isTable {
@@ -535,51 +556,52 @@ func (vm *VM) mapOne(ipa IPA, pa, size uint64, prot Prot, flags MapFlags) (bool,
 	}
 }
 
-// Unmap removes the mappings of [ipa, ipa+size), splitting blocks that
-// straddle its ends (cache must hold EdgePagesNeeded pages), and frees the
-// tables it empties. The TLB is invalidated before Unmap returns.
-func (vm *VM) Unmap(cache *Cache, ipa IPA, size uint64) error {
+// Unmap removes every mapping that covers any part of [ipa, ipa+size): a
+// block straddling an end of the range is removed whole (the rest of it
+// faults back in on the next access), as Linux's kvm_pgtable_stage2_unmap
+// does. It takes no memory, so it never fails for lack of it. Tables it
+// empties are freed, after the TLB invalidation, which is complete when
+// Unmap returns.
+func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
-	if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
-		return err
-	}
-	v := &vm.visitors.unmap
-	v.cache = cache
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf|VisitTablePost)
-	v.cache = nil
+	err := vm.walk(ipa, ipa+mem.IPA(size), &vm.visitors.unmap, VisitLeaf|VisitTablePost)
 	return vm.finish(err)
 }
 
-func (vm *VM) perm(cache *Cache, ipa IPA, size uint64, relax bool, set, clr uint64) error {
+func (vm *VM) perm(cache *Cache, ipa mem.IPA, size uint64, relax bool, set, clr uint64) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
-	if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
-		return err
+	if relax {
+		if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
+			return err
+		}
 	}
 	v := &vm.visitors.perm
 	v.cache, v.relax, v.set, v.clrBits = cache, relax, set, clr
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf)
 	v.cache = nil
 	return vm.finish(err)
 }
 
-// WriteProtect removes write permission (S2AP[1] and DBM) from the range,
-// keeping any Access flag the hardware sets meanwhile, and invalidates the
-// TLB before returning. Straddling blocks are split (EdgePagesNeeded).
-func (vm *VM) WriteProtect(cache *Cache, ipa IPA, size uint64) error {
-	return vm.perm(cache, ipa, size, false, 0, bitS2APW|bitDBM)
+// WriteProtect removes write permission (S2AP[1] and DBM) from every leaf
+// that covers any part of the range (a straddling block whole, as Linux's
+// kvm_pgtable_stage2_wrprotect does), keeping any Access flag the hardware
+// sets meanwhile, and invalidates the TLB before returning. It takes no
+// memory, so it never fails for lack of it.
+func (vm *VM) WriteProtect(ipa mem.IPA, size uint64) error {
+	return vm.perm(nil, ipa, size, false, 0, bitS2APW|bitDBM)
 }
 
 // Relax adds the rights in prot (R, W, X) to the mappings of the range,
 // without break-before-make or TLB invalidation.
-func (vm *VM) Relax(cache *Cache, ipa IPA, size uint64, prot Prot) error {
+func (vm *VM) Relax(cache *Cache, ipa mem.IPA, size uint64, prot Prot) error {
 	if prot&^(ProtR|ProtW|ProtX) != 0 {
 		return fmt.Errorf("s2pt: Relax takes only R, W and X, not %#x", uint8(prot))
 	}
@@ -596,7 +618,7 @@ func (vm *VM) Relax(cache *Cache, ipa IPA, size uint64, prot Prot) error {
 	return vm.perm(cache, ipa, size, true, set, clr)
 }
 
-func (vm *VM) young(ipa IPA, size uint64, mode youngMode) (young, found bool, err error) {
+func (vm *VM) young(ipa mem.IPA, size uint64, mode youngMode) (young, found bool, err error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -604,34 +626,34 @@ func (vm *VM) young(ipa IPA, size uint64, mode youngMode) (young, found bool, er
 	}
 	v := &vm.visitors.young
 	v.mode, v.young, v.found = mode, false, false
-	err = vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	err = vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf)
 	return v.young, v.found, vm.finish(err)
 }
 
 // TestYoung reports whether any mapping in the range has its Access flag set.
-func (vm *VM) TestYoung(ipa IPA, size uint64) (bool, error) {
+func (vm *VM) TestYoung(ipa mem.IPA, size uint64) (bool, error) {
 	y, _, err := vm.young(ipa, size, testYoung)
 	return y, err
 }
 
 // MkOld clears the Access flag of the mappings in the range (whole leaves)
 // and reports whether any was set.
-func (vm *VM) MkOld(ipa IPA, size uint64) (bool, error) {
+func (vm *VM) MkOld(ipa mem.IPA, size uint64) (bool, error) {
 	y, _, err := vm.young(ipa, size, mkOld)
 	return y, err
 }
 
 // MkYoung sets the Access flag of the leaf mapping ipa and reports whether
 // there is one.
-func (vm *VM) MkYoung(ipa IPA) (bool, error) {
-	g := IPA(vm.layout.TableBytes)
+func (vm *VM) MkYoung(ipa mem.IPA) (bool, error) {
+	g := mem.IPA(vm.layout.TableBytes)
 	_, found, err := vm.young(ipa&^(g-1), uint64(g), mkYoung)
 	return found, err
 }
 
 // Split replaces every block in the range by page mappings with the same
 // attributes (cache must hold SplitPagesNeeded pages).
-func (vm *VM) Split(cache *Cache, ipa IPA, size uint64) error {
+func (vm *VM) Split(cache *Cache, ipa mem.IPA, size uint64) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -642,7 +664,7 @@ func (vm *VM) Split(cache *Cache, ipa IPA, size uint64) error {
 	}
 	v := &vm.visitors.split
 	v.cache = cache
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitLeaf)
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf)
 	v.cache = nil
 	return vm.finish(err)
 }
@@ -650,7 +672,7 @@ func (vm *VM) Split(cache *Cache, ipa IPA, size uint64) error {
 // Collapse replaces every table in the range whose entries map one aligned,
 // contiguous output range with equal attributes by a block, bottom-up, and
 // returns how many it replaced.
-func (vm *VM) Collapse(ipa IPA, size uint64) (int, error) {
+func (vm *VM) Collapse(ipa mem.IPA, size uint64) (int, error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
@@ -658,23 +680,23 @@ func (vm *VM) Collapse(ipa IPA, size uint64) (int, error) {
 	}
 	v := &vm.visitors.collapse
 	v.n = 0
-	err := vm.walk(ipa, ipa+IPA(size), v, VisitTablePost)
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitTablePost)
 	return v.n, vm.finish(err)
 }
 
 // Lookup returns the leaf-or-invalid descriptor the tables hold for ipa
 // and its level.
-func (vm *VM) Lookup(ipa IPA) (d uint64, level int, err error) {
+func (vm *VM) Lookup(ipa mem.IPA) (d uint64, level int, err error) {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	g := IPA(vm.layout.TableBytes)
+	g := mem.IPA(vm.layout.TableBytes)
 	ipa &^= g - 1
 	if err := vm.checkRange(ipa, ipa+g); err != nil {
 		return 0, 0, err
 	}
 	// A read-only descent: no visitor, nothing to invalidate or free.
 	l := &vm.layout
-	table, level, base := vm.root, l.StartLevel, IPA(0)
+	table, level, base := vm.root, l.StartLevel, mem.IPA(0)
 	for {
 		bits := l.leafBits(level)
 		pte := table + mem.PA(uint64(ipa-base)>>bits*8)
@@ -689,6 +711,6 @@ func (vm *VM) Lookup(ipa IPA) (d uint64, level int, err error) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
 		}
-		table, base, level = child, base+IPA(uint64(ipa-base)>>bits<<bits), level+1
+		table, base, level = child, base+mem.IPA(uint64(ipa-base)>>bits<<bits), level+1
 	}
 }

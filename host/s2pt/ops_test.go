@@ -1,6 +1,7 @@
 package s2pt
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -14,20 +15,20 @@ import (
 type step func(r *rig)
 
 func mapS(ipa, pa, size uint64, prot Prot, f MapFlags) step {
-	return func(r *rig) { r.mapRange(IPA(ipa), mem.PA(pa), size, prot, f) }
+	return func(r *rig) { r.mapRange(mem.IPA(ipa), mem.PA(pa), size, prot, f) }
 }
-func unmapS(ipa, size uint64) step { return func(r *rig) { r.unmap(IPA(ipa), size) } }
+func unmapS(ipa, size uint64) step { return func(r *rig) { r.unmap(mem.IPA(ipa), size) } }
 func splitS(ipa, size uint64) step {
 	return func(r *rig) {
-		r.topup(r.vm.SplitPagesNeeded(IPA(ipa), size))
-		if err := r.vm.Split(r.c, IPA(ipa), size); err != nil {
+		r.topup(r.vm.SplitPagesNeeded(mem.IPA(ipa), size))
+		if err := r.vm.Split(r.c, mem.IPA(ipa), size); err != nil {
 			r.t.Fatal(err)
 		}
 	}
 }
 func collapseS(ipa, size uint64, want int) step {
 	return func(r *rig) {
-		n, err := r.vm.Collapse(IPA(ipa), size)
+		n, err := r.vm.Collapse(mem.IPA(ipa), size)
 		if err != nil || n != want {
 			r.t.Fatalf("Collapse %#x+%#x: %d, %v; want %d", ipa, size, n, err, want)
 		}
@@ -35,8 +36,7 @@ func collapseS(ipa, size uint64, want int) step {
 }
 func wpS(ipa, size uint64) step {
 	return func(r *rig) {
-		r.topup(r.vm.EdgePagesNeeded(IPA(ipa), size))
-		if err := r.vm.WriteProtect(r.c, IPA(ipa), size); err != nil {
+		if err := r.vm.WriteProtect(mem.IPA(ipa), size); err != nil {
 			r.t.Fatal(err)
 		}
 	}
@@ -89,11 +89,17 @@ func TestOperations(t *testing.T) {
 			[]expect{{0, pa0 + gib, false, 2, true, 21}, {4 * kib, pa0 + gib + 4*kib, false, 2, true, 21}}, 1},
 		{"across a 2M boundary", c4, []step{mapS(2*mib-8*kib, pa0, 16*kib, rw, MapBlocks)},
 			[]expect{{2*mib - 8*kib, pa0, false, 3, true, 12}, {2*mib + 4*kib, pa0 + 12*kib, false, 3, true, 12}}, 3},
-		{"unmap inside a block splits it", c4, []step{mapS(gib, pa0, gib, rw, MapBlocks), unmapS(gib+2*mib+4*kib, 4*kib)},
-			[]expect{{gib, pa0, false, 2, true, 21}, {gib + 2*mib, pa0 + 2*mib, false, 3, true, 12}, {gib + 2*mib + 4*kib, 0, true, 3, false, 0},
-				{gib + 2*mib + 8*kib, pa0 + 2*mib + 8*kib, false, 3, true, 12}, {2*gib - 4*kib, pa0 + gib - 4*kib, false, 2, true, 21}}, 2},
-		{"write-protect a page inside a block", c4, []step{mapS(0, pa0, 2*mib, rw, MapBlocks), wpS(8*kib, 4*kib)},
-			[]expect{{0, pa0, false, 3, true, 12}, {8 * kib, pa0 + 8*kib, false, 3, false, 12}, {12 * kib, pa0 + 12*kib, false, 3, true, 12}}, 2},
+		// Unmap and write-protect act on whole leaves (no memory needed):
+		// part of a block takes the whole block, as Linux's stage-2 unmap
+		// and wrprotect do.
+		{"unmap inside a block removes the block", c4, []step{mapS(gib, pa0, gib, rw, MapBlocks), mapS(2*gib, pa0+gib, 4*kib, rw, 0), unmapS(gib+2*mib+4*kib, 4*kib)},
+			[]expect{{gib, 0, true, 1, false, 0}, {gib + 2*mib + 8*kib, 0, true, 1, false, 0}, {2*gib - 4*kib, 0, true, 1, false, 0},
+				{2 * gib, pa0 + gib, false, 3, true, 12}}, 2},
+		{"unmap across a block boundary removes both blocks", c4, []step{mapS(0, pa0, 4*mib, rw, MapBlocks), mapS(4*mib, pa0+gib, 4*kib, rw, 0), unmapS(2*mib-4*kib, 8*kib)},
+			[]expect{{0, 0, true, 2, false, 0}, {4*mib - 4*kib, 0, true, 2, false, 0}, {4 * mib, pa0 + gib, false, 3, true, 12}}, 2},
+		{"write-protect a page inside a block protects the block", c4, []step{mapS(0, pa0, 4*mib, rw, MapBlocks), wpS(8*kib, 4*kib)},
+			[]expect{{0, pa0, false, 2, false, 21}, {8 * kib, pa0 + 8*kib, false, 2, false, 21}, {2*mib - 4*kib, pa0 + 2*mib - 4*kib, false, 2, false, 21},
+				{2 * mib, pa0 + 2*mib, false, 2, true, 21}}, 1},
 		{"write-protect a whole block keeps it", c4, []step{mapS(0, pa0, 4*mib, rw, MapBlocks), wpS(0, 2*mib)},
 			[]expect{{0, pa0, false, 2, false, 21}, {2 * mib, pa0 + 2*mib, false, 2, true, 21}}, 1},
 		{"split 1G to pages", c4, []step{mapS(gib, pa0, gib, rw, MapBlocks), splitS(gib, gib)},
@@ -114,8 +120,8 @@ func TestOperations(t *testing.T) {
 			[]expect{{512 * gib, pa0, false, 2, true, 21}, {512*gib - 4*kib, pa0 + gib, false, 3, true, 12}}, 3},
 		{"16K 32M block", c16, []step{mapS(32*mib, pa0, 64*mib, rw, MapBlocks)},
 			[]expect{{32 * mib, pa0, false, 2, true, 25}, {64 * mib, pa0 + 32*mib, false, 2, true, 25}}, 1},
-		{"16K unmap inside 32M", c16, []step{mapS(32*mib, pa0, 32*mib, rw, MapBlocks), unmapS(48*mib, 16*kib)},
-			[]expect{{48 * mib, 0, true, 3, false, 0}, {48*mib + 16*kib, pa0 + 16*mib + 16*kib, false, 3, true, 14}}, 2},
+		{"16K unmap inside 32M removes it", c16, []step{mapS(32*mib, pa0, 32*mib, rw, MapBlocks), unmapS(48*mib, 16*kib)},
+			[]expect{{48 * mib, 0, true, 1, false, 0}, {48*mib + 16*kib, 0, true, 1, false, 0}, {32 * mib, 0, true, 1, false, 0}}, 0},
 		{"64K 512M block", c64, []step{mapS(512*mib, pa0, 512*mib, rw, MapBlocks)},
 			[]expect{{512 * mib, pa0, false, 2, true, 29}, {gib - 64*kib, pa0 + 512*mib - 64*kib, false, 2, true, 29}}, 1},
 		{"64K split and collapse", c64, []step{mapS(512*mib, pa0, 512*mib, rw, MapBlocks), splitS(512*mib, 64*kib), collapseS(0, gib, 1)},
@@ -131,10 +137,10 @@ func TestOperations(t *testing.T) {
 			}
 			for _, e := range tc.expect {
 				tr := r.hw(e.ipa)
-				if tr.Fault.IsFault() != e.fault || (!e.fault && (tr.OA != e.oa || tr.Perms.W1 != e.w || tr.S2BlockBits != e.blkBit)) {
+				if tr.Fault.IsFault() != e.fault || (!e.fault && (tr.OA != mem.PA(e.oa) || tr.Perms.W1 != e.w || tr.S2BlockBits != e.blkBit)) {
 					t.Errorf("IPA %#x: %v OA %#x W %v leaf 2^%d; want fault %v OA %#x W %v leaf 2^%d", e.ipa, tr.Fault, tr.OA, tr.Perms.W1, tr.S2BlockBits, e.fault, e.oa, e.w, e.blkBit)
 				}
-				if _, lvl, err := r.vm.Lookup(IPA(e.ipa)); err != nil || lvl != e.level {
+				if _, lvl, err := r.vm.Lookup(mem.IPA(e.ipa)); err != nil || lvl != e.level {
 					t.Errorf("IPA %#x: Lookup level %d, %v; want %d", e.ipa, lvl, err, e.level)
 				}
 			}
@@ -155,7 +161,7 @@ func TestYoung(t *testing.T) {
 	if tr := r.hw(4 * kib); tr.Fault.Kind != vmsa.FaultAccessFlag {
 		t.Fatalf("HA=0, AF=0: hardware %v, want an access flag fault", tr.Fault)
 	}
-	if ok, err := r.vm.MkYoung(IPA(4*kib + 100)); !ok || err != nil {
+	if ok, err := r.vm.MkYoung(mem.IPA(4*kib + 100)); !ok || err != nil {
 		t.Fatalf("MkYoung: %v %v", ok, err)
 	}
 	if tr := r.hw(4 * kib); tr.Fault.IsFault() {
@@ -174,7 +180,7 @@ func TestYoung(t *testing.T) {
 		t.Fatal("MkOld left a young page")
 	}
 	// Collapse keeps the Access flag of any young page in the block.
-	if ok, _ := r.vm.MkYoung(IPA(8 * kib)); !ok {
+	if ok, _ := r.vm.MkYoung(mem.IPA(8 * kib)); !ok {
 		t.Fatal("MkYoung found no mapping")
 	}
 	if n, err := r.vm.Collapse(0, 2*mib); n != 1 || err != nil {
@@ -183,7 +189,7 @@ func TestYoung(t *testing.T) {
 	if d, lvl, _ := r.vm.Lookup(0); lvl != 2 || d&bitAF == 0 {
 		t.Fatalf("collapsed block %#x level %d: want a young level-2 block", d, lvl)
 	}
-	if ok, _ := r.vm.MkYoung(IPA(4 * mib)); ok {
+	if ok, _ := r.vm.MkYoung(mem.IPA(4 * mib)); ok {
 		t.Fatal("MkYoung found a mapping at an unmapped IPA")
 	}
 }
@@ -202,7 +208,7 @@ func TestArgumentErrors(t *testing.T) {
 		{"cache too small", r.vm.Map(empty, 0, 0, 4096, ProtR, 0), "may need 2"},
 		{"bad prot", r.vm.Map(empty, 0, 0, 4096, 0x40, 0), "0x40"},
 		{"relax device", r.vm.Relax(empty, 0, 4096, ProtDevice), "0x8"},
-		{"empty unmap", r.vm.Unmap(empty, 0, 0), "empty"},
+		{"empty unmap", r.vm.Unmap(0, 0), "empty"},
 	}
 	for _, c := range cases {
 		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
@@ -233,16 +239,16 @@ func TestMapPagesNeededIsEnough(t *testing.T) {
 		}
 		for i, tc := range cases {
 			for _, f := range []MapFlags{0, MapBlocks} {
-				need := r.vm.MapPagesNeeded(IPA(tc.ipa), mem.PA(tc.pa), tc.size, f)
+				need := r.vm.MapPagesNeeded(mem.IPA(tc.ipa), mem.PA(tc.pa), tc.size, f)
 				c := r.vm.NewCache()
 				if err := c.Topup(need); err != nil {
 					t.Fatal(err)
 				}
-				if err := r.vm.Map(c, IPA(tc.ipa), mem.PA(tc.pa), tc.size, ProtR, f); err != nil {
+				if err := r.vm.Map(c, mem.IPA(tc.ipa), mem.PA(tc.pa), tc.size, ProtR, f); err != nil {
 					t.Fatalf("case %d flags %d: %v", i, f, err)
 				}
 				_ = c.Release()
-				r.unmap(IPA(tc.ipa), tc.size)
+				r.unmap(mem.IPA(tc.ipa), tc.size)
 			}
 		}
 		r.checkCounts()
@@ -256,4 +262,66 @@ func TestLookupKinds(t *testing.T) {
 	if err != nil || lvl != 2 || desc.KindAt(d, 2) != desc.Block || desc.S2(d).MemAttr() != 1 || desc.S2(d).XN() != 0 || desc.S2(d).S2AP() != 1 {
 		t.Fatalf("Lookup: %#x level %d %v", d, lvl, err)
 	}
+}
+
+// TestUnmapNeedsNoMemory: with the table memory exhausted and no cache,
+// WriteProtect and Unmap of ranges that cut blocks in part still act (on
+// the whole blocks), and a MapInPlace Map writes a leaf into an existing
+// table but refuses, changing nothing, where it would need a table.
+func TestUnmapNeedsNoMemory(t *testing.T) {
+	r := newRig(t, defaultCfg(40, sysreg.Granule4K), 64*kib)
+	const pa0 = 0x40_0000_0000
+	rw := ProtR | ProtW
+	r.mapRange(0, pa0, 4*mib, rw, MapBlocks)                  // two 2M blocks
+	r.mapRange(mem.IPA(4*mib), mem.PA(pa0+gib), 8*kib, rw, 0) // two pages
+	if err := r.c.Release(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := r.tm.AllocTable(4 * kib); err != nil {
+			break
+		}
+	}
+	if err := r.vm.WriteProtect(mem.IPA(2*mib-4*kib), 8*kib); err != nil {
+		t.Fatalf("WriteProtect with no memory: %v", err)
+	}
+	for _, ipa := range []uint64{0, 2*mib - 4*kib, 2 * mib, 4*mib - 4*kib} {
+		if tr := r.hw(ipa); tr.Fault.IsFault() || tr.Perms.W1 || tr.S2BlockBits != 21 {
+			t.Errorf("after write-protecting across the blocks, IPA %#x: %v W %v leaf 2^%d; want a read-only 2M block", ipa, tr.Fault, tr.Perms.W1, tr.S2BlockBits)
+		}
+	}
+	if err := r.vm.Map(nil, mem.IPA(4*mib), mem.PA(pa0+2*gib), 4*kib, ProtR, MapInPlace); err != nil {
+		t.Fatalf("MapInPlace over an existing page: %v", err)
+	}
+	if tr := r.hw(4 * mib); tr.OA != mem.PA(pa0+2*gib) || tr.Perms.W1 {
+		t.Errorf("MapInPlace: OA %#x W %v", tr.OA, tr.Perms.W1)
+	}
+	for _, c := range []struct {
+		name string
+		ipa  uint64
+	}{{"inside a block", 4 * kib}, {"where no table exists", gib}} {
+		before := r.hw(c.ipa)
+		err := r.vm.Map(nil, mem.IPA(c.ipa), mem.PA(pa0+3*gib), 4*kib, rw, MapInPlace)
+		if !errors.Is(err, ErrNeedsTables) {
+			t.Errorf("MapInPlace %s: %v, want ErrNeedsTables", c.name, err)
+		}
+		if after := r.hw(c.ipa); after != before {
+			t.Errorf("MapInPlace %s changed the translation: %+v -> %+v", c.name, before, after)
+		}
+	}
+	if err := r.vm.Unmap(mem.IPA(2*mib+4*kib), 2*mib); err != nil {
+		t.Fatalf("Unmap with no memory: %v", err)
+	}
+	for _, ipa := range []uint64{2 * mib, 4*mib - 4*kib, 4 * mib} {
+		if tr := r.hw(ipa); tr.Fault.Kind != vmsa.FaultTranslation {
+			t.Errorf("after Unmap, IPA %#x: %v, want a translation fault", ipa, tr.Fault)
+		}
+	}
+	if tr := r.hw(0); tr.Fault.IsFault() || tr.OA != mem.PA(pa0) {
+		t.Errorf("the block below the range went too: %v OA %#x", tr.Fault, tr.OA)
+	}
+	if tr := r.hw(4*mib + 4*kib); tr.Fault.IsFault() || tr.OA != mem.PA(pa0+gib+4*kib) {
+		t.Errorf("the page above the range went too: %v OA %#x", tr.Fault, tr.OA)
+	}
+	r.checkCounts()
 }

@@ -55,7 +55,7 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 			i := uint64(g)
 			for !stop.Load() {
 				i = (i*2654435761 + 12345) % pages
-				tr := w.TranslateS2(&r, i*4096, vmsa.Access{Kind: vmsa.Read, EL: 1})
+				tr := w.TranslateS2(&r, mem.IPA(i*4096), vmsa.Access{Kind: vmsa.Read, EL: 1})
 				if !tr.Fault.IsFault() {
 					touched[i].Store(true)
 				}
@@ -63,7 +63,8 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 			}
 		}(g)
 	}
-	// The unmapped window: pages [pages-64, pages) are unmapped at the end.
+	// The unmapped window: the last 2 MiB (pages [pages-512, pages)) is
+	// unmapped at the end.
 	iters := 300
 	if testing.Short() {
 		iters = 60
@@ -73,11 +74,11 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 	}
 	start := walks.Load()
 	for it := 0; it < iters || walks.Load()-start < 20000; it++ {
-		base := IPA(uint64(it%4) * 2 * mib)
+		base := mem.IPA(uint64(it%4) * 2 * mib)
 		must(c.Topup(vm.SplitPagesNeeded(base, 2*mib) + 4))
 		switch it % 5 {
 		case 0:
-			must(vm.WriteProtect(c, base, 2*mib))
+			must(vm.WriteProtect(base, 2*mib))
 		case 1:
 			must(vm.Relax(c, base, 2*mib, ProtW))
 		case 2:
@@ -86,19 +87,19 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 		case 3:
 			must(vm.Split(c, base, 2*mib))
 		case 4:
-			must(vm.WriteProtect(c, base+4096, 8192))
+			must(vm.WriteProtect(base+4096, 8192))
 		}
 	}
-	must(vm.Unmap(c, IPA(region-64*4096), 64*4096))
+	must(vm.Unmap(mem.IPA(region-2*mib), 2*mib))
 	stop.Store(true)
 	wg.Wait()
 	lost, young := 0, 0
-	for i := uint64(0); i < pages-64; i++ {
+	for i := uint64(0); i < pages-512; i++ {
 		if !touched[i].Load() {
 			continue
 		}
 		young++
-		if y, err := vm.TestYoung(IPA(i*4096), 4096); err != nil || !y {
+		if y, err := vm.TestYoung(mem.IPA(i*4096), 4096); err != nil || !y {
 			lost++
 		}
 	}
@@ -153,7 +154,7 @@ func TestNoLostAccessFlag(t *testing.T) {
 		name string
 		op   func(vm *VM, c *Cache) error
 	}{
-		{"write-protect", func(vm *VM, c *Cache) error { return vm.WriteProtect(c, 0, 2*mib) }},
+		{"write-protect", func(vm *VM, c *Cache) error { return vm.WriteProtect(0, 2*mib) }},
 		{"relax", func(vm *VM, c *Cache) error { return vm.Relax(c, 0, 2*mib, ProtW|ProtX) }},
 		{"map restrict", func(vm *VM, c *Cache) error { return vm.Map(c, 0, 0x4000_0000, 2*mib, ProtR, MapOld) }},
 		{"split", func(vm *VM, c *Cache) error { return vm.Split(c, 0, 2*mib) }},
@@ -210,19 +211,19 @@ func TestArenaTables(t *testing.T) {
 		}
 		c := vm.NewCache()
 		blk := l.BlockSizes()[len(l.BlockSizes())-1]
-		top := IPA(uint64(1)<<l.IPABits - blk)
-		for _, ipa := range []IPA{0, top} {
+		top := mem.IPA(uint64(1)<<l.IPABits - blk)
+		for _, ipa := range []mem.IPA{0, top} {
 			if err := c.Topup(vm.MapPagesNeeded(ipa, 0x40_0000_0000, blk, MapBlocks)); err != nil {
 				t.Fatal(err)
 			}
 			if err := vm.Map(c, ipa, 0x40_0000_0000, blk, ProtR, MapBlocks); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Topup(vm.MapPagesNeeded(ipa+IPA(blk)-IPA(l.TableBytes), 0x50_0000_0000, l.TableBytes, 0)); err != nil {
+			if err := c.Topup(vm.MapPagesNeeded(ipa+mem.IPA(blk)-mem.IPA(l.TableBytes), 0x50_0000_0000, l.TableBytes, 0)); err != nil {
 				t.Fatal(err)
 			}
 			// Replace the block's last granule by a page elsewhere (split).
-			if err := vm.Map(c, ipa+IPA(blk-l.TableBytes), 0x50_0000_0000, l.TableBytes, ProtR, 0); err != nil {
+			if err := vm.Map(c, ipa+mem.IPA(blk-l.TableBytes), 0x50_0000_0000, l.TableBytes, ProtR, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -232,8 +233,8 @@ func TestArenaTables(t *testing.T) {
 		for _, tc := range []struct{ ipa, oa uint64 }{
 			{8, 0x40_0000_0008}, {blk - l.TableBytes + 16, 0x50_0000_0010}, {uint64(top) + 24, 0x40_0000_0018},
 		} {
-			tr := w.TranslateS2(&regs, tc.ipa, vmsa.Access{Kind: vmsa.Read, EL: 1})
-			if tr.Fault.IsFault() || tr.OA != tc.oa {
+			tr := w.TranslateS2(&regs, mem.IPA(tc.ipa), vmsa.Access{Kind: vmsa.Read, EL: 1})
+			if tr.Fault.IsFault() || tr.OA != mem.PA(tc.oa) {
 				t.Errorf("%v: IPA %#x: %v OA %#x, want %#x", cfg.Granule, tc.ipa, tr.Fault, tr.OA, tc.oa)
 			}
 		}

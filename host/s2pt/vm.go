@@ -25,15 +25,15 @@ type Invalidator interface {
 	// as a TTL hint (NoLevelHint when unknown): it removes the stage-2
 	// entries and the walk-cache entries used to translate ipa, and the
 	// combined stage-1+2 entries that depend on them.
-	InvalidateIPA(ipa uint64, level int)
+	InvalidateIPA(ipa mem.IPA, level int)
 	// InvalidateVMID is TLBI VMALLS12E1IS: every entry of the VM's VMID.
 	InvalidateVMID()
 }
 
 type noInvalidator struct{}
 
-func (noInvalidator) InvalidateIPA(uint64, int) {}
-func (noInvalidator) InvalidateVMID()           {}
+func (noInvalidator) InvalidateIPA(mem.IPA, int) {}
+func (noInvalidator) InvalidateVMID()            {}
 
 // tableInfo is the manager's record of one non-root table page.
 type tableInfo struct {
@@ -47,7 +47,7 @@ type tableInfo struct {
 const maxPending = 64
 
 type pendingTLBI struct {
-	ipa   IPA
+	ipa   mem.IPA
 	level int
 }
 
@@ -227,7 +227,7 @@ func (vm *VM) newTable(cache *Cache, pte mem.PA, level int) (mem.PA, error) {
 }
 
 // queueTLBI records an invalidation to issue before the operation returns.
-func (vm *VM) queueTLBI(ipa IPA, level int) {
+func (vm *VM) queueTLBI(ipa mem.IPA, level int) {
 	if vm.pendAll {
 		return
 	}
@@ -240,8 +240,8 @@ func (vm *VM) queueTLBI(ipa IPA, level int) {
 }
 
 // tlbiIPA invalidates one IPA now.
-func (vm *VM) tlbiIPA(ipa IPA, level int) {
-	vm.inv.InvalidateIPA(uint64(ipa), level)
+func (vm *VM) tlbiIPA(ipa mem.IPA, level int) {
+	vm.inv.InvalidateIPA(ipa, level)
 	vm.stats.TLBIs++
 }
 

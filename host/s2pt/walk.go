@@ -8,9 +8,6 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// IPA is an intermediate physical address (stage-2 input).
-type IPA uint64
-
 // WalkFlags select when a Visitor is called.
 type WalkFlags uint8
 
@@ -44,9 +41,9 @@ type Ctx struct {
 	// Level is the entry's level.
 	Level int
 	// Addr is the first IPA the entry covers; it covers Size() bytes.
-	Addr IPA
+	Addr mem.IPA
 	// Start and End are the walk's range [Start, End).
-	Start, End IPA
+	Start, End mem.IPA
 	// PTE is the descriptor's host physical address.
 	PTE mem.PA
 	// Old is the descriptor as last read or written by the walk.
@@ -160,7 +157,7 @@ func (c *Ctx) clear() (uint64, error) {
 
 // Walk calls v for the descriptors covering [start, end) (VisitLeaf,
 // VisitTablePre, VisitTablePost as flags select), under the MMU lock.
-func (vm *VM) Walk(start, end IPA, v Visitor, flags WalkFlags) error {
+func (vm *VM) Walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if err := vm.checkRange(start, end); err != nil {
@@ -170,7 +167,7 @@ func (vm *VM) Walk(start, end IPA, v Visitor, flags WalkFlags) error {
 	return vm.finish(err)
 }
 
-func (vm *VM) checkRange(start, end IPA) error {
+func (vm *VM) checkRange(start, end mem.IPA) error {
 	if vm.root == 0 && vm.destroyed {
 		return errors.New("s2pt: VM is destroyed")
 	}
@@ -181,17 +178,17 @@ func (vm *VM) checkRange(start, end IPA) error {
 }
 
 // walk is the one management walk over the live tables.
-func (vm *VM) walk(start, end IPA, v Visitor, flags WalkFlags) error {
+func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 	return vm.walkTable(vm.root, nil, vm.layout.StartLevel, 0, vm.layout.RootEntries, start, end, v, flags)
 }
 
 // walkTable visits the entries of the table at pa (record info, level,
 // first IPA base, n entries) that intersect [start, end).
-func (vm *VM) walkTable(pa mem.PA, info *tableInfo, level int, base IPA, n uint64, start, end IPA, v Visitor, flags WalkFlags) error {
+func (vm *VM) walkTable(pa mem.PA, info *tableInfo, level int, base mem.IPA, n uint64, start, end mem.IPA, v Visitor, flags WalkFlags) error {
 	bits := vm.layout.leafBits(level)
 	idx := uint64(start-base) >> bits
 	for ; idx < n; idx++ {
-		addr := base + IPA(idx<<bits)
+		addr := base + mem.IPA(idx<<bits)
 		if addr >= end {
 			break
 		}
@@ -202,7 +199,7 @@ func (vm *VM) walkTable(pa mem.PA, info *tableInfo, level int, base IPA, n uint6
 	return nil
 }
 
-func (vm *VM) walkEntry(table mem.PA, info *tableInfo, level int, addr IPA, pte mem.PA, start, end IPA, v Visitor, flags WalkFlags) error {
+func (vm *VM) walkEntry(table mem.PA, info *tableInfo, level int, addr mem.IPA, pte mem.PA, start, end mem.IPA, v Visitor, flags WalkFlags) error {
 	c := &vm.ctx[level+1]
 	*c = Ctx{vm: vm, Level: level, Addr: addr, Start: start, End: end, PTE: pte, table: table, info: info}
 	if err := c.Reload(); err != nil {
@@ -240,7 +237,7 @@ func (vm *VM) walkEntry(table mem.PA, info *tableInfo, level int, addr IPA, pte 
 	if err := vm.checkChild(c); err != nil {
 		return err
 	}
-	size := IPA(1) << vm.layout.leafBits(level)
+	size := mem.IPA(1) << vm.layout.leafBits(level)
 	cs, ce := max(start, addr), min(end, addr+size)
 	if err := vm.walkTable(c.child, c.childInfo, level+1, addr, vm.layout.entries(), cs, ce, v, flags); err != nil {
 		return err

@@ -117,9 +117,10 @@ type Machine interface {
 	TLBEntry(i int) Entry
 }
 
-// MMIODevice is the emulated device behind guest MMIO accesses: host KSeg0/1
-// addresses (physical address = address & 0x1fffffff) and guest physical
-// addresses that are not RAM.
+// MMIODevice is the emulated device behind guest MMIO accesses: loads and
+// stores in guest kernel mode to host KSeg0/1 addresses (physical address =
+// address & 0x1fffffff). A guest physical address that is not RAM is not
+// MMIO under trap-and-emulate: KVM reports an internal error.
 type MMIODevice interface {
 	Read(pa uint64, size uint8) uint32
 	Write(pa uint64, size uint8, v uint32)

@@ -9,8 +9,8 @@ import (
 )
 
 // TestWorkloadSameOnEngineAndReference runs the guest kernel on the
-// reference model and on the engine (new and legacy schemes, three page
-// sizes): every loaded value is checked by the guest, and the guest's own
+// reference model and on the engine (new and legacy schemes, each with the
+// series' semantics and with DirtyLog, three page sizes): every loaded value is checked by the guest, and the guest's own
 // counters must be identical on every machine since it sees the same
 // architecture.
 func TestWorkloadSameOnEngineAndReference(t *testing.T) {
@@ -24,14 +24,16 @@ func TestWorkloadSameOnEngineAndReference(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := run(t, ref, cfg, 20000)
-		for _, legacy := range []bool{false, true} {
-			e, err := te.New(te.Config{PageSize: ps, RAMSize: cfg.RAMSize, HostTLBEntries: 32, Seed: 9, Legacy: legacy})
+		for _, mode := range []te.Config{{}, {DirtyLog: true}, {Legacy: true}, {Legacy: true, DirtyLog: true}} {
+			tc := mode
+			tc.PageSize, tc.RAMSize, tc.HostTLBEntries, tc.Seed = ps, cfg.RAMSize, 32, 9
+			e, err := te.New(tc)
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := run(t, e, cfg, 20000)
 			if got != want {
-				t.Errorf("page size %d legacy=%v: guest stats %+v, reference %+v", ps, legacy, got, want)
+				t.Errorf("page size %d %+v: guest stats %+v, reference %+v", ps, mode, got, want)
 			}
 			if e.Stats.Livelocks != 0 {
 				t.Errorf("livelocks: %d", e.Stats.Livelocks)

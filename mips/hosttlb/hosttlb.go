@@ -48,6 +48,9 @@ type TLB struct {
 	// costs the same wherever the entry sits. A stale hint is harmless: it
 	// is always checked, and live entries never duplicate each other.
 	hint [256]uint16
+	// dup and dupPass are Duplicates' hash table, kept between calls.
+	dup     []uint32
+	dupPass uint32
 }
 
 // New returns a host TLB of n entries (1 to 1024) for
@@ -190,13 +193,39 @@ func (t *TLB) FlushAll() {
 
 // Duplicates returns a description of the first pair of live entries that
 // would both match some address, or "" when there is none. Such a pair is
-// a machine check on real hardware; tests use this as an invariant.
+// a machine check on real hardware; tests use this as an invariant after
+// every operation, so it hashes the entries by VPN2 instead of comparing
+// every pair.
 func (t *TLB) Duplicates() string {
+	size := 16
+	for size < 2*len(t.e) {
+		size <<= 1
+	}
+	if len(t.dup) != size {
+		t.dup, t.dupPass = make([]uint32, size), 0
+	}
+	// A slot holds the pass that wrote it (upper bits) and index+1 (low 11
+	// bits), so the table needs no clearing between calls.
+	t.dupPass++
+	if t.dupPass == 1<<21 {
+		clear(t.dup)
+		t.dupPass = 1
+	}
+	tag := t.dupPass << 11
+	shift := 32 - uint(bits.TrailingZeros(uint(size)))
 	for i := range t.e {
-		for j := i + 1; j < len(t.e); j++ {
-			a, b := t.e[i], t.e[j]
-			if (a.Hi^b.Hi)&t.vpn2Mask == 0 && (t.global[i] || t.global[j] || uint8(a.Hi) == uint8(b.Hi)) {
-				return fmt.Sprintf("host TLB entries %d and %d both match %#x (asids %d, %d)", i, j, a.Hi&t.vpn2Mask, uint8(a.Hi), uint8(b.Hi))
+		a := t.e[i]
+		vpn := a.Hi & t.vpn2Mask
+		for h := vpn * 0x9e3779b1 >> shift; ; h = (h + 1) & uint32(size-1) {
+			s := t.dup[h]
+			if s&^0x7ff != tag {
+				t.dup[h] = tag | uint32(i+1)
+				break
+			}
+			j := int(s&0x7ff) - 1
+			b := t.e[j]
+			if b.Hi&t.vpn2Mask == vpn && (t.global[i] || t.global[j] || uint8(a.Hi) == uint8(b.Hi)) {
+				return fmt.Sprintf("host TLB entries %d and %d both match %#x (asids %d, %d)", j, i, vpn, uint8(b.Hi), uint8(a.Hi))
 			}
 		}
 	}

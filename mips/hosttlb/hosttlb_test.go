@@ -103,3 +103,53 @@ func BenchmarkLookup64(b *testing.B) {
 		tl.Lookup(uint32(i&63)<<13, 1)
 	}
 }
+
+// TestDuplicatesAgreesWithPairwise compares the hashed duplicate check
+// with a direct comparison of every pair of entries over random TLB
+// contents that often hold duplicates (few VPN2s, few ASIDs, some global).
+func TestDuplicatesAgreesWithPairwise(t *testing.T) {
+	pairwise := func(tl *TLB) bool {
+		for i := 0; i < tl.Len(); i++ {
+			for j := i + 1; j < tl.Len(); j++ {
+				a, b := tl.Entry(i), tl.Entry(j)
+				ga, gb := a.Lo0&a.Lo1&LoG != 0, b.Lo0&b.Lo1&LoG != 0
+				if a.Hi>>13 == b.Hi>>13 && (ga || gb || uint8(a.Hi) == uint8(b.Hi)) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	x := uint64(12345)
+	next := func() uint32 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		return uint32(x >> 16)
+	}
+	found := 0
+	for _, n := range []int{1, 8, 64, 1024} {
+		tl := newTLB(t, n)
+		for round := 0; round < 300; round++ {
+			tl.FlushAll()
+			for k := 0; k < n/2+1; k++ {
+				var g uint32
+				if next()%16 == 0 {
+					g = LoG
+				}
+				hi := (next()%uint32(n+8))<<13 | next()%3
+				tl.WriteIndexed(int(next()%uint32(n)), Entry{Hi: hi, Lo0: LoV | g, Lo1: g})
+			}
+			want := pairwise(tl)
+			if got := tl.Duplicates() != ""; got != want {
+				t.Fatalf("%d entries, round %d: Duplicates %v, pairwise %v", n, round, got, want)
+			}
+			if want {
+				found++
+			}
+		}
+	}
+	if found < 100 {
+		t.Errorf("only %d states with duplicates: the test does not exercise the check", found)
+	}
+}

@@ -388,31 +388,51 @@ type DirtyLogger interface {
 	HarvestDirty() []uint32
 }
 
+// logsDirty reports whether m keeps a dirty log: a DirtyLogger whose
+// optional LogsDirty method (the engine's) does not say it keeps none.
+func logsDirty(m cp0.Machine) (DirtyLogger, bool) {
+	d, ok := m.(DirtyLogger)
+	if l, has := m.(interface{ LogsDirty() bool }); ok && has {
+		ok = l.LogsDirty()
+	}
+	return d, ok
+}
+
 // Run executes at least n generated operations on ref and dut and returns
-// the number executed and the first mismatch, or nil.
+// the number executed and the first mismatch, or nil. Dirty logs are
+// compared at each harvest when both machines keep one.
 func Run(ref, dut cp0.Machine, g *Gen, n int) (int, *Mismatch) {
-	step, check := 0, 4096
+	return RunChecked(ref, dut, g, n, nil)
+}
+
+// RunChecked is Run with an invariant of the machine under test checked
+// after every operation: a non-empty string from check is the mismatch.
+func RunChecked(ref, dut cp0.Machine, g *Gen, n int, check func() string) (int, *Mismatch) {
+	step, next := 0, 4096
+	rl, rok := logsDirty(ref)
+	dl, dok := logsDirty(dut)
 	for step < n {
 		for _, op := range g.Next(ref) {
 			step++
-			if op.Kind == cp0.OpHarvestDirty {
-				rl, rok := ref.(DirtyLogger)
-				dl, dok := dut.(DirtyLogger)
-				if rok && dok {
-					a, b := rl.HarvestDirty(), dl.HarvestDirty()
-					if !slices.Equal(a, b) {
-						return step, &Mismatch{Step: step, Op: op, What: fmt.Sprintf("dirty log differs: ref %#x, got %#x", a, b)}
-					}
-					continue
+			if op.Kind == cp0.OpHarvestDirty && rok && dok {
+				a, b := rl.HarvestDirty(), dl.HarvestDirty()
+				if !slices.Equal(a, b) {
+					return step, &Mismatch{Step: step, Op: op, What: fmt.Sprintf("dirty log differs: ref %#x, got %#x", a, b)}
 				}
+				continue
 			}
 			want, got := ref.Exec(op), dut.Exec(op)
 			if want != got {
 				return step, &Mismatch{Step: step, Op: op, What: "result differs", Ref: want, Got: got}
 			}
+			if check != nil {
+				if s := check(); s != "" {
+					return step, &Mismatch{Step: step, Op: op, What: s, Ref: want, Got: got}
+				}
+			}
 		}
-		if step >= check {
-			check += 4096
+		if step >= next {
+			next += 4096
 			if mm := CompareState(ref, dut); mm != "" {
 				return step, &Mismatch{Step: step, What: mm}
 			}

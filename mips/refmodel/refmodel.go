@@ -295,9 +295,16 @@ func (m *Model) access(op cp0.Op) cp0.Result {
 		}
 		return cp0.Result{Value: m.commpageGet(off, size)}
 	}
+	// Guest physical addresses outside RAM are not emulated: the series'
+	// fault handlers fail (KVM_EXIT_INTERNAL_ERROR). A KSeg0 page is mapped
+	// with its buddy, so both must be RAM.
 	var gpa uint64
+	npages := uint64(len(m.ram)) / uint64(m.pageSize)
 	if va >= 0x40000000 && va < 0x60000000 {
 		gpa = uint64(va - 0x40000000)
+		if gpa/uint64(m.pageSize)|1 >= npages {
+			return cp0.Result{Outcome: cp0.Internal}
+		}
 	} else {
 		i := m.lookup(va, uint8(m.regs[cp0.RegEntryHi][0]))
 		if i < 0 {
@@ -315,16 +322,13 @@ func (m *Model) access(op cp0.Op) cp0.Result {
 		if pb < m.pageSize { // trap-and-emulate cannot map it
 			return cp0.Result{Outcome: cp0.Internal}
 		}
+		gpa = (uint64(lo&0x3fffffc0)<<6)&^uint64(pb-1) | uint64(va&(pb-1))
+		if gpa >= uint64(len(m.ram)) {
+			return cp0.Result{Outcome: cp0.Internal}
+		}
 		if store && lo&4 == 0 {
 			return m.except(op, cp0.ExcMod, false, &va, true)
 		}
-		gpa = (uint64(lo&0x3fffffc0)<<6)&^uint64(pb-1) | uint64(va&(pb-1))
-	}
-	if gpa >= uint64(len(m.ram)) {
-		if !dataOp {
-			return cp0.Result{Outcome: cp0.Internal}
-		}
-		return m.doMMIO(gpa, store, op)
 	}
 	switch {
 	case op.Kind == cp0.OpCache:

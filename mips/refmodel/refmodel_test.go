@@ -84,10 +84,13 @@ func TestSegments(t *testing.T) {
 	if r := m.Exec(cp0.Op{Kind: cp0.OpLoad, VA: 0x7000 + cp0.RegOffset(cp0.RegKScratch, 3) + 2, Size: 2}); r.Value != 0xabcd {
 		t.Errorf("commpage halfword read %v", r)
 	}
-	if r := m.Exec(cp0.Op{Kind: cp0.OpLoad, VA: 0x40100000, Size: 4}); r.Outcome != cp0.MMIO {
-		t.Errorf("KSeg0 beyond RAM: %v, want MMIO", r)
+	if r := m.Exec(cp0.Op{Kind: cp0.OpLoad, VA: 0x40100000, Size: 4}); r.Outcome != cp0.Internal {
+		t.Errorf("KSeg0 beyond RAM: %v, want internal", r)
 	}
-	if r := m.Exec(cp0.Op{Kind: cp0.OpFetch, VA: 0x40100000}); r.Outcome != cp0.Internal {
+	if r := m.Exec(cp0.Op{Kind: cp0.OpLoad, VA: 0xbf000000, Size: 4}); r.Outcome != cp0.MMIO {
+		t.Errorf("host KSeg1: %v, want MMIO", r)
+	}
+	if r := m.Exec(cp0.Op{Kind: cp0.OpFetch, VA: 0xbf000000}); r.Outcome != cp0.Internal {
 		t.Errorf("fetch from MMIO: %v, want internal", r)
 	}
 	mtc0(m, cp0.RegStatus, 0, cp0.StatusUM)

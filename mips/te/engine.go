@@ -8,13 +8,16 @@
 // A host TLB miss takes the fast refill: walk the active GVA table, load
 // the even/odd PTEs as EntryLo0/1, write a random host TLB entry, retry. An
 // empty PTE becomes an invalid entry and the retry takes the TLB-invalid
-// exception into the slow path (commpage, guest KSeg0, guest TLB lookup,
-// MMIO), which fills the GVA table or injects the guest's exception. The
-// invalidation rules are those of the series: see invalidate.go.
+// exception into the slow path (commpage, guest KSeg0, guest TLB lookup),
+// which fills the GVA table, injects the guest's exception or reports an
+// internal error; host KSeg0/1 accesses are MMIO. The invalidation rules
+// are those of the series: see invalidate.go.
 //
 // Config.Legacy runs the pre-series scheme instead (every host TLB miss
 // exits to the slow path, which scans the guest TLB and writes the host TLB
 // directly), as the baseline the series' claims are measured against.
+// Config.DirtyLog replaces the series' TLB Modified handling by the dirty
+// logging Linux 4.11 added after it.
 package te
 
 import (
@@ -45,19 +48,30 @@ type Config struct {
 	// MMIO is the device behind MMIO accesses (nil: reads all-ones,
 	// writes ignored).
 	MMIO cp0.MMIODevice
-	// Faults disables invalidation rules. TEST-ONLY: any field set makes
-	// the engine wrong on purpose, so that tests can show the equivalence
-	// test catches each missing rule.
-	Faults Faults
+	// DirtyLog selects the fault handling of Linux 4.11 as released, where
+	// the GPA page-table series that followed seed 001 added dirty logging:
+	// guest pages are mapped clean until written, a store to a clean page
+	// exits (TLB Modified) to log the page dirty and remap it writable, a
+	// guest-TLB fault also maps the buddy page, and HarvestDirty reports
+	// the pages written. The default (false) is the series' own semantics:
+	// guest KSeg0 pages and guest D=1 pages are mapped writable at once, a
+	// guest-TLB fault fills only the faulting page (the pre-series scheme
+	// writes the pair into the host TLB), every host TLB Modified exception
+	// in a mapped segment is the guest's, and there is no dirty log.
+	DirtyLog bool
 }
 
-// Faults lists the invalidation rules a test can switch off.
-type Faults struct {
-	NoKernelFlushOnASIDChange bool // keep the kernel table and host ASID on a guest ASID change
+// faults lists the rules a test can switch off to show that the
+// equivalence test catches each one missing. Tests set them through
+// export_test.go; an engine built by New has none.
+type faults struct {
+	NoKernelFlushOnASIDChange bool // keep the kernel table's useg and KSeg2/3 PTEs on a guest ASID change
+	NoNewKernelASIDOnChange   bool // keep the kernel table's host ASID on a guest ASID change
 	NoUserLazyFlush           bool // never flush the user table on entry to guest user mode
 	NoTLBWInvalidate          bool // do not clear the old entry's PTEs on TLBWI/TLBWR
 	NoTLBWHostInvalidate      bool // clear the PTEs but leave the host TLB entries on TLBWI/TLBWR
 	NoFullFlushKSeg0          bool // a full flush leaves the KSeg0 part of the kernel table
+	NoInstallInvalidate       bool // a slow-path fill does not invalidate the host TLB pair first
 }
 
 // mm is one guest address space KVM switches the host to: a GVA table and
@@ -76,6 +90,7 @@ func (nopDevice) Write(uint64, uint8, uint32)      {}
 // Engine is one trap-and-emulate vCPU with its memory.
 type Engine struct {
 	cfg       Config
+	faults    faults
 	pageShift uint
 	pageSize  uint32
 	commpage  uint32 // guest VA of the commpage
@@ -230,7 +245,7 @@ func (e *Engine) activate(m *mm) {
 func (e *Engine) reenter() {
 	if !e.cp.KernelMode() {
 		g := int(e.cp.ASID())
-		if g != e.lastUserG && !e.cfg.Faults.NoUserLazyFlush {
+		if g != e.lastUserG && !e.faults.NoUserLazyFlush {
 			e.flushUser()
 			e.lastUserG = g
 		}
@@ -441,9 +456,9 @@ func (e *Engine) hostAddrErr(op cp0.Op, va uint32, st bool, size uint8) cp0.Resu
 		e.Stats.Slow[SlowAddrErr]++
 		return e.inject(op, adCode, false, cp0.FaultAddr, va)
 	}
-	if va >= cp0.HostKSeg2 || op.Kind != cp0.OpLoad && op.Kind != cp0.OpStore {
-		e.Stats.Slow[SlowInternal]++
-		return cp0.Result{Outcome: cp0.Internal}
+	if va >= cp0.HostKSeg2 || !emulatedMMIO(op) {
+		r, _ := e.internal()
+		return r
 	}
 	return e.doMMIO(uint64(va&cp0.KSegPhysMask), st, size, op.Value)
 }

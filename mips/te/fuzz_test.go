@@ -38,7 +38,9 @@ func decodeOp(b []byte) cp0.Op {
 }
 
 // FuzzEquivalence runs fuzzer-chosen guest programs on the engine and the
-// reference model: no panic, no livelock, identical results and state.
+// reference model under the series' semantics, with DirtyLog and in the
+// pre-series scheme: no panic, no livelock, identical results and state,
+// no duplicate host TLB entry after any operation.
 func FuzzEquivalence(f *testing.F) {
 	f.Add([]byte("\x05\x0c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
 	f.Add([]byte("\x05\x0a\x00\x00\x01\x00\x40\x00\x00\x00\x00\x00\x05\x02\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x05\x03\x00\x00\x42\x00\x00\x00\x00\x00\x00\x00\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00"))
@@ -58,8 +60,10 @@ func FuzzEquivalence(f *testing.F) {
 	}
 	f.Add(seed)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, legacy := range []bool{false, true} {
-			m, e := newPair(t, te.Config{PageSize: 4096, RAMSize: 512 << 10, HostTLBEntries: 4, Legacy: legacy})
+		for _, mode := range []te.Config{{}, {DirtyLog: true}, {Legacy: true}} {
+			cfg := mode
+			cfg.PageSize, cfg.RAMSize, cfg.HostTLBEntries = 4096, 512<<10, 4
+			m, e := newPair(t, cfg)
 			for i := 0; i+12 <= len(data) && i < 12*2000; i += 12 {
 				op := decodeOp(data[i : i+12])
 				if !randprog.Allowed(m, op, 4096) {
@@ -67,7 +71,10 @@ func FuzzEquivalence(f *testing.F) {
 				}
 				want, got := m.Exec(op), e.Exec(op)
 				if want != got {
-					t.Fatalf("legacy=%v op %d %v:\n ref %v\n got %v", legacy, i/12, op, want, got)
+					t.Fatalf("%+v op %d %v:\n ref %v\n got %v", mode, i/12, op, want, got)
+				}
+				if d := e.HostTLB().Duplicates(); d != "" {
+					t.Fatalf("%+v op %d %v: %s", mode, i/12, op, d)
 				}
 			}
 			if s := randprog.CompareState(m, e); s != "" {

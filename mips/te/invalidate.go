@@ -57,17 +57,16 @@ func (e *Engine) flushRange(t *gva.Table, start, end uint64, fs *FlushStats) {
 }
 
 func (e *Engine) asidChange() {
-	if e.cfg.Faults.NoKernelFlushOnASIDChange {
-		return
-	}
 	t0 := time.Now()
 	fs := &e.Stats.Flush[FlushASID]
 	fs.Count++
-	if !e.cfg.Legacy {
+	if !e.cfg.Legacy && !e.faults.NoKernelFlushOnASIDChange {
 		e.flushRange(e.kern.table, 0, cp0.GuestUSegEnd, fs)
 		e.flushRange(e.kern.table, cp0.GuestKSeg23, cp0.HostKSeg0, fs)
 	}
-	e.newContext(&e.kern)
+	if !e.faults.NoNewKernelASIDOnChange {
+		e.newContext(&e.kern)
+	}
 	fs.Time += time.Since(t0)
 }
 
@@ -85,7 +84,7 @@ func (e *Engine) flushUser() {
 func (e *Engine) invalidateEntry(old *cp0.Entry) {
 	// Entries that were not valid never produced a mapping; entries at or
 	// above 2 GiB are host kernel addresses, never in the GVA tables.
-	if !old.Valid() || old.Hi > 0x7fffffff || e.cfg.Faults.NoTLBWInvalidate {
+	if !old.Valid() || old.Hi > 0x7fffffff || e.faults.NoTLBWInvalidate {
 		return
 	}
 	t0 := time.Now()
@@ -100,7 +99,7 @@ func (e *Engine) invalidateEntry(old *cp0.Entry) {
 			e.flushRange(e.user.table, start, min(end, cp0.GuestUSegEnd), fs)
 		}
 	}
-	if !e.cfg.Faults.NoTLBWHostInvalidate {
+	if !e.faults.NoTLBWHostInvalidate {
 		k, u := e.HostASIDs()
 		if k != 0 {
 			fs.HostEntries += uint64(e.invalidateHost(start, end, k))
@@ -135,7 +134,7 @@ func (e *Engine) flushAll() {
 	fs := &e.Stats.Flush[FlushAll]
 	fs.Count++
 	if !e.cfg.Legacy {
-		if e.cfg.Faults.NoFullFlushKSeg0 {
+		if e.faults.NoFullFlushKSeg0 {
 			e.flushRange(e.kern.table, 0, cp0.GuestKSeg0, fs)
 			e.flushRange(e.kern.table, cp0.GuestKSeg23, cp0.HostKSeg0, fs)
 		} else {
@@ -182,10 +181,18 @@ func (e *Engine) migrate() {
 	}
 }
 
+// LogsDirty reports whether the engine keeps a dirty log (Config.DirtyLog).
+func (e *Engine) LogsDirty() bool { return e.cfg.DirtyLog }
+
 // HarvestDirty returns the guest physical addresses of the pages written
 // since the last harvest, clears the log and write-protects both GVA
-// tables so the next store to each page is logged again.
+// tables so the next store to each page is logged again. Without DirtyLog
+// there is no log (the series never marked guest pages dirty): it returns
+// nil and changes nothing.
 func (e *Engine) HarvestDirty() []uint32 {
+	if !e.cfg.DirtyLog {
+		return nil
+	}
 	t0 := time.Now()
 	var pages []uint32
 	for gp, d := range e.dirty {

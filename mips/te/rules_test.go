@@ -5,6 +5,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/mips/cp0"
 	"github.com/nestmmu/nestmmu/mips/gva"
+	"github.com/nestmmu/nestmmu/mips/hosttlb"
 )
 
 // harness drives an engine with a 4K page size in guest kernel mode.
@@ -275,7 +276,7 @@ func TestFullFlushClearsBothTablesAndKSeg0(t *testing.T) {
 }
 
 func TestDirtyLoggingMapsCleanPagesReadOnly(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, Config{DirtyLog: true})
 	h.mustDone(h.load(0x40005000))
 	p := h.e.kern.table.Lookup(0x40005000)
 	if p&gva.V == 0 || p&gva.D != 0 || p&gva.Write == 0 {
@@ -396,5 +397,84 @@ func TestMTC0RegisterFieldIsFiveBits(t *testing.T) {
 	h.exec(cp0.Op{Kind: cp0.OpMTC0, Reg: cp0.RegEntryHi + 32, Sel: 8, Value: 9})
 	if h.e.cp.ASID() != 9 || h.e.Stats.Flush[FlushASID].Count != n+1 {
 		t.Errorf("ASID %d, flushes %d -> %d", h.e.cp.ASID(), n, h.e.Stats.Flush[FlushASID].Count)
+	}
+}
+
+// TestSeriesMapsPagesWritableAtOnce: as the series left it, a guest KSeg0
+// page is mapped dirty and writable on its first fault (pte_mkdirty on
+// PAGE_SHARED in kvm_mips_handle_kseg0_tlb_fault), so a later store takes
+// no exit, and there is no dirty log.
+func TestSeriesMapsPagesWritableAtOnce(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.mustDone(h.load(0x40005000))
+	if p := h.e.kern.table.Lookup(0x40005000); p&gva.D == 0 || p&gva.Write == 0 {
+		t.Fatalf("KSeg0 PTE %#x after a load, want writable and dirty", p)
+	}
+	exits := h.e.Stats.Slow
+	h.mustDone(h.store(0x40005000, 1))
+	if h.e.Stats.Slow != exits {
+		t.Errorf("store to a mapped KSeg0 page exited: %v -> %v", exits, h.e.Stats.Slow)
+	}
+	if h.e.LogsDirty() || h.e.HarvestDirty() != nil || h.e.Stats.Flush[FlushDirty].Count != 0 {
+		t.Error("the series' semantics keep a dirty log")
+	}
+}
+
+// TestMappedFillSize: a guest-TLB fault fills only the faulting page in the
+// series (kvm_mips_handle_mapped_seg_tlb_fault writes one GVA PTE), the
+// pair with DirtyLog (Linux 4.11 also copies the buddy), and the pre-series
+// scheme writes the pair into the host TLB.
+func TestMappedFillSize(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		cfg       Config
+		wantBuddy bool
+	}{{"series", Config{}, false}, {"dirtylog", Config{DirtyLog: true}, true}, {"pre-series", Config{Legacy: true}, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, c.cfg)
+			h.write(1, 0x00400000, 0x10000, 0x11000, cp0.EntryLoV|cp0.EntryLoD)
+			h.mustDone(h.load(0x00400000))
+			var buddy bool
+			if c.cfg.Legacy {
+				lo, hit := h.e.host.Lookup(0x00401000, h.e.hostASID)
+				buddy = hit && lo&hosttlb.LoV != 0
+			} else {
+				buddy = h.e.kern.table.Lookup(0x00401000) != 0
+			}
+			if buddy != c.wantBuddy {
+				t.Errorf("buddy mapped %v, want %v", buddy, c.wantBuddy)
+			}
+			mapped := h.e.Stats.Slow[SlowMapped]
+			h.mustDone(h.load(0x00401000))
+			if extra := h.e.Stats.Slow[SlowMapped] - mapped; (extra == 0) != c.wantBuddy {
+				t.Errorf("the buddy's first access took %d fills", extra)
+			}
+		})
+	}
+}
+
+// TestTLBModifiedSemantics: a host TLB Modified exception in a mapped
+// segment is always the guest's in the series (kvm_mips_handle_tlbmod
+// forwards it without looking at the guest TLB), while Linux 4.11 looks
+// the guest entry up and, if it is dirty, remaps the page writable. A host
+// entry left read-only after the guest made its entry dirty (the TLBW
+// invalidation switched off) shows the difference.
+func TestTLBModifiedSemantics(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want cp0.Outcome
+	}{{"series", Config{}, cp0.Exception}, {"dirtylog", Config{DirtyLog: true}, cp0.Done}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, c.cfg)
+			h.write(1, 0x00400000, 0x10000, 0x11000, cp0.EntryLoV)
+			h.mustDone(h.load(0x00400000))
+			h.e.faults = faults{NoTLBWInvalidate: true}
+			h.write(1, 0x00400000, 0x10000, 0x11000, cp0.EntryLoV|cp0.EntryLoD)
+			r := h.store(0x00400000, 7)
+			if r.Outcome != c.want || c.want == cp0.Exception && r.Code != cp0.ExcMod {
+				t.Errorf("store: %v, want %v", r, c.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,79 @@
+package tlb
+
+import (
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// TestBlockPiecesInvalidatedTogether: a stage-1 1GB block over 4KB stage-2
+// pages is cached as 4KB combined entries (Fill keeps only the range where
+// both stages map linearly). Each is a cached copy of the one stage-1 block
+// entry, and the TLBI by-address forms invalidate "cached copies of
+// translation table entries ... that would be required to translate the
+// specified VA" (TLBI VAE1, VAAE1, VALE1, VAALE1 and the range forms), so
+// naming any address of the block removes every piece, wherever in the
+// block and in whichever set. Entries of other stage-1 leaves stay: the
+// neighbouring block's pieces, a combined entry that covers its whole
+// 2MB leaf, a stage-2-only entry of the same IPA.
+func TestBlockPiecesInvalidatedTogether(t *testing.T) {
+	const blk = 0x4000_0000 // VA of the 1GB stage-1 block; the next one follows
+	piece := func(va uint64) Entry {
+		e := e4k(vmsa.RegimeEL10, 1, 5, false, va)
+		e.Level, e.Combined, e.IPA, e.S2Level, e.S2SizeBits = 1, true, mem.IPA(0x8000_0000+va-blk), 3, 12
+		return e
+	}
+	whole := e4k(vmsa.RegimeEL10, 1, 5, false, 2*blk+0x20_0000) // a 2MB leaf, cached whole
+	whole.SizeBits, whole.Level, whole.Combined, whole.IPA, whole.S2Level, whole.S2SizeBits = 21, 2, true, 0x9000_0000, 2, 21
+	s2 := Entry{Stage2Only: true, VMID: 1, SizeBits: 12, OA: 0x7_0000_0000, IPA: 0x8000_5000, Level: 3, GranuleBits: 12, Perms: allPerms}
+	gone := []uint64{blk, blk + 0x5000, blk + 0x20_0000, blk + 0x3fff_f000}
+	kept := []uint64{2 * blk, 2*blk + 0x5000}
+	ctx := Context{EL: 1, VMID: 1, ASID16: true}
+	for _, c := range []struct {
+		name string
+		op   Op
+		xt   uint64
+	}{
+		{"VAAE1 of one page", OpVAAE1, (blk + 0x1234_5000) >> 12},
+		{"VAE1 with the ASID", OpVAE1, 5<<48 | (blk+0x1234_5000)>>12},
+		{"VALE1 with the leaf's TTL (4K, level 1)", OpVALE1, 5<<48 | 0b0101<<44 | (blk+0x1234_5000)>>12},
+		{"RVAAE1 of one 4K page", OpRVAAE1, 1<<46 | (blk+0x1234_5000)>>12},
+	} {
+		for _, strict := range []bool{false, true} {
+			tl := MustNew(Config{Sets: 64, Ways: 4, StrictHints: strict})
+			for _, va := range append(append([]uint64{}, gone...), kept...) {
+				if !tl.FillEntry(piece(va)) {
+					t.Fatal("fill refused")
+				}
+			}
+			tl.FillEntry(whole)
+			tl.FillEntry(s2)
+			if _, err := tl.Invalidate(c.op, c.xt, ctx); err != nil {
+				t.Fatal(err)
+			}
+			left := map[uint64]bool{}
+			for _, e := range tl.Entries(nil) {
+				if !e.Stage2Only {
+					left[uint64(e.VA)] = true
+				}
+			}
+			for _, va := range gone {
+				if left[va] {
+					t.Errorf("%s (strict %v): the piece at VA %#x of the block survived", c.name, strict, va)
+				}
+			}
+			for _, va := range append(kept, uint64(whole.VA)) {
+				if !left[va] {
+					t.Errorf("%s (strict %v): the entry at VA %#x, outside the block, went", c.name, strict, va)
+				}
+			}
+			if n := len(tl.Entries(nil)); n != len(kept)+2 {
+				t.Errorf("%s (strict %v): %d entries left, want %d", c.name, strict, n, len(kept)+2)
+			}
+			if tl.pieces != len(kept) {
+				t.Errorf("%s: pieces count %d, want %d", c.name, tl.pieces, len(kept))
+			}
+		}
+	}
+}
