@@ -60,8 +60,12 @@ const (
 	mtNormalNC     = 2
 	mtDeviceNGnRnE = 3
 	mtDeviceNGnRE  = 4
-	mairValue      = 0xff | 0xf0<<8 | 0x44<<16 | 0x00<<24 | 0x04<<32
 )
+
+// mairValue is MAIR_EL1 with those attributes (MT_NORMAL_TAGGED is plain
+// Normal write-back without FEAT_MTE: 0xf0 needs MTE).
+var mairValue = uint64(sysreg.MAIROf(sysreg.MAIRNormalWB, sysreg.MAIRNormalWB, sysreg.MAIRNormalNC,
+	sysreg.MAIRDevicenGnRnE, sysreg.MAIRDevicenGnRE))
 
 // ErrOutOfMemory is returned when the guest has no free page frame.
 var ErrOutOfMemory = errors.New("guestos: out of memory")
@@ -159,9 +163,9 @@ func startLevel(pgShift, vaBits uint) int {
 // ipsFor returns TCR_EL1.IPS for an IPA size: the smallest encoded PA size
 // that holds it.
 func ipsFor(bits uint) (uint64, bool) {
-	for enc, b := range []uint{32, 36, 40, 42, 44, 48, 52} {
-		if bits <= b {
-			return uint64(enc), true
+	for _, e := range []uint64{sysreg.PS32, sysreg.PS36, sysreg.PS40, sysreg.PS42, sysreg.PS44, sysreg.PS48, sysreg.PS52} {
+		if b, _ := sysreg.PASizeBits(e); bits <= b {
+			return e, true
 		}
 	}
 	return 0, false
@@ -172,31 +176,18 @@ func ipsFor(bits uint) (uint64, bool) {
 // walks, the ASID in TTBR1 (A1=1), TBI0 (top-byte-ignore for user
 // addresses), the hardware Access flag (HA).
 func tcrValue(g sysreg.Granule, vaBits uint, ips uint64, asid16 bool) uint64 {
-	var tg0, tg1 uint64
-	switch g {
-	case sysreg.Granule4K:
-		tg0, tg1 = 0b00, 0b10
-	case sysreg.Granule16K:
-		tg0, tg1 = 0b10, 0b01
-	case sysreg.Granule64K:
-		tg0, tg1 = 0b01, 0b11
-	}
-	sz := uint64(64 - vaBits)
-	const wbwa, inner = 0b01, 0b11
-	v := sz | wbwa<<8 | wbwa<<10 | inner<<12 | tg0<<14 // T0SZ, IRGN0, ORGN0, SH0, TG0
-	v |= sz<<16 | 1<<22 | wbwa<<24 | wbwa<<26 | inner<<28 | tg1<<30
-	v |= ips << 32
-	if asid16 {
-		v |= 1 << 36 // AS
-	}
-	v |= 1<<37 | 1<<39 // TBI0, HA
-	return v
+	sz := 64 - vaBits
+	wb, sh := sysreg.RGNWBWA, sysreg.SHInner
+	return uint64(sysreg.TCRFields{T0SZ: sz, IRGN0: wb, ORGN0: wb, SH0: sh, TG0: g,
+		T1SZ: sz, A1: true, IRGN1: wb, ORGN1: wb, SH1: sh, TG1: g,
+		IPS: ips, AS: asid16, TBI0: true, HA: true}.Value())
 }
 
 // sctlrMMUOn is SCTLR_EL1 with the MMU and caches on: M, C, SA, SA0, I and
 // the RES1 bits of Armv8.0 (11, 20, 22, 28, 29). SPAN is 0, so PSTATE.PAN
 // is set on exception entry to EL1.
-const sctlrMMUOn = 1<<0 | 1<<2 | 1<<3 | 1<<4 | 1<<12 | 1<<11 | 1<<20 | 1<<22 | 1<<28 | 1<<29
+var sctlrMMUOn = uint64(sysreg.SCTLRFields{M: true, C: true, SA: true, SA0: true, I: true,
+	Other: 1<<11 | 1<<20 | 1<<22 | 1<<28 | 1<<29}.Value())
 
 // Config returns the configuration with defaults filled in.
 func (o *OS) Config() Config { return o.cfg }

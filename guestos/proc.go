@@ -202,9 +202,9 @@ func (c *Core) switchMM(next *Proc) {
 		c.tlbi(tlb.OpVMALLE1, 0) // local_flush_tlb_all (broadcast under HCR_EL2.FB)
 		c.Stats.LocalFlushes++
 	}
-	c.msr(cpu.TTBR0_EL1, o.empty)
-	c.msr(cpu.TTBR1_EL1, o.kroot|asid<<48)
-	c.msr(cpu.TTBR0_EL1, next.mm.root)
+	c.msr(cpu.TTBR0_EL1, uint64(sysreg.TTBRFields{BADDR: o.empty}.Value()))
+	c.msr(cpu.TTBR1_EL1, uint64(sysreg.TTBRFields{BADDR: o.kroot, ASID: uint16(asid)}.Value()))
+	c.msr(cpu.TTBR0_EL1, uint64(sysreg.TTBRFields{BADDR: next.mm.root}.Value()))
 	c.cur = next
 }
 
