@@ -21,6 +21,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"run":     {"run a simulation scenario (the default without a file) and print its report", cmdRun},
+		"compare": {"run a scenario both ways for each design-choice variant and print the ratios", cmdCompare},
 		"at":      {"evaluate AT instructions from a JSON machine state (shared/spec/at-json.md)", cmdAT},
 		"explain": {"show every translation walk of a JSON machine state step by step", cmdExplain},
 		"conform": {"differential conformance of the translation core against QEMU", cmdConform},
