@@ -56,12 +56,16 @@ type VM struct {
 	Stage2Levels int `json:"stage2_levels"`
 
 	UserAccesses uint64 `json:"user_accesses"`
-	// TLB: accesses by the VM's vCPUs that hit the TLB, and the walks
-	// of the ones that missed.
-	TLBHits  uint64  `json:"tlb_hits"`
-	Walks    uint64  `json:"walks"`
-	HitRate  float64 `json:"tlb_hit_rate"`
-	DescRead uint64  `json:"descriptor_reads"`
+	// TLB: accesses by the VM's vCPUs (user and kernel) that hit the TLB,
+	// and the walks of the ones that missed; HitRate is hits/(hits+walks).
+	TLBHits uint64  `json:"tlb_hits"`
+	Walks   uint64  `json:"walks"`
+	HitRate float64 `json:"tlb_hit_rate"`
+	// UserWalks are the walks of user accesses (retries after a fault
+	// included); UserHitRate is 1 - UserWalks/UserAccesses.
+	UserWalks   uint64  `json:"user_walks"`
+	UserHitRate float64 `json:"user_tlb_hit_rate"`
+	DescRead    uint64  `json:"descriptor_reads"`
 	// ReadsPerWalk is DescRead / Walks.
 	ReadsPerWalk float64 `json:"descriptor_reads_per_walk"`
 

@@ -99,10 +99,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(r.VMs) > 0 {
 		p("\n")
 		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "VM (level)\tvCPUs\tgranule\tlevels S1+S2\tuser acc.\tTLB hit\twalks\treads/walk\tguest faults\tstage-2 faults\tMMIO\texits to L0\t")
+		fmt.Fprintln(tw, "VM (level)\tvCPUs\tgranule\tlevels S1+S2\tuser acc.\tTLB hit user/all\twalks\treads/walk\tguest faults\tstage-2 faults\tMMIO\texits to L0\t")
 		for _, v := range r.VMs {
-			fmt.Fprintf(tw, "%s (L%d)\t%d\t%s\t%d+%d\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t\n", v.Name, v.Level, v.VCPUs, bytesStr(v.Granule),
-				v.Levels, v.Stage2Levels, mega(v.UserAccesses), pct(v.HitRate), mega(v.Walks), v.ReadsPerWalk,
+			fmt.Fprintf(tw, "%s (L%d)\t%d\t%s\t%d+%d\t%s\t%s / %s\t%s\t%.1f\t%s\t%s\t%s\t%s\t\n", v.Name, v.Level, v.VCPUs, bytesStr(v.Granule),
+				v.Levels, v.Stage2Levels, mega(v.UserAccesses), pct(v.UserHitRate), pct(v.HitRate), mega(v.Walks), v.ReadsPerWalk,
 				n(v.Guest.Total), n(v.Stage2.Total), n(v.MMIO), n(v.Exits))
 		}
 		tw.Flush()

@@ -68,6 +68,7 @@ func (m *machine) collectVM(vr *vmRun, hist []uint64) report.VM {
 	for _, r := range vr.vcpus {
 		pe := r.v.PE()
 		v.UserAccesses += r.done
+		v.UserWalks += r.userWalks
 		v.TLBHits += pe.Stats.TLBHits
 		v.Walks += pe.Stats.Walks
 		v.DescRead += pe.Walker.Stats.DescReads
@@ -86,6 +87,9 @@ func (m *machine) collectVM(vr *vmRun, hist []uint64) report.VM {
 	}
 	if n := v.TLBHits + v.Walks; n > 0 {
 		v.HitRate = float64(v.TLBHits) / float64(n)
+	}
+	if v.UserAccesses > 0 && v.UserWalks <= v.UserAccesses {
+		v.UserHitRate = 1 - float64(v.UserWalks)/float64(v.UserAccesses)
 	}
 	if v.Walks > 0 {
 		v.ReadsPerWalk = float64(v.DescRead) / float64(v.Walks)

@@ -2,21 +2,40 @@ package sim
 
 import (
 	"context"
-	"encoding/json"
-	"os"
 	"testing"
+	"time"
 
 	"github.com/nestmmu/nestmmu/scenario"
 )
 
-func TestDefaultQuick(t *testing.T) {
+// The default scenario, shortened: every part of the report is there.
+func TestDefaultShort(t *testing.T) {
 	s := scenario.Default()
-	s.Accesses = 1_000_000
+	s.Accesses = scenario.Count(accessesFor(t, 2_000_000, 600_000))
 	r, err := Run(context.Background(), s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	json.NewEncoder(os.Stdout).Encode(r.Accesses)
-	json.NewEncoder(os.Stdout).Encode(r.Checks)
-	t.Logf("elapsed %.2fs", r.Elapsed)
+	sane(t, "default", r)
+	if len(r.VMs) != 2 || len(r.MIPS) != 1 || len(r.Timeline) < 2 || len(r.WalkReads) == 0 {
+		t.Errorf("report: %d VMs, %d MIPS guests, %d samples, histogram %v", len(r.VMs), len(r.MIPS), len(r.Timeline), r.WalkReads)
+	}
+	if r.VMs[0].MMIO == 0 || r.VMs[1].TraceRecords == 0 || r.Host.Pressure["skipped"]+r.Host.Pressure["age"] == 0 {
+		t.Errorf("MMIO %d, trace records %d, pressure %v", r.VMs[0].MMIO, r.VMs[1].TraceRecords, r.Host.Pressure)
+	}
+}
+
+// A cancelled run stops early and reports what ran, marked interrupted.
+func TestInterrupted(t *testing.T) {
+	s := scenario.Default()
+	s.Accesses = 1 << 30
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	r, err := Run(ctx, s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Interrupted || r.Accesses.User == 0 || r.Accesses.User >= uint64(s.Accesses) || r.Checks.Violations() != 0 {
+		t.Errorf("interrupted %v after %d user accesses, %d violations", r.Interrupted, r.Accesses.User, r.Checks.Violations())
+	}
 }

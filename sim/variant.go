@@ -46,7 +46,9 @@ var Variants = []Variant{
 		},
 		Metrics: []Metric{
 			{"stage-2 faults", func(r *report.Report) float64 { return sumVM(r, func(v *report.VM) uint64 { return v.Stage2.Total }) }},
-			{"stage-2 block maps", func(r *report.Report) float64 { return sumVM(r, func(v *report.VM) uint64 { return v.Stage2.BlockMaps }) }},
+			{"stage-2 block maps", func(r *report.Report) float64 {
+				return sumVM(r, func(v *report.VM) uint64 { return v.Stage2.BlockMaps })
+			}},
 			{"TLB-miss walks", func(r *report.Report) float64 { return sumVM(r, func(v *report.VM) uint64 { return v.Walks }) }},
 			{"descriptor reads", func(r *report.Report) float64 { return sumVM(r, func(v *report.VM) uint64 { return v.DescRead }) }},
 			{"descriptor reads per walk", readsPerWalk},
@@ -71,8 +73,12 @@ var Variants = []Variant{
 			return nil
 		},
 		Metrics: []Metric{
-			{"host TLB refills, fast path", func(r *report.Report) float64 { return sumMIPS(r, func(m *report.MIPS) uint64 { return m.FastRefills }) }},
-			{"host TLB refills, slow path", func(r *report.Report) float64 { return sumMIPS(r, func(m *report.MIPS) uint64 { return m.SlowRefills }) }},
+			{"host TLB refills, fast path", func(r *report.Report) float64 {
+				return sumMIPS(r, func(m *report.MIPS) uint64 { return m.FastRefills })
+			}},
+			{"host TLB refills, slow path", func(r *report.Report) float64 {
+				return sumMIPS(r, func(m *report.MIPS) uint64 { return m.SlowRefills })
+			}},
 			{"guest TLB scans", func(r *report.Report) float64 { return sumMIPS(r, func(m *report.MIPS) uint64 { return m.GuestScans }) }},
 			{"guest TLB entries compared", func(r *report.Report) float64 { return sumMIPS(r, func(m *report.MIPS) uint64 { return m.Compared }) }},
 			{"GVA-table reads", func(r *report.Report) float64 { return sumMIPS(r, func(m *report.MIPS) uint64 { return m.TableReads }) }},

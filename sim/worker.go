@@ -92,6 +92,7 @@ type vcpuRun struct {
 
 	// counters for the report
 	faults, checks, records uint64
+	userWalks               uint64
 	lastWalks, lastReads    uint64
 	lastKernel              uint64
 }
@@ -214,8 +215,11 @@ const maxFaults = 64
 
 func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) error {
 	faults := 0
+	pe := r.v.PE()
 	for off := 0; off < len(b); {
+		w := pe.Stats.Walks
 		n, x, err := r.v.RunBatch(b[off:])
+		r.userWalks += pe.Stats.Walks - w
 		if err != nil {
 			return err
 		}
@@ -247,7 +251,9 @@ func (r *vcpuRun) fetch(p *proc, a *workload.Access) error {
 	ctx := r.v.Ctx()
 	for faults := 0; ; faults++ {
 		ctx.PC = mem.VA(a.Off)
+		walks := r.v.PE().Stats.Walks
 		w, x, err := r.v.Fetch()
+		r.userWalks += r.v.PE().Stats.Walks - walks
 		if err != nil {
 			return err
 		}
