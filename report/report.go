@@ -194,9 +194,12 @@ type HostMemory struct {
 // value stored (data integrity), and stage-2 and host-kernel invariants
 // checked with the world stopped. Violations must be 0.
 type Checks struct {
-	IntegrityChecks     uint64   `json:"integrity_checks"`
-	IntegrityViolations uint64   `json:"integrity_violations"`
-	InvariantChecks     uint64   `json:"invariant_checks"`
+	IntegrityChecks     uint64 `json:"integrity_checks"`
+	IntegrityViolations uint64 `json:"integrity_violations"`
+	InvariantChecks     uint64 `json:"invariant_checks"`
+	// FreedFrameChecks are the guest accesses checked for reaching a
+	// freed (poisoned) host frame; a hit is an invariant violation.
+	FreedFrameChecks    uint64   `json:"freed_frame_checks"`
 	InvariantViolations uint64   `json:"invariant_violations"`
 	First               []string `json:"first_violations,omitempty"`
 }

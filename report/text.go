@@ -160,8 +160,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if c.Violations() > 0 {
 		verdict = "FAILED"
 	}
-	p("\nchecks     data integrity: %s loads checked, %s violations; invariants: %s checks, %s violations: %s\n",
-		n(c.IntegrityChecks), n(c.IntegrityViolations), n(c.InvariantChecks), n(c.InvariantViolations), verdict)
+	p("\nchecks     data integrity: %s loads checked, %s violations; invariants: %s stage-2 and host checks", n(c.IntegrityChecks), n(c.IntegrityViolations), n(c.InvariantChecks))
+	if c.FreedFrameChecks > 0 {
+		p(" and %s accesses checked for freed frames", n(c.FreedFrameChecks))
+	}
+	p(", %s violations: %s\n", n(c.InvariantViolations), verdict)
 	for _, f := range c.First {
 		p("           %s\n", f)
 	}

@@ -283,9 +283,13 @@ type Checks struct {
 	// and the stage-2 and host-kernel invariants are checked (once more
 	// at the end).
 	Invariants int `yaml:"invariants"`
+	// FreedFrames poisons host frames when they are freed and checks
+	// every guest access and table walk for one that reaches a free frame
+	// (through a stale stage-2 or TLB entry).
+	FreedFrames bool `yaml:"freed_frames"`
 }
 
-func (c *Checks) setDefaults() { c.Integrity, c.Invariants = true, 4 }
+func (c *Checks) setDefaults() { c.Integrity, c.Invariants, c.FreedFrames = true, 4, true }
 
 // UnmarshalText parses a count as a scenario does (for flags).
 func (c *Count) UnmarshalText(b []byte) error { return c.parse(string(b)) }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
@@ -47,6 +48,16 @@ func (m *machine) collect(elapsed time.Duration, timeline []report.Sample) *repo
 		a.UserPerSecond = float64(a.User+sumMIPSUser(r)) / sec
 	}
 	m.collectHost(r)
+	if m.s.Checks.FreedFrames {
+		// Every guest access and walk read went through the checked view.
+		r.Checks.FreedFrameChecks = r.Accesses.User + r.Accesses.Kernel
+		if n, first, ok := m.host.Arena().StaleAccesses(); ok {
+			r.Checks.InvariantViolations += n
+			if len(r.Checks.First) < 10 {
+				r.Checks.First = append(r.Checks.First, fmt.Sprintf("%d guest accesses or walk reads reached a freed host frame, the first at PA %#x", n, uint64(first)))
+			}
+		}
+	}
 	return r
 }
 

@@ -13,13 +13,14 @@ import (
 // guest kernel of mips/guestos over KVM's engine of mips/te), run on a
 // goroutine of its own beside the arm64 workers.
 type mipsRun struct {
-	m      *machine
-	cfg    int
-	e      *te.Engine
-	os     *guestos.OS
-	budget uint64
-	done   uint64
-	busy   time.Duration
+	m        *machine
+	cfg      int
+	e        *te.Engine
+	os       *guestos.OS
+	budget   uint64
+	done     uint64
+	finished bool
+	busy     time.Duration
 	// published is the engine's accesses already added to the meter.
 	published uint64
 }
@@ -40,26 +41,31 @@ func newMIPS(m *machine, i int, budget uint64) (*mipsRun, error) {
 	return &mipsRun{m: m, cfg: i, e: e, os: o, budget: budget}, nil
 }
 
-// run runs the guest in chunks of whole quanta, publishing progress.
-func (r *mipsRun) run() {
-	chunk := max(r.m.s.MIPS[r.cfg].Quantum, 1) * max(1, 8192/max(r.m.s.MIPS[r.cfg].Quantum, 1))
+func (r *mipsRun) ended() bool { return r.finished }
+
+func (r *mipsRun) put() error { return nil }
+
+// slice runs the guest for a chunk of whole quanta, publishing progress.
+func (r *mipsRun) slice(*worker) error {
+	c := &r.m.s.MIPS[r.cfg]
+	chunk := c.Quantum * max(1, 20000/c.Quantum)
 	t0 := time.Now()
-	defer func() { r.busy = time.Since(t0) }()
-	for r.done < r.budget && !r.m.stop.Load() {
-		n := int(min(uint64(chunk), r.budget-r.done))
-		if err := r.os.Run(n); err != nil {
-			r.m.fail(fmt.Errorf("mips %q: %w", r.m.s.MIPS[r.cfg].Name, err))
-			return
-		}
-		if r.e.Stats.Livelocks != 0 {
-			r.m.fail(fmt.Errorf("mips %q: %d accesses did not settle", r.m.s.MIPS[r.cfg].Name, r.e.Stats.Livelocks))
-			return
-		}
-		r.done += uint64(n)
-		r.m.meter.mips.Add(uint64(n))
-		r.m.meter.mipsAll.Add(r.e.Stats.Accesses - r.published)
-		r.published = r.e.Stats.Accesses
+	defer func() { r.busy += time.Since(t0) }()
+	n := int(min(uint64(chunk), r.budget-r.done))
+	if err := r.os.Run(n); err != nil {
+		r.finished = true
+		return fmt.Errorf("mips %q: %w", c.Name, err)
 	}
+	if r.e.Stats.Livelocks != 0 {
+		r.finished = true
+		return fmt.Errorf("mips %q: %d accesses did not settle", c.Name, r.e.Stats.Livelocks)
+	}
+	r.done += uint64(n)
+	r.m.meter.mips.Add(uint64(n))
+	r.m.meter.mipsAll.Add(r.e.Stats.Accesses - r.published)
+	r.published = r.e.Stats.Accesses
+	r.finished = r.done >= r.budget
+	return nil
 }
 
 // report summarises the guest.

@@ -52,14 +52,15 @@ const (
 
 // machine is a running scenario.
 type machine struct {
-	s    *scenario.Scenario
-	opt  Options
-	host *kvm.Host
-	vms  []*vmRun
-	mips []*mipsRun
-	wrk  []*worker
-	pr   *pressure
-	t0   time.Time
+	s     *scenario.Scenario
+	opt   Options
+	host  *kvm.Host
+	vms   []*vmRun
+	mips  []*mipsRun
+	wrk   []*worker
+	sched scheduler
+	pr    *pressure
+	t0    time.Time
 
 	stop  atomic.Bool
 	gate  gate
@@ -137,7 +138,8 @@ func (m *machine) build() error {
 	s := m.s
 	h := &s.Host
 	hk, err := kvm.NewHost(kvm.Config{CPUs: h.CPUs, MemBytes: uint64(h.Memory), PageSize: uint64(h.PageSize),
-		TLB: tlb.Config{Sets: h.TLB.Sets, Ways: h.TLB.Ways, Micro: h.TLB.Micro}, SwapPages: int(uint64(h.Swap) / uint64(h.PageSize))})
+		TLB: tlb.Config{Sets: h.TLB.Sets, Ways: h.TLB.Ways, Micro: h.TLB.Micro}, SwapPages: int(uint64(h.Swap) / uint64(h.PageSize)),
+		PoisonFreed: s.Checks.FreedFrames})
 	if err != nil {
 		return fmt.Errorf("sim: host: %w", err)
 	}
@@ -157,19 +159,20 @@ func (m *machine) build() error {
 		}
 		m.mips = append(m.mips, mr)
 	}
-	// vCPUs to physical CPUs: the k-th vCPU (VM by VM) to CPU k mod CPUs,
-	// so that a CPU alternates between VMs.
+	// The runnable entities (vCPUs, MIPS guests) are shared by the
+	// physical-CPU workers, each taking the next one not running
+	// elsewhere, preferring those that last ran on it.
 	m.wrk = make([]*worker, h.CPUs)
 	for i := range m.wrk {
 		m.wrk[i] = &worker{m: m, cpu: i}
 	}
-	k := 0
 	for _, vr := range m.vms {
 		for _, r := range vr.vcpus {
-			w := m.wrk[k%len(m.wrk)]
-			w.vcpus = append(w.vcpus, r)
-			k++
+			m.sched.add(r)
 		}
+	}
+	for _, mr := range m.mips {
+		m.sched.add(mr)
 	}
 	if h.Pressure.Enabled && len(m.vms) > 0 {
 		m.pr = newPressure(m)
@@ -348,7 +351,7 @@ func (m *machine) teardown() error {
 	return errors.Join(errs...)
 }
 
-// run starts the workers, the MIPS guests and the pressure driver, and
+// run starts the workers and the pressure driver, and
 // monitors them: progress, the timeline, the invariant checks, Ctrl-C.
 func (m *machine) run(ctx context.Context) []report.Sample {
 	var wg sync.WaitGroup
@@ -363,13 +366,6 @@ func (m *machine) run(ctx context.Context) []report.Sample {
 			defer wg.Done()
 			defer m.gate.leave()
 			w.run()
-		}()
-	}
-	for _, mr := range m.mips {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mr.run()
 		}()
 	}
 	prDone := make(chan struct{})

@@ -3,6 +3,8 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/nestmmu/nestmmu/guestos"
 	"github.com/nestmmu/nestmmu/host/kvm"
@@ -11,13 +13,83 @@ import (
 	"github.com/nestmmu/nestmmu/workload"
 )
 
-// worker is one physical CPU: it runs its vCPUs a time slice (the guest's
-// quantum) at a time, loading and putting them as KVM's vcpu_load and
-// vcpu_put do.
+// runner is what a physical CPU runs a slice of: a vCPU of an arm64 VM
+// (with its guest kernel and processes) or a MIPS guest.
+type runner interface {
+	// slice runs one time slice on physical CPU cpu.
+	slice(w *worker) error
+	// ended reports that the runner has nothing more to run.
+	ended() bool
+	// put takes the runner off its physical CPU (vcpu_put).
+	put() error
+}
+
+// scheduler hands runners to workers: a runner runs on one worker at a
+// time; a worker prefers the runners that last ran on it (a vCPU that
+// moves is loaded on the new CPU as KVM's vcpu_load does, with the flush
+// that needs when another vCPU of its VM ran there).
+type scheduler struct {
+	mu      sync.Mutex
+	runners []*slot
+}
+
+type slot struct {
+	r       runner
+	running bool
+	last    int // the worker it last ran on (-1: none)
+}
+
+func (s *scheduler) add(r runner) { s.runners = append(s.runners, &slot{r: r, last: -1}) }
+
+// take returns a runner for worker cpu, or nil when none is left to run
+// (wait reports that some are running elsewhere and may come back).
+func (s *scheduler) take(cpu int) (sl *slot, wait bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var any *slot
+	for _, x := range s.runners {
+		if x.r.ended() {
+			continue
+		}
+		if x.running {
+			wait = true
+			continue
+		}
+		if x.last == cpu {
+			x.running = true
+			return x, false
+		}
+		// Otherwise a runner that never ran, else one to steal.
+		if any == nil || any.last != -1 && x.last == -1 {
+			any = x
+		}
+	}
+	if any != nil {
+		any.running = true
+		any.last = cpu
+		return any, false
+	}
+	return nil, wait
+}
+
+func (s *scheduler) release(sl *slot) {
+	s.mu.Lock()
+	sl.running = false
+	// Move it to the back of the list: round-robin among the runners.
+	for i, x := range s.runners {
+		if x == sl {
+			copy(s.runners[i:], s.runners[i+1:])
+			s.runners[len(s.runners)-1] = sl
+			break
+		}
+	}
+	s.mu.Unlock()
+}
+
+// worker is one physical CPU.
 type worker struct {
 	m      *machine
 	cpu    int
-	vcpus  []*vcpuRun
 	loaded *vcpuRun
 }
 
@@ -29,34 +101,61 @@ func (w *worker) run() {
 		}
 	}()
 	for !m.stop.Load() {
-		active := false
-		for _, r := range w.vcpus {
-			if r.finished || m.stop.Load() {
-				continue
-			}
-			active = true
-			if w.loaded != r {
-				if w.loaded != nil {
-					if err := w.loaded.v.Put(); err != nil {
-						m.fail(err)
-						return
-					}
-				}
-				if err := r.v.Load(w.cpu); err != nil {
-					m.fail(err)
-					return
-				}
-				w.loaded = r
-			}
-			if err := r.slice(); err != nil {
-				m.fail(fmt.Errorf("vm %q vCPU %d: %w", r.vm.cfg.Name, r.id, err))
+		if m.gate.requested() {
+			m.gate.pause()
+			continue
+		}
+		sl, wait := m.sched.take(w.cpu)
+		if sl == nil {
+			if !wait {
 				return
 			}
+			// Another worker runs the last runners; park at the gate if
+			// asked, else wait a little.
+			if m.gate.requested() {
+				m.gate.pause()
+			}
+			time.Sleep(50 * time.Microsecond)
+			continue
 		}
-		if !active {
+		err := sl.r.slice(w)
+		m.sched.release(sl)
+		if err != nil {
+			m.fail(err)
 			return
 		}
 	}
+}
+
+// load puts vCPU r on the worker's physical CPU (taking the one there off).
+func (w *worker) load(r *vcpuRun) error {
+	if w.loaded == r {
+		return nil
+	}
+	if w.loaded != nil {
+		if err := w.loaded.v.Put(); err != nil {
+			return err
+		}
+		w.loaded = nil
+	}
+	if r.v.CPU() >= 0 {
+		// Still loaded on the CPU it ran on last: take it off there. The
+		// worker of that CPU no longer runs it (the scheduler gave it
+		// here), so only its bookkeeping is stale.
+		if err := r.v.Put(); err != nil {
+			return err
+		}
+		for _, o := range r.m.wrk {
+			if o.loaded == r {
+				o.loaded = nil
+			}
+		}
+	}
+	if err := r.v.Load(w.cpu); err != nil {
+		return err
+	}
+	w.loaded = r
+	return nil
 }
 
 // proc is a guest process as the simulator drives it: its kernel process,
@@ -99,9 +198,24 @@ type vcpuRun struct {
 
 const batchSize = 256
 
-// slice runs one time slice of the vCPU: its current process for a
-// quantum of accesses, then a timer interrupt that switches to the next.
-func (r *vcpuRun) slice() error {
+func (r *vcpuRun) ended() bool { return r.finished }
+
+func (r *vcpuRun) put() error { return nil }
+
+// slice runs one time slice of the vCPU on w's physical CPU: its current
+// process for a quantum of accesses, then a timer interrupt that switches
+// to the next.
+func (r *vcpuRun) slice(w *worker) error {
+	if err := w.load(r); err != nil {
+		return err
+	}
+	if err := r.runSlice(); err != nil {
+		return fmt.Errorf("vm %q vCPU %d: %w", r.vm.cfg.Name, r.id, err)
+	}
+	return nil
+}
+
+func (r *vcpuRun) runSlice() error {
 	m := r.m
 	if !r.entered {
 		if len(r.procs) == 0 {
