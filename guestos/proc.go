@@ -491,17 +491,19 @@ func (c *Core) Munmap(va, size uint64) error {
 	}
 	mm.remove(va, end)
 	var g gather
-	c.unmapRange(mm, mm.root, o.start, 0, va, end, &g)
+	c.unmapRange(mm, va, end, &g)
 	c.flush(mm, &g, false)
 	c.release(&g)
 	c.Stats.Munmaps++
 	return c.ret()
 }
 
-// unmapRange clears the page entries of [start, end) under table t (level
-// l, mapping from base), and frees the tables below t that are left empty
-// with no VMA over their span.
-func (c *Core) unmapRange(mm *MM, t uint64, l int, base, start, end uint64, g *gather) {
+// walkRange visits the valid entries of [start, end) under table t (level
+// l, mapping from base), reading each with a load: page calls for each
+// page entry with its GPA, VA and value; table, when set, is called for a
+// table entry after its subtree (with the entry's GPA, the child table and
+// the span it maps).
+func (c *Core) walkRange(t uint64, l int, base, start, end uint64, page func(ea, va, d uint64), table func(ea, child, eb, ee uint64)) {
 	o := c.os
 	sh := o.shift(l)
 	for a := start; a < end && c.err == nil; {
@@ -512,18 +514,12 @@ func (c *Core) unmapRange(mm *MM, t uint64, l int, base, start, end uint64, g *g
 		switch {
 		case d&1 == 0:
 		case l == 3:
-			c.store(ea, 0)
-			mm.tables[t]--
-			g.pages = append(g.pages, eb)
-			g.frames = append(g.frames, o.f.LeafOA(d, 3))
+			page(ea, eb, d)
 		case desc.KindAt(d, l) == desc.Table:
 			child := o.f.TableOA(d)
-			c.unmapRange(mm, child, l+1, eb, a, min(end, ee), g)
-			if mm.tables[child] == 0 && !mm.overlaps(eb, ee) {
-				c.store(ea, 0)
-				mm.tables[t]--
-				delete(mm.tables, child)
-				g.tables = append(g.tables, child)
+			c.walkRange(child, l+1, eb, a, min(end, ee), page, table)
+			if table != nil {
+				table(ea, child, eb, ee)
 			}
 		default:
 			c.fail(fmt.Errorf("guestos: block entry %#x at level %d in a process's tables", d, l))
@@ -533,6 +529,25 @@ func (c *Core) unmapRange(mm *MM, t uint64, l int, base, start, end uint64, g *g
 		}
 		a = ee
 	}
+}
+
+// unmapRange clears the page entries of [start, end) of mm, and frees the
+// tables left empty with no VMA over their span.
+func (c *Core) unmapRange(mm *MM, start, end uint64, g *gather) {
+	o := c.os
+	c.walkRange(mm.root, o.start, 0, start, end, func(ea, va, d uint64) {
+		c.store(ea, 0)
+		mm.tables[ea&^(o.pgSize-1)]--
+		g.pages = append(g.pages, va)
+		g.frames = append(g.frames, o.f.LeafOA(d, 3))
+	}, func(ea, child, eb, ee uint64) {
+		if mm.tables[child] == 0 && !mm.overlaps(eb, ee) {
+			c.store(ea, 0)
+			mm.tables[ea&^(o.pgSize-1)]--
+			delete(mm.tables, child)
+			g.tables = append(g.tables, child)
+		}
+	})
 }
 
 // maxDVMOps is Linux's MAX_DVM_OPS (PTRS_PER_PTE): above that many pages a
@@ -585,7 +600,7 @@ func (c *Core) teardown(mm *MM) {
 	mm.vmas = nil
 	var g gather
 	for _, v := range vmas {
-		c.unmapRange(mm, mm.root, o.start, 0, v.Start, v.End, &g)
+		c.unmapRange(mm, v.Start, v.End, &g)
 	}
 	c.flush(mm, &g, true)
 	c.release(&g)
@@ -613,7 +628,7 @@ func (c *Core) Fork() (*Proc, error) {
 	child.mm.mmapNext = parent.mm.mmapNext
 	n := 0
 	for _, v := range parent.mm.vmas {
-		c.forEachPage(parent.mm.root, o.start, 0, v.Start, v.End, func(ea, va, d uint64) {
+		c.walkRange(parent.mm.root, o.start, 0, v.Start, v.End, func(ea, va, d uint64) {
 			if desc.S1(d).AP()&0b10 == 0 { // writable: now copy-on-write
 				d |= 0b10 << 6
 				c.store(ea, d)
@@ -623,7 +638,7 @@ func (c *Core) Fork() (*Proc, error) {
 			child.mm.tables[cea&^(o.pgSize-1)]++
 			o.get(o.f.LeafOA(d, 3))
 			n++
-		})
+		}, nil)
 	}
 	if n > 0 {
 		c.tlbi(tlb.OpASIDE1.IS(), c.asid(parent.mm)<<48)
@@ -636,30 +651,6 @@ func (c *Core) Fork() (*Proc, error) {
 	}
 	c.Stats.Forks++
 	return child, c.ret()
-}
-
-// forEachPage calls f for each valid page entry of [start, end) under
-// table t at level l: its GPA, VA and value.
-func (c *Core) forEachPage(t uint64, l int, base, start, end uint64, f func(ea, va, d uint64)) {
-	o := c.os
-	sh := o.shift(l)
-	for a := start; a < end && c.err == nil; {
-		eb := base + (a-base)>>sh<<sh
-		ee := eb + 1<<sh
-		ea := t + o.index(a, l)*8
-		d := c.load(ea)
-		switch {
-		case d&1 == 0:
-		case l == 3:
-			f(ea, eb, d)
-		case desc.KindAt(d, l) == desc.Table:
-			c.forEachPage(o.f.TableOA(d), l+1, eb, a, min(end, ee), f)
-		}
-		if ee == 0 {
-			break
-		}
-		a = ee
-	}
 }
 
 // Exec is execve in the current process: a new, empty address space; the

@@ -178,6 +178,7 @@ func (r *Report) walkPlot() ([][]*plot.Plot, error) {
 	h.LineStyle.Width = 0
 	p.Add(h)
 	p.X.Min, p.Y.Min = 0, 0
+	p.X.Max = float64(len(r.WalkReads)) + 1
 	return [][]*plot.Plot{{p}}, nil
 }
 
