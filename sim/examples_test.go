@@ -2,9 +2,13 @@ package sim
 
 import (
 	"context"
+	"encoding/binary"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ulikunitz/xz"
 
 	"github.com/nestmmu/nestmmu/report"
 	"github.com/nestmmu/nestmmu/scenario"
@@ -208,5 +212,49 @@ func TestTraceReplay(t *testing.T) {
 	r := shortRun(t, "../examples/trace-replay.yaml", n, nil)
 	if r.VMs[0].TraceRecords == 0 || r.VMs[0].TraceRecords > n {
 		t.Errorf("%d trace records for %d accesses", r.VMs[0].TraceRecords, n)
+	}
+}
+
+// A ChampSim trace (xz-compressed 64-byte records) replays in a guest
+// process: each instruction a fetch and its memory operands, every load
+// checked.
+func TestChampSimReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.champsim.xz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := xz.NewWriter(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec [64]byte
+	for i := uint64(0); i < 4000; i++ {
+		clear(rec[:])
+		binary.LittleEndian.PutUint64(rec[0:], 0x400000+4*(i%300))       // ip
+		binary.LittleEndian.PutUint64(rec[16:], 0x7f0000+8*(i*7%2000))   // destination_memory[0]
+		binary.LittleEndian.PutUint64(rec[32:], 0x600000+64*(i*13%1000)) // source_memory[0]
+		binary.LittleEndian.PutUint64(rec[40:], 0x7f0000+8*(i*11%2000))  // source_memory[1]
+		w.Write(rec[:])
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	yaml := "accesses: 20000\nhost: {cpus: 1, memory: 128M, pressure: {enabled: false}}\nvms:\n  - memory: 32M\n    processes:\n      - {workload: trace, format: champsim, trace: " + path + "}\n"
+	s, err := scenario.Parse([]byte(yaml), "champsim.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sane(t, "champsim", r)
+	// Each instruction is 4 records (a fetch, 2 loads, a store), each one
+	// access: 20000 accesses replay 20000 records, 5000 instructions (the
+	// trace looped once).
+	if got := r.VMs[0].TraceRecords; got != 20000 {
+		t.Errorf("%d trace records replayed, want 20000", got)
 	}
 }

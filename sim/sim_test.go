@@ -11,6 +11,7 @@ import (
 func TestDefaultShort(t *testing.T) {
 	s := scenario.Default()
 	s.Accesses = scenario.Count(accessesFor(t, 2_000_000, 600_000))
+	s.VMs[0].Guest.IOEvery = 5000
 	r, err := Run(context.Background(), s, Options{})
 	if err != nil {
 		t.Fatal(err)
