@@ -48,11 +48,12 @@ func (s *scheduler) take(cpu int) (sl *slot, wait bool) {
 	defer s.mu.Unlock()
 	var any *slot
 	for _, x := range s.runners {
-		if x.r.ended() {
+		if x.running {
+			// Its state belongs to the worker running it.
+			wait = true
 			continue
 		}
-		if x.running {
-			wait = true
+		if x.r.ended() {
 			continue
 		}
 		if x.last == cpu {
