@@ -1,249 +1,77 @@
-// Package atjson implements the `nestmmu at` JSON contract
-// (shared/spec/at-json.md): a machine state (RAM, memory words, system
-// registers, PSTATE) and a list of AT operations in, PAR_EL1 values and
-// watched memory out. Conformance tools drive the translation core through
-// it, so parsing is strict: unknown keys, unknown registers and malformed
-// numbers are errors that name the bad value.
+// Package atjson implements the `nestmmu at` JSON contract, documented in
+// docs/AT-JSON.md: a machine state (RAM, memory words, system registers,
+// PSTATE) and a list of AT operations in, PAR_EL1 values and watched memory
+// out. Conformance tools drive the translation core through it, so parsing
+// is strict: the input must be one valid JSON document (a UTF-8 byte order
+// mark is skipped), keys are known and given once, numbers are well formed
+// and in range, and the sizes are bounded (MaxInputBytes, MaxOps, ...).
+// An error names the JSON path of the bad value (ops[0].op) and quotes at
+// most a short prefix of it.
 package atjson
 
 import (
-	"bytes"
+	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/nestmmu/nestmmu/arm64/at"
+	"github.com/nestmmu/nestmmu/arm64/regfile"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// Input is the JSON document as written.
-type Input struct {
-	RAM    []RAMRange                 `json:"ram"`
-	Mem    map[string]json.RawMessage `json:"mem"`
-	Regs   map[string]json.RawMessage `json:"regs"`
-	PSTATE *PSTATEIn                  `json:"pstate"`
-	Ops    []OpIn                     `json:"ops"`
-	Watch  []json.RawMessage          `json:"watch"`
-}
-
-// RAMRange is one entry of "ram".
-type RAMRange struct {
-	Base json.RawMessage `json:"base"`
-	Size json.RawMessage `json:"size"`
-}
-
-// PSTATEIn is the "pstate" object.
-type PSTATEIn struct {
-	EL  json.RawMessage `json:"el"`
-	PAN json.RawMessage `json:"pan"`
-}
-
-// OpIn is one entry of "ops".
-type OpIn struct {
-	Op string          `json:"op"`
-	VA json.RawMessage `json:"va"`
-}
-
-// Op is a parsed operation.
-type Op struct {
-	Op at.Op
-	VA uint64
-}
-
-// Machine is a parsed, validated input.
+// Machine is a validated document made ready to run: its RAM with the
+// memory words written, and its registers in place.
 type Machine struct {
-	Mem    *mem.Sparse
-	Regs   vmsa.Regs
-	PSTATE at.PSTATE
-	PAR    sysreg.PAR
-	Ops    []Op
-	Watch  []uint64
+	Document
+	Mem  *mem.Sparse
+	Regs vmsa.Regs
+	// PAR is PAR_EL1 before the first operation (regs.PAR_EL1).
+	PAR sysreg.PAR
 }
 
-// regSetters maps architectural register names to their place in Regs.
-func regSetters(m *Machine) map[string]func(uint64) {
-	r := &m.Regs
-	return map[string]func(uint64){
-		"SCTLR_EL1":        func(v uint64) { r.SCTLR_EL1 = sysreg.SCTLR(v) },
-		"TCR_EL1":          func(v uint64) { r.TCR_EL1 = sysreg.TCR(v) },
-		"TTBR0_EL1":        func(v uint64) { r.TTBR0_EL1 = sysreg.TTBR(v) },
-		"TTBR1_EL1":        func(v uint64) { r.TTBR1_EL1 = sysreg.TTBR(v) },
-		"MAIR_EL1":         func(v uint64) { r.MAIR_EL1 = sysreg.MAIR(v) },
-		"SCTLR_EL2":        func(v uint64) { r.SCTLR_EL2 = sysreg.SCTLR(v) },
-		"TCR_EL2":          func(v uint64) { r.TCR_EL2 = v },
-		"TTBR0_EL2":        func(v uint64) { r.TTBR0_EL2 = sysreg.TTBR(v) },
-		"TTBR1_EL2":        func(v uint64) { r.TTBR1_EL2 = sysreg.TTBR(v) },
-		"MAIR_EL2":         func(v uint64) { r.MAIR_EL2 = sysreg.MAIR(v) },
-		"HCR_EL2":          func(v uint64) { r.HCR_EL2 = sysreg.HCR(v) },
-		"VTCR_EL2":         func(v uint64) { r.VTCR_EL2 = sysreg.VTCR(v) },
-		"VTTBR_EL2":        func(v uint64) { r.VTTBR_EL2 = sysreg.VTTBR(v) },
-		"ID_AA64MMFR0_EL1": func(v uint64) { r.MMFR0 = sysreg.MMFR0(v) },
-		"ID_AA64MMFR1_EL1": func(v uint64) { r.MMFR1 = sysreg.MMFR1(v) },
-		"ID_AA64MMFR2_EL1": func(v uint64) { r.MMFR2 = sysreg.MMFR2(v) },
-		"ID_AA64ISAR2_EL1": func(v uint64) { r.ISAR2 = sysreg.ISAR2(v) },
-		"PAR_EL1":          func(v uint64) { m.PAR = sysreg.PAR(v) },
-	}
-}
-
-// RegisterNames lists the register names the contract accepts.
+// RegisterNames lists the register names the contract accepts: the
+// registers translation reads (regfile.Names) and PAR_EL1.
 func RegisterNames() []string {
-	var m Machine
-	names := make([]string, 0, 20)
-	for n := range regSetters(&m) {
-		names = append(names, n)
-	}
+	names := append(regfile.Names(), "PAR_EL1")
 	sort.Strings(names)
 	return names
 }
 
-// ParseNumber parses a contract number: a JSON string holding 0x-prefixed
-// hexadecimal or decimal, or a plain JSON integer.
-func ParseNumber(raw json.RawMessage) (uint64, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "" || s == "null" {
-		return 0, errors.New("missing number")
-	}
-	if s[0] == '"' {
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
-			return 0, fmt.Errorf("bad string %s", s)
-		}
-		s = strings.TrimSpace(str)
-	}
-	var v uint64
-	var err error
-	if strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X") {
-		v, err = strconv.ParseUint(s[2:], 16, 64)
-	} else {
-		v, err = strconv.ParseUint(s, 10, 64)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a 64-bit hexadecimal (0x...) or decimal number", s)
-	}
-	return v, nil
-}
-
-// Parse reads and validates a contract document.
+// Parse reads, validates and prepares a contract document.
 func Parse(r io.Reader) (*Machine, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 256<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading input: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	var in Input
-	if err := dec.Decode(&in); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("invalid JSON: trailing data after the document")
-	}
-	return Build(&in)
-}
-
-// Build validates a decoded document.
-func Build(in *Input) (*Machine, error) {
-	m := &Machine{Regs: vmsa.DefaultRegs()}
-	if len(in.RAM) == 0 {
-		return nil, errors.New(`"ram" must list at least one range`)
-	}
-	ram := make([]mem.Range, 0, len(in.RAM))
-	for i, rr := range in.RAM {
-		base, err := ParseNumber(rr.Base)
-		if err != nil {
-			return nil, fmt.Errorf("ram[%d].base: %v", i, err)
-		}
-		size, err := ParseNumber(rr.Size)
-		if err != nil {
-			return nil, fmt.Errorf("ram[%d].size: %v", i, err)
-		}
-		ram = append(ram, mem.Range{Base: mem.PA(base), Size: size})
-	}
-	sp, err := mem.NewSparse(ram)
+	d, err := ParseDocument(r)
 	if err != nil {
 		return nil, err
 	}
+	return NewMachine(d)
+}
+
+// NewMachine builds the machine state a document describes. Absent
+// registers are zero except the ID registers (vmsa.DefaultRegs).
+func NewMachine(d *Document) (*Machine, error) {
+	m := &Machine{Document: *d, Regs: vmsa.DefaultRegs()}
+	sp, err := mem.NewSparse(d.RAM)
+	if err != nil {
+		return nil, &Error{Path: "ram", Msg: err.Error()}
+	}
+	for _, w := range d.Words {
+		if err := sp.Write64(mem.PA(w.Addr), w.Value); err != nil {
+			return nil, &Error{Path: "mem", Msg: err.Error()}
+		}
+	}
 	m.Mem = sp
-	addrs := make([]string, 0, len(in.Mem))
-	for k := range in.Mem {
-		addrs = append(addrs, k)
-	}
-	sort.Strings(addrs)
-	for _, k := range addrs {
-		a, err := ParseNumber(json.RawMessage(strconv.Quote(k)))
-		if err != nil {
-			return nil, fmt.Errorf("mem key %q: %v", k, err)
+	for _, r := range d.Registers {
+		if r.Name == "PAR_EL1" {
+			m.PAR = sysreg.PAR(r.Value)
+			continue
 		}
-		v, err := ParseNumber(in.Mem[k])
-		if err != nil {
-			return nil, fmt.Errorf("mem[%q]: %v", k, err)
+		if err := regfile.Set(&m.Regs, r.Name, r.Value); err != nil {
+			return nil, &Error{Path: "regs", Msg: err.Error()}
 		}
-		if err := sp.Write64(mem.PA(a), v); err != nil {
-			return nil, fmt.Errorf("mem[%q]: %v", k, err)
-		}
-	}
-	set := regSetters(m)
-	for name, raw := range in.Regs {
-		f, ok := set[name]
-		if !ok {
-			return nil, fmt.Errorf("regs: unknown register %q (known: %s)", name, strings.Join(RegisterNames(), " "))
-		}
-		v, err := ParseNumber(raw)
-		if err != nil {
-			return nil, fmt.Errorf("regs[%q]: %v", name, err)
-		}
-		f(v)
-	}
-	m.PSTATE = at.PSTATE{EL: 2}
-	if in.PSTATE != nil {
-		if len(in.PSTATE.EL) > 0 {
-			el, err := ParseNumber(in.PSTATE.EL)
-			if err != nil {
-				return nil, fmt.Errorf("pstate.el: %v", err)
-			}
-			if el != 1 && el != 2 {
-				return nil, fmt.Errorf("pstate.el: %d is not 1 or 2", el)
-			}
-			m.PSTATE.EL = uint8(el)
-		}
-		if len(in.PSTATE.PAN) > 0 {
-			pan, err := ParseNumber(in.PSTATE.PAN)
-			if err != nil {
-				return nil, fmt.Errorf("pstate.pan: %v", err)
-			}
-			if pan > 1 {
-				return nil, fmt.Errorf("pstate.pan: %d is not 0 or 1", pan)
-			}
-			m.PSTATE.PAN = pan == 1
-		}
-	}
-	for i, o := range in.Ops {
-		op, err := at.ParseOp(o.Op)
-		if err != nil {
-			return nil, fmt.Errorf("ops[%d].op: %v", i, err)
-		}
-		va, err := ParseNumber(o.VA)
-		if err != nil {
-			return nil, fmt.Errorf("ops[%d].va: %v", i, err)
-		}
-		m.Ops = append(m.Ops, Op{Op: op, VA: va})
-	}
-	for i, raw := range in.Watch {
-		a, err := ParseNumber(raw)
-		if err != nil {
-			return nil, fmt.Errorf("watch[%d]: %v", i, err)
-		}
-		if a%8 != 0 || !sp.InRAM(mem.PA(a)) {
-			return nil, fmt.Errorf("watch[%d]: %#x is not an 8-byte aligned RAM address", i, a)
-		}
-		m.Watch = append(m.Watch, a)
 	}
 	return m, nil
 }
@@ -269,17 +97,16 @@ func Hex(v uint64) string { return fmt.Sprintf("0x%016x", v) }
 // Step is called after each operation with its result (for explain).
 type Step func(i int, op Op, res at.Result, tr *vmsa.Trace)
 
-// Run executes the operations in order on the machine's shared state.
-// When onStep is non-nil every walk is traced and reported to it.
-func (m *Machine) Run(onStep Step) (Output, []at.Result) {
+// run executes the operations in order on the machine's shared state (HA
+// and HD updates of one are seen by the next) and calls each after every
+// one; with trace, every walk is recorded in tr.
+func (m *Machine) run(trace bool, each Step) {
 	w := &vmsa.Walker{Mem: m.Mem}
 	var tr *vmsa.Trace
-	if onStep != nil {
+	if trace {
 		tr = &vmsa.Trace{}
 		w.Trace = tr
 	}
-	out := Output{Results: make([]Result, 0, len(m.Ops)), Mem: map[string]string{}}
-	all := make([]at.Result, 0, len(m.Ops))
 	par := m.PAR
 	for i, op := range m.Ops {
 		if tr != nil {
@@ -287,25 +114,114 @@ func (m *Machine) Run(onStep Step) (Output, []at.Result) {
 		}
 		res := at.Execute(w, &m.Regs, m.PSTATE, op.Op, op.VA, par)
 		par = res.PAR
-		r := Result{Op: op.Op.String(), VA: Hex(op.VA)}
-		switch {
-		case res.Taken:
-			r.Exception = res.Exception.String()
-		default:
-			r.PAR = Hex(uint64(res.PAR))
-			if f := res.Fault(); f.IsFault() {
-				r.Fault = f.String()
-			}
-		}
-		out.Results = append(out.Results, r)
+		each(i, op, res, tr)
+	}
+}
+
+// result is the output entry of one operation.
+func result(op Op, res at.Result) Result {
+	r := Result{Op: op.Op.String(), VA: Hex(op.VA)}
+	if res.Taken {
+		r.Exception = res.Exception.String()
+		return r
+	}
+	r.PAR = Hex(uint64(res.PAR))
+	if f := res.Fault(); f.IsFault() {
+		r.Fault = f.String()
+	}
+	return r
+}
+
+// watchKey is the output "mem" key of a watched address.
+func watchKey(a uint64) string { return fmt.Sprintf("0x%x", a) }
+
+// Run executes the operations and returns the output document and each
+// operation's at.Result. When onStep is non-nil every walk is traced and
+// reported to it. Running changes the machine's memory (hardware
+// updates): run a machine once.
+func (m *Machine) Run(onStep Step) (Output, []at.Result) {
+	out := Output{Results: make([]Result, 0, len(m.Ops)), Mem: map[string]string{}}
+	all := make([]at.Result, 0, len(m.Ops))
+	m.run(onStep != nil, func(i int, op Op, res at.Result, tr *vmsa.Trace) {
+		out.Results = append(out.Results, result(op, res))
 		all = append(all, res)
 		if onStep != nil {
 			onStep(i, op, res, tr)
 		}
-	}
+	})
 	for _, a := range m.Watch {
 		v, _ := m.Mem.Read64(mem.PA(a))
-		out.Mem[fmt.Sprintf("0x%x", a)] = Hex(v)
+		out.Mem[watchKey(a)] = Hex(v)
 	}
 	return out, all
+}
+
+// Encode runs the machine and writes the output document exactly as
+// json.Encoder with a two-space indent writes Output, one result at a
+// time, so memory does not grow with the number of operations.
+func (m *Machine) Encode(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	str := func(s string) {
+		b, _ := json.Marshal(s)
+		bw.Write(b)
+	}
+	field := func(name, v string, last bool) {
+		bw.WriteString("      ")
+		str(name)
+		bw.WriteString(": ")
+		str(v)
+		if !last {
+			bw.WriteByte(',')
+		}
+		bw.WriteByte('\n')
+	}
+	bw.WriteString("{\n  \"results\": [")
+	if len(m.Ops) == 0 {
+		bw.WriteString("],\n")
+	} else {
+		bw.WriteString("\n")
+	}
+	m.run(false, func(i int, op Op, res at.Result, _ *vmsa.Trace) {
+		r := result(op, res)
+		bw.WriteString("    {\n")
+		field("op", r.Op, false)
+		field("va", r.VA, r.PAR == "" && r.Exception == "")
+		switch {
+		case r.Exception != "":
+			field("exception", r.Exception, true)
+		case r.Fault != "":
+			field("par", r.PAR, false)
+			field("fault", r.Fault, true)
+		default:
+			field("par", r.PAR, true)
+		}
+		if i == len(m.Ops)-1 {
+			bw.WriteString("    }\n  ],\n")
+		} else {
+			bw.WriteString("    },\n")
+		}
+	})
+	keys := make([]string, len(m.Watch))
+	vals := make(map[string]string, len(m.Watch))
+	for i, a := range m.Watch {
+		v, _ := m.Mem.Read64(mem.PA(a))
+		keys[i] = watchKey(a)
+		vals[keys[i]] = Hex(v)
+	}
+	sort.Strings(keys) // encoding/json writes map keys sorted
+	bw.WriteString("  \"mem\": {")
+	for i, k := range keys {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n    ")
+		str(k)
+		bw.WriteString(": ")
+		str(vals[k])
+	}
+	if len(keys) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("}\n}\n")
+	return bw.Flush()
 }

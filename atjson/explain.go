@@ -9,6 +9,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 // Explain runs the machine and writes every walk step by step for people:
@@ -27,7 +28,7 @@ func (m *Machine) Explain(w io.Writer) Output {
 		}
 		fmt.Fprintf(w, "  regime %s, %s\n", res.Regime, stages)
 		for _, s := range tr.Steps {
-			fmt.Fprintf(w, "  %s\n", describeStep(s))
+			fmt.Fprintf(w, "  %s\n", DescribeStep(s))
 		}
 		t := res.Translation
 		if t.Level == -2 && !t.Fault.IsFault() {
@@ -69,21 +70,16 @@ func sizeName(bits uint8) string {
 	if bits == 0 {
 		return "flat"
 	}
-	n := uint64(1) << bits
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%dG", n>>30)
-	case n >= 1<<20:
-		return fmt.Sprintf("%dM", n>>20)
-	}
-	return fmt.Sprintf("%dK", n>>10)
+	return textfmt.Size(1 << bits)
 }
 
 func shName(sh uint) string {
 	return [...]string{"non-shareable", "reserved(01)", "outer shareable", "inner shareable"}[sh&3]
 }
 
-func describeStep(s vmsa.Step) string {
+// DescribeStep describes one descriptor read of a walk for people: stage,
+// level, address, value, kind, and the descriptor's fields.
+func DescribeStep(s vmsa.Step) string {
 	var b strings.Builder
 	where := fmt.Sprintf("stage %d level %d", s.Stage, s.Level)
 	if s.ForS1Walk {

@@ -33,7 +33,7 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// Doc is an at-json input document (shared/spec/at-json.md).
+// Doc is an at-json input document (docs/AT-JSON.md).
 type Doc struct {
 	RAM    []DocRange        `json:"ram"`
 	Mem    map[string]string `json:"mem"`
@@ -469,7 +469,8 @@ type Options struct {
 	Seed  int64
 	Cases int
 	// OutDir receives one minimized at-json reproducer per mismatch class
-	// (mismatch-*.json, with a .txt note); empty writes none.
+	// (mismatch-*.json, with a .txt note); empty writes none. It is
+	// created when the first reproducer is written, not before.
 	OutDir string
 	// Log receives one line per mismatch; nil discards.
 	Log io.Writer
@@ -515,11 +516,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	log := opts.Log
 	if log == nil {
 		log = io.Discard
-	}
-	if opts.OutDir != "" {
-		if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
-			return nil, err
-		}
 	}
 	rep := &Report{Classes: map[string]int{}, Explained: map[string]int{}, Coverage: NewCoverage()}
 	written := map[string]bool{}
@@ -608,6 +604,10 @@ func writeReproducer(ctx context.Context, o *qemu.Oracle, dir string, c *Case, o
 	q := out.Q
 	if !strings.HasPrefix(m.Class, "harness") {
 		q = minimize(ctx, o, out.Q, c.Protected, m)
+	}
+	// The directory is created only when there is something to write.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
 	}
 	name := filepath.Join(dir, fmt.Sprintf("mismatch-%s.json", fileTag(c.ID, m.Class)))
 	if err := os.WriteFile(name, MarshalCase(&q), 0o644); err != nil {
@@ -748,83 +748,98 @@ func withoutWords(q qemu.Case, addrs ...uint64) qemu.Case {
 // at EL2 only).
 func ParseCase(r io.Reader) (qemu.Case, error) {
 	var c qemu.Case
-	data, err := io.ReadAll(io.LimitReader(r, 64<<20))
+	d, err := atjson.ParseDocument(r)
 	if err != nil {
 		return c, err
 	}
-	if _, err := atjson.Parse(bytes.NewReader(data)); err != nil {
-		return c, err
+	if len(d.RAM) != 1 {
+		return c, fmt.Errorf("ram: %d ranges, QEMU's machine has one: [%#x, %#x)", len(d.RAM), qemu.RAMBase, qemu.RAMBase+qemu.RAMSize)
 	}
-	var in atjson.Input
-	if err := json.Unmarshal(data, &in); err != nil {
-		return c, err
-	}
-	num := func(raw json.RawMessage, what string) (uint64, error) {
-		v, err := atjson.ParseNumber(raw)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %v", what, err)
-		}
-		return v, nil
-	}
-	if len(in.RAM) != 1 {
-		return c, fmt.Errorf("ram: %d ranges, QEMU's machine has one: [%#x, %#x)", len(in.RAM), qemu.RAMBase, qemu.RAMBase+qemu.RAMSize)
-	}
-	base, _ := num(in.RAM[0].Base, "ram base")
-	size, _ := num(in.RAM[0].Size, "ram size")
-	if base != qemu.RAMBase || size != qemu.RAMSize {
+	if base, size := uint64(d.RAM[0].Base), d.RAM[0].Size; base != qemu.RAMBase || size != qemu.RAMSize {
 		return c, fmt.Errorf("ram [%#x, +%#x) is not QEMU's [%#x, +%#x)", base, size, qemu.RAMBase, qemu.RAMSize)
 	}
+	if d.PSTATE.EL != 2 {
+		return c, fmt.Errorf("pstate.el %d: the oracle runs at EL2 only", d.PSTATE.EL)
+	}
 	c.EL = 2
+	c.PAN = d.PSTATE.PAN
 	c.Regs = map[string]uint64{}
-	for n, raw := range in.Regs {
-		if c.Regs[n], err = num(raw, "regs."+n); err != nil {
-			return c, err
-		}
+	for _, reg := range d.Registers {
+		c.Regs[reg.Name] = reg.Value
 	}
 	c.Mem = map[uint64]uint64{}
-	for k, raw := range in.Mem {
-		a, err := num(json.RawMessage(strconvQuote(k)), "mem key "+k)
-		if err != nil {
-			return c, err
-		}
-		if c.Mem[a], err = num(raw, "mem "+k); err != nil {
-			return c, err
-		}
+	for _, w := range d.Words {
+		c.Mem[w.Addr] = w.Value
 	}
-	if in.PSTATE != nil {
-		if len(in.PSTATE.EL) > 0 {
-			if el, _ := num(in.PSTATE.EL, "pstate.el"); el != 2 {
-				return c, fmt.Errorf("pstate.el %d: the oracle runs at EL2 only", el)
-			}
-		}
-		if len(in.PSTATE.PAN) > 0 {
-			pan, _ := num(in.PSTATE.PAN, "pstate.pan")
-			c.PAN = pan == 1
-		}
+	for _, o := range d.Ops {
+		c.Ops = append(c.Ops, qemu.Op{Name: o.Op.String(), VA: o.VA})
 	}
-	for i, o := range in.Ops {
-		va, err := num(o.VA, fmt.Sprintf("ops[%d].va", i))
-		if err != nil {
-			return c, err
-		}
-		c.Ops = append(c.Ops, qemu.Op{Name: strings.ToUpper(strings.TrimPrefix(strings.TrimSpace(o.Op), "AT ")), VA: va})
-	}
-	for i, raw := range in.Watch {
-		a, err := num(raw, fmt.Sprintf("watch[%d]", i))
-		if err != nil {
-			return c, err
-		}
-		c.Watch = append(c.Watch, a)
-	}
+	c.Watch = append(c.Watch, d.Watch...)
 	return c, nil
 }
 
-func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+// OutsideMemoryMap reports the first descriptor read of c's walks (on the
+// model) that falls outside what the oracle's machine can compare: the
+// runner's reserved top 16 MiB of RAM (its code and case table would be
+// read as descriptors), or an address that is neither RAM nor one of
+// qemu.AbortRanges (QEMU's virt board has flash and devices there that
+// return data, while the model has no memory and takes an External
+// abort). It returns "" when every read is comparable.
+func OutsideMemoryMap(c *qemu.Case) (string, error) {
+	m, err := atjson.Parse(bytes.NewReader(MarshalCase(c)))
+	if err != nil {
+		return "", fmt.Errorf("model rejected case: %w", err)
+	}
+	reserved := qemu.Range{Base: qemu.ReservedBase, Size: qemu.RAMBase + qemu.RAMSize - qemu.ReservedBase}
+	why := ""
+	m.Run(func(i int, op atjson.Op, _ at.Result, tr *vmsa.Trace) {
+		if why != "" || tr == nil {
+			return
+		}
+		for _, s := range tr.Steps {
+			pa := s.PA
+			switch {
+			case reserved.Contains(pa, 8):
+				why = fmt.Sprintf("op %d (AT %s %#x) reads a descriptor at PA %#x, in the runner's reserved memory [%#x, %#x)",
+					i, op.Op, op.VA, pa, reserved.Base, reserved.End())
+			case qemu.RAM().Contains(pa, 8):
+				continue
+			case inAbortRanges(pa):
+				continue
+			default:
+				why = fmt.Sprintf("op %d (AT %s %#x) reads a descriptor at PA %#x, outside RAM and outside the ranges where QEMU's machine aborts (flash or a device answers there; the model takes an External abort)",
+					i, op.Op, op.VA, pa)
+			}
+			return
+		}
+	})
+	return why, nil
+}
+
+func inAbortRanges(pa uint64) bool {
+	for _, r := range qemu.AbortRanges() {
+		if r.Contains(pa, 8) {
+			return true
+		}
+	}
+	return false
+}
 
 // Replay runs one case on the model and QEMU (including operations the
 // model predicts would crash QEMU) and writes both answers per operation.
 // It returns the number of unexplained mismatches.
+//
+// A case whose walks read outside the oracle machine's memory map
+// (OutsideMemoryMap) is refused with the reason: the two answers could not
+// be compared.
 func Replay(ctx context.Context, o *qemu.Oracle, c qemu.Case, w io.Writer) (int, error) {
+	why, err := OutsideMemoryMap(&c)
+	if err != nil {
+		return 0, err
+	}
+	if why != "" {
+		return 0, fmt.Errorf("case not replayed: %s", why)
+	}
 	mr, err := RunModel(&c)
 	if err != nil {
 		return 0, err

@@ -269,7 +269,7 @@ func (c *Core) Start() error {
 
 func (c *Core) enableMMU() {
 	o := c.os
-	c.cpu.Ctx().VBAR = o.vectorsVA()
+	c.msr(cpu.VBAR_EL1, uint64(o.vectorsVA()))
 	c.msr(cpu.MAIR_EL1, mairValue)
 	c.msr(cpu.TCR_EL1, o.tcr)
 	c.msr(cpu.TTBR0_EL1, o.empty)

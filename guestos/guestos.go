@@ -23,8 +23,7 @@ type CPU interface {
 	MSR(r cpu.SysReg, rt uint8) (kvm.Exit, error)
 	MRS(r cpu.SysReg, rt uint8) (kvm.Exit, error)
 	TLBI(op tlb.Op, rt uint8) (kvm.Exit, error)
-	SetSPSR(x uint64)
-	ERET() error
+	ERET() (kvm.Exit, error)
 	SVC(imm uint16) (kvm.Exit, error)
 	VirtualIRQ() (kvm.Exit, error)
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/kvm"
-	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Prot is a VMA's protection.
@@ -127,29 +126,27 @@ func (c *Core) newProc() *Proc {
 	return &Proc{PID: pid, mm: mm, kstack: ks, core: c}
 }
 
-// entry is kernel_entry from EL0: the user registers saved as pt_regs on
-// the current task's kernel stack.
+// entry is kernel_entry from EL0: the user registers, ELR_EL1 and
+// SPSR_EL1 (read with MRS) saved as pt_regs on the current task's kernel
+// stack.
 func (c *Core) entry() {
 	p := c.cur
 	ctx := c.cpu.Ctx()
 	base := p.kstack + c.os.pgSize - ptRegs*8
-	for i := 0; i < ptRegs; i++ {
-		var v uint64
-		switch {
-		case i < 31:
-			v = ctx.X[i]
-		case i == 31:
-			v = ctx.SP
-		case i == 32:
-			v = uint64(ctx.ELR)
-		}
+	var regs [ptRegs]uint64
+	copy(regs[:31], ctx.X[:])
+	regs[31] = ctx.SP
+	regs[32] = c.mrs(cpu.ELR_EL1)
+	regs[33] = c.mrs(cpu.SPSR_EL1)
+	for i, v := range regs {
 		c.batch[i] = kvm.BatchAccess{VA: c.kaddr(base + uint64(i)*8), Val: v, Size: 8, Write: true}
 	}
 	c.run(ptRegs)
 }
 
 // ret is kernel_exit to EL0: pt_regs loaded back from the current task's
-// kernel stack, SPSR_EL1 = EL0t, ELR_EL1 = the saved PC, ERET.
+// kernel stack, ELR_EL1 = the saved PC and SPSR_EL1 = EL0t (MSR), the
+// registers restored, ERET.
 func (c *Core) ret() error {
 	p := c.cur
 	ctx := c.cpu.Ctx()
@@ -158,15 +155,22 @@ func (c *Core) ret() error {
 		c.batch[i] = kvm.BatchAccess{VA: c.kaddr(base + uint64(i)*8), Size: 8}
 	}
 	c.run(ptRegs)
+	var regs [ptRegs]uint64
+	for i := range regs {
+		regs[i] = c.batch[i].Val
+	}
+	c.msr(cpu.ELR_EL1, regs[32])
+	c.msr(cpu.SPSR_EL1, 0) // M = EL0t, nothing masked
 	if c.err != nil {
 		return c.err
 	}
-	for i := 0; i < 31; i++ {
-		ctx.X[i] = c.batch[i].Val
+	copy(ctx.X[:], regs[:31])
+	ctx.SP = regs[31]
+	x, err := c.cpu.ERET()
+	if err == nil && x.Reason != kvm.ExitNone {
+		err = fmt.Errorf("exit %v (%v)", x.Reason, x.Exception)
 	}
-	ctx.SP, ctx.ELR = c.batch[31].Val, mem.VA(c.batch[32].Val)
-	c.cpu.SetSPSR(0) // M = EL0t
-	if err := c.cpu.ERET(); err != nil {
+	if err != nil {
 		c.fail(fmt.Errorf("guestos: ERET: %w", err))
 	}
 	return c.err

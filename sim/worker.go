@@ -363,9 +363,9 @@ func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) erro
 }
 
 func (r *vcpuRun) fetch(p *proc, a *workload.Access) error {
-	ctx := r.v.Ctx()
+	pe := r.v.PE()
 	for faults := 0; ; faults++ {
-		ctx.PC = mem.VA(a.Off)
+		pe.PC = mem.VA(a.Off)
 		walks := r.v.PE().Stats.Walks
 		w, x, err := r.v.Fetch()
 		r.userWalks += r.v.PE().Stats.Walks - walks
@@ -376,7 +376,7 @@ func (r *vcpuRun) fetch(p *proc, a *workload.Access) error {
 			if r.m.s.Checks.Integrity {
 				r.check(p, a, uint64(w))
 			}
-			ctx.PC += 4
+			pe.PC += 4
 			return nil
 		}
 		if faults == maxFaults {

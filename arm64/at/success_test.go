@@ -11,7 +11,7 @@ import (
 
 func TestPARComposition(t *testing.T) {
 	cases := []parCase{
-		// The contract's own example values (shared/spec/at-json.md).
+		// The contract's own example values (docs/AT-JSON.md).
 		{"WB inner shareable", s1, at.S1E1R, stdVA, 0xff00_0000_4000_1b80, 0, 0, false},
 		// PA[51:12] only: VA[11:0] does not appear.
 		{"page offset dropped", s1, at.S1E1R, 0x1fff, spar(0x4000_1000, 0xff, 3), 0, 0, false},

@@ -25,6 +25,28 @@ func (pe *PE) Write(va mem.VA, size int, v uint64, in Insn) Exception {
 	return e
 }
 
+// CompareAndSwap64 is an atomic compare-and-swap of the aligned 64-bit
+// word at va at the current EL (CASAL Xs, Xt, [Xn]): translated as a write,
+// since an atomic needs write permission, then one single-copy atomic
+// compare-and-swap in memory. It reports whether the word held old. An
+// unaligned address takes an Alignment fault (the LSE atomics require
+// alignment, AArch64.CheckAlignment with the atomic access type).
+func (pe *PE) CompareAndSwap64(va mem.VA, old, new uint64, in Insn) (bool, Exception) {
+	pe.Stats.Stores++
+	if va&7 != 0 {
+		return false, pe.alignment(va, true)
+	}
+	pa, e := pe.translate(va, pe.access(vmsa.Write), 8, in, true)
+	if e.Taken() {
+		return false, e
+	}
+	swapped, ok := pe.Mem.CompareAndSwap64(pa, old, new)
+	if !ok {
+		return false, pe.external(va, vmsa.Write, true)
+	}
+	return swapped, Exception{}
+}
+
 // Fetch reads the 32-bit instruction at va at the current EL.
 func (pe *PE) Fetch(va mem.VA) (uint32, Exception) {
 	pe.Stats.Fetches++

@@ -56,7 +56,7 @@ func checkExc(t *testing.T, name string, pe *cpu.PE, from uint8, e cpu.Exception
 	if want.target == 2 && uint64(pe.HPFAR) != wantHPFAR {
 		t.Errorf("%s: HPFAR_EL2 %#x, want %#x", name, uint64(pe.HPFAR), wantHPFAR)
 	}
-	if err := pe.ERET(); err != nil || pe.EL != from {
+	if err := pe.ERET(); err.Taken() || pe.EL != from {
 		t.Errorf("%s: ERET to EL%d (%v), want EL%d", name, pe.EL, err, from)
 	}
 	if from < 2 && pe.HPFAR != cpu.DefaultUnknownHPFAR {
@@ -541,7 +541,7 @@ func TestExceptionEntryPAN(t *testing.T) {
 		if pe.PAN != c.wantPAN || pe.EL != c.target || e.FromEL != c.from {
 			t.Errorf("%s: PAN=%v EL%d from EL%d", c.name, pe.PAN, pe.EL, e.FromEL)
 		}
-		if err := pe.ERET(); err != nil || pe.EL != c.from || pe.PAN {
+		if err := pe.ERET(); err.Taken() || pe.EL != c.from || pe.PAN {
 			t.Errorf("%s: ERET: EL%d PAN=%v %v", c.name, pe.EL, pe.PAN, err)
 		}
 	}
@@ -554,7 +554,7 @@ func TestExceptionEntryPAN(t *testing.T) {
 	if pe.Stats.Exceptions != 1 {
 		t.Errorf("stats %+v", pe.Stats)
 	}
-	if err := pe.ERET(); err != nil || pe.EL != 1 || !pe.PAN {
+	if err := pe.ERET(); err.Taken() || pe.EL != 1 || !pe.PAN {
 		t.Errorf("ERET to a PAN=1 EL1: EL%d PAN=%v %v", pe.EL, pe.PAN, err)
 	}
 	// A SysTrap is not an abort: FAR_EL2 is unchanged.
@@ -562,8 +562,8 @@ func TestExceptionEntryPAN(t *testing.T) {
 		t.Errorf("FAR_EL2 %#x written by a trap", pe.FAR[2])
 	}
 	pe.EL = 0
-	if err := pe.ERET(); err == nil || !strings.Contains(err.Error(), "EL0") {
-		t.Errorf("ERET at EL0: %v, want an error naming EL0", err)
+	if e := pe.ERET(); e.Kind != cpu.Undefined || e.TargetEL != 1 || uint64(e.ESR) != undefESR {
+		t.Errorf("ERET at EL0: %v, want UNDEFINED to EL1", e)
 	}
 }
 

@@ -52,14 +52,15 @@ const (
 	NoException ExceptionKind = iota
 	DataAbort
 	InstructionAbort
-	SysTrap        // a trapped MSR/MRS/SYS instruction (EC 0x18)
-	Undefined      // EC 0x00
+	SysTrap   // a trapped MSR/MRS/SYS instruction (EC 0x18)
+	Undefined // EC 0x00
+	ERETTrap       // a trapped ERET (EC 0x1A)
+	IRQ            // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
 	SupervisorCall // SVC (EC 0x15)
-	IRQ            // an interrupt: asynchronous, no syndrome
 )
 
 func (k ExceptionKind) String() string {
-	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "supervisor call", "IRQ"}
+	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ", "supervisor call"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -115,22 +116,41 @@ type Stats struct {
 // the 124 reads of a software three-stage walk of four levels each.
 const WalkReadsBuckets = 128
 
-type saved struct {
-	el  uint8
-	pan bool
-}
-
 // PE is one processing element. It is not safe for concurrent use; run
 // each PE on its own goroutine over a shared DataMemory.
+//
+// Its architectural state is PSTATE (EL, SP, PAN, DAIF, NZCV, IL), the PC,
+// the translation registers the walker reads (Regs), and the exception
+// and nested-virtualization registers below; the system instructions
+// reach them through one encoding table (sysinsn.go).
 type PE struct {
-	ID     int
-	Regs   vmsa.Regs
-	EL     uint8
-	PAN    bool
-	PAR    sysreg.PAR
-	ESR    [3]sysreg.ESR // ESR_EL1, ESR_EL2 at [1], [2]
-	FAR    [3]uint64
-	HPFAR  sysreg.HPFAR
+	ID   int
+	Regs vmsa.Regs
+	// PSTATE: the current EL, SP (SP_ELx selected rather than SP_EL0),
+	// PAN, the D, A, I, F masks (bits 3..0), the N, Z, C, V flags (bits
+	// 3..0) and IL (an illegal exception return was made).
+	EL   uint8
+	SP   bool
+	PAN  bool
+	DAIF uint8
+	NZCV uint8
+	IL   bool
+	// PC is the address of the instruction being executed: exception
+	// entry saves it in ELR_ELx (the preferred return address of a
+	// synchronous exception) and ERET restores it. The PE does not
+	// advance it; whoever executes instructions does.
+	PC  mem.VA
+	PAR sysreg.PAR
+	// ESR, FAR, ELR, SPSR and VBAR of EL1 and EL2 at [1] and [2].
+	ESR   [3]sysreg.ESR
+	FAR   [3]uint64
+	ELR   [3]mem.VA
+	SPSR  [3]uint64
+	VBAR  [3]mem.VA
+	HPFAR sysreg.HPFAR
+	// VNCR is VNCR_EL2 (FEAT_NV2): the base of the memory that EL1
+	// accesses to some registers are redirected to with HCR_EL2.NV2.
+	VNCR   uint64
 	Mem    DataMemory
 	Walker vmsa.Walker
 	// TLB caches translations; nil walks on every access.
@@ -147,8 +167,7 @@ type PE struct {
 	// DefaultUnknownHPFAR.
 	UnknownHPFAR sysreg.HPFAR
 
-	spsr [3]saved
-	c    translationContext
+	c translationContext
 }
 
 // translationContext is derived from the registers and EL; it is
@@ -225,6 +244,9 @@ func (pe *PE) ctx() *translationContext {
 	c.s2only = c.regime == vmsa.RegimeEL10 && !vmsa.S1Enabled(r, c.regime) && vmsa.S2Enabled(r)
 	// PSTATE.PAN restricts privileged data accesses in regimes with EL0.
 	c.dataPAN = pe.PAN && pe.EL != 0 && c.regime != vmsa.RegimeEL2 && r.MMFR1.PAN() >= 1
+	if _, nv1, _ := pe.nvState(); nv1 && c.regime == vmsa.RegimeEL10 {
+		c.dataPAN = false // HCR_EL2.{NV,NV1}={1,1}: PSTATE.PAN has no effect
+	}
 	c.valid = true
 	return c
 }
@@ -378,20 +400,31 @@ func sizeLog2(n int) uint {
 	return 0
 }
 
-// TakeException performs exception entry for e, as the PE does for the
-// exceptions its own operations generate and as a hypervisor injecting an
-// exception into its guest wants: ESR (and FAR for aborts) of the target
-// EL; for an exception to EL2, HPFAR_EL2[43:4] (AArch64.ReportException:
-// the faulting IPA when IPAValid, else UNKNOWN, here UnknownHPFAR; e.HPFAR
-// gets the new value); the state ERET returns to, the new EL and
-// PSTATE.PAN (set on entry to EL1, and to EL2 with {E2H,TGE}={1,1}, when
-// SCTLR_ELx.SPAN is 0). e.FromEL is set to the current EL.
+// TakeException performs exception entry for e (AArch64.TakeException),
+// as the PE does for the exceptions its own operations generate and as a
+// hypervisor injecting an exception into its guest wants: ESR (and FAR for
+// aborts) of the target EL; for an exception to EL2, HPFAR_EL2[43:4]
+// (AArch64.ReportException: the faulting IPA when IPAValid, else UNKNOWN,
+// here UnknownHPFAR; e.HPFAR gets the new value); SPSR_ELx from PSTATE,
+// ELR_ELx = PC, PC = VBAR_ELx plus the offset of a synchronous exception
+// (0x000 or 0x200 from the same EL with SP_EL0 or SP_ELx, 0x400 from a lower
+// EL using AArch64; 0x80 more for an IRQ, which writes no ESR), then PSTATE: the new EL, SP_ELx, D, A, I and F masked,
+// IL cleared, and PAN set on entry to EL1 (and to EL2 with {E2H,TGE}={1,1})
+// when SCTLR_ELx.SPAN is 0. e.FromEL is set to the current EL.
 func (pe *PE) TakeException(e *Exception) {
 	e.FromEL = pe.EL
 	pe.Stats.Exceptions++
 	t := e.TargetEL
-	pe.spsr[t] = saved{el: pe.EL, pan: pe.PAN}
-	if e.Kind != IRQ { // interrupts leave ESR_ELx unchanged
+	h := pe.Regs.HCR_EL2
+	spsr := pe.spsrOfPSTATE()
+	if pe.EL == 1 && t == 1 && h.NV() && (h.NV2() || !h.NV1()) && pe.Regs.MMFR2.NV() >= 1 {
+		// I_ZJRNN, I_DBTLM: with HCR_EL2.NV (and NV1=0 unless NV2), an
+		// exception from EL1 to EL1 reports EL2 in SPSR_EL1.M[3:2].
+		spsr = spsr&^(3<<2) | 2<<2
+	}
+	pe.SPSR[t] = spsr
+	pe.ELR[t] = pe.PC
+	if e.Kind != IRQ {
 		pe.ESR[t] = e.ESR
 	}
 	if e.Kind == DataAbort || e.Kind == InstructionAbort {
@@ -405,8 +438,11 @@ func (pe *PE) TakeException(e *Exception) {
 		}
 		e.HPFAR = pe.HPFAR
 	}
-	pe.EL = t
-	h := pe.Regs.HCR_EL2
+	pe.PC = pe.VBAR[t]&^0x7ff + VectorOffset(pe.EL, pe.SP, t)
+	if e.Kind == IRQ {
+		pe.PC += 0x80
+	}
+	pe.EL, pe.SP, pe.DAIF, pe.IL = t, true, 0xf, false
 	switch {
 	case t == 1 && !pe.Regs.SCTLR_EL1.SPAN() && pe.Regs.MMFR1.PAN() >= 1:
 		pe.PAN = true
@@ -416,17 +452,82 @@ func (pe *PE) TakeException(e *Exception) {
 	pe.c.valid = false
 }
 
-// ERET returns from the current EL to the state saved on exception entry.
-func (pe *PE) ERET() error {
-	if pe.EL == 0 {
-		return fmt.Errorf("cpu: ERET at EL0 is UNDEFINED")
+// VectorOffset is the offset in the vector table of ELt of a synchronous
+// exception taken from fromEL with PSTATE.SP = sp (sp is ignored from a
+// lower EL): 0x000 from the same EL using SP_EL0, 0x200 using SP_ELx, 0x400
+// from a lower EL using AArch64 (AArch64.TakeException).
+func VectorOffset(fromEL uint8, sp bool, t uint8) mem.VA {
+	switch {
+	case fromEL < t:
+		return 0x400
+	case sp:
+		return 0x200
 	}
-	s := pe.spsr[pe.EL]
-	if s.el < 2 {
+	return 0
+}
+
+// SPSR fields (SPSR_ELx for exceptions taken from AArch64).
+const (
+	spsrM    = 0xf     // M[3:0]: EL in [3:2], SP in [0]
+	spsrM4   = 1 << 4  // M[4]: AArch32
+	spsrDAIF = 6       // D, A, I, F at [9:6]
+	spsrIL   = 1 << 20 // IL
+	spsrPAN  = 1 << 22 // PAN
+	spsrNZCV = 28      // N, Z, C, V at [31:28]
+)
+
+// spsrOfPSTATE is the SPSR value exception entry saves (GetPSRFromPSTATE).
+func (pe *PE) spsrOfPSTATE() uint64 {
+	v := uint64(pe.EL)<<2 | uint64(pe.NZCV&0xf)<<spsrNZCV | uint64(pe.DAIF&0xf)<<spsrDAIF
+	if pe.SP {
+		v |= 1
+	}
+	if pe.PAN {
+		v |= spsrPAN
+	}
+	if pe.IL {
+		v |= spsrIL
+	}
+	return v
+}
+
+// ERET returns from the current EL to the state in SPSR_ELx and ELR_ELx
+// (AArch64.ExceptionReturn). It is UNDEFINED at EL0 and trapped to EL2 from
+// EL1 with HCR_EL2.NV=1 (EC 0x1A, ISS 0 for ERET). An illegal return
+// (IllegalExceptionReturn: AArch32 state, a higher EL than the current one,
+// EL3, EL0 with SP_ELx, EL1 from EL2 with HCR_EL2.TGE=1) keeps the EL and
+// SP, sets PSTATE.IL and restores the rest. It returns the exception taken
+// instead of returning, if any.
+func (pe *PE) ERET() Exception {
+	if pe.EL == 0 {
+		return pe.undefined()
+	}
+	h := pe.Regs.HCR_EL2
+	if pe.EL == 1 && h.NV() && pe.Regs.MMFR2.NV() >= 1 {
+		e := Exception{Kind: ERETTrap, TargetEL: 2, ESR: sysreg.ESR(uint64(ecERETTrap)<<26 | 1<<25)}
+		pe.TakeException(&e)
+		return e
+	}
+	spsr := pe.SPSR[pe.EL]
+	pe.PC = pe.ELR[pe.EL]
+	el, sp := uint8(spsr>>2&3), spsr&1 == 1
+	illegal := spsr&spsrM4 != 0 || el > pe.EL || el == 3 || (el == 0 && sp) ||
+		(pe.EL == 2 && el == 1 && h.TGE())
+	if illegal {
+		pe.IL = true
+	} else {
+		pe.EL, pe.SP, pe.IL = el, sp, spsr&spsrIL != 0
+	}
+	if pe.EL < 2 {
 		// Execution at EL1 or EL0 makes HPFAR_EL2 become UNKNOWN.
 		pe.HPFAR = pe.HPFAR&^hpfarFIPA | pe.UnknownHPFAR&hpfarFIPA
 	}
-	pe.EL, pe.PAN = s.el, s.pan
+	pe.PAN = spsr&spsrPAN != 0
+	pe.DAIF = uint8(spsr>>spsrDAIF) & 0xf
+	pe.NZCV = uint8(spsr>>spsrNZCV) & 0xf
 	pe.c.valid = false
-	return nil
+	return Exception{}
 }
+
+// ecERETTrap is the exception class of a trapped ERET, ERETAA or ERETAB.
+const ecERETTrap = 0x1a

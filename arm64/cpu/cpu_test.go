@@ -194,7 +194,7 @@ func TestAbortSyndromes(t *testing.T) {
 		if c.wantHPFAR != 0 && uint64(pe.HPFAR) != c.wantHPFAR {
 			t.Errorf("%s: HPFAR %#x, want %#x", c.name, uint64(pe.HPFAR), c.wantHPFAR)
 		}
-		if err := pe.ERET(); err != nil || pe.EL != c.el {
+		if err := pe.ERET(); err.Taken() || pe.EL != c.el {
 			t.Errorf("%s: ERET to EL%d (%v)", c.name, pe.EL, err)
 		}
 	}
@@ -366,7 +366,7 @@ func TestTakeExceptionAndERET(t *testing.T) {
 	if !pe.PAN {
 		t.Error("entry to EL1 with SCTLR_EL1.SPAN=0 must set PSTATE.PAN")
 	}
-	if err := pe.ERET(); err != nil || pe.EL != 0 || pe.PAN {
+	if err := pe.ERET(); err.Taken() || pe.EL != 0 || pe.PAN {
 		t.Fatalf("ERET: EL%d PAN=%v %v", pe.EL, pe.PAN, err)
 	}
 }

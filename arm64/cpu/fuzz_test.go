@@ -111,6 +111,7 @@ func FuzzPEAccess(f *testing.F) {
 		}
 		pe := cpu.New(0, r, uint8(mode%3), ram, tl)
 		pe.PAN = mode&0x800 != 0
+		pe.VNCR = inRAM(t0^t1, wild) &^ 0xfff // FEAT_NV2 redirections land in RAM unless wild
 		for _, o := range ops {
 			op, va := o.op, o.va
 			el := pe.EL
@@ -134,15 +135,15 @@ func FuzzPEAccess(f *testing.F) {
 					t.Fatalf("AT %s: PAR %#x has FST %#x", at.Op(op>>4), uint64(pe.PAR), pe.PAR.FST())
 				}
 			case 5:
-				e = pe.MSR(cpu.SysReg(op>>3), op&31, va)
+				e = pe.MSR(cpu.SysReg(op>>2), op&31, va)
 			case 6:
-				_, e = pe.MRS(cpu.SysReg(op>>3), op&31)
+				_, e = pe.MRS(cpu.SysReg(op>>2), op&31)
 			case 7:
 				e = pe.TLBI(tlb.Op(op>>1), op&31, va)
 			case 8:
-				err := pe.ERET()
-				if (err != nil) != (el == 0) {
-					t.Fatalf("ERET at EL%d: %v", el, err)
+				e = pe.ERET()
+				if e.Taken() != (el == 0 || (el == 1 && pe.Regs.HCR_EL2.NV())) {
+					t.Fatalf("ERET at EL%d: %v", el, e)
 				}
 				if pe.EL > 2 {
 					t.Fatalf("ERET to EL%d", pe.EL)
@@ -301,6 +302,10 @@ func checkWellFormed(t *testing.T, pe *cpu.PE, from uint8, e cpu.Exception) {
 	case cpu.Undefined:
 		if ec != 0 || esr.ISS() != 0 {
 			bad("UNDEFINED syndrome")
+		}
+	case cpu.ERETTrap:
+		if ec != 0x1a || esr.ISS() != 0 || e.TargetEL != 2 || from != 1 {
+			bad("ERET trap syndrome")
 		}
 	default:
 		bad("unknown kind")

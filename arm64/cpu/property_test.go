@@ -145,7 +145,7 @@ func runLegalSequence(t *testing.T, seed uint64, steps int) {
 				tlbi(tlb.OpIPAS2E1, ipa>>12)
 				tlbi(tlb.OpVMALLE1, 0)
 			}
-			if err := pe.ERET(); err != nil || pe.EL != from {
+			if err := pe.ERET(); err.Taken() || pe.EL != from {
 				t.Fatalf("ERET: %v", err)
 			}
 		case k < 18:
@@ -225,7 +225,7 @@ func checkAccess(t *testing.T, m *machine, pe *cpu.PE, rng *rand.Rand, seed uint
 		if !e.Taken() || e.Fault != ref.Fault || e.ESR.FSC() != ref.Fault.FSC() || e.FAR != mem.VA(va) {
 			t.Fatalf("%s: %v of %#x at EL%d: got %s (fault %s), a fresh walk faults: %s", where(), kind, va, from, e, e.Fault, ref.Fault)
 		}
-		if err := pe.ERET(); err != nil || pe.EL != from {
+		if err := pe.ERET(); err.Taken() || pe.EL != from {
 			t.Fatalf("%s: ERET %v", where(), err)
 		}
 		return

@@ -2,15 +2,17 @@ package cpu
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// SysReg names a memory-system register for MSR and MRS.
+// SysReg names a system register for MSR and MRS.
 type SysReg uint8
 
 // The registers MSR/MRS reach. The *_EL12 names are the EL1 registers as
@@ -45,51 +47,133 @@ const (
 	ID_AA64MMFR0_EL1
 	ID_AA64MMFR1_EL1
 	ID_AA64MMFR2_EL1
+	ELR_EL1
+	SPSR_EL1
+	VBAR_EL1
+	ELR_EL2
+	SPSR_EL2
+	VBAR_EL2
+	ELR_EL12
+	SPSR_EL12
+	VBAR_EL12
+	VNCR_EL2
+	CurrentEL
 	numSysRegs
+)
+
+// regFlags describe how an access to a register is routed.
+type regFlags uint16
+
+const (
+	fTVM       regFlags = 1 << iota // HCR_EL2.TVM (writes) / TRVM (reads) trap it at EL1
+	fReadOnly                       // no MSR encoding
+	fE12                            // an *_EL12 alias of the EL1 register in alias
+	fVHE                            // an *_EL1 name reaching the EL2 register alias at EL2 with E2H=1
+	fNV1Trap                        // trapped at EL1 with HCR_EL2.{NV,NV1,NV2}={1,1,0}
+	fNV2EL1                         // with HCR_EL2.{NV,NV2}={1,1}, an EL1 access reaches the EL1 register alias
+	fCurrentEL                      // CurrentEL: computed, not stored
+)
+
+// vncrMode says when FEAT_NV2 redirects an EL1 access to the register to
+// memory at VNCR_EL2.BADDR + the register's offset.
+type vncrMode uint8
+
+const (
+	vncrNever  vncrMode = iota
+	vncrAlways          // EL2 registers without an EL1 counterpart
+	vncrNV1             // EL1 registers: only with HCR_EL2.NV1=1
+	vncrNoNV1           // *_EL12 aliases: only with HCR_EL2.NV1=0
 )
 
 type regInfo struct {
 	name                    string
 	op0, op1, crn, crm, op2 uint8
 	el                      uint8 // lowest EL with access (1 or 2)
-	tvm                     bool  // trapped by HCR_EL2.TVM (writes) / TRVM (reads)
-	readOnly                bool
-	e12                     bool // an *_EL12 alias
-	redirect                SysReg
-	hasRedirect             bool // *_EL1 name redirected to *_EL2 at EL2 with E2H=1
+	flags                   regFlags
+	alias                   SysReg // see fE12, fVHE, fNV2EL1
+	vncr                    vncrMode
+	off                     uint16 // offset in the VNCR page
 }
 
-// regs is the encoding table (DDI 0487, the System register descriptions).
+// regs is the encoding table (DDI 0487, the System register descriptions
+// and their accessibility pseudocode). For FEAT_NV2 (HCR_EL2.{NV,NV2} =
+// {1,1} at EL1) the accessibility pseudocode of each register gives one of
+// three outcomes, recorded here: the access becomes a 64-bit load or store
+// at NVMem[offset] (VNCR_EL2.BADDR + offset; EL1 registers only with NV1=1
+// and their *_EL12 aliases only with NV1=0, since the two share an
+// offset), it reaches the EL1 register instead (ELR, SPSR, ESR and FAR of
+// EL2), or it traps to EL2 with EC 0x18 as with NV alone.
 var regs = [numSysRegs]regInfo{
-	SCTLR_EL1:        {"SCTLR_EL1", 3, 0, 1, 0, 0, 1, true, false, false, SCTLR_EL2, true},
-	TCR_EL1:          {"TCR_EL1", 3, 0, 2, 0, 2, 1, true, false, false, TCR_EL2, true},
-	TTBR0_EL1:        {"TTBR0_EL1", 3, 0, 2, 0, 0, 1, true, false, false, TTBR0_EL2, true},
-	TTBR1_EL1:        {"TTBR1_EL1", 3, 0, 2, 0, 1, 1, true, false, false, TTBR1_EL2, true},
-	MAIR_EL1:         {"MAIR_EL1", 3, 0, 10, 2, 0, 1, true, false, false, MAIR_EL2, true},
-	ESR_EL1:          {"ESR_EL1", 3, 0, 5, 2, 0, 1, true, false, false, ESR_EL2, true},
-	FAR_EL1:          {"FAR_EL1", 3, 0, 6, 0, 0, 1, true, false, false, FAR_EL2, true},
+	SCTLR_EL1:        {name: "SCTLR_EL1", op0: 3, crn: 1, el: 1, flags: fTVM | fVHE, alias: SCTLR_EL2, vncr: vncrNV1, off: 0x110},
+	TCR_EL1:          {name: "TCR_EL1", op0: 3, crn: 2, op2: 2, el: 1, flags: fTVM | fVHE, alias: TCR_EL2, vncr: vncrNV1, off: 0x120},
+	TTBR0_EL1:        {name: "TTBR0_EL1", op0: 3, crn: 2, el: 1, flags: fTVM | fVHE, alias: TTBR0_EL2, vncr: vncrNV1, off: 0x200},
+	TTBR1_EL1:        {name: "TTBR1_EL1", op0: 3, crn: 2, op2: 1, el: 1, flags: fTVM | fVHE, alias: TTBR1_EL2, vncr: vncrNV1, off: 0x210},
+	MAIR_EL1:         {name: "MAIR_EL1", op0: 3, crn: 10, crm: 2, el: 1, flags: fTVM | fVHE, alias: MAIR_EL2, vncr: vncrNV1, off: 0x140},
+	ESR_EL1:          {name: "ESR_EL1", op0: 3, crn: 5, crm: 2, el: 1, flags: fTVM | fVHE, alias: ESR_EL2, vncr: vncrNV1, off: 0x138},
+	FAR_EL1:          {name: "FAR_EL1", op0: 3, crn: 6, el: 1, flags: fTVM | fVHE, alias: FAR_EL2, vncr: vncrNV1, off: 0x220},
 	PAR_EL1:          {name: "PAR_EL1", op0: 3, crn: 7, crm: 4, el: 1},
 	SCTLR_EL2:        {name: "SCTLR_EL2", op0: 3, op1: 4, crn: 1, el: 2},
 	TCR_EL2:          {name: "TCR_EL2", op0: 3, op1: 4, crn: 2, op2: 2, el: 2},
 	TTBR0_EL2:        {name: "TTBR0_EL2", op0: 3, op1: 4, crn: 2, el: 2},
 	TTBR1_EL2:        {name: "TTBR1_EL2", op0: 3, op1: 4, crn: 2, op2: 1, el: 2},
 	MAIR_EL2:         {name: "MAIR_EL2", op0: 3, op1: 4, crn: 10, crm: 2, el: 2},
-	HCR_EL2:          {name: "HCR_EL2", op0: 3, op1: 4, crn: 1, crm: 1, el: 2},
-	VTCR_EL2:         {name: "VTCR_EL2", op0: 3, op1: 4, crn: 2, crm: 1, op2: 2, el: 2},
-	VTTBR_EL2:        {name: "VTTBR_EL2", op0: 3, op1: 4, crn: 2, crm: 1, el: 2},
-	ESR_EL2:          {name: "ESR_EL2", op0: 3, op1: 4, crn: 5, crm: 2, el: 2},
-	FAR_EL2:          {name: "FAR_EL2", op0: 3, op1: 4, crn: 6, el: 2},
+	HCR_EL2:          {name: "HCR_EL2", op0: 3, op1: 4, crn: 1, crm: 1, el: 2, vncr: vncrAlways, off: 0x078},
+	VTCR_EL2:         {name: "VTCR_EL2", op0: 3, op1: 4, crn: 2, crm: 1, op2: 2, el: 2, vncr: vncrAlways, off: 0x040},
+	VTTBR_EL2:        {name: "VTTBR_EL2", op0: 3, op1: 4, crn: 2, crm: 1, el: 2, vncr: vncrAlways, off: 0x020},
+	ESR_EL2:          {name: "ESR_EL2", op0: 3, op1: 4, crn: 5, crm: 2, el: 2, flags: fNV2EL1, alias: ESR_EL1},
+	FAR_EL2:          {name: "FAR_EL2", op0: 3, op1: 4, crn: 6, el: 2, flags: fNV2EL1, alias: FAR_EL1},
 	HPFAR_EL2:        {name: "HPFAR_EL2", op0: 3, op1: 4, crn: 6, op2: 4, el: 2},
-	SCTLR_EL12:       {name: "SCTLR_EL12", op0: 3, op1: 5, crn: 1, el: 2, e12: true, redirect: SCTLR_EL1},
-	TCR_EL12:         {name: "TCR_EL12", op0: 3, op1: 5, crn: 2, op2: 2, el: 2, e12: true, redirect: TCR_EL1},
-	TTBR0_EL12:       {name: "TTBR0_EL12", op0: 3, op1: 5, crn: 2, el: 2, e12: true, redirect: TTBR0_EL1},
-	TTBR1_EL12:       {name: "TTBR1_EL12", op0: 3, op1: 5, crn: 2, op2: 1, el: 2, e12: true, redirect: TTBR1_EL1},
-	MAIR_EL12:        {name: "MAIR_EL12", op0: 3, op1: 5, crn: 10, crm: 2, el: 2, e12: true, redirect: MAIR_EL1},
-	ESR_EL12:         {name: "ESR_EL12", op0: 3, op1: 5, crn: 5, crm: 2, el: 2, e12: true, redirect: ESR_EL1},
-	FAR_EL12:         {name: "FAR_EL12", op0: 3, op1: 5, crn: 6, el: 2, e12: true, redirect: FAR_EL1},
-	ID_AA64MMFR0_EL1: {name: "ID_AA64MMFR0_EL1", op0: 3, crm: 7, el: 1, readOnly: true},
-	ID_AA64MMFR1_EL1: {name: "ID_AA64MMFR1_EL1", op0: 3, crm: 7, op2: 1, el: 1, readOnly: true},
-	ID_AA64MMFR2_EL1: {name: "ID_AA64MMFR2_EL1", op0: 3, crm: 7, op2: 2, el: 1, readOnly: true},
+	SCTLR_EL12:       {name: "SCTLR_EL12", op0: 3, op1: 5, crn: 1, el: 2, flags: fE12, alias: SCTLR_EL1, vncr: vncrNoNV1, off: 0x110},
+	TCR_EL12:         {name: "TCR_EL12", op0: 3, op1: 5, crn: 2, op2: 2, el: 2, flags: fE12, alias: TCR_EL1, vncr: vncrNoNV1, off: 0x120},
+	TTBR0_EL12:       {name: "TTBR0_EL12", op0: 3, op1: 5, crn: 2, el: 2, flags: fE12, alias: TTBR0_EL1, vncr: vncrNoNV1, off: 0x200},
+	TTBR1_EL12:       {name: "TTBR1_EL12", op0: 3, op1: 5, crn: 2, op2: 1, el: 2, flags: fE12, alias: TTBR1_EL1, vncr: vncrNoNV1, off: 0x210},
+	MAIR_EL12:        {name: "MAIR_EL12", op0: 3, op1: 5, crn: 10, crm: 2, el: 2, flags: fE12, alias: MAIR_EL1, vncr: vncrNoNV1, off: 0x140},
+	ESR_EL12:         {name: "ESR_EL12", op0: 3, op1: 5, crn: 5, crm: 2, el: 2, flags: fE12, alias: ESR_EL1, vncr: vncrNoNV1, off: 0x138},
+	FAR_EL12:         {name: "FAR_EL12", op0: 3, op1: 5, crn: 6, el: 2, flags: fE12, alias: FAR_EL1, vncr: vncrNoNV1, off: 0x220},
+	ID_AA64MMFR0_EL1: {name: "ID_AA64MMFR0_EL1", op0: 3, crm: 7, el: 1, flags: fReadOnly},
+	ID_AA64MMFR1_EL1: {name: "ID_AA64MMFR1_EL1", op0: 3, crm: 7, op2: 1, el: 1, flags: fReadOnly},
+	ID_AA64MMFR2_EL1: {name: "ID_AA64MMFR2_EL1", op0: 3, crm: 7, op2: 2, el: 1, flags: fReadOnly},
+	ELR_EL1:          {name: "ELR_EL1", op0: 3, crn: 4, op2: 1, el: 1, flags: fVHE | fNV1Trap, alias: ELR_EL2, vncr: vncrNV1, off: 0x230},
+	SPSR_EL1:         {name: "SPSR_EL1", op0: 3, crn: 4, el: 1, flags: fVHE | fNV1Trap, alias: SPSR_EL2, vncr: vncrNV1, off: 0x160},
+	VBAR_EL1:         {name: "VBAR_EL1", op0: 3, crn: 12, el: 1, flags: fVHE | fNV1Trap, alias: VBAR_EL2, vncr: vncrNV1, off: 0x250},
+	ELR_EL2:          {name: "ELR_EL2", op0: 3, op1: 4, crn: 4, op2: 1, el: 2, flags: fNV2EL1, alias: ELR_EL1},
+	SPSR_EL2:         {name: "SPSR_EL2", op0: 3, op1: 4, crn: 4, el: 2, flags: fNV2EL1, alias: SPSR_EL1},
+	VBAR_EL2:         {name: "VBAR_EL2", op0: 3, op1: 4, crn: 12, el: 2},
+	ELR_EL12:         {name: "ELR_EL12", op0: 3, op1: 5, crn: 4, op2: 1, el: 2, flags: fE12, alias: ELR_EL1, vncr: vncrNoNV1, off: 0x230},
+	SPSR_EL12:        {name: "SPSR_EL12", op0: 3, op1: 5, crn: 4, el: 2, flags: fE12, alias: SPSR_EL1, vncr: vncrNoNV1, off: 0x160},
+	VBAR_EL12:        {name: "VBAR_EL12", op0: 3, op1: 5, crn: 12, el: 2, flags: fE12, alias: VBAR_EL1, vncr: vncrNoNV1, off: 0x250},
+	VNCR_EL2:         {name: "VNCR_EL2", op0: 3, op1: 4, crn: 2, crm: 2, el: 2, vncr: vncrAlways, off: 0x0b0},
+	CurrentEL:        {name: "CurrentEL", op0: 3, crn: 4, crm: 2, op2: 2, el: 1, flags: fReadOnly | fCurrentEL},
+}
+
+// Encoding returns the register's MRS/MSR encoding (op0, op1, CRn, CRm, op2).
+func (r SysReg) Encoding() (op0, op1, crn, crm, op2 uint8) {
+	if r >= numSysRegs {
+		return 0, 0, 0, 0, 0
+	}
+	ri := &regs[r]
+	return ri.op0, ri.op1, ri.crn, ri.crm, ri.op2
+}
+
+// SysRegByEncoding returns the modelled register with an MRS/MSR encoding
+// (the fields of a trapped access's ISS), and whether there is one.
+func SysRegByEncoding(op0, op1, crn, crm, op2 uint8) (SysReg, bool) {
+	for i := range regs {
+		ri := &regs[i]
+		if ri.op0 == op0 && ri.op1 == op1 && ri.crn == crn && ri.crm == crm && ri.op2 == op2 {
+			return SysReg(i), true
+		}
+	}
+	return 0, false
+}
+
+// VNCROffset returns the register's offset in the VNCR_EL2 page, where
+// FEAT_NV2 redirects EL1 accesses to it (see regs), and whether it has one.
+func (r SysReg) VNCROffset() (uint16, bool) {
+	if r >= numSysRegs || regs[r].vncr == vncrNever {
+		return 0, false
+	}
+	return regs[r].off, true
 }
 
 func (r SysReg) String() string {
@@ -142,57 +226,92 @@ func (pe *PE) sysTrapTo(target, op0, op1, crn, crm, op2, rt uint8, read bool) Ex
 	return e
 }
 
-// resolve applies the access rules of MSR/MRS at the current EL: UNDEFINED
-// accesses, HCR_EL2.TVM/TRVM, TID3 and NV traps, the FEAT_IDST trap of
-// EL0 ID register reads, and the E2H redirections. HCR_EL2.NV2 is not
-// modelled: the registers it would redirect to memory trap as with NV.
-func (pe *PE) resolve(r SysReg, rt uint8, read bool) (SysReg, Exception) {
-	if r >= numSysRegs {
-		return 0, pe.undefined()
-	}
-	ri := regs[r]
+// target is where an MSR or MRS goes after the access rules: a register,
+// or (FEAT_NV2) memory at VNCR_EL2.BADDR + off.
+type target struct {
+	reg SysReg
+	mem bool
+	off uint16
+}
+
+// nvState is the Effective value of HCR_EL2.{NV,NV1,NV2}
+// (EffectiveHCR_EL2_NVx) for the implemented FEAT_NV level.
+func (pe *PE) nvState() (nv, nv1, nv2 bool) {
 	h := pe.Regs.HCR_EL2
-	if ri.readOnly && !read {
-		return 0, pe.undefined() // there is no MSR encoding of an ID register
+	lvl := pe.Regs.MMFR2.NV()
+	nv = h.NV() && lvl >= 1
+	return nv, nv && h.NV1(), nv && h.NV2() && lvl >= 2
+}
+
+// resolve applies the access rules of MSR/MRS at the current EL (each
+// register's accessibility pseudocode): UNDEFINED accesses, the
+// HCR_EL2.TVM/TRVM, TID3 and FEAT_NV traps to EL2 (EC 0x18), the FEAT_NV2
+// redirections to memory or to EL1 registers, the FEAT_IDST trap of EL0 ID
+// register reads, and the E2H redirections at EL2.
+func (pe *PE) resolve(r SysReg, rt uint8, read bool) (target, Exception) {
+	if r >= numSysRegs {
+		return target{}, pe.undefined()
 	}
+	ri := &regs[r]
+	h := pe.Regs.HCR_EL2
+	trap := func() (target, Exception) {
+		return target{}, pe.sysTrap(ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
+	}
+	if ri.flags&fReadOnly != 0 && !read {
+		return target{}, pe.undefined() // there is no MSR encoding of an ID register
+	}
+	isID := ri.flags&fReadOnly != 0 && ri.flags&fCurrentEL == 0
 	if pe.EL == 0 {
 		// ID_AA64MMFR*_EL1 at EL0: trapped to EL1 (to EL2 with
 		// HCR_EL2.TGE=1) with FEAT_IDST (ID_AA64MMFR2_EL1.IDS=1),
 		// UNDEFINED without; every other register here is UNDEFINED.
-		if ri.readOnly && uint64(pe.Regs.MMFR2)>>36&0xf >= 1 {
-			return 0, pe.sysTrapTo(pe.targetEL(), ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
+		if isID && uint64(pe.Regs.MMFR2)>>36&0xf >= 1 {
+			return target{}, pe.sysTrapTo(pe.targetEL(), ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
 		}
-		return 0, pe.undefined()
+		return target{}, pe.undefined()
 	}
 	if pe.EL == 1 {
+		nv, nv1, nv2 := pe.nvState()
+		toMem := nv2 && (ri.vncr == vncrAlways || (ri.vncr == vncrNV1 && nv1) || (ri.vncr == vncrNoNV1 && !nv1))
 		if ri.el == 2 {
-			if h.NV() && pe.Regs.MMFR2.NV() >= 1 {
-				return 0, pe.sysTrap(ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
+			switch {
+			case toMem:
+				return target{mem: true, off: ri.off}, Exception{}
+			case nv2 && ri.flags&fNV2EL1 != 0:
+				return target{reg: ri.alias}, Exception{}
+			case nv:
+				return trap()
 			}
-			return 0, pe.undefined()
+			return target{}, pe.undefined()
 		}
 		// HCR_EL2.TID3 (bit 18) traps EL1 reads of the ID group 3 registers.
-		if ri.readOnly && h.Has(hcrTID3) {
-			return 0, pe.sysTrap(ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
+		if isID && h.Has(hcrTID3) {
+			return trap()
 		}
 		// HCR_EL2.TVM traps EL1 writes, HCR_EL2.TRVM (bit 30) EL1 reads,
-		// of the stage-1 controls.
-		if ri.tvm && ((!read && h.Has(sysreg.HCR_TVM)) || (read && h.Has(hcrTRVM))) {
-			return 0, pe.sysTrap(ri.op0, ri.op1, ri.crn, ri.crm, ri.op2, rt, read)
+		// of the stage-1 controls, before any FEAT_NV2 redirection.
+		if ri.flags&fTVM != 0 && ((!read && h.Has(sysreg.HCR_TVM)) || (read && h.Has(hcrTRVM))) {
+			return trap()
 		}
-		return r, Exception{}
+		if ri.flags&fNV1Trap != 0 && nv1 && !nv2 {
+			return trap() // HCR_EL2.{NV,NV1}={1,1}: ELR_EL1, SPSR_EL1, VBAR_EL1 trap
+		}
+		if toMem {
+			return target{mem: true, off: ri.off}, Exception{}
+		}
+		return target{reg: r}, Exception{}
 	}
 	// EL2.
-	if ri.e12 {
+	if ri.flags&fE12 != 0 {
 		if !h.E2H() {
-			return 0, pe.undefined()
+			return target{}, pe.undefined()
 		}
-		return ri.redirect, Exception{}
+		return target{reg: ri.alias}, Exception{}
 	}
-	if ri.hasRedirect && h.E2H() {
-		return ri.redirect, Exception{}
+	if ri.flags&fVHE != 0 && h.E2H() {
+		return target{reg: ri.alias}, Exception{}
 	}
-	return r, Exception{}
+	return target{reg: r}, Exception{}
 }
 
 const (
@@ -247,8 +366,43 @@ func (pe *PE) slot(r SysReg) *uint64 {
 		return (*uint64)(&g.MMFR1)
 	case ID_AA64MMFR2_EL1:
 		return (*uint64)(&g.MMFR2)
+	case ELR_EL1:
+		return (*uint64)(&pe.ELR[1])
+	case SPSR_EL1:
+		return &pe.SPSR[1]
+	case VBAR_EL1:
+		return (*uint64)(&pe.VBAR[1])
+	case ELR_EL2:
+		return (*uint64)(&pe.ELR[2])
+	case SPSR_EL2:
+		return &pe.SPSR[2]
+	case VBAR_EL2:
+		return (*uint64)(&pe.VBAR[2])
+	case VNCR_EL2:
+		return &pe.VNCR
 	}
 	return nil
+}
+
+// Get returns the value held in register r's storage, with no access
+// rules or redirection: what a hypervisor's context switch at EL2 (E2H=0)
+// reads, or a debugger. The *_EL12 aliases and CurrentEL have no storage
+// of their own and read 0.
+func (pe *PE) Get(r SysReg) uint64 {
+	if r >= numSysRegs || pe.slot(r) == nil {
+		return 0
+	}
+	return *pe.slot(r)
+}
+
+// Set writes register r's storage directly (see Get); it ignores the
+// *_EL12 aliases and CurrentEL.
+func (pe *PE) Set(r SysReg, v uint64) {
+	if r >= numSysRegs || pe.slot(r) == nil {
+		return
+	}
+	*pe.slot(r) = v
+	pe.c.valid = false
 }
 
 // MSR writes v to r (MSR <r>, X<rt>) at the current EL.
@@ -257,7 +411,14 @@ func (pe *PE) MSR(r SysReg, rt uint8, v uint64) Exception {
 	if e.Taken() {
 		return e
 	}
-	*pe.slot(t) = v
+	if t.mem {
+		_, e = pe.nvMem(t.off, true, v)
+		return e
+	}
+	if t.reg == VNCR_EL2 {
+		v &^= 0xfff // BADDR: bits [11:0] are RES0
+	}
+	*pe.slot(t.reg) = v
 	pe.c.valid = false
 	return Exception{}
 }
@@ -268,7 +429,74 @@ func (pe *PE) MRS(r SysReg, rt uint8) (uint64, Exception) {
 	if e.Taken() {
 		return 0, e
 	}
-	return *pe.slot(t), Exception{}
+	if t.mem {
+		return pe.nvMem(t.off, false, 0)
+	}
+	if t.reg == CurrentEL {
+		el := pe.EL
+		if nv, _, _ := pe.nvState(); nv && el == 1 {
+			el = 2 // HCR_EL2.NV: EL1 reads of CurrentEL report EL2
+		}
+		return uint64(el) << 2, Exception{}
+	}
+	return *pe.slot(t.reg), Exception{}
+}
+
+// nvMem is a register access transformed by FEAT_NV2 into a 64-bit load or
+// store at VNCR_EL2.BADDR + off: translated in the EL2 (HCR_EL2.E2H=0) or
+// EL2&0 regime as if PSTATE.PAN were 0, with the endianness of
+// SCTLR_EL2.EE. A fault on it is a Data Abort taken to EL2 with
+// ESR_EL2.ISS.VNCR (bit 13) set and FAR_EL2 the address (the VNCR_EL2
+// field descriptions and the ISS encoding for a Data Abort).
+func (pe *PE) nvMem(off uint16, write bool, v uint64) (uint64, Exception) {
+	va := mem.VA(pe.VNCR&^0xfff | uint64(off))
+	regime := vmsa.RegimeEL2
+	if pe.Regs.HCR_EL2.E2H() {
+		regime = vmsa.RegimeEL20
+	}
+	kind := vmsa.Read
+	if write {
+		kind = vmsa.Write
+	}
+	pe.Stats.Walks++
+	tr := pe.Walker.Translate(&pe.Regs, regime, va, vmsa.Access{Kind: kind, EL: 2}, vmsa.TranslateOptions{})
+	if tr.Fault.IsFault() {
+		return 0, pe.vncrAbort(tr.Fault.FSC(), va, write)
+	}
+	ee := pe.Regs.SCTLR_EL2.EE()
+	if write {
+		if ee {
+			v = bits.ReverseBytes64(v)
+		}
+		if !pe.Mem.Write(tr.OA, 8, v) {
+			return 0, pe.vncrAbort(0b010000, va, write)
+		}
+		return 0, Exception{}
+	}
+	r, ok := pe.Mem.Read(tr.OA, 8)
+	if !ok {
+		return 0, pe.vncrAbort(0b010000, va, write)
+	}
+	if ee {
+		r = bits.ReverseBytes64(r)
+	}
+	return r, Exception{}
+}
+
+// vncrAbort takes the Data Abort of a faulting FEAT_NV2 access: to EL2,
+// EC "from a lower Exception level", ISS.VNCR=1, the FSC and WnR.
+func (pe *PE) vncrAbort(fsc uint8, va mem.VA, write bool) Exception {
+	iss := uint64(fsc) | 1<<13
+	if write {
+		iss |= 1 << 6
+	}
+	e := Exception{Kind: DataAbort, TargetEL: 2, FAR: va,
+		ESR: sysreg.ESR(uint64(sysreg.ECDataAbortLower)<<26 | 1<<25 | iss)}
+	if fsc == 0b010000 {
+		e.External = true
+	}
+	pe.TakeException(&e)
+	return e
 }
 
 // TLBI executes TLBI op, X<rt> with operand xt at the current EL:

@@ -406,7 +406,7 @@ func TestSysRegTraps(t *testing.T) {
 				if !c.read && *s.home(pe) != before && !strings.HasPrefix(s.name, "ESR_") && !(s.name == "HPFAR_EL2" && c.want.target == 2) {
 					t.Errorf("%s: a trapped or UNDEFINED MSR changed the register", name)
 				}
-				if err := pe.ERET(); err != nil || pe.EL != c.el {
+				if err := pe.ERET(); err.Taken() || pe.EL != c.el {
 					t.Errorf("%s: ERET to EL%d", name, pe.EL)
 				}
 			} else if !c.read && *s.home(pe) != v {

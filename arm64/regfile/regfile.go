@@ -25,7 +25,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
-	"github.com/nestmmu/nestmmu/internal/errfmt"
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 // reg is one named register: where it lives in vmsa.Regs.
@@ -74,7 +74,7 @@ func Known(name string) bool { _, ok := table[name]; return ok }
 type UnknownError struct{ Name string }
 
 func (e *UnknownError) Error() string {
-	return fmt.Sprintf("unknown register %s (known: %s)", errfmt.Quote(e.Name), strings.Join(Names(), " "))
+	return fmt.Sprintf("unknown register %s (known: %s)", textfmt.Quote(e.Name), strings.Join(Names(), " "))
 }
 
 // Set writes v to the register name of r.
@@ -102,7 +102,7 @@ var ErrNotNumber = errors.New("not a 64-bit hexadecimal (0x...) or decimal numbe
 // ParseValue parses a register value or address: 0x (or 0X) followed by
 // one or more hexadecimal digits, or decimal digits; at most 64 bits; no
 // sign, spaces, underscores or other bases. The error does not quote s:
-// the caller names the field and quotes it (errfmt.Quote).
+// the caller names the field and quotes it (textfmt.Quote).
 func ParseValue(s string) (uint64, error) {
 	digits, base := s, 10
 	if len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
@@ -162,7 +162,7 @@ func ParseFile(r io.Reader) ([]Assignment, error) {
 		if !ok {
 			f := strings.Fields(line)
 			if len(f) != 2 {
-				return nil, fmt.Errorf("line %d: %s is not NAME=VALUE or NAME VALUE", n, errfmt.Quote(line))
+				return nil, fmt.Errorf("line %d: %s is not NAME=VALUE or NAME VALUE", n, textfmt.Quote(line))
 			}
 			name, val = f[0], f[1]
 		}
@@ -176,7 +176,7 @@ func ParseFile(r io.Reader) ([]Assignment, error) {
 		seen[name] = n
 		v, err := ParseValue(val)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %s = %s: %v", n, name, errfmt.Quote(val), err)
+			return nil, fmt.Errorf("line %d: %s = %s: %v", n, name, textfmt.Quote(val), err)
 		}
 		out = append(out, Assignment{Name: name, Value: v, Line: n})
 	}

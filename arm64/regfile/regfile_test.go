@@ -97,3 +97,27 @@ TTBR0_EL1=0x44000000
 		}
 	}
 }
+
+// FuzzParseFile: any file gives assignments of known registers, each
+// once, or an error of one line; never a panic.
+func FuzzParseFile(f *testing.F) {
+	f.Add([]byte("TCR_EL1 = 0x8580190019\nTTBR0_EL1 0x44000000 # root\n"))
+	f.Add([]byte("tcr_el1=1\nTCR_EL1=2"))
+	f.Add([]byte("= \n#\n\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		as, err := regfile.ParseFile(strings.NewReader(string(data)))
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("multi-line error %q", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, a := range as {
+			if !regfile.Known(a.Name) || seen[a.Name] {
+				t.Fatalf("assignment %+v", a)
+			}
+			seen[a.Name] = true
+		}
+	})
+}

@@ -22,6 +22,17 @@ const (
 	PS52 uint64 = 6 // 4 PB (FEAT_LPA, FEAT_LPA2)
 )
 
+// PSFor returns the {I}PS/PS encoding of an address size in bits (32, 36,
+// 40, 42, 44, 48 or 52): the inverse of PASizeBits.
+func PSFor(bits uint) (uint64, bool) {
+	for enc := uint64(0); enc <= 6; enc++ {
+		if b, _ := PASizeBits(enc); b == bits {
+			return enc, true
+		}
+	}
+	return 0, false
+}
+
 // Cacheability encodings of TCR_ELx.{I,O}RGNn and VTCR_EL2.{I,O}RGN0 (the
 // attributes of table walks).
 const (

@@ -141,6 +141,15 @@ func TestBuilderZeroAndOther(t *testing.T) {
 			t.Errorf("PASizeBits(%d) = %d %v", enc, bits, ok)
 		}
 	}
+	for _, bits := range []uint{32, 36, 40, 42, 44, 48, 52} {
+		enc, ok := sysreg.PSFor(bits)
+		if back, _ := sysreg.PASizeBits(enc); !ok || back != bits {
+			t.Errorf("PSFor(%d) = %d %v", bits, enc, ok)
+		}
+	}
+	if _, ok := sysreg.PSFor(47); ok {
+		t.Error("PSFor(47) succeeded")
+	}
 	if sysreg.PS48 != 5 || sysreg.PS52 != 6 || sysreg.PS40 != 2 {
 		t.Error("PS constants do not match the PASizeBits encodings")
 	}

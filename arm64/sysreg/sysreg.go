@@ -613,7 +613,7 @@ type ISAR2 uint64
 // ATS1A reports FEAT_ATS1A (AT S1E1A, AT S1E2A).
 func (r ISAR2) ATS1A() uint64 { return field(uint64(r), 63, 60) }
 
-// QEMU 10.0 -cpu max ID register values: the defaults of shared/spec/at-json.md.
+// QEMU 10.0 -cpu max ID register values: the defaults of the at-json format (docs/AT-JSON.md).
 const (
 	DefaultMMFR0 MMFR0 = 0x2100032310201126
 	DefaultMMFR1 MMFR1 = 0x0110112010312122

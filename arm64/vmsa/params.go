@@ -116,6 +116,9 @@ type s1Params struct {
 	mair   sysreg.MAIR
 	sctlr  sysreg.SCTLR
 	oa52   bool // 64K OA[51:48] in descriptor bits [15:12]
+	// nv1: EL1&0 with HCR_EL2.{NV,NV1}={1,1} (FEAT_NV), whose descriptors
+	// are read in the EL2 layout (see s1Permissions).
+	nv1 bool
 }
 
 // getS1Params is AArch64.GetS1TTWParams.
@@ -172,6 +175,7 @@ func getS1Params(r *Regs, f *features, regime Regime, va uint64) s1Params {
 	p.wxn = p.sctlr.WXN()
 	p.epan = f.pan >= 3 && p.sctlr.EPAN()
 	p.oa52 = p.tgx == sysreg.Granule64K && f.lpa
+	p.nv1 = regime == RegimeEL10 && r.HCR_EL2.NV() && r.HCR_EL2.NV1() && r.MMFR2.NV() >= 1
 	return p
 }
 

@@ -15,6 +15,19 @@ func s1Permissions(f *features, p *s1Params, d desc.S1, apTable uint, uxnTable, 
 	if apTable&2 != 0 {
 		ap |= 2 // APTable[1]: read-only at every EL
 	}
+	if p.nv1 {
+		// HCR_EL2.{NV,NV1}={1,1} (the NV1 field description): in EL1&0
+		// descriptors AP[1] and APTable[0] are treated as 0, bit 54 holds
+		// PXN and bit 60 PXNTable (bits 53 and 59 are RES0), and the
+		// Effective value of UXN is 0.
+		pm.R1, pm.W1 = true, ap&2 == 0
+		pm.X0 = true
+		pm.X1 = !d.UXN() && !uxnTable
+		if p.wxn {
+			pm.X1 = pm.X1 && !pm.W1
+		}
+		return pm, true
+	}
 	if !p.regime.twoRanges() {
 		// One privilege level: AP[1] is ignored, XN is bit 54, XNTable bit 60.
 		w := ap&2 == 0
@@ -31,7 +44,8 @@ func s1Permissions(f *features, p *s1Params, d desc.S1, apTable uint, uxnTable, 
 	pm.R0, pm.W0 = ap&1 != 0, ap == 1
 	pm.X0 = !d.UXN() && !uxnTable
 	ux = pm.X0
-	// Locations writable at EL0 cannot be executed at EL1 (R_?: PXN implied).
+	// Locations writable at EL0 cannot be executed at EL1
+	// (AArch64.S1DirectBasePermissions: PXN implied by EL0 write).
 	pm.X1 = !d.PXN() && !pxnTable && !pm.W0
 	if p.wxn {
 		pm.X0 = pm.X0 && !pm.W0
@@ -55,7 +69,7 @@ func s1Allowed(p *s1Params, f *features, pm Perms, ux bool, acc Access) bool {
 	if acc.Kind == Fetch {
 		return pm.X1
 	}
-	if acc.PAN && f.pan >= 1 && p.regime.twoRanges() {
+	if acc.PAN && f.pan >= 1 && p.regime.twoRanges() && !p.nv1 {
 		// PAN forbids privileged data access to EL0-accessible locations;
 		// with FEAT_PAN3 and SCTLR.EPAN also to EL0-executable ones. ux is
 		// taken before WXN (AArch64.S1DirectBasePermissions).

@@ -1,14 +1,51 @@
 package main
 
 import (
-	"encoding/json"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/nestmmu/nestmmu/atjson"
 )
+
+const atDoc = `
+Reads a machine state (RAM ranges, 64-bit memory words, system registers,
+PSTATE) and a list of AT operations, executes the operations in order on
+the modelled MMU, and prints PAR_EL1 for each (or the exception the
+instruction takes) and the final value of every watched word, as JSON.
+The input and output formats, the number syntax, the limits and the errors
+are docs/AT-JSON.md. Exit status: 0 for valid input whatever the
+translations gave; 2 with one line naming the bad value for invalid input.`
+
+func atCommand() command {
+	return command{
+		summary: "evaluate AT instructions from a JSON machine state (docs/AT-JSON.md)",
+		usage:   "nestmmu at --json FILE|-",
+		doc:     atDoc,
+		examples: []example{
+			{args: "at --json testdata/spec-example.json", note: "the contract's example: four AT operations, one watched descriptor",
+				want: []string{`"par": "0xff00000040001b80"`, `"par": "0x000000000000081f"`, `"fault": "permission level 3"`,
+					`"par": "0xff00000040002b80"`, `"par": "0x000000000000080f"`, `"0x44002010": "0x0000000040002743"`}},
+		},
+		run: cmdAT,
+	}
+}
+
+func explainCommand() command {
+	return command{
+		summary: "show every translation walk of a JSON machine state step by step",
+		usage:   "nestmmu explain --json FILE|-",
+		doc: `
+Takes the same input as "nestmmu at" (docs/AT-JSON.md) and prints, for
+each operation, every descriptor read (stage, level, address, value and
+its decoding), why the walk stopped, and the resulting PAR_EL1 or
+exception, for people.`,
+		examples: []example{
+			{args: "explain --json testdata/spec-example.json",
+				want: []string{"stage 1 level 1: descriptor at PA 0x44000000", "stopped: translation level 3", "0x44002010 = 0x0000000040002743"}},
+		},
+		run: cmdExplain,
+	}
+}
 
 // openInput opens FILE or "-" for standard input.
 func openInput(name string, stdin io.Reader) (io.Reader, func(), error) {
@@ -22,50 +59,52 @@ func openInput(name string, stdin io.Reader) (io.Reader, func(), error) {
 	return f, func() { f.Close() }, nil
 }
 
-func parseJSONFlag(name string, args []string, stdin io.Reader, stderr io.Writer) (*atjson.Machine, bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("json", "", "machine state and AT operations as JSON (FILE, or - for standard input)")
-	if err := fs.Parse(args); err != nil {
-		return nil, false
+// parseJSONFlag parses at/explain's flags and reads the document.
+func parseJSONFlag(name string, args []string, stdin io.Reader, stdout, stderr io.Writer) (*atjson.Machine, int, bool) {
+	fs := newFlags(name, stdout, stderr)
+	file := fs.String("json", "", "machine state and AT operations as JSON: a `FILE`, or - for standard input")
+	if code, done := fs.Parse(args); done {
+		return nil, code, false
 	}
-	if *file == "" || fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "nestmmu %s: usage: nestmmu %s --json FILE|-\n", name, name)
-		return nil, false
+	if *file == "" {
+		return nil, fs.Fail(usagef("--json FILE is required")), false
 	}
-	r, done, err := openInput(*file, stdin)
+	m, err := readMachine(*file, stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "nestmmu %s: %v\n", name, err)
-		return nil, false
+		return nil, fs.Fail(err), false
+	}
+	return m, 0, true
+}
+
+// readMachine reads an at-json document from FILE or "-".
+func readMachine(file string, stdin io.Reader) (*atjson.Machine, error) {
+	r, done, err := openInput(file, stdin)
+	if err != nil {
+		return nil, badInput(err)
 	}
 	defer done()
 	m, err := atjson.Parse(r)
 	if err != nil {
-		fmt.Fprintf(stderr, "nestmmu %s: %v\n", name, err)
-		return nil, false
+		return nil, badInput(err)
 	}
-	return m, true
+	return m, nil
 }
 
 func cmdAT(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	m, ok := parseJSONFlag("at", args, stdin, stderr)
+	m, code, ok := parseJSONFlag("at", args, stdin, stdout, stderr)
 	if !ok {
-		return 2
+		return code
 	}
-	out, _ := m.Run(nil)
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		fmt.Fprintf(stderr, "nestmmu at: %v\n", err)
-		return 1
+	if err := m.Encode(stdout); err != nil {
+		return newFlags("at", stdout, stderr).Fail(err)
 	}
 	return 0
 }
 
 func cmdExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	m, ok := parseJSONFlag("explain", args, stdin, stderr)
+	m, code, ok := parseJSONFlag("explain", args, stdin, stdout, stderr)
 	if !ok {
-		return 2
+		return code
 	}
 	m.Explain(stdout)
 	return 0

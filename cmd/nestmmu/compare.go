@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,58 +11,44 @@ import (
 	"github.com/nestmmu/nestmmu/sim"
 )
 
-func compareHelp() string {
-	var b strings.Builder
-	b.WriteString(`usage: nestmmu compare [flags] [FILE]
-
+func compareCommand() command {
+	doc := `
 Runs a scenario (FILE, or the default) both ways for each variant, on the
 same seed, and prints the figures side by side with their ratios; with
---plots, a bar chart of the ratios. Variants:
-`)
-	for _, v := range sim.Variants {
-		fmt.Fprintf(&b, "  %-10s %s (%s vs %s)\n", v.Name, v.Doc, v.Sides[0], v.Sides[1])
-	}
-	b.WriteString(`
-Without --variants every variant the scenario supports is run. Exit status
-as for run.
-
-flags:
-`)
-	return b.String()
-}
-
-const compareExample = `
-examples:
-  nestmmu compare --accesses 4M
-  nestmmu compare --variants blocks --plots plots examples/blocks.yaml
-  nestmmu compare --variants mips-gva examples/mips.yaml
+--plots, a bar chart of the ratios. Without --variants every variant the
+scenario supports is run. The variants:
 `
+	for _, v := range sim.Variants {
+		doc += fmt.Sprintf("  %-9s %s (%s against %s)\n", v.Name, v.Doc, v.Sides[0], v.Sides[1])
+	}
+	return command{
+		summary: "run a scenario both ways for each design-choice variant and print the ratios",
+		usage:   "nestmmu compare [flags] [FILE]",
+		doc:     doc,
+		examples: []example{
+			{args: "compare --variants blocks --accesses 300K examples/blocks.yaml", want: []string{"pages / blocks", "stage-2 faults"}},
+			{args: "compare --variants mips-gva --accesses 200K --plots plots examples/mips.yaml",
+				want: []string{"linear-scan / gva-tables", "host TLB refills, slow path", "plots/compare.png"}},
+		},
+		run: cmdCompare,
+	}
+}
 
 // cmdCompare runs the variants of a scenario side by side.
 func cmdCompare(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("compare", stdout, stderr)
+	fs.Args(0, 1)
 	names := fs.String("variants", "", "comma-separated variants to run (default: every one the scenario supports)")
 	jsonOut := fs.Bool("json", false, "print the comparisons as JSON")
 	plots := fs.String("plots", "", "write the ratio plot (SVG and PNG) into `DIR`")
 	var rf runFlags
 	rf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), compareHelp())
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), compareExample)
+	if code, done := fs.Parse(args); done {
+		return code
 	}
-	pos, err := parseInterleaved(fs, args)
+	base, err := rf.load(fs)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	base, err := rf.load(pos)
-	if err != nil {
-		fmt.Fprintf(stderr, "nestmmu compare: %v\n", err)
-		return 2
+		return fs.Fail(err)
 	}
 	var vs []*sim.Variant
 	if *names == "" {
@@ -78,19 +62,16 @@ func cmdCompare(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		for _, name := range strings.Split(*names, ",") {
 			v, ok := sim.FindVariant(strings.TrimSpace(name))
 			if !ok {
-				fmt.Fprintf(stderr, "nestmmu compare: --variants: unknown variant %q (see nestmmu compare -h)\n", name)
-				return 2
+				return fs.Fail(usagef("--variants: unknown variant %q", name))
 			}
 			if err := v.Apply(clone(base), 0); err != nil {
-				fmt.Fprintf(stderr, "nestmmu compare: variant %s: %v\n", v.Name, err)
-				return 2
+				return fs.Fail(badInput(fmt.Errorf("variant %s: %w", v.Name, err)))
 			}
 			vs = append(vs, v)
 		}
 	}
 	if len(vs) == 0 {
-		fmt.Fprintf(stderr, "nestmmu compare: no variant applies to scenario %q\n", base.Name)
-		return 2
+		return fs.Fail(badInput(fmt.Errorf("no variant applies to scenario %q", base.Name)))
 	}
 	var cs []*report.Comparison
 	status := 0
@@ -101,8 +82,7 @@ func cmdCompare(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			_ = v.Apply(s, side)
 			r, err := simulate(s, stderr, v.Name+": "+v.Sides[side])
 			if r == nil || err != nil {
-				fmt.Fprintf(stderr, "nestmmu compare: %s (%s): %v\n", v.Name, v.Sides[side], err)
-				return 1
+				return fs.Fail(fmt.Errorf("%s (%s): %w", v.Name, v.Sides[side], err))
 			}
 			if r.Interrupted {
 				fmt.Fprintf(stderr, "nestmmu compare: interrupted\n")
@@ -123,26 +103,28 @@ func cmdCompare(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "  ")
 		if err := e.Encode(jsonComparisons(cs)); err != nil {
-			return 1
+			return fs.Fail(err)
 		}
 	} else {
 		fmt.Fprintf(stdout, "nestmmu compare: %s, seed %d, %d user accesses per run\n", base.Name, base.Seed, uint64(base.Accesses))
 		for _, c := range cs {
 			fmt.Fprintln(stdout)
 			if err := c.WriteText(stdout); err != nil {
-				return 1
+				return fs.Fail(err)
 			}
 		}
 	}
 	if *plots != "" {
 		files, err := report.WriteComparisonPlots(cs, *plots)
 		if err != nil {
-			fmt.Fprintf(stderr, "nestmmu compare: %v\n", err)
-			return 1
+			return fs.Fail(err)
 		}
 		if !*jsonOut {
 			fmt.Fprintf(stdout, "\nplots: %v\n", files)
 		}
+	}
+	if status != 0 {
+		fmt.Fprintf(stderr, "nestmmu compare: a run had violations\n")
 	}
 	return status
 }

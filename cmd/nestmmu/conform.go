@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,56 +12,83 @@ import (
 	"github.com/nestmmu/nestmmu/conform/qemu"
 )
 
+func conformCommand() command {
+	return command{
+		summary: "differential conformance of the translation core against QEMU 10",
+		usage:   "nestmmu conform [--seed N] [--cases M] [--out DIR] [--instances K] [-q] | nestmmu conform --replay FILE|-",
+		doc: `
+Generates random translation scenarios from a seed, runs each on the model
+and on QEMU 10 (qemu-system-aarch64, bare metal at EL2), and compares
+PAR_EL1, the exceptions AT takes and the watched descriptors. Differences
+that match a known QEMU deviation from the architecture are counted apart
+(docs/CONFORMANCE.md). --out DIR writes one minimized at-json reproducer
+per mismatch class (DIR is created only when there is one). --replay runs
+one at-json document (docs/AT-JSON.md) on both sides and prints both
+answers per operation; a document whose walks read outside the oracle
+machine's memory map (the runner's reserved RAM, or flash and devices
+outside RAM) is refused with the reason, since the answers could not be
+compared. Exit status: 0 when every difference is explained, 1 on
+unexplained mismatches, 2 on usage or setup errors.`,
+		examples: []example{
+			{args: "conform --seed 1 --cases 200", qemu: true, want: []string{"cases 200,", "unexplained mismatches: 0"}},
+			{args: "conform --replay conform/testdata/mismatch-64k-oa-high-bits.json", qemu: true,
+				note: "a recorded QEMU deviation, replayed on both sides", want: []string{"op 0 AT S1E1R 0xd0000: model", "explained:"}},
+		},
+		run: cmdConform,
+	}
+}
+
 // cmdConform runs the differential conformance harness (conform.Run) or
-// replays one at-json case on both sides. Exit status: 0 when every
-// difference is explained, 1 on unexplained mismatches, 2 on usage or
-// setup errors.
+// replays one at-json case on both sides.
 func cmdConform(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("conform", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("conform", stdout, stderr)
 	seed := fs.Int64("seed", 1, "generator seed")
 	cases := fs.Int("cases", 1000, "number of generated cases")
-	out := fs.String("out", "", "directory for minimized at-json reproducers (mismatch-*.json); empty writes none")
-	replay := fs.String("replay", "", "run one at-json FILE (or - for standard input) on the model and QEMU instead of generating")
+	out := fs.String("out", "", "`DIR` for minimized at-json reproducers (mismatch-*.json), created when one is written")
+	replay := fs.String("replay", "", "run one at-json `FILE` (or - for standard input) on the model and QEMU instead of generating")
 	instances := fs.Int("instances", 0, "parallel QEMU processes (0: one per CPU)")
 	quiet := fs.Bool("q", false, "do not print the coverage counters")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "nestmmu conform: unexpected argument %q; usage: nestmmu conform [--seed N] [--cases M] [--out DIR] [--replay FILE]\n", fs.Arg(0))
-		return 2
+	if code, done := fs.Parse(args); done {
+		return code
 	}
 	if *cases < 0 || *instances < 0 {
-		fmt.Fprintf(stderr, "nestmmu conform: --cases %d, --instances %d: want counts >= 0\n", *cases, *instances)
-		return 2
+		return fs.Fail(usagef("--cases %d, --instances %d: want counts >= 0", *cases, *instances))
+	}
+	var c qemu.Case
+	if *replay != "" {
+		// The case is read and checked before QEMU is looked for.
+		r, done, err := openInput(*replay, stdin)
+		if err != nil {
+			return fs.Fail(badInput(err))
+		}
+		c, err = conform.ParseCase(r)
+		done()
+		if err != nil {
+			return fs.Fail(badInput(fmt.Errorf("%s: %w", *replay, err)))
+		}
+		why, err := conform.OutsideMemoryMap(&c)
+		if err == nil && why != "" {
+			err = fmt.Errorf("%s: case not replayed: %s", *replay, why)
+		}
+		if err != nil {
+			return fs.Fail(badInput(err))
+		}
 	}
 	o, err := qemu.New(qemu.Options{Instances: *instances})
 	if err != nil {
-		fmt.Fprintf(stderr, "nestmmu conform: %v\n", err)
 		if errors.Is(err, qemu.ErrNotFound) {
-			fmt.Fprintln(stderr, "nestmmu conform: install qemu-system-arm 10 or set NESTMMU_QEMU")
+			err = fmt.Errorf("%w (install qemu-system-arm 10 or set NESTMMU_QEMU)", err)
 		}
+		fs.Fail(err)
 		return 2
 	}
 	defer o.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if *replay != "" {
-		r, done, err := openInput(*replay, stdin)
-		if err != nil {
-			fmt.Fprintf(stderr, "nestmmu conform: %v\n", err)
-			return 2
-		}
-		defer done()
-		c, err := conform.ParseCase(r)
-		if err != nil {
-			fmt.Fprintf(stderr, "nestmmu conform: %s: %v\n", *replay, err)
-			return 2
-		}
 		n, err := conform.Replay(ctx, o, c, stdout)
 		if err != nil {
-			fmt.Fprintf(stderr, "nestmmu conform: %v\n", err)
+			fs.Fail(err)
 			return 2
 		}
 		if n > 0 {
@@ -72,7 +98,7 @@ func cmdConform(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	rep, err := conform.Run(ctx, conform.Options{Seed: *seed, Cases: *cases, OutDir: *out, Log: stdout, Oracle: o})
 	if err != nil {
-		fmt.Fprintf(stderr, "nestmmu conform: %v\n", err)
+		fs.Fail(err)
 		return 2
 	}
 	if *quiet {

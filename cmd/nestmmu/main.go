@@ -1,7 +1,10 @@
 // Command nestmmu drives the nestmmu library: the arm64 translation core
-// (at, explain), its demonstration (run) and the other engines' subcommands.
+// (at, explain, translate, decode, ptdump), its demonstration (run), the
+// conformance harness (conform) and the other engines' subcommands.
 //
-// Usage: nestmmu <command> [flags]; "nestmmu help" lists the commands.
+// Usage: nestmmu <command> [flags]; "nestmmu help" lists the commands and
+// "nestmmu help CMD" (or "nestmmu CMD -h") shows one command's help. The
+// at-json format of at, explain and conform is docs/AT-JSON.md.
 package main
 
 import (
@@ -9,23 +12,32 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/nestmmu/nestmmu/internal/textfmt"
 )
 
 // command is one subcommand. run returns the process exit status.
 type command struct {
-	summary string
-	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+	summary  string
+	usage    string
+	doc      string
+	examples []example
+	run      func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 }
 
-// commands is the subcommand table. Each subcommand lives in its own file.
+// commands is the subcommand table. Each subcommand lives in its own file
+// and parses its arguments with newFlags (cli.go).
 func commands() map[string]command {
 	return map[string]command{
-		"run":     {"run a simulation scenario (the default without a file) and print its report", cmdRun},
-		"compare": {"run a scenario both ways for each design-choice variant and print the ratios", cmdCompare},
-		"at":      {"evaluate AT instructions from a JSON machine state (shared/spec/at-json.md)", cmdAT},
-		"explain": {"show every translation walk of a JSON machine state step by step", cmdExplain},
-		"conform": {"differential conformance of the translation core against QEMU", cmdConform},
-		"mips":    {"run a MIPS trap-and-emulate guest workload and report refills, exceptions, flushes", cmdMIPS},
+		"run":       runCommand(),
+		"compare":   compareCommand(),
+		"at":        atCommand(),
+		"explain":   explainCommand(),
+		"translate": translateCommand(),
+		"decode":    decodeCommand(),
+		"ptdump":    ptdumpCommand(),
+		"conform":   conformCommand(),
+		"mips":      mipsCommand(),
 	}
 }
 
@@ -35,23 +47,37 @@ func main() {
 
 func dispatch(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout, cmds)
-		if len(args) == 0 {
+	if len(args) == 0 {
+		usage(stderr, cmds)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
+		switch {
+		case len(args) == 1:
+			usage(stdout, cmds)
+			return 0
+		case len(args) > 2:
+			fmt.Fprintf(stderr, "nestmmu help: unexpected argument %s (usage: nestmmu help [CMD])\n", textfmt.Quote(args[2]))
 			return 2
 		}
-		return 0
+		c, ok := cmds[args[1]]
+		if !ok {
+			fmt.Fprintf(stderr, "nestmmu help: unknown command %s (try \"nestmmu help\")\n", textfmt.Quote(args[1]))
+			return 2
+		}
+		return c.run([]string{"-h"}, stdin, stdout, stderr)
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "nestmmu: unknown command %q (try \"nestmmu help\")\n", args[0])
+		fmt.Fprintf(stderr, "nestmmu: unknown command %s (try \"nestmmu help\")\n", textfmt.Quote(args[0]))
 		return 2
 	}
 	return c.run(args[1:], stdin, stdout, stderr)
 }
 
 func usage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "usage: nestmmu <command> [flags]")
+	fmt.Fprintln(w, "usage: nestmmu <command> [flags] [arguments]")
 	fmt.Fprintln(w, "commands:")
 	names := make([]string, 0, len(cmds))
 	for n := range cmds {
@@ -61,4 +87,6 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
+	fmt.Fprintln(w, "\"nestmmu help CMD\" or \"nestmmu CMD -h\" shows a command's flags and examples.")
+	fmt.Fprintln(w, "The JSON format of at, explain and conform --replay is documented in docs/AT-JSON.md.")
 }

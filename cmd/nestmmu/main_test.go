@@ -13,7 +13,7 @@ func run(args []string, stdin string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// The contract's own example and the values shared/spec/at-json.md states
+// The contract's own example and the values docs/AT-JSON.md states
 // QEMU 10.0 gives (PAR.NS is UNKNOWN: QEMU's NS=1 is what we report).
 func TestATSpecExample(t *testing.T) {
 	code, out, errs := run([]string{"at", "--json", "../../testdata/spec-example.json"}, "")

@@ -1,20 +1,33 @@
 package main
 
 import (
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 
 	"github.com/nestmmu/nestmmu/mips/scenario"
 )
 
+func mipsCommand() command {
+	return command{
+		summary: "run a MIPS trap-and-emulate guest workload and report refills, exceptions, flushes",
+		usage:   "nestmmu mips [flags]",
+		doc: `
+Runs a random guest OS workload (processes, working sets, loads and stores)
+on the MIPS trap-and-emulate engine and reports host TLB refills by path,
+guest exceptions injected, flushes and their cost; --compare also runs the
+scheme before the GVA page-table series and checks that the guest saw the
+same values. docs/MIPS.md describes the model.`,
+		examples: []example{
+			{args: "mips -ops 20000 -procs 4", want: []string{"refills by path", "the guest observed identical behaviour under both schemes"}},
+		},
+		run: cmdMIPS,
+	}
+}
+
 // cmdMIPS runs a MIPS trap-and-emulate guest workload and reports host TLB
 // refills by path, exceptions injected, flushes and their cost.
 func cmdMIPS(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	c := scenario.Default()
-	fs := flag.NewFlagSet("mips", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("mips", stdout, stderr)
 	seed := fs.Uint64("seed", c.Guest.Seed, "workload seed")
 	fs.IntVar(&c.Accesses, "ops", c.Accesses, "user memory accesses to run")
 	fs.IntVar(&c.Guest.Processes, "procs", c.Guest.Processes, "guest processes (1-250)")
@@ -27,20 +40,10 @@ func cmdMIPS(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Guest.RandomPercent, "random", c.Guest.RandomPercent, "percent of random (vs sequential) page choices")
 	fs.BoolVar(&c.Compare, "compare", c.Compare, "also run the pre-series scheme and compare")
 	fs.BoolVar(&c.DirtyLog, "dirty-log", c.DirtyLog, "Linux 4.11 dirty logging (pages mapped clean until written) instead of the series' own semantics")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, done := fs.Parse(args); done {
+		return code
 	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "nestmmu mips: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	bad := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "nestmmu mips: "+format+"\n", a...)
-		return 2
-	}
+	bad := func(format string, a ...any) int { return fs.Fail(usagef(format, a...)) }
 	switch {
 	case *page != 4096 && *page != 16384 && *page != 65536:
 		return bad("-page %d: want 4096, 16384 or 65536", *page)
@@ -59,8 +62,7 @@ func cmdMIPS(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	c.Guest.PageSize = uint32(*page)
 	c.Guest.RAMSize = uint32(*ram) << 20
 	if err := scenario.Report(c, stdout); err != nil {
-		fmt.Fprintf(stderr, "nestmmu mips: %v\n", err)
-		return 2
+		return fs.Fail(badInput(err))
 	}
 	return 0
 }

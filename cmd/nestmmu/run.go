@@ -19,89 +19,68 @@ import (
 	"github.com/nestmmu/nestmmu/sim"
 )
 
-const runHelp = `usage: nestmmu run [flags] [FILE]
-
-Runs a simulation scenario (FILE, YAML; see docs/USAGE.md and examples/),
-or the default scenario without one: the host hypervisor (L0) with two VMs
-running guest kernels and mixed workloads under host memory pressure, and
-a MIPS trap-and-emulate guest. Prints the report: accesses simulated and
+func runCommand() command {
+	return command{
+		summary: "run a simulation scenario (the default without a file) and print its report",
+		usage:   "nestmmu run [flags] [FILE]",
+		doc: `
+Runs a simulation scenario (FILE, YAML; docs/USAGE.md and examples/), or
+the default scenario without one: the host hypervisor (L0) with two VMs
+whose guest kernels run mixed workloads under host memory pressure, and a
+MIPS trap-and-emulate guest. Prints the report: accesses simulated and
 per second, TLB hit rates, faults by kind and level, exits, TLB
 invalidations, page-table memory, the walk-length histogram, and the
 integrity and invariant checks (violations must be 0).
 
 A progress bar is drawn on a terminal. Ctrl-C stops the run and prints the
-report of what ran.
-
-Exit status: 0 when the run completed with no violation, 1 on a violation
-or an error of the simulated system, 2 for bad arguments or an invalid
-scenario, 130 when interrupted.
-
-flags:
-`
-
-const runExample = `
-examples:
-  nestmmu run
-  nestmmu run --plots plots examples/tlb-reach.yaml
-  nestmmu run --json --accesses 2M examples/churn.yaml > churn.json
-`
-
-// parseInterleaved parses flags that may come before or after the
-// positional arguments, and returns the positional arguments.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+report of what ran (exit status 130). Exit status 1: a violation or an
+error of the simulated system; 2: a bad argument or an invalid scenario
+(the error names its file, line and field).`,
+		examples: []example{
+			{args: "run", note: "the default scenario (about 30 million user accesses)", want: []string{"million per second", ", 0 violations: OK"}},
+			{args: "run --accesses 300K examples/tlb-reach.yaml", note: "a scenario file, shortened",
+				want: []string{"nestmmu run: tlb-reach", "sequential (L1)", "random (L1)", ", 0 violations: OK"}},
+			{args: "run --json --accesses 200K examples/churn.yaml", want: []string{`"scenario": "churn"`, `"integrity_violations": 0`}},
+			{args: "run --plots plots --accesses 200K examples/granules.yaml", note: "also write faults, walks and cost as SVG and PNG",
+				want: []string{"plots: [plots/faults.svg"}},
+		},
+		run: cmdRun,
 	}
 }
 
 // runFlags are the flags run and compare share.
 type runFlags struct {
-	accesses string
-	seed     uint64
-	seedSet  bool
+	accesses *string
+	seed     *uint64
 }
 
-func (f *runFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.accesses, "accesses", "", "override the scenario's duration in user accesses (e.g. 5M)")
-	fs.Func("seed", "override the scenario's seed", func(s string) error {
-		_, err := fmt.Sscan(s, &f.seed)
-		f.seedSet = err == nil
-		return err
-	})
+func (f *runFlags) register(fs *cliFlags) {
+	f.accesses = fs.String("accesses", "", "override the scenario's duration in user accesses (5000000, 5M)")
+	f.seed = fs.Uint64("seed", 0, "override the scenario's seed")
 }
 
 // load reads the scenario (or the default) and applies the overrides.
-func (f *runFlags) load(pos []string) (*scenario.Scenario, error) {
+func (f *runFlags) load(fs *cliFlags) (*scenario.Scenario, error) {
 	var s *scenario.Scenario
-	switch len(pos) {
-	case 0:
+	if fs.NArg() == 0 {
 		s = scenario.Default()
-	case 1:
+	} else {
 		var err error
-		if s, err = scenario.Load(pos[0]); err != nil {
-			return nil, err
+		if s, err = scenario.Load(fs.Arg(0)); err != nil {
+			return nil, badInput(err)
 		}
-	default:
-		return nil, fmt.Errorf("unexpected argument %q (one scenario file at most)", pos[1])
 	}
-	if f.accesses != "" {
+	if *f.accesses != "" {
 		var c scenario.Count
-		if err := c.UnmarshalText([]byte(f.accesses)); err != nil || c == 0 {
-			return nil, fmt.Errorf("--accesses %q: want a positive count such as 5000000 or 5M", f.accesses)
+		if err := c.UnmarshalText([]byte(*f.accesses)); err != nil || c == 0 {
+			return nil, usagef("--accesses %q: want a positive count such as 5000000 or 5M", *f.accesses)
 		}
 		s.Accesses = c
 	}
-	if f.seedSet {
-		s.Seed = f.seed
+	seedSet := false
+	fs.Visit(func(fl *flag.Flag) { seedSet = seedSet || fl.Name == "seed" })
+	if seedSet {
+		s.Seed = *f.seed
 	}
 	return s, nil
 }
@@ -113,7 +92,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progress returns a progress callback drawing a bar on stderr when it is
-// a terminal, and a function that clears it.
+// a terminal (nil otherwise), and a function that clears it.
 func progress(stderr io.Writer, label string) (func(done, target uint64), func()) {
 	if !isTerminal(stderr) {
 		return nil, func() {}
@@ -136,8 +115,8 @@ func progress(stderr io.Writer, label string) (func(done, target uint64), func()
 
 // simulate runs s with Ctrl-C handling and the progress bar.
 func simulate(s *scenario.Scenario, stderr io.Writer, variant string) (*report.Report, error) {
-	// The simulator keeps large, long-lived heaps (guest memory shadows):
-	// collect less often.
+	// The simulator keeps large, long-lived heaps (the shadows of guest
+	// memory): collect less often.
 	debug.SetGCPercent(400)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -153,33 +132,22 @@ func simulate(s *scenario.Scenario, stderr io.Writer, variant string) (*report.R
 
 // cmdRun is the main job: run a scenario and print its report.
 func cmdRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("run", stdout, stderr)
+	fs.Args(0, 1)
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	plots := fs.String("plots", "", "write the figures (SVG and PNG) into `DIR`")
 	var rf runFlags
 	rf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), runHelp)
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), runExample)
+	if code, done := fs.Parse(args); done {
+		return code
 	}
-	pos, err := parseInterleaved(fs, args)
+	s, err := rf.load(fs)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	s, err := rf.load(pos)
-	if err != nil {
-		fmt.Fprintf(stderr, "nestmmu run: %v\n", err)
-		return 2
+		return fs.Fail(err)
 	}
 	r, err := simulate(s, stderr, "")
 	if r == nil {
-		fmt.Fprintf(stderr, "nestmmu run: %v\n", err)
-		return 1
+		return fs.Fail(err)
 	}
 	if *jsonOut {
 		err = errors.Join(err, r.WriteJSON(stdout))
@@ -198,11 +166,9 @@ func cmdRun(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	case r.Interrupted:
 		return 130
 	case err != nil:
-		fmt.Fprintf(stderr, "nestmmu run: %v\n", err)
-		return 1
+		return fs.Fail(err)
 	case r.Checks.Violations() > 0:
-		fmt.Fprintf(stderr, "nestmmu run: %d violations\n", r.Checks.Violations())
-		return 1
+		return fs.Fail(fmt.Errorf("%d violations", r.Checks.Violations()))
 	}
 	return 0
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/nestmmu/nestmmu/conform/qemu/a64"
 )
 
-// Case is one at-json input (docs/spec at-json.md) as the oracle runs it:
+// Case is one at-json input (docs/AT-JSON.md) as the oracle runs it:
 // Regs is "regs", PAN is "pstate.pan", Mem is "mem", Ops is "ops", Watch is
 // "watch". "ram" is fixed by the machine (RAM); "pstate.el" must be 2 (EL
 // may be left 0, meaning 2).

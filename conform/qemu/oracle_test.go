@@ -99,7 +99,7 @@ const (
 	s2Block = 0b01 | 0xf<<2 | 3<<6 | 3<<8 | 1<<10
 )
 
-// atJSONExample is the complete example of /work/shared/spec/at-json.md.
+// atJSONExample is the complete example of docs/AT-JSON.md.
 func atJSONExample() Case {
 	return Case{
 		EL: 2,
@@ -132,7 +132,7 @@ func TestIDRegs(t *testing.T) {
 }
 
 // TestATJSONExample runs the contract's complete example; the expected
-// PARs are those stated in at-json.md.
+// PARs are those stated in docs/AT-JSON.md.
 func TestATJSONExample(t *testing.T) {
 	o := newOracle(t, Options{})
 	res := run(t, o, atJSONExample())

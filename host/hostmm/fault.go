@@ -234,6 +234,19 @@ func (as *AddressSpace) Write(hva HVA, size int, val uint64) error {
 	return as.access(hva, true, func(pa mem.PA) { as.k.arena.Write(pa, size, val) })
 }
 
+// CompareAndSwap64 is a host CPU atomic compare-and-swap of the aligned
+// 64-bit word at hva: it faults the page in for writing (breaking
+// copy-on-write), marks it young and dirty, and stores new if the word
+// equals old, reporting whether it did.
+func (as *AddressSpace) CompareAndSwap64(hva HVA, old, new uint64) (bool, error) {
+	if hva%8 != 0 {
+		return false, fmt.Errorf("hostmm: compare-and-swap at %#x is not 8-byte aligned", uint64(hva))
+	}
+	var swapped bool
+	err := as.access(hva, true, func(pa mem.PA) { swapped, _ = as.k.arena.CompareAndSwap64(pa, old, new) })
+	return swapped, err
+}
+
 // access runs do on the PA of hva with the page's chunk lock held, so no
 // event moves the page meanwhile (a host CPU access completes before the
 // TLB shootdown of an event does).

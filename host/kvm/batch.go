@@ -56,7 +56,7 @@ func (v *VCPU) RunBatch(b []BatchAccess) (n int, exit Exit, err error) {
 			if !done || e.Taken() {
 				break
 			}
-			v.ctx.PC += 4
+			v.pe.PC += 4
 		}
 		c.mu.Unlock()
 		if n == len(b) {

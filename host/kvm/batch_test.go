@@ -77,10 +77,10 @@ func TestRunBatchSameAsRun(t *testing.T) {
 				t.Fatal(err)
 			}
 		case ExitException:
-			if err := e.v.ERET(); err != nil {
-				t.Fatal(err)
+			if x, err := e.v.ERET(); err != nil || x.Reason != ExitNone {
+				t.Fatal(x, err)
 			}
-			e.v.Ctx().PC += 4
+			e.v.PE().PC += 4
 		}
 	}
 	swap := func(e *batchEnv, i int) {
@@ -171,57 +171,56 @@ func TestRunBatchSameAsRun(t *testing.T) {
 // TestGuestExceptionInstructions: the guest enters EL0 through SPSR_EL1,
 // ELR_EL1 and ERET; an SVC and a virtual IRQ from EL0 come back to EL1 at
 // the vectors for a lower EL (0x400, 0x480), the SVC with ESR_EL1 EC 0x15
-// and its immediate and ELR after the SVC, the IRQ with ESR_EL1 unchanged
-// and ELR at the interrupted instruction; from EL1 the vectors are the
-// current-EL ones (0x200, 0x280).
+// and its immediate and ELR_EL1 after the SVC, the IRQ with ESR_EL1
+// unchanged and ELR_EL1 at the interrupted instruction; at EL1 with
+// PSTATE.I set (as exception entry leaves it) the IRQ is not taken, and an
+// SVC goes to the current-EL vector (0x200).
 func TestGuestExceptionInstructions(t *testing.T) {
 	e := newBatchEnv(t)
 	v := e.v
-	c := v.Ctx()
-	c.VBAR = 0x8000
-	c.ELR = 0x40_0000
-	v.SetSPSR(0) // EL0t
-	if err := v.ERET(); err != nil {
-		t.Fatal(err)
+	pe := v.PE()
+	msr := func(r cpu.SysReg, val uint64) {
+		v.Ctx().X[2] = val
+		if x, err := v.MSR(r, 2); err != nil || x.Reason != ExitNone {
+			t.Fatalf("MSR %v: %v %v", r, x, err)
+		}
 	}
-	if v.PE().EL != 0 || c.PC != 0x40_0000 {
-		t.Fatalf("after ERET: EL%d PC %#x", v.PE().EL, c.PC)
+	msr(cpu.VBAR_EL1, 0x8000)
+	msr(cpu.ELR_EL1, 0x40_0000)
+	msr(cpu.SPSR_EL1, 0) // EL0t, nothing masked
+	if x, err := v.ERET(); err != nil || x.Reason != ExitNone {
+		t.Fatal(x, err)
+	}
+	if pe.EL != 0 || pe.PC != 0x40_0000 {
+		t.Fatalf("after ERET: EL%d PC %#x", pe.EL, pe.PC)
 	}
 	ex, err := v.SVC(0x42)
 	if err != nil || ex.Reason != ExitException || ex.Exception.Kind != cpu.SupervisorCall {
 		t.Fatalf("SVC: %v %v", ex, err)
 	}
-	if esr := v.PE().ESR[1]; esr.EC() != 0x15 || esr.ISS() != 0x42 || !esr.IL() {
+	if esr := pe.ESR[1]; esr.EC() != 0x15 || esr.ISS() != 0x42 || !esr.IL() {
 		t.Errorf("ESR_EL1 %#x, want EC 0x15 IL ISS 0x42", uint64(esr))
 	}
-	if v.PE().EL != 1 || c.PC != 0x8400 || c.ELR != 0x40_0004 {
-		t.Errorf("after SVC: EL%d PC %#x ELR %#x, want EL1 0x8400 0x400004", v.PE().EL, c.PC, c.ELR)
+	if pe.EL != 1 || pe.PC != 0x8400 || pe.ELR[1] != 0x40_0004 || pe.SPSR[1]&0xf != 0 {
+		t.Errorf("after SVC: EL%d PC %#x ELR %#x SPSR %#x, want EL1 0x8400 0x400004 EL0t", pe.EL, pe.PC, pe.ELR[1], pe.SPSR[1])
 	}
-	if spsr := v.SPSR(); spsr&0xf != 0 {
-		t.Errorf("SPSR_EL1 %#x: M should say EL0t", spsr)
+	if x, err := v.ERET(); err != nil || x.Reason != ExitNone || pe.EL != 0 || pe.PC != 0x40_0004 {
+		t.Fatalf("ERET: %v %v, EL%d PC %#x", x, err, pe.EL, pe.PC)
 	}
-	if err := v.ERET(); err != nil {
-		t.Fatal(err)
-	}
-	esr := v.PE().ESR[1]
+	esr := pe.ESR[1]
 	ex, err = v.VirtualIRQ()
 	if err != nil || ex.Exception.Kind != cpu.IRQ {
 		t.Fatalf("IRQ: %v %v", ex, err)
 	}
-	if v.PE().ESR[1] != esr || c.PC != 0x8480 || c.ELR != 0x40_0004 {
-		t.Errorf("after IRQ from EL0: ESR %#x (was %#x) PC %#x ELR %#x", uint64(v.PE().ESR[1]), uint64(esr), c.PC, c.ELR)
+	if pe.ESR[1] != esr || pe.PC != 0x8480 || pe.ELR[1] != 0x40_0004 {
+		t.Errorf("after IRQ from EL0: ESR %#x (was %#x) PC %#x ELR %#x", uint64(pe.ESR[1]), uint64(esr), pe.PC, pe.ELR[1])
 	}
-	// Now at EL1: the current-EL vectors.
-	if _, err := v.SVC(1); err != nil || c.PC != 0x8200 {
-		t.Errorf("SVC from EL1: PC %#x (%v), want 0x8200", c.PC, err)
+	// At EL1 now, interrupts masked by the exception entry.
+	if ex, err := v.VirtualIRQ(); err != nil || ex.Reason != ExitNone {
+		t.Errorf("IRQ at EL1 with PSTATE.I set: %v %v", ex, err)
 	}
-	if _, err := v.VirtualIRQ(); err != nil || c.PC != 0x8280 {
-		t.Errorf("IRQ from EL1: PC %#x (%v), want 0x8280", c.PC, err)
-	}
-	// SPSR_EL1 naming EL2 is an illegal return.
-	v.PE().SetSPSR(1, 0b1001)
-	if err := v.ERET(); err == nil {
-		t.Error("ERET to EL2 from the guest's EL1 was accepted")
+	if _, err := v.SVC(1); err != nil || pe.PC != 0x8200 {
+		t.Errorf("SVC from EL1: PC %#x (%v), want 0x8200", pe.PC, err)
 	}
 }
 

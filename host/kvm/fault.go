@@ -186,10 +186,32 @@ func (v *VCPU) stage2Abort(e cpu.Exception) (Exit, bool, error) {
 		}
 		return Exit{}, true, nil
 	case FaultTranslation, FaultPermission:
-		return v.userMemAbort(slot, gen, ipa, write)
+		return v.userMemAbort(slot, gen, ipa, write, canonical{v})
 	}
 	// FaultAddressSize.
 	return abortExit(fetch, e.FAR), false, nil
+}
+
+// installer puts the result of a stage-2 fault into stage-2 tables: the
+// VM's own (canonical) or a shadow of a nested guest's.
+type installer interface {
+	// topup prepares, outside the MMU lock, the table pages install may
+	// need for a mapping of [base, base+size) to pa.
+	topup(base mem.IPA, pa mem.PA, size uint64, flags s2pt.MapFlags) error
+	// install maps it, under the MMU lock, after the sequence-count check.
+	install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error
+}
+
+// canonical installs into the VM's own stage 2 with the vCPU's cache.
+type canonical struct{ v *VCPU }
+
+func (c canonical) topup(base mem.IPA, pa mem.PA, size uint64, flags s2pt.MapFlags) error {
+	s2 := c.v.vm.s2
+	return c.v.cache.Topup(s2.MapPagesNeeded(base, pa, size, flags) + s2.EdgePagesNeeded(base, size))
+}
+
+func (c canonical) install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
+	return c.v.vm.install(c.v.cache, base, pa, size, prot, flags)
 }
 
 // beyondIPASpace handles an IPA outside the VM's IPA space, which the
@@ -214,11 +236,11 @@ func (vm *VM) beyondIPASpace(fetch bool, far mem.VA, ipa mem.IPA) (Exit, bool) {
 }
 
 // userMemAbort is user_mem_abort: resolve the page through the host
-// (FaultIn, outside the MMU lock), top up the vCPU's table cache (outside
-// the lock), then under the MMU lock check that no invalidation raced with
-// the resolution (sequence count) and that the slots did not change, and
-// install the page or block.
-func (v *VCPU) userMemAbort(slot *memslot.Slot, gen uint64, ipa mem.IPA, write bool) (Exit, bool, error) {
+// (FaultIn, outside the MMU lock), top up the installer's table cache
+// (outside the lock), then under the MMU lock check that no invalidation
+// raced with the resolution (sequence count) and that the slots did not
+// change, and install the page or block.
+func (v *VCPU) userMemAbort(slot *memslot.Slot, gen uint64, ipa mem.IPA, write bool, to installer) (Exit, bool, error) {
 	vm := v.vm
 	pg := vm.host.pageSize
 	page := ipa &^ mem.IPA(pg-1)
@@ -238,8 +260,7 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen uint64, ipa mem.IPA, write b
 			size = hostmm.HugeSize
 			base, pa, flags = ipa&^mem.IPA(size-1), m.PA&^mem.PA(size-1), s2pt.MapBlocks
 		}
-		need := vm.s2.MapPagesNeeded(base, pa, size, flags) + vm.s2.EdgePagesNeeded(base, size)
-		if err := v.cache.Topup(need); err != nil {
+		if err := to.topup(base, pa, size, flags); err != nil {
 			return Exit{}, false, fmt.Errorf("kvm: stage-2 table cache: %w", err)
 		}
 		vm.mu.Lock()
@@ -272,7 +293,7 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen uint64, ipa mem.IPA, write b
 				vm.c.dirtyMarked.Add(1)
 			}
 		}
-		err = vm.install(v.cache, base, pa, size, prot, flags)
+		err = to.install(base, pa, size, prot, flags)
 		vm.mu.Unlock()
 		if err != nil {
 			return Exit{}, false, fmt.Errorf("kvm: mapping IPA %#x: %w", base, err)

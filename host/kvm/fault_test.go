@@ -177,7 +177,7 @@ func TestFaultKinds(t *testing.T) {
 				}
 			}},
 		{name: "instruction fetch outside memory: prefetch abort injected",
-			prep: func(t *testing.T, e *env) { e.v.Ctx().PC = mem.VA(e.gpa + 64*mib); e.v.Ctx().VBAR = 0x1000 },
+			prep: func(t *testing.T, e *env) { e.v.PE().PC = mem.VA(e.gpa + 64*mib); e.v.PE().VBAR[1] = 0x1000 },
 			act: func(t *testing.T, e *env) (Exit, error) {
 				_, ex, err := e.v.Fetch()
 				return ex, err
@@ -187,8 +187,8 @@ func TestFaultKinds(t *testing.T) {
 				// From EL1 to EL1: EC 0x21 (Instruction Abort, same EL), FSC 0x10
 				esr := e.v.PE().ESR[1]
 				if esr.EC() != sysreg.ECInstrAbortSame || esr.FSC() != 0x10 || e.v.PE().FAR[1] != e.gpa+64*mib ||
-					e.v.PE().EL != 1 || e.v.Ctx().PC != 0x1200 || e.v.Ctx().ELR != mem.VA(e.gpa+64*mib) || d.Injected != 1 {
-					t.Errorf("ESR %#x FAR %#x PC %#x", uint64(esr), e.v.PE().FAR[1], e.v.Ctx().PC)
+					e.v.PE().EL != 1 || e.v.PE().PC != 0x1200 || e.v.PE().ELR[1] != mem.VA(e.gpa+64*mib) || d.Injected != 1 {
+					t.Errorf("ESR %#x FAR %#x PC %#x", uint64(esr), e.v.PE().FAR[1], e.v.PE().PC)
 				}
 			}},
 		{name: "guest stage-1 fault is the guest's (after the S1PTW stage-2 fault is handled)",

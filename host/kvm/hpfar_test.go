@@ -109,7 +109,7 @@ func TestPermissionFaultIPAFromFAR(t *testing.T) {
 		if err := vm.EnableDirtyLog(0, false); err != nil {
 			t.Fatal(err)
 		}
-		v.Ctx().VBAR = 0x8000
+		v.PE().VBAR[1] = 0x8000
 		v.beforeAT = func() {
 			v.beforeAT = nil
 			if err := vm.AddressSpace().Write(l1, 8, 0); err != nil {

@@ -95,8 +95,8 @@ func TestIPABeyondIPASpace(t *testing.T) {
 	r.SCTLR_EL1 = sysreg.SCTLR(1)
 	r.MAIR_EL1 = 0xff
 	v.PE().RegsChanged()
-	v.Ctx().VBAR = 1<<30 + 0x8000
-	v.Ctx().PC = 1<<30 + (code - tbl)
+	v.PE().VBAR[1] = 1<<30 + 0x8000
+	v.PE().PC = 1<<30 + (code - tbl)
 	check := func(what string, ex Exit, err error, ec uint8, far uint64) {
 		t.Helper()
 		e := ex.Exception
@@ -106,7 +106,7 @@ func TestIPABeyondIPASpace(t *testing.T) {
 	}
 	ex, err := v.Ldr(1, 0x1238, 8)
 	check("load from IPA 2^44+0x1238", ex, err, sysreg.ECDataAbortSame, 0x1238)
-	v.Ctx().PC = 0x40
+	v.PE().PC = 0x40
 	_, ex, err = v.Fetch()
 	check("fetch from IPA 2^44+0x40", ex, err, 0x21, 0x40)
 	if st := vm.Stats(); st.MMIOExits != 0 || st.Injected != 2 {

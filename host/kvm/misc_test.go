@@ -132,13 +132,13 @@ func TestGuestSystemInstructions(t *testing.T) {
 		t.Fatalf("MRS: %v %v X4 %#x", ex.Reason, err, v.Ctx().X[4])
 	}
 	v.Ctx().X[5] = 0x4000_1234
-	pc := v.Ctx().PC
+	pc := v.PE().PC
 	if ex, err := v.AT(at.S1E1R, 5); err != nil || ex.Reason != ExitNone {
 		t.Fatalf("AT: %v %v", ex.Reason, err)
 	}
 	par := v.PE().PAR
-	if par.F() || par.PA() != 0x4000_1000 || v.Ctx().PC != pc+4 {
-		t.Fatalf("PAR_EL1 %#x, PC %#x", uint64(par), v.Ctx().PC)
+	if par.F() || par.PA() != 0x4000_1000 || v.PE().PC != pc+4 {
+		t.Fatalf("PAR_EL1 %#x, PC %#x", uint64(par), v.PE().PC)
 	}
 	if st := vm.Stats(); st.Maps != 1 {
 		t.Fatalf("the stage-1 table page was not mapped by the S1PTW fault: %+v", st)

@@ -41,7 +41,7 @@ func mmioEnv(t *testing.T, cfg VMConfig) (*VM, *VCPU, hostmm.HVA) {
 	hva := addMem(t, vm, 0, ramGPA, 8*mib, 0, 0)
 	v := loadedVCPU(t, vm, 0, 0)
 	t.Cleanup(func() { destroy(t, vm, v) })
-	v.Ctx().PC = ramGPA + 0x2000
+	v.PE().PC = ramGPA + 0x2000
 	return vm, v, hva
 }
 
@@ -67,13 +67,13 @@ func TestMMIOSyndrome(t *testing.T) {
 	if _, err := v.Ldr(1, ramGPA, 8); !errors.Is(err, ErrPendingMMIO) {
 		t.Fatalf("access with an MMIO pending: %v", err)
 	}
-	pc := v.Ctx().PC
+	pc := v.PE().PC
 	if err := v.CompleteMMIO([2]uint64{0xfffe}); err != nil {
 		t.Fatal(err)
 	}
 	// Sign-extended to 32 bits, upper half of X3 zero (W destination).
-	if v.Ctx().X[3] != 0xffff_fffe || v.Ctx().PC != pc+4 {
-		t.Fatalf("X3 %#x PC %#x", v.Ctx().X[3], v.Ctx().PC)
+	if v.Ctx().X[3] != 0xffff_fffe || v.PE().PC != pc+4 {
+		t.Fatalf("X3 %#x PC %#x", v.Ctx().X[3], v.PE().PC)
 	}
 	// STR W4, [X0]: the data is the low 4 bytes of X4.
 	v.Ctx().X[4] = 0x1122_3344_5566_7788
@@ -178,7 +178,7 @@ func TestMMIOInstruction(t *testing.T) {
 			putInsn(t, vm, hva, 0x2000, c.word)
 			if c.touch {
 				ldr(t, v, ramGPA+0x2000)
-				v.Ctx().PC = ramGPA + 0x2000
+				v.PE().PC = ramGPA + 0x2000
 			}
 			ctx := v.Ctx()
 			ctx.X[0], ctx.X[1], ctx.X[2] = c.x0, 0x5151, c.x2
@@ -199,8 +199,8 @@ func TestMMIOInstruction(t *testing.T) {
 			if err := v.CompleteMMIO(c.data); err != nil {
 				t.Fatal(err)
 			}
-			if ctx.PC != ramGPA+0x2004 {
-				t.Errorf("PC %#x", ctx.PC)
+			if v.PE().PC != ramGPA+0x2004 {
+				t.Errorf("PC %#x", v.PE().PC)
 			}
 			c.check(t, ctx)
 		})
@@ -214,7 +214,7 @@ func TestMMIOUnemulatable(t *testing.T) {
 	vm, v, hva := mmioEnv(t, VMConfig{})
 	putInsn(t, vm, hva, 0x2000, insnLDXR)
 	v.Ctx().X[0] = mmioGPA + 8
-	v.Ctx().VBAR = 0x8_0000
+	v.PE().VBAR[1] = 0x8_0000
 	ex, err := v.Run(Access{VA: mmioGPA + 8, Size: 8, Rt: 1, NoSyndrome: true})
 	if err != nil || ex.Reason != ExitException {
 		t.Fatalf("%v %v", ex.Reason, err)
@@ -224,15 +224,15 @@ func TestMMIOUnemulatable(t *testing.T) {
 	if esr.EC() != sysreg.ECDataAbortSame || esr.FSC() != 0x10 || !esr.IL() || pe.FAR[1] != mmioGPA+8 || pe.EL != 1 {
 		t.Fatalf("ESR_EL1 %#x FAR_EL1 %#x EL %d", uint64(esr), pe.FAR[1], pe.EL)
 	}
-	if v.Ctx().PC != 0x8_0200 || v.Ctx().ELR != ramGPA+0x2000 {
-		t.Fatalf("PC %#x ELR %#x", v.Ctx().PC, v.Ctx().ELR)
+	if v.PE().PC != 0x8_0200 || v.PE().ELR[1] != ramGPA+0x2000 {
+		t.Fatalf("PC %#x ELR %#x", v.PE().PC, v.PE().ELR[1])
 	}
 	if ex.Exception.ESR != esr || vm.Stats().Injected != 1 {
 		t.Fatalf("exit %v", ex.Exception)
 	}
 	// A garbage instruction word (UDF) is not a load/store: abort as well.
 	putInsn(t, vm, hva, 0x3000, 0)
-	v.Ctx().PC = ramGPA + 0x3000
+	v.PE().PC = ramGPA + 0x3000
 	if ex, err := v.Run(Access{VA: mmioGPA, Size: 8, Rt: 1, NoSyndrome: true}); err != nil || ex.Reason != ExitException {
 		t.Fatalf("%v %v", ex.Reason, err)
 	}
@@ -256,7 +256,7 @@ func TestMMIOStage1On(t *testing.T) {
 	}
 	s1On(v, ramGPA+0x10_0000)
 	putInsn(t, vm, hva, 0x2000, insnLDP)
-	v.Ctx().PC = 0x2000 // VA
+	v.PE().PC = 0x2000 // VA
 	v.Ctx().X[0] = 0x4000_0030
 	ex, err := v.Run(Access{VA: 0x4000_0030, Size: 8, Rt: 1, NoSyndrome: true})
 	if err != nil || ex.Reason != ExitMMIO {
@@ -266,8 +266,8 @@ func TestMMIOStage1On(t *testing.T) {
 		t.Fatalf("%+v", ex.MMIO)
 	}
 	_ = v.CompleteMMIO([2]uint64{5, 6})
-	if v.Ctx().X[1] != 5 || v.Ctx().X[2] != 6 || v.Ctx().PC != 0x2004 {
-		t.Fatal(v.Ctx().X[1], v.Ctx().X[2], v.Ctx().PC)
+	if v.Ctx().X[1] != 5 || v.Ctx().X[2] != 6 || v.PE().PC != 0x2004 {
+		t.Fatal(v.Ctx().X[1], v.Ctx().X[2], v.PE().PC)
 	}
 	// A RAM access through stage 1 reads what the VMM wrote.
 	if err := as.Write(hva+0x5008, 8, 0xfeed); err != nil {
@@ -360,7 +360,7 @@ func TestMMIODecodeRefetchesUnmappedCode(t *testing.T) {
 			putInsn(t, vm, hva, code, insnSTRPost)
 			v.PE().Regs.MAIR_EL1 = 0xff
 			s1On(v, ramGPA+l1)
-			v.Ctx().PC = code
+			v.PE().PC = code
 			c.prep(t, vm, v, hva)
 			ctx := v.Ctx()
 			ctx.X[0], ctx.X[1] = dataVA, 0xabcd
@@ -375,8 +375,8 @@ func TestMMIODecodeRefetchesUnmappedCode(t *testing.T) {
 			if err := v.CompleteMMIO([2]uint64{}); err != nil {
 				t.Fatal(err)
 			}
-			if ctx.X[0] != dataVA+8 || ctx.PC != code+4 {
-				t.Fatalf("after completion X0 %#x PC %#x, want %#x and %#x", ctx.X[0], ctx.PC, uint64(dataVA+8), uint64(code+4))
+			if ctx.X[0] != dataVA+8 || v.PE().PC != code+4 {
+				t.Fatalf("after completion X0 %#x PC %#x, want %#x and %#x", ctx.X[0], v.PE().PC, uint64(dataVA+8), uint64(code+4))
 			}
 			if vm.Stats().Refetches == 0 {
 				t.Fatal("the instruction was read without a refetch: the case did not exercise it")
@@ -419,8 +419,8 @@ func TestRegisterNumbers(t *testing.T) {
 			t.Errorf("%s: %v does not name the number", c.name, err)
 		}
 	}
-	if ctx.X != before || ctx.PC != ramGPA+0x2000 {
-		t.Fatalf("refused instructions changed the context: PC %#x", ctx.PC)
+	if ctx.X != before || v.PE().PC != ramGPA+0x2000 {
+		t.Fatalf("refused instructions changed the context: PC %#x", v.PE().PC)
 	}
 	// 31 is XZR.
 	if err := vm.AddressSpace().Write(hva+0x100, 8, 0x77); err != nil {

@@ -14,29 +14,32 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// Context is the guest's general-purpose register file and the exception
-// registers the hypervisor reads and writes: the part of a vCPU that
-// cpu.PE does not model.
+// Context is the guest's general-purpose register file: the part of a
+// vCPU that cpu.PE does not model. The PC, PSTATE and the exception
+// registers (ELR_EL1, SPSR_EL1, VBAR_EL1) are the PE's.
 type Context struct {
 	X  [31]uint64
 	SP uint64
-	// PC is the address of the instruction the next access belongs to.
-	PC mem.VA
-	// ELR and VBAR are ELR_EL1 and VBAR_EL1: an exception taken to the
-	// guest's EL1 saves PC in ELR and continues at VBAR plus the vector
-	// offset.
-	ELR, VBAR mem.VA
 }
 
-// regs is the mmio.Registers view of a Context (a pointer-shaped value, so
+// regs is the mmio.Registers view of a vCPU (a pointer-shaped value, so
 // converting it to the interface does not allocate).
-type regs struct{ c *Context }
+type regs struct{ v *VCPU }
 
-func (r regs) X(n int) uint64       { return r.c.X[n] }
-func (r regs) SetX(n int, v uint64) { r.c.X[n] = v }
-func (r regs) SP() uint64           { return r.c.SP }
-func (r regs) SetSP(v uint64)       { r.c.SP = v }
-func (r regs) PC() uint64           { return uint64(r.c.PC) }
+func (r regs) X(n int) uint64       { return r.v.ctx.X[n] }
+func (r regs) SetX(n int, v uint64) { r.v.ctx.X[n] = v }
+func (r regs) SP() uint64           { return r.v.ctx.SP }
+func (r regs) SetSP(v uint64)       { r.v.ctx.SP = v }
+func (r regs) PC() uint64           { return uint64(*r.v.guestPC()) }
+
+// guestPC is the guest's PC: ELR_EL2 while the hypervisor handles an
+// exception at EL2 (exception entry saved it there), the PE's PC otherwise.
+func (v *VCPU) guestPC() *mem.VA {
+	if v.pe.EL == 2 {
+		return &v.pe.ELR[2]
+	}
+	return &v.pe.PC
+}
 
 // reg reads Xn with 31 as the zero register.
 func (c *Context) reg(n uint8) uint64 {
@@ -101,6 +104,7 @@ func (vm *VM) NewVCPU(id int) (*VCPU, error) {
 	vm.s2.ApplyRegs(&regs)
 	regs.HCR_EL2 = GuestHCR
 	pe := cpu.New(0, regs, 1, vm.host.arena.Checked(), nil)
+	pe.SP = true // EL1h
 	v := &VCPU{vm: vm, id: id, pe: pe, cache: vm.s2.NewCache(), cpuIdx: -1}
 	vm.vcpus = append(vm.vcpus, v)
 	return v, nil
@@ -317,7 +321,7 @@ func (v *VCPU) Run(a Access) (Exit, error) {
 			if !a.Write && a.Rt < 31 {
 				v.ctx.X[a.Rt] = loadValue(val, a.Size, a.SignExtend, !a.W)
 			}
-			v.ctx.PC += 4
+			v.pe.PC += 4
 			return Exit{}, nil
 		}
 		exit, retry, err := v.exception(e)
@@ -360,11 +364,11 @@ func (v *VCPU) Fetch() (uint32, Exit, error) {
 	}
 	for n := 0; ; n++ {
 		if n == maxReentries {
-			return 0, Exit{}, fmt.Errorf("%w: %d exits to EL2 on the fetch at %#x", ErrNoProgress, n, v.ctx.PC)
+			return 0, Exit{}, fmt.Errorf("%w: %d exits to EL2 on the fetch at %#x", ErrNoProgress, n, v.pe.PC)
 		}
 		c := v.cpu
 		c.mu.Lock()
-		w, e := v.pe.Fetch(v.ctx.PC)
+		w, e := v.pe.Fetch(v.pe.PC)
 		c.mu.Unlock()
 		if !e.Taken() {
 			return w, Exit{}, nil
@@ -428,7 +432,7 @@ func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
 	h := v.vm.host
 	for n := 0; ; n++ {
 		if n == maxReentries {
-			return Exit{}, fmt.Errorf("%w: %d exits to EL2 on the instruction at %#x", ErrNoProgress, n, v.ctx.PC)
+			return Exit{}, fmt.Errorf("%w: %d exits to EL2 on the instruction at %#x", ErrNoProgress, n, v.pe.PC)
 		}
 		var e cpu.Exception
 		if broadcast {
@@ -444,7 +448,7 @@ func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
 			c.mu.Unlock()
 		}
 		if !e.Taken() {
-			v.ctx.PC += 4
+			v.pe.PC += 4
 			return Exit{}, nil
 		}
 		exit, retry, err := v.exception(e)
@@ -459,11 +463,11 @@ func (v *VCPU) sys(f func() cpu.Exception, broadcast bool) (Exit, error) {
 var ErrUnhandledTrap = errors.New("kvm: unhandled exception to EL2")
 
 // exception handles an exception the PE took: the guest's (EL1) is
-// delivered to its vector; the hypervisor's (EL2) is handled, then ERET.
-// retry reports that the instruction must be executed again.
+// already at its vector (the PE saved PC in ELR_EL1); the hypervisor's
+// (EL2) is handled, then ERET. retry reports that the instruction must be
+// executed again.
 func (v *VCPU) exception(e cpu.Exception) (exit Exit, retry bool, err error) {
 	if e.TargetEL != 2 {
-		v.deliver(e)
 		return Exit{Reason: ExitException, Exception: e}, false, nil
 	}
 	// At EL2 now.
@@ -473,8 +477,8 @@ func (v *VCPU) exception(e cpu.Exception) (exit Exit, retry bool, err error) {
 	default:
 		err = fmt.Errorf("%w: %v", ErrUnhandledTrap, e)
 	}
-	if eerr := v.pe.ERET(); eerr != nil && err == nil {
-		err = eerr
+	if x := v.pe.ERET(); x.Taken() && err == nil {
+		err = fmt.Errorf("kvm: ERET from EL2 took %v", x)
 	}
 	if exit.Reason == ExitException {
 		v.inject(&exit.Exception)
@@ -497,23 +501,6 @@ func (v *VCPU) exception(e cpu.Exception) (exit Exit, retry bool, err error) {
 	return exit, retry, err
 }
 
-// vectorOffset is the offset in the EL1 vector table of a synchronous
-// exception from fromEL (current EL with SP_ELx: 0x200; lower EL, AArch64:
-// 0x400).
-func vectorOffset(fromEL uint8) mem.VA {
-	if fromEL == 1 {
-		return 0x200
-	}
-	return 0x400
-}
-
-// deliver moves the guest context to its EL1 vector for an exception the
-// PE took to EL1.
-func (v *VCPU) deliver(e cpu.Exception) {
-	v.ctx.ELR = v.ctx.PC
-	v.ctx.PC = v.ctx.VBAR + vectorOffset(e.FromEL)
-}
-
 // inject performs exception entry to the guest's EL1 for an abort the
 // hypervisor injects (KVM's inject_abt64), after ERET returned the PE to
 // the guest's EL: ESR_EL1, FAR_EL1, the state a guest ERET returns to, EL1
@@ -527,7 +514,6 @@ func (v *VCPU) inject(e *cpu.Exception) {
 	e.ESR = sysreg.ESR(uint64(e.ESR)&^(0x3f<<26) | uint64(ec)<<26)
 	e.TargetEL = 1
 	pe.TakeException(e)
-	v.deliver(*e)
 	v.vm.c.injected.Add(1)
 }
 
@@ -554,12 +540,12 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 	}
 	a := &v.pending
 	if a.Write {
-		a.CompleteStore(regs{&v.ctx})
+		a.CompleteStore(regs{v})
 	} else {
-		a.CompleteLoad(data, regs{&v.ctx})
+		a.CompleteLoad(data, regs{v})
 	}
 	v.hasPending = false
-	v.ctx.PC += 4
+	v.pe.PC += 4
 	return nil
 }
 
@@ -568,12 +554,12 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 	vm := v.vm
 	fetch := mmio.FetchFunc(v.fetchInsn)
-	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{&v.ctx}, fetch)
+	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{v}, fetch)
 	switch {
 	case errors.Is(err, mmio.ErrCacheMaintenance):
 		// DC on an address without memory: nothing to do; skip it.
 		vm.c.cmSkipped.Add(1)
-		v.ctx.PC += 4
+		*v.guestPC() += 4
 		return Exit{}, false, nil
 	case errors.Is(err, mmio.ErrCannotEmulate):
 		return abortExit(false, e.FAR), false, nil
@@ -584,11 +570,11 @@ func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 		return Exit{}, false, fmt.Errorf("kvm: MMIO access at IPA %#x: %w", ipa, err)
 	}
 	if vm.bus != nil {
-		if err := mmio.Emulate(&a, regs{&v.ctx}, vm.bus); err != nil {
+		if err := mmio.Emulate(&a, regs{v}, vm.bus); err != nil {
 			return Exit{}, false, fmt.Errorf("kvm: MMIO access at IPA %#x: %w", ipa, err)
 		}
 		vm.c.mmioEmulated.Add(1)
-		v.ctx.PC += 4
+		*v.guestPC() += 4
 		return Exit{}, false, nil
 	}
 	vm.c.mmioExits.Add(1)
@@ -618,7 +604,7 @@ var errRefetch = errors.New("kvm: faulting instruction not reachable without a f
 // returns errRefetch. PAR_EL1 is the guest's and is restored.
 func (v *VCPU) fetchInsn() (uint32, error) {
 	pe, vm := v.pe, v.vm
-	pc := v.ctx.PC
+	pc := *v.guestPC()
 	saved := pe.PAR
 	defer func() { pe.PAR = saved }()
 	vm.mu.Lock()

@@ -74,6 +74,10 @@ type VM struct {
 	nErrs    uint64
 
 	c vmCounters
+
+	// nested is told about canonical stage-2 changes (SetNestedHooks);
+	// guarded by mu.
+	nested NestedHooks
 }
 
 type vmCounters struct {
@@ -386,6 +390,7 @@ func (vm *VM) changeSlot(id int, change func() (memslot.Range, error)) error {
 		return fmt.Errorf("kvm: %w", err)
 	}
 	vm.slotGen.Add(1)
+	vm.nestedUnmapped(r.Start, uint64(r.End-r.Start))
 	// Unmap takes no memory: a slot change cannot fail for lack of it.
 	if err := vm.s2.Unmap(r.Start, uint64(r.End-r.Start)); err != nil {
 		return fmt.Errorf("kvm: unmapping slot %d's old range %#x-%#x: %w", id, uint64(r.Start), uint64(r.End), err)
@@ -448,6 +453,7 @@ func (vm *VM) setFlags(id int, change func(memslot.Flags) memslot.Flags, split b
 	restrict := (f&memslot.ReadOnly != 0 && old.Flags&memslot.ReadOnly == 0) ||
 		(f&memslot.LogDirty != 0 && old.Flags&memslot.LogDirty == 0)
 	if restrict {
+		vm.nestedWriteProtected(s.GPA, s.Size)
 		if err := vm.s2.WriteProtect(s.GPA, s.Size); err != nil {
 			return fmt.Errorf("kvm: write-protecting slot %d: %w", id, err)
 		}
@@ -495,6 +501,7 @@ func (vm *VM) GetDirtyLog(id int) ([]uint64, error) {
 			j++
 		}
 		gpa, size := s.GPA+mem.IPA(pages[i]*pg), uint64(j-i)*pg
+		vm.nestedWriteProtected(gpa, size)
 		if err := vm.s2.WriteProtect(gpa, size); err != nil {
 			for _, p := range pages[i:] {
 				s.Dirty.Set(p)
@@ -530,6 +537,7 @@ func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	}
 	vm.overlap(r.Start, r.End, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		vm.c.notifUnmaps.Add(1)
+		vm.nestedUnmapped(gpa, size)
 		if err := vm.s2.Unmap(gpa, size); err != nil {
 			vm.setErr(fmt.Errorf("kvm: notifier unmap of %v (GPA %#x+%#x): %w", r, uint64(gpa), size, err))
 		}
@@ -569,6 +577,7 @@ func (n notifier) ChangePTE(hva hostmm.HVA, pa mem.PA) {
 		return
 	}
 	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa mem.IPA, _ uint64) {
+		vm.nestedChangedPTE(gpa, pa)
 		err := vm.s2.Map(nil, gpa, pa, pg, s2pt.ProtR|s2pt.ProtX, s2pt.MapInPlace)
 		if errors.Is(err, s2pt.ErrNeedsTables) {
 			return // no level-3 table holds the page (or a block would be split)
@@ -600,7 +609,7 @@ func (n notifier) TestYoung(start, end hostmm.HVA) bool {
 	vm.overlap(start, end, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		y, err := vm.s2.TestYoung(gpa, size)
 		vm.setErr(err)
-		young = young || y
+		young = young || y || vm.nestedTestYoung(gpa, size)
 	})
 	return young
 }
@@ -619,6 +628,7 @@ func (n notifier) Release() {
 		return
 	}
 	for _, s := range vm.slots.Slots() {
+		vm.nestedUnmapped(s.GPA, s.Size)
 		if err := vm.s2.Unmap(s.GPA, s.Size); err != nil {
 			vm.setErr(fmt.Errorf("kvm: release unmap of slot %d (GPA %#x+%#x): %w", s.ID, uint64(s.GPA), s.Size, err))
 		}
@@ -636,7 +646,7 @@ func (vm *VM) age(start, end hostmm.HVA, flush bool) bool {
 		if y && flush {
 			vm.flushRange(gpa, size)
 		}
-		young = young || y
+		young = vm.nestedAge(gpa, size, flush) || young || y
 	})
 	return young
 }

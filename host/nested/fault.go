@@ -1,0 +1,316 @@
+package nested
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nestmmu/nestmmu/arm64/at"
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/mmio"
+	"github.com/nestmmu/nestmmu/host/s2pt"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// RunL2 executes the nested guest's access a (its load or store at its
+// current EL, on the PE through the TLB and the walk of its stage 1 over
+// the shadow stage 2). Shadow faults are resolved by L0 and the access
+// retried; faults of the guest hypervisor's stage 2 are injected into vEL2
+// and its code runs (and usually returns to L2, when the access is
+// retried); an exception to L2's own EL1 returns ExitL2Exception.
+func (v *VCPU) RunL2(a kvm.Access) (Exit, error) {
+	if !v.inL2 {
+		return Exit{}, ErrNotL2
+	}
+	if v.mmio {
+		return Exit{}, kvm.ErrPendingMMIO
+	}
+	if a.Size != 1 && a.Size != 2 && a.Size != 4 && a.Size != 8 {
+		return Exit{}, fmt.Errorf("nested: access size %d is not 1, 2, 4 or 8", a.Size)
+	}
+	if a.Rt > 31 {
+		return Exit{}, fmt.Errorf("nested: register X%d does not exist", a.Rt)
+	}
+	in := a.Insn()
+	x := &v.k.Ctx().X
+	for n := 0; n < maxRetries; n++ {
+		var val uint64
+		e, err := v.k.Exec(func() cpu.Exception {
+			if a.Write {
+				return v.pe.Write(a.VA, a.Size, v.xreg(a.Rt), in)
+			}
+			r, e := v.pe.Read(a.VA, a.Size, in)
+			val = r
+			return e
+		}, false)
+		if err != nil {
+			return Exit{}, err
+		}
+		if !e.Taken() {
+			if !a.Write && a.Rt < 31 {
+				x[a.Rt] = a.Value(val)
+			}
+			v.pe.PC += 4
+			return Exit{}, nil
+		}
+		if e.TargetEL != 2 {
+			return Exit{Reason: ExitL2Exception, Exception: e}, nil
+		}
+		exit, retry, err := v.l2Exit(e)
+		if err != nil || !retry {
+			return exit, err
+		}
+		if !v.inL2 {
+			return Exit{Reason: ExitVEL2}, nil
+		}
+	}
+	return Exit{}, fmt.Errorf("nested: the L2 access to %#x makes no progress", uint64(a.VA))
+}
+
+// CompleteMMIO finishes the access of the last ExitMMIO (kvm.VCPU's).
+func (v *VCPU) CompleteMMIO(data [2]uint64) error {
+	if !v.mmio {
+		return errors.New("nested: no MMIO access to complete")
+	}
+	v.mmio = false
+	return v.k.CompleteMMIO(data)
+}
+
+// l2Exit handles an exception L2 took to L0 (the PE at EL2).
+func (v *VCPU) l2Exit(e cpu.Exception) (Exit, bool, error) {
+	if (e.Kind == cpu.DataAbort || e.Kind == cpu.InstructionAbort) && e.Fault.Stage2 && !e.External {
+		v.stats.ShadowFaults++
+		return v.shadowFault(e)
+	}
+	return Exit{}, false, fmt.Errorf("%w: L2 took %v", ErrUnhandled, e)
+}
+
+// fscPermission reports a Permission fault status code.
+func fscPermission(fsc uint8) bool { return fsc&0x3c == 0x0c }
+
+// fscAccessFlag reports an Access flag fault status code.
+func fscAccessFlag(fsc uint8) bool { return fsc&0x3c == 0x08 }
+
+// shadowYoung resolves an Access flag fault on the shadow (a leaf that
+// aging made old) by setting the flag, as KVM's handle_access_fault does on
+// the stage 2 in use: the leaf exists, so the guest's mapping behind it is
+// current. It reports false when there is no leaf any more (the fault then
+// takes the full path).
+func (v *VCPU) shadowYoung(ipa NestedIPA) bool {
+	vm := v.vm
+	vm.k.LockMMU()
+	defer vm.k.UnlockMMU()
+	if v.shadow.s2 == nil {
+		return false
+	}
+	ok, err := v.shadow.s2.MkYoung(in(ipa))
+	if ok && err == nil {
+		v.stats.AccessFlagFaults++
+	}
+	return ok && err == nil
+}
+
+// faultIPA returns the L2 IPA of a shadow stage-2 abort: HPFAR_EL2 and FAR
+// where the architecture makes HPFAR valid, otherwise (a Permission fault
+// not on a stage-1 walk: HPFAR_EL2 is UNKNOWN) the stage-1 translation of
+// FAR by AT S1E1R, as KVM does. ok is false when L2's stage 1 no longer
+// translates FAR (it changed meanwhile): the access is retried.
+func (v *VCPU) faultIPA(e cpu.Exception) (NestedIPA, bool) {
+	esr := e.ESR
+	if !fscPermission(esr.FSC()) || esr.S1PTW() {
+		return NestedIPA(mmio.FaultIPA(uint64(e.HPFAR), uint64(e.FAR))), true
+	}
+	pe := v.pe
+	saved := pe.PAR
+	defer func() { pe.PAR = saved }()
+	if x := pe.AT(at.S1E1R, 0, e.FAR); x.Taken() || pe.PAR.F() {
+		return 0, false
+	}
+	return NestedIPA(pe.PAR.PA()) | NestedIPA(e.FAR&0xfff), true
+}
+
+// shadowFault is a stage-2 fault on the shadow: walk the guest
+// hypervisor's stage 2 for the L2 IPA; forward a fault there to vEL2;
+// send an L1 IPA without memory to L0's VMM as MMIO; otherwise resolve the
+// L1 IPA through the VM's fault path and install the composed entry.
+func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
+	esr := e.ESR
+	ipa, ok := v.faultIPA(e)
+	if !ok {
+		return Exit{}, true, v.eret()
+	}
+	if fscAccessFlag(esr.FSC()) && v.shadowYoung(ipa) {
+		return Exit{}, true, v.eret()
+	}
+	fetch := e.Kind == cpu.InstructionAbort
+	acc := vmsa.Access{Kind: vmsa.Read, EL: e.FromEL}
+	switch {
+	case fetch:
+		acc.Kind = vmsa.Fetch
+	case esr.WnR() && !esr.CM():
+		acc.Kind = vmsa.Write
+	}
+	sh := v.shadow
+	var g GuestS2
+	if sh.guestVM {
+		gr := v.guestRegs()
+		g = walkGuestS2(&v.walker, &gr, ipa, acc)
+		if g.Fault.IsFault() {
+			return v.forward(e, g.Fault, ipa)
+		}
+	} else {
+		// The guest's stage 2 is off: L2 IPA = L1 IPA, every access allowed.
+		const span = 1 << 30
+		g = GuestS2{L1: mem.IPA(ipa), Base: ipa &^ (span - 1), L1Base: mem.IPA(ipa) &^ (span - 1), Size: span, Level: -2,
+			Perms: vmsa.Perms{R0: true, W0: true, X0: true, R1: true, W1: true, X1: true}}
+	}
+	// A fault on a stage-1 walk counts as a write (the walk may update the
+	// Access flag or dirty state), as kvm_is_write_fault does.
+	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
+	retry, err := v.k.FaultFor(g.L1, write, &shadowInstall{sh: sh, ipa: ipa, g: &g})
+	switch {
+	case errors.Is(err, kvm.ErrNoMemory):
+		v.stats.MMIOExits++
+		exit, retry, err := v.k.MMIOAccess(e, g.L1)
+		if err != nil {
+			return Exit{}, false, err
+		}
+		if exit.Reason == kvm.ExitMMIO {
+			v.mmio = true
+		}
+		if exit.Reason == kvm.ExitException {
+			return Exit{}, false, fmt.Errorf("%w: MMIO access at L1 IPA %#x cannot be emulated", ErrUnhandled, uint64(g.L1))
+		}
+		if eerr := v.eret(); eerr != nil {
+			return Exit{}, false, eerr
+		}
+		out := Exit{}
+		if exit.Reason == kvm.ExitMMIO {
+			out = Exit{Reason: ExitMMIO, MMIO: exit.MMIO}
+		}
+		return out, retry, nil
+	case err != nil:
+		return Exit{}, false, err
+	}
+	if retry {
+		v.stats.Installed++
+	}
+	return Exit{}, retry, v.eret()
+}
+
+// forward injects a fault of the guest hypervisor's stage 2 into vEL2 as
+// the hardware would report it to the guest hypervisor: the hardware
+// syndrome with its fault status code replaced by the guest walk's (kind
+// and guest level), FAR_EL2 the faulting VA, HPFAR_EL2 the L2 IPA except
+// where the architecture leaves it UNKNOWN (a Permission fault not on a
+// stage-1 walk), and the synchronous vector for a lower EL (+0x400). Then
+// the guest hypervisor's code runs.
+func (v *VCPU) forward(e cpu.Exception, f vmsa.Fault, ipa NestedIPA) (Exit, bool, error) {
+	v.stats.Forwarded++
+	esr := sysreg.ESR(uint64(e.ESR)&^0x3f | uint64(f.FSC()))
+	hpfar := uint64(sysreg.HPFARFor(uint64(ipa)))
+	if f.Kind == vmsa.FaultPermission && !e.ESR.S1PTW() {
+		hpfar = HPFARUnknown
+	}
+	if err := v.toVEL2(esr, e.FAR, hpfar, 0x400, true); err != nil {
+		return Exit{}, false, err
+	}
+	return v.runGuestHypervisor()
+}
+
+// runGuestHypervisor runs the guest hypervisor's code for an exception
+// just taken to vEL2. retry: it returned to L2.
+func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
+	if v.hyp == nil {
+		return Exit{Reason: ExitVEL2}, false, nil
+	}
+	if err := v.hyp.Exception(v); err != nil {
+		return Exit{}, false, err
+	}
+	if !v.inL2 {
+		return Exit{Reason: ExitVEL2}, false, nil
+	}
+	return Exit{}, true, nil
+}
+
+// shadowInstall composes a guest stage-2 leaf with the canonical mapping
+// the VM's fault path chose and installs the result in the shadow: L2 IPA
+// -> host PA, the smaller of the two mappings rounded down to a leaf size
+// the shadow's layout has, permissions no wider than either, Device if the
+// guest maps Device, and the guest leaf level kept in the descriptor's
+// software bits for TLBI emulation.
+type shadowInstall struct {
+	sh  *shadowMMU
+	ipa NestedIPA
+	g   *GuestS2
+}
+
+// compose returns the shadow leaf: its L2 base, host PA and size.
+func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA, mem.PA, uint64, bool) {
+	if s.sh.s2 == nil {
+		return 0, 0, 0, false
+	}
+	limit := min(s.g.Size, size)
+	l := s.sh.s2.Layout()
+	leaf := l.TableBytes
+	for _, b := range l.BlockSizes() {
+		if b <= limit && b > leaf {
+			leaf = b
+		}
+	}
+	if leaf > limit {
+		return 0, 0, 0, false // a host page smaller than the shadow granule: cannot happen by construction
+	}
+	l1 := s.g.L1Base + mem.IPA(s.ipa-s.g.Base)
+	l2b := s.ipa &^ NestedIPA(leaf-1)
+	l1b := l1 &^ mem.IPA(leaf-1)
+	return l2b, pa + mem.PA(l1b-base), leaf, true
+}
+
+func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot {
+	g := s.g.Perms
+	var out s2pt.Prot
+	if g.R1 && p&s2pt.ProtR != 0 {
+		out |= s2pt.ProtR
+	}
+	if g.W1 && p&s2pt.ProtW != 0 {
+		out |= s2pt.ProtW
+	}
+	if g.X0 && g.X1 && p&s2pt.ProtX != 0 {
+		out |= s2pt.ProtX
+	}
+	if s.g.Device {
+		out |= s2pt.ProtDevice
+	}
+	return out
+}
+
+// Topup implements kvm.Installer.
+func (s *shadowInstall) Topup(base mem.IPA, pa mem.PA, size uint64, _ s2pt.MapFlags) error {
+	l2, spa, sz, ok := s.compose(base, pa, size)
+	if !ok {
+		return nil
+	}
+	s2 := s.sh.s2
+	return s.sh.cache.Topup(s2.MapPagesNeeded(in(l2), spa, sz, s2pt.MapBlocks) + s2.EdgePagesNeeded(in(l2), sz))
+}
+
+// Install implements kvm.Installer.
+func (s *shadowInstall) Install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, _ s2pt.MapFlags) error {
+	l2, spa, sz, ok := s.compose(base, pa, size)
+	if !ok {
+		return nil // the shadow was torn down meanwhile: the access faults again
+	}
+	var sw uint8
+	if s.g.Level >= -1 {
+		sw = uint8(s.g.Level + 2)
+	}
+	if err := s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
+		return err
+	}
+	l1 := s.g.L1Base + mem.IPA(l2-s.g.Base)
+	s.sh.vm.rmap.insert(s.sh.idx, l2, l1, sz, sw, s.prot(s2pt.ProtR|s2pt.ProtX))
+	return nil
+}
