@@ -52,8 +52,8 @@ const (
 	NoException ExceptionKind = iota
 	DataAbort
 	InstructionAbort
-	SysTrap   // a trapped MSR/MRS/SYS instruction (EC 0x18)
-	Undefined // EC 0x00
+	SysTrap        // a trapped MSR/MRS/SYS instruction (EC 0x18)
+	Undefined      // EC 0x00
 	ERETTrap       // a trapped ERET (EC 0x1A)
 	IRQ            // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
 	SupervisorCall // SVC (EC 0x15)
