@@ -266,8 +266,12 @@ type MIPS struct {
 	// GVATables selects KVM's GVA page tables with the fast refill;
 	// false is the pre-series path (the guest TLB scanned linearly on
 	// every host TLB refill).
-	GVATables bool    `yaml:"gva_tables"`
-	Weight    float64 `yaml:"weight"`
+	GVATables bool `yaml:"gva_tables"`
+	// DirtyLog selects Linux 4.11's dirty logging (pages mapped clean
+	// until written, TLB Modified exits) instead of the series' own
+	// TLB Modified semantics.
+	DirtyLog bool    `yaml:"dirty_log"`
+	Weight   float64 `yaml:"weight"`
 }
 
 func (m *MIPS) setDefaults() {

@@ -28,7 +28,7 @@ type mipsRun struct {
 func newMIPS(m *machine, i int, budget uint64) (*mipsRun, error) {
 	c := &m.s.MIPS[i]
 	seed := mix(m.s.Seed, 0x4d495053, uint64(i))
-	e, err := te.New(te.Config{PageSize: uint32(c.PageSize), RAMSize: uint32(c.RAM), HostTLBEntries: c.HostTLB, Seed: seed, Legacy: !c.GVATables})
+	e, err := te.New(te.Config{PageSize: uint32(c.PageSize), RAMSize: uint32(c.RAM), HostTLBEntries: c.HostTLB, Seed: seed, Legacy: !c.GVATables, DirtyLog: c.DirtyLog})
 	if err != nil {
 		return nil, err
 	}
