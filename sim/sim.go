@@ -418,7 +418,7 @@ func (m *machine) run(ctx context.Context) []report.Sample {
 	}
 	m.stop.Store(true)
 	<-prDone
-	if ctx.Err() == nil && m.s.Checks.Invariants > 0 {
+	if m.s.Checks.Invariants > 0 { // also after Ctrl-C: the workers have stopped
 		m.checkInvariants()
 	}
 	return thin(timeline, m.opt.Samples)
