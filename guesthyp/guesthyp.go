@@ -299,6 +299,9 @@ func (h *Hypervisor) Exception(c nested.EL2) error {
 		return fmt.Errorf("guesthyp: stage-2 fault FSC %#x (ESR_EL2 %#x, FAR_EL2 %#x) not handled", fsc, esr, far)
 	}
 	vm := h.cur
+	if vm == nil {
+		return fmt.Errorf("guesthyp: stage-2 fault (ESR_EL2 %#x) while none of its VMs was entered", esr)
+	}
 	ipa := nested.NestedIPA(sysreg.HPFAR(hpfar).IPA()) | nested.NestedIPA(far&0xfff)
 	h.stats.Faults++
 	s := vm.slotOf(ipa)

@@ -173,9 +173,15 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	switch {
 	case errors.Is(err, kvm.ErrNoMemory):
 		v.stats.MMIOExits++
-		exit, retry, err := v.k.MMIOAccess(e, g.L1)
+		exit, retry, refetch, err := v.k.MMIOAccessNested(e, g.L1, v.fetchL1IPA)
 		if err != nil {
 			return Exit{}, false, err
+		}
+		if refetch {
+			if err := v.eret(); err != nil {
+				return Exit{}, false, err
+			}
+			return v.fetchL2()
 		}
 		if exit.Reason == kvm.ExitMMIO {
 			v.mmio = true
@@ -198,6 +204,42 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		v.stats.Installed++
 	}
 	return Exit{}, retry, v.eret()
+}
+
+// fetchL1IPA translates the L2 IPA of L2's PC (stage 1's output) to an L1
+// IPA with the guest hypervisor's stage 2, for the instruction read of an
+// MMIO decode.
+func (v *VCPU) fetchL1IPA(ipa mem.IPA) (mem.IPA, bool) {
+	g := v.WalkGuestStage2(NestedIPA(ipa), vmsa.Access{Kind: vmsa.Fetch, EL: v.pe.EL})
+	return g.L1, !g.Fault.IsFault()
+}
+
+// fetchL2 fetches the instruction at L2's PC on the PE, as the hardware
+// did before executing it, resolving the shadow faults that takes (or
+// forwarding them to the guest hypervisor), so that an MMIO decode can
+// then read it through the shadow; the access is executed again. The PE
+// is in L2.
+func (v *VCPU) fetchL2() (Exit, bool, error) {
+	for n := 0; n < maxRetries; n++ {
+		e, err := v.k.Exec(func() cpu.Exception {
+			_, e := v.pe.Fetch(v.pe.PC)
+			return e
+		}, false)
+		if err != nil {
+			return Exit{}, false, err
+		}
+		if !e.Taken() {
+			return Exit{}, true, nil
+		}
+		if e.TargetEL != 2 {
+			return Exit{Reason: ExitL2Exception, Exception: e}, false, nil
+		}
+		exit, retry, err := v.l2Exit(e)
+		if err != nil || !retry || !v.inL2 {
+			return exit, retry, err
+		}
+	}
+	return Exit{}, false, fmt.Errorf("nested: the fetch at L2's PC %#x makes no progress", uint64(v.pe.PC))
 }
 
 // forward injects a fault of the guest hypervisor's stage 2 into vEL2 as
