@@ -129,9 +129,14 @@ func TestGuestFWB(t *testing.T) {
 			r := newRig(t, nested.ModeNV2, true, 0)
 			const page = l2RAM + 0x1000
 			mustOK(t, r.a.Map(l2RAM, l1VMA, 2<<20))
-			// L1 sets the leaf's MemAttr (bits [5:2]) before L2 ever runs.
+			// L1 changes the leaf's MemAttr (bits [5:2]) with
+			// break-before-make before L2 ever runs.
 			err := r.a.Stage2().Walk(mem.IPA(page), mem.IPA(page+1), s2pt.VisitorFunc(func(c2 *s2pt.Ctx, _ s2pt.WalkFlags) error {
-				return c2.Set(c2.Old&^(0xf<<2) | c.memAttr<<2)
+				d := c2.Old&^(0xf<<2) | c.memAttr<<2
+				if err := c2.Set(0); err != nil {
+					return err
+				}
+				return c2.Set(d)
 			}), s2pt.VisitLeaf)
 			mustOK(t, err)
 			mustOK(t, r.v.Store(l1VMA+0x1000, 8, 0x77))
