@@ -134,7 +134,9 @@ func (v *VCPU) FaultFor(gpa mem.IPA, write bool, in Installer) (retry bool, err 
 	if slot == nil || (write && slot.Flags&memslot.ReadOnly != 0) {
 		return false, fmt.Errorf("%w: GPA %#x", ErrNoMemory, uint64(gpa))
 	}
-	_, retry, err = v.userMemAbort(slot, gen, gpa, write, exported{in})
+	v.exported = exported{in} // held by the vCPU: no allocation per fault
+	_, retry, err = v.userMemAbort(slot, gen, gpa, write, &v.exported)
+	v.exported = exported{}
 	return retry, err
 }
 

@@ -70,6 +70,8 @@ type VCPU struct {
 	// fetchIPA, set during MMIOAccessNested, translates a nested guest's
 	// IPA to the VM's for the instruction read.
 	fetchIPA func(mem.IPA) (mem.IPA, bool)
+	// exported is FaultFor's installer while it runs.
+	exported exported
 	// beforeAT, when set (tests), runs just before the AT S1E1R that
 	// resolves the IPA of a permission fault: the guest's stage 1 may
 	// change there.

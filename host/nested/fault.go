@@ -169,7 +169,9 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
-	retry, err := v.k.FaultFor(g.L1, write, &shadowInstall{sh: sh, ipa: ipa, g: &g})
+	v.inst = shadowInstall{sh: sh, ipa: ipa, g: g} // held by the vCPU: no allocation per fault
+	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
+	v.inst.sh = nil
 	switch {
 	case errors.Is(err, kvm.ErrNoMemory):
 		v.stats.MMIOExits++
@@ -286,7 +288,7 @@ func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 type shadowInstall struct {
 	sh  *shadowMMU
 	ipa NestedIPA
-	g   *GuestS2
+	g   GuestS2
 }
 
 // compose returns the shadow leaf: its L2 base, host PA and size.
@@ -297,8 +299,8 @@ func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA
 	limit := min(s.g.Size, size)
 	l := s.sh.s2.Layout()
 	leaf := l.TableBytes
-	for _, b := range l.BlockSizes() {
-		if b <= limit && b > leaf {
+	for lvl := l.StartLevel; lvl < 3; lvl++ { // the largest leaf within limit
+		if b := uint64(1) << l.Format.LeafBits(lvl); l.BlockLevel(lvl) && b <= limit && b > leaf {
 			leaf = b
 		}
 	}

@@ -84,7 +84,8 @@ type VCPU struct {
 	vncrPA   mem.PA      // FEAT_NV2: the VNCR page, a host frame
 	vncrSoft [512]uint64 // FEAT_NV: the same layout, kept by L0
 
-	walker vmsa.Walker // guest stage-2 walks over L1 memory
+	walker vmsa.Walker   // guest stage-2 walks over L1 memory
+	inst   shadowInstall // the installer of the shadow fault in progress
 	stats  Stats
 	mmio   bool // an ExitMMIO awaits CompleteMMIO
 }
