@@ -40,8 +40,10 @@ type rigConfig struct {
 	split  bool
 	// ipaBits is L1's VM's IPA size and guestIPABits its VMs' (zero: 40).
 	ipaBits, guestIPABits uint
-	// memBytes is the host's memory (zero: 256 MiB).
+	// memBytes is the host's memory (zero: 256 MiB); cpus its physical
+	// CPUs (zero: 1).
 	memBytes uint64
+	cpus     int
 }
 
 // newRig boots L0 with one CPU, L1 in a 40-bit VM in mode with E2H, and
@@ -59,13 +61,16 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts .
 	if rc.memBytes == 0 {
 		rc.memBytes = 256 << 20
 	}
+	if rc.cpus == 0 {
+		rc.cpus = 1
+	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: rc.memBytes})
+	h, err := kvm.NewHost(kvm.Config{CPUs: rc.cpus, MemBytes: rc.memBytes})
 	must(err)
 	vm, err := h.NewVM(kvm.VMConfig{IPABits: rc.ipaBits})
 	must(err)
