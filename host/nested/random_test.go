@@ -257,18 +257,19 @@ func runRandom(t *testing.T, c randomConfig, seed uint64, steps int) {
 			if err != nil || got != m.l1[l1] {
 				t.Fatalf("step %d: L1 reads %#x at %#x (%v), want %#x", step, got, uint64(l1), err, m.l1[l1])
 			}
-		case k < 76:
-			op = "L0 swaps out"
-			l1 := m.target(rng.IntN(3), addr()) &^ 0xfff
-			hostEvent(step, op, as.SwapOut(hvaOf(r, l1)))
-		case k < 81:
-			op = "L0 migrates"
-			l1 := m.target(rng.IntN(3), addr()) &^ 0xfff
-			hostEvent(step, op, as.Migrate(hvaOf(r, l1)))
-		case k < 83:
-			op = "L0 splits a huge page"
-			l1 := m.target(rng.IntN(3), addr()) &^ 0xfff
-			hostEvent(step, op, as.SplitHuge(hvaOf(r, l1)))
+		case k < 83: // on a page an L2 uses
+			hva := hvaOf(r, m.target(rng.IntN(3), addr())&^0xfff)
+			switch {
+			case k < 76:
+				op = "L0 swaps out"
+				hostEvent(step, op, as.SwapOut(hva))
+			case k < 81:
+				op = "L0 migrates"
+				hostEvent(step, op, as.Migrate(hva))
+			default:
+				op = "L0 splits a huge page"
+				hostEvent(step, op, as.SplitHuge(hva))
+			}
 		case k < 85:
 			op = "L0 KSM scan"
 			as.Kernel().KSMScan(64)
