@@ -111,25 +111,45 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 			t.IPA, t.IPAOnly = mem.IPA(out), true
 		}
 	}
-	if t.Fault.IsFault() || !s2on || opt.Stage1Only {
-		if w.Trace != nil {
-			w.Trace.end(t)
-		}
-		return t
+	if !t.Fault.IsFault() && s2on && !opt.Stage1Only {
+		t = w.stage2(&f, &s2p, t, acc)
 	}
-	s2 := w.s2Translate(&f, &s2p, out, acc, false)
+	if w.Trace != nil {
+		w.Trace.end(t)
+	}
+	return t
+}
+
+// stage2 is the second half of AArch64.FullTranslate: stage 2 for the IPA
+// of a stage-1 result, attributes combined and permissions intersected.
+func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Translation {
+	s2 := w.s2Translate(f, p, uint64(t.IPA), acc, false)
 	if s2.Fault.IsFault() {
 		t.Fault = s2.Fault
 		t.IPAOnly = false
-	} else {
-		t.OA, t.IPAOnly = mem.PA(s2.OA), false
-		t.S1Attrs = t.Attrs
-		t.Attrs = combineS1S2(&s2p, t.Attrs, s2.Attrs, s2.s2desc)
-		t.S2 = true
-		t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
-		t.S1Perms = t.Perms
-		t.Perms = intersect(t.Perms, s2.perms)
+		return t
 	}
+	t.OA, t.IPAOnly = mem.PA(s2.OA), false
+	t.S1Attrs = t.Attrs
+	t.Attrs = combineS1S2(p, t.Attrs, s2.Attrs, s2.s2desc)
+	t.S2 = true
+	t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
+	t.S1Perms = t.Perms
+	t.Perms = intersect(t.Perms, s2.perms)
+	return t
+}
+
+// ApplyStage2 completes a stage-1 translation that stopped at the IPA (as
+// TranslateOptions.Stage1Only leaves one, or one rebuilt from PAR_EL1 by a
+// hypervisor emulating AT S12*) with the stage 2 of r: the walk of t.IPA
+// for acc, the attributes combined with t.Attrs (S2CombineS1MemAttrs, or
+// FWB) and the permissions intersected, as Translate does. A stage-2 fault
+// replaces the result's fault. t must have no fault; r's stage 2 is used
+// whether or not HCR_EL2.VM enables it.
+func (w *Walker) ApplyStage2(r *Regs, t Translation, acc Access) Translation {
+	f := featuresOf(r)
+	p := getS2Params(r, &f)
+	t = w.stage2(&f, &p, t, acc)
 	if w.Trace != nil {
 		w.Trace.end(t)
 	}

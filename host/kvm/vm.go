@@ -214,6 +214,15 @@ func (vm *VM) Layout() s2pt.Layout { return vm.layout }
 // outside it, use only Layout, VTCR, VTTBR and ApplyRegs.
 func (vm *VM) Stage2() *s2pt.VM { return vm.s2 }
 
+// WalkStage2 walks the VM's stage 2 under its MMU lock (s2pt.VM.Walk with
+// the lock s2pt requires): for checks and inspection from outside the
+// hypervisor. The visitor must not call the VM.
+func (vm *VM) WalkStage2(start, end mem.IPA, v s2pt.Visitor, flags s2pt.WalkFlags) error {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.s2.Walk(start, end, v, flags)
+}
+
 // VMID returns the VMID the VM last got from the allocator (it changes
 // only when a vCPU is loaded after a generation rollover).
 func (vm *VM) VMID() uint16 { return vm.vmid.VMID(vm.host.vmids) }
@@ -596,6 +605,7 @@ func (n notifier) ChangePTE(hva hostmm.HVA, pa mem.PA) {
 		return
 	}
 	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa mem.IPA, _ uint64) {
+		vm.nestedChangedPTE(gpa, pa)
 		err := vm.s2.Map(nil, gpa, pa, pg, s2pt.ProtR|s2pt.ProtX, s2pt.MapInPlace)
 		if errors.Is(err, s2pt.ErrNeedsTables) {
 			return // no level-3 table holds the page (or a block would be split)
@@ -627,7 +637,7 @@ func (n notifier) TestYoung(start, end hostmm.HVA) bool {
 	vm.overlap(start, end, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		y, err := vm.s2.TestYoung(gpa, size)
 		vm.setErr(err)
-		young = young || y
+		young = young || y || vm.nestedTestYoung(gpa, size)
 	})
 	return young
 }
@@ -664,7 +674,7 @@ func (vm *VM) age(start, end hostmm.HVA, flush bool) bool {
 		if y && flush {
 			vm.flushRange(gpa, size)
 		}
-		young = young || y
+		young = vm.nestedAge(gpa, size, flush) || young || y
 	})
 	return young
 }

@@ -90,6 +90,28 @@ func (v *VCPU) l2Exit(e cpu.Exception) (Exit, bool, error) {
 // fscPermission reports a Permission fault status code.
 func fscPermission(fsc uint8) bool { return fsc&0x3c == 0x0c }
 
+// fscAccessFlag reports an Access flag fault status code.
+func fscAccessFlag(fsc uint8) bool { return fsc&0x3c == 0x08 }
+
+// shadowYoung resolves an Access flag fault on the shadow (a leaf that
+// aging made old) by setting the flag, as KVM's handle_access_fault does on
+// the stage 2 in use: the leaf exists, so the guest's mapping behind it is
+// current. It reports false when there is no leaf any more (the fault then
+// takes the full path).
+func (v *VCPU) shadowYoung(ipa NestedIPA) bool {
+	vm := v.vm
+	vm.k.LockMMU()
+	defer vm.k.UnlockMMU()
+	if v.shadow.s2 == nil {
+		return false
+	}
+	ok, err := v.shadow.s2.MkYoung(in(ipa))
+	if ok && err == nil {
+		v.stats.AccessFlagFaults++
+	}
+	return ok && err == nil
+}
+
 // faultIPA returns the L2 IPA of a shadow stage-2 abort: HPFAR_EL2 and FAR
 // where the architecture makes HPFAR valid, otherwise (a Permission fault
 // not on a stage-1 walk: HPFAR_EL2 is UNKNOWN) the stage-1 translation of
@@ -119,6 +141,9 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	if !ok {
 		return Exit{}, true, v.eret()
 	}
+	if fscAccessFlag(esr.FSC()) && v.shadowYoung(ipa) {
+		return Exit{}, true, v.eret()
+	}
 	fetch := e.Kind == cpu.InstructionAbort
 	acc := vmsa.Access{Kind: vmsa.Read, EL: e.FromEL}
 	switch {
@@ -144,13 +169,21 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
-	retry, err := v.k.FaultFor(g.L1, write, &shadowInstall{sh: sh, ipa: ipa, g: &g})
+	v.inst = shadowInstall{sh: sh, ipa: ipa, g: g} // held by the vCPU: no allocation per fault
+	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
+	v.inst.sh = nil
 	switch {
 	case errors.Is(err, kvm.ErrNoMemory):
 		v.stats.MMIOExits++
-		exit, retry, err := v.k.MMIOAccess(e, g.L1)
+		exit, retry, refetch, err := v.k.MMIOAccessNested(e, g.L1, v.fetchL1IPA)
 		if err != nil {
 			return Exit{}, false, err
+		}
+		if refetch {
+			if err := v.eret(); err != nil {
+				return Exit{}, false, err
+			}
+			return v.fetchL2()
 		}
 		if exit.Reason == kvm.ExitMMIO {
 			v.mmio = true
@@ -173,6 +206,42 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		v.stats.Installed++
 	}
 	return Exit{}, retry, v.eret()
+}
+
+// fetchL1IPA translates the L2 IPA of L2's PC (stage 1's output) to an L1
+// IPA with the guest hypervisor's stage 2, for the instruction read of an
+// MMIO decode.
+func (v *VCPU) fetchL1IPA(ipa mem.IPA) (mem.IPA, bool) {
+	g := v.WalkGuestStage2(NestedIPA(ipa), vmsa.Access{Kind: vmsa.Fetch, EL: v.pe.EL})
+	return g.L1, !g.Fault.IsFault()
+}
+
+// fetchL2 fetches the instruction at L2's PC on the PE, as the hardware
+// did before executing it, resolving the shadow faults that takes (or
+// forwarding them to the guest hypervisor), so that an MMIO decode can
+// then read it through the shadow; the access is executed again. The PE
+// is in L2.
+func (v *VCPU) fetchL2() (Exit, bool, error) {
+	for n := 0; n < maxRetries; n++ {
+		e, err := v.k.Exec(func() cpu.Exception {
+			_, e := v.pe.Fetch(v.pe.PC)
+			return e
+		}, false)
+		if err != nil {
+			return Exit{}, false, err
+		}
+		if !e.Taken() {
+			return Exit{}, true, nil
+		}
+		if e.TargetEL != 2 {
+			return Exit{Reason: ExitL2Exception, Exception: e}, false, nil
+		}
+		exit, retry, err := v.l2Exit(e)
+		if err != nil || !retry || !v.inL2 {
+			return exit, retry, err
+		}
+	}
+	return Exit{}, false, fmt.Errorf("nested: the fetch at L2's PC %#x makes no progress", uint64(v.pe.PC))
 }
 
 // forward injects a fault of the guest hypervisor's stage 2 into vEL2 as
@@ -219,7 +288,7 @@ func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 type shadowInstall struct {
 	sh  *shadowMMU
 	ipa NestedIPA
-	g   *GuestS2
+	g   GuestS2
 }
 
 // compose returns the shadow leaf: its L2 base, host PA and size.
@@ -230,8 +299,8 @@ func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA
 	limit := min(s.g.Size, size)
 	l := s.sh.s2.Layout()
 	leaf := l.TableBytes
-	for _, b := range l.BlockSizes() {
-		if b <= limit && b > leaf {
+	for lvl := l.StartLevel; lvl < 3; lvl++ { // the largest leaf within limit
+		if b := uint64(1) << l.Format.LeafBits(lvl); l.BlockLevel(lvl) && b <= limit && b > leaf {
 			leaf = b
 		}
 	}
@@ -282,5 +351,10 @@ func (s *shadowInstall) Install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.
 	if s.g.Level >= -1 {
 		sw = uint8(s.g.Level + 2)
 	}
-	return s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw))
+	if err := s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
+		return err
+	}
+	l1 := s.g.L1Base + mem.IPA(l2-s.g.Base)
+	s.sh.vm.rmap.insert(s.sh.idx, l2, l1, sz, sw, s.prot(s2pt.ProtR|s2pt.ProtX))
+	return nil
 }
