@@ -12,9 +12,10 @@
 // present. The hit path is allocation-free. A Domain groups the TLBs of
 // several PEs and broadcasts Inner and Outer Shareable operations.
 //
-// The package models leaf entries only (no walk cache), so the "last
-// level" TLBI forms act like the others except under StrictHints; see
-// docs/TLB.md.
+// Entries are leaves (completed translations); an optional walk cache of
+// stage-2 table descriptors (Config.WalkCache) serves vmsa.Walker and is
+// left alone by the "last level" TLBI forms. Config.HoldPermissions lets a
+// stale permission show, as hardware may. See docs/TLB.md.
 package tlb
 
 import (
