@@ -110,13 +110,16 @@ func (n *Nestmmu) Unmap(addr, size uint64) error {
 	return n.VM.Unmap(mem.IPA(addr), size)
 }
 
+// leafMask is the offset mask of a leaf at level 0..3 (4K granule).
+var leafMask = [4]uint64{1<<39 - 1, 1<<30 - 1, 1<<21 - 1, 1<<12 - 1}
+
 // Lookup returns the output address of addr.
 func (n *Nestmmu) Lookup(addr uint64) (uint64, bool) {
 	d, level, err := n.VM.Lookup(mem.IPA(addr))
 	if err != nil || d&1 == 0 {
 		return 0, false
 	}
-	m := uint64(1)<<(12+9*(3-level)) - 1
+	m := leafMask[level&3]
 	return d&n.oa&^m | addr&m, true
 }
 

@@ -394,7 +394,19 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		}
 		t = child
 	}
-	for depth > 0 && err == nil {
+	if post && err == nil {
+		err = vm.postVisits(first, depth, start, end, v, flags)
+	}
+	return err
+}
+
+// postVisits makes walk's post visits on the way back up: of the depth
+// table entries it descended through, then, when it started below the
+// root (first), of the tables above that the walk emptied, through the
+// records (post visits of emptied tables only; a table not emptied keeps
+// its parents non-empty).
+func (vm *VM) postVisits(first *table, depth int, start, end mem.IPA, v Visitor, flags WalkFlags) error {
+	for depth > 0 {
 		depth--
 		p := &vm.path[depth&7]
 		if flags&visitPostEmpty != 0 && p.child.rec.live != 0 {
@@ -407,12 +419,11 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		}
 		c := vm.visitCtx(p.t, p.idx, pte, d, p.child.base, start, end)
 		c.child = p.child.rec
-		err = v.Visit(c, VisitTablePost)
+		if err := v.Visit(c, VisitTablePost); err != nil {
+			return err
+		}
 	}
-	// Started below the root: the tables above the start emptied by the
-	// walk are visited through the records (post visits of emptied
-	// tables only; a table not emptied keeps its parents non-empty).
-	for r := first; err == nil && post && r != vm.root && r.live == 0 && r == vm.tables[r.pa]; {
+	for r := first; r != vm.root && r.live == 0 && r == vm.tables[r.pa]; {
 		p := r.parent
 		pt := p.ref()
 		pte := p.pa + mem.PA(r.index*8)
@@ -422,10 +433,12 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		}
 		c := vm.visitCtx(pt, r.index, pte, d, r.base, start, end)
 		c.child = r
-		err = v.Visit(c, VisitTablePost)
+		if err := v.Visit(c, VisitTablePost); err != nil {
+			return err
+		}
 		r = p
 	}
-	return err
+	return nil
 }
 
 // walkTable visits the entries of table t that intersect [start, end).
