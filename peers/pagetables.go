@@ -85,19 +85,22 @@ func (n *Nestmmu) Map(addr, pa, size uint64) error {
 func (n *Nestmmu) Unmap(addr, size uint64) error {
 	const pg, maxBlock = 4096, 1 << 30
 	edges := [2]uint64{addr, addr + size - pg}
+	var seen0, seen uint64 // [seen0, seen0+seen): the span a lookup found needs no split
 	for i, a := range edges {
 		switch {
-		case i == 1 && a == addr:
-			continue // one page: one edge
 		case i == 0 && addr%maxBlock == 0, i == 1 && (addr+size)%maxBlock == 0:
 			continue
+		case a-seen0 < seen:
+			continue // one page, or both edges in one entry's span
 		}
 		d, level, err := n.VM.Lookup(mem.IPA(a))
 		if err != nil {
 			return err
 		}
 		bsize := uint64(1) << (12 + 9*(3-level))
-		if d&1 == 0 || level == 3 || (a&^(bsize-1) >= addr && a&^(bsize-1)+bsize <= addr+size) {
+		base := a &^ (bsize - 1)
+		if d&1 == 0 || level == 3 || (base >= addr && base+bsize <= addr+size) {
+			seen0, seen = base, bsize
 			continue
 		}
 		if err := n.cache.Topup(n.VM.SplitPagesNeeded(mem.IPA(a), pg)); err != nil {

@@ -423,7 +423,7 @@ func (vm *VM) postVisits(first *table, depth int, start, end mem.IPA, v Visitor,
 			return err
 		}
 	}
-	for r := first; r != vm.root && r.live == 0 && r == vm.tables[r.pa]; {
+	for r := first; r != vm.root && r.live == 0 && r.inUse; {
 		p := r.parent
 		pt := p.ref()
 		pte := p.pa + mem.PA(r.index*8)
