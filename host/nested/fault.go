@@ -169,9 +169,9 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
-	v.inst = shadowInstall{sh: sh, ipa: ipa, g: g} // held by the vCPU: no allocation per fault
+	v.inst = shadowInstall{sh: sh, cache: sh.cacheFor(v.idx), ipa: ipa, g: g} // held by the vCPU: no allocation per fault
 	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
-	v.inst.sh = nil
+	v.inst.sh, v.inst.cache = nil, nil
 	switch {
 	case errors.Is(err, kvm.ErrNoMemory):
 		v.stats.MMIOExits++
@@ -286,9 +286,10 @@ func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 // guest maps Device, and the guest leaf level kept in the descriptor's
 // software bits for TLBI emulation.
 type shadowInstall struct {
-	sh  *shadowMMU
-	ipa NestedIPA
-	g   GuestS2
+	sh    *shadowMMU
+	cache *s2pt.Cache // the faulting vCPU's
+	ipa   NestedIPA
+	g     GuestS2
 }
 
 // compose returns the shadow leaf: its L2 base, host PA and size.
@@ -338,7 +339,7 @@ func (s *shadowInstall) Topup(base mem.IPA, pa mem.PA, size uint64, _ s2pt.MapFl
 		return nil
 	}
 	s2 := s.sh.s2
-	return s.sh.cache.Topup(s2.MapPagesNeeded(in(l2), spa, sz, s2pt.MapBlocks) + s2.EdgePagesNeeded(in(l2), sz))
+	return s.cache.Topup(s2.MapPagesNeeded(in(l2), spa, sz, s2pt.MapBlocks) + s2.EdgePagesNeeded(in(l2), sz))
 }
 
 // Install implements kvm.Installer.
@@ -351,7 +352,7 @@ func (s *shadowInstall) Install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.
 	if s.g.Level >= -1 {
 		sw = uint8(s.g.Level + 2)
 	}
-	if err := s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
+	if err := s.sh.s2.Map(s.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
 		return err
 	}
 	l1 := s.g.L1Base + mem.IPA(l2-s.g.Base)

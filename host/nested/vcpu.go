@@ -66,6 +66,7 @@ const maxRetries = 1 << 16
 // It is not safe for concurrent use.
 type VCPU struct {
 	vm  *VM
+	idx int // in vm.vcpus
 	k   *kvm.VCPU
 	pe  *cpu.PE
 	hyp GuestHypervisor
@@ -101,7 +102,7 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 	if len(vm.vcpus) >= vm.cfg.VCPUs {
 		return nil, fmt.Errorf("nested: the VM was configured for %d vCPUs", vm.cfg.VCPUs)
 	}
-	v := &VCPU{vm: vm, k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
+	v := &VCPU{vm: vm, idx: len(vm.vcpus), k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
 	v.walker.Mem = guestMemory{vm.k}
 	if vm.cfg.Mode == ModeNV2 {
 		pa, err := s2pt.ArenaTables{Arena: vm.k.Host().Arena()}.AllocTable(vm.k.Host().PageSize())
