@@ -154,6 +154,8 @@ type VM struct {
 	el1  map[cpu.SysReg]uint64
 	pc   mem.VA
 	spsr uint64
+	// traps are HCR_EL2 trap controls set while the VM runs.
+	traps sysreg.HCR
 }
 
 // NewVM creates a VM with VMID vmid: empty stage-2 tables in the guest
@@ -214,7 +216,7 @@ func (h *Hypervisor) Run(vm *VM) error {
 		v uint64
 	}{
 		{cpu.VTCR_EL2, uint64(vm.s2.VTCR())},
-		{cpu.HCR_EL2, uint64(h.hcr(true))},
+		{cpu.HCR_EL2, uint64(h.hcr(true) | vm.traps)},
 		{cpu.ELR_EL2, uint64(vm.pc)},
 		{cpu.SPSR_EL2, vm.spsr},
 	}
@@ -232,6 +234,11 @@ func (h *Hypervisor) Run(vm *VM) error {
 	h.cur = vm
 	return c.ERET()
 }
+
+// SetTraps sets HCR_EL2 trap controls (TVM, TRVM, TID3, TTLB, TTLBIS,
+// TTLBOS, AT, NV, NV1, NV2) for the VM's next entry: its instructions that
+// they trap come to the guest hypervisor's Exception.
+func (vm *VM) SetTraps(h sysreg.HCR) { vm.traps = h }
 
 // SetGuestReg sets the VM's EL1 register r (SCTLR_EL1, TCR_EL1, TTBR0_EL1,
 // TTBR1_EL1, MAIR_EL1, VBAR_EL1) for its next entry.

@@ -35,38 +35,16 @@ func (v *VCPU) RunL2(a kvm.Access) (Exit, error) {
 	}
 	in := a.Insn()
 	x := &v.k.Ctx().X
-	for n := 0; n < maxRetries; n++ {
-		var val uint64
-		e, err := v.k.Exec(func() cpu.Exception {
-			if a.Write {
-				return v.pe.Write(a.VA, a.Size, v.xreg(a.Rt), in)
-			}
-			r, e := v.pe.Read(a.VA, a.Size, in)
-			val = r
-			return e
-		}, false)
-		if err != nil {
-			return Exit{}, err
+	return v.execL2(func() cpu.Exception {
+		if a.Write {
+			return v.pe.Write(a.VA, a.Size, v.xreg(a.Rt), in)
 		}
-		if !e.Taken() {
-			if !a.Write && a.Rt < 31 {
-				x[a.Rt] = a.Value(val)
-			}
-			v.pe.PC += 4
-			return Exit{}, nil
+		r, e := v.pe.Read(a.VA, a.Size, in)
+		if !e.Taken() && a.Rt < 31 {
+			x[a.Rt] = a.Value(r)
 		}
-		if e.TargetEL != 2 {
-			return Exit{Reason: ExitL2Exception, Exception: e}, nil
-		}
-		exit, retry, err := v.l2Exit(e)
-		if err != nil || !retry {
-			return exit, err
-		}
-		if !v.inL2 {
-			return Exit{Reason: ExitVEL2}, nil
-		}
-	}
-	return Exit{}, fmt.Errorf("nested: the L2 access to %#x makes no progress", uint64(a.VA))
+		return e
+	}, true)
 }
 
 // CompleteMMIO finishes the access of the last ExitMMIO (kvm.VCPU's).
@@ -78,8 +56,16 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 	return v.k.CompleteMMIO(data)
 }
 
-// l2Exit handles an exception L2 took to L0 (the PE at EL2).
+// l2Exit handles an exception L2 took to L0 (the PE at EL2): L0's own
+// first (a FEAT_NV2 access before L0's VNCR frame was ready, a shadow
+// stage-2 fault), then traps, forwarded to vEL2 or emulated (forward.go).
 func (v *VCPU) l2Exit(e cpu.Exception) (Exit, bool, error) {
+	switch {
+	case e.Kind == cpu.DataAbort && uint64(e.ESR)&(1<<13) != 0:
+		return v.vncrAbort(e)
+	case e.Kind == cpu.SysTrap || e.Kind == cpu.ERETTrap:
+		return v.l2Trap(e)
+	}
 	if (e.Kind == cpu.DataAbort || e.Kind == cpu.InstructionAbort) && e.Fault.Stage2 && !e.External {
 		v.stats.ShadowFaults++
 		return v.shadowFault(e)

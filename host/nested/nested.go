@@ -147,6 +147,14 @@ type Stats struct {
 	ShadowFaults, Installed, Forwarded, MMIOExits uint64
 	// L2Entries and VEL2Entries count world switches each way.
 	L2Entries, VEL2Entries uint64
+	// L2Traps are traps of the guest's guest (EC 0x18 or 0x1A) taken to
+	// L0; ForwardedTraps of these went to the guest hypervisor (its
+	// HCR_EL2 asked for them), the others L0 emulated.
+	L2Traps, ForwardedTraps uint64
+	// VNCRSyncs count copies of a guest hypervisor's VNCR page into and out
+	// of L0's frame (FEAT_NV2 for the guest's guest), VNCRFaults the
+	// aborts of its redirected accesses before the page was in place.
+	VNCRSyncs, VNCRFaults uint64
 }
 
 // Exits returns the total exits to L0 from vEL2.

@@ -87,6 +87,7 @@ type VCPU struct {
 	walker vmsa.Walker // guest stage-2 walks over L1 memory
 	stats  Stats
 	mmio   bool // an ExitMMIO awaits CompleteMMIO
+	fwd    forwardState
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
@@ -125,6 +126,9 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 }
 
 func (v *VCPU) close() error {
+	if err := v.fwd.vncr.close(v); err != nil {
+		return err
+	}
 	if v.vncrPA != 0 {
 		err := s2pt.ArenaTables{Arena: v.vm.k.Host().Arena()}.FreeTable(v.vncrPA, v.vm.k.Host().PageSize())
 		v.vncrPA = 0
@@ -282,6 +286,9 @@ func (v *VCPU) toL2() error {
 	}
 	saved.par, saved.x, saved.sp = uint64(pe.PAR), ctx.X, ctx.SP
 	g := v.guestRegs()
+	if err := v.vncrEnter(v.l2HCR(g.hcr)); err != nil {
+		return err
+	}
 	sh, err := v.vm.acquire(&g)
 	if err != nil {
 		return err
@@ -293,7 +300,7 @@ func (v *VCPU) toL2() error {
 	pe.PAR = sysreg.PAR(v.other.par)
 	ctx.X, ctx.SP = v.other.x, v.other.sp
 	v.other = saved
-	pe.Regs.HCR_EL2 = kvm.GuestHCR
+	pe.Regs.HCR_EL2 = v.l2HCR(g.hcr)
 	pe.Regs.VTCR_EL2 = sh.s2.VTCR()
 	pe.Regs.VTTBR_EL2 = sh.s2.VTTBR()
 	pe.RegsChanged()
@@ -314,6 +321,9 @@ func (v *VCPU) toVEL2(esr sysreg.ESR, far mem.VA, hpfar uint64, off mem.VA, setS
 	pe := v.pe
 	l2pc, l2spsr := pe.ELR[2], pe.SPSR[2]
 	ctx := v.k.Ctx()
+	if err := v.vncrExit(); err != nil {
+		return err
+	}
 	var l2 el1Context
 	for _, r := range el1Regs {
 		off, _ := r.VNCROffset()
