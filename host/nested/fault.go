@@ -6,7 +6,6 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/cpu"
-	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/kvm"
 	"github.com/nestmmu/nestmmu/host/mmio"
@@ -105,7 +104,7 @@ func (v *VCPU) shadowYoung(ipa NestedIPA) bool {
 // translates FAR (it changed meanwhile): the access is retried.
 func (v *VCPU) faultIPA(e cpu.Exception) (NestedIPA, bool) {
 	esr := e.ESR
-	if !fscPermission(esr.FSC()) || esr.S1PTW() {
+	if hpfarValid(esr) {
 		return NestedIPA(mmio.FaultIPA(uint64(e.HPFAR), uint64(e.FAR))), true
 	}
 	pe := v.pe
@@ -195,11 +194,7 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 // the guest hypervisor's code runs.
 func (v *VCPU) forward(e cpu.Exception, f vmsa.Fault, ipa NestedIPA) (Exit, bool, error) {
 	v.stats.Forwarded++
-	esr := sysreg.ESR(uint64(e.ESR)&^0x3f | uint64(f.FSC()))
-	hpfar := uint64(sysreg.HPFARFor(uint64(ipa)))
-	if f.Kind == vmsa.FaultPermission && !e.ESR.S1PTW() {
-		hpfar = HPFARUnknown
-	}
+	esr, hpfar := forwardedAbort(e.ESR, f, ipa)
 	if err := v.toVEL2(esr, e.FAR, hpfar, 0x400, true); err != nil {
 		return Exit{}, false, err
 	}
@@ -238,40 +233,10 @@ func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA
 	if s.sh.s2 == nil {
 		return 0, 0, 0, false
 	}
-	limit := min(s.g.Size, size)
-	l := s.sh.s2.Layout()
-	leaf := l.TableBytes
-	for _, b := range l.BlockSizes() {
-		if b <= limit && b > leaf {
-			leaf = b
-		}
-	}
-	if leaf > limit {
-		return 0, 0, 0, false // a host page smaller than the shadow granule: cannot happen by construction
-	}
-	l1 := s.g.L1Base + mem.IPA(s.ipa-s.g.Base)
-	l2b := s.ipa &^ NestedIPA(leaf-1)
-	l1b := l1 &^ mem.IPA(leaf-1)
-	return l2b, pa + mem.PA(l1b-base), leaf, true
+	return composeLeaf(s.sh.s2.Layout(), s.g, s.ipa, base, pa, size)
 }
 
-func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot {
-	g := s.g.Perms
-	var out s2pt.Prot
-	if g.R1 && p&s2pt.ProtR != 0 {
-		out |= s2pt.ProtR
-	}
-	if g.W1 && p&s2pt.ProtW != 0 {
-		out |= s2pt.ProtW
-	}
-	if g.X0 && g.X1 && p&s2pt.ProtX != 0 {
-		out |= s2pt.ProtX
-	}
-	if s.g.Device {
-		out |= s2pt.ProtDevice
-	}
-	return out
-}
+func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot { return guestProt(s.g, p) }
 
 // Topup implements kvm.Installer.
 func (s *shadowInstall) Topup(base mem.IPA, pa mem.PA, size uint64, _ s2pt.MapFlags) error {
@@ -289,10 +254,7 @@ func (s *shadowInstall) Install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.
 	if !ok {
 		return nil // the shadow was torn down meanwhile: the access faults again
 	}
-	var sw uint8
-	if s.g.Level >= -1 {
-		sw = uint8(s.g.Level + 2)
-	}
+	sw := guestLevelSW(s.g)
 	if err := s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
 		return err
 	}

@@ -12,12 +12,10 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// HCR_EL2 bits L0 sets while the guest hypervisor runs.
+// HCR_EL2 bits L0 sets while the guest hypervisor runs (vel2Traps).
 const (
-	hcrTID3   sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
-	hcrTRVM   sysreg.HCR = 1 << 30
-	vel2Traps            = sysreg.HCR_NV | hcrTID3 | sysreg.HCR_AT |
-		sysreg.HCR_TTLB | sysreg.HCR_TTLBIS | sysreg.HCR_TTLBOS
+	hcrTID3 sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
+	hcrTRVM sysreg.HCR = 1 << 30
 )
 
 // VNCR page offsets of the guest hypervisor's own EL2 registers that have
@@ -219,24 +217,10 @@ func (v *VCPU) guestRegs() guestRegs {
 }
 
 // vel2Controls sets the PE's HCR_EL2, VTTBR_EL2, VTCR_EL2 and VNCR_EL2 for
-// running the guest hypervisor: L0's stage 2 for its VM, NV (and NV2, or
-// NV1 for an E2H=0 guest hypervisor), the trapped ID registers, AT and
-// TLB maintenance; with NV alone and E2H=0 also TVM/TRVM, since the EL1
-// register accesses of such a guest hypervisor are its guest's and only
-// NV2 would send them to memory.
+// running the guest hypervisor: L0's stage 2 for its VM and vel2Traps.
 func (v *VCPU) vel2Controls() {
 	pe := v.pe
-	h := kvm.GuestHCR | vel2Traps
-	if v.vm.cfg.Mode == ModeNV2 {
-		h |= sysreg.HCR_NV2
-	}
-	if !v.vm.cfg.E2H {
-		h |= sysreg.HCR_NV1
-		if v.vm.cfg.Mode == ModeNV {
-			h |= sysreg.HCR_TVM | hcrTRVM
-		}
-	}
-	pe.Regs.HCR_EL2 = h
+	pe.Regs.HCR_EL2 = kvm.GuestHCR | vel2Traps(v.vm.cfg.Mode, v.vm.cfg.E2H)
 	v.vm.k.Stage2().ApplyRegs(&pe.Regs)
 	pe.VNCR = uint64(v.vncrPA)
 	pe.RegsChanged()
