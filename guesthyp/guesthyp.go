@@ -156,6 +156,8 @@ type VM struct {
 	spsr uint64
 	// traps are HCR_EL2 trap controls set while the VM runs.
 	traps sysreg.HCR
+	// nested runs the VM's vCPU as a guest hypervisor (nested.go).
+	nested *nested.EL2VCPU
 }
 
 // NewVM creates a VM with VMID vmid: empty stage-2 tables in the guest
@@ -164,7 +166,7 @@ type VM struct {
 func (h *Hypervisor) NewVM(vmid uint16) (*VM, error) {
 	vm := &VM{h: h, VMID: vmid, el1: map[cpu.SysReg]uint64{}, spsr: 0b0101}
 	s2, err := s2pt.New(s2pt.Config{IPABits: h.cfg.IPABits, Granule: sysreg.Granule4K,
-		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables, invalidator{vm})
+		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables, invalidator{h: h, vttbr: vm.VTTBR})
 	if err != nil {
 		return nil, fmt.Errorf("guesthyp: VM %d: %w", vmid, err)
 	}
@@ -207,6 +209,10 @@ func (vm *VM) slotOf(ipa nested.NestedIPA) *Slot {
 // Run enters the VM (the vCPU at vEL2): its VTTBR_EL2 and VTCR_EL2,
 // HCR_EL2 with VM set, its EL1 registers, ELR_EL2 and SPSR_EL2, then ERET.
 func (h *Hypervisor) Run(vm *VM) error {
+	if vm.nested != nil {
+		h.cur = vm
+		return vm.nested.Enter(vm.pc)
+	}
 	c := h.cpu
 	if err := h.setVTTBR(vm.VTTBR()); err != nil {
 		return err
@@ -285,6 +291,9 @@ func (h *Hypervisor) setVTTBR(v uint64) error {
 // a page) and the VM resumed with ERET; anything else is an error (the
 // model has no other exception handling).
 func (h *Hypervisor) Exception(c nested.EL2) error {
+	if h.cur != nil && h.cur.nested != nil {
+		return h.cur.nested.Exception(c)
+	}
 	esr, err := c.MRS(cpu.ESR_EL2)
 	if err != nil {
 		return err
@@ -331,7 +340,7 @@ func (vm *VM) mapFault(s *Slot, ipa nested.NestedIPA) error {
 	}
 	base := ipa &^ nested.NestedIPA(size-1)
 	l1 := s.L1 + mem.IPA(base-s.L2)
-	if err := vm.Map(base, l1, size); err != nil {
+	if err := vm.mapRange(base, l1, size); err != nil {
 		return err
 	}
 	vm.h.stats.Maps++
@@ -352,6 +361,13 @@ func out(ipa mem.IPA) mem.PA { return mem.PA(ipa) }
 // write and execute, with blocks where they fit, replacing what is there
 // (break-before-make with TLBIs).
 func (vm *VM) Map(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
+	if err := vm.mapRange(l2, l1, size); err != nil {
+		return err
+	}
+	return vm.changed()
+}
+
+func (vm *VM) mapRange(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
 	if err := vm.cache.Topup(vm.s2.MapPagesNeeded(stage2(l2), out(l1), size, s2pt.MapBlocks) + vm.s2.EdgePagesNeeded(stage2(l2), size)); err != nil {
 		return err
 	}
@@ -360,22 +376,32 @@ func (vm *VM) Map(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
 
 // Unmap removes [l2, l2+size) from the VM's stage 2, with the TLBIs.
 func (vm *VM) Unmap(l2 nested.NestedIPA, size uint64) error {
-	return vm.s2.Unmap(stage2(l2), size)
+	if err := vm.s2.Unmap(stage2(l2), size); err != nil {
+		return err
+	}
+	return vm.changed()
 }
 
 // WriteProtect makes [l2, l2+size) read-only, with the TLBIs.
 func (vm *VM) WriteProtect(l2 nested.NestedIPA, size uint64) error {
-	return vm.s2.WriteProtect(stage2(l2), size)
+	if err := vm.s2.WriteProtect(stage2(l2), size); err != nil {
+		return err
+	}
+	return vm.changed()
 }
 
-// invalidator is the VM's TLB maintenance as the guest hypervisor issues
-// it: VTTBR_EL2 set to the VM's (its VMID), then TLBI IPAS2E1IS with the
-// TTL hint and VMALLE1IS, or VMALLS12E1IS.
-type invalidator struct{ vm *VM }
+// invalidator is the TLB maintenance of a stage 2 (a VM's, or a shadow's)
+// as the guest hypervisor issues it: VTTBR_EL2 set to the stage 2's (its
+// VMID), then TLBI IPAS2E1IS with the TTL hint and VMALLE1IS, or
+// VMALLS12E1IS.
+type invalidator struct {
+	h     *Hypervisor
+	vttbr func() uint64
+}
 
 func (i invalidator) InvalidateIPA(ipa mem.IPA, level int) {
-	h := i.vm.h
-	if h.setVTTBR(i.vm.VTTBR()) != nil {
+	h := i.h
+	if h.setVTTBR(i.vttbr()) != nil {
 		return
 	}
 	ttl := uint64(0)
@@ -388,8 +414,8 @@ func (i invalidator) InvalidateIPA(ipa mem.IPA, level int) {
 }
 
 func (i invalidator) InvalidateVMID() {
-	h := i.vm.h
-	if h.setVTTBR(i.vm.VTTBR()) != nil {
+	h := i.h
+	if h.setVTTBR(i.vttbr()) != nil {
 		return
 	}
 	h.stats.TLBIs++

@@ -68,9 +68,10 @@ func (v *VCPU) l2HCR(vhcr sysreg.HCR) sysreg.HCR {
 }
 
 // trapOracle answers whether an HCR_EL2 value makes an instruction trap to
-// EL2, by executing it on a scratch PE in the trapping world's state with
-// that HCR_EL2: the one routing table of package cpu decides, so the
-// triage and the PE never disagree.
+// EL2, by executing it on a scratch PE at the trapping world's EL with that
+// HCR_EL2 and ID registers: the one routing table of package cpu decides,
+// so the triage and the PE never disagree. (Whether one of these
+// instructions traps at EL1 depends on nothing else.)
 type trapOracle struct {
 	pe  *cpu.PE
 	ram *mem.Flat
@@ -110,19 +111,17 @@ func atOpFromSys(op0, op1, crn, crm, op2 uint8) (at.Op, bool) {
 	return 0, false
 }
 
-// traps reports whether the instruction of the trap t, executed at EL el
-// with the registers of state (the PE that took the trap), traps to EL2
-// with HCR_EL2 = h and the ID registers ids.
-func (o *trapOracle) traps(state *cpu.PE, el uint8, t decodedTrap, h sysreg.HCR, ids *IDRegs) bool {
+// traps reports whether the instruction of the trap t, executed at EL el,
+// traps to EL2 with HCR_EL2 = h and the ID registers ids.
+func (o *trapOracle) traps(el uint8, t decodedTrap, h sysreg.HCR, ids *IDRegs) bool {
 	if o.pe == nil {
 		o.ram, _ = mem.NewFlat(0, 4096)
 		o.pe = cpu.New(0, vmsa.Regs{}, 1, o.ram, nil)
 	}
 	pe := o.pe
-	pe.Regs = state.Regs
-	pe.Regs.HCR_EL2 = h | sysreg.HCR_RW
-	pe.Regs.MMFR0, pe.Regs.MMFR1, pe.Regs.MMFR2 = ids.MMFR0, ids.MMFR1, ids.MMFR2
-	pe.Regs.SCTLR_EL2 = 0 // a redirected FEAT_NV2 access lands in the scratch RAM
+	// A redirected FEAT_NV2 access lands in the scratch RAM (EL2 MMU off,
+	// VNCR_EL2 0); a walk of AT over it reads zeros.
+	pe.Regs = vmsa.Regs{HCR_EL2: h | sysreg.HCR_RW, MMFR0: ids.MMFR0, MMFR1: ids.MMFR1, MMFR2: ids.MMFR2, ISAR2: sysreg.DefaultISAR2}
 	pe.EL, pe.SP, pe.PAN, pe.VNCR, pe.PC = el, true, false, 0, 0
 	pe.RegsChanged()
 	var e cpu.Exception
@@ -166,13 +165,13 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 	}
 	v.stats.L2Traps++
 	ids := v.vm.ids
-	if v.fwd.oracle.traps(v.pe, e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) {
+	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) {
 		v.stats.ForwardedTraps++
 		return v.forwardTrap(e)
 	}
 	host := v.vm.k.Host().ID()
 	hostIDs := IDRegs{MMFR0: host.MMFR0, MMFR1: host.MMFR1, MMFR2: host.MMFR2}
-	if v.fwd.oracle.traps(v.pe, e.FromEL, t, l2OwnTraps, &hostIDs) && !t.eret && t.op0 == 3 && t.read {
+	if v.fwd.oracle.traps(e.FromEL, t, l2OwnTraps, &hostIDs) && !t.eret && t.op0 == 3 && t.read {
 		if r, ok := cpu.SysRegByEncoding(t.op0, t.op1, t.crn, t.crm, t.op2); ok {
 			if x, ok := v.vm.ids.value(r); ok {
 				v.setXreg(t.rt, x)
