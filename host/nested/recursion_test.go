@@ -25,7 +25,7 @@ const (
 
 type recRig struct {
 	*rig
-	e   *nested.EL2VCPU   // L1's engine for L2
+	e   *nested.EL2VCPU // L1's engine for L2
 	l2  *guesthyp.Hypervisor
 	l3  *guesthyp.VM
 	m12 nested.Mode
