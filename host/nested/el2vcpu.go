@@ -561,8 +561,8 @@ func (e *EL2VCPU) enterGuest(pc mem.VA, spsr uint64) error {
 // the interrupted PC and PSTATE, ESR_EL2, FAR_EL2 (FAR unchanged for a
 // trap: far is the old value) and HPFAR_EL2 describe the exception, and it
 // continues at its VBAR_EL2 + off with D, A, I, F masked. Then its code
-// runs.
-func (e *EL2VCPU) forward(esr sysreg.ESR, far uint64, hpfar uint64, off mem.VA) error {
+// runs. An IRQ (irq) writes no syndrome and runs no code.
+func (e *EL2VCPU) forward(esr sysreg.ESR, far uint64, hpfar uint64, off mem.VA, irq bool) error {
 	r := &regs{c: e.c}
 	pc := r.get(cpu.ELR_EL2)
 	spsr := r.get(cpu.SPSR_EL2)
@@ -580,9 +580,17 @@ func (e *EL2VCPU) forward(esr sysreg.ESR, far uint64, hpfar uint64, off mem.VA) 
 		case cpu.SPSR_EL1:
 			r.set(e.guestEL1(reg), spsr)
 		case cpu.ESR_EL1:
-			r.set(e.guestEL1(reg), uint64(esr))
+			if !irq {
+				r.set(e.guestEL1(reg), uint64(esr))
+			} else {
+				r.set(e.guestEL1(reg), e.el1[i])
+			}
 		case cpu.FAR_EL1:
-			r.set(e.guestEL1(reg), far)
+			if !irq {
+				r.set(e.guestEL1(reg), far)
+			} else {
+				r.set(e.guestEL1(reg), e.el1[i])
+			}
 		default:
 			r.set(e.guestEL1(reg), e.el1[i])
 		}
@@ -590,7 +598,9 @@ func (e *EL2VCPU) forward(esr sysreg.ESR, far uint64, hpfar uint64, off mem.VA) 
 	if r.err != nil {
 		return r.err
 	}
-	e.hpfar = hpfar
+	if !irq {
+		e.hpfar = hpfar
+	}
 	x, err := e.gprFrame()
 	if err != nil {
 		return err
@@ -603,10 +613,23 @@ func (e *EL2VCPU) forward(esr sysreg.ESR, far uint64, hpfar uint64, off mem.VA) 
 	if err := e.toVEL2(mem.VA(vbar)&^0x7ff+off, 0b0101|0xf<<6); err != nil {
 		return err
 	}
-	if e.hyp == nil {
+	if e.hyp == nil || irq {
 		return nil
 	}
 	return e.hyp.Exception(guestFrame{EL2: e.hypCPU, x: &e.gprs})
+}
+
+// InterruptGuest takes an IRQ to the guest hypervisor while its guest runs
+// (its vector's IRQ entry, VBAR_EL2 + 0x480), for it to change its guest's
+// mappings or run another: the hypervisor executes it at its own virtual
+// EL2 (after VCPU.InterruptToVEL2 took L0's IRQ to it, ELR_EL2 and
+// SPSR_EL2 hold the guest's PC and PSTATE). The guest hypervisor's code is
+// not called; its vCPU is at its virtual EL2 afterwards.
+func (e *EL2VCPU) InterruptGuest() error {
+	if !e.inGuest {
+		return ErrNotL2
+	}
+	return e.forward(0, 0, 0, 0x480, true)
 }
 
 // guestFrame is the guest hypervisor's EL2 with the registers of its
@@ -645,7 +668,7 @@ func (e *EL2VCPU) guestTrap(esr sysreg.ESR) error {
 	}
 	if e.oracle.traps(from, t, effectiveControls(h, &e.ids), &e.ids) {
 		e.stats.ForwardedTraps++
-		return e.forward(esr, e.el1[farIndex], HPFARUnknown, 0x400)
+		return e.forward(esr, e.el1[farIndex], HPFARUnknown, 0x400, false)
 	}
 	if !t.eret && t.op0 == 3 && t.read {
 		if r, ok := cpu.SysRegByEncoding(t.op0, t.op1, t.crn, t.crm, t.op2); ok {
@@ -727,7 +750,7 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 		if g.Fault.IsFault() {
 			e.stats.Forwarded++
 			fesr, hpfar := forwardedAbort(esr, g.Fault, ipa)
-			return e.forward(fesr, far, hpfar, 0x400)
+			return e.forward(fesr, far, hpfar, 0x400, false)
 		}
 	} else {
 		const span = 1 << 30

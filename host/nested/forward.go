@@ -444,13 +444,15 @@ func (m *vncrMirror) close(v *VCPU) error {
 // execL2 runs one instruction of the guest's guest (f, on the PE) until it
 // completes: exits to L0 are handled (shadow faults, L0's own traps, traps
 // and faults forwarded to the guest hypervisor, whose code runs). The
-// instruction is retried while the PC stays on it and completed when a
-// hypervisor moved the PC past it (it emulated it, or an ERET it trapped
-// entered another world). advance: the PC moves on by 4 when it executes
-// without an exception (every instruction but ERET).
+// instruction is retried while the PC stays on it, completed when a
+// hypervisor moved the PC past it (it emulated it) and abandoned when the
+// guest hypervisor entered a world of another stage 2 (its VTTBR_EL2
+// changed: ExitSwitched). advance: the PC moves on by 4 when it executes
+// without an exception (every instruction but ERET, which completes once
+// it trapped and was handled).
 func (v *VCPU) execL2(f func() cpu.Exception, advance bool) (Exit, error) {
 	for n := 0; n < maxRetries; n++ {
-		pc := v.pe.PC
+		pc, world := v.pe.PC, v.vncrGet(offVTTBR)
 		e, err := v.k.Exec(f, false)
 		if err != nil {
 			return Exit{}, err
@@ -471,7 +473,14 @@ func (v *VCPU) execL2(f func() cpu.Exception, advance bool) (Exit, error) {
 		if !v.inL2 {
 			return Exit{Reason: ExitVEL2}, nil
 		}
-		if !advance || v.pe.PC != pc {
+		if !advance {
+			return Exit{}, nil
+		}
+		if v.vncrGet(offVTTBR) != world {
+			// The guest hypervisor entered a world of another stage 2.
+			return Exit{Reason: ExitSwitched}, nil
+		}
+		if v.pe.PC != pc {
 			return Exit{}, nil
 		}
 	}
@@ -529,7 +538,7 @@ func (c *L2CPU) run(f func() cpu.Exception, advance bool) error {
 		return nil
 	case ExitL2Exception:
 		return &GuestException{Exception: exit.Exception}
-	case ExitVEL2:
+	case ExitVEL2, ExitSwitched:
 		return ErrLeftL2
 	}
 	return fmt.Errorf("%w: L2's instruction at %#x is an MMIO access at L1 IPA %#x", ErrUnhandled, uint64(v.pe.PC), exit.MMIO.IPA)

@@ -109,6 +109,11 @@ const (
 	// ExitVEL2: an exception went to the guest hypervisor, which did not
 	// return to L2: the vCPU is at vEL2.
 	ExitVEL2
+	// ExitSwitched: an exception went to the guest hypervisor, which
+	// entered another of its worlds (another VM, or the virtual EL2 of a
+	// guest hypervisor it runs, which handles the exception there) instead
+	// of returning to the interrupted instruction.
+	ExitSwitched
 )
 
 func (r ExitReason) String() string {
@@ -121,6 +126,8 @@ func (r ExitReason) String() string {
 		return "L2 exception"
 	case ExitVEL2:
 		return "vEL2"
+	case ExitSwitched:
+		return "switched"
 	}
 	return fmt.Sprintf("ExitReason(%d)", uint8(r))
 }
