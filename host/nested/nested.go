@@ -172,6 +172,10 @@ func (s Stats) Exits() uint64 {
 	return s.SysRegTraps + s.ERETTraps + s.TLBITraps + s.ATTraps + s.CanonicalFaults
 }
 
+// GuestExits returns the exits to L0 while the guest hypervisor's guest
+// ran: shadow faults, traps and aborts of its FEAT_NV2 accesses.
+func (s Stats) GuestExits() uint64 { return s.ShadowFaults + s.L2Traps + s.VNCRFaults }
+
 // GuestException is returned by the EL2 instructions when the guest
 // hypervisor's instruction took an exception that the guest hypervisor
 // itself would handle (its own stage-1 fault, an UNDEFINED instruction):

@@ -18,15 +18,15 @@ import (
 // The recursive machine: newRig's L0 and L1, whose VM A (VMID 1, 16 MiB of
 // L2 IPA at l2RAM backed by L1's l1VMA) runs a guest hypervisor L2. L1
 // keeps L2's registers in its page l1VNCR with FEAT_NV2. L2 keeps its
-// tables in [l2Tables, +4 MiB) and runs one VM, L3 (L2's VMID 1), with 4
-// MiB of L3 IPA at l3RAM backed by L2's [l2ForL3, +4 MiB).
+// tables in [l2Tables, +4 MiB) and runs one VM, L3 (L2's VMID 1), with 8
+// MiB of L3 IPA at l3RAM backed by L2's [l2ForL3, +8 MiB).
 const (
 	l1VNCR   = 0x4380_0000
 	l2VBAR   = l2RAM + 0x800
-	l2Tables = l2RAM + 0x80_0000
+	l2Tables = l2RAM + 0xc0_0000
 	l2ForL3  = l2RAM + 0x40_0000
 	l3RAM    = 0x4000_0000
-	l3Size   = 4 << 20
+	l3Size   = 8 << 20
 )
 
 type recRig struct {
@@ -535,4 +535,89 @@ func TestRecursionTrapForwarding(t *testing.T) {
 			})
 		}
 	}
+}
+
+// exitCounts are the exits one L3 access cost at each level.
+type exitCounts struct {
+	l0, l0vel2, l0guest   uint64 // exits to L0: all, from L1 at vEL2, from L1's guest
+	l0regs, l0eret, l0tlb uint64 // of these: register, ERET and TLBI traps of L1
+	l0fwd                 uint64 // traps of L1's guest forwarded to L1
+	l1, l1regs            uint64 // exceptions the engine at L1 handled; register traps of L2
+	l2                    uint64 // stage-2 faults L2 handled
+}
+
+func (r *recRig) measure(t *testing.T, f func()) exitCounts {
+	t.Helper()
+	a0, a1, a2 := r.v.Stats(), r.e.Stats(), r.l2.Stats()
+	f()
+	b0, b1, b2 := r.v.Stats(), r.e.Stats(), r.l2.Stats()
+	return exitCounts{
+		l0:      b0.Exits() + b0.GuestExits() - a0.Exits() - a0.GuestExits(),
+		l0vel2:  b0.Exits() - a0.Exits(),
+		l0guest: b0.GuestExits() - a0.GuestExits(),
+		l0regs:  b0.SysRegTraps - a0.SysRegTraps, l0eret: b0.ERETTraps - a0.ERETTraps, l0tlb: b0.TLBITraps - a0.TLBITraps,
+		l0fwd: b0.ForwardedTraps - a0.ForwardedTraps,
+		l1:    b1.Exceptions() - a1.Exceptions(), l1regs: b1.SysRegTraps - a1.SysRegTraps,
+		l2:    b2.Faults - a2.Faults,
+	}
+}
+
+// TestRecursionExits measures the exits of L3 access paths in every mode
+// (go test ./host/nested -run TestRecursionExits -v prints the table of
+// docs/NESTED.md): a load that hits L0's shadow (no exit); the first
+// access to a page L2 and L1 have mapped (L0's shadow fault, forwarded to
+// L1, which fills its shadow, then L0 fills its own); the first access to
+// a page L2 has not mapped (the fault goes on to L2, whose handler maps it
+// with its registers, TLBIs and ERET trapping through L1). NV2 at either
+// level must cost fewer exits than NV for the same path.
+func TestRecursionExits(t *testing.T) {
+	paths := []string{"shadow hit", "L2 and L1 mapped", "L2 not mapped"}
+	res := map[string][3]exitCounts{}
+	for _, m := range recModes {
+		name := recName(m.m01, m.e2h, m.m12)
+		// L3's 2 MiB regions: 0 touched first, 1 mapped by L2 (and by L1
+		// for L2: L2 wrote it), 2 not mapped by L2.
+		r := newRecRig(t, m.m01, m.e2h, m.m12, func(r *recRig) {
+			if err := r.l3.Map(l3RAM+0x20_0000, l2ForL3+0x20_0000, 2<<20); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.v.L2().Store(l2ForL3+0x20_0000, 8, 5); err != nil {
+				t.Fatal(err)
+			}
+		})
+		r.store(t, l3RAM+8, 1)
+		var c [3]exitCounts
+		c[0] = r.measure(t, func() {
+			if r.load(t, l3RAM+8) != 1 {
+				t.Error("L3 lost its store")
+			}
+		})
+		c[1] = r.measure(t, func() {
+			if r.load(t, l3RAM+0x20_0000) != 5 {
+				t.Error("L3 does not read what L2 stored")
+			}
+		})
+		c[2] = r.measure(t, func() { r.store(t, l3RAM+0x40_0000, 6) })
+		if c[0].l0 != 0 || c[1].l2 != 0 || c[2].l2 != 1 {
+			t.Errorf("%s: %+v", name, c)
+		}
+		res[name] = c
+		for i, p := range paths {
+			t.Logf("%-26s %-18s exits to L0 %3d (from L1 %3d: %3d register, %2d ERET, %2d TLBI; from L1's guest %2d, %2d forwarded); to L1 %2d (%2d register); to L2 %d",
+				name, p, c[i].l0, c[i].l0vel2, c[i].l0regs, c[i].l0eret, c[i].l0tlb, c[i].l0guest, c[i].l0fwd, c[i].l1, c[i].l1regs, c[i].l2)
+		}
+		r.check(t)
+	}
+	less := func(a, b string, from int) {
+		for i := from; i < 3; i++ {
+			if res[a][i].l0 >= res[b][i].l0 {
+				t.Errorf("%s: %s costs %d exits to L0, %s %d", paths[i], a, res[a][i].l0, b, res[b][i].l0)
+			}
+		}
+	}
+	// L1's mode for L2 matters only where L2 runs (path 2); L0's for L1
+	// wherever L1 runs (paths 1 and 2).
+	less(recName(nested.ModeNV2, true, nested.ModeNV2), recName(nested.ModeNV2, true, nested.ModeNV), 2)
+	less(recName(nested.ModeNV2, true, nested.ModeNV), recName(nested.ModeNV, true, nested.ModeNV), 1)
+	less(recName(nested.ModeNV2, true, nested.ModeNV2), recName(nested.ModeNV, true, nested.ModeNV2), 1)
 }
