@@ -558,7 +558,7 @@ func (r *recRig) measure(t *testing.T, f func()) exitCounts {
 		l0regs:  b0.SysRegTraps - a0.SysRegTraps, l0eret: b0.ERETTraps - a0.ERETTraps, l0tlb: b0.TLBITraps - a0.TLBITraps,
 		l0fwd: b0.ForwardedTraps - a0.ForwardedTraps,
 		l1:    b1.Exceptions() - a1.Exceptions(), l1regs: b1.SysRegTraps - a1.SysRegTraps,
-		l2:    b2.Faults - a2.Faults,
+		l2: b2.Faults - a2.Faults,
 	}
 }
 
