@@ -3,6 +3,9 @@ package nested_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/at"
@@ -10,6 +13,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/guesthyp"
+	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/kvm"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/mem"
@@ -620,4 +624,117 @@ func TestRecursionExits(t *testing.T) {
 	less(recName(nested.ModeNV2, true, nested.ModeNV2), recName(nested.ModeNV2, true, nested.ModeNV), 2)
 	less(recName(nested.ModeNV2, true, nested.ModeNV), recName(nested.ModeNV, true, nested.ModeNV), 1)
 	less(recName(nested.ModeNV2, true, nested.ModeNV2), recName(nested.ModeNV, true, nested.ModeNV2), 1)
+}
+
+// recursionOps is the number of operations of TestRecursionRandomized:
+// NESTMMU_RECURSION_OPS overrides it.
+func recursionOps(t *testing.T) int {
+	if s := os.Getenv("NESTMMU_RECURSION_OPS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			t.Fatalf("NESTMMU_RECURSION_OPS=%q is not a positive number", s)
+		}
+		return n
+	}
+	if testing.Short() {
+		return 150
+	}
+	return 400
+}
+
+// TestRecursionRandomized drives L2 (moves and unmaps pages of L3 with
+// break-before-make and TLBIs; maps 2 MiB blocks on L3's faults), L3 (loads
+// and stores) and the host (swap-out and migration of the L1 pages behind
+// L3) at random. Every L3 load must return the last value stored in the L2
+// memory its page maps to, and the invariants of L0 and L1 hold after
+// every few steps and at the end.
+func TestRecursionRandomized(t *testing.T) {
+	for i, m := range recModes[:4] {
+		t.Run(recName(m.m01, m.e2h, m.m12), func(t *testing.T) {
+			runRecursionRandom(t, m.m01, m.e2h, m.m12, uint64(i+1), recursionOps(t))
+		})
+	}
+}
+
+func runRecursionRandom(t *testing.T, m01 nested.Mode, e2h bool, m12 nested.Mode, seed uint64, steps int) {
+	const pages = l3Size / 4096
+	r := newRecRig(t, m01, e2h, m12, nil)
+	rng := rand.New(rand.NewPCG(seed, seed*104729))
+	// backing[p] is the L2 IPA L3's page p maps to (0: unmapped); words the
+	// L2 memory by L2 IPA.
+	backing := make([]uint64, pages)
+	words := map[uint64]uint64{}
+	identity := func(p uint64) uint64 { return l2ForL3 + p*4096 }
+	touch := func(p uint64) uint64 {
+		if backing[p] == 0 {
+			// L2 maps the 2 MiB block around it, replacing what is there.
+			first := p &^ 511
+			for q := first; q < first+512; q++ {
+				backing[q] = identity(q)
+			}
+		}
+		return backing[p]
+	}
+	inL3 := true
+	for step := 0; step < steps; step++ {
+		p := rng.Uint64N(pages)
+		off := rng.Uint64N(512) * 8
+		va := mem.VA(l3RAM + p*4096 + off)
+		switch k := rng.IntN(10); {
+		case k < 3 && inL3:
+			v := rng.Uint64()
+			r.store(t, va, v)
+			words[touch(p)+off] = v
+		case k < 6 && inL3:
+			want := words[touch(p)+off]
+			if got := r.load(t, va); got != want {
+				t.Fatalf("step %d: L3 reads %#x at %#x (L2 IPA %#x), want %#x", step, got, uint64(va), backing[p]+off, want)
+			}
+		case k < 8:
+			if inL3 {
+				r.toL2(t)
+				inL3 = false
+			}
+			if k == 6 {
+				q := rng.Uint64N(pages)
+				if err := r.l3.Map(nested.NestedIPA(l3RAM+p*4096), mem.IPA(identity(q)), 4096); err != nil {
+					t.Fatalf("step %d: %v", step, err)
+				}
+				backing[p] = identity(q)
+			} else {
+				if err := r.l3.Unmap(nested.NestedIPA(l3RAM+p*4096), 4096); err != nil {
+					t.Fatalf("step %d: %v", step, err)
+				}
+				backing[p] = 0
+			}
+		case k == 8:
+			ipa := mem.IPA(l1VMA + 0x40_0000 + p*4096)
+			s := r.kvm.Lookup(ipa)
+			var err error
+			if rng.IntN(2) == 0 {
+				err = r.kvm.AddressSpace().SwapOut(s.HVAOf(ipa))
+			} else {
+				err = r.kvm.AddressSpace().Migrate(s.HVAOf(ipa))
+			}
+			if err != nil && !errors.Is(err, hostmm.ErrNotPresent) {
+				t.Fatalf("step %d: host event: %v", step, err)
+			}
+		default:
+			if !inL3 {
+				r.runL3(t)
+				inL3 = true
+			}
+			if step%4 == 0 {
+				r.check(t)
+			}
+		}
+		if t.Failed() {
+			t.Fatalf("step %d", step)
+		}
+	}
+	if !inL3 {
+		r.runL3(t)
+	}
+	r.check(t)
+	t.Logf("%d steps: L0 %d exits, L1 %d exceptions, L2 %d faults", steps, r.v.Stats().Exits()+r.v.Stats().GuestExits(), r.e.Stats().Exceptions(), r.l2.Stats().Faults)
 }
