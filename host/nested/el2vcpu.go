@@ -760,7 +760,7 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 	write := !fetch && (esr.S1PTW() || esr.WnR() && !esr.CM())
 	m, err := e.p.Resolve(g.L1, write)
 	if err != nil {
-		return fmt.Errorf("nested: the nested guest's access to L2 IPA %#x: %w", uint64(g.L1), err)
+		return fmt.Errorf("%w: the nested guest's access to the guest hypervisor's IPA %#x (MMIO at its level is not modelled): %w", ErrUnhandled, uint64(g.L1), err)
 	}
 	l2b, out, size, ok := composeLeaf(sh.s2.Layout(), &g, ipa, m.Base, m.Out, m.Size)
 	if ok {

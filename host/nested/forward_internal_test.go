@@ -33,3 +33,34 @@ func TestEffectiveControls(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTrapOracle feeds the triage any syndrome of a trapped System
+// instruction or ERET, any HCR_EL2, FEAT_NV level and EL: it must not
+// panic; with no trap control nothing traps; at EL1 the decision depends
+// only on the controls L0 mirrors (effectiveControls), so forwarding what
+// the guest hypervisor asked for is exactly what its own PE would trap.
+func FuzzTrapOracle(f *testing.F) {
+	f.Add(uint64(0x62300400), uint64(sysreg.HCR_TVM), uint8(2), uint8(1))
+	f.Add(uint64(0x6a000000), uint64(sysreg.HCR_NV), uint8(2), uint8(1))
+	f.Add(uint64(0x62310403), uint64(sysreg.HCR_NV|sysreg.HCR_NV2), uint8(2), uint8(1))
+	f.Add(uint64(0x6212200e), uint64(sysreg.HCR_TTLB|sysreg.HCR_E2H|sysreg.HCR_TGE), uint8(1), uint8(0))
+	f.Add(uint64(0x62111c10), uint64(sysreg.HCR_AT|sysreg.HCR_NV), uint8(0), uint8(1))
+	f.Fuzz(func(t *testing.T, esr, h uint64, nv, el uint8) {
+		el %= 2
+		ids := IDRegs{MMFR2: sysreg.MMFR2(uint64(nv%3) << 24)}
+		d, ok := decodeTrap(sysreg.ESR(esr))
+		if !ok {
+			return
+		}
+		var o trapOracle
+		got := o.traps(el, d, sysreg.HCR(h), &ids)
+		if o.traps(el, d, 0, &ids) {
+			t.Fatalf("ESR %#x at EL%d traps with HCR_EL2 0", esr, el)
+		}
+		if el == 1 {
+			if eff := o.traps(el, d, effectiveControls(sysreg.HCR(h), &ids), &ids); eff != got {
+				t.Fatalf("ESR %#x HCR_EL2 %#x NV=%d: traps %v, with the mirrored controls %v", esr, h, nv%3, got, eff)
+			}
+		}
+	})
+}
