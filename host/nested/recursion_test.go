@@ -612,6 +612,19 @@ func TestRecursionExits(t *testing.T) {
 		}
 		r.check(t)
 	}
+	// For comparison, two levels: L2 a plain VM, its first access to a page
+	// L1 has not mapped (L0's shadow fault forwarded to L1, L1 maps, ERET,
+	// L0's shadow fault again).
+	for _, m := range []nested.Mode{nested.ModeNV2, nested.ModeNV} {
+		r := newRig(t, m, true, 0)
+		r.run(t, r.a)
+		r.store(t, l2RAM+8, 1)
+		a, fa := r.v.Stats(), r.hyp.Stats().Faults
+		r.store(t, l2RAM+0x20_0008, 2)
+		b, fb := r.v.Stats(), r.hyp.Stats().Faults
+		t.Logf("two levels, L1=%v, L2's first access, L1 not mapped: exits to L0 %d (from L1 %d: %d register, %d ERET); to L1 %d",
+			m, b.Exits()+b.GuestExits()-a.Exits()-a.GuestExits(), b.Exits()-a.Exits(), b.SysRegTraps-a.SysRegTraps, b.ERETTraps-a.ERETTraps, fb-fa)
+	}
 	less := func(a, b string, from int) {
 		for i := from; i < 3; i++ {
 			if res[a][i].l0 >= res[b][i].l0 {
