@@ -10,6 +10,9 @@
 // issued with VTTBR_EL2 set to the VM's VMID. It gives each VM memslots in
 // its own memory, maps them on demand when the VM faults (blocks where the
 // slot allows), and changes mappings with break-before-make and TLBIs.
+// A VM can run a guest hypervisor of its own (EnableNested): the guest
+// hypervisor then keeps shadow stage 2s for that VM's guests with
+// host/nested's engine on its EL2 interface (nested.go).
 package guesthyp
 
 import (

@@ -16,7 +16,10 @@
 //
 // The guest hypervisor itself is Go code (package guesthyp) that acts only
 // through the EL2 interface a VCPU provides: the instructions it executes
-// at vEL2, each run on the PE with the architecture's traps.
+// at vEL2, each run on the PE with the architecture's traps. The traps of
+// L2 that the guest hypervisor's HCR_EL2 asks for are forwarded to it, and
+// a guest hypervisor that runs one of its own (recursion) uses the same
+// engine on its EL2 interface (EL2VCPU).
 package nested
 
 import (
