@@ -112,12 +112,10 @@ func (h *Hypervisor) own(r cpu.SysReg) cpu.SysReg {
 // guestReg names its guest's EL1 register r: the *_EL12 alias with E2H=1,
 // the *_EL1 name with E2H=0.
 func (h *Hypervisor) guestReg(r cpu.SysReg) cpu.SysReg {
-	if !h.cfg.E2H {
-		return r
+	if a, ok := r.EL12(); ok && h.cfg.E2H {
+		return a
 	}
-	return map[cpu.SysReg]cpu.SysReg{cpu.SCTLR_EL1: cpu.SCTLR_EL12, cpu.TCR_EL1: cpu.TCR_EL12,
-		cpu.TTBR0_EL1: cpu.TTBR0_EL12, cpu.TTBR1_EL1: cpu.TTBR1_EL12, cpu.MAIR_EL1: cpu.MAIR_EL12,
-		cpu.VBAR_EL1: cpu.VBAR_EL12}[r]
+	return r
 }
 
 func (h *Hypervisor) hcr(vm bool) sysreg.HCR {

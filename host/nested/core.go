@@ -80,6 +80,43 @@ func guestProt(g *GuestS2, p s2pt.Prot) s2pt.Prot {
 	return out
 }
 
+// recycle returns the index of the first of n pool entries, starting at
+// *next, that free says nobody uses, and moves *next past it (round-robin
+// recycling of shadow MMUs, as KVM's); false when every entry is in use.
+func recycle(n int, next *int, free func(i int) bool) (int, bool) {
+	for i := 0; i < n; i++ {
+		j := (*next + i) % n
+		if free(j) {
+			*next = (j + 1) % n
+			return j, true
+		}
+	}
+	return 0, false
+}
+
+// faultAccess is the access a stage-2 abort with syndrome esr was for: a
+// fetch, a write (WnR, not a cache maintenance or AT: CM), else a read, at
+// EL el.
+func faultAccess(fetch bool, esr sysreg.ESR, el uint8) vmsa.Access {
+	acc := vmsa.Access{Kind: vmsa.Read, EL: el}
+	switch {
+	case fetch:
+		acc.Kind = vmsa.Fetch
+	case esr.WnR() && !esr.CM():
+		acc.Kind = vmsa.Write
+	}
+	return acc
+}
+
+// stage2Off is the guest leaf for ipa when the guest hypervisor's stage 2
+// is off (its HCR_EL2.VM=0): its guest's IPA is its own, every access is
+// allowed, and the leaf is as large as the shadow wants (1 GiB).
+func stage2Off(ipa NestedIPA) GuestS2 {
+	const span = 1 << 30
+	return GuestS2{L1: mem.IPA(ipa), Base: ipa &^ (span - 1), L1Base: mem.IPA(ipa) &^ (span - 1), Size: span, Level: -2,
+		Perms: vmsa.Perms{R0: true, W0: true, X0: true, R1: true, W1: true, X1: true}}
+}
+
 // guestLevelSW is the value a shadow leaf keeps in its software bits for
 // the guest leaf's level (0: none).
 func guestLevelSW(g *GuestS2) uint8 {

@@ -202,30 +202,8 @@ func (e *EL2VCPU) Stats() EL2Stats { return e.stats }
 
 // guestEL1 names the guest's EL1 register r as the hypervisor reaches it.
 func (e *EL2VCPU) guestEL1(r cpu.SysReg) cpu.SysReg {
-	if !e.cfg.OwnE2H {
-		return r
-	}
-	switch r {
-	case cpu.SCTLR_EL1:
-		return cpu.SCTLR_EL12
-	case cpu.TCR_EL1:
-		return cpu.TCR_EL12
-	case cpu.TTBR0_EL1:
-		return cpu.TTBR0_EL12
-	case cpu.TTBR1_EL1:
-		return cpu.TTBR1_EL12
-	case cpu.MAIR_EL1:
-		return cpu.MAIR_EL12
-	case cpu.ESR_EL1:
-		return cpu.ESR_EL12
-	case cpu.FAR_EL1:
-		return cpu.FAR_EL12
-	case cpu.ELR_EL1:
-		return cpu.ELR_EL12
-	case cpu.SPSR_EL1:
-		return cpu.SPSR_EL12
-	case cpu.VBAR_EL1:
-		return cpu.VBAR_EL12
+	if a, ok := r.EL12(); ok && e.cfg.OwnE2H {
+		return a
 	}
 	return r
 }
@@ -732,13 +710,7 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 		return r.err
 	}
 	fetch := esr.EC() == sysreg.ECInstrAbortLower
-	acc := vmsa.Access{Kind: vmsa.Read, EL: uint8(spsr >> 2 & 3)}
-	switch {
-	case fetch:
-		acc.Kind = vmsa.Fetch
-	case esr.WnR() && !esr.CM():
-		acc.Kind = vmsa.Write
-	}
+	acc := faultAccess(fetch, esr, uint8(spsr>>2&3))
 	sh := e.cur
 	var g GuestS2
 	if sh.guestVM {
@@ -753,9 +725,7 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 			return e.forward(fesr, far, hpfar, 0x400, false)
 		}
 	} else {
-		const span = 1 << 30
-		g = GuestS2{L1: mem.IPA(ipa), Base: ipa &^ (span - 1), L1Base: mem.IPA(ipa) &^ (span - 1), Size: span, Level: -2,
-			Perms: vmsa.Perms{R0: true, W0: true, X0: true, R1: true, W1: true, X1: true}}
+		g = stage2Off(ipa)
 	}
 	write := !fetch && (esr.S1PTW() || esr.WnR() && !esr.CM())
 	m, err := e.p.Resolve(g.L1, write)
@@ -898,14 +868,9 @@ func (e *EL2VCPU) acquire(g *guestRegs) (*el2Shadow, error) {
 			return sh, nil
 		}
 	}
-	n := len(e.shadows)
 	var victim *el2Shadow
-	for i := 0; i < n; i++ {
-		sh := e.shadows[(e.next+i)%n]
-		if sh.refs == 0 {
-			victim, e.next = sh, (e.next+i+1)%n
-			break
-		}
+	if i, ok := recycle(len(e.shadows), &e.next, func(i int) bool { return e.shadows[i].refs == 0 }); ok {
+		victim = e.shadows[i]
 	}
 	if victim == nil {
 		return nil, errors.New("nested: every shadow stage 2 of the guest hypervisor is in use")

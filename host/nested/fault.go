@@ -130,13 +130,7 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, true, v.eret()
 	}
 	fetch := e.Kind == cpu.InstructionAbort
-	acc := vmsa.Access{Kind: vmsa.Read, EL: e.FromEL}
-	switch {
-	case fetch:
-		acc.Kind = vmsa.Fetch
-	case esr.WnR() && !esr.CM():
-		acc.Kind = vmsa.Write
-	}
+	acc := faultAccess(fetch, esr, e.FromEL)
 	sh := v.shadow
 	var g GuestS2
 	if sh.guestVM {
@@ -146,10 +140,7 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 			return v.forward(e, g.Fault, ipa)
 		}
 	} else {
-		// The guest's stage 2 is off: L2 IPA = L1 IPA, every access allowed.
-		const span = 1 << 30
-		g = GuestS2{L1: mem.IPA(ipa), Base: ipa &^ (span - 1), L1Base: mem.IPA(ipa) &^ (span - 1), Size: span, Level: -2,
-			Perms: vmsa.Perms{R0: true, W0: true, X0: true, R1: true, W1: true, X1: true}}
+		g = stage2Off(ipa)
 	}
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.

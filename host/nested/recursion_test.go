@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/at"
@@ -641,19 +639,7 @@ func TestRecursionExits(t *testing.T) {
 
 // recursionOps is the number of operations of TestRecursionRandomized:
 // NESTMMU_RECURSION_OPS overrides it.
-func recursionOps(t *testing.T) int {
-	if s := os.Getenv("NESTMMU_RECURSION_OPS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("NESTMMU_RECURSION_OPS=%q is not a positive number", s)
-		}
-		return n
-	}
-	if testing.Short() {
-		return 150
-	}
-	return 400
-}
+func recursionOps(t *testing.T) int { return envOps(t, "NESTMMU_RECURSION_OPS", 150, 400) }
 
 // TestRecursionRandomized drives L2 (moves and unmaps pages of L3 with
 // break-before-make and TLBIs; maps 2 MiB blocks on L3's faults), L3 (loads
