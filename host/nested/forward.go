@@ -452,7 +452,7 @@ func (m *vncrMirror) close(v *VCPU) error {
 // it trapped and was handled).
 func (v *VCPU) execL2(f func() cpu.Exception, advance bool) (Exit, error) {
 	for n := 0; n < maxRetries; n++ {
-		pc, world := v.pe.PC, v.vncrGet(offVTTBR)
+		pc := v.pe.PC
 		e, err := v.k.Exec(f, false)
 		if err != nil {
 			return Exit{}, err
@@ -466,6 +466,7 @@ func (v *VCPU) execL2(f func() cpu.Exception, advance bool) (Exit, error) {
 		if e.TargetEL != 2 {
 			return Exit{Reason: ExitL2Exception, Exception: e}, nil
 		}
+		world := v.vncrGet(offVTTBR) // the guest hypervisor's stage 2 for L2
 		exit, retry, err := v.l2Exit(e)
 		if err != nil || !retry {
 			return exit, err

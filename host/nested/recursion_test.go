@@ -737,3 +737,28 @@ func runRecursionRandom(t *testing.T, m01 nested.Mode, e2h bool, m12 nested.Mode
 	r.check(t)
 	t.Logf("%d steps: L0 %d exits, L1 %d exceptions, L2 %d faults", steps, r.v.Stats().Exits()+r.v.Stats().GuestExits(), r.e.Stats().Exceptions(), r.l2.Stats().Faults)
 }
+
+// TestNestedHitAllocs: an access of L2, or of L3 through two guest
+// hypervisors, that hits the TLB allocates nothing (the executor of
+// forward.go on the hot path).
+func TestNestedHitAllocs(t *testing.T) {
+	r2 := newRig(t, nested.ModeNV2, true, 0)
+	r2.run(t, r2.a)
+	r3 := newRecRig(t, nested.ModeNV2, true, nested.ModeNV2, nil)
+	for _, c := range []struct {
+		name string
+		r    *rig
+		va   mem.VA
+	}{{"L2", r2, l2RAM + 8}, {"L3", r3.rig, l3RAM + 8}} {
+		name, r := c.name, c.r
+		r.store(t, c.va, 1)
+		a := kvm.Access{VA: c.va, Size: 8, Rt: 2}
+		if n := testing.AllocsPerRun(200, func() {
+			if _, err := r.v.RunL2(a); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocations per access", name, n)
+		}
+	}
+}

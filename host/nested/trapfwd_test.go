@@ -150,11 +150,15 @@ func TestTrapForwarding(t *testing.T) {
 		{"TVM+TTLB+AT", tvm | sysreg.HCR_TTLB | sysreg.HCR_AT, []want{{sctlrW, l1}, {vae1, l1}, {s1e0w, l1}, {sctlrR, hw}}},
 	}
 	const vncrPage = 0x4380_0000
-	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+	for _, lv1 := range []struct {
+		mode nested.Mode
+		e2h  bool
+	}{{nested.ModeNV, true}, {nested.ModeNV2, true}, {nested.ModeNV, false}, {nested.ModeNV2, false}} {
+		mode := lv1.mode
 		for _, c := range cases {
 			for _, w := range c.want {
-				t.Run(fmt.Sprintf("%v/%s/%s", mode, c.name, w.in.name), func(t *testing.T) {
-					r := newRig(t, mode, true, 0)
+				t.Run(fmt.Sprintf("%v,E2H=%v/%s/%s", mode, lv1.e2h, c.name, w.in.name), func(t *testing.T) {
+					r := newRig(t, mode, lv1.e2h, 0)
 					rec := &recorder{v: r.v}
 					r.a.SetTraps(c.traps)
 					if err := r.v.MSR(cpu.VNCR_EL2, vncrPage); err != nil {
