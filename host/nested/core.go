@@ -45,8 +45,8 @@ func vel2Traps(m Mode, e2h bool) sysreg.HCR {
 func composeLeaf(l s2pt.Layout, g *GuestS2, ipa NestedIPA, base mem.IPA, pa mem.PA, size uint64) (NestedIPA, mem.PA, uint64, bool) {
 	limit := min(g.Size, size)
 	leaf := l.TableBytes
-	for _, b := range l.BlockSizes() {
-		if b <= limit && b > leaf {
+	for lvl := l.StartLevel; lvl < 3; lvl++ { // the largest leaf within limit
+		if b := uint64(1) << l.Format.LeafBits(lvl); l.BlockLevel(lvl) && b <= limit && b > leaf {
 			leaf = b
 		}
 	}

@@ -144,6 +144,7 @@ type el2Shadow struct {
 	vttbr   sysreg.VTTBR
 	vtcr    sysreg.VTCR
 	sctlr   sysreg.SCTLR
+	ghcr    sysreg.HCR // walkHCR of the guest's HCR_EL2, captured
 	ipaBits uint
 	refs    int
 }
@@ -856,7 +857,7 @@ func (sh *el2Shadow) matches(g *guestRegs) bool {
 	if sh.guestVM != vmOn || sh.gvmid != guestVMID(g) {
 		return false
 	}
-	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr)
+	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr && sh.ghcr == g.hcr&walkHCR)
 }
 
 // acquire returns the shadow for the guest state g, recycling one nobody
@@ -894,9 +895,9 @@ func (e *EL2VCPU) acquire(g *guestRegs) (*el2Shadow, error) {
 	}
 	victim.s2, victim.cache, victim.ipaBits = s2, cache, ipaBits
 	victim.guestVM, victim.gvmid = g.hcr.VM(), guestVMID(g)
-	victim.vttbr, victim.vtcr, victim.sctlr = g.vttbr&^1, g.vtcr, g.sctlr
+	victim.vttbr, victim.vtcr, victim.sctlr, victim.ghcr = g.vttbr&^1, g.vtcr, g.sctlr, g.hcr&walkHCR
 	if !victim.guestVM {
-		victim.vttbr, victim.vtcr = 0, 0
+		victim.vttbr, victim.vtcr, victim.ghcr = 0, 0, 0
 	}
 	victim.refs = 1
 	return victim, nil
@@ -1045,7 +1046,7 @@ func (e *EL2VCPU) Check() error {
 			}
 			g := GuestS2{L1: mem.IPA(ipa), Base: ipa, Size: size, Perms: vmsa.Perms{R1: true, W1: true, X0: true, X1: true}}
 			if sh.guestVM {
-				gr := guestRegs{vtcr: sh.vtcr, vttbr: sh.vttbr, hcr: sysreg.HCR_VM, sctlr: sh.sctlr, id: e.ids}
+				gr := guestRegs{vtcr: sh.vtcr, vttbr: sh.vttbr, hcr: sysreg.HCR_VM | sh.ghcr, sctlr: sh.sctlr, id: e.ids}
 				g = walkGuestS2(&w, &gr, ipa, vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
 				if g.Fault.IsFault() {
 					bad("the guest hypervisor's stage 2 does not map it (%v)", g.Fault)
@@ -1056,6 +1057,9 @@ func (e *EL2VCPU) Check() error {
 				}
 				if perms.R1 && !g.Perms.R1 || perms.W1 && !g.Perms.W1 || perms.X1 && !(g.Perms.X0 && g.Perms.X1) {
 					bad("rights %+v wider than the guest hypervisor's %+v", perms, g.Perms)
+				}
+				if dev := desc.S2(c.Old).MemAttr()>>2 == 0; dev != g.Device {
+					bad("memory type Device=%v, the guest hypervisor's Device=%v", dev, g.Device)
 				}
 			}
 			for _, off := range []uint64{0, size - min(pg, size)} {

@@ -145,13 +145,21 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
-	retry, err := v.k.FaultFor(g.L1, write, &shadowInstall{sh: sh, ipa: ipa, g: &g})
+	v.inst = shadowInstall{sh: sh, ipa: ipa, g: g} // held by the vCPU: no allocation per fault
+	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
+	v.inst.sh = nil
 	switch {
 	case errors.Is(err, kvm.ErrNoMemory):
 		v.stats.MMIOExits++
-		exit, retry, err := v.k.MMIOAccess(e, g.L1)
+		exit, retry, refetch, err := v.k.MMIOAccessNested(e, g.L1, v.fetchL1IPA)
 		if err != nil {
 			return Exit{}, false, err
+		}
+		if refetch {
+			if err := v.eret(); err != nil {
+				return Exit{}, false, err
+			}
+			return v.fetchL2()
 		}
 		if exit.Reason == kvm.ExitMMIO {
 			v.mmio = true
@@ -174,6 +182,42 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		v.stats.Installed++
 	}
 	return Exit{}, retry, v.eret()
+}
+
+// fetchL1IPA translates the L2 IPA of L2's PC (stage 1's output) to an L1
+// IPA with the guest hypervisor's stage 2, for the instruction read of an
+// MMIO decode.
+func (v *VCPU) fetchL1IPA(ipa mem.IPA) (mem.IPA, bool) {
+	g := v.WalkGuestStage2(NestedIPA(ipa), vmsa.Access{Kind: vmsa.Fetch, EL: v.pe.EL})
+	return g.L1, !g.Fault.IsFault()
+}
+
+// fetchL2 fetches the instruction at L2's PC on the PE, as the hardware
+// did before executing it, resolving the shadow faults that takes (or
+// forwarding them to the guest hypervisor), so that an MMIO decode can
+// then read it through the shadow; the access is executed again. The PE
+// is in L2.
+func (v *VCPU) fetchL2() (Exit, bool, error) {
+	for n := 0; n < maxRetries; n++ {
+		e, err := v.k.Exec(func() cpu.Exception {
+			_, e := v.pe.Fetch(v.pe.PC)
+			return e
+		}, false)
+		if err != nil {
+			return Exit{}, false, err
+		}
+		if !e.Taken() {
+			return Exit{}, true, nil
+		}
+		if e.TargetEL != 2 {
+			return Exit{Reason: ExitL2Exception, Exception: e}, false, nil
+		}
+		exit, retry, err := v.l2Exit(e)
+		if err != nil || !retry || !v.inL2 {
+			return exit, retry, err
+		}
+	}
+	return Exit{}, false, fmt.Errorf("nested: the fetch at L2's PC %#x makes no progress", uint64(v.pe.PC))
 }
 
 // forward injects a fault of the guest hypervisor's stage 2 into vEL2 as
@@ -216,7 +260,7 @@ func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 type shadowInstall struct {
 	sh  *shadowMMU
 	ipa NestedIPA
-	g   *GuestS2
+	g   GuestS2
 }
 
 // compose returns the shadow leaf: its L2 base, host PA and size.
@@ -224,10 +268,10 @@ func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA
 	if s.sh.s2 == nil {
 		return 0, 0, 0, false
 	}
-	return composeLeaf(s.sh.s2.Layout(), s.g, s.ipa, base, pa, size)
+	return composeLeaf(s.sh.s2.Layout(), &s.g, s.ipa, base, pa, size)
 }
 
-func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot { return guestProt(s.g, p) }
+func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot { return guestProt(&s.g, p) }
 
 // Topup implements kvm.Installer.
 func (s *shadowInstall) Topup(base mem.IPA, pa mem.PA, size uint64, _ s2pt.MapFlags) error {
@@ -245,7 +289,7 @@ func (s *shadowInstall) Install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.
 	if !ok {
 		return nil // the shadow was torn down meanwhile: the access faults again
 	}
-	sw := guestLevelSW(s.g)
+	sw := guestLevelSW(&s.g)
 	if err := s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
 		return err
 	}

@@ -38,6 +38,12 @@ type rig struct {
 type rigConfig struct {
 	nested nested.Config
 	split  bool
+	// ipaBits is L1's VM's IPA size and guestIPABits its VMs' (zero: 40).
+	ipaBits, guestIPABits uint
+	// memBytes is the host's memory (zero: 256 MiB); cpus its physical
+	// CPUs (zero: 1).
+	memBytes uint64
+	cpus     int
 }
 
 // newRig boots L0 with one CPU, L1 in a 40-bit VM in mode with E2H, and
@@ -49,15 +55,24 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts .
 		o(&rc)
 	}
 	rc.nested.Mode, rc.nested.E2H = mode, e2h
+	if rc.ipaBits == 0 {
+		rc.ipaBits = 40
+	}
+	if rc.memBytes == 0 {
+		rc.memBytes = 256 << 20
+	}
+	if rc.cpus == 0 {
+		rc.cpus = 1
+	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 256 << 20})
+	h, err := kvm.NewHost(kvm.Config{CPUs: rc.cpus, MemBytes: rc.memBytes})
 	must(err)
-	vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
+	vm, err := h.NewVM(kvm.VMConfig{IPABits: rc.ipaBits})
 	must(err)
 	if rc.split {
 		_, err = vm.AddMemory(0, l1RAM, l1VMB-l1RAM, 0, mf)
@@ -74,7 +89,7 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts .
 	v, err := nvm.NewVCPU(kv, nil)
 	must(err)
 	must(v.LoadCPU(0))
-	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
+	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, IPABits: rc.guestIPABits, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
 	must(err)
 	v.SetGuestHypervisor(hyp)
 	a, err := hyp.NewVM(1)
