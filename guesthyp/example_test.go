@@ -72,7 +72,7 @@ func ExampleVM_EnableNested() {
 	e.SetGuestHypervisor(l2, v.L2())
 	l3vm, _ := l2.NewVM(1)
 	_ = l3vm.AddSlot(0x4000_0000, 0x8040_0000, 4<<20) // L3 IPA -> L2 IPA
-	_ = l2.Run(l3vm)                                   // L3 runs
+	_ = l2.Run(l3vm)                                  // L3 runs
 
 	v.KVM().Ctx().X[1] = 42
 	exit, err := v.RunL2(kvm.Access{VA: 0x4000_1000, Size: 8, Write: true, Rt: 1})
