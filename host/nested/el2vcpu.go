@@ -484,7 +484,7 @@ func (e *EL2VCPU) emulateERET() error {
 // enterGuest is the world switch into the guest hypervisor's guest: the
 // guest hypervisor's EL1-held registers and GPRs saved, its guest's
 // loaded from the VNCR page layout, the shadow for its VMID/VTTBR/VTCR
-// taken, the hypervisor's HCR_EL2 = its controls for any guest, L0-like
+// taken, the hypervisor's HCR_EL2 = its controls for any guest, its
 // own TID3 and the guest hypervisor's trap controls, then ERET to pc.
 func (e *EL2VCPU) enterGuest(pc mem.VA, spsr uint64) error {
 	r := &regs{c: e.c}
