@@ -130,15 +130,9 @@ func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
 			return sh, nil
 		}
 	}
-	n := len(vm.shadows)
 	var victim *shadowMMU
-	for i := 0; i < n; i++ {
-		sh := vm.shadows[(vm.next+i)%n]
-		if sh.refs == 0 {
-			victim = sh
-			vm.next = (vm.next + i + 1) % n
-			break
-		}
+	if i, ok := recycle(len(vm.shadows), &vm.next, func(i int) bool { return vm.shadows[i].refs == 0 }); ok {
+		victim = vm.shadows[i]
 	}
 	if victim == nil {
 		return nil, errors.New("nested: every shadow stage 2 is in use")
