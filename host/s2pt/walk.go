@@ -454,7 +454,7 @@ func (vm *VM) walkTable(t tref, start, end mem.IPA, v Visitor, flags WalkFlags) 
 			return nil
 		}
 		pte := t.pa + mem.PA(idx*8)
-		var d uint64
+		var d uint64 // vm.load inlined by hand, as in walk (too costly to inline)
 		if i := uint64(pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
 			d = atomic.LoadUint64(&vm.mw[i])
 		} else {
