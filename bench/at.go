@@ -12,6 +12,10 @@ import (
 	"github.com/nestmmu/nestmmu/conform/qemu"
 )
 
+// ErrTooFew is ATThroughput's error when the cases are too few to measure
+// QEMU's time per AT against the variation of its boot time.
+var ErrTooFew = errors.New("bench: too few AT cases")
+
 // ATThroughput is comparison 2: AT instructions per second of the model
 // (arm64/at through the at-json machine state) against QEMU 10 (TCG,
 // the conformance runner, one instance) on the same generated cases. The
@@ -105,6 +109,9 @@ func ATThroughput(ctx context.Context, n int, seed int64) (Comparison, error) {
 		}
 	}
 	q, m := median(qemuNs), median(modelNs)
+	if q <= 0 {
+		return c, fmt.Errorf("%w: QEMU's run of %d cases took no longer than its run of none (its boot time varies more than the cases take: give more cases)", ErrTooFew, len(cases))
+	}
 	r := Row{Name: "one AT instruction", A: "model", ANs: m, B: "QEMU 10", BNs: q, Unit: "ns/AT", Ratio: q / m,
 		Note: fmt.Sprintf("%d ATs in %d cases (%d cases QEMU cannot run left out); the ratio is QEMU's time over the model's: how many times faster the model is", ats, len(cases), dropped)}
 	atLeast(&r, 5)
