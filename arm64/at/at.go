@@ -263,6 +263,12 @@ func ExecuteRt(w *vmsa.Walker, r *vmsa.Regs, ps PSTATE, op Op, va uint64, rt uin
 		return Result{PAR: prevPAR, Taken: true, Exception: *exc}
 	}
 	t := w.Translate(r, p.regime, mem.VA(va), p.acc, vmsa.TranslateOptions{Stage1Only: !p.stage12})
+	return complete(ps, p, t, va, prevPAR)
+}
+
+// complete composes the outcome of an AT instruction from its translation:
+// PAR_EL1, or the exception taken instead.
+func complete(ps PSTATE, p plan, t vmsa.Translation, va uint64, prevPAR sysreg.PAR) Result {
 	res := Result{Translation: t, Regime: p.regime, Stage12: p.stage12}
 	f := t.Fault
 	switch {

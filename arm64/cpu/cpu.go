@@ -60,29 +60,28 @@ const (
 	NoException ExceptionKind = iota
 	DataAbort
 	InstructionAbort
-	SysTrap   // a trapped MSR/MRS/SYS instruction (EC 0x18)
-	Undefined // EC 0x00
-	ERETTrap  // a trapped ERET (EC 0x1A)
-	IRQ       // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
+	SysTrap        // a trapped MSR/MRS/SYS instruction (EC 0x18)
+	Undefined      // EC 0x00
+	ERETTrap       // a trapped ERET (EC 0x1A)
+	IRQ            // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
+	SupervisorCall // SVC (EC 0x15)
 	// Exceptions an instruction interpreter generates (their ESR says
-	// which): SVC, HVC and SMC (EC 0x15-0x17), BRK (EC 0x3C), a trapped
+	// which): HVC and SMC (EC 0x16, 0x17), BRK (EC 0x3C), a trapped
 	// WFI/WFE (EC 0x01), the Illegal Execution state exception (EC 0x0E),
-	// an SP alignment fault (EC 0x26).
-	SupervisorCall
+	// an SP alignment fault (EC 0x26), an FP/SIMD access trap (EC 0x07).
 	HypervisorCall
 	SecureMonitorCall
 	Breakpoint
 	WFxTrap
 	IllegalState
 	SPAlignment
-	// FPAccess: an Advanced SIMD or floating-point instruction trapped by
-	// CPACR_EL1.FPEN or CPTR_EL2 (EC 0x07).
 	FPAccess
 )
 
 func (k ExceptionKind) String() string {
 	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ",
-		"SVC", "HVC", "SMC", "BRK", "WFx trap", "illegal execution state", "SP alignment", "FP access trap"}
+		"supervisor call", "hypervisor call", "secure monitor call", "breakpoint", "WFx trap", "illegal execution state",
+		"SP alignment", "FP access trap"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -128,7 +127,15 @@ type Stats struct {
 	TLBHits, Walks         uint64
 	Exceptions             uint64
 	TLBIs, ATs             uint64
+	// WalkReads is a histogram of the walks made on TLB misses by the
+	// number of descriptors each read (both stages; the last bucket
+	// counts that many or more).
+	WalkReads [WalkReadsBuckets]uint64
 }
+
+// WalkReadsBuckets is the size of the Stats.WalkReads histogram: room for
+// the 124 reads of a software three-stage walk of four levels each.
+const WalkReadsBuckets = 128
 
 // PE is one processing element. It is not safe for concurrent use; run
 // each PE on its own goroutine over a shared DataMemory.
@@ -333,9 +340,20 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 			pe.Stats.TLBHits++
 			return e.OA | mem.PA(va)&(1<<e.SizeBits-1), Exception{}
 		}
+		if res == tlb.PermissionFault {
+			// The TLB's cached permissions deny the access
+			// (tlb.Config.HoldPermissions): the fault is the entry's.
+			addr := uint64(va)
+			if c.s2only {
+				addr &= 1<<52 - 1
+			}
+			return 0, pe.abort(e.PermissionFault(addr, acc), va, acc, size, in)
+		}
 	}
 	pe.Stats.Walks++
+	reads := pe.Walker.Stats.DescReads
 	tr := pe.Walker.Translate(&pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
+	pe.Stats.WalkReads[min(pe.Walker.Stats.DescReads-reads, WalkReadsBuckets-1)]++
 	if tr.Fault.IsFault() {
 		return 0, pe.abort(tr.Fault, va, acc, size, in)
 	}

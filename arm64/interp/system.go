@@ -175,13 +175,10 @@ func exceptionGen(c *CPU, d *insn) bool {
 	imm := uint32(d.imm)
 	switch d.op {
 	case excSVC:
-		target := uint8(1)
-		if pe.EL == 2 || (pe.EL == 0 && h.TGE()) {
-			target = 2
-		}
 		c.Retired++
-		pe.PC += 4 // the preferred return address is the next instruction
-		return c.exception(cpu.SupervisorCall, target, 0x15, imm)
+		pe.SVC(uint16(imm)) // AArch64.CallSupervisor: ELR is the next instruction
+		c.taken()
+		return false
 	case excHVC:
 		if pe.EL == 0 {
 			return c.undefined(d, "")

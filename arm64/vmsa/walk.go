@@ -25,11 +25,33 @@ type Walker struct {
 	Mem mem.Memory
 	// Trace, when non-nil, records every step of each translation.
 	Trace *Trace
-	Stats Stats
+	// S2Tables, when non-nil, is a walk cache of stage-2 table
+	// descriptors (a modelled PE's TLB): stage-2 walks start at the
+	// deepest cached table for the IPA and record the tables they reach.
+	S2Tables S2TableCache
+	Stats    Stats
 }
 
-// maxRestarts bounds the retries of a hardware update whose descriptor
-// changed under it (the pseudocode's repeat ... until).
+// S2TableCache caches stage-2 table descriptors: which table a walk of an
+// IPA in a VMID reaches at a level, for a granule of 1<<gbits bytes.
+// arm64/tlb's TLB implements it with the TLBI rules for such entries.
+type S2TableCache interface {
+	// LookupS2Table returns the deepest cached table for ipa: its level
+	// and address.
+	LookupS2Table(vmid uint16, gbits uint, ipa uint64) (level int, table uint64, ok bool)
+	// FillS2Table records that a walk of ipa reached the table at level
+	// (address table) through a table descriptor.
+	FillS2Table(vmid uint16, gbits uint, ipa uint64, level int, table uint64)
+}
+
+// maxRestarts bounds the walks restarted because a hardware update found
+// its descriptor changed (the pseudocode's repeat ... until, which has no
+// bound: only a descriptor rewritten on every attempt reaches it). After
+// the last one the update is not made and the translation is that of the
+// descriptor the last walk read and checked: output address, permissions
+// and attributes all come from it (as the pseudocode derives them from the
+// walk state, never from the value found in memory), and the permissions
+// a TLB may cache are those of that unchanged descriptor.
 const maxRestarts = 16
 
 // read fetches a descriptor at pa with the walk's endianness.
@@ -40,24 +62,6 @@ func (w *Walker) read(pa uint64, ee bool) (uint64, bool) {
 		v = bits.ReverseBytes64(v)
 	}
 	return v, ok
-}
-
-// swap is AArch64.MemSwapTableDesc: an atomic compare-and-swap of a
-// descriptor. It returns the value now in memory.
-func (w *Walker) swap(pa, old, new uint64, ee bool) (uint64, bool) {
-	w.Stats.DescWrites++
-	o, n := old, new
-	if ee {
-		o, n = bits.ReverseBytes64(old), bits.ReverseBytes64(new)
-	}
-	swapped, ok := w.Mem.CompareAndSwap64(mem.PA(pa), o, n)
-	if !ok {
-		return 0, false
-	}
-	if swapped {
-		return new, true
-	}
-	return w.read(pa, ee)
 }
 
 // S1Enabled is AArch64.S1Enabled for data accesses.
@@ -107,24 +111,45 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 			t.IPA, t.IPAOnly = mem.IPA(out), true
 		}
 	}
-	if t.Fault.IsFault() || !s2on || opt.Stage1Only {
-		if w.Trace != nil {
-			w.Trace.end(t)
-		}
-		return t
+	if !t.Fault.IsFault() && s2on && !opt.Stage1Only {
+		t = w.stage2(&f, &s2p, t, acc)
 	}
-	s2 := w.s2Translate(&f, &s2p, out, acc, false)
+	if w.Trace != nil {
+		w.Trace.end(t)
+	}
+	return t
+}
+
+// stage2 is the second half of AArch64.FullTranslate: stage 2 for the IPA
+// of a stage-1 result, attributes combined and permissions intersected.
+func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Translation {
+	s2 := w.s2Translate(f, p, uint64(t.IPA), acc, false)
 	if s2.Fault.IsFault() {
 		t.Fault = s2.Fault
 		t.IPAOnly = false
-	} else {
-		t.OA, t.IPAOnly = mem.PA(s2.OA), false
-		t.S1Attrs = t.Attrs
-		t.Attrs = combineS1S2(&s2p, t.Attrs, s2.Attrs, s2.s2desc)
-		t.S2 = true
-		t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
-		t.Perms = intersect(t.Perms, s2.perms)
+		return t
 	}
+	t.OA, t.IPAOnly = mem.PA(s2.OA), false
+	t.S1Attrs = t.Attrs
+	t.Attrs = combineS1S2(p, t.Attrs, s2.Attrs, s2.s2desc)
+	t.S2 = true
+	t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
+	t.S1Perms = t.Perms
+	t.Perms = intersect(t.Perms, s2.perms)
+	return t
+}
+
+// ApplyStage2 completes a stage-1 translation that stopped at the IPA (as
+// TranslateOptions.Stage1Only leaves one, or one rebuilt from PAR_EL1 by a
+// hypervisor emulating AT S12*) with the stage 2 of r: the walk of t.IPA
+// for acc, the attributes combined with t.Attrs (S2CombineS1MemAttrs, or
+// FWB) and the permissions intersected, as Translate does. A stage-2 fault
+// replaces the result's fault. t must have no fault; r's stage 2 is used
+// whether or not HCR_EL2.VM enables it.
+func (w *Walker) ApplyStage2(r *Regs, t Translation, acc Access) Translation {
+	f := featuresOf(r)
+	p := getS2Params(r, &f)
+	t = w.stage2(&f, &p, t, acc)
 	if w.Trace != nil {
 		w.Trace.end(t)
 	}
@@ -221,92 +246,63 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 	if base>>p.ps != 0 {
 		return fault(FaultAddressSize, 0)
 	}
-	format := desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
-	gb := p.tgx.Bits()
-	ia := 64 - p.txsz
-
-restart:
+	g := walkGeom{format: desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}, start: start, base: base, ia: 64 - p.txsz, ps: p.ps, ee: p.ee, stage: 1, hier: !p.hpd}
+	var ttw *s2Params // stage 2 for the table addresses
+	if s2on {
+		ttw = s2p
+	}
 	for attempt := 0; ; attempt++ {
-		var apTable uint
-		var uxnTable, pxnTable bool
-		tbase := base
-		level := start
-		var d, descAddr uint64
-		for {
-			descAddr = tbase | tableIndex(va, level, start, gb, ia)<<3
-			pa := descAddr
-			if s2on {
-				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Read, AT: acc.AT}, true)
-				if s2.Fault.IsFault() {
-					t.Fault = s2.Fault
-					return t, 0
-				}
-				pa = s2.OA
-			}
-			var ok bool
-			d, ok = w.read(pa, p.ee)
-			if !ok {
-				w.step(format, level, descAddr, pa, 0, desc.Invalid)
-				w.markFailed()
-				return fault(FaultSyncExternalOnWalk, level)
-			}
-			kind, next, fk := decodeLevel(f, format, p.ds, p.ps, d, level)
-			w.step(format, level, descAddr, pa, d, kind)
-			if fk != FaultNone {
-				return fault(fk, level)
-			}
-			if kind == desc.Table {
-				if !p.hpd {
-					sd := desc.S1(d)
-					apTable |= sd.APTable()
-					uxnTable = uxnTable || sd.UXNTable()
-					pxnTable = pxnTable || sd.PXNTable()
-				}
-				tbase = next
-				level++
-				continue
-			}
-			break
+		ws, fk, s2f := w.walkTables(f, &g, va, ttw, acc.AT, false)
+		if s2f.IsFault() {
+			t.Fault = s2f
+			return t, 0
 		}
-		leafBits := format.LeafBits(level)
-		oa, fk := leafOutput(format, p.ps, p.ha, d, level, va)
+		if fk != FaultNone {
+			return fault(fk, ws.level)
+		}
+		level, d := ws.level, ws.d
+		oa, fk := leafOutput(g.format, p.ps, p.ha, d, level, va)
 		if fk != FaultNone {
 			return fault(fk, level)
 		}
 		sd := desc.S1(d)
-		perms, ux := s1Permissions(f, &p, sd, apTable, uxnTable, pxnTable)
+		perms, ux := s1Permissions(f, &p, sd, ws.apTable, ws.uxnTable, ws.pxnTable)
 		if !acc.NoPerm && !s1Allowed(&p, f, perms, ux, acc) {
 			return fault(FaultPermission, level)
 		}
 		// Hardware updates, after the permission check (AArch64.S1Translate).
 		nd := d
 		if p.ha {
-			nd |= 1 << 10
+			nd |= desc.AFBit
 		}
 		if p.hd && sd.DBM() && acc.Kind == Write && !acc.AT {
-			nd &^= 1 << 7
+			nd &^= desc.S1AP2Bit // dirty
 		}
+		inMem := d // the descriptor memory holds once the walk is done
 		if nd != d {
-			pa := descAddr
+			pa := ws.descAddr
 			if s2on {
 				// The update is a write at stage 2 (CreateAccDescTTEUpdate).
-				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Write}, true)
+				s2 := w.s2Translate(f, s2p, ws.descAddr, Access{Kind: Write}, true)
 				if s2.Fault.IsFault() {
 					t.Fault = s2.Fault
 					return t, 0
 				}
 				pa = s2.OA
 			}
-			got, ok := w.swap(pa, d, nd, p.ee)
-			if !ok {
+			switch w.swapDesc(pa, d, nd, p.ee) {
+			case swapAbort:
 				return fault(FaultSyncExternalOnWalk, level)
+			case swapChanged:
+				if attempt < maxRestarts {
+					continue // I_YZSVV: walk again and use the new descriptor
+				}
+				// Given up (see maxRestarts): the update is not made.
+			default:
+				inMem = nd
 			}
-			if got != nd && attempt < maxRestarts {
-				continue restart // I_YZSVV: use the new descriptor
-			}
-			d = got
-			sd = desc.S1(d)
 		}
+		leafBits := g.format.LeafBits(level)
 		t.Level = int8(level)
 		t.BlockBits = uint8(leafBits)
 		if sd.Contiguous() {
@@ -319,16 +315,122 @@ restart:
 		// A TLB may cache only what the descriptor in memory grants: a
 		// writable-clean (DBM) page stays read-only in the cached
 		// permissions, so that a later write walks again and marks it dirty.
-		if p.hd && sd.DBM() && sd.AP()&2 != 0 {
+		if m := desc.S1(inMem); p.hd && m.DBM() && m.AP()&2 != 0 {
 			q := p
 			q.hd = false
-			perms, _ = s1Permissions(f, &q, sd, apTable, uxnTable, pxnTable)
+			perms, _ = s1Permissions(f, &q, m, ws.apTable, ws.uxnTable, ws.pxnTable)
 		}
 		t.Perms = perms
-		t.Desc = d
+		t.Desc = inMem
 		t.Attrs = s1MemAttrs(&p, sd, acc)
 		return t, oa
 	}
+}
+
+// walkGeom is what the descriptor-fetch loop needs of a stage's walk
+// parameters.
+type walkGeom struct {
+	format desc.Format
+	start  int
+	base   uint64 // the start-level table
+	// cached, from and fromBase: the walk starts at the table at fromBase,
+	// level from (below the start level; from the walk cache).
+	cached   bool
+	from     int
+	fromBase uint64
+	// cache, when set, records the stage-2 tables the walk reaches.
+	cache S2TableCache
+	vmid  uint16
+	ia    uint // input address size
+	ps    uint // output address size
+	ee    bool
+	stage uint8 // 1 or 2, for the trace
+	hier  bool  // stage 1 without HPD: accumulate the hierarchical controls
+}
+
+// walkState is where the descriptor-fetch loop stopped: the leaf (or the
+// faulting descriptor) and the hierarchical controls met on the way.
+type walkState struct {
+	level    int
+	d        uint64
+	descAddr uint64 // in the stage's table address space (an IPA for stage-1 tables under stage 2)
+	apTable  uint
+	uxnTable bool
+	pxnTable bool
+}
+
+// walkTables is the descriptor-fetch loop AArch64.S1Walk and
+// AArch64.S2Walk share: from the start-level table, read the descriptor for
+// in at each level (translating each descriptor address through stage 2
+// first when ttw is non-nil, as a stage-1 table walk under stage 2 does)
+// and follow table descriptors to the leaf. It returns the leaf, or the
+// fault at ws.level (fk), or the stage-2 fault of a table address (s2f).
+func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (ws walkState, fk FaultKind, s2f Fault) {
+	gb := g.format.Granule.Bits()
+	tbase := g.base
+	ws.level = g.start
+	if g.cached {
+		tbase, ws.level = g.fromBase, g.from
+	}
+	for {
+		ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
+		pa := ws.descAddr
+		if ttw != nil {
+			s2 := w.s2Translate(f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
+			if s2.Fault.IsFault() {
+				return ws, FaultNone, s2.Fault
+			}
+			pa = s2.OA
+		}
+		d, ok := w.read(pa, g.ee)
+		if !ok {
+			w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
+			w.markFailed()
+			return ws, FaultSyncExternalOnWalk, Fault{}
+		}
+		ws.d = d
+		kind, next, fk := decodeLevel(f, g.format, g.format.DS, g.ps, d, ws.level)
+		w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
+		if fk != FaultNone || kind != desc.Table {
+			return ws, fk, Fault{}
+		}
+		if g.hier {
+			sd := desc.S1(d)
+			ws.apTable |= sd.APTable()
+			ws.uxnTable = ws.uxnTable || sd.UXNTable()
+			ws.pxnTable = ws.pxnTable || sd.PXNTable()
+		}
+		tbase = next
+		ws.level++
+		if g.cache != nil {
+			g.cache.FillS2Table(g.vmid, gb, in, ws.level, next)
+		}
+	}
+}
+
+// Outcomes of a hardware descriptor update.
+const (
+	swapDone    = iota // memory now holds the new descriptor
+	swapChanged        // memory no longer held the descriptor the walk read
+	swapAbort          // the update's memory access failed
+)
+
+// swapDesc is AArch64.MemSwapTableDesc: an atomic compare-and-swap of the
+// descriptor at pa from d to nd.
+func (w *Walker) swapDesc(pa, d, nd uint64, ee bool) int {
+	w.Stats.DescWrites++
+	o, n := d, nd
+	if ee {
+		o, n = bits.ReverseBytes64(d), bits.ReverseBytes64(nd)
+	}
+	swapped, ok := w.Mem.CompareAndSwap64(mem.PA(pa), o, n)
+	switch {
+	case !ok:
+		return swapAbort
+	case !swapped:
+		return swapChanged
+	}
+	return swapDone
 }
 
 // s1DisabledOutput is AArch64.S1DisabledOutput (data accesses): the
@@ -428,7 +530,7 @@ func leafOutput(format desc.Format, ps uint, ha bool, d uint64, level int, in ui
 	if base>>ps != 0 {
 		return 0, FaultAddressSize
 	}
-	if d&(1<<10) == 0 && !ha {
+	if d&desc.AFBit == 0 && !ha {
 		return 0, FaultAccessFlag
 	}
 	return base | in&(1<<format.LeafBits(level)-1), FaultNone

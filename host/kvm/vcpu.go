@@ -67,6 +67,11 @@ type VCPU struct {
 	// refetch: an MMIO decode could not read the instruction; fetch it at
 	// EL1 before executing it again.
 	refetch bool
+	// fetchIPA, set during MMIOAccessNested, translates a nested guest's
+	// IPA to the VM's for the instruction read.
+	fetchIPA func(mem.IPA) (mem.IPA, bool)
+	// exported is FaultFor's installer while it runs.
+	exported exported
 	// beforeAT, when set (tests), runs just before the AT S1E1R that
 	// resolves the IPA of a permission fault: the guest's stage 1 may
 	// change there.
@@ -157,6 +162,9 @@ func (v *VCPU) Load(cpuIdx int) error {
 	}
 	c.mu.Lock()
 	v.pe.ID, v.pe.TLB = cpuIdx, c.tlb
+	if c.tlb.Config().WalkCache > 0 {
+		v.pe.Walker.S2Tables = c.tlb // the CPU's walk cache serves its stage-2 walks
+	}
 	c.mu.Unlock()
 	return nil
 }
@@ -169,7 +177,7 @@ func (v *VCPU) Put() error {
 	err := v.vm.host.vmids.Put(v.cpuIdx)
 	c := v.cpu
 	c.mu.Lock()
-	v.pe.TLB = nil
+	v.pe.TLB, v.pe.Walker.S2Tables = nil, nil
 	c.mu.Unlock()
 	c.cur.Store(nil)
 	v.cpu, v.cpuIdx = nil, -1
@@ -628,6 +636,13 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 		return 0, fmt.Errorf("%w: AT S1E1R of PC %#x: PAR %#x", errRefetch, pc, uint64(pe.PAR))
 	}
 	ipa := mem.IPA(pe.PAR.PA()) | mem.IPA(pc&0xfff)
+	if v.fetchIPA != nil {
+		l1, ok := v.fetchIPA(ipa)
+		if !ok {
+			return 0, fmt.Errorf("%w: PC %#x: the guest hypervisor's stage 2 does not map IPA %#x", errRefetch, pc, ipa)
+		}
+		ipa = l1
+	}
 	s := vm.slots.Lookup(ipa)
 	if s == nil {
 		// Code outside memory: executing it again takes the abort.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -127,5 +128,22 @@ func TestGuestHypervisorStage1(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestWalkGuestStage2: the exported walk gives the L1 IPA, leaf and
+// rights of L1's stage 2 for VM A (a 2 MiB block mapped on demand), and
+// the fault for an unmapped L2 IPA.
+func TestWalkGuestStage2(t *testing.T) {
+	r := newRig(t, nested.ModeNV2, true, 0)
+	r.run(t, r.a)
+	r.store(t, l2RAM+0x3008, 1)
+	g := r.v.WalkGuestStage2(l2RAM+0x3008, vmsa.Access{Kind: vmsa.Read, EL: 1})
+	if g.Fault.IsFault() || g.L1 != l1VMA+0x3008 || g.Size != 2<<20 || g.Level != 2 || g.Base != l2RAM || !g.Perms.W1 {
+		t.Errorf("walk %+v", g)
+	}
+	f := r.v.WalkGuestStage2(l2RAM+8<<20, vmsa.Access{Kind: vmsa.Read, EL: 1})
+	if f.Fault.Kind != vmsa.FaultTranslation || f.Fault.Level != 2 {
+		t.Errorf("unmapped: %+v", f.Fault)
 	}
 }

@@ -94,6 +94,13 @@ func walkGuestS2(w *vmsa.Walker, g *guestRegs, ipa NestedIPA, acc vmsa.Access) G
 	if tr.Fault.IsFault() {
 		return GuestS2{Fault: tr.Fault}
 	}
+	dev := tr.Attrs.Type == vmsa.Device
+	if g.hcr.FWB() && g.id.MMFR2.FWB() >= 1 {
+		// The walk leaves FWB's MemAttr to the stage-1 combination
+		// (AArch64.S2ApplyFWBMemAttrs): MemAttr[2]=0 is Device whatever
+		// stage 1 says.
+		dev = tr.Attrs.Raw&4 == 0
+	}
 	size := uint64(1) << tr.S2BlockBits
 	out := GuestS2{
 		L1:     l1IPA(tr.OA),
@@ -102,7 +109,7 @@ func walkGuestS2(w *vmsa.Walker, g *guestRegs, ipa NestedIPA, acc vmsa.Access) G
 		Size:   size,
 		Level:  tr.S2Level,
 		Perms:  tr.Perms,
-		Device: tr.Attrs.Type == vmsa.Device,
+		Device: dev,
 	}
 	return out
 }
@@ -133,11 +140,11 @@ func setField(v uint64, shift uint, f uint64) uint64 {
 
 // sanitizeIDs derives the guest hypervisor's ID registers from the host's
 // (host) and the IPA size L0 gave its VM: PARange capped to that IPA size
-// (so the guest stage 2 never outputs an L1 IPA beyond it), FEAT_LPA2
-// hidden unless that size is 52 bits, and FEAT_NV hidden (no further
-// nesting). The translation granules, HAFDBS (the shadow walk honours HA
-// and HD by compare-and-swap), XNX and the VMID and ASID sizes are the
-// host's.
+// (so the guest stage 2 never outputs an L1 IPA beyond it) and FEAT_LPA2
+// hidden unless that size is 52 bits. The translation granules, HAFDBS
+// (the shadow walk honours HA and HD by compare-and-swap), XNX, the VMID
+// and ASID sizes and FEAT_NV (NV and NV2 for a guest hypervisor of its own,
+// whose traps L0 forwards) are the host's.
 func sanitizeIDs(host *vmsa.Regs, ipaBits uint) IDRegs {
 	m0 := uint64(host.MMFR0)
 	m0 = setField(m0, 0, min(parangeFor(ipaBits), host.MMFR0.PARange()))
@@ -156,8 +163,7 @@ func sanitizeIDs(host *vmsa.Regs, ipaBits uint) IDRegs {
 			}
 		}
 	}
-	m2 := setField(uint64(host.MMFR2), 24, 0) // NV: FEAT_NV not offered
-	return IDRegs{MMFR0: sysreg.MMFR0(m0), MMFR1: host.MMFR1, MMFR2: sysreg.MMFR2(m2)}
+	return IDRegs{MMFR0: sysreg.MMFR0(m0), MMFR1: host.MMFR1, MMFR2: host.MMFR2}
 }
 
 // guestVMID is the guest hypervisor's VMID of VTTBR_EL2 (16 bits with
@@ -204,3 +210,12 @@ func largestBlock(g sysreg.Granule) uint64 {
 
 // log2 of a power of two.
 func log2(x uint64) uint { return uint(bits.TrailingZeros64(x)) }
+
+// WalkGuestStage2 walks the guest hypervisor's stage 2 for an L2 IPA with
+// its current virtual VTCR_EL2, VTTBR_EL2, HCR_EL2 and SCTLR_EL2 (what a
+// shadow fault does; for AT emulation and explanations). The walk may set
+// Access flags and dirty state in L1 memory when VTCR_EL2.HA/HD say so.
+func (v *VCPU) WalkGuestStage2(ipa NestedIPA, acc vmsa.Access) GuestS2 {
+	g := v.guestRegs()
+	return walkGuestS2(&v.walker, &g, ipa, acc)
+}

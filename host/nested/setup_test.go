@@ -32,30 +32,64 @@ type rig struct {
 	a, b *guesthyp.VM
 }
 
+// rigConfig are the options of newRig: the nested configuration (Mode and
+// E2H are newRig's arguments) and whether L1's memory is two memslots
+// (0: [l1RAM, l1VMB), 1: [l1VMB, l1RAM+l1Size)) instead of one.
+type rigConfig struct {
+	nested nested.Config
+	split  bool
+	// ipaBits is L1's VM's IPA size and guestIPABits its VMs' (zero: 40).
+	ipaBits, guestIPABits uint
+	// memBytes is the host's memory (zero: 256 MiB); cpus its physical
+	// CPUs (zero: 1).
+	memBytes uint64
+	cpus     int
+}
+
 // newRig boots L0 with one CPU, L1 in a 40-bit VM in mode with E2H, and
 // L1's two VMs; the vCPU is left at vEL2.
-func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags) *rig {
+func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts ...func(*rigConfig)) *rig {
 	t.Helper()
+	var rc rigConfig
+	for _, o := range opts {
+		o(&rc)
+	}
+	rc.nested.Mode, rc.nested.E2H = mode, e2h
+	if rc.ipaBits == 0 {
+		rc.ipaBits = 40
+	}
+	if rc.memBytes == 0 {
+		rc.memBytes = 256 << 20
+	}
+	if rc.cpus == 0 {
+		rc.cpus = 1
+	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 256 << 20})
+	h, err := kvm.NewHost(kvm.Config{CPUs: rc.cpus, MemBytes: rc.memBytes})
 	must(err)
-	vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
+	vm, err := h.NewVM(kvm.VMConfig{IPABits: rc.ipaBits})
 	must(err)
-	_, err = vm.AddMemory(0, l1RAM, l1Size, 0, mf)
+	if rc.split {
+		_, err = vm.AddMemory(0, l1RAM, l1VMB-l1RAM, 0, mf)
+		must(err)
+		_, err = vm.AddMemory(1, l1VMB, l1RAM+l1Size-l1VMB, 0, mf)
+	} else {
+		_, err = vm.AddMemory(0, l1RAM, l1Size, 0, mf)
+	}
 	must(err)
 	kv, err := vm.NewVCPU(0)
 	must(err)
-	nvm, err := nested.New(vm, nested.Config{Mode: mode, E2H: e2h})
+	nvm, err := nested.New(vm, rc.nested)
 	must(err)
 	v, err := nvm.NewVCPU(kv, nil)
 	must(err)
 	must(v.LoadCPU(0))
-	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
+	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, IPABits: rc.guestIPABits, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
 	must(err)
 	v.SetGuestHypervisor(hyp)
 	a, err := hyp.NewVM(1)

@@ -20,19 +20,28 @@ import (
 // with VM=0 by the VMID alone (its contents are then L0's stage 2 for L1,
 // L2 IPA = L1 IPA).
 type shadowMMU struct {
-	vm    *VM
-	s2    *s2pt.VM
-	cache *s2pt.Cache
-	vmid  vmid.VM
+	vm  *VM
+	idx int // in vm.shadows (the reverse map's name for it)
+	s2  *s2pt.VM
+	// caches are the table-page caches of the shadow, one per nested
+	// vCPU (by VCPU.idx, made on its first fault there): each vCPU tops
+	// its own up outside the MMU lock and installs from it under the
+	// lock, as KVM's per-vCPU memory caches.
+	caches []*s2pt.Cache
+	vmid   vmid.VM
 
 	guestVM bool         // the guest's HCR_EL2.VM
 	gvmid   uint16       // the guest's VMID
 	vttbr   sysreg.VTTBR // the guest's VTTBR_EL2 without CnP (VM=1)
 	vtcr    sysreg.VTCR  // captured (VM=1)
 	sctlr   sysreg.SCTLR // the guest's SCTLR_EL2 (EE: walk endianness), captured
+	ghcr    sysreg.HCR   // the guest's HCR_EL2 bits its stage-2 walk reads (FWB, PTW, CD), captured
 	ipaBits uint         // the shadow's input size
 
 	refs int // vCPUs running on it
+	// lastRan is, per physical CPU, the kvm vCPU ID of the nested vCPU
+	// that ran on the shadow there last (-1: none since it was built).
+	lastRan []int
 }
 
 // ShadowInfo describes a shadow MMU for tests and tools.
@@ -72,8 +81,13 @@ func (sh *shadowMMU) matches(g *guestRegs) bool {
 	if sh.guestVM != vmOn || sh.gvmid != guestVMID(g) {
 		return false
 	}
-	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr)
+	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr && sh.ghcr == g.hcr&walkHCR)
 }
+
+// walkHCR are the guest's HCR_EL2 bits that change what its stage 2 means
+// (they may be cached in TLB entries, so a change needs no flush of the
+// old shadow: another one is built).
+const walkHCR = sysreg.HCR_FWB | sysreg.HCR_PTW | sysreg.HCR_CD
 
 // in is the shadow's input address for an L2 IPA: s2pt types the input
 // space of every stage-2 table as mem.IPA; for a shadow it is L2's.
@@ -116,15 +130,9 @@ func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
 			return sh, nil
 		}
 	}
-	n := len(vm.shadows)
 	var victim *shadowMMU
-	for i := 0; i < n; i++ {
-		sh := vm.shadows[(vm.next+i)%n]
-		if sh.refs == 0 {
-			victim = sh
-			vm.next = (vm.next + i + 1) % n
-			break
-		}
+	if i, ok := recycle(len(vm.shadows), &vm.next, func(i int) bool { return vm.shadows[i].refs == 0 }); ok {
+		victim = vm.shadows[i]
 	}
 	if victim == nil {
 		return nil, errors.New("nested: every shadow stage 2 is in use")
@@ -137,14 +145,33 @@ func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nested: shadow stage 2 for VTCR_EL2 %#x: %w", uint64(g.vtcr), err)
 	}
-	victim.s2, victim.cache = s2, s2.NewCache()
+	victim.s2 = s2
+	if victim.caches == nil {
+		victim.caches = make([]*s2pt.Cache, vm.cfg.VCPUs)
+	}
 	victim.guestVM, victim.gvmid = g.hcr.VM(), guestVMID(g)
 	victim.vttbr, victim.vtcr, victim.sctlr, victim.ipaBits = g.vttbr&^1, g.vtcr, g.sctlr, cfg.IPABits
+	victim.ghcr = g.hcr & walkHCR
 	if !victim.guestVM {
-		victim.vttbr, victim.vtcr = 0, 0
+		victim.vttbr, victim.vtcr, victim.ghcr = 0, 0, 0
 	}
 	victim.refs = 1
+	if victim.lastRan == nil {
+		victim.lastRan = make([]int, vm.k.Host().CPUs())
+	}
+	for i := range victim.lastRan {
+		victim.lastRan[i] = -1 // Destroy invalidated the old tables' VMID everywhere
+	}
 	return victim, nil
+}
+
+// cacheFor returns vCPU i's table-page cache for the shadow. Only vCPU i
+// calls it, holding a reference (so the shadow is not torn down meanwhile).
+func (sh *shadowMMU) cacheFor(i int) *s2pt.Cache {
+	if sh.caches[i] == nil {
+		sh.caches[i] = sh.s2.NewCache()
+	}
+	return sh.caches[i]
 }
 
 // release drops a vCPU's reference.
@@ -162,8 +189,15 @@ func (sh *shadowMMU) teardown() error {
 	if sh.s2 == nil {
 		return nil
 	}
-	errs := []error{sh.s2.Destroy(), sh.cache.Release()}
-	sh.s2, sh.cache = nil, nil
+	errs := []error{sh.s2.Destroy()}
+	for i, c := range sh.caches {
+		if c != nil {
+			errs = append(errs, c.Release())
+			sh.caches[i] = nil
+		}
+	}
+	sh.s2 = nil
+	sh.vm.rmap.clear(sh.idx)
 	sh.vm.stats.flushes.Add(1)
 	return errors.Join(errs...)
 }
@@ -175,6 +209,7 @@ func (sh *shadowMMU) flush() error {
 		return nil
 	}
 	sh.vm.stats.flushes.Add(1)
+	sh.vm.rmap.clear(sh.idx)
 	return sh.s2.Unmap(0, uint64(1)<<sh.ipaBits)
 }
 
@@ -192,6 +227,9 @@ func (sh *shadowMMU) unmapCovering(lo, hi NestedIPA) error {
 	hi = min(hi, top)
 	g := NestedIPA(sh.s2.Layout().TableBytes)
 	lo, hi = lo&^(g-1), (hi+g-1)&^(g-1)
+	if sh.vm.rmap.reserve(sh.idx, 1) {
+		sh.vm.rmap.trim(sh.idx, lo, hi)
+	}
 	return sh.s2.Unmap(in(lo), uint64(hi-lo))
 }
 
@@ -225,30 +263,6 @@ func (vm *VM) Shadows() []ShadowInfo {
 			VMID: vm.k.Host().VMIDOf(&sh.vmid), Refs: sh.refs, Stage2: sh.s2})
 	}
 	return out
-}
-
-// CanonicalUnmapped implements kvm.NestedHooks: every shadow is emptied,
-// as upstream KVM does (any entry may derive from the range; finding
-// exactly which is a reverse map's job).
-func (vm *VM) CanonicalUnmapped(gpa mem.IPA, size uint64) {
-	for _, sh := range vm.shadows {
-		if err := sh.flush(); err != nil {
-			vm.setErr(err)
-		}
-	}
-}
-
-// CanonicalWriteProtected implements kvm.NestedHooks: every shadow is
-// write-protected in full, as upstream KVM does for dirty logging.
-func (vm *VM) CanonicalWriteProtected(gpa mem.IPA, size uint64) {
-	for _, sh := range vm.shadows {
-		if sh.s2 == nil {
-			continue
-		}
-		if err := sh.s2.WriteProtect(0, uint64(1)<<sh.ipaBits); err != nil {
-			vm.setErr(err)
-		}
-	}
 }
 
 var _ kvm.NestedHooks = (*VM)(nil)

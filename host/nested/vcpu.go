@@ -12,12 +12,10 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// HCR_EL2 bits L0 sets while the guest hypervisor runs.
+// HCR_EL2 bits L0 sets while the guest hypervisor runs (vel2Traps).
 const (
-	hcrTID3   sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
-	hcrTRVM   sysreg.HCR = 1 << 30
-	vel2Traps            = sysreg.HCR_NV | hcrTID3 | sysreg.HCR_AT |
-		sysreg.HCR_TTLB | sysreg.HCR_TTLBIS | sysreg.HCR_TTLBOS
+	hcrTID3 sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
+	hcrTRVM sysreg.HCR = 1 << 30
 )
 
 // VNCR page offsets of the guest hypervisor's own EL2 registers that have
@@ -66,6 +64,7 @@ const maxRetries = 1 << 16
 // It is not safe for concurrent use.
 type VCPU struct {
 	vm  *VM
+	idx int // in vm.vcpus
 	k   *kvm.VCPU
 	pe  *cpu.PE
 	hyp GuestHypervisor
@@ -84,9 +83,11 @@ type VCPU struct {
 	vncrPA   mem.PA      // FEAT_NV2: the VNCR page, a host frame
 	vncrSoft [512]uint64 // FEAT_NV: the same layout, kept by L0
 
-	walker vmsa.Walker // guest stage-2 walks over L1 memory
+	walker vmsa.Walker   // guest stage-2 walks over L1 memory
+	inst   shadowInstall // the installer of the shadow fault in progress
 	stats  Stats
 	mmio   bool // an ExitMMIO awaits CompleteMMIO
+	fwd    forwardState
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
@@ -100,7 +101,7 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 	if len(vm.vcpus) >= vm.cfg.VCPUs {
 		return nil, fmt.Errorf("nested: the VM was configured for %d vCPUs", vm.cfg.VCPUs)
 	}
-	v := &VCPU{vm: vm, k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
+	v := &VCPU{vm: vm, idx: len(vm.vcpus), k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
 	v.walker.Mem = guestMemory{vm.k}
 	if vm.cfg.Mode == ModeNV2 {
 		pa, err := s2pt.ArenaTables{Arena: vm.k.Host().Arena()}.AllocTable(vm.k.Host().PageSize())
@@ -125,6 +126,9 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 }
 
 func (v *VCPU) close() error {
+	if err := v.fwd.vncr.close(v); err != nil {
+		return err
+	}
 	if v.vncrPA != 0 {
 		err := s2pt.ArenaTables{Arena: v.vm.k.Host().Arena()}.FreeTable(v.vncrPA, v.vm.k.Host().PageSize())
 		v.vncrPA = 0
@@ -215,35 +219,32 @@ func (v *VCPU) guestRegs() guestRegs {
 }
 
 // vel2Controls sets the PE's HCR_EL2, VTTBR_EL2, VTCR_EL2 and VNCR_EL2 for
-// running the guest hypervisor: L0's stage 2 for its VM, NV (and NV2, or
-// NV1 for an E2H=0 guest hypervisor), the trapped ID registers, AT and
-// TLB maintenance; with NV alone and E2H=0 also TVM/TRVM, since the EL1
-// register accesses of such a guest hypervisor are its guest's and only
-// NV2 would send them to memory.
+// running the guest hypervisor: L0's stage 2 for its VM and vel2Traps.
 func (v *VCPU) vel2Controls() {
 	pe := v.pe
-	h := kvm.GuestHCR | vel2Traps
-	if v.vm.cfg.Mode == ModeNV2 {
-		h |= sysreg.HCR_NV2
-	}
-	if !v.vm.cfg.E2H {
-		h |= sysreg.HCR_NV1
-		if v.vm.cfg.Mode == ModeNV {
-			h |= sysreg.HCR_TVM | hcrTRVM
-		}
-	}
-	pe.Regs.HCR_EL2 = h
+	pe.Regs.HCR_EL2 = kvm.GuestHCR | vel2Traps(v.vm.cfg.Mode, v.vm.cfg.E2H)
 	v.vm.k.Stage2().ApplyRegs(&pe.Regs)
 	pe.VNCR = uint64(v.vncrPA)
 	pe.RegsChanged()
 }
 
 // shadowVMID gives the shadow in use a VMID on this CPU (after a rollover,
-// a new one) and writes VTTBR_EL2.
+// a new one) and writes VTTBR_EL2. When another nested vCPU ran on the
+// shadow on this CPU last, the CPU's entries of its VMID are flushed
+// first, as KVM does per stage-2 MMU on vcpu_load: the vCPUs' stage-1
+// contexts may give the same VA and ASID different translations, and on
+// hardware each would have a TLB of its own.
 func (v *VCPU) shadowVMID() error {
-	id, err := v.vm.k.Host().LoadVMID(v.k.CPU(), &v.shadow.vmid)
+	h, c, sh := v.vm.k.Host(), v.k.CPU(), v.shadow
+	id, err := h.LoadVMID(c, &sh.vmid)
 	if err != nil {
 		return fmt.Errorf("nested: %w", err)
+	}
+	if last := sh.lastRan[c]; last != v.k.ID() {
+		if last >= 0 {
+			h.LocalTLBIVMID(c, id)
+		}
+		sh.lastRan[c] = v.k.ID()
 	}
 	if t := v.shadow.s2.VTTBR().WithVMID(id); v.pe.Regs.VTTBR_EL2 != t {
 		v.pe.Regs.VTTBR_EL2 = t
@@ -282,6 +283,9 @@ func (v *VCPU) toL2() error {
 	}
 	saved.par, saved.x, saved.sp = uint64(pe.PAR), ctx.X, ctx.SP
 	g := v.guestRegs()
+	if err := v.vncrEnter(v.l2HCR(g.hcr)); err != nil {
+		return err
+	}
 	sh, err := v.vm.acquire(&g)
 	if err != nil {
 		return err
@@ -293,7 +297,7 @@ func (v *VCPU) toL2() error {
 	pe.PAR = sysreg.PAR(v.other.par)
 	ctx.X, ctx.SP = v.other.x, v.other.sp
 	v.other = saved
-	pe.Regs.HCR_EL2 = kvm.GuestHCR
+	pe.Regs.HCR_EL2 = v.l2HCR(g.hcr)
 	pe.Regs.VTCR_EL2 = sh.s2.VTCR()
 	pe.Regs.VTTBR_EL2 = sh.s2.VTTBR()
 	pe.RegsChanged()
@@ -314,6 +318,9 @@ func (v *VCPU) toVEL2(esr sysreg.ESR, far mem.VA, hpfar uint64, off mem.VA, setS
 	pe := v.pe
 	l2pc, l2spsr := pe.ELR[2], pe.SPSR[2]
 	ctx := v.k.Ctx()
+	if err := v.vncrExit(); err != nil {
+		return err
+	}
 	var l2 el1Context
 	for _, r := range el1Regs {
 		off, _ := r.VNCROffset()
