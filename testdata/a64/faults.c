@@ -32,6 +32,7 @@ enum {
 	P_S1PTW = 17,   // its level-3 table sits at an IPA stage 2 does not map
 	P_S2L2 = 18,    // IPA unmapped at stage 2 level 2
 	P_S2WO = 19,    // stage 2 write-only
+	P_S2L1 = 20,    // IPA unmapped at stage 2 level 1
 	N_PAGES
 };
 
@@ -72,6 +73,7 @@ static void setup_tables(void)
 		case P_EXT: pa = NO_MEMORY; break;
 		case P_MMIO: pa = MMIO_IPA; a = S1_ATTR(ATTR_DEVICE) | S1_AF | S1_AP_RW_ALL | S1_PXN | S1_UXN; break;
 		case P_S2L2: pa = 0x50000000UL; break;
+		case P_S2L1: pa = 0x80000000UL; a = S1N | S1_AF | S1_AP_RW_EL1 | S1_UXN; break;
 		case P_S1PTW: {
 			u64 *l2 = pt_entry(s1, VA(i), 2);
 			*l2 = 0; // stays a hole unless the table is placed below
@@ -222,6 +224,8 @@ static u64 el1_tests(u64 arg)
 	show("load stage-2 level-3 hole", probe_ldr(VA(P_S2HOLE) + 8));
 	show("store stage-2 level-3 hole", probe_strw(VA(P_S2HOLE) + 4, 6));
 	show("load stage-2 level-2 hole", probe_ldrw(VA(P_S2L2) + 0x10));
+	show("store stage-2 level-1 hole", probe_str(VA(P_S2L1) + 0x18, 9));
+	show("fetch stage-2 level-1 hole", probe_call(VA(P_S2L1)));
 	show("store stage-2 read-only", probe_str(VA(P_S2RO), 7));
 	show("load stage-2 read-only", probe_ldr(VA(P_S2RO)));
 	show("load stage-2 write-only", probe_ldr(VA(P_S2WO)));
