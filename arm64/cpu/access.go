@@ -55,17 +55,9 @@ func (pe *PE) CompareAndSwap64(va mem.VA, old, new uint64, in Insn) (bool, Excep
 // exclusive's monitor check, a CAS whose comparison fails, cache
 // maintenance by VA).
 func (pe *PE) TranslateData(va mem.VA, size int, write bool, in Insn) (mem.PA, Exception) {
-	kind := vmsa.Read
-	if write {
-		kind = vmsa.Write
-	}
-	acc := pe.access(kind)
-	if in.Unprivileged {
-		acc.EL, acc.PAN = 0, false
-	}
-	aligned := uint64(va)&uint64(size-1) == 0
-	if !aligned && pe.alignmentChecked(va, size, in) {
-		return 0, pe.alignment(va, write)
+	acc, aligned, e := pe.dataAccess(va, size, write, in)
+	if e.Taken() {
+		return 0, e
 	}
 	pa, e := pe.translate(va, acc, size, in, aligned)
 	if !e.Taken() {
@@ -125,15 +117,9 @@ func (pe *PE) data(va mem.VA, size int, v uint64, write bool, in Insn) (uint64, 
 	if write {
 		kind = vmsa.Write
 	}
-	acc := pe.access(kind)
-	if in.Unprivileged {
-		acc.EL, acc.PAN = 0, false
-	}
-	aligned := uint64(va)&uint64(size-1) == 0
-	// AArch64.CheckAlignment precedes translation: the fault reports the
-	// access's VA and is a stage-1 fault (never to EL2 as a stage-2 one).
-	if !aligned && pe.alignmentChecked(va, size, in) {
-		return 0, pe.alignment(va, write)
+	acc, aligned, e := pe.dataAccess(va, size, write, in)
+	if e.Taken() {
+		return 0, e
 	}
 	if uint64(va)%granuleFloor+uint64(size) > granuleFloor {
 		// Crosses a page: each byte is its own access, in address order
@@ -179,6 +165,26 @@ func (pe *PE) data(va mem.VA, size int, v uint64, write bool, in Insn) (uint64, 
 		return 0, pe.external(va, kind, write)
 	}
 	return r, Exception{}
+}
+
+// dataAccess is the access descriptor of a data access and whether it is
+// aligned, or the Alignment fault it takes: AArch64.CheckAlignment
+// precedes translation, so the fault reports the access's VA and is a
+// stage-1 fault (never to EL2 as a stage-2 one).
+func (pe *PE) dataAccess(va mem.VA, size int, write bool, in Insn) (vmsa.Access, bool, Exception) {
+	kind := vmsa.Read
+	if write {
+		kind = vmsa.Write
+	}
+	acc := pe.access(kind)
+	if in.Unprivileged {
+		acc.EL, acc.PAN = 0, false
+	}
+	aligned := uint64(va)&uint64(size-1) == 0
+	if !aligned && pe.alignmentChecked(va, size, in) {
+		return acc, false, pe.alignment(va, write)
+	}
+	return acc, aligned, Exception{}
 }
 
 // sctlrNAA is SCTLR_ELx.nAA (FEAT_LSE2).

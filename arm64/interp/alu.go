@@ -218,11 +218,11 @@ func replicate(v uint64, esize uint) uint64 {
 
 // --- handlers ---
 
-// addSubImm: ADD, ADDS, SUB, SUBS (immediate); imm already shifted.
-// Rd is SP unless S, Rn is SP.
-func addSubImm(c *CPU, d *insn) bool {
-	x := c.regSP(d.rn)
-	y, carry := d.imm, uint64(0)
+// addSub is AddWithCarry(x, y or NOT(y), carry) with the flags for S and
+// the result to Rd, which is SP for the immediate and extended forms
+// without S (spDest).
+func (c *CPU) addSub(d *insn, x, y uint64, spDest bool) bool {
+	carry := uint64(0)
 	if d.sub {
 		y, carry = ^y, 1
 	}
@@ -230,42 +230,25 @@ func addSubImm(c *CPU, d *insn) bool {
 	if d.setFlags {
 		c.PE.NZCV = f
 		c.setReg(d.rd, r)
-	} else {
+	} else if spDest {
 		c.setRegSP(d.rd, r)
+	} else {
+		c.setReg(d.rd, r)
 	}
 	return true
 }
+
+// addSubImm: ADD, ADDS, SUB, SUBS (immediate); imm already shifted.
+func addSubImm(c *CPU, d *insn) bool { return c.addSub(d, c.regSP(d.rn), d.imm, true) }
 
 // addSubShift: ADD/ADDS/SUB/SUBS (shifted register).
 func addSubShift(c *CPU, d *insn) bool {
-	y := shiftReg(d.sf, c.reg(d.rm), d.shift, d.amount)
-	carry := uint64(0)
-	if d.sub {
-		y, carry = ^y, 1
-	}
-	r, f := addWithCarry(d.sf, c.reg(d.rn), y, carry)
-	if d.setFlags {
-		c.PE.NZCV = f
-	}
-	c.setReg(d.rd, r)
-	return true
+	return c.addSub(d, c.reg(d.rn), shiftReg(d.sf, c.reg(d.rm), d.shift, d.amount), false)
 }
 
-// addSubExt: ADD/ADDS/SUB/SUBS (extended register): Rn is SP, Rd is SP unless S.
+// addSubExt: ADD/ADDS/SUB/SUBS (extended register): Rn is SP.
 func addSubExt(c *CPU, d *insn) bool {
-	y := extendReg(c.reg(d.rm), d.shift, d.amount)
-	carry := uint64(0)
-	if d.sub {
-		y, carry = ^y, 1
-	}
-	r, f := addWithCarry(d.sf, c.regSP(d.rn), y, carry)
-	if d.setFlags {
-		c.PE.NZCV = f
-		c.setReg(d.rd, r)
-	} else {
-		c.setRegSP(d.rd, r)
-	}
-	return true
+	return c.addSub(d, c.regSP(d.rn), extendReg(c.reg(d.rm), d.shift, d.amount), true)
 }
 
 // addSubCarry: ADC, ADCS, SBC, SBCS.
