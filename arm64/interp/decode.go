@@ -157,7 +157,6 @@ func Disassemble(w uint32) string {
 // Reasons an encoding is not executed, reported by Strict.
 const (
 	whyUnknown = iota
-	whyNotImplemented
 	whyDecoderPanic
 )
 

@@ -59,8 +59,11 @@ type Options struct {
 	// not implement it (not for encodings the architecture leaves
 	// UNDEFINED in the modelled state).
 	Strict func(pc mem.VA, word uint32, why string)
-	// EL2 says whether EL2 is implemented; without it HVC is UNDEFINED
-	// unless the platform takes it and the EL2 registers do not exist.
+	// NoEL2 models a PE without EL2 (QEMU's -M virt without
+	// virtualization): HVC goes to the platform (the PSCI conduit) or is
+	// UNDEFINED, ID_AA64PFR0_EL1.EL2 reads 0 and the EL2 controls
+	// (CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2 traps of WFx, DC, IC, FP) do not
+	// apply. The PE's HCR_EL2 should then hold RW only.
 	NoEL2 bool
 }
 
@@ -125,7 +128,9 @@ type CPU struct {
 }
 
 // New returns an interpreter over pe. The PE's registers, EL and PC are
-// used as they are; the general-purpose registers start at zero.
+// used as they are; the general-purpose registers start at zero. New
+// wraps pe.Mem and pe.Walker.Mem so that writes reaching a page of decoded
+// instructions (from any access the PE makes) drop them.
 func New(pe *cpu.PE, opts Options) *CPU {
 	c := &CPU{PE: pe, opts: opts, vectorAt: ^uint64(0)}
 	c.sys.init(c)
