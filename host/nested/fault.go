@@ -35,22 +35,34 @@ func (v *VCPU) RunL2(a kvm.Access) (Exit, error) {
 	}
 	in := a.Insn()
 	x := &v.k.Ctx().X
+	var val uint64
+	return v.runL2(func() cpu.Exception {
+		if a.Write {
+			return v.pe.Write(a.VA, a.Size, v.xreg(a.Rt), in)
+		}
+		r, e := v.pe.Read(a.VA, a.Size, in)
+		val = r
+		return e
+	}, func() {
+		if !a.Write && a.Rt < 31 {
+			x[a.Rt] = a.Value(val)
+		}
+	})
+}
+
+// runL2 executes one instruction of the nested guest, exec on the PE,
+// until it completes (done is then called and the PC advanced), takes an
+// exception to L2's own EL1, or leaves L2: shadow faults are resolved and
+// the instruction executed again.
+func (v *VCPU) runL2(exec func() cpu.Exception, done func()) (Exit, error) {
 	for n := 0; n < maxRetries; n++ {
-		var val uint64
-		e, err := v.k.Exec(func() cpu.Exception {
-			if a.Write {
-				return v.pe.Write(a.VA, a.Size, v.xreg(a.Rt), in)
-			}
-			r, e := v.pe.Read(a.VA, a.Size, in)
-			val = r
-			return e
-		}, false)
+		e, err := v.k.Exec(exec, false)
 		if err != nil {
 			return Exit{}, err
 		}
 		if !e.Taken() {
-			if !a.Write && a.Rt < 31 {
-				x[a.Rt] = a.Value(val)
+			if done != nil {
+				done()
 			}
 			v.pe.PC += 4
 			return Exit{}, nil
@@ -66,7 +78,7 @@ func (v *VCPU) RunL2(a kvm.Access) (Exit, error) {
 			return Exit{Reason: ExitVEL2}, nil
 		}
 	}
-	return Exit{}, fmt.Errorf("nested: the L2 access to %#x makes no progress", uint64(a.VA))
+	return Exit{}, fmt.Errorf("nested: the L2 instruction at %#x makes no progress", uint64(v.pe.PC))
 }
 
 // CompleteMMIO finishes the access of the last ExitMMIO (kvm.VCPU's).
@@ -122,6 +134,12 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	fetch := e.Kind == cpu.InstructionAbort
 	acc := vmsa.Access{Kind: vmsa.Read, EL: e.FromEL}
 	switch {
+	case esr.S1PTW() && fscPermission(esr.FSC()):
+		// The stage-1 walk reads its tables (for a fetch too); a Permission
+		// fault there is its hardware update of the Access flag or dirty
+		// state, a write (AArch64.S1Walk's descriptor update).
+		acc.Kind = vmsa.Write
+	case esr.S1PTW():
 	case fetch:
 		acc.Kind = vmsa.Fetch
 	case esr.WnR() && !esr.CM():
@@ -146,6 +164,8 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
 	retry, err := v.k.FaultFor(g.L1, write, &shadowInstall{sh: sh, ipa: ipa, g: &g})
 	switch {
+	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW():
+		return v.walkAbortToL2(e) // a stage-1 table where L1 has no memory
 	case errors.Is(err, kvm.ErrNoMemory):
 		v.stats.MMIOExits++
 		exit, retry, err := v.k.MMIOAccess(e, g.L1)

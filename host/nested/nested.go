@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/mmio"
@@ -80,6 +81,9 @@ type EL2 interface {
 	// ERET returns to the state in SPSR_EL2 and ELR_EL2: a guest VM when
 	// they name EL1 or EL0.
 	ERET() error
+	// AT executes AT op with input address va; PAR_EL1 (MRS) holds the
+	// result.
+	AT(op at.Op, va mem.VA) error
 }
 
 // GuestHypervisor is the code a guest hypervisor runs when an exception is
@@ -147,6 +151,9 @@ type Stats struct {
 	ShadowFaults, Installed, Forwarded, MMIOExits uint64
 	// L2Entries and VEL2Entries count world switches each way.
 	L2Entries, VEL2Entries uint64
+	// ATFast and ATSoftware count the emulated AT instructions answered
+	// by the fast path and by the software walk (at.go).
+	ATFast, ATSoftware uint64
 }
 
 // Exits returns the total exits to L0 from vEL2.
