@@ -6,16 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"gvisor.dev/gvisor/pkg/cpuid"
-	"gvisor.dev/gvisor/pkg/hostarch"
-	"gvisor.dev/gvisor/pkg/ring0/pagetables"
-
-	"github.com/nestmmu/nestmmu/arm64/desc"
-	"github.com/nestmmu/nestmmu/arm64/sysreg"
-	"github.com/nestmmu/nestmmu/arm64/vmsa"
-	"github.com/nestmmu/nestmmu/host/hostmem"
-	"github.com/nestmmu/nestmmu/host/s2pt"
-	"github.com/nestmmu/nestmmu/mem"
+	"github.com/nestmmu/nestmmu/peers"
 )
 
 const (
@@ -24,98 +15,14 @@ const (
 	gib = 1 << 30
 )
 
-// pageTables is what both sides provide: map a page-aligned range to a
-// physical range, unmap a range, and look one address up.
-type pageTables interface {
-	Map(addr, pa, size uint64) error
-	Unmap(addr, size uint64) error
-	Lookup(addr uint64) (pa uint64, ok bool)
-}
-
-// nestmmu is host/s2pt with a 48-bit IPA space and the 4K granule: four
-// levels from level 0, as x86's four-level tables. Its tables live in a
-// host/hostmem arena, as in the hypervisor.
-type nestmmu struct {
-	vm *s2pt.VM
-	c  *s2pt.Cache
-	f  desc.Format
-}
-
-func newNestmmu(tb testing.TB, tableMem uint64) *nestmmu {
+func newNestmmu(tb testing.TB, tableMem uint64) *peers.Nestmmu {
 	tb.Helper()
-	regs := vmsa.DefaultRegs()
-	a, err := hostmem.New(hostmem.Config{Size: tableMem})
+	n, err := peers.NewNestmmu(tableMem)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = a.Close() })
-	vm, err := s2pt.New(s2pt.Config{IPABits: 48, Granule: sysreg.Granule4K, MMFR0: regs.MMFR0, MMFR1: regs.MMFR1}, s2pt.ArenaTables{Arena: a}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &nestmmu{vm: vm, c: vm.NewCache(), f: vm.Layout().Format}
-}
-
-func (n *nestmmu) Map(addr, pa, size uint64) error {
-	// As a hypervisor does: top up the cache (outside the MMU lock), then map.
-	if err := n.c.Topup(n.vm.MapPagesNeeded(mem.IPA(addr), mem.PA(pa), size, s2pt.MapBlocks)); err != nil {
-		return err
-	}
-	return n.vm.Map(n.c, mem.IPA(addr), mem.PA(pa), size, s2pt.ProtR|s2pt.ProtW, s2pt.MapBlocks)
-}
-
-// Unmap removes exactly [addr, addr+size), as gVisor's Unmap does. s2pt's
-// Unmap removes a block it covers only in part whole (Linux's stage-2
-// unmap, which needs no memory), so the blocks at the two ends are split
-// first.
-func (n *nestmmu) Unmap(addr, size uint64) error {
-	const pg = 4 * kib
-	for _, a := range []uint64{addr, addr + size - pg} {
-		if err := n.c.Topup(n.vm.SplitPagesNeeded(mem.IPA(a), pg)); err != nil {
-			return err
-		}
-		if err := n.vm.Split(n.c, mem.IPA(a), pg); err != nil {
-			return err
-		}
-	}
-	return n.vm.Unmap(mem.IPA(addr), size)
-}
-
-func (n *nestmmu) Lookup(addr uint64) (uint64, bool) {
-	d, level, err := n.vm.Lookup(mem.IPA(addr))
-	if err != nil || d&1 == 0 {
-		return 0, false
-	}
-	bits := uint(12 + 9*(3-level))
-	return n.f.LeafOA(d, level) | addr&(1<<bits-1), true
-}
-
-// gvisor is gVisor's page tables with its runtime allocator.
-type gvisor struct{ pt *pagetables.PageTables }
-
-func newGvisor() *gvisor {
-	cpuid.Initialize() // required on amd64 before pagetables.New
-	return &gvisor{pt: pagetables.New(pagetables.NewRuntimeAllocator())}
-}
-
-var rw = pagetables.MapOpts{AccessType: hostarch.ReadWrite}
-
-func (g *gvisor) Map(addr, pa, size uint64) error {
-	g.pt.Map(hostarch.Addr(addr), uintptr(size), rw, uintptr(pa))
-	return nil
-}
-
-func (g *gvisor) Unmap(addr, size uint64) error {
-	g.pt.Unmap(hostarch.Addr(addr), uintptr(size))
-	return nil
-}
-
-func (g *gvisor) Lookup(addr uint64) (uint64, bool) {
-	v, p, size, _ := g.pt.Lookup(hostarch.Addr(addr), false)
-	if size == 0 {
-		return 0, false
-	}
-	return uint64(p) + (addr - uint64(v)), true
+	tb.Cleanup(func() { _ = n.Close() })
+	return n
 }
 
 // TestDifferentialAgainstGvisor applies one random sequence of maps (pages
@@ -128,8 +35,8 @@ func (g *gvisor) Lookup(addr uint64) (uint64, bool) {
 func TestDifferentialAgainstGvisor(t *testing.T) {
 	const window = 64 * mib // the addresses used, from base
 	const base = 0x7f00_0000_0000 >> 1
-	n, g := newNestmmu(t, 64*mib), newGvisor()
-	sides := []pageTables{n, g}
+	n, g := newNestmmu(t, 64*mib), peers.NewGvisor()
+	sides := []peers.PageTables{n, g}
 	r := rand.New(rand.NewPCG(3, 4))
 	ops := 3000
 	if testing.Short() {
@@ -191,70 +98,66 @@ func TestDifferentialAgainstGvisor(t *testing.T) {
 	}
 }
 
-// BenchmarkPeers times the same page-table operations on both sides in one
-// run; read the results as nestmmu/gVisor ratios (benchstat).
+// BenchmarkPeers times the comparisons of peers.Rows on both sides; read
+// the results as nestmmu/gVisor ratios (benchstat). `nestmmu bench`
+// measures the same rows interleaved, in thread CPU time.
 func BenchmarkPeers(b *testing.B) {
-	impls := []struct {
-		name string
-		make func(b *testing.B) pageTables
-	}{
-		{"nestmmu", func(b *testing.B) pageTables { return newNestmmu(b, 64*mib) }},
-		{"gvisor", func(b *testing.B) pageTables { return newGvisor() }},
-	}
-	const base = 0x4000_0000
-	for _, im := range impls {
-		// Map one 4K page at a time over 1 GiB, tables allocated as
-		// needed; the range is unmapped (untimed) when full.
-		b.Run("map-4K/"+im.name, func(b *testing.B) {
-			pt := im.make(b)
-			b.ReportAllocs()
-			off := uint64(0)
-			for b.Loop() {
-				if off == gib {
-					b.StopTimer()
-					if err := pt.Unmap(base, gib); err != nil {
+	for _, r := range peers.Rows() {
+		for _, side := range []string{"nestmmu", "gvisor"} {
+			b.Run(r.Name+"/"+side, func(b *testing.B) {
+				var pt peers.PageTables = peers.NewGvisor()
+				if side == "nestmmu" {
+					pt = newNestmmu(b, 64*mib)
+				}
+				op, err := r.Make(pt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for done := 0; done < b.N; {
+					k := min(b.N-done, 1<<16)
+					if op.Prepare != nil {
+						b.StopTimer()
+						if err := op.Prepare(k); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					if err := op.Run(k); err != nil {
 						b.Fatal(err)
 					}
-					off = 0
-					b.StartTimer()
+					done += k
 				}
-				if err := pt.Map(base+off, 0x1_0000_0000+off, 4*kib); err != nil {
-					b.Fatal(err)
-				}
-				off += 4 * kib
+			})
+		}
+	}
+}
+
+// TestRows runs every comparison row on both sides briefly: the
+// operations succeed and translate as they should.
+func TestRows(t *testing.T) {
+	for _, r := range peers.Rows() {
+		for _, side := range []string{"nestmmu", "gvisor"} {
+			var pt peers.PageTables = peers.NewGvisor()
+			if side == "nestmmu" {
+				pt = newNestmmu(t, 64*mib)
 			}
-		})
-		// Look up one address in 64 MiB mapped with 4K pages.
-		b.Run("lookup-4K/"+im.name, func(b *testing.B) {
-			pt := im.make(b)
-			for off := uint64(0); off < 64*mib; off += 4 * kib {
-				if err := pt.Map(base+off, 0x1_0000_0000+off+4*kib, 4*kib); err != nil {
-					b.Fatal(err)
-				}
+			op, err := r.Make(pt)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", r.Name, side, err)
 			}
-			b.ReportAllocs()
-			i := uint64(0)
-			for b.Loop() {
-				a := base + (i*0x9e3779b1)%(64*mib)
-				if _, ok := pt.Lookup(a); !ok {
-					b.Fatalf("%#x not mapped", a)
+			for range 3 {
+				if op.Prepare != nil {
+					if err := op.Prepare(300); err != nil {
+						t.Fatalf("%s/%s: prepare: %v", r.Name, side, err)
+					}
 				}
-				i++
-			}
-		})
-		// Map and unmap 1 GiB aligned to 1 GiB: one block on both sides.
-		b.Run("map-unmap-1G/"+im.name, func(b *testing.B) {
-			pt := im.make(b)
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := pt.Map(gib, 0x1_0000_0000, gib); err != nil {
-					b.Fatal(err)
-				}
-				if err := pt.Unmap(gib, gib); err != nil {
-					b.Fatal(err)
+				if err := op.Run(300); err != nil {
+					t.Fatalf("%s/%s: %v", r.Name, side, err)
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -267,9 +170,9 @@ func BenchmarkPeers(b *testing.B) {
 // whether gVisor still does this.
 func TestRemapOverBlock(t *testing.T) {
 	const a, oldPA, newPA = 0x4000_0000, 0x2_0000_0000, 0x2_0000_1000
-	n, g := newNestmmu(t, 4*mib), newGvisor()
+	n, g := newNestmmu(t, 4*mib), peers.NewGvisor()
 	gvisorWrong := 0
-	for _, s := range []pageTables{n, g} {
+	for _, s := range []peers.PageTables{n, g} {
 		if err := s.Map(a, oldPA, 2*mib); err != nil {
 			t.Fatal(err)
 		}

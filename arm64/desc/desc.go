@@ -9,7 +9,11 @@
 // implementation: that is the walker's AArch64.BlockDescSupported.
 package desc
 
-import "github.com/nestmmu/nestmmu/arm64/sysreg"
+import (
+	"math/bits"
+
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+)
 
 // Format is what the descriptor layout depends on.
 type Format struct {
@@ -105,62 +109,106 @@ func (f Format) WithOA(d, oa uint64) uint64 {
 	return d | oa&lowmask
 }
 
-// Bits common to stage-1 and stage-2 block and page descriptors.
+// Descriptor bit masks (DDI 0487, "VMSAv8-64 translation table format
+// descriptors"). Every package uses these by name; they are untyped so
+// that they apply to uint64, S1 and S2 alike.
 const (
-	bitValid  = 1 << 0
-	bitTable  = 1 << 1
-	bitAF     = 1 << 10
-	bitDBM    = 1 << 51
-	bitContig = 1 << 52
+	// ValidBit is bit 0 of every descriptor.
+	ValidBit = 1 << 0
+	// TypeBit is bit 1: a table descriptor at levels -1 to 2, a page at
+	// level 3 (clear: a block, or reserved at level 3).
+	TypeBit = 1 << 1
+	// AFBit is the Access flag of a block or page.
+	AFBit = 1 << 10
+	// DBMBit is the dirty bit modifier of a block or page.
+	DBMBit = 1 << 51
+	// ContigBit is the Contiguous hint of a block or page.
+	ContigBit = 1 << 52
+	// SWMask covers the software-use bits [58:55] of a block or page.
+	SWMask = 0xf << 55
+	// SHMask is the shareability field [9:8] of a block or page (output
+	// address bits with FEAT_LPA2, DS=1).
+	SHMask = 3 << 8
+
+	// S1AttrIndxMask is AttrIndx[2:0], bits [4:2], of a stage-1 leaf.
+	S1AttrIndxMask = 7 << 2
+	// S1NSBit is the NS bit of a stage-1 leaf.
+	S1NSBit = 1 << 5
+	// S1AP1Bit is AP[1], EL0 access, of a stage-1 leaf.
+	S1AP1Bit = 1 << 6
+	// S1AP2Bit is AP[2], read-only (not dirty with DBM), of a stage-1 leaf.
+	S1AP2Bit = 1 << 7
+	// S1NGBit is the not-global bit of a stage-1 leaf.
+	S1NGBit = 1 << 11
+	// S1PXNBit is PXN of a stage-1 leaf.
+	S1PXNBit = 1 << 53
+	// S1UXNBit is UXN (XN in one-range regimes) of a stage-1 leaf.
+	S1UXNBit = 1 << 54
+	// S1PXNTableBit, S1UXNTableBit, S1APTableMask and S1NSTableBit are the
+	// hierarchical controls of a stage-1 table descriptor.
+	S1PXNTableBit = 1 << 59
+	S1UXNTableBit = 1 << 60
+	S1APTableMask = 3 << 61
+	S1NSTableBit  = 1 << 63
+
+	// S2MemAttrMask is MemAttr[3:0], bits [5:2], of a stage-2 leaf.
+	S2MemAttrMask = 0xf << 2
+	// S2APReadBit is S2AP[0], read access, of a stage-2 leaf.
+	S2APReadBit = 1 << 6
+	// S2APWriteBit is S2AP[1], write access (dirty with DBM), of a
+	// stage-2 leaf.
+	S2APWriteBit = 1 << 7
+	// S2XNMask is XN[1:0], bits [54:53], of a stage-2 leaf.
+	S2XNMask = 3 << 53
 )
 
 // S1 is a stage-1 descriptor.
 type S1 uint64
 
 // Valid is bit 0.
-func (d S1) Valid() bool { return d&bitValid != 0 }
+func (d S1) Valid() bool { return d&ValidBit != 0 }
 
 // AttrIndx indexes MAIR (leaf).
-func (d S1) AttrIndx() uint { return uint(d >> 2 & 7) }
+func (d S1) AttrIndx() uint { return uint(Field(uint64(d), S1AttrIndxMask)) }
 
 // NS is the non-secure bit (leaf).
-func (d S1) NS() bool { return d>>5&1 != 0 }
+func (d S1) NS() bool { return d&S1NSBit != 0 }
 
 // AP returns AP[2:1] (leaf): bit 1 read-only, bit 0 EL0 access.
-func (d S1) AP() uint { return uint(d >> 6 & 3) }
+func (d S1) AP() uint { return uint(Field(uint64(d), S1AP2Bit|S1AP1Bit)) }
 
 // SH is the shareability field (leaf, DS=0).
-func (d S1) SH() uint { return uint(d >> 8 & 3) }
+func (d S1) SH() uint { return uint(Field(uint64(d), SHMask)) }
 
 // AF is the access flag (leaf).
-func (d S1) AF() bool { return d&bitAF != 0 }
+func (d S1) AF() bool { return d&AFBit != 0 }
 
 // NG is the not-global bit (leaf).
-func (d S1) NG() bool { return d>>11&1 != 0 }
+func (d S1) NG() bool { return d&S1NGBit != 0 }
 
 // DBM is the dirty bit modifier (leaf).
-func (d S1) DBM() bool { return d&bitDBM != 0 }
+func (d S1) DBM() bool { return d&DBMBit != 0 }
 
 // Contiguous is the contiguous hint (leaf).
-func (d S1) Contiguous() bool { return d&bitContig != 0 }
+func (d S1) Contiguous() bool { return d&ContigBit != 0 }
 
 // PXN is privileged execute-never (leaf, two-range regimes).
-func (d S1) PXN() bool { return d>>53&1 != 0 }
+func (d S1) PXN() bool { return d&S1PXNBit != 0 }
 
 // UXN is unprivileged execute-never, or XN in one-range regimes (leaf).
-func (d S1) UXN() bool { return d>>54&1 != 0 }
+func (d S1) UXN() bool { return d&S1UXNBit != 0 }
 
 // PXNTable is the hierarchical PXN (table).
-func (d S1) PXNTable() bool { return d>>59&1 != 0 }
+func (d S1) PXNTable() bool { return d&S1PXNTableBit != 0 }
 
 // UXNTable is the hierarchical UXN, or XNTable in one-range regimes (table).
-func (d S1) UXNTable() bool { return d>>60&1 != 0 }
+func (d S1) UXNTable() bool { return d&S1UXNTableBit != 0 }
 
 // APTable returns APTable[1:0] (table).
-func (d S1) APTable() uint { return uint(d >> 61 & 3) }
+func (d S1) APTable() uint { return uint(Field(uint64(d), S1APTableMask)) }
 
 // NSTable is the hierarchical NS (table).
-func (d S1) NSTable() bool { return d>>63 != 0 }
+func (d S1) NSTable() bool { return d&S1NSTableBit != 0 }
 
 // S1Leaf describes a stage-1 block or page for encoding.
 type S1Leaf struct {
@@ -179,22 +227,18 @@ type S1Leaf struct {
 
 // Encode returns the descriptor for a leaf at level (a page at level 3).
 func (l S1Leaf) Encode(f Format, level int) S1 {
-	d := uint64(bitValid)
+	d := uint64(ValidBit)
 	if level == 3 {
-		d |= bitTable
+		d |= TypeBit
 	}
-	d |= uint64(l.AttrIndx&7) << 2
-	d |= b2u(l.NS) << 5
-	d |= uint64(l.AP&3) << 6
+	d |= Put(uint64(l.AttrIndx), S1AttrIndxMask)
+	d |= flag(l.NS, S1NSBit)
+	d |= Put(uint64(l.AP), S1AP2Bit|S1AP1Bit)
 	if !f.DS {
-		d |= uint64(l.SH&3) << 8
+		d |= Put(uint64(l.SH), SHMask)
 	}
-	d |= b2u(l.AF) << 10
-	d |= b2u(l.NG) << 11
-	d |= b2u(l.DBM) << 51
-	d |= b2u(l.Contig) << 52
-	d |= b2u(l.PXN) << 53
-	d |= b2u(l.UXN) << 54
+	d |= flag(l.AF, AFBit) | flag(l.NG, S1NGBit) | flag(l.DBM, DBMBit) | flag(l.Contig, ContigBit)
+	d |= flag(l.PXN, S1PXNBit) | flag(l.UXN, S1UXNBit)
 	return S1(f.WithOA(d, l.OA))
 }
 
@@ -209,11 +253,9 @@ type S1Table struct {
 
 // Encode returns the table descriptor.
 func (t S1Table) Encode(f Format) S1 {
-	d := uint64(bitValid | bitTable)
-	d |= b2u(t.PXNTable) << 59
-	d |= b2u(t.UXNTable) << 60
-	d |= uint64(t.APTable&3) << 61
-	d |= b2u(t.NSTable) << 63
+	d := uint64(ValidBit | TypeBit)
+	d |= flag(t.PXNTable, S1PXNTableBit) | flag(t.UXNTable, S1UXNTableBit)
+	d |= Put(uint64(t.APTable), S1APTableMask) | flag(t.NSTable, S1NSTableBit)
 	return S1(f.WithOA(d, t.Addr))
 }
 
@@ -221,28 +263,31 @@ func (t S1Table) Encode(f Format) S1 {
 type S2 uint64
 
 // Valid is bit 0.
-func (d S2) Valid() bool { return d&bitValid != 0 }
+func (d S2) Valid() bool { return d&ValidBit != 0 }
 
 // MemAttr returns MemAttr[3:0] (leaf).
-func (d S2) MemAttr() uint { return uint(d >> 2 & 0xf) }
+func (d S2) MemAttr() uint { return uint(Field(uint64(d), S2MemAttrMask)) }
 
 // S2AP returns S2AP[1:0] (leaf): bit 0 read, bit 1 write.
-func (d S2) S2AP() uint { return uint(d >> 6 & 3) }
+func (d S2) S2AP() uint { return uint(Field(uint64(d), S2APWriteBit|S2APReadBit)) }
 
 // SH is the shareability field (leaf, DS=0).
-func (d S2) SH() uint { return uint(d >> 8 & 3) }
+func (d S2) SH() uint { return uint(Field(uint64(d), SHMask)) }
 
 // AF is the access flag (leaf).
-func (d S2) AF() bool { return d&bitAF != 0 }
+func (d S2) AF() bool { return d&AFBit != 0 }
 
 // DBM is the dirty bit modifier (leaf).
-func (d S2) DBM() bool { return d&bitDBM != 0 }
+func (d S2) DBM() bool { return d&DBMBit != 0 }
 
 // Contiguous is the contiguous hint (leaf).
-func (d S2) Contiguous() bool { return d&bitContig != 0 }
+func (d S2) Contiguous() bool { return d&ContigBit != 0 }
 
 // XN returns XN[1:0] (bits [54:53]); without FEAT_XNX only bit 1 counts.
-func (d S2) XN() uint { return uint(d >> 53 & 3) }
+func (d S2) XN() uint { return uint(Field(uint64(d), S2XNMask)) }
+
+// SW returns the software-use bits [58:55] (leaf).
+func (d S2) SW() uint { return uint(Field(uint64(d), SWMask)) }
 
 // S2Leaf describes a stage-2 block or page for encoding.
 type S2Leaf struct {
@@ -260,26 +305,36 @@ type S2Leaf struct {
 
 // Encode returns the descriptor for a leaf at level.
 func (l S2Leaf) Encode(f Format, level int) S2 {
-	d := uint64(bitValid)
+	d := uint64(ValidBit)
 	if level == 3 {
-		d |= bitTable
+		d |= TypeBit
 	}
-	d |= uint64(l.MemAttr&0xf) << 2
-	d |= uint64(l.S2AP&3) << 6
+	d |= Put(uint64(l.MemAttr), S2MemAttrMask) | Put(uint64(l.S2AP), S2APWriteBit|S2APReadBit)
 	if !f.DS {
-		d |= uint64(l.SH&3) << 8
+		d |= Put(uint64(l.SH), SHMask)
 	}
-	d |= b2u(l.AF) << 10
-	d |= b2u(l.DBM) << 51
-	d |= b2u(l.Contig) << 52
-	d |= uint64(l.XN&3) << 53
-	d |= uint64(l.SW&0xf) << 55
+	d |= flag(l.AF, AFBit) | flag(l.DBM, DBMBit) | flag(l.Contig, ContigBit)
+	d |= Put(uint64(l.XN), S2XNMask) | Put(uint64(l.SW), SWMask)
 	return S2(f.WithOA(d, l.OA))
 }
 
 // S2Table returns a stage-2 table descriptor pointing at addr.
 func S2Table(f Format, addr uint64) S2 {
-	return S2(f.WithOA(bitValid|bitTable, addr))
+	return S2(f.WithOA(ValidBit|TypeBit, addr))
+}
+
+// Field returns the field of d under mask, shifted down to bit 0.
+func Field(d, mask uint64) uint64 { return d & mask >> bits.TrailingZeros64(mask) }
+
+// Put returns v placed in the field under mask (bits of v beyond the
+// field's width are dropped).
+func Put(v, mask uint64) uint64 { return v << bits.TrailingZeros64(mask) & mask }
+
+func flag(b bool, bit uint64) uint64 {
+	if b {
+		return bit
+	}
+	return 0
 }
 
 func b2u(b bool) uint64 {

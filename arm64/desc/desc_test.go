@@ -296,3 +296,48 @@ func TestWithOAKeepsOtherBits(t *testing.T) {
 		t.Errorf("DS WithOA = %#x, want %#x", d, want)
 	}
 }
+
+// TestMasks holds every exported mask to the bit positions of the
+// architecture's descriptor layouts (DDI 0487 D8.3), written out as
+// [hi:lo] ranges here.
+func TestMasks(t *testing.T) {
+	span := func(hi, lo uint) uint64 { return (uint64(1)<<(hi-lo+1) - 1) << lo }
+	for _, c := range []struct {
+		name   string
+		mask   uint64
+		hi, lo uint
+	}{
+		{"ValidBit", desc.ValidBit, 0, 0},
+		{"TypeBit", desc.TypeBit, 1, 1},
+		{"AFBit", desc.AFBit, 10, 10},
+		{"DBMBit", desc.DBMBit, 51, 51},
+		{"ContigBit", desc.ContigBit, 52, 52},
+		{"SWMask", desc.SWMask, 58, 55},
+		{"SHMask", desc.SHMask, 9, 8},
+		{"S1AttrIndxMask", desc.S1AttrIndxMask, 4, 2},
+		{"S1NSBit", desc.S1NSBit, 5, 5},
+		{"S1AP1Bit", desc.S1AP1Bit, 6, 6},
+		{"S1AP2Bit", desc.S1AP2Bit, 7, 7},
+		{"S1NGBit", desc.S1NGBit, 11, 11},
+		{"S1PXNBit", desc.S1PXNBit, 53, 53},
+		{"S1UXNBit", desc.S1UXNBit, 54, 54},
+		{"S1PXNTableBit", desc.S1PXNTableBit, 59, 59},
+		{"S1UXNTableBit", desc.S1UXNTableBit, 60, 60},
+		{"S1APTableMask", desc.S1APTableMask, 62, 61},
+		{"S1NSTableBit", desc.S1NSTableBit, 63, 63},
+		{"S2MemAttrMask", desc.S2MemAttrMask, 5, 2},
+		{"S2APReadBit", desc.S2APReadBit, 6, 6},
+		{"S2APWriteBit", desc.S2APWriteBit, 7, 7},
+		{"S2XNMask", desc.S2XNMask, 54, 53},
+	} {
+		if want := span(c.hi, c.lo); c.mask != want {
+			t.Errorf("%s = %#x, want bits [%d:%d] = %#x", c.name, c.mask, c.hi, c.lo, want)
+		}
+	}
+	if got := desc.Field(0x0060_0000_0000_07c5, desc.S2XNMask); got != 3 {
+		t.Errorf("Field(XN) = %d, want 3", got)
+	}
+	if got := desc.Put(0x1f, desc.S2MemAttrMask); got != 0xf<<2 {
+		t.Errorf("Put(0x1f, MemAttr) = %#x, want %#x (extra bits dropped)", got, 0xf<<2)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // Hardware management of the Access flag and dirty state (DDI 0487, D8.4.2
@@ -234,6 +235,93 @@ func TestCachedPermsOfWritableCleanPage(t *testing.T) {
 		}
 		if !wr.Perms.W1 {
 			t.Errorf("stage2=%v: after the dirty update Perms.W1 is false", stage2)
+		}
+	}
+}
+
+// fightMem rewrites the descriptor at pa on every compare-and-swap of it,
+// alternating between two values, so every hardware update fails.
+type fightMem struct {
+	*mem.Sparse
+	pa   mem.PA
+	vals [2]uint64
+	n    int
+}
+
+func (m *fightMem) CompareAndSwap64(pa mem.PA, old, new uint64) (bool, bool) {
+	if pa != m.pa {
+		return m.Sparse.CompareAndSwap64(pa, old, new)
+	}
+	m.n++
+	_ = m.Sparse.Write64(pa, m.vals[m.n%2])
+	return false, true
+}
+
+// TestUpdateGivesUpConsistently: when every hardware update finds its
+// descriptor changed, the walker gives up after a bounded number of walks
+// and returns one consistent answer: output address, attributes,
+// permissions and Desc all of one descriptor (the one the last walk read),
+// not a mix of that one and the value found in memory.
+func TestUpdateGivesUpConsistently(t *testing.T) {
+	for _, stage2 := range []bool{false, true} {
+		g := newRig(t)
+		g.std4k()
+		var a, b uint64
+		var pa mem.PA
+		if stage2 {
+			g.std2()
+			g.r.VTCR_EL2 |= 1 << 21 // HA
+			// Page 0x4000_1000 at stage 2: AF clear, two outputs with
+			// different memory types and permissions.
+			a = 0x4000_1000 | xTable | xIS | 0xf<<2 | 3<<6
+			b = 0x4070_0000 | xTable | xIS | 0x1<<2 | 1<<6
+			pa = mem.PA(g.s2page(0x4000_1000, a))
+		} else {
+			g.r.TCR_EL1 |= tcrHA
+			g.r.MAIR_EL1 = 0x00ff                        // Attr0 Device-nGnRnE, Attr1 Normal WB
+			a = 0x4000_1000 | xTable | xIS | 1<<2        // Attr1, AF clear
+			b = 0x4080_0000 | xTable | xIS | 2<<6 | 0<<2 // read-only, Attr0
+			pa = rL3 + 8
+			g.put(rL3+8, a)
+		}
+		fm := &fightMem{Sparse: g.m, pa: pa, vals: [2]uint64{a, b}}
+		g.w.Mem = fm
+		tr := g.tr(0x1000, rd1)
+		if tr.Fault.IsFault() {
+			t.Fatalf("stage2=%v: %s", stage2, tr.Fault)
+		}
+		if fm.n < 2 || fm.n > 64 {
+			t.Fatalf("stage2=%v: %d update attempts, want a bounded number above 1", stage2, fm.n)
+		}
+		// The reference: the same walk over memory holding the descriptor
+		// the answer names, with AF set and nothing to update.
+		used, _ := g.m.Read64(pa)
+		if !stage2 {
+			used = tr.Desc
+		}
+		if used != a && used != b {
+			t.Fatalf("stage2=%v: descriptor %#x is neither value", stage2, used)
+		}
+		ref := newRig(t)
+		ref.std4k()
+		ref.r.MAIR_EL1 = g.r.MAIR_EL1
+		if stage2 {
+			ref.std2()
+		}
+		// The last walk read the value before the final rewrite.
+		last := fm.vals[(fm.n-1)%2]
+		if stage2 {
+			ref.s2page(0x4000_1000, last|xAF)
+		} else {
+			if tr.Desc != last {
+				t.Errorf("Desc = %#x, want the descriptor the last walk read, %#x", tr.Desc, last)
+			}
+			ref.put(rL3+8, last|xAF)
+		}
+		want := ref.tr(0x1000, rd1)
+		if tr.OA != want.OA || tr.Attrs != want.Attrs || tr.Perms != want.Perms {
+			t.Errorf("stage2=%v: OA %#x attrs %+v perms %+v; the descriptor the walk read gives OA %#x attrs %+v perms %+v",
+				stage2, tr.OA, tr.Attrs, tr.Perms, want.OA, want.Attrs, want.Perms)
 		}
 	}
 }

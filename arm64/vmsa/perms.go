@@ -44,7 +44,8 @@ func s1Permissions(f *features, p *s1Params, d desc.S1, apTable uint, uxnTable, 
 	pm.R0, pm.W0 = ap&1 != 0, ap == 1
 	pm.X0 = !d.UXN() && !uxnTable
 	ux = pm.X0
-	// Locations writable at EL0 cannot be executed at EL1 (R_?: PXN implied).
+	// Locations writable at EL0 cannot be executed at EL1
+	// (AArch64.S1DirectBasePermissions: PXN implied by EL0 write).
 	pm.X1 = !d.PXN() && !pxnTable && !pm.W0
 	if p.wxn {
 		pm.X0 = pm.X0 && !pm.W0

@@ -38,43 +38,19 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 	if p.baseBad {
 		return fault(FaultAddressSize, 0)
 	}
-	start, base, format := p.start, p.base, p.format
-	gb := p.tgx.Bits()
-
-restart:
+	g := walkGeom{format: p.format, start: p.start, base: p.base, ia: ia, ps: p.ps, ee: p.ee, stage: 2}
 	for attempt := 0; ; attempt++ {
-		tbase := base
-		level := start
-		var d, descAddr uint64
-		for {
-			descAddr = tbase | tableIndex(ipa, level, start, gb, ia)<<3
-			var ok bool
-			d, ok = w.read(descAddr, p.ee)
-			if !ok {
-				w.step2(format, level, descAddr, 0, desc.Invalid, s1ptw)
-				w.markFailed()
-				return fault(FaultSyncExternalOnWalk, level)
-			}
-			kind, next, fk := decodeLevel(f, format, p.ds, p.ps, d, level)
-			w.step2(format, level, descAddr, d, kind, s1ptw)
-			if fk != FaultNone {
-				return fault(fk, level)
-			}
-			if kind == desc.Table {
-				tbase = next
-				level++
-				continue
-			}
-			break
+		ws, fk, _ := w.walkTables(f, &g, ipa, nil, acc.AT, s1ptw)
+		if fk != FaultNone {
+			return fault(fk, ws.level)
 		}
-		leafBits := format.LeafBits(level)
-		oa, fk := leafOutput(format, p.ps, p.ha, d, level, ipa)
+		level, d := ws.level, ws.d
+		oa, fk := leafOutput(g.format, p.ps, p.ha, d, level, ipa)
 		if fk != FaultNone {
 			return fault(fk, level)
 		}
 		sd := desc.S2(d)
 		perms := s2Permissions(f, p, sd)
-		attrs := s2MemAttrs(p, sd)
 		// AArch64.S2CheckPermissions: a stage-1 walk to stage-2 Device
 		// memory is a permission fault when HCR_EL2.PTW is 1.
 		if s1ptw && p.ptw && s2IsDevice(p, sd) {
@@ -99,34 +75,36 @@ restart:
 		}
 		nd := d
 		if p.ha {
-			nd |= 1 << 10
+			nd |= desc.AFBit
 		}
 		if p.hd && sd.DBM() && acc.Kind == Write && !acc.AT {
-			nd |= 1 << 7 // S2AP[1]: dirty
+			nd |= desc.S2APWriteBit // dirty
 		}
+		inMem := d
 		if nd != d {
-			got, ok := w.swap(descAddr, d, nd, p.ee)
-			if !ok {
+			switch w.swapDesc(ws.descAddr, d, nd, p.ee) {
+			case swapAbort:
 				return fault(FaultSyncExternalOnWalk, level)
+			case swapChanged:
+				if attempt < maxRestarts {
+					continue
+				}
+			default:
+				inMem = nd
 			}
-			if got != nd && attempt < maxRestarts {
-				continue restart
-			}
-			d = got
-			sd = desc.S2(d)
 		}
 		res.OA = oa
 		res.level = int8(level)
-		res.blockBits = uint8(leafBits)
-		if p.hd && sd.DBM() && sd.S2AP()&2 == 0 {
+		res.blockBits = uint8(g.format.LeafBits(level))
+		if m := desc.S2(inMem); p.hd && m.DBM() && m.S2AP()&2 == 0 {
 			// Writable-clean: cacheable permissions exclude write (see s1Translate).
 			q := *p
 			q.hd = false
-			perms = s2Permissions(f, &q, sd)
+			perms = s2Permissions(f, &q, m)
 		}
 		res.perms = perms
 		res.s2desc = sd
-		res.Attrs = attrs
+		res.Attrs = s2MemAttrs(p, sd)
 		return res
 	}
 }

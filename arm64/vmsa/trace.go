@@ -51,18 +51,12 @@ func stepOA(f desc.Format, d uint64, level int, k desc.Kind) uint64 {
 	return 0
 }
 
-func (w *Walker) step(f desc.Format, level int, addr, pa, d uint64, k desc.Kind) {
+// step records one descriptor read of a walk with geometry g.
+func (w *Walker) step(g *walkGeom, level int, addr, pa, d uint64, k desc.Kind, s1ptw bool) {
 	if w.Trace == nil {
 		return
 	}
-	w.Trace.Steps = append(w.Trace.Steps, Step{Stage: 1, Level: int8(level), Addr: addr, PA: pa, Desc: d, Kind: k, OA: stepOA(f, d, level, k)})
-}
-
-func (w *Walker) step2(f desc.Format, level int, pa, d uint64, k desc.Kind, s1ptw bool) {
-	if w.Trace == nil {
-		return
-	}
-	w.Trace.Steps = append(w.Trace.Steps, Step{Stage: 2, Level: int8(level), ForS1Walk: s1ptw, Addr: pa, PA: pa, Desc: d, Kind: k, OA: stepOA(f, d, level, k)})
+	w.Trace.Steps = append(w.Trace.Steps, Step{Stage: g.stage, Level: int8(level), ForS1Walk: s1ptw, Addr: addr, PA: pa, Desc: d, Kind: k, OA: stepOA(g.format, d, level, k)})
 }
 
 func (w *Walker) stop(k FaultKind, level int) {

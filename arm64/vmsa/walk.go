@@ -28,8 +28,14 @@ type Walker struct {
 	Stats Stats
 }
 
-// maxRestarts bounds the retries of a hardware update whose descriptor
-// changed under it (the pseudocode's repeat ... until).
+// maxRestarts bounds the walks restarted because a hardware update found
+// its descriptor changed (the pseudocode's repeat ... until, which has no
+// bound: only a descriptor rewritten on every attempt reaches it). After
+// the last one the update is not made and the translation is that of the
+// descriptor the last walk read and checked: output address, permissions
+// and attributes all come from it (as the pseudocode derives them from the
+// walk state, never from the value found in memory), and the permissions
+// a TLB may cache are those of that unchanged descriptor.
 const maxRestarts = 16
 
 // read fetches a descriptor at pa with the walk's endianness.
@@ -40,24 +46,6 @@ func (w *Walker) read(pa uint64, ee bool) (uint64, bool) {
 		v = bits.ReverseBytes64(v)
 	}
 	return v, ok
-}
-
-// swap is AArch64.MemSwapTableDesc: an atomic compare-and-swap of a
-// descriptor. It returns the value now in memory.
-func (w *Walker) swap(pa, old, new uint64, ee bool) (uint64, bool) {
-	w.Stats.DescWrites++
-	o, n := old, new
-	if ee {
-		o, n = bits.ReverseBytes64(old), bits.ReverseBytes64(new)
-	}
-	swapped, ok := w.Mem.CompareAndSwap64(mem.PA(pa), o, n)
-	if !ok {
-		return 0, false
-	}
-	if swapped {
-		return new, true
-	}
-	return w.read(pa, ee)
 }
 
 // S1Enabled is AArch64.S1Enabled for data accesses.
@@ -241,92 +229,63 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 	if base>>p.ps != 0 {
 		return fault(FaultAddressSize, 0)
 	}
-	format := desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
-	gb := p.tgx.Bits()
-	ia := 64 - p.txsz
-
-restart:
+	g := walkGeom{format: desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}, start: start, base: base, ia: 64 - p.txsz, ps: p.ps, ee: p.ee, stage: 1, hier: !p.hpd}
+	var ttw *s2Params // stage 2 for the table addresses
+	if s2on {
+		ttw = s2p
+	}
 	for attempt := 0; ; attempt++ {
-		var apTable uint
-		var uxnTable, pxnTable bool
-		tbase := base
-		level := start
-		var d, descAddr uint64
-		for {
-			descAddr = tbase | tableIndex(va, level, start, gb, ia)<<3
-			pa := descAddr
-			if s2on {
-				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Read, AT: acc.AT}, true)
-				if s2.Fault.IsFault() {
-					t.Fault = s2.Fault
-					return t, 0
-				}
-				pa = s2.OA
-			}
-			var ok bool
-			d, ok = w.read(pa, p.ee)
-			if !ok {
-				w.step(format, level, descAddr, pa, 0, desc.Invalid)
-				w.markFailed()
-				return fault(FaultSyncExternalOnWalk, level)
-			}
-			kind, next, fk := decodeLevel(f, format, p.ds, p.ps, d, level)
-			w.step(format, level, descAddr, pa, d, kind)
-			if fk != FaultNone {
-				return fault(fk, level)
-			}
-			if kind == desc.Table {
-				if !p.hpd {
-					sd := desc.S1(d)
-					apTable |= sd.APTable()
-					uxnTable = uxnTable || sd.UXNTable()
-					pxnTable = pxnTable || sd.PXNTable()
-				}
-				tbase = next
-				level++
-				continue
-			}
-			break
+		ws, fk, s2f := w.walkTables(f, &g, va, ttw, acc.AT, false)
+		if s2f.IsFault() {
+			t.Fault = s2f
+			return t, 0
 		}
-		leafBits := format.LeafBits(level)
-		oa, fk := leafOutput(format, p.ps, p.ha, d, level, va)
+		if fk != FaultNone {
+			return fault(fk, ws.level)
+		}
+		level, d := ws.level, ws.d
+		oa, fk := leafOutput(g.format, p.ps, p.ha, d, level, va)
 		if fk != FaultNone {
 			return fault(fk, level)
 		}
 		sd := desc.S1(d)
-		perms, ux := s1Permissions(f, &p, sd, apTable, uxnTable, pxnTable)
+		perms, ux := s1Permissions(f, &p, sd, ws.apTable, ws.uxnTable, ws.pxnTable)
 		if !acc.NoPerm && !s1Allowed(&p, f, perms, ux, acc) {
 			return fault(FaultPermission, level)
 		}
 		// Hardware updates, after the permission check (AArch64.S1Translate).
 		nd := d
 		if p.ha {
-			nd |= 1 << 10
+			nd |= desc.AFBit
 		}
 		if p.hd && sd.DBM() && acc.Kind == Write && !acc.AT {
-			nd &^= 1 << 7
+			nd &^= desc.S1AP2Bit // dirty
 		}
+		inMem := d // the descriptor memory holds once the walk is done
 		if nd != d {
-			pa := descAddr
+			pa := ws.descAddr
 			if s2on {
 				// The update is a write at stage 2 (CreateAccDescTTEUpdate).
-				s2 := w.s2Translate(f, s2p, descAddr, Access{Kind: Write}, true)
+				s2 := w.s2Translate(f, s2p, ws.descAddr, Access{Kind: Write}, true)
 				if s2.Fault.IsFault() {
 					t.Fault = s2.Fault
 					return t, 0
 				}
 				pa = s2.OA
 			}
-			got, ok := w.swap(pa, d, nd, p.ee)
-			if !ok {
+			switch w.swapDesc(pa, d, nd, p.ee) {
+			case swapAbort:
 				return fault(FaultSyncExternalOnWalk, level)
+			case swapChanged:
+				if attempt < maxRestarts {
+					continue // I_YZSVV: walk again and use the new descriptor
+				}
+				// Given up (see maxRestarts): the update is not made.
+			default:
+				inMem = nd
 			}
-			if got != nd && attempt < maxRestarts {
-				continue restart // I_YZSVV: use the new descriptor
-			}
-			d = got
-			sd = desc.S1(d)
 		}
+		leafBits := g.format.LeafBits(level)
 		t.Level = int8(level)
 		t.BlockBits = uint8(leafBits)
 		if sd.Contiguous() {
@@ -339,16 +298,108 @@ restart:
 		// A TLB may cache only what the descriptor in memory grants: a
 		// writable-clean (DBM) page stays read-only in the cached
 		// permissions, so that a later write walks again and marks it dirty.
-		if p.hd && sd.DBM() && sd.AP()&2 != 0 {
+		if m := desc.S1(inMem); p.hd && m.DBM() && m.AP()&2 != 0 {
 			q := p
 			q.hd = false
-			perms, _ = s1Permissions(f, &q, sd, apTable, uxnTable, pxnTable)
+			perms, _ = s1Permissions(f, &q, m, ws.apTable, ws.uxnTable, ws.pxnTable)
 		}
 		t.Perms = perms
-		t.Desc = d
+		t.Desc = inMem
 		t.Attrs = s1MemAttrs(&p, sd, acc)
 		return t, oa
 	}
+}
+
+// walkGeom is what the descriptor-fetch loop needs of a stage's walk
+// parameters.
+type walkGeom struct {
+	format desc.Format
+	start  int
+	base   uint64 // the start-level table
+	ia     uint   // input address size
+	ps     uint   // output address size
+	ee     bool
+	stage  uint8 // 1 or 2, for the trace
+	hier   bool  // stage 1 without HPD: accumulate the hierarchical controls
+}
+
+// walkState is where the descriptor-fetch loop stopped: the leaf (or the
+// faulting descriptor) and the hierarchical controls met on the way.
+type walkState struct {
+	level    int
+	d        uint64
+	descAddr uint64 // in the stage's table address space (an IPA for stage-1 tables under stage 2)
+	apTable  uint
+	uxnTable bool
+	pxnTable bool
+}
+
+// walkTables is the descriptor-fetch loop AArch64.S1Walk and
+// AArch64.S2Walk share: from the start-level table, read the descriptor for
+// in at each level (translating each descriptor address through stage 2
+// first when ttw is non-nil, as a stage-1 table walk under stage 2 does)
+// and follow table descriptors to the leaf. It returns the leaf, or the
+// fault at ws.level (fk), or the stage-2 fault of a table address (s2f).
+func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (ws walkState, fk FaultKind, s2f Fault) {
+	gb := g.format.Granule.Bits()
+	tbase := g.base
+	ws.level = g.start
+	for {
+		ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
+		pa := ws.descAddr
+		if ttw != nil {
+			s2 := w.s2Translate(f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
+			if s2.Fault.IsFault() {
+				return ws, FaultNone, s2.Fault
+			}
+			pa = s2.OA
+		}
+		d, ok := w.read(pa, g.ee)
+		if !ok {
+			w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
+			w.markFailed()
+			return ws, FaultSyncExternalOnWalk, Fault{}
+		}
+		ws.d = d
+		kind, next, fk := decodeLevel(f, g.format, g.format.DS, g.ps, d, ws.level)
+		w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
+		if fk != FaultNone || kind != desc.Table {
+			return ws, fk, Fault{}
+		}
+		if g.hier {
+			sd := desc.S1(d)
+			ws.apTable |= sd.APTable()
+			ws.uxnTable = ws.uxnTable || sd.UXNTable()
+			ws.pxnTable = ws.pxnTable || sd.PXNTable()
+		}
+		tbase = next
+		ws.level++
+	}
+}
+
+// Outcomes of a hardware descriptor update.
+const (
+	swapDone    = iota // memory now holds the new descriptor
+	swapChanged        // memory no longer held the descriptor the walk read
+	swapAbort          // the update's memory access failed
+)
+
+// swapDesc is AArch64.MemSwapTableDesc: an atomic compare-and-swap of the
+// descriptor at pa from d to nd.
+func (w *Walker) swapDesc(pa, d, nd uint64, ee bool) int {
+	w.Stats.DescWrites++
+	o, n := d, nd
+	if ee {
+		o, n = bits.ReverseBytes64(d), bits.ReverseBytes64(nd)
+	}
+	swapped, ok := w.Mem.CompareAndSwap64(mem.PA(pa), o, n)
+	switch {
+	case !ok:
+		return swapAbort
+	case !swapped:
+		return swapChanged
+	}
+	return swapDone
 }
 
 // s1DisabledOutput is AArch64.S1DisabledOutput (data accesses): the
@@ -448,7 +499,7 @@ func leafOutput(format desc.Format, ps uint, ha bool, d uint64, level int, in ui
 	if base>>ps != 0 {
 		return 0, FaultAddressSize
 	}
-	if d&(1<<10) == 0 && !ha {
+	if d&desc.AFBit == 0 && !ha {
 		return 0, FaultAccessFlag
 	}
 	return base | in&(1<<format.LeafBits(level)-1), FaultNone

@@ -31,6 +31,14 @@ type NestedHooks interface {
 	// CanonicalWriteProtected: [gpa, gpa+size) lost write permission
 	// (dirty logging, a read-only slot).
 	CanonicalWriteProtected(gpa mem.IPA, size uint64)
+	// CanonicalChangedPTE: change_pte, between the start and the end of an
+	// invalidation of gpa's page: the host now maps it to pa read-only.
+	CanonicalChangedPTE(gpa mem.IPA, pa mem.PA)
+	// CanonicalAge clears the Access flags of the entries derived from
+	// [gpa, gpa+size) (invalidating their TLB entries when flush) and
+	// reports whether any was set; CanonicalTestYoung only reports it.
+	CanonicalAge(gpa mem.IPA, size uint64, flush bool) bool
+	CanonicalTestYoung(gpa mem.IPA, size uint64) bool
 }
 
 // SetNestedHooks registers h (nil removes it).
@@ -50,6 +58,20 @@ func (vm *VM) nestedWriteProtected(gpa mem.IPA, size uint64) {
 	if vm.nested != nil {
 		vm.nested.CanonicalWriteProtected(gpa, size)
 	}
+}
+
+func (vm *VM) nestedChangedPTE(gpa mem.IPA, pa mem.PA) {
+	if vm.nested != nil {
+		vm.nested.CanonicalChangedPTE(gpa, pa)
+	}
+}
+
+func (vm *VM) nestedAge(gpa mem.IPA, size uint64, flush bool) bool {
+	return vm.nested != nil && vm.nested.CanonicalAge(gpa, size, flush)
+}
+
+func (vm *VM) nestedTestYoung(gpa mem.IPA, size uint64) bool {
+	return vm.nested != nil && vm.nested.CanonicalTestYoung(gpa, size)
 }
 
 // LockMMU takes the VM's MMU lock (kvm->mmu_lock): shadow stage-2 tables

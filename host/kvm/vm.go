@@ -577,6 +577,7 @@ func (n notifier) ChangePTE(hva hostmm.HVA, pa mem.PA) {
 		return
 	}
 	vm.overlap(page, page+hostmm.HVA(pg), func(_ *memslot.Slot, gpa mem.IPA, _ uint64) {
+		vm.nestedChangedPTE(gpa, pa)
 		err := vm.s2.Map(nil, gpa, pa, pg, s2pt.ProtR|s2pt.ProtX, s2pt.MapInPlace)
 		if errors.Is(err, s2pt.ErrNeedsTables) {
 			return // no level-3 table holds the page (or a block would be split)
@@ -608,7 +609,7 @@ func (n notifier) TestYoung(start, end hostmm.HVA) bool {
 	vm.overlap(start, end, func(_ *memslot.Slot, gpa mem.IPA, size uint64) {
 		y, err := vm.s2.TestYoung(gpa, size)
 		vm.setErr(err)
-		young = young || y
+		young = young || y || vm.nestedTestYoung(gpa, size)
 	})
 	return young
 }
@@ -645,7 +646,7 @@ func (vm *VM) age(start, end hostmm.HVA, flush bool) bool {
 		if y && flush {
 			vm.flushRange(gpa, size)
 		}
-		young = young || y
+		young = vm.nestedAge(gpa, size, flush) || young || y
 	})
 	return young
 }

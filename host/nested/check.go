@@ -3,6 +3,7 @@ package nested
 import (
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
@@ -21,6 +22,9 @@ type shadowLeaf struct {
 	pa    mem.PA
 	perms vmsa.Perms
 	dev   bool
+	// ext are the reverse map's extents of the shadow sorted by L2 (nil
+	// when it is untracked).
+	ext []rnode
 }
 
 // Check verifies the invariants of the VM's shadow stage 2 and returns
@@ -35,7 +39,11 @@ type shadowLeaf struct {
 //     invalidation or a memslot change, and L2 reaches no host frame
 //     outside what the guest hypervisor's memslots map;
 //   - no TLB entry tagged with a shadow's VMID translates an L2 IPA to
-//     another address than the shadow does now, or with more rights.
+//     another address than the shadow does now, or with more rights, and
+//     none is tagged with the VMID of a shadow that holds no tables;
+//   - the reverse map is well formed, and every leaf of a tracked shadow
+//     is covered by its extents with the L1 address the guest's stage 2
+//     gives (so a host change of that L1 range reaches the leaf).
 //
 // Call it when no vCPU runs and no host event is in flight (it reads the
 // tables, L1 memory and the TLBs one after the other).
@@ -47,6 +55,10 @@ func (vm *VM) Check() error {
 		if sh.s2 == nil {
 			continue
 		}
+		var ext []rnode
+		if vm.rmap.tracked(sh.idx) {
+			ext = vm.rmap.extents(sh.idx)
+		}
 		f := sh.s2.Layout().Format
 		err := sh.s2.Walk(0, mem.IPA(1)<<sh.ipaBits, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
 			k := c.Kind()
@@ -55,14 +67,16 @@ func (vm *VM) Check() error {
 			}
 			d := desc.S2(c.Old)
 			leaves = append(leaves, shadowLeaf{sh: sh, ipa: NestedIPA(c.Addr), size: c.Size(),
-				pa: mem.PA(f.LeafOA(c.Old, c.Level)), perms: s2Perms(d), dev: d.MemAttr()>>2 == 0})
+				pa: mem.PA(f.LeafOA(c.Old, c.Level)), perms: s2Perms(d), dev: d.MemAttr()>>2 == 0, ext: ext})
 			return nil
 		}), s2pt.VisitLeaf)
 		walkErr = append(walkErr, err)
 	}
 	tlbErrs := vm.checkTLBs()
+	rmapErrs := vm.rmap.check()
 	vm.k.UnlockMMU()
 	errs := append(walkErr, tlbErrs...)
+	errs = append(errs, rmapErrs...)
 	w := vmsa.Walker{Mem: guestMemory{vm.k}}
 	for i := range leaves {
 		if err := vm.checkLeaf(&w, &leaves[i]); err != nil {
@@ -108,6 +122,11 @@ func (vm *VM) checkLeaf(w *vmsa.Walker, l *shadowLeaf) error {
 	} else {
 		g = GuestS2{L1: mem.IPA(l.ipa)}
 	}
+	if l.ext != nil {
+		if err := covered(l, g.L1); err != nil {
+			return bad("%v", err)
+		}
+	}
 	pg := vm.k.Host().PageSize()
 	for _, off := range []uint64{0, l.size - min(pg, l.size)} {
 		l1 := g.L1 + mem.IPA(off)
@@ -129,16 +148,45 @@ func (vm *VM) checkLeaf(w *vmsa.Walker, l *shadowLeaf) error {
 	return nil
 }
 
+// covered checks that the extents cover the leaf l, whose first byte
+// derives from L1 IPA l1, each with that offset.
+func covered(l *shadowLeaf, l1 mem.IPA) error {
+	ext := l.ext
+	at, end := l.ipa, l.ipa+NestedIPA(l.size)
+	i := sort.Search(len(ext), func(i int) bool { return ext[i].l2+NestedIPA(ext[i].size) > at })
+	for ; at < end; i++ {
+		if i == len(ext) || ext[i].l2 > at {
+			return fmt.Errorf("the reverse map does not cover L2 %#x", uint64(at))
+		}
+		n := &ext[i]
+		if want := uint64(l1) + uint64(n.l2) - uint64(l.ipa); uint64(n.l1) != want {
+			return fmt.Errorf("the reverse map derives L2 %#x+%#x from L1 %#x, the guest maps it from %#x", uint64(n.l2), n.size, uint64(n.l1), want)
+		}
+		at = n.l2 + NestedIPA(n.size)
+	}
+	return nil
+}
+
 // checkTLBs compares every TLB entry tagged with a shadow's VMID with the
 // shadow now. The MMU lock is held.
 func (vm *VM) checkTLBs() []error {
 	h := vm.k.Host()
 	var errs []error
 	for _, sh := range vm.shadows {
+		id := h.VMIDOf(&sh.vmid)
 		if sh.s2 == nil {
+			if id == 0 {
+				continue
+			}
+			for c := 0; c < h.CPUs(); c++ {
+				for _, e := range h.TLBEntries(c) {
+					if e.VMID == id && e.Regime == vmsa.RegimeEL10 {
+						errs = append(errs, fmt.Errorf("nested: CPU %d: TLB entry VMID %d VA %#x IPA %#x of a torn-down shadow survives", c, id, uint64(e.VA), uint64(e.IPA)))
+					}
+				}
+			}
 			continue
 		}
-		id := h.VMIDOf(&sh.vmid)
 		f := sh.s2.Layout().Format
 		for c := 0; c < h.CPUs(); c++ {
 			for _, e := range h.TLBEntries(c) {

@@ -102,6 +102,28 @@ func (v *VCPU) l2Exit(e cpu.Exception) (Exit, bool, error) {
 // fscPermission reports a Permission fault status code.
 func fscPermission(fsc uint8) bool { return fsc&0x3c == 0x0c }
 
+// fscAccessFlag reports an Access flag fault status code.
+func fscAccessFlag(fsc uint8) bool { return fsc&0x3c == 0x08 }
+
+// shadowYoung resolves an Access flag fault on the shadow (a leaf that
+// aging made old) by setting the flag, as KVM's handle_access_fault does on
+// the stage 2 in use: the leaf exists, so the guest's mapping behind it is
+// current. It reports false when there is no leaf any more (the fault then
+// takes the full path).
+func (v *VCPU) shadowYoung(ipa NestedIPA) bool {
+	vm := v.vm
+	vm.k.LockMMU()
+	defer vm.k.UnlockMMU()
+	if v.shadow.s2 == nil {
+		return false
+	}
+	ok, err := v.shadow.s2.MkYoung(in(ipa))
+	if ok && err == nil {
+		v.stats.AccessFlagFaults++
+	}
+	return ok && err == nil
+}
+
 // faultIPA returns the L2 IPA of a shadow stage-2 abort: HPFAR_EL2 and FAR
 // where the architecture makes HPFAR valid, otherwise (a Permission fault
 // not on a stage-1 walk: HPFAR_EL2 is UNKNOWN) the stage-1 translation of
@@ -129,6 +151,9 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	esr := e.ESR
 	ipa, ok := v.faultIPA(e)
 	if !ok {
+		return Exit{}, true, v.eret()
+	}
+	if fscAccessFlag(esr.FSC()) && v.shadowYoung(ipa) {
 		return Exit{}, true, v.eret()
 	}
 	fetch := e.Kind == cpu.InstructionAbort
@@ -302,5 +327,10 @@ func (s *shadowInstall) Install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.
 	if s.g.Level >= -1 {
 		sw = uint8(s.g.Level + 2)
 	}
-	return s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw))
+	if err := s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
+		return err
+	}
+	l1 := s.g.L1Base + mem.IPA(l2-s.g.Base)
+	s.sh.vm.rmap.insert(s.sh.idx, l2, l1, sz, sw, s.prot(s2pt.ProtR|s2pt.ProtX))
+	return nil
 }

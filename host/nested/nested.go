@@ -149,6 +149,9 @@ type Stats struct {
 	// put a shadow entry, Forwarded were injected into vEL2 (L1's stage 2
 	// faulted), MMIOExits were MMIO for L0's VMM.
 	ShadowFaults, Installed, Forwarded, MMIOExits uint64
+	// AccessFlagFaults are shadow faults resolved by setting the Access
+	// flag of a shadow leaf that aging had cleared.
+	AccessFlagFaults uint64
 	// L2Entries and VEL2Entries count world switches each way.
 	L2Entries, VEL2Entries uint64
 	// ATFast and ATSoftware count the emulated AT instructions answered

@@ -32,10 +32,23 @@ type rig struct {
 	a, b *guesthyp.VM
 }
 
+// rigConfig are the options of newRig: the nested configuration (Mode and
+// E2H are newRig's arguments) and whether L1's memory is two memslots
+// (0: [l1RAM, l1VMB), 1: [l1VMB, l1RAM+l1Size)) instead of one.
+type rigConfig struct {
+	nested nested.Config
+	split  bool
+}
+
 // newRig boots L0 with one CPU, L1 in a 40-bit VM in mode with E2H, and
 // L1's two VMs; the vCPU is left at vEL2.
-func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags) *rig {
+func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts ...func(*rigConfig)) *rig {
 	t.Helper()
+	var rc rigConfig
+	for _, o := range opts {
+		o(&rc)
+	}
+	rc.nested.Mode, rc.nested.E2H = mode, e2h
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -46,11 +59,17 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags) *rig {
 	must(err)
 	vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
 	must(err)
-	_, err = vm.AddMemory(0, l1RAM, l1Size, 0, mf)
+	if rc.split {
+		_, err = vm.AddMemory(0, l1RAM, l1VMB-l1RAM, 0, mf)
+		must(err)
+		_, err = vm.AddMemory(1, l1VMB, l1RAM+l1Size-l1VMB, 0, mf)
+	} else {
+		_, err = vm.AddMemory(0, l1RAM, l1Size, 0, mf)
+	}
 	must(err)
 	kv, err := vm.NewVCPU(0)
 	must(err)
-	nvm, err := nested.New(vm, nested.Config{Mode: mode, E2H: e2h})
+	nvm, err := nested.New(vm, rc.nested)
 	must(err)
 	v, err := nvm.NewVCPU(kv, nil)
 	must(err)

@@ -21,6 +21,7 @@ import (
 // L2 IPA = L1 IPA).
 type shadowMMU struct {
 	vm    *VM
+	idx   int // in vm.shadows (the reverse map's name for it)
 	s2    *s2pt.VM
 	cache *s2pt.Cache
 	vmid  vmid.VM
@@ -164,6 +165,7 @@ func (sh *shadowMMU) teardown() error {
 	}
 	errs := []error{sh.s2.Destroy(), sh.cache.Release()}
 	sh.s2, sh.cache = nil, nil
+	sh.vm.rmap.clear(sh.idx)
 	sh.vm.stats.flushes.Add(1)
 	return errors.Join(errs...)
 }
@@ -175,6 +177,7 @@ func (sh *shadowMMU) flush() error {
 		return nil
 	}
 	sh.vm.stats.flushes.Add(1)
+	sh.vm.rmap.clear(sh.idx)
 	return sh.s2.Unmap(0, uint64(1)<<sh.ipaBits)
 }
 
@@ -192,6 +195,9 @@ func (sh *shadowMMU) unmapCovering(lo, hi NestedIPA) error {
 	hi = min(hi, top)
 	g := NestedIPA(sh.s2.Layout().TableBytes)
 	lo, hi = lo&^(g-1), (hi+g-1)&^(g-1)
+	if sh.vm.rmap.reserve(sh.idx, 1) {
+		sh.vm.rmap.trim(sh.idx, lo, hi)
+	}
 	return sh.s2.Unmap(in(lo), uint64(hi-lo))
 }
 
@@ -225,30 +231,6 @@ func (vm *VM) Shadows() []ShadowInfo {
 			VMID: vm.k.Host().VMIDOf(&sh.vmid), Refs: sh.refs, Stage2: sh.s2})
 	}
 	return out
-}
-
-// CanonicalUnmapped implements kvm.NestedHooks: every shadow is emptied,
-// as upstream KVM does (any entry may derive from the range; finding
-// exactly which is a reverse map's job).
-func (vm *VM) CanonicalUnmapped(gpa mem.IPA, size uint64) {
-	for _, sh := range vm.shadows {
-		if err := sh.flush(); err != nil {
-			vm.setErr(err)
-		}
-	}
-}
-
-// CanonicalWriteProtected implements kvm.NestedHooks: every shadow is
-// write-protected in full, as upstream KVM does for dirty logging.
-func (vm *VM) CanonicalWriteProtected(gpa mem.IPA, size uint64) {
-	for _, sh := range vm.shadows {
-		if sh.s2 == nil {
-			continue
-		}
-		if err := sh.s2.WriteProtect(0, uint64(1)<<sh.ipaBits); err != nil {
-			vm.setErr(err)
-		}
-	}
 }
 
 var _ kvm.NestedHooks = (*VM)(nil)

@@ -20,6 +20,13 @@ type Config struct {
 	// VCPUs is the most nested vCPUs the VM will have (zero: 1);
 	// ShadowsPerVCPU sizes the shadow pool (zero: 2, as KVM).
 	VCPUs, ShadowsPerVCPU int
+	// NoReverseMap turns the reverse map off: every change of L0's stage
+	// 2 for the guest hypervisor empties (unmap) or write-protects every
+	// shadow in full and aging ignores the shadows, as mainline KVM does.
+	NoReverseMap bool
+	// ReverseMapExtents bounds the reverse map (zero: 4096 per shadow
+	// MMU); its memory is allocated by New. See docs/NESTED.md.
+	ReverseMapExtents int
 }
 
 // VM is a kvm.VM that runs a guest hypervisor: its shadow stage-2 pool and
@@ -30,6 +37,7 @@ type VM struct {
 	ids     IDRegs
 	shadows []*shadowMMU // guarded by the VM's MMU lock
 	next    int          // round-robin recycling cursor
+	rmap    rmap         // guarded by the VM's MMU lock
 	stats   vmCounters
 
 	mu    sync.Mutex
@@ -56,6 +64,9 @@ func New(k *kvm.VM, cfg Config) (*VM, error) {
 	if cfg.VCPUs < 0 || cfg.VCPUs > 1024 || cfg.ShadowsPerVCPU < 1 || cfg.ShadowsPerVCPU > 64 {
 		return nil, fmt.Errorf("nested: %d vCPUs with %d shadows each: want 1..1024 and 1..64", cfg.VCPUs, cfg.ShadowsPerVCPU)
 	}
+	if cfg.ReverseMapExtents < 0 || cfg.ReverseMapExtents > 1<<30 {
+		return nil, fmt.Errorf("nested: reverse map of %d extents: want 0..2^30", cfg.ReverseMapExtents)
+	}
 	id := k.Host().ID()
 	vm := &VM{k: k, cfg: cfg, ids: sanitizeIDs(&id, k.Layout().IPABits)}
 	if cfg.Mode == ModeNV2 && id.MMFR2.NV() < 2 || id.MMFR2.NV() < 1 {
@@ -63,8 +74,9 @@ func New(k *kvm.VM, cfg Config) (*VM, error) {
 	}
 	vm.shadows = make([]*shadowMMU, cfg.VCPUs*cfg.ShadowsPerVCPU)
 	for i := range vm.shadows {
-		vm.shadows[i] = &shadowMMU{vm: vm}
+		vm.shadows[i] = &shadowMMU{vm: vm, idx: i}
 	}
+	vm.rmap.init(!cfg.NoReverseMap, len(vm.shadows), cfg.ReverseMapExtents)
 	k.SetNestedHooks(vm)
 	return vm, nil
 }

@@ -34,6 +34,12 @@ func trace(evs []event, names map[mem.PA]string, tables map[mem.PA]string) []str
 		switch e.kind {
 		case "tlbi-ipa":
 			out = append(out, fmt.Sprintf("tlbi %#x L%d", e.ipa, e.level))
+		case "tlbi-range":
+			k := ""
+			if !e.r.LeafOnly {
+				k = " table"
+			}
+			out = append(out, fmt.Sprintf("tlbi %#x+%#x L%d%s", uint64(e.r.Start), uint64(e.r.End-e.r.Start), e.r.Level, k))
 		case "tlbi-vmid":
 			out = append(out, "tlbi vmid")
 		case "free":
@@ -56,19 +62,24 @@ func kindName(v uint64, n string) string {
 		return "0"
 	}
 	s := desc.KindAt(v, lvl).String()
-	if v&bitS2APW == 0 && desc.KindAt(v, lvl) != desc.Table {
+	if v&desc.S2APWriteBit == 0 && desc.KindAt(v, lvl) != desc.Table {
 		s += "-ro"
 	}
-	if v&bitAF == 0 && desc.KindAt(v, lvl) != desc.Table {
+	if v&desc.AFBit == 0 && desc.KindAt(v, lvl) != desc.Table {
 		s += "-old"
 	}
 	return s
 }
 
 // TestBreakBeforeMakeOrder checks the sequence of descriptor values and
-// TLB invalidations of each kind of update (R_SXWGM: invalid, TLBI, new).
+// TLB invalidations of each kind of update: a change of output address,
+// size or memory attributes goes invalid, TLBI, new (R_WHZWS); a
+// restriction is followed by its TLBI; a relaxation or an AF change has
+// none; tables are freed after the TLBI that removes them from walk
+// caches. The Invalidator takes ranges, one batch per operation.
 func TestBreakBeforeMakeOrder(t *testing.T) {
 	r := newRig(t, defaultCfg(40, sysreg.Granule4K), 16*mib)
+	r.vm.reserveCap = 0 // every emptied table is freed, so the trace shows it
 	rw := ProtR | ProtW
 	r.mapRange(0, 0x4000_0000, 2*mib, rw, MapBlocks)
 	r.topup(8)
@@ -109,12 +120,12 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 	// Remapping one page of a block: split by BBM (the new table is filled
 	// before it is published), then the page itself by BBM.
 	run("remap page in block", func() error { return r.vm.Map(r.c, 4096, 0x7000_0000, 4096, rw, 0) }, []string{
-		"cas pte2 0", "tlbi 0x0 L2", "write pte3 page", "write pte2 table",
-		"cas pte3 0", "tlbi 0x1000 L3", "write pte3 page",
+		"cas pte2 0", "write pte3 page", "tlbi 0x0+0x200000 L2", "cas pte2 table",
+		"cas pte3 0", "tlbi 0x1000+0x1000 L3", "cas pte3 page",
 	})
 	// Restriction: change, then TLBI.
 	run("write-protect", func() error { return r.vm.WriteProtect(4096, 4096) }, []string{
-		"cas pte3 page-ro", "tlbi 0x1000 L3",
+		"cas pte3 page-ro", "tlbi 0x1000+0x1000 L3",
 	})
 	// Relaxation and AF: no TLBI.
 	run("relax", func() error { return r.vm.Relax(r.c, 4096, 4096, ProtW) }, []string{"cas pte3 page"})
@@ -122,36 +133,38 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 	run("mkyoung", func() error { _, err := r.vm.MkYoung(4096); return err }, []string{"cas pte3 page"})
 	// Same output, fewer rights through Map: in place, then TLBI.
 	run("map restrict in place", func() error { return r.vm.Map(r.c, 4096, 0x7000_0000, 4096, ProtR, 0) }, []string{
-		"cas pte3 page-ro", "tlbi 0x1000 L3",
+		"cas pte3 page-ro", "tlbi 0x1000+0x1000 L3",
 	})
 	// Unmap of one page: invalid, TLBI; the table stays.
-	run("unmap page", func() error { return r.vm.Unmap(4096, 4096) }, []string{"cas pte3 0", "tlbi 0x1000 L3"})
-	// A block over the table: break the table, invalidate the VMID (its
-	// leaves may be cached), write the block, then free the table.
+	run("unmap page", func() error { return r.vm.Unmap(4096, 4096) }, []string{"cas pte3 0", "tlbi 0x1000+0x1000 L3"})
+	// A block over the table: break the table, invalidate its range with
+	// the non-last-level form (walk caches may hold the table, leaves of
+	// any level may be cached), write the block, then free the table.
 	run("block over table", func() error { return r.vm.Map(r.c, 0, 0x4000_0000, 2*mib, rw, MapBlocks) }, []string{
-		"cas pte2 0", "tlbi vmid", "write pte2 block", "free table",
+		"cas pte2 0", "tlbi 0x0+0x200000 L-2 table", "cas pte2 block", "free table",
 	})
 	// Unmapping the last pages of a table frees it, and then its parent
-	// (also emptied), after the TLBIs: leaves with their level, tables
-	// with no level hint.
+	// (also emptied), after the TLBI: the parent's range covers the
+	// leaves' and the table's, so the batch is that one range, not last
+	// level, with no level hint.
 	r.unmap(0, 2*mib)
 	r.mapRange(0, 0x4000_0000, 8192, rw, 0)
 	run("unmap empties tables", func() error { return r.vm.Unmap(0, 2*mib) }, []string{
-		"cas pte3 0", "cas pte2 0", "tlbi 0x0 L3", "tlbi 0x1000 L3", "tlbi 0x0 L-2", "tlbi 0x0 L-2", "free table", "free table",
+		"cas pte3 0", "cas pte2 0", "tlbi 0x0+0x40000000 L-2 table", "free table", "free table",
 	})
-	// Collapse: break the table, invalidate the VMID, write the block,
+	// Collapse: break the table, invalidate its range, write the block,
 	// free the table.
 	r.mapRange(0, 0x4000_0000, 2*mib, rw, 0)
 	run("collapse", func() error { _, err := r.vm.Collapse(0, 2*mib); return err }, []string{
-		"cas pte2 0", "tlbi vmid", "write pte2 block", "free table",
+		"cas pte2 0", "tlbi 0x0+0x200000 L-2 table", "cas pte2 block", "free table",
 	})
 	// Part of a block: write-protect and unmap act on the whole block (no
 	// table is allocated to split it), one TLBI by IPA with its level.
 	_ = r.c.Release()
 	run("write-protect part of a block", func() error { return r.vm.WriteProtect(4096, 4096) }, []string{
-		"cas pte2 block-ro", "tlbi 0x0 L2",
+		"cas pte2 block-ro", "tlbi 0x0+0x200000 L2",
 	})
 	run("unmap part of a block", func() error { return r.vm.Unmap(4096, 4096) }, []string{
-		"cas pte2 0", "tlbi 0x0 L2", "tlbi 0x0 L-2", "free table",
+		"cas pte2 0", "tlbi 0x0+0x40000000 L-2 table", "free table",
 	})
 }

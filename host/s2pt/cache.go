@@ -18,8 +18,8 @@ type Cache struct {
 // cachedPage is a zeroed table page and the record the manager will keep
 // for it, both allocated by Topup so that operations allocate nothing.
 type cachedPage struct {
-	pa   mem.PA
-	info *tableInfo
+	pa  mem.PA
+	rec *table
 }
 
 // NewCache returns an empty cache for vm's tables.
@@ -35,7 +35,7 @@ func (c *Cache) Topup(n int) error {
 		if err != nil {
 			return fmt.Errorf("s2pt: topping up the memory cache to %d pages (have %d): %w", n, len(c.pages), err)
 		}
-		c.pages = append(c.pages, cachedPage{pa, new(tableInfo)})
+		c.pages = append(c.pages, cachedPage{pa, &table{pa: pa}})
 	}
 	return nil
 }

@@ -187,8 +187,12 @@ func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64) {
 	if err := r.c.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.tm.InUse(); got != l.RootBytes {
-		t.Fatalf("table memory in use %d, want the root's %d", got, l.RootBytes)
+	st := r.vm.Stats()
+	if st.ReserveBytes > reserveMax*l.TableBytes {
+		t.Fatalf("reserve %d bytes, more than %d pages", st.ReserveBytes, reserveMax)
+	}
+	if got := r.tm.InUse(); got != l.RootBytes+st.ReserveBytes {
+		t.Fatalf("table memory in use %d, want the root's %d and the reserve's %d", got, l.RootBytes, st.ReserveBytes)
 	}
 	t.Logf("%d mapped samples, %d BBM, %d TLBIs", mapped, r.vm.Stats().BBM, r.vm.Stats().TLBIs)
 	if err := r.vm.Destroy(); err != nil {

@@ -66,7 +66,7 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 		// The garbage: (table selector, entry, value) records.
 		var tables []mem.PA
 		vm.mu.Lock()
-		tables = append(tables, vm.root)
+		tables = append(tables, vm.root.pa)
 		for pa := range vm.tables {
 			tables = append(tables, pa)
 		}
@@ -80,7 +80,7 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 			rest = rest[11:]
 			tb := tables[int(tsel)%len(tables)]
 			n := l.TableBytes / 8
-			if tb == vm.root {
+			if tb == vm.root.pa {
 				n = l.RootEntries
 			}
 			_ = tm.Write64(tb+mem.PA(e%n*8), v)

@@ -20,21 +20,23 @@ const (
 
 // tlbiRec is one recorded invalidation or memory event.
 type event struct {
-	kind  string // "write", "cas", "tlbi-ipa", "tlbi-vmid", "free"
+	kind  string // "write", "cas", "tlbi-ipa", "tlbi-range", "tlbi-vmid", "free"
 	pa    mem.PA
 	v     uint64
 	ipa   uint64
 	level int
+	r     Range // tlbi-range
 }
 
 // recorder is a fake Invalidator (and memory watcher) that logs calls.
 type recorder struct {
-	mu     sync.Mutex
-	log    []event
-	watch  map[mem.PA]bool // descriptor addresses whose writes are logged
-	nIPA   int
-	nVMID  int
-	enable bool
+	mu      sync.Mutex
+	log     []event
+	watch   map[mem.PA]bool // descriptor addresses whose writes are logged
+	nIPA    int
+	nVMID   int
+	nRanges int
+	enable  bool
 }
 
 func (r *recorder) InvalidateIPA(ipa mem.IPA, level int) {
@@ -43,6 +45,17 @@ func (r *recorder) InvalidateIPA(ipa mem.IPA, level int) {
 	r.nIPA++
 	if r.enable {
 		r.log = append(r.log, event{kind: "tlbi-ipa", ipa: uint64(ipa), level: level})
+	}
+}
+
+func (r *recorder) InvalidateRanges(rs []Range) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nRanges += len(rs)
+	if r.enable {
+		for _, x := range rs {
+			r.log = append(r.log, event{kind: "tlbi-range", r: x})
+		}
 	}
 }
 
@@ -71,19 +84,20 @@ func (r *recorder) take() []event {
 	return l
 }
 
-// recMem wraps FlatTables and logs descriptor writes to the recorder.
+// recMem wraps FlatTables and logs descriptor writes to the recorder (the
+// manager uses it through TableMemory, never the slice of words).
 type recMem struct {
-	*FlatTables
-	rec *recorder
+	TableMemory // a *FlatTables, used through the interface only (no direct words)
+	rec         *recorder
 }
 
 func (m *recMem) Write64(pa mem.PA, v uint64) error {
 	m.rec.note(event{kind: "write", pa: pa, v: v})
-	return m.FlatTables.Write64(pa, v)
+	return m.TableMemory.Write64(pa, v)
 }
 
 func (m *recMem) CompareAndSwap64(pa mem.PA, old, new uint64) (bool, bool) {
-	ok, mapped := m.FlatTables.CompareAndSwap64(pa, old, new)
+	ok, mapped := m.TableMemory.CompareAndSwap64(pa, old, new)
 	if ok {
 		m.rec.note(event{kind: "cas", pa: pa, v: new})
 	}
@@ -92,7 +106,7 @@ func (m *recMem) CompareAndSwap64(pa mem.PA, old, new uint64) (bool, bool) {
 
 func (m *recMem) FreeTable(pa mem.PA, size uint64) error {
 	m.rec.note(event{kind: "free", pa: pa})
-	return m.FlatTables.FreeTable(pa, size)
+	return m.TableMemory.FreeTable(pa, size)
 }
 
 // rig is a VM over flat table memory with a hardware walker.
@@ -293,7 +307,7 @@ func (r *rig) allTables() []mem.PA {
 		l = append(l, pa)
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
-	return append([]mem.PA{r.vm.root}, l...)
+	return append([]mem.PA{r.vm.root.pa}, l...)
 }
 
 func randProt(rng *rand.Rand) Prot {

@@ -2,6 +2,7 @@ package s2pt
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
@@ -32,6 +33,11 @@ type Config struct {
 	// allowed (a power of two, 1 to 16). Zero means 16, as KVM does: a
 	// concatenated root instead of one more level.
 	MaxConcat int
+	// MMULock, when set, is the hypervisor's MMU lock: the one lock that
+	// guards these tables (and whatever else the hypervisor keeps with
+	// them), held by the caller around every VM method, which then takes
+	// no lock of its own. Nil: each method takes a lock of the VM's own.
+	MMULock *sync.Mutex
 }
 
 // Layout is what a Config resolves to: the stage-2 control register value,

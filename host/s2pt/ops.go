@@ -37,6 +37,11 @@ const (
 	// may be nil. When that is not possible Map changes nothing and
 	// returns an error matching ErrNeedsTables.
 	MapInPlace
+	// MapClean maps a writable range writable-clean (DBM=1, S2AP[1]=0)
+	// for hardware dirty-state tracking: the first write sets S2AP[1]
+	// (VTCR_EL2.HD=1, Config.HD) instead of faulting; ClearDirty
+	// harvests. Refused when the layout has no HD.
+	MapClean
 
 	swShift = 4 // MapSW's field
 )
@@ -52,35 +57,36 @@ var ErrNeedsTables = errors.New("s2pt: the mapping needs a table change")
 func MapSW(v uint8) MapFlags { return MapFlags(v&0xf) << swShift }
 
 // SW returns the software-use bits [58:55] of a descriptor.
-func SW(d uint64) uint8 { return uint8(d >> 55 & 0xf) }
+func SW(d uint64) uint8 { return uint8(desc.Field(d, desc.SWMask)) }
 
-// Stage-2 leaf descriptor bits.
+// Memory attributes of the leaves Map writes (stage-2 MemAttr, FWB=0).
 const (
-	bitPage   = 1 << 1
-	bitS2APR  = 1 << 6
-	bitS2APW  = 1 << 7
-	bitAF     = 1 << 10
-	bitDBM    = 1 << 51
-	bitContig = 1 << 52
-	maskXN    = 3 << 53
+	memNormalWB = 0b1111
+	memDeviceE  = 0b0001
+	shInner     = 0b11
 )
 
 // leaf encodes a leaf mapping pa at level.
 func (vm *VM) leaf(pa uint64, level int, prot Prot, flags MapFlags) uint64 {
-	l := desc.S2Leaf{OA: pa, SH: 3, AF: flags&MapOld == 0, MemAttr: 0b1111}
+	l := desc.S2Leaf{OA: pa, SH: shInner, AF: flags&MapOld == 0, MemAttr: memNormalWB}
 	if prot&ProtDevice != 0 {
-		l.MemAttr = 0b0001
+		l.MemAttr = memDeviceE
 	}
 	if prot&ProtR != 0 {
 		l.S2AP |= 1
 	}
 	if prot&ProtW != 0 {
-		l.S2AP |= 2
+		if flags&MapClean != 0 {
+			l.DBM = true
+		} else {
+			l.S2AP |= 2
+		}
 	}
 	if prot&ProtX == 0 {
 		l.XN = 2
 	}
-	return uint64(l.Encode(vm.layout.Format, level)) | uint64(flags>>swShift)<<55
+	l.SW = uint(flags >> swShift)
+	return uint64(l.Encode(vm.layout.Format, level))
 }
 
 // checkLeaf refuses a valid non-table descriptor the hardware would not
@@ -100,132 +106,96 @@ func (vm *VM) checkLeaf(c *Ctx) error {
 // attrs strips the output address, AF, the page/table bit and the
 // contiguous hint: what must match for entries to form one block.
 func (vm *VM) attrs(d uint64) uint64 {
-	return vm.layout.Format.WithOA(d, 0) &^ (bitAF | bitPage | bitContig)
-}
-
-// restricts reports whether going from old to new removes an access right.
-func restricts(old, new uint64) bool {
-	return old&^new&(bitS2APR|bitS2APW|bitDBM) != 0 || new&^old&maskXN != 0
+	return vm.layout.Format.WithOA(d, 0) &^ (desc.AFBit | desc.TypeBit | desc.ContigBit)
 }
 
 // installTable points an invalid entry at a fresh table from the cache.
 func (vm *VM) installTable(c *Ctx, cache *Cache) error {
-	pa, err := vm.newTable(cache, c.PTE, c.Level+1)
+	t, err := vm.newTable(cache, c.t, c.idx)
 	if err != nil {
 		return err
 	}
-	return c.set(uint64(desc.S2Table(vm.layout.Format, uint64(pa))))
+	if _, err := c.apply(func(uint64) uint64 { return uint64(desc.S2Table(vm.layout.Format, uint64(t.pa))) }, true); err != nil {
+		vm.release(t)
+		return err
+	}
+	return nil
 }
 
-// breakEntry is the first half of break-before-make: the entry goes invalid
-// (compare-and-swap, so a hardware AF/dirty update is kept in the value
-// returned) and the TLB forgets it before anything new is written.
-func (vm *VM) breakEntry(c *Ctx) (uint64, error) {
-	old, err := c.clear()
-	if err != nil || old&1 == 0 {
-		return old, err
-	}
-	vm.stats.BBM++
-	if desc.KindAt(old, c.Level) == desc.Table {
-		vm.tlbiAll() // leaves anywhere below may be cached
-	} else {
-		vm.tlbiIPA(c.Addr, c.Level)
-	}
-	return old, nil
-}
-
-// installLeaf writes leaf v over whatever non-table entry c holds: directly
-// when invalid, in place when only permissions and AF change (no BBM
-// needed; restriction queues a TLBI), else by break-before-make (a change of
-// output address, size or memory attributes, R_SXWGM).
+// installLeaf writes leaf v over whatever non-table entry c holds:
+// directly when invalid, in place (keeping a hardware-set Access flag)
+// when only rights and AF change, else by break-before-make.
 func (vm *VM) installLeaf(c *Ctx, v uint64) error {
-	if c.Old&1 == 0 {
-		return c.set(v)
-	}
-	if vm.checkLeaf(c) == nil && c.Kind() == desc.KindAt(v, c.Level) {
-		f := vm.layout.Format
-		keep := ^uint64(bitS2APR | bitS2APW | maskXN | bitAF | bitDBM)
-		if f.LeafOA(c.Old, c.Level) == f.LeafOA(v, c.Level) && c.Old&keep == v&keep {
-			prev, err := c.update(func(cur uint64) uint64 { return v | cur&bitAF })
-			if err == nil && restricts(prev, v) {
-				vm.queueTLBI(c.Addr, c.Level)
-			}
+	if c.Old&desc.ValidBit != 0 && vm.checkLeaf(c) == nil {
+		if _, err := vm.layout.classify(c.Level, c.Old, v|c.Old&desc.AFBit); err == nil {
+			_, err := c.apply(func(cur uint64) uint64 { return v | cur&desc.AFBit }, false)
 			return err
 		}
 	}
-	if _, err := vm.breakEntry(c); err != nil {
+	if _, err := c.apply(zero, false); err != nil {
 		return err
 	}
-	return c.set(v)
+	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	return err
 }
 
+func zero(uint64) uint64 { return 0 }
+
 // split replaces a block with a table of the next level's entries mapping
-// the same addresses with the same attributes, by break-before-make.
+// the same addresses with the same attributes, by break-before-make: the
+// block goes invalid, the new table is filled from its final value (any
+// Access flag the hardware set is kept), the invalidation completes, and
+// the table is published.
 func (vm *VM) split(c *Ctx, cache *Cache) error {
 	if c.Kind() != desc.Block || vm.checkLeaf(c) != nil {
 		return fmt.Errorf("s2pt: cannot split descriptor %#x at level %d (IPA %#x): not a block the %v granule allows", c.Old, c.Level, uint64(c.Addr), vm.layout.Format.Granule)
 	}
-	pa, err := vm.newTable(cache, c.PTE, c.Level+1)
+	t, err := vm.newTable(cache, c.t, c.idx)
 	if err != nil {
 		return err
 	}
-	old, err := vm.breakEntry(c)
+	old, err := c.apply(zero, false)
 	if err != nil {
+		vm.release(t)
 		return err
 	}
 	f := vm.layout.Format
 	cl := c.Level + 1
-	csize := uint64(1) << vm.layout.leafBits(cl)
+	csize := uint64(1) << vm.lbits[cl+1]
 	base := f.LeafOA(old, c.Level)
-	tmpl := old &^ bitContig // the contiguous hint's span differs per level
+	tmpl := old &^ desc.ContigBit // the contiguous hint's span differs per level
 	if cl == 3 {
-		tmpl |= bitPage
+		tmpl |= desc.TypeBit
 	}
-	n := vm.layout.entries()
-	for i := uint64(0); i < n; i++ {
-		if err := vm.tm.Write64(pa+mem.PA(i*8), f.WithOA(tmpl, base+i*csize)); err != nil {
+	// The table is not yet reachable: plain atomic stores fill it.
+	for i := uint64(0); i < t.n; i++ {
+		if err := vm.tm.Write64(t.pa+mem.PA(i*8), f.WithOA(tmpl, base+i*csize)); err != nil {
 			return err
 		}
 	}
-	vm.tables[pa].live = int32(n)
-	return c.set(uint64(desc.S2Table(f, uint64(pa))))
-}
-
-// replaceTable replaces a table descriptor by leaf v (break-before-make)
-// and frees the detached subtree once the TLB no longer walks it.
-func (vm *VM) replaceTable(c *Ctx, v uint64) error {
-	child := c.child
-	if _, err := vm.breakEntry(c); err != nil {
-		return err
-	}
-	if err := c.set(v); err != nil {
-		return err
-	}
-	return vm.freeSubtree(child, c.Level+1, c.Addr)
-}
-
-// freeSubtree releases a detached table and every table below it.
-func (vm *VM) freeSubtree(t mem.PA, level int, base mem.IPA) error {
-	end := base + mem.IPA(1)<<vm.layout.leafBits(level-1)
-	err := vm.walkTable(t, vm.tables[t], level, base, vm.layout.entries(), base, end, &vm.visitors.free, VisitTablePost)
-	vm.releaseTable(t)
+	t.live = int32(t.n)
+	_, err = c.apply(func(uint64) uint64 { return uint64(desc.S2Table(f, uint64(t.pa))) }, true)
 	return err
 }
 
-type freeVisitor struct{ vm *VM }
-
-func (v *freeVisitor) Visit(c *Ctx, at WalkFlags) error {
-	v.vm.releaseTable(c.child)
-	return nil
+// replaceTable replaces a table descriptor by leaf v (break-before-make);
+// the detached subtree is freed after the invalidation.
+func (vm *VM) replaceTable(c *Ctx, v uint64) error {
+	if _, err := c.apply(zero, false); err != nil {
+		return err
+	}
+	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	return err
 }
 
 type mapVisitor struct {
-	vm    *VM
-	cache *Cache
-	ipa   mem.IPA
-	pa    uint64
-	prot  Prot
-	flags MapFlags
+	vm      *VM
+	cache   *Cache
+	ipa     mem.IPA
+	pa      uint64
+	prot    Prot
+	flags   MapFlags
+	inPlace bool
 }
 
 // leafOK reports whether the entry can be a leaf of this mapping.
@@ -243,65 +213,43 @@ func (v *mapVisitor) outAddr(c *Ctx) uint64 { return v.pa + uint64(c.Addr-v.ipa)
 
 func (v *mapVisitor) Visit(c *Ctx, at WalkFlags) error {
 	if !v.leafOK(c) {
-		if at == VisitTablePre {
+		switch {
+		case at == VisitTablePre:
 			return nil
-		}
-		if c.Old&1 == 0 {
+		case v.inPlace:
+			return fmt.Errorf("%w: IPA %#x is under a level-%d %v", ErrNeedsTables, uint64(c.Addr), c.Level, c.Kind())
+		case c.Old&desc.ValidBit == 0:
 			return v.vm.installTable(c, v.cache)
 		}
 		return v.vm.split(c, v.cache) // keep what the rest of the block maps
 	}
 	leaf := v.vm.leaf(v.outAddr(c), c.Level, v.prot, v.flags)
 	if at == VisitTablePre {
+		if v.inPlace {
+			return fmt.Errorf("%w: a level-%d table holds IPA %#x", ErrNeedsTables, c.Level, uint64(c.Addr))
+		}
 		return v.vm.replaceTable(c, leaf)
 	}
 	return v.vm.installLeaf(c, leaf)
-}
-
-// splitEdges splits a block the walk range covers only in part, so the
-// operation changes exactly the range; it reports whether it did.
-func splitEdges(c *Ctx, cache *Cache) (bool, error) {
-	if c.Covered() || c.Kind() != desc.Block {
-		return false, nil
-	}
-	return true, c.vm.split(c, cache)
 }
 
 // unmapVisitor removes every valid entry the range touches. A leaf the
 // range covers only in part (a block straddling an end) is removed whole,
 // as Linux's stage-2 unmap does: unmapping needs no memory, so it cannot
 // fail for lack of it, and the rest of the block faults back in lazily.
-type unmapVisitor struct {
-	vm *VM
-}
+// A table left with no valid entry is removed and freed.
+type unmapVisitor struct{ vm *VM }
 
 func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
-	if at == VisitTablePost {
-		if c.childInfo.live != 0 {
-			return nil
-		}
-		// The count says the table is empty (checkCounts in the tests
-		// holds it to memory). Were it wrong, freeing would lose only
-		// entries the manager never made: the table is detached and
-		// invalidated before it is freed, and no table of this VM can
-		// hang below an entry it did not install (childOf).
-		if _, err := c.clear(); err != nil {
-			return err
-		}
-		v.vm.queueTLBI(c.Addr, NoLevelHint)
-		v.vm.releaseTable(c.child)
-		return nil
-	}
-	if c.Old&1 == 0 {
-		return nil
-	}
-	// Any valid non-table descriptor goes, covered or not, well-formed or
-	// not: removing a translation is always safe.
-	if _, err := c.clear(); err != nil {
-		return err
-	}
-	v.vm.queueTLBI(c.Addr, c.Level)
-	return nil
+	// Post visits come only for tables with no valid entry. The count says the table is empty (checkCounts in the tests holds
+	// it to memory). Were it wrong, freeing would lose only entries the
+	// manager never made: the table is detached and invalidated before
+	// it is freed, and no table of this VM can hang below an entry it
+	// did not install (child). Any valid non-table descriptor goes,
+	// covered or not, well-formed or not: removing a translation is
+	// always safe.
+	_, err := c.apply(zero, false)
+	return err
 }
 
 // permVisitor restricts (write-protect) or relaxes permissions. Relax
@@ -319,27 +267,20 @@ type permVisitor struct {
 }
 
 func (v *permVisitor) Visit(c *Ctx, at WalkFlags) error {
-	if c.Old&1 == 0 {
+	if c.Old&desc.ValidBit == 0 {
 		return nil
 	}
 	if err := v.vm.checkLeaf(c); err != nil {
 		return err
 	}
-	if v.relax {
-		if did, err := splitEdges(c, v.cache); did || err != nil {
-			return err
-		}
+	if v.relax && !c.Covered() && c.Kind() == desc.Block {
+		return v.vm.split(c, v.cache)
 	}
-	prev, err := c.update(func(cur uint64) uint64 { return cur&^v.clrBits | v.set })
-	if err != nil {
-		return err
-	}
-	// Permission restriction needs a TLBI; relaxation does not (a stale
-	// entry only causes a spurious permission fault).
-	if !v.relax && prev != c.Old {
-		v.vm.queueTLBI(c.Addr, c.Level)
-	}
-	return nil
+	// The check classifies the change: restriction queues its
+	// invalidation; relaxation needs none (a stale entry only causes a
+	// spurious permission fault).
+	_, err := c.apply(func(cur uint64) uint64 { return cur&^v.clrBits | v.set }, false)
+	return err
 }
 
 type youngMode uint8
@@ -360,24 +301,26 @@ type youngVisitor struct {
 }
 
 func (v *youngVisitor) Visit(c *Ctx, at WalkFlags) error {
-	if c.Old&1 == 0 {
+	if c.Old&desc.ValidBit == 0 {
 		return nil
 	}
 	if err := v.vm.checkLeaf(c); err != nil {
 		return err
 	}
 	v.found = true
-	v.young = v.young || c.Old&bitAF != 0
+	v.young = v.young || c.Old&desc.AFBit != 0
+	var err error
 	switch v.mode {
 	case mkOld:
-		_, err := c.update(func(cur uint64) uint64 { return cur &^ bitAF })
-		return err
+		_, err = c.apply(clearAF, false)
 	case mkYoung:
-		_, err := c.update(func(cur uint64) uint64 { return cur | bitAF })
-		return err
+		_, err = c.apply(setAF, false)
 	}
-	return nil
+	return err
 }
+
+func clearAF(d uint64) uint64 { return d &^ desc.AFBit }
+func setAF(d uint64) uint64   { return d | desc.AFBit }
 
 type splitVisitor struct {
 	vm    *VM
@@ -385,7 +328,7 @@ type splitVisitor struct {
 }
 
 func (v *splitVisitor) Visit(c *Ctx, at WalkFlags) error {
-	if c.Old&1 == 0 || c.Kind() != desc.Block {
+	if c.Old&desc.ValidBit == 0 || c.Kind() != desc.Block {
 		return nil
 	}
 	return v.vm.split(c, v.cache)
@@ -406,14 +349,14 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 		return nil
 	}
 	f := l.Format
+	t := c.child
 	cl := c.Level + 1
-	csize := uint64(1) << l.leafBits(cl)
+	csize := uint64(1) << vm.lbits[cl+1]
 	var base, attrs uint64
-	n := l.entries()
-	for i := uint64(0); i < n; i++ {
-		d, ok := vm.tm.Read64(c.child + mem.PA(i*8))
+	for i := uint64(0); i < t.n; i++ {
+		d, ok := vm.load(t.pa + mem.PA(i*8))
 		if !ok {
-			return fmt.Errorf("s2pt: table %#x is not readable", uint64(c.child))
+			return fmt.Errorf("s2pt: table %#x is not readable", uint64(t.pa))
 		}
 		k := desc.KindAt(d, cl)
 		if !(k == desc.Page || (k == desc.Block && l.BlockLevel(cl))) {
@@ -429,37 +372,50 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 			return nil
 		}
 	}
-	child := c.child
-	if _, err := vm.breakEntry(c); err != nil {
+	// The table goes invalid (released: freed after the invalidation),
+	// so nothing walks it any more: its final Access flags are read and
+	// the block's is their OR.
+	if _, err := c.apply(zero, false); err != nil {
 		return err
 	}
 	var af uint64
-	for i := uint64(0); i < n; i++ { // final AF values: nothing walks the table now
-		d, _ := vm.tm.Read64(child + mem.PA(i*8))
-		af |= d & bitAF
+	for i := uint64(0); i < t.n; i++ {
+		d, _ := vm.load(t.pa + mem.PA(i*8))
+		af |= d & desc.AFBit
 	}
-	if err := c.set(f.WithOA(attrs|af, base)); err != nil {
+	if _, err := c.apply(func(uint64) uint64 { return f.WithOA(attrs|af, base) }, false); err != nil {
 		return err
 	}
-	vm.releaseTable(child)
 	v.n++
+	return nil
+}
+
+// lookupVisitor records the leaf or invalid descriptor of one address.
+type lookupVisitor struct {
+	d     uint64
+	level int
+}
+
+func (v *lookupVisitor) Visit(c *Ctx, at WalkFlags) error {
+	v.d, v.level = c.Old, c.Level
 	return nil
 }
 
 // visitors are preallocated so operations do not allocate.
 type visitors struct {
-	free     freeVisitor
 	mapv     mapVisitor
 	unmap    unmapVisitor
 	perm     permVisitor
 	young    youngVisitor
 	split    splitVisitor
 	collapse collapseVisitor
+	lookup   lookupVisitor
+	dirty    dirtyVisitor
 }
 
 func (v *visitors) init(vm *VM) {
-	v.free.vm, v.mapv.vm, v.unmap.vm, v.perm.vm = vm, vm, vm, vm
-	v.young.vm, v.split.vm, v.collapse.vm = vm, vm, vm
+	v.mapv.vm, v.unmap.vm, v.perm.vm = vm, vm, vm
+	v.young.vm, v.split.vm, v.collapse.vm, v.dirty.vm = vm, vm, vm, vm
 }
 
 // checkArgs validates an IPA range (granule-aligned, inside the IPA space).
@@ -476,8 +432,8 @@ func (vm *VM) checkArgs(ipa mem.IPA, size uint64) error {
 }
 
 func (vm *VM) checkCache(cache *Cache, need int) error {
-	if cache.Len() < need {
-		return fmt.Errorf("s2pt: memory cache holds %d pages, the operation may need %d: top it up before taking the lock", cache.Len(), need)
+	if cache.Len()+len(vm.reserve) < need {
+		return fmt.Errorf("s2pt: memory cache holds %d pages (and the VM's reserve %d), the operation may need %d: top it up before taking the lock", cache.Len(), len(vm.reserve), need)
 	}
 	if cache != nil && cache.vm != vm {
 		return errors.New("s2pt: memory cache belongs to another VM")
@@ -489,8 +445,10 @@ func (vm *VM) checkCache(cache *Cache, need int) error {
 // only from cache, which must hold MapPagesNeeded pages (checked before
 // anything changes). Existing mappings in the range are replaced.
 func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return err
+	}
+	defer vm.unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
@@ -500,71 +458,36 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 	if prot&^(ProtR|ProtW|ProtX|ProtDevice) != 0 {
 		return fmt.Errorf("s2pt: unknown protection bits %#x", uint8(prot))
 	}
-	if flags&MapInPlace != 0 {
-		if done, err := vm.mapOne(ipa, uint64(pa), size, prot, flags); done {
-			return vm.finish(err)
-		}
-		return fmt.Errorf("%w: IPA %#x+%#x is not one leaf of an existing table", ErrNeedsTables, uint64(ipa), size)
+	if flags&MapClean != 0 && !vm.layout.VTCR.HD() {
+		return errors.New("s2pt: MapClean needs hardware dirty-state updates (Config.HD)")
 	}
-	if err := vm.checkCache(cache, vm.MapPagesNeeded(ipa, pa, size, flags)); err != nil {
+	inPlace := flags&MapInPlace != 0
+	if inPlace {
+		if !vm.oneLeaf(ipa, uint64(pa), size, flags) {
+			return fmt.Errorf("%w: IPA %#x+%#x is not one leaf", ErrNeedsTables, uint64(ipa), size)
+		}
+		cache = nil
+	} else if err := vm.checkCache(cache, vm.MapPagesNeeded(ipa, pa, size, flags)); err != nil {
 		return err
 	}
-	if done, err := vm.mapOne(ipa, uint64(pa), size, prot, flags); done {
-		return vm.finish(err)
-	}
 	v := &vm.visitors.mapv
-	v.cache, v.ipa, v.pa, v.prot, v.flags = cache, ipa, uint64(pa), prot, flags
-	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePre)
+	v.cache, v.ipa, v.pa, v.prot, v.flags, v.inPlace = cache, ipa, uint64(pa), prot, flags, inPlace
+	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePre|visitPreCovered)
 	v.cache = nil
 	return vm.finish(err)
 }
 
-// mapOne is Map's fast path, a stage-2 fault's usual map: one leaf (a
-// page, or a block where MapBlocks allows it) below existing tables, over
-// an entry that is not a table. It writes the leaf exactly as the walk's
-// visitor would (installLeaf) and reports done; anything else (a missing
-// table, a block to split, a table to replace, a descriptor the walk would
-// refuse) it leaves untouched for the walk.
-func (vm *VM) mapOne(ipa mem.IPA, pa, size uint64, prot Prot, flags MapFlags) (bool, error) {
+// oneLeaf reports whether the range is exactly one leaf Map would write:
+// a page, or a block where MapBlocks and the alignment allow one.
+func (vm *VM) oneLeaf(ipa mem.IPA, pa, size uint64, flags MapFlags) bool {
 	l := &vm.layout
-	level := l.StartLevel
-	for level < 3 && uint64(1)<<l.leafBits(level) != size {
-		level++
+	for level := l.StartLevel; level <= 3; level++ {
+		if uint64(1)<<vm.lbits[level+1] != size {
+			continue
+		}
+		return level == 3 || flags&MapBlocks != 0 && l.BlockLevel(level) && pa%size == 0 && uint64(ipa)%size == 0
 	}
-	switch {
-	case uint64(1)<<l.leafBits(level) != size:
-		return false, nil // not one leaf's size
-	case level < 3 && (flags&MapBlocks == 0 || !l.BlockLevel(level) || pa%size != 0 || uint64(ipa)%size != 0):
-		return false, nil // a block the walk would not make: it maps pages
-	}
-	table, info, lvl, base := vm.root, (*tableInfo)(nil), l.StartLevel, mem.IPA(0)
-	for {
-		bits := l.leafBits(lvl)
-		idx := uint64(ipa-base) >> bits
-		pte := table + mem.PA(idx*8)
-		d, ok := vm.tm.Read64(pte)
-		if !ok {
-			return false, nil
-		}
-		addr := base + mem.IPA(idx<<bits)
-		isTable := desc.KindAt(d, lvl) == desc.Table
-		if lvl == level {
-			if isTable {
-				return false, nil
-			}
-			c := &vm.ctx[lvl+1]
-			*c = Ctx{vm: vm, Level: lvl, Addr: addr, Start: ipa, End: ipa + mem.IPA(size), PTE: pte, Old: d, table: table, info: info}
-			return true, vm.installLeaf(c, vm.leaf(pa, lvl, prot, flags))
-		}
-		if !isTable {
-			return false, nil
-		}
-		child, cinfo, err := vm.childOf(pte, lvl, d)
-		if err != nil {
-			return false, nil
-		}
-		table, info, base, lvl = child, cinfo, addr, lvl+1
-	}
+	return false
 }
 
 // Unmap removes every mapping that covers any part of [ipa, ipa+size): a
@@ -574,18 +497,22 @@ func (vm *VM) mapOne(ipa mem.IPA, pa, size uint64, prot Prot, flags MapFlags) (b
 // empties are freed, after the TLB invalidation, which is complete when
 // Unmap returns.
 func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return err
+	}
+	defer vm.unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
-	err := vm.walk(ipa, ipa+mem.IPA(size), &vm.visitors.unmap, VisitLeaf|VisitTablePost)
+	err := vm.walk(ipa, ipa+mem.IPA(size), &vm.visitors.unmap, VisitLeaf|VisitTablePost|visitPostEmpty)
 	return vm.finish(err)
 }
 
 func (vm *VM) perm(cache *Cache, ipa mem.IPA, size uint64, relax bool, set, clr uint64) error {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return err
+	}
+	defer vm.unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
@@ -607,7 +534,7 @@ func (vm *VM) perm(cache *Cache, ipa mem.IPA, size uint64, relax bool, set, clr 
 // sets meanwhile, and invalidates the TLB before returning. It takes no
 // memory, so it never fails for lack of it.
 func (vm *VM) WriteProtect(ipa mem.IPA, size uint64) error {
-	return vm.perm(nil, ipa, size, false, 0, bitS2APW|bitDBM)
+	return vm.perm(nil, ipa, size, false, 0, desc.S2APWriteBit|desc.DBMBit)
 }
 
 // Relax adds the rights in prot (R, W, X) to the mappings of the range,
@@ -618,20 +545,22 @@ func (vm *VM) Relax(cache *Cache, ipa mem.IPA, size uint64, prot Prot) error {
 	}
 	var set, clr uint64
 	if prot&ProtR != 0 {
-		set |= bitS2APR
+		set |= desc.S2APReadBit
 	}
 	if prot&ProtW != 0 {
-		set |= bitS2APW
+		set |= desc.S2APWriteBit
 	}
 	if prot&ProtX != 0 {
-		clr |= maskXN
+		clr |= desc.S2XNMask
 	}
 	return vm.perm(cache, ipa, size, true, set, clr)
 }
 
 func (vm *VM) young(ipa mem.IPA, size uint64, mode youngMode) (young, found bool, err error) {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return false, false, err
+	}
+	defer vm.unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return false, false, err
 	}
@@ -665,8 +594,10 @@ func (vm *VM) MkYoung(ipa mem.IPA) (bool, error) {
 // Split replaces every block in the range by page mappings with the same
 // attributes (cache must hold SplitPagesNeeded pages).
 func (vm *VM) Split(cache *Cache, ipa mem.IPA, size uint64) error {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return err
+	}
+	defer vm.unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
@@ -684,8 +615,10 @@ func (vm *VM) Split(cache *Cache, ipa mem.IPA, size uint64) error {
 // contiguous output range with equal attributes by a block, bottom-up, and
 // returns how many it replaced.
 func (vm *VM) Collapse(ipa mem.IPA, size uint64) (int, error) {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return 0, err
+	}
+	defer vm.unlock()
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return 0, err
 	}
@@ -698,30 +631,18 @@ func (vm *VM) Collapse(ipa mem.IPA, size uint64) (int, error) {
 // Lookup returns the leaf-or-invalid descriptor the tables hold for ipa
 // and its level.
 func (vm *VM) Lookup(ipa mem.IPA) (d uint64, level int, err error) {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return 0, 0, err
+	}
+	defer vm.unlock()
 	g := mem.IPA(vm.layout.TableBytes)
 	ipa &^= g - 1
 	if err := vm.checkRange(ipa, ipa+g); err != nil {
 		return 0, 0, err
 	}
-	// A read-only descent: no visitor, nothing to invalidate or free.
-	l := &vm.layout
-	table, level, base := vm.root, l.StartLevel, mem.IPA(0)
-	for {
-		bits := l.leafBits(level)
-		pte := table + mem.PA(uint64(ipa-base)>>bits*8)
-		d, ok := vm.tm.Read64(pte)
-		if !ok {
-			return 0, 0, fmt.Errorf("s2pt: descriptor at %#x (level %d, IPA %#x) is not readable", uint64(pte), level, uint64(ipa))
-		}
-		if desc.KindAt(d, level) != desc.Table {
-			return d, level, nil
-		}
-		child, _, err := vm.childOf(pte, level, d)
-		if err != nil {
-			return 0, 0, fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
-		}
-		table, base, level = child, base+mem.IPA(uint64(ipa-base)>>bits<<bits), level+1
+	v := &vm.visitors.lookup
+	if err := vm.walk(ipa, ipa+g, v, VisitLeaf); err != nil {
+		return 0, 0, fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
 	}
+	return v.d, v.level, nil
 }

@@ -186,7 +186,7 @@ func TestYoung(t *testing.T) {
 	if n, err := r.vm.Collapse(0, 2*mib); n != 1 || err != nil {
 		t.Fatalf("Collapse: %d %v", n, err)
 	}
-	if d, lvl, _ := r.vm.Lookup(0); lvl != 2 || d&bitAF == 0 {
+	if d, lvl, _ := r.vm.Lookup(0); lvl != 2 || d&desc.AFBit == 0 {
 		t.Fatalf("collapsed block %#x level %d: want a young level-2 block", d, lvl)
 	}
 	if ok, _ := r.vm.MkYoung(mem.IPA(4 * mib)); ok {

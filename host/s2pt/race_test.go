@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/hostmem"
@@ -120,10 +121,10 @@ func TestConcurrentHardwareWalks(t *testing.T) {
 // the manager's first write to each leaf descriptor, the word's AF bit is
 // set by an atomic compare-and-swap, as AArch64.S2Walk's update would.
 type afMem struct {
-	*FlatTables
-	armed bool
-	hit   map[mem.PA]bool
-	n     int
+	TableMemory // a *FlatTables, used through the interface only (no direct words)
+	armed       bool
+	hit         map[mem.PA]bool
+	n           int
 }
 
 func (m *afMem) interfere(pa mem.PA) {
@@ -131,9 +132,9 @@ func (m *afMem) interfere(pa mem.PA) {
 		return
 	}
 	m.hit[pa] = true
-	v, _ := m.FlatTables.Read64(pa)
-	if v&1 != 0 && v&bitAF == 0 && v>>2&0xf != 0 { // a leaf (our tables have MemAttr != 0)
-		if ok, _ := m.FlatTables.CompareAndSwap64(pa, v, v|bitAF); ok {
+	v, _ := m.TableMemory.Read64(pa)
+	if v&1 != 0 && v&desc.AFBit == 0 && v>>2&0xf != 0 { // a leaf (our tables have MemAttr != 0)
+		if ok, _ := m.TableMemory.CompareAndSwap64(pa, v, v|desc.AFBit); ok {
 			m.n++
 		}
 	}
@@ -141,12 +142,12 @@ func (m *afMem) interfere(pa mem.PA) {
 
 func (m *afMem) Write64(pa mem.PA, v uint64) error {
 	m.interfere(pa)
-	return m.FlatTables.Write64(pa, v)
+	return m.TableMemory.Write64(pa, v)
 }
 
 func (m *afMem) CompareAndSwap64(pa mem.PA, old, new uint64) (bool, bool) {
 	m.interfere(pa)
-	return m.FlatTables.CompareAndSwap64(pa, old, new)
+	return m.TableMemory.CompareAndSwap64(pa, old, new)
 }
 
 func TestNoLostAccessFlag(t *testing.T) {
@@ -162,7 +163,7 @@ func TestNoLostAccessFlag(t *testing.T) {
 	for _, o := range ops {
 		for _, flags := range []MapFlags{MapOld, MapOld | MapBlocks} {
 			tm, _ := NewFlatTables(tableBase, 16*mib)
-			m := &afMem{FlatTables: tm, hit: map[mem.PA]bool{}}
+			m := &afMem{TableMemory: tm, hit: map[mem.PA]bool{}}
 			cfg := defaultCfg(40, sysreg.Granule4K)
 			cfg.HA = true
 			vm, err := New(cfg, m, nil)

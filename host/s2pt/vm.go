@@ -5,50 +5,54 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
+	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// NoLevelHint is the level passed to Invalidator.InvalidateIPA when the
-// leaf level is not known (a table descriptor was removed): TTL = 0.
-const NoLevelHint = -2
-
-// Invalidator is the TLB maintenance stage-2 changes need, for one VM; the
-// hypervisor implements it with the VM's current VMID (which it owns: a
-// VMID can change across an allocator rollover, the tables do not). Both
-// are broadcast (inner shareable) operations that have completed when the
-// call returns (TLBI; DSB ISH).
-type Invalidator interface {
-	// InvalidateIPA is TLBI IPAS2E1IS for ipa, with the level of the leaf
-	// as a TTL hint (NoLevelHint when unknown): it removes the stage-2
-	// entries and the walk-cache entries used to translate ipa, and the
-	// combined stage-1+2 entries that depend on them.
-	InvalidateIPA(ipa mem.IPA, level int)
-	// InvalidateVMID is TLBI VMALLS12E1IS: every entry of the VM's VMID.
-	InvalidateVMID()
-}
-
-type noInvalidator struct{}
-
-func (noInvalidator) InvalidateIPA(mem.IPA, int) {}
-func (noInvalidator) InvalidateVMID()            {}
-
-// tableInfo is the manager's record of one non-root table page.
-type tableInfo struct {
-	parent mem.PA // the descriptor that points at the table
+// table is the manager's record of one table page (the root included):
+// where it is, where it hangs, and how many of its descriptors are valid.
+type table struct {
+	pa     mem.PA
+	parent *table // nil for the root
+	ppa    mem.PA // parent's address
+	index  uint64 // the entry of parent that points here
+	base   mem.IPA
+	n      uint64 // entries
 	level  int8
-	live   int32 // valid descriptors in the table
+	live   int32 // valid descriptors
 }
 
-// maxPending is how many IPA invalidations an operation batches before it
-// falls back to invalidating the whole VMID.
-const maxPending = 64
-
-type pendingTLBI struct {
-	ipa   mem.IPA
+// tref is a table as a walk needs it, carried by value so that a descent
+// does not touch the records (cold memory) of the tables it passes.
+type tref struct {
+	rec   *table
+	pa    mem.PA
+	base  mem.IPA // the first IPA the table covers
 	level int
+}
+
+func (t *table) ref() tref {
+	return tref{rec: t, pa: t.pa, base: t.base, level: int(t.level)}
+}
+
+// entries returns the number of entries of table t.
+func (vm *VM) entries(t tref) uint64 {
+	if t.level == vm.layout.StartLevel {
+		return vm.layout.RootEntries
+	}
+	return vm.nent
+}
+
+// rcEntry caches one record by address with what validating a table
+// descriptor needs: the parent table and entry it must hang from.
+type rcEntry struct {
+	pa, ppa mem.PA
+	index   uint64
+	rec     *table
 }
 
 // Stats are a VM's page-table accounting.
@@ -59,33 +63,74 @@ type Stats struct {
 	TableBytes uint64
 	// RootBytes is the root's share of TableBytes.
 	RootBytes uint64
-	// BBM counts break-before-make sequences, TLBIs the invalidations issued.
-	BBM, TLBIs uint64
+	// ReserveBytes are emptied tables kept for reuse (at most
+	// reserveMax pages), not in TableBytes.
+	ReserveBytes uint64
+	// BBM counts break-before-make sequences: a valid entry made invalid,
+	// invalidated, and only then replaced.
+	BBM uint64
+	// TLBIs counts the stage-2 invalidations issued: one per range (or
+	// per page or whole VMID where the Invalidator cannot take ranges).
+	// Flushes counts the batches they were issued in (at most one per
+	// operation, plus one before each make that completes a BBM).
+	TLBIs, Flushes uint64
 }
 
-// VM is one VM's stage-2 address space. Its methods are safe for concurrent
-// use (they take the VM's MMU lock); the modelled hardware may walk the
-// tables at any time.
+// VM is one VM's stage-2 address space. The modelled hardware may walk
+// its tables at any time.
+//
+// Its methods are serialized by the MMU lock: Config.MMULock when set (the
+// hypervisor's lock, which the caller must hold around every call, as KVM
+// holds kvm->mmu_lock around its page-table calls; a call without it
+// returns an error), otherwise a mutex of the VM's own that every method
+// takes.
 type VM struct {
-	mu        sync.Mutex
-	layout    Layout
-	tm        TableMemory
-	inv       Invalidator
-	root      mem.PA
+	mu     sync.Mutex  // the MMU lock when Config.MMULock is nil
+	ext    *sync.Mutex // Config.MMULock
+	busy   bool        // an operation is running (visitors must not call back)
+	layout Layout
+	lbits  [8]uint // leafBits per level -1..3 at level+1 (8 entries: &7 needs no bounds check)
+	gbits  uint    // log2 of the granule
+	// A table descriptor's next-level address, branch-free in every
+	// layout: d&oaLo | (d>>oaHS&oaHM)<<oaHP | d&oaHK.
+	oaLo, oaHM, oaHK uint64
+	oaHS, oaHP       uint
+	nent             uint64 // entries of a non-root table
+	tm               TableMemory
+	inv              Invalidator
+	rinv             RangeInvalidator // inv, when it takes ranges
+	root             *table
+	// mbase and mw are the table memory's words when it gives them
+	// directly (directWords), else nil.
+	mbase mem.PA
+	mw    []uint64
+	// tables are the non-root tables by address; rc caches recent
+	// records by address (direct-mapped), in front of the map.
+	tables    map[mem.PA]*table
+	rc        [256]rcEntry
 	destroyed bool
-	tables    map[mem.PA]*tableInfo
-	// known caches, per level, the last table descriptor checkChild
-	// verified: repeated walks through the same tables then need no map
-	// lookup. Cleared whenever a table is released.
-	known [5]knownChild
-	stats Stats
+	stats     Stats
 
-	ctx [5]Ctx // one per level -1..3, reused by every walk
+	ctx  [5]Ctx // one per level -1..3, reused by every walk
+	path [8]struct {
+		t, child tref
+		idx      uint64
+	} // the table entries walk descended through, for post visits (5 used)
 
-	pend     [maxPending]pendingTLBI
-	npend    int
-	pendAll  bool
-	freeq    []mem.PA
+	pend    [maxPending]Range
+	npend   int
+	pendAll bool // the queue overflowed: invalidate the whole VMID
+	freeq   []*table
+	// reserve holds up to reserveMax detached, invalidated, empty tables
+	// for the next tables this VM makes (instead of a trip through the
+	// table memory's allocator and a zeroing); Destroy frees them.
+	reserve    []*table
+	reserveCap int // reserveMax; tests set 0 to see every free
+	// wc is a walk cache: per table level, the last tables descended
+	// into, by the IPA span they cover (direct-mapped). A walk whose range
+	// lies in a cached table starts there. Exact: release drops a table's
+	// entry, and nothing else changes which table covers a span.
+	wc       [4][64]tref
 	accErr   error
 	visitors visitors
 }
@@ -104,22 +149,75 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s2pt: allocating the %d-byte stage-2 root: %w", l.RootBytes, err)
 	}
-	vm := &VM{layout: l, tm: tm, inv: inv, root: root, tables: map[mem.PA]*tableInfo{}}
+	vm := &VM{layout: l, tm: tm, inv: inv, ext: cfg.MMULock, tables: map[mem.PA]*table{}, reserve: make([]*table, 0, reserveMax), reserveCap: reserveMax}
+	vm.rinv, _ = inv.(RangeInvalidator)
 	if uint64(root)%l.RootBytes != 0 || uint64(root)>>l.PABits != 0 || (uint64(root)>>48 != 0 && !l.Format.DS && !l.Format.OA52) {
 		_ = tm.FreeTable(root, l.RootBytes)
 		return nil, fmt.Errorf("s2pt: root %#x is not aligned to %#x or not expressible in VTTBR_EL2 with %d-bit PA", uint64(root), l.RootBytes, l.PABits)
 	}
+	for lvl := -1; lvl <= 3; lvl++ {
+		vm.lbits[lvl+1] = l.leafBits(lvl)
+	}
+	vm.gbits = l.Format.Granule.Bits()
+	vm.oaLo = (1<<48 - 1) &^ (1<<vm.gbits - 1)
+	switch {
+	case l.Format.Granule == sysreg.Granule64K && l.Format.OA52:
+		vm.oaHS, vm.oaHM, vm.oaHP = 12, 0xf, 48 // OA[51:48] in bits [15:12]
+	case l.Format.DS && l.Format.Granule != sysreg.Granule64K:
+		vm.oaHS, vm.oaHM, vm.oaHP, vm.oaHK = 8, 3, 50, 3<<48 // OA[51:50] in [9:8], OA[49:48] in place
+	}
+	vm.nent = l.entries()
+	vm.root = &table{pa: root, n: l.RootEntries, level: int8(l.StartLevel)}
+	if d, ok := tm.(directWords); ok {
+		vm.mbase, vm.mw = d.allWords()
+	}
 	vm.stats.RootBytes = l.RootBytes
 	vm.stats.TableBytes = l.RootBytes
+	for i := range vm.ctx {
+		vm.ctx[i].vm = vm
+	}
 	vm.visitors.init(vm)
 	return vm, nil
+}
+
+// errLockNotHeld is returned by a VM with an external MMU lock when the
+// caller does not hold it.
+var errLockNotHeld = errors.New("s2pt: the MMU lock (Config.MMULock) is not held")
+
+// lock enters an operation: it takes the VM's own lock, or checks that
+// the caller holds the external one (TryLock fails on a held mutex
+// without writing it). An operation cannot be entered from a visitor.
+func (vm *VM) lock() error {
+	if vm.ext == nil {
+		vm.mu.Lock()
+	} else if vm.ext.TryLock() {
+		vm.ext.Unlock()
+		return errLockNotHeld
+	}
+	if vm.busy {
+		vm.unlockOnly()
+		return errors.New("s2pt: VM method called from inside a walk (a visitor must not call the VM)")
+	}
+	vm.busy = true
+	return nil
+}
+
+func (vm *VM) unlock() {
+	vm.busy = false
+	vm.unlockOnly()
+}
+
+func (vm *VM) unlockOnly() {
+	if vm.ext == nil {
+		vm.mu.Unlock()
+	}
 }
 
 // Layout returns the VM's layout.
 func (vm *VM) Layout() Layout { return vm.layout }
 
 // Root returns the root table's host physical address.
-func (vm *VM) Root() mem.PA { return vm.root }
+func (vm *VM) Root() mem.PA { return vm.root.pa }
 
 // VTCR returns VTCR_EL2 for the VM.
 func (vm *VM) VTCR() sysreg.VTCR { return vm.layout.VTCR }
@@ -129,7 +227,7 @@ func (vm *VM) VTCR() sysreg.VTCR { return vm.layout.VTCR }
 // the VMID it currently holds for the VM (sysreg.VTTBR.WithVMID) on guest
 // entry.
 func (vm *VM) VTTBR() sysreg.VTTBR {
-	b := uint64(vm.root)
+	b := uint64(vm.root.pa)
 	v := b & 0x0000_ffff_ffff_fffe
 	if vm.layout.Format.DS || vm.layout.Format.OA52 {
 		v = b&0x0000_ffff_ffff_ffc0 | (b>>48&0xf)<<2
@@ -146,24 +244,30 @@ func (vm *VM) ApplyRegs(r *vmsa.Regs) {
 
 // Stats returns the VM's page-table accounting.
 func (vm *VM) Stats() Stats {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return Stats{}
+	}
+	defer vm.unlock()
 	s := vm.stats
 	s.Tables = len(vm.tables)
+	s.ReserveBytes = uint64(len(vm.reserve)) * vm.layout.TableBytes
 	return s
 }
 
 // Destroy frees every table and the root after invalidating the VMID. The
 // VM must not be used afterwards.
 func (vm *VM) Destroy() error {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return err
+	}
+	defer vm.unlock()
 	if vm.destroyed {
 		return errors.New("s2pt: VM destroyed twice")
 	}
 	vm.destroyed = true
 	vm.inv.InvalidateVMID()
 	vm.stats.TLBIs++
+	vm.stats.Flushes++
 	pas := make([]mem.PA, 0, len(vm.tables))
 	for pa := range vm.tables {
 		pas = append(pas, pa)
@@ -173,116 +277,184 @@ func (vm *VM) Destroy() error {
 	for _, pa := range pas {
 		errs = append(errs, vm.tm.FreeTable(pa, vm.layout.TableBytes))
 	}
-	errs = append(errs, vm.tm.FreeTable(vm.root, vm.layout.RootBytes))
+	for _, t := range vm.reserve {
+		errs = append(errs, vm.tm.FreeTable(t.pa, vm.layout.TableBytes))
+	}
+	vm.reserve = nil
+	errs = append(errs, vm.tm.FreeTable(vm.root.pa, vm.layout.RootBytes))
 	clear(vm.tables)
-	vm.root = 0
+	vm.wc = [4][64]tref{}
+	vm.rc = [256]rcEntry{}
+	vm.root = &table{}
 	vm.stats.TableBytes = 0
 	return errors.Join(errs...)
 }
 
-// knownChild is a table descriptor (at pte, value d) verified to point at
-// child, whose record is info.
-type knownChild struct {
-	pte   mem.PA
-	d     uint64
-	child mem.PA
-	info  *tableInfo
-}
-
-// account keeps the valid-entry count of the table at t (record info, nil
-// for the root) when one of its descriptors changes from old to new.
-func (vm *VM) account(info *tableInfo, t mem.PA, old, new uint64) {
-	if old&1 == new&1 || info == nil {
+// account keeps the valid-entry count of table t when one of its
+// descriptors changes from old to new.
+func (vm *VM) account(t *table, old, new uint64) {
+	if (old^new)&1 == 0 || t == vm.root {
 		return
 	}
 	if new&1 != 0 {
-		info.live++
-	} else {
-		info.live--
-		if info.live < 0 {
-			info.live = 0
-			if vm.accErr == nil {
-				vm.accErr = fmt.Errorf("s2pt: valid-entry count of table %#x went negative: the table was changed behind the manager", uint64(t))
-			}
+		t.live++
+		return
+	}
+	t.live--
+	if t.live < 0 {
+		t.live = 0
+		if vm.accErr == nil {
+			vm.accErr = fmt.Errorf("s2pt: valid-entry count of table %#x went negative: the table was changed behind the manager", uint64(t.pa))
 		}
 	}
 }
 
-// newTable takes a page from the cache and records it as the table for the
-// descriptor at pte (level is the new table's level).
-func (vm *VM) newTable(cache *Cache, pte mem.PA, level int) (mem.PA, error) {
-	if cache == nil || len(cache.pages) == 0 {
-		return 0, fmt.Errorf("s2pt: memory cache empty mapping at level %d: top it up first", level)
+// load reads the descriptor at pa (an atomic load, as the hardware's walk
+// reads it).
+func (vm *VM) load(pa mem.PA) (uint64, bool) {
+	if i := uint64(pa-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+		return atomic.LoadUint64(&vm.mw[i]), true
 	}
-	if cache.vm != vm {
-		return 0, fmt.Errorf("s2pt: memory cache belongs to another VM")
+	return vm.tm.Read64(pa)
+}
+
+// cas compare-and-swaps the descriptor at pa; mapped is false outside
+// table memory.
+func (vm *VM) cas(pa mem.PA, old, new uint64) (swapped, mapped bool) {
+	if i := uint64(pa-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+		return atomic.CompareAndSwapUint64(&vm.mw[i], old, new), true
 	}
-	p := cache.pages[len(cache.pages)-1]
-	cache.pages = cache.pages[:len(cache.pages)-1]
-	pa := p.pa
-	*p.info = tableInfo{parent: pte, level: int8(level)}
-	vm.tables[pa] = p.info
+	return vm.tm.CompareAndSwap64(pa, old, new)
+}
+
+// tableOA is the next-level table address of a table descriptor
+// (AArch64.NextTableBase), as desc.Format.TableOA computes it
+// (TestTableOA) without its switch on the format.
+func (vm *VM) tableOA(d uint64) mem.PA {
+	return mem.PA(d&vm.oaLo | (d>>vm.oaHS&vm.oaHM)<<vm.oaHP | d&vm.oaHK)
+}
+
+// rcSlot is the record cache slot of a table address.
+func (vm *VM) rcSlot(pa mem.PA) *rcEntry {
+	return &vm.rc[uint64(pa)>>vm.gbits%uint64(len(vm.rc))]
+}
+
+// newTable takes a page from the cache and records it as the table for
+// entry idx of parent.
+func (vm *VM) newTable(cache *Cache, parent tref, idx uint64) (*table, error) {
+	var t *table
+	switch {
+	case len(vm.reserve) > 0:
+		t = vm.reserve[len(vm.reserve)-1]
+		vm.reserve = vm.reserve[:len(vm.reserve)-1]
+	case cache == nil || len(cache.pages) == 0:
+		return nil, fmt.Errorf("s2pt: memory cache empty mapping at level %d: top it up first", parent.level+1)
+	case cache.vm != vm:
+		return nil, errors.New("s2pt: memory cache belongs to another VM")
+	default:
+		t = cache.pages[len(cache.pages)-1].rec
+		cache.pages = cache.pages[:len(cache.pages)-1]
+	}
+	t.parent, t.ppa, t.index, t.level, t.live = parent.rec, parent.pa, idx, int8(parent.level+1), 0
+	t.base = parent.base + mem.IPA(idx<<vm.lbits[parent.level+1])
+	t.n = vm.nent
+	vm.tables[t.pa] = t
+	*vm.rcSlot(t.pa) = rcEntry{pa: t.pa, ppa: t.ppa, index: idx, rec: t}
 	vm.stats.TableBytes += vm.layout.TableBytes
-	return pa, nil
+	return t, nil
 }
 
-// queueTLBI records an invalidation to issue before the operation returns.
-func (vm *VM) queueTLBI(ipa mem.IPA, level int) {
-	if vm.pendAll {
+// child returns the table the table descriptor d (entry idx of t) points
+// to, after checking that it is the table this VM allocated for exactly
+// that entry. Garbage (a table address the VM does not own, or one of its
+// tables hung elsewhere) is refused (ok false: childErr says why), never
+// followed.
+func (vm *VM) child(t tref, idx uint64, d uint64) (c tref, ok bool) {
+	pa := vm.tableOA(d)
+	s := &vm.rc[uint64(pa)>>vm.gbits%uint64(len(vm.rc))]
+	if s.pa != pa || s.rec == nil {
+		s = vm.rcFill(s, pa)
+	}
+	if s == nil || s.ppa != t.pa || s.index != idx {
+		return c, false
+	}
+	return tref{rec: s.rec, pa: pa, base: t.base + mem.IPA(idx<<vm.lbits[t.level+1&7]), level: t.level + 1}, true
+}
+
+// rcFill fills the record cache slot s with the record of the table at pa,
+// or returns nil when the VM has none there.
+func (vm *VM) rcFill(s *rcEntry, pa mem.PA) *rcEntry {
+	r := vm.tables[pa]
+	if r == nil {
+		return nil
+	}
+	*s = rcEntry{pa: pa, ppa: r.ppa, index: r.index, rec: r}
+	return s
+}
+
+// childErr is the error of a table descriptor child refused.
+func (vm *VM) childErr(t tref, idx uint64, d uint64) error {
+	return fmt.Errorf("s2pt: table descriptor %#x at level %d (at %#x, IPA %#x) points to %#x, which is not this entry's stage-2 table",
+		d, t.level, uint64(t.pa)+idx*8, uint64(t.base)+idx<<vm.lbits[t.level+1], uint64(vm.tableOA(d)))
+}
+
+// release forgets a detached table and every table below it, and queues
+// them to be freed once the invalidation queued with the detach is done.
+func (vm *VM) release(t *table) {
+	if vm.tables[t.pa] != t {
 		return
 	}
-	if vm.npend == maxPending {
-		vm.pendAll = true
-		return
+	if t.level < 3 && t.live > 0 {
+		for i := uint64(0); i < t.n; i++ {
+			d, ok := vm.load(t.pa + mem.PA(i*8))
+			if !ok || desc.KindAt(d, int(t.level)) != desc.Table {
+				continue
+			}
+			if c := vm.tables[mem.PA(vm.layout.Format.TableOA(d))]; c != nil && c.parent == t && c.index == i {
+				vm.release(c)
+			}
+		}
 	}
-	vm.pend[vm.npend] = pendingTLBI{ipa, level}
-	vm.npend++
+	delete(vm.tables, t.pa)
+	if s := vm.rcSlot(t.pa); s.rec == t {
+		*s = rcEntry{}
+	}
+	if w := vm.wcSlot(int(t.level), t.base); w.rec == t {
+		*w = tref{}
+	}
+	vm.stats.TableBytes -= vm.layout.TableBytes
+	vm.freeq = append(vm.freeq, t)
 }
 
-// tlbiIPA invalidates one IPA now.
-func (vm *VM) tlbiIPA(ipa mem.IPA, level int) {
-	vm.inv.InvalidateIPA(ipa, level)
-	vm.stats.TLBIs++
-}
+// reserveMax is how many emptied tables a VM keeps for reuse.
+const reserveMax = 4
 
-// tlbiAll invalidates the VMID now (and satisfies anything queued).
-func (vm *VM) tlbiAll() {
-	vm.inv.InvalidateVMID()
-	vm.stats.TLBIs++
-	vm.npend, vm.pendAll = 0, false
+// wcSlot is the walk-cache slot of the table at level covering base.
+func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
+	return &vm.wc[level&3][uint64(base)>>vm.lbits[level&7]%64]
 }
 
 // finish issues the queued invalidations, then frees the tables queued for
 // freeing (only once no TLB can hold a walk through them), and returns err
 // joined with any accounting error.
 func (vm *VM) finish(err error) error {
-	if vm.pendAll {
-		vm.tlbiAll()
-	}
-	for i := 0; i < vm.npend; i++ {
-		vm.tlbiIPA(vm.pend[i].ipa, vm.pend[i].level)
-	}
-	vm.npend = 0
-	for _, pa := range vm.freeq {
-		if ferr := vm.tm.FreeTable(pa, vm.layout.TableBytes); ferr != nil && err == nil {
+	vm.flush()
+	for _, t := range vm.freeq {
+		// Its count says it is empty (see unmapVisitor): kept for reuse
+		// as it is, or freed.
+		if t.live == 0 && len(vm.reserve) < vm.reserveCap {
+			vm.reserve = append(vm.reserve, t)
+			continue
+		}
+		if ferr := vm.tm.FreeTable(t.pa, vm.layout.TableBytes); ferr != nil && err == nil {
 			err = ferr
 		}
 	}
+	clear(vm.freeq)
 	vm.freeq = vm.freeq[:0]
 	if vm.accErr != nil {
 		err = errors.Join(err, vm.accErr)
 		vm.accErr = nil
 	}
 	return err
-}
-
-// releaseTable forgets a detached table and queues it for freeing.
-func (vm *VM) releaseTable(pa mem.PA) {
-	if _, ok := vm.tables[pa]; !ok {
-		return
-	}
-	delete(vm.tables, pa)
-	vm.known = [5]knownChild{}
-	vm.stats.TableBytes -= vm.layout.TableBytes
-	vm.freeq = append(vm.freeq, pa)
 }

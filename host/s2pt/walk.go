@@ -3,6 +3,7 @@ package s2pt
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/mem"
@@ -20,6 +21,14 @@ const (
 	VisitTablePre
 	// VisitTablePost visits a table descriptor after its table was walked.
 	VisitTablePost
+
+	// visitPreCovered limits pre visits to tables whose entry the range
+	// covers whole (Map: only there may a table become a block).
+	visitPreCovered WalkFlags = 1 << 6
+	// visitPostEmpty limits post visits to tables left with no valid
+	// entry (Unmap: only those are removed).
+	visitPostEmpty WalkFlags = 1 << 7
+	exportedFlags            = VisitLeaf | VisitTablePre | VisitTablePost
 )
 
 // Visitor is an operation over a range of stage-2 descriptors.
@@ -35,27 +44,29 @@ type VisitorFunc func(c *Ctx, at WalkFlags) error
 // Visit implements Visitor.
 func (f VisitorFunc) Visit(c *Ctx, at WalkFlags) error { return f(c, at) }
 
-// Ctx describes the descriptor being visited.
+// Ctx describes the descriptor being visited. A visitor changes it only
+// through Set and Update, which apply the architecture's rules for
+// changing a live descriptor (see ErrBreakBeforeMake).
 type Ctx struct {
 	vm *VM
 	// Level is the entry's level.
 	Level int
 	// Addr is the first IPA the entry covers; it covers Size() bytes.
 	Addr mem.IPA
-	// Start and End are the walk's range [Start, End).
+	// Start and End are the part of the walk's range [Start, End) inside
+	// the table holding the entry.
 	Start, End mem.IPA
 	// PTE is the descriptor's host physical address.
 	PTE mem.PA
 	// Old is the descriptor as last read or written by the walk.
-	Old       uint64
-	table     mem.PA     // the table holding the entry
-	info      *tableInfo // its record (nil for the root)
-	child     mem.PA     // the next-level table (table visits)
-	childInfo *tableInfo // its record
+	Old   uint64
+	t     tref   // the table holding the entry
+	idx   uint64 // the entry's index in t
+	child *table // table visits: the table below
 }
 
 // Size returns the IPA range one entry at c.Level covers.
-func (c *Ctx) Size() uint64 { return 1 << c.vm.layout.leafBits(c.Level) }
+func (c *Ctx) Size() uint64 { return 1 << c.vm.lbits[c.Level+1] }
 
 // Kind returns the kind of c.Old at c.Level.
 func (c *Ctx) Kind() desc.Kind { return desc.KindAt(c.Old, c.Level) }
@@ -67,7 +78,7 @@ func (c *Ctx) Covered() bool {
 
 // Reload re-reads the descriptor (hardware may have set AF or dirty state).
 func (c *Ctx) Reload() error {
-	v, ok := c.vm.tm.Read64(c.PTE)
+	v, ok := c.vm.load(c.PTE)
 	if !ok {
 		return fmt.Errorf("s2pt: descriptor at %#x (level %d, IPA %#x) is not readable", uint64(c.PTE), c.Level, uint64(c.Addr))
 	}
@@ -75,100 +86,196 @@ func (c *Ctx) Reload() error {
 	return nil
 }
 
-// Set stores a leaf or invalid descriptor v in place of c.Old with no
-// break-before-make and keeps the table's count of valid entries. Use it
-// only where the architecture allows the change without BBM.
+// Set replaces the descriptor by v, a leaf or invalid descriptor, if the
+// architecture allows the change on a live entry (ErrBreakBeforeMake
+// otherwise; the TLB invalidation it needs is issued by the manager). A
+// hardware Access-flag or dirty update made since c.Old was read is
+// overwritten; use Update to keep it.
 func (c *Ctx) Set(v uint64) error {
 	if desc.KindAt(v, c.Level) == desc.Table {
 		return fmt.Errorf("s2pt: Set of table descriptor %#x at level %d: tables are installed by the manager", v, c.Level)
 	}
-	return c.set(v)
-}
-
-// set stores v and adjusts the valid-entry count of the holding table.
-func (c *Ctx) set(v uint64) error {
-	if err := c.vm.tm.Write64(c.PTE, v); err != nil {
-		return err
-	}
-	c.vm.account(c.info, c.table, c.Old, v)
-	c.Old = v
-	return nil
+	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	return err
 }
 
 // Update changes the descriptor with a compare-and-swap loop: f maps the
 // current value to the new one, and is re-run when hardware changed the
-// descriptor meanwhile. The valid bit must not change. It returns the value
-// replaced.
+// descriptor meanwhile. Each change is checked as Set's is. It returns
+// the value replaced.
 func (c *Ctx) Update(f func(uint64) uint64) (uint64, error) {
-	return c.update(f)
+	return c.apply(f, false)
 }
 
-func (c *Ctx) update(f func(uint64) uint64) (uint64, error) {
+// ErrBreakBeforeMake is returned (wrapped, with the values and the reason)
+// for a change of a valid descriptor that the architecture allows only
+// through an invalid entry and a TLB invalidation: a change of output
+// address, of size (level or Contiguous hint) or of memory attributes
+// (DDI 0487I.a D8.13.1, R_WHZWS), or replacing a table by anything but an
+// invalid entry. Visitors make such changes in two steps: Set(0), then
+// Set(new), and the manager issues the invalidation in between.
+var ErrBreakBeforeMake = errors.New("s2pt: the change needs break-before-make")
+
+// change classifies a descriptor change (see classify).
+type change uint8
+
+const (
+	changeNone     change = iota // invalid to invalid
+	changeMake                   // invalid to valid
+	changeBreak                  // valid to invalid
+	changeRelax                  // same translation, no right removed: no invalidation
+	changeRestrict               // same translation, a right removed: invalidation after
+)
+
+// classify decides from the old and new descriptor at level whether the
+// change is allowed on a live entry without break-before-make, and what
+// invalidation it needs. Allowed in place: the stage-2 access rights
+// (S2AP, XN), the Access flag, DBM and the software bits. Everything else
+// on a valid entry (output address, block or page, the Contiguous hint,
+// MemAttr, shareability, any other bit, a table on either side) needs BBM
+// (R_WHZWS).
+func (l *Layout) classify(level int, old, new uint64) (change, error) {
+	switch ov, nv := old&desc.ValidBit != 0, new&desc.ValidBit != 0; {
+	case !ov && !nv:
+		return changeNone, nil
+	case !ov:
+		return changeMake, nil
+	case !nv:
+		return changeBreak, nil
+	}
+	ok, nk := desc.KindAt(old, level), desc.KindAt(new, level)
+	f := l.Format
+	var why string
+	switch {
+	case ok == desc.Table || nk == desc.Table:
+		why = "a table entry is replaced only through an invalid entry"
+	case ok != nk:
+		why = fmt.Sprintf("the entry changes from %v to %v", ok, nk)
+	case f.LeafOA(old, level) != f.LeafOA(new, level):
+		why = "the output address changes"
+	case (old^new)&desc.ContigBit != 0:
+		why = "the Contiguous hint (the size of the TLB entry) changes"
+	case (old^new)&desc.S2MemAttrMask != 0 || (!f.DS && (old^new)&desc.SHMask != 0):
+		why = "the memory attributes change"
+	case f.WithOA(old^new, 0)&^inPlaceBits != 0:
+		why = fmt.Sprintf("bits %#x change", f.WithOA(old^new, 0)&^inPlaceBits)
+	}
+	if why != "" {
+		return 0, fmt.Errorf("%w: %#x -> %#x at level %d: %s", ErrBreakBeforeMake, old, new, level, why)
+	}
+	if removesRights(old, new) {
+		return changeRestrict, nil
+	}
+	return changeRelax, nil
+}
+
+// inPlaceBits are the leaf bits a live entry may change without BBM.
+const inPlaceBits = desc.S2APReadBit | desc.S2APWriteBit | desc.S2XNMask | desc.AFBit | desc.DBMBit | desc.SWMask
+
+// removesRights reports whether going from old to new (two leaves with the
+// same translation) takes away a right a TLB may hold: read, write
+// (S2AP[1], or DBM, by which the hardware may make the page writable), or
+// execution at EL0 or EL1 (XN[1:0] as FEAT_XNX reads it; without it only
+// XN[1] counts, and the extra invalidation is harmless).
+func removesRights(old, new uint64) bool {
+	if old&^new&(desc.S2APReadBit|desc.S2APWriteBit|desc.DBMBit) != 0 {
+		return true
+	}
+	ox0, ox1 := xnRights(desc.Field(old, desc.S2XNMask))
+	nx0, nx1 := xnRights(desc.Field(new, desc.S2XNMask))
+	return ox0 && !nx0 || ox1 && !nx1
+}
+
+// xnRights returns execution at EL0 and EL1 for XN[1:0] (FEAT_XNX).
+func xnRights(xn uint64) (el0, el1 bool) {
+	switch xn {
+	case 0:
+		return true, true
+	case 1:
+		return true, false
+	case 3:
+		return false, true
+	}
+	return false, false
+}
+
+// apply is the one place a live descriptor is written. f maps the current
+// value to the new one; the change is classified (R_WHZWS) and refused
+// with ErrBreakBeforeMake when it needs break-before-make; a make first
+// completes any invalidation still pending for its range (the TLBI between
+// break and make); the write is a compare-and-swap, re-running f when
+// hardware changed the descriptor (an Access-flag or dirty update is then
+// seen by f, never lost); a break or a restriction queues its
+// invalidation, and a removed table is released with everything below it
+// (freed after the invalidation). Only the manager installs tables
+// (table). It returns the value replaced.
+func (c *Ctx) apply(f func(uint64) uint64, table bool) (uint64, error) {
+	vm := c.vm
 	for {
 		cur := c.Old
 		n := f(cur)
 		if n == cur {
 			return cur, nil
 		}
-		if n&1 != cur&1 {
-			return cur, fmt.Errorf("s2pt: update of %#x to %#x at level %d changes validity", cur, n, c.Level)
+		if !table && desc.KindAt(n, c.Level) == desc.Table {
+			return cur, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, c.Level, uint64(c.Addr))
 		}
-		ok, mapped := c.vm.tm.CompareAndSwap64(c.PTE, cur, n)
+		cl, err := vm.layout.classify(c.Level, cur, n)
+		if err != nil {
+			return cur, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
+		}
+		if cl == changeMake && vm.pendingOverlaps(c.Addr, c.Addr+mem.IPA(c.Size())) {
+			vm.flush() // break ... TLBI ... make
+			vm.stats.BBM++
+		}
+		swapped, mapped := vm.cas(c.PTE, cur, n)
 		if !mapped {
 			return cur, fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(c.PTE))
 		}
-		if ok {
-			c.Old = n
-			return cur, nil
-		}
-		if err := c.Reload(); err != nil {
-			return cur, err
-		}
-	}
-}
-
-// clear makes the entry invalid with a compare-and-swap loop, so the value
-// returned includes any hardware update made before the entry went invalid.
-func (c *Ctx) clear() (uint64, error) {
-	for {
-		cur := c.Old
-		if cur&1 == 0 {
-			if cur != 0 {
-				if err := c.set(0); err != nil {
-					return cur, err
-				}
+		if !swapped {
+			if err := c.Reload(); err != nil {
+				return cur, err
 			}
-			return cur, nil
+			continue
 		}
-		ok, mapped := c.vm.tm.CompareAndSwap64(c.PTE, cur, 0)
-		if !mapped {
-			return cur, fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(c.PTE))
+		c.Old = n
+		vm.account(c.t.rec, cur, n)
+		switch cl {
+		case changeBreak:
+			if desc.KindAt(cur, c.Level) == desc.Table {
+				// Walk caches may hold the table: the invalidation is
+				// not last-level, and its leaves may be of any level.
+				vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), NoLevelHint, false, vm.layout.TableBytes)
+				if t, ok := vm.child(c.t, c.idx, cur); ok {
+					vm.release(t.rec)
+				}
+			} else {
+				vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), c.Level, true, c.Size())
+			}
+		case changeRestrict:
+			vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), c.Level, true, c.Size())
 		}
-		if ok {
-			c.vm.account(c.info, c.table, cur, 0)
-			c.Old = 0
-			return cur, nil
-		}
-		if err := c.Reload(); err != nil {
-			return cur, err
-		}
+		return cur, nil
 	}
 }
 
 // Walk calls v for the descriptors covering [start, end) (VisitLeaf,
 // VisitTablePre, VisitTablePost as flags select), under the MMU lock.
+// Invalidations the visitor's changes need are issued, and tables it
+// removed freed, before Walk returns.
 func (vm *VM) Walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
+	if err := vm.lock(); err != nil {
+		return err
+	}
+	defer vm.unlock()
 	if err := vm.checkRange(start, end); err != nil {
 		return err
 	}
-	err := vm.walk(start, end, v, flags)
-	return vm.finish(err)
+	return vm.finish(vm.walk(start, end, v, flags&exportedFlags))
 }
 
 func (vm *VM) checkRange(start, end mem.IPA) error {
-	if vm.root == 0 && vm.destroyed {
+	if vm.destroyed {
 		return errors.New("s2pt: VM is destroyed")
 	}
 	if start >= end || uint64(end) > 1<<vm.layout.IPABits {
@@ -177,112 +284,202 @@ func (vm *VM) checkRange(start, end mem.IPA) error {
 	return nil
 }
 
-// walk is the one management walk over the live tables.
+// walk is the one descent of the tables: every operation (map, unmap,
+// lookup, write-protect, the Access-flag operations, relax, split,
+// collapse, dirty-state harvesting) is a visitor of it. While the range
+// lies inside one entry of a table and that entry is a table wanting no
+// pre visit, it descends without building a visit context (the path is
+// kept for the post visits, made on the way back up); the rest is
+// walkTable's.
 func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
-	return vm.walkTable(vm.root, nil, vm.layout.StartLevel, 0, vm.layout.RootEntries, start, end, v, flags)
-}
-
-// walkTable visits the entries of the table at pa (record info, level,
-// first IPA base, n entries) that intersect [start, end).
-func (vm *VM) walkTable(pa mem.PA, info *tableInfo, level int, base mem.IPA, n uint64, start, end mem.IPA, v Visitor, flags WalkFlags) error {
-	bits := vm.layout.leafBits(level)
-	idx := uint64(start-base) >> bits
-	for ; idx < n; idx++ {
-		addr := base + mem.IPA(idx<<bits)
-		if addr >= end {
+	t := vm.root.ref()
+	depth := 0
+	pre := flags&VisitTablePre != 0
+	preCovered := flags&visitPreCovered != 0
+	post := flags&VisitTablePost != 0
+	// Start in the deepest cached table holding the range, when the
+	// tables above it want no visit: pre visits only of covered tables
+	// (they span more than the range), post visits only of emptied
+	// tables (made below through the records' parents).
+	if (!pre || preCovered) && (!post || flags&visitPostEmpty != 0) {
+		for l := 3; l > vm.layout.StartLevel; l-- {
+			w := vm.wcSlot(l, start)
+			span := mem.IPA(1) << vm.lbits[l&7]
+			// Not a range covering the table whole: its entry above
+			// would then be covered (a pre visit, for Map).
+			if w.rec != nil && start-w.base < span && end-1-w.base < span && (start != w.base || end-w.base != span) {
+				t = *w
+				break
+			}
+		}
+	}
+	first := t.rec
+	var err error
+	for {
+		bits := vm.lbits[t.level+1&7]
+		idx := uint64(start-t.base) >> bits
+		if uint64(end-1-t.base)>>bits != idx {
+			err = vm.walkTable(t, start, end, v, flags)
 			break
 		}
-		if err := vm.walkEntry(pa, info, level, addr, pa+mem.PA(idx*8), start, end, v, flags); err != nil {
+		addr := t.base + mem.IPA(idx<<bits)
+		pte := t.pa + mem.PA(idx*8)
+		// vm.load and vm.child inlined by hand: this loop is every
+		// operation's descent.
+		var d uint64
+		if i := uint64(pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+			d = atomic.LoadUint64(&vm.mw[i])
+		} else {
+			d, _ = vm.tm.Read64(pte) // a failed read is reported by walkEntry
+		}
+		if desc.KindAt(d, t.level) != desc.Table || pre && (!preCovered || addr == start && addr+mem.IPA(1)<<bits == end) {
+			err = vm.walkEntry(t, idx, addr, start, end, v, flags)
+			break
+		}
+		cpa := vm.tableOA(d)
+		s := &vm.rc[uint64(cpa)>>vm.gbits%uint64(len(vm.rc))]
+		if s.pa != cpa || s.rec == nil {
+			s = vm.rcFill(s, cpa)
+		}
+		if s == nil || s.ppa != t.pa || s.index != idx {
+			err = vm.childErr(t, idx, d)
+			break
+		}
+		child := tref{rec: s.rec, pa: cpa, base: addr, level: t.level + 1}
+		*vm.wcSlot(child.level, addr) = child
+		if post {
+			p := &vm.path[depth&7]
+			p.t, p.child, p.idx = t, child, idx
+			depth++
+		}
+		t = child
+	}
+	for depth > 0 && err == nil {
+		depth--
+		p := &vm.path[depth&7]
+		if flags&visitPostEmpty != 0 && p.child.rec.live != 0 {
+			continue
+		}
+		pte := p.t.pa + mem.PA(p.idx*8)
+		d, ok := vm.load(pte)
+		if !ok || desc.KindAt(d, p.t.level) != desc.Table || vm.tableOA(d) != p.child.pa {
+			continue // replaced below (not by a visit of this walk: tables are not)
+		}
+		c := vm.visitCtx(p.t, p.idx, pte, d, p.child.base, start, end)
+		c.child = p.child.rec
+		err = v.Visit(c, VisitTablePost)
+	}
+	// Started below the root: the tables above the start emptied by the
+	// walk are visited through the records (post visits of emptied
+	// tables only; a table not emptied keeps its parents non-empty).
+	for r := first; err == nil && post && r != vm.root && r.live == 0 && r == vm.tables[r.pa]; {
+		p := r.parent
+		pt := p.ref()
+		pte := p.pa + mem.PA(r.index*8)
+		d, ok := vm.load(pte)
+		if !ok || desc.KindAt(d, pt.level) != desc.Table || vm.tableOA(d) != r.pa {
+			break
+		}
+		c := vm.visitCtx(pt, r.index, pte, d, r.base, start, end)
+		c.child = r
+		err = v.Visit(c, VisitTablePost)
+		r = p
+	}
+	return err
+}
+
+// walkTable visits the entries of table t that intersect [start, end).
+func (vm *VM) walkTable(t tref, start, end mem.IPA, v Visitor, flags WalkFlags) error {
+	bits := vm.lbits[t.level+1]
+	n := vm.entries(t)
+	for idx := uint64(start-t.base) >> bits; idx < n; idx++ {
+		addr := t.base + mem.IPA(idx<<bits)
+		if addr >= end {
+			return nil
+		}
+		if err := vm.walkEntry(t, idx, addr, start, end, v, flags); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (vm *VM) walkEntry(table mem.PA, info *tableInfo, level int, addr mem.IPA, pte mem.PA, start, end mem.IPA, v Visitor, flags WalkFlags) error {
-	c := &vm.ctx[level+1]
-	*c = Ctx{vm: vm, Level: level, Addr: addr, Start: start, End: end, PTE: pte, table: table, info: info}
-	if err := c.Reload(); err != nil {
-		return err
+// walkEntry visits entry idx of table t (covering IPAs from addr) and the
+// table below it. An entry a leaf visit turns into a table is descended
+// into; a table a pre visit replaces is not.
+func (vm *VM) walkEntry(t tref, idx uint64, addr, start, end mem.IPA, v Visitor, flags WalkFlags) error {
+	level := t.level
+	pte := t.pa + mem.PA(idx*8)
+	d, ok := vm.load(pte)
+	if !ok {
+		return fmt.Errorf("s2pt: descriptor at %#x (level %d, IPA %#x) is not readable", uint64(pte), level, uint64(addr))
 	}
-	if c.Kind() == desc.Table {
-		if flags&VisitTablePre != 0 {
-			if err := vm.checkChild(c); err != nil {
-				return err
-			}
-			if err := v.Visit(c, VisitTablePre); err != nil {
-				return err
-			}
-			if err := c.Reload(); err != nil {
-				return err
-			}
-			if c.Kind() != desc.Table {
-				return nil // the visitor replaced the table
-			}
+	next := addr + mem.IPA(1)<<vm.lbits[level+1]
+	if desc.KindAt(d, level) == desc.Table &&
+		(flags&VisitTablePre == 0 || flags&visitPreCovered != 0 && (addr < start || next > end)) {
+		// A table passed through without a pre visit: no context.
+		child, ok := vm.child(t, idx, d)
+		if !ok {
+			return vm.childErr(t, idx, d)
 		}
-	} else {
+		if err := vm.walkTable(child, max(start, addr), min(end, next), v, flags); err != nil {
+			return err
+		}
+		if flags&VisitTablePost != 0 && (flags&visitPostEmpty == 0 || child.rec.live == 0) {
+			c := vm.visitCtx(t, idx, pte, d, addr, start, end)
+			c.child = child.rec
+			return v.Visit(c, VisitTablePost)
+		}
+		return nil
+	}
+	c := vm.visitCtx(t, idx, pte, d, addr, start, end)
+	var child tref
+	if desc.KindAt(d, level) != desc.Table {
 		if flags&VisitLeaf == 0 {
 			return nil
 		}
 		if err := v.Visit(c, VisitLeaf); err != nil {
 			return err
 		}
-		if err := c.Reload(); err != nil {
-			return err
-		}
-		if c.Kind() != desc.Table {
+		if desc.KindAt(c.Old, level) != desc.Table {
 			return nil
 		}
+	} else {
+		if child, ok = vm.child(t, idx, d); !ok {
+			return vm.childErr(t, idx, d)
+		}
+		c.child = child.rec
+		if err := v.Visit(c, VisitTablePre); err != nil {
+			return err
+		}
+		if c.Old != d {
+			if desc.KindAt(c.Old, level) != desc.Table {
+				return nil
+			}
+			child.rec = nil
+		}
 	}
-	if err := vm.checkChild(c); err != nil {
+	if child.rec == nil {
+		if child, ok = vm.child(t, idx, c.Old); !ok {
+			return vm.childErr(t, idx, c.Old)
+		}
+	}
+	if err := vm.walkTable(child, max(start, addr), min(end, next), v, flags); err != nil {
 		return err
 	}
-	size := mem.IPA(1) << vm.layout.leafBits(level)
-	cs, ce := max(start, addr), min(end, addr+size)
-	if err := vm.walkTable(c.child, c.childInfo, level+1, addr, vm.layout.entries(), cs, ce, v, flags); err != nil {
-		return err
+	if flags&VisitTablePost != 0 && (flags&visitPostEmpty == 0 || child.rec.live == 0) {
+		c.child = child.rec // the deeper levels used other Ctx slots; this one is intact
+		return v.Visit(c, VisitTablePost)
 	}
-	if flags&VisitTablePost == 0 {
-		return nil
-	}
-	c = &vm.ctx[level+1] // deeper levels used other slots; this one is intact
-	if err := c.Reload(); err != nil {
-		return err
-	}
-	if c.Kind() != desc.Table {
-		return nil
-	}
-	if err := vm.checkChild(c); err != nil {
-		return err
-	}
-	return v.Visit(c, VisitTablePost)
-}
-
-// checkChild validates the table descriptor c.Old: it must point at a table
-// this VM allocated for exactly this entry, one level down. Garbage (a
-// table address the VM does not own) is refused, never followed.
-func (vm *VM) checkChild(c *Ctx) error {
-	child, info, err := vm.childOf(c.PTE, c.Level, c.Old)
-	if err != nil {
-		return fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
-	}
-	c.child, c.childInfo = child, info
 	return nil
 }
 
-// childOf returns the table the table descriptor d at pte (level) points
-// to, after checking that it is the table this VM allocated for exactly
-// that entry, one level down.
-func (vm *VM) childOf(pte mem.PA, level int, d uint64) (mem.PA, *tableInfo, error) {
-	k := &vm.known[level+1]
-	if k.pte == pte && k.d == d && k.info != nil {
-		return k.child, k.info, nil
-	}
-	child := mem.PA(vm.layout.Format.TableOA(d))
-	info, ok := vm.tables[child]
-	if !ok || info.parent != pte || int(info.level) != level+1 {
-		return 0, nil, fmt.Errorf("s2pt: table descriptor %#x at level %d (at %#x) points to %#x, which is not this entry's stage-2 table", d, level, uint64(pte), uint64(child))
-	}
-	*k = knownChild{pte: pte, d: d, child: child, info: info}
-	return child, info, nil
+// visitCtx fills the level's context for a visit of entry idx of t.
+func (vm *VM) visitCtx(t tref, idx uint64, pte mem.PA, d uint64, addr, start, end mem.IPA) *Ctx {
+	c := &vm.ctx[t.level+1]
+	// Field by field: a composite literal would be built aside and copied
+	// with the pointer fields' write barriers.
+	c.Level, c.Addr, c.Start, c.End = t.level, addr, start, end
+	c.PTE, c.Old, c.t, c.idx, c.child = pte, d, t, idx, nil
+	return c
 }

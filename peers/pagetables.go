@@ -1,0 +1,157 @@
+//go:build amd64
+
+package peers
+
+import (
+	"fmt"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/cpuid"
+	"gvisor.dev/gvisor/pkg/hostarch"
+	"gvisor.dev/gvisor/pkg/ring0/pagetables"
+
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/host/hostmem"
+	"github.com/nestmmu/nestmmu/host/s2pt"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// PageTables is what both sides provide: map a page-aligned range to a
+// physical range, unmap a range, and look one address up.
+type PageTables interface {
+	Map(addr, pa, size uint64) error
+	Unmap(addr, size uint64) error
+	Lookup(addr uint64) (pa uint64, ok bool)
+}
+
+// Nestmmu is host/s2pt with a 48-bit IPA space and the 4K granule: four
+// levels from level 0, as x86's four-level tables. Its tables live in a
+// host/hostmem arena, as in the hypervisor. Like gVisor's PageTables,
+// whose callers synchronize them, it is used by one goroutine that holds
+// its MMU lock (s2pt.Config.MMULock) throughout: s2pt checks that the
+// lock is held and takes none of its own.
+type Nestmmu struct {
+	VM    *s2pt.VM
+	cache *s2pt.Cache
+	arena *hostmem.Arena
+	mu    sync.Mutex
+	oa    uint64 // a leaf's output-address bits (48-bit layout)
+}
+
+// NewNestmmu returns s2pt tables in an arena of tableMem bytes.
+func NewNestmmu(tableMem uint64) (*Nestmmu, error) {
+	regs := vmsa.DefaultRegs()
+	a, err := hostmem.New(hostmem.Config{Size: tableMem})
+	if err != nil {
+		return nil, err
+	}
+	n := &Nestmmu{arena: a, oa: 1<<48 - 1}
+	n.mu.Lock()
+	vm, err := s2pt.New(s2pt.Config{IPABits: 48, Granule: sysreg.Granule4K, MMFR0: regs.MMFR0, MMFR1: regs.MMFR1, MMULock: &n.mu}, s2pt.ArenaTables{Arena: a}, nil)
+	if err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	n.VM, n.cache = vm, vm.NewCache()
+	return n, nil
+}
+
+// Close frees the tables and the arena.
+func (n *Nestmmu) Close() error {
+	err := n.cache.Release()
+	if e := n.VM.Destroy(); err == nil {
+		err = e
+	}
+	if e := n.arena.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+// Map tops up the cache (outside the MMU lock, in a hypervisor), then maps
+// with blocks where the alignment allows.
+func (n *Nestmmu) Map(addr, pa, size uint64) error {
+	if err := n.cache.Topup(n.VM.MapPagesNeeded(mem.IPA(addr), mem.PA(pa), size, s2pt.MapBlocks)); err != nil {
+		return err
+	}
+	return n.VM.Map(n.cache, mem.IPA(addr), mem.PA(pa), size, s2pt.ProtR|s2pt.ProtW, s2pt.MapBlocks)
+}
+
+// Unmap removes exactly [addr, addr+size), as gVisor's Unmap does. s2pt's
+// Unmap removes a block it covers only in part whole (Linux's stage-2
+// unmap, which needs no memory), so a block straddling either end is
+// split first.
+func (n *Nestmmu) Unmap(addr, size uint64) error {
+	const pg = 4096
+	for _, a := range [2]uint64{addr, addr + size - pg} {
+		d, level, err := n.VM.Lookup(mem.IPA(a))
+		if err != nil {
+			return err
+		}
+		bsize := uint64(1) << (12 + 9*(3-level))
+		if d&1 == 0 || level == 3 || (a&^(bsize-1) >= addr && a&^(bsize-1)+bsize <= addr+size) {
+			continue
+		}
+		if err := n.cache.Topup(n.VM.SplitPagesNeeded(mem.IPA(a), pg)); err != nil {
+			return err
+		}
+		if err := n.VM.Split(n.cache, mem.IPA(a), pg); err != nil {
+			return err
+		}
+	}
+	return n.VM.Unmap(mem.IPA(addr), size)
+}
+
+// Lookup returns the output address of addr.
+func (n *Nestmmu) Lookup(addr uint64) (uint64, bool) {
+	d, level, err := n.VM.Lookup(mem.IPA(addr))
+	if err != nil || d&1 == 0 {
+		return 0, false
+	}
+	m := uint64(1)<<(12+9*(3-level)) - 1
+	return d&n.oa&^m | addr&m, true
+}
+
+// Gvisor is gVisor's page tables (the x86 format on amd64) with its
+// runtime allocator.
+type Gvisor struct{ pt *pagetables.PageTables }
+
+var cpuidOnce sync.Once
+
+// NewGvisor returns empty gVisor page tables.
+func NewGvisor() *Gvisor {
+	cpuidOnce.Do(cpuid.Initialize) // required on amd64 before pagetables.New
+	return &Gvisor{pt: pagetables.New(pagetables.NewRuntimeAllocator())}
+}
+
+var rw = pagetables.MapOpts{AccessType: hostarch.ReadWrite}
+
+// Map maps [addr, addr+size) to pa.
+func (g *Gvisor) Map(addr, pa, size uint64) error {
+	g.pt.Map(hostarch.Addr(addr), uintptr(size), rw, uintptr(pa))
+	return nil
+}
+
+// Unmap unmaps [addr, addr+size).
+func (g *Gvisor) Unmap(addr, size uint64) error {
+	g.pt.Unmap(hostarch.Addr(addr), uintptr(size))
+	return nil
+}
+
+// Lookup returns the output address of addr.
+func (g *Gvisor) Lookup(addr uint64) (uint64, bool) {
+	v, p, size, _ := g.pt.Lookup(hostarch.Addr(addr), false)
+	if size == 0 {
+		return 0, false
+	}
+	return uint64(p) + (addr - uint64(v)), true
+}
+
+// mustOK panics on an error that a benchmark loop cannot return.
+func check(ok bool, format string, a ...any) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf(format, a...)
+}
