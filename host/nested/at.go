@@ -127,11 +127,15 @@ func (v *VCPU) emulateAT(op at.Op, rt uint8) error {
 	va := v.xreg(rt)
 	vr := v.virtualRegs()
 	ps := at.PSTATE{EL: 2, PAN: v.pe.SPSR[2]&spsrPAN != 0}
-	res, fast := v.translateAT(op, rt, &vr, ps, va, v.pe.PAR)
-	if fast {
+	v.resetTrace()
+	res, p, how := v.translateAT(op, rt, &vr, ps, va, v.pe.PAR)
+	if how.fast {
 		v.stats.ATFast++
 	} else {
 		v.stats.ATSoftware++
+	}
+	if v.observer != nil {
+		v.observer.EmulatedAT(&EmulatedAT{Op: op, VA: va, Plan: p, Result: res, Fast: how.fast, Shadow: how.shadow, Walk: v.steps()})
 	}
 	if res.Taken {
 		return v.injectVEL2(res.Exception)
@@ -141,19 +145,22 @@ func (v *VCPU) emulateAT(op at.Op, rt uint8) error {
 	return v.eret()
 }
 
+// atHow says how an AT was answered: by the fast path, on a shadow.
+type atHow struct{ fast, shadow bool }
+
 // translateAT computes the outcome of the guest hypervisor's AT op on va:
 // the fast path's if it has one the path keeps, else the software walk's.
-func (v *VCPU) translateAT(op at.Op, rt uint8, vr *vmsa.Regs, ps at.PSTATE, va uint64, prev sysreg.PAR) (at.Result, bool) {
+func (v *VCPU) translateAT(op at.Op, rt uint8, vr *vmsa.Regs, ps at.PSTATE, va uint64, prev sysreg.PAR) (at.Result, at.Plan, atHow) {
 	p, exc := at.Decide(vr, ps, op, rt)
 	if exc != nil {
-		return at.Result{PAR: prev, Taken: true, Exception: *exc}, false
+		return at.Result{PAR: prev, Taken: true, Exception: *exc}, p, atHow{}
 	}
 	if v.atPath != ATSoftware {
-		if res, ok := v.atFast(op, p, vr, ps, va, prev); ok {
-			return res, true
+		if res, how, ok := v.atFast(op, p, vr, ps, va, prev); ok {
+			return res, p, how
 		}
 	}
-	return at.ExecuteRt(&v.walker, vr, ps, op, va, rt, prev), false
+	return at.ExecuteRt(&v.walker, vr, ps, op, va, rt, prev), p, atHow{}
 }
 
 // stage1Op is the AT instruction the fast path executes at EL2 for op: the
@@ -177,9 +184,10 @@ func stage1Op(op at.Op) at.Op {
 
 // atFast is the fast path for a decided AT. ok is false when it has no
 // answer the vCPU's path keeps.
-func (v *VCPU) atFast(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint64, prev sysreg.PAR) (at.Result, bool) {
+func (v *VCPU) atFast(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint64, prev sysreg.PAR) (at.Result, atHow, bool) {
 	pe := v.pe
 	own := p.Regime != vmsa.RegimeEL10
+	how := atHow{fast: true}
 	saved, savedPAR, savedPAN := pe.Regs, pe.PAR, pe.PAN
 	defer func() {
 		pe.Regs, pe.PAR, pe.PAN = saved, savedPAR, savedPAN
@@ -201,37 +209,38 @@ func (v *VCPU) atFast(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint6
 			g := v.guestRegs()
 			sh := vm.matchingShadow(&g)
 			if sh == nil {
-				return at.Result{}, false
+				return at.Result{}, how, false
 			}
 			r.VTCR_EL2, r.VTTBR_EL2 = sh.s2.VTCR(), sh.s2.VTTBR()
+			how.shadow = true
 		} else {
 			vm.k.Stage2().ApplyRegs(r)
 		}
 	}
 	// Otherwise the PE's registers are the guest hypervisor's, as it runs.
 	if !sameOutputSize(&pe.Regs, vr) {
-		return at.Result{}, false
+		return at.Result{}, how, false
 	}
 	pe.PAN = ps.PAN
 	pe.RegsChanged()
 	if e := pe.AT(stage1Op(op), 0, mem.VA(va)); e.Taken() {
-		return at.Result{}, false // an External abort on the walk: the software walk reports it
+		return at.Result{}, how, false // an External abort on the walk: the software walk reports it
 	}
 	par := pe.PAR
 	viewPA, _ := sysreg.PASizeBits(vr.MMFR0.PARange())
 	switch {
 	case !par.F() && par.PA()>>viewPA != 0:
-		return at.Result{}, false // beyond the guest hypervisor's PA size
+		return at.Result{}, how, false // beyond the guest hypervisor's PA size
 	case par.F() && par.S():
-		return at.Result{}, false // a stage-2 fault on a table walk
+		return at.Result{}, how, false // a stage-2 fault on a table walk
 	case par.F() && v.atPath == ATAuto && !fscPermission(par.FST()) && par.FST()&0x3c != 0x08:
-		return at.Result{}, false // KVM keeps only stage-1 Permission and Access flag faults
+		return at.Result{}, how, false // KVM keeps only stage-1 Permission and Access flag faults
 	case par.F() && par.FST()&0x38 == 0x10:
-		return at.Result{}, false // a synchronous External abort
+		return at.Result{}, how, false // a synchronous External abort
 	case par.F() || !p.Stage12:
 		t := vmsa.Translation{Fault: faultOfPAR(par)}
 		res := at.Result{PAR: par, Translation: t, Regime: p.Regime, Stage12: p.Stage12}
-		return res, true
+		return res, how, true
 	}
 	// AT S12*: stage 1 succeeded; stage 2 by a software walk of the guest's
 	// stage 2 on the stage-1 result rebuilt from PAR_EL1 (its output
@@ -240,11 +249,12 @@ func (v *VCPU) atFast(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint6
 	attrs.Shareability = uint8(par.SH())
 	t := vmsa.Translation{IPA: mem.IPA(par.PA() | va&0xfff), IPAOnly: true, Attrs: attrs, Level: -2}
 	if vmsa.S2Enabled(vr) {
+		v.resetTrace()
 		t = v.walker.ApplyStage2(vr, t, p.Access)
 	} else {
 		t.OA, t.IPAOnly = mem.PA(t.IPA), false
 	}
-	return at.Complete(ps, p, t, va, prev), true
+	return at.Complete(ps, p, t, va, prev), how, true
 }
 
 // faultOfPAR is the kind and level of a stage-1 fault in PAR_EL1 (for
@@ -366,27 +376,35 @@ func (v *VCPU) RunL2AT(op at.Op, rt uint8, va mem.VA) (Exit, error) {
 // would read no memory there, so L2 takes a synchronous External abort on
 // its translation table walk (AArch64.S1Walk), at the level the walk read
 // it. L0 finds the level by walking L2's stage 1 in software (its EL1
-// registers on the PE, the guest's stage 2 over L1 memory), and makes the
-// PE take the Data (or Instruction) Abort to L2's EL1: the hardware
-// syndrome with the walk's FSC, S1PTW and ISV clear, FAR the VA. retry is
-// set when the software walk does not reach the abort (L2's tables changed
+// registers on the PE, the guest's stage 2 over L1 memory). retry is set
+// when the software walk does not reach the abort (L2's tables changed
 // meanwhile): the instruction is executed again.
 func (v *VCPU) walkAbortToL2(e cpu.Exception) (Exit, bool, error) {
 	pe := v.pe
 	r := v.virtualRegs()
 	r.SCTLR_EL1, r.TCR_EL1, r.TTBR0_EL1, r.TTBR1_EL1, r.MAIR_EL1 = pe.Regs.SCTLR_EL1, pe.Regs.TCR_EL1, pe.Regs.TTBR0_EL1, pe.Regs.TTBR1_EL1, pe.Regs.MAIR_EL1
-	from := uint8(pe.SPSR[2] >> 2 & 3)
-	acc := vmsa.Access{Kind: vmsa.Read, EL: from}
+	acc := vmsa.Access{Kind: vmsa.Read, EL: uint8(pe.SPSR[2] >> 2 & 3)}
 	if e.Kind == cpu.InstructionAbort {
 		acc.Kind = vmsa.Fetch
 	}
 	t := v.walker.Translate(&r, vmsa.RegimeEL10, e.FAR, acc, vmsa.TranslateOptions{Stage1Only: true})
+	if f := t.Fault; f.Kind == vmsa.FaultSyncExternalOnWalk && !f.Stage2 {
+		return v.externalAbortToL2(e, f.FSC(), f)
+	}
+	return Exit{}, true, v.eret()
+}
+
+// externalAbortToL2 makes L2 take a synchronous External abort (fault
+// status code fsc, recorded as f) for the access whose shadow fault e L0
+// is handling (a fetch, or a stage-1 walk, that reads L1 memory that does
+// not exist): the PE returns to L2 and takes the Data (or Instruction)
+// Abort to L2's EL1 — the hardware syndrome with fsc, S1PTW and ISV clear
+// (WnR and CM kept), the class for the same EL from EL1, FAR the VA.
+func (v *VCPU) externalAbortToL2(e cpu.Exception, fsc uint8, f vmsa.Fault) (Exit, bool, error) {
+	pe := v.pe
+	from := uint8(pe.SPSR[2] >> 2 & 3)
 	if err := v.eret(); err != nil {
 		return Exit{}, false, err
-	}
-	f := t.Fault
-	if f.Kind != vmsa.FaultSyncExternalOnWalk || f.Stage2 {
-		return Exit{}, true, nil
 	}
 	ec := uint64(e.ESR) >> 26
 	if from == 1 {
@@ -394,7 +412,7 @@ func (v *VCPU) walkAbortToL2(e cpu.Exception) (Exit, bool, error) {
 	}
 	iss := uint64(e.ESR) & (1<<6 | 1<<8) // WnR, CM
 	x := cpu.Exception{Kind: e.Kind, TargetEL: 1, FAR: e.FAR, Fault: f,
-		ESR: sysreg.ESR(ec<<26 | 1<<25 | iss | uint64(f.FSC()))}
+		ESR: sysreg.ESR(ec<<26 | 1<<25 | iss | uint64(fsc))}
 	pe.TakeException(&x)
 	return Exit{Reason: ExitL2Exception, Exception: x}, false, nil
 }

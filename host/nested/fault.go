@@ -149,11 +149,18 @@ func (v *VCPU) faultIPA(e cpu.Exception) (NestedIPA, bool) {
 // L1 IPA through the VM's fault path and install the composed entry.
 func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	esr := e.ESR
+	ev := &v.event // what happens, for the observer (observe.go)
+	*ev = ShadowFault{Exception: e}
+	if v.observer != nil {
+		defer v.observeShadowFault(v.shadow)
+	}
 	ipa, ok := v.faultIPA(e)
 	if !ok {
 		return Exit{}, true, v.eret()
 	}
+	ev.IPA = ipa
 	if fscAccessFlag(esr.FSC()) && v.shadowYoung(ipa) {
+		ev.Rule = RuleYoung
 		return Exit{}, true, v.eret()
 	}
 	fetch := e.Kind == cpu.InstructionAbort
@@ -175,7 +182,9 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	if sh.guestVM {
 		gr := v.guestRegs()
 		g = walkGuestS2(&v.walker, &gr, ipa, acc)
+		ev.Guest, ev.GuestWalk = g, v.steps()
 		if g.Fault.IsFault() {
+			ev.Rule = RuleForward
 			return v.forward(e, g.Fault, ipa)
 		}
 	} else {
@@ -183,15 +192,24 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		const span = 1 << 30
 		g = GuestS2{L1: mem.IPA(ipa), Base: ipa &^ (span - 1), L1Base: mem.IPA(ipa) &^ (span - 1), Size: span, Level: -2,
 			Perms: vmsa.Perms{R0: true, W0: true, X0: true, R1: true, W1: true, X1: true}}
+		ev.Guest = g
 	}
+	ev.Access = acc
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
 	retry, err := v.k.FaultFor(g.L1, write, &shadowInstall{sh: sh, ipa: ipa, g: &g})
 	switch {
 	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW():
+		ev.Rule = RuleExternal
 		return v.walkAbortToL2(e) // a stage-1 table where L1 has no memory
+	case errors.Is(err, kvm.ErrNoMemory) && fetch:
+		// A fetch from L1 memory that does not exist: a synchronous
+		// External abort on the fetch (no MMIO emulation of fetches).
+		ev.Rule = RuleExternal
+		return v.externalAbortToL2(e, 0b010000, vmsa.Fault{})
 	case errors.Is(err, kvm.ErrNoMemory):
+		ev.Rule = RuleMMIO
 		v.stats.MMIOExits++
 		exit, retry, err := v.k.MMIOAccess(e, g.L1)
 		if err != nil {
@@ -215,6 +233,7 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, false, err
 	}
 	if retry {
+		ev.Rule = RuleInstall
 		v.stats.Installed++
 	}
 	return Exit{}, retry, v.eret()
@@ -298,8 +317,8 @@ func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot {
 	if g.W1 && p&s2pt.ProtW != 0 {
 		out |= s2pt.ProtW
 	}
-	if g.X0 && g.X1 && p&s2pt.ProtX != 0 {
-		out |= s2pt.ProtX
+	if p&s2pt.ProtX != 0 {
+		out |= xnProt(g.X0, g.X1, s.sh.vm.xnx)
 	}
 	if s.g.Device {
 		out |= s2pt.ProtDevice

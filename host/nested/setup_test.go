@@ -38,6 +38,7 @@ type rig struct {
 type rigConfig struct {
 	nested nested.Config
 	split  bool
+	host   kvm.Config // zero: one CPU, 256 MiB
 }
 
 // newRig boots L0 with one CPU, L1 in a 40-bit VM in mode with E2H, and
@@ -55,7 +56,10 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts .
 			t.Fatal(err)
 		}
 	}
-	h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 256 << 20})
+	if rc.host.CPUs == 0 {
+		rc.host = kvm.Config{CPUs: 1, MemBytes: 256 << 20}
+	}
+	h, err := kvm.NewHost(rc.host)
 	must(err)
 	vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
 	must(err)

@@ -88,7 +88,10 @@ type VCPU struct {
 	walker vmsa.Walker // guest stage-2 walks over L1 memory
 	atPath ATPath      // how AT from vEL2 is emulated (at.go)
 	stats  Stats
-	mmio   bool // an ExitMMIO awaits CompleteMMIO
+	// observer and event: see observe.go.
+	observer Observer
+	event    ShadowFault
+	mmio     bool // an ExitMMIO awaits CompleteMMIO
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
