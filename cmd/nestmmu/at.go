@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 
 	"github.com/nestmmu/nestmmu/atjson"
+	"github.com/nestmmu/nestmmu/nestjson"
 )
 
 const atDoc = `
@@ -59,8 +61,23 @@ func openInput(name string, stdin io.Reader) (io.Reader, func(), error) {
 	return f, func() { f.Close() }, nil
 }
 
+// docRunner runs an at-json document: on a real EL2 (atjson), or, for a
+// nested document, on the nested model (nestjson).
+type docRunner interface {
+	Encode(w io.Writer) error
+	Explain(w io.Writer) error
+}
+
+type plainRunner struct{ *atjson.Machine }
+
+func (p plainRunner) Explain(w io.Writer) error { p.Machine.Explain(w); return nil }
+
+type nestedRunner struct{ *nestjson.Machine }
+
+func (n nestedRunner) Explain(w io.Writer) error { _, err := n.Machine.Explain(w); return err }
+
 // parseJSONFlag parses at/explain's flags and reads the document.
-func parseJSONFlag(name string, args []string, stdin io.Reader, stdout, stderr io.Writer) (*atjson.Machine, int, bool) {
+func parseJSONFlag(name string, args []string, stdin io.Reader, stdout, stderr io.Writer) (docRunner, int, bool) {
 	fs := newFlags(name, stdout, stderr)
 	file := fs.String("json", "", "machine state and AT operations as JSON: a `FILE`, or - for standard input")
 	if code, done := fs.Parse(args); done {
@@ -69,25 +86,51 @@ func parseJSONFlag(name string, args []string, stdin io.Reader, stdout, stderr i
 	if *file == "" {
 		return nil, fs.Fail(usagef("--json FILE is required")), false
 	}
-	m, err := readMachine(*file, stdin)
+	r, err := readRunner(*file, stdin)
 	if err != nil {
 		return nil, fs.Fail(err), false
 	}
-	return m, 0, true
+	return r, 0, true
 }
 
-// readMachine reads an at-json document from FILE or "-".
+// readMachine reads an at-json document (not a nested one) from FILE or "-".
 func readMachine(file string, stdin io.Reader) (*atjson.Machine, error) {
+	d, err := readDocument(file, stdin)
+	if err != nil {
+		return nil, err
+	}
+	m, err := atjson.NewMachine(d)
+	return m, badInput(err)
+}
+
+// readRunner reads an at-json document, plain or nested, from FILE or "-".
+func readRunner(file string, stdin io.Reader) (docRunner, error) {
+	d, err := readDocument(file, stdin)
+	if err != nil {
+		return nil, err
+	}
+	if d.Nested != nil {
+		m, err := nestjson.New(d)
+		if err != nil {
+			return nil, badInput(err)
+		}
+		return nestedRunner{m}, nil
+	}
+	m, err := atjson.NewMachine(d)
+	if err != nil {
+		return nil, badInput(err)
+	}
+	return plainRunner{m}, nil
+}
+
+func readDocument(file string, stdin io.Reader) (*atjson.Document, error) {
 	r, done, err := openInput(file, stdin)
 	if err != nil {
 		return nil, badInput(err)
 	}
 	defer done()
-	m, err := atjson.Parse(r)
-	if err != nil {
-		return nil, badInput(err)
-	}
-	return m, nil
+	d, err := atjson.ParseDocument(r)
+	return d, badInput(err)
 }
 
 func cmdAT(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -96,7 +139,7 @@ func cmdAT(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return code
 	}
 	if err := m.Encode(stdout); err != nil {
-		return newFlags("at", stdout, stderr).Fail(err)
+		return newFlags("at", stdout, stderr).Fail(modelErr(err))
 	}
 	return 0
 }
@@ -106,6 +149,18 @@ func cmdExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	m.Explain(stdout)
+	if err := m.Explain(stdout); err != nil {
+		return newFlags("explain", stdout, stderr).Fail(modelErr(err))
+	}
 	return 0
+}
+
+// modelErr classifies a run's error: a state the nested model cannot run
+// (an *atjson.Error naming the operation or access) is invalid input.
+func modelErr(err error) error {
+	var ae *atjson.Error
+	if errors.As(err, &ae) {
+		return badInput(err)
+	}
+	return err
 }

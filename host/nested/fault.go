@@ -60,6 +60,9 @@ func (v *VCPU) runL2(exec func() cpu.Exception, done func()) (Exit, error) {
 		if err != nil {
 			return Exit{}, err
 		}
+		if v.observer != nil {
+			v.observer.Executed(e)
+		}
 		if !e.Taken() {
 			if done != nil {
 				done()
@@ -177,6 +180,7 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	case esr.WnR() && !esr.CM():
 		acc.Kind = vmsa.Write
 	}
+	ev.Access = acc
 	sh := v.shadow
 	var g GuestS2
 	if sh.guestVM {
@@ -194,7 +198,6 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 			Perms: vmsa.Perms{R0: true, W0: true, X0: true, R1: true, W1: true, X1: true}}
 		ev.Guest = g
 	}
-	ev.Access = acc
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))

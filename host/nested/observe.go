@@ -17,7 +17,14 @@ import (
 // While an observer is set, the software walks L0 makes for the vCPU (L1's
 // stage 2, AT emulation) are traced: the events carry their steps.
 type Observer interface {
+	// Executed follows each execution of an L2 instruction on the PE (by
+	// RunL2, RunL2AT, RunL2Fetch) with the exception it took, if any,
+	// before L0 handles it: the PE's walk trace is still the
+	// instruction's.
+	Executed(e cpu.Exception)
+	// ShadowFault follows L0's handling of a shadow stage-2 fault.
 	ShadowFault(*ShadowFault)
+	// EmulatedAT follows L0's emulation of an AT from vEL2.
 	EmulatedAT(*EmulatedAT)
 }
 
