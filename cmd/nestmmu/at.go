@@ -15,8 +15,11 @@ PSTATE) and a list of AT operations, executes the operations in order on
 the modelled MMU, and prints PAR_EL1 for each (or the exception the
 instruction takes) and the final value of every watched word, as JSON.
 The input and output formats, the number syntax, the limits and the errors
-are docs/AT-JSON.md. Exit status: 0 for valid input whatever the
-translations gave; 2 with one line naming the bad value for invalid input.`
+are docs/AT-JSON.md. A nested document (the "nested" key) describes a
+guest hypervisor at virtual EL2 instead: its ATs run on the nested model,
+trapped and emulated by the host hypervisor, and print the PAR_EL1 it
+reads. Exit status: 0 for valid input whatever the translations gave; 2
+with one line naming the bad value for invalid input.`
 
 func atCommand() command {
 	return command{
@@ -27,6 +30,8 @@ func atCommand() command {
 			{args: "at --json testdata/spec-example.json", note: "the contract's example: four AT operations, one watched descriptor",
 				want: []string{`"par": "0xff00000040001b80"`, `"par": "0x000000000000081f"`, `"fault": "permission level 3"`,
 					`"par": "0xff00000040002b80"`, `"par": "0x000000000000080f"`, `"0x44002010": "0x0000000040002743"`}},
+			{args: "at --json testdata/nested-example.json", note: "a nested document: the guest hypervisor's ATs, emulated by the host hypervisor",
+				want: []string{`"par": "0xff00000080003b80"`, `"par": "0xff00000041003b80"`, `"par": "0x0000000000000a1f"`, `"par": "0x0000000040001b00"`}},
 		},
 		run: cmdAT,
 	}
@@ -40,10 +45,16 @@ func explainCommand() command {
 Takes the same input as "nestmmu at" (docs/AT-JSON.md) and prints, for
 each operation, every descriptor read (stage, level, address, value and
 its decoding), why the walk stopped, and the resulting PAR_EL1 or
-exception, for people.`,
+exception, for people. For a nested document it shows the host
+hypervisor's emulation of each of the guest hypervisor's ATs, and each
+access of its guest (L2) end to end: the PE's walks of L2's stage 1 over
+the shadow stage 2, every shadow fault with L1's stage 2 walked in L1
+memory, L0's stage 2, the rule that resolved it and the shadow entry.`,
 		examples: []example{
 			{args: "explain --json testdata/spec-example.json",
 				want: []string{"stage 1 level 1: descriptor at PA 0x44000000", "stopped: translation level 3", "0x44002010 = 0x0000000040002743"}},
+			{args: "explain --json testdata/nested-example.json", note: "a guest hypervisor's ATs and its guest's accesses, shadow faults and rules",
+				want: []string{"rule (b)+(d)", "L2 IPA 0x80100000 +4K -> PA", "rule (a): L1's stage 2 faults", "rule (c): no memslot holds L1 IPA 0x10000008"}},
 		},
 		run: cmdExplain,
 	}
