@@ -140,7 +140,9 @@ func (vm *VM) checkLeaf(w *vmsa.Walker, l *shadowLeaf) error {
 		if !ok {
 			return bad("L1 IPA %#x has no host page (HVA %#x)", uint64(l1), uint64(s.HVAOf(l1)))
 		}
-		if want := m.PA &^ mem.PA(pg-1); l.pa+mem.PA(off) != want {
+		// The L1 IPA's offset in its host page: a guest granule smaller
+		// than the host page is shadowed with leaves inside host pages.
+		if want := m.PA&^mem.PA(pg-1) | mem.PA(uint64(l1)&(pg-1)); l.pa+mem.PA(off) != want {
 			return bad("at +%#x the host page of L1 IPA %#x is %#x", off, uint64(l1), uint64(want))
 		}
 		if l.perms.W1 && (!m.Writable || s.Flags&memslot.ReadOnly != 0) {
