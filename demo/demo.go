@@ -1,6 +1,8 @@
-// Package demo builds the machine state that `nestmmu run` demonstrates
-// until the simulator exists: a guest with 4-level stage-1 tables living in
-// its own IPA space, over a 4-level stage 2, and a list of AT operations
+// Package demo builds an example two-stage machine state (the one `nestmmu
+// run` demonstrated before the simulator, now the source of the generated
+// example inputs in testdata/ and of the ptdump tests): a guest with
+// 4-level stage-1 tables living in its own IPA space, over a 4-level
+// stage 2, and a list of AT operations
 // that show a two-stage success, a stage-1 permission fault, a stage-2
 // fault on the stage-1 walk, a stage-2 fault on the final IPA and a
 // hardware Access flag update.

@@ -49,6 +49,9 @@ type Stats struct {
 	Faults, Maps, BlockMaps uint64
 	// TLBIs counts the TLBI instructions it issued.
 	TLBIs uint64
+	// WriteFaults are write Permission faults on pages it had
+	// write-protected, resolved by giving write permission back.
+	WriteFaults uint64
 }
 
 // Hypervisor is the guest hypervisor.
@@ -295,10 +298,16 @@ func (h *Hypervisor) Exception(c nested.EL2) error {
 		return err
 	}
 	fsc := esr & 0x3f
-	if fsc&0x3c != 0x04 { // translation faults are the only ones it expects
+	if fsc&0x3c == 0x0c && esr&(1<<6) != 0 { // a Permission fault on a write
+		return h.writeFault(c, esr, far, hpfar)
+	}
+	if fsc&0x3c != 0x04 { // translation faults are the only others it expects
 		return fmt.Errorf("guesthyp: stage-2 fault FSC %#x (ESR_EL2 %#x, FAR_EL2 %#x) not handled", fsc, esr, far)
 	}
 	vm := h.cur
+	if vm == nil {
+		return fmt.Errorf("guesthyp: stage-2 fault (ESR_EL2 %#x) while none of its VMs was entered", esr)
+	}
 	ipa := nested.NestedIPA(sysreg.HPFAR(hpfar).IPA()) | nested.NestedIPA(far&0xfff)
 	h.stats.Faults++
 	s := vm.slotOf(ipa)
@@ -306,6 +315,42 @@ func (h *Hypervisor) Exception(c nested.EL2) error {
 		return fmt.Errorf("guesthyp: VM %d faulted at IPA %#x outside its memory (MMIO is not modelled)", vm.VMID, uint64(ipa))
 	}
 	if err := vm.mapFault(s, ipa); err != nil {
+		return err
+	}
+	return c.ERET()
+}
+
+// writeFault handles a write Permission fault of the running VM on a page
+// it write-protected (WriteProtect): write permission is given back to
+// that page (Relax: its output is unchanged, so no break-before-make and
+// no TLBI), as a hypervisor logging its guest's dirty pages does. The IPA
+// is in HPFAR_EL2 for a fault on a stage-1 walk; otherwise HPFAR_EL2 is
+// UNKNOWN and, with the VM's stage 1 off, it is FAR_EL2 (with stage 1 on
+// it would take an AT S1E1W, which this model does not issue).
+func (h *Hypervisor) writeFault(c nested.EL2, esr, far, hpfar uint64) error {
+	vm := h.cur
+	if vm == nil {
+		return fmt.Errorf("guesthyp: write fault (ESR_EL2 %#x) while none of its VMs was entered", esr)
+	}
+	var ipa nested.NestedIPA
+	switch {
+	case esr&(1<<7) != 0: // S1PTW
+		ipa = nested.NestedIPA(sysreg.HPFAR(hpfar).IPA()) | nested.NestedIPA(far&0xfff)
+	case vm.el1[cpu.SCTLR_EL1]&1 == 0:
+		ipa = nested.NestedIPA(far)
+	default:
+		return fmt.Errorf("guesthyp: write fault at VA %#x of VM %d with its stage 1 on (needs AT)", far, vm.VMID)
+	}
+	if vm.slotOf(ipa) == nil {
+		return fmt.Errorf("guesthyp: VM %d write fault at IPA %#x outside its memory", vm.VMID, uint64(ipa))
+	}
+	h.stats.WriteFaults++
+	page := ipa &^ nested.NestedIPA(vm.s2.Layout().TableBytes-1)
+	g := vm.s2.Layout().TableBytes
+	if err := vm.cache.Topup(vm.s2.EdgePagesNeeded(stage2(page), g)); err != nil {
+		return err
+	}
+	if err := vm.s2.Relax(vm.cache, stage2(page), g, s2pt.ProtR|s2pt.ProtW|s2pt.ProtX); err != nil {
 		return err
 	}
 	return c.ERET()

@@ -52,14 +52,15 @@ const (
 	NoException ExceptionKind = iota
 	DataAbort
 	InstructionAbort
-	SysTrap   // a trapped MSR/MRS/SYS instruction (EC 0x18)
-	Undefined // EC 0x00
-	ERETTrap  // a trapped ERET (EC 0x1A)
-	IRQ       // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
+	SysTrap        // a trapped MSR/MRS/SYS instruction (EC 0x18)
+	Undefined      // EC 0x00
+	ERETTrap       // a trapped ERET (EC 0x1A)
+	IRQ            // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
+	SupervisorCall // SVC (EC 0x15)
 )
 
 func (k ExceptionKind) String() string {
-	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ"}
+	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ", "supervisor call"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -105,7 +106,15 @@ type Stats struct {
 	TLBHits, Walks         uint64
 	Exceptions             uint64
 	TLBIs, ATs             uint64
+	// WalkReads is a histogram of the walks made on TLB misses by the
+	// number of descriptors each read (both stages; the last bucket
+	// counts that many or more).
+	WalkReads [WalkReadsBuckets]uint64
 }
+
+// WalkReadsBuckets is the size of the Stats.WalkReads histogram: room for
+// the 124 reads of a software three-stage walk of four levels each.
+const WalkReadsBuckets = 128
 
 // PE is one processing element. It is not safe for concurrent use; run
 // each PE on its own goroutine over a shared DataMemory.
@@ -284,7 +293,9 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 		}
 	}
 	pe.Stats.Walks++
+	reads := pe.Walker.Stats.DescReads
 	tr := pe.Walker.Translate(&pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
+	pe.Stats.WalkReads[min(pe.Walker.Stats.DescReads-reads, WalkReadsBuckets-1)]++
 	if tr.Fault.IsFault() {
 		return 0, pe.abort(tr.Fault, va, acc, size, in)
 	}

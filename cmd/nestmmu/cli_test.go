@@ -142,7 +142,7 @@ func TestStrayArgumentsAndRepeatedFlags(t *testing.T) {
 		{[]string{"ptdump", "--json", "testdata/spec-example.json", "extra"}, `unexpected argument "extra"`},
 		{[]string{"conform", "extra"}, `unexpected argument "extra"`},
 		{[]string{"mips", "extra"}, `unexpected argument "extra"`},
-		{[]string{"run", "extra"}, `unexpected argument "extra"`},
+		{[]string{"run", "a.yaml", "extra"}, `unexpected argument "extra"`},
 		{[]string{"at", "--json", "a", "--json", "b"}, "given twice"},
 		{[]string{"explain", "--json", "a", "--json", "b"}, "given twice"},
 		{[]string{"translate", "--el", "0", "--el", "1", "0x0"}, "given twice"},

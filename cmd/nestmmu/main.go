@@ -29,15 +29,8 @@ type command struct {
 // and parses its arguments with newFlags (cli.go).
 func commands() map[string]command {
 	return map[string]command{
-		"run": {summary: "end-to-end demonstration of two-stage translation", usage: "nestmmu run",
-			doc: `
-Builds a guest whose 4-level stage-1 tables (4K granule, 48-bit VAs) live
-in its own IPA space over a 4-level stage 2, executes AT instructions on
-it at EL2 (a two-stage success, a stage-1 permission fault, stage-2 faults
-on the walk and on the final IPA, a hardware Access flag update) and shows
-every walk step by step, then the cost of one uncached two-stage walk.`,
-			examples: []example{{args: "run", want: []string{"24 descriptor reads", "PAR_EL1 = 0xff00000050200b80"}}},
-			run:      cmdRun},
+		"run":       runCommand(),
+		"compare":   compareCommand(),
 		"at":        atCommand(),
 		"explain":   explainCommand(),
 		"translate": translateCommand(),

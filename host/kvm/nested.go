@@ -134,7 +134,9 @@ func (v *VCPU) FaultFor(gpa mem.IPA, write bool, in Installer) (retry bool, err 
 	if slot == nil || (write && slot.Flags&memslot.ReadOnly != 0) {
 		return false, fmt.Errorf("%w: GPA %#x", ErrNoMemory, uint64(gpa))
 	}
-	_, retry, err = v.userMemAbort(slot, gen, gpa, write, exported{in})
+	v.exported = exported{in} // held by the vCPU: no allocation per fault
+	_, retry, err = v.userMemAbort(slot, gen, gpa, write, &v.exported)
+	v.exported = exported{}
 	return retry, err
 }
 
@@ -147,6 +149,22 @@ func (v *VCPU) HandleStage2Abort(e cpu.Exception) (Exit, bool, error) { return v
 // it on the VM's bus or returns the ExitMMIO (the PE is at EL2).
 func (v *VCPU) MMIOAccess(e cpu.Exception, gpa mem.IPA) (Exit, bool, error) {
 	return v.mmioAccess(e, gpa)
+}
+
+// MMIOAccessNested is MMIOAccess for an abort of a nested guest, which the
+// PE runs on a shadow stage 2 (gpa is the VM's own IPA its stage 2 gave).
+// When the instruction must be read (no syndrome) and the shadow does not
+// map its page, stage 1's output at PC is an IPA of the nested guest: l1
+// translates it to the VM's own (the guest hypervisor's stage 2) before the
+// word is read from the VM's memory. refetch reports that it could not be
+// read either way: the caller fetches it at the nested guest's PC
+// (resolving the faults that takes) and executes it again.
+func (v *VCPU) MMIOAccessNested(e cpu.Exception, gpa mem.IPA, l1 func(mem.IPA) (mem.IPA, bool)) (exit Exit, retry, refetch bool, err error) {
+	v.fetchIPA = l1
+	exit, retry, err = v.mmioAccess(e, gpa)
+	v.fetchIPA = nil
+	refetch, v.refetch = v.refetch, false
+	return exit, retry, refetch, err
 }
 
 // Exec runs f, one instruction of the guest on the PE, with the physical
@@ -192,6 +210,11 @@ func (h *Host) FreeVMID(v *vmid.VM) error { return h.vmids.Free(v) }
 // hint, s2pt.NoLevelHint when unknown) then TLBI VMALLE1IS, for vmid, on
 // every CPU.
 func (h *Host) TLBIIPA(v uint16, ipas []mem.IPA, level int) { h.tlbiIPA(v, ipas, level) }
+
+// LocalTLBIVMID is TLBI VMALLS12E1 (not broadcast) for vmid on physical
+// CPU cpu: what KVM does on vcpu_load when another vCPU ran the same
+// stage-2 MMU on that CPU last.
+func (h *Host) LocalTLBIVMID(cpu int, v uint16) { h.localVMID(cpu, v) }
 
 // TLBIVMID is TLBI VMALLS12E1IS for vmid on every CPU.
 func (h *Host) TLBIVMID(v uint16) { h.tlbiVMID(v) }

@@ -67,6 +67,11 @@ type VCPU struct {
 	// refetch: an MMIO decode could not read the instruction; fetch it at
 	// EL1 before executing it again.
 	refetch bool
+	// fetchIPA, set during MMIOAccessNested, translates a nested guest's
+	// IPA to the VM's for the instruction read.
+	fetchIPA func(mem.IPA) (mem.IPA, bool)
+	// exported is FaultFor's installer while it runs.
+	exported exported
 	// beforeAT, when set (tests), runs just before the AT S1E1R that
 	// resolves the IPA of a permission fault: the guest's stage 1 may
 	// change there.
@@ -628,6 +633,13 @@ func (v *VCPU) fetchInsn() (uint32, error) {
 		return 0, fmt.Errorf("%w: AT S1E1R of PC %#x: PAR %#x", errRefetch, pc, uint64(pe.PAR))
 	}
 	ipa := mem.IPA(pe.PAR.PA()) | mem.IPA(pc&0xfff)
+	if v.fetchIPA != nil {
+		l1, ok := v.fetchIPA(ipa)
+		if !ok {
+			return 0, fmt.Errorf("%w: PC %#x: the guest hypervisor's stage 2 does not map IPA %#x", errRefetch, pc, ipa)
+		}
+		ipa = l1
+	}
 	s := vm.slots.Lookup(ipa)
 	if s == nil {
 		// Code outside memory: executing it again takes the abort.

@@ -107,7 +107,7 @@ func (vm *VM) checkLeaf(w *vmsa.Walker, l *shadowLeaf) error {
 	var g GuestS2
 	if sh.guestVM {
 		gr := guestRegs{vtcr: sh.vtcr, vttbr: sh.vttbr,
-			hcr: sysreg.HCR_VM, sctlr: sh.sctlr, id: vm.ids}
+			hcr: sysreg.HCR_VM | sh.ghcr, sctlr: sh.sctlr, id: vm.ids}
 		g = walkGuestS2(w, &gr, l.ipa, vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
 		if g.Fault.IsFault() {
 			return bad("the guest's stage 2 does not map it (%v)", g.Fault)

@@ -201,7 +201,9 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
-	retry, err := v.k.FaultFor(g.L1, write, &shadowInstall{sh: sh, ipa: ipa, g: &g})
+	v.inst = shadowInstall{sh: sh, ipa: ipa, g: g} // held by the vCPU: no allocation per fault
+	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
+	v.inst.sh = nil
 	switch {
 	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW():
 		ev.Rule = RuleExternal
@@ -214,9 +216,15 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	case errors.Is(err, kvm.ErrNoMemory):
 		ev.Rule = RuleMMIO
 		v.stats.MMIOExits++
-		exit, retry, err := v.k.MMIOAccess(e, g.L1)
+		exit, retry, refetch, err := v.k.MMIOAccessNested(e, g.L1, v.fetchL1IPA)
 		if err != nil {
 			return Exit{}, false, err
+		}
+		if refetch {
+			if err := v.eret(); err != nil {
+				return Exit{}, false, err
+			}
+			return v.fetchL2()
 		}
 		if exit.Reason == kvm.ExitMMIO {
 			v.mmio = true
@@ -240,6 +248,42 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		v.stats.Installed++
 	}
 	return Exit{}, retry, v.eret()
+}
+
+// fetchL1IPA translates the L2 IPA of L2's PC (stage 1's output) to an L1
+// IPA with the guest hypervisor's stage 2, for the instruction read of an
+// MMIO decode.
+func (v *VCPU) fetchL1IPA(ipa mem.IPA) (mem.IPA, bool) {
+	g := v.WalkGuestStage2(NestedIPA(ipa), vmsa.Access{Kind: vmsa.Fetch, EL: v.pe.EL})
+	return g.L1, !g.Fault.IsFault()
+}
+
+// fetchL2 fetches the instruction at L2's PC on the PE, as the hardware
+// did before executing it, resolving the shadow faults that takes (or
+// forwarding them to the guest hypervisor), so that an MMIO decode can
+// then read it through the shadow; the access is executed again. The PE
+// is in L2.
+func (v *VCPU) fetchL2() (Exit, bool, error) {
+	for n := 0; n < maxRetries; n++ {
+		e, err := v.k.Exec(func() cpu.Exception {
+			_, e := v.pe.Fetch(v.pe.PC)
+			return e
+		}, false)
+		if err != nil {
+			return Exit{}, false, err
+		}
+		if !e.Taken() {
+			return Exit{}, true, nil
+		}
+		if e.TargetEL != 2 {
+			return Exit{Reason: ExitL2Exception, Exception: e}, false, nil
+		}
+		exit, retry, err := v.l2Exit(e)
+		if err != nil || !retry || !v.inL2 {
+			return exit, retry, err
+		}
+	}
+	return Exit{}, false, fmt.Errorf("nested: the fetch at L2's PC %#x makes no progress", uint64(v.pe.PC))
 }
 
 // forward injects a fault of the guest hypervisor's stage 2 into vEL2 as
@@ -286,7 +330,7 @@ func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 type shadowInstall struct {
 	sh  *shadowMMU
 	ipa NestedIPA
-	g   *GuestS2
+	g   GuestS2
 }
 
 // compose returns the shadow leaf: its L2 base, host PA and size.
@@ -297,8 +341,8 @@ func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA
 	limit := min(s.g.Size, size)
 	l := s.sh.s2.Layout()
 	leaf := l.TableBytes
-	for _, b := range l.BlockSizes() {
-		if b <= limit && b > leaf {
+	for lvl := l.StartLevel; lvl < 3; lvl++ { // the largest leaf within limit
+		if b := uint64(1) << l.Format.LeafBits(lvl); l.BlockLevel(lvl) && b <= limit && b > leaf {
 			leaf = b
 		}
 	}

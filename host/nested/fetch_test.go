@@ -7,7 +7,6 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
-	"github.com/nestmmu/nestmmu/host/kvm"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -135,5 +134,5 @@ func newRigXNX(t *testing.T, mode nested.Mode, xnx bool) *rig {
 	if !xnx {
 		id.MMFR1 &^= 0xf << 28
 	}
-	return newRig(t, mode, true, 0, func(c *rigConfig) { c.host = kvm.Config{CPUs: 1, MemBytes: 256 << 20, ID: &id} })
+	return newRig(t, mode, true, 0, func(c *rigConfig) { c.id = &id })
 }

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
-	"github.com/nestmmu/nestmmu/host/kvm"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -21,9 +20,7 @@ import (
 func TestGuestGranuleSmallerThanHost(t *testing.T) {
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
 		t.Run(mode.String(), func(t *testing.T) {
-			r := newRig(t, mode, true, 0, func(c *rigConfig) {
-				c.host = kvm.Config{CPUs: 1, MemBytes: 256 << 20, PageSize: 64 << 10}
-			})
+			r := newRig(t, mode, true, 0, func(c *rigConfig) { c.pageSize = 64 << 10 })
 			if g := r.kvm.Layout().Format.Granule; g.Bits() != 16 {
 				t.Fatalf("L0's stage 2 granule is %v, want 64K", g)
 			}

@@ -94,6 +94,13 @@ func walkGuestS2(w *vmsa.Walker, g *guestRegs, ipa NestedIPA, acc vmsa.Access) G
 	if tr.Fault.IsFault() {
 		return GuestS2{Fault: tr.Fault}
 	}
+	dev := tr.Attrs.Type == vmsa.Device
+	if g.hcr.FWB() && g.id.MMFR2.FWB() >= 1 {
+		// The walk leaves FWB's MemAttr to the stage-1 combination
+		// (AArch64.S2ApplyFWBMemAttrs): MemAttr[2]=0 is Device whatever
+		// stage 1 says.
+		dev = tr.Attrs.Raw&4 == 0
+	}
 	size := uint64(1) << tr.S2BlockBits
 	out := GuestS2{
 		L1:     l1IPA(tr.OA),
@@ -102,7 +109,7 @@ func walkGuestS2(w *vmsa.Walker, g *guestRegs, ipa NestedIPA, acc vmsa.Access) G
 		Size:   size,
 		Level:  tr.S2Level,
 		Perms:  tr.Perms,
-		Device: tr.Attrs.Type == vmsa.Device,
+		Device: dev,
 	}
 	return out
 }

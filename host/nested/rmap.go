@@ -41,8 +41,11 @@ const (
 	rmapChunkShift = 21
 	rmapChunk      = 1 << rmapChunkShift
 	nilNode        = int32(-1)
-	// rmapPerShadow is the default pool size per shadow MMU.
-	rmapPerShadow = 4096
+	// rmapPerShadow is the default pool size per shadow MMU, up to
+	// rmapMaxDefault in all; rmapMaxExtents bounds Config.ReverseMapExtents.
+	rmapPerShadow  = 4096
+	rmapMaxDefault = 1 << 18
+	rmapMaxExtents = 1 << 24
 )
 
 // rnode is one extent.
@@ -126,7 +129,7 @@ func (r *rmap) init(on bool, shadows, capacity int) {
 		return
 	}
 	if capacity <= 0 {
-		capacity = rmapPerShadow * shadows
+		capacity = min(rmapPerShadow*shadows, rmapMaxDefault)
 	}
 	capacity = max(capacity, 16)
 	r.nodes = make([]rnode, capacity)

@@ -1,6 +1,7 @@
 package nested_test
 
 import (
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/guesthyp"
@@ -38,7 +39,15 @@ type rig struct {
 type rigConfig struct {
 	nested nested.Config
 	split  bool
-	host   kvm.Config // zero: one CPU, 256 MiB
+	// ipaBits is L1's VM's IPA size and guestIPABits its VMs' (zero: 40).
+	ipaBits, guestIPABits uint
+	// memBytes is the host's memory (zero: 256 MiB); cpus its physical
+	// CPUs (zero: 1); id its ID registers (nil: vmsa.DefaultRegs) and
+	// pageSize its page size (zero: 4K).
+	memBytes uint64
+	cpus     int
+	id       *vmsa.Regs
+	pageSize uint64
 }
 
 // newRig boots L0 with one CPU, L1 in a 40-bit VM in mode with E2H, and
@@ -50,18 +59,24 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts .
 		o(&rc)
 	}
 	rc.nested.Mode, rc.nested.E2H = mode, e2h
+	if rc.ipaBits == 0 {
+		rc.ipaBits = 40
+	}
+	if rc.memBytes == 0 {
+		rc.memBytes = 256 << 20
+	}
+	if rc.cpus == 0 {
+		rc.cpus = 1
+	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	if rc.host.CPUs == 0 {
-		rc.host = kvm.Config{CPUs: 1, MemBytes: 256 << 20}
-	}
-	h, err := kvm.NewHost(rc.host)
+	h, err := kvm.NewHost(kvm.Config{CPUs: rc.cpus, MemBytes: rc.memBytes, ID: rc.id, PageSize: rc.pageSize})
 	must(err)
-	vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
+	vm, err := h.NewVM(kvm.VMConfig{IPABits: rc.ipaBits})
 	must(err)
 	if rc.split {
 		_, err = vm.AddMemory(0, l1RAM, l1VMB-l1RAM, 0, mf)
@@ -78,7 +93,7 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts .
 	v, err := nvm.NewVCPU(kv, nil)
 	must(err)
 	must(v.LoadCPU(0))
-	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
+	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, IPABits: rc.guestIPABits, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
 	must(err)
 	v.SetGuestHypervisor(hyp)
 	a, err := hyp.NewVM(1)

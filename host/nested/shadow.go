@@ -31,9 +31,13 @@ type shadowMMU struct {
 	vttbr   sysreg.VTTBR // the guest's VTTBR_EL2 without CnP (VM=1)
 	vtcr    sysreg.VTCR  // captured (VM=1)
 	sctlr   sysreg.SCTLR // the guest's SCTLR_EL2 (EE: walk endianness), captured
+	ghcr    sysreg.HCR   // the guest's HCR_EL2 bits its stage-2 walk reads (FWB, PTW, CD), captured
 	ipaBits uint         // the shadow's input size
 
 	refs int // vCPUs running on it
+	// lastRan is, per physical CPU, the kvm vCPU ID of the nested vCPU
+	// that ran on the shadow there last (-1: none since it was built).
+	lastRan []int
 }
 
 // ShadowInfo describes a shadow MMU for tests and tools.
@@ -73,8 +77,13 @@ func (sh *shadowMMU) matches(g *guestRegs) bool {
 	if sh.guestVM != vmOn || sh.gvmid != guestVMID(g) {
 		return false
 	}
-	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr)
+	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr && sh.ghcr == g.hcr&walkHCR)
 }
+
+// walkHCR are the guest's HCR_EL2 bits that change what its stage 2 means
+// (they may be cached in TLB entries, so a change needs no flush of the
+// old shadow: another one is built).
+const walkHCR = sysreg.HCR_FWB | sysreg.HCR_PTW | sysreg.HCR_CD
 
 // in is the shadow's input address for an L2 IPA: s2pt types the input
 // space of every stage-2 table as mem.IPA; for a shadow it is L2's.
@@ -144,10 +153,17 @@ func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
 	victim.s2, victim.cache = s2, s2.NewCache()
 	victim.guestVM, victim.gvmid = g.hcr.VM(), guestVMID(g)
 	victim.vttbr, victim.vtcr, victim.sctlr, victim.ipaBits = g.vttbr&^1, g.vtcr, g.sctlr, cfg.IPABits
+	victim.ghcr = g.hcr & walkHCR
 	if !victim.guestVM {
-		victim.vttbr, victim.vtcr = 0, 0
+		victim.vttbr, victim.vtcr, victim.ghcr = 0, 0, 0
 	}
 	victim.refs = 1
+	if victim.lastRan == nil {
+		victim.lastRan = make([]int, vm.k.Host().CPUs())
+	}
+	for i := range victim.lastRan {
+		victim.lastRan[i] = -1 // Destroy invalidated the old tables' VMID everywhere
+	}
 	return victim, nil
 }
 

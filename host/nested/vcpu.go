@@ -85,8 +85,9 @@ type VCPU struct {
 	vncrPA   mem.PA      // FEAT_NV2: the VNCR page, a host frame
 	vncrSoft [512]uint64 // FEAT_NV: the same layout, kept by L0
 
-	walker vmsa.Walker // guest stage-2 walks over L1 memory
-	atPath ATPath      // how AT from vEL2 is emulated (at.go)
+	walker vmsa.Walker   // guest stage-2 walks over L1 memory
+	inst   shadowInstall // the installer of the shadow fault in progress
+	atPath ATPath        // how AT from vEL2 is emulated (at.go)
 	stats  Stats
 	// observer and event: see observe.go.
 	observer Observer
@@ -244,11 +245,22 @@ func (v *VCPU) vel2Controls() {
 }
 
 // shadowVMID gives the shadow in use a VMID on this CPU (after a rollover,
-// a new one) and writes VTTBR_EL2.
+// a new one) and writes VTTBR_EL2. When another nested vCPU ran on the
+// shadow on this CPU last, the CPU's entries of its VMID are flushed
+// first, as KVM does per stage-2 MMU on vcpu_load: the vCPUs' stage-1
+// contexts may give the same VA and ASID different translations, and on
+// hardware each would have a TLB of its own.
 func (v *VCPU) shadowVMID() error {
-	id, err := v.vm.k.Host().LoadVMID(v.k.CPU(), &v.shadow.vmid)
+	h, c, sh := v.vm.k.Host(), v.k.CPU(), v.shadow
+	id, err := h.LoadVMID(c, &sh.vmid)
 	if err != nil {
 		return fmt.Errorf("nested: %w", err)
+	}
+	if last := sh.lastRan[c]; last != v.k.ID() {
+		if last >= 0 {
+			h.LocalTLBIVMID(c, id)
+		}
+		sh.lastRan[c] = v.k.ID()
 	}
 	if t := v.shadow.s2.VTTBR().WithVMID(id); v.pe.Regs.VTTBR_EL2 != t {
 		v.pe.Regs.VTTBR_EL2 = t

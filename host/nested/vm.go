@@ -25,7 +25,8 @@ type Config struct {
 	// shadow in full and aging ignores the shadows, as mainline KVM does.
 	NoReverseMap bool
 	// ReverseMapExtents bounds the reverse map (zero: 4096 per shadow
-	// MMU); its memory is allocated by New. See docs/NESTED.md.
+	// MMU, at most 2^18; at most 2^24), 48 bytes each plus hash buckets,
+	// allocated by New. See docs/NESTED.md.
 	ReverseMapExtents int
 }
 
@@ -65,8 +66,8 @@ func New(k *kvm.VM, cfg Config) (*VM, error) {
 	if cfg.VCPUs < 0 || cfg.VCPUs > 1024 || cfg.ShadowsPerVCPU < 1 || cfg.ShadowsPerVCPU > 64 {
 		return nil, fmt.Errorf("nested: %d vCPUs with %d shadows each: want 1..1024 and 1..64", cfg.VCPUs, cfg.ShadowsPerVCPU)
 	}
-	if cfg.ReverseMapExtents < 0 || cfg.ReverseMapExtents > 1<<30 {
-		return nil, fmt.Errorf("nested: reverse map of %d extents: want 0..2^30", cfg.ReverseMapExtents)
+	if cfg.ReverseMapExtents < 0 || cfg.ReverseMapExtents > rmapMaxExtents {
+		return nil, fmt.Errorf("nested: reverse map of %d extents: want 0..%d", cfg.ReverseMapExtents, rmapMaxExtents)
 	}
 	id := k.Host().ID()
 	vm := &VM{k: k, cfg: cfg, ids: sanitizeIDs(&id, k.Layout().IPABits), xnx: id.MMFR1.XNX() >= 1}

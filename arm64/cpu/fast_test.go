@@ -1,0 +1,164 @@
+package cpu_test
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// fastRead and fastWrite are how a caller uses the hit path: ReadHit, and
+// Read when it was not done.
+func fastRead(pe *cpu.PE, va mem.VA, size int) (uint64, cpu.Exception, bool) {
+	if v, e, done := pe.ReadHit(va, size); done {
+		return v, e, true
+	}
+	v, e := pe.Read(va, size, cpu.Insn{})
+	return v, e, false
+}
+
+func fastWrite(pe *cpu.PE, va mem.VA, size int, v uint64) (cpu.Exception, bool) {
+	if e, done := pe.WriteHit(va, size, v); done {
+		return e, true
+	}
+	return pe.Write(va, size, v, cpu.Insn{}), false
+}
+
+// TestHitPathSameAsFullPath runs one random sequence of loads and stores
+// (EL0 and EL1, PAN on and off, stage 1 on and off, aligned and unaligned,
+// mapped, read-only, Device, unmapped, stage-2 holes and addresses outside
+// memory) on two identical machines: one through Read/Write only, the
+// other through ReadHit/WriteHit first. Every value, exception, PE and TLB
+// counter must agree after every access, and the hit path must have
+// completed most of the accesses.
+func TestHitPathSameAsFullPath(t *testing.T) {
+	ref, fast := newRig(t, true), newRig(t, true)
+	vas := []mem.VA{vaData, vaRO, vaS2Hole, vaX1, vaPXN, vaDev, vaDevRO, vaS2Dev, vaExt, vaS2Ext, 0x7777_0000, 1 << 60}
+	rng := rand.New(rand.NewPCG(3, 4))
+	steps := 40000
+	if testing.Short() {
+		steps = 8000
+	}
+	hits := 0
+	for i := 0; i < steps; i++ {
+		if rng.IntN(500) == 0 { // stage 1 off or on again
+			for _, m := range []*machine{ref, fast} {
+				m.pe.Regs.SCTLR_EL1 ^= 1
+				m.pe.RegsChanged()
+			}
+		}
+		el := uint8(rng.IntN(2))
+		pan := rng.IntN(4) == 0
+		for _, m := range []*machine{ref, fast} {
+			m.pe.EL, m.pe.PAN = el, pan
+			m.pe.RegsChanged()
+		}
+		va := vas[rng.IntN(len(vas))] + mem.VA(rng.IntN(64))*8
+		if rng.IntN(2) == 0 {
+			va = vaData + mem.VA(rng.IntN(64))*8
+		}
+		size := 1 << rng.IntN(4)
+		if rng.IntN(10) == 0 {
+			va += mem.VA(1 + rng.IntN(7)) // unaligned
+		}
+		var ve, vf uint64
+		var ee, ef cpu.Exception
+		var done bool
+		if rng.IntN(2) == 0 {
+			ve, ee = ref.pe.Read(va, size, cpu.Insn{})
+			vf, ef, done = fastRead(fast.pe, va, size)
+		} else {
+			val := rng.Uint64()
+			ee = ref.pe.Write(va, size, val, cpu.Insn{})
+			ef, done = fastWrite(fast.pe, va, size, val)
+		}
+		if done {
+			hits++
+		}
+		if ve != vf || ee != ef {
+			t.Fatalf("step %d (EL%d PAN %v va %#x size %d): full path %#x %v, hit path %#x %v", i, el, pan, va, size, ve, ee, vf, ef)
+		}
+		if ref.pe.Stats != fast.pe.Stats || ref.pe.TLB.Stats != fast.pe.TLB.Stats {
+			t.Fatalf("step %d: counters differ:\n full %+v %+v\n hit  %+v %+v", i, ref.pe.Stats, ref.pe.TLB.Stats, fast.pe.Stats, fast.pe.TLB.Stats)
+		}
+		if ee.Taken() {
+			for _, m := range []*machine{ref, fast} {
+				if x := m.pe.ERET(); x.Taken() {
+					t.Fatal(x)
+				}
+			}
+		}
+	}
+	for off := uint64(0); off < 0x2000; off += 8 {
+		a, _ := ref.ram.Read64(mem.PA(dataIPA + off))
+		b, _ := fast.ram.Read64(mem.PA(dataIPA + off))
+		if a != b {
+			t.Fatalf("memory at %#x: %#x vs %#x", dataIPA+off, a, b)
+		}
+	}
+	if hits < steps/4 {
+		t.Errorf("the hit path completed %d of %d accesses", hits, steps)
+	}
+}
+
+func TestHitPathAllocFree(t *testing.T) {
+	m := newMachine(t, true)
+	if e := m.pe.Write(vaData, 8, 1, cpu.Insn{}); e.Taken() {
+		t.Fatal(e)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, _, done := m.pe.ReadHit(vaData, 8); !done {
+			t.Fatal("not a hit")
+		}
+		if _, done := m.pe.WriteHit(vaData+8, 8, 2); !done {
+			t.Fatal("not a hit")
+		}
+	}); n != 0 {
+		t.Errorf("hit path allocates %v times", n)
+	}
+}
+
+// BenchmarkReadHit: BenchmarkTLBHitLoad's load through ReadHit.
+func BenchmarkReadHit(b *testing.B) {
+	m := newMachine(b, true)
+	pe := m.pe
+	if _, e := pe.Read(vaData, 8, cpu.Insn{}); e.Taken() {
+		b.Fatal(e)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, done := pe.ReadHit(vaData+8, 8); !done {
+			b.Fatal("not a hit")
+		}
+	}
+}
+
+// The walk-length histogram counts each TLB-miss walk by its descriptor
+// reads: (4+1)(4+1)-1 = 24 for a 4-level stage 1 over a 4-level stage 2
+// with nothing cached, 4 for the stage 1 alone
+// (shared/reference/performance-anchors.md). newMachine's stage 2 starts at
+// level 1 (3 levels, 2M blocks): (4+1)(2+1)-1 = 14.
+func TestWalkReadsHistogram(t *testing.T) {
+	for _, c := range []struct {
+		two  bool
+		want uint64
+	}{{false, 4}, {true, 14}} {
+		m := newMachine(t, c.two)
+		if _, e := m.pe.Read(vaData, 8, cpu.Insn{}); e.Taken() {
+			t.Fatal(e)
+		}
+		if _, e := m.pe.Read(vaData+8, 8, cpu.Insn{}); e.Taken() { // a hit: no walk
+			t.Fatal(e)
+		}
+		var h [cpu.WalkReadsBuckets]uint64
+		h[c.want] = 1
+		if m.pe.Stats.WalkReads != h {
+			for i, n := range m.pe.Stats.WalkReads {
+				if n != 0 {
+					t.Errorf("two-stage=%v: %d walks of %d reads, want one of %d", c.two, n, i, c.want)
+				}
+			}
+		}
+	}
+}

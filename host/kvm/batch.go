@@ -1,0 +1,99 @@
+package kvm
+
+import (
+	"fmt"
+
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// BatchAccess is one load or store of a batch: an LDR or STR of Size
+// bytes (1, 2, 4 or 8) with X0 as the transfer register. A store's data is
+// Val; a load's result is written to Val (zero-extended).
+type BatchAccess struct {
+	VA    mem.VA
+	Val   uint64
+	Size  uint8
+	Write bool
+}
+
+// batchReg is the transfer register of batch accesses.
+const batchReg = 0
+
+// batchInsn is the syndrome of a batch access: LDR/STR X0.
+var batchInsn = cpu.Insn{Valid: true, Reg: batchReg, SixtyFour: true}
+
+// RunBatch runs the accesses of b in order, as Run would one by one, and
+// returns how many completed. It stops before completing b[n] when that
+// access exits to the caller (ExitException: the guest took an exception
+// at EL1 and the PE is at its vector, with ELR_EL1 at the access; or
+// ExitMMIO, completed by CompleteMMIO, after which b[n] is complete and the
+// caller goes on from b[n+1], a load's value being in X0), or on an error.
+//
+// The accesses run with the physical CPU's lock held from one to the next,
+// up to batchHold of them, and it is released to handle an exception taken
+// to EL2 (a stage-2 fault, MMIO), as Run does for each: a TLB invalidation
+// waits for the accesses in flight as for a single one (it completes after
+// them, which the architecture allows: they were issued before it). TLB
+// hits take the PE's hit path (ReadHit, WriteHit); anything else its full
+// path (Read, Write).
+func (v *VCPU) RunBatch(b []BatchAccess) (n int, exit Exit, err error) {
+	if v.cpu == nil {
+		return 0, Exit{}, ErrNotLoaded
+	}
+	if v.hasPending {
+		return 0, Exit{}, ErrPendingMMIO
+	}
+	pe := v.pe
+	reentries := 0
+	for n < len(b) {
+		c := v.cpu
+		c.mu.Lock()
+		var e cpu.Exception
+		for held := 0; n < len(b) && held < batchHold; held++ {
+			a := &b[n]
+			size := int(a.Size)
+			if size != 1 && size != 2 && size != 4 && size != 8 {
+				c.mu.Unlock()
+				return n, Exit{}, fmt.Errorf("kvm: batch access %d: size %d is not 1, 2, 4 or 8", n, size)
+			}
+			if a.Write {
+				var done bool
+				if e, done = pe.WriteHit(a.VA, size, a.Val); !done {
+					v.ctx.X[batchReg] = a.Val // the data register, should the store exit as MMIO
+					e = pe.Write(a.VA, size, a.Val, batchInsn)
+				}
+			} else {
+				val, ex, done := pe.ReadHit(a.VA, size)
+				if !done {
+					val, ex = pe.Read(a.VA, size, batchInsn)
+				}
+				if e = ex; !e.Taken() {
+					a.Val = loadValue(val, size, false, true)
+				}
+			}
+			if e.Taken() {
+				break
+			}
+			pe.PC += 4
+			n++
+			reentries = 0
+		}
+		c.mu.Unlock()
+		if !e.Taken() {
+			continue
+		}
+		if reentries++; reentries == maxReentries {
+			return n, Exit{}, fmt.Errorf("%w: %d exits to EL2 on the access to %#x", ErrNoProgress, reentries, b[n].VA)
+		}
+		var retry bool
+		exit, retry, err = v.exception(e)
+		if err != nil || !retry {
+			return n, exit, err
+		}
+	}
+	return n, Exit{}, nil
+}
+
+// batchHold bounds the accesses run under one hold of the CPU lock.
+const batchHold = 256

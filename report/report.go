@@ -1,0 +1,225 @@
+// Package report holds what a simulation run measured and shows it: as
+// text a person takes in at a glance, as JSON for machines, and as plots
+// (fault breakdown, walk-length histogram, cost over time) drawn with
+// gonum plot in SVG and PNG.
+package report
+
+import "time"
+
+// Report is one run's results. Every count covers the whole run (or, if
+// Interrupted, the part that ran).
+type Report struct {
+	Scenario    string `json:"scenario"`
+	Description string `json:"description,omitempty"`
+	Seed        uint64 `json:"seed"`
+	// Variant names the comparison variant that produced the report.
+	Variant     string  `json:"variant,omitempty"`
+	Interrupted bool    `json:"interrupted"`
+	Elapsed     float64 `json:"elapsed_seconds"`
+
+	Accesses Accesses `json:"accesses"`
+	VMs      []VM     `json:"vms"`
+	MIPS     []MIPS   `json:"mips"`
+	Host     Host     `json:"host"`
+	// WalkReads is the histogram of descriptor reads per TLB-miss walk
+	// over every vCPU: WalkReads[n] walks read n descriptors.
+	WalkReads []uint64 `json:"walk_reads_histogram"`
+	Checks    Checks   `json:"checks"`
+	Timeline  []Sample `json:"timeline"`
+	Errors    []string `json:"errors,omitempty"`
+}
+
+// Accesses counts guest memory accesses and their rate.
+type Accesses struct {
+	// Target is the scenario's duration (user accesses).
+	Target uint64 `json:"target"`
+	// User: the workloads' loads, stores and fetches (arm64 guests);
+	// Kernel: the arm64 guest kernels' own; MIPS: the MIPS guests'
+	// hardware accesses. Total is their sum.
+	User   uint64 `json:"user"`
+	Kernel uint64 `json:"kernel"`
+	MIPS   uint64 `json:"mips"`
+	Total  uint64 `json:"total"`
+	// PerSecond is Total / elapsed wall time; UserPerSecond User's.
+	PerSecond     float64 `json:"per_second"`
+	UserPerSecond float64 `json:"user_per_second"`
+}
+
+// VM is one arm64 VM of the host hypervisor (L0).
+type VM struct {
+	Name    string `json:"name"`
+	Level   int    `json:"level"` // 1: a VM of L0
+	VCPUs   int    `json:"vcpus"`
+	Granule uint64 `json:"granule"`
+	Levels  int    `json:"stage1_levels"`
+	// Stage2Levels is the number of stage-2 levels walked.
+	Stage2Levels int `json:"stage2_levels"`
+
+	UserAccesses uint64 `json:"user_accesses"`
+	// TLB: accesses by the VM's vCPUs (user and kernel) that hit the TLB,
+	// and the walks of the ones that missed; HitRate is hits/(hits+walks).
+	TLBHits uint64  `json:"tlb_hits"`
+	Walks   uint64  `json:"walks"`
+	HitRate float64 `json:"tlb_hit_rate"`
+	// UserWalks are the walks of user accesses (retries after a fault
+	// included); UserHitRate is 1 - UserWalks/UserAccesses.
+	UserWalks   uint64  `json:"user_walks"`
+	UserHitRate float64 `json:"user_tlb_hit_rate"`
+	DescRead    uint64  `json:"descriptor_reads"`
+	// ReadsPerWalk is DescRead / Walks.
+	ReadsPerWalk float64 `json:"descriptor_reads_per_walk"`
+
+	Guest   GuestFaults `json:"guest"`
+	Stage2  S2Faults    `json:"stage2"`
+	MMIO    uint64      `json:"mmio_exits"`
+	Exits   uint64      `json:"exits_to_l0"`
+	TLBIs   TLBIs       `json:"guest_tlbis"`
+	PTBytes PTBytes     `json:"page_table_bytes"`
+	// Processes live at the end, and Spawned in all (forks included).
+	Processes uint64 `json:"processes"`
+	Spawned   uint64 `json:"processes_created"`
+	// TraceRecords is the trace records replayed by trace workloads.
+	TraceRecords uint64 `json:"trace_records"`
+}
+
+// GuestFaults are the guest kernel's stage-1 page faults by resolution,
+// and its other work.
+type GuestFaults struct {
+	DemandZero      uint64 `json:"demand_zero_page"`
+	DemandPage      uint64 `json:"demand_page"`
+	COWCopy         uint64 `json:"cow_copy"`
+	COWReuse        uint64 `json:"cow_reuse"`
+	Spurious        uint64 `json:"spurious"`
+	Total           uint64 `json:"total"`
+	Syscalls        uint64 `json:"syscalls"`
+	Forks           uint64 `json:"forks"`
+	Execs           uint64 `json:"execs"`
+	Exits           uint64 `json:"exits"`
+	Mmaps           uint64 `json:"mmaps"`
+	Munmaps         uint64 `json:"munmaps"`
+	ContextSwitches uint64 `json:"context_switches"`
+	ASIDRollovers   uint64 `json:"asid_rollovers"`
+}
+
+// S2Faults are the host hypervisor's (L0's) stage-2 faults by outcome.
+type S2Faults struct {
+	// Maps installed a leaf (BlockMaps of them a block), Relaxes added
+	// write permission, AccessFlag set AF, Retries found an invalidation
+	// racing and started again.
+	Maps       uint64 `json:"maps"`
+	BlockMaps  uint64 `json:"block_maps"`
+	Relaxes    uint64 `json:"relaxes"`
+	AccessFlag uint64 `json:"access_flag"`
+	Retries    uint64 `json:"retries"`
+	Total      uint64 `json:"total"`
+	// NotifierUnmaps are MMU-notifier invalidations that unmapped stage
+	// 2, ChangedPTEs change_pte remaps.
+	NotifierUnmaps uint64 `json:"notifier_unmaps"`
+	ChangedPTEs    uint64 `json:"changed_ptes"`
+}
+
+// TLBIs counts TLB invalidations by operation name.
+type TLBIs map[string]uint64
+
+// PTBytes is page-table memory.
+type PTBytes struct {
+	// Stage1 is the guest's (kernel and processes), now and at its peak.
+	Stage1     uint64 `json:"stage1"`
+	Stage1Peak uint64 `json:"stage1_peak"`
+	// Stage2 is the hypervisor's tables for the VM.
+	Stage2 uint64 `json:"stage2"`
+}
+
+// MIPS is one MIPS trap-and-emulate guest.
+type MIPS struct {
+	Name      string `json:"name"`
+	GVATables bool   `json:"gva_tables"`
+	// UserAccesses are the guest processes' loads and stores;
+	// Accesses every hardware access (kernel included).
+	UserAccesses uint64 `json:"user_accesses"`
+	Accesses     uint64 `json:"accesses"`
+	HostTLBHits  uint64 `json:"host_tlb_hits"`
+	FastRefills  uint64 `json:"fast_refills"`
+	SlowRefills  uint64 `json:"slow_refills"`
+	GuestScans   uint64 `json:"guest_tlb_scans"`
+	// Compared is the guest TLB entries those scans compared, TableReads
+	// the GVA-table words the fast refill read.
+	Compared     uint64  `json:"guest_tlb_entries_compared"`
+	TableReads   uint64  `json:"gva_table_reads"`
+	GuestFaults  uint64  `json:"guest_tlb_faults"`
+	Exceptions   uint64  `json:"exceptions_injected"`
+	Flushes      uint64  `json:"flushes"`
+	Verified     uint64  `json:"values_verified"`
+	Errors       uint64  `json:"errors"`
+	SecondsSpent float64 `json:"seconds"`
+}
+
+// Host is the host's side: its TLB maintenance, its memory management
+// and the pressure driver's events.
+type Host struct {
+	CPUs          int    `json:"cpus"`
+	TLBIs         TLBIs  `json:"tlbis"`
+	VMIDRollovers uint64 `json:"vmid_rollovers"`
+	// Per physical CPU TLB: hits, of them in the micro-TLBs, misses.
+	TLBHits, TLBMicroHits, TLBMisses uint64            `json:"-"`
+	TLB                              TLBCounts         `json:"tlb"`
+	Memory                           HostMemory        `json:"memory"`
+	Pressure                         map[string]uint64 `json:"pressure_events"`
+}
+
+// TLBCounts are the physical CPUs' TLB counters summed.
+type TLBCounts struct {
+	Hits        uint64 `json:"hits"`
+	MicroHits   uint64 `json:"micro_hits"`
+	Misses      uint64 `json:"misses"`
+	Invalidated uint64 `json:"entries_invalidated"`
+}
+
+// HostMemory is the host kernel's memory management.
+type HostMemory struct {
+	Faults     uint64 `json:"faults"`
+	HugeFaults uint64 `json:"huge_faults"`
+	SwapOuts   uint64 `json:"swap_outs"`
+	SwapIns    uint64 `json:"swap_ins"`
+	Migrations uint64 `json:"migrations"`
+	Splits     uint64 `json:"splits"`
+	Collapses  uint64 `json:"collapses"`
+	KSMMerged  uint64 `json:"ksm_merged"`
+	COWBreaks  uint64 `json:"cow_breaks"`
+	// FramesInUse at the end (guest memory and stage-2 tables).
+	FramesInUse uint64 `json:"frames_in_use"`
+}
+
+// Checks are the simulator's own checks: every load against the last
+// value stored (data integrity), and stage-2 and host-kernel invariants
+// checked with the world stopped. Violations must be 0.
+type Checks struct {
+	IntegrityChecks     uint64 `json:"integrity_checks"`
+	IntegrityViolations uint64 `json:"integrity_violations"`
+	InvariantChecks     uint64 `json:"invariant_checks"`
+	// FreedFrameChecks are the guest accesses checked for reaching a
+	// freed (poisoned) host frame; a hit is an invariant violation.
+	FreedFrameChecks    uint64   `json:"freed_frame_checks"`
+	InvariantViolations uint64   `json:"invariant_violations"`
+	First               []string `json:"first_violations,omitempty"`
+}
+
+// Violations returns every violation.
+func (c *Checks) Violations() uint64 { return c.IntegrityViolations + c.InvariantViolations }
+
+// Sample is the state at one point of the run.
+type Sample struct {
+	Seconds float64 `json:"seconds"`
+	// Accesses are every guest access so far, User the workloads' (arm64
+	// and MIPS).
+	Accesses uint64 `json:"accesses"`
+	User     uint64 `json:"user_accesses"`
+	Walks    uint64 `json:"walks"`
+	Reads    uint64 `json:"descriptor_reads"`
+	Faults   uint64 `json:"guest_faults"`
+	S2Faults uint64 `json:"stage2_faults"`
+	Events   uint64 `json:"host_events"`
+}
+
+// Since returns the seconds since t0.
+func Since(t0 time.Time) float64 { return time.Since(t0).Seconds() }

@@ -1,0 +1,136 @@
+package sim
+
+// shadow is the integrity checker's copy of a process's memory: the last
+// value stored to every word. Pages are shared copy-on-write between a
+// parent and the children it forks, as the guest's own pages are; a page
+// never stored to reads as zero.
+type shadow struct {
+	pgShift uint
+	// regions[i][page] for the workload's regions; abs for absolute
+	// addresses (traces), by page number.
+	regions [maxRegions][]*spage
+	abs     map[uint64]*spage
+	// last absolute page looked up
+	lastVPN  uint64
+	lastPage *spage
+}
+
+const maxRegions = 2
+
+type spage struct {
+	refs int32
+	w    []uint64
+}
+
+func newShadow(pgShift uint) *shadow {
+	return &shadow{pgShift: pgShift, abs: map[uint64]*spage{}, lastVPN: ^uint64(0)}
+}
+
+// fork returns a copy sharing every page.
+func (s *shadow) fork() *shadow {
+	c := newShadow(s.pgShift)
+	for r := range s.regions {
+		if s.regions[r] != nil {
+			c.regions[r] = append([]*spage(nil), s.regions[r]...)
+			for _, p := range c.regions[r] {
+				if p != nil {
+					p.refs++
+				}
+			}
+		}
+	}
+	for k, p := range s.abs {
+		c.abs[k] = p
+		p.refs++
+	}
+	return c
+}
+
+// release drops every page.
+func (s *shadow) release() {
+	for r := range s.regions {
+		s.unmap(r)
+	}
+	for _, p := range s.abs {
+		p.refs--
+	}
+	s.abs = map[uint64]*spage{}
+	s.lastVPN, s.lastPage = ^uint64(0), nil
+}
+
+// mapRegion starts region r of size bytes, all zero.
+func (s *shadow) mapRegion(r int, size uint64) {
+	s.unmap(r)
+	s.regions[r] = make([]*spage, (size+1<<s.pgShift-1)>>s.pgShift)
+}
+
+func (s *shadow) unmap(r int) {
+	for _, p := range s.regions[r] {
+		if p != nil {
+			p.refs--
+		}
+	}
+	s.regions[r] = nil
+}
+
+// load returns the value a load of size bytes at byte offset off of page
+// i in region r must return.
+func (s *shadow) load(r int, i, off uint64, size uint8) uint64 {
+	var p *spage
+	if r >= 0 {
+		p = s.regions[r][i]
+	} else {
+		p = s.absPage(i)
+	}
+	if p == nil {
+		return 0
+	}
+	w := p.w[off>>3]
+	if size == 8 {
+		return w
+	}
+	sh := (off & 7) * 8
+	return w >> sh & (1<<(uint(size)*8) - 1)
+}
+
+func (s *shadow) absPage(i uint64) *spage {
+	if i == s.lastVPN {
+		return s.lastPage
+	}
+	p := s.abs[i]
+	s.lastVPN, s.lastPage = i, p
+	return p
+}
+
+// store records a store of size bytes of v at byte offset off of page i
+// in region r.
+func (s *shadow) store(r int, i, off uint64, size uint8, v uint64) {
+	var p *spage
+	if r >= 0 {
+		p = s.regions[r][i]
+	} else {
+		p = s.absPage(i)
+	}
+	if p == nil || p.refs > 1 {
+		np := &spage{refs: 1, w: make([]uint64, 1<<(s.pgShift-3))}
+		if p != nil {
+			copy(np.w, p.w)
+			p.refs--
+		}
+		p = np
+		if r >= 0 {
+			s.regions[r][i] = p
+		} else {
+			s.abs[i] = p
+			s.lastVPN, s.lastPage = i, p
+		}
+	}
+	if size == 8 {
+		p.w[off>>3] = v
+		return
+	}
+	sh := (off & 7) * 8
+	mask := uint64(1)<<(uint(size)*8) - 1
+	w := &p.w[off>>3]
+	*w = *w&^(mask<<sh) | (v&mask)<<sh
+}
