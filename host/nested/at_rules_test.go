@@ -51,7 +51,7 @@ func fparOf(fst uint64, ptw, s bool) uint64 {
 // buildL2Stage1 writes L2's stage-1 tables with L1's stores (L2 IPA x is
 // L1 IPA l1VMA + x - l2RAM) and maps VM A's slot, and l2NoMem to l1NoMem,
 // in L1's stage 2.
-func buildL2Stage1(t *testing.T, r *rig) {
+func buildL2Stage1(t testing.TB, r *rig) {
 	t.Helper()
 	l1 := func(ipa uint64) mem.VA { return mem.VA(l1VMA + ipa - l2RAM) }
 	words := []struct{ at, v uint64 }{
@@ -226,6 +226,36 @@ func testATRules(t *testing.T, mode nested.Mode, e2h bool, path nested.ATPath) {
 		cpu.HPFAR_EL2: uint64(sysreg.HPFARFor(l2Outer)), cpu.PAR_EL1: sparOf(l2Page, 0xff, inner)} {
 		if got, _ := v.MRS(reg); got != want {
 			t.Errorf("after L2's AT %#x L1 reads %v %#x, want %#x", uint64(vaWalk), reg, got, want)
+		}
+	}
+}
+
+// BenchmarkATFromVEL2: one AT S1E1R of L2's regime from vEL2 (the trap,
+// the emulation, the return) answered by the fast path (the real AT
+// through the shadow) and by the software walk (L2's stage 1 and L1's
+// stage 2 over L1 memory), on TestATRules's state; and AT S12E1R, whose
+// stage 2 is a software walk on both paths.
+func BenchmarkATFromVEL2(b *testing.B) {
+	for _, op := range []at.Op{at.S1E1R, at.S12E1R} {
+		for _, path := range []nested.ATPath{nested.ATHardware, nested.ATSoftware} {
+			b.Run(fmt.Sprintf("%v/%v", op, path), func(b *testing.B) {
+				r := newRig(b, nested.ModeNV2, true, 0)
+				buildL2Stage1(b, r)
+				r.run(b, r.a)
+				r.load(b, vaPage)
+				r.toL1(b)
+				r.v.SetATPath(path)
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := r.v.AT(op, vaPage); err != nil {
+						b.Fatal(err)
+					}
+				}
+				s := r.v.Stats()
+				if path == nested.ATHardware && s.ATFast == 0 {
+					b.Fatal("the fast path did not answer")
+				}
+			})
 		}
 	}
 }
