@@ -128,9 +128,13 @@ func testATRules(t *testing.T, mode nested.Mode, e2h bool, path nested.ATPath) {
 		if err := v.AT(c.op, mem.VA(c.va)); err != nil {
 			t.Fatalf("AT %v %#x: %v", c.op, c.va, err)
 		}
+		traps := v.Stats().SysRegTraps
 		got, err := v.MRS(cpu.PAR_EL1)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if v.Stats().SysRegTraps != traps {
+			t.Errorf("MRS PAR_EL1 trapped: it has no VNCR offset and no trap with NV or NV2")
 		}
 		if got != c.want {
 			t.Errorf("AT %v %#x: PAR_EL1 %#x, want %#x (%s)", c.op, c.va, got, c.want, c.why)
