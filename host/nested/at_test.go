@@ -213,8 +213,8 @@ func runDoc(t testing.TB, doc []byte) ([]at.Result, *atjson.Machine) {
 // atCases is the number of generated states (NESTMMU_AT_CASES overrides).
 func atCases(t *testing.T) int {
 	n := 300
-	if testing.Short() {
-		n = 60
+	if testing.Short() || raceBuild {
+		n = 60 // the AT emulation runs on one goroutine: -race adds nothing
 	}
 	if s := os.Getenv("NESTMMU_AT_CASES"); s != "" {
 		v, err := strconv.Atoi(s)
