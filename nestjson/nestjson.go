@@ -224,7 +224,7 @@ func (m *Machine) Run(ev Events) (atjson.Output, []at.Result, error) {
 		rec.got = false
 		v.SetObserver(teeAT{rec, ev})
 		m.setPAN()
-		err := v.AT(op.Op, mem.VA(op.VA))
+		_, err := v.AT(op.Op, mem.VA(op.VA))
 		m.emulated = rec.got
 		res, err := m.opResult(op, rec, err)
 		if err != nil {

@@ -75,11 +75,13 @@ func (p ATPath) String() string {
 // force each path; the default is ATAuto).
 func (v *VCPU) SetATPath(p ATPath) { v.atPath = p }
 
-// AT implements EL2: AT op, X0 with input address va.
-func (v *VCPU) AT(op at.Op, va mem.VA) error {
+// AT implements EL2: AT op, X0 with input address va (emulated by L0),
+// and PAR_EL1 afterwards (the PE's, which is the guest hypervisor's).
+func (v *VCPU) AT(op at.Op, va mem.VA) (sysreg.PAR, error) {
 	x := &v.k.Ctx().X
 	x[0] = uint64(va)
-	return v.exec(func() cpu.Exception { return v.pe.AT(op, 0, mem.VA(x[0])) })
+	err := v.exec(func() cpu.Exception { return v.pe.AT(op, 0, mem.VA(x[0])) })
+	return v.pe.PAR, err
 }
 
 // atOp returns the AT operation with a System instruction encoding.
@@ -368,7 +370,7 @@ func (v *VCPU) RunL2AT(op at.Op, rt uint8, va mem.VA) (Exit, error) {
 		return Exit{}, fmt.Errorf("nested: register X%d does not exist", rt)
 	}
 	v.setXreg(rt, uint64(va))
-	return v.runL2(func() cpu.Exception { return v.pe.AT(op, rt, mem.VA(v.xreg(rt))) }, nil)
+	return v.execL2(func() cpu.Exception { return v.pe.AT(op, rt, mem.VA(v.xreg(rt))) }, true)
 }
 
 // walkAbortToL2 handles a shadow fault on L2's stage-1 walk whose table

@@ -125,7 +125,7 @@ func testATRules(t *testing.T, mode nested.Mode, e2h bool, path nested.ATPath) {
 	}
 	for _, c := range cases {
 		before := v.Stats()
-		if err := v.AT(c.op, mem.VA(c.va)); err != nil {
+		if _, err := v.AT(c.op, mem.VA(c.va)); err != nil {
 			t.Fatalf("AT %v %#x: %v", c.op, c.va, err)
 		}
 		traps := v.Stats().SysRegTraps
@@ -154,7 +154,7 @@ func testATRules(t *testing.T, mode nested.Mode, e2h bool, path nested.ATPath) {
 	// AT takes: a Data Abort to (v)EL2 from the same EL: EC 0x25, IL, CM,
 	// WnR, FSC 0b010110; FAR_EL2 the VA. PAR_EL1 is unchanged.
 	const esrSEA = 0x25<<26 | 1<<25 | 1<<8 | 1<<6 | 0b010110
-	err := v.AT(at.S1E1R, vaNoMem)
+	_, err := v.AT(at.S1E1R, vaNoMem)
 	var ge *nested.GuestException
 	if !errors.As(err, &ge) || uint64(ge.Exception.ESR) != esrSEA || ge.Exception.FAR != vaNoMem {
 		t.Fatalf("AT S1E1R %#x: %v, want ESR %#x FAR %#x", uint64(vaNoMem), err, uint64(esrSEA), uint64(vaNoMem))
@@ -176,7 +176,7 @@ func testATRules(t *testing.T, mode nested.Mode, e2h bool, path nested.ATPath) {
 			t.Fatal(err)
 		}
 		for _, op := range []at.Op{at.S1E1R, at.S1E0W, at.S12E1R} {
-			if err := v.AT(op, 0x4000_1234); err != nil {
+			if _, err := v.AT(op, 0x4000_1234); err != nil {
 				t.Fatal(err)
 			}
 			if got, _ := v.MRS(cpu.PAR_EL1); got != sparOf(0x4000_1000, 0x00, 0b10) {
@@ -189,7 +189,7 @@ func testATRules(t *testing.T, mode nested.Mode, e2h bool, path nested.ATPath) {
 	}
 
 	// AT S1E1A needs FEAT_ATS1A, which the host lacks: UNDEFINED at vEL2.
-	err = v.AT(at.S1E1A, vaPage)
+	_, err = v.AT(at.S1E1A, vaPage)
 	if !errors.As(err, &ge) || ge.Exception.Kind != cpu.Undefined {
 		t.Errorf("AT S1E1A: %v, want UNDEFINED", err)
 	}
@@ -251,7 +251,7 @@ func BenchmarkATFromVEL2(b *testing.B) {
 				r.v.SetATPath(path)
 				b.ReportAllocs()
 				for b.Loop() {
-					if err := r.v.AT(op, vaPage); err != nil {
+					if _, err := r.v.AT(op, vaPage); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -299,7 +299,7 @@ func runATCase(t *testing.T, c *conform.Case, cfg atConfig) (nested.Stats, int, 
 		o, _ := at.ParseOp(op.Name)
 		pe.PAN = q.PAN
 		pe.RegsChanged()
-		err := v.AT(o, mem.VA(op.VA))
+		_, err := v.AT(o, mem.VA(op.VA))
 		w := want[i]
 		var ge *nested.GuestException
 		switch {

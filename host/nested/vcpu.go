@@ -12,12 +12,10 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// HCR_EL2 bits L0 sets while the guest hypervisor runs.
+// HCR_EL2 bits L0 sets while the guest hypervisor runs (vel2Traps).
 const (
-	hcrTID3   sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
-	hcrTRVM   sysreg.HCR = 1 << 30
-	vel2Traps            = sysreg.HCR_NV | hcrTID3 | sysreg.HCR_AT |
-		sysreg.HCR_TTLB | sysreg.HCR_TTLBIS | sysreg.HCR_TTLBOS
+	hcrTID3 sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
+	hcrTRVM sysreg.HCR = 1 << 30
 )
 
 // VNCR page offsets of the guest hypervisor's own EL2 registers that have
@@ -67,6 +65,7 @@ const maxRetries = 1 << 16
 // It is not safe for concurrent use.
 type VCPU struct {
 	vm  *VM
+	idx int // in vm.vcpus
 	k   *kvm.VCPU
 	pe  *cpu.PE
 	hyp GuestHypervisor
@@ -89,10 +88,11 @@ type VCPU struct {
 	inst   shadowInstall // the installer of the shadow fault in progress
 	atPath ATPath        // how AT from vEL2 is emulated (at.go)
 	stats  Stats
+	mmio   bool // an ExitMMIO awaits CompleteMMIO
+	fwd    forwardState
 	// observer and event: see observe.go.
 	observer Observer
 	event    ShadowFault
-	mmio     bool // an ExitMMIO awaits CompleteMMIO
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
@@ -106,7 +106,7 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 	if len(vm.vcpus) >= vm.cfg.VCPUs {
 		return nil, fmt.Errorf("nested: the VM was configured for %d vCPUs", vm.cfg.VCPUs)
 	}
-	v := &VCPU{vm: vm, k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
+	v := &VCPU{vm: vm, idx: len(vm.vcpus), k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
 	v.walker.Mem = guestMemory{vm.k}
 	if vm.cfg.Mode == ModeNV2 {
 		pa, err := s2pt.ArenaTables{Arena: vm.k.Host().Arena()}.AllocTable(vm.k.Host().PageSize())
@@ -131,6 +131,9 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 }
 
 func (v *VCPU) close() error {
+	if err := v.fwd.vncr.close(v); err != nil {
+		return err
+	}
 	if v.vncrPA != 0 {
 		err := s2pt.ArenaTables{Arena: v.vm.k.Host().Arena()}.FreeTable(v.vncrPA, v.vm.k.Host().PageSize())
 		v.vncrPA = 0
@@ -221,24 +224,10 @@ func (v *VCPU) guestRegs() guestRegs {
 }
 
 // vel2Controls sets the PE's HCR_EL2, VTTBR_EL2, VTCR_EL2 and VNCR_EL2 for
-// running the guest hypervisor: L0's stage 2 for its VM, NV (and NV2, or
-// NV1 for an E2H=0 guest hypervisor), the trapped ID registers, AT and
-// TLB maintenance; with NV alone and E2H=0 also TVM/TRVM, since the EL1
-// register accesses of such a guest hypervisor are its guest's and only
-// NV2 would send them to memory.
+// running the guest hypervisor: L0's stage 2 for its VM and vel2Traps.
 func (v *VCPU) vel2Controls() {
 	pe := v.pe
-	h := kvm.GuestHCR | vel2Traps
-	if v.vm.cfg.Mode == ModeNV2 {
-		h |= sysreg.HCR_NV2
-	}
-	if !v.vm.cfg.E2H {
-		h |= sysreg.HCR_NV1
-		if v.vm.cfg.Mode == ModeNV {
-			h |= sysreg.HCR_TVM | hcrTRVM
-		}
-	}
-	pe.Regs.HCR_EL2 = h
+	pe.Regs.HCR_EL2 = kvm.GuestHCR | vel2Traps(v.vm.cfg.Mode, v.vm.cfg.E2H)
 	v.vm.k.Stage2().ApplyRegs(&pe.Regs)
 	pe.VNCR = uint64(v.vncrPA)
 	pe.RegsChanged()
@@ -299,6 +288,9 @@ func (v *VCPU) toL2() error {
 	}
 	saved.x, saved.sp = ctx.X, ctx.SP
 	g := v.guestRegs()
+	if err := v.vncrEnter(v.l2HCR(g.hcr)); err != nil {
+		return err
+	}
 	sh, err := v.vm.acquire(&g)
 	if err != nil {
 		return err
@@ -309,7 +301,7 @@ func (v *VCPU) toL2() error {
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
 	v.other = saved
-	pe.Regs.HCR_EL2 = kvm.GuestHCR
+	pe.Regs.HCR_EL2 = v.l2HCR(g.hcr)
 	pe.Regs.VTCR_EL2 = sh.s2.VTCR()
 	pe.Regs.VTTBR_EL2 = sh.s2.VTTBR()
 	pe.RegsChanged()
@@ -330,6 +322,9 @@ func (v *VCPU) toVEL2(esr sysreg.ESR, far mem.VA, hpfar uint64, off mem.VA, setS
 	pe := v.pe
 	l2pc, l2spsr := pe.ELR[2], pe.SPSR[2]
 	ctx := v.k.Ctx()
+	if err := v.vncrExit(); err != nil {
+		return err
+	}
 	var l2 el1Context
 	for _, r := range el1Regs {
 		off, _ := r.VNCROffset()
