@@ -112,12 +112,18 @@ func recycle(n int, next *int, free func(i int) bool) (int, bool) {
 	return 0, false
 }
 
-// faultAccess is the access a stage-2 abort with syndrome esr was for: a
-// fetch, a write (WnR, not a cache maintenance or AT: CM), else a read, at
+// faultAccess is the access a stage-2 abort with syndrome esr was for: on
+// a stage-1 table walk a read of the table (for a fetch too), or, for a
+// Permission fault there, the walk's hardware update of the Access flag or
+// dirty state, a write (AArch64.S1Walk's descriptor update); otherwise a
+// fetch, a write (WnR, not a cache maintenance or AT: CM), else a read; at
 // EL el.
 func faultAccess(fetch bool, esr sysreg.ESR, el uint8) vmsa.Access {
 	acc := vmsa.Access{Kind: vmsa.Read, EL: el}
 	switch {
+	case esr.S1PTW() && esr.FSC()&0x3c == 0x0c:
+		acc.Kind = vmsa.Write
+	case esr.S1PTW():
 	case fetch:
 		acc.Kind = vmsa.Fetch
 	case esr.WnR() && !esr.CM():
