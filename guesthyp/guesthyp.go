@@ -10,6 +10,9 @@
 // issued with VTTBR_EL2 set to the VM's VMID. It gives each VM memslots in
 // its own memory, maps them on demand when the VM faults (blocks where the
 // slot allows), and changes mappings with break-before-make and TLBIs.
+// A VM can run a guest hypervisor of its own (EnableNested): the guest
+// hypervisor then keeps shadow stage 2s for that VM's guests with
+// host/nested's engine on its EL2 interface (nested.go).
 package guesthyp
 
 import (
@@ -112,12 +115,10 @@ func (h *Hypervisor) own(r cpu.SysReg) cpu.SysReg {
 // guestReg names its guest's EL1 register r: the *_EL12 alias with E2H=1,
 // the *_EL1 name with E2H=0.
 func (h *Hypervisor) guestReg(r cpu.SysReg) cpu.SysReg {
-	if !h.cfg.E2H {
-		return r
+	if a, ok := r.EL12(); ok && h.cfg.E2H {
+		return a
 	}
-	return map[cpu.SysReg]cpu.SysReg{cpu.SCTLR_EL1: cpu.SCTLR_EL12, cpu.TCR_EL1: cpu.TCR_EL12,
-		cpu.TTBR0_EL1: cpu.TTBR0_EL12, cpu.TTBR1_EL1: cpu.TTBR1_EL12, cpu.MAIR_EL1: cpu.MAIR_EL12,
-		cpu.VBAR_EL1: cpu.VBAR_EL12}[r]
+	return r
 }
 
 func (h *Hypervisor) hcr(vm bool) sysreg.HCR {
@@ -157,6 +158,10 @@ type VM struct {
 	el1  map[cpu.SysReg]uint64
 	pc   mem.VA
 	spsr uint64
+	// traps are HCR_EL2 trap controls set while the VM runs.
+	traps sysreg.HCR
+	// nested runs the VM's vCPU as a guest hypervisor (nested.go).
+	nested *nested.EL2VCPU
 }
 
 // NewVM creates a VM with VMID vmid: empty stage-2 tables in the guest
@@ -165,7 +170,7 @@ type VM struct {
 func (h *Hypervisor) NewVM(vmid uint16) (*VM, error) {
 	vm := &VM{h: h, VMID: vmid, el1: map[cpu.SysReg]uint64{}, spsr: 0b0101}
 	s2, err := s2pt.New(s2pt.Config{IPABits: h.cfg.IPABits, Granule: sysreg.Granule4K,
-		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables, invalidator{vm})
+		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables, invalidator{h: h, vttbr: vm.VTTBR})
 	if err != nil {
 		return nil, fmt.Errorf("guesthyp: VM %d: %w", vmid, err)
 	}
@@ -208,6 +213,10 @@ func (vm *VM) slotOf(ipa nested.NestedIPA) *Slot {
 // Run enters the VM (the vCPU at vEL2): its VTTBR_EL2 and VTCR_EL2,
 // HCR_EL2 with VM set, its EL1 registers, ELR_EL2 and SPSR_EL2, then ERET.
 func (h *Hypervisor) Run(vm *VM) error {
+	if vm.nested != nil {
+		h.cur = vm
+		return vm.nested.Enter(vm.pc)
+	}
 	c := h.cpu
 	if err := h.setVTTBR(vm.VTTBR()); err != nil {
 		return err
@@ -217,7 +226,7 @@ func (h *Hypervisor) Run(vm *VM) error {
 		v uint64
 	}{
 		{cpu.VTCR_EL2, uint64(vm.s2.VTCR())},
-		{cpu.HCR_EL2, uint64(h.hcr(true))},
+		{cpu.HCR_EL2, uint64(h.hcr(true) | vm.traps)},
 		{cpu.ELR_EL2, uint64(vm.pc)},
 		{cpu.SPSR_EL2, vm.spsr},
 	}
@@ -235,6 +244,11 @@ func (h *Hypervisor) Run(vm *VM) error {
 	h.cur = vm
 	return c.ERET()
 }
+
+// SetTraps sets HCR_EL2 trap controls (TVM, TRVM, TID3, TTLB, TTLBIS,
+// TTLBOS, AT, NV, NV1, NV2) for the VM's next entry: its instructions that
+// they trap come to the guest hypervisor's Exception.
+func (vm *VM) SetTraps(h sysreg.HCR) { vm.traps = h }
 
 // SetGuestReg sets the VM's EL1 register r (SCTLR_EL1, TCR_EL1, TTBR0_EL1,
 // TTBR1_EL1, MAIR_EL1, VBAR_EL1) for its next entry.
@@ -281,6 +295,9 @@ func (h *Hypervisor) setVTTBR(v uint64) error {
 // a page) and the VM resumed with ERET; anything else is an error (the
 // model has no other exception handling).
 func (h *Hypervisor) Exception(c nested.EL2) error {
+	if h.cur != nil && h.cur.nested != nil {
+		return h.cur.nested.Exception(c)
+	}
 	esr, err := c.MRS(cpu.ESR_EL2)
 	if err != nil {
 		return err
@@ -369,7 +386,7 @@ func (vm *VM) mapFault(s *Slot, ipa nested.NestedIPA) error {
 	}
 	base := ipa &^ nested.NestedIPA(size-1)
 	l1 := s.L1 + mem.IPA(base-s.L2)
-	if err := vm.Map(base, l1, size); err != nil {
+	if err := vm.mapRange(base, l1, size); err != nil {
 		return err
 	}
 	vm.h.stats.Maps++
@@ -390,6 +407,13 @@ func out(ipa mem.IPA) mem.PA { return mem.PA(ipa) }
 // write and execute, with blocks where they fit, replacing what is there
 // (break-before-make with TLBIs).
 func (vm *VM) Map(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
+	if err := vm.mapRange(l2, l1, size); err != nil {
+		return err
+	}
+	return vm.changed()
+}
+
+func (vm *VM) mapRange(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
 	if err := vm.cache.Topup(vm.s2.MapPagesNeeded(stage2(l2), out(l1), size, s2pt.MapBlocks) + vm.s2.EdgePagesNeeded(stage2(l2), size)); err != nil {
 		return err
 	}
@@ -398,22 +422,32 @@ func (vm *VM) Map(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
 
 // Unmap removes [l2, l2+size) from the VM's stage 2, with the TLBIs.
 func (vm *VM) Unmap(l2 nested.NestedIPA, size uint64) error {
-	return vm.s2.Unmap(stage2(l2), size)
+	if err := vm.s2.Unmap(stage2(l2), size); err != nil {
+		return err
+	}
+	return vm.changed()
 }
 
 // WriteProtect makes [l2, l2+size) read-only, with the TLBIs.
 func (vm *VM) WriteProtect(l2 nested.NestedIPA, size uint64) error {
-	return vm.s2.WriteProtect(stage2(l2), size)
+	if err := vm.s2.WriteProtect(stage2(l2), size); err != nil {
+		return err
+	}
+	return vm.changed()
 }
 
-// invalidator is the VM's TLB maintenance as the guest hypervisor issues
-// it: VTTBR_EL2 set to the VM's (its VMID), then TLBI IPAS2E1IS with the
-// TTL hint and VMALLE1IS, or VMALLS12E1IS.
-type invalidator struct{ vm *VM }
+// invalidator is the TLB maintenance of a stage 2 (a VM's, or a shadow's)
+// as the guest hypervisor issues it: VTTBR_EL2 set to the stage 2's (its
+// VMID), then TLBI IPAS2E1IS with the TTL hint and VMALLE1IS, or
+// VMALLS12E1IS.
+type invalidator struct {
+	h     *Hypervisor
+	vttbr func() uint64
+}
 
 func (i invalidator) InvalidateIPA(ipa mem.IPA, level int) {
-	h := i.vm.h
-	if h.setVTTBR(i.vm.VTTBR()) != nil {
+	h := i.h
+	if h.setVTTBR(i.vttbr()) != nil {
 		return
 	}
 	ttl := uint64(0)
@@ -426,8 +460,8 @@ func (i invalidator) InvalidateIPA(ipa mem.IPA, level int) {
 }
 
 func (i invalidator) InvalidateVMID() {
-	h := i.vm.h
-	if h.setVTTBR(i.vm.VTTBR()) != nil {
+	h := i.h
+	if h.setVTTBR(i.vttbr()) != nil {
 		return
 	}
 	h.stats.TLBIs++

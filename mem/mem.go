@@ -35,7 +35,7 @@ type PA uint64
 // synchronous External abort on the walk. Implementations used by
 // concurrent walkers must make CompareAndSwap64 atomic with respect to
 // Read64 and to other CompareAndSwap64 calls (hardware AF/DBM updates are
-// atomic read-modify-writes, R_PGRQD in DDI 0487).
+// atomic read-modify-writes: AArch64.MemSwapTableDesc).
 type Memory interface {
 	// Read64 returns the little-endian 64-bit word at pa.
 	Read64(pa PA) (v uint64, ok bool)

@@ -109,9 +109,8 @@ func lookup(size, leaf uint64) func(pt PageTables) (bench.Op, error) {
 		return bench.Op{Run: func(n int) error {
 			for k := 0; k < n; k++ {
 				a := base + (i*0x9e3779b1)%size
-				pa, ok := pt.Lookup(a)
-				if err := check(ok && pa == physLo+a-base, "%#x translates to (%#x, %v)", a, pa, ok); err != nil {
-					return err
+				if pa, ok := pt.Lookup(a); !ok || pa != physLo+a-base {
+					return fmt.Errorf("%#x translates to (%#x, %v)", a, pa, ok)
 				}
 				i++
 			}

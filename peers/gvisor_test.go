@@ -190,3 +190,25 @@ func TestRemapOverBlock(t *testing.T) {
 	}
 	t.Logf("gVisor: %d of 512 pages do not translate to the new address", gvisorWrong)
 }
+
+// TestUnmapOnePageAtGiB unmaps the first page of a 2 MiB block at a 1 GiB
+// boundary on both sides: only that page goes (the adapter splits the
+// block, whose end the page straddles).
+func TestUnmapOnePageAtGiB(t *testing.T) {
+	const a, pa = 0x4000_0000, 0x2_0000_0000
+	n, g := newNestmmu(t, 4*mib), peers.NewGvisor()
+	for _, s := range []peers.PageTables{n, g} {
+		if err := s.Map(a, pa, 2*mib); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Unmap(a, 4*kib); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.Lookup(a); ok {
+			t.Fatalf("%T: %#x still mapped", s, uint64(a))
+		}
+		if p, ok := s.Lookup(a + 4*kib); !ok || p != pa+4*kib {
+			t.Fatalf("%T: %#x -> (%#x, %v), want %#x", s, uint64(a+4*kib), p, ok, uint64(pa+4*kib))
+		}
+	}
+}

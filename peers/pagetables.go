@@ -3,7 +3,6 @@
 package peers
 
 import (
-	"fmt"
 	"sync"
 
 	"gvisor.dev/gvisor/pkg/cpuid"
@@ -81,16 +80,27 @@ func (n *Nestmmu) Map(addr, pa, size uint64) error {
 // Unmap removes exactly [addr, addr+size), as gVisor's Unmap does. s2pt's
 // Unmap removes a block it covers only in part whole (Linux's stage-2
 // unmap, which needs no memory), so a block straddling either end is
-// split first.
+// split first. An end aligned to 1 GiB, the largest block of this layout,
+// cannot be straddled.
 func (n *Nestmmu) Unmap(addr, size uint64) error {
-	const pg = 4096
-	for _, a := range [2]uint64{addr, addr + size - pg} {
+	const pg, maxBlock = 4096, 1 << 30
+	edges := [2]uint64{addr, addr + size - pg}
+	var seen0, seen uint64 // [seen0, seen0+seen): the span a lookup found needs no split
+	for i, a := range edges {
+		switch {
+		case i == 0 && addr%maxBlock == 0, i == 1 && (addr+size)%maxBlock == 0:
+			continue
+		case a-seen0 < seen:
+			continue // one page, or both edges in one entry's span
+		}
 		d, level, err := n.VM.Lookup(mem.IPA(a))
 		if err != nil {
 			return err
 		}
 		bsize := uint64(1) << (12 + 9*(3-level))
-		if d&1 == 0 || level == 3 || (a&^(bsize-1) >= addr && a&^(bsize-1)+bsize <= addr+size) {
+		base := a &^ (bsize - 1)
+		if d&1 == 0 || level == 3 || (base >= addr && base+bsize <= addr+size) {
+			seen0, seen = base, bsize
 			continue
 		}
 		if err := n.cache.Topup(n.VM.SplitPagesNeeded(mem.IPA(a), pg)); err != nil {
@@ -103,13 +113,16 @@ func (n *Nestmmu) Unmap(addr, size uint64) error {
 	return n.VM.Unmap(mem.IPA(addr), size)
 }
 
+// leafMask is the offset mask of a leaf at level 0..3 (4K granule).
+var leafMask = [4]uint64{1<<39 - 1, 1<<30 - 1, 1<<21 - 1, 1<<12 - 1}
+
 // Lookup returns the output address of addr.
 func (n *Nestmmu) Lookup(addr uint64) (uint64, bool) {
 	d, level, err := n.VM.Lookup(mem.IPA(addr))
 	if err != nil || d&1 == 0 {
 		return 0, false
 	}
-	m := uint64(1)<<(12+9*(3-level)) - 1
+	m := leafMask[level&3]
 	return d&n.oa&^m | addr&m, true
 }
 
@@ -146,12 +159,4 @@ func (g *Gvisor) Lookup(addr uint64) (uint64, bool) {
 		return 0, false
 	}
 	return uint64(p) + (addr - uint64(v)), true
-}
-
-// mustOK panics on an error that a benchmark loop cannot return.
-func check(ok bool, format string, a ...any) error {
-	if ok {
-		return nil
-	}
-	return fmt.Errorf(format, a...)
 }

@@ -21,7 +21,7 @@ func (m *machine) checkInvariants() {
 		as := vm.AddressSpace()
 		f := vm.Layout().Format
 		for _, slot := range vm.Slots() {
-			err := vm.Stage2().Walk(slot.GPA, slot.End(), s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
+			err := vm.WalkStage2(slot.GPA, slot.End(), s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
 				d := c.Old
 				if k := c.Kind(); k != desc.Block && k != desc.Page {
 					return nil

@@ -291,6 +291,15 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 			pe.Stats.TLBHits++
 			return e.OA | mem.PA(va)&(1<<e.SizeBits-1), Exception{}
 		}
+		if res == tlb.PermissionFault {
+			// The TLB's cached permissions deny the access
+			// (tlb.Config.HoldPermissions): the fault is the entry's.
+			addr := uint64(va)
+			if c.s2only {
+				addr &= 1<<52 - 1
+			}
+			return 0, pe.abort(e.PermissionFault(addr, acc), va, acc, size, in)
+		}
 	}
 	pe.Stats.Walks++
 	reads := pe.Walker.Stats.DescReads

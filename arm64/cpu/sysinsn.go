@@ -167,6 +167,17 @@ func SysRegByEncoding(op0, op1, crn, crm, op2 uint8) (SysReg, bool) {
 	return 0, false
 }
 
+// EL12 returns the *_EL12 name of an EL1 register (how EL2 with
+// HCR_EL2.E2H=1 reaches it), and whether it has one.
+func (r SysReg) EL12() (SysReg, bool) {
+	for i := range regs {
+		if regs[i].flags&fE12 != 0 && regs[i].alias == r {
+			return SysReg(i), true
+		}
+	}
+	return 0, false
+}
+
 // VNCROffset returns the register's offset in the VNCR_EL2 page, where
 // FEAT_NV2 redirects EL1 accesses to it (see regs), and whether it has one.
 func (r SysReg) VNCROffset() (uint16, bool) {

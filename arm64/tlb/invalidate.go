@@ -90,8 +90,8 @@ type Scope struct {
 	// the stage-2 forms (a scope holds one or the other).
 	Addressed bool
 	Lo, Hi    uint64
-	// LastLevel: the "L" forms (only leaf entries; every modelled entry
-	// is a leaf).
+	// LastLevel: the "L" forms, which need only remove entries from the
+	// final level of the walk: they leave the walk cache's table entries.
 	LastLevel bool
 	// Hint, when GranuleBits != 0, is the operand's TTL (or range TG
 	// with TTL): under StrictHints entries that do not match it are
@@ -112,7 +112,7 @@ const (
 
 // ScopeOf decodes op and its operand xt in ctx into the scope it must
 // invalidate (the TLBI instruction descriptions of DDI 0487 and
-// D8.16.x "TLB maintenance"). It returns an *UndefinedError for an EL2
+// the TLB maintenance section). It returns an *UndefinedError for an EL2
 // operation issued at EL1 and an error naming a bad op.
 func ScopeOf(op Op, xt uint64, ctx Context) (Scope, error) {
 	if !op.Valid() {
@@ -330,6 +330,7 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 		}
 	}
 	t.Stats.Invalidated += uint64(n)
+	t.Stats.WalkCacheInvalidated += uint64(t.invalidateWalkCache(s, strict))
 	return n
 }
 

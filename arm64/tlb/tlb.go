@@ -12,9 +12,10 @@
 // present. The hit path is allocation-free. A Domain groups the TLBs of
 // several PEs and broadcasts Inner and Outer Shareable operations.
 //
-// The package models leaf entries only (no walk cache), so the "last
-// level" TLBI forms act like the others except under StrictHints; see
-// docs/TLB.md.
+// Entries are leaves (completed translations); an optional walk cache of
+// stage-2 table descriptors (Config.WalkCache) serves vmsa.Walker and is
+// left alone by the "last level" TLBI forms. Config.HoldPermissions lets a
+// stale permission show, as hardware may. See docs/TLB.md.
 package tlb
 
 import (
@@ -40,6 +41,11 @@ const (
 	// re-walks before reporting a permission fault on some cores) and
 	// the walk decides.
 	PermissionMiss
+	// PermissionFault: with Config.HoldPermissions, an entry translates
+	// the address and its cached permissions deny the access: the PE
+	// takes the permission fault from the entry (Entry.PermissionFault)
+	// without walking, so a stale permission shows.
+	PermissionFault
 )
 
 func (r Result) String() string {
@@ -50,6 +56,8 @@ func (r Result) String() string {
 		return "hit"
 	case PermissionMiss:
 		return "permission miss"
+	case PermissionFault:
+		return "permission fault"
 	}
 	return fmt.Sprintf("Result(%d)", uint8(r))
 }
@@ -89,6 +97,10 @@ type Entry struct {
 	// S2Level and S2SizeBits describe the stage-2 leaf of a Combined entry.
 	S2Level    int8
 	S2SizeBits uint8
+	// S1Perms are the stage-1 permissions of a Combined entry (Perms is
+	// their intersection with stage 2's), to tell which stage a
+	// permission fault taken from the entry belongs to.
+	S1Perms vmsa.Perms
 	// Stage2Only marks an IPA -> PA entry of stage 2 alone (tagged by
 	// VMID). Otherwise the entry is a stage-1 entry of Regime, combined
 	// with stage 2 when Combined is set.
@@ -214,6 +226,21 @@ type Config struct {
 	// Replacement policy; Seed seeds Random.
 	Replacement Replacement
 	Seed        uint64
+	// HoldPermissions makes a lookup whose entry's cached permissions
+	// deny the access report PermissionFault instead of PermissionMiss:
+	// the fault comes from the entry, as the architecture lets a PE use a
+	// cached entry until it is invalidated. Relaxing a translation's
+	// permissions without invalidating it then leaves the PE faulting on
+	// the old ones, which a hypervisor must handle (KVM follows a
+	// stage-2 relaxation with a local TLBI). A privileged data access
+	// that PAN may forbid is still a PermissionMiss.
+	HoldPermissions bool
+	// WalkCache is the number of entries of a walk cache of stage-2
+	// table descriptors (0: none): walks of vmsa.Walker with S2Tables set
+	// to this TLB start at the deepest cached table, so a table freed
+	// without the TLBI that removes it (a non-last-level operation over
+	// its IPA range, VMALLS12E1, ALLE1) is walked after it is freed.
+	WalkCache int
 	// StrictHints makes TLBI act on only what the architecture requires
 	// when the operand carries a hint: a TTL hint or range TG that does
 	// not match an entry leaves it in place, and a reserved TG
@@ -225,7 +252,12 @@ type Config struct {
 // Stats counts TLB events.
 type Stats struct {
 	Hits, MicroHits, Misses, PermissionMisses uint64
-	Fills, Evictions                          uint64
+	// PermissionFaults are lookups answered PermissionFault.
+	PermissionFaults uint64
+	// WalkCacheHits are stage-2 walks started at a cached table;
+	// WalkCacheInvalidated counts cached tables removed by TLBI.
+	WalkCacheHits, WalkCacheInvalidated uint64
+	Fills, Evictions                    uint64
 	// Invalidations counts TLBI operations executed on this TLB by Op
 	// (the issuing PE's op, including broadcasts received).
 	Invalidations [NumOps]uint64
@@ -248,6 +280,7 @@ type TLB struct {
 	// has size 1<<n; count tracks how many.
 	sizes [4]uint64
 	count [4][64]uint32
+	wc    []wcEntry // the walk cache (walkcache.go)
 	// pieces counts unified-TLB combined entries smaller than their
 	// stage-1 leaf (spanBits > SizeBits): a TLBI by VA must find them all,
 	// which set probing at the named pages cannot.
@@ -279,6 +312,9 @@ func New(cfg Config) (*TLB, error) {
 	if cfg.Replacement > Random {
 		return nil, fmt.Errorf("tlb: unknown Replacement %d", cfg.Replacement)
 	}
+	if cfg.WalkCache < 0 || cfg.WalkCache > 1<<16 {
+		return nil, fmt.Errorf("tlb: WalkCache %d is not in 0..65536", cfg.WalkCache)
+	}
 	t := &TLB{
 		slots:   make([]slot, cfg.Sets*cfg.Ways),
 		plru:    make([]uint64, cfg.Sets),
@@ -296,6 +332,7 @@ func New(cfg Config) (*TLB, error) {
 		t.uMask = uint64(cfg.Micro - 1)
 		t.microOn = true
 	}
+	t.wcInit()
 	return t, nil
 }
 
@@ -393,8 +430,7 @@ func (t *TLB) lookup(kind uint8, ctx uint64, asid uint16, in uint64, acc vmsa.Ac
 					t.Stats.Hits++
 					return s.e, Hit
 				}
-				t.Stats.PermissionMisses++
-				return s.e, PermissionMiss
+				return s.e, t.denied(s.perm, acc)
 			}
 		}
 	}
@@ -402,11 +438,44 @@ func (t *TLB) lookup(kind uint8, ctx uint64, asid uint16, in uint64, acc vmsa.Ac
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
 	sz := m.key & 0xff
 	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && (m.e.Global || m.e.ASID == asid) {
-		t.Stats.PermissionMisses++
-		return m.e, PermissionMiss
+		return m.e, t.denied(m.perm, acc)
 	}
 	t.Stats.Misses++
 	return Entry{}, Miss
+}
+
+// denied is the result of an entry whose cached permissions do not
+// certainly permit acc: PermissionFault when they certainly deny it and
+// Config.HoldPermissions is set, otherwise PermissionMiss.
+func (t *TLB) denied(perm uint8, acc vmsa.Access) Result {
+	i := uint(acc.Kind)
+	if acc.EL != 0 {
+		i += 3
+	}
+	if t.cfg.HoldPermissions && perm>>i&1 == 0 {
+		t.Stats.PermissionFaults++
+		return PermissionFault
+	}
+	t.Stats.PermissionMisses++
+	return PermissionMiss
+}
+
+// PermissionFault is the permission fault an access takes from this entry
+// (Result PermissionFault): in is the looked-up address (VA, or IPA for a
+// Stage2Only entry). A Combined entry whose stage-1 permissions deny the
+// access gives a stage-1 fault at the entry's level (stage 1's
+// permission check comes first), else a stage-2 fault at its stage-2
+// level with the IPA.
+func (e *Entry) PermissionFault(in uint64, acc vmsa.Access) vmsa.Fault {
+	f := vmsa.Fault{Kind: vmsa.FaultPermission, Level: e.Level, Write: acc.Kind == vmsa.Write}
+	off := in & (1<<e.SizeBits - 1)
+	switch {
+	case e.Stage2Only:
+		f.Stage2, f.IPA = true, e.IPA|mem.IPA(off)
+	case e.Combined && permits(permMask(&e.S1Perms, uint8(e.Regime)), acc):
+		f.Stage2, f.Level, f.IPA = true, e.S2Level, e.IPA|mem.IPA(off)
+	}
+	return f
 }
 
 // touch updates the set's tree pseudo-LRU bits to protect way w: each
@@ -503,7 +572,7 @@ func (t *TLB) Fill(regime vmsa.Regime, vmid uint16, vaddr mem.VA, tr *vmsa.Trans
 	}
 	if tr.S2 {
 		e.Combined = true
-		e.S2Level, e.S2SizeBits = tr.S2Level, tr.S2BlockBits
+		e.S2Level, e.S2SizeBits, e.S1Perms = tr.S2Level, tr.S2BlockBits, tr.S1Perms
 		if tr.S2BlockBits < size {
 			size = tr.S2BlockBits
 		}

@@ -214,6 +214,7 @@ type s2Params struct {
 	base       uint64
 	baseBad    bool
 	format     desc.Format
+	vmid       uint16 // VTTBR_EL2.VMID (16 bits with VS and FEAT_VMID16): the walk cache's tag
 }
 
 // getS2Params is AArch64.GetS2TTWParams.
@@ -232,6 +233,7 @@ func getS2Params(r *Regs, f *features) s2Params {
 		cd:    r.HCR_EL2.CD(),
 		vttbr: r.VTTBR_EL2,
 		sh:    v.SH0(),
+		vmid:  r.VTTBR_EL2.VMID(v.VS() && r.MMFR1.VMIDBits() == 2),
 	}
 	p.hd = v.HD() && p.ha && f.hafdbs >= 2
 	p.ds = p.ds && p.tgx != sysreg.Granule64K && f.granuleLPA2(p.tgx, true)

@@ -39,6 +39,14 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 		return fault(FaultAddressSize, 0)
 	}
 	g := walkGeom{format: p.format, start: p.start, base: p.base, ia: ia, ps: p.ps, ee: p.ee, stage: 2}
+	if c := w.S2Tables; c != nil {
+		// A walk cache: start at the deepest table it holds for the IPA
+		// (the start level's table is the root, never cached).
+		g.cache, g.vmid = c, p.vmid
+		if l, t, ok := c.LookupS2Table(p.vmid, p.tgx.Bits(), ipa); ok && l > p.start {
+			g.cached, g.from, g.fromBase = true, l, t
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		ws, fk, _ := w.walkTables(f, &g, ipa, nil, acc.AT, s1ptw)
 		if fk != FaultNone {

@@ -288,6 +288,9 @@ type Translation struct {
 	NG          bool
 	ASID        uint16
 	Perms       Perms
+	// S1Perms are stage 1's own permissions when stage 2 translated the
+	// result (Perms is then their intersection with stage 2's).
+	S1Perms Perms
 	// S2 reports that stage 2 translated the result.
 	S2 bool
 	// Desc is the final stage-1 descriptor (after hardware updates).

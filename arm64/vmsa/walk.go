@@ -25,7 +25,23 @@ type Walker struct {
 	Mem mem.Memory
 	// Trace, when non-nil, records every step of each translation.
 	Trace *Trace
-	Stats Stats
+	// S2Tables, when non-nil, is a walk cache of stage-2 table
+	// descriptors (a modelled PE's TLB): stage-2 walks start at the
+	// deepest cached table for the IPA and record the tables they reach.
+	S2Tables S2TableCache
+	Stats    Stats
+}
+
+// S2TableCache caches stage-2 table descriptors: which table a walk of an
+// IPA in a VMID reaches at a level, for a granule of 1<<gbits bytes.
+// arm64/tlb's TLB implements it with the TLBI rules for such entries.
+type S2TableCache interface {
+	// LookupS2Table returns the deepest cached table for ipa: its level
+	// and address.
+	LookupS2Table(vmid uint16, gbits uint, ipa uint64) (level int, table uint64, ok bool)
+	// FillS2Table records that a walk of ipa reached the table at level
+	// (address table) through a table descriptor.
+	FillS2Table(vmid uint16, gbits uint, ipa uint64, level int, table uint64)
 }
 
 // maxRestarts bounds the walks restarted because a hardware update found
@@ -118,6 +134,7 @@ func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Tra
 	t.Attrs = combineS1S2(p, t.Attrs, s2.Attrs, s2.s2desc)
 	t.S2 = true
 	t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
+	t.S1Perms = t.Perms
 	t.Perms = intersect(t.Perms, s2.perms)
 	return t
 }
@@ -316,11 +333,19 @@ type walkGeom struct {
 	format desc.Format
 	start  int
 	base   uint64 // the start-level table
-	ia     uint   // input address size
-	ps     uint   // output address size
-	ee     bool
-	stage  uint8 // 1 or 2, for the trace
-	hier   bool  // stage 1 without HPD: accumulate the hierarchical controls
+	// cached, from and fromBase: the walk starts at the table at fromBase,
+	// level from (below the start level; from the walk cache).
+	cached   bool
+	from     int
+	fromBase uint64
+	// cache, when set, records the stage-2 tables the walk reaches.
+	cache S2TableCache
+	vmid  uint16
+	ia    uint // input address size
+	ps    uint // output address size
+	ee    bool
+	stage uint8 // 1 or 2, for the trace
+	hier  bool  // stage 1 without HPD: accumulate the hierarchical controls
 }
 
 // walkState is where the descriptor-fetch loop stopped: the leaf (or the
@@ -344,6 +369,9 @@ func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, 
 	gb := g.format.Granule.Bits()
 	tbase := g.base
 	ws.level = g.start
+	if g.cached {
+		tbase, ws.level = g.fromBase, g.from
+	}
 	for {
 		ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
 		pa := ws.descAddr
@@ -374,6 +402,9 @@ func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, 
 		}
 		tbase = next
 		ws.level++
+		if g.cache != nil {
+			g.cache.FillS2Table(g.vmid, gb, in, ws.level, next)
+		}
 	}
 }
 

@@ -420,3 +420,17 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(ls, " | ")
 }
+
+// RunEmpty launches QEMU once with no cases: boot, the runner's start-up
+// and its exit, the cost each launch adds to its cases. Throughput
+// measurements subtract it (nestmmu bench).
+func (o *Oracle) RunEmpty(ctx context.Context) error {
+	l, err := o.launch(ctx, nil, nil)
+	if err != nil {
+		return err
+	}
+	if !l.done {
+		return fmt.Errorf("qemu: empty launch did not finish: %v", l.failure)
+	}
+	return nil
+}

@@ -79,7 +79,7 @@ func benchFault(b *testing.B, unit uint64, mf hostmm.MapFlags) {
 		k := uint64(i) % n
 		if k == 0 && i > 0 {
 			b.StopTimer()
-			if err := vm.Stage2().Unmap(0x4000_0000, size); err != nil {
+			if err := s2of(vm).Unmap(0x4000_0000, size); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()

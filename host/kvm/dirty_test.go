@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
 	"github.com/nestmmu/nestmmu/host/s2pt"
@@ -27,7 +28,7 @@ func TestDirtyLog(t *testing.T) {
 		if err := vm.EnableDirtyLog(0, split); err != nil {
 			t.Fatal(err)
 		}
-		if d, level, _ := vm.Stage2().Lookup(gpa + 5*pg); d>>7&1 != 0 || (split && level != 3) || (!split && level != 2) {
+		if d, level, _ := s2of(vm).Lookup(gpa + 5*pg); d>>7&1 != 0 || (split && level != 3) || (!split && level != 2) {
 			t.Fatalf("split=%v: after enabling, %#x at level %d", split, d, level)
 		}
 		got, err := vm.GetDirtyLog(0)
@@ -44,7 +45,7 @@ func TestDirtyLog(t *testing.T) {
 		}
 		// Collected pages are write-protected again (and not in the TLB as
 		// writable): the next write faults and is logged.
-		if d, _, _ := vm.Stage2().Lookup(mem.IPA(gpa + 5*pg)); d>>7&1 != 0 {
+		if d, _, _ := s2of(vm).Lookup(mem.IPA(gpa + 5*pg)); d>>7&1 != 0 {
 			t.Fatalf("page 5 still writable after collection: %#x", d)
 		}
 		got, _ = vm.GetDirtyLog(0)
@@ -89,7 +90,7 @@ func TestDirtyLogWithoutMemory(t *testing.T) {
 	if err := vm.EnableDirtyLog(0, false); err != nil {
 		t.Fatalf("enabling dirty logging with no free memory: %v", err)
 	}
-	if d, level, _ := vm.Stage2().Lookup(gpa + 2*mib + 5*pg); level != 2 || d>>7&1 != 0 {
+	if d, level, _ := s2of(vm).Lookup(gpa + 2*mib + 5*pg); level != 2 || d>>7&1 != 0 {
 		t.Fatalf("after enabling, GPA %#x is %#x at level %d: want a read-only block", uint64(gpa+2*mib+5*pg), d, level)
 	}
 	give()
@@ -129,7 +130,7 @@ func TestDirtyLogKeepsBitsOnError(t *testing.T) {
 	// pointing at a table the manager did not make.
 	var pte mem.PA
 	var old uint64
-	_ = vm.s2.Walk(gpa+2*mib, gpa+2*mib+pg, s2pt.VisitorFunc(func(c *s2pt.Ctx, at s2pt.WalkFlags) error {
+	_ = s2of(vm).Walk(gpa+2*mib, gpa+2*mib+pg, s2pt.VisitorFunc(func(c *s2pt.Ctx, at s2pt.WalkFlags) error {
 		if c.Level == 2 {
 			pte, old = c.PTE, c.Old
 		}
@@ -209,5 +210,39 @@ func TestSlotFlagChangesAreAtomic(t *testing.T) {
 		if bad > 0 {
 			t.Errorf("%s: %d of %d rounds ended in no serial outcome", c.name, bad, rounds)
 		}
+	}
+}
+
+// TestRelaxWithHeldPermissions runs dirty logging on CPUs whose TLBs hold
+// a stale permission as hardware may (tlb.Config.HoldPermissions: the
+// write permission fault comes from the cached read-only entry, without a
+// walk). Relaxing a page needs no broadcast TLBI, but without the local
+// TLBI that follows it the faulting CPU would keep faulting on its cached
+// entry and the store would make no progress.
+func TestRelaxWithHeldPermissions(t *testing.T) {
+	h := newHost(t, Config{TLB: tlb.Config{HoldPermissions: true}})
+	vm := newVM(t, h, 40)
+	const gpa = 0x4000_0000
+	addMem(t, vm, 0, gpa, 2*mib, 0, 0)
+	v := loadedVCPU(t, vm, 0, 0)
+	for p := uint64(0); p < 8; p++ {
+		str(t, v, gpa+p*pg, p)
+	}
+	if err := vm.EnableDirtyLog(0, false); err != nil {
+		t.Fatal(err)
+	}
+	before := h.Stats().LocalIPAS2E1
+	for p := uint64(0); p < 8; p++ {
+		ldr(t, v, gpa+p*pg)     // cached read-only (write-protected for logging)
+		str(t, v, gpa+p*pg, 10) // faults on the cached entry, relaxed
+	}
+	if got, _ := vm.GetDirtyLog(0); len(got) != 8 {
+		t.Fatalf("dirty pages %v, want 8", got)
+	}
+	if n := h.Stats().LocalIPAS2E1 - before; n < 8 {
+		t.Errorf("%d local invalidations after 8 relaxations", n)
+	}
+	if n := h.TLBStats(0).PermissionFaults; n == 0 {
+		t.Error("no permission fault came from a TLB entry: the test shows nothing")
 	}
 }

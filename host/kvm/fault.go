@@ -211,7 +211,14 @@ func (c canonical) topup(base mem.IPA, pa mem.PA, size uint64, flags s2pt.MapFla
 }
 
 func (c canonical) install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
-	return c.v.vm.install(c.v.cache, base, pa, size, prot, flags)
+	relaxed, level, err := c.v.vm.install(c.v.cache, base, pa, size, prot, flags)
+	if relaxed && err == nil {
+		// A relaxation needs no broadcast TLBI, but this CPU may hold
+		// the entry with the old permissions and fault on it again
+		// (kvm_pgtable_stage2_relax_perms' local invalidation).
+		c.v.vm.host.localIPA(c.v.cpuIdx, c.v.vm.VMID(), base, level)
+	}
+	return err
 }
 
 // beyondIPASpace handles an IPA outside the VM's IPA space, which the
@@ -326,22 +333,23 @@ func (vm *VM) leafSize(level int) uint64 {
 // the permissions are relaxed: no break-before-make and no TLBI is needed
 // to add permissions. Otherwise Map replaces what is there (break-before-make
 // with TLBI for a valid entry whose output or size changes).
-func (vm *VM) install(cache *s2pt.Cache, base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) error {
+// It reports a relaxation and the leaf's level.
+func (vm *VM) install(cache *s2pt.Cache, base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, flags s2pt.MapFlags) (relaxed bool, level int, err error) {
 	d, level, err := vm.s2.Lookup(base)
 	if err == nil && d&1 == 1 {
 		k := desc.KindAt(d, level)
 		if (k == desc.Block || k == desc.Page) && vm.leafSize(level) == size &&
 			vm.layout.Format.LeafOA(d, level) == uint64(pa) {
 			vm.c.relaxes.Add(1)
-			return vm.s2.Relax(cache, base, size, prot&(s2pt.ProtR|s2pt.ProtW|s2pt.ProtX))
+			return true, level, vm.s2.Relax(cache, base, size, prot&(s2pt.ProtR|s2pt.ProtW|s2pt.ProtX))
 		}
 	}
 	if err := vm.s2.Map(cache, base, pa, size, prot, flags); err != nil {
-		return err
+		return false, 0, err
 	}
 	vm.c.maps.Add(1)
 	if size > vm.host.pageSize {
 		vm.c.blockMaps.Add(1)
 	}
-	return nil
+	return false, 0, nil
 }

@@ -51,14 +51,14 @@ func TestFaultKinds(t *testing.T) {
 		}
 	}
 	leafLevel := func(t *testing.T, e *env, ipa uint64) int {
-		d, level, err := e.vm.Stage2().Lookup(mem.IPA(ipa))
+		d, level, err := s2of(e.vm).Lookup(mem.IPA(ipa))
 		if err != nil || d&1 == 0 {
 			t.Fatalf("IPA %#x not mapped in stage 2 (%#x, %v)", ipa, d, err)
 		}
 		return level
 	}
 	s2Writable := func(t *testing.T, e *env, ipa uint64) bool {
-		d, _, err := e.vm.Stage2().Lookup(mem.IPA(ipa))
+		d, _, err := s2of(e.vm).Lookup(mem.IPA(ipa))
 		if err != nil || d&1 == 0 {
 			t.Fatalf("IPA %#x not mapped", ipa)
 		}
@@ -153,7 +153,7 @@ func TestFaultKinds(t *testing.T) {
 				if d.AccessFlagFaults != 1 || d.Maps != 0 {
 					t.Errorf("%+v", d)
 				}
-				if y, _ := e.vm.Stage2().TestYoung(mem.IPA(e.gpa), pg); !y {
+				if y, _ := s2of(e.vm).TestYoung(mem.IPA(e.gpa), pg); !y {
 					t.Error("AF not set again")
 				}
 			}},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
+	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
 )
 
@@ -139,3 +140,33 @@ func twoCPUGuest(t testing.TB, gpa uint64, mf hostmm.MapFlags) (*Host, *VM, host
 	guestMMUOn(t, vm, v0, v1)
 	return h, vm, hva, v0, v1
 }
+
+// lockedS2 is a VM's stage 2 for tests: each call under the VM's MMU lock,
+// which s2pt requires of its caller (s2pt.Config.MMULock).
+type lockedS2 struct{ vm *VM }
+
+func (l lockedS2) Lookup(ipa mem.IPA) (uint64, int, error) {
+	l.vm.mu.Lock()
+	defer l.vm.mu.Unlock()
+	return l.vm.s2.Lookup(ipa)
+}
+
+func (l lockedS2) TestYoung(ipa mem.IPA, size uint64) (bool, error) {
+	l.vm.mu.Lock()
+	defer l.vm.mu.Unlock()
+	return l.vm.s2.TestYoung(ipa, size)
+}
+
+func (l lockedS2) Unmap(ipa mem.IPA, size uint64) error {
+	l.vm.mu.Lock()
+	defer l.vm.mu.Unlock()
+	return l.vm.s2.Unmap(ipa, size)
+}
+
+func (l lockedS2) Walk(start, end mem.IPA, v s2pt.Visitor, flags s2pt.WalkFlags) error {
+	l.vm.mu.Lock()
+	defer l.vm.mu.Unlock()
+	return l.vm.s2.Walk(start, end, v, flags)
+}
+
+func s2of(vm *VM) lockedS2 { return lockedS2{vm} }

@@ -75,13 +75,18 @@ type pcpu struct {
 }
 
 type hostCounters struct {
-	ipas2, vmalle1, vmalls12, alle1 atomic.Uint64
+	ipas2, vmalle1, vmalls12, alle1, localIPA atomic.Uint64
 }
 
 // HostStats counts the TLB maintenance the hypervisor broadcast; each
 // operation counts once however many TLBs it reached.
 type HostStats struct {
+	// IPAS2E1IS counts the stage-2 operations by IPA, single or range
+	// (IPAS2E1IS, IPAS2LE1IS, RIPAS2E1IS, RIPAS2LE1IS).
 	IPAS2E1IS, VMALLE1IS, VMALLS12E1IS, ALLE1IS uint64
+	// LocalIPAS2E1 counts the non-shareable TLBI IPAS2E1 + VMALLE1 after
+	// permission relaxations.
+	LocalIPAS2E1 uint64
 	// Rollovers is the VMID allocator's generation rollovers.
 	Rollovers uint64
 }
@@ -193,7 +198,8 @@ func (h *Host) VMIDBits() int { return h.vmids.Width() }
 // Stats returns the host's TLB maintenance counters.
 func (h *Host) Stats() HostStats {
 	return HostStats{IPAS2E1IS: h.stats.ipas2.Load(), VMALLE1IS: h.stats.vmalle1.Load(),
-		VMALLS12E1IS: h.stats.vmalls12.Load(), ALLE1IS: h.stats.alle1.Load(), Rollovers: h.vmids.Rollovers()}
+		VMALLS12E1IS: h.stats.vmalls12.Load(), ALLE1IS: h.stats.alle1.Load(), LocalIPAS2E1: h.stats.localIPA.Load(),
+		Rollovers: h.vmids.Rollovers()}
 }
 
 // TLBEntries returns a snapshot of physical CPU cpu's TLB entries (for
@@ -240,9 +246,10 @@ func (h *Host) ttl(level int) uint64 {
 
 // tlbiIPA is TLBI IPAS2E1IS, Xt then TLBI VMALLE1IS (and DSB ISH) for vmid:
 // IPAS2E1 removes only the stage-2 entries for the IPA, and the combined
-// stage-1+2 entries that used them must go too (D8.16.x: "TLB maintenance of
-// stage 2 entries" requires a stage-1 invalidation by VMID afterwards).
-// Both go to every CPU's TLB under that CPU's lock.
+// stage-1+2 entries that used them must go too: the sequence of "TLB
+// maintenance of stage 2 entries" in the Arm ARM, and KVM's
+// __kvm_tlb_flush_vmid_ipa. Both go to every CPU's TLB under that CPU's
+// lock.
 func (h *Host) tlbiIPA(v uint16, ipas []mem.IPA, level int) {
 	ctx := h.el2Context(v)
 	ttl := h.ttl(level)
@@ -258,6 +265,60 @@ func (h *Host) tlbiIPA(v uint16, ipas []mem.IPA, level int) {
 	}
 	h.stats.ipas2.Add(uint64(len(ipas)))
 	h.stats.vmalle1.Add(1)
+}
+
+// tlbiRanges invalidates a batch of stage-2 ranges of vmid on every CPU:
+// range operations (tlb.AppendIPARange; TLBI VMALLS12E1IS instead when a
+// range is too long for them), then one TLBI VMALLE1IS.
+func (h *Host) tlbiRanges(v uint16, rs []s2pt.Range) {
+	ctx := h.el2Context(v)
+	gb := uint(log2(h.pageSize))
+	var buf [64]tlb.Invalidation
+	ops, all := buf[:0], false
+	for _, r := range rs {
+		var ok bool
+		ops, ok = tlb.AppendIPARange(ops, r.Start, uint64(r.End-r.Start), gb, r.Level, r.LeafOnly, ctx.VDS, ctx.LPA2, tlb.Op.IS)
+		if !ok {
+			all = true
+			break
+		}
+	}
+	for i := range h.cpus {
+		c := &h.cpus[i]
+		c.mu.Lock()
+		if all {
+			_, _ = c.tlb.Invalidate(tlb.OpVMALLS12E1, 0, ctx)
+		} else {
+			for _, o := range ops {
+				_, _ = c.tlb.Invalidate(o.Op.Base(), o.Xt, ctx)
+			}
+			_, _ = c.tlb.Invalidate(tlb.OpVMALLE1, 0, ctx)
+		}
+		c.mu.Unlock()
+	}
+	if all {
+		h.stats.vmalls12.Add(1)
+		return
+	}
+	h.stats.ipas2.Add(uint64(len(ops)))
+	h.stats.vmalle1.Add(1)
+}
+
+// localIPA is TLBI IPAS2E1, DSB NSH, TLBI VMALLE1 on one CPU (KVM's
+// __kvm_tlb_flush_vmid_ipa_nsh): after a permission relaxation, so that
+// the faulting CPU does not keep faulting on the entry it cached with the
+// old permissions (tlb.Config.HoldPermissions shows it).
+func (h *Host) localIPA(cpu int, v uint16, ipa mem.IPA, level int) {
+	if cpu < 0 || cpu >= len(h.cpus) {
+		return
+	}
+	c := &h.cpus[cpu]
+	ctx := h.el2Context(v)
+	c.mu.Lock()
+	_, _ = c.tlb.Invalidate(tlb.OpIPAS2E1, tlb.IPAOperandOf(ipa, h.ttl(level)), ctx)
+	_, _ = c.tlb.Invalidate(tlb.OpVMALLE1, 0, ctx)
+	c.mu.Unlock()
+	h.stats.localIPA.Add(1)
 }
 
 // tlbiVMID is TLBI VMALLS12E1IS for vmid: every stage-1 and stage-2 entry

@@ -79,7 +79,7 @@ func TestPermissionFaultIPAFromFAR(t *testing.T) {
 		}
 		h.Kernel().KSMScan(0)
 		h.Kernel().KSMScan(0)
-		if d, _, _ := vm.Stage2().Lookup(gpa + va); d&1 == 0 || d>>7&1 != 0 {
+		if d, _, _ := s2of(vm).Lookup(gpa + va); d&1 == 0 || d>>7&1 != 0 {
 			t.Fatalf("after KSM the page is %#x, want mapped read-only", d)
 		}
 		if ex := write(t, v, va, 0x88); ex.Reason != ExitNone {

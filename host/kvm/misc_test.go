@@ -178,7 +178,7 @@ func TestAPIFriction(t *testing.T) {
 	// table descriptors the manager did not make, and two pages are
 	// swapped out.
 	var ptes []mem.PA
-	_ = vm.s2.Walk(0x4000_0000, 0x4040_0000, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
+	_ = s2of(vm).Walk(0x4000_0000, 0x4040_0000, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
 		if c.Level == 2 {
 			ptes = append(ptes, c.PTE)
 		}

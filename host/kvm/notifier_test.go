@@ -55,7 +55,7 @@ func TestNotifierInvalidationReachesTLBs(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, off := range c.gone {
-				if d, _, _ := vm.Stage2().Lookup(mem.IPA(gpa + off)); d&1 != 0 {
+				if d, _, _ := s2of(vm).Lookup(mem.IPA(gpa + off)); d&1 != 0 {
 					t.Errorf("stage 2 still maps %#x", gpa+off)
 				}
 				for cpu := 0; cpu < 2; cpu++ {
@@ -65,7 +65,7 @@ func TestNotifierInvalidationReachesTLBs(t *testing.T) {
 				}
 			}
 			for _, off := range c.kept {
-				if d, _, _ := vm.Stage2().Lookup(mem.IPA(gpa + off)); d&1 == 0 {
+				if d, _, _ := s2of(vm).Lookup(mem.IPA(gpa + off)); d&1 == 0 {
 					t.Errorf("stage 2 lost %#x, which the event did not touch", gpa+off)
 				}
 			}
@@ -172,7 +172,7 @@ func TestMemslotEdgeCases(t *testing.T) {
 	if err := vm.DeleteSlot(0); err != nil {
 		t.Fatal(err)
 	}
-	if d, _, _ := vm.Stage2().Lookup(0x100_0000); d&1 != 0 || tlbHas(h, 0, vm.VMID(), 0x100_0000) {
+	if d, _, _ := s2of(vm).Lookup(0x100_0000); d&1 != 0 || tlbHas(h, 0, vm.VMID(), 0x100_0000) {
 		t.Error("deleted slot still mapped")
 	}
 	if ex, _ := v.Ldr(2, 0x100_0000, 8); ex.Reason != ExitMMIO {
@@ -254,7 +254,7 @@ func testChangePTE(t *testing.T, ipaBits uint) {
 		t.Fatal(err)
 	}
 	oa := func(ipa uint64) (uint64, bool, bool) {
-		d, level, err := vm.Stage2().Lookup(mem.IPA(ipa))
+		d, level, err := s2of(vm).Lookup(mem.IPA(ipa))
 		if err != nil || d&1 == 0 {
 			return 0, false, false
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/hostmem"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/memslot"
@@ -81,7 +82,7 @@ func freedFrames(h *Host, pa, size uint64) []uint64 {
 func staleMappings(h *Host, vm *VM) []string {
 	var out []string
 	f := vm.layout.Format
-	err := vm.s2.Walk(0, mem.IPA(1)<<vm.layout.IPABits, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
+	err := s2of(vm).Walk(0, mem.IPA(1)<<vm.layout.IPABits, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
 		if c.Old&1 == 0 {
 			return nil
 		}
@@ -133,7 +134,7 @@ func TestReleaseWithEmptyCacheUnmaps(t *testing.T) {
 	if err := vm.Err(); err != nil {
 		t.Errorf("notifier error: %v", err)
 	}
-	if d, _, _ := vm.Stage2().Lookup(gpa); d&1 != 0 {
+	if d, _, _ := s2of(vm).Lookup(gpa); d&1 != 0 {
 		t.Errorf("stage 2 still maps GPA %#x after Release: %#x", gpa, d)
 	}
 	checkNoStale(t, h, vm)
@@ -156,7 +157,7 @@ func TestNotifierPathsWithoutMemory(t *testing.T) {
 	unmapped := func(offs ...uint64) func(t *testing.T, e env) {
 		return func(t *testing.T, e env) {
 			for _, off := range offs {
-				if d, _, _ := e.vm.Stage2().Lookup(mem.IPA(gpa + off)); d&1 != 0 {
+				if d, _, _ := s2of(e.vm).Lookup(mem.IPA(gpa + off)); d&1 != 0 {
 					t.Errorf("stage 2 still maps GPA %#x: %#x", gpa+off, d)
 				}
 				for cpu := 0; cpu < 2; cpu++ {
@@ -192,8 +193,8 @@ func TestNotifierPathsWithoutMemory(t *testing.T) {
 		}, func(t *testing.T, e env) {
 			// change_pte maps the KSM frame read-only where the level-3
 			// table exists, without allocating.
-			d0, l0, _ := e.vm.Stage2().Lookup(gpa)
-			d1, l1, _ := e.vm.Stage2().Lookup(gpa + pg)
+			d0, l0, _ := s2of(e.vm).Lookup(gpa)
+			d1, l1, _ := s2of(e.vm).Lookup(gpa + pg)
 			f := e.vm.layout.Format
 			if d0&1 == 0 || d1&1 == 0 || f.LeafOA(d0, l0) != f.LeafOA(d1, l1) || d0>>7&1 != 0 {
 				t.Errorf("after the merge GPA %#x maps %#x, GPA %#x maps %#x: want one frame, read-only", uint64(gpa), d0, uint64(gpa+pg), d1)
@@ -205,7 +206,7 @@ func TestNotifierPathsWithoutMemory(t *testing.T) {
 			}
 			return nil
 		}, func(t *testing.T, e env) {
-			if d, _, _ := e.vm.Stage2().Lookup(gpa); d&1 == 0 || d&(1<<10) != 0 {
+			if d, _, _ := s2of(e.vm).Lookup(gpa); d&1 == 0 || d&(1<<10) != 0 {
 				t.Errorf("after clear_flush_young GPA %#x is %#x: want valid with AF clear", uint64(gpa), d)
 			}
 			unmapped()(t, e)
@@ -454,5 +455,43 @@ func runStaleProperty(t *testing.T, seed uint64, steps int) {
 	}
 	if err := vm.Destroy(); err != nil && !errors.Is(err, hostmm.ErrClosed) {
 		t.Error(err)
+	}
+}
+
+// TestFreedTablesLeaveTheWalkCache: with a walk cache in every CPU's TLB
+// (tlb.Config.WalkCache) and freed frames poisoned, deleting a memslot
+// frees its stage-2 tables; the invalidation that precedes the free must
+// be one that removes table entries (not a last-level form), over the
+// tables' ranges, or a later guest access walks through a freed table.
+func TestFreedTablesLeaveTheWalkCache(t *testing.T) {
+	h := newHost(t, Config{PoisonFreed: true, TLB: tlb.Config{WalkCache: 64}})
+	vm := newVM(t, h, 40)
+	const gpa = 0x4000_0000
+	addMem(t, vm, 0, gpa, 64*mib, 0, 0)
+	v := loadedVCPU(t, vm, 0, 0)
+	for off := uint64(0); off < 64*mib; off += 16 * pg {
+		str(t, v, gpa+off, off)
+	}
+	if h.TLBStats(0).WalkCacheHits == 0 {
+		t.Fatal("the walk cache was never used: the test shows nothing")
+	}
+	tables := vm.Stats().S2.Tables
+	if err := vm.DeleteSlot(0); err != nil {
+		t.Fatal(err)
+	}
+	if got := vm.Stats().S2.Tables; got >= tables {
+		t.Fatalf("%d tables before the delete, %d after: none freed", tables, got)
+	}
+	for off := uint64(0); off < 64*mib; off += 16 * pg {
+		ex, err := v.Ldr(1, mem.VA(gpa+off), 8)
+		if err != nil || ex.Reason != ExitMMIO {
+			t.Fatalf("load from the deleted slot at %#x: exit %v, %v; want an MMIO exit", gpa+off, ex.Reason, err)
+		}
+		if err := v.CompleteMMIO([2]uint64{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, first, _ := h.Arena().StaleAccesses(); n != 0 {
+		t.Fatalf("%d accesses to freed frames (first %#x): a walk went through a freed table", n, uint64(first))
 	}
 }

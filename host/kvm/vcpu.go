@@ -162,6 +162,9 @@ func (v *VCPU) Load(cpuIdx int) error {
 	}
 	c.mu.Lock()
 	v.pe.ID, v.pe.TLB = cpuIdx, c.tlb
+	if c.tlb.Config().WalkCache > 0 {
+		v.pe.Walker.S2Tables = c.tlb // the CPU's walk cache serves its stage-2 walks
+	}
 	c.mu.Unlock()
 	return nil
 }
@@ -174,7 +177,7 @@ func (v *VCPU) Put() error {
 	err := v.vm.host.vmids.Put(v.cpuIdx)
 	c := v.cpu
 	c.mu.Lock()
-	v.pe.TLB = nil
+	v.pe.TLB, v.pe.Walker.S2Tables = nil, nil
 	c.mu.Unlock()
 	c.cur.Store(nil)
 	v.cpu, v.cpuIdx = nil, -1

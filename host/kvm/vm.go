@@ -43,8 +43,12 @@ type VM struct {
 	// as one stage-2 block).
 	huge2M bool
 
-	// mu is the MMU lock: faults install under it after checking inv and
-	// slotGen; notifiers and memslot changes change stage 2 under it.
+	// mu is the MMU lock, the one lock of the VM's stage 2: it guards
+	// the stage-2 tables (s2pt takes it as Config.MMULock and takes no
+	// lock of its own), the invalidation sequence count (inv), slot
+	// changes (slotGen) and dirty bitmaps against faults: faults install
+	// under it after checking inv and slotGen; notifiers and memslot
+	// changes change stage 2 under it.
 	mu  sync.Mutex
 	inv hostmm.Invalidation
 	// slotGen moves (under mu) whenever a slot is added, moved, deleted or
@@ -129,7 +133,7 @@ func (h *Host) NewVM(cfg VMConfig) (*VM, error) {
 		return nil, errors.New("kvm: host closed")
 	}
 	vm := &VM{host: h, bus: cfg.Bus}
-	s2, err := s2pt.New(s2pt.Config{IPABits: cfg.IPABits, Granule: h.granule, MMFR0: h.id.MMFR0, MMFR1: h.id.MMFR1},
+	s2, err := s2pt.New(s2pt.Config{IPABits: cfg.IPABits, Granule: h.granule, MMFR0: h.id.MMFR0, MMFR1: h.id.MMFR1, MMULock: &vm.mu},
 		s2pt.ArenaTables{Arena: h.arena}, s2inv{vm})
 	if err != nil {
 		return nil, fmt.Errorf("kvm: VM with a %d-bit IPA space: %w", cfg.IPABits, err)
@@ -175,7 +179,9 @@ func (vm *VM) Destroy() error {
 	vm.reg.Unregister()
 	vm.host.vms.Add(-1)
 	var errs []error
+	vm.mu.Lock()
 	errs = append(errs, vm.s2.Destroy())
+	vm.mu.Unlock()
 	errs = append(errs, vm.host.vmids.Free(&vm.vmid))
 	errs = append(errs, vm.opCache.Release())
 	for _, v := range vm.vcpus {
@@ -203,8 +209,19 @@ func (vm *VM) VTCR() sysreg.VTCR { return vm.s2.VTCR() }
 // Layout returns the VM's stage-2 layout.
 func (vm *VM) Layout() s2pt.Layout { return vm.layout }
 
-// Stage2 returns the VM's stage-2 tables (for inspection in tests).
+// Stage2 returns the VM's stage-2 tables (for inspection). Its table
+// operations require the VM's MMU lock, which only the hypervisor takes:
+// outside it, use only Layout, VTCR, VTTBR and ApplyRegs.
 func (vm *VM) Stage2() *s2pt.VM { return vm.s2 }
+
+// WalkStage2 walks the VM's stage 2 under its MMU lock (s2pt.VM.Walk with
+// the lock s2pt requires): for checks and inspection from outside the
+// hypervisor. The visitor must not call the VM.
+func (vm *VM) WalkStage2(start, end mem.IPA, v s2pt.Visitor, flags s2pt.WalkFlags) error {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.s2.Walk(start, end, v, flags)
+}
 
 // VMID returns the VMID the VM last got from the allocator (it changes
 // only when a vCPU is loaded after a generation rollover).
@@ -247,11 +264,17 @@ func (vm *VM) Stats() VMStats {
 		MMIOExits: c.mmioExits.Load(), MMIOEmulated: c.mmioEmulated.Load(), Injected: c.injected.Load(),
 		CMSkipped: c.cmSkipped.Load(), Refetches: c.refetches.Load(), NotifierUnmaps: c.notifUnmaps.Load(), Aged: c.notifAged.Load(),
 		ChangedPTEs: c.changedPTEs.Load(),
-		DirtyMarked: c.dirtyMarked.Load(), S2: vm.s2.Stats()}
+		DirtyMarked: c.dirtyMarked.Load(), S2: vm.s2Stats()}
 }
 
-// s2inv is the VM's s2pt.Invalidator: the broadcast TLB maintenance of the
-// host, tagged with the VM's current VMID (it changes on rollover).
+func (vm *VM) s2Stats() s2pt.Stats {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.s2.Stats()
+}
+
+// s2inv is the VM's s2pt.RangeInvalidator: the broadcast TLB maintenance
+// of the host, tagged with the VM's current VMID (it changes on rollover).
 type s2inv struct{ vm *VM }
 
 // InvalidateIPA is TLBI IPAS2E1IS then TLBI VMALLE1IS.
@@ -260,6 +283,11 @@ func (s s2inv) InvalidateIPA(ipa mem.IPA, level int) {
 	one[0] = ipa
 	s.vm.host.tlbiIPA(s.vm.VMID(), one[:], level)
 }
+
+// InvalidateRanges is one batch: TLBI RIPAS2E1IS / RIPAS2LE1IS (IPAS2E1IS
+// / IPAS2LE1IS for one granule) per range with its TTL, then TLBI
+// VMALLE1IS once (kvm_tlb_flush_vmid_range).
+func (s s2inv) InvalidateRanges(rs []s2pt.Range) { s.vm.host.tlbiRanges(s.vm.VMID(), rs) }
 
 // InvalidateVMID is TLBI VMALLS12E1IS.
 func (s s2inv) InvalidateVMID() { s.vm.host.tlbiVMID(s.vm.VMID()) }

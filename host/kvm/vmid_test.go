@@ -126,26 +126,37 @@ func TestVMIDReuse(t *testing.T) {
 	}
 }
 
+// TestVMID16AndLayout: with ID_AA64MMFR1_EL1.VMIDBits 16-bit VMIDs the
+// VTCR_EL2 of every VM has VS=1, with 8-bit ones VS=0 (the ID registers are
+// set here, not taken from the defaults, so the test cannot skip).
 func TestVMID16AndLayout(t *testing.T) {
-	h := newHost(t, Config{})
-	if h.VMIDBits() != 16 {
-		t.Skipf("default ID registers give %d-bit VMIDs", h.VMIDBits())
-	}
-	for _, c := range []struct {
-		ipa  uint
-		t0sz uint64
-	}{{32, 32}, {40, 24}, {48, 16}} {
-		vm := newVM(t, h, c.ipa)
-		vtcr := uint64(vm.VTCR())
-		if vtcr&0x3f != c.t0sz || vtcr>>19&1 != 1 {
-			t.Errorf("IPA %d: VTCR_EL2 %#x: T0SZ %d, VS %d", c.ipa, vtcr, vtcr&0x3f, vtcr>>19&1)
+	for _, bits := range []uint64{16, 8} {
+		id := vmsa.DefaultRegs()
+		enc := uint64(2)
+		if bits == 8 {
+			enc = 0
 		}
-		destroy(t, vm)
-	}
-	if _, err := h.NewVM(VMConfig{IPABits: 31}); err == nil {
-		t.Error("31-bit IPA accepted")
-	}
-	if _, err := h.NewVM(VMConfig{IPABits: 53}); err == nil {
-		t.Error("53-bit IPA accepted")
+		id.MMFR1 = sysreg.MMFR1(uint64(id.MMFR1)&^(0xf<<4) | enc<<4)
+		h := newHost(t, Config{ID: &id})
+		if h.VMIDBits() != int(bits) {
+			t.Fatalf("ID_AA64MMFR1_EL1.VMIDBits %d: host has %d-bit VMIDs", enc, h.VMIDBits())
+		}
+		for _, c := range []struct {
+			ipa  uint
+			t0sz uint64
+		}{{32, 32}, {40, 24}, {48, 16}} {
+			vm := newVM(t, h, c.ipa)
+			vtcr := uint64(vm.VTCR())
+			if vtcr&0x3f != c.t0sz || vtcr>>19&1 != enc/2 {
+				t.Errorf("%d-bit VMIDs, IPA %d: VTCR_EL2 %#x: T0SZ %d, VS %d", bits, c.ipa, vtcr, vtcr&0x3f, vtcr>>19&1)
+			}
+			destroy(t, vm)
+		}
+		if _, err := h.NewVM(VMConfig{IPABits: 31}); err == nil {
+			t.Error("31-bit IPA accepted")
+		}
+		if _, err := h.NewVM(VMConfig{IPABits: 53}); err == nil {
+			t.Error("53-bit IPA accepted")
+		}
 	}
 }

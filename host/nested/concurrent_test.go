@@ -232,3 +232,99 @@ func TestConcurrentNested(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentSharedShadow: two nested vCPUs on two physical CPUs run
+// the same L2 VM (same VTTBR_EL2: one shadow, entered by both) at once,
+// each loading and storing its own half of the VM's memory, while the
+// host's pressure driver and page migrations remove shadow leaves under
+// them: both refault concurrently into one shadow and one reverse map.
+// Every load returns the vCPU's last store there; at the end the
+// invariants hold. Run it with -race.
+func TestConcurrentSharedShadow(t *testing.T) {
+	steps := 4000
+	if testing.Short() {
+		steps = 800
+	}
+	r := newRig(t, nested.ModeNV2, true, hostmm.MapHuge|hostmm.MapMergeable,
+		func(c *rigConfig) { c.cpus, c.nested.VCPUs = 2, 2 })
+	mustOK(t, r.a.Map(l2RAM, l1VMA, l2Size)) // nothing will fault to L1
+	r.run(t, r.a)
+	kb, err := r.kvm.NewVCPU(1)
+	mustOK(t, err)
+	vb, err := r.nvm.NewVCPU(kb, nil)
+	mustOK(t, err)
+	mustOK(t, vb.LoadCPU(1))
+	t.Cleanup(func() { _ = vb.PutCPU() })
+	enter(t, vb, r.a, 0)
+	if sh := r.nvm.Shadows(); len(sh) != 1 || sh[0].Refs != 2 {
+		t.Fatalf("shadows %+v: want one, entered by both vCPUs", sh)
+	}
+	pressure := r.kvm.AddressSpace().Kernel().StartPressure(hostmm.PressureConfig{Seed: 11, Interval: 20 * time.Microsecond})
+	stop := make(chan struct{})
+	var host sync.WaitGroup
+	var hostErr error
+	host.Add(1)
+	go func() {
+		defer host.Done()
+		rng := rand.New(rand.NewPCG(7, 7))
+		as := r.kvm.AddressSpace()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			l1 := l1VMA + mem.IPA(rng.IntN(l2Size>>12))<<12
+			err := as.Migrate(hvaOf(r, l1))
+			if rng.IntN(2) == 0 {
+				err = as.SwapOut(hvaOf(r, l1))
+			}
+			if err != nil && !isBenign(err) {
+				hostErr = err
+				return
+			}
+		}
+	}()
+	vcpus := []*nested.VCPU{r.v, vb}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, v := range vcpus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{v: v}
+			rng := rand.New(rand.NewPCG(uint64(i), 13))
+			mine := map[nested.NestedIPA]uint64{}
+			half := nested.NestedIPA(l2Size / 2)
+			for s := 0; s < steps; s++ {
+				va := l2RAM + nested.NestedIPA(i)*half + nested.NestedIPA(rng.IntN(64))<<12 + nested.NestedIPA(rng.IntN(4))*8
+				if rng.IntN(2) == 0 {
+					val := rng.Uint64()
+					if _, err := w.access(va, true, val); err != nil {
+						errs[i] = err
+						return
+					}
+					mine[va] = val
+					continue
+				}
+				got, err := w.access(va, false, 0)
+				if err == nil && got != mine[va] {
+					err = fmt.Errorf("vCPU %d reads %#x at %#x, stored %#x", i, got, uint64(va), mine[va])
+				}
+				if err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	host.Wait()
+	pst := pressure.Stop()
+	if err := errors.Join(append(errs, hostErr)...); err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, r)
+	t.Logf("pressure %+v; reverse map %+v; vCPUs %+v, %+v", pst, r.nvm.RmapStats(), r.v.Stats(), vb.Stats())
+}

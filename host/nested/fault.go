@@ -6,7 +6,6 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/cpu"
-	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/kvm"
 	"github.com/nestmmu/nestmmu/host/mmio"
@@ -35,38 +34,16 @@ func (v *VCPU) RunL2(a kvm.Access) (Exit, error) {
 	}
 	in := a.Insn()
 	x := &v.k.Ctx().X
-	for n := 0; n < maxRetries; n++ {
-		var val uint64
-		e, err := v.k.Exec(func() cpu.Exception {
-			if a.Write {
-				return v.pe.Write(a.VA, a.Size, v.xreg(a.Rt), in)
-			}
-			r, e := v.pe.Read(a.VA, a.Size, in)
-			val = r
-			return e
-		}, false)
-		if err != nil {
-			return Exit{}, err
+	return v.execL2(func() cpu.Exception {
+		if a.Write {
+			return v.pe.Write(a.VA, a.Size, v.xreg(a.Rt), in)
 		}
-		if !e.Taken() {
-			if !a.Write && a.Rt < 31 {
-				x[a.Rt] = a.Value(val)
-			}
-			v.pe.PC += 4
-			return Exit{}, nil
+		r, e := v.pe.Read(a.VA, a.Size, in)
+		if !e.Taken() && a.Rt < 31 {
+			x[a.Rt] = a.Value(r)
 		}
-		if e.TargetEL != 2 {
-			return Exit{Reason: ExitL2Exception, Exception: e}, nil
-		}
-		exit, retry, err := v.l2Exit(e)
-		if err != nil || !retry {
-			return exit, err
-		}
-		if !v.inL2 {
-			return Exit{Reason: ExitVEL2}, nil
-		}
-	}
-	return Exit{}, fmt.Errorf("nested: the L2 access to %#x makes no progress", uint64(a.VA))
+		return e
+	}, true)
 }
 
 // CompleteMMIO finishes the access of the last ExitMMIO (kvm.VCPU's).
@@ -78,8 +55,16 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 	return v.k.CompleteMMIO(data)
 }
 
-// l2Exit handles an exception L2 took to L0 (the PE at EL2).
+// l2Exit handles an exception L2 took to L0 (the PE at EL2): L0's own
+// first (a FEAT_NV2 access before L0's VNCR frame was ready, a shadow
+// stage-2 fault), then traps, forwarded to vEL2 or emulated (forward.go).
 func (v *VCPU) l2Exit(e cpu.Exception) (Exit, bool, error) {
+	switch {
+	case e.Kind == cpu.DataAbort && uint64(e.ESR)&(1<<13) != 0:
+		return v.vncrAbort(e)
+	case e.Kind == cpu.SysTrap || e.Kind == cpu.ERETTrap:
+		return v.l2Trap(e)
+	}
 	if (e.Kind == cpu.DataAbort || e.Kind == cpu.InstructionAbort) && e.Fault.Stage2 && !e.External {
 		v.stats.ShadowFaults++
 		return v.shadowFault(e)
@@ -119,7 +104,7 @@ func (v *VCPU) shadowYoung(ipa NestedIPA) bool {
 // translates FAR (it changed meanwhile): the access is retried.
 func (v *VCPU) faultIPA(e cpu.Exception) (NestedIPA, bool) {
 	esr := e.ESR
-	if !fscPermission(esr.FSC()) || esr.S1PTW() {
+	if hpfarValid(esr) {
 		return NestedIPA(mmio.FaultIPA(uint64(e.HPFAR), uint64(e.FAR))), true
 	}
 	pe := v.pe
@@ -137,43 +122,54 @@ func (v *VCPU) faultIPA(e cpu.Exception) (NestedIPA, bool) {
 // L1 IPA through the VM's fault path and install the composed entry.
 func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	esr := e.ESR
+	ev := &v.event // what happens, for the observer (observe.go)
+	*ev = ShadowFault{Exception: e}
+	if v.observer != nil {
+		defer v.observeShadowFault(v.shadow)
+	}
 	ipa, ok := v.faultIPA(e)
 	if !ok {
 		return Exit{}, true, v.eret()
 	}
+	ev.IPA = ipa
 	if fscAccessFlag(esr.FSC()) && v.shadowYoung(ipa) {
+		ev.Rule = RuleYoung
 		return Exit{}, true, v.eret()
 	}
 	fetch := e.Kind == cpu.InstructionAbort
-	acc := vmsa.Access{Kind: vmsa.Read, EL: e.FromEL}
-	switch {
-	case fetch:
-		acc.Kind = vmsa.Fetch
-	case esr.WnR() && !esr.CM():
-		acc.Kind = vmsa.Write
-	}
+	acc := faultAccess(fetch, esr, e.FromEL)
+	ev.Access = acc
 	sh := v.shadow
 	var g GuestS2
 	if sh.guestVM {
 		gr := v.guestRegs()
 		g = walkGuestS2(&v.walker, &gr, ipa, acc)
+		ev.Guest, ev.GuestWalk = g, v.steps()
 		if g.Fault.IsFault() {
+			ev.Rule = RuleForward
 			return v.forward(e, g.Fault, ipa)
 		}
 	} else {
-		// The guest's stage 2 is off: L2 IPA = L1 IPA, every access allowed.
-		const span = 1 << 30
-		g = GuestS2{L1: mem.IPA(ipa), Base: ipa &^ (span - 1), L1Base: mem.IPA(ipa) &^ (span - 1), Size: span, Level: -2,
-			Perms: vmsa.Perms{R0: true, W0: true, X0: true, R1: true, W1: true, X1: true}}
+		g = stage2Off(ipa)
+		ev.Guest = g
 	}
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
 	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
-	v.inst = shadowInstall{sh: sh, ipa: ipa, g: g} // held by the vCPU: no allocation per fault
+	v.inst = shadowInstall{sh: sh, cache: sh.cacheFor(v.idx), ipa: ipa, g: g} // held by the vCPU: no allocation per fault
 	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
-	v.inst.sh = nil
+	v.inst.sh, v.inst.cache = nil, nil
 	switch {
+	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW():
+		ev.Rule = RuleExternal
+		return v.walkAbortToL2(e) // a stage-1 table where L1 has no memory
+	case errors.Is(err, kvm.ErrNoMemory) && fetch:
+		// A fetch from L1 memory that does not exist: a synchronous
+		// External abort on the fetch (no MMIO emulation of fetches).
+		ev.Rule = RuleExternal
+		return v.externalAbortToL2(e, 0b010000, vmsa.Fault{})
 	case errors.Is(err, kvm.ErrNoMemory):
+		ev.Rule = RuleMMIO
 		v.stats.MMIOExits++
 		exit, retry, refetch, err := v.k.MMIOAccessNested(e, g.L1, v.fetchL1IPA)
 		if err != nil {
@@ -203,6 +199,7 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, false, err
 	}
 	if retry {
+		ev.Rule = RuleInstall
 		v.stats.Installed++
 	}
 	return Exit{}, retry, v.eret()
@@ -253,11 +250,7 @@ func (v *VCPU) fetchL2() (Exit, bool, error) {
 // the guest hypervisor's code runs.
 func (v *VCPU) forward(e cpu.Exception, f vmsa.Fault, ipa NestedIPA) (Exit, bool, error) {
 	v.stats.Forwarded++
-	esr := sysreg.ESR(uint64(e.ESR)&^0x3f | uint64(f.FSC()))
-	hpfar := uint64(sysreg.HPFARFor(uint64(ipa)))
-	if f.Kind == vmsa.FaultPermission && !e.ESR.S1PTW() {
-		hpfar = HPFARUnknown
-	}
+	esr, hpfar := forwardedAbort(e.ESR, f, ipa)
 	if err := v.toVEL2(esr, e.FAR, hpfar, 0x400, true); err != nil {
 		return Exit{}, false, err
 	}
@@ -286,9 +279,10 @@ func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 // guest maps Device, and the guest leaf level kept in the descriptor's
 // software bits for TLBI emulation.
 type shadowInstall struct {
-	sh  *shadowMMU
-	ipa NestedIPA
-	g   GuestS2
+	sh    *shadowMMU
+	cache *s2pt.Cache // the faulting vCPU's
+	ipa   NestedIPA
+	g     GuestS2
 }
 
 // compose returns the shadow leaf: its L2 base, host PA and size.
@@ -296,40 +290,10 @@ func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA
 	if s.sh.s2 == nil {
 		return 0, 0, 0, false
 	}
-	limit := min(s.g.Size, size)
-	l := s.sh.s2.Layout()
-	leaf := l.TableBytes
-	for lvl := l.StartLevel; lvl < 3; lvl++ { // the largest leaf within limit
-		if b := uint64(1) << l.Format.LeafBits(lvl); l.BlockLevel(lvl) && b <= limit && b > leaf {
-			leaf = b
-		}
-	}
-	if leaf > limit {
-		return 0, 0, 0, false // a host page smaller than the shadow granule: cannot happen by construction
-	}
-	l1 := s.g.L1Base + mem.IPA(s.ipa-s.g.Base)
-	l2b := s.ipa &^ NestedIPA(leaf-1)
-	l1b := l1 &^ mem.IPA(leaf-1)
-	return l2b, pa + mem.PA(l1b-base), leaf, true
+	return composeLeaf(s.sh.s2.Layout(), &s.g, s.ipa, base, pa, size)
 }
 
-func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot {
-	g := s.g.Perms
-	var out s2pt.Prot
-	if g.R1 && p&s2pt.ProtR != 0 {
-		out |= s2pt.ProtR
-	}
-	if g.W1 && p&s2pt.ProtW != 0 {
-		out |= s2pt.ProtW
-	}
-	if g.X0 && g.X1 && p&s2pt.ProtX != 0 {
-		out |= s2pt.ProtX
-	}
-	if s.g.Device {
-		out |= s2pt.ProtDevice
-	}
-	return out
-}
+func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot { return guestProt(&s.g, p, s.sh.vm.xnx) }
 
 // Topup implements kvm.Installer.
 func (s *shadowInstall) Topup(base mem.IPA, pa mem.PA, size uint64, _ s2pt.MapFlags) error {
@@ -338,7 +302,7 @@ func (s *shadowInstall) Topup(base mem.IPA, pa mem.PA, size uint64, _ s2pt.MapFl
 		return nil
 	}
 	s2 := s.sh.s2
-	return s.sh.cache.Topup(s2.MapPagesNeeded(in(l2), spa, sz, s2pt.MapBlocks) + s2.EdgePagesNeeded(in(l2), sz))
+	return s.cache.Topup(s2.MapPagesNeeded(in(l2), spa, sz, s2pt.MapBlocks) + s2.EdgePagesNeeded(in(l2), sz))
 }
 
 // Install implements kvm.Installer.
@@ -347,11 +311,8 @@ func (s *shadowInstall) Install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.
 	if !ok {
 		return nil // the shadow was torn down meanwhile: the access faults again
 	}
-	var sw uint8
-	if s.g.Level >= -1 {
-		sw = uint8(s.g.Level + 2)
-	}
-	if err := s.sh.s2.Map(s.sh.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
+	sw := guestLevelSW(&s.g)
+	if err := s.sh.s2.Map(s.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
 		return err
 	}
 	l1 := s.g.L1Base + mem.IPA(l2-s.g.Base)

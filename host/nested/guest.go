@@ -140,11 +140,11 @@ func setField(v uint64, shift uint, f uint64) uint64 {
 
 // sanitizeIDs derives the guest hypervisor's ID registers from the host's
 // (host) and the IPA size L0 gave its VM: PARange capped to that IPA size
-// (so the guest stage 2 never outputs an L1 IPA beyond it), FEAT_LPA2
-// hidden unless that size is 52 bits, and FEAT_NV hidden (no further
-// nesting). The translation granules, HAFDBS (the shadow walk honours HA
-// and HD by compare-and-swap), XNX and the VMID and ASID sizes are the
-// host's.
+// (so the guest stage 2 never outputs an L1 IPA beyond it) and FEAT_LPA2
+// hidden unless that size is 52 bits. The translation granules, HAFDBS
+// (the shadow walk honours HA and HD by compare-and-swap), XNX, the VMID
+// and ASID sizes and FEAT_NV (NV and NV2 for a guest hypervisor of its own,
+// whose traps L0 forwards) are the host's.
 func sanitizeIDs(host *vmsa.Regs, ipaBits uint) IDRegs {
 	m0 := uint64(host.MMFR0)
 	m0 = setField(m0, 0, min(parangeFor(ipaBits), host.MMFR0.PARange()))
@@ -163,8 +163,7 @@ func sanitizeIDs(host *vmsa.Regs, ipaBits uint) IDRegs {
 			}
 		}
 	}
-	m2 := setField(uint64(host.MMFR2), 24, 0) // NV: FEAT_NV not offered
-	return IDRegs{MMFR0: sysreg.MMFR0(m0), MMFR1: host.MMFR1, MMFR2: sysreg.MMFR2(m2)}
+	return IDRegs{MMFR0: sysreg.MMFR0(m0), MMFR1: host.MMFR1, MMFR2: host.MMFR2}
 }
 
 // guestVMID is the guest hypervisor's VMID of VTTBR_EL2 (16 bits with

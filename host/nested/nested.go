@@ -16,14 +16,19 @@
 //
 // The guest hypervisor itself is Go code (package guesthyp) that acts only
 // through the EL2 interface a VCPU provides: the instructions it executes
-// at vEL2, each run on the PE with the architecture's traps.
+// at vEL2, each run on the PE with the architecture's traps. The traps of
+// L2 that the guest hypervisor's HCR_EL2 asks for are forwarded to it, and
+// a guest hypervisor that runs one of its own (recursion) uses the same
+// engine on its EL2 interface (EL2VCPU).
 package nested
 
 import (
 	"errors"
 	"fmt"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/mem"
@@ -80,6 +85,9 @@ type EL2 interface {
 	// ERET returns to the state in SPSR_EL2 and ELR_EL2: a guest VM when
 	// they name EL1 or EL0.
 	ERET() error
+	// AT executes AT op with input address va and returns PAR_EL1
+	// afterwards.
+	AT(op at.Op, va mem.VA) (sysreg.PAR, error)
 }
 
 // GuestHypervisor is the code a guest hypervisor runs when an exception is
@@ -109,6 +117,11 @@ const (
 	// ExitVEL2: an exception went to the guest hypervisor, which did not
 	// return to L2: the vCPU is at vEL2.
 	ExitVEL2
+	// ExitSwitched: an exception went to the guest hypervisor, which
+	// entered another of its worlds (another VM, or the virtual EL2 of a
+	// guest hypervisor it runs, which handles the exception there) instead
+	// of returning to the interrupted instruction.
+	ExitSwitched
 )
 
 func (r ExitReason) String() string {
@@ -121,6 +134,8 @@ func (r ExitReason) String() string {
 		return "L2 exception"
 	case ExitVEL2:
 		return "vEL2"
+	case ExitSwitched:
+		return "switched"
 	}
 	return fmt.Sprintf("ExitReason(%d)", uint8(r))
 }
@@ -150,12 +165,27 @@ type Stats struct {
 	AccessFlagFaults uint64
 	// L2Entries and VEL2Entries count world switches each way.
 	L2Entries, VEL2Entries uint64
+	// L2Traps are traps of the guest's guest (EC 0x18 or 0x1A) taken to
+	// L0; ForwardedTraps of these went to the guest hypervisor (its
+	// HCR_EL2 asked for them), the others L0 emulated.
+	L2Traps, ForwardedTraps uint64
+	// VNCRSyncs count copies of a guest hypervisor's VNCR page into and out
+	// of L0's frame (FEAT_NV2 for the guest's guest), VNCRFaults the
+	// aborts of its redirected accesses before the page was in place.
+	VNCRSyncs, VNCRFaults uint64
+	// ATFast and ATSoftware count the emulated AT instructions answered
+	// by the fast path and by the software walk (at.go).
+	ATFast, ATSoftware uint64
 }
 
 // Exits returns the total exits to L0 from vEL2.
 func (s Stats) Exits() uint64 {
 	return s.SysRegTraps + s.ERETTraps + s.TLBITraps + s.ATTraps + s.CanonicalFaults
 }
+
+// GuestExits returns the exits to L0 while the guest hypervisor's guest
+// ran: shadow faults, traps and aborts of its FEAT_NV2 accesses.
+func (s Stats) GuestExits() uint64 { return s.ShadowFaults + s.L2Traps + s.VNCRFaults }
 
 // GuestException is returned by the EL2 instructions when the guest
 // hypervisor's instruction took an exception that the guest hypervisor

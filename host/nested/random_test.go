@@ -18,18 +18,22 @@ import (
 // randomOps is the number of operations of each randomized run:
 // NESTMMU_NESTED_OPS overrides it (e.g. 250000 for the four
 // configurations of TestRandomized: 10^6 in all; see docs/NESTED.md).
-func randomOps(t *testing.T) int {
-	if s := os.Getenv("NESTMMU_NESTED_OPS"); s != "" {
+func randomOps(t *testing.T) int { return envOps(t, "NESTMMU_NESTED_OPS", 400, 1500) }
+
+// envOps is the number of operations of a randomized test: the variable
+// env when set, else short under -short, else long.
+func envOps(t *testing.T, env string, short, long int) int {
+	if s := os.Getenv(env); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 {
-			t.Fatalf("NESTMMU_NESTED_OPS=%q is not a positive number", s)
+			t.Fatalf("%s=%q is not a positive number", env, s)
 		}
 		return n
 	}
 	if testing.Short() {
-		return 400
+		return short
 	}
-	return 1500
+	return long
 }
 
 // L1 memory of VM C (8 MiB; VMs A and B have l1VMA and l1VMB).

@@ -20,11 +20,15 @@ import (
 // with VM=0 by the VMID alone (its contents are then L0's stage 2 for L1,
 // L2 IPA = L1 IPA).
 type shadowMMU struct {
-	vm    *VM
-	idx   int // in vm.shadows (the reverse map's name for it)
-	s2    *s2pt.VM
-	cache *s2pt.Cache
-	vmid  vmid.VM
+	vm  *VM
+	idx int // in vm.shadows (the reverse map's name for it)
+	s2  *s2pt.VM
+	// caches are the table-page caches of the shadow, one per nested
+	// vCPU (by VCPU.idx, made on its first fault there): each vCPU tops
+	// its own up outside the MMU lock and installs from it under the
+	// lock, as KVM's per-vCPU memory caches.
+	caches []*s2pt.Cache
+	vmid   vmid.VM
 
 	guestVM bool         // the guest's HCR_EL2.VM
 	gvmid   uint16       // the guest's VMID
@@ -96,19 +100,22 @@ func in(n NestedIPA) mem.IPA { return mem.IPA(n) }
 // shadowed with leaves inside host pages).
 func (vm *VM) shadowLayout(g *guestRegs) s2pt.Config {
 	id := vm.k.Host().ID()
-	hostMax, _ := sysreg.PASizeBits(id.MMFR0.PARange())
-	hostMax = min(hostMax, 48)
-	ipa := uint(32)
-	if g.hcr.VM() {
-		ipa = min(max(guestIPABits(g.vtcr), 32), hostMax)
-	} else {
-		ipa = vm.k.Layout().IPABits
-	}
 	gran := vm.k.Layout().Format.Granule
 	if g.hcr.VM() {
 		if gg := granuleOf(g); gg.Bits() < gran.Bits() && id.MMFR0.GranuleSupported(gg, true) {
 			gran = gg
 		}
+	}
+	// A 52-bit IPA needs FEAT_LPA2 (VTCR_EL2.DS) with 4K and 16K, FEAT_LPA
+	// with 64K (AArch64.S2MinTxSZ): a guest stage 2 of 52 bits is shadowed
+	// at 52 bits where the host has them (mainline caps nested guests at 48).
+	hostMax, _ := sysreg.PASizeBits(id.MMFR0.PARange())
+	if hostMax == 52 && gran != sysreg.Granule64K && !id.MMFR0.GranuleLPA2(gran, true) {
+		hostMax = 48
+	}
+	ipa := vm.k.Layout().IPABits
+	if g.hcr.VM() {
+		ipa = min(max(guestIPABits(g.vtcr), 32), hostMax)
 	}
 	return s2pt.Config{IPABits: ipa, Granule: gran, MMFR0: id.MMFR0, MMFR1: id.MMFR1}
 }
@@ -126,15 +133,9 @@ func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
 			return sh, nil
 		}
 	}
-	n := len(vm.shadows)
 	var victim *shadowMMU
-	for i := 0; i < n; i++ {
-		sh := vm.shadows[(vm.next+i)%n]
-		if sh.refs == 0 {
-			victim = sh
-			vm.next = (vm.next + i + 1) % n
-			break
-		}
+	if i, ok := recycle(len(vm.shadows), &vm.next, func(i int) bool { return vm.shadows[i].refs == 0 }); ok {
+		victim = vm.shadows[i]
 	}
 	if victim == nil {
 		return nil, errors.New("nested: every shadow stage 2 is in use")
@@ -147,7 +148,10 @@ func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nested: shadow stage 2 for VTCR_EL2 %#x: %w", uint64(g.vtcr), err)
 	}
-	victim.s2, victim.cache = s2, s2.NewCache()
+	victim.s2 = s2
+	if victim.caches == nil {
+		victim.caches = make([]*s2pt.Cache, vm.cfg.VCPUs)
+	}
 	victim.guestVM, victim.gvmid = g.hcr.VM(), guestVMID(g)
 	victim.vttbr, victim.vtcr, victim.sctlr, victim.ipaBits = g.vttbr&^1, g.vtcr, g.sctlr, cfg.IPABits
 	victim.ghcr = g.hcr & walkHCR
@@ -162,6 +166,15 @@ func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
 		victim.lastRan[i] = -1 // Destroy invalidated the old tables' VMID everywhere
 	}
 	return victim, nil
+}
+
+// cacheFor returns vCPU i's table-page cache for the shadow. Only vCPU i
+// calls it, holding a reference (so the shadow is not torn down meanwhile).
+func (sh *shadowMMU) cacheFor(i int) *s2pt.Cache {
+	if sh.caches[i] == nil {
+		sh.caches[i] = sh.s2.NewCache()
+	}
+	return sh.caches[i]
 }
 
 // release drops a vCPU's reference.
@@ -179,8 +192,14 @@ func (sh *shadowMMU) teardown() error {
 	if sh.s2 == nil {
 		return nil
 	}
-	errs := []error{sh.s2.Destroy(), sh.cache.Release()}
-	sh.s2, sh.cache = nil, nil
+	errs := []error{sh.s2.Destroy()}
+	for i, c := range sh.caches {
+		if c != nil {
+			errs = append(errs, c.Release())
+			sh.caches[i] = nil
+		}
+	}
+	sh.s2 = nil
 	sh.vm.rmap.clear(sh.idx)
 	sh.vm.stats.flushes.Add(1)
 	return errors.Join(errs...)

@@ -1,9 +1,6 @@
 package nested
 
 import (
-	"fmt"
-
-	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 )
@@ -28,14 +25,11 @@ import (
 func (v *VCPU) emulateTLBI(op tlb.Op, xt uint64) error {
 	g := v.guestRegs()
 	gvmid := guestVMID(&g)
-	lpa2 := g.id.MMFR0.TGran4() == 1 || g.id.MMFR0.TGran16() == 2
 	// The guest's TCR_EL1 (in the VNCR page layout) sizes the ASIDs of
 	// the EL1 forms.
-	asid16 := sysreg.TCR(v.vncrGet(offTCR1)).AS() && g.id.MMFR0.ASIDBits() == 2
-	ctx := tlb.Context{EL: 2, VMID: gvmid, HCR: g.hcr, VDS: g.vtcr.DS(), LPA2: lpa2, ASID16: asid16}
-	s, err := tlb.ScopeOf(op, xt, ctx)
+	s, ctx, err := guestTLBI(op, xt, &g, sysreg.TCR(v.vncrGet(offTCR1)))
 	if err != nil {
-		return fmt.Errorf("nested: TLBI %v from vEL2: %w", op, err)
+		return err
 	}
 	vm := v.vm
 	host := vm.k.Host()
@@ -64,20 +58,7 @@ func (v *VCPU) emulateTLBI(op tlb.Op, xt uint64) error {
 			if sh.s2 == nil || sh.gvmid != gvmid || !sh.guestVM {
 				continue
 			}
-			lo, hi := NestedIPA(s.Lo), NestedIPA(s.Hi)+1
-			switch {
-			case s.ReservedTG:
-				lo, hi = 0, NestedIPA(1)<<sh.ipaBits
-			case op.Base() == tlb.OpIPAS2E1 || op.Base() == tlb.OpIPAS2LE1:
-				size := largestBlock(gran)
-				if s.Hint.GranuleBits == uint8(gran.Bits()) && s.Hint.Level >= 0 {
-					size = 1 << desc.Format{Granule: gran}.LeafBits(int(s.Hint.Level))
-				} else if level, ok := sh.guestLevel(lo); ok {
-					size = 1 << desc.Format{Granule: gran}.LeafBits(level)
-				}
-				lo &^= NestedIPA(size - 1)
-				hi = lo + NestedIPA(size)
-			}
+			lo, hi := ipas2Range(op, &s, gran, sh.ipaBits, sh.guestLevel)
 			if err := sh.unmapCovering(lo, hi); err != nil {
 				return err
 			}

@@ -12,12 +12,10 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// HCR_EL2 bits L0 sets while the guest hypervisor runs.
+// HCR_EL2 bits L0 sets while the guest hypervisor runs (vel2Traps).
 const (
-	hcrTID3   sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
-	hcrTRVM   sysreg.HCR = 1 << 30
-	vel2Traps            = sysreg.HCR_NV | hcrTID3 | sysreg.HCR_AT |
-		sysreg.HCR_TTLB | sysreg.HCR_TTLBIS | sysreg.HCR_TTLBOS
+	hcrTID3 sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
+	hcrTRVM sysreg.HCR = 1 << 30
 )
 
 // VNCR page offsets of the guest hypervisor's own EL2 registers that have
@@ -32,7 +30,9 @@ const (
 
 // el1Regs are the EL1 registers a world switch saves and restores, each
 // with its VNCR offset (where L2's copy lives while the guest hypervisor
-// runs), and PAR_EL1, which has none.
+// runs). PAR_EL1 has no VNCR offset and no EL12 alias: it is one register
+// for the guest hypervisor and its guests, which a world switch leaves
+// alone (a guest hypervisor saves its guest's PAR_EL1 itself).
 var el1Regs = [...]cpu.SysReg{cpu.SCTLR_EL1, cpu.TCR_EL1, cpu.TTBR0_EL1, cpu.TTBR1_EL1, cpu.MAIR_EL1,
 	cpu.VBAR_EL1, cpu.ELR_EL1, cpu.SPSR_EL1, cpu.ESR_EL1, cpu.FAR_EL1}
 
@@ -45,10 +45,9 @@ var ownEL2 = map[cpu.SysReg]cpu.SysReg{
 }
 
 type el1Context struct {
-	r   [len(el1Regs)]uint64
-	par uint64
-	x   [31]uint64
-	sp  uint64
+	r  [len(el1Regs)]uint64
+	x  [31]uint64
+	sp uint64
 }
 
 // HPFARUnknown is what the guest hypervisor finds in HPFAR_EL2 after a
@@ -66,6 +65,7 @@ const maxRetries = 1 << 16
 // It is not safe for concurrent use.
 type VCPU struct {
 	vm  *VM
+	idx int // in vm.vcpus
 	k   *kvm.VCPU
 	pe  *cpu.PE
 	hyp GuestHypervisor
@@ -73,7 +73,7 @@ type VCPU struct {
 	inL2   bool
 	shadow *shadowMMU
 	// other holds the world not on the PE: the guest hypervisor's EL1
-	// registers and GPRs while L2 runs, L2's GPRs (and PAR_EL1) while the
+	// registers and GPRs while L2 runs, L2's GPRs while the
 	// guest hypervisor runs (L2's other EL1 registers are in the VNCR page).
 	other el1Context
 	// own0 holds the guest hypervisor's own regime registers as written
@@ -86,8 +86,13 @@ type VCPU struct {
 
 	walker vmsa.Walker   // guest stage-2 walks over L1 memory
 	inst   shadowInstall // the installer of the shadow fault in progress
+	atPath ATPath        // how AT from vEL2 is emulated (at.go)
 	stats  Stats
 	mmio   bool // an ExitMMIO awaits CompleteMMIO
+	fwd    forwardState
+	// observer and event: see observe.go.
+	observer Observer
+	event    ShadowFault
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
@@ -101,7 +106,7 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 	if len(vm.vcpus) >= vm.cfg.VCPUs {
 		return nil, fmt.Errorf("nested: the VM was configured for %d vCPUs", vm.cfg.VCPUs)
 	}
-	v := &VCPU{vm: vm, k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
+	v := &VCPU{vm: vm, idx: len(vm.vcpus), k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
 	v.walker.Mem = guestMemory{vm.k}
 	if vm.cfg.Mode == ModeNV2 {
 		pa, err := s2pt.ArenaTables{Arena: vm.k.Host().Arena()}.AllocTable(vm.k.Host().PageSize())
@@ -126,6 +131,9 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 }
 
 func (v *VCPU) close() error {
+	if err := v.fwd.vncr.close(v); err != nil {
+		return err
+	}
 	if v.vncrPA != 0 {
 		err := s2pt.ArenaTables{Arena: v.vm.k.Host().Arena()}.FreeTable(v.vncrPA, v.vm.k.Host().PageSize())
 		v.vncrPA = 0
@@ -216,24 +224,10 @@ func (v *VCPU) guestRegs() guestRegs {
 }
 
 // vel2Controls sets the PE's HCR_EL2, VTTBR_EL2, VTCR_EL2 and VNCR_EL2 for
-// running the guest hypervisor: L0's stage 2 for its VM, NV (and NV2, or
-// NV1 for an E2H=0 guest hypervisor), the trapped ID registers, AT and
-// TLB maintenance; with NV alone and E2H=0 also TVM/TRVM, since the EL1
-// register accesses of such a guest hypervisor are its guest's and only
-// NV2 would send them to memory.
+// running the guest hypervisor: L0's stage 2 for its VM and vel2Traps.
 func (v *VCPU) vel2Controls() {
 	pe := v.pe
-	h := kvm.GuestHCR | vel2Traps
-	if v.vm.cfg.Mode == ModeNV2 {
-		h |= sysreg.HCR_NV2
-	}
-	if !v.vm.cfg.E2H {
-		h |= sysreg.HCR_NV1
-		if v.vm.cfg.Mode == ModeNV {
-			h |= sysreg.HCR_TVM | hcrTRVM
-		}
-	}
-	pe.Regs.HCR_EL2 = h
+	pe.Regs.HCR_EL2 = kvm.GuestHCR | vel2Traps(v.vm.cfg.Mode, v.vm.cfg.E2H)
 	v.vm.k.Stage2().ApplyRegs(&pe.Regs)
 	pe.VNCR = uint64(v.vncrPA)
 	pe.RegsChanged()
@@ -292,8 +286,11 @@ func (v *VCPU) toL2() error {
 	for i, r := range el1Regs {
 		saved.r[i] = pe.Get(r)
 	}
-	saved.par, saved.x, saved.sp = uint64(pe.PAR), ctx.X, ctx.SP
+	saved.x, saved.sp = ctx.X, ctx.SP
 	g := v.guestRegs()
+	if err := v.vncrEnter(v.l2HCR(g.hcr)); err != nil {
+		return err
+	}
 	sh, err := v.vm.acquire(&g)
 	if err != nil {
 		return err
@@ -302,10 +299,9 @@ func (v *VCPU) toL2() error {
 		off, _ := r.VNCROffset()
 		pe.Set(r, v.vncrGet(off))
 	}
-	pe.PAR = sysreg.PAR(v.other.par)
 	ctx.X, ctx.SP = v.other.x, v.other.sp
 	v.other = saved
-	pe.Regs.HCR_EL2 = kvm.GuestHCR
+	pe.Regs.HCR_EL2 = v.l2HCR(g.hcr)
 	pe.Regs.VTCR_EL2 = sh.s2.VTCR()
 	pe.Regs.VTTBR_EL2 = sh.s2.VTTBR()
 	pe.RegsChanged()
@@ -326,16 +322,18 @@ func (v *VCPU) toVEL2(esr sysreg.ESR, far mem.VA, hpfar uint64, off mem.VA, setS
 	pe := v.pe
 	l2pc, l2spsr := pe.ELR[2], pe.SPSR[2]
 	ctx := v.k.Ctx()
+	if err := v.vncrExit(); err != nil {
+		return err
+	}
 	var l2 el1Context
 	for _, r := range el1Regs {
 		off, _ := r.VNCROffset()
 		v.vncrSet(off, pe.Get(r))
 	}
-	l2.par, l2.x, l2.sp = uint64(pe.PAR), ctx.X, ctx.SP
+	l2.x, l2.sp = ctx.X, ctx.SP
 	for i, r := range el1Regs {
 		pe.Set(r, v.other.r[i])
 	}
-	pe.PAR = sysreg.PAR(v.other.par)
 	ctx.X, ctx.SP = v.other.x, v.other.sp
 	v.other = l2
 	pe.ELR[1], pe.SPSR[1] = l2pc, l2spsr
@@ -502,7 +500,11 @@ func (v *VCPU) vel2Exit(e cpu.Exception) (done bool, err error) {
 			}
 		case op0 == 1 && crn == 7:
 			v.stats.ATTraps++
-			return false, fmt.Errorf("%w: AT from vEL2 (op1=%d CRm=%d op2=%d) is not emulated yet", ErrUnhandled, op1, crm, op2)
+			op, ok := atOp(op1, crm, op2)
+			if !ok {
+				return false, fmt.Errorf("%w: AT encoding op1=%d CRm=%d op2=%d", ErrUnhandled, op1, crm, op2)
+			}
+			return true, v.emulateAT(op, rt)
 		default:
 			return false, fmt.Errorf("%w: system instruction trap ISS %#x", ErrUnhandled, iss)
 		}

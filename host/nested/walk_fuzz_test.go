@@ -80,8 +80,8 @@ func FuzzGuestStage2Walk(f *testing.F) {
 }
 
 // TestSanitizedIDs: the guest hypervisor's PARange is capped to its VM's
-// IPA size (40 bits: 0b0010), FEAT_NV is hidden, FEAT_LPA2 is hidden below
-// 52 bits, and the rest is the host's.
+// IPA size (40 bits: 0b0010), FEAT_LPA2 is hidden below 52 bits, and the
+// rest (FEAT_NV and NV2 included: recursion) is the host's.
 func TestSanitizedIDs(t *testing.T) {
 	host := vmsa.DefaultRegs()
 	for _, c := range []struct {
@@ -92,8 +92,8 @@ func TestSanitizedIDs(t *testing.T) {
 		if ids.MMFR0.PARange() != c.parange {
 			t.Errorf("IPA %d bits: PARange %d, want %d", c.ipa, ids.MMFR0.PARange(), c.parange)
 		}
-		if ids.MMFR2.NV() != 0 {
-			t.Errorf("IPA %d bits: NV %d offered", c.ipa, ids.MMFR2.NV())
+		if ids.MMFR2.NV() != host.MMFR2.NV() {
+			t.Errorf("IPA %d bits: NV %d offered, the host has %d", c.ipa, ids.MMFR2.NV(), host.MMFR2.NV())
 		}
 		if ids.MMFR0.TGran4() == 1 || ids.MMFR0.TGran16() == 2 {
 			t.Errorf("IPA %d bits: FEAT_LPA2 offered (MMFR0 %#x)", c.ipa, uint64(ids.MMFR0))

@@ -1,6 +1,7 @@
 package s2pt
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -167,4 +168,135 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 	run("unmap part of a block", func() error { return r.vm.Unmap(4096, 4096) }, []string{
 		"cas pte2 0", "tlbi 0x0+0x40000000 L-2 table", "free table",
 	})
+}
+
+// TestClassify tries every class of change of a live descriptor against
+// the rule (R_WHZWS, DDI 0487I.a D8.13.1): a change of output address,
+// size (block or page, Contiguous hint) or memory attributes (MemAttr,
+// shareability) needs break-before-make; so does replacing a table, or a
+// leaf by a table; access rights, AF, DBM and the software bits change in
+// place, an invalidation following when a right is removed.
+func TestClassify(t *testing.T) {
+	l, err := NewLayout(defaultCfg(40, sysreg.Granule4K))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := l.Format
+	page := uint64(desc.S2Leaf{OA: 0x4000_0000, MemAttr: 0xf, S2AP: 1, SH: 3, AF: true, XN: 2}.Encode(f, 3))
+	block := uint64(desc.S2Leaf{OA: 0x4000_0000, MemAttr: 0xf, S2AP: 3, SH: 3, AF: true}.Encode(f, 2))
+	table := uint64(desc.S2Table(f, 0x8000_1000))
+	const bbm = change(255)
+	cases := []struct {
+		name     string
+		level    int
+		old, new uint64
+		want     change
+	}{
+		{"invalid to invalid", 3, 0, 0x5a50, changeNone},
+		{"make a page", 3, 0, page, changeMake},
+		{"make a table", 2, 0, table, changeMake},
+		{"break a page", 3, page, 0, changeBreak},
+		{"break a table", 2, table, 0, changeBreak},
+		{"break to invalid garbage", 3, page, page &^ desc.ValidBit, changeBreak},
+		{"output address", 3, page, f.WithOA(page, 0x4000_1000), bbm},
+		{"output address of a block", 2, block, f.WithOA(block, 0x4020_0000), bbm},
+		{"Contiguous hint set", 3, page, page | desc.ContigBit, bbm},
+		{"Contiguous hint cleared", 3, page | desc.ContigBit, page, bbm},
+		{"page to reserved (size)", 3, page, page &^ desc.TypeBit, bbm},
+		{"MemAttr Normal to Device", 3, page, page&^desc.S2MemAttrMask | desc.Put(1, desc.S2MemAttrMask), bbm},
+		{"MemAttr cacheability", 3, page, page&^desc.S2MemAttrMask | desc.Put(0b0101, desc.S2MemAttrMask), bbm},
+		{"shareability", 3, page, page&^desc.SHMask | desc.Put(2, desc.SHMask), bbm},
+		{"block to table", 2, block, table, bbm},
+		{"table to block", 2, table, block, bbm},
+		{"table to another table", 2, table, uint64(desc.S2Table(f, 0x8000_2000)), bbm},
+		{"an ignored high bit", 3, page, page | 1<<60, bbm},
+		{"grant read", 3, page &^ desc.S2APReadBit, page, changeRelax},
+		{"grant write", 3, page, page | desc.S2APWriteBit, changeRelax},
+		{"grant execution", 3, page, page &^ desc.S2XNMask, changeRelax},
+		{"grant EL0 execution only (XNX 10 to 01)", 3, page, page&^desc.S2XNMask | desc.Put(1, desc.S2XNMask), changeRelax},
+		{"set DBM (writable-clean)", 3, page, page | desc.DBMBit, changeRelax},
+		{"set AF", 3, page &^ desc.AFBit, page, changeRelax},
+		{"clear AF", 3, page, page &^ desc.AFBit, changeRelax},
+		{"software bits", 3, page, page | desc.Put(0xa, desc.SWMask), changeRelax},
+		{"remove read", 3, page, page &^ desc.S2APReadBit, changeRestrict},
+		{"remove write", 2, block, block &^ desc.S2APWriteBit, changeRestrict},
+		{"dirty to clean (DBM kept)", 3, page | desc.DBMBit | desc.S2APWriteBit, page | desc.DBMBit, changeRestrict},
+		{"remove DBM", 3, page | desc.DBMBit, page, changeRestrict},
+		{"remove execution", 3, page &^ desc.S2XNMask, page, changeRestrict},
+		{"remove EL1 execution (XNX 00 to 01)", 3, page &^ desc.S2XNMask, page&^desc.S2XNMask | desc.Put(1, desc.S2XNMask), changeRestrict},
+		{"rights and AF together", 3, page &^ desc.AFBit, page | desc.S2APWriteBit, changeRelax},
+	}
+	for _, c := range cases {
+		got, err := l.classify(c.level, c.old, c.new)
+		if c.want == bbm {
+			if !errors.Is(err, ErrBreakBeforeMake) {
+				t.Errorf("%s: %#x -> %#x: class %d, error %v; want ErrBreakBeforeMake", c.name, c.old, c.new, got, err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: %#x -> %#x: class %d, error %v; want class %d", c.name, c.old, c.new, got, err, c.want)
+		}
+	}
+}
+
+// TestVisitorsCannotBypassBBM: an exported visitor's Set or Update of a
+// live entry that needs break-before-make is refused and changes nothing;
+// the same change in two steps (Set(0), Set(new)) is made, with the
+// invalidation between them; a visitor cannot install a table.
+func TestVisitorsCannotBypassBBM(t *testing.T) {
+	r := newRig(t, defaultCfg(40, sysreg.Granule4K), 16*mib)
+	r.mapRange(0, 0x4000_0000, 8192, ProtR|ProtW, 0)
+	f := r.vm.Layout().Format
+	pte := r.pteOf(0, 3)
+	before, _ := r.tm.Read64(pte)
+	moved := f.WithOA(before, 0x7000_0000)
+	for _, try := range []struct {
+		name string
+		fn   func(c *Ctx) error
+	}{
+		{"Set", func(c *Ctx) error { return c.Set(moved) }},
+		{"Update", func(c *Ctx) error { _, err := c.Update(func(uint64) uint64 { return moved }); return err }},
+		{"Update to Device", func(c *Ctx) error {
+			_, err := c.Update(func(d uint64) uint64 { return d&^desc.S2MemAttrMask | desc.Put(1, desc.S2MemAttrMask) })
+			return err
+		}},
+	} {
+		err := r.vm.Walk(0, 4096, VisitorFunc(func(c *Ctx, at WalkFlags) error { return try.fn(c) }), VisitLeaf)
+		if !errors.Is(err, ErrBreakBeforeMake) {
+			t.Errorf("%s: %v, want ErrBreakBeforeMake", try.name, err)
+		}
+		if d, _ := r.tm.Read64(pte); d != before {
+			t.Errorf("%s: descriptor %#x, want unchanged %#x", try.name, d, before)
+		}
+	}
+	err := r.vm.Walk(0, 4096, VisitorFunc(func(c *Ctx, at WalkFlags) error {
+		return c.Set(uint64(desc.S2Table(f, 0x8000_0000)))
+	}), VisitLeaf)
+	if err == nil {
+		t.Error("a visitor installed a table descriptor")
+	}
+	r.checkCounts()
+	// In two steps: break, TLBI, make.
+	r.rec.take()
+	r.rec.enable = true
+	err = r.vm.Walk(0, 4096, VisitorFunc(func(c *Ctx, at WalkFlags) error {
+		if err := c.Set(0); err != nil {
+			return err
+		}
+		return c.Set(moved)
+	}), VisitLeaf)
+	r.rec.enable = false
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := trace(r.rec.take(), map[mem.PA]string{pte: "pte3"}, nil)
+	want := []string{"cas pte3 0", "tlbi 0x0+0x1000 L3", "cas pte3 page"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("two-step remap:\n got %q\nwant %q", got, want)
+	}
+	if tr := r.hw(0x10); tr.Fault.IsFault() || tr.OA != 0x7000_0010 {
+		t.Errorf("after the remap the hardware translates to %v %#x", tr.Fault, tr.OA)
+	}
+	r.checkCounts()
 }

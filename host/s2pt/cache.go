@@ -69,15 +69,18 @@ func (c *Cache) Release() error {
 // blocks (flags has MapBlocks, a block level, IPA and PA congruent).
 func (vm *VM) MapPagesNeeded(ipa mem.IPA, pa mem.PA, size uint64, flags MapFlags) int {
 	l := &vm.layout
-	if size == 0 {
+	switch {
+	case size == 0:
 		return 0
+	case size == l.TableBytes:
+		return 3 - l.StartLevel // one page: one table per level below the root
 	}
 	start, end := uint64(ipa), uint64(ipa)+size
 	n := 0
 	for lvl := l.StartLevel; lvl < 3; lvl++ {
-		bits := l.leafBits(lvl)
+		bits := vm.lbits[lvl+1]
 		cnt := (end-1)>>bits - start>>bits + 1
-		if flags&MapBlocks != 0 && l.BlockLevel(lvl) && (start-uint64(pa))&(1<<bits-1) == 0 {
+		if flags&MapBlocks != 0 && vm.blocks>>(lvl+1)&1 != 0 && (start-uint64(pa))&(1<<bits-1) == 0 {
 			lo, hi := (start+1<<bits-1)>>bits, end>>bits
 			if hi > lo {
 				cnt -= hi - lo

@@ -67,8 +67,10 @@ func FuzzWalkerOnRandomTables(f *testing.F) {
 		var tables []mem.PA
 		vm.mu.Lock()
 		tables = append(tables, vm.root.pa)
-		for pa := range vm.tables {
-			tables = append(tables, pa)
+		for pa, t := range vm.tables {
+			if t.inUse {
+				tables = append(tables, pa)
+			}
 		}
 		vm.mu.Unlock()
 		sortPAs(tables)

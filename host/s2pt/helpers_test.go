@@ -194,7 +194,12 @@ func (r *rig) checkCounts() {
 	vm := r.vm
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
+	inUse := 0
 	for pa, info := range vm.tables {
+		if !info.inUse {
+			continue // the reserve's
+		}
+		inUse++
 		n := int32(0)
 		for i := uint64(0); i < vm.layout.entries(); i++ {
 			d, _ := vm.tm.Read64(pa + mem.PA(i*8))
@@ -209,7 +214,7 @@ func (r *rig) checkCounts() {
 			r.t.Fatalf("empty table %#x level %d left allocated", uint64(pa), info.level)
 		}
 	}
-	want := vm.layout.RootBytes + uint64(len(vm.tables))*vm.layout.TableBytes
+	want := vm.layout.RootBytes + uint64(inUse)*vm.layout.TableBytes
 	if vm.stats.TableBytes != want {
 		r.t.Fatalf("TableBytes %d, want %d", vm.stats.TableBytes, want)
 	}
@@ -303,8 +308,10 @@ func (r *rig) compare(m *refModel, ipa uint64) error {
 // allTables lists the VM's table pages (root first), sorted.
 func (r *rig) allTables() []mem.PA {
 	var l []mem.PA
-	for pa := range r.vm.tables {
-		l = append(l, pa)
+	for pa, t := range r.vm.tables {
+		if t.inUse {
+			l = append(l, pa)
+		}
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
 	return append([]mem.PA{r.vm.root.pa}, l...)

@@ -58,11 +58,12 @@ type Range struct {
 
 type noInvalidator struct{}
 
-func (noInvalidator) InvalidateIPA(mem.IPA, int) {}
-func (noInvalidator) InvalidateVMID()            {}
+func (noInvalidator) InvalidateIPA(mem.IPA, int)  {}
+func (noInvalidator) InvalidateVMID()             {}
+func (noInvalidator) InvalidateRanges(rs []Range) {}
 
 // maxPending is how many separate ranges an operation queues before it
-// falls back to invalidating the whole VMID.
+// merges them into one.
 const maxPending = 32
 
 // maxPerEntry is the most invalidations by IPA a batch is turned into for
@@ -74,8 +75,14 @@ const maxPerEntry = 64
 // operation returns. Adjacent ranges of the same kind merge, and a
 // table's range absorbs the ranges of the leaves that were below it.
 func (vm *VM) queue(start, end mem.IPA, level int, leafOnly bool, stride uint64) {
-	if vm.pendAll {
-		return
+	if vm.npend > 0 {
+		// The common case first: the next leaf of a walk.
+		last := &vm.pend[vm.npend-1]
+		if last.End == start && last.Level == level && last.LeafOnly == leafOnly && leafOnly {
+			last.End = end
+			last.Stride = min(last.Stride, stride)
+			return
+		}
 	}
 	r := Range{Start: start, End: end, Level: level, LeafOnly: leafOnly, Stride: stride}
 	// A table's range covers the leaves queued below it: drop them.
@@ -100,7 +107,20 @@ func (vm *VM) queue(start, end mem.IPA, level int, leafOnly bool, stride uint64)
 		}
 	}
 	if vm.npend == maxPending {
-		vm.pendAll = true
+		// Full: one range over all of it (the leaves of one walk come in
+		// address order), as KVM invalidates a whole unmapped range;
+		// invalidating the entries in the gaps too is allowed.
+		all := &vm.pend[0]
+		for _, p := range vm.pend[1:vm.npend] {
+			all.Start, all.End = min(all.Start, p.Start), max(all.End, p.End)
+			all.LeafOnly = all.LeafOnly && p.LeafOnly
+			all.Stride = min(all.Stride, p.Stride)
+			if p.Level != all.Level {
+				all.Level = NoLevelHint
+			}
+		}
+		vm.npend = 1
+		vm.queue(start, end, level, leafOnly, stride)
 		return
 	}
 	vm.pend[vm.npend] = r
@@ -110,9 +130,6 @@ func (vm *VM) queue(start, end mem.IPA, level int, leafOnly bool, stride uint64)
 // pendingOverlaps reports whether a queued invalidation covers part of
 // [start, end).
 func (vm *VM) pendingOverlaps(start, end mem.IPA) bool {
-	if vm.pendAll {
-		return true
-	}
 	for i := 0; i < vm.npend; i++ {
 		if vm.pend[i].Start < end && start < vm.pend[i].End {
 			return true
@@ -124,9 +141,6 @@ func (vm *VM) pendingOverlaps(start, end mem.IPA) bool {
 // flush issues the queued invalidations.
 func (vm *VM) flush() {
 	switch {
-	case vm.pendAll:
-		vm.inv.InvalidateVMID()
-		vm.stats.TLBIs++
 	case vm.npend == 0:
 		return
 	case vm.rinv != nil:
@@ -150,5 +164,5 @@ func (vm *VM) flush() {
 		}
 	}
 	vm.stats.Flushes++
-	vm.npend, vm.pendAll = 0, false
+	vm.npend = 0
 }

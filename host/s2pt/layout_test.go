@@ -1,6 +1,7 @@
 package s2pt
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -156,5 +157,35 @@ func TestLayoutWalkable(t *testing.T) {
 			}
 		}
 		r.checkCounts()
+	}
+}
+
+// TestTableOA holds the manager's branch-free output-address extraction
+// and insertion to desc.Format's, in every layout, for random descriptors.
+func TestTableOA(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, cfg := range []Config{
+		defaultCfg(40, sysreg.Granule4K), defaultCfg(52, sysreg.Granule4K), defaultCfg(48, sysreg.Granule16K),
+		defaultCfg(52, sysreg.Granule16K), defaultCfg(42, sysreg.Granule64K), defaultCfg(52, sysreg.Granule64K),
+	} {
+		tm, err := NewFlatTables(tableBase, 1*mib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm, err := New(cfg, tm, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := vm.layout.Format
+		for i := 0; i < 10000; i++ {
+			d := rng.Uint64()
+			if got, want := vm.tableOA(d), mem.PA(f.TableOA(d)); got != want {
+				t.Fatalf("%+v: tableOA(%#x) = %#x, want %#x", f, d, uint64(got), uint64(want))
+			}
+			oa := rng.Uint64() & (1<<vm.layout.PABits - 1) &^ (vm.layout.TableBytes - 1)
+			if got, want := vm.withOA(d, oa), f.WithOA(d, oa); got != want {
+				t.Fatalf("%+v: withOA(%#x, %#x) = %#x, want %#x", f, d, oa, got, want)
+			}
+		}
 	}
 }

@@ -19,6 +19,12 @@ const (
 	// ProtDevice maps Device-nGnRE (MemAttr 0b0001) instead of Normal
 	// write-back (0b1111).
 	ProtDevice
+	// ProtPXN and ProtUXN, with ProtX, make it executable at EL0 only (XN
+	// = 0b01) or at EL1 only (XN = 0b11): FEAT_XNX, which the hardware
+	// must implement (without it only XN[1] counts, and both read as
+	// executable at EL0 and EL1).
+	ProtPXN
+	ProtUXN
 )
 
 // MapFlags modify Map.
@@ -82,8 +88,13 @@ func (vm *VM) leaf(pa uint64, level int, prot Prot, flags MapFlags) uint64 {
 			l.S2AP |= 2
 		}
 	}
-	if prot&ProtX == 0 {
+	switch {
+	case prot&ProtX == 0 || prot&(ProtPXN|ProtUXN) == ProtPXN|ProtUXN:
 		l.XN = 2
+	case prot&ProtPXN != 0:
+		l.XN = 1
+	case prot&ProtUXN != 0:
+		l.XN = 3
 	}
 	l.SW = uint(flags >> swShift)
 	return uint64(l.Encode(vm.layout.Format, level))
@@ -115,7 +126,7 @@ func (vm *VM) installTable(c *Ctx, cache *Cache) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.apply(func(uint64) uint64 { return uint64(desc.S2Table(vm.layout.Format, uint64(t.pa))) }, true); err != nil {
+	if _, err := c.store(uint64(desc.S2Table(vm.layout.Format, uint64(t.pa))), true); err != nil {
 		vm.release(t)
 		return err
 	}
@@ -132,14 +143,12 @@ func (vm *VM) installLeaf(c *Ctx, v uint64) error {
 			return err
 		}
 	}
-	if _, err := c.apply(zero, false); err != nil {
+	if _, err := c.store(0, false); err != nil {
 		return err
 	}
-	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	_, err := c.store(v, false)
 	return err
 }
-
-func zero(uint64) uint64 { return 0 }
 
 // split replaces a block with a table of the next level's entries mapping
 // the same addresses with the same attributes, by break-before-make: the
@@ -154,7 +163,7 @@ func (vm *VM) split(c *Ctx, cache *Cache) error {
 	if err != nil {
 		return err
 	}
-	old, err := c.apply(zero, false)
+	old, err := c.store(0, false)
 	if err != nil {
 		vm.release(t)
 		return err
@@ -174,17 +183,17 @@ func (vm *VM) split(c *Ctx, cache *Cache) error {
 		}
 	}
 	t.live = int32(t.n)
-	_, err = c.apply(func(uint64) uint64 { return uint64(desc.S2Table(f, uint64(t.pa))) }, true)
+	_, err = c.store(uint64(desc.S2Table(f, uint64(t.pa))), true)
 	return err
 }
 
 // replaceTable replaces a table descriptor by leaf v (break-before-make);
 // the detached subtree is freed after the invalidation.
 func (vm *VM) replaceTable(c *Ctx, v uint64) error {
-	if _, err := c.apply(zero, false); err != nil {
+	if _, err := c.store(0, false); err != nil {
 		return err
 	}
-	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	_, err := c.store(v, false)
 	return err
 }
 
@@ -196,6 +205,10 @@ type mapVisitor struct {
 	prot    Prot
 	flags   MapFlags
 	inPlace bool
+	// page and block are the leaves with output address 0 for the prot
+	// and flags in tmplKey (kept from one Map to the next).
+	page, block uint64
+	tmplKey     uint16
 }
 
 // leafOK reports whether the entry can be a leaf of this mapping.
@@ -223,7 +236,11 @@ func (v *mapVisitor) Visit(c *Ctx, at WalkFlags) error {
 		}
 		return v.vm.split(c, v.cache) // keep what the rest of the block maps
 	}
-	leaf := v.vm.leaf(v.outAddr(c), c.Level, v.prot, v.flags)
+	tmpl := v.block
+	if c.Level == 3 {
+		tmpl = v.page
+	}
+	leaf := v.vm.withOA(tmpl, v.outAddr(c))
 	if at == VisitTablePre {
 		if v.inPlace {
 			return fmt.Errorf("%w: a level-%d table holds IPA %#x", ErrNeedsTables, c.Level, uint64(c.Addr))
@@ -248,7 +265,7 @@ func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
 	// did not install (child). Any valid non-table descriptor goes,
 	// covered or not, well-formed or not: removing a translation is
 	// always safe.
-	_, err := c.apply(zero, false)
+	_, err := c.store(0, false)
 	return err
 }
 
@@ -375,7 +392,7 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 	// The table goes invalid (released: freed after the invalidation),
 	// so nothing walks it any more: its final Access flags are read and
 	// the block's is their OR.
-	if _, err := c.apply(zero, false); err != nil {
+	if _, err := c.store(0, false); err != nil {
 		return err
 	}
 	var af uint64
@@ -383,7 +400,7 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 		d, _ := vm.load(t.pa + mem.PA(i*8))
 		af |= d & desc.AFBit
 	}
-	if _, err := c.apply(func(uint64) uint64 { return f.WithOA(attrs|af, base) }, false); err != nil {
+	if _, err := c.store(f.WithOA(attrs|af, base), false); err != nil {
 		return err
 	}
 	v.n++
@@ -421,10 +438,13 @@ func (v *visitors) init(vm *VM) {
 // checkArgs validates an IPA range (granule-aligned, inside the IPA space).
 func (vm *VM) checkArgs(ipa mem.IPA, size uint64) error {
 	g := vm.layout.TableBytes
+	end := uint64(ipa) + size
+	if size != 0 && (uint64(ipa)|size)&(g-1) == 0 && end > uint64(ipa) && end <= 1<<vm.layout.IPABits && !vm.destroyed {
+		return nil
+	}
 	if size == 0 || uint64(ipa)%g != 0 || size%g != 0 {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x is empty or not aligned to the %#x-byte granule", uint64(ipa), size, g)
 	}
-	end := uint64(ipa) + size
 	if end < uint64(ipa) {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x wraps", uint64(ipa), size)
 	}
@@ -448,14 +468,19 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 	if err := vm.lock(); err != nil {
 		return err
 	}
-	defer vm.unlock()
+	err := vm.mapLocked(cache, ipa, pa, size, prot, flags)
+	vm.unlock() // no defer: a stage-2 fault's path
+	return err
+}
+
+func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
 	if uint64(pa)%vm.layout.TableBytes != 0 || uint64(pa)+size < uint64(pa) || (uint64(pa)+size-1)>>vm.layout.PABits != 0 {
 		return fmt.Errorf("s2pt: output range %#x+%#x is not granule-aligned or exceeds the %d-bit PA size", uint64(pa), size, vm.layout.PABits)
 	}
-	if prot&^(ProtR|ProtW|ProtX|ProtDevice) != 0 {
+	if prot&^(ProtR|ProtW|ProtX|ProtDevice|ProtPXN|ProtUXN) != 0 {
 		return fmt.Errorf("s2pt: unknown protection bits %#x", uint8(prot))
 	}
 	if flags&MapClean != 0 && !vm.layout.VTCR.HD() {
@@ -472,6 +497,9 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 	}
 	v := &vm.visitors.mapv
 	v.cache, v.ipa, v.pa, v.prot, v.flags, v.inPlace = cache, ipa, uint64(pa), prot, flags, inPlace
+	if k := uint16(prot)<<8 | uint16(flags) | 1<<15; v.tmplKey != k {
+		v.tmplKey, v.page, v.block = k, vm.leaf(0, 3, prot, flags), vm.leaf(0, 2, prot, flags)
+	}
 	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePre|visitPreCovered)
 	v.cache = nil
 	return vm.finish(err)
@@ -634,15 +662,18 @@ func (vm *VM) Lookup(ipa mem.IPA) (d uint64, level int, err error) {
 	if err := vm.lock(); err != nil {
 		return 0, 0, err
 	}
-	defer vm.unlock()
 	g := mem.IPA(vm.layout.TableBytes)
 	ipa &^= g - 1
-	if err := vm.checkRange(ipa, ipa+g); err != nil {
-		return 0, 0, err
+	if vm.destroyed || uint64(ipa)>>vm.layout.IPABits != 0 {
+		err = vm.checkRange(ipa, ipa+g)
+	} else {
+		v := &vm.visitors.lookup
+		if err = vm.walk(ipa, ipa+g, v, VisitLeaf); err == nil {
+			d, level = v.d, v.level
+		} else {
+			err = fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
+		}
 	}
-	v := &vm.visitors.lookup
-	if err := vm.walk(ipa, ipa+g, v, VisitLeaf); err != nil {
-		return 0, 0, fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
-	}
-	return v.d, v.level, nil
+	vm.unlock() // no defer: the hottest read path
+	return d, level, err
 }

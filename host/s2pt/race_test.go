@@ -21,7 +21,7 @@ import (
 func TestConcurrentHardwareWalks(t *testing.T) {
 	a, err := hostmem.New(hostmem.Config{Size: 64 * mib})
 	if err != nil {
-		t.Skipf("no host arena: %v", err)
+		t.Fatalf("host arena: %v", err)
 	}
 	defer a.Close()
 	cfg := defaultCfg(40, sysreg.Granule4K)
@@ -200,7 +200,7 @@ func TestArenaTables(t *testing.T) {
 	for _, cfg := range []Config{defaultCfg(40, sysreg.Granule4K), defaultCfg(48, sysreg.Granule16K), defaultCfg(46, sysreg.Granule64K)} {
 		a, err := hostmem.New(hostmem.Config{Size: 16 * mib})
 		if err != nil {
-			t.Skipf("no host arena: %v", err)
+			t.Fatalf("host arena: %v", err)
 		}
 		vm, err := New(cfg, ArenaTables{a}, nil)
 		if err != nil {

@@ -23,6 +23,7 @@ type table struct {
 	base   mem.IPA
 	n      uint64 // entries
 	level  int8
+	inUse  bool  // hung in the tree (or queued to be freed); false in the reserve
 	live   int32 // valid descriptors
 }
 
@@ -96,6 +97,7 @@ type VM struct {
 	oaLo, oaHM, oaHK uint64
 	oaHS, oaHP       uint
 	nent             uint64 // entries of a non-root table
+	blocks           uint8  // bit level+1 set where blocks are allowed (Layout.BlockLevel)
 	tm               TableMemory
 	inv              Invalidator
 	rinv             RangeInvalidator // inv, when it takes ranges
@@ -104,8 +106,9 @@ type VM struct {
 	// directly (directWords), else nil.
 	mbase mem.PA
 	mw    []uint64
-	// tables are the non-root tables by address; rc caches recent
-	// records by address (direct-mapped), in front of the map.
+	// tables are the non-root tables by address, the reserve's too
+	// (table.inUse tells them apart); rc caches recent records of tables
+	// in use by address (direct-mapped), in front of the map.
 	tables    map[mem.PA]*table
 	rc        [256]rcEntry
 	destroyed bool
@@ -117,10 +120,9 @@ type VM struct {
 		idx      uint64
 	} // the table entries walk descended through, for post visits (5 used)
 
-	pend    [maxPending]Range
-	npend   int
-	pendAll bool // the queue overflowed: invalidate the whole VMID
-	freeq   []*table
+	pend  [maxPending]Range
+	npend int
+	freeq []*table
 	// reserve holds up to reserveMax detached, invalidated, empty tables
 	// for the next tables this VM makes (instead of a trip through the
 	// table memory's allocator and a zeroing); Destroy frees them.
@@ -157,6 +159,9 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 	}
 	for lvl := -1; lvl <= 3; lvl++ {
 		vm.lbits[lvl+1] = l.leafBits(lvl)
+		if l.BlockLevel(lvl) {
+			vm.blocks |= 1 << (lvl + 1)
+		}
 	}
 	vm.gbits = l.Format.Granule.Bits()
 	vm.oaLo = (1<<48 - 1) &^ (1<<vm.gbits - 1)
@@ -195,11 +200,15 @@ func (vm *VM) lock() error {
 		return errLockNotHeld
 	}
 	if vm.busy {
-		vm.unlockOnly()
-		return errors.New("s2pt: VM method called from inside a walk (a visitor must not call the VM)")
+		return vm.reentered()
 	}
 	vm.busy = true
 	return nil
+}
+
+func (vm *VM) reentered() error {
+	vm.unlockOnly()
+	return errors.New("s2pt: VM method called from inside a walk (a visitor must not call the VM)")
 }
 
 func (vm *VM) unlock() {
@@ -249,7 +258,7 @@ func (vm *VM) Stats() Stats {
 	}
 	defer vm.unlock()
 	s := vm.stats
-	s.Tables = len(vm.tables)
+	s.Tables = len(vm.tables) - len(vm.reserve)
 	s.ReserveBytes = uint64(len(vm.reserve)) * vm.layout.TableBytes
 	return s
 }
@@ -277,10 +286,7 @@ func (vm *VM) Destroy() error {
 	for _, pa := range pas {
 		errs = append(errs, vm.tm.FreeTable(pa, vm.layout.TableBytes))
 	}
-	for _, t := range vm.reserve {
-		errs = append(errs, vm.tm.FreeTable(t.pa, vm.layout.TableBytes))
-	}
-	vm.reserve = nil
+	vm.reserve = nil // their records are in vm.tables
 	errs = append(errs, vm.tm.FreeTable(vm.root.pa, vm.layout.RootBytes))
 	clear(vm.tables)
 	vm.wc = [4][64]tref{}
@@ -334,6 +340,13 @@ func (vm *VM) tableOA(d uint64) mem.PA {
 	return mem.PA(d&vm.oaLo | (d>>vm.oaHS&vm.oaHM)<<vm.oaHP | d&vm.oaHK)
 }
 
+// withOA returns descriptor d with output address oa (aligned to what d
+// maps), as desc.Format.WithOA does (TestTableOA) without its switch.
+func (vm *VM) withOA(d, oa uint64) uint64 {
+	hiField := vm.oaHM<<vm.oaHS | vm.oaHK
+	return d&^(vm.oaLo|hiField) | oa&vm.oaLo | (oa>>vm.oaHP&vm.oaHM)<<vm.oaHS | oa&vm.oaHK
+}
+
 // rcSlot is the record cache slot of a table address.
 func (vm *VM) rcSlot(pa mem.PA) *rcEntry {
 	return &vm.rc[uint64(pa)>>vm.gbits%uint64(len(vm.rc))]
@@ -344,7 +357,7 @@ func (vm *VM) rcSlot(pa mem.PA) *rcEntry {
 func (vm *VM) newTable(cache *Cache, parent tref, idx uint64) (*table, error) {
 	var t *table
 	switch {
-	case len(vm.reserve) > 0:
+	case len(vm.reserve) > 0: // its record is in vm.tables
 		t = vm.reserve[len(vm.reserve)-1]
 		vm.reserve = vm.reserve[:len(vm.reserve)-1]
 	case cache == nil || len(cache.pages) == 0:
@@ -354,11 +367,12 @@ func (vm *VM) newTable(cache *Cache, parent tref, idx uint64) (*table, error) {
 	default:
 		t = cache.pages[len(cache.pages)-1].rec
 		cache.pages = cache.pages[:len(cache.pages)-1]
+		vm.tables[t.pa] = t
 	}
 	t.parent, t.ppa, t.index, t.level, t.live = parent.rec, parent.pa, idx, int8(parent.level+1), 0
 	t.base = parent.base + mem.IPA(idx<<vm.lbits[parent.level+1])
 	t.n = vm.nent
-	vm.tables[t.pa] = t
+	t.inUse = true
 	*vm.rcSlot(t.pa) = rcEntry{pa: t.pa, ppa: t.ppa, index: idx, rec: t}
 	vm.stats.TableBytes += vm.layout.TableBytes
 	return t, nil
@@ -385,7 +399,7 @@ func (vm *VM) child(t tref, idx uint64, d uint64) (c tref, ok bool) {
 // or returns nil when the VM has none there.
 func (vm *VM) rcFill(s *rcEntry, pa mem.PA) *rcEntry {
 	r := vm.tables[pa]
-	if r == nil {
+	if r == nil || !r.inUse {
 		return nil
 	}
 	*s = rcEntry{pa: pa, ppa: r.ppa, index: r.index, rec: r}
@@ -401,7 +415,7 @@ func (vm *VM) childErr(t tref, idx uint64, d uint64) error {
 // release forgets a detached table and every table below it, and queues
 // them to be freed once the invalidation queued with the detach is done.
 func (vm *VM) release(t *table) {
-	if vm.tables[t.pa] != t {
+	if !t.inUse {
 		return
 	}
 	if t.level < 3 && t.live > 0 {
@@ -410,12 +424,12 @@ func (vm *VM) release(t *table) {
 			if !ok || desc.KindAt(d, int(t.level)) != desc.Table {
 				continue
 			}
-			if c := vm.tables[mem.PA(vm.layout.Format.TableOA(d))]; c != nil && c.parent == t && c.index == i {
+			if c := vm.tables[mem.PA(vm.layout.Format.TableOA(d))]; c != nil && c.inUse && c.parent == t && c.index == i {
 				vm.release(c)
 			}
 		}
 	}
-	delete(vm.tables, t.pa)
+	t.inUse = false
 	if s := vm.rcSlot(t.pa); s.rec == t {
 		*s = rcEntry{}
 	}
@@ -438,14 +452,22 @@ func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
 // freeing (only once no TLB can hold a walk through them), and returns err
 // joined with any accounting error.
 func (vm *VM) finish(err error) error {
+	if vm.npend == 0 && len(vm.freeq) == 0 && vm.accErr == nil {
+		return err
+	}
+	return vm.finishSlow(err)
+}
+
+func (vm *VM) finishSlow(err error) error {
 	vm.flush()
 	for _, t := range vm.freeq {
 		// Its count says it is empty (see unmapVisitor): kept for reuse
 		// as it is, or freed.
 		if t.live == 0 && len(vm.reserve) < vm.reserveCap {
-			vm.reserve = append(vm.reserve, t)
+			vm.reserve = append(vm.reserve, t) // its record stays in vm.tables
 			continue
 		}
+		delete(vm.tables, t.pa)
 		if ferr := vm.tm.FreeTable(t.pa, vm.layout.TableBytes); ferr != nil && err == nil {
 			err = ferr
 		}

@@ -62,11 +62,12 @@ type Ctx struct {
 	Old   uint64
 	t     tref   // the table holding the entry
 	idx   uint64 // the entry's index in t
+	size  uint64 // Size()
 	child *table // table visits: the table below
 }
 
 // Size returns the IPA range one entry at c.Level covers.
-func (c *Ctx) Size() uint64 { return 1 << c.vm.lbits[c.Level+1] }
+func (c *Ctx) Size() uint64 { return c.size }
 
 // Kind returns the kind of c.Old at c.Level.
 func (c *Ctx) Kind() desc.Kind { return desc.KindAt(c.Old, c.Level) }
@@ -95,7 +96,7 @@ func (c *Ctx) Set(v uint64) error {
 	if desc.KindAt(v, c.Level) == desc.Table {
 		return fmt.Errorf("s2pt: Set of table descriptor %#x at level %d: tables are installed by the manager", v, c.Level)
 	}
-	_, err := c.apply(func(uint64) uint64 { return v }, false)
+	_, err := c.store(v, false)
 	return err
 }
 
@@ -199,63 +200,92 @@ func xnRights(xn uint64) (el0, el1 bool) {
 	return false, false
 }
 
-// apply is the one place a live descriptor is written. f maps the current
-// value to the new one; the change is classified (R_WHZWS) and refused
-// with ErrBreakBeforeMake when it needs break-before-make; a make first
-// completes any invalidation still pending for its range (the TLBI between
-// break and make); the write is a compare-and-swap, re-running f when
-// hardware changed the descriptor (an Access-flag or dirty update is then
-// seen by f, never lost); a break or a restriction queues its
-// invalidation, and a removed table is released with everything below it
-// (freed after the invalidation). Only the manager installs tables
-// (table). It returns the value replaced.
-func (c *Ctx) apply(f func(uint64) uint64, table bool) (uint64, error) {
+// commit is the one place a live descriptor is written: cur, the value
+// the walk last saw, is to become n. The change is classified (R_WHZWS)
+// and refused with ErrBreakBeforeMake when it needs break-before-make; a
+// make first completes any invalidation still pending for its range (the
+// TLBI between break and make); the write is a compare-and-swap, and
+// reports done=false (c.Old reloaded) when memory no longer held cur
+// (hardware set AF or dirty state: the caller decides again); a break or
+// a restriction queues its invalidation, and a removed table is released
+// with everything below it (freed after the invalidation). Only the
+// manager installs tables (table).
+func (c *Ctx) commit(cur, n uint64, table bool) (done bool, err error) {
 	vm := c.vm
+	if !table && n&(desc.ValidBit|desc.TypeBit) == desc.ValidBit|desc.TypeBit && c.Level < 3 {
+		return false, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, c.Level, uint64(c.Addr))
+	}
+	var cl change
+	switch {
+	case cur&desc.ValidBit == 0 && n&desc.ValidBit != 0:
+		cl = changeMake
+	case cur&desc.ValidBit != 0 && n&desc.ValidBit == 0:
+		cl = changeBreak
+	default:
+		var err error
+		if cl, err = vm.layout.classify(c.Level, cur, n); err != nil {
+			return false, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
+		}
+	}
+	size := mem.IPA(c.size)
+	if cl == changeMake && vm.npend != 0 && vm.pendingOverlaps(c.Addr, c.Addr+size) {
+		vm.flush() // break ... TLBI ... make
+		vm.stats.BBM++
+	}
+	swapped, mapped := vm.cas(c.PTE, cur, n)
+	if !mapped {
+		return false, fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(c.PTE))
+	}
+	if !swapped {
+		return false, c.Reload()
+	}
+	c.Old = n
+	vm.account(c.t.rec, cur, n)
+	switch cl {
+	case changeBreak:
+		if desc.KindAt(cur, c.Level) == desc.Table {
+			// Walk caches may hold the table: the invalidation is not
+			// last-level, and its leaves may be of any level.
+			vm.queue(c.Addr, c.Addr+size, NoLevelHint, false, vm.layout.TableBytes)
+			if t, ok := vm.child(c.t, c.idx, cur); ok {
+				vm.release(t.rec)
+			}
+		} else {
+			vm.queue(c.Addr, c.Addr+size, c.Level, true, uint64(size))
+		}
+	case changeRestrict:
+		vm.queue(c.Addr, c.Addr+size, c.Level, true, uint64(size))
+	}
+	return true, nil
+}
+
+// apply changes the descriptor to f(current value) through commit,
+// re-running f when hardware changed it meanwhile. It returns the value
+// replaced.
+func (c *Ctx) apply(f func(uint64) uint64, table bool) (uint64, error) {
 	for {
 		cur := c.Old
 		n := f(cur)
 		if n == cur {
 			return cur, nil
 		}
-		if !table && desc.KindAt(n, c.Level) == desc.Table {
-			return cur, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, c.Level, uint64(c.Addr))
+		if done, err := c.commit(cur, n, table); done || err != nil {
+			return cur, err
 		}
-		cl, err := vm.layout.classify(c.Level, cur, n)
-		if err != nil {
-			return cur, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
+	}
+}
+
+// store changes the descriptor to v through commit (apply with a
+// constant).
+func (c *Ctx) store(v uint64, table bool) (uint64, error) {
+	for {
+		cur := c.Old
+		if v == cur {
+			return cur, nil
 		}
-		if cl == changeMake && vm.pendingOverlaps(c.Addr, c.Addr+mem.IPA(c.Size())) {
-			vm.flush() // break ... TLBI ... make
-			vm.stats.BBM++
+		if done, err := c.commit(cur, v, table); done || err != nil {
+			return cur, err
 		}
-		swapped, mapped := vm.cas(c.PTE, cur, n)
-		if !mapped {
-			return cur, fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(c.PTE))
-		}
-		if !swapped {
-			if err := c.Reload(); err != nil {
-				return cur, err
-			}
-			continue
-		}
-		c.Old = n
-		vm.account(c.t.rec, cur, n)
-		switch cl {
-		case changeBreak:
-			if desc.KindAt(cur, c.Level) == desc.Table {
-				// Walk caches may hold the table: the invalidation is
-				// not last-level, and its leaves may be of any level.
-				vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), NoLevelHint, false, vm.layout.TableBytes)
-				if t, ok := vm.child(c.t, c.idx, cur); ok {
-					vm.release(t.rec)
-				}
-			} else {
-				vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), c.Level, true, c.Size())
-			}
-		case changeRestrict:
-			vm.queue(c.Addr, c.Addr+mem.IPA(c.Size()), c.Level, true, c.Size())
-		}
-		return cur, nil
 	}
 }
 
@@ -332,7 +362,17 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		} else {
 			d, _ = vm.tm.Read64(pte) // a failed read is reported by walkEntry
 		}
-		if desc.KindAt(d, t.level) != desc.Table || pre && (!preCovered || addr == start && addr+mem.IPA(1)<<bits == end) {
+		if leaf := desc.KindAt(d, t.level) != desc.Table; leaf || pre && (!preCovered || addr == start && addr+mem.IPA(1)<<bits == end) {
+			// A leaf is visited here; walkEntry goes on when the visit
+			// made it a table (or for a table to visit).
+			if leaf && flags&VisitLeaf != 0 {
+				c := vm.visitCtx(t, idx, pte, d, addr, start, end)
+				if err = v.Visit(c, VisitLeaf); err != nil || desc.KindAt(c.Old, t.level) != desc.Table {
+					break
+				}
+			} else if leaf {
+				break
+			}
 			err = vm.walkEntry(t, idx, addr, start, end, v, flags)
 			break
 		}
@@ -354,7 +394,19 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		}
 		t = child
 	}
-	for depth > 0 && err == nil {
+	if post && err == nil {
+		err = vm.postVisits(first, depth, start, end, v, flags)
+	}
+	return err
+}
+
+// postVisits makes walk's post visits on the way back up: of the depth
+// table entries it descended through, then, when it started below the
+// root (first), of the tables above that the walk emptied, through the
+// records (post visits of emptied tables only; a table not emptied keeps
+// its parents non-empty).
+func (vm *VM) postVisits(first *table, depth int, start, end mem.IPA, v Visitor, flags WalkFlags) error {
+	for depth > 0 {
 		depth--
 		p := &vm.path[depth&7]
 		if flags&visitPostEmpty != 0 && p.child.rec.live != 0 {
@@ -367,12 +419,11 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		}
 		c := vm.visitCtx(p.t, p.idx, pte, d, p.child.base, start, end)
 		c.child = p.child.rec
-		err = v.Visit(c, VisitTablePost)
+		if err := v.Visit(c, VisitTablePost); err != nil {
+			return err
+		}
 	}
-	// Started below the root: the tables above the start emptied by the
-	// walk are visited through the records (post visits of emptied
-	// tables only; a table not emptied keeps its parents non-empty).
-	for r := first; err == nil && post && r != vm.root && r.live == 0 && r == vm.tables[r.pa]; {
+	for r := first; r != vm.root && r.live == 0 && r.inUse; {
 		p := r.parent
 		pt := p.ref()
 		pte := p.pa + mem.PA(r.index*8)
@@ -382,20 +433,44 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		}
 		c := vm.visitCtx(pt, r.index, pte, d, r.base, start, end)
 		c.child = r
-		err = v.Visit(c, VisitTablePost)
+		if err := v.Visit(c, VisitTablePost); err != nil {
+			return err
+		}
 		r = p
 	}
-	return err
+	return nil
 }
 
 // walkTable visits the entries of table t that intersect [start, end).
+// Leaves are visited here; tables (and leaves a visit makes tables) are
+// walkEntry's.
 func (vm *VM) walkTable(t tref, start, end mem.IPA, v Visitor, flags WalkFlags) error {
-	bits := vm.lbits[t.level+1]
+	bits := vm.lbits[t.level+1&7]
 	n := vm.entries(t)
+	leafVisits := flags&VisitLeaf != 0
 	for idx := uint64(start-t.base) >> bits; idx < n; idx++ {
 		addr := t.base + mem.IPA(idx<<bits)
 		if addr >= end {
 			return nil
+		}
+		pte := t.pa + mem.PA(idx*8)
+		var d uint64 // vm.load inlined by hand, as in walk (too costly to inline)
+		if i := uint64(pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+			d = atomic.LoadUint64(&vm.mw[i])
+		} else {
+			d, _ = vm.tm.Read64(pte) // a failed read is reported by walkEntry
+		}
+		if desc.KindAt(d, t.level) != desc.Table {
+			if !leafVisits {
+				continue
+			}
+			c := vm.visitCtx(t, idx, pte, d, addr, start, end)
+			if err := v.Visit(c, VisitLeaf); err != nil {
+				return err
+			}
+			if desc.KindAt(c.Old, t.level) != desc.Table {
+				continue
+			}
 		}
 		if err := vm.walkEntry(t, idx, addr, start, end, v, flags); err != nil {
 			return err
@@ -481,5 +556,6 @@ func (vm *VM) visitCtx(t tref, idx uint64, pte mem.PA, d uint64, addr, start, en
 	// with the pointer fields' write barriers.
 	c.Level, c.Addr, c.Start, c.End = t.level, addr, start, end
 	c.PTE, c.Old, c.t, c.idx, c.child = pte, d, t, idx, nil
+	c.size = 1 << vm.lbits[t.level+1&7]
 	return c
 }

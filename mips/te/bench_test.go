@@ -17,28 +17,9 @@ func benchEngine(b *testing.B, legacy bool) (*Engine, []uint32) {
 
 func benchEngineHost(b *testing.B, legacy bool, hostEntries int) (*Engine, []uint32) {
 	b.Helper()
-	e, err := New(Config{PageSize: 4096, RAMSize: 8 << 20, HostTLBEntries: hostEntries, Seed: 1, Legacy: legacy})
+	e, vas, err := NewRefillEngine(legacy, hostEntries)
 	if err != nil {
 		b.Fatal(err)
-	}
-	run := func(op cp0.Op) cp0.Result { op.PC = 0x40001000; return e.Exec(op) }
-	mtc0 := func(reg uint8, v uint32) { run(cp0.Op{Kind: cp0.OpMTC0, Reg: reg, Value: v}) }
-	mtc0(cp0.RegStatus, 0)
-	var vas []uint32
-	for i := 1; i < cp0.Entries; i++ {
-		va := 0x00400000 + uint32(i)*0x2000
-		mtc0(cp0.RegEntryHi, va)
-		mtc0(cp0.RegEntryLo0, uint32(0x100+2*i)<<6|cp0.EntryLoV|cp0.EntryLoD)
-		mtc0(cp0.RegEntryLo1, uint32(0x101+2*i)<<6|cp0.EntryLoV|cp0.EntryLoD)
-		mtc0(cp0.RegIndex, uint32(i))
-		run(cp0.Op{Kind: cp0.OpTLBWI})
-		vas = append(vas, va, va+0x1000)
-	}
-	mtc0(cp0.RegEntryHi, 0)
-	for _, va := range vas {
-		if r := run(cp0.Op{Kind: cp0.OpStore, VA: va, Size: 4, Value: va}); r.Outcome != cp0.Done {
-			b.Fatalf("setup store %#x: %v", va, r)
-		}
 	}
 	return e, vas
 }
