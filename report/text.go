@@ -105,18 +105,50 @@ func (r *Report) WriteText(w io.Writer) error {
 		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "VM (level)\tvCPUs\tgranule\tlevels S1+S2\tuser acc.\tTLB hit user/all\twalks\treads/walk\tguest faults\tstage-2 faults\tMMIO\texits to L0\t")
 		for _, v := range r.VMs {
+			s2 := v.Stage2.Total
+			if v.Nested != nil {
+				s2 = v.Nested.L0.Faults
+			}
 			fmt.Fprintf(tw, "%s (L%d)\t%d\t%s\t%d+%d\t%s\t%s / %s\t%s\t%.1f\t%s\t%s\t%s\t%s\t\n", v.Name, v.Level, v.VCPUs, bytesStr(v.Granule),
 				v.Levels, v.Stage2Levels, mega(v.UserAccesses), pct(v.UserHitRate), pct(v.HitRate), mega(v.Walks), v.ReadsPerWalk,
-				n(v.Guest.Total), n(v.Stage2.Total), n(v.MMIO), n(v.Exits))
+				n(v.Guest.Total), n(s2), n(v.MMIO), n(v.Exits))
 		}
 		tw.Flush()
+		if r.hasNested() {
+			p("  (for a VM of a guest hypervisor: stage-2 faults are L0's shadow faults, levels S2 the shadow's, and the TLB,\n")
+			p("   walk and exit figures its vCPU's, the guest hypervisors' own work on it included)\n")
+		}
 		p("\nfaults by kind and level\n")
 		for _, v := range r.VMs {
-			g, s := v.Guest, v.Stage2
-			p("  %s guest stage 1: demand %s (zero page %s), copy-on-write copy %s, reuse %s, spurious %s\n",
-				v.Name, n(g.DemandPage+g.DemandZero), n(g.DemandZero), n(g.COWCopy), n(g.COWReuse), n(g.Spurious))
+			g := v.Guest
+			p("  %s L%d stage 1: demand %s (zero page %s), copy-on-write copy %s, reuse %s, spurious %s\n",
+				v.Name, v.Level, n(g.DemandPage+g.DemandZero), n(g.DemandZero), n(g.COWCopy), n(g.COWReuse), n(g.Spurious))
+			if nv := v.Nested; nv != nil {
+				sh := nv.L0
+				p("  %s shadow (L0): %s faults: installed %s, forwarded to L1 %s, MMIO %s, access flag %s\n",
+					v.Name, n(sh.Faults), n(sh.Installed), n(sh.Forwarded), n(sh.MMIO), n(sh.AccessFlag))
+				if l1 := nv.L1; l1 != nil {
+					p("  %s L1's shadow: %s faults: installed %s, forwarded to L2 %s\n", v.Name, n(l1.Faults), n(l1.Installed), n(l1.Forwarded))
+				}
+				w := nv.Hypervisor
+				p("  %s L%d stage 2 (%s): %s faults, mapped %s (blocks %s)\n", v.Name, v.Level-1, v.Hypervisor, n(w.Faults), n(w.Maps), n(w.BlockMaps))
+				continue
+			}
+			s := v.Stage2
 			p("  %s L0 stage 2:    map %s (blocks %s), relax %s, access flag %s, retried %s; MMU-notifier unmaps %s\n",
 				v.Name, n(s.Maps), n(s.BlockMaps), n(s.Relaxes), n(s.AccessFlag), n(s.Retries), n(s.NotifierUnmaps))
+		}
+		for _, h := range r.Hypervisors {
+			if s := h.Stage2; s != nil {
+				p("  %s L0 stage 2 (its memory): map %s (blocks %s), relax %s, access flag %s, retried %s; MMU-notifier unmaps %s\n",
+					h.Name, n(s.Maps), n(s.BlockMaps), n(s.Relaxes), n(s.AccessFlag), n(s.Retries), n(s.NotifierUnmaps))
+			}
+		}
+		if len(r.Hypervisors) > 0 {
+			p("\nguest hypervisors\n")
+			for i := range r.Hypervisors {
+				r.Hypervisors[i].writeText(p)
+			}
 		}
 		p("\nguest kernels\n")
 		for _, v := range r.VMs {
@@ -137,7 +169,18 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("  physical TLBs: %s hits (%s in micro-TLBs), %s misses, %s entries invalidated\n", n(t.Hits), n(t.MicroHits), n(t.Misses), n(t.Invalidated))
 		p("\npage-table memory\n")
 		for _, v := range r.VMs {
+			if nv := v.Nested; nv != nil {
+				p("  %s: guest stage 1 %s (peak %s), %s's stage 2 for it %s, L0's shadow %s\n", v.Name, bytesStr(v.PTBytes.Stage1),
+					bytesStr(v.PTBytes.Stage1Peak), v.Hypervisor, bytesStr(nv.Stage2Bytes), bytesStr(nv.ShadowBytes))
+				continue
+			}
 			p("  %s: guest stage 1 %s (peak %s), L0 stage 2 %s\n", v.Name, bytesStr(v.PTBytes.Stage1), bytesStr(v.PTBytes.Stage1Peak), bytesStr(v.PTBytes.Stage2))
+		}
+		for _, h := range r.Hypervisors {
+			if h.Level == 1 {
+				p("  %s: L0 stage 2 %s, shadow stage 2s %s (%d), its stage 2s %s, reverse map %s\n", h.Name, bytesStr(h.L0Stage2Bytes),
+					bytesStr(h.ShadowBytes), h.Shadows, bytesStr(h.Stage2Bytes), bytesStr(h.Rmap.Bytes))
+			}
 		}
 		if len(r.Host.Pressure) > 0 {
 			pr := r.Host.Pressure
@@ -157,7 +200,20 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if len(r.WalkReads) > 0 {
 		p("\ndescriptor reads per TLB miss (every arm64 vCPU)\n")
-		r.writeHistogram(ew)
+		writeHistogram(ew, r.WalkReads)
+	}
+	for _, v := range r.VMs {
+		if v.Nested == nil || v.Nested.ThreeStage == nil {
+			continue
+		}
+		t := v.Nested.ThreeStage
+		shadow := 0.0
+		if t.ShadowWalks > 0 {
+			shadow = float64(t.ShadowReads) / float64(t.ShadowWalks)
+		}
+		p("\n%s: descriptor reads per TLB miss of its processes by the software three-stage walk: %.1f (through the shadow: %.1f; %s misses, %s not walked)\n",
+			v.Name, t.ReadsPerWalk, shadow, n(t.Walks), n(t.Failed))
+		writeHistogram(ew, t.Histogram)
 	}
 	c := r.Checks
 	verdict := "OK"
@@ -167,6 +223,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	p("\nchecks     data integrity: %s loads checked, %s violations; invariants: %s stage-2 and host checks", n(c.IntegrityChecks), n(c.IntegrityViolations), n(c.InvariantChecks))
 	if c.FreedFrameChecks > 0 {
 		p(" and %s accesses checked for freed frames", n(c.FreedFrameChecks))
+	}
+	if c.ShadowChecks > 0 {
+		p("; %s shadow stage-2 checks (%s shadow leaves against both stages, the TLBs and the reverse map)", n(c.ShadowChecks), n(c.ShadowLeavesChecked))
 	}
 	p(", %s violations: %s\n", n(c.InvariantViolations), verdict)
 	for _, f := range c.First {
@@ -178,11 +237,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	return ew.err
 }
 
-// writeHistogram draws the walk-length histogram with bars; lengths with
+// writeHistogram draws a walk-length histogram with bars; lengths with
 // under 0.1% of the walks are summed on one line.
-func (r *Report) writeHistogram(w io.Writer) {
+func writeHistogram(w io.Writer, hist []uint64) {
 	var total, peak uint64
-	for _, v := range r.WalkReads {
+	for _, v := range hist {
 		total += v
 		peak = max(peak, v)
 	}
@@ -190,7 +249,7 @@ func (r *Report) writeHistogram(w io.Writer) {
 		return
 	}
 	var rare, rareKinds uint64
-	for reads, v := range r.WalkReads {
+	for reads, v := range hist {
 		if v == 0 {
 			continue
 		}
@@ -201,13 +260,51 @@ func (r *Report) writeHistogram(w io.Writer) {
 		}
 		bar := max(int(40*v/peak), 1)
 		label := fmt.Sprint(reads)
-		if reads == len(r.WalkReads)-1 && reads >= 127 {
+		if reads == len(hist)-1 && reads >= 127 {
 			label += "+"
 		}
 		fmt.Fprintf(w, "  %4s |%-40s %5.1f%%  %s\n", label, strings.Repeat("#", bar), 100*float64(v)/float64(total), n(v))
 	}
 	if rare > 0 {
 		fmt.Fprintf(w, "  (%s walks of %d other lengths, each under 0.1%%)\n", n(rare), rareKinds)
+	}
+}
+
+// hasNested reports whether a guest hypervisor ran.
+func (r *Report) hasNested() bool { return len(r.Hypervisors) > 0 }
+
+// writeText writes a guest hypervisor's lines: its exits by cause, the
+// emulated TLBIs and ATs, its memory and the reverse map.
+func (h *Hypervisor) writeText(p func(string, ...any)) {
+	below := "L0"
+	if h.Level > 1 {
+		below = fmt.Sprintf("L%d (each through L0)", h.Level-1)
+	}
+	e2h := 0
+	if h.E2H {
+		e2h = 1
+	}
+	rm := ""
+	if h.Level == 1 {
+		rm = ", reverse map off"
+		if h.ReverseMap {
+			rm = ", reverse map on"
+		}
+	}
+	x := h.Exits
+	p("  %s (L%d, %s, E2H=%d, %d vCPUs%s) runs %s\n", h.Name, h.Level, h.Mode, e2h, h.VCPUs, rm, strings.Join(h.VMs, ", "))
+	p("    exits to %s from its virtual EL2: %s (register accesses %s, ERET %s, TLBI %s, AT %s, its own stage-2 faults %s)\n",
+		below, n(x.Total), n(x.SysReg), n(x.ERET), n(x.TLBI), n(x.AT), n(x.OwnFaults))
+	p("    exits while its VMs ran: %s (traps forwarded to it %s); world switches: %s into its VMs, %s back to it\n",
+		n(h.GuestExits), n(h.ForwardedTraps), n(h.Entries), n(h.VEL2Entries))
+	p("    emulated by %s: TLBIs %s, ATs %s (fast path %s, software walk %s); its own work: %s stage-2 faults of its VMs, %s maps (%s blocks), %s TLBIs issued\n",
+		below, n(x.TLBI), n(x.AT), n(h.ATFast), n(h.ATSoftware), n(h.Work.Faults), n(h.Work.Maps), n(h.Work.BlockMaps), n(h.Work.TLBIs))
+	if r := h.Rmap; r != nil {
+		p("    reverse map: %s extents of %s (%s), %s recorded (%s merged), %s overflows; host changes sent to %s ranges unmapped, %s write-protected, %s aged (%s young), %s change_pte\n",
+			n(uint64(r.Extents)), n(uint64(r.Capacity)), bytesStr(r.Bytes), n(r.Inserts), n(r.Merges), n(r.Overflows),
+			n(r.Unmapped), n(r.WriteProtected), n(r.Aged), n(r.Young), n(r.ChangedPTEs))
+		p("    shadow leaves unmapped by host changes: %s (%s); whole shadows emptied by them %s, write-protected %s; shadow flushes in all %s\n",
+			n(r.LeavesUnmapped), bytesStr(r.BytesUnmapped), n(r.CoarseFlushes), n(r.CoarseProtects), n(h.ShadowFlushes))
 	}
 }
 

@@ -38,10 +38,6 @@ func Default() *Scenario {
 	return s
 }
 
-// ErrNotYetAvailable marks scenario features that need nested
-// virtualization, which this build does not have yet.
-var ErrNotYetAvailable = errors.New("not yet available")
-
 // Load reads and checks a scenario file. Trace paths are resolved
 // relative to the file's directory.
 func Load(path string) (*Scenario, error) {
@@ -54,14 +50,14 @@ func Load(path string) (*Scenario, error) {
 		return nil, err
 	}
 	dir := filepath.Dir(path)
-	for i := range s.VMs {
-		for j := range s.VMs[i].Procs {
-			p := &s.VMs[i].Procs[j]
+	s.EachVM(func(v *VM, _ int) {
+		for j := range v.Procs {
+			p := &v.Procs[j]
 			if p.Trace != "" && !filepath.IsAbs(p.Trace) && !strings.HasPrefix(p.Trace, trace.BuiltinPrefix) {
 				p.Trace = filepath.Join(dir, p.Trace)
 			}
 		}
-	}
+	})
 	return s, nil
 }
 
@@ -173,7 +169,7 @@ func (c *checker) scenario(s *Scenario) {
 	}
 	var guestMem uint64
 	for i := range s.VMs {
-		c.vm(fmt.Sprintf("vms[%d]", i), &s.VMs[i], uint64(h.PageSize))
+		c.vm(fmt.Sprintf("vms[%d]", i), &s.VMs[i], uint64(h.PageSize), 1)
 		guestMem += uint64(s.VMs[i].Memory)
 	}
 	if c.err == nil && guestMem > uint64(h.Memory)*4 {
@@ -183,23 +179,36 @@ func (c *checker) scenario(s *Scenario) {
 		c.mips(fmt.Sprintf("mips[%d]", i), &s.MIPS[i])
 	}
 	c.rangeInt("checks.invariants", s.Checks.Invariants, 0, 1000)
+	if s.Checks.Interval > s.Accesses {
+		c.fail("checks.interval", "%d is more than the run's %d accesses", uint64(s.Checks.Interval), uint64(s.Accesses))
+	}
 }
 
-func (c *checker) vm(path string, v *VM, hostPage uint64) {
+func (c *checker) vm(path string, v *VM, hostPage uint64, level int) {
 	switch v.Kind {
 	case KindGuest:
+		if len(v.VMs) > 0 {
+			c.fail(path+".vms", "only a VM of kind %q runs VMs of its own", KindHypervisor)
+			return
+		}
 	case KindHypervisor:
-		c.failErr(path+".kind", ErrNotYetAvailable, "%q: a guest hypervisor (L1) running nested VMs needs nested virtualization, which this build does not have yet", v.Kind)
-		return
+		if level >= 3 {
+			c.fail(path+".kind", "%q at L%d: a guest hypervisor at L2 sees no FEAT_NV, so its VMs cannot run hypervisors (no L4)", v.Kind, level)
+			return
+		}
 	default:
 		c.fail(path+".kind", "%q is not %q or %q", v.Kind, KindGuest, KindHypervisor)
 		return
 	}
-	if len(v.VMs) > 0 {
-		c.failErr(path+".vms", ErrNotYetAvailable, "nested VMs need a VM of kind %q (nested virtualization), which this build does not have yet", KindHypervisor)
-		return
+	if v.Kind == KindHypervisor {
+		if _, given := c.d.lines[path+".vcpus"]; !given && len(v.VMs) > 0 {
+			v.VCPUs = len(v.VMs)
+		}
 	}
 	c.rangeInt(path+".vcpus", v.VCPUs, 1, 64)
+	if level > 1 && v.VCPUs != 1 {
+		c.fail(path+".vcpus", "%d: a VM of a guest hypervisor has one vCPU", v.VCPUs)
+	}
 	if v.IPABits < 32 || v.IPABits > 48 {
 		c.fail(path+".ipa_bits", "%d: want 32 to 48", v.IPABits)
 	}
@@ -210,6 +219,13 @@ func (c *checker) vm(path string, v *VM, hostPage uint64) {
 	if c.err == nil && 0x4000_0000+uint64(v.Memory) > 1<<v.IPABits {
 		c.fail(path+".memory", "%v at IPA 0x40000000 does not fit a %d-bit IPA space", v.Memory, v.IPABits)
 	}
+	if v.Weight <= 0 || v.Weight > 1e6 || math.IsNaN(v.Weight) {
+		c.fail(path+".weight", "%v: want a positive number", v.Weight)
+	}
+	if v.Kind == KindHypervisor {
+		c.hypervisor(path, v, hostPage, level)
+		return
+	}
 	g := &v.Guest
 	if g.VABits < 36 || g.VABits > 48 {
 		c.fail(path+".guest.va_bits", "%d: want 36 to 48", g.VABits)
@@ -219,9 +235,6 @@ func (c *checker) vm(path string, v *VM, hostPage uint64) {
 	}
 	c.rangeInt(path+".guest.quantum", g.Quantum, 100, 1<<30)
 	c.rangeInt(path+".guest.io_every", g.IOEvery, 0, 1<<30)
-	if v.Weight <= 0 || v.Weight > 1e6 || math.IsNaN(v.Weight) {
-		c.fail(path+".weight", "%v: want a positive number", v.Weight)
-	}
 	if len(v.Procs) == 0 {
 		c.fail(path+".processes", "the VM runs no process")
 	}
@@ -234,6 +247,84 @@ func (c *checker) vm(path string, v *VM, hostPage uint64) {
 	if n > 1000 {
 		c.fail(path+".processes", "%d processes: at most 1000", n)
 	}
+}
+
+// hypervisor checks a guest hypervisor's VM: its configuration, its VMs
+// (one per vCPU), and that their memory fits its own.
+func (c *checker) hypervisor(path string, v *VM, hostPage uint64, level int) {
+	h := &v.Hypervisor
+	hp := path + ".hypervisor"
+	if h.Mode != ModeNV && h.Mode != ModeNV2 {
+		c.fail(hp+".mode", "%q is not %q (FEAT_NV) or %q (FEAT_NV2)", h.Mode, ModeNV, ModeNV2)
+	}
+	if level > 1 && !h.E2H {
+		c.fail(hp+".e2h", "a guest hypervisor at L%d must be a VHE one (E2H=1), as mainline KVM requires for recursion", level)
+	}
+	if level > 1 && h.ThreeStageWalk {
+		c.fail(hp+".three_stage_walk", "the three-stage walk is measured for the VMs of a guest hypervisor of L0 (L1)")
+	}
+	c.rangeInt(hp+".shadows_per_vcpu", h.ShadowsPerVCPU, 1, 64)
+	if h.Tables < 1<<20 || h.Tables%(2<<20) != 0 {
+		c.fail(hp+".tables", "%v: want a multiple of 2M", h.Tables)
+	}
+	if len(v.Procs) > 0 {
+		c.fail(path+".processes", "a guest hypervisor runs VMs (vms), not processes")
+	}
+	if len(v.VMs) == 0 {
+		c.fail(path+".vms", "the guest hypervisor runs no VM")
+	}
+	if c.err == nil && len(v.VMs) != v.VCPUs {
+		c.fail(path+".vcpus", "%d: the guest hypervisor runs each of its %d VMs on a vCPU of its own", v.VCPUs, len(v.VMs))
+	}
+	for i := range v.VMs {
+		cp := fmt.Sprintf("%s.vms[%d]", path, i)
+		cv := &v.VMs[i]
+		c.vm(cp, cv, hostPage, level+1)
+		if c.err == nil && cv.IPABits > v.IPABits {
+			c.fail(cp+".ipa_bits", "%d: more than its hypervisor's own %d-bit IPA space offers (its PARange)", cv.IPABits, v.IPABits)
+		}
+	}
+	if c.err == nil {
+		if l := v.NestedLayout(); l.End > uint64(v.Memory) {
+			c.fail(path+".memory", "%v does not hold the guest hypervisor's tables (%v per vCPU) and its VMs' memory: %v needed", v.Memory, h.Tables, Size(l.End))
+		}
+	}
+}
+
+// NestedLayout is where a guest hypervisor's VM keeps things in its RAM
+// (offsets from the RAM's start, IPA 0x4000_0000): the stage-2 table
+// region of each vCPU, then each of its VMs' memory (2 MiB aligned), then
+// a page per VM that runs a hypervisor (its VNCR page, FEAT_NV2).
+type NestedLayout struct {
+	Tables []uint64
+	VMs    []uint64
+	VNCR   []uint64
+	End    uint64
+}
+
+// NestedLayout places a "hypervisor" VM's memory.
+func (v *VM) NestedLayout() NestedLayout {
+	var l NestedLayout
+	off := uint64(0)
+	for i := 0; i < v.VCPUs; i++ {
+		l.Tables = append(l.Tables, off)
+		off += uint64(v.Hypervisor.Tables)
+	}
+	for i := range v.VMs {
+		off = (off + 2<<20 - 1) &^ (2<<20 - 1)
+		l.VMs = append(l.VMs, off)
+		off += uint64(v.VMs[i].Memory)
+	}
+	for i := range v.VMs {
+		if v.VMs[i].Kind == KindHypervisor {
+			l.VNCR = append(l.VNCR, off)
+			off += 4096
+		} else {
+			l.VNCR = append(l.VNCR, 0)
+		}
+	}
+	l.End = off
+	return l
 }
 
 func (c *checker) process(path string, p *Process, v *VM) {

@@ -107,6 +107,26 @@ type Scenario struct {
 	Checks   Checks `yaml:"checks"`
 }
 
+// Clone returns a deep copy of the scenario (its VMs, nested VMs and
+// processes), so that a change to one copy stays in it.
+func (s *Scenario) Clone() *Scenario {
+	c := *s
+	c.VMs = nil
+	for i := range s.VMs {
+		c.VMs = append(c.VMs, s.VMs[i].Clone())
+	}
+	c.MIPS = append([]MIPS(nil), s.MIPS...)
+	return &c
+}
+
+// EachVM calls f for every VM at every level (1 for L0's VMs), depth
+// first.
+func (s *Scenario) EachVM(f func(v *VM, level int)) {
+	for i := range s.VMs {
+		s.VMs[i].Walk(1, f)
+	}
+}
+
 func (s *Scenario) setDefaults() {
 	s.Seed = 1
 	s.Accesses = 20_000_000
@@ -179,19 +199,25 @@ const (
 	KindHypervisor = "hypervisor"
 )
 
-// VM is a virtual machine of the host hypervisor.
+// VM is a virtual machine: of the host hypervisor (L0) when listed in the
+// scenario's vms, of a guest hypervisor when listed in a "hypervisor" VM's
+// vms (nested virtualization: L2, and L3 under an L2 hypervisor).
 type VM struct {
 	Name string `yaml:"name"`
 	// Kind is "guest" (a guest OS) or "hypervisor" (a guest hypervisor
 	// running the VMs listed in vms: nested virtualization).
 	Kind  string `yaml:"kind"`
 	VCPUs int    `yaml:"vcpus"`
-	// Memory is the guest's RAM (one memslot at IPA 0x4000_0000).
+	// Memory is the guest's RAM (one memslot at IPA 0x4000_0000). A
+	// guest hypervisor's VMs' memory is carved from its own.
 	Memory  Size      `yaml:"memory"`
 	IPABits uint      `yaml:"ipa_bits"`
 	Guest   Guest     `yaml:"guest"`
 	Procs   []Process `yaml:"processes"`
-	// VMs are the nested VMs of a "hypervisor" VM.
+	// Hypervisor configures the guest hypervisor of a "hypervisor" VM.
+	Hypervisor Hypervisor `yaml:"hypervisor"`
+	// VMs are the nested VMs of a "hypervisor" VM, each run on a vCPU
+	// of the hypervisor's own (the i-th on vCPU i).
 	VMs []VM `yaml:"vms"`
 	// Weight is each vCPU's share of the accesses.
 	Weight float64 `yaml:"weight"`
@@ -200,6 +226,64 @@ type VM struct {
 func (v *VM) setDefaults() {
 	v.Kind, v.VCPUs, v.Memory, v.IPABits, v.Weight = KindGuest, 1, 256<<20, 40, 1
 	v.Guest.setDefaults()
+	v.Hypervisor.setDefaults()
+}
+
+// Clone returns a deep copy of the VM (its processes and nested VMs).
+func (v *VM) Clone() VM {
+	c := *v
+	c.Procs = append([]Process(nil), v.Procs...)
+	c.VMs = nil
+	for i := range v.VMs {
+		c.VMs = append(c.VMs, v.VMs[i].Clone())
+	}
+	return c
+}
+
+// Walk calls f for the VM and every VM nested in it, depth first, with
+// its level (the VM's own level given).
+func (v *VM) Walk(level int, f func(v *VM, level int)) {
+	f(v, level)
+	for i := range v.VMs {
+		v.VMs[i].Walk(level+1, f)
+	}
+}
+
+// Hypervisor modes: how a guest hypervisor's EL2 register accesses reach
+// the hypervisor below it.
+const (
+	// ModeNV is FEAT_NV: every EL2 register access traps.
+	ModeNV = "nv"
+	// ModeNV2 is FEAT_NV2: most are loads and stores of the VNCR page.
+	ModeNV2 = "nv2"
+)
+
+// Hypervisor is a guest hypervisor's configuration (a "hypervisor" VM).
+type Hypervisor struct {
+	// Mode is "nv" (FEAT_NV) or "nv2" (FEAT_NV2).
+	Mode string `yaml:"mode"`
+	// E2H runs the guest hypervisor in the EL2&0 regime (a VHE
+	// hypervisor); false: the EL2 regime (run with HCR_EL2.NV1). A guest
+	// hypervisor at L2 must be a VHE one.
+	E2H bool `yaml:"e2h"`
+	// ReverseMap keeps L0's reverse map from the guest hypervisor's IPAs
+	// to the shadow entries derived from them (false: mainline KVM's
+	// behaviour, every shadow emptied or write-protected whole by a host
+	// change). For a guest hypervisor of L0 (L1).
+	ReverseMap bool `yaml:"reverse_map"`
+	// ShadowsPerVCPU sizes L0's pool of shadow stage 2s (L1).
+	ShadowsPerVCPU int `yaml:"shadows_per_vcpu"`
+	// Tables is the region of its memory, per vCPU, for its stage-2
+	// tables (its VMs', and the shadows it keeps for an L2 hypervisor).
+	Tables Size `yaml:"tables"`
+	// ThreeStageWalk also walks every TLB miss of its VMs' processes with
+	// the software three-stage walk (no shadow) and reports its descriptor
+	// reads: what a miss would cost without shadow stage 2 (L1).
+	ThreeStageWalk bool `yaml:"three_stage_walk"`
+}
+
+func (h *Hypervisor) setDefaults() {
+	*h = Hypervisor{Mode: ModeNV2, E2H: true, ReverseMap: true, ShadowsPerVCPU: 2, Tables: 8 << 20}
 }
 
 // Guest is the guest OS's configuration.
@@ -284,9 +368,12 @@ type Checks struct {
 	// stored there.
 	Integrity bool `yaml:"integrity"`
 	// Invariants is how many times during the run the world is stopped
-	// and the stage-2 and host-kernel invariants are checked (once more
-	// at the end).
+	// and the stage-2, shadow and host-kernel invariants are checked (once
+	// more at the end).
 	Invariants int `yaml:"invariants"`
+	// Interval, when set, checks them every so many user accesses instead
+	// (Invariants is then ignored).
+	Interval Count `yaml:"interval"`
 	// FreedFrames poisons host frames when they are freed and checks
 	// every guest access and table walk for one that reaches a free frame
 	// (through a stale stage-2 or TLB entry).

@@ -5,7 +5,11 @@ import (
 	"time"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
+	"github.com/nestmmu/nestmmu/guesthyp"
+	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/mem"
 	"github.com/nestmmu/nestmmu/report"
 )
 
@@ -28,6 +32,9 @@ func (m *machine) collect(elapsed time.Duration, timeline []report.Sample) *repo
 		for _, c := range vr.vcpus {
 			r.Checks.IntegrityChecks += c.checks
 		}
+	}
+	for _, hr := range m.hyps {
+		r.Hypervisors = append(r.Hypervisors, m.collectHyp(hr))
 	}
 	for _, mr := range m.mips {
 		x := mr.report()
@@ -72,12 +79,11 @@ func sumMIPSUser(r *report.Report) uint64 {
 func (m *machine) collectVM(vr *vmRun, hist []uint64) report.VM {
 	c := vr.cfg
 	os := vr.os.Stats()
-	st := vr.vm.Stats()
-	v := report.VM{Name: c.Name, Level: 1, VCPUs: c.VCPUs, Granule: uint64(c.Guest.Granule), Levels: vr.os.Levels(),
-		Stage2Levels: 4 - vr.vm.Layout().StartLevel, Spawned: vr.spawns.Load()}
+	v := report.VM{Name: c.Name, Level: vr.level, VCPUs: c.VCPUs, Granule: uint64(c.Guest.Granule), Levels: vr.os.Levels(),
+		Spawned: vr.spawns.Load()}
 	var exceptions, guestExc uint64
 	for _, r := range vr.vcpus {
-		pe := r.v.PE()
+		pe := r.hw.PE()
 		v.UserAccesses += r.done
 		v.UserWalks += r.userWalks
 		v.TLBHits += pe.Stats.TLBHits
@@ -108,16 +114,6 @@ func (m *machine) collectVM(vr *vmRun, hist []uint64) report.VM {
 	v.Guest = report.GuestFaults{DemandZero: os.DemandZero, DemandPage: os.DemandPage, COWCopy: os.COWCopy, COWReuse: os.COWReuse,
 		Spurious: os.Spurious + os.AccessFlag, Total: os.Faults(), Syscalls: os.Syscalls, Forks: os.Forks, Execs: os.Execs, Exits: os.Exits,
 		Mmaps: os.Mmaps, Munmaps: os.Munmaps, ContextSwitches: os.ContextSwitches, ASIDRollovers: os.ASIDRollovers}
-	v.Stage2 = report.S2Faults{Maps: st.Maps, BlockMaps: st.BlockMaps, Relaxes: st.Relaxes, AccessFlag: st.AccessFlagFaults,
-		Retries: st.Retries + st.SlotRetries, NotifierUnmaps: st.NotifierUnmaps, ChangedPTEs: st.ChangedPTEs}
-	v.Stage2.Total = v.Stage2.Maps + v.Stage2.Relaxes + v.Stage2.AccessFlag + v.Stage2.Retries
-	v.MMIO = st.MMIOExits + st.MMIOEmulated
-	// Exceptions the PE took that went to EL2: all of them but those
-	// delivered to the guest (its page faults, system calls, timer
-	// interrupts).
-	if g := guestExc + os.Syscalls + os.Ticks; exceptions > g {
-		v.Exits = exceptions - g
-	}
 	v.TLBIs = report.TLBIs{}
 	for op, n := range os.TLBIs {
 		if n > 0 {
@@ -125,8 +121,161 @@ func (m *machine) collectVM(vr *vmRun, hist []uint64) report.VM {
 		}
 	}
 	pg := vr.os.PageSize()
-	v.PTBytes = report.PTBytes{Stage1: uint64(os.PTPages) * pg, Stage1Peak: uint64(os.PTPeak) * pg, Stage2: st.S2.TableBytes}
+	v.PTBytes = report.PTBytes{Stage1: uint64(os.PTPages) * pg, Stage1Peak: uint64(os.PTPeak) * pg}
+	if vr.level > 1 {
+		m.collectNestedVM(vr, &v)
+		return v
+	}
+	st := vr.l0.kvm.Stats()
+	v.Stage2Levels = 4 - vr.l0.kvm.Layout().StartLevel
+	v.PTBytes.Stage2 = st.S2.TableBytes
+	v.Stage2 = s2Faults(st)
+	v.MMIO = st.MMIOExits + st.MMIOEmulated
+	// Exceptions the PE took that went to EL2: all of them but those
+	// delivered to the guest (its page faults, system calls, timer
+	// interrupts).
+	if g := guestExc + os.Syscalls + os.Ticks; exceptions > g {
+		v.Exits = exceptions - g
+	}
 	return v
+}
+
+// s2Faults are a VM of L0's stage-2 faults.
+func s2Faults(st kvm.VMStats) report.S2Faults {
+	s := report.S2Faults{Maps: st.Maps, BlockMaps: st.BlockMaps, Relaxes: st.Relaxes, AccessFlag: st.AccessFlagFaults,
+		Retries: st.Retries + st.SlotRetries, NotifierUnmaps: st.NotifierUnmaps, ChangedPTEs: st.ChangedPTEs}
+	s.Total = s.Maps + s.Relaxes + s.AccessFlag + s.Retries
+	return s
+}
+
+// collectNestedVM fills in how a VM of a guest hypervisor ran: L0's
+// shadow faults on its vCPU (and L1's, for an L3), its hypervisor's work,
+// the shadow it runs on, and the exits to L0 on its vCPU.
+func (m *machine) collectNestedVM(vr *vmRun, v *report.VM) {
+	st := vr.nv.Stats()
+	hr := vr.hyp
+	v.Hypervisor = hr.cfg.Name
+	n := &report.NestedVM{L0: report.ShadowFaults{Faults: st.ShadowFaults, Installed: st.Installed, Forwarded: st.Forwarded,
+		MMIO: st.MMIOExits, AccessFlag: st.AccessFlagFaults}, Entries: st.L2Entries, VEL2Entries: st.VEL2Entries}
+	if hr.el2 != nil {
+		e := hr.el2.Stats()
+		n.L1 = &report.ShadowFaults{Faults: e.ShadowFaults, Installed: e.Installed, Forwarded: e.Forwarded}
+	}
+	h := hr.hyps[0]
+	if hr.level == 1 {
+		for i, nv := range hr.vcpus {
+			if nv == vr.nv {
+				h = hr.hyps[i]
+			}
+		}
+	}
+	n.Hypervisor = hypWork(h.Stats())
+	n.Stage2Bytes = vr.gvm.Stage2().Stats().TableBytes
+	// The shadow it runs on: the one whose root is in VTTBR_EL2 now.
+	pe := vr.nv.PE()
+	if vr.nv.InL2() {
+		l1 := hr
+		for l1.parent != nil {
+			l1 = l1.parent
+		}
+		root := mem.PA(sysreg.VTTBR(pe.Regs.VTTBR_EL2).BADDR())
+		shadows := l1.l0.nvm.Shadows()
+		l1.l0.kvm.LockMMU()
+		for _, sh := range shadows {
+			if sh.Stage2.Root() == root {
+				v.Stage2Levels = 4 - sh.Stage2.Layout().StartLevel
+				n.ShadowBytes = sh.Stage2.Stats().TableBytes
+			}
+		}
+		l1.l0.kvm.UnlockMMU()
+	}
+	v.PTBytes.Stage2 = n.ShadowBytes
+	v.MMIO = st.MMIOExits
+	v.Exits = st.Exits() + st.GuestExits()
+	if t := vr.three; t != nil {
+		ts := &report.ThreeStage{Walks: t.walks, Reads: t.reads, Failed: t.failed, Histogram: t.hist,
+			ShadowWalks: t.shadowWalks, ShadowReads: t.shadowReads}
+		if t.walks > 0 {
+			ts.ReadsPerWalk = float64(t.reads) / float64(t.walks)
+		}
+		n.ThreeStage = ts
+	}
+	v.Nested = n
+}
+
+func hypWork(s guesthyp.Stats) report.HypervisorWork {
+	return report.HypervisorWork{Faults: s.Faults, Maps: s.Maps, BlockMaps: s.BlockMaps, TLBIs: s.TLBIs}
+}
+
+// collectHyp reports a guest hypervisor: its exits by cause, the work
+// done for it and by it, its shadows' and tables' memory, and (L1) L0's
+// stage-2 faults of its memory and the reverse map.
+func (m *machine) collectHyp(hr *hypRun) report.Hypervisor {
+	c := hr.cfg
+	h := report.Hypervisor{Name: c.Name, Level: hr.level, VCPUs: c.VCPUs, Mode: nestedMode(c.Hypervisor.Mode).String(),
+		E2H: c.Hypervisor.E2H, ReverseMap: c.Hypervisor.ReverseMap && hr.level == 1}
+	for i := range c.VMs {
+		h.VMs = append(h.VMs, c.VMs[i].Name)
+	}
+	for _, g := range hr.hyps {
+		w := hypWork(g.Stats())
+		h.Work.Faults += w.Faults
+		h.Work.Maps += w.Maps
+		h.Work.BlockMaps += w.BlockMaps
+		h.Work.TLBIs += w.TLBIs
+	}
+	if hr.level > 1 {
+		e := hr.el2.Stats()
+		h.Exits = report.HypervisorExits{SysReg: e.SysRegTraps, ERET: e.ERETTraps, TLBI: e.TLBITraps, AT: e.ATTraps, OwnFaults: e.CanonicalFaults}
+		h.GuestExits = e.ShadowFaults + e.GuestTraps
+		h.ForwardedTraps = e.ForwardedTraps
+		h.Entries, h.VEL2Entries = e.Entries, e.VEL2Entries
+		h.Stage2Bytes = hr.hyps[0].Current().Stage2().Stats().TableBytes
+		h.Exits.Total = h.Exits.SysReg + h.Exits.ERET + h.Exits.TLBI + h.Exits.AT + h.Exits.OwnFaults
+		return h
+	}
+	for _, nv := range hr.vcpus {
+		st := nv.Stats()
+		x := &h.Exits
+		x.SysReg += st.SysRegTraps
+		x.ERET += st.ERETTraps
+		x.TLBI += st.TLBITraps
+		x.AT += st.ATTraps
+		x.OwnFaults += st.CanonicalFaults
+		x.Total += st.Exits()
+		h.GuestExits += st.GuestExits()
+		h.ForwardedTraps += st.ForwardedTraps
+		h.Entries += st.L2Entries
+		h.VEL2Entries += st.VEL2Entries
+		h.ATFast += st.ATFast
+		h.ATSoftware += st.ATSoftware
+		h.VNCRSyncs += st.VNCRSyncs
+	}
+	for _, g := range hr.hyps {
+		if vm := g.Current(); vm != nil {
+			h.Stage2Bytes += vm.Stage2().Stats().TableBytes
+		}
+	}
+	l := hr.l0
+	shadows := l.nvm.Shadows()
+	l.kvm.LockMMU()
+	for _, sh := range shadows {
+		h.ShadowBytes += sh.Stage2.Stats().TableBytes
+	}
+	l.kvm.UnlockMMU()
+	h.Shadows = len(shadows)
+	h.ShadowFlushes = l.nvm.Flushes()
+	st := l.kvm.Stats()
+	h.L0Stage2Bytes = st.S2.TableBytes
+	s2 := s2Faults(st)
+	h.Stage2 = &s2
+	r := l.nvm.RmapStats()
+	leaves, bytes := hr.unmaps.Unmapped()
+	h.Rmap = &report.Rmap{Enabled: r.Enabled, Extents: r.Extents, Capacity: r.Capacity, Bytes: r.Bytes, Inserts: r.Inserts,
+		Merges: r.Merges, Overflows: r.Overflows, CoarseFlushes: r.CoarseFlushes, CoarseProtects: r.CoarseProtects,
+		AgeSkipped: r.AgeSkipped, Unmapped: r.Unmapped, WriteProtected: r.WriteProtected, Aged: r.Aged, Young: r.Young,
+		ChangedPTEs: r.ChangedPTEs, LeavesUnmapped: leaves, BytesUnmapped: bytes}
+	return h
 }
 
 func (m *machine) collectHost(r *report.Report) {

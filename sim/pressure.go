@@ -22,7 +22,8 @@ const (
 var eventNames = [numEvents]string{"swap_out", "migrate", "split", "collapse", "ksm_scan", "age"}
 
 // pressure applies host memory-management events to random pages of the
-// VMs' memory at the scenario's rate (events per million guest
+// memory of L0's VMs (a guest hypervisor's included: its own pages, and
+// through them its VMs' and the shadows derived from them) at the scenario's rate (events per million guest
 // accesses), concurrently with the guests, as kswapd, khugepaged, KSM and
 // NUMA balancing would.
 type pressure struct {
@@ -83,11 +84,10 @@ func (p *pressure) step() {
 		p.done[kind].Add(1)
 		return
 	}
-	vr := m.vms[p.r.IntN(len(m.vms))]
+	vm := m.l0[p.r.IntN(len(m.l0))]
 	pg := m.host.PageSize()
-	size := uint64(vr.cfg.Memory)
-	hva := vr.hva + hostmm.HVA(p.r.Uint64N(size/pg)*pg)
-	as := vr.vm.AddressSpace()
+	hva := vm.hva + hostmm.HVA(p.r.Uint64N(vm.size/pg)*pg)
+	as := vm.kvm.AddressSpace()
 	var err error
 	switch kind {
 	case evSwap:

@@ -1,21 +1,19 @@
 // Package sim runs a scenario: it builds the host hypervisor (L0) with its
-// VMs, boots a guest kernel (package guestos) on each VM's vCPUs, runs the
-// processes' workloads on physical-CPU worker goroutines (one per host
-// CPU) and the MIPS guests beside them, applies the host's memory-pressure
-// events while they run, checks every value the guests load against the
-// last value stored (data integrity) and, with the world stopped, the
+// VMs — guest OSes, and guest hypervisors (L1: package guesthyp at the
+// virtual EL2 host/nested gives it) with VMs of their own (L2, and L3
+// under an L2 hypervisor) — boots a guest kernel (package guestos) on
+// every guest VM's vCPUs, whatever its level, runs the processes'
+// workloads on physical-CPU worker goroutines (one per host CPU) and the
+// MIPS guests beside them, applies the host's memory-pressure events while
+// they run, checks every value the guests load against the last value
+// stored (data integrity) and, with the world stopped, the stage-2, shadow
 // stage-2 and host-kernel invariants, and returns a report.Report.
-//
-// Topologies are built from the scenario's list of VMs; a VM is a level-1
-// guest of L0. Nested kinds (a guest hypervisor with VMs of its own) are
-// refused by package scenario until nested virtualization exists.
 package sim
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,13 +21,11 @@ import (
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
-	"github.com/nestmmu/nestmmu/guestos"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/report"
 	"github.com/nestmmu/nestmmu/scenario"
-	"github.com/nestmmu/nestmmu/trace"
-	"github.com/nestmmu/nestmmu/workload"
 )
 
 // Options controls a run.
@@ -43,8 +39,8 @@ type Options struct {
 	Variant string
 }
 
-// Guest memory layout in the IPA space: RAM at 1 GiB (QEMU virt's), the
-// device page at QEMU virt's UART.
+// Guest memory layout in every guest's IPA space: RAM at 1 GiB (QEMU
+// virt's), the device page at QEMU virt's UART.
 const (
 	ramBase    = 0x4000_0000
 	deviceBase = 0x0900_0000
@@ -56,12 +52,16 @@ type machine struct {
 	s     *scenario.Scenario
 	opt   Options
 	host  *kvm.Host
-	vms   []*vmRun
-	mips  []*mipsRun
+	l0    []*l0VM    // L0's VMs
+	vms   []*vmRun   // the guest VMs, every level
+	hyps  []*hypRun  // the guest hypervisors, every level
+	mips  []*mipsRun // the MIPS guests
 	wrk   []*worker
 	sched scheduler
 	pr    *pressure
 	t0    time.Time
+
+	totalWeight float64
 
 	stop  atomic.Bool
 	gate  gate
@@ -72,6 +72,16 @@ type machine struct {
 
 	checks report.Checks
 	chkMu  sync.Mutex
+}
+
+// l0VM is a VM of L0: its memory (what host events act on) and, for a
+// guest hypervisor's VM, its nested state.
+type l0VM struct {
+	name string
+	kvm  *kvm.VM
+	hva  hostmm.HVA
+	size uint64
+	nvm  *nested.VM // nil: a guest OS's VM
 }
 
 // meter is what the workers publish while they run.
@@ -138,8 +148,9 @@ func Run(ctx context.Context, s *scenario.Scenario, opt Options) (*report.Report
 	return r, nil
 }
 
-// build creates the host, the VMs (memory, vCPUs, guest kernels booted,
-// processes spawned), the MIPS guests and the workers.
+// build creates the host, the VMs (memory, vCPUs, guest kernels booted and
+// processes spawned; guest hypervisors booted with their VMs), the MIPS
+// guests and the workers.
 func (m *machine) build() error {
 	s := m.s
 	h := &s.Host
@@ -150,16 +161,20 @@ func (m *machine) build() error {
 		return fmt.Errorf("sim: host: %w", err)
 	}
 	m.host = hk
-	weights, total := m.weights()
+	m.weigh()
 	for i := range s.VMs {
-		vr, err := m.buildVM(i, weights, total)
-		if err != nil {
-			return fmt.Errorf("sim: vm %q: %w", s.VMs[i].Name, err)
+		c := &s.VMs[i]
+		if c.Kind == scenario.KindHypervisor {
+			err = m.buildL1(c)
+		} else {
+			err = m.buildL0Guest(c)
 		}
-		m.vms = append(m.vms, vr)
+		if err != nil {
+			return fmt.Errorf("sim: vm %q: %w", c.Name, err)
+		}
 	}
 	for i := range s.MIPS {
-		mr, err := newMIPS(m, i, uint64(float64(s.Accesses)*s.MIPS[i].Weight/total))
+		mr, err := newMIPS(m, i, uint64(float64(s.Accesses)*s.MIPS[i].Weight/m.totalWeight))
 		if err != nil {
 			return fmt.Errorf("sim: mips %q: %w", s.MIPS[i].Name, err)
 		}
@@ -180,46 +195,39 @@ func (m *machine) build() error {
 	for _, mr := range m.mips {
 		m.sched.add(mr)
 	}
-	if h.Pressure.Enabled && len(m.vms) > 0 {
+	if h.Pressure.Enabled && len(m.l0) > 0 {
 		m.pr = newPressure(m)
 	}
 	return nil
 }
 
-// weights returns the scenario's access shares' sum: each vCPU and each
-// MIPS guest has its weight.
-func (m *machine) weights() (map[int]float64, float64) {
-	w := map[int]float64{}
-	var total float64
-	for i, v := range m.s.VMs {
-		w[i] = v.Weight
-		total += v.Weight * float64(v.VCPUs)
-	}
+// weigh sums the access shares: each vCPU of a guest VM (any level) has
+// its VM's weight, each MIPS guest its own.
+func (m *machine) weigh() {
+	m.s.EachVM(func(v *scenario.VM, _ int) {
+		if v.Kind == scenario.KindGuest {
+			m.totalWeight += v.Weight * float64(v.VCPUs)
+		}
+	})
 	for _, mp := range m.s.MIPS {
-		total += mp.Weight
+		m.totalWeight += mp.Weight
 	}
-	return w, total
 }
 
-// vmRun is one VM and its guest.
-type vmRun struct {
-	m      *machine
-	idx    int
-	cfg    *scenario.VM
-	vm     *kvm.VM
-	hva    hostmm.HVA
-	os     *guestos.OS
-	vcpus  []*vcpuRun
-	spawns atomic.Uint64
+// budget is the user accesses each vCPU of guest VM c runs.
+func (m *machine) budget(c *scenario.VM) uint64 {
+	return uint64(float64(m.s.Accesses) * c.Weight / m.totalWeight)
 }
 
-func (m *machine) buildVM(i int, weights map[int]float64, total float64) (*vmRun, error) {
-	c := &m.s.VMs[i]
+// newL0VM makes a VM of L0 with its RAM: one memslot at ramBase, backed by
+// transparent huge pages and mergeable as the host is configured.
+func (m *machine) newL0VM(c *scenario.VM) (*l0VM, error) {
 	vm, err := m.host.NewVM(kvm.VMConfig{IPABits: c.IPABits})
 	if err != nil {
 		return nil, err
 	}
-	vr := &vmRun{m: m, idx: i, cfg: c, vm: vm}
+	l := &l0VM{name: c.Name, kvm: vm, size: uint64(c.Memory)}
+	m.l0 = append(m.l0, l)
 	var mf hostmm.MapFlags
 	if m.s.Host.THP {
 		mf |= hostmm.MapHuge
@@ -227,94 +235,8 @@ func (m *machine) buildVM(i int, weights map[int]float64, total float64) (*vmRun
 	if m.s.Host.KSM {
 		mf |= hostmm.MapMergeable
 	}
-	if vr.hva, err = vm.AddMemory(0, ramBase, uint64(c.Memory), 0, mf); err != nil {
-		return vr, err
-	}
-	g := &c.Guest
-	vr.os, err = guestos.New(guestos.Config{RAMBase: ramBase, RAMSize: uint64(c.Memory), IPABits: c.IPABits,
-		Granule: granule(uint64(g.Granule)), VABits: g.VABits, ASIDBits: g.ASIDBits, PageLinearMap: !g.LinearMapBlocks,
-		NoZeroPage: !g.ZeroPage, DeviceBase: deviceBase})
-	if err != nil {
-		return vr, err
-	}
-	budget := uint64(float64(m.s.Accesses) * weights[i] / total)
-	for j := 0; j < c.VCPUs; j++ {
-		v, err := vm.NewVCPU(j)
-		if err != nil {
-			return vr, err
-		}
-		r := &vcpuRun{m: m, vm: vr, id: j, v: v, core: vr.os.NewCore(v), budget: budget}
-		vr.vcpus = append(vr.vcpus, r)
-	}
-	// Boot on CPU 0, then bring up the other vCPUs and spawn the
-	// processes, each vCPU loaded in turn.
-	for j, r := range vr.vcpus {
-		if err := r.v.Load(0); err != nil {
-			return vr, err
-		}
-		if j == 0 {
-			err = r.core.Boot()
-		} else {
-			err = r.core.Start()
-		}
-		if err == nil {
-			err = vr.spawnAll(r)
-		}
-		if perr := r.v.Put(); err == nil {
-			err = perr
-		}
-		if err != nil {
-			return vr, err
-		}
-	}
-	return vr, nil
-}
-
-// spawnAll spawns the processes that run on r.
-func (vr *vmRun) spawnAll(r *vcpuRun) error {
-	c := vr.cfg
-	n := 0
-	for pi := range c.Procs {
-		p := &c.Procs[pi]
-		for k := 0; k < p.Count; k++ {
-			slot := n
-			n++
-			if (p.VCPU >= 0 && p.VCPU != r.id) || (p.VCPU < 0 && slot%c.VCPUs != r.id) {
-				continue
-			}
-			seed := mix(vr.m.s.Seed, uint64(vr.idx), uint64(pi), uint64(k))
-			st, rp, err := vr.stream(p, seed)
-			if err != nil {
-				return fmt.Errorf("processes[%d]: %w", pi, err)
-			}
-			gp, err := r.core.Spawn(userEntry)
-			if err != nil {
-				return err
-			}
-			vr.spawns.Add(1)
-			r.procs = append(r.procs, &proc{gp: gp, stream: st, replay: rp, sh: newShadow(pgShift(uint64(c.Guest.Granule)))})
-		}
-	}
-	return nil
-}
-
-// stream builds a process's workload.
-func (vr *vmRun) stream(p *scenario.Process, seed uint64) (workload.Stream, *trace.Replay, error) {
-	if p.Workload == "trace" {
-		limit := min(uint64(1)<<vr.cfg.Guest.VABits, 1<<47)
-		src, format := p.Trace, trace.Format(p.Format)
-		// Check the trace opens now rather than in the middle of the run.
-		r, c, err := trace.OpenSource(src, format)
-		if err != nil {
-			return nil, nil, err
-		}
-		_ = r
-		c.Close()
-		rp := &trace.Replay{Limit: limit, Loop: true, Open: func() (trace.Reader, io.Closer, error) { return trace.OpenSource(src, format) }}
-		return rp, rp, nil
-	}
-	st, err := workload.New(p.Spec(uint64(vr.cfg.Guest.Granule), seed))
-	return st, nil, err
+	l.hva, err = vm.AddMemory(0, ramBase, uint64(c.Memory), 0, mf)
+	return l, err
 }
 
 // mix hashes seeds together (splitmix64 steps).
@@ -337,19 +259,22 @@ func pgShift(size uint64) uint {
 	return s
 }
 
-// teardown puts every vCPU and destroys the VMs and the host.
+// teardown takes every vCPU off its CPU, closes the nested state and
+// destroys the VMs and the host.
 func (m *machine) teardown() error {
 	var errs []error
 	for _, vr := range m.vms {
-		if vr.vm == nil {
-			continue
-		}
 		for _, r := range vr.vcpus {
-			if r.v.CPU() >= 0 {
-				errs = append(errs, r.v.Put())
+			if r.ld.CPU() >= 0 {
+				errs = append(errs, r.ld.Put())
 			}
 		}
-		errs = append(errs, vr.vm.Err(), vr.vm.Destroy())
+	}
+	for _, l := range m.l0 {
+		if l.nvm != nil {
+			errs = append(errs, l.nvm.Err(), l.nvm.Close())
+		}
+		errs = append(errs, l.kvm.Err(), l.kvm.Destroy())
 	}
 	if m.host != nil {
 		errs = append(errs, m.host.Close())
@@ -357,8 +282,21 @@ func (m *machine) teardown() error {
 	return errors.Join(errs...)
 }
 
-// run starts the workers and the pressure driver, and
-// monitors them: progress, the timeline, the invariant checks, Ctrl-C.
+// checkPoints returns the user accesses between world-stopped checks (0:
+// none during the run).
+func (m *machine) checkPoints() uint64 {
+	c := &m.s.Checks
+	switch {
+	case c.Interval > 0:
+		return uint64(c.Interval)
+	case c.Invariants > 0:
+		return uint64(m.s.Accesses) / uint64(c.Invariants+1)
+	}
+	return 0
+}
+
+// run starts the workers and the pressure driver, and monitors them:
+// progress, the timeline, the invariant checks, Ctrl-C.
 func (m *machine) run(ctx context.Context) []report.Sample {
 	var wg sync.WaitGroup
 	parties := len(m.wrk)
@@ -389,11 +327,8 @@ func (m *machine) run(ctx context.Context) []report.Sample {
 
 	target := uint64(m.s.Accesses)
 	var timeline []report.Sample
-	nextCheck, checkStep := uint64(0), uint64(0)
-	if n := m.s.Checks.Invariants; n > 0 {
-		checkStep = target / uint64(n+1)
-		nextCheck = checkStep
-	}
+	checkStep := m.checkPoints()
+	nextCheck := checkStep
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	lastSample := time.Time{}
@@ -419,12 +354,14 @@ func (m *machine) run(ctx context.Context) []report.Sample {
 			m.gate.stopWorld()
 			m.checkInvariants()
 			m.gate.resume()
-			nextCheck += checkStep
+			for nextCheck <= doneN {
+				nextCheck += checkStep
+			}
 		}
 	}
 	m.stop.Store(true)
 	<-prDone
-	if m.s.Checks.Invariants > 0 { // also after Ctrl-C: the workers have stopped
+	if m.s.Checks.Invariants > 0 || m.s.Checks.Interval > 0 { // also after Ctrl-C: the workers have stopped
 		m.checkInvariants()
 	}
 	return thin(timeline, m.opt.Samples)
@@ -435,8 +372,8 @@ func (m *machine) sample() report.Sample {
 	s := report.Sample{Seconds: report.Since(m.t0), User: m.meter.user.Load() + m.meter.mips.Load(),
 		Accesses: m.meter.user.Load() + m.meter.kernel.Load() + m.meter.mipsAll.Load(),
 		Walks:    m.meter.walks.Load(), Reads: m.meter.reads.Load(), Faults: m.meter.faults.Load()}
-	for _, vr := range m.vms {
-		st := vr.vm.Stats()
+	for _, l := range m.l0 {
+		st := l.kvm.Stats()
 		s.S2Faults += st.Maps + st.Relaxes + st.AccessFlagFaults + st.Retries
 	}
 	if m.pr != nil {

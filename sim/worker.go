@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/guestos"
 	"github.com/nestmmu/nestmmu/host/kvm"
 	"github.com/nestmmu/nestmmu/mem"
@@ -98,7 +99,7 @@ func (w *worker) run() {
 	m := w.m
 	defer func() {
 		if w.loaded != nil {
-			m.fail(w.loaded.v.Put())
+			m.fail(w.loaded.ld.Put())
 		}
 	}()
 	for !m.stop.Load() {
@@ -134,16 +135,16 @@ func (w *worker) load(r *vcpuRun) error {
 		return nil
 	}
 	if w.loaded != nil {
-		if err := w.loaded.v.Put(); err != nil {
+		if err := w.loaded.ld.Put(); err != nil {
 			return err
 		}
 		w.loaded = nil
 	}
-	if r.v.CPU() >= 0 {
+	if r.ld.CPU() >= 0 {
 		// Still loaded on the CPU it ran on last: take it off there. The
 		// worker of that CPU no longer runs it (the scheduler gave it
 		// here), so only its bookkeeping is stale.
-		if err := r.v.Put(); err != nil {
+		if err := r.ld.Put(); err != nil {
 			return err
 		}
 		for _, o := range r.m.wrk {
@@ -152,11 +153,30 @@ func (w *worker) load(r *vcpuRun) error {
 			}
 		}
 	}
-	if err := r.v.Load(w.cpu); err != nil {
+	if err := r.ld.Load(w.cpu); err != nil {
 		return err
 	}
 	w.loaded = r
 	return nil
+}
+
+// guestHW is the vCPU a guest kernel runs on, as the simulator drives it:
+// a kvm.VCPU for a VM of L0; for a VM of a guest hypervisor, the nested
+// vCPU's L2 interface (nested.L2Kernel), which answers in kvm's terms.
+type guestHW interface {
+	guestos.CPU
+	Fetch() (uint32, kvm.Exit, error)
+	PE() *cpu.PE
+	CompleteMMIO(data [2]uint64) error
+}
+
+// physLoad puts a vCPU of L0 on and off a physical CPU (vcpu_load and
+// vcpu_put): a kvm.VCPU, or the nested vCPU a guest of a guest hypervisor
+// runs on.
+type physLoad interface {
+	Load(cpu int) error
+	Put() error
+	CPU() int
 }
 
 // proc is a guest process as the simulator drives it: its kernel process,
@@ -176,7 +196,8 @@ type vcpuRun struct {
 	m    *machine
 	vm   *vmRun
 	id   int
-	v    *kvm.VCPU
+	hw   guestHW
+	ld   physLoad
 	core *guestos.Core
 
 	procs    []*proc
@@ -281,7 +302,7 @@ func (r *vcpuRun) runSlice() error {
 
 // publish adds the PE's new walks and descriptor reads to the meter.
 func (r *vcpuRun) publish() {
-	pe := r.v.PE()
+	pe := r.hw.PE()
 	w, d := pe.Stats.Walks, pe.Walker.Stats.DescReads
 	r.m.meter.walks.Add(w - r.lastWalks)
 	r.m.meter.reads.Add(d - r.lastReads)
@@ -330,21 +351,31 @@ const maxFaults = 64
 
 func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) error {
 	faults := 0
-	pe := r.v.PE()
+	pe := r.hw.PE()
+	step := len(b)
+	if r.vm.three != nil {
+		step = 1 // each TLB miss is walked again in three stages
+	}
 	for off := 0; off < len(b); {
-		w := pe.Stats.Walks
-		n, x, err := r.v.RunBatch(b[off:])
-		r.userWalks += pe.Stats.Walks - w
+		w, d := pe.Stats.Walks, pe.Walker.Stats.DescReads
+		n, x, err := r.hw.RunBatch(b[off:min(off+step, len(b))])
+		walks := pe.Stats.Walks - w
+		r.userWalks += walks
 		if err != nil {
 			return err
+		}
+		if t := r.vm.three; t != nil && walks > 0 && n == 1 {
+			t.shadowWalks += walks
+			t.shadowReads += pe.Walker.Stats.DescReads - d
+			t.walk(b[off].VA, b[off].Write)
 		}
 		r.verify(p, acc[off:off+n], b[off:off+n])
 		if n > 0 {
 			faults = 0
 		}
 		off += n
-		if off == len(b) {
-			break
+		if off == len(b) || x.Reason == kvm.ExitNone {
+			continue
 		}
 		if x.Reason != kvm.ExitException {
 			return fmt.Errorf("user access to %#x: unexpected exit %v", b[off].VA, x.Reason)
@@ -363,12 +394,12 @@ func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) erro
 }
 
 func (r *vcpuRun) fetch(p *proc, a *workload.Access) error {
-	pe := r.v.PE()
+	pe := r.hw.PE()
 	for faults := 0; ; faults++ {
 		pe.PC = mem.VA(a.Off)
-		walks := r.v.PE().Stats.Walks
-		w, x, err := r.v.Fetch()
-		r.userWalks += r.v.PE().Stats.Walks - walks
+		walks := pe.Stats.Walks
+		w, x, err := r.hw.Fetch()
+		r.userWalks += pe.Stats.Walks - walks
 		if err != nil {
 			return err
 		}
@@ -496,7 +527,7 @@ func (r *vcpuRun) doorbell() error {
 		return err
 	}
 	if x.Reason == kvm.ExitMMIO {
-		if err := r.v.CompleteMMIO([2]uint64{}); err != nil {
+		if err := r.hw.CompleteMMIO([2]uint64{}); err != nil {
 			return err
 		}
 	} else {

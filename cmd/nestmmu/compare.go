@@ -147,14 +147,5 @@ func jsonComparisons(cs []*report.Comparison) any {
 	return out
 }
 
-// clone deep-copies a scenario (its slices), so a variant's changes stay
-// in its own run.
-func clone(s *scenario.Scenario) *scenario.Scenario {
-	c := *s
-	c.VMs = append([]scenario.VM(nil), s.VMs...)
-	for i := range c.VMs {
-		c.VMs[i].Procs = append([]scenario.Process(nil), s.VMs[i].Procs...)
-	}
-	c.MIPS = append([]scenario.MIPS(nil), s.MIPS...)
-	return &c
-}
+// clone deep-copies a scenario, so a variant's changes stay in its own run.
+func clone(s *scenario.Scenario) *scenario.Scenario { return s.Clone() }

@@ -25,19 +25,22 @@ func runCommand() command {
 		usage:   "nestmmu run [flags] [FILE]",
 		doc: `
 Runs a simulation scenario (FILE, YAML; docs/USAGE.md and examples/), or
-the default scenario without one: the host hypervisor (L0) with two VMs
-whose guest kernels run mixed workloads under host memory pressure, and a
+the default scenario without one: the host hypervisor (L0) runs a guest
+hypervisor (L1, FEAT_NV2) whose two VMs (L2) run guest kernels with
+mixed workloads on shadow stage 2, under host memory pressure, beside a
 MIPS trap-and-emulate guest. Prints the report: accesses simulated and
-per second, TLB hit rates, faults by kind and level, exits, TLB
-invalidations, page-table memory, the walk-length histogram, and the
-integrity and invariant checks (violations must be 0).
+per second, TLB hit rates, faults by kind and level (L2 stage 1, shadow
+faults, forwarded to L1, L0's), the guest hypervisors' exits by cause,
+the TLBIs and ATs emulated, page-table, shadow and reverse-map memory,
+the reverse map's counters, the walk-length histogram, and the integrity
+and invariant checks (violations must be 0).
 
 A progress bar is drawn on a terminal. Ctrl-C stops the run and prints the
 report of what ran (exit status 130). Exit status 1: a violation or an
 error of the simulated system; 2: a bad argument or an invalid scenario
 (the error names its file, line and field).`,
 		examples: []example{
-			{args: "run", note: "the default scenario (about 30 million user accesses)", want: []string{"million per second", ", 0 violations: OK"}},
+			{args: "run", note: "the default scenario (30 million user accesses)", want: []string{"million per second", "guest hypervisors", ", 0 violations: OK"}},
 			{args: "run --accesses 300K examples/tlb-reach.yaml", note: "a scenario file, shortened",
 				want: []string{"nestmmu run: tlb-reach", "sequential (L1)", "random (L1)", ", 0 violations: OK"}},
 			{args: "run --json --accesses 200K examples/churn.yaml", want: []string{`"scenario": "churn"`, `"integrity_violations": 0`}},

@@ -16,8 +16,11 @@ func TestRunDefault(t *testing.T) {
 		t.Fatalf("exit %d: %s\n%s", code, errs, out)
 	}
 	for _, want := range []string{
-		"nestmmu run: default", "million per second", "TLB hit", "vm0 (L1)", "vm1 (L1)",
-		"guest stage 1:", "L0 stage 2:", "TLB invalidations", "page-table memory",
+		"nestmmu run: default", "million per second", "TLB hit", "l2a (L2)", "l2b (L2)",
+		"L2 stage 1:", "shadow (L0):", "forwarded to L1", "L1 stage 2 (l1):", "L0 stage 2 (its memory):",
+		"guest hypervisors", "l1 (L1, NV2, E2H=1, 2 vCPUs, reverse map on)", "exits to L0 from its virtual EL2",
+		"emulated by L0: TLBIs", "reverse map:", "shadow leaves unmapped by host changes",
+		"TLB invalidations", "page-table memory", "shadow stage 2s", "shadow stage-2 checks",
 		"host memory pressure", "MIPS mips0", "descriptor reads per TLB miss", "0 violations", ": OK",
 	} {
 		if !strings.Contains(out, want) {
@@ -64,13 +67,13 @@ func TestRunBadInput(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("accesses: 1M\nvms:\n  - guest:\n      granule: 8K\n    processes:\n      - workload: random\n"), 0o644)
 	nested := filepath.Join(dir, "nested.yaml")
-	os.WriteFile(nested, []byte("accesses: 1M\nvms:\n  - kind: hypervisor\n    processes:\n      - workload: random\n"), 0o644)
+	os.WriteFile(nested, []byte("accesses: 1M\nvms:\n  - kind: hypervisor\n    vms:\n      - vcpus: 2\n        processes:\n          - workload: random\n"), 0o644)
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"run", bad}, "bad.yaml:4: vms[0].guest.granule: 8K is not 4K, 16K or 64K"},
-		{[]string{"run", nested}, "not have yet"},
+		{[]string{"run", nested}, "nested.yaml:5: vms[0].vms[0].vcpus: 2: a VM of a guest hypervisor has one vCPU"},
 		{[]string{"run", "a.yaml", "b.yaml"}, `unexpected argument "b.yaml"`},
 		{[]string{"run", "--accesses", "lots"}, `--accesses "lots"`},
 		{[]string{"run", filepath.Join(dir, "missing.yaml")}, "missing.yaml"},
