@@ -17,9 +17,11 @@ import (
 // Comparison is one design choice run both ways on the same scenario and
 // seed: a row per figure, with the ratio of side B to side A.
 type Comparison struct {
-	Variant string       `json:"variant"`
-	Doc     string       `json:"doc"`
-	Sides   [2]string    `json:"sides"`
+	Variant string    `json:"variant"`
+	Doc     string    `json:"doc"`
+	Sides   [2]string `json:"sides"`
+	// OneRun: both sides were measured in one run.
+	OneRun  bool         `json:"one_run"`
 	Rows    []CompareRow `json:"rows"`
 	Checks  [2]Checks    `json:"checks"`
 	Elapsed [2]float64   `json:"elapsed_seconds"`
@@ -49,6 +51,8 @@ func num(v float64) string {
 		return n(uint64(v))
 	case math.Abs(v) >= 1e6:
 		return fmt.Sprintf("%.3gM", v/1e6)
+	case v >= 1000:
+		return n(uint64(math.Round(v)))
 	}
 	return fmt.Sprintf("%.3g", v)
 }
@@ -68,6 +72,12 @@ func (c *Comparison) WriteText(w io.Writer) error {
 	}
 	tw.Flush()
 	for i, s := range c.Sides {
+		if c.OneRun && i == 0 {
+			continue
+		}
+		if c.OneRun {
+			s = "one run, both measured"
+		}
 		ch := c.Checks[i]
 		fmt.Fprintf(ew, "  %s: %.2f s, %s loads checked, %s invariant checks, %d violations\n", s, c.Elapsed[i],
 			n(ch.IntegrityChecks), n(ch.InvariantChecks), ch.Violations())

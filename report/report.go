@@ -160,8 +160,9 @@ type ThreeStage struct {
 	Histogram    []uint64 `json:"walk_reads_histogram"`
 	// ShadowWalks and ShadowReads are the same misses through the
 	// shadow (the walks the hardware did for them).
-	ShadowWalks uint64 `json:"shadow_walks"`
-	ShadowReads uint64 `json:"shadow_descriptor_reads"`
+	ShadowWalks     uint64   `json:"shadow_walks"`
+	ShadowReads     uint64   `json:"shadow_descriptor_reads"`
+	ShadowHistogram []uint64 `json:"shadow_walk_reads_histogram"`
 }
 
 // Hypervisor is a guest hypervisor: its VM, how it ran (FEAT_NV or NV2),

@@ -194,7 +194,7 @@ func (m *machine) collectNestedVM(vr *vmRun, v *report.VM) {
 	v.Exits = st.Exits() + st.GuestExits()
 	if t := vr.three; t != nil {
 		ts := &report.ThreeStage{Walks: t.walks, Reads: t.reads, Failed: t.failed, Histogram: t.hist,
-			ShadowWalks: t.shadowWalks, ShadowReads: t.shadowReads}
+			ShadowWalks: t.shadowWalks, ShadowReads: t.shadowReads, ShadowHistogram: t.shadowHist}
 		if t.walks > 0 {
 			ts.ReadsPerWalk = float64(t.reads) / float64(t.walks)
 		}

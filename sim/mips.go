@@ -43,6 +43,8 @@ func newMIPS(m *machine, i int, budget uint64) (*mipsRun, error) {
 
 func (r *mipsRun) ended() bool { return r.finished }
 
+func (r *mipsRun) progress() float64 { return share(r.done, r.budget) }
+
 func (r *mipsRun) put() error { return nil }
 
 // slice runs the guest for a chunk of whole quanta, publishing progress.

@@ -256,6 +256,15 @@ type threeStage struct {
 	// shadowWalks and shadowReads are the same misses' walks through the
 	// shadow, as the hardware did them.
 	shadowWalks, shadowReads uint64
+	shadowHist               []uint64
+}
+
+// count adds a walk of n descriptor reads to a histogram.
+func count(hist *[]uint64, n uint64) {
+	for uint64(len(*hist)) <= n {
+		*hist = append(*hist, 0)
+	}
+	(*hist)[n]++
 }
 
 // walk walks va in three stages and counts it.
@@ -271,8 +280,5 @@ func (t *threeStage) walk(va mem.VA, write bool) {
 	}
 	t.walks++
 	t.reads += n
-	for uint64(len(t.hist)) <= n {
-		t.hist = append(t.hist, 0)
-	}
-	t.hist[n]++
+	count(&t.hist, n)
 }

@@ -21,14 +21,19 @@ type runner interface {
 	slice(w *worker) error
 	// ended reports that the runner has nothing more to run.
 	ended() bool
+	// progress is the share of its accesses done (0 to 1).
+	progress() float64
 	// put takes the runner off its physical CPU (vcpu_put).
 	put() error
 }
 
 // scheduler hands runners to workers: a runner runs on one worker at a
-// time; a worker prefers the runners that last ran on it (a vCPU that
-// moves is loaded on the new CPU as KVM's vcpu_load does, with the flush
-// that needs when another vCPU of its VM ran there).
+// time. A worker takes the runner furthest behind (the least share of its
+// accesses done), so that all progress together and every physical CPU
+// stays busy to the end, preferring among those nearly as far behind one
+// that last ran on it (a vCPU that moves is loaded on the new CPU as KVM's
+// vcpu_load does, with the flush that needs when another vCPU of its VM
+// ran there).
 type scheduler struct {
 	mu      sync.Mutex
 	runners []*slot
@@ -42,12 +47,18 @@ type slot struct {
 
 func (s *scheduler) add(r runner) { s.runners = append(s.runners, &slot{r: r, last: -1}) }
 
+// stickiness is how far ahead (as a share of its accesses) a runner that
+// last ran on a worker may be of the one furthest behind and still be
+// preferred there.
+const stickiness = 0.02
+
 // take returns a runner for worker cpu, or nil when none is left to run
 // (wait reports that some are running elsewhere and may come back).
 func (s *scheduler) take(cpu int) (sl *slot, wait bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var any *slot
+	var behind *slot
+	least := 2.0
 	for _, x := range s.runners {
 		if x.running {
 			// Its state belongs to the worker running it.
@@ -57,21 +68,22 @@ func (s *scheduler) take(cpu int) (sl *slot, wait bool) {
 		if x.r.ended() {
 			continue
 		}
-		if x.last == cpu {
-			x.running = true
-			return x, false
-		}
-		// Otherwise a runner that never ran, else one to steal.
-		if any == nil || any.last != -1 && x.last == -1 {
-			any = x
+		if p := x.r.progress(); p < least {
+			behind, least = x, p
 		}
 	}
-	if any != nil {
-		any.running = true
-		any.last = cpu
-		return any, false
+	if behind == nil {
+		return nil, wait
 	}
-	return nil, wait
+	for _, x := range s.runners {
+		if !x.running && x.last == cpu && !x.r.ended() && x.r.progress() <= least+stickiness {
+			behind = x
+			break
+		}
+	}
+	behind.running = true
+	behind.last = cpu
+	return behind, false
 }
 
 func (s *scheduler) release(sl *slot) {
@@ -222,6 +234,16 @@ const batchSize = 256
 
 func (r *vcpuRun) ended() bool { return r.finished }
 
+func (r *vcpuRun) progress() float64 { return share(r.done, r.budget) }
+
+// share is done/budget (1 for an empty budget).
+func share(done, budget uint64) float64 {
+	if budget == 0 {
+		return 1
+	}
+	return float64(done) / float64(budget)
+}
+
 func (r *vcpuRun) put() error { return nil }
 
 // slice runs one time slice of the vCPU on w's physical CPU: its current
@@ -364,9 +386,11 @@ func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) erro
 		if err != nil {
 			return err
 		}
-		if t := r.vm.three; t != nil && walks > 0 && n == 1 {
+		if t := r.vm.three; t != nil && walks == 1 && n == 1 {
+			reads := pe.Walker.Stats.DescReads - d
 			t.shadowWalks += walks
-			t.shadowReads += pe.Walker.Stats.DescReads - d
+			t.shadowReads += reads
+			count(&t.shadowHist, reads)
 			t.walk(b[off].VA, b[off].Write)
 		}
 		r.verify(p, acc[off:off+n], b[off:off+n])

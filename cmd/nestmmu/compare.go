@@ -19,7 +19,7 @@ same seed, and prints the figures side by side with their ratios; with
 scenario supports is run. The variants:
 `
 	for _, v := range sim.Variants {
-		doc += fmt.Sprintf("  %-9s %s (%s against %s)\n", v.Name, v.Doc, v.Sides[0], v.Sides[1])
+		doc += fmt.Sprintf("  %-11s %s (%s against %s)\n", v.Name, v.Doc, v.Sides[0], v.Sides[1])
 	}
 	return command{
 		summary: "run a scenario both ways for each design-choice variant and print the ratios",
@@ -76,11 +76,18 @@ func cmdCompare(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	var cs []*report.Comparison
 	status := 0
 	for _, v := range vs {
-		c := &report.Comparison{Variant: v.Name, Doc: v.Doc, Sides: v.Sides}
+		c := &report.Comparison{Variant: v.Name, Doc: v.Doc, Sides: v.Sides, OneRun: v.OneRun}
 		for side := 0; side < 2; side++ {
+			if v.OneRun && side == 0 {
+				continue // both sides come from side 1's run
+			}
 			s := clone(base)
 			_ = v.Apply(s, side)
-			r, err := simulate(s, stderr, v.Name+": "+v.Sides[side])
+			label := v.Name + ": " + v.Sides[side]
+			if v.OneRun {
+				label = v.Name
+			}
+			r, err := simulate(s, stderr, label)
 			if r == nil || err != nil {
 				return fs.Fail(fmt.Errorf("%s (%s): %w", v.Name, v.Sides[side], err))
 			}
@@ -89,12 +96,15 @@ func cmdCompare(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 				return 130
 			}
 			c.Reports[side], c.Checks[side], c.Elapsed[side] = r, r.Checks, r.Elapsed
+			if v.OneRun {
+				c.Reports[0], c.Checks[0], c.Elapsed[0] = r, r.Checks, r.Elapsed
+			}
 			if r.Checks.Violations() > 0 {
 				status = 1
 			}
 		}
 		for _, m := range v.Metrics {
-			a, b := m.Get(c.Reports[0]), m.Get(c.Reports[1])
+			a, b := m.Get(c.Reports[0], 0), m.Get(c.Reports[1], 1)
 			c.Rows = append(c.Rows, report.CompareRow{Metric: m.Name, A: a, B: b, Ratio: report.Ratio(a, b)})
 		}
 		cs = append(cs, c)
@@ -141,7 +151,7 @@ func jsonComparisons(cs []*report.Comparison) any {
 			}
 			rows = append(rows, m)
 		}
-		out = append(out, map[string]any{"variant": c.Variant, "doc": c.Doc, "sides": c.Sides, "rows": rows,
+		out = append(out, map[string]any{"variant": c.Variant, "doc": c.Doc, "sides": c.Sides, "one_run": c.OneRun, "rows": rows,
 			"checks": c.Checks, "elapsed_seconds": c.Elapsed})
 	}
 	return out

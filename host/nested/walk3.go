@@ -20,14 +20,64 @@ import (
 // ThreeStageWalker walks an L2 VA through the three stages of a nested
 // vCPU's current state. It reads only: Access flags and dirty state are
 // never updated (a walk that would need an update in a table is what the
-// hardware walk of the shadow did already). Not safe for concurrent use.
+// hardware walk of the shadow did already). L0's stage 2 for the guest
+// hypervisor is walked where it maps the page; the shadow faults of this
+// machine install their mappings in the shadows only (kvm.VCPU.FaultFor),
+// so where it does not, the page is found through the memslot and the
+// host's page tables, as L0's fault would map it on a three-stage machine,
+// and counted as the walk of that mapping would read: from the stage's
+// start level to a 2 MiB block for a host huge page (4K granule), else to
+// a page. Not safe for concurrent use.
 type ThreeStageWalker struct {
 	v        *VCPU
 	host     countingMemory
-	l0, l1   stage2Memory
+	l0       l0Memory
+	l1       stage2Memory
 	s1       vmsa.Walker
 	s1regs   vmsa.Regs
 	hostRegs vmsa.Regs
+}
+
+// l0Memory is the guest hypervisor's IPA space through L0's stage 2 for
+// its VM (see ThreeStageWalker).
+type l0Memory struct {
+	t *ThreeStageWalker
+	stage2Memory
+}
+
+func (m *l0Memory) Read64(p mem.PA) (uint64, bool) {
+	pa, ok := m.translate(mem.IPA(p))
+	if !ok {
+		return 0, false
+	}
+	return m.t.host.Read64(pa)
+}
+
+// translate gives the host PA of the guest hypervisor's IPA ipa, counting
+// L0's stage-2 walk (see ThreeStageWalker).
+func (m *l0Memory) translate(ipa mem.IPA) (mem.PA, bool) {
+	t := m.t
+	before := t.host.reads
+	tr := m.w.TranslateS2(&m.regs, ipa, vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
+	if !tr.Fault.IsFault() {
+		return tr.OA, true
+	}
+	k := t.v.vm.k
+	s := k.Lookup(ipa)
+	if s == nil {
+		return 0, false
+	}
+	hm, ok := k.AddressSpace().Translate(s.HVAOf(ipa))
+	if !ok {
+		return 0, false // swapped out: L0 would have to fault it in
+	}
+	l := k.Layout()
+	leaf := 3
+	if hm.Huge && l.Format.Granule == sysreg.Granule4K {
+		leaf = 2
+	}
+	t.host.reads = before + uint64(leaf-l.StartLevel+1)
+	return hm.PA, true
 }
 
 // countingMemory counts the reads of host memory: every one is a
@@ -66,6 +116,7 @@ func (s *stage2Memory) CompareAndSwap64(mem.PA, uint64, uint64) (bool, bool) { r
 func (v *VCPU) ThreeStage() *ThreeStageWalker {
 	h := v.vm.k.Host()
 	t := &ThreeStageWalker{v: v, host: countingMemory{m: h.Arena()}, hostRegs: h.ID()}
+	t.l0.t = t
 	t.l0.w.Mem = &t.host
 	t.l1.w.Mem = &t.l0
 	t.s1.Mem = &t.l1
@@ -112,6 +163,6 @@ func (t *ThreeStageWalker) Walk(va mem.VA, kind vmsa.AccessKind) (pa mem.PA, rea
 	if g.Fault.IsFault() {
 		return 0, t.host.reads - before, false
 	}
-	h := t.l0.w.TranslateS2(&t.l0.regs, mem.IPA(g.OA), acc)
-	return h.OA, t.host.reads - before, !h.Fault.IsFault()
+	pa, ok = t.l0.translate(mem.IPA(g.OA))
+	return pa, t.host.reads - before, ok
 }
