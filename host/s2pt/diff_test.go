@@ -178,8 +178,17 @@ func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64) {
 	if mapped < nops/20 {
 		t.Fatalf("only %d of %d samples were mapped: the test is not exercising mappings", mapped, nops)
 	}
-	// Unmapping the window returns the memory to the root alone.
+	// Unmapping the window returns the memory to the root alone, once
+	// the tables kept empty are trimmed.
 	r.unmap(mem.IPA(lo), hi-lo)
+	r.checkCounts()
+	// Left: the tables kept empty and the tables above them.
+	if st, above := r.vm.Stats(), 2-l.StartLevel; st.EmptyTables > keepDefault || st.Tables > st.EmptyTables*(1+above) {
+		t.Fatalf("after unmapping everything: %d tables, %d of them kept empty (at most %d, with %d tables above each)", st.Tables, st.EmptyTables, keepDefault, above)
+	}
+	if _, err := r.vm.Trim(); err != nil {
+		t.Fatal(err)
+	}
 	r.checkCounts()
 	if st := r.vm.Stats(); st.Tables != 0 || st.TableBytes != l.RootBytes {
 		t.Fatalf("after unmapping everything: %d tables, %d bytes; want 0 and the root's %d", st.Tables, st.TableBytes, l.RootBytes)

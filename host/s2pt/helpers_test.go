@@ -194,7 +194,7 @@ func (r *rig) checkCounts() {
 	vm := r.vm
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	inUse := 0
+	inUse, kept := 0, 0
 	for pa, info := range vm.tables {
 		if !info.inUse {
 			continue // the reserve's
@@ -210,9 +210,18 @@ func (r *rig) checkCounts() {
 		if n != info.live {
 			r.t.Fatalf("table %#x level %d: count %d, memory holds %d valid entries", uint64(pa), info.level, info.live, n)
 		}
-		if n == 0 {
-			r.t.Fatalf("empty table %#x level %d left allocated", uint64(pa), info.level)
+		if info.kept {
+			kept++
 		}
+		if n == 0 && !info.kept {
+			r.t.Fatalf("empty table %#x level %d left allocated (not kept)", uint64(pa), info.level)
+		}
+		if n != 0 && info.kept {
+			r.t.Fatalf("table %#x level %d with %d valid entries marked kept empty", uint64(pa), info.level, n)
+		}
+	}
+	if kept != vm.nkept || kept > vm.keepCap {
+		r.t.Fatalf("%d tables kept empty, the VM counts %d (at most %d)", kept, vm.nkept, vm.keepCap)
 	}
 	want := vm.layout.RootBytes + uint64(inUse)*vm.layout.TableBytes
 	if vm.stats.TableBytes != want {
