@@ -128,13 +128,24 @@ func defaultCfg(ipa uint, g sysreg.Granule) Config {
 }
 
 func newRig(t testing.TB, cfg Config, tableMem uint64) *rig {
+	return newRigOn(t, cfg, tableMem, false)
+}
+
+// newRigOn is newRig with the manager given the table memory's words
+// (direct: the hot paths' way, the events of the descriptor writes not
+// recorded) or only the TableMemory interface (watched by the recorder).
+func newRigOn(t testing.TB, cfg Config, tableMem uint64, direct bool) *rig {
 	t.Helper()
 	tm, err := NewFlatTables(tableBase, tableMem)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	vm, err := New(cfg, &recMem{tm, rec}, rec)
+	var m TableMemory = &recMem{tm, rec}
+	if direct {
+		m = tm
+	}
+	vm, err := New(cfg, m, rec)
 	if err != nil {
 		t.Fatal(err)
 	}

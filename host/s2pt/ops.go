@@ -658,6 +658,9 @@ func (vm *VM) unmapOne(ipa mem.IPA, size uint64) (bool, error) {
 
 func (vm *VM) unmapLocked(cache *Cache, ipa mem.IPA, size uint64, exact bool) error {
 	if exact {
+		if err := vm.checkArgs(ipa, size); err != nil {
+			return err
+		}
 		if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
 			return err
 		}
