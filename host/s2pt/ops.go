@@ -624,8 +624,9 @@ func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 // UnmapExact removes the mappings of exactly [ipa, ipa+size): a block
 // straddling an end is split first (break-before-make), the part outside
 // the range mapped as before, taking table pages from cache, which must
-// hold EdgePagesNeeded pages (checked before anything changes), as an
-// embedder whose callers unmap exact ranges wants. Otherwise it is Unmap.
+// hold EdgePagesNeeded pages (checked before anything changes, except for
+// a range that is exactly one leaf, which needs none), as an embedder
+// whose callers unmap exact ranges wants. Otherwise it is Unmap.
 func (vm *VM) UnmapExact(cache *Cache, ipa mem.IPA, size uint64) error {
 	if err := vm.lock(); err != nil {
 		return err
@@ -638,14 +639,14 @@ func (vm *VM) UnmapExact(cache *Cache, ipa mem.IPA, size uint64) error {
 // unmapOne is Unmap's common case, kept short: a range that is exactly
 // one valid leaf of a table the walk cache holds (Unmap and UnmapExact
 // agree there). It breaks the leaf, keeps or frees the table when that
-// empties it, and reports true; anything else it leaves to unmapLocked,
-// having changed nothing.
-func (vm *VM) unmapOne(ipa mem.IPA, size uint64) (bool, error) {
+// empties it (any error in vm.unmapErr) and reports true; anything else
+// it leaves to unmapLocked, having changed nothing.
+func (vm *VM) unmapOne(ipa mem.IPA, size uint64) bool {
 	level := int(vm.levelOf[bits.TrailingZeros64(size)&63])
 	var s spot
 	if size&(size-1) != 0 || level <= vm.layout.StartLevel || uint64(ipa)&(size-1) != 0 || uint64(ipa)+size > vm.ipaEnd || vm.destroyed ||
 		!vm.cachedEntry(&s, level, ipa) || s.d&desc.ValidBit == 0 || desc.KindAt(s.d, level) == desc.Table {
-		return false, nil
+		return false
 	}
 	_, _, err := vm.commit(&s, s.d, 0, commitConst)
 	if t := s.t.rec; err == nil && t.live == 0 && !vm.keep(t) {
@@ -653,23 +654,21 @@ func (vm *VM) unmapOne(ipa mem.IPA, size uint64) (bool, error) {
 		v.keep = true
 		err = vm.postVisits(t, 0, ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePost|visitPostEmpty)
 	}
-	return true, vm.finish(err)
+	vm.unmapErr = err
+	return true
 }
 
 func (vm *VM) unmapLocked(cache *Cache, ipa mem.IPA, size uint64, exact bool) error {
-	if exact {
-		if err := vm.checkArgs(ipa, size); err != nil {
-			return err
-		}
-		if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
-			return err
-		}
-	}
-	if done, err := vm.unmapOne(ipa, size); done {
-		return err
+	if vm.unmapOne(ipa, size) {
+		return vm.finish(vm.unmapErr)
 	}
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
+	}
+	if exact {
+		if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
+			return err
+		}
 	}
 	end := ipa + mem.IPA(size)
 	v := &vm.visitors.unmap

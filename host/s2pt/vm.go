@@ -151,6 +151,7 @@ type VM struct {
 	// entry, and nothing else changes which table covers a span.
 	wc       [4][64]tref
 	accErr   error
+	unmapErr error // unmapOne's
 	visitors visitors
 }
 
@@ -483,6 +484,9 @@ func (vm *VM) tableOA(d uint64) mem.PA {
 // withOA returns descriptor d with output address oa (aligned to what d
 // maps), as desc.Format.WithOA does (TestTableOA) without its switch.
 func (vm *VM) withOA(d, oa uint64) uint64 {
+	if vm.oaHM|vm.oaHK == 0 { // OA[47:0] only
+		return d&^vm.oaLo | oa&vm.oaLo
+	}
 	hiField := vm.oaHM<<vm.oaHS | vm.oaHK
 	return d&^(vm.oaLo|hiField) | oa&vm.oaLo | (oa>>vm.oaHP&vm.oaHM)<<vm.oaHS | oa&vm.oaHK
 }

@@ -235,7 +235,9 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 		}
 		return cur, true, vm.make(at, n)
 	case 2: // break
-		if flags&commitConst != 0 {
+		if i := uint64(pte-vm.mbase) >> 3; flags&commitConst != 0 && i < uint64(len(vm.mw)) {
+			prev = atomic.SwapUint64(&vm.mw[i], n) // vm.swapDesc inlined by hand
+		} else if flags&commitConst != 0 {
 			var ok bool
 			if prev, ok = vm.swapDesc(pte, n); !ok {
 				return cur, false, vm.notTableMemory(pte)
@@ -243,17 +245,25 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 		} else if prev, done, err = vm.casDesc(pte, cur, n); !done {
 			return prev, false, err
 		}
-		vm.account(t.rec, cur, n)
-		size := mem.IPA(1) << vm.lbits[level+1&7]
-		if desc.KindAt(cur, level) == desc.Table {
+		if r := t.rec; r != vm.root && r.live > 1 {
+			r.live-- // vm.account inlined by hand
+		} else {
+			vm.account(r, cur, n)
+		}
+		size := vm.span[level+1&7]
+		switch {
+		case level < 3 && cur&desc.TypeBit != 0: // a table
 			// Walk caches may hold the table: the invalidation is not
 			// last-level, and its leaves may be of any level.
-			vm.queue(addr, addr+size, NoLevelHint, false, vm.layout.TableBytes)
+			vm.queue(addr, addr+mem.IPA(size), NoLevelHint, false, vm.layout.TableBytes)
 			if c, ok := vm.child(*t, at.idx, cur); ok {
 				vm.release(c.rec)
 			}
-		} else {
-			vm.queue(addr, addr+size, level, true, uint64(size))
+		case vm.npend == 0: // vm.queue's first range, inlined by hand
+			vm.pend[0] = Range{Start: addr, End: addr + mem.IPA(size), Level: level, LeafOnly: true, Stride: size}
+			vm.npend = 1
+		default:
+			vm.queue(addr, addr+mem.IPA(size), level, true, size)
 		}
 		return prev, true, nil
 	}
