@@ -51,8 +51,13 @@ func Parse(r io.Reader) (*Machine, error) {
 }
 
 // NewMachine builds the machine state a document describes. Absent
-// registers are zero except the ID registers (vmsa.DefaultRegs).
+// registers are zero except the ID registers (vmsa.DefaultRegs). A nested
+// document (the "nested" key) describes a guest hypervisor, not a real
+// EL2: package nestjson runs it.
 func NewMachine(d *Document) (*Machine, error) {
+	if d.Nested != nil {
+		return nil, &Error{Path: "nested", Msg: "a nested document runs on the nested model (package nestjson), not on a real EL2"}
+	}
 	m := &Machine{Document: *d, Regs: vmsa.DefaultRegs()}
 	sp, err := mem.NewSparse(d.RAM)
 	if err != nil {
@@ -118,8 +123,8 @@ func (m *Machine) run(trace bool, each Step) {
 	}
 }
 
-// result is the output entry of one operation.
-func result(op Op, res at.Result) Result {
+// ResultOf is the output entry of one operation with outcome res.
+func ResultOf(op Op, res at.Result) Result {
 	r := Result{Op: op.Op.String(), VA: Hex(op.VA)}
 	if res.Taken {
 		r.Exception = res.Exception.String()
@@ -143,7 +148,7 @@ func (m *Machine) Run(onStep Step) (Output, []at.Result) {
 	out := Output{Results: make([]Result, 0, len(m.Ops)), Mem: map[string]string{}}
 	all := make([]at.Result, 0, len(m.Ops))
 	m.run(onStep != nil, func(i int, op Op, res at.Result, tr *vmsa.Trace) {
-		out.Results = append(out.Results, result(op, res))
+		out.Results = append(out.Results, ResultOf(op, res))
 		all = append(all, res)
 		if onStep != nil {
 			onStep(i, op, res, tr)
@@ -182,7 +187,7 @@ func (m *Machine) Encode(w io.Writer) error {
 		bw.WriteString("\n")
 	}
 	m.run(false, func(i int, op Op, res at.Result, _ *vmsa.Trace) {
-		r := result(op, res)
+		r := ResultOf(op, res)
 		bw.WriteString("    {\n")
 		field("op", r.Op, false)
 		field("va", r.VA, r.PAR == "" && r.Exception == "")
@@ -224,4 +229,13 @@ func (m *Machine) Encode(w io.Writer) error {
 	}
 	bw.WriteString("}\n}\n")
 	return bw.Flush()
+}
+
+// WriteOutput writes an output document as `nestmmu at` prints one (as
+// json.Encoder with a two-space indent writes it; Encode streams the same
+// bytes).
+func WriteOutput(w io.Writer, out Output) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

@@ -92,6 +92,9 @@ type Document struct {
 	PSTATE at.PSTATE
 	Ops    []Op
 	Watch  []uint64
+	// Nested, when the document has the "nested" key, describes the
+	// guest hypervisor that executes it (nested.go).
+	Nested *Nested
 }
 
 var bom = []byte{0xef, 0xbb, 0xbf}
@@ -387,8 +390,10 @@ func (p *parser) document() (*Document, error) {
 			return p.ops(d)
 		case "watch":
 			return p.watch(d)
+		case "nested":
+			return p.nested(d)
 		}
-		return unknownKey("", key, "ram", "mem", "regs", "pstate", "ops", "watch")
+		return unknownKey("", key, "ram", "mem", "regs", "pstate", "ops", "watch", "nested")
 	})
 	if err != nil {
 		return nil, err
@@ -613,6 +618,9 @@ func (d *Document) check() error {
 			return errf(fmt.Sprintf("watch[%d]", i), "%#x is already watched by watch[%d]", a, j)
 		}
 		seen[a] = i
+	}
+	if d.Nested != nil {
+		return d.checkNested()
 	}
 	return nil
 }

@@ -51,6 +51,14 @@ type Insn struct {
 	SignExtend bool  // SSE
 	SixtyFour  bool  // SF
 	AcqRel     bool  // AR
+	// Exclusive marks a load/store exclusive or an LSE atomic: its
+	// alignment is always checked (AArch64.UnalignedAccessFaults: with
+	// FEAT_LSE2 only when it leaves its aligned 16-byte quantity).
+	Exclusive bool
+	// Unprivileged marks LDTR/STTR and friends executed where they act as
+	// EL0 accesses (the caller decides: EL1, or EL2 with {E2H,TGE}={1,1},
+	// with PSTATE.UAO 0): EL0 permissions, PSTATE.PAN ignored.
+	Unprivileged bool
 }
 
 // ExceptionKind classifies an exception.
@@ -66,10 +74,23 @@ const (
 	ERETTrap       // a trapped ERET (EC 0x1A)
 	IRQ            // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
 	SupervisorCall // SVC (EC 0x15)
+	// Exceptions an instruction interpreter generates (their ESR says
+	// which): HVC and SMC (EC 0x16, 0x17), BRK (EC 0x3C), a trapped
+	// WFI/WFE (EC 0x01), the Illegal Execution state exception (EC 0x0E),
+	// an SP alignment fault (EC 0x26), an FP/SIMD access trap (EC 0x07).
+	HypervisorCall
+	SecureMonitorCall
+	Breakpoint
+	WFxTrap
+	IllegalState
+	SPAlignment
+	FPAccess
 )
 
 func (k ExceptionKind) String() string {
-	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ", "supervisor call"}
+	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ",
+		"supervisor call", "hypervisor call", "secure monitor call", "breakpoint", "WFx trap", "illegal execution state",
+		"SP alignment", "FP access trap"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -144,6 +165,10 @@ type PE struct {
 	DAIF uint8
 	NZCV uint8
 	IL   bool
+	// LastPA is the physical address of the last data access that
+	// completed (of its last byte for one that crossed a page) and of the
+	// last fetch: what an interpreter's exclusive monitor records.
+	LastPA mem.PA
 	// PC is the address of the instruction being executed: exception
 	// entry saves it in ELR_ELx (the preferred return address of a
 	// synchronous exception) and ERET restores it. The PE does not
@@ -170,6 +195,11 @@ type PE struct {
 	// holds TLB as Domain.TLBs[ID]).
 	Domain *tlb.Domain
 	Stats  Stats
+
+	// Deviations reproduces behaviours of QEMU 10.0 that the architecture
+	// does not allow, for differential testing against it (docs/A64.md).
+	// Zero (the architecture) unless a comparison asks for them.
+	Deviations Deviation
 
 	// UnknownHPFAR is the value HPFAR_EL2[43:4] takes where the
 	// architecture makes it UNKNOWN: on every exception taken to EL2 that
@@ -207,6 +237,25 @@ type translationContext struct {
 	wbase          mem.PA
 	words          []uint64
 }
+
+// Deviation is a set of QEMU behaviours a PE can reproduce.
+type Deviation uint8
+
+const (
+	// DeviationDeviceUnaligned: an unaligned data access to Device memory
+	// completes instead of taking an Alignment fault (QEMU 10.0.2; the
+	// architecture: AArch64.S1HasAlignmentFault, AArch64.S2HasAlignmentFault).
+	DeviationDeviceUnaligned Deviation = 1 << iota
+	// DeviationATSetsDirty: AT S1E1W and S1E0W executed at EL1 update the
+	// stage-1 dirty state as a store would (QEMU 10.0.2; the architecture
+	// excludes AccessType_AT from dirty-state updates in AArch64.S1Translate).
+	DeviationATSetsDirty
+	// DeviationS1PTWWnR: a stage-2 fault on a stage-1 walk reports WnR of
+	// the access, not 1 for the walk's hardware update of a descriptor
+	// (QEMU 10.0.2; the architecture: the update is a write, so
+	// AArch64.S2Translate's fault has write set).
+	DeviationS1PTWWnR
+)
 
 // DefaultUnknownHPFAR is the deterministic stand-in for an UNKNOWN
 // HPFAR_EL2: FIPA 0xbad_bad_bad, the IPA 0xbad_bad_bad_000, obviously not
@@ -311,7 +360,7 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 	if f := c.check.Check(va, acc); f.IsFault() {
 		return 0, pe.abort(f, va, acc, size, in)
 	}
-	if !aligned && acc.Kind != vmsa.Fetch {
+	if !aligned && acc.Kind != vmsa.Fetch && pe.Deviations&DeviationDeviceUnaligned == 0 {
 		return pe.translateUnaligned(va, acc, size, in)
 	}
 	if pe.TLB != nil {
@@ -384,7 +433,11 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, siz
 		iss |= 1 << 7
 	}
 	if !fetch {
-		if f.Write {
+		w := f.Write
+		if f.S1PTW && pe.Deviations&DeviationS1PTWWnR != 0 {
+			w = acc.Kind == vmsa.Write
+		}
+		if w {
 			iss |= 1 << 6
 		}
 		// ISV: only for stage-2 faults taken to EL2 from a lower EL that

@@ -212,6 +212,12 @@ const asidShift = 24
 // page number at its size is key.
 func newSlot(key, ctx uint64, kind uint8, e *Entry) slot {
 	s := slot{key: key, ctx: ctx, perm: permMask(&e.Perms, kind), e: *e}
+	if e.Combined && kind != uint8(vmsa.RegimeEL2) {
+		// PAN asks whether stage 1 gives EL0 access; a combined entry's
+		// permissions are intersected with stage 2's (a stage-2 write-only
+		// page hides a stage-1 EL0-readable one): leave PAN to a walk.
+		s.perm |= 1 << 6
+	}
 	s.voff = 1<<(key&0xff) - 1
 	s.vtag = e.input() &^ s.voff
 	s.tag = ctx | uint64(e.ASID)<<asidShift

@@ -51,14 +51,20 @@ func TestInvalidInputExits2WithOneLine(t *testing.T) {
 		"bad number":       `{"ram":[{"base":"0xzz","size":"0x1000"}]}`,
 		"bad op":           `{"ram":[{"base":"0x0","size":"0x1000"}],"ops":[{"op":"S1E3R","va":"0"}]}`,
 		"not json":         `{`,
+		"nested mode":      `{"ram":[{"base":"0x0","size":"0x1000"}],"nested":{"mode":"NV3"}}`,
+		"nested pstate":    `{"ram":[{"base":"0x0","size":"0x1000"}],"pstate":{"el":1},"nested":{}}`,
+		// L1's HCR_EL2.TGE=1: the model cannot enter L2 (an illegal return).
+		"nested TGE": `{"ram":[{"base":"0x0","size":"0x1000"}],"regs":{"HCR_EL2":"0x408000000"},"nested":{"accesses":[{"va":"0","access":"read"}]}}`,
 	}
 	for name, in := range cases {
-		code, _, errs := run([]string{"at", "--json", "-"}, in)
-		if code != 2 {
-			t.Errorf("%s: exit %d, want 2", name, code)
-		}
-		if strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
-			t.Errorf("%s: stderr is not one line: %q", name, errs)
+		for _, cmd := range []string{"at", "explain"} {
+			code, _, errs := run([]string{cmd, "--json", "-"}, in)
+			if code != 2 {
+				t.Errorf("%s %s: exit %d, want 2", cmd, name, code)
+			}
+			if strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+				t.Errorf("%s %s: stderr is not one line: %q", cmd, name, errs)
+			}
 		}
 	}
 	if code, _, _ := run([]string{"at"}, ""); code != 2 {

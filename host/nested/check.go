@@ -89,11 +89,13 @@ func (vm *VM) Check() error {
 	return errors.Join(errs...)
 }
 
-// s2Perms reads a shadow descriptor's rights (S2AP, XN without FEAT_XNX
-// distinctions: the shadow only ever writes 00 or 10).
+// s2Perms reads a shadow descriptor's rights: S2AP, and XN[1:0] as
+// FEAT_XNX reads it (the shadow writes 0b01 and 0b11 only on a host with
+// FEAT_XNX).
 func s2Perms(d desc.S2) vmsa.Perms {
-	r, w, x := d.S2AP()&1 != 0, d.S2AP()&2 != 0, d.XN() == 0
-	return vmsa.Perms{R0: r, W0: w, X0: x, R1: r, W1: w, X1: x}
+	r, w, xn := d.S2AP()&1 != 0, d.S2AP()&2 != 0, d.XN()
+	x0, x1 := xn == 0b00 || xn == 0b01, xn == 0b00 || xn == 0b11
+	return vmsa.Perms{R0: r, W0: w, X0: x0, R1: r, W1: w, X1: x1}
 }
 
 func (vm *VM) checkLeaf(w *vmsa.Walker, l *shadowLeaf) error {
@@ -113,7 +115,7 @@ func (vm *VM) checkLeaf(w *vmsa.Walker, l *shadowLeaf) error {
 		if l.size > g.Size || l.ipa < g.Base || uint64(l.ipa-g.Base)+l.size > g.Size {
 			return bad("larger than the guest's %#x-byte leaf at %#x", g.Size, uint64(g.Base))
 		}
-		if l.perms.R1 && !g.Perms.R1 || l.perms.W1 && !g.Perms.W1 || l.perms.X1 && !(g.Perms.X1 && g.Perms.X0) {
+		if l.perms.R1 && !g.Perms.R1 || l.perms.W1 && !g.Perms.W1 || l.perms.X1 && !g.Perms.X1 || l.perms.X0 && !g.Perms.X0 {
 			return bad("rights %+v wider than the guest's %+v", l.perms, g.Perms)
 		}
 		if l.dev != g.Device {
@@ -138,7 +140,9 @@ func (vm *VM) checkLeaf(w *vmsa.Walker, l *shadowLeaf) error {
 		if !ok {
 			return bad("L1 IPA %#x has no host page (HVA %#x)", uint64(l1), uint64(s.HVAOf(l1)))
 		}
-		if want := m.PA &^ mem.PA(pg-1); l.pa+mem.PA(off) != want {
+		// The L1 IPA's offset in its host page: a guest granule smaller
+		// than the host page is shadowed with leaves inside host pages.
+		if want := m.PA&^mem.PA(pg-1) | mem.PA(uint64(l1)&(pg-1)); l.pa+mem.PA(off) != want {
 			return bad("at +%#x the host page of L1 IPA %#x is %#x", off, uint64(l1), uint64(want))
 		}
 		if l.perms.W1 && (!m.Writable || s.Flags&memslot.ReadOnly != 0) {

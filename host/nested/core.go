@@ -60,10 +60,10 @@ func composeLeaf(l s2pt.Layout, g *GuestS2, ipa NestedIPA, base mem.IPA, pa mem.
 }
 
 // guestProt is the shadow's rights for canonical rights p under the guest
-// leaf g: R and W only where both allow, X only where the guest allows EL0
-// and EL1 execution (all-or-nothing with FEAT_XNX), Device if the guest
-// maps Device.
-func guestProt(g *GuestS2, p s2pt.Prot) s2pt.Prot {
+// leaf g: R and W only where both allow, execution per EL as the guest
+// allows it (xnx: the hardware implements FEAT_XNX; see xnProt), Device if
+// the guest maps Device.
+func guestProt(g *GuestS2, p s2pt.Prot, xnx bool) s2pt.Prot {
 	var out s2pt.Prot
 	if g.Perms.R1 && p&s2pt.ProtR != 0 {
 		out |= s2pt.ProtR
@@ -71,13 +71,31 @@ func guestProt(g *GuestS2, p s2pt.Prot) s2pt.Prot {
 	if g.Perms.W1 && p&s2pt.ProtW != 0 {
 		out |= s2pt.ProtW
 	}
-	if g.Perms.X0 && g.Perms.X1 && p&s2pt.ProtX != 0 {
-		out |= s2pt.ProtX
+	if p&s2pt.ProtX != 0 {
+		out |= xnProt(g.Perms.X0, g.Perms.X1, xnx)
 	}
 	if g.Device {
 		out |= s2pt.ProtDevice
 	}
 	return out
+}
+
+// xnProt is the shadow's execute permission for a guest stage-2 leaf that
+// allows execution at EL0 (x0) and EL1 (x1): per EL with FEAT_XNX (XN
+// 0b01, 0b11); without it the hardware reads only XN[1], so execution is
+// all or nothing and a leaf executable at one EL only is mapped
+// non-executable (its fetches fault to L0, which resolves them again:
+// never wider than the guest).
+func xnProt(x0, x1, xnx bool) s2pt.Prot {
+	switch {
+	case x0 && x1:
+		return s2pt.ProtX
+	case !xnx || !x0 && !x1:
+		return 0
+	case x0:
+		return s2pt.ProtX | s2pt.ProtPXN
+	}
+	return s2pt.ProtX | s2pt.ProtUXN
 }
 
 // recycle returns the index of the first of n pool entries, starting at
@@ -94,12 +112,18 @@ func recycle(n int, next *int, free func(i int) bool) (int, bool) {
 	return 0, false
 }
 
-// faultAccess is the access a stage-2 abort with syndrome esr was for: a
-// fetch, a write (WnR, not a cache maintenance or AT: CM), else a read, at
+// faultAccess is the access a stage-2 abort with syndrome esr was for: on
+// a stage-1 table walk a read of the table (for a fetch too), or, for a
+// Permission fault there, the walk's hardware update of the Access flag or
+// dirty state, a write (AArch64.S1Walk's descriptor update); otherwise a
+// fetch, a write (WnR, not a cache maintenance or AT: CM), else a read; at
 // EL el.
 func faultAccess(fetch bool, esr sysreg.ESR, el uint8) vmsa.Access {
 	acc := vmsa.Access{Kind: vmsa.Read, EL: el}
 	switch {
+	case esr.S1PTW() && esr.FSC()&0x3c == 0x0c:
+		acc.Kind = vmsa.Write
+	case esr.S1PTW():
 	case fetch:
 		acc.Kind = vmsa.Fetch
 	case esr.WnR() && !esr.CM():

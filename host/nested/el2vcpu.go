@@ -739,7 +739,7 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 		if err := sh.cache.Topup(s2.MapPagesNeeded(in(l2b), out, size, s2pt.MapBlocks) + s2.EdgePagesNeeded(in(l2b), size)); err != nil {
 			return err
 		}
-		if err := s2.Map(sh.cache, in(l2b), out, size, guestProt(&g, m.Prot), s2pt.MapBlocks|s2pt.MapSW(guestLevelSW(&g))); err != nil {
+		if err := s2.Map(sh.cache, in(l2b), out, size, guestProt(&g, m.Prot, e.own.MMFR1.XNX() >= 1), s2pt.MapBlocks|s2pt.MapSW(guestLevelSW(&g))); err != nil {
 			return err
 		}
 		e.stats.Installed++

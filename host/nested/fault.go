@@ -122,25 +122,36 @@ func (v *VCPU) faultIPA(e cpu.Exception) (NestedIPA, bool) {
 // L1 IPA through the VM's fault path and install the composed entry.
 func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	esr := e.ESR
+	ev := &v.event // what happens, for the observer (observe.go)
+	*ev = ShadowFault{Exception: e}
+	if v.observer != nil {
+		defer v.observeShadowFault(v.shadow)
+	}
 	ipa, ok := v.faultIPA(e)
 	if !ok {
 		return Exit{}, true, v.eret()
 	}
+	ev.IPA = ipa
 	if fscAccessFlag(esr.FSC()) && v.shadowYoung(ipa) {
+		ev.Rule = RuleYoung
 		return Exit{}, true, v.eret()
 	}
 	fetch := e.Kind == cpu.InstructionAbort
 	acc := faultAccess(fetch, esr, e.FromEL)
+	ev.Access = acc
 	sh := v.shadow
 	var g GuestS2
 	if sh.guestVM {
 		gr := v.guestRegs()
 		g = walkGuestS2(&v.walker, &gr, ipa, acc)
+		ev.Guest, ev.GuestWalk = g, v.steps()
 		if g.Fault.IsFault() {
+			ev.Rule = RuleForward
 			return v.forward(e, g.Fault, ipa)
 		}
 	} else {
 		g = stage2Off(ipa)
+		ev.Guest = g
 	}
 	// A fault on a stage-1 walk counts as a write (the walk may update the
 	// Access flag or dirty state), as kvm_is_write_fault does.
@@ -149,7 +160,16 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
 	v.inst.sh, v.inst.cache = nil, nil
 	switch {
+	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW():
+		ev.Rule = RuleExternal
+		return v.walkAbortToL2(e) // a stage-1 table where L1 has no memory
+	case errors.Is(err, kvm.ErrNoMemory) && fetch:
+		// A fetch from L1 memory that does not exist: a synchronous
+		// External abort on the fetch (no MMIO emulation of fetches).
+		ev.Rule = RuleExternal
+		return v.externalAbortToL2(e, 0b010000, vmsa.Fault{})
 	case errors.Is(err, kvm.ErrNoMemory):
+		ev.Rule = RuleMMIO
 		v.stats.MMIOExits++
 		exit, retry, refetch, err := v.k.MMIOAccessNested(e, g.L1, v.fetchL1IPA)
 		if err != nil {
@@ -179,6 +199,7 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, false, err
 	}
 	if retry {
+		ev.Rule = RuleInstall
 		v.stats.Installed++
 	}
 	return Exit{}, retry, v.eret()
@@ -272,7 +293,7 @@ func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA
 	return composeLeaf(s.sh.s2.Layout(), &s.g, s.ipa, base, pa, size)
 }
 
-func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot { return guestProt(&s.g, p) }
+func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot { return guestProt(&s.g, p, s.sh.vm.xnx) }
 
 // Topup implements kvm.Installer.
 func (s *shadowInstall) Topup(base mem.IPA, pa mem.PA, size uint64, _ s2pt.MapFlags) error {

@@ -457,6 +457,9 @@ func (v *VCPU) execL2(f func() cpu.Exception, advance bool) (Exit, error) {
 		if err != nil {
 			return Exit{}, err
 		}
+		if v.observer != nil {
+			v.observer.Executed(e)
+		}
 		if !e.Taken() {
 			if advance {
 				v.pe.PC += 4

@@ -26,7 +26,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/mem"
@@ -83,6 +85,9 @@ type EL2 interface {
 	// ERET returns to the state in SPSR_EL2 and ELR_EL2: a guest VM when
 	// they name EL1 or EL0.
 	ERET() error
+	// AT executes AT op with input address va and returns PAR_EL1
+	// afterwards.
+	AT(op at.Op, va mem.VA) (sysreg.PAR, error)
 }
 
 // GuestHypervisor is the code a guest hypervisor runs when an exception is
@@ -168,6 +173,9 @@ type Stats struct {
 	// of L0's frame (FEAT_NV2 for the guest's guest), VNCRFaults the
 	// aborts of its redirected accesses before the page was in place.
 	VNCRSyncs, VNCRFaults uint64
+	// ATFast and ATSoftware count the emulated AT instructions answered
+	// by the fast path and by the software walk (at.go).
+	ATFast, ATSoftware uint64
 }
 
 // Exits returns the total exits to L0 from vEL2.

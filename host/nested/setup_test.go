@@ -1,6 +1,7 @@
 package nested_test
 
 import (
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/guesthyp"
@@ -41,9 +42,12 @@ type rigConfig struct {
 	// ipaBits is L1's VM's IPA size and guestIPABits its VMs' (zero: 40).
 	ipaBits, guestIPABits uint
 	// memBytes is the host's memory (zero: 256 MiB); cpus its physical
-	// CPUs (zero: 1).
+	// CPUs (zero: 1); id its ID registers (nil: vmsa.DefaultRegs) and
+	// pageSize its page size (zero: 4K).
 	memBytes uint64
 	cpus     int
+	id       *vmsa.Regs
+	pageSize uint64
 }
 
 // newRig boots L0 with one CPU, L1 in a 40-bit VM in mode with E2H, and
@@ -70,7 +74,7 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts .
 			t.Fatal(err)
 		}
 	}
-	h, err := kvm.NewHost(kvm.Config{CPUs: rc.cpus, MemBytes: rc.memBytes})
+	h, err := kvm.NewHost(kvm.Config{CPUs: rc.cpus, MemBytes: rc.memBytes, ID: rc.id, PageSize: rc.pageSize})
 	must(err)
 	vm, err := h.NewVM(kvm.VMConfig{IPABits: rc.ipaBits})
 	must(err)

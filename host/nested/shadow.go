@@ -100,19 +100,22 @@ func in(n NestedIPA) mem.IPA { return mem.IPA(n) }
 // shadowed with leaves inside host pages).
 func (vm *VM) shadowLayout(g *guestRegs) s2pt.Config {
 	id := vm.k.Host().ID()
-	hostMax, _ := sysreg.PASizeBits(id.MMFR0.PARange())
-	hostMax = min(hostMax, 48)
-	ipa := uint(32)
-	if g.hcr.VM() {
-		ipa = min(max(guestIPABits(g.vtcr), 32), hostMax)
-	} else {
-		ipa = vm.k.Layout().IPABits
-	}
 	gran := vm.k.Layout().Format.Granule
 	if g.hcr.VM() {
 		if gg := granuleOf(g); gg.Bits() < gran.Bits() && id.MMFR0.GranuleSupported(gg, true) {
 			gran = gg
 		}
+	}
+	// A 52-bit IPA needs FEAT_LPA2 (VTCR_EL2.DS) with 4K and 16K, FEAT_LPA
+	// with 64K (AArch64.S2MinTxSZ): a guest stage 2 of 52 bits is shadowed
+	// at 52 bits where the host has them (mainline caps nested guests at 48).
+	hostMax, _ := sysreg.PASizeBits(id.MMFR0.PARange())
+	if hostMax == 52 && gran != sysreg.Granule64K && !id.MMFR0.GranuleLPA2(gran, true) {
+		hostMax = 48
+	}
+	ipa := vm.k.Layout().IPABits
+	if g.hcr.VM() {
+		ipa = min(max(guestIPABits(g.vtcr), 32), hostMax)
 	}
 	return s2pt.Config{IPABits: ipa, Granule: gran, MMFR0: id.MMFR0, MMFR1: id.MMFR1}
 }

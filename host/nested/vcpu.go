@@ -30,7 +30,9 @@ const (
 
 // el1Regs are the EL1 registers a world switch saves and restores, each
 // with its VNCR offset (where L2's copy lives while the guest hypervisor
-// runs), and PAR_EL1, which has none.
+// runs). PAR_EL1 has no VNCR offset and no EL12 alias: it is one register
+// for the guest hypervisor and its guests, which a world switch leaves
+// alone (a guest hypervisor saves its guest's PAR_EL1 itself).
 var el1Regs = [...]cpu.SysReg{cpu.SCTLR_EL1, cpu.TCR_EL1, cpu.TTBR0_EL1, cpu.TTBR1_EL1, cpu.MAIR_EL1,
 	cpu.VBAR_EL1, cpu.ELR_EL1, cpu.SPSR_EL1, cpu.ESR_EL1, cpu.FAR_EL1}
 
@@ -43,10 +45,9 @@ var ownEL2 = map[cpu.SysReg]cpu.SysReg{
 }
 
 type el1Context struct {
-	r   [len(el1Regs)]uint64
-	par uint64
-	x   [31]uint64
-	sp  uint64
+	r  [len(el1Regs)]uint64
+	x  [31]uint64
+	sp uint64
 }
 
 // HPFARUnknown is what the guest hypervisor finds in HPFAR_EL2 after a
@@ -72,7 +73,7 @@ type VCPU struct {
 	inL2   bool
 	shadow *shadowMMU
 	// other holds the world not on the PE: the guest hypervisor's EL1
-	// registers and GPRs while L2 runs, L2's GPRs (and PAR_EL1) while the
+	// registers and GPRs while L2 runs, L2's GPRs while the
 	// guest hypervisor runs (L2's other EL1 registers are in the VNCR page).
 	other el1Context
 	// own0 holds the guest hypervisor's own regime registers as written
@@ -85,9 +86,13 @@ type VCPU struct {
 
 	walker vmsa.Walker   // guest stage-2 walks over L1 memory
 	inst   shadowInstall // the installer of the shadow fault in progress
+	atPath ATPath        // how AT from vEL2 is emulated (at.go)
 	stats  Stats
 	mmio   bool // an ExitMMIO awaits CompleteMMIO
 	fwd    forwardState
+	// observer and event: see observe.go.
+	observer Observer
+	event    ShadowFault
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
@@ -281,7 +286,7 @@ func (v *VCPU) toL2() error {
 	for i, r := range el1Regs {
 		saved.r[i] = pe.Get(r)
 	}
-	saved.par, saved.x, saved.sp = uint64(pe.PAR), ctx.X, ctx.SP
+	saved.x, saved.sp = ctx.X, ctx.SP
 	g := v.guestRegs()
 	if err := v.vncrEnter(v.l2HCR(g.hcr)); err != nil {
 		return err
@@ -294,7 +299,6 @@ func (v *VCPU) toL2() error {
 		off, _ := r.VNCROffset()
 		pe.Set(r, v.vncrGet(off))
 	}
-	pe.PAR = sysreg.PAR(v.other.par)
 	ctx.X, ctx.SP = v.other.x, v.other.sp
 	v.other = saved
 	pe.Regs.HCR_EL2 = v.l2HCR(g.hcr)
@@ -326,11 +330,10 @@ func (v *VCPU) toVEL2(esr sysreg.ESR, far mem.VA, hpfar uint64, off mem.VA, setS
 		off, _ := r.VNCROffset()
 		v.vncrSet(off, pe.Get(r))
 	}
-	l2.par, l2.x, l2.sp = uint64(pe.PAR), ctx.X, ctx.SP
+	l2.x, l2.sp = ctx.X, ctx.SP
 	for i, r := range el1Regs {
 		pe.Set(r, v.other.r[i])
 	}
-	pe.PAR = sysreg.PAR(v.other.par)
 	ctx.X, ctx.SP = v.other.x, v.other.sp
 	v.other = l2
 	pe.ELR[1], pe.SPSR[1] = l2pc, l2spsr
@@ -497,7 +500,11 @@ func (v *VCPU) vel2Exit(e cpu.Exception) (done bool, err error) {
 			}
 		case op0 == 1 && crn == 7:
 			v.stats.ATTraps++
-			return false, fmt.Errorf("%w: AT from vEL2 (op1=%d CRm=%d op2=%d) is not emulated yet", ErrUnhandled, op1, crm, op2)
+			op, ok := atOp(op1, crm, op2)
+			if !ok {
+				return false, fmt.Errorf("%w: AT encoding op1=%d CRm=%d op2=%d", ErrUnhandled, op1, crm, op2)
+			}
+			return true, v.emulateAT(op, rt)
 		default:
 			return false, fmt.Errorf("%w: system instruction trap ISS %#x", ErrUnhandled, iss)
 		}

@@ -36,6 +36,7 @@ type VM struct {
 	k       *kvm.VM
 	cfg     Config
 	ids     IDRegs
+	xnx     bool         // the host implements FEAT_XNX (shadow XN per EL)
 	shadows []*shadowMMU // guarded by the VM's MMU lock
 	next    int          // round-robin recycling cursor
 	rmap    rmap         // guarded by the VM's MMU lock
@@ -69,7 +70,7 @@ func New(k *kvm.VM, cfg Config) (*VM, error) {
 		return nil, fmt.Errorf("nested: reverse map of %d extents: want 0..%d", cfg.ReverseMapExtents, rmapMaxExtents)
 	}
 	id := k.Host().ID()
-	vm := &VM{k: k, cfg: cfg, ids: sanitizeIDs(&id, k.Layout().IPABits)}
+	vm := &VM{k: k, cfg: cfg, ids: sanitizeIDs(&id, k.Layout().IPABits), xnx: id.MMFR1.XNX() >= 1}
 	if cfg.Mode == ModeNV2 && id.MMFR2.NV() < 2 || id.MMFR2.NV() < 1 {
 		return nil, fmt.Errorf("nested: the host's ID_AA64MMFR2_EL1.NV=%d does not offer %v", id.MMFR2.NV(), cfg.Mode)
 	}

@@ -21,6 +21,12 @@ const (
 	// ProtDevice maps Device-nGnRE (MemAttr 0b0001) instead of Normal
 	// write-back (0b1111).
 	ProtDevice
+	// ProtPXN and ProtUXN, with ProtX, make it executable at EL0 only (XN
+	// = 0b01) or at EL1 only (XN = 0b11): FEAT_XNX, which the hardware
+	// must implement (without it only XN[1] counts, and both read as
+	// executable at EL0 and EL1).
+	ProtPXN
+	ProtUXN
 )
 
 // MapFlags modify Map.
@@ -84,8 +90,13 @@ func (vm *VM) leaf(pa uint64, level int, prot Prot, flags MapFlags) uint64 {
 			l.S2AP |= 2
 		}
 	}
-	if prot&ProtX == 0 {
+	switch {
+	case prot&ProtX == 0 || prot&(ProtPXN|ProtUXN) == ProtPXN|ProtUXN:
 		l.XN = 2
+	case prot&ProtPXN != 0:
+		l.XN = 1
+	case prot&ProtUXN != 0:
+		l.XN = 3
 	}
 	l.SW = uint(flags >> swShift)
 	return uint64(l.Encode(vm.layout.Format, level))
@@ -517,7 +528,7 @@ func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot 
 	if uint64(pa)&vm.gmask != 0 || uint64(pa)+size < uint64(pa) || uint64(pa)+size > vm.paEnd {
 		return fmt.Errorf("s2pt: output range %#x+%#x is not granule-aligned or exceeds the %d-bit PA size", uint64(pa), size, vm.layout.PABits)
 	}
-	if prot&^(ProtR|ProtW|ProtX|ProtDevice) != 0 {
+	if prot&^(ProtR|ProtW|ProtX|ProtDevice|ProtPXN|ProtUXN) != 0 {
 		return fmt.Errorf("s2pt: unknown protection bits %#x", uint8(prot))
 	}
 	if flags&MapClean != 0 && !vm.layout.VTCR.HD() {

@@ -328,3 +328,24 @@ func TestUnmapNeedsNoMemory(t *testing.T) {
 	}
 	r.checkCounts()
 }
+
+// TestExecuteNeverPerEL: the XN[1:0] a leaf gets for each execute
+// permission (VTCR_EL2 stage-2 descriptor XN with FEAT_XNX: 0b00 EL0 and
+// EL1, 0b01 EL0 only, 0b11 EL1 only, 0b10 neither).
+func TestExecuteNeverPerEL(t *testing.T) {
+	r := newRig(t, defaultCfg(40, sysreg.Granule4K), 16*mib)
+	for i, c := range []struct {
+		prot Prot
+		xn   uint
+	}{
+		{ProtR | ProtX, 0b00}, {ProtR | ProtX | ProtPXN, 0b01}, {ProtR | ProtX | ProtUXN, 0b11},
+		{ProtR | ProtX | ProtPXN | ProtUXN, 0b10}, {ProtR, 0b10}, {ProtR | ProtPXN, 0b10},
+	} {
+		ipa := uint64(i) << 12
+		r.mapRange(mem.IPA(ipa), mem.PA(0x200000+ipa), 4096, c.prot, 0)
+		d, _, err := r.vm.Lookup(mem.IPA(ipa))
+		if err != nil || desc.S2(d).XN() != c.xn {
+			t.Errorf("prot %#x: XN %02b (%v), want %02b", uint8(c.prot), desc.S2(d).XN(), err, c.xn)
+		}
+	}
+}

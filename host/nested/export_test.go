@@ -1,0 +1,4 @@
+package nested
+
+// SameOutputSize exports sameOutputSize to the tests.
+var SameOutputSize = sameOutputSize

@@ -1,0 +1,5 @@
+//go:build !race
+
+package nested_test
+
+const raceBuild = false

@@ -1,0 +1,58 @@
+package nested_test
+
+import (
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/nested"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// TestWalkUpdateNeedsGuestWrite: L2's stage 1 has hardware Access flag
+// updates (TCR_EL1.HA) and a leaf with AF=0; L1's stage 2 maps L2's tables
+// read-only. The walk's update of the descriptor is a write at stage 2
+// (AArch64.S1Walk), so it takes a stage-2 Permission fault on the
+// stage-1 walk, which L0 must check against L1's stage 2 as a write and
+// forward: ESR_EL2 EC 0x24, IL, S1PTW, WnR, DFSC Permission at L1's leaf
+// level (2: a 2 MiB block), HPFAR_EL2 the table's IPA, FAR_EL2 the VA —
+// rather than map the page read-only again and again.
+func TestWalkUpdateNeedsGuestWrite(t *testing.T) {
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		t.Run(mode.String(), func(t *testing.T) {
+			r := newRig(t, mode, true, 0)
+			rec := &recorder{v: r.v}
+			r.v.SetGuestHypervisor(rec)
+			l1 := func(ipa uint64) mem.VA { return mem.VA(l1VMA + ipa - l2RAM) }
+			const tab = l2RAM + 0x10_0000
+			for _, w := range []struct{ at, v uint64 }{
+				{tab, tab + 0x1000 | 3}, {tab + 0x1000, tab + 0x2000 | 3},
+				{tab + 0x2000 + 8, l2RAM + 0x3000 | 3 | 3<<8}, // page, inner shareable, AF=0
+			} {
+				if err := r.v.Store(l1(w.at), 8, w.v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.a.Map(l2RAM, l1VMA, 2<<20); err != nil {
+				t.Fatal(err)
+			}
+			p := ptes(t, r.a.Stage2(), l2RAM)[2]
+			if err := r.v.Store(mem.VA(p[0]), 8, p[1]&^(1<<7)); err != nil { // S2AP=01: read-only
+				t.Fatal(err)
+			}
+			r.a.SetGuestReg(cpu.SCTLR_EL1, 1)
+			r.a.SetGuestReg(cpu.TCR_EL1, 25|1<<23|2<<32|1<<39) // HA
+			r.a.SetGuestReg(cpu.TTBR0_EL1, tab)
+			r.run(t, r.a)
+			exit, err := r.v.RunL2(kvm.Access{VA: 0x1008, Size: 8, Rt: 2})
+			if err != nil || exit.Reason != nested.ExitVEL2 || rec.n != 1 {
+				t.Fatalf("exit %v, %v, %d exceptions to vEL2", exit.Reason, err, rec.n)
+			}
+			want := uint64(0x24)<<26 | 1<<25 | 1<<7 | 1<<6 | 0b001110
+			if rec.esr != want || rec.far != 0x1008 || rec.hpfar != uint64(sysreg.HPFARFor(tab+0x2000)) {
+				t.Errorf("ESR_EL2 %#x FAR_EL2 %#x HPFAR_EL2 %#x; want %#x 0x1008 %#x", rec.esr, rec.far, rec.hpfar, want, uint64(sysreg.HPFARFor(tab+0x2000)))
+			}
+		})
+	}
+}
