@@ -36,6 +36,8 @@ type Nestmmu struct {
 	arena *hostmem.Arena
 	mu    sync.Mutex
 	oa    uint64 // a leaf's output-address bits (48-bit layout)
+	// edgeMax is the most table pages an UnmapExact can take.
+	edgeMax int
 }
 
 // NewNestmmu returns s2pt tables in an arena of tableMem bytes.
@@ -53,6 +55,7 @@ func NewNestmmu(tableMem uint64) (*Nestmmu, error) {
 		return nil, err
 	}
 	n.VM, n.cache = vm, vm.NewCache()
+	n.edgeMax = vm.EdgePagesNeeded(4096, 4096) // a page straddled by a block of every size at both ends
 	return n, nil
 }
 
@@ -82,7 +85,9 @@ func (n *Nestmmu) Map(addr, pa, size uint64) error {
 // cache, topped up first) where Unmap, as Linux's stage-2 unmap, would
 // remove it whole.
 func (n *Nestmmu) Unmap(addr, size uint64) error {
-	if err := n.cache.Topup(n.VM.EdgePagesNeeded(mem.IPA(addr), size)); err != nil {
+	// A constant top-up, as KVM's before a fault: the most any range can
+	// need (two tables per block size).
+	if err := n.cache.Topup(n.edgeMax); err != nil {
 		return err
 	}
 	return n.VM.UnmapExact(n.cache, mem.IPA(addr), size)

@@ -510,10 +510,15 @@ func (vm *VM) mapOne(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Pro
 		flags&MapInPlace == 0 && (cache == nil || cache.vm != vm || len(cache.pages)+len(vm.reserve) < level-vm.layout.StartLevel) {
 		return false
 	}
-	var s spot
-	if !vm.cachedEntry(&s, level, ipa) || s.d&desc.ValidBit != 0 {
+	// cachedEntry inlined by hand: the entry in the walk cache's table.
+	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
+	off := uint64(ipa - w.base)
+	pte := w.pa + mem.PA(off>>(vm.lbits[level+1&7]&63)*8)
+	i := uint64(pte-vm.mbase) >> 3
+	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) || atomic.LoadUint64(&vm.mw[i])&desc.ValidBit != 0 {
 		return false
 	}
+	s := spot{t: *w, pte: pte, addr: ipa}
 	tmpl := v.block
 	if level == 3 {
 		tmpl = v.page
@@ -579,17 +584,14 @@ func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot 
 // the walk cache's table of that level, and reads it (table memory with
 // direct words only).
 func (vm *VM) cachedEntry(s *spot, level int, ipa mem.IPA) bool {
-	w := vm.wcSlot(level, ipa)
-	if w.rec == nil || uint64(ipa-w.base) >= vm.span[level&7] {
+	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
+	off := uint64(ipa - w.base)
+	bits := vm.lbits[level+1&7] & 63
+	i := uint64(w.pa+mem.PA(off>>bits*8)-vm.mbase) >> 3
+	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) {
 		return false
 	}
-	s.t, s.idx = *w, uint64(ipa-w.base)>>(vm.lbits[level+1&7]&63)
-	s.pte, s.addr = w.pa+mem.PA(s.idx*8), w.base+mem.IPA(s.idx<<(vm.lbits[level+1&7]&63))
-	i := uint64(s.pte-vm.mbase) >> 3
-	if i >= uint64(len(vm.mw)) {
-		return false
-	}
-	s.d = atomic.LoadUint64(&vm.mw[i])
+	s.t, s.idx, s.pte, s.addr, s.d = *w, off>>bits, w.pa+mem.PA(off>>bits*8), w.base+mem.IPA(off>>bits<<bits), atomic.LoadUint64(&vm.mw[i])
 	return true
 }
 
@@ -627,7 +629,12 @@ func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 	if err := vm.lock(); err != nil {
 		return err
 	}
-	err := vm.unmapLocked(nil, ipa, size, false)
+	var err error
+	if vm.unmapOne(ipa, size) {
+		err = vm.finish(vm.unmapErr)
+	} else {
+		err = vm.unmapLocked(nil, ipa, size, false)
+	}
 	vm.unlock() // no defer: an MMU notifier's path
 	return err
 }
@@ -642,7 +649,12 @@ func (vm *VM) UnmapExact(cache *Cache, ipa mem.IPA, size uint64) error {
 	if err := vm.lock(); err != nil {
 		return err
 	}
-	err := vm.unmapLocked(cache, ipa, size, true)
+	var err error
+	if vm.unmapOne(ipa, size) {
+		err = vm.finish(vm.unmapErr)
+	} else {
+		err = vm.unmapLocked(cache, ipa, size, true)
+	}
 	vm.unlock()
 	return err
 }
@@ -669,10 +681,8 @@ func (vm *VM) unmapOne(ipa mem.IPA, size uint64) bool {
 	return true
 }
 
+// unmapLocked is Unmap (UnmapExact with exact) off unmapOne's path.
 func (vm *VM) unmapLocked(cache *Cache, ipa mem.IPA, size uint64, exact bool) error {
-	if vm.unmapOne(ipa, size) {
-		return vm.finish(vm.unmapErr)
-	}
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}

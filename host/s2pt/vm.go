@@ -91,68 +91,70 @@ type Stats struct {
 // returns an error), otherwise a mutex of the VM's own that every method
 // takes.
 type VM struct {
-	mu     sync.Mutex  // the MMU lock when Config.MMULock is nil
-	ext    *sync.Mutex // Config.MMULock
-	busy   bool        // an operation is running (visitors must not call back)
-	layout Layout
-	lbits  [8]uint   // leafBits per level -1..3 at level+1 (8 entries: &7 needs no bounds check)
-	span   [8]uint64 // 1<<lbits
-	// levelOf is the level whose entries map 1<<n bytes, at n (-9: none).
-	levelOf [64]int8
+	// The fields every operation reads, first (a few cache lines); the
+	// big arrays at the end.
+	ext       *sync.Mutex // Config.MMULock
+	busy      bool        // an operation is running (visitors must not call back)
+	destroyed bool
+	blocks    uint8 // bit level+1 set where blocks are allowed (Layout.BlockLevel)
+	npend     int
+	// mbase and mw are the table memory's words when it gives them
+	// directly (directWords), else nil.
+	mbase mem.PA
+	mw    []uint64
+	lbits [8]uint   // leafBits per level -1..3 at level+1 (8 entries: &7 needs no bounds check)
+	span  [8]uint64 // 1<<lbits
 	// gmask is the granule's offset mask; ipaEnd and paEnd are the
 	// sizes of the IPA and PA spaces.
 	gmask, ipaEnd, paEnd uint64
-	gbits                uint // log2 of the granule
 	// A table descriptor's next-level address, branch-free in every
 	// layout: d&oaLo | (d>>oaHS&oaHM)<<oaHP | d&oaHK.
 	oaLo, oaHM, oaHK uint64
 	oaHS, oaHP       uint
-	nent             uint64 // entries of a non-root table
-	blocks           uint8  // bit level+1 set where blocks are allowed (Layout.BlockLevel)
+	root             *table
+	reserve          []*table // see reserveCap
+	freeq            []*table
+	rinv             RangeInvalidator // inv, when it takes ranges
+	accErr           error
+	unmapErr         error // unmapOne's
+	// levelOf is the level whose entries map 1<<n bytes, at n (-9: none).
+	levelOf [64]int8
+	// nkept tables are kept in place empty (table.kept), at most keepCap.
+	nkept, keepCap int
+	stats          Stats
+	visitors       visitors
+
+	mu     sync.Mutex // the MMU lock when Config.MMULock is nil
+	layout Layout
+	gbits  uint   // log2 of the granule
+	nent   uint64 // entries of a non-root table
 	// blockMasks are the offset masks of the block sizes, largest first
 	// (nblock of them).
 	blockMasks [4]uint64
 	nblock     int
 	tm         TableMemory
 	inv        Invalidator
-	rinv       RangeInvalidator // inv, when it takes ranges
-	root       *table
-	// mbase and mw are the table memory's words when it gives them
-	// directly (directWords), else nil.
-	mbase mem.PA
-	mw    []uint64
 	// tables are the non-root tables by address, the reserve's too
 	// (table.inUse tells them apart); rc caches recent records of tables
 	// in use by address (direct-mapped), in front of the map.
-	tables    map[mem.PA]*table
-	rc        [256]rcEntry
-	destroyed bool
-	stats     Stats
+	tables map[mem.PA]*table
+	// reserve holds up to reserveMax detached, invalidated, empty tables
+	// for the next tables this VM makes (instead of a trip through the
+	// table memory's allocator and a zeroing); Destroy frees them.
+	reserveCap int // reserveMax; tests set 0 to see every free
 
+	pend [maxPending]Range
 	ctx  [5]Ctx // one per level -1..3, reused by every walk
 	path [8]struct {
 		t, child tref
 		idx      uint64
 	} // the table entries walk descended through, for post visits (5 used)
-
-	pend  [maxPending]Range
-	npend int
-	freeq []*table
-	// reserve holds up to reserveMax detached, invalidated, empty tables
-	// for the next tables this VM makes (instead of a trip through the
-	// table memory's allocator and a zeroing); Destroy frees them.
-	reserve    []*table
-	reserveCap int // reserveMax; tests set 0 to see every free
-	// nkept tables are kept in place empty (table.kept), at most keepCap.
-	nkept, keepCap int
+	rc [256]rcEntry
 	// wc is a walk cache: per table level, the last tables descended
 	// into, by the IPA span they cover (direct-mapped). A walk whose range
 	// lies in a cached table starts there. Exact: release drops a table's
 	// entry, and nothing else changes which table covers a span.
-	wc       [4][64]tref
-	accErr   error
-	unmapErr error // unmapOne's
-	visitors visitors
+	wc [4][64]tref
 }
 
 // New creates a VM's stage-2 tables: it allocates the (concatenated) root

@@ -245,7 +245,7 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 		} else if prev, done, err = vm.casDesc(pte, cur, n); !done {
 			return prev, false, err
 		}
-		if r := t.rec; r != vm.root && r.live > 1 {
+		if r := t.rec; r != vm.root && r.live > 0 {
 			r.live-- // vm.account inlined by hand
 		} else {
 			vm.account(r, cur, n)
