@@ -36,6 +36,7 @@ func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e Exception, done bool) {
 	}
 	pe.Stats.Loads++
 	pe.Stats.TLBHits++
+	pe.LastPA = pa
 	if i := uint64(pa-c.wbase) >> 3; i < uint64(len(c.words)) {
 		// An aligned access of at most 8 bytes lies in one word: a
 		// single-copy atomic load of the word holds it.
@@ -67,6 +68,7 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e Exception, done bool) {
 	}
 	pe.Stats.Stores++
 	pe.Stats.TLBHits++
+	pe.LastPA = pa
 	if i := uint64(pa-c.wbase) >> 3; i < uint64(len(c.words)) {
 		p := &c.words[i]
 		if size == 8 {
