@@ -31,6 +31,15 @@ type DataMemory interface {
 	Write(pa mem.PA, size int, v uint64) bool
 }
 
+// WordMemory is a DataMemory that can give the PE its words, from base
+// (little-endian: byte i of a word is its bits 8i+7:8i): the PE's hit path
+// (ReadHit, WriteHit) then loads and stores aligned data with atomic
+// accesses of them instead of a call per access. ok is false when every
+// access must go through Read and Write (a view that checks them).
+type WordMemory interface {
+	Words() (base mem.PA, words []uint64, ok bool)
+}
+
 // Insn is the instruction syndrome a load or store can report in
 // ESR_EL2.ISS when a stage-2 fault is taken to EL2 (ISV=1): the transfer
 // register, sign extension, register width and acquire/release. Valid is
@@ -175,7 +184,9 @@ type PE struct {
 	HPFAR sysreg.HPFAR
 	// VNCR is VNCR_EL2 (FEAT_NV2): the base of the memory that EL1
 	// accesses to some registers are redirected to with HCR_EL2.NV2.
-	VNCR   uint64
+	VNCR uint64
+	// Mem is the PE's memory. After replacing it call RegsChanged: the
+	// hit path keeps the words of a WordMemory.
 	Mem    DataMemory
 	Walker vmsa.Walker
 	// TLB caches translations; nil walks on every access.
@@ -213,6 +224,18 @@ type translationContext struct {
 	// s2only: EL1&0 with stage 1 disabled and stage 2 enabled, so that
 	// translations are cached as stage-2-only entries (IPA = VA).
 	s2only bool
+
+	// The hit path's (ReadHit, WriteHit): hit says it applies (not
+	// stage-2-only); a data access's VA passes check when va&vaMask[h] ==
+	// vaWant[h], h being VA[55]&vaSel; hitR and hitW are the TLB keys of
+	// a load and a store; words (from wbase) are the memory's, when it
+	// gives them (WordMemory).
+	hit            bool
+	vaSel          uint64
+	vaMask, vaWant [2]uint64
+	hitR, hitW     tlb.HitKey
+	wbase          mem.PA
+	words          []uint64
 }
 
 // Deviation is a set of QEMU behaviours a PE can reproduce.
@@ -251,8 +274,8 @@ func New(id int, regs vmsa.Regs, el uint8, m DataMemory, t *tlb.TLB) *PE {
 	return pe
 }
 
-// RegsChanged must be called after Regs, EL or PAN are modified directly
-// (MSR, exception entry and ERET do it themselves).
+// RegsChanged must be called after Regs, EL, PAN or Mem are modified
+// directly (MSR, exception entry and ERET do it themselves).
 func (pe *PE) RegsChanged() { pe.c.valid = false }
 
 // Regime returns the stage-1 regime of accesses at the current EL.
@@ -295,6 +318,20 @@ func (pe *PE) ctx() *translationContext {
 	c.dataPAN = pe.PAN && pe.EL != 0 && c.regime != vmsa.RegimeEL2 && r.MMFR1.PAN() >= 1
 	if _, nv1, _ := pe.nvState(); nv1 && c.regime == vmsa.RegimeEL10 {
 		c.dataPAN = false // HCR_EL2.{NV,NV1}={1,1}: PSTATE.PAN has no effect
+	}
+	c.hit = !c.s2only
+	two, mask, want := c.check.DataPass(pe.EL == 0)
+	c.vaSel, c.vaMask, c.vaWant = 0, mask, want
+	if two {
+		c.vaSel = 1
+	}
+	c.hitR = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Read, EL: pe.EL, PAN: c.dataPAN})
+	c.hitW = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Write, EL: pe.EL, PAN: c.dataPAN})
+	c.wbase, c.words = 0, nil
+	if m, ok := pe.Mem.(WordMemory); ok {
+		if base, words, ok := m.Words(); ok {
+			c.wbase, c.words = base, words
+		}
 	}
 	c.valid = true
 	return c

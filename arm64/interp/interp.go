@@ -139,6 +139,7 @@ func New(pe *cpu.PE, opts Options) *CPU {
 	watch := &codeWatch{DataMemory: pe.Mem, c: c}
 	pe.Mem = watch
 	pe.Walker.Mem = watch
+	pe.RegsChanged() // the PE's hit path must see the new memory
 	return c
 }
 
