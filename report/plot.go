@@ -94,13 +94,21 @@ func saveTiled(plots [][]*plot.Plot, w, h vg.Length, path string) error {
 	return f.Close()
 }
 
-// faultKinds are the fault breakdown's categories.
-var faultKinds = []string{"demand", "zero page", "COW copy", "COW reuse", "S2 map", "S2 relax", "S2 AF", "S2 retry", "MMIO"}
+// faultKinds are the fault breakdown's categories. For a VM of a guest
+// hypervisor the stage-2 ones are L0's shadow faults (a shadow entry
+// installed for "S2 map"), and "to hypervisor" are those forwarded to its
+// guest hypervisor, "its S2 map" what that hypervisor mapped.
+var faultKinds = []string{"demand", "zero page", "COW copy", "COW reuse", "S2 map", "S2 relax", "S2 AF", "S2 retry", "to hypervisor", "its S2 map", "MMIO"}
 
 func (v *VM) faultCounts() []float64 {
 	g, s := v.Guest, v.Stage2
-	return []float64{float64(g.DemandPage), float64(g.DemandZero), float64(g.COWCopy), float64(g.COWReuse),
-		float64(s.Maps), float64(s.Relaxes), float64(s.AccessFlag), float64(s.Retries), float64(v.MMIO)}
+	c := []float64{float64(g.DemandPage), float64(g.DemandZero), float64(g.COWCopy), float64(g.COWReuse),
+		float64(s.Maps), float64(s.Relaxes), float64(s.AccessFlag), float64(s.Retries), 0, 0, float64(v.MMIO)}
+	if n := v.Nested; n != nil {
+		c[4], c[6] = float64(n.L0.Installed), float64(n.L0.AccessFlag)
+		c[8], c[9] = float64(n.L0.Forwarded), float64(n.Hypervisor.Maps)
+	}
+	return c
 }
 
 // log10Ticks labels a log10(1+count) axis with the counts.
@@ -124,7 +132,7 @@ func (log10Ticks) Ticks(min, max float64) []plot.Tick {
 
 func (r *Report) faultPlot() ([][]*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = "Faults by kind and level (guest stage 1, L0 stage 2, MMIO)"
+	p.Title.Text = "Faults by kind and level (guest stage 1, L0 stage 2 or shadow, guest hypervisor, MMIO)"
 	p.Y.Label.Text = "faults (logarithmic)"
 	p.Y.Tick.Marker = log10Ticks{}
 	p.NominalX(faultKinds...)

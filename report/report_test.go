@@ -116,3 +116,22 @@ func TestComparison(t *testing.T) {
 		t.Errorf("plots %v %v", files, err)
 	}
 }
+
+// The fault breakdown of a VM of a guest hypervisor: its stage-2 columns
+// are L0's shadow faults, with those forwarded to the guest hypervisor and
+// what it mapped beside them.
+func TestFaultCountsNested(t *testing.T) {
+	v := VM{MMIO: 3, Guest: GuestFaults{DemandPage: 5}, Nested: &NestedVM{
+		L0:         ShadowFaults{Faults: 20, Installed: 11, Forwarded: 7, AccessFlag: 2},
+		Hypervisor: HypervisorWork{Maps: 6}}}
+	want := map[string]float64{"demand": 5, "S2 map": 11, "S2 AF": 2, "to hypervisor": 7, "its S2 map": 6, "MMIO": 3}
+	c := v.faultCounts()
+	if len(c) != len(faultKinds) {
+		t.Fatalf("%d counts for %d kinds", len(c), len(faultKinds))
+	}
+	for i, k := range faultKinds {
+		if c[i] != want[k] {
+			t.Errorf("%s: %v, want %v", k, c[i], want[k])
+		}
+	}
+}
