@@ -27,6 +27,8 @@ scenario supports is run. The variants:
 		doc:     doc,
 		examples: []example{
 			{args: "compare --variants blocks --accesses 300K examples/blocks.yaml", want: []string{"pages / blocks", "stage-2 faults"}},
+			{args: "compare --variants nv-nv2 --accesses 100K examples/nested-nv.yaml", note: "a guest hypervisor's exits with FEAT_NV and NV2",
+				want: []string{"NV2 / NV", "register-access traps", "exits per world switch"}},
 			{args: "compare --variants mips-gva --accesses 200K --plots /tmp/nestmmu-plots examples/mips.yaml",
 				want: []string{"linear-scan / gva-tables", "host TLB refills, slow path", "/tmp/nestmmu-plots/compare.png"}},
 		},
