@@ -153,9 +153,9 @@ type atHow struct{ fast, shadow bool }
 // translateAT computes the outcome of the guest hypervisor's AT op on va:
 // the fast path's if it has one the path keeps, else the software walk's.
 func (v *VCPU) translateAT(op at.Op, rt uint8, vr *vmsa.Regs, ps at.PSTATE, va uint64, prev sysreg.PAR) (at.Result, at.Plan, atHow) {
-	p, exc := at.Decide(vr, ps, op, rt)
-	if exc != nil {
-		return at.Result{PAR: prev, Taken: true, Exception: *exc}, p, atHow{}
+	p, x, taken := at.Decide(vr, ps, op, rt)
+	if taken {
+		return at.Result{PAR: prev, Taken: true, Exception: x}, p, atHow{}
 	}
 	if v.atPath != ATSoftware {
 		if res, how, ok := v.atFast(op, p, vr, ps, va, prev); ok {
@@ -344,7 +344,7 @@ func (v *VCPU) injectVEL2(x at.Exception) error {
 	}
 	v.pe.TakeException(&e)
 	v.hpfar = HPFARUnknown
-	if e.Kind == cpu.DataAbort && x.HPFAR != 0 {
+	if e.Kind == cpu.DataAbort && x.HPFARValid {
 		v.hpfar = uint64(x.HPFAR)
 	}
 	return &GuestException{Exception: e}

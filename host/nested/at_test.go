@@ -415,7 +415,11 @@ func (r *atRig) runEL1(t *testing.T, q *qemu.Case, ctx string) int {
 			far, _ := v.MRS(cpu.FAR_EL2)
 			hpfar, _ := v.MRS(cpu.HPFAR_EL2)
 			x := w.Exception
-			if !w.Taken || x.TargetEL != 2 || esr != uint64(x.ESR) || far != x.FAR || hpfar != uint64(x.HPFAR) {
+			wantHPFAR := uint64(x.HPFAR)
+			if !x.HPFARValid {
+				wantHPFAR = nested.HPFARUnknown
+			}
+			if !w.Taken || x.TargetEL != 2 || esr != uint64(x.ESR) || far != x.FAR || hpfar != wantHPFAR {
 				bad("L1 gets ESR_EL2 %#x FAR_EL2 %#x HPFAR_EL2 %#x", esr, far, hpfar)
 			}
 			enter()

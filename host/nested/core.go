@@ -3,6 +3,7 @@ package nested
 import (
 	"fmt"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
@@ -154,15 +155,16 @@ func guestLevelSW(g *GuestS2) uint8 {
 // of its stage 2 on the nested IPA ipa, from the abort esr the hardware
 // took on the shadow: the same syndrome with its fault status code
 // replaced by the guest walk's (kind and guest level), and HPFAR_EL2 the
-// IPA except where the architecture leaves it UNKNOWN, a Permission fault
-// not on a stage-1 walk (AArch64.ReportException's IPAValid).
+// IPA except where the architecture leaves it UNKNOWN: a Permission fault
+// not on a stage-1 walk, a synchronous External abort on the walk
+// (AArch64.ReportException's IPAValid).
 func forwardedAbort(esr sysreg.ESR, f vmsa.Fault, ipa NestedIPA) (sysreg.ESR, uint64) {
 	out := sysreg.ESR(uint64(esr)&^0x3f | uint64(f.FSC()))
-	hpfar := uint64(sysreg.HPFARFor(uint64(ipa)))
-	if f.Kind == vmsa.FaultPermission && !esr.S1PTW() {
-		hpfar = HPFARUnknown
+	f.Stage2, f.S1PTW = true, esr.S1PTW()
+	if !at.IPAValid(f) {
+		return out, HPFARUnknown
 	}
-	return out, hpfar
+	return out, uint64(sysreg.HPFARFor(uint64(ipa)))
 }
 
 // hpfarValid reports whether HPFAR_EL2 holds the faulting IPA of a stage-2

@@ -195,7 +195,7 @@ func TestRecursionFaultForwarding(t *testing.T) {
 		{"permission level 3 (S2AP read-only)", set(3, func(d uint64) uint64 { return d &^ (1 << 7) }), true, false, 0b001111, true},
 		{"permission level 3, read (S2AP write-only)", set(3, func(d uint64) uint64 { return d &^ (1 << 6) }), false, false, 0b001111, true},
 		{"address size level 2", set(2, func(d uint64) uint64 { return d | 1<<40 }), true, false, 0b000010, false},
-		{"external abort on walk level 3", set(2, func(d uint64) uint64 { return d&^0xffff_ffff_f000 | outRAM }), true, false, 0b010111, false},
+		{"external abort on walk level 3", set(2, func(d uint64) uint64 { return d&^0xffff_ffff_f000 | outRAM }), true, false, 0b010111, true},
 		{"stage-1 walk: translation level 3", nil, false, true, 0b000111, false},
 	}
 	for _, m := range recModes {
