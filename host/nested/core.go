@@ -113,24 +113,49 @@ func recycle(n int, next *int, free func(i int) bool) (int, bool) {
 	return 0, false
 }
 
-// faultAccess is the access a stage-2 abort with syndrome esr was for: on
-// a stage-1 table walk a read of the table (for a fetch too), or, for a
-// Permission fault there, the walk's hardware update of the Access flag or
-// dirty state, a write (AArch64.S1Walk's descriptor update); otherwise a
-// fetch, a write (WnR, not a cache maintenance or AT: CM), else a read; at
-// EL el.
-func faultAccess(fetch bool, esr sysreg.ESR, el uint8) vmsa.Access {
-	acc := vmsa.Access{Kind: vmsa.Read, EL: el}
+// faultAccess is the access a stage-2 abort with syndrome esr was for, at
+// EL el: on a stage-1 table walk (S1PTW) a read of the table, or the
+// walk's hardware update of an Access flag or dirty state, a write at
+// stage 2 (AArch64.S1Walk's descriptor update); WnR says which
+// (AArch64.FaultSyndrome reports the fault record's write), except on the
+// walk of a fetch (an Instruction Abort has no WnR) or of an AT (CM=1, WnR
+// always 1), where only a Permission fault can be the update: recheck then
+// asks the caller to check the read first. Otherwise a fetch, a write
+// (WnR, not a cache maintenance or AT: CM), else a read.
+func faultAccess(fetch bool, esr sysreg.ESR, el uint8) (acc vmsa.Access, recheck bool) {
+	acc = vmsa.Access{Kind: vmsa.Read, EL: el}
 	switch {
-	case esr.S1PTW() && esr.FSC()&0x3c == 0x0c:
-		acc.Kind = vmsa.Write
+	case esr.S1PTW() && (fetch || esr.CM()):
+		if fscPermission(esr.FSC()) {
+			acc.Kind, recheck = vmsa.Write, true
+		}
 	case esr.S1PTW():
+		if esr.WnR() {
+			acc.Kind = vmsa.Write
+		}
 	case fetch:
 		acc.Kind = vmsa.Fetch
 	case esr.WnR() && !esr.CM():
 		acc.Kind = vmsa.Write
 	}
-	return acc
+	return acc, recheck
+}
+
+// walkFaulted walks the guest stage 2 (registers g, over w) for the
+// nested IPA of a shadow abort with syndrome esr, for the access it was
+// for (faultAccess): where the syndrome leaves a walk's read and its
+// update apart, the read first (a fault there is the one to report),
+// then the write. It returns the walk and the access.
+func walkFaulted(w *vmsa.Walker, g *guestRegs, ipa NestedIPA, fetch bool, esr sysreg.ESR, el uint8) (GuestS2, vmsa.Access) {
+	acc, recheck := faultAccess(fetch, esr, el)
+	if recheck {
+		rd := acc
+		rd.Kind = vmsa.Read
+		if gs := walkGuestS2(w, g, ipa, rd); gs.Fault.IsFault() {
+			return gs, rd
+		}
+	}
+	return walkGuestS2(w, g, ipa, acc), acc
 }
 
 // stage2Off is the guest leaf for ipa when the guest hypervisor's stage 2

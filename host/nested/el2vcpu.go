@@ -680,8 +680,8 @@ func (e *EL2VCPU) canonicalFault(esr sysreg.ESR) error {
 		return r.err
 	}
 	ipa := mem.IPA(sysreg.HPFAR(hp).IPA()) | mem.IPA(far&0xfff)
-	write := esr.S1PTW() || esr.WnR() && !esr.CM()
-	if _, err := e.p.Resolve(ipa, write); err != nil {
+	acc, _ := faultAccess(esr.EC() == sysreg.ECInstrAbortLower, esr, 1)
+	if _, err := e.p.Resolve(ipa, acc.Kind == vmsa.Write); err != nil {
 		return err
 	}
 	if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
@@ -711,24 +711,25 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 		return r.err
 	}
 	fetch := esr.EC() == sysreg.ECInstrAbortLower
-	acc := faultAccess(fetch, esr, uint8(spsr>>2&3))
 	sh := e.cur
 	var g GuestS2
+	var acc vmsa.Access
 	if sh.guestVM {
 		gr, err := e.guestRegs()
 		if err != nil {
 			return err
 		}
-		g = walkGuestS2(&e.walker, &gr, ipa, acc)
+		g, acc = walkFaulted(&e.walker, &gr, ipa, fetch, esr, uint8(spsr>>2&3))
 		if g.Fault.IsFault() {
 			e.stats.Forwarded++
 			fesr, hpfar := forwardedAbort(esr, g.Fault, ipa)
 			return e.forward(fesr, far, hpfar, 0x400, false)
 		}
 	} else {
+		acc, _ = faultAccess(fetch, esr, uint8(spsr>>2&3))
 		g = stage2Off(ipa)
 	}
-	write := !fetch && (esr.S1PTW() || esr.WnR() && !esr.CM())
+	write := acc.Kind == vmsa.Write
 	m, err := e.p.Resolve(g.L1, write)
 	if err != nil {
 		return fmt.Errorf("%w: the nested guest's access to the guest hypervisor's IPA %#x (MMIO at its level is not modelled): %w", ErrUnhandled, uint64(g.L1), err)

@@ -137,29 +137,37 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, true, v.eret()
 	}
 	fetch := e.Kind == cpu.InstructionAbort
-	acc := faultAccess(fetch, esr, e.FromEL)
-	ev.Access = acc
 	sh := v.shadow
 	var g GuestS2
+	var acc vmsa.Access
 	if sh.guestVM {
 		gr := v.guestRegs()
-		g = walkGuestS2(&v.walker, &gr, ipa, acc)
-		ev.Guest, ev.GuestWalk = g, v.steps()
+		g, acc = walkFaulted(&v.walker, &gr, ipa, fetch, esr, e.FromEL)
+		ev.Access, ev.Guest, ev.GuestWalk = acc, g, v.steps()
 		if g.Fault.IsFault() {
 			ev.Rule = RuleForward
 			return v.forward(e, g.Fault, ipa)
 		}
 	} else {
+		acc, _ = faultAccess(fetch, esr, e.FromEL)
 		g = stage2Off(ipa)
-		ev.Guest = g
+		ev.Access, ev.Guest = acc, g
 	}
-	// A fault on a stage-1 walk counts as a write (the walk may update the
-	// Access flag or dirty state), as kvm_is_write_fault does.
-	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
+	// A stage-1 walk's read is a read: its tables may be in a read-only
+	// memslot (kvm_is_write_fault counts only its Permission faults, the
+	// hardware updates, as writes).
+	write := acc.Kind == vmsa.Write
 	v.inst = shadowInstall{sh: sh, cache: sh.cacheFor(v.idx), ipa: ipa, g: g} // held by the vCPU: no allocation per fault
 	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
 	v.inst.sh, v.inst.cache = nil, nil
 	switch {
+	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW() && write:
+		// The walk's hardware update of a table in read-only memory: KVM
+		// injects a synchronous External abort (kvm_inject_dabt: FSC
+		// 0b010000, no WnR).
+		ev.Rule = RuleExternal
+		e.ESR &^= 1 << 6
+		return v.externalAbortToL2(e, 0b010000, vmsa.Fault{})
 	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW():
 		ev.Rule = RuleExternal
 		return v.walkAbortToL2(e) // a stage-1 table where L1 has no memory
