@@ -170,7 +170,8 @@ type VM struct {
 func (h *Hypervisor) NewVM(vmid uint16) (*VM, error) {
 	vm := &VM{h: h, VMID: vmid, el1: map[cpu.SysReg]uint64{}, spsr: 0b0101}
 	s2, err := s2pt.New(s2pt.Config{IPABits: h.cfg.IPABits, Granule: sysreg.Granule4K,
-		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables, invalidator{h: h, vttbr: vm.VTTBR})
+		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables,
+		invalidator{h: h, s2: func() *s2pt.VM { return vm.s2 }, vmid: vmid})
 	if err != nil {
 		return nil, fmt.Errorf("guesthyp: VM %d: %w", vmid, err)
 	}
@@ -215,6 +216,9 @@ func (vm *VM) slotOf(ipa nested.NestedIPA) *Slot {
 func (h *Hypervisor) Run(vm *VM) error {
 	if vm.nested != nil {
 		h.cur = vm
+		if vm.nested.Suspended() {
+			return vm.nested.Resume()
+		}
 		return vm.nested.Enter(vm.pc)
 	}
 	c := h.cpu
@@ -255,11 +259,17 @@ func (vm *VM) SetTraps(h sysreg.HCR) { vm.traps = h }
 func (vm *VM) SetGuestReg(r cpu.SysReg, v uint64) { vm.el1[r] = v }
 
 // Interrupted is the guest hypervisor's entry after an interrupt took it
-// out of the VM it ran: it saves the VM's PC, PSTATE and EL1 registers.
+// out of the VM it ran: it saves the VM's PC, PSTATE and EL1 registers
+// (for a VM that runs a guest hypervisor, the state of whichever of its
+// worlds ran: nested.EL2VCPU.Suspend), which Run restores.
 func (h *Hypervisor) Interrupted() error {
 	vm := h.cur
 	if vm == nil {
 		return errors.New("guesthyp: no VM was running")
+	}
+	if vm.nested != nil {
+		// A guest hypervisor or its guest: the engine saves whichever ran.
+		return vm.nested.Suspend()
 	}
 	c := h.cpu
 	var err error
@@ -410,7 +420,7 @@ func (vm *VM) Map(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
 	if err := vm.mapRange(l2, l1, size); err != nil {
 		return err
 	}
-	return vm.changed()
+	return vm.changed(l2, size, false)
 }
 
 func (vm *VM) mapRange(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
@@ -425,7 +435,7 @@ func (vm *VM) Unmap(l2 nested.NestedIPA, size uint64) error {
 	if err := vm.s2.Unmap(stage2(l2), size); err != nil {
 		return err
 	}
-	return vm.changed()
+	return vm.changed(l2, size, false)
 }
 
 // WriteProtect makes [l2, l2+size) read-only, with the TLBIs.
@@ -433,35 +443,70 @@ func (vm *VM) WriteProtect(l2 nested.NestedIPA, size uint64) error {
 	if err := vm.s2.WriteProtect(stage2(l2), size); err != nil {
 		return err
 	}
-	return vm.changed()
+	return vm.changed(l2, size, true)
 }
 
 // invalidator is the TLB maintenance of a stage 2 (a VM's, or a shadow's)
 // as the guest hypervisor issues it: VTTBR_EL2 set to the stage 2's (its
-// VMID), then TLBI IPAS2E1IS with the TTL hint and VMALLE1IS, or
-// VMALLS12E1IS.
+// VMID), then TLBI IPAS2E1IS with the TTL hint, or RIPAS2E1IS for a batch
+// of ranges (s2pt.RangeInvalidator), then VMALLE1IS; or VMALLS12E1IS.
 type invalidator struct {
-	h     *Hypervisor
-	vttbr func() uint64
+	h    *Hypervisor
+	s2   func() *s2pt.VM // the tables (made after their invalidator)
+	vmid uint16
+}
+
+// vttbr sets VTTBR_EL2 to the stage 2's.
+func (i invalidator) vttbr() error {
+	return i.h.setVTTBR(uint64(i.s2().VTTBR().WithVMID(i.vmid)))
+}
+
+func (i invalidator) granuleBits() uint {
+	b := i.s2().Layout().TableBytes
+	n := uint(0)
+	for b > 1 {
+		b >>= 1
+		n++
+	}
+	return n
 }
 
 func (i invalidator) InvalidateIPA(ipa mem.IPA, level int) {
 	h := i.h
-	if h.setVTTBR(i.vttbr()) != nil {
+	if i.vttbr() != nil {
 		return
 	}
-	ttl := uint64(0)
-	if level >= 0 && level <= 3 {
-		ttl = 1<<2 | uint64(level) // 4K granule
-	}
 	h.stats.TLBIs += 2
-	_ = h.cpu.TLBI(tlb.OpIPAS2E1.IS(), uint64(ipa)>>12&(1<<40-1)|ttl<<44)
+	_ = h.cpu.TLBI(tlb.OpIPAS2E1.IS(), tlb.IPAOperandOf(ipa, tlb.TTL(i.granuleBits(), level, false)))
+	_ = h.cpu.TLBI(tlb.OpVMALLE1.IS(), 0)
+}
+
+func (i invalidator) InvalidateRanges(rs []s2pt.Range) {
+	h := i.h
+	if i.vttbr() != nil {
+		return
+	}
+	var buf [16]tlb.Invalidation
+	gb := i.granuleBits()
+	for _, r := range rs {
+		ops, ok := tlb.AppendIPARange(buf[:0], r.Start, uint64(r.End-r.Start), gb, r.Level, r.LeafOnly, false, false, tlb.Op.IS)
+		if !ok {
+			h.stats.TLBIs++
+			_ = h.cpu.TLBI(tlb.OpVMALLS12E1.IS(), 0)
+			return
+		}
+		for _, o := range ops {
+			h.stats.TLBIs++
+			_ = h.cpu.TLBI(o.Op, o.Xt)
+		}
+	}
+	h.stats.TLBIs++
 	_ = h.cpu.TLBI(tlb.OpVMALLE1.IS(), 0)
 }
 
 func (i invalidator) InvalidateVMID() {
 	h := i.h
-	if h.setVTTBR(i.vttbr()) != nil {
+	if i.vttbr() != nil {
 		return
 	}
 	h.stats.TLBIs++

@@ -21,7 +21,8 @@ import (
 // EnableNested makes the VM's vCPU run a guest hypervisor (a VHE one) with
 // cfg (its Mode, its VNCR page with NV2, the shadows' VMIDs): Run then
 // enters it at its virtual EL2 and Exception hands it every exception.
-// Changes of the VM's stage 2 (Map, Unmap, WriteProtect) empty the shadows.
+// Changes of the VM's stage 2 (Map, Unmap, WriteProtect) reach the shadow
+// entries derived from the range (the engine's reverse map).
 func (vm *VM) EnableNested(cfg nested.EL2Config) (*nested.EL2VCPU, error) {
 	if vm.nested != nil {
 		return nil, fmt.Errorf("guesthyp: VM %d already runs a guest hypervisor", vm.VMID)
@@ -38,12 +39,17 @@ func (vm *VM) EnableNested(cfg nested.EL2Config) (*nested.EL2VCPU, error) {
 // Nested returns the VM's guest-hypervisor engine (nil if none).
 func (vm *VM) Nested() *nested.EL2VCPU { return vm.nested }
 
-// changed tells the guest-hypervisor engine that the VM's stage 2 changed.
-func (vm *VM) changed() error {
-	if vm.nested == nil {
+// changed tells the guest-hypervisor engine that the VM's stage 2 lost or
+// changed the mappings of [l2, l2+size) (its IPAs are the engine's
+// canonical IPAs), or only write permission there (protect).
+func (vm *VM) changed(l2 nested.NestedIPA, size uint64, protect bool) error {
+	switch {
+	case vm.nested == nil:
 		return nil
+	case protect:
+		return vm.nested.CanonicalWriteProtected(mem.IPA(l2), size)
 	}
-	return vm.nested.CanonicalChanged()
+	return vm.nested.CanonicalUnmapped(mem.IPA(l2), size)
 }
 
 // platform is the VM as nested.Platform.
@@ -101,7 +107,7 @@ func (p platform) Resolve(ipa mem.IPA, write bool) (nested.Mapping, error) {
 // table memory, invalidated with VMID vmid.
 func (p platform) NewStage2(cfg s2pt.Config, vmid uint16) (*s2pt.VM, *s2pt.Cache, error) {
 	var s2 *s2pt.VM
-	inv := invalidator{h: p.vm.h, vttbr: func() uint64 { return uint64(s2.VTTBR().WithVMID(vmid)) }}
+	inv := invalidator{h: p.vm.h, s2: func() *s2pt.VM { return s2 }, vmid: vmid}
 	s2, err := s2pt.New(cfg, p.vm.h.tables, inv)
 	if err != nil {
 		return nil, nil, err

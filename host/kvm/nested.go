@@ -211,6 +211,12 @@ func (h *Host) FreeVMID(v *vmid.VM) error { return h.vmids.Free(v) }
 // every CPU.
 func (h *Host) TLBIIPA(v uint16, ipas []mem.IPA, level int) { h.tlbiIPA(v, ipas, level) }
 
+// TLBIRanges is a batch of stage-2 range invalidations for vmid on every
+// CPU, as the VM's own stage 2 gets them (s2pt.RangeInvalidator): TLBI
+// RIPAS2E1IS / RIPAS2LE1IS per range (IPAS2E1IS for one granule; TLBI
+// VMALLS12E1IS instead for a range too long), then TLBI VMALLE1IS.
+func (h *Host) TLBIRanges(v uint16, rs []s2pt.Range) { h.tlbiRanges(v, rs) }
+
 // LocalTLBIVMID is TLBI VMALLS12E1 (not broadcast) for vmid on physical
 // CPU cpu: what KVM does on vcpu_load when another vCPU ran the same
 // stage-2 MMU on that CPU last.

@@ -209,7 +209,7 @@ func (v *VCPU) atFast(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint6
 		r.HCR_EL2 = kvm.GuestHCR | vr.HCR_EL2&(sysreg.HCR_DC|sysreg.HCR_PTW|sysreg.HCR_TGE)
 		if vr.HCR_EL2.VM() {
 			g := v.guestRegs()
-			sh := vm.matchingShadow(&g)
+			sh := vm.pool.lookup(&g)
 			if sh == nil {
 				return at.Result{}, how, false
 			}
@@ -311,17 +311,6 @@ func sameOutputSize(hw, vr *vmsa.Regs) bool {
 	// [15:12], which are RES0 without it (AArch64.LeafBase).
 	k64 := tcr.TG0() == sysreg.Granule64K || tcr.TG1() == sysreg.Granule64K
 	return !k64 || (hostPA == 52) == (viewPA == 52)
-}
-
-// matchingShadow returns the shadow that serves the guest state g, if it
-// holds tables. The MMU lock is held.
-func (vm *VM) matchingShadow(g *guestRegs) *shadowMMU {
-	for _, sh := range vm.shadows {
-		if sh.matches(g) {
-			return sh
-		}
-	}
-	return nil
 }
 
 // injectVEL2 makes the guest hypervisor take the exception x of one of its

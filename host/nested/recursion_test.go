@@ -44,14 +44,20 @@ type recRig struct {
 // unless prep set it): the vCPU is left running L3.
 func newRecRig(t testing.TB, m01 nested.Mode, e2h bool, m12 nested.Mode, prep func(*recRig)) *recRig {
 	t.Helper()
-	r := &recRig{rig: newRig(t, m01, e2h, 0), m12: m12}
+	return newRecRigConfig(t, m01, e2h, nested.EL2Config{Mode: m12, VNCR: l1VNCR}, prep)
+}
+
+// newRecRigConfig is newRecRig with L1's configuration of L2's vCPU.
+func newRecRigConfig(t testing.TB, m01 nested.Mode, e2h bool, cfg nested.EL2Config, prep func(*recRig)) *recRig {
+	t.Helper()
+	r := &recRig{rig: newRig(t, m01, e2h, 0), m12: cfg.Mode}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	e, err := r.a.EnableNested(nested.EL2Config{Mode: m12, VNCR: l1VNCR})
+	e, err := r.a.EnableNested(cfg)
 	must(err)
 	r.e = e
 	must(r.hyp.Run(r.a))

@@ -241,15 +241,15 @@ func (v *VCPU) vel2Controls() {
 // hardware each would have a TLB of its own.
 func (v *VCPU) shadowVMID() error {
 	h, c, sh := v.vm.k.Host(), v.k.CPU(), v.shadow
-	id, err := h.LoadVMID(c, &sh.vmid)
+	id, err := h.LoadVMID(c, &sh.x.vmid)
 	if err != nil {
 		return fmt.Errorf("nested: %w", err)
 	}
-	if last := sh.lastRan[c]; last != v.k.ID() {
+	if last := sh.x.lastRan[c]; last != v.k.ID() {
 		if last >= 0 {
 			h.LocalTLBIVMID(c, id)
 		}
-		sh.lastRan[c] = v.k.ID()
+		sh.x.lastRan[c] = v.k.ID()
 	}
 	if t := v.shadow.s2.VTTBR().WithVMID(id); v.pe.Regs.VTTBR_EL2 != t {
 		v.pe.Regs.VTTBR_EL2 = t
