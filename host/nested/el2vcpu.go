@@ -88,6 +88,9 @@ type EL2Stats struct {
 	// hypervisor's shadow: Installed put an entry there, Forwarded went to
 	// the guest hypervisor (its stage 2 faulted).
 	ShadowFaults, Installed, Forwarded uint64
+	// ATFast and ATSoftware count the guest hypervisor's AT instructions
+	// answered by the fast path and by the software walk (at.go).
+	ATFast, ATSoftware uint64
 	// GuestTraps are traps of the nested guest taken to the hypervisor;
 	// ForwardedTraps of these went on to the guest hypervisor.
 	GuestTraps, ForwardedTraps uint64
@@ -135,6 +138,7 @@ type EL2VCPU struct {
 
 	walker vmsa.Walker // over the guest hypervisor's memory
 	oracle trapOracle
+	atPath ATPath
 	stats  EL2Stats
 }
 
@@ -525,7 +529,11 @@ func (e *EL2VCPU) vel2Trap(esr sysreg.ESR) error {
 		}
 	case t.op0 == 1 && t.crn == 7:
 		e.stats.ATTraps++
-		return fmt.Errorf("%w: AT from the guest hypervisor's virtual EL2 is not emulated", ErrUnhandled)
+		op, ok := atOpFromSys(t.op0, t.op1, t.crn, t.crm, t.op2)
+		if !ok {
+			return fmt.Errorf("%w: the guest hypervisor's AT op1=%d CRm=%d op2=%d", ErrUnhandled, t.op1, t.crm, t.op2)
+		}
+		return e.emulateAT(op, t.rt, xt())
 	default:
 		return fmt.Errorf("%w: the guest hypervisor's trap ESR %#x", ErrUnhandled, uint64(esr))
 	}

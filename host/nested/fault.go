@@ -266,12 +266,19 @@ func (v *VCPU) forward(e cpu.Exception, f vmsa.Fault, ipa NestedIPA) (Exit, bool
 }
 
 // runGuestHypervisor runs the guest hypervisor's code for an exception
-// just taken to vEL2. retry: it returned to L2.
+// just taken to vEL2. retry: it returned to L2. A *GuestException from
+// its code after it returned to L2 says that it made L2 take that
+// exception (a guest hypervisor injecting the exception of an instruction
+// it emulated): L2 is at its vector, ExitL2Exception.
 func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 	if v.hyp == nil {
 		return Exit{Reason: ExitVEL2}, false, nil
 	}
 	if err := v.hyp.Exception(v); err != nil {
+		var ge *GuestException
+		if errors.As(err, &ge) && v.inL2 {
+			return Exit{Reason: ExitL2Exception, Exception: ge.Exception}, false, nil
+		}
 		return Exit{}, false, err
 	}
 	if !v.inL2 {
