@@ -22,6 +22,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
+	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
@@ -43,13 +44,17 @@ type Config struct {
 	// HA and HD set VTCR_EL2.HA and HD for its VMs: the hardware (L0's
 	// walk of its stage 2) sets the Access flag and dirty state.
 	HA, HD bool
+	// Bus is its VMM's device model: a VM's access outside its slots is
+	// an MMIO access emulated there (nested.EmulateMMIO); nil: such an
+	// access is an error matching nested.ErrNoDevice.
+	Bus mmio.Bus
 }
 
 // Stats count what the guest hypervisor did.
 type Stats struct {
 	// Faults are stage-2 faults of its VMs it handled; Maps and BlockMaps
-	// the mappings they installed.
-	Faults, Maps, BlockMaps uint64
+	// the mappings they installed; MMIO the accesses emulated on its bus.
+	Faults, Maps, BlockMaps, MMIO uint64
 	// TLBIs counts the TLBI instructions it issued.
 	TLBIs uint64
 	// WriteFaults are write Permission faults on pages it had
@@ -339,11 +344,33 @@ func (h *Hypervisor) Exception(c nested.EL2) error {
 	h.stats.Faults++
 	s := vm.slotOf(ipa)
 	if s == nil {
-		return fmt.Errorf("guesthyp: VM %d faulted at IPA %#x outside its memory (MMIO is not modelled)", vm.VMID, uint64(ipa))
+		return h.mmio(c, esr, far, ipa)
 	}
 	if err := vm.mapFault(s, ipa); err != nil {
 		return err
 	}
+	return c.ERET()
+}
+
+// mmio emulates the running VM's access outside its memory on the bus and
+// returns past it.
+func (h *Hypervisor) mmio(c nested.EL2, esr, far uint64, ipa nested.NestedIPA) error {
+	spsr, err := c.MRS(cpu.SPSR_EL2)
+	if err != nil {
+		return err
+	}
+	sctlr, err := c.MRS(h.guestReg(cpu.SCTLR_EL1))
+	if err != nil {
+		return err
+	}
+	be := sctlr>>25&1 != 0 // SCTLR_EL1.EE, or E0E at EL0
+	if spsr>>2&3 == 0 {
+		be = sctlr>>24&1 != 0
+	}
+	if err := nested.EmulateMMIO(c, h.cfg.Bus, sysreg.ESR(esr), far, uint64(ipa), be); err != nil {
+		return fmt.Errorf("guesthyp: VM %d: %w", h.cur.VMID, err)
+	}
+	h.stats.MMIO++
 	return c.ERET()
 }
 

@@ -19,7 +19,8 @@ import (
 // the same table memory.
 
 // EnableNested makes the VM's vCPU run a guest hypervisor (a VHE one) with
-// cfg (its Mode, its VNCR page with NV2, the shadows' VMIDs): Run then
+// cfg (its Mode, its VNCR page with NV2, the shadows' VMIDs; the device
+// model for its MMIO, by default Config.Bus): Run then
 // enters it at its virtual EL2 and Exception hands it every exception.
 // Changes of the VM's stage 2 (Map, Unmap, WriteProtect) reach the shadow
 // entries derived from the range (the engine's reverse map).
@@ -28,6 +29,9 @@ func (vm *VM) EnableNested(cfg nested.EL2Config) (*nested.EL2VCPU, error) {
 		return nil, fmt.Errorf("guesthyp: VM %d already runs a guest hypervisor", vm.VMID)
 	}
 	cfg.OwnE2H = vm.h.cfg.E2H
+	if cfg.Bus == nil {
+		cfg.Bus = vm.h.cfg.Bus
+	}
 	e, err := nested.NewEL2VCPU(vm.h.cpu, platform{vm}, cfg)
 	if err != nil {
 		return nil, err

@@ -76,7 +76,7 @@ func (e *EL2VCPU) emulateAT(op at.Op, rt uint8, va uint64) error {
 		e.stats.ATSoftware++
 	}
 	if res.Taken {
-		return e.injectVEL2(res.Exception, spsr)
+		return e.injectAT(res.Exception, spsr)
 	}
 	if err := e.c.MSR(cpu.PAR_EL1, uint64(res.PAR)); err != nil {
 		return err
@@ -151,33 +151,42 @@ func (e *EL2VCPU) stage1AT(op at.Op, p at.Plan, vr *vmsa.Regs, _ at.PSTATE, va u
 	return par, shadow, ok && r.err == nil
 }
 
-// injectVEL2 makes the guest hypervisor take the exception x of its
-// instruction at its virtual EL2 (its PSTATE spsr, as the hypervisor's
-// SPSR_EL2 recorded it): as the hardware takes an exception from EL2 to
-// EL2 (AArch64.TakeException) — ESR_EL2, FAR_EL2 (a Data Abort),
-// ELR_EL2 the instruction and SPSR_EL2 its PSTATE reporting EL2
-// (I_ZJRNN; all four are the hypervisor's guest EL1 registers, which hold
-// them for a VHE guest hypervisor), HPFAR_EL2 for a stage-2 fault where
-// valid, and the vector VBAR_EL2 + 0x200 (SP_EL2) or + 0x000 (SP_EL0) with
-// D, A, I, F masked. The guest hypervisor's model has no code for it: the
-// instruction ends with a *GuestException (the hypervisor's Exception
-// returns it; L0 reports it as an exception of its guest).
-func (e *EL2VCPU) injectVEL2(x at.Exception, spsr uint64) error {
-	k := cpu.DataAbort
-	esr, far := x.ESR, x.FAR
+// injectAT makes the guest hypervisor take the exception x of its AT at
+// its virtual EL2 (its PSTATE spsr): injectVEL2.
+func (e *EL2VCPU) injectAT(x at.Exception, spsr uint64) error {
 	switch x.Kind {
 	case at.Undefined:
-		k, far = cpu.Undefined, 0
+		return e.injectVEL2(cpu.Undefined, x.ESR, 0, HPFARUnknown, spsr)
 	case at.TrapEL2:
 		return fmt.Errorf("%w: the guest hypervisor's AT trapped to its EL2 (%v)", ErrUnhandled, x)
 	}
+	hpfar := HPFARUnknown
+	if x.HPFARValid {
+		hpfar = uint64(x.HPFAR)
+	}
+	return e.injectVEL2(cpu.DataAbort, x.ESR, x.FAR, hpfar, spsr)
+}
+
+// injectVEL2 makes the guest hypervisor take an exception of kind k
+// (syndrome esr, FAR far for an abort, HPFAR_EL2 hpfar) from its own
+// virtual EL2 (its PSTATE spsr, as the hypervisor's SPSR_EL2 recorded it),
+// as the hardware takes an exception from EL2 to EL2
+// (AArch64.TakeException): ESR_EL2, FAR_EL2, ELR_EL2 the instruction and
+// SPSR_EL2 its PSTATE reporting EL2 (I_ZJRNN) — all four the hypervisor's
+// guest EL1 registers, which hold them for a VHE guest hypervisor —,
+// HPFAR_EL2, and the vector VBAR_EL2 + 0x200 (from SP_EL2) or + 0x000
+// (SP_EL0) with D, A, I, F masked. The guest hypervisor's model has no
+// code for it: the instruction ends with a *GuestException (the
+// hypervisor's Exception returns it; L0 reports it as an exception of its
+// guest).
+func (e *EL2VCPU) injectVEL2(k cpu.ExceptionKind, esr sysreg.ESR, far, hpfar, spsr uint64) error {
 	r := &regs{c: e.c}
 	pc := r.get(cpu.ELR_EL2)
 	vbar := r.get(e.guestEL1(cpu.VBAR_EL1))
 	r.set(e.guestEL1(cpu.ELR_EL1), pc)
 	r.set(e.guestEL1(cpu.SPSR_EL1), spsr&^(3<<2)|2<<2)
 	r.set(e.guestEL1(cpu.ESR_EL1), uint64(esr))
-	if k == cpu.DataAbort {
+	if k != cpu.Undefined {
 		r.set(e.guestEL1(cpu.FAR_EL1), far)
 	}
 	off := uint64(0x200)
@@ -189,10 +198,7 @@ func (e *EL2VCPU) injectVEL2(x at.Exception, spsr uint64) error {
 	if r.err != nil {
 		return r.err
 	}
-	e.hpfar = HPFARUnknown
-	if x.HPFARValid {
-		e.hpfar = uint64(x.HPFAR)
-	}
+	e.hpfar = hpfar
 	if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -70,6 +72,11 @@ type EL2Config struct {
 	// ShadowVMIDs are the VMIDs the hypervisor gives its shadow stage 2s,
 	// one per shadow (nil: 0x100 and 0x101).
 	ShadowVMIDs []uint16
+	// Bus is the device model of the hypervisor's VMM for the VM: the MMIO
+	// accesses of the guest hypervisor and of its guests that reach its
+	// IPAs without memory (nil: such an access is an error matching
+	// ErrNoDevice).
+	Bus mmio.Bus
 	// NoReverseMap and ReverseMapExtents are Config's: without the map a
 	// change of the hypervisor's stage 2 for the VM empties or
 	// write-protects every shadow whole (as mainline KVM).
@@ -809,8 +816,11 @@ func (e *EL2VCPU) canonicalFault(esr sysreg.ESR) error {
 		return r.err
 	}
 	ipa := mem.IPA(sysreg.HPFAR(hp).IPA()) | mem.IPA(far&0xfff)
-	acc, _ := faultAccess(esr.EC() == sysreg.ECInstrAbortLower, esr, 1)
-	if _, err := e.p.Resolve(ipa, acc.Kind == vmsa.Write); err != nil {
+	fetch := esr.EC() == sysreg.ECInstrAbortLower
+	acc, _ := faultAccess(fetch, esr, 1)
+	if _, err := e.p.Resolve(ipa, acc.Kind == vmsa.Write); errors.Is(err, kvm.ErrNoMemory) {
+		return e.noMemory(esr, far, ipa, fetch)
+	} else if err != nil {
 		return err
 	}
 	if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
@@ -860,8 +870,10 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 	}
 	write := acc.Kind == vmsa.Write
 	m, err := e.p.Resolve(g.L1, write)
-	if err != nil {
-		return fmt.Errorf("%w: the nested guest's access to the guest hypervisor's IPA %#x (MMIO at its level is not modelled): %w", ErrUnhandled, uint64(g.L1), err)
+	if errors.Is(err, kvm.ErrNoMemory) {
+		return e.guestNoMemory(esr, far, g.L1, fetch)
+	} else if err != nil {
+		return err
 	}
 	if err := e.pool.topup(sh, sh.x.cache, ipa, &g, m.Base, m.Out, m.Size); err != nil {
 		return err
@@ -874,10 +886,21 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 }
 
 // translateFAR translates the guest's guest's FAR through its stage 1 in
-// software (its EL1 registers are the hypervisor's guest's now; its
-// tables in its memory, through the guest hypervisor's stage 2): what AT
-// S1E1R would give, for a Permission fault whose HPFAR_EL2 is UNKNOWN.
+// software: what AT S1E1R would give, for a Permission fault whose
+// HPFAR_EL2 is UNKNOWN.
 func (e *EL2VCPU) translateFAR(far mem.VA, el uint8) (NestedIPA, bool) {
+	tr, ok := e.guestStage1(far, vmsa.Access{Kind: vmsa.Read, EL: el, NoPerm: true})
+	if !ok || tr.Fault.IsFault() {
+		return 0, false
+	}
+	return NestedIPA(tr.OA), true
+}
+
+// guestStage1 walks the guest's guest's stage 1 for va in software: its
+// EL1 registers are the hypervisor's guest EL1 registers while it runs, its
+// tables in its memory, reached through the guest hypervisor's stage 2
+// (nestedMemory). ok is false when the registers cannot be read.
+func (e *EL2VCPU) guestStage1(va mem.VA, acc vmsa.Access) (vmsa.Translation, bool) {
 	r := &regs{c: e.c}
 	regs := vmsa.Regs{
 		SCTLR_EL1: sysreg.SCTLR(r.get(e.guestEL1(cpu.SCTLR_EL1))), TCR_EL1: sysreg.TCR(r.get(e.guestEL1(cpu.TCR_EL1))),
@@ -887,14 +910,10 @@ func (e *EL2VCPU) translateFAR(far mem.VA, el uint8) (NestedIPA, bool) {
 	}
 	gr, err := e.guestRegs()
 	if r.err != nil || err != nil {
-		return 0, false
+		return vmsa.Translation{}, false
 	}
 	w := vmsa.Walker{Mem: nestedMemory{e: e, g: &gr}}
-	tr := w.Translate(&regs, vmsa.RegimeEL10, far, vmsa.Access{Kind: vmsa.Read, EL: el, NoPerm: true}, vmsa.TranslateOptions{})
-	if tr.Fault.IsFault() {
-		return 0, false
-	}
-	return NestedIPA(tr.OA), true
+	return w.Translate(&regs, vmsa.RegimeEL10, va, acc, vmsa.TranslateOptions{Stage1Only: true}), true
 }
 
 // guestHypMemory is the guest hypervisor's IPA space as memory: through

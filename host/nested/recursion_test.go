@@ -31,6 +31,14 @@ const (
 	l3Size   = 8 << 20
 )
 
+// recOpts are options of newRecRigConfig: L1's rig and L2's hypervisor.
+type recOpts struct {
+	l1 []func(*rigConfig)
+	l2 func(*guesthyp.Config)
+}
+
+type recOpt func(*recOpts)
+
 type recRig struct {
 	*rig
 	e   *nested.EL2VCPU // L1's engine for L2
@@ -47,10 +55,15 @@ func newRecRig(t testing.TB, m01 nested.Mode, e2h bool, m12 nested.Mode, prep fu
 	return newRecRigConfig(t, m01, e2h, nested.EL2Config{Mode: m12, VNCR: l1VNCR}, prep)
 }
 
-// newRecRigConfig is newRecRig with L1's configuration of L2's vCPU.
-func newRecRigConfig(t testing.TB, m01 nested.Mode, e2h bool, cfg nested.EL2Config, prep func(*recRig)) *recRig {
+// newRecRigConfig is newRecRig with L1's configuration of L2's vCPU and
+// options for L1 (rigConfig) and L2 (its guesthyp.Config).
+func newRecRigConfig(t testing.TB, m01 nested.Mode, e2h bool, cfg nested.EL2Config, prep func(*recRig), opts ...recOpt) *recRig {
 	t.Helper()
-	r := &recRig{rig: newRig(t, m01, e2h, 0), m12: cfg.Mode}
+	var o recOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	r := &recRig{rig: newRig(t, m01, e2h, 0, o.l1...), m12: cfg.Mode}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -64,7 +77,11 @@ func newRecRigConfig(t testing.TB, m01 nested.Mode, e2h bool, cfg nested.EL2Conf
 	if !r.v.InL2() {
 		t.Fatal("L1's ERET did not enter L2")
 	}
-	l2, err := guesthyp.Boot(r.v.L2(), guesthyp.Config{E2H: true, Tables: l2Tables, TablesSize: 4 << 20, VBAR: l2VBAR})
+	l2cfg := guesthyp.Config{E2H: true, Tables: l2Tables, TablesSize: 4 << 20, VBAR: l2VBAR}
+	if o.l2 != nil {
+		o.l2(&l2cfg)
+	}
+	l2, err := guesthyp.Boot(r.v.L2(), l2cfg)
 	must(err)
 	r.l2 = l2
 	e.SetGuestHypervisor(l2, r.v.L2())
