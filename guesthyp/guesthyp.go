@@ -411,13 +411,18 @@ func (h *Hypervisor) writeFault(c nested.EL2, esr, far, hpfar uint64) error {
 }
 
 // mapFault maps the largest block around ipa that the slot holds with a
-// congruent L1 address, else the page.
+// congruent L1 address and where nothing is mapped yet (a block would
+// replace the pages a table there holds, which Map may have put
+// elsewhere), else the page.
 func (vm *VM) mapFault(s *Slot, ipa nested.NestedIPA) error {
 	l := vm.s2.Layout()
 	size := l.TableBytes
 	for _, b := range l.BlockSizes() {
 		base := ipa &^ nested.NestedIPA(b-1)
 		if b > size && base >= s.L2 && uint64(base-s.L2)+b <= s.Size && uint64(s.L1)%b == uint64(s.L2)%b {
+			if _, level, err := vm.s2.Lookup(stage2(base)); err != nil || uint64(1)<<l.Format.LeafBits(level) < b {
+				break // a table below holds mappings
+			}
 			size = b
 		}
 	}

@@ -86,12 +86,25 @@ func (p platform) leaf(ipa mem.IPA) (nested.Mapping, bool) {
 func (p platform) Lookup(ipa mem.IPA) (nested.Mapping, bool) { return p.leaf(ipa) }
 
 // Resolve implements nested.Platform: an unmapped IPA of a slot is mapped
-// as a fault of the VM would map it.
+// as a fault of the VM would map it; a write to a leaf it write-protected
+// gets write permission back (as writeFault).
 func (p platform) Resolve(ipa mem.IPA, write bool) (nested.Mapping, error) {
-	if m, ok := p.leaf(ipa); ok && (!write || m.Prot&s2pt.ProtW != 0) {
+	m, ok := p.leaf(ipa)
+	if ok && (!write || m.Prot&s2pt.ProtW != 0) {
 		return m, nil
 	}
 	vm := p.vm
+	if ok {
+		if err := vm.cache.Topup(vm.s2.EdgePagesNeeded(m.Base, m.Size)); err != nil {
+			return nested.Mapping{}, err
+		}
+		if err := vm.s2.Relax(vm.cache, m.Base, m.Size, s2pt.ProtR|s2pt.ProtW|s2pt.ProtX); err != nil {
+			return nested.Mapping{}, err
+		}
+		vm.h.stats.WriteFaults++
+		m.Prot |= s2pt.ProtW
+		return m, nil
+	}
 	s := vm.slotOf(nested.NestedIPA(ipa))
 	if s == nil {
 		return nested.Mapping{}, fmt.Errorf("guesthyp: VM %d has no memory at IPA %#x: %w", vm.VMID, uint64(ipa), kvm.ErrNoMemory)
@@ -100,7 +113,7 @@ func (p platform) Resolve(ipa mem.IPA, write bool) (nested.Mapping, error) {
 	if err := vm.mapFault(s, nested.NestedIPA(ipa)); err != nil {
 		return nested.Mapping{}, err
 	}
-	m, ok := p.leaf(ipa)
+	m, ok = p.leaf(ipa)
 	if !ok {
 		return nested.Mapping{}, fmt.Errorf("guesthyp: VM %d: IPA %#x is not mapped after mapping it", vm.VMID, uint64(ipa))
 	}

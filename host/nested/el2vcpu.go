@@ -486,10 +486,20 @@ func (e *EL2VCPU) skip() error {
 	if err := e.c.MSR(cpu.ELR_EL2, elr+4); err != nil {
 		return err
 	}
-	if !e.inGuest {
-		if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
-			return err
-		}
+	return e.resume()
+}
+
+// resume returns to the world that took the exception, with its stage 2
+// in VTTBR_EL2 (the hypervisor's own stage-2 maintenance while it handled
+// the exception may have set another): the shadow for the guest's guest,
+// the hypervisor's stage 2 for the VM for the guest hypervisor.
+func (e *EL2VCPU) resume() error {
+	vttbr := e.p.VTTBR()
+	if e.inGuest {
+		vttbr = uint64(e.cur.s2.VTTBR().WithVMID(e.cur.x.vmid))
+	}
+	if err := e.p.SetVTTBR(vttbr); err != nil {
+		return err
 	}
 	return e.c.ERET()
 }
@@ -823,10 +833,7 @@ func (e *EL2VCPU) canonicalFault(esr sysreg.ESR) error {
 	} else if err != nil {
 		return err
 	}
-	if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
-		return err
-	}
-	return e.c.ERET()
+	return e.resume()
 }
 
 // shadowFault is a stage-2 fault of the guest's guest on the hypervisor's
@@ -843,7 +850,7 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 	} else {
 		var ok bool
 		if ipa, ok = e.translateFAR(mem.VA(far), uint8(spsr>>2&3)); !ok {
-			return e.c.ERET() // the guest's stage 1 changed: retried
+			return e.resume() // the guest's stage 1 changed: retried
 		}
 	}
 	if r.err != nil {
@@ -882,7 +889,7 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 		return err
 	}
 	e.stats.Installed++
-	return e.c.ERET()
+	return e.resume()
 }
 
 // translateFAR translates the guest's guest's FAR through its stage 1 in

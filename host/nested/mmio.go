@@ -173,17 +173,6 @@ func (e *EL2VCPU) guestNoMemory(esr sysreg.ESR, far uint64, ipa mem.IPA, fetch b
 	return e.resume()
 }
 
-// resume returns to the world that took the exception (for the guest
-// hypervisor, with the hypervisor's stage 2 for it in VTTBR_EL2).
-func (e *EL2VCPU) resume() error {
-	if !e.inGuest {
-		if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
-			return err
-		}
-	}
-	return e.c.ERET()
-}
-
 // injectGuest makes the guest's guest take an abort of kind k with ISS
 // iss (FAR far) to its EL1, from its PSTATE spsr under its SCTLR_EL1
 // sctlr, as the hardware takes it there (AArch64.TakeException): ESR_EL1
