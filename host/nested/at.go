@@ -269,7 +269,7 @@ func (v *VCPU) stage1AT(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uin
 		r := &pe.Regs
 		r.SCTLR_EL1, r.TCR_EL1, r.TTBR0_EL1, r.TTBR1_EL1, r.MAIR_EL1 = vr.SCTLR_EL1, vr.TCR_EL1, vr.TTBR0_EL1, vr.TTBR1_EL1, vr.MAIR_EL1
 		r.HCR_EL2 = kvm.GuestHCR | vr.HCR_EL2&(sysreg.HCR_DC|sysreg.HCR_PTW|sysreg.HCR_TGE)
-		if vr.HCR_EL2.VM() {
+		if stage2On(vr.HCR_EL2) {
 			g := v.guestRegs()
 			sh := vm.pool.lookup(&g)
 			if sh == nil {
@@ -424,18 +424,30 @@ func (v *VCPU) walkAbortToL2(e cpu.Exception) (Exit, bool, error) {
 // is handling (a fetch, or a stage-1 walk, that reads L1 memory that does
 // not exist): the PE returns to L2 and takes the Data (or Instruction)
 // Abort to L2's EL1 — the hardware syndrome with fsc, S1PTW and ISV clear
-// (WnR and CM kept), the class for the same EL from EL1, FAR the VA.
+// (WnR and CM kept), the class for the same EL from EL1, FAR the VA — or,
+// when the guest hypervisor's HCR_EL2.TEA routes External aborts to its
+// EL2, it is injected into vEL2 instead.
 func (v *VCPU) externalAbortToL2(e cpu.Exception, fsc uint8, f vmsa.Fault) (Exit, bool, error) {
 	pe := v.pe
 	from := uint8(pe.SPSR[2] >> 2 & 3)
+	ec := uint64(e.ESR) >> 26
+	iss := uint64(e.ESR) & (1<<6 | 1<<8) // WnR, CM
+	if v.vHCR().TEA() {
+		// The guest hypervisor routes External aborts to its EL2
+		// (AArch64.DataAbort, AArch64.InstructionAbort): it takes this one
+		// from the lower EL, HPFAR_EL2 UNKNOWN.
+		v.stats.Forwarded++
+		if err := v.toVEL2(sysreg.ESR(ec<<26|1<<25|iss|uint64(fsc)), e.FAR, HPFARUnknown, 0x400, true); err != nil {
+			return Exit{}, false, err
+		}
+		return v.runGuestHypervisor()
+	}
 	if err := v.eret(); err != nil {
 		return Exit{}, false, err
 	}
-	ec := uint64(e.ESR) >> 26
 	if from == 1 {
 		ec |= 1 // the "same Exception level" class is one above
 	}
-	iss := uint64(e.ESR) & (1<<6 | 1<<8) // WnR, CM
 	x := cpu.Exception{Kind: e.Kind, TargetEL: 1, FAR: e.FAR, Fault: f,
 		ESR: sysreg.ESR(ec<<26 | 1<<25 | iss | uint64(fsc))}
 	pe.TakeException(&x)

@@ -277,10 +277,9 @@ func runATCase(t *testing.T, c *conform.Case, cfg atConfig) (nested.Stats, int, 
 	r.setup(t, q, hcr.E2H())
 	ctx := fmt.Sprintf("case %s (%s) %v", c.ID, c.Kind, cfg)
 	el1Ops := 0
-	// L2 runs (at EL1, PSTATE.PAN=0) with the PE's HCR_EL2 for a guest,
-	// which does not fold in L1's DC and PTW: states with those are not
-	// run at EL1. TGE=1 makes a return to EL1 illegal.
-	if !hcr.TGE() && !hcr.DC() && !hcr.PTW() && r.sameHardware(q) {
+	// L2 runs at EL1 (PSTATE.PAN=0) with L1's DC, PTW, CD, ID and TEA
+	// folded into the PE's HCR_EL2. TGE=1 makes a return to EL1 illegal.
+	if !hcr.TGE() && r.sameHardware(q) {
 		el1Ops = r.runEL1(t, q, ctx)
 	}
 	pan := 0

@@ -37,6 +37,30 @@ func vel2Traps(m Mode, e2h bool) sysreg.HCR {
 	return h
 }
 
+// foldedControls are the controls of a guest hypervisor's HCR_EL2 over its
+// guest's translation that a hypervisor folds into the real HCR_EL2 while
+// that guest runs, besides the trap controls: DC (the guest's stage 1 off
+// with Normal Write-Back memory, its stage 2 on: the shadow is keyed as
+// such, stage2On), PTW (a stage-1 walk to stage-2 Device memory faults:
+// the shadow is Device where the guest's stage 2 is, and the fault is the
+// guest hypervisor's, walkFaulted), CD and ID (the stage 2 in use makes
+// data and instruction accesses Non-cacheable: the guest hypervisor's
+// stage 2 is part of the shadow, the host's is Write-Back), and TEA
+// (synchronous External aborts routed to EL2: forwarded to the guest
+// hypervisor). Not FWB: the shadow's MemAttr is written in the FWB=0
+// encoding (host/s2pt), which FWB would read otherwise; the guest's FWB
+// decides the shadow's memory type instead (walkGuestS2). Not TGE: it is
+// the guest hypervisor's own EL0 regime, not a control over a guest.
+const foldedControls = sysreg.HCR_DC | sysreg.HCR_PTW | sysreg.HCR_CD | sysreg.HCR_ID | sysreg.HCR_TEA
+
+// nestedHCR is the real HCR_EL2 while a guest hypervisor's guest runs:
+// the hypervisor's controls for any guest (base), its own trap controls for
+// a nested guest, the guest hypervisor's effective trap controls (vhcr,
+// with its ID registers ids) and its folded controls.
+func nestedHCR(base, vhcr sysreg.HCR, ids *IDRegs) sysreg.HCR {
+	return base | l2OwnTraps | effectiveControls(vhcr, ids) | vhcr&foldedControls
+}
+
 // composeLeaf composes a guest stage-2 leaf g (for the nested IPA ipa) with
 // the canonical mapping [base, base+size) -> pa into a leaf of a shadow of
 // layout l: its nested base, output and size (the smaller of the two
@@ -155,7 +179,13 @@ func walkFaulted(w *vmsa.Walker, g *guestRegs, ipa NestedIPA, fetch bool, esr sy
 			return gs, rd
 		}
 	}
-	return walkGuestS2(w, g, ipa, acc), acc
+	gs := walkGuestS2(w, g, ipa, acc)
+	if !gs.Fault.IsFault() && esr.S1PTW() && g.hcr.PTW() && gs.Device {
+		// A stage-1 walk to the guest's stage-2 Device memory with its
+		// HCR_EL2.PTW (AArch64.S2CheckPermissions).
+		gs.Fault = vmsa.Fault{Kind: vmsa.FaultPermission, Level: gs.Level, Stage2: true, S1PTW: true, IPA: mem.IPA(ipa)}
+	}
+	return gs, acc
 }
 
 // stage2Off is the guest leaf for ipa when the guest hypervisor's stage 2

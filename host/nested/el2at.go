@@ -111,7 +111,7 @@ func (e *EL2VCPU) stage1AT(op at.Op, p at.Plan, vr *vmsa.Regs, _ at.PSTATE, va u
 		return 0, false, false
 	}
 	vttbr, vtcr, shadow := e.p.VTTBR(), e.p.VTCR(), false
-	if vr.HCR_EL2.VM() {
+	if stage2On(vr.HCR_EL2) {
 		g := guestRegs{vtcr: vr.VTCR_EL2, vttbr: vr.VTTBR_EL2, hcr: vr.HCR_EL2, id: e.ids}
 		sh := e.pool.lookup(&g)
 		if sh == nil {

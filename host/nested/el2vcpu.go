@@ -166,7 +166,7 @@ func (l l1Level) layout(g *guestRegs) s2pt.Config {
 	hostMax = min(hostMax, 48)
 	ipaBits := guestIPABits(e.p.VTCR())
 	gran := sysreg.Granule4K
-	if g.hcr.VM() {
+	if stage2On(g.hcr) {
 		ipaBits = min(max(guestIPABits(g.vtcr), 32), hostMax)
 		if gg := granuleOf(g); gg.Bits() < gran.Bits() && e.own.MMFR0.GranuleSupported(gg, true) {
 			gran = gg
@@ -666,7 +666,7 @@ func (e *EL2VCPU) enterGuest(pc mem.VA, spsr uint64) error {
 func (e *EL2VCPU) toGuest(g *guestRegs, pc mem.VA, spsr uint64) error {
 	sh := e.cur
 	r := &regs{c: e.c}
-	r.set(cpu.HCR_EL2, uint64(e.baseHCR()|l2OwnTraps|effectiveControls(g.hcr, &e.ids)))
+	r.set(cpu.HCR_EL2, uint64(nestedHCR(e.baseHCR(), g.hcr, &e.ids)))
 	r.set(cpu.VTCR_EL2, uint64(sh.s2.VTCR()))
 	r.set(cpu.ELR_EL2, uint64(pc))
 	r.set(cpu.SPSR_EL2, spsr)

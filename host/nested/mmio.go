@@ -180,12 +180,20 @@ func (e *EL2VCPU) guestNoMemory(esr sysreg.ESR, far uint64, ipa mem.IPA, fetch b
 // SPSR_EL1 its PSTATE; the vector VBAR_EL1 + 0x400 from EL0, + 0x200 from
 // EL1 with SP_EL1, + 0x000 with SP_EL0; EL1h with D, A, I, F masked and
 // PSTATE.PAN set unless SCTLR_EL1.SPAN. L0 reports it as an exception of
-// its guest (a *GuestException).
+// its guest (a *GuestException). With the guest hypervisor's HCR_EL2.TEA
+// the abort is its instead (AArch64.DataAbort), forwarded to its EL2.
 func (e *EL2VCPU) injectGuest(k cpu.ExceptionKind, iss uint64, far, spsr, sctlr uint64) error {
 	from := uint8(spsr >> 2 & 3)
 	ec := uint64(sysreg.ECDataAbortLower)
 	if k == cpu.InstructionAbort {
 		ec = uint64(sysreg.ECInstrAbortLower)
+	}
+	if h, err := e.guestHCR(); err != nil {
+		return err
+	} else if h.TEA() {
+		// The guest hypervisor routes External aborts to its EL2.
+		e.stats.Forwarded++
+		return e.forward(sysreg.ESR(ec<<26|1<<25|iss), far, HPFARUnknown, 0x400, false)
 	}
 	off := uint64(0x400)
 	if from == 1 {

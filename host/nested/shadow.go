@@ -29,7 +29,7 @@ import (
 // captured when it was made; with it off by the VMID alone (its contents
 // are then the canonical stage 2, nested IPA = the guest hypervisor's IPA).
 type shadowKey struct {
-	guestVM bool         // the guest's stage 2 is on (HCR_EL2.VM)
+	guestVM bool         // the guest's stage 2 is on (HCR_EL2.VM or DC: stage2On)
 	gvmid   uint16       // the guest's VMID
 	vttbr   sysreg.VTTBR // the guest's VTTBR_EL2 without CnP (guestVM)
 	vtcr    sysreg.VTCR  // captured (guestVM)
@@ -44,7 +44,7 @@ const walkHCR = sysreg.HCR_FWB | sysreg.HCR_PTW | sysreg.HCR_CD
 
 // keyOf is the key of the shadow that serves the guest state g.
 func keyOf(g *guestRegs) shadowKey {
-	k := shadowKey{guestVM: g.hcr.VM(), gvmid: guestVMID(g), sctlr: g.sctlr}
+	k := shadowKey{guestVM: stage2On(g.hcr), gvmid: guestVMID(g), sctlr: g.sctlr}
 	if k.guestVM {
 		k.vttbr, k.vtcr, k.ghcr = g.vttbr&^1, g.vtcr, g.hcr&walkHCR
 	}
@@ -53,7 +53,7 @@ func keyOf(g *guestRegs) shadowKey {
 
 // serves reports whether a shadow of key k serves the guest state g.
 func (k *shadowKey) serves(g *guestRegs) bool {
-	vmOn := g.hcr.VM()
+	vmOn := stage2On(g.hcr)
 	if k.guestVM != vmOn || k.gvmid != guestVMID(g) {
 		return false
 	}

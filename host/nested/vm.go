@@ -237,7 +237,7 @@ func (s shadowInv) InvalidateVMID() { s.h.TLBIVMID(s.h.VMIDOf(&s.sh.x.vmid)) }
 func (vm *VM) shadowLayout(g *guestRegs) s2pt.Config {
 	id := vm.k.Host().ID()
 	gran := vm.k.Layout().Format.Granule
-	if g.hcr.VM() {
+	if stage2On(g.hcr) {
 		if gg := granuleOf(g); gg.Bits() < gran.Bits() && id.MMFR0.GranuleSupported(gg, true) {
 			gran = gg
 		}
@@ -250,7 +250,7 @@ func (vm *VM) shadowLayout(g *guestRegs) s2pt.Config {
 		hostMax = 48
 	}
 	ipa := vm.k.Layout().IPABits
-	if g.hcr.VM() {
+	if stage2On(g.hcr) {
 		ipa = min(max(guestIPABits(g.vtcr), 32), hostMax)
 	}
 	return s2pt.Config{IPABits: ipa, Granule: gran, MMFR0: id.MMFR0, MMFR1: id.MMFR1}
