@@ -61,6 +61,20 @@ func nestedHCR(base, vhcr sysreg.HCR, ids *IDRegs) sysreg.HCR {
 	return base | l2OwnTraps | effectiveControls(vhcr, ids) | vhcr&foldedControls
 }
 
+// tgeReturn is the PSTATE a guest hypervisor returns to from its virtual
+// EL2 with its HCR_EL2.TGE=1 and spsr naming EL1 or EL0 (cur: its own
+// PSTATE as the real EL2 recorded it when its ERET trapped): a return to
+// EL1 is illegal (IllegalExceptionReturn: EL and SP unchanged, PSTATE.IL
+// set, the rest from spsr); one to EL0 is to its own EL0, in its own
+// regime, without a guest.
+func tgeReturn(spsr, cur uint64) uint64 {
+	const spsrIL = 1 << 20
+	if spsr>>2&3 == 1 {
+		return spsr&^0x1f | cur&0xf | spsrIL
+	}
+	return spsr
+}
+
 // composeLeaf composes a guest stage-2 leaf g (for the nested IPA ipa) with
 // the canonical mapping [base, base+size) -> pa into a leaf of a shadow of
 // layout l: its nested base, output and size (the smaller of the two

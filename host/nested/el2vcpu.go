@@ -614,6 +614,26 @@ func (e *EL2VCPU) emulateERET() error {
 	case 3:
 		return fmt.Errorf("%w: the guest hypervisor's ERET to EL3 (SPSR_EL2 %#x)", ErrUnhandled, spsr)
 	}
+	h, err := e.guestHCR()
+	if err != nil {
+		return err
+	}
+	if h.TGE() {
+		// No guest below a guest hypervisor with TGE (E2H reads 1): a
+		// return to EL1 is illegal, one to EL0 is to its own EL0 (its
+		// EL2&0 regime), in its virtual EL2's world (tgeReturn).
+		cur, err := e.c.MRS(cpu.SPSR_EL2)
+		if err != nil {
+			return err
+		}
+		if err := e.c.MSR(cpu.ELR_EL2, elr); err != nil {
+			return err
+		}
+		if err := e.c.MSR(cpu.SPSR_EL2, tgeReturn(spsr, cur)); err != nil {
+			return err
+		}
+		return e.resume()
+	}
 	return e.enterGuest(mem.VA(elr), spsr)
 }
 

@@ -1,6 +1,7 @@
 package nested_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -200,6 +201,108 @@ func TestFoldedTEA(t *testing.T) {
 			if rec.esr != want || rec.far != 0x1008 || rec.hpfar != nested.HPFARUnknown || rec.pc != l2VBAR+0x400 {
 				t.Errorf("L2 reads ESR_EL2 %#x FAR_EL2 %#x HPFAR_EL2 %#x at %#x; want %#x 0x1008 UNKNOWN at %#x",
 					rec.esr, rec.far, rec.hpfar, uint64(rec.pc), want, l2VBAR+0x400)
+			}
+		})
+	}
+}
+
+// TestTGEReturn: HCR_EL2.TGE is not a control over a guest but the
+// guest hypervisor's own host regime, and is not mirrored: with it set,
+// an ERET from (virtual) EL2 to EL1 is an illegal exception return
+// (IllegalExceptionReturn: EL and SP unchanged, PSTATE.IL set, PC from
+// ELR_EL2; CurrentEL still reads EL2), and one to EL0 enters the guest
+// hypervisor's own EL0 in its EL2&0 regime (E2H=1), whose data accesses
+// go through its own translation — never a guest on a shadow. Before,
+// either ERET entered a guest. The same for L2 under L1's engine. An
+// E2H=0 guest hypervisor's EL0 with TGE (the EL1&0 regime with both stages
+// off) is not modelled: an error.
+func TestTGEReturn(t *testing.T) {
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		for _, e2h := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%v/E2H=%v", mode, e2h), func(t *testing.T) {
+				r := newRig(t, mode, e2h, 0)
+				if err := r.v.Store(l1RAM+0x10, 8, 0x7e); err != nil {
+					t.Fatal(err)
+				}
+				hcr := sysreg.HCR_RW | sysreg.HCR_TGE
+				if e2h {
+					hcr |= sysreg.HCR_E2H
+				}
+				pe := r.v.PE()
+				for _, w := range []struct {
+					r cpu.SysReg
+					v uint64
+				}{{cpu.HCR_EL2, uint64(hcr)}, {cpu.ELR_EL2, 0x1000}, {cpu.SPSR_EL2, 0b0101}} {
+					if err := r.v.MSR(w.r, w.v); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := r.v.ERET(); err != nil {
+					t.Fatal(err)
+				}
+				if r.v.InL2() || pe.EL != 1 || !pe.IL || pe.PC != 0x1000 || len(r.nvm.Shadows()) != 0 {
+					t.Fatalf("ERET to EL1 with TGE: in L2 %v, EL%d IL %v PC %#x, %d shadows; want vEL2 with IL at 0x1000",
+						r.v.InL2(), pe.EL, pe.IL, uint64(pe.PC), len(r.nvm.Shadows()))
+				}
+				if el, err := r.v.MRS(cpu.CurrentEL); err != nil || el != 2<<2 {
+					t.Errorf("CurrentEL %#x, %v; want EL2", el, err)
+				}
+				pe.IL = false // its handler of the Illegal Execution state would clear it
+				for _, w := range []struct {
+					r cpu.SysReg
+					v uint64
+				}{{cpu.ELR_EL2, 0x2000}, {cpu.SPSR_EL2, 0}} {
+					if err := r.v.MSR(w.r, w.v); err != nil {
+						t.Fatal(err)
+					}
+				}
+				err := r.v.ERET()
+				if !e2h {
+					if !errors.Is(err, nested.ErrUnhandled) {
+						t.Fatalf("ERET to EL0 with {E2H,TGE}={0,1}: %v, want ErrUnhandled", err)
+					}
+					return
+				}
+				if err != nil || r.v.InL2() || pe.EL != 0 || pe.PC != 0x2000 || len(r.nvm.Shadows()) != 0 {
+					t.Fatalf("ERET to EL0 with TGE: %v, in L2 %v, EL%d PC %#x", err, r.v.InL2(), pe.EL, uint64(pe.PC))
+				}
+				if got, err := r.v.Load(l1RAM+0x10, 8); err != nil || got != 0x7e {
+					t.Errorf("its EL0 reads %#x, %v; want 0x7e", got, err)
+				}
+			})
+		}
+	}
+	for _, m := range recModes {
+		t.Run(recName(m.m01, m.e2h, m.m12), func(t *testing.T) {
+			r := newRecRig(t, m.m01, m.e2h, m.m12, nil)
+			r.toL2(t)
+			c := r.v.L2()
+			pe := r.v.PE()
+			for _, w := range []struct {
+				r cpu.SysReg
+				v uint64
+			}{{cpu.HCR_EL2, uint64(sysreg.HCR_RW | sysreg.HCR_E2H | sysreg.HCR_TGE)}, {cpu.ELR_EL2, 0x1000}, {cpu.SPSR_EL2, 0b0101}} {
+				if err := c.MSR(w.r, w.v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.ERET(); err != nil {
+				t.Fatal(err)
+			}
+			if r.e.InGuest() || pe.EL != 1 || !pe.IL || pe.PC != 0x1000 {
+				t.Fatalf("L2's ERET to EL1 with TGE: L3 runs %v, EL%d IL %v PC %#x", r.e.InGuest(), pe.EL, pe.IL, uint64(pe.PC))
+			}
+			pe.IL = false
+			for _, w := range []struct {
+				r cpu.SysReg
+				v uint64
+			}{{cpu.ELR_EL2, 0x2000}, {cpu.SPSR_EL2, 0}} {
+				if err := c.MSR(w.r, w.v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.ERET(); err != nil || r.e.InGuest() || pe.EL != 0 || pe.PC != 0x2000 {
+				t.Fatalf("L2's ERET to EL0 with TGE: %v, L3 runs %v, EL%d PC %#x", err, r.e.InGuest(), pe.EL, uint64(pe.PC))
 			}
 		})
 	}
