@@ -1,8 +1,6 @@
 package nested_test
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -142,38 +140,15 @@ func (r *recATRig) setup(t testing.TB, q *qemu.Case) {
 	}
 }
 
-// doc is the at-json document of the case as L2 sees it.
+// doc is the at-json document of the case as L2 sees it (HCR_EL2.E2H
+// reads 1).
 func (r *recATRig) doc(t testing.TB, q *qemu.Case, par uint64) []byte {
 	t.Helper()
-	d := conform.Doc{RAM: []conform.DocRange{{Base: hexs(atCaseRAM.Base), Size: hexs(atCaseRAM.Size)}},
-		Mem: map[string]string{}, Regs: map[string]string{}, PSTATE: conform.DocPSTATE{EL: 2}}
+	pan := 0
 	if q.PAN {
-		d.PSTATE.PAN = 1
+		pan = 1
 	}
-	for a := range q.Mem {
-		d.Mem[hexs(a)] = hexs(r.word(t, a))
-	}
-	for n, x := range q.Regs {
-		d.Regs[n] = hexs(x)
-	}
-	d.Regs["HCR_EL2"] = hexs(q.Regs["HCR_EL2"] | uint64(sysreg.HCR_E2H))
-	ids := r.e.IDRegs()
-	d.Regs["ID_AA64MMFR0_EL1"] = hexs(uint64(ids.MMFR0))
-	d.Regs["ID_AA64MMFR1_EL1"] = hexs(uint64(ids.MMFR1))
-	d.Regs["ID_AA64MMFR2_EL1"] = hexs(uint64(ids.MMFR2))
-	d.Regs["ID_AA64ISAR2_EL1"] = hexs(uint64(sysreg.DefaultISAR2))
-	d.Regs["PAR_EL1"] = hexs(par)
-	for _, op := range q.Ops {
-		d.Ops = append(d.Ops, conform.DocOp{Op: op.Name, VA: hexs(op.VA)})
-	}
-	for _, a := range q.Watch {
-		d.Watch = append(d.Watch, hexs(a))
-	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return caseDoc(t, q, func(a uint64) uint64 { return r.word(t, a) }, r.e.IDRegs(), uint64(sysreg.DefaultISAR2), 2, pan, par, sysreg.HCR_E2H)
 }
 
 func (r *recATRig) word(t testing.TB, a uint64) uint64 {
@@ -229,66 +204,36 @@ func runRecATCase(t *testing.T, c *conform.Case, m01, m12 nested.Mode, path nest
 	pe := r.v.PE()
 	before := r.e.Stats()
 	taken := 0
-	for i, op := range q.Ops {
-		o, _ := at.ParseOp(op.Name)
-		pe.PAN = q.PAN
-		pe.RegsChanged()
-		atPC := pe.PC
-		_, err := r.l2.AT(o, mem.VA(op.VA))
-		w := want[i]
-		var ge *nested.GuestException
-		switch {
-		case w.Taken && errors.As(err, &ge):
-			x := ge.Exception
-			if x.ESR != w.Exception.ESR || (w.Exception.Kind == at.DataAbort && uint64(x.FAR) != w.Exception.FAR) {
-				t.Fatalf("%s op %d AT %s %#x: L2 takes ESR %#x FAR %#x, at-json %v\n%s", ctx, i, o, op.VA, uint64(x.ESR), uint64(x.FAR), w.Exception, doc)
-			}
-			taken++
-			// At L2's vector (VBAR_EL2 0 + 0x200: from EL2 with SP_EL2), its
-			// ELR_EL2 the AT, ESR_EL2, FAR_EL2 and HPFAR_EL2 as at-json
-			// reports them (HPFAR UNKNOWN where not IPAValid).
-			pc := pe.PC
-			if pc != 0x200 {
-				t.Fatalf("%s op %d AT %s: L2 at %#x, want its vector 0x200", ctx, i, o, uint64(pc))
-			}
-			var got [4]uint64
-			for k, reg := range []cpu.SysReg{cpu.ESR_EL2, cpu.FAR_EL2, cpu.HPFAR_EL2, cpu.ELR_EL2} {
-				if got[k], err = r.l2.MRS(reg); err != nil {
-					t.Fatal(err)
-				}
-			}
-			wantHPFAR := nested.HPFARUnknown
-			if w.Exception.HPFARValid {
-				wantHPFAR = uint64(w.Exception.HPFAR)
-			}
-			if got[3] != uint64(atPC) {
-				t.Fatalf("%s op %d AT %s: L2's ELR_EL2 %#x, want the AT at %#x", ctx, i, o, got[3], uint64(atPC))
-			}
-			if got[0] != uint64(w.Exception.ESR) || (w.Exception.Kind == at.DataAbort && (got[1] != w.Exception.FAR || got[2] != wantHPFAR)) {
-				t.Fatalf("%s op %d AT %s %#x: L2 reads ESR_EL2 %#x FAR_EL2 %#x HPFAR_EL2 %#x, at-json %v (HPFAR %#x)\n%s", ctx, i, o, op.VA, got[0], got[1], got[2], w.Exception, wantHPFAR, doc)
-			}
-			// L2's handler (none in the model) returns to the next instruction.
-			if err := r.resume(t, mem.VA(got[3]+4)); err != nil {
+	checkATs(t, ctx, doc, q, want, m, r.l2, pe, func(a uint64) uint64 { return r.word(t, a) }, "L2", func(i int, atPC mem.VA, w at.Result) {
+		taken++
+		// At L2's vector (VBAR_EL2 0 + 0x200: from EL2 with SP_EL2), its
+		// ELR_EL2 the AT, ESR_EL2, FAR_EL2 and HPFAR_EL2 as at-json reports
+		// them (HPFAR UNKNOWN where not IPAValid).
+		if pe.PC != 0x200 {
+			t.Fatalf("%s op %d: L2 at %#x, want its vector 0x200", ctx, i, uint64(pe.PC))
+		}
+		var got [4]uint64
+		for k, reg := range []cpu.SysReg{cpu.ESR_EL2, cpu.FAR_EL2, cpu.HPFAR_EL2, cpu.ELR_EL2} {
+			var err error
+			if got[k], err = r.l2.MRS(reg); err != nil {
 				t.Fatal(err)
 			}
-		case err != nil || w.Taken:
-			t.Fatalf("%s op %d AT %s %#x: %v; at-json %v %v\n%s", ctx, i, o, op.VA, err, w.Taken, w.Exception, doc)
-		default:
-			got, err := r.l2.MRS(cpu.PAR_EL1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != uint64(w.PAR) {
-				t.Fatalf("%s op %d AT %s %#x: L2 reads PAR_EL1 %#x, at-json %#x (%v)\n%s", ctx, i, o, op.VA, got, uint64(w.PAR), w.Fault(), doc)
-			}
 		}
-	}
-	for _, a := range q.Watch {
-		want, _ := m.Mem.Read64(mem.PA(a))
-		if got := r.word(t, a); got != want {
-			t.Fatalf("%s: watched word %#x is %#x, at-json %#x\n%s", ctx, a, got, want, doc)
+		wantHPFAR := nested.HPFARUnknown
+		if w.Exception.HPFARValid {
+			wantHPFAR = uint64(w.Exception.HPFAR)
 		}
-	}
+		if got[3] != uint64(atPC) {
+			t.Fatalf("%s op %d: L2's ELR_EL2 %#x, want the AT at %#x", ctx, i, got[3], uint64(atPC))
+		}
+		if got[0] != uint64(w.Exception.ESR) || (w.Exception.Kind == at.DataAbort && (got[1] != w.Exception.FAR || got[2] != wantHPFAR)) {
+			t.Fatalf("%s op %d: L2 reads ESR_EL2 %#x FAR_EL2 %#x HPFAR_EL2 %#x, at-json %v (HPFAR %#x)\n%s", ctx, i, got[0], got[1], got[2], w.Exception, wantHPFAR, doc)
+		}
+		// L2's handler (none in the model) returns to the next instruction.
+		if err := r.resume(t, mem.VA(got[3]+4)); err != nil {
+			t.Fatal(err)
+		}
+	})
 	st := r.e.Stats()
 	st.ATFast -= before.ATFast
 	st.ATSoftware -= before.ATSoftware
