@@ -106,3 +106,21 @@ func TestATThroughput(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// BenchmarkPEHit is comparison 3's TLB-hit load as `nestmmu bench`
+// times it (the loop, the hit path, the error check).
+func BenchmarkPEHit(b *testing.B) {
+	pe, err := twoStagePE()
+	if err != nil {
+		b.Fatal(err)
+	}
+	hit, _ := peOps(pe)
+	if err := hit.Run(1); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := hit.Run(b.N); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -37,44 +37,13 @@ func PEAccesses(cfg Config) (Comparison, error) {
 	if err != nil {
 		return c, err
 	}
-	// A load as the simulator makes it: the PE's hit path (ReadHit), the
-	// full access path (Read) when it cannot complete the access.
-	load := func(va mem.VA) error {
-		_, e, done := pe.ReadHit(va, 8)
-		if !done {
-			_, e = pe.Read(va, 8, cpu.Insn{})
-		}
-		if e.Taken() {
-			return fmt.Errorf("load %#x: %v", uint64(va), e)
-		}
-		return nil
-	}
-	hit := Op{Name: "TLB hit", Run: func(n int) error {
-		for i := 0; i < n; i++ {
-			if err := load(peRAM + 8); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}
-	next := uint64(0)
-	walks0 := pe.Stats.Walks
-	miss := Op{Name: "TLB miss, 4-over-4 walk", Run: func(n int) error {
-		for i := 0; i < n; i++ {
-			// Pages in a cycle four times the TLB's capacity.
-			next = (next + 1) % (peData / 4096)
-			if err := load(mem.VA(peRAM + next*4096 + 16)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}
+	hit, miss := peOps(pe)
 	th, err := Measure(hit, cfg)
 	if err != nil {
 		return c, err
 	}
 	hits0 := pe.Stats.TLBHits
-	walks0 = pe.Stats.Walks
+	walks0 := pe.Stats.Walks
 	tm, err := Measure(miss, cfg)
 	if err != nil {
 		return c, err
@@ -93,6 +62,42 @@ func PEAccesses(cfg Config) (Comparison, error) {
 	c.Rows = append(c.Rows, Row{Name: "stage-2 fault (host/kvm maps a 4K page, the load retried)", A: "PE+kvm", ANs: tf.NsPerOp, Unit: "ns/access", Met: true,
 		Note: fmt.Sprintf("%.2f million faults/s", 1e3/tf.NsPerOp)})
 	return c, nil
+}
+
+// peOps are comparison 3's loads on pe, as the simulator makes them: the
+// PE's hit path (ReadHit), the full access path (Read) when it cannot
+// complete the access. hit loads one address over and over; miss loads
+// pages in a cycle four times the TLB's capacity.
+func peOps(pe *cpu.PE) (hit, miss Op) {
+	load := func(va mem.VA) error {
+		_, e, done := pe.ReadHit(va, 8)
+		if !done {
+			_, e = pe.Read(va, 8, cpu.Insn{})
+		}
+		if e.Taken() {
+			return fmt.Errorf("load %#x: %v", uint64(va), e)
+		}
+		return nil
+	}
+	hit = Op{Name: "TLB hit", Run: func(n int) error {
+		for i := 0; i < n; i++ {
+			if err := load(peRAM + 8); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	next := uint64(0)
+	miss = Op{Name: "TLB miss, 4-over-4 walk", Run: func(n int) error {
+		for i := 0; i < n; i++ {
+			next = (next + 1) % (peData / 4096)
+			if err := load(mem.VA(peRAM + next*4096 + 16)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	return hit, miss
 }
 
 // twoStagePE builds a PE at EL1 with a 4-level 4K stage 1 (identity VA to

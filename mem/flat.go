@@ -137,3 +137,7 @@ func sizeMask(size int) uint64 {
 	}
 	return 1<<(8*uint(size)) - 1
 }
+
+// Words returns the RAM's words from its base, for a PE's hit path
+// (cpu.WordMemory); byte i of a word is its bits 8i+7:8i, as Read has it.
+func (m *Flat) Words() (PA, []uint64, bool) { return m.base, m.words, true }

@@ -36,6 +36,8 @@ type Nestmmu struct {
 	arena *hostmem.Arena
 	mu    sync.Mutex
 	oa    uint64 // a leaf's output-address bits (48-bit layout)
+	// edgeMax is the most table pages an UnmapExact can take.
+	edgeMax int
 }
 
 // NewNestmmu returns s2pt tables in an arena of tableMem bytes.
@@ -53,6 +55,7 @@ func NewNestmmu(tableMem uint64) (*Nestmmu, error) {
 		return nil, err
 	}
 	n.VM, n.cache = vm, vm.NewCache()
+	n.edgeMax = vm.EdgePagesNeeded(4096, 4096) // a page straddled by a block of every size at both ends
 	return n, nil
 }
 
@@ -77,40 +80,17 @@ func (n *Nestmmu) Map(addr, pa, size uint64) error {
 	return n.VM.Map(n.cache, mem.IPA(addr), mem.PA(pa), size, s2pt.ProtR|s2pt.ProtW, s2pt.MapBlocks)
 }
 
-// Unmap removes exactly [addr, addr+size), as gVisor's Unmap does. s2pt's
-// Unmap removes a block it covers only in part whole (Linux's stage-2
-// unmap, which needs no memory), so a block straddling either end is
-// split first. An end aligned to 1 GiB, the largest block of this layout,
-// cannot be straddled.
+// Unmap removes exactly [addr, addr+size), as gVisor's Unmap does: with
+// s2pt's UnmapExact, which splits a block straddling an end (from the
+// cache, topped up first) where Unmap, as Linux's stage-2 unmap, would
+// remove it whole.
 func (n *Nestmmu) Unmap(addr, size uint64) error {
-	const pg, maxBlock = 4096, 1 << 30
-	edges := [2]uint64{addr, addr + size - pg}
-	var seen0, seen uint64 // [seen0, seen0+seen): the span a lookup found needs no split
-	for i, a := range edges {
-		switch {
-		case i == 0 && addr%maxBlock == 0, i == 1 && (addr+size)%maxBlock == 0:
-			continue
-		case a-seen0 < seen:
-			continue // one page, or both edges in one entry's span
-		}
-		d, level, err := n.VM.Lookup(mem.IPA(a))
-		if err != nil {
-			return err
-		}
-		bsize := uint64(1) << (12 + 9*(3-level))
-		base := a &^ (bsize - 1)
-		if d&1 == 0 || level == 3 || (base >= addr && base+bsize <= addr+size) {
-			seen0, seen = base, bsize
-			continue
-		}
-		if err := n.cache.Topup(n.VM.SplitPagesNeeded(mem.IPA(a), pg)); err != nil {
-			return err
-		}
-		if err := n.VM.Split(n.cache, mem.IPA(a), pg); err != nil {
-			return err
-		}
+	// A constant top-up, as KVM's before a fault: the most any range can
+	// need (two tables per block size).
+	if err := n.cache.Topup(n.edgeMax); err != nil {
+		return err
 	}
-	return n.VM.Unmap(mem.IPA(addr), size)
+	return n.VM.UnmapExact(n.cache, mem.IPA(addr), size)
 }
 
 // leafMask is the offset mask of a leaf at level 0..3 (4K granule).

@@ -16,6 +16,9 @@ type Report struct {
 	Variant     string  `json:"variant,omitempty"`
 	Interrupted bool    `json:"interrupted"`
 	Elapsed     float64 `json:"elapsed_seconds"`
+	// CPUSeconds is the process's CPU time during the run (every worker
+	// and the pressure driver): Elapsed times the CPUs it had.
+	CPUSeconds float64 `json:"cpu_seconds"`
 
 	Accesses Accesses `json:"accesses"`
 	VMs      []VM     `json:"vms"`
@@ -43,6 +46,9 @@ type Accesses struct {
 	// PerSecond is Total / elapsed wall time; UserPerSecond User's.
 	PerSecond     float64 `json:"per_second"`
 	UserPerSecond float64 `json:"user_per_second"`
+	// PerCPUSecond is Total / CPUSeconds: the rate per CPU the simulator
+	// had, whatever else the machine ran.
+	PerCPUSecond float64 `json:"per_cpu_second"`
 }
 
 // VM is one arm64 VM of the host hypervisor (L0).

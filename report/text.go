@@ -92,7 +92,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		p("INTERRUPTED: the figures below cover the part that ran\n")
 	}
 	a := r.Accesses
-	p("\naccesses   %s guest accesses in %.2f s: %.2f million per second\n", n(a.Total), r.Elapsed, a.PerSecond/1e6)
+	p("\naccesses   %s guest accesses in %.2f s: %.2f million per second", n(a.Total), r.Elapsed, a.PerSecond/1e6)
+	if r.CPUSeconds > 0 {
+		p(" (%.1f CPU-seconds: %.2f million per CPU-second)", r.CPUSeconds, a.PerCPUSecond/1e6)
+	}
+	p("\n")
 	p("           user %s, guest kernels %s, MIPS %s (target: %s user accesses; user rate %.2f M/s)\n",
 		n(a.User), n(a.Kernel), n(a.MIPS), n(a.Target), a.UserPerSecond/1e6)
 
@@ -174,7 +178,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	return ew.err
 }
 
-// writeHistogram draws the walk-length histogram with bars.
+// writeHistogram draws the walk-length histogram with bars; lengths with
+// under 0.1% of the walks are summed on one line.
 func (r *Report) writeHistogram(w io.Writer) {
 	var total, peak uint64
 	for _, v := range r.WalkReads {
@@ -184,19 +189,25 @@ func (r *Report) writeHistogram(w io.Writer) {
 	if total == 0 {
 		return
 	}
+	var rare, rareKinds uint64
 	for reads, v := range r.WalkReads {
 		if v == 0 {
 			continue
 		}
-		bar := int(40 * v / peak)
-		if bar == 0 {
-			bar = 1
+		if v*1000 < total {
+			rare += v
+			rareKinds++
+			continue
 		}
+		bar := max(int(40*v/peak), 1)
 		label := fmt.Sprint(reads)
 		if reads == len(r.WalkReads)-1 && reads >= 127 {
 			label += "+"
 		}
 		fmt.Fprintf(w, "  %4s |%-40s %5.1f%%  %s\n", label, strings.Repeat("#", bar), 100*float64(v)/float64(total), n(v))
+	}
+	if rare > 0 {
+		fmt.Fprintf(w, "  (%s walks of %d other lengths, each under 0.1%%)\n", n(rare), rareKinds)
 	}
 }
 

@@ -17,7 +17,7 @@ func TestDefault(t *testing.T) {
 		t.Errorf("guests: %+v %+v", s.VMs[0].Guest, s.VMs[1].Guest)
 	}
 	// Defaults fill what the file leaves out.
-	if s.VMs[1].Guest.ASIDBits != 16 || s.VMs[0].Procs[0].Count != 1 || s.Host.TLB.Sets != 256 || s.MIPS[0].RAM != 32<<20 {
+	if s.VMs[1].Guest.ASIDBits != 16 || s.VMs[0].Procs[0].Count != 1 || s.VMs[0].Guest.Quantum != 20000 || s.MIPS[0].RAM != 32<<20 {
 		t.Errorf("defaults not applied: %+v %+v %+v", s.VMs[1].Guest, s.VMs[0].Procs[0], s.Host.TLB)
 	}
 }

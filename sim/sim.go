@@ -18,6 +18,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
@@ -115,10 +116,15 @@ func Run(ctx context.Context, s *scenario.Scenario, opt Options) (*report.Report
 		m.teardown()
 		return nil, err
 	}
+	cpu0 := cpuTime()
 	m.t0 = time.Now()
 	timeline := m.run(ctx)
 	elapsed := time.Since(m.t0)
 	r := m.collect(elapsed, timeline)
+	if c := cpuTime() - cpu0; c > 0 {
+		r.CPUSeconds = c.Seconds()
+		r.Accesses.PerCPUSecond = float64(r.Accesses.Total) / c.Seconds()
+	}
 	r.Interrupted = ctx.Err() != nil
 	if err := m.teardown(); err != nil {
 		m.fail(err)
@@ -449,6 +455,16 @@ func thin(s []report.Sample, n int) []report.Sample {
 		out = append(out, s[i*len(s)/(n-1)])
 	}
 	return append(out, s[len(s)-1])
+}
+
+// cpuTime is the process's CPU time so far (user and system), 0 where the
+// system cannot tell.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // granule is the sysreg.Granule of a page size (checked by scenario).

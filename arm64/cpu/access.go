@@ -47,25 +47,57 @@ func (pe *PE) CompareAndSwap64(va mem.VA, old, new uint64, in Insn) (bool, Excep
 	return swapped, Exception{}
 }
 
+// TranslateData translates va for a data access of size bytes (1, 2, 4
+// or 8, not crossing a page) at the current EL as Read and Write do —
+// alignment, VA checks, TLB, walk, hardware updates — without accessing
+// memory; on a fault the PE takes the exception. An interpreter uses it
+// where the architecture translates before deciding to access (a store
+// exclusive's monitor check, a CAS whose comparison fails, cache
+// maintenance by VA).
+func (pe *PE) TranslateData(va mem.VA, size int, write bool, in Insn) (mem.PA, Exception) {
+	acc, aligned, e := pe.dataAccess(va, size, write, in)
+	if e.Taken() {
+		return 0, e
+	}
+	pa, e := pe.translate(va, acc, size, in, aligned)
+	if !e.Taken() {
+		pe.LastPA = pa
+	}
+	return pa, e
+}
+
+// AlignmentFault takes a stage-1 Alignment fault for a data access at va
+// (AArch64.AlignmentFault): for accesses wider than Read and Write make,
+// such as a 16-byte exclusive pair, whose alignment the caller checks.
+func (pe *PE) AlignmentFault(va mem.VA, write bool) Exception { return pe.alignment(va, write) }
+
 // Fetch reads the 32-bit instruction at va at the current EL.
 func (pe *PE) Fetch(va mem.VA) (uint32, Exception) {
+	v, _, e := pe.FetchPA(va)
+	return v, e
+}
+
+// FetchPA is Fetch also returning the physical address the instruction
+// was read from (an interpreter's decoded-instruction cache is keyed by it).
+func (pe *PE) FetchPA(va mem.VA) (uint32, mem.PA, Exception) {
 	pe.Stats.Fetches++
 	if va&3 != 0 {
 		// PC alignment fault: ESR EC 0x22, FAR = the PC.
 		e := Exception{Kind: InstructionAbort, FromEL: pe.EL, TargetEL: pe.targetEL(), FAR: va,
 			ESR: sysreg.ESR(0x22<<26 | 1<<25)}
 		pe.TakeException(&e)
-		return 0, e
+		return 0, 0, e
 	}
 	pa, e := pe.translate(va, pe.access(vmsa.Fetch), 4, Insn{}, true)
 	if e.Taken() {
-		return 0, e
+		return 0, 0, e
 	}
 	v, ok := pe.Mem.Read(pa, 4)
 	if !ok {
-		return 0, pe.external(va, vmsa.Fetch, false)
+		return 0, 0, pe.external(va, vmsa.Fetch, false)
 	}
-	return uint32(v), Exception{}
+	pe.LastPA = pa
+	return uint32(v), pa, Exception{}
 }
 
 // targetEL is where a stage-1 exception from the current EL goes.
@@ -85,12 +117,9 @@ func (pe *PE) data(va mem.VA, size int, v uint64, write bool, in Insn) (uint64, 
 	if write {
 		kind = vmsa.Write
 	}
-	acc := pe.access(kind)
-	aligned := uint64(va)&uint64(size-1) == 0
-	// AArch64.CheckAlignment precedes translation: the fault reports the
-	// access's VA and is a stage-1 fault (never to EL2 as a stage-2 one).
-	if !aligned && pe.alignmentChecked(va, size, in) {
-		return 0, pe.alignment(va, write)
+	acc, aligned, e := pe.dataAccess(va, size, write, in)
+	if e.Taken() {
+		return 0, e
 	}
 	if uint64(va)%granuleFloor+uint64(size) > granuleFloor {
 		// Crosses a page: each byte is its own access, in address order
@@ -105,6 +134,7 @@ func (pe *PE) data(va mem.VA, size int, v uint64, write bool, in Insn) (uint64, 
 			if e.Taken() {
 				return 0, e
 			}
+			pe.LastPA = pa
 			if write {
 				if !pe.Mem.Write(pa, 1, v>>(8*i)&0xff) {
 					return 0, pe.external(bva, kind, write)
@@ -123,6 +153,7 @@ func (pe *PE) data(va mem.VA, size int, v uint64, write bool, in Insn) (uint64, 
 	if e.Taken() {
 		return 0, e
 	}
+	pe.LastPA = pa
 	if write {
 		if !pe.Mem.Write(pa, size, v) {
 			return 0, pe.external(va, kind, write)
@@ -134,6 +165,26 @@ func (pe *PE) data(va mem.VA, size int, v uint64, write bool, in Insn) (uint64, 
 		return 0, pe.external(va, kind, write)
 	}
 	return r, Exception{}
+}
+
+// dataAccess is the access descriptor of a data access and whether it is
+// aligned, or the Alignment fault it takes: AArch64.CheckAlignment
+// precedes translation, so the fault reports the access's VA and is a
+// stage-1 fault (never to EL2 as a stage-2 one).
+func (pe *PE) dataAccess(va mem.VA, size int, write bool, in Insn) (vmsa.Access, bool, Exception) {
+	kind := vmsa.Read
+	if write {
+		kind = vmsa.Write
+	}
+	acc := pe.access(kind)
+	if in.Unprivileged {
+		acc.EL, acc.PAN = 0, false
+	}
+	aligned := uint64(va)&uint64(size-1) == 0
+	if !aligned && pe.alignmentChecked(va, size, in) {
+		return acc, false, pe.alignment(va, write)
+	}
+	return acc, aligned, Exception{}
 }
 
 // sctlrNAA is SCTLR_ELx.nAA (FEAT_LSE2).
@@ -155,10 +206,14 @@ func (pe *PE) alignmentChecked(va mem.VA, size int, in Insn) bool {
 	if sctlr.A() {
 		return true
 	}
+	lse2 := uint64(pe.Regs.MMFR2)>>32&0xf >= 1
+	if in.Exclusive {
+		return !lse2 || uint64(va)&15+uint64(size) > 16
+	}
 	if !in.Valid || !in.AcqRel {
 		return false
 	}
-	if uint64(pe.Regs.MMFR2)>>32&0xf >= 1 { // FEAT_LSE2
+	if lse2 {
 		return uint64(va)&15+uint64(size) > 16 && uint64(sctlr)&sctlrNAA == 0
 	}
 	return true

@@ -577,7 +577,7 @@ func TestExceptionStrings(t *testing.T) {
 			t.Errorf("%d: %q", k, k.String())
 		}
 	}
-	if s := cpu.ExceptionKind(9).String(); s != "ExceptionKind(9)" {
+	if s := cpu.ExceptionKind(99).String(); s != "ExceptionKind(99)" {
 		t.Errorf("%q", s)
 	}
 	if s := (cpu.Exception{}).String(); s != "no exception" {

@@ -32,6 +32,15 @@ type DataMemory interface {
 	Write(pa mem.PA, size int, v uint64) bool
 }
 
+// WordMemory is a DataMemory that can give the PE its words, from base
+// (little-endian: byte i of a word is its bits 8i+7:8i): the PE's hit path
+// (ReadHit, WriteHit) then loads and stores aligned data with atomic
+// accesses of them instead of a call per access. ok is false when every
+// access must go through Read and Write (a view that checks them).
+type WordMemory interface {
+	Words() (base mem.PA, words []uint64, ok bool)
+}
+
 // Insn is the instruction syndrome a load or store can report in
 // ESR_EL2.ISS when a stage-2 fault is taken to EL2 (ISV=1): the transfer
 // register, sign extension, register width and acquire/release. Valid is
@@ -43,6 +52,14 @@ type Insn struct {
 	SignExtend bool  // SSE
 	SixtyFour  bool  // SF
 	AcqRel     bool  // AR
+	// Exclusive marks a load/store exclusive or an LSE atomic: its
+	// alignment is always checked (AArch64.UnalignedAccessFaults: with
+	// FEAT_LSE2 only when it leaves its aligned 16-byte quantity).
+	Exclusive bool
+	// Unprivileged marks LDTR/STTR and friends executed where they act as
+	// EL0 accesses (the caller decides: EL1, or EL2 with {E2H,TGE}={1,1},
+	// with PSTATE.UAO 0): EL0 permissions, PSTATE.PAN ignored.
+	Unprivileged bool
 }
 
 // ExceptionKind classifies an exception.
@@ -58,10 +75,23 @@ const (
 	ERETTrap       // a trapped ERET (EC 0x1A)
 	IRQ            // an interrupt: no syndrome, the vector's IRQ entry (+0x80)
 	SupervisorCall // SVC (EC 0x15)
+	// Exceptions an instruction interpreter generates (their ESR says
+	// which): HVC and SMC (EC 0x16, 0x17), BRK (EC 0x3C), a trapped
+	// WFI/WFE (EC 0x01), the Illegal Execution state exception (EC 0x0E),
+	// an SP alignment fault (EC 0x26), an FP/SIMD access trap (EC 0x07).
+	HypervisorCall
+	SecureMonitorCall
+	Breakpoint
+	WFxTrap
+	IllegalState
+	SPAlignment
+	FPAccess
 )
 
 func (k ExceptionKind) String() string {
-	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ", "supervisor call"}
+	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ",
+		"supervisor call", "hypervisor call", "secure monitor call", "breakpoint", "WFx trap", "illegal execution state",
+		"SP alignment", "FP access trap"}
 	if int(k) < len(names) {
 		return names[k]
 	}
@@ -136,6 +166,10 @@ type PE struct {
 	DAIF uint8
 	NZCV uint8
 	IL   bool
+	// LastPA is the physical address of the last data access that
+	// completed (of its last byte for one that crossed a page) and of the
+	// last fetch: what an interpreter's exclusive monitor records.
+	LastPA mem.PA
 	// PC is the address of the instruction being executed: exception
 	// entry saves it in ELR_ELx (the preferred return address of a
 	// synchronous exception) and ERET restores it. The PE does not
@@ -151,7 +185,9 @@ type PE struct {
 	HPFAR sysreg.HPFAR
 	// VNCR is VNCR_EL2 (FEAT_NV2): the base of the memory that EL1
 	// accesses to some registers are redirected to with HCR_EL2.NV2.
-	VNCR   uint64
+	VNCR uint64
+	// Mem is the PE's memory. After replacing it call RegsChanged: the
+	// hit path keeps the words of a WordMemory.
 	Mem    DataMemory
 	Walker vmsa.Walker
 	// TLB caches translations; nil walks on every access.
@@ -160,6 +196,11 @@ type PE struct {
 	// holds TLB as Domain.TLBs[ID]).
 	Domain *tlb.Domain
 	Stats  Stats
+
+	// Deviations reproduces behaviours of QEMU 10.0 that the architecture
+	// does not allow, for differential testing against it (docs/A64.md).
+	// Zero (the architecture) unless a comparison asks for them.
+	Deviations Deviation
 
 	// UnknownHPFAR is the value HPFAR_EL2[43:4] takes where the
 	// architecture makes it UNKNOWN: on every exception taken to EL2 that
@@ -184,7 +225,38 @@ type translationContext struct {
 	// s2only: EL1&0 with stage 1 disabled and stage 2 enabled, so that
 	// translations are cached as stage-2-only entries (IPA = VA).
 	s2only bool
+
+	// The hit path's (ReadHit, WriteHit): hit says it applies (not
+	// stage-2-only); a data access's VA passes check when va&vaMask[h] ==
+	// vaWant[h], h being VA[55]&vaSel; hitR and hitW are the TLB keys of
+	// a load and a store; words (from wbase) are the memory's, when it
+	// gives them (WordMemory).
+	hit            bool
+	vaSel          uint64
+	vaMask, vaWant [2]uint64
+	hitR, hitW     tlb.HitKey
+	wbase          mem.PA
+	words          []uint64
 }
+
+// Deviation is a set of QEMU behaviours a PE can reproduce.
+type Deviation uint8
+
+const (
+	// DeviationDeviceUnaligned: an unaligned data access to Device memory
+	// completes instead of taking an Alignment fault (QEMU 10.0.2; the
+	// architecture: AArch64.S1HasAlignmentFault, AArch64.S2HasAlignmentFault).
+	DeviationDeviceUnaligned Deviation = 1 << iota
+	// DeviationATSetsDirty: AT S1E1W and S1E0W executed at EL1 update the
+	// stage-1 dirty state as a store would (QEMU 10.0.2; the architecture
+	// excludes AccessType_AT from dirty-state updates in AArch64.S1Translate).
+	DeviationATSetsDirty
+	// DeviationS1PTWWnR: a stage-2 fault on a stage-1 walk reports WnR of
+	// the access, not 1 for the walk's hardware update of a descriptor
+	// (QEMU 10.0.2; the architecture: the update is a write, so
+	// AArch64.S2Translate's fault has write set).
+	DeviationS1PTWWnR
+)
 
 // DefaultUnknownHPFAR is the deterministic stand-in for an UNKNOWN
 // HPFAR_EL2: FIPA 0xbad_bad_bad, the IPA 0xbad_bad_bad_000, obviously not
@@ -203,8 +275,8 @@ func New(id int, regs vmsa.Regs, el uint8, m DataMemory, t *tlb.TLB) *PE {
 	return pe
 }
 
-// RegsChanged must be called after Regs, EL or PAN are modified directly
-// (MSR, exception entry and ERET do it themselves).
+// RegsChanged must be called after Regs, EL, PAN or Mem are modified
+// directly (MSR, exception entry and ERET do it themselves).
 func (pe *PE) RegsChanged() { pe.c.valid = false }
 
 // Regime returns the stage-1 regime of accesses at the current EL.
@@ -248,6 +320,20 @@ func (pe *PE) ctx() *translationContext {
 	if _, nv1, _ := pe.nvState(); nv1 && c.regime == vmsa.RegimeEL10 {
 		c.dataPAN = false // HCR_EL2.{NV,NV1}={1,1}: PSTATE.PAN has no effect
 	}
+	c.hit = !c.s2only
+	two, mask, want := c.check.DataPass(pe.EL == 0)
+	c.vaSel, c.vaMask, c.vaWant = 0, mask, want
+	if two {
+		c.vaSel = 1
+	}
+	c.hitR = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Read, EL: pe.EL, PAN: c.dataPAN})
+	c.hitW = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Write, EL: pe.EL, PAN: c.dataPAN})
+	c.wbase, c.words = 0, nil
+	if m, ok := pe.Mem.(WordMemory); ok {
+		if base, words, ok := m.Words(); ok {
+			c.wbase, c.words = base, words
+		}
+	}
 	c.valid = true
 	return c
 }
@@ -275,7 +361,7 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 	if f := c.check.Check(va, acc); f.IsFault() {
 		return 0, pe.abort(f, va, acc, size, in)
 	}
-	if !aligned && acc.Kind != vmsa.Fetch {
+	if !aligned && acc.Kind != vmsa.Fetch && pe.Deviations&DeviationDeviceUnaligned == 0 {
 		return pe.translateUnaligned(va, acc, size, in)
 	}
 	if pe.TLB != nil {
@@ -348,7 +434,11 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, siz
 		iss |= 1 << 7
 	}
 	if !fetch {
-		if f.Write {
+		w := f.Write
+		if f.S1PTW && pe.Deviations&DeviationS1PTWWnR != 0 {
+			w = acc.Kind == vmsa.Write
+		}
+		if w {
 			iss |= 1 << 6
 		}
 		// ISV: only for stage-2 faults taken to EL2 from a lower EL that

@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"sync/atomic"
+
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -12,13 +14,35 @@ import (
 // or changed, and the caller goes on with Read, which decides the access
 // exactly. When done is true the access is complete; e is the External
 // abort taken if the PA has no memory.
+//
+// The translation context, the VA checks (as masks) and the TLB key are
+// derived once per register state (ctx); a hit in the micro-TLB is a few
+// loads (tlb.HitPA); the data comes from the memory's words when it gives
+// them (WordMemory), with no call.
 func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e Exception, done bool) {
-	pa, ok := pe.hit(va, size, vmsa.Read)
+	c := &pe.c
+	if !pe.hitOK(c, va, size) {
+		if c.valid {
+			return 0, Exception{}, false
+		}
+		pe.ctx()
+		return pe.ReadHit(va, size)
+	}
+	pa, ok := pe.TLB.MicroHitPA(&c.hitR, va)
 	if !ok {
-		return 0, Exception{}, false
+		if pa, ok = pe.TLB.HitPA(&c.hitR, va); !ok {
+			return 0, Exception{}, false
+		}
 	}
 	pe.Stats.Loads++
 	pe.Stats.TLBHits++
+	pe.LastPA = pa
+	if i := uint64(pa-c.wbase) >> 3; i < uint64(len(c.words)) {
+		// An aligned access of at most 8 bytes lies in one word: a
+		// single-copy atomic load of the word holds it.
+		w := atomic.LoadUint64(&c.words[i])
+		return w >> (8 * (uint64(pa) & 7)) & sizeMask(size), Exception{}, true
+	}
 	v, ok = pe.Mem.Read(pa, size)
 	if !ok {
 		return 0, pe.external(va, vmsa.Read, false), true
@@ -28,33 +52,55 @@ func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e Exception, done bool) {
 
 // WriteHit is Write made cheap for its common case, as ReadHit.
 func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e Exception, done bool) {
-	pa, ok := pe.hit(va, size, vmsa.Write)
+	c := &pe.c
+	if !pe.hitOK(c, va, size) {
+		if c.valid {
+			return Exception{}, false
+		}
+		pe.ctx()
+		return pe.WriteHit(va, size, v)
+	}
+	pa, ok := pe.TLB.MicroHitPA(&c.hitW, va)
 	if !ok {
-		return Exception{}, false
+		if pa, ok = pe.TLB.HitPA(&c.hitW, va); !ok {
+			return Exception{}, false
+		}
 	}
 	pe.Stats.Stores++
 	pe.Stats.TLBHits++
+	pe.LastPA = pa
+	if i := uint64(pa-c.wbase) >> 3; i < uint64(len(c.words)) {
+		p := &c.words[i]
+		if size == 8 {
+			atomic.StoreUint64(p, v)
+			return Exception{}, true
+		}
+		// The other bytes of the word may be written meanwhile.
+		sh := 8 * (uint64(pa) & 7)
+		m := sizeMask(size) << sh
+		for {
+			o := atomic.LoadUint64(p)
+			if atomic.CompareAndSwapUint64(p, o, o&^m|v<<sh&m) {
+				return Exception{}, true
+			}
+		}
+	}
 	if !pe.Mem.Write(pa, size, v) {
 		return pe.external(va, vmsa.Write, true), true
 	}
 	return Exception{}, true
 }
 
-// hit is the part of translate a TLB hit takes: the VA checks, then the
-// TLB. An aligned access of at most 8 bytes never crosses a page and is
-// never checked for alignment (AArch64.CheckAlignment only checks
-// unaligned ones), so nothing else applies.
-func (pe *PE) hit(va mem.VA, size int, k vmsa.AccessKind) (mem.PA, bool) {
-	if pe.TLB == nil || (size != 1 && size != 2 && size != 4 && size != 8) || uint64(va)&uint64(size-1) != 0 {
-		return 0, false
-	}
-	c := pe.ctx()
-	if c.s2only {
-		return 0, false
-	}
-	acc := vmsa.Access{Kind: k, EL: pe.EL, PAN: c.dataPAN}
-	if c.check.Check(va, acc).IsFault() {
-		return 0, false
-	}
-	return pe.TLB.Probe(c.regime, c.vmid, c.asid, va, acc)
+// hitOK is the part of translate a TLB hit takes before the TLB, with
+// the context c (derived: c.valid): the VA checks. An aligned access of
+// at most 8 bytes never crosses a page and is never checked for
+// alignment (AArch64.CheckAlignment only checks unaligned ones), so
+// nothing else applies.
+func (pe *PE) hitOK(c *translationContext, va mem.VA, size int) bool {
+	h := uint64(va) >> 55 & c.vaSel & 1
+	return c.valid && c.hit && pe.TLB != nil && uint(size-1) < 8 && size&(size-1) == 0 && uint64(va)&uint64(size-1) == 0 &&
+		uint64(va)&c.vaMask[h] == c.vaWant[h]
 }
+
+// sizeMask is the mask of the low size bytes (size 1 to 8).
+func sizeMask(size int) uint64 { return ^uint64(0) >> ((64 - 8*uint(size)) & 63) }

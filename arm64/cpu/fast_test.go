@@ -79,7 +79,7 @@ func TestHitPathSameAsFullPath(t *testing.T) {
 		if ve != vf || ee != ef {
 			t.Fatalf("step %d (EL%d PAN %v va %#x size %d): full path %#x %v, hit path %#x %v", i, el, pan, va, size, ve, ee, vf, ef)
 		}
-		if ref.pe.Stats != fast.pe.Stats || ref.pe.TLB.Stats != fast.pe.TLB.Stats {
+		if ref.pe.Stats != fast.pe.Stats || ref.pe.TLB.Stats != fast.pe.TLB.Stats || ref.pe.LastPA != fast.pe.LastPA {
 			t.Fatalf("step %d: counters differ:\n full %+v %+v\n hit  %+v %+v", i, ref.pe.Stats, ref.pe.TLB.Stats, fast.pe.Stats, fast.pe.TLB.Stats)
 		}
 		if ee.Taken() {

@@ -219,6 +219,18 @@ func (pe *PE) undefined() Exception {
 	return e
 }
 
+// Undefined takes the exception of an instruction the caller found
+// UNDEFINED (EC 0x00), routed as AArch64.UndefinedFault routes it.
+func (pe *PE) Undefined() Exception { return pe.undefined() }
+
+// SysTrap takes the trap of a System instruction (MSR, MRS, SYS) to the
+// target EL with EC 0x18 and the ISS built from its encoding, Rt and
+// direction (AArch64.SystemAccessTrap), for the registers an interpreter
+// keeps outside this package.
+func (pe *PE) SysTrap(target, op0, op1, crn, crm, op2, rt uint8, read bool) Exception {
+	return pe.sysTrapTo(target, op0, op1, crn, crm, op2, rt, read)
+}
+
 // sysTrap takes a trap of a System instruction to EL2 (EC 0x18) with the
 // ISS: Op0 [21:20], Op2 [19:17], Op1 [16:14], CRn [13:10], Rt [9:5], CRm
 // [4:1], Direction [0] (1 for a read).
@@ -566,6 +578,14 @@ func (pe *PE) AT(op at.Op, rt uint8, va mem.VA) Exception {
 	res := at.ExecuteRt(&pe.Walker, &pe.Regs, at.PSTATE{EL: pe.EL, PAN: pe.PAN}, op, uint64(va), rt, pe.PAR)
 	if !res.Taken {
 		pe.PAR = res.PAR
+		if pe.Deviations&DeviationATSetsDirty != 0 && pe.EL == 1 && (op == at.S1E1W || op == at.S1E0W) && !res.PAR.F() {
+			el := uint8(1)
+			if op == at.S1E0W {
+				el = 0
+			}
+			pe.Walker.Translate(&pe.Regs, vmsa.RegimeEL10, va, vmsa.Access{Kind: vmsa.Write, EL: el},
+				vmsa.TranslateOptions{Stage1Only: true})
+		}
 		return Exception{}
 	}
 	x := res.Exception

@@ -21,3 +21,56 @@ func (t *TLB) Probe(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vmsa.A
 	}
 	return 0, false
 }
+
+// HitKey is what HitPA needs of a lookup context and access, computed once
+// (NewHitKey) for as long as they stay the same.
+type HitKey struct {
+	tag        uint64 // the context tag, with the ASID at asidShift
+	micro      uint8  // the access kind's micro-TLB
+	need, flip uint8  // permits: (perm^flip)&need == need
+	regime     vmsa.Regime
+	vmid, asid uint16
+	acc        vmsa.Access
+}
+
+// NewHitKey returns the key of lookups by Probe's arguments in a stage-1
+// regime (not for acc.NoPerm).
+func NewHitKey(regime vmsa.Regime, vmid, asid uint16, acc vmsa.Access) HitKey {
+	k := HitKey{tag: makeCtx(uint8(regime), vmid) | uint64(asid)<<asidShift, micro: uint8(acc.Kind) & 3,
+		regime: regime, vmid: vmid, asid: asid, acc: acc}
+	i := uint(acc.Kind)
+	if acc.EL != 0 {
+		i += 3
+		if acc.PAN && acc.Kind != vmsa.Fetch {
+			k.need, k.flip = 1<<6, 1<<6 // PAN: the entry must not be EL0-accessible (permits)
+		}
+	}
+	k.need |= 1 << i
+	if acc.NoPerm {
+		k.need, k.flip = 0, 0
+	}
+	return k
+}
+
+// HitPA is Probe for the key's context and access: a hit in the micro-TLB
+// is a few loads and compares (MicroHitPA), anything else is Probe's.
+func (t *TLB) HitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
+	if pa, ok := t.MicroHitPA(k, va); ok {
+		return pa, true
+	}
+	return t.Probe(k.regime, k.vmid, k.asid, va, k.acc)
+}
+
+// MicroHitPA is HitPA's micro-TLB part, small enough to inline: on a hit
+// it counts it and returns the output address; otherwise it changes
+// nothing and the caller goes on with Probe (HitPA).
+func (t *TLB) MicroHitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
+	in := uint64(va) & va56
+	m := &t.micro[k.micro&3][in>>12&t.uMask]
+	if (k.tag^m.tag)&^m.tignore != 0 || in&^m.voff != m.vtag || (m.perm^k.flip)&k.need != k.need {
+		return 0, false
+	}
+	t.Stats.Hits++
+	t.Stats.MicroHits++
+	return m.e.OA | mem.PA(in&m.voff), true
+}

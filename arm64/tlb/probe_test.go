@@ -1,10 +1,13 @@
 package tlb_test
 
 import (
+	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // A probe that misses leaves the counters alone, so that the Lookup the
@@ -49,5 +52,49 @@ func TestProbeCountsOnlyHits(t *testing.T) {
 		if got != pa+8 || tl.Stats.Hits != before.Hits+1 {
 			t.Errorf("%s: PA %#x hits %d, want %#x and one more hit", c.name, got, tl.Stats.Hits, pa+8)
 		}
+	}
+}
+
+// TestHitPASameAsProbe: on two TLBs filled alike with entries of every
+// kind (sizes, global and ASID-tagged, regimes, VMIDs, permissions),
+// HitPA with the key of a lookup gives what Probe gives, for random
+// lookups (access kinds, EL0 and EL1, PAN, NoPerm), the counters and the
+// replacement state staying equal.
+func TestHitPASameAsProbe(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	a, b := tlb.MustNew(tlb.Config{Sets: 16, Ways: 2, Micro: 8}), tlb.MustNew(tlb.Config{Sets: 16, Ways: 2, Micro: 8})
+	regimes := []vmsa.Regime{vmsa.RegimeEL10, vmsa.RegimeEL20, vmsa.RegimeEL2}
+	hits := 0
+	for i := 0; i < 20000; i++ {
+		regime := regimes[rng.IntN(len(regimes))]
+		vmid, asid := uint16(rng.IntN(3)), uint16(rng.IntN(3))
+		va := mem.VA(rng.Uint64N(1<<22)) &^ 7
+		if rng.IntN(4) == 0 {
+			bits := []uint8{12, 16, 21}[rng.IntN(3)]
+			p := vmsa.Perms{R1: rng.IntN(4) != 0, W1: rng.IntN(2) == 0, X1: rng.IntN(2) == 0, R0: rng.IntN(2) == 0, W0: rng.IntN(3) == 0, X0: rng.IntN(3) == 0}
+			tr := vmsa.Translation{OA: mem.PA(rng.Uint64N(1<<30)) &^ (1<<bits - 1), Level: int8(3 - (bits-12)/9), BlockBits: bits, NG: rng.IntN(2) == 0, ASID: asid, Perms: p}
+			a.Fill(regime, vmid, va, &tr)
+			b.Fill(regime, vmid, va, &tr)
+			continue
+		}
+		acc := vmsa.Access{Kind: vmsa.AccessKind(rng.IntN(3)), EL: uint8(rng.IntN(2)), PAN: rng.IntN(3) == 0, NoPerm: rng.IntN(20) == 0}
+		k := tlb.NewHitKey(regime, vmid, asid, acc)
+		pa, ok := a.Probe(regime, vmid, asid, va, acc)
+		pb, okb := b.HitPA(&k, va)
+		if ok != okb || pa != pb {
+			t.Fatalf("step %d: %v %d/%d %#x %+v: Probe %#x %v, HitPA %#x %v", i, regime, vmid, asid, va, acc, pa, ok, pb, okb)
+		}
+		if ok {
+			hits++
+		}
+		if a.Stats != b.Stats {
+			t.Fatalf("step %d: counters %+v and %+v", i, a.Stats, b.Stats)
+		}
+		if i%64 == 0 && !reflect.DeepEqual(a.Entries(nil), b.Entries(nil)) {
+			t.Fatalf("step %d: the TLBs' entries differ", i)
+		}
+	}
+	if hits < 1000 {
+		t.Fatalf("%d hits: the test exercises too few", hits)
 	}
 }

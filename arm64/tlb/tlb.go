@@ -142,6 +142,12 @@ func (e *Entry) input() uint64 {
 
 // slot is one TLB entry with its packed tag.
 type slot struct {
+	// The fields HitPA tests, first (a zero slot never matches, its tag
+	// lacking ctxValid): vtag is the entry's first input address, voff
+	// its offset mask (size-1), tag its ctx with the ASID at asidShift,
+	// tignore the tag bits an access need not match (the ASID of a
+	// global entry).
+	vtag, voff, tag, tignore uint64
 	// key is the input page number at the entry's size, shifted left by
 	// 8, with the size (log2 bytes) in the low byte.
 	key uint64
@@ -197,6 +203,29 @@ func permits(perm uint8, acc vmsa.Access) bool {
 }
 
 const ctxValid = 1 << 63
+
+// asidShift places the ASID in a slot's tag, above the context's VMID
+// (bits 15:0) and kind (17:16).
+const asidShift = 24
+
+// newSlot builds the slot of entry e of a kind, tagged ctx, whose input
+// page number at its size is key.
+func newSlot(key, ctx uint64, kind uint8, e *Entry) slot {
+	s := slot{key: key, ctx: ctx, perm: permMask(&e.Perms, kind), e: *e}
+	if e.Combined && kind != uint8(vmsa.RegimeEL2) {
+		// PAN asks whether stage 1 gives EL0 access; a combined entry's
+		// permissions are intersected with stage 2's (a stage-2 write-only
+		// page hides a stage-1 EL0-readable one): leave PAN to a walk.
+		s.perm |= 1 << 6
+	}
+	s.voff = 1<<(key&0xff) - 1
+	s.vtag = e.input() &^ s.voff
+	s.tag = ctx | uint64(e.ASID)<<asidShift
+	if e.Global {
+		s.tignore = 0xffff << asidShift
+	}
+	return s
+}
 
 // makeCtx builds the context tag; EL2 and EL2&0 entries carry no VMID.
 func makeCtx(kind uint8, vmid uint16) uint64 {
@@ -688,7 +717,7 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	if old := &ways[w]; old.ctx != 0 {
 		t.forget(old)
 	}
-	ns := slot{key: key, ctx: ctx, perm: permMask(&e.Perms, kind), e: e}
+	ns := newSlot(key, ctx, kind, &e)
 	ways[w] = ns
 	if t.microOn {
 		i := in & va56 >> 12 & t.uMask

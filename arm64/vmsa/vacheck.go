@@ -87,3 +87,21 @@ func (c *VACheck) Check(vaddr mem.VA, acc Access) Fault {
 	}
 	return Fault{}
 }
+
+// DataPass is Check for data accesses (Read or Write) at EL0 (el0) or
+// above, as masks: a VA passes when va&mask[h] == want[h], h being VA[55]
+// where the regime has two VA ranges (two) and 0 otherwise.
+func (c *VACheck) DataPass(el0 bool) (two bool, mask, want [2]uint64) {
+	for h := range c.half {
+		hf := &c.half[h]
+		switch {
+		case hf.addrSize:
+			mask[h] = hf.mask[0]
+		case hf.fault || el0 && hf.e0pd:
+			want[h] = 1 // no VA passes: va&0 is never 1
+		default:
+			mask[h], want[h] = hf.mask[0], hf.want&hf.mask[0]
+		}
+	}
+	return c.two, mask, want
+}

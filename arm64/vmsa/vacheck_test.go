@@ -48,6 +48,16 @@ func TestVACheckAgreesWithTranslate(t *testing.T) {
 			acc := vmsa.Access{Kind: vmsa.AccessKind(rng.IntN(3)), EL: uint8(rng.IntN(3))}
 			want := w.Translate(&r, regime, mem.VA(va), acc, vmsa.TranslateOptions{Stage1Only: true}).Fault
 			got := c.Check(mem.VA(va), acc)
+			if acc.Kind != vmsa.Fetch { // DataPass's masks say the same
+				two, mask, pass := c.DataPass(acc.EL == 0)
+				h := 0
+				if two {
+					h = int(va >> 55 & 1)
+				}
+				if ok := va&mask[h] == pass[h]; ok == got.IsFault() {
+					t.Fatalf("regime %s va %#x acc %+v: DataPass passes %v, Check %v", regime, va, acc, ok, got)
+				}
+			}
 			pre := want.Level == 0 && (want.Kind == vmsa.FaultTranslation || want.Kind == vmsa.FaultAddressSize) && w.Stats.DescReads == 0
 			w.Stats.DescReads = 0
 			if got.IsFault() != pre || (pre && got.Kind != want.Kind) {

@@ -27,8 +27,8 @@ scenario supports is run. The variants:
 		doc:     doc,
 		examples: []example{
 			{args: "compare --variants blocks --accesses 300K examples/blocks.yaml", want: []string{"pages / blocks", "stage-2 faults"}},
-			{args: "compare --variants mips-gva --accesses 200K --plots plots examples/mips.yaml",
-				want: []string{"linear-scan / gva-tables", "host TLB refills, slow path", "plots/compare.png"}},
+			{args: "compare --variants mips-gva --accesses 200K --plots /tmp/nestmmu-plots examples/mips.yaml",
+				want: []string{"linear-scan / gva-tables", "host TLB refills, slow path", "/tmp/nestmmu-plots/compare.png"}},
 		},
 		run: cmdCompare,
 	}

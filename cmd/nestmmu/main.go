@@ -38,6 +38,7 @@ func commands() map[string]command {
 		"ptdump":    ptdumpCommand(),
 		"conform":   conformCommand(),
 		"mips":      mipsCommand(),
+		"exec":      execCommand(),
 		"bench":     benchCommand(),
 	}
 }

@@ -41,8 +41,8 @@ error of the simulated system; 2: a bad argument or an invalid scenario
 			{args: "run --accesses 300K examples/tlb-reach.yaml", note: "a scenario file, shortened",
 				want: []string{"nestmmu run: tlb-reach", "sequential (L1)", "random (L1)", ", 0 violations: OK"}},
 			{args: "run --json --accesses 200K examples/churn.yaml", want: []string{`"scenario": "churn"`, `"integrity_violations": 0`}},
-			{args: "run --plots plots --accesses 200K examples/granules.yaml", note: "also write faults, walks and cost as SVG and PNG",
-				want: []string{"plots: [plots/faults.svg"}},
+			{args: "run --plots /tmp/nestmmu-plots --accesses 200K examples/granules.yaml", note: "also write faults, walks and cost as SVG and PNG",
+				want: []string{"plots: [/tmp/nestmmu-plots/faults.svg"}},
 		},
 		run: cmdRun,
 	}

@@ -282,6 +282,16 @@ func (c Checked) Write(pa mem.PA, size int, v uint64) bool {
 	return c.a.Write(pa, size, v)
 }
 
+// Words returns the arena's words from its base, for a PE's hit path
+// (cpu.WordMemory; the arena is little-endian, New refuses other hosts).
+func (a *Arena) Words() (mem.PA, []uint64, bool) { return a.base, a.words, true }
+
+// Words is the arena's Words, except with PoisonFreed (ok false): then
+// every access must go through the view, which counts those touching a
+// free frame. The check is a test and debugging feature; without it the
+// hit path reads and writes the words directly.
+func (c Checked) Words() (mem.PA, []uint64, bool) { return c.a.base, c.a.words, !c.a.poison }
+
 // poisonFrame fills free frame i with PoisonWord (atomic stores: a stale
 // access may race with it).
 func (a *Arena) poisonFrame(i int) {

@@ -129,7 +129,11 @@ func TestFaultKinds(t *testing.T) {
 			},
 			act: write(pg, 0x6666),
 			check: func(t *testing.T, e *env, ex Exit, d VMStats) {
-				if e.h.Kernel().Stats().COWBreaks == 0 || d.Maps == 0 {
+				// The new page is mapped by the fault, or already by
+				// the change_pte notification (MapInPlace, into the
+				// level-3 table the COW unmap left in place: s2pt
+				// keeps emptied tables), the fault then adding write.
+				if e.h.Kernel().Stats().COWBreaks == 0 || d.Maps+d.Relaxes == 0 {
 					t.Errorf("COW breaks %d, %+v", e.h.Kernel().Stats().COWBreaks, d)
 				}
 				a, _ := e.vm.AddressSpace().Read(e.hva, 8)

@@ -80,7 +80,7 @@ func kindName(v uint64, n string) string {
 // caches. The Invalidator takes ranges, one batch per operation.
 func TestBreakBeforeMakeOrder(t *testing.T) {
 	r := newRig(t, defaultCfg(40, sysreg.Granule4K), 16*mib)
-	r.vm.reserveCap = 0 // every emptied table is freed, so the trace shows it
+	r.vm.reserveCap, r.vm.keepCap = 0, 0 // every emptied table is freed, so the trace shows it
 	rw := ProtR | ProtW
 	r.mapRange(0, 0x4000_0000, 2*mib, rw, MapBlocks)
 	r.topup(8)
@@ -121,8 +121,8 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 	// Remapping one page of a block: split by BBM (the new table is filled
 	// before it is published), then the page itself by BBM.
 	run("remap page in block", func() error { return r.vm.Map(r.c, 4096, 0x7000_0000, 4096, rw, 0) }, []string{
-		"cas pte2 0", "write pte3 page", "tlbi 0x0+0x200000 L2", "cas pte2 table",
-		"cas pte3 0", "tlbi 0x1000+0x1000 L3", "cas pte3 page",
+		"cas pte2 0", "write pte3 page", "tlbi 0x0+0x200000 L2", "write pte2 table",
+		"cas pte3 0", "tlbi 0x1000+0x1000 L3", "write pte3 page",
 	})
 	// Restriction: change, then TLBI.
 	run("write-protect", func() error { return r.vm.WriteProtect(4096, 4096) }, []string{
@@ -142,7 +142,7 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 	// the non-last-level form (walk caches may hold the table, leaves of
 	// any level may be cached), write the block, then free the table.
 	run("block over table", func() error { return r.vm.Map(r.c, 0, 0x4000_0000, 2*mib, rw, MapBlocks) }, []string{
-		"cas pte2 0", "tlbi 0x0+0x200000 L-2 table", "cas pte2 block", "free table",
+		"cas pte2 0", "tlbi 0x0+0x200000 L-2 table", "write pte2 block", "free table",
 	})
 	// Unmapping the last pages of a table frees it, and then its parent
 	// (also emptied), after the TLBI: the parent's range covers the
@@ -157,7 +157,7 @@ func TestBreakBeforeMakeOrder(t *testing.T) {
 	// free the table.
 	r.mapRange(0, 0x4000_0000, 2*mib, rw, 0)
 	run("collapse", func() error { _, err := r.vm.Collapse(0, 2*mib); return err }, []string{
-		"cas pte2 0", "tlbi 0x0+0x200000 L-2 table", "cas pte2 block", "free table",
+		"cas pte2 0", "tlbi 0x0+0x200000 L-2 table", "write pte2 block", "free table",
 	})
 	// Part of a block: write-protect and unmap act on the whole block (no
 	// table is allocated to split it), one TLBI by IPA with its level.
@@ -291,7 +291,7 @@ func TestVisitorsCannotBypassBBM(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := trace(r.rec.take(), map[mem.PA]string{pte: "pte3"}, nil)
-	want := []string{"cas pte3 0", "tlbi 0x0+0x1000 L3", "cas pte3 page"}
+	want := []string{"cas pte3 0", "tlbi 0x0+0x1000 L3", "write pte3 page"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("two-step remap:\n got %q\nwant %q", got, want)
 	}

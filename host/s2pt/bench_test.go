@@ -12,6 +12,7 @@ import (
 func TestHotPathsDoNotAllocate(t *testing.T) {
 	r := newRig(t, defaultCfg(40, sysreg.Granule4K), 16*mib)
 	r.mapRange(0, 0x4000_0000, 4*mib, ProtR|ProtW, 0)
+	r.unmap(mem.IPA(2*mib+4096), 2*mib-4096) // the second level-3 table holds one page
 	r.topup(8)
 	vm, c := r.vm, r.c
 	cases := map[string]func(){
@@ -24,6 +25,14 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		"Map+Unmap page": func() {
 			_ = vm.Unmap(8192, 4096)
 			_ = vm.Map(c, 8192, 0x4000_2000, 4096, ProtR|ProtW, 0)
+		},
+		"Map+UnmapExact page": func() {
+			_ = vm.UnmapExact(c, 8192, 4096)
+			_ = vm.Map(c, 8192, 0x4000_2000, 4096, ProtR|ProtW, 0)
+		},
+		"Unmap+Map of a table's last page": func() {
+			_ = vm.Unmap(mem.IPA(2*mib), 4096)
+			_ = vm.Map(c, mem.IPA(2*mib), 0x4020_0000, 4096, ProtR|ProtW, 0)
 		},
 	}
 	for name, f := range cases {

@@ -27,6 +27,13 @@ func (vm *VM) NewCache() *Cache { return &Cache{vm: vm} }
 
 // Topup allocates table pages until the cache holds at least n.
 func (c *Cache) Topup(n int) error {
+	if n >= 0 && len(c.pages) >= n {
+		return nil
+	}
+	return c.topup(n)
+}
+
+func (c *Cache) topup(n int) error {
 	if n < 0 {
 		return fmt.Errorf("s2pt: negative cache top-up %d", n)
 	}
@@ -69,11 +76,11 @@ func (c *Cache) Release() error {
 // blocks (flags has MapBlocks, a block level, IPA and PA congruent).
 func (vm *VM) MapPagesNeeded(ipa mem.IPA, pa mem.PA, size uint64, flags MapFlags) int {
 	l := &vm.layout
-	switch {
-	case size == 0:
+	if size == 0 {
 		return 0
-	case size == l.TableBytes:
-		return 3 - l.StartLevel // one page: one table per level below the root
+	}
+	if level, ok := vm.oneLeaf(ipa, uint64(pa), size, flags); ok {
+		return level - l.StartLevel // one leaf: one table per level below the root down to it
 	}
 	start, end := uint64(ipa), uint64(ipa)+size
 	n := 0
@@ -113,13 +120,11 @@ func (vm *VM) SplitPagesNeeded(ipa mem.IPA, size uint64) int {
 // splitting the blocks that straddle its two ends. (Unmap and WriteProtect
 // act on whole leaves and take none.)
 func (vm *VM) EdgePagesNeeded(ipa mem.IPA, size uint64) int {
-	l := &vm.layout
 	n := 0
-	for lvl := l.StartLevel; lvl < 3; lvl++ {
-		if !l.BlockLevel(lvl) {
-			continue
+	for _, m := range vm.blockMasks[:vm.nblock] {
+		if uint64(ipa)&m == 0 && size&m == 0 {
+			break // aligned to this block size, so to every smaller one
 		}
-		m := uint64(1)<<l.leafBits(lvl) - 1
 		if uint64(ipa)&m != 0 {
 			n++
 		}

@@ -42,17 +42,21 @@ func TestDifferential(t *testing.T) {
 		ops = 80
 	}
 	for i, dc := range diffCfgs() {
-		t.Run(fmt.Sprintf("%v-%d", dc.g, dc.ipa), func(t *testing.T) {
-			runDifferential(t, dc, ops, uint64(i+1))
-		})
+		// The manager on table memory whose words it uses directly (its
+		// one-leaf paths), and through the interface alone.
+		for _, direct := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%v-%d/direct=%v", dc.g, dc.ipa, direct), func(t *testing.T) {
+				runDifferential(t, dc, ops, uint64(i+1), direct)
+			})
+		}
 	}
 }
 
-func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64) {
+func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64, direct bool) {
 	cfg := defaultCfg(dc.ipa, dc.g)
 	cfg.HA = true
 	cfg.MaxConcat = dc.concat
-	r := newRig(t, cfg, 256*mib)
+	r := newRigOn(t, cfg, 256*mib, direct)
 	l := r.vm.Layout()
 	g := l.TableBytes
 	rng := rand.New(rand.NewPCG(seed, 99))
@@ -118,11 +122,18 @@ func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64) {
 			desc = fmt.Sprintf("map %#x+%#x -> %#x prot %#x flags %d", s, size, pa, p, flags)
 			r.mapRange(mem.IPA(s), mem.PA(pa), size, p, flags)
 			m.add(s, size, pa, p)
-		case k < 6:
+		case k < 5:
 			desc = fmt.Sprintf("unmap %#x+%#x", s, size)
 			ws, we := r.leafSpan(s, s+size)
 			r.unmap(mem.IPA(s), size)
 			m.remove(ws, we)
+		case k < 6:
+			desc = fmt.Sprintf("unmap exactly %#x+%#x", s, size)
+			r.topup(r.vm.EdgePagesNeeded(mem.IPA(s), size))
+			if err := r.vm.UnmapExact(r.c, mem.IPA(s), size); err != nil {
+				t.Fatal(desc, err)
+			}
+			m.remove(s, s+size)
 		case k < 7:
 			desc = fmt.Sprintf("wrprotect %#x+%#x", s, size)
 			ws, we := r.leafSpan(s, s+size)
@@ -172,14 +183,30 @@ func runDifferential(t *testing.T, dc diffCfg, nops int, seed uint64) {
 			if err := r.compare(&m, ipa); err != nil {
 				t.Fatalf("op %d (%s): %v", op, desc, err)
 			}
+			// Lookup finds the leaf (or the invalid entry) the
+			// hardware walk ends at.
+			tr := r.hw(ipa)
+			d, lvl, err := r.vm.Lookup(mem.IPA(ipa))
+			if err != nil || tr.Fault.IsFault() != (d&1 == 0) || !tr.Fault.IsFault() && (int8(lvl) != tr.S2Level || l.Format.LeafOA(d, lvl) != uint64(tr.OA)&^(1<<tr.S2BlockBits-1)) {
+				t.Fatalf("op %d (%s): IPA %#x: Lookup %#x level %d, %v; hardware %v OA %#x level %d", op, desc, ipa, d, lvl, err, tr.Fault, tr.OA, tr.S2Level)
+			}
 		}
 		r.checkCounts()
 	}
 	if mapped < nops/20 {
 		t.Fatalf("only %d of %d samples were mapped: the test is not exercising mappings", mapped, nops)
 	}
-	// Unmapping the window returns the memory to the root alone.
+	// Unmapping the window returns the memory to the root alone, once
+	// the tables kept empty are trimmed.
 	r.unmap(mem.IPA(lo), hi-lo)
+	r.checkCounts()
+	// Left: the tables kept empty and the tables above them.
+	if st, above := r.vm.Stats(), 2-l.StartLevel; st.EmptyTables > keepDefault || st.Tables > st.EmptyTables*(1+above) {
+		t.Fatalf("after unmapping everything: %d tables, %d of them kept empty (at most %d, with %d tables above each)", st.Tables, st.EmptyTables, keepDefault, above)
+	}
+	if _, err := r.vm.Trim(); err != nil {
+		t.Fatal(err)
+	}
 	r.checkCounts()
 	if st := r.vm.Stats(); st.Tables != 0 || st.TableBytes != l.RootBytes {
 		t.Fatalf("after unmapping everything: %d tables, %d bytes; want 0 and the root's %d", st.Tables, st.TableBytes, l.RootBytes)

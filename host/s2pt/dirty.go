@@ -25,7 +25,7 @@ func (v *dirtyVisitor) Visit(c *Ctx, at WalkFlags) error {
 	// Writable-dirty (DBM=1, S2AP[1]=1), or writable without tracking
 	// (DBM=0): report it, make it writable-clean. A TLB may hold the
 	// write permission: a restriction, invalidated before returning.
-	prev, err := c.apply(func(cur uint64) uint64 { return cur&^desc.S2APWriteBit | desc.DBMBit }, false)
+	prev, err := c.apply(func(cur uint64) uint64 { return cur&^desc.S2APWriteBit | desc.DBMBit }, 0)
 	if err != nil {
 		return err
 	}

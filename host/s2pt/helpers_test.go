@@ -128,13 +128,24 @@ func defaultCfg(ipa uint, g sysreg.Granule) Config {
 }
 
 func newRig(t testing.TB, cfg Config, tableMem uint64) *rig {
+	return newRigOn(t, cfg, tableMem, false)
+}
+
+// newRigOn is newRig with the manager given the table memory's words
+// (direct: the hot paths' way, the events of the descriptor writes not
+// recorded) or only the TableMemory interface (watched by the recorder).
+func newRigOn(t testing.TB, cfg Config, tableMem uint64, direct bool) *rig {
 	t.Helper()
 	tm, err := NewFlatTables(tableBase, tableMem)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	vm, err := New(cfg, &recMem{tm, rec}, rec)
+	var m TableMemory = &recMem{tm, rec}
+	if direct {
+		m = tm
+	}
+	vm, err := New(cfg, m, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +205,7 @@ func (r *rig) checkCounts() {
 	vm := r.vm
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	inUse := 0
+	inUse, kept := 0, 0
 	for pa, info := range vm.tables {
 		if !info.inUse {
 			continue // the reserve's
@@ -210,9 +221,18 @@ func (r *rig) checkCounts() {
 		if n != info.live {
 			r.t.Fatalf("table %#x level %d: count %d, memory holds %d valid entries", uint64(pa), info.level, info.live, n)
 		}
-		if n == 0 {
-			r.t.Fatalf("empty table %#x level %d left allocated", uint64(pa), info.level)
+		if info.kept {
+			kept++
 		}
+		if n == 0 && !info.kept {
+			r.t.Fatalf("empty table %#x level %d left allocated (not kept)", uint64(pa), info.level)
+		}
+		if n != 0 && info.kept {
+			r.t.Fatalf("table %#x level %d with %d valid entries marked kept empty", uint64(pa), info.level, n)
+		}
+	}
+	if kept != vm.nkept || kept > vm.keepCap {
+		r.t.Fatalf("%d tables kept empty, the VM counts %d (at most %d)", kept, vm.nkept, vm.keepCap)
 	}
 	want := vm.layout.RootBytes + uint64(inUse)*vm.layout.TableBytes
 	if vm.stats.TableBytes != want {

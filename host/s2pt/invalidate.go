@@ -75,14 +75,16 @@ const maxPerEntry = 64
 // operation returns. Adjacent ranges of the same kind merge, and a
 // table's range absorbs the ranges of the leaves that were below it.
 func (vm *VM) queue(start, end mem.IPA, level int, leafOnly bool, stride uint64) {
-	if vm.npend > 0 {
-		// The common case first: the next leaf of a walk.
-		last := &vm.pend[vm.npend-1]
-		if last.End == start && last.Level == level && last.LeafOnly == leafOnly && leafOnly {
-			last.End = end
-			last.Stride = min(last.Stride, stride)
-			return
-		}
+	if vm.npend == 0 {
+		vm.pend[0] = Range{Start: start, End: end, Level: level, LeafOnly: leafOnly, Stride: stride}
+		vm.npend = 1
+		return
+	}
+	// The common case next: the next leaf of a walk.
+	if last := &vm.pend[vm.npend-1]; last.End == start && last.Level == level && last.LeafOnly == leafOnly && leafOnly {
+		last.End = end
+		last.Stride = min(last.Stride, stride)
+		return
 	}
 	r := Range{Start: start, End: end, Level: level, LeafOnly: leafOnly, Stride: stride}
 	// A table's range covers the leaves queued below it: drop them.

@@ -38,6 +38,13 @@ type Config struct {
 	// them), held by the caller around every VM method, which then takes
 	// no lock of its own. Nil: each method takes a lock of the VM's own.
 	MMULock *sync.Mutex
+	// KeepEmpty is how many tables an unmap empties stay in place, empty,
+	// for the next map of their range (their table descriptors valid):
+	// the mapping then installs no table and the unmap frees none. They
+	// count in Stats.Tables and TableBytes (Stats.EmptyTables); Trim frees
+	// them. Zero means 4; negative keeps none, so that every emptied table
+	// is detached and freed at once, as KVM does.
+	KeepEmpty int
 }
 
 // Layout is what a Config resolves to: the stage-2 control register value,

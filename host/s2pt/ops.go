@@ -3,6 +3,8 @@ package s2pt
 import (
 	"errors"
 	"fmt"
+	"math/bits"
+	"sync/atomic"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/mem"
@@ -122,11 +124,11 @@ func (vm *VM) attrs(d uint64) uint64 {
 
 // installTable points an invalid entry at a fresh table from the cache.
 func (vm *VM) installTable(c *Ctx, cache *Cache) error {
-	t, err := vm.newTable(cache, c.t, c.idx)
+	t, err := vm.newTable(cache, c.at.t, c.at.idx)
 	if err != nil {
 		return err
 	}
-	if _, err := c.store(uint64(desc.S2Table(vm.layout.Format, uint64(t.pa))), true); err != nil {
+	if _, err := c.store(uint64(desc.S2Table(vm.layout.Format, uint64(t.pa))), commitTable); err != nil {
 		vm.release(t)
 		return err
 	}
@@ -139,14 +141,14 @@ func (vm *VM) installTable(c *Ctx, cache *Cache) error {
 func (vm *VM) installLeaf(c *Ctx, v uint64) error {
 	if c.Old&desc.ValidBit != 0 && vm.checkLeaf(c) == nil {
 		if _, err := vm.layout.classify(c.Level, c.Old, v|c.Old&desc.AFBit); err == nil {
-			_, err := c.apply(func(cur uint64) uint64 { return v | cur&desc.AFBit }, false)
+			_, err := c.apply(func(cur uint64) uint64 { return v | cur&desc.AFBit }, 0)
 			return err
 		}
 	}
-	if _, err := c.store(0, false); err != nil {
+	if _, err := c.store(0, 0); err != nil {
 		return err
 	}
-	_, err := c.store(v, false)
+	_, err := c.store(v, 0)
 	return err
 }
 
@@ -159,11 +161,11 @@ func (vm *VM) split(c *Ctx, cache *Cache) error {
 	if c.Kind() != desc.Block || vm.checkLeaf(c) != nil {
 		return fmt.Errorf("s2pt: cannot split descriptor %#x at level %d (IPA %#x): not a block the %v granule allows", c.Old, c.Level, uint64(c.Addr), vm.layout.Format.Granule)
 	}
-	t, err := vm.newTable(cache, c.t, c.idx)
+	t, err := vm.newTable(cache, c.at.t, c.at.idx)
 	if err != nil {
 		return err
 	}
-	old, err := c.store(0, false)
+	old, err := c.store(0, 0)
 	if err != nil {
 		vm.release(t)
 		return err
@@ -183,17 +185,17 @@ func (vm *VM) split(c *Ctx, cache *Cache) error {
 		}
 	}
 	t.live = int32(t.n)
-	_, err = c.store(uint64(desc.S2Table(f, uint64(t.pa))), true)
+	_, err = c.store(uint64(desc.S2Table(f, uint64(t.pa))), commitTable)
 	return err
 }
 
 // replaceTable replaces a table descriptor by leaf v (break-before-make);
 // the detached subtree is freed after the invalidation.
 func (vm *VM) replaceTable(c *Ctx, v uint64) error {
-	if _, err := c.store(0, false); err != nil {
+	if _, err := c.store(0, 0); err != nil {
 		return err
 	}
-	_, err := c.store(v, false)
+	_, err := c.store(v, 0)
 	return err
 }
 
@@ -253,19 +255,34 @@ func (v *mapVisitor) Visit(c *Ctx, at WalkFlags) error {
 // unmapVisitor removes every valid entry the range touches. A leaf the
 // range covers only in part (a block straddling an end) is removed whole,
 // as Linux's stage-2 unmap does: unmapping needs no memory, so it cannot
-// fail for lack of it, and the rest of the block faults back in lazily.
-// A table left with no valid entry is removed and freed.
-type unmapVisitor struct{ vm *VM }
+// fail for lack of it, and the rest of the block faults back in lazily;
+// with exact set it is split instead, from cache, so that exactly the
+// range goes. A table left with no valid entry is kept in place (keep,
+// with keep set) or removed and freed.
+type unmapVisitor struct {
+	vm    *VM
+	cache *Cache
+	keep  bool
+	exact bool
+}
 
 func (v *unmapVisitor) Visit(c *Ctx, at WalkFlags) error {
-	// Post visits come only for tables with no valid entry. The count says the table is empty (checkCounts in the tests holds
-	// it to memory). Were it wrong, freeing would lose only entries the
+	// Post visits come only for tables with no valid entry. The count
+	// says the table is empty (checkCounts in the tests holds it to
+	// memory). Were it wrong, freeing would lose only entries the
 	// manager never made: the table is detached and invalidated before
 	// it is freed, and no table of this VM can hang below an entry it
 	// did not install (child). Any valid non-table descriptor goes,
 	// covered or not, well-formed or not: removing a translation is
 	// always safe.
-	_, err := c.store(0, false)
+	if at == VisitTablePost {
+		if v.keep && v.vm.keep(c.child) {
+			return nil
+		}
+	} else if v.exact && c.Kind() == desc.Block && !c.Covered() && v.vm.checkLeaf(c) == nil {
+		return v.vm.split(c, v.cache)
+	}
+	_, err := c.store(0, 0)
 	return err
 }
 
@@ -296,7 +313,7 @@ func (v *permVisitor) Visit(c *Ctx, at WalkFlags) error {
 	// The check classifies the change: restriction queues its
 	// invalidation; relaxation needs none (a stale entry only causes a
 	// spurious permission fault).
-	_, err := c.apply(func(cur uint64) uint64 { return cur&^v.clrBits | v.set }, false)
+	_, err := c.apply(func(cur uint64) uint64 { return cur&^v.clrBits | v.set }, 0)
 	return err
 }
 
@@ -329,9 +346,9 @@ func (v *youngVisitor) Visit(c *Ctx, at WalkFlags) error {
 	var err error
 	switch v.mode {
 	case mkOld:
-		_, err = c.apply(clearAF, false)
+		_, err = c.apply(clearAF, 0)
 	case mkYoung:
-		_, err = c.apply(setAF, false)
+		_, err = c.apply(setAF, 0)
 	}
 	return err
 }
@@ -392,7 +409,7 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 	// The table goes invalid (released: freed after the invalidation),
 	// so nothing walks it any more: its final Access flags are read and
 	// the block's is their OR.
-	if _, err := c.store(0, false); err != nil {
+	if _, err := c.store(0, 0); err != nil {
 		return err
 	}
 	var af uint64
@@ -400,21 +417,10 @@ func (v *collapseVisitor) Visit(c *Ctx, at WalkFlags) error {
 		d, _ := vm.load(t.pa + mem.PA(i*8))
 		af |= d & desc.AFBit
 	}
-	if _, err := c.store(f.WithOA(attrs|af, base), false); err != nil {
+	if _, err := c.store(f.WithOA(attrs|af, base), 0); err != nil {
 		return err
 	}
 	v.n++
-	return nil
-}
-
-// lookupVisitor records the leaf or invalid descriptor of one address.
-type lookupVisitor struct {
-	d     uint64
-	level int
-}
-
-func (v *lookupVisitor) Visit(c *Ctx, at WalkFlags) error {
-	v.d, v.level = c.Old, c.Level
 	return nil
 }
 
@@ -426,7 +432,6 @@ type visitors struct {
 	young    youngVisitor
 	split    splitVisitor
 	collapse collapseVisitor
-	lookup   lookupVisitor
 	dirty    dirtyVisitor
 }
 
@@ -437,11 +442,16 @@ func (v *visitors) init(vm *VM) {
 
 // checkArgs validates an IPA range (granule-aligned, inside the IPA space).
 func (vm *VM) checkArgs(ipa mem.IPA, size uint64) error {
-	g := vm.layout.TableBytes
 	end := uint64(ipa) + size
-	if size != 0 && (uint64(ipa)|size)&(g-1) == 0 && end > uint64(ipa) && end <= 1<<vm.layout.IPABits && !vm.destroyed {
+	if size != 0 && (uint64(ipa)|size)&vm.gmask == 0 && end > uint64(ipa) && end <= vm.ipaEnd && !vm.destroyed {
 		return nil
 	}
+	return vm.argsErr(ipa, size)
+}
+
+func (vm *VM) argsErr(ipa mem.IPA, size uint64) error {
+	g := vm.layout.TableBytes
+	end := uint64(ipa) + size
 	if size == 0 || uint64(ipa)%g != 0 || size%g != 0 {
 		return fmt.Errorf("s2pt: IPA range %#x+%#x is empty or not aligned to the %#x-byte granule", uint64(ipa), size, g)
 	}
@@ -452,6 +462,13 @@ func (vm *VM) checkArgs(ipa mem.IPA, size uint64) error {
 }
 
 func (vm *VM) checkCache(cache *Cache, need int) error {
+	if cache != nil && cache.vm == vm && len(cache.pages)+len(vm.reserve) >= need {
+		return nil
+	}
+	return vm.cacheErr(cache, need)
+}
+
+func (vm *VM) cacheErr(cache *Cache, need int) error {
 	if cache.Len()+len(vm.reserve) < need {
 		return fmt.Errorf("s2pt: memory cache holds %d pages (and the VM's reserve %d), the operation may need %d: top it up before taking the lock", cache.Len(), len(vm.reserve), need)
 	}
@@ -468,16 +485,52 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 	if err := vm.lock(); err != nil {
 		return err
 	}
-	err := vm.mapLocked(cache, ipa, pa, size, prot, flags)
+	var err error
+	if !vm.mapOne(cache, ipa, pa, size, prot, flags) {
+		err = vm.mapLocked(cache, ipa, pa, size, prot, flags)
+	}
 	vm.unlock() // no defer: a stage-2 fault's path
 	return err
+}
+
+// mapOne is Map's common case, kept short: one leaf (a page, or a block
+// where allowed) with valid arguments and the prot and flags of the
+// previous Map, over an invalid entry of a table the walk cache holds. It
+// makes the entry (a make: commit's classification of an invalid entry
+// made valid) and reports true; anything else it leaves to mapLocked,
+// having changed nothing.
+func (vm *VM) mapOne(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) bool {
+	v := &vm.visitors.mapv
+	level, one := vm.oneLeaf(ipa, uint64(pa), size, flags)
+	// The template key is set only by a Map whose prot and flags were
+	// accepted; one leaf needs a table per level below the root down to
+	// it, at most.
+	if !one || v.tmplKey != uint16(prot)<<8|uint16(flags)|1<<15 || uint64(ipa|mem.IPA(pa))&vm.gmask != 0 ||
+		uint64(ipa)+size > vm.ipaEnd || uint64(pa)+size > vm.paEnd || vm.destroyed ||
+		flags&MapInPlace == 0 && (cache == nil || cache.vm != vm || len(cache.pages)+len(vm.reserve) < level-vm.layout.StartLevel) {
+		return false
+	}
+	// cachedEntry inlined by hand: the entry in the walk cache's table.
+	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
+	off := uint64(ipa - w.base)
+	pte := w.pa + mem.PA(off>>(vm.lbits[level+1&7]&63)*8)
+	i := uint64(pte-vm.mbase) >> 3
+	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) || atomic.LoadUint64(&vm.mw[i])&desc.ValidBit != 0 {
+		return false
+	}
+	s := spot{t: *w, pte: pte, addr: ipa}
+	tmpl := v.block
+	if level == 3 {
+		tmpl = v.page
+	}
+	return vm.make(&s, vm.withOA(tmpl, uint64(pa))) == nil
 }
 
 func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
-	if uint64(pa)%vm.layout.TableBytes != 0 || uint64(pa)+size < uint64(pa) || (uint64(pa)+size-1)>>vm.layout.PABits != 0 {
+	if uint64(pa)&vm.gmask != 0 || uint64(pa)+size < uint64(pa) || uint64(pa)+size > vm.paEnd {
 		return fmt.Errorf("s2pt: output range %#x+%#x is not granule-aligned or exceeds the %d-bit PA size", uint64(pa), size, vm.layout.PABits)
 	}
 	if prot&^(ProtR|ProtW|ProtX|ProtDevice|ProtPXN|ProtUXN) != 0 {
@@ -487,52 +540,178 @@ func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot 
 		return errors.New("s2pt: MapClean needs hardware dirty-state updates (Config.HD)")
 	}
 	inPlace := flags&MapInPlace != 0
+	level, one := vm.oneLeaf(ipa, uint64(pa), size, flags)
 	if inPlace {
-		if !vm.oneLeaf(ipa, uint64(pa), size, flags) {
+		if !one {
 			return fmt.Errorf("%w: IPA %#x+%#x is not one leaf", ErrNeedsTables, uint64(ipa), size)
 		}
 		cache = nil
-	} else if err := vm.checkCache(cache, vm.MapPagesNeeded(ipa, pa, size, flags)); err != nil {
-		return err
+	} else {
+		need := level - vm.layout.StartLevel // one leaf: a table per level below the root down to it
+		if !one {
+			need = vm.MapPagesNeeded(ipa, pa, size, flags)
+		}
+		if err := vm.checkCache(cache, need); err != nil {
+			return err
+		}
 	}
 	v := &vm.visitors.mapv
-	v.cache, v.ipa, v.pa, v.prot, v.flags, v.inPlace = cache, ipa, uint64(pa), prot, flags, inPlace
 	if k := uint16(prot)<<8 | uint16(flags) | 1<<15; v.tmplKey != k {
 		v.tmplKey, v.page, v.block = k, vm.leaf(0, 3, prot, flags), vm.leaf(0, 2, prot, flags)
 	}
-	err := vm.walk(ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePre|visitPreCovered)
+	end := ipa + mem.IPA(size)
+	if one {
+		// One leaf over an invalid entry of a table that exists: made
+		// where the descent ends, without a visit.
+		var s spot
+		stop := vm.leafEntry(&s, ipa, end, level)
+		if stop == stopEntry && s.t.level == level && s.d&desc.ValidBit == 0 {
+			tmpl := v.block
+			if level == 3 {
+				tmpl = v.page
+			}
+			_, _, err := vm.commit(&s, s.d, vm.withOA(tmpl, uint64(pa)), commitConst)
+			return vm.finish(err)
+		}
+	}
+	v.cache, v.ipa, v.pa, v.prot, v.flags, v.inPlace = cache, ipa, uint64(pa), prot, flags, inPlace
+	err := vm.walk(ipa, end, v, VisitLeaf|VisitTablePre|visitPreCovered)
 	v.cache = nil
 	return vm.finish(err)
 }
 
-// oneLeaf reports whether the range is exactly one leaf Map would write:
-// a page, or a block where MapBlocks and the alignment allow one.
-func (vm *VM) oneLeaf(ipa mem.IPA, pa, size uint64, flags MapFlags) bool {
-	l := &vm.layout
-	for level := l.StartLevel; level <= 3; level++ {
-		if uint64(1)<<vm.lbits[level+1] != size {
-			continue
-		}
-		return level == 3 || flags&MapBlocks != 0 && l.BlockLevel(level) && pa%size == 0 && uint64(ipa)%size == 0
+// cachedEntry finds the entry at level (below the root) holding ipa in
+// the walk cache's table of that level, and reads it (table memory with
+// direct words only).
+func (vm *VM) cachedEntry(s *spot, level int, ipa mem.IPA) bool {
+	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
+	off := uint64(ipa - w.base)
+	bits := vm.lbits[level+1&7] & 63
+	i := uint64(w.pa+mem.PA(off>>bits*8)-vm.mbase) >> 3
+	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) {
+		return false
 	}
-	return false
+	s.t, s.idx, s.pte, s.addr, s.d = *w, off>>bits, w.pa+mem.PA(off>>bits*8), w.base+mem.IPA(off>>bits<<bits), atomic.LoadUint64(&vm.mw[i])
+	return true
+}
+
+// leafEntry is the entry at level of the one-leaf range [ipa, end): in
+// the walk cache's table of that level, or where entryOf's descent ends.
+func (vm *VM) leafEntry(s *spot, ipa, end mem.IPA, level int) int {
+	if vm.cachedEntry(s, level, ipa) && desc.KindAt(s.d, level) != desc.Table {
+		return stopEntry
+	}
+	stop, _, _ := vm.entryOf(s, ipa, end, VisitTablePre|visitPreCovered)
+	return stop
+}
+
+// oneLeaf reports whether the range is exactly one leaf Map would write
+// (a page, or a block where MapBlocks and the alignment allow one), and
+// its level.
+func (vm *VM) oneLeaf(ipa mem.IPA, pa, size uint64, flags MapFlags) (int, bool) {
+	if size&(size-1) != 0 || size < vm.layout.TableBytes {
+		return 0, false
+	}
+	level := int(vm.levelOf[bits.TrailingZeros64(size)&63])
+	if level == 3 {
+		return 3, true
+	}
+	return level, level > -2 && flags&MapBlocks != 0 && vm.blocks>>(level+1)&1 != 0 && (pa|uint64(ipa))&(size-1) == 0
 }
 
 // Unmap removes every mapping that covers any part of [ipa, ipa+size): a
 // block straddling an end of the range is removed whole (the rest of it
 // faults back in on the next access), as Linux's kvm_pgtable_stage2_unmap
 // does. It takes no memory, so it never fails for lack of it. Tables it
-// empties are freed, after the TLB invalidation, which is complete when
-// Unmap returns.
+// empties are kept in place (Config.KeepEmpty) or freed, after the TLB
+// invalidation, which is complete when Unmap returns.
 func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 	if err := vm.lock(); err != nil {
 		return err
 	}
-	defer vm.unlock()
+	var err error
+	if vm.unmapOne(ipa, size) {
+		err = vm.finish(vm.unmapErr)
+	} else {
+		err = vm.unmapLocked(nil, ipa, size, false)
+	}
+	vm.unlock() // no defer: an MMU notifier's path
+	return err
+}
+
+// UnmapExact removes the mappings of exactly [ipa, ipa+size): a block
+// straddling an end is split first (break-before-make), the part outside
+// the range mapped as before, taking table pages from cache, which must
+// hold EdgePagesNeeded pages (checked before anything changes, except for
+// a range that is exactly one leaf, which needs none), as an embedder
+// whose callers unmap exact ranges wants. Otherwise it is Unmap.
+func (vm *VM) UnmapExact(cache *Cache, ipa mem.IPA, size uint64) error {
+	if err := vm.lock(); err != nil {
+		return err
+	}
+	var err error
+	if vm.unmapOne(ipa, size) {
+		err = vm.finish(vm.unmapErr)
+	} else {
+		err = vm.unmapLocked(cache, ipa, size, true)
+	}
+	vm.unlock()
+	return err
+}
+
+// unmapOne is Unmap's common case, kept short: a range that is exactly
+// one valid leaf of a table the walk cache holds (Unmap and UnmapExact
+// agree there). It breaks the leaf, keeps or frees the table when that
+// empties it (any error in vm.unmapErr) and reports true; anything else
+// it leaves to unmapLocked, having changed nothing.
+func (vm *VM) unmapOne(ipa mem.IPA, size uint64) bool {
+	level := int(vm.levelOf[bits.TrailingZeros64(size)&63])
+	var s spot
+	if size&(size-1) != 0 || level <= vm.layout.StartLevel || uint64(ipa)&(size-1) != 0 || uint64(ipa)+size > vm.ipaEnd || vm.destroyed ||
+		!vm.cachedEntry(&s, level, ipa) || s.d&desc.ValidBit == 0 || desc.KindAt(s.d, level) == desc.Table {
+		return false
+	}
+	_, _, err := vm.commit(&s, s.d, 0, commitConst)
+	if t := s.t.rec; err == nil && t.live == 0 && !vm.keep(t) {
+		v := &vm.visitors.unmap
+		v.keep = true
+		err = vm.postVisits(t, 0, ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePost|visitPostEmpty)
+	}
+	vm.unmapErr = err
+	return true
+}
+
+// unmapLocked is Unmap (UnmapExact with exact) off unmapOne's path.
+func (vm *VM) unmapLocked(cache *Cache, ipa mem.IPA, size uint64, exact bool) error {
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
 	}
-	err := vm.walk(ipa, ipa+mem.IPA(size), &vm.visitors.unmap, VisitLeaf|VisitTablePost|visitPostEmpty)
+	if exact {
+		if err := vm.checkCache(cache, vm.EdgePagesNeeded(ipa, size)); err != nil {
+			return err
+		}
+	}
+	end := ipa + mem.IPA(size)
+	v := &vm.visitors.unmap
+	const flags = VisitLeaf | VisitTablePost | visitPostEmpty
+	// The range inside one leaf (one page, one block) is unmapped where
+	// the descent ends, without a visit, unless the leaf straddles the
+	// range and exact is set.
+	var s spot
+	stop, _, _ := vm.entryOf(&s, ipa, end, 0)
+	if stop == stopEntry && (!exact || s.d&desc.ValidBit == 0 || s.addr == ipa && s.addr+mem.IPA(1)<<vm.lbits[s.t.level+1&7] == end) {
+		var err error
+		if s.d&desc.ValidBit != 0 {
+			if _, _, err = vm.commit(&s, s.d, 0, commitConst); err == nil && s.t.rec.live == 0 && s.t.rec != vm.root && !vm.keep(s.t.rec) {
+				v.keep = true
+				err = vm.postVisits(s.t.rec, 0, ipa, end, v, flags)
+			}
+		}
+		return vm.finish(err)
+	}
+	v.cache, v.keep, v.exact = cache, true, exact
+	err := vm.walk(ipa, end, v, flags)
+	v.cache, v.exact = nil, false
 	return vm.finish(err)
 }
 
@@ -662,18 +841,29 @@ func (vm *VM) Lookup(ipa mem.IPA) (d uint64, level int, err error) {
 	if err := vm.lock(); err != nil {
 		return 0, 0, err
 	}
+	d, level, err = vm.lookupLocked(ipa)
+	vm.unlock() // no defer: the hottest read path
+	return d, level, err
+}
+
+// lookupLocked is Lookup under the MMU lock.
+func (vm *VM) lookupLocked(ipa mem.IPA) (d uint64, level int, err error) {
 	g := mem.IPA(vm.layout.TableBytes)
 	ipa &^= g - 1
 	if vm.destroyed || uint64(ipa)>>vm.layout.IPABits != 0 {
 		err = vm.checkRange(ipa, ipa+g)
 	} else {
-		v := &vm.visitors.lookup
-		if err = vm.walk(ipa, ipa+g, v, VisitLeaf); err == nil {
-			d, level = v.d, v.level
-		} else {
-			err = fmt.Errorf("%w (IPA %#x)", err, uint64(ipa))
+		// One granule lies in one entry of every level: the descent ends
+		// at the entry (a level-3 table of the walk cache holds it
+		// without a descent).
+		var s spot
+		stop := stopEntry
+		if !vm.cachedEntry(&s, 3, ipa) {
+			stop, _, _ = vm.entryOf(&s, ipa, ipa+g, 0)
+		}
+		if d, level = s.d, s.t.level; stop != stopEntry {
+			d, level, err = 0, 0, fmt.Errorf("%w (IPA %#x)", vm.childErr(s.t, s.idx, s.d), uint64(ipa))
 		}
 	}
-	vm.unlock() // no defer: the hottest read path
 	return d, level, err
 }

@@ -24,6 +24,7 @@ type table struct {
 	n      uint64 // entries
 	level  int8
 	inUse  bool  // hung in the tree (or queued to be freed); false in the reserve
+	kept   bool  // emptied by an unmap and kept in place (keep)
 	live   int32 // valid descriptors
 }
 
@@ -64,7 +65,11 @@ type Stats struct {
 	TableBytes uint64
 	// RootBytes is the root's share of TableBytes.
 	RootBytes uint64
-	// ReserveBytes are emptied tables kept for reuse (at most
+	// EmptyTables are tables an unmap emptied that stay in place for
+	// the next map there (Config.KeepEmpty), counted in Tables and
+	// TableBytes; Trim frees them.
+	EmptyTables int
+	// ReserveBytes are detached emptied tables kept for reuse (at most
 	// reserveMax pages), not in TableBytes.
 	ReserveBytes uint64
 	// BBM counts break-before-make sequences: a valid entry made invalid,
@@ -86,55 +91,70 @@ type Stats struct {
 // returns an error), otherwise a mutex of the VM's own that every method
 // takes.
 type VM struct {
-	mu     sync.Mutex  // the MMU lock when Config.MMULock is nil
-	ext    *sync.Mutex // Config.MMULock
-	busy   bool        // an operation is running (visitors must not call back)
-	layout Layout
-	lbits  [8]uint // leafBits per level -1..3 at level+1 (8 entries: &7 needs no bounds check)
-	gbits  uint    // log2 of the granule
-	// A table descriptor's next-level address, branch-free in every
-	// layout: d&oaLo | (d>>oaHS&oaHM)<<oaHP | d&oaHK.
-	oaLo, oaHM, oaHK uint64
-	oaHS, oaHP       uint
-	nent             uint64 // entries of a non-root table
-	blocks           uint8  // bit level+1 set where blocks are allowed (Layout.BlockLevel)
-	tm               TableMemory
-	inv              Invalidator
-	rinv             RangeInvalidator // inv, when it takes ranges
-	root             *table
+	// The fields every operation reads, first (a few cache lines); the
+	// big arrays at the end.
+	ext       *sync.Mutex // Config.MMULock
+	busy      bool        // an operation is running (visitors must not call back)
+	destroyed bool
+	blocks    uint8 // bit level+1 set where blocks are allowed (Layout.BlockLevel)
+	npend     int
 	// mbase and mw are the table memory's words when it gives them
 	// directly (directWords), else nil.
 	mbase mem.PA
 	mw    []uint64
+	lbits [8]uint   // leafBits per level -1..3 at level+1 (8 entries: &7 needs no bounds check)
+	span  [8]uint64 // 1<<lbits
+	// gmask is the granule's offset mask; ipaEnd and paEnd are the
+	// sizes of the IPA and PA spaces.
+	gmask, ipaEnd, paEnd uint64
+	// A table descriptor's next-level address, branch-free in every
+	// layout: d&oaLo | (d>>oaHS&oaHM)<<oaHP | d&oaHK.
+	oaLo, oaHM, oaHK uint64
+	oaHS, oaHP       uint
+	root             *table
+	reserve          []*table // see reserveCap
+	freeq            []*table
+	rinv             RangeInvalidator // inv, when it takes ranges
+	accErr           error
+	unmapErr         error // unmapOne's
+	// levelOf is the level whose entries map 1<<n bytes, at n (-9: none).
+	levelOf [64]int8
+	// nkept tables are kept in place empty (table.kept), at most keepCap.
+	nkept, keepCap int
+	stats          Stats
+	visitors       visitors
+
+	mu     sync.Mutex // the MMU lock when Config.MMULock is nil
+	layout Layout
+	gbits  uint   // log2 of the granule
+	nent   uint64 // entries of a non-root table
+	// blockMasks are the offset masks of the block sizes, largest first
+	// (nblock of them).
+	blockMasks [4]uint64
+	nblock     int
+	tm         TableMemory
+	inv        Invalidator
 	// tables are the non-root tables by address, the reserve's too
 	// (table.inUse tells them apart); rc caches recent records of tables
 	// in use by address (direct-mapped), in front of the map.
-	tables    map[mem.PA]*table
-	rc        [256]rcEntry
-	destroyed bool
-	stats     Stats
+	tables map[mem.PA]*table
+	// reserve holds up to reserveMax detached, invalidated, empty tables
+	// for the next tables this VM makes (instead of a trip through the
+	// table memory's allocator and a zeroing); Destroy frees them.
+	reserveCap int // reserveMax; tests set 0 to see every free
 
+	pend [maxPending]Range
 	ctx  [5]Ctx // one per level -1..3, reused by every walk
 	path [8]struct {
 		t, child tref
 		idx      uint64
 	} // the table entries walk descended through, for post visits (5 used)
-
-	pend  [maxPending]Range
-	npend int
-	freeq []*table
-	// reserve holds up to reserveMax detached, invalidated, empty tables
-	// for the next tables this VM makes (instead of a trip through the
-	// table memory's allocator and a zeroing); Destroy frees them.
-	reserve    []*table
-	reserveCap int // reserveMax; tests set 0 to see every free
+	rc [256]rcEntry
 	// wc is a walk cache: per table level, the last tables descended
 	// into, by the IPA span they cover (direct-mapped). A walk whose range
 	// lies in a cached table starts there. Exact: release drops a table's
 	// entry, and nothing else changes which table covers a span.
-	wc       [4][64]tref
-	accErr   error
-	visitors visitors
+	wc [4][64]tref
 }
 
 // New creates a VM's stage-2 tables: it allocates the (concatenated) root
@@ -151,19 +171,32 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s2pt: allocating the %d-byte stage-2 root: %w", l.RootBytes, err)
 	}
-	vm := &VM{layout: l, tm: tm, inv: inv, ext: cfg.MMULock, tables: map[mem.PA]*table{}, reserve: make([]*table, 0, reserveMax), reserveCap: reserveMax}
+	vm := &VM{layout: l, tm: tm, inv: inv, ext: cfg.MMULock, tables: map[mem.PA]*table{}, reserve: make([]*table, 0, reserveMax), reserveCap: reserveMax, keepCap: keepDefault}
+	if cfg.KeepEmpty != 0 {
+		vm.keepCap = max(cfg.KeepEmpty, 0)
+	}
 	vm.rinv, _ = inv.(RangeInvalidator)
 	if uint64(root)%l.RootBytes != 0 || uint64(root)>>l.PABits != 0 || (uint64(root)>>48 != 0 && !l.Format.DS && !l.Format.OA52) {
 		_ = tm.FreeTable(root, l.RootBytes)
 		return nil, fmt.Errorf("s2pt: root %#x is not aligned to %#x or not expressible in VTTBR_EL2 with %d-bit PA", uint64(root), l.RootBytes, l.PABits)
 	}
+	for i := range vm.levelOf {
+		vm.levelOf[i] = -9
+	}
 	for lvl := -1; lvl <= 3; lvl++ {
 		vm.lbits[lvl+1] = l.leafBits(lvl)
+		vm.span[lvl+1] = 1 << l.leafBits(lvl)
+		if lvl >= l.StartLevel {
+			vm.levelOf[l.leafBits(lvl)&63] = int8(lvl)
+		}
 		if l.BlockLevel(lvl) {
 			vm.blocks |= 1 << (lvl + 1)
+			vm.blockMasks[vm.nblock&3] = 1<<l.leafBits(lvl) - 1
+			vm.nblock++
 		}
 	}
 	vm.gbits = l.Format.Granule.Bits()
+	vm.gmask, vm.ipaEnd, vm.paEnd = l.TableBytes-1, 1<<l.IPABits, 1<<l.PABits
 	vm.oaLo = (1<<48 - 1) &^ (1<<vm.gbits - 1)
 	switch {
 	case l.Format.Granule == sysreg.Granule64K && l.Format.OA52:
@@ -193,10 +226,18 @@ var errLockNotHeld = errors.New("s2pt: the MMU lock (Config.MMULock) is not held
 // the caller holds the external one (TryLock fails on a held mutex
 // without writing it). An operation cannot be entered from a visitor.
 func (vm *VM) lock() error {
+	if vm.ext == nil || vm.busy || vm.ext.TryLock() {
+		return vm.lockSlow()
+	}
+	vm.busy = true
+	return nil
+}
+
+func (vm *VM) lockSlow() error {
 	if vm.ext == nil {
 		vm.mu.Lock()
-	} else if vm.ext.TryLock() {
-		vm.ext.Unlock()
+	} else if !vm.busy {
+		vm.ext.Unlock() // TryLock took it: the caller did not hold it
 		return errLockNotHeld
 	}
 	if vm.busy {
@@ -259,6 +300,7 @@ func (vm *VM) Stats() Stats {
 	defer vm.unlock()
 	s := vm.stats
 	s.Tables = len(vm.tables) - len(vm.reserve)
+	s.EmptyTables = vm.nkept
 	s.ReserveBytes = uint64(len(vm.reserve)) * vm.layout.TableBytes
 	return s
 }
@@ -287,6 +329,7 @@ func (vm *VM) Destroy() error {
 		errs = append(errs, vm.tm.FreeTable(pa, vm.layout.TableBytes))
 	}
 	vm.reserve = nil // their records are in vm.tables
+	vm.nkept = 0
 	errs = append(errs, vm.tm.FreeTable(vm.root.pa, vm.layout.RootBytes))
 	clear(vm.tables)
 	vm.wc = [4][64]tref{}
@@ -303,9 +346,22 @@ func (vm *VM) account(t *table, old, new uint64) {
 		return
 	}
 	if new&1 != 0 {
+		if t.live == 0 && t.kept {
+			vm.unkeep(t) // a kept table in use again
+		}
 		t.live++
 		return
 	}
+	if t.live > 1 {
+		t.live--
+		return
+	}
+	vm.emptying(t)
+}
+
+// emptying counts the last valid entry of t going (or more than the
+// count knew of: an accounting error).
+func (vm *VM) emptying(t *table) {
 	t.live--
 	if t.live < 0 {
 		t.live = 0
@@ -313,6 +369,66 @@ func (vm *VM) account(t *table, old, new uint64) {
 			vm.accErr = fmt.Errorf("s2pt: valid-entry count of table %#x went negative: the table was changed behind the manager", uint64(t.pa))
 		}
 	}
+}
+
+// keepDefault is Config.KeepEmpty's default.
+const keepDefault = 4
+
+// keep keeps table t, just emptied by an unmap, in place for the next map
+// there, if fewer than keepCap tables are kept: an empty table is a valid
+// table descriptor whose walks end in a Translation fault one level
+// down, so it needs neither break-before-make nor an invalidation. It
+// reports whether t was kept (otherwise the caller detaches it).
+func (vm *VM) keep(t *table) bool {
+	if t.kept {
+		return true
+	}
+	if vm.nkept >= vm.keepCap {
+		return false
+	}
+	t.kept = true
+	vm.nkept++
+	return true
+}
+
+func (vm *VM) unkeep(t *table) {
+	t.kept = false
+	vm.nkept--
+}
+
+// Trim frees the empty tables unmaps kept in place (Config.KeepEmpty),
+// and the tables above them that this empties, after the invalidation
+// that removes them from walk caches: the memory a hypervisor gets back
+// under memory pressure. It returns how many tables it freed.
+func (vm *VM) Trim() (int, error) {
+	if err := vm.lock(); err != nil {
+		return 0, err
+	}
+	defer vm.unlock()
+	if vm.destroyed {
+		return 0, errors.New("s2pt: VM is destroyed")
+	}
+	var kept []*table
+	for _, t := range vm.tables {
+		if t.kept {
+			kept = append(kept, t)
+		}
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].pa < kept[j].pa })
+	before := vm.stats.TableBytes
+	vm.visitors.unmap.keep = false
+	var err error
+	for _, t := range kept {
+		if !t.kept || t.live != 0 {
+			continue // freed with one trimmed before, or in use
+		}
+		vm.unkeep(t)
+		if err = vm.postVisits(t, 0, t.base, t.base+1, &vm.visitors.unmap, VisitTablePost|visitPostEmpty); err != nil {
+			break
+		}
+	}
+	n := int((before - vm.stats.TableBytes) / vm.layout.TableBytes)
+	return n, vm.finish(err)
 }
 
 // load reads the descriptor at pa (an atomic load, as the hardware's walk
@@ -333,6 +449,33 @@ func (vm *VM) cas(pa mem.PA, old, new uint64) (swapped, mapped bool) {
 	return vm.tm.CompareAndSwap64(pa, old, new)
 }
 
+// storeDesc atomically stores v at the descriptor at pa; false outside
+// table memory.
+func (vm *VM) storeDesc(pa mem.PA, v uint64) bool {
+	if i := uint64(pa-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+		atomic.StoreUint64(&vm.mw[i], v)
+		return true
+	}
+	return vm.tm.Write64(pa, v) == nil
+}
+
+// swapDesc atomically replaces the descriptor at pa by v and returns the
+// value replaced (a compare-and-swap loop where the table memory gives no
+// words); ok is false outside table memory.
+func (vm *VM) swapDesc(pa mem.PA, v uint64) (old uint64, ok bool) {
+	if i := uint64(pa-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+		return atomic.SwapUint64(&vm.mw[i], v), true
+	}
+	for {
+		if old, ok = vm.tm.Read64(pa); !ok {
+			return 0, false
+		}
+		if swapped, ok := vm.tm.CompareAndSwap64(pa, old, v); !ok || swapped {
+			return old, ok
+		}
+	}
+}
+
 // tableOA is the next-level table address of a table descriptor
 // (AArch64.NextTableBase), as desc.Format.TableOA computes it
 // (TestTableOA) without its switch on the format.
@@ -343,6 +486,9 @@ func (vm *VM) tableOA(d uint64) mem.PA {
 // withOA returns descriptor d with output address oa (aligned to what d
 // maps), as desc.Format.WithOA does (TestTableOA) without its switch.
 func (vm *VM) withOA(d, oa uint64) uint64 {
+	if vm.oaHM|vm.oaHK == 0 { // OA[47:0] only
+		return d&^vm.oaLo | oa&vm.oaLo
+	}
 	hiField := vm.oaHM<<vm.oaHS | vm.oaHK
 	return d&^(vm.oaLo|hiField) | oa&vm.oaLo | (oa>>vm.oaHP&vm.oaHM)<<vm.oaHS | oa&vm.oaHK
 }
@@ -430,6 +576,9 @@ func (vm *VM) release(t *table) {
 		}
 	}
 	t.inUse = false
+	if t.kept {
+		vm.unkeep(t)
+	}
 	if s := vm.rcSlot(t.pa); s.rec == t {
 		*s = rcEntry{}
 	}
@@ -443,6 +592,13 @@ func (vm *VM) release(t *table) {
 // reserveMax is how many emptied tables a VM keeps for reuse.
 const reserveMax = 4
 
+// cachedTable is the walk cache's table at level (3 at most) holding
+// ipa, if it holds one.
+func (vm *VM) cachedTable(level int, ipa mem.IPA) (tref, bool) {
+	w := vm.wcSlot(level, ipa)
+	return *w, w.rec != nil && ipa-w.base < mem.IPA(1)<<vm.lbits[level&7]
+}
+
 // wcSlot is the walk-cache slot of the table at level covering base.
 func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
 	return &vm.wc[level&3][uint64(base)>>vm.lbits[level&7]%64]
@@ -452,7 +608,10 @@ func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
 // freeing (only once no TLB can hold a walk through them), and returns err
 // joined with any accounting error.
 func (vm *VM) finish(err error) error {
-	if vm.npend == 0 && len(vm.freeq) == 0 && vm.accErr == nil {
+	if len(vm.freeq) == 0 && vm.accErr == nil {
+		if vm.npend != 0 {
+			vm.flush()
+		}
 		return err
 	}
 	return vm.finishSlow(err)

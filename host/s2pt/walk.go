@@ -60,8 +60,7 @@ type Ctx struct {
 	PTE mem.PA
 	// Old is the descriptor as last read or written by the walk.
 	Old   uint64
-	t     tref   // the table holding the entry
-	idx   uint64 // the entry's index in t
+	at    spot   // the entry, for commit (at.d unused)
 	size  uint64 // Size()
 	child *table // table visits: the table below
 }
@@ -96,7 +95,7 @@ func (c *Ctx) Set(v uint64) error {
 	if desc.KindAt(v, c.Level) == desc.Table {
 		return fmt.Errorf("s2pt: Set of table descriptor %#x at level %d: tables are installed by the manager", v, c.Level)
 	}
-	_, err := c.store(v, false)
+	_, err := c.store(v, 0)
 	return err
 }
 
@@ -105,7 +104,7 @@ func (c *Ctx) Set(v uint64) error {
 // descriptor meanwhile. Each change is checked as Set's is. It returns
 // the value replaced.
 func (c *Ctx) Update(f func(uint64) uint64) (uint64, error) {
-	return c.apply(f, false)
+	return c.apply(f, 0)
 }
 
 // ErrBreakBeforeMake is returned (wrapped, with the values and the reason)
@@ -200,91 +199,169 @@ func xnRights(xn uint64) (el0, el1 bool) {
 	return false, false
 }
 
-// commit is the one place a live descriptor is written: cur, the value
-// the walk last saw, is to become n. The change is classified (R_WHZWS)
-// and refused with ErrBreakBeforeMake when it needs break-before-make; a
-// make first completes any invalidation still pending for its range (the
-// TLBI between break and make); the write is a compare-and-swap, and
-// reports done=false (c.Old reloaded) when memory no longer held cur
-// (hardware set AF or dirty state: the caller decides again); a break or
-// a restriction queues its invalidation, and a removed table is released
-// with everything below it (freed after the invalidation). Only the
-// manager installs tables (table).
-func (c *Ctx) commit(cur, n uint64, table bool) (done bool, err error) {
-	vm := c.vm
-	if !table && n&(desc.ValidBit|desc.TypeBit) == desc.ValidBit|desc.TypeBit && c.Level < 3 {
-		return false, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, c.Level, uint64(c.Addr))
-	}
-	var cl change
-	switch {
-	case cur&desc.ValidBit == 0 && n&desc.ValidBit != 0:
-		cl = changeMake
-	case cur&desc.ValidBit != 0 && n&desc.ValidBit == 0:
-		cl = changeBreak
-	default:
-		var err error
-		if cl, err = vm.layout.classify(c.Level, cur, n); err != nil {
-			return false, fmt.Errorf("%w (IPA %#x)", err, uint64(c.Addr))
+// Ways a commit may write (commitFlags).
+const (
+	// commitTable: the manager installs a table descriptor.
+	commitTable = 1 << iota
+	// commitConst: the new value does not depend on the old one, so a
+	// break may swap it in whatever hardware set meanwhile.
+	commitConst
+)
+
+// commit is the one place a live descriptor is written: entry idx of
+// table t (at pte, covering the IPAs from addr at level t.level) held cur
+// when last seen and is to hold n. The change is classified (R_WHZWS) and
+// refused with ErrBreakBeforeMake when it needs break-before-make; a make
+// first completes any invalidation still pending for its range (the TLBI
+// between break and make); a break or a restriction queues its
+// invalidation, and a removed table is released with everything below it
+// (freed after the invalidation). Only the manager installs tables
+// (commitTable). It returns the value replaced; done is false (prev then
+// being the value found) when memory no longer held cur: hardware set AF
+// or dirty state, and the caller decides again.
+//
+// A make is a plain atomic store: hardware writes a descriptor only by
+// an update that compares it with the valid descriptor its walk read
+// (AArch64.MemSwapTableDesc), so an invalid entry has no other writer.
+// A constant break is a swap, which takes whatever hardware set with it;
+// every other change is a compare-and-swap.
+func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bool, err error) {
+	t, pte, addr := &at.t, at.pte, at.addr
+	level := t.level
+	switch cur&desc.ValidBit<<1 | n&desc.ValidBit {
+	case 1:
+		if flags&commitTable == 0 && n&desc.TypeBit != 0 && level < 3 {
+			return cur, false, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, level, uint64(addr))
 		}
+		return cur, true, vm.make(at, n)
+	case 2: // break
+		if i := uint64(pte-vm.mbase) >> 3; flags&commitConst != 0 && i < uint64(len(vm.mw)) {
+			prev = atomic.SwapUint64(&vm.mw[i], n) // vm.swapDesc inlined by hand
+		} else if flags&commitConst != 0 {
+			var ok bool
+			if prev, ok = vm.swapDesc(pte, n); !ok {
+				return cur, false, vm.notTableMemory(pte)
+			}
+		} else if prev, done, err = vm.casDesc(pte, cur, n); !done {
+			return prev, false, err
+		}
+		if r := t.rec; r != vm.root && r.live > 0 {
+			r.live-- // vm.account inlined by hand
+		} else {
+			vm.account(r, cur, n)
+		}
+		size := vm.span[level+1&7]
+		switch {
+		case level < 3 && cur&desc.TypeBit != 0: // a table
+			// Walk caches may hold the table: the invalidation is not
+			// last-level, and its leaves may be of any level.
+			vm.queue(addr, addr+mem.IPA(size), NoLevelHint, false, vm.layout.TableBytes)
+			if c, ok := vm.child(*t, at.idx, cur); ok {
+				vm.release(c.rec)
+			}
+		case vm.npend == 0: // vm.queue's first range, inlined by hand
+			vm.pend[0] = Range{Start: addr, End: addr + mem.IPA(size), Level: level, LeafOnly: true, Stride: size}
+			vm.npend = 1
+		default:
+			vm.queue(addr, addr+mem.IPA(size), level, true, size)
+		}
+		return prev, true, nil
 	}
-	size := mem.IPA(c.size)
-	if cl == changeMake && vm.npend != 0 && vm.pendingOverlaps(c.Addr, c.Addr+size) {
+	size := mem.IPA(1) << vm.lbits[level+1&7]
+	cl, err := vm.layout.classify(level, cur, n)
+	if err != nil {
+		return cur, false, fmt.Errorf("%w (IPA %#x)", err, uint64(addr))
+	}
+	if prev, done, err = vm.casDesc(pte, cur, n); !done {
+		return prev, false, err
+	}
+	if cl == changeRestrict {
+		vm.queue(addr, addr+size, level, true, uint64(size))
+	}
+	return prev, true, nil
+}
+
+// make is commit's make of n over the invalid entry at: the invalidation
+// a break of its range queued completes first (the TLBI between break and
+// make), then n is stored.
+func (vm *VM) make(at *spot, n uint64) error {
+	if vm.npend != 0 && vm.pendingOverlaps(at.addr, at.addr+mem.IPA(1)<<vm.lbits[at.t.level+1&7]) {
 		vm.flush() // break ... TLBI ... make
 		vm.stats.BBM++
 	}
-	swapped, mapped := vm.cas(c.PTE, cur, n)
-	if !mapped {
-		return false, fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(c.PTE))
+	if i := uint64(at.pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+		atomic.StoreUint64(&vm.mw[i], n) // vm.storeDesc inlined by hand
+	} else if !vm.storeDesc(at.pte, n) {
+		return vm.notTableMemory(at.pte)
+	}
+	if r := at.t.rec; r != vm.root {
+		if r.live == 0 && r.kept {
+			vm.unkeep(r) // a kept table in use again
+		}
+		r.live++
+	}
+	return nil
+}
+
+// casDesc compare-and-swaps the descriptor at pte from cur to n; when
+// memory no longer holds cur, it returns the value it holds (done false).
+func (vm *VM) casDesc(pte mem.PA, cur, n uint64) (prev uint64, done bool, err error) {
+	swapped, ok := vm.cas(pte, cur, n)
+	if ok && !swapped {
+		prev, ok = vm.load(pte)
+	}
+	if !ok {
+		return cur, false, vm.notTableMemory(pte)
 	}
 	if !swapped {
-		return false, c.Reload()
+		return prev, false, nil
 	}
-	c.Old = n
-	vm.account(c.t.rec, cur, n)
-	switch cl {
-	case changeBreak:
-		if desc.KindAt(cur, c.Level) == desc.Table {
-			// Walk caches may hold the table: the invalidation is not
-			// last-level, and its leaves may be of any level.
-			vm.queue(c.Addr, c.Addr+size, NoLevelHint, false, vm.layout.TableBytes)
-			if t, ok := vm.child(c.t, c.idx, cur); ok {
-				vm.release(t.rec)
-			}
-		} else {
-			vm.queue(c.Addr, c.Addr+size, c.Level, true, uint64(size))
-		}
-	case changeRestrict:
-		vm.queue(c.Addr, c.Addr+size, c.Level, true, uint64(size))
+	return cur, true, nil
+}
+
+func (vm *VM) notTableMemory(pte mem.PA) error {
+	return fmt.Errorf("s2pt: descriptor at %#x is not in table memory", uint64(pte))
+}
+
+// commit writes the visited descriptor (VM.commit), keeping c.Old the
+// value memory holds.
+func (c *Ctx) commit(cur, n uint64, flags uint8) (prev uint64, done bool, err error) {
+	prev, done, err = c.vm.commit(&c.at, cur, n, flags)
+	switch {
+	case done:
+		c.Old = n
+	case err == nil:
+		c.Old = prev
 	}
-	return true, nil
+	return prev, done, err
 }
 
 // apply changes the descriptor to f(current value) through commit,
 // re-running f when hardware changed it meanwhile. It returns the value
 // replaced.
-func (c *Ctx) apply(f func(uint64) uint64, table bool) (uint64, error) {
+func (c *Ctx) apply(f func(uint64) uint64, flags uint8) (uint64, error) {
 	for {
 		cur := c.Old
 		n := f(cur)
 		if n == cur {
 			return cur, nil
 		}
-		if done, err := c.commit(cur, n, table); done || err != nil {
-			return cur, err
+		if prev, done, err := c.commit(cur, n, flags); done || err != nil {
+			return prev, err
 		}
 	}
 }
 
-// store changes the descriptor to v through commit (apply with a
-// constant).
-func (c *Ctx) store(v uint64, table bool) (uint64, error) {
+// store changes the descriptor to v through commit and returns the value
+// replaced.
+func (c *Ctx) store(v uint64, flags uint8) (uint64, error) {
 	for {
 		cur := c.Old
 		if v == cur {
 			return cur, nil
 		}
-		if done, err := c.commit(cur, v, table); done || err != nil {
-			return cur, err
+		if prev, done, err := c.commit(cur, v, flags|commitConst); done || err != nil {
+			return prev, err
 		}
 	}
 }
@@ -314,79 +391,91 @@ func (vm *VM) checkRange(start, end mem.IPA) error {
 	return nil
 }
 
-// walk is the one descent of the tables: every operation (map, unmap,
-// lookup, write-protect, the Access-flag operations, relax, split,
-// collapse, dirty-state harvesting) is a visitor of it. While the range
-// lies inside one entry of a table and that entry is a table wanting no
-// pre visit, it descends without building a visit context (the path is
-// kept for the post visits, made on the way back up); the rest is
-// walkTable's.
-func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
+// spot is an entry a descent stopped at: entry idx of table t, at pte,
+// holding d (as read) and covering the IPAs from addr.
+type spot struct {
+	t    tref
+	idx  uint64
+	pte  mem.PA
+	d    uint64
+	addr mem.IPA
+}
+
+// Where entryOf stops.
+const (
+	stopEntry   = iota // at an entry that is not a table, holding the whole range
+	stopSpan           // in table s.t, whose entries the range spans several of
+	stopPre            // at a table entry to visit before descending (flags)
+	stopRefused        // at a table descriptor that is not this entry's table
+)
+
+// entryOf is the descent of every operation: from the deepest table of
+// the walk cache holding [start, end) (the root when none may be used),
+// through table descriptors while the range lies inside one entry, to the
+// first entry that is not a table, building no visit context. It stops
+// earlier at a table entry that wants a pre visit (flags), or in a table
+// whose entries the range spans several of, where the walk goes on entry
+// by entry. With post visits (flags) it starts at the root, or in a
+// cached table when only emptied tables are visited (made above it
+// through the records' parents), and records the table entries it
+// descends through in vm.path (depth of them). first is the table it
+// started in.
+func (vm *VM) entryOf(s *spot, start, end mem.IPA, flags WalkFlags) (stop int, first *table, depth int) {
 	t := vm.root.ref()
-	depth := 0
 	pre := flags&VisitTablePre != 0
 	preCovered := flags&visitPreCovered != 0
 	post := flags&VisitTablePost != 0
 	// Start in the deepest cached table holding the range, when the
 	// tables above it want no visit: pre visits only of covered tables
 	// (they span more than the range), post visits only of emptied
-	// tables (made below through the records' parents).
+	// tables.
 	if (!pre || preCovered) && (!post || flags&visitPostEmpty != 0) {
 		for l := 3; l > vm.layout.StartLevel; l-- {
-			w := vm.wcSlot(l, start)
-			span := mem.IPA(1) << vm.lbits[l&7]
-			// Not a range covering the table whole: its entry above
-			// would then be covered (a pre visit, for Map).
-			if w.rec != nil && start-w.base < span && end-1-w.base < span && (start != w.base || end-w.base != span) {
+			// A table spanning more than the range (a range covering a
+			// table whole would make its entry above covered: a pre
+			// visit, for Map).
+			span := mem.IPA(1) << (vm.lbits[l&7] & 63)
+			if end-start >= span {
+				continue
+			}
+			if w := vm.wcSlot(l, start); w.rec != nil && start-w.base < span && end-1-w.base < span {
 				t = *w
 				break
 			}
 		}
 	}
-	first := t.rec
-	var err error
+	first = t.rec
 	for {
 		bits := vm.lbits[t.level+1&7]
 		idx := uint64(start-t.base) >> bits
 		if uint64(end-1-t.base)>>bits != idx {
-			err = vm.walkTable(t, start, end, v, flags)
-			break
+			s.t = t
+			return stopSpan, first, depth
 		}
-		addr := t.base + mem.IPA(idx<<bits)
-		pte := t.pa + mem.PA(idx*8)
+		s.t, s.idx, s.pte, s.addr = t, idx, t.pa+mem.PA(idx*8), t.base+mem.IPA(idx<<bits)
 		// vm.load and vm.child inlined by hand: this loop is every
 		// operation's descent.
-		var d uint64
-		if i := uint64(pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
-			d = atomic.LoadUint64(&vm.mw[i])
+		if i := uint64(s.pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+			s.d = atomic.LoadUint64(&vm.mw[i])
 		} else {
-			d, _ = vm.tm.Read64(pte) // a failed read is reported by walkEntry
+			s.d, _ = vm.tm.Read64(s.pte) // a failed read is reported by walkEntry
 		}
-		if leaf := desc.KindAt(d, t.level) != desc.Table; leaf || pre && (!preCovered || addr == start && addr+mem.IPA(1)<<bits == end) {
-			// A leaf is visited here; walkEntry goes on when the visit
-			// made it a table (or for a table to visit).
-			if leaf && flags&VisitLeaf != 0 {
-				c := vm.visitCtx(t, idx, pte, d, addr, start, end)
-				if err = v.Visit(c, VisitLeaf); err != nil || desc.KindAt(c.Old, t.level) != desc.Table {
-					break
-				}
-			} else if leaf {
-				break
-			}
-			err = vm.walkEntry(t, idx, addr, start, end, v, flags)
-			break
+		if desc.KindAt(s.d, t.level) != desc.Table {
+			return stopEntry, first, depth
 		}
-		cpa := vm.tableOA(d)
-		s := &vm.rc[uint64(cpa)>>vm.gbits%uint64(len(vm.rc))]
-		if s.pa != cpa || s.rec == nil {
-			s = vm.rcFill(s, cpa)
+		if pre && (!preCovered || s.addr == start && s.addr+mem.IPA(1)<<bits == end) {
+			return stopPre, first, depth
 		}
-		if s == nil || s.ppa != t.pa || s.index != idx {
-			err = vm.childErr(t, idx, d)
-			break
+		cpa := vm.tableOA(s.d)
+		r := &vm.rc[uint64(cpa)>>vm.gbits%uint64(len(vm.rc))]
+		if r.pa != cpa || r.rec == nil {
+			r = vm.rcFill(r, cpa)
 		}
-		child := tref{rec: s.rec, pa: cpa, base: addr, level: t.level + 1}
-		*vm.wcSlot(child.level, addr) = child
+		if r == nil || r.ppa != t.pa || r.index != idx {
+			return stopRefused, first, depth
+		}
+		child := tref{rec: r.rec, pa: cpa, base: s.addr, level: t.level + 1}
+		*vm.wcSlot(child.level, s.addr) = child
 		if post {
 			p := &vm.path[depth&7]
 			p.t, p.child, p.idx = t, child, idx
@@ -394,7 +483,34 @@ func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
 		}
 		t = child
 	}
-	if post && err == nil {
+}
+
+// walk is the one walk of the tables: every operation (map, unmap,
+// write-protect, the Access-flag operations, relax, split, collapse,
+// dirty-state harvesting) is a visitor of it, after entryOf's descent.
+// Post visits are made on the way back up.
+func (vm *VM) walk(start, end mem.IPA, v Visitor, flags WalkFlags) error {
+	var s spot
+	stop, first, depth := vm.entryOf(&s, start, end, flags)
+	var err error
+	switch stop {
+	case stopSpan:
+		err = vm.walkTable(s.t, start, end, v, flags)
+	case stopRefused:
+		err = vm.childErr(s.t, s.idx, s.d)
+	case stopPre:
+		err = vm.walkEntry(s.t, s.idx, s.addr, start, end, v, flags)
+	case stopEntry:
+		if flags&VisitLeaf == 0 {
+			break
+		}
+		// walkEntry goes on when the visit made the entry a table.
+		c := vm.visitCtx(s.t, s.idx, s.pte, s.d, s.addr, start, end)
+		if err = v.Visit(c, VisitLeaf); err == nil && desc.KindAt(c.Old, s.t.level) == desc.Table {
+			err = vm.walkEntry(s.t, s.idx, s.addr, start, end, v, flags)
+		}
+	}
+	if flags&VisitTablePost != 0 && err == nil {
 		err = vm.postVisits(first, depth, start, end, v, flags)
 	}
 	return err
@@ -555,7 +671,8 @@ func (vm *VM) visitCtx(t tref, idx uint64, pte mem.PA, d uint64, addr, start, en
 	// Field by field: a composite literal would be built aside and copied
 	// with the pointer fields' write barriers.
 	c.Level, c.Addr, c.Start, c.End = t.level, addr, start, end
-	c.PTE, c.Old, c.t, c.idx, c.child = pte, d, t, idx, nil
+	c.PTE, c.Old, c.child = pte, d, nil
+	c.at.t, c.at.idx, c.at.pte, c.at.addr = t, idx, pte, addr
 	c.size = 1 << vm.lbits[t.level+1&7]
 	return c
 }
