@@ -7,9 +7,11 @@
 // TableMemory whose reads and writes are its loads, stores and
 // compare-and-swaps (its stage 1 is off, so its addresses are its IPAs),
 // and its TLB maintenance is TLBI IPAS2E1IS, VMALLE1IS and VMALLS12E1IS
-// issued with VTTBR_EL2 set to the VM's VMID. It gives each VM memslots in
-// its own memory, maps them on demand when the VM faults (blocks where the
-// slot allows), and changes mappings with break-before-make and TLBIs.
+// issued with VTTBR_EL2 set to the VM's VMID (RIPAS2E1IS for a batch of
+// ranges). It gives each VM memslots in its own memory, maps them on demand
+// when the VM faults (blocks where the slot allows and nothing is mapped
+// yet), changes mappings with break-before-make and TLBIs, and emulates a
+// VM's access outside its memory on its device model (Config.Bus).
 // A VM can run a guest hypervisor of its own (EnableNested): the guest
 // hypervisor then keeps shadow stage 2s for that VM's guests with
 // host/nested's engine on its EL2 interface (nested.go).
@@ -503,13 +505,23 @@ func (i invalidator) granuleBits() uint {
 	return n
 }
 
+// lpa2 reports whether the guest hypervisor's PE has FEAT_LPA2 (which
+// changes the TTL encodings); ds whether the stage 2 uses VTCR_EL2.DS (the
+// range operations' base address is then in 64KB units).
+func (i invalidator) lpa2() bool {
+	m := sysreg.MMFR0(i.h.ids[0])
+	return m.TGran4() == 1 || m.TGran16() == 2
+}
+
+func (i invalidator) ds() bool { return i.s2().VTCR().DS() }
+
 func (i invalidator) InvalidateIPA(ipa mem.IPA, level int) {
 	h := i.h
 	if i.vttbr() != nil {
 		return
 	}
 	h.stats.TLBIs += 2
-	_ = h.cpu.TLBI(tlb.OpIPAS2E1.IS(), tlb.IPAOperandOf(ipa, tlb.TTL(i.granuleBits(), level, false)))
+	_ = h.cpu.TLBI(tlb.OpIPAS2E1.IS(), tlb.IPAOperandOf(ipa, tlb.TTL(i.granuleBits(), level, i.lpa2())))
 	_ = h.cpu.TLBI(tlb.OpVMALLE1.IS(), 0)
 }
 
@@ -521,7 +533,7 @@ func (i invalidator) InvalidateRanges(rs []s2pt.Range) {
 	var buf [16]tlb.Invalidation
 	gb := i.granuleBits()
 	for _, r := range rs {
-		ops, ok := tlb.AppendIPARange(buf[:0], r.Start, uint64(r.End-r.Start), gb, r.Level, r.LeafOnly, false, false, tlb.Op.IS)
+		ops, ok := tlb.AppendIPARange(buf[:0], r.Start, uint64(r.End-r.Start), gb, r.Level, r.LeafOnly, i.ds(), i.lpa2(), tlb.Op.IS)
 		if !ok {
 			h.stats.TLBIs++
 			_ = h.cpu.TLBI(tlb.OpVMALLS12E1.IS(), 0)

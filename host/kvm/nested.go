@@ -124,9 +124,12 @@ var ErrNoMemory = errors.New("kvm: no memory at the guest-physical address")
 
 // FaultFor runs the VM's stage-2 fault path (user_mem_abort) for gpa and
 // hands the mapping to in instead of the canonical tables: a nested shadow
-// fault resolved through the guest hypervisor's own memory. retry is true
-// when the mapping was installed or the fault must be taken again (a
-// memslot changed meanwhile).
+// fault resolved through the guest hypervisor's own memory. write is the
+// access's direction as the caller found it (for a stage-1 table walk a
+// read, unless it is the walk's hardware update of a descriptor): a write
+// to a read-only slot is ErrNoMemory, a read there is mapped read-only.
+// retry is true when the mapping was installed or the fault must be taken
+// again (a memslot changed meanwhile).
 func (v *VCPU) FaultFor(gpa mem.IPA, write bool, in Installer) (retry bool, err error) {
 	vm := v.vm
 	gen := vm.slotGen.Load()
