@@ -7,8 +7,8 @@
 // TableMemory whose reads and writes are its loads, stores and
 // compare-and-swaps (its stage 1 is off, so its addresses are its IPAs),
 // and its TLB maintenance is TLBI IPAS2E1IS, VMALLE1IS and VMALLS12E1IS
-// issued with VTTBR_EL2 set to the VM's VMID (RIPAS2E1IS for a batch of
-// ranges). It gives each VM memslots in its own memory, maps them on demand
+// (RIPAS2E1IS for a batch of ranges) issued with VTTBR_EL2 (the VM's
+// VMID) and VTCR_EL2 loaded with its stage 2. It gives each VM memslots in its own memory, maps them on demand
 // when the VM faults (blocks where the slot allows and nothing is mapped
 // yet), changes mappings with break-before-make and TLBIs, and emulates a
 // VM's access outside its memory on its device model (Config.Bus).
@@ -71,8 +71,9 @@ type Hypervisor struct {
 	ids    [3]uint64 // ID_AA64MMFR0/1/2_EL1 as it reads them
 	tables *tableMemory
 	vms    []*VM
-	cur    *VM    // the VM entered last
-	vttbr  uint64 // what it last wrote to VTTBR_EL2
+	cur    *VM         // the VM entered last
+	vttbr  uint64      // what it last wrote to VTTBR_EL2
+	vtcr   sysreg.VTCR // and to VTCR_EL2
 	stats  Stats
 }
 
@@ -229,14 +230,13 @@ func (h *Hypervisor) Run(vm *VM) error {
 		return vm.nested.Enter(vm.pc)
 	}
 	c := h.cpu
-	if err := h.setVTTBR(vm.VTTBR()); err != nil {
+	if err := h.setStage2(vm.VTTBR(), vm.s2.VTCR()); err != nil {
 		return err
 	}
 	steps := []struct {
 		r cpu.SysReg
 		v uint64
 	}{
-		{cpu.VTCR_EL2, uint64(vm.s2.VTCR())},
 		{cpu.HCR_EL2, uint64(h.hcr(true) | vm.traps)},
 		{cpu.ELR_EL2, uint64(vm.pc)},
 		{cpu.SPSR_EL2, vm.spsr},
@@ -296,14 +296,24 @@ func (h *Hypervisor) Interrupted() error {
 	return err
 }
 
-func (h *Hypervisor) setVTTBR(v uint64) error {
-	if h.vttbr == v {
-		return nil
+// setStage2 loads a stage 2 into VTTBR_EL2 and VTCR_EL2, writing what
+// differs from what it last wrote. Its TLB maintenance loads the stage 2
+// it invalidates, as KVM's __load_stage2 does: a range TLBI's BaseADDR is
+// in 64KB units when the VTCR_EL2.DS in effect is 1 (TLBI RIPAS2E1), and
+// a VM's and a shadow's DS may differ.
+func (h *Hypervisor) setStage2(vttbr uint64, vtcr sysreg.VTCR) error {
+	if h.vtcr != vtcr {
+		if err := h.cpu.MSR(cpu.VTCR_EL2, uint64(vtcr)); err != nil {
+			return err
+		}
+		h.vtcr = vtcr
 	}
-	if err := h.cpu.MSR(cpu.VTTBR_EL2, v); err != nil {
-		return err
+	if h.vttbr != vttbr {
+		if err := h.cpu.MSR(cpu.VTTBR_EL2, vttbr); err != nil {
+			return err
+		}
+		h.vttbr = vttbr
 	}
-	h.vttbr = v
 	return nil
 }
 
@@ -490,9 +500,10 @@ type invalidator struct {
 	vmid uint16
 }
 
-// vttbr sets VTTBR_EL2 to the stage 2's.
+// vttbr loads the stage 2 (VTTBR_EL2 with its VMID, VTCR_EL2).
 func (i invalidator) vttbr() error {
-	return i.h.setVTTBR(uint64(i.s2().VTTBR().WithVMID(i.vmid)))
+	s2 := i.s2()
+	return i.h.setStage2(uint64(s2.VTTBR().WithVMID(i.vmid)), s2.VTCR())
 }
 
 func (i invalidator) granuleBits() uint {

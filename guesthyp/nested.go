@@ -138,7 +138,9 @@ func (p platform) VTTBR() uint64 { return p.vm.VTTBR() }
 // VTCR implements nested.Platform.
 func (p platform) VTCR() sysreg.VTCR { return p.vm.s2.VTCR() }
 
-// SetVTTBR implements nested.Platform.
-func (p platform) SetVTTBR(v uint64) error { return p.vm.h.setVTTBR(v) }
+// SetStage2 implements nested.Platform.
+func (p platform) SetStage2(vttbr uint64, vtcr sysreg.VTCR) error {
+	return p.vm.h.setStage2(vttbr, vtcr)
+}
 
 var _ nested.Platform = platform{}

@@ -128,10 +128,9 @@ func (e *EL2VCPU) stage1AT(op at.Op, p at.Plan, vr *vmsa.Regs, _ at.PSTATE, va u
 		r.set(e.guestEL1(n), view[i])
 	}
 	r.set(cpu.HCR_EL2, uint64(e.baseHCR()|vr.HCR_EL2&(sysreg.HCR_DC|sysreg.HCR_PTW)))
-	r.set(cpu.VTCR_EL2, uint64(vtcr))
 	var par sysreg.PAR
 	if r.err == nil {
-		r.err = e.p.SetVTTBR(vttbr)
+		r.err = e.p.SetStage2(vttbr, vtcr)
 	}
 	if r.err == nil {
 		par, r.err = e.c.AT(stage1Op(op), mem.VA(va))
@@ -144,9 +143,8 @@ func (e *EL2VCPU) stage1AT(op at.Op, p at.Plan, vr *vmsa.Regs, _ at.PSTATE, va u
 		r.set(e.guestEL1(n), saved[i])
 	}
 	r.set(cpu.HCR_EL2, uint64(e.vel2HCR()))
-	r.set(cpu.VTCR_EL2, uint64(e.p.VTCR()))
 	if r.err == nil {
-		r.err = e.p.SetVTTBR(e.p.VTTBR())
+		r.err = e.p.SetStage2(e.p.VTTBR(), e.p.VTCR())
 	}
 	return par, shadow, ok && r.err == nil
 }
@@ -199,7 +197,7 @@ func (e *EL2VCPU) injectVEL2(k cpu.ExceptionKind, esr sysreg.ESR, far, hpfar, sp
 		return r.err
 	}
 	e.hpfar = hpfar
-	if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
+	if err := e.p.SetStage2(e.p.VTTBR(), e.p.VTCR()); err != nil {
 		return err
 	}
 	if err := e.c.ERET(); err != nil {

@@ -52,8 +52,11 @@ type Platform interface {
 	// VTTBR and VTCR are the VM's VTTBR_EL2 (root and VMID) and VTCR_EL2.
 	VTTBR() uint64
 	VTCR() sysreg.VTCR
-	// SetVTTBR writes VTTBR_EL2 (the platform knows what it last wrote).
-	SetVTTBR(v uint64) error
+	// SetStage2 loads a stage 2 into VTTBR_EL2 and VTCR_EL2 (the platform
+	// knows what it last wrote, and its own TLB maintenance loads the
+	// stage 2 it invalidates: a range TLBI's BaseADDR units follow the
+	// VTCR_EL2.DS in effect).
+	SetStage2(vttbr uint64, vtcr sysreg.VTCR) error
 }
 
 // EL2Config describes how a hypervisor runs a guest hypervisor.
@@ -194,7 +197,7 @@ func (l l1Level) destroyed(sh *shadow[l1Shadow]) error {
 // pool calls it only to age shadow entries, which a guest hypervisor's
 // platform never does (errors are the next instruction's).
 func (l l1Level) invalidate(sh *shadow[l1Shadow], _ NestedIPA, _ uint64) {
-	_ = l.e.tlbiWith(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid)), tlb.OpVMALLS12E1.IS(), 0)
+	_ = l.e.tlbiWith(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid)), sh.s2.VTCR(), tlb.OpVMALLS12E1.IS(), 0)
 }
 
 // NewEL2VCPU makes the engine for a guest hypervisor that the hypervisor
@@ -431,13 +434,12 @@ func (e *EL2VCPU) Enter(pc mem.VA) error {
 func (e *EL2VCPU) toVEL2(pc mem.VA, spsr uint64) error {
 	r := &regs{c: e.c}
 	r.set(cpu.HCR_EL2, uint64(e.vel2HCR()))
-	r.set(cpu.VTCR_EL2, uint64(e.p.VTCR()))
 	r.set(cpu.ELR_EL2, uint64(pc))
 	r.set(cpu.SPSR_EL2, spsr)
 	if r.err != nil {
 		return r.err
 	}
-	if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
+	if err := e.p.SetStage2(e.p.VTTBR(), e.p.VTCR()); err != nil {
 		return err
 	}
 	return e.c.ERET()
@@ -490,18 +492,25 @@ func (e *EL2VCPU) skip() error {
 }
 
 // resume returns to the world that took the exception, with its stage 2
-// in VTTBR_EL2 (the hypervisor's own stage-2 maintenance while it handled
-// the exception may have set another): the shadow for the guest's guest,
-// the hypervisor's stage 2 for the VM for the guest hypervisor.
+// in VTTBR_EL2 and VTCR_EL2 (the hypervisor's own stage-2 maintenance
+// while it handled the exception may have set another): the shadow for
+// the guest's guest, the hypervisor's stage 2 for the VM for the guest
+// hypervisor.
 func (e *EL2VCPU) resume() error {
-	vttbr := e.p.VTTBR()
-	if e.inGuest {
-		vttbr = uint64(e.cur.s2.VTTBR().WithVMID(e.cur.x.vmid))
-	}
-	if err := e.p.SetVTTBR(vttbr); err != nil {
+	if err := e.p.SetStage2(e.worldStage2()); err != nil {
 		return err
 	}
 	return e.c.ERET()
+}
+
+// worldStage2 is the stage 2 of the world that runs (or ran): the shadow
+// for the guest's guest, the hypervisor's stage 2 for the VM for the guest
+// hypervisor.
+func (e *EL2VCPU) worldStage2() (vttbr uint64, vtcr sysreg.VTCR) {
+	if e.inGuest {
+		return uint64(e.cur.s2.VTTBR().WithVMID(e.cur.x.vmid)), e.cur.s2.VTCR()
+	}
+	return e.p.VTTBR(), e.p.VTCR()
 }
 
 // vel2Trap emulates a trapped instruction of the guest hypervisor.
@@ -687,13 +696,12 @@ func (e *EL2VCPU) toGuest(g *guestRegs, pc mem.VA, spsr uint64) error {
 	sh := e.cur
 	r := &regs{c: e.c}
 	r.set(cpu.HCR_EL2, uint64(nestedHCR(e.baseHCR(), g.hcr, &e.ids)))
-	r.set(cpu.VTCR_EL2, uint64(sh.s2.VTCR()))
 	r.set(cpu.ELR_EL2, uint64(pc))
 	r.set(cpu.SPSR_EL2, spsr)
 	if r.err != nil {
 		return r.err
 	}
-	if err := e.p.SetVTTBR(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid))); err != nil {
+	if err := e.p.SetStage2(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid)), sh.s2.VTCR()); err != nil {
 		return err
 	}
 	return e.c.ERET()
@@ -1078,16 +1086,16 @@ func (e *EL2VCPU) emulateTLBI(op tlb.Op, xt uint64) error {
 	}
 	switch op.Base() {
 	case tlb.OpALLE2, tlb.OpVAE2, tlb.OpVALE2, tlb.OpRVAE2, tlb.OpRVALE2:
-		return e.tlbiWith(e.p.VTTBR(), tlb.OpVMALLE1.IS(), 0)
+		return e.tlbiWith(e.p.VTTBR(), e.p.VTCR(), tlb.OpVMALLE1.IS(), 0)
 	}
 	// The EL1 stage-1 forms.
 	if g.hcr.E2H() && g.hcr.TGE() {
-		return e.tlbiWith(e.p.VTTBR(), tlb.OpVMALLE1.IS(), 0)
+		return e.tlbiWith(e.p.VTTBR(), e.p.VTCR(), tlb.OpVMALLE1.IS(), 0)
 	}
 	gvmid := guestVMID(&g)
 	for _, sh := range e.pool.shadows {
 		if sh.s2 != nil && sh.gvmid == gvmid {
-			if err := e.tlbiWith(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid)), op, xt); err != nil {
+			if err := e.tlbiWith(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid)), sh.s2.VTCR(), op, xt); err != nil {
 				return err
 			}
 		}
@@ -1095,9 +1103,9 @@ func (e *EL2VCPU) emulateTLBI(op tlb.Op, xt uint64) error {
 	return nil
 }
 
-// tlbiWith issues TLBI op with VTTBR_EL2 = vttbr (its VMID).
-func (e *EL2VCPU) tlbiWith(vttbr uint64, op tlb.Op, xt uint64) error {
-	if err := e.p.SetVTTBR(vttbr); err != nil {
+// tlbiWith issues TLBI op with the stage 2 vttbr (its VMID), vtcr loaded.
+func (e *EL2VCPU) tlbiWith(vttbr uint64, vtcr sysreg.VTCR, op tlb.Op, xt uint64) error {
+	if err := e.p.SetStage2(vttbr, vtcr); err != nil {
 		return err
 	}
 	return e.c.TLBI(op, xt)

@@ -219,6 +219,9 @@ func (e *EL2VCPU) injectGuest(k cpu.ExceptionKind, iss uint64, far, spsr, sctlr 
 	if r.err != nil {
 		return r.err
 	}
+	if err := e.p.SetStage2(e.worldStage2()); err != nil {
+		return err
+	}
 	if err := e.c.ERET(); err != nil {
 		return err
 	}
