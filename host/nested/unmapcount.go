@@ -35,15 +35,15 @@ func (c *UnmapCounter) Unmapped() (leaves, bytes uint64) {
 
 // CanonicalUnmapped implements kvm.NestedHooks: count, then unmap.
 func (c *UnmapCounter) CanonicalUnmapped(gpa mem.IPA, size uint64) {
-	vm := c.VM
+	vm, p := c.VM, &c.VM.pool
 	hi := gpa + mem.IPA(size)
-	for _, sh := range vm.shadows {
-		if sh.s2 != nil && vm.coarse(sh, gpa, hi) {
+	for _, sh := range p.shadows {
+		if sh.s2 != nil && p.coarse(sh, gpa, hi) {
 			c.count(sh.s2, 0, mem.IPA(1)<<sh.ipaBits)
 		}
 	}
-	vm.rmap.forL1(gpa, hi, func(n *rnode, _ mem.IPA, l2 NestedIPA, size uint64) {
-		if s2 := vm.shadows[n.sh].s2; s2 != nil {
+	p.rmap.forL1(gpa, hi, func(n *rnode, _ mem.IPA, l2 NestedIPA, size uint64) {
+		if s2 := p.shadows[n.sh].s2; s2 != nil {
 			c.count(s2, in(l2), in(l2)+mem.IPA(size))
 		}
 	})
