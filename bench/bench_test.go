@@ -76,12 +76,12 @@ func TestPEAccesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Rows) != 3 {
+	if len(c.Rows) != 4 {
 		t.Fatalf("%+v", c)
 	}
-	hit, miss, fault := c.Rows[0].ANs, c.Rows[1].ANs, c.Rows[2].ANs
-	if !(hit > 0 && hit < miss && hit < fault) {
-		t.Errorf("hit %.1f ns, miss %.1f ns, fault %.1f ns: a hit must be the cheapest", hit, miss, fault)
+	hit, miss, vhit, fault := c.Rows[0].ANs, c.Rows[1].ANs, c.Rows[2].ANs, c.Rows[3].ANs
+	if !(hit > 0 && vhit > 0 && hit < miss && vhit < miss && hit < fault) {
+		t.Errorf("hit %.1f ns (through kvm %.1f), miss %.1f ns, fault %.1f ns: a hit must be the cheapest", hit, vhit, miss, fault)
 	}
 }
 
