@@ -151,42 +151,60 @@ func twoStagePE() (*cpu.PE, error) {
 	return cpu.New(0, r, 1, ram, t), nil
 }
 
+// kvmVCPU makes a host/kvm host of hostBytes and a VM of ipaBits, lets
+// setup add its memory, and loads vCPU 0 on CPU 0; done releases them.
+func kvmVCPU(hostBytes uint64, ipaBits uint, setup func(vm *kvm.VM) error) (v *kvm.VCPU, done func(), err error) {
+	h, err := kvm.NewHost(kvm.Config{MemBytes: hostBytes})
+	if err != nil {
+		return nil, nil, err
+	}
+	vm, err := h.NewVM(kvm.VMConfig{IPABits: ipaBits})
+	if err == nil {
+		if err = setup(vm); err == nil {
+			if v, err = vm.NewVCPU(0); err == nil {
+				err = v.Load(0)
+			}
+		}
+		if err != nil {
+			_ = vm.Destroy()
+		}
+	}
+	if err != nil {
+		_ = h.Close()
+		return nil, nil, err
+	}
+	return v, func() {
+		_ = v.Put()
+		_ = vm.Destroy()
+		_ = h.Close()
+	}, nil
+}
+
 // vcpuHits measures guest loads that hit the TLB as the simulator makes
 // them through host/kvm: VCPU.RunBatch, 256 8-byte loads a batch (the
 // physical CPU's lock held across them), guest memory in the host arena
 // (through its checked view), the guest's stage 1 on (1 GiB blocks).
 func vcpuHits(cfg Config) (Timing, error) {
 	const s1Table = 0x1000_0000
-	h, err := kvm.NewHost(kvm.Config{MemBytes: 64 << 20})
-	if err != nil {
-		return Timing{}, err
-	}
-	defer h.Close()
-	vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
-	if err != nil {
-		return Timing{}, err
-	}
-	defer vm.Destroy()
-	if _, err := vm.AddMemory(0, peRAM, 4<<20, 0, 0); err != nil {
-		return Timing{}, err
-	}
-	hva, err := vm.AddMemory(1, s1Table, 4096, 0, 0)
-	if err != nil {
-		return Timing{}, err
-	}
-	for i := uint64(0); i < 4; i++ { // level-1 blocks: VA = IPA for 4 GiB
-		if err := vm.AddressSpace().Write(hva+hostmm.HVA(8*i), 8, i<<30|1<<10|1); err != nil {
-			return Timing{}, err
+	v, done, err := kvmVCPU(64<<20, 40, func(vm *kvm.VM) error {
+		if _, err := vm.AddMemory(0, peRAM, 4<<20, 0, 0); err != nil {
+			return err
 		}
-	}
-	v, err := vm.NewVCPU(0)
+		hva, err := vm.AddMemory(1, s1Table, 4096, 0, 0)
+		if err != nil {
+			return err
+		}
+		for i := uint64(0); i < 4; i++ { // level-1 blocks: VA = IPA for 4 GiB
+			if err := vm.AddressSpace().Write(hva+hostmm.HVA(8*i), 8, i<<30|1<<10|1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return Timing{}, err
 	}
-	if err := v.Load(0); err != nil {
-		return Timing{}, err
-	}
-	defer v.Put()
+	defer done()
 	pe := v.PE()
 	pe.Regs.TCR_EL1 = sysreg.TCR(25 | 1<<23 | 0b010<<32)
 	pe.Regs.TTBR0_EL1 = sysreg.TTBR(s1Table)
@@ -229,33 +247,25 @@ func vcpuHits(cfg Config) (Timing, error) {
 // each batch (untimed), so every page of the batch faults.
 func stage2Faults(cfg Config) (Timing, error) {
 	const size = 128 << 20
-	h, err := kvm.NewHost(kvm.Config{MemBytes: 512 << 20})
-	if err != nil {
-		return Timing{}, err
-	}
-	defer h.Close()
-	vm, err := h.NewVM(kvm.VMConfig{IPABits: 48})
-	if err != nil {
-		return Timing{}, err
-	}
-	defer vm.Destroy()
-	hva, err := vm.AddMemory(0, peRAM, size, 0, 0)
-	if err != nil {
-		return Timing{}, err
-	}
-	for off := uint64(0); off < size; off += 4096 {
-		if _, err := vm.AddressSpace().FaultIn(hva+hostmm.HVA(off), true); err != nil {
-			return Timing{}, err
+	var vm *kvm.VM
+	var hva hostmm.HVA
+	v, done, err := kvmVCPU(512<<20, 48, func(m *kvm.VM) error {
+		vm = m
+		var err error
+		if hva, err = vm.AddMemory(0, peRAM, size, 0, 0); err != nil {
+			return err
 		}
-	}
-	v, err := vm.NewVCPU(0)
+		for off := uint64(0); off < size; off += 4096 {
+			if _, err := vm.AddressSpace().FaultIn(hva+hostmm.HVA(off), true); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return Timing{}, err
 	}
-	if err := v.Load(0); err != nil {
-		return Timing{}, err
-	}
-	defer v.Put()
+	defer done()
 	slot := memslot.Slot{ID: 0, GPA: peRAM, Size: size, HVA: hva}
 	page := uint64(0)
 	op := Op{Name: "stage-2 fault",
