@@ -81,6 +81,12 @@ func accessesFor(t *testing.T, full, short uint64) uint64 {
 	return full
 }
 
+// raceExamples are the examples run under the race detector: the default
+// one has every kind of runner (vCPUs of two VMs, a MIPS guest, the host's
+// pressure driver) at once, and TestChurn and TestPressure run theirs. The
+// others add length, not concurrency.
+var raceExamples = map[string]bool{"default": true, "mips": true}
+
 // Every example runs (shortened), with sane figures.
 func TestEveryExampleRuns(t *testing.T) {
 	files, _ := filepath.Glob("../examples/*.yaml")
@@ -88,7 +94,11 @@ func TestEveryExampleRuns(t *testing.T) {
 		t.Fatalf("%d examples", len(files))
 	}
 	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			if raceEnabled && !raceExamples[name] {
+				t.Skip("no concurrency beyond the default example's; run without -race")
+			}
 			shortRun(t, f, accessesFor(t, 400_000, 100_000), nil)
 		})
 	}
@@ -97,6 +107,7 @@ func TestEveryExampleRuns(t *testing.T) {
 // A sequential workload reuses each translation for a page of accesses:
 // its TLB hit rate exceeds a random workload's over the same working set.
 func TestSequentialHitsMoreThanRandom(t *testing.T) {
+	figuresOnly(t)
 	r := shortRun(t, "../examples/tlb-reach.yaml", accessesFor(t, 1_000_000, 400_000), nil)
 	seq, rnd := r.VMs[0], r.VMs[1]
 	if seq.Name != "sequential" || rnd.Name != "random" {
@@ -111,6 +122,7 @@ func TestSequentialHitsMoreThanRandom(t *testing.T) {
 // stage-2 blocks) reads at most (4+1)(4+1)-1 = 24 descriptors per TLB miss,
 // and a full walk reads exactly that many.
 func TestFourOverFourWalks(t *testing.T) {
+	figuresOnly(t)
 	r := shortRun(t, "../examples/tlb-reach.yaml", accessesFor(t, 300_000, 150_000), func(s *scenario.Scenario) {
 		s.Host.THP = false
 		s.VMs = s.VMs[1:] // the random one: mostly full walks
@@ -136,6 +148,7 @@ func TestFourOverFourWalks(t *testing.T) {
 // Block mappings (host huge pages as stage-2 blocks) reduce stage-2 faults
 // and the walk length.
 func TestBlocksReduceStage2Faults(t *testing.T) {
+	figuresOnly(t)
 	v, _ := FindVariant("blocks")
 	var rs [2]*report.Report
 	for side := 0; side < 2; side++ {
@@ -198,6 +211,7 @@ func TestMIPSSchemes(t *testing.T) {
 
 // The granules: 4-level 4K and 16K, 3-level 64K stage 1 for 48-bit VAs.
 func TestGranules(t *testing.T) {
+	figuresOnly(t)
 	r := shortRun(t, "../examples/granules.yaml", accessesFor(t, 300_000, 100_000), nil)
 	for i, want := range []int{4, 4, 3} {
 		if r.VMs[i].Levels != want {
@@ -208,6 +222,7 @@ func TestGranules(t *testing.T) {
 
 // A trace replay counts its records.
 func TestTraceReplay(t *testing.T) {
+	figuresOnly(t)
 	n := accessesFor(t, 200_000, 200_000)
 	r := shortRun(t, "../examples/trace-replay.yaml", n, nil)
 	if r.VMs[0].TraceRecords == 0 || r.VMs[0].TraceRecords > n {
@@ -256,5 +271,15 @@ func TestChampSimReplay(t *testing.T) {
 	// trace looped once).
 	if got := r.VMs[0].TraceRecords; got != 20000 {
 		t.Errorf("%d trace records replayed, want 20000", got)
+	}
+}
+
+// figuresOnly skips a test that compares single-threaded figures under the
+// race detector: it finds nothing there the concurrent tests do not, and
+// its runs would need their full length to keep the figures apart.
+func figuresOnly(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("compares figures only; run without -race")
 	}
 }
