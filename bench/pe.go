@@ -79,12 +79,15 @@ func PEAccesses(cfg Config) (Comparison, error) {
 // pages in a cycle four times the TLB's capacity.
 func peOps(pe *cpu.PE) (hit, miss Op) {
 	load := func(va mem.VA) error {
-		_, e, done := pe.ReadHit(va, 8)
+		_, ex, done := pe.ReadHit(va, 8)
 		if !done {
-			_, e = pe.Read(va, 8, cpu.Insn{})
+			var e cpu.Exception
+			if _, e = pe.Read(va, 8, cpu.Insn{}); e.Taken() {
+				ex = &e
+			}
 		}
-		if e.Taken() {
-			return fmt.Errorf("load %#x: %v", uint64(va), e)
+		if ex != nil {
+			return fmt.Errorf("load %#x: %v", uint64(va), *ex)
 		}
 		return nil
 	}
