@@ -115,6 +115,7 @@ type VM struct {
 	reserve          []*table // see reserveCap
 	freeq            []*table
 	rinv             RangeInvalidator // inv, when it takes ranges
+	noInv            bool             // inv is noInvalidator: a flush calls nothing
 	accErr           error
 	unmapErr         error // unmapOne's
 	// levelOf is the level whose entries map 1<<n bytes, at n (-9: none).
@@ -180,6 +181,7 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 	}
 	vm.kept, vm.evict = make([]*table, 0, vm.keepCap), make([]*table, 0, vm.keepCap)
 	vm.rinv, _ = inv.(RangeInvalidator)
+	_, vm.noInv = inv.(noInvalidator)
 	if uint64(root)%l.RootBytes != 0 || uint64(root)>>l.PABits != 0 || (uint64(root)>>48 != 0 && !l.Format.DS && !l.Format.OA52) {
 		_ = tm.FreeTable(root, l.RootBytes)
 		return nil, fmt.Errorf("s2pt: root %#x is not aligned to %#x or not expressible in VTTBR_EL2 with %d-bit PA", uint64(root), l.RootBytes, l.PABits)
@@ -408,6 +410,11 @@ func (vm *VM) keep(t *table) bool {
 // unkeep ends the keeping of t (in use again, released, displaced).
 func (vm *VM) unkeep(t *table) {
 	t.kept = false
+	if n := len(vm.kept) - 1; n >= 0 && vm.kept[n] == t { // the newest: no copy
+		vm.kept[n] = nil
+		vm.kept = vm.kept[:n]
+		return
+	}
 	for i, k := range vm.kept {
 		if k == t {
 			vm.kept = append(vm.kept[:i], vm.kept[i+1:]...)
