@@ -260,7 +260,9 @@ func (vm *VM) reentered() error {
 
 func (vm *VM) unlock() {
 	vm.busy = false
-	vm.unlockOnly()
+	if vm.ext == nil { // tested here too: with an external lock, no call
+		vm.unlockOnly()
+	}
 }
 
 func (vm *VM) unlockOnly() {
