@@ -7,9 +7,11 @@
 // TableMemory whose reads and writes are its loads, stores and
 // compare-and-swaps (its stage 1 is off, so its addresses are its IPAs),
 // and its TLB maintenance is TLBI IPAS2E1IS, VMALLE1IS and VMALLS12E1IS
-// issued with VTTBR_EL2 set to the VM's VMID. It gives each VM memslots in
-// its own memory, maps them on demand when the VM faults (blocks where the
-// slot allows), and changes mappings with break-before-make and TLBIs.
+// (RIPAS2E1IS for a batch of ranges) issued with VTTBR_EL2 (the VM's
+// VMID) and VTCR_EL2 loaded with its stage 2. It gives each VM memslots in its own memory, maps them on demand
+// when the VM faults (blocks where the slot allows and nothing is mapped
+// yet), changes mappings with break-before-make and TLBIs, and emulates a
+// VM's access outside its memory on its device model (Config.Bus).
 // A VM can run a guest hypervisor of its own (EnableNested): the guest
 // hypervisor then keeps shadow stage 2s for that VM's guests with
 // host/nested's engine on its EL2 interface (nested.go).
@@ -22,6 +24,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
+	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
@@ -43,13 +46,17 @@ type Config struct {
 	// HA and HD set VTCR_EL2.HA and HD for its VMs: the hardware (L0's
 	// walk of its stage 2) sets the Access flag and dirty state.
 	HA, HD bool
+	// Bus is its VMM's device model: a VM's access outside its slots is
+	// an MMIO access emulated there (nested.EmulateMMIO); nil: such an
+	// access is an error matching nested.ErrNoDevice.
+	Bus mmio.Bus
 }
 
 // Stats count what the guest hypervisor did.
 type Stats struct {
 	// Faults are stage-2 faults of its VMs it handled; Maps and BlockMaps
-	// the mappings they installed.
-	Faults, Maps, BlockMaps uint64
+	// the mappings they installed; MMIO the accesses emulated on its bus.
+	Faults, Maps, BlockMaps, MMIO uint64
 	// TLBIs counts the TLBI instructions it issued.
 	TLBIs uint64
 	// WriteFaults are write Permission faults on pages it had
@@ -64,8 +71,9 @@ type Hypervisor struct {
 	ids    [3]uint64 // ID_AA64MMFR0/1/2_EL1 as it reads them
 	tables *tableMemory
 	vms    []*VM
-	cur    *VM    // the VM entered last
-	vttbr  uint64 // what it last wrote to VTTBR_EL2
+	cur    *VM         // the VM entered last
+	vttbr  uint64      // what it last wrote to VTTBR_EL2
+	vtcr   sysreg.VTCR // and to VTCR_EL2
 	stats  Stats
 }
 
@@ -170,7 +178,8 @@ type VM struct {
 func (h *Hypervisor) NewVM(vmid uint16) (*VM, error) {
 	vm := &VM{h: h, VMID: vmid, el1: map[cpu.SysReg]uint64{}, spsr: 0b0101}
 	s2, err := s2pt.New(s2pt.Config{IPABits: h.cfg.IPABits, Granule: sysreg.Granule4K,
-		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables, invalidator{h: h, vttbr: vm.VTTBR})
+		MMFR0: sysreg.MMFR0(h.ids[0]), MMFR1: sysreg.MMFR1(h.ids[1]), HA: h.cfg.HA, HD: h.cfg.HD}, h.tables,
+		invalidator{h: h, s2: func() *s2pt.VM { return vm.s2 }, vmid: vmid})
 	if err != nil {
 		return nil, fmt.Errorf("guesthyp: VM %d: %w", vmid, err)
 	}
@@ -215,17 +224,19 @@ func (vm *VM) slotOf(ipa nested.NestedIPA) *Slot {
 func (h *Hypervisor) Run(vm *VM) error {
 	if vm.nested != nil {
 		h.cur = vm
+		if vm.nested.Suspended() {
+			return vm.nested.Resume()
+		}
 		return vm.nested.Enter(vm.pc)
 	}
 	c := h.cpu
-	if err := h.setVTTBR(vm.VTTBR()); err != nil {
+	if err := h.setStage2(vm.VTTBR(), vm.s2.VTCR()); err != nil {
 		return err
 	}
 	steps := []struct {
 		r cpu.SysReg
 		v uint64
 	}{
-		{cpu.VTCR_EL2, uint64(vm.s2.VTCR())},
 		{cpu.HCR_EL2, uint64(h.hcr(true) | vm.traps)},
 		{cpu.ELR_EL2, uint64(vm.pc)},
 		{cpu.SPSR_EL2, vm.spsr},
@@ -255,11 +266,17 @@ func (vm *VM) SetTraps(h sysreg.HCR) { vm.traps = h }
 func (vm *VM) SetGuestReg(r cpu.SysReg, v uint64) { vm.el1[r] = v }
 
 // Interrupted is the guest hypervisor's entry after an interrupt took it
-// out of the VM it ran: it saves the VM's PC, PSTATE and EL1 registers.
+// out of the VM it ran: it saves the VM's PC, PSTATE and EL1 registers
+// (for a VM that runs a guest hypervisor, the state of whichever of its
+// worlds ran: nested.EL2VCPU.Suspend), which Run restores.
 func (h *Hypervisor) Interrupted() error {
 	vm := h.cur
 	if vm == nil {
 		return errors.New("guesthyp: no VM was running")
+	}
+	if vm.nested != nil {
+		// A guest hypervisor or its guest: the engine saves whichever ran.
+		return vm.nested.Suspend()
 	}
 	c := h.cpu
 	var err error
@@ -279,14 +296,24 @@ func (h *Hypervisor) Interrupted() error {
 	return err
 }
 
-func (h *Hypervisor) setVTTBR(v uint64) error {
-	if h.vttbr == v {
-		return nil
+// setStage2 loads a stage 2 into VTTBR_EL2 and VTCR_EL2, writing what
+// differs from what it last wrote. Its TLB maintenance loads the stage 2
+// it invalidates, as KVM's __load_stage2 does: a range TLBI's BaseADDR is
+// in 64KB units when the VTCR_EL2.DS in effect is 1 (TLBI RIPAS2E1), and
+// a VM's and a shadow's DS may differ.
+func (h *Hypervisor) setStage2(vttbr uint64, vtcr sysreg.VTCR) error {
+	if h.vtcr != vtcr {
+		if err := h.cpu.MSR(cpu.VTCR_EL2, uint64(vtcr)); err != nil {
+			return err
+		}
+		h.vtcr = vtcr
 	}
-	if err := h.cpu.MSR(cpu.VTTBR_EL2, v); err != nil {
-		return err
+	if h.vttbr != vttbr {
+		if err := h.cpu.MSR(cpu.VTTBR_EL2, vttbr); err != nil {
+			return err
+		}
+		h.vttbr = vttbr
 	}
-	h.vttbr = v
 	return nil
 }
 
@@ -329,11 +356,33 @@ func (h *Hypervisor) Exception(c nested.EL2) error {
 	h.stats.Faults++
 	s := vm.slotOf(ipa)
 	if s == nil {
-		return fmt.Errorf("guesthyp: VM %d faulted at IPA %#x outside its memory (MMIO is not modelled)", vm.VMID, uint64(ipa))
+		return h.mmio(c, esr, far, ipa)
 	}
 	if err := vm.mapFault(s, ipa); err != nil {
 		return err
 	}
+	return c.ERET()
+}
+
+// mmio emulates the running VM's access outside its memory on the bus and
+// returns past it.
+func (h *Hypervisor) mmio(c nested.EL2, esr, far uint64, ipa nested.NestedIPA) error {
+	spsr, err := c.MRS(cpu.SPSR_EL2)
+	if err != nil {
+		return err
+	}
+	sctlr, err := c.MRS(h.guestReg(cpu.SCTLR_EL1))
+	if err != nil {
+		return err
+	}
+	be := sctlr>>25&1 != 0 // SCTLR_EL1.EE, or E0E at EL0
+	if spsr>>2&3 == 0 {
+		be = sctlr>>24&1 != 0
+	}
+	if err := nested.EmulateMMIO(c, h.cfg.Bus, sysreg.ESR(esr), far, uint64(ipa), be); err != nil {
+		return fmt.Errorf("guesthyp: VM %d: %w", h.cur.VMID, err)
+	}
+	h.stats.MMIO++
 	return c.ERET()
 }
 
@@ -374,13 +423,18 @@ func (h *Hypervisor) writeFault(c nested.EL2, esr, far, hpfar uint64) error {
 }
 
 // mapFault maps the largest block around ipa that the slot holds with a
-// congruent L1 address, else the page.
+// congruent L1 address and where nothing is mapped yet (a block would
+// replace the pages a table there holds, which Map may have put
+// elsewhere), else the page.
 func (vm *VM) mapFault(s *Slot, ipa nested.NestedIPA) error {
 	l := vm.s2.Layout()
 	size := l.TableBytes
 	for _, b := range l.BlockSizes() {
 		base := ipa &^ nested.NestedIPA(b-1)
 		if b > size && base >= s.L2 && uint64(base-s.L2)+b <= s.Size && uint64(s.L1)%b == uint64(s.L2)%b {
+			if _, level, err := vm.s2.Lookup(stage2(base)); err != nil || uint64(1)<<l.Format.LeafBits(level) < b {
+				break // a table below holds mappings
+			}
 			size = b
 		}
 	}
@@ -410,7 +464,7 @@ func (vm *VM) Map(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
 	if err := vm.mapRange(l2, l1, size); err != nil {
 		return err
 	}
-	return vm.changed()
+	return vm.changed(l2, size, false)
 }
 
 func (vm *VM) mapRange(l2 nested.NestedIPA, l1 mem.IPA, size uint64) error {
@@ -425,7 +479,7 @@ func (vm *VM) Unmap(l2 nested.NestedIPA, size uint64) error {
 	if err := vm.s2.Unmap(stage2(l2), size); err != nil {
 		return err
 	}
-	return vm.changed()
+	return vm.changed(l2, size, false)
 }
 
 // WriteProtect makes [l2, l2+size) read-only, with the TLBIs.
@@ -433,35 +487,81 @@ func (vm *VM) WriteProtect(l2 nested.NestedIPA, size uint64) error {
 	if err := vm.s2.WriteProtect(stage2(l2), size); err != nil {
 		return err
 	}
-	return vm.changed()
+	return vm.changed(l2, size, true)
 }
 
 // invalidator is the TLB maintenance of a stage 2 (a VM's, or a shadow's)
 // as the guest hypervisor issues it: VTTBR_EL2 set to the stage 2's (its
-// VMID), then TLBI IPAS2E1IS with the TTL hint and VMALLE1IS, or
-// VMALLS12E1IS.
+// VMID), then TLBI IPAS2E1IS with the TTL hint, or RIPAS2E1IS for a batch
+// of ranges (s2pt.RangeInvalidator), then VMALLE1IS; or VMALLS12E1IS.
 type invalidator struct {
-	h     *Hypervisor
-	vttbr func() uint64
+	h    *Hypervisor
+	s2   func() *s2pt.VM // the tables (made after their invalidator)
+	vmid uint16
 }
+
+// vttbr loads the stage 2 (VTTBR_EL2 with its VMID, VTCR_EL2).
+func (i invalidator) vttbr() error {
+	s2 := i.s2()
+	return i.h.setStage2(uint64(s2.VTTBR().WithVMID(i.vmid)), s2.VTCR())
+}
+
+func (i invalidator) granuleBits() uint {
+	b := i.s2().Layout().TableBytes
+	n := uint(0)
+	for b > 1 {
+		b >>= 1
+		n++
+	}
+	return n
+}
+
+// lpa2 reports whether the guest hypervisor's PE has FEAT_LPA2 (which
+// changes the TTL encodings); ds whether the stage 2 uses VTCR_EL2.DS (the
+// range operations' base address is then in 64KB units).
+func (i invalidator) lpa2() bool {
+	m := sysreg.MMFR0(i.h.ids[0])
+	return m.TGran4() == 1 || m.TGran16() == 2
+}
+
+func (i invalidator) ds() bool { return i.s2().VTCR().DS() }
 
 func (i invalidator) InvalidateIPA(ipa mem.IPA, level int) {
 	h := i.h
-	if h.setVTTBR(i.vttbr()) != nil {
+	if i.vttbr() != nil {
 		return
 	}
-	ttl := uint64(0)
-	if level >= 0 && level <= 3 {
-		ttl = 1<<2 | uint64(level) // 4K granule
-	}
 	h.stats.TLBIs += 2
-	_ = h.cpu.TLBI(tlb.OpIPAS2E1.IS(), uint64(ipa)>>12&(1<<40-1)|ttl<<44)
+	_ = h.cpu.TLBI(tlb.OpIPAS2E1.IS(), tlb.IPAOperandOf(ipa, tlb.TTL(i.granuleBits(), level, i.lpa2())))
+	_ = h.cpu.TLBI(tlb.OpVMALLE1.IS(), 0)
+}
+
+func (i invalidator) InvalidateRanges(rs []s2pt.Range) {
+	h := i.h
+	if i.vttbr() != nil {
+		return
+	}
+	var buf [16]tlb.Invalidation
+	gb := i.granuleBits()
+	for _, r := range rs {
+		ops, ok := tlb.AppendIPARange(buf[:0], r.Start, uint64(r.End-r.Start), gb, r.Level, r.LeafOnly, i.ds(), i.lpa2(), tlb.Op.IS)
+		if !ok {
+			h.stats.TLBIs++
+			_ = h.cpu.TLBI(tlb.OpVMALLS12E1.IS(), 0)
+			return
+		}
+		for _, o := range ops {
+			h.stats.TLBIs++
+			_ = h.cpu.TLBI(o.Op, o.Xt)
+		}
+	}
+	h.stats.TLBIs++
 	_ = h.cpu.TLBI(tlb.OpVMALLE1.IS(), 0)
 }
 
 func (i invalidator) InvalidateVMID() {
 	h := i.h
-	if h.setVTTBR(i.vttbr()) != nil {
+	if i.vttbr() != nil {
 		return
 	}
 	h.stats.TLBIs++

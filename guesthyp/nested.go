@@ -19,14 +19,19 @@ import (
 // the same table memory.
 
 // EnableNested makes the VM's vCPU run a guest hypervisor (a VHE one) with
-// cfg (its Mode, its VNCR page with NV2, the shadows' VMIDs): Run then
+// cfg (its Mode, its VNCR page with NV2, the shadows' VMIDs; the device
+// model for its MMIO, by default Config.Bus): Run then
 // enters it at its virtual EL2 and Exception hands it every exception.
-// Changes of the VM's stage 2 (Map, Unmap, WriteProtect) empty the shadows.
+// Changes of the VM's stage 2 (Map, Unmap, WriteProtect) reach the shadow
+// entries derived from the range (the engine's reverse map).
 func (vm *VM) EnableNested(cfg nested.EL2Config) (*nested.EL2VCPU, error) {
 	if vm.nested != nil {
 		return nil, fmt.Errorf("guesthyp: VM %d already runs a guest hypervisor", vm.VMID)
 	}
 	cfg.OwnE2H = vm.h.cfg.E2H
+	if cfg.Bus == nil {
+		cfg.Bus = vm.h.cfg.Bus
+	}
 	e, err := nested.NewEL2VCPU(vm.h.cpu, platform{vm}, cfg)
 	if err != nil {
 		return nil, err
@@ -38,12 +43,17 @@ func (vm *VM) EnableNested(cfg nested.EL2Config) (*nested.EL2VCPU, error) {
 // Nested returns the VM's guest-hypervisor engine (nil if none).
 func (vm *VM) Nested() *nested.EL2VCPU { return vm.nested }
 
-// changed tells the guest-hypervisor engine that the VM's stage 2 changed.
-func (vm *VM) changed() error {
-	if vm.nested == nil {
+// changed tells the guest-hypervisor engine that the VM's stage 2 lost or
+// changed the mappings of [l2, l2+size) (its IPAs are the engine's
+// canonical IPAs), or only write permission there (protect).
+func (vm *VM) changed(l2 nested.NestedIPA, size uint64, protect bool) error {
+	switch {
+	case vm.nested == nil:
 		return nil
+	case protect:
+		return vm.nested.CanonicalWriteProtected(mem.IPA(l2), size)
 	}
-	return vm.nested.CanonicalChanged()
+	return vm.nested.CanonicalUnmapped(mem.IPA(l2), size)
 }
 
 // platform is the VM as nested.Platform.
@@ -76,12 +86,25 @@ func (p platform) leaf(ipa mem.IPA) (nested.Mapping, bool) {
 func (p platform) Lookup(ipa mem.IPA) (nested.Mapping, bool) { return p.leaf(ipa) }
 
 // Resolve implements nested.Platform: an unmapped IPA of a slot is mapped
-// as a fault of the VM would map it.
+// as a fault of the VM would map it; a write to a leaf it write-protected
+// gets write permission back (as writeFault).
 func (p platform) Resolve(ipa mem.IPA, write bool) (nested.Mapping, error) {
-	if m, ok := p.leaf(ipa); ok && (!write || m.Prot&s2pt.ProtW != 0) {
+	m, ok := p.leaf(ipa)
+	if ok && (!write || m.Prot&s2pt.ProtW != 0) {
 		return m, nil
 	}
 	vm := p.vm
+	if ok {
+		if err := vm.cache.Topup(vm.s2.EdgePagesNeeded(m.Base, m.Size)); err != nil {
+			return nested.Mapping{}, err
+		}
+		if err := vm.s2.Relax(vm.cache, m.Base, m.Size, s2pt.ProtR|s2pt.ProtW|s2pt.ProtX); err != nil {
+			return nested.Mapping{}, err
+		}
+		vm.h.stats.WriteFaults++
+		m.Prot |= s2pt.ProtW
+		return m, nil
+	}
 	s := vm.slotOf(nested.NestedIPA(ipa))
 	if s == nil {
 		return nested.Mapping{}, fmt.Errorf("guesthyp: VM %d has no memory at IPA %#x: %w", vm.VMID, uint64(ipa), kvm.ErrNoMemory)
@@ -90,7 +113,7 @@ func (p platform) Resolve(ipa mem.IPA, write bool) (nested.Mapping, error) {
 	if err := vm.mapFault(s, nested.NestedIPA(ipa)); err != nil {
 		return nested.Mapping{}, err
 	}
-	m, ok := p.leaf(ipa)
+	m, ok = p.leaf(ipa)
 	if !ok {
 		return nested.Mapping{}, fmt.Errorf("guesthyp: VM %d: IPA %#x is not mapped after mapping it", vm.VMID, uint64(ipa))
 	}
@@ -101,7 +124,7 @@ func (p platform) Resolve(ipa mem.IPA, write bool) (nested.Mapping, error) {
 // table memory, invalidated with VMID vmid.
 func (p platform) NewStage2(cfg s2pt.Config, vmid uint16) (*s2pt.VM, *s2pt.Cache, error) {
 	var s2 *s2pt.VM
-	inv := invalidator{h: p.vm.h, vttbr: func() uint64 { return uint64(s2.VTTBR().WithVMID(vmid)) }}
+	inv := invalidator{h: p.vm.h, s2: func() *s2pt.VM { return s2 }, vmid: vmid}
 	s2, err := s2pt.New(cfg, p.vm.h.tables, inv)
 	if err != nil {
 		return nil, nil, err
@@ -115,7 +138,9 @@ func (p platform) VTTBR() uint64 { return p.vm.VTTBR() }
 // VTCR implements nested.Platform.
 func (p platform) VTCR() sysreg.VTCR { return p.vm.s2.VTCR() }
 
-// SetVTTBR implements nested.Platform.
-func (p platform) SetVTTBR(v uint64) error { return p.vm.h.setVTTBR(v) }
+// SetStage2 implements nested.Platform.
+func (p platform) SetStage2(vttbr uint64, vtcr sysreg.VTCR) error {
+	return p.vm.h.setStage2(vttbr, vtcr)
+}
 
 var _ nested.Platform = platform{}

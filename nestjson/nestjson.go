@@ -310,10 +310,9 @@ func (m *Machine) opResult(op atjson.Op, rec *atRecorder, err error) (at.Result,
 		return rec.ev.Result, nil
 	case errors.As(err, &ge) && ge.Exception.Kind == cpu.Undefined:
 		r := m.VCPU.VirtualRegs()
-		_, exc := at.Decide(&r, at.PSTATE{EL: 2, PAN: m.Doc.PSTATE.PAN}, op.Op, 0)
-		x := at.Exception{Kind: at.Undefined, TargetEL: 2, ESR: ge.Exception.ESR, Reason: fmt.Sprintf("AT %v at vEL2", op.Op)}
-		if exc != nil {
-			x = *exc
+		_, x, taken := at.Decide(&r, at.PSTATE{EL: 2, PAN: m.Doc.PSTATE.PAN}, op.Op, 0)
+		if !taken {
+			x = at.Exception{Kind: at.Undefined, TargetEL: 2, ESR: ge.Exception.ESR, Reason: "at vEL2", Op: op.Op, EL: 2}
 		}
 		return at.Result{PAR: m.VCPU.PE().PAR, Taken: true, Exception: x}, nil
 	case err != nil:

@@ -120,24 +120,41 @@ const (
 	DataAbort
 )
 
-// Exception is an exception taken instead of writing PAR_EL1.
+// Exception is an exception taken instead of writing PAR_EL1. Nothing in
+// it is formatted when it is taken (String does that), so that an AT that
+// traps or faults allocates nothing.
 type Exception struct {
 	Kind     ExceptionKind
 	TargetEL uint8
 	ESR      sysreg.ESR
 	FAR      uint64
-	HPFAR    sysreg.HPFAR // stage-2 faults only
-	Reason   string
+	// HPFAR is HPFAR_EL2 when HPFARValid: the faulting IPA of a stage-2
+	// Translation, Access flag or Address size fault, or of a Permission
+	// fault on a stage-1 walk (IPAValid in AArch64.ReportException). For
+	// every other exception taken to EL2 (a synchronous External abort,
+	// on a stage-2 walk too) the architecture leaves HPFAR_EL2 UNKNOWN.
+	HPFAR      sysreg.HPFAR
+	HPFARValid bool
+	// Reason names the rule that applied (a constant string).
+	Reason string
+	// Op and EL are the instruction and the Exception level it was
+	// executed at; Fault is the walk's fault of a DataAbort.
+	Op    Op
+	EL    uint8
+	Fault vmsa.Fault
 }
 
 func (e Exception) String() string {
 	switch e.Kind {
 	case Undefined:
-		return "UNDEFINED: " + e.Reason
+		if e.Reason == "" {
+			return fmt.Sprintf("UNDEFINED: AT %s at EL%d", e.Op, e.EL)
+		}
+		return fmt.Sprintf("UNDEFINED: AT %s at EL%d: %s", e.Op, e.EL, e.Reason)
 	case TrapEL2:
-		return fmt.Sprintf("trap to EL2 (ESR %#x): %s", uint64(e.ESR), e.Reason)
+		return fmt.Sprintf("trap to EL2 (ESR %#x): AT %s at EL%d with %s", uint64(e.ESR), e.Op, e.EL, e.Reason)
 	}
-	return fmt.Sprintf("data abort to EL%d (ESR %#x, FAR %#x): %s", e.TargetEL, uint64(e.ESR), e.FAR, e.Reason)
+	return fmt.Sprintf("data abort to EL%d (ESR %#x, FAR %#x): %s: %s", e.TargetEL, uint64(e.ESR), e.FAR, e.Reason, e.Fault)
 }
 
 // Result is the outcome of one AT instruction.
@@ -162,39 +179,55 @@ type plan struct {
 	regime  vmsa.Regime
 	stage12 bool
 	acc     vmsa.Access
+	// eaToEL2: a synchronous External abort on the walk is taken to EL2
+	// (executed at EL2, or at EL1 with HCR_EL2.TGE or TEA: AArch64.DataAbort).
+	eaToEL2 bool
 }
+
+// Reasons of the exceptions decide reports.
+const (
+	reasonEL      = "only EL1 and EL2 are modelled"
+	reasonPAN2    = "needs FEAT_PAN2 (ID_AA64MMFR1_EL1.PAN < 2)"
+	reasonATS1A   = "needs FEAT_ATS1A (ID_AA64ISAR2_EL1.ATS1A = 0)"
+	reasonAtEL1   = "" // the instruction's name and EL say it all
+	reasonUnknown = "unknown operation"
+	reasonAT      = "HCR_EL2.AT=1"
+	reasonNV      = "HCR_EL2.NV=1"
+	reasonWalkEA  = "synchronous external abort on translation table walk"
+	reasonS2AtEL1 = "stage 2 fault of AT executed at EL1"
+)
 
 // decide applies the instruction's execution rules (C5.4: "Executing AT
 // ..."): UNDEFINED and trapped cases, the regime from HCR_EL2.{E2H,TGE},
-// and whether stage 2 applies.
-func decide(r *vmsa.Regs, ps PSTATE, op Op, rt uint8) (plan, *Exception) {
+// and whether stage 2 applies. taken reports the exception x instead.
+func decide(r *vmsa.Regs, ps PSTATE, op Op, rt uint8) (p plan, x Exception, taken bool) {
 	hcr := r.HCR_EL2
-	undef := func(why string) (plan, *Exception) {
-		return plan{}, &Exception{Kind: Undefined, TargetEL: ps.EL, ESR: sysreg.ESR(1 << 25), Reason: why}
+	undef := func(why string) (plan, Exception, bool) {
+		return plan{}, Exception{Kind: Undefined, TargetEL: ps.EL, ESR: sysreg.ESR(1 << 25), Reason: why, Op: op, EL: ps.EL}, true
 	}
-	trap := func(why string) (plan, *Exception) {
+	trap := func(why string) (plan, Exception, bool) {
 		esr := uint64(sysreg.ECSysRegTrap)<<26 | 1<<25 | sysTrapISS(op, rt)
-		return plan{}, &Exception{Kind: TrapEL2, TargetEL: 2, ESR: sysreg.ESR(esr), Reason: why}
+		return plan{}, Exception{Kind: TrapEL2, TargetEL: 2, ESR: sysreg.ESR(esr), Reason: why, Op: op, EL: ps.EL}, true
 	}
 	if ps.EL != 1 && ps.EL != 2 {
-		return undef(fmt.Sprintf("AT %s at EL%d (only EL1 and EL2 are modelled)", op, ps.EL))
+		return undef(reasonEL)
 	}
 	if (op == S1E1RP || op == S1E1WP) && r.MMFR1.PAN() < 2 {
-		return undef(fmt.Sprintf("AT %s needs FEAT_PAN2 (ID_AA64MMFR1_EL1.PAN=%d)", op, r.MMFR1.PAN()))
+		return undef(reasonPAN2)
 	}
 	if (op == S1E1A || op == S1E2A) && r.ISAR2.ATS1A() == 0 {
-		return undef(fmt.Sprintf("AT %s needs FEAT_ATS1A (ID_AA64ISAR2_EL1.ATS1A=0)", op))
+		return undef(reasonATS1A)
 	}
 	host := hcr.E2H() && hcr.TGE() // ELIsInHost(EL0)
-	var p plan
 	p.acc = vmsa.Access{AT: true}
+	p.eaToEL2 = ps.EL == 2 || hcr.TGE() || hcr.TEA()
 	if op.Write() {
 		p.acc.Kind = vmsa.Write
 	}
 	switch op {
 	case S1E0R, S1E0W, S1E1R, S1E1W, S1E1RP, S1E1WP, S1E1A:
 		if ps.EL == 1 && hcr.AT() && r.MMFR2.NV() >= 1 {
-			return trap(fmt.Sprintf("AT %s at EL1 with HCR_EL2.AT=1", op))
+			return trap(reasonAT)
 		}
 		p.regime = vmsa.RegimeEL10
 		p.acc.EL = 1
@@ -211,9 +244,9 @@ func decide(r *vmsa.Regs, ps PSTATE, op Op, rt uint8) (plan, *Exception) {
 	case S1E2R, S1E2W, S1E2A:
 		if ps.EL == 1 {
 			if hcr.NV() && r.MMFR2.NV() >= 1 {
-				return trap(fmt.Sprintf("AT %s at EL1 with HCR_EL2.NV=1", op))
+				return trap(reasonNV)
 			}
-			return undef(fmt.Sprintf("AT %s at EL1", op))
+			return undef(reasonAtEL1)
 		}
 		p.regime = vmsa.RegimeEL2
 		if hcr.E2H() {
@@ -224,9 +257,9 @@ func decide(r *vmsa.Regs, ps PSTATE, op Op, rt uint8) (plan, *Exception) {
 	case S12E0R, S12E0W, S12E1R, S12E1W:
 		if ps.EL == 1 {
 			if hcr.NV() && r.MMFR2.NV() >= 1 {
-				return trap(fmt.Sprintf("AT %s at EL1 with HCR_EL2.NV=1", op))
+				return trap(reasonNV)
 			}
-			return undef(fmt.Sprintf("AT %s at EL1", op))
+			return undef(reasonAtEL1)
 		}
 		p.acc.EL = 1
 		if op == S12E0R || op == S12E0W {
@@ -243,9 +276,9 @@ func decide(r *vmsa.Regs, ps PSTATE, op Op, rt uint8) (plan, *Exception) {
 			p.stage12 = hcr.DC() || hcr.VM()
 		}
 	default:
-		return undef(fmt.Sprintf("unknown AT operation %d", op))
+		return undef(reasonUnknown)
 	}
-	return p, nil
+	return p, Exception{}, false
 }
 
 // Execute runs AT op on va with the given state and returns PAR_EL1 or
@@ -258,9 +291,9 @@ func Execute(w *vmsa.Walker, r *vmsa.Regs, ps PSTATE, op Op, va uint64, prevPAR 
 // ExecuteRt is Execute for the instruction AT <op>, X<rt>: rt goes into
 // the ISS of a trap to EL2.
 func ExecuteRt(w *vmsa.Walker, r *vmsa.Regs, ps PSTATE, op Op, va uint64, rt uint8, prevPAR sysreg.PAR) Result {
-	p, exc := decide(r, ps, op, rt)
-	if exc != nil {
-		return Result{PAR: prevPAR, Taken: true, Exception: *exc}
+	p, x, taken := decide(r, ps, op, rt)
+	if taken {
+		return Result{PAR: prevPAR, Taken: true, Exception: x}
 	}
 	t := w.Translate(r, p.regime, mem.VA(va), p.acc, vmsa.TranslateOptions{Stage1Only: !p.stage12})
 	return complete(ps, p, t, va, prevPAR)
@@ -276,11 +309,11 @@ func complete(ps PSTATE, p plan, t vmsa.Translation, va uint64, prevPAR sysreg.P
 		// "Synchronous faults generated by address translation
 		// instructions": an External abort on the walk is taken.
 		res.Taken = true
-		res.Exception = dataAbort(ps, f, va, "synchronous external abort on translation table walk")
+		res.Exception = dataAbort(ps, p, f, va, reasonWalkEA)
 	case f.IsFault() && f.Stage2 && ps.EL == 1:
 		// A stage-2 fault of an AT executed at EL1 is taken to EL2.
 		res.Taken = true
-		res.Exception = dataAbort(ps, f, va, "stage 2 fault of AT executed at EL1")
+		res.Exception = dataAbort(ps, p, f, va, reasonS2AtEL1)
 	case f.IsFault():
 		res.PAR = FaultPAR(f)
 	default:
@@ -292,12 +325,17 @@ func complete(ps PSTATE, p plan, t vmsa.Translation, va uint64, prevPAR sysreg.P
 	return res
 }
 
-// dataAbort builds the Data Abort an AT instruction takes: ISS.CM=1 and
-// WnR=1 for address translation instructions, the FSC of the fault,
-// S1PTW, FAR = the input address and HPFAR for stage-2 faults.
-func dataAbort(ps PSTATE, f vmsa.Fault, va uint64, why string) Exception {
+// dataAbort builds the Data Abort an AT instruction takes: to EL2 for a
+// stage-2 fault or, for a synchronous External abort, when p.eaToEL2
+// (AArch64.DataAbort's route_to_el2: HCR_EL2.TGE, or HCR_EL2.TEA for an
+// External abort); ISS.CM=1 and WnR=1 for address translation
+// instructions, the FSC of the fault, S1PTW; FAR = the input address;
+// HPFAR only where IPAValid holds (not for an External abort, on a
+// stage-2 walk either: AArch64.ReportException leaves it UNKNOWN).
+func dataAbort(ps PSTATE, p plan, f vmsa.Fault, va uint64, why string) Exception {
 	target := ps.EL
-	if f.Stage2 {
+	ea := f.Kind == vmsa.FaultSyncExternalOnWalk
+	if f.Stage2 || ea && p.eaToEL2 {
 		target = 2
 	}
 	ec := sysreg.ECDataAbortSame
@@ -308,12 +346,30 @@ func dataAbort(ps PSTATE, f vmsa.Fault, va uint64, why string) Exception {
 	if f.S1PTW {
 		iss |= 1 << 7
 	}
-	e := Exception{Kind: DataAbort, TargetEL: target, FAR: va, Reason: fmt.Sprintf("%s: %s", why, f),
+	e := Exception{Kind: DataAbort, TargetEL: target, FAR: va, Reason: why, EL: ps.EL, Fault: f,
 		ESR: sysreg.ESR(uint64(ec)<<26 | 1<<25 | iss)}
-	if f.Stage2 {
-		e.HPFAR = sysreg.HPFARFor(uint64(f.IPA))
+	if target == 2 && IPAValid(f) {
+		e.HPFAR, e.HPFARValid = sysreg.HPFARFor(uint64(f.IPA)), true
 	}
 	return e
+}
+
+// IPAValid is the pseudocode's IPAValid (AArch64.ReportException): whether
+// an exception taken to EL2 for fault f reports its IPA in HPFAR_EL2: a
+// stage-2 Translation, Access flag or Address size fault, or a stage-2
+// Permission fault on a stage-1 walk. For anything else (a synchronous
+// External abort, on a stage-2 walk too) HPFAR_EL2 is UNKNOWN.
+func IPAValid(f vmsa.Fault) bool {
+	if !f.Stage2 {
+		return false
+	}
+	switch f.Kind {
+	case vmsa.FaultTranslation, vmsa.FaultAccessFlag, vmsa.FaultAddressSize:
+		return true
+	case vmsa.FaultPermission:
+		return f.S1PTW
+	}
+	return false
 }
 
 // FaultPAR composes PAR_EL1 for a failed translation: F, FST, PTW, S and

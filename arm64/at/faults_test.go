@@ -608,7 +608,7 @@ func TestStage2FaultOnWalkFromEL1IsTaken(t *testing.T) {
 		t.Errorf("ESR_EL2 = %#x, want %#x", uint64(x.ESR), want)
 	}
 	// HPFAR_EL2.FIPA (bits [43:4]) = IPA[51:12] of the table; FAR = the VA.
-	if uint64(x.HPFAR) != (l2>>12)<<4 {
+	if uint64(x.HPFAR) != (l2>>12)<<4 || !x.HPFARValid {
 		t.Errorf("HPFAR_EL2 = %#x, want %#x", uint64(x.HPFAR), (l2>>12)<<4)
 	}
 	if x.FAR != stdVA {
@@ -704,6 +704,88 @@ func TestTrapISSEncodesInstruction(t *testing.T) {
 		esr := res.Exception.ESR
 		if esr.EC() != 0x18 || uint64(esr.ISS()) != c.want {
 			t.Errorf("%s X%d: ESR %#x (EC %#x ISS %#x), want EC 0x18 ISS %#x", c.op, c.rt, uint64(esr), esr.EC(), esr.ISS(), c.want)
+		}
+	}
+}
+
+// TestExternalAbortRouting: a synchronous External abort on the walk of an
+// AT executed at EL1 is taken to EL1 unless HCR_EL2.TEA (or TGE) routes it
+// to EL2 (AArch64.DataAbort: route_to_el2 = TGE or TEA for an External
+// abort, or a second-stage fault), where it is a Data Abort from a lower
+// EL (EC 0x24). HPFAR_EL2 is UNKNOWN for every External abort
+// (AArch64.ReportException writes it only when IPAValid), also for one on
+// the stage-2 walk of a stage-1 table, which goes to EL2 as a stage-2
+// fault.
+func TestExternalAbortRouting(t *testing.T) {
+	cases := []struct {
+		name   string
+		setup  func(e *env)
+		hcr    sysreg.HCR
+		target uint8
+		ec     uint8
+		fsc    uint64
+		s1ptw  bool
+	}{
+		{"S1 table outside RAM, TEA=0", chain(s1, word(l1, 0x8000_0000|dTable)), 0, 1, 0x25, fstSEA(2), false},
+		{"S1 table outside RAM, TEA=1", chain(s1, word(l1, 0x8000_0000|dTable)), sysreg.HCR_TEA, 2, 0x24, fstSEA(2), false},
+		{"S2 table outside RAM on the S1 walk", chain(s1, s2only, word(s2l1+8, 0x8000_0000|dTable)), 0, 2, 0x24, fstSEA(2), true},
+		{"S2 table outside RAM on the S1 walk, TEA=1", chain(s1, s2only, word(s2l1+8, 0x8000_0000|dTable)), sysreg.HCR_TEA, 2, 0x24, fstSEA(2), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			c.setup(e)
+			e.r.HCR_EL2 |= c.hcr
+			e.ps.EL = 1
+			res := at.Execute(&e.w, &e.r, e.ps, at.S1E1R, stdVA, 0x77)
+			x := res.Exception
+			if !res.Taken || x.Kind != at.DataAbort || x.TargetEL != c.target {
+				t.Fatalf("taken %v: %v to EL%d, want a Data Abort to EL%d", res.Taken, x.Kind, x.TargetEL, c.target)
+			}
+			want := uint64(c.ec)<<26 | 1<<25 | 1<<8 | 1<<6 | c.fsc
+			if c.s1ptw {
+				want |= 1 << 7
+			}
+			if uint64(x.ESR) != want || x.FAR != stdVA {
+				t.Errorf("ESR %#x FAR %#x, want %#x %#x", uint64(x.ESR), x.FAR, want, uint64(stdVA))
+			}
+			if x.HPFARValid || x.HPFAR != 0 {
+				t.Errorf("HPFAR_EL2 %#x (valid %v) for an External abort, want UNKNOWN", uint64(x.HPFAR), x.HPFARValid)
+			}
+		})
+	}
+}
+
+// TestTakenATAllocatesNothing: an AT that traps to EL2, is UNDEFINED or
+// takes a Data Abort allocates nothing (the exception's description is
+// formatted only by String).
+func TestTakenATAllocatesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.s1std()
+	trapped := e.r
+	trapped.HCR_EL2 |= sysreg.HCR_AT | sysreg.HCR_NV
+	abort := e.r
+	e.set(l1, 0x8000_0000|dTable)
+	for _, c := range []struct {
+		name string
+		r    *vmsa.Regs
+		op   at.Op
+		el   uint8
+		kind at.ExceptionKind
+	}{
+		{"trap", &trapped, at.S1E1R, 1, at.TrapEL2},
+		{"undefined", &abort, at.S12E1R, 1, at.Undefined},
+		{"external abort", &abort, at.S1E1R, 2, at.DataAbort},
+	} {
+		var res at.Result
+		n := testing.AllocsPerRun(100, func() {
+			res = at.ExecuteRt(&e.w, c.r, at.PSTATE{EL: c.el}, c.op, stdVA, 3, 0)
+		})
+		if !res.Taken || res.Exception.Kind != c.kind {
+			t.Fatalf("%s: %+v", c.name, res)
+		}
+		if n != 0 {
+			t.Errorf("%s: %v allocations per AT", c.name, n)
 		}
 	}
 }

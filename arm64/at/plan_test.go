@@ -31,10 +31,10 @@ func TestDecideComplete(t *testing.T) {
 			ps := at.PSTATE{EL: el, PAN: c.Q.PAN}
 			for _, op := range whole.Ops {
 				want := at.Execute(ww, &whole.Regs, ps, op.Op, op.VA, 0x800)
-				p, exc := at.Decide(&split.Regs, ps, op.Op, 0)
+				p, x, taken := at.Decide(&split.Regs, ps, op.Op, 0)
 				var got at.Result
-				if exc != nil {
-					got = at.Result{PAR: 0x800, Taken: true, Exception: *exc}
+				if taken {
+					got = at.Result{PAR: 0x800, Taken: true, Exception: x}
 				} else {
 					tr := ws.Translate(&split.Regs, p.Regime, mem.VA(op.VA), p.Access, vmsa.TranslateOptions{Stage1Only: true})
 					// With stage 2 enabled (vmsa.S2Enabled) the walk stops at the IPA.

@@ -17,6 +17,7 @@ package cpu
 import (
 	"fmt"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
@@ -475,16 +476,10 @@ func (pe *PE) takeAbort(f vmsa.Fault, fsc uint8, va mem.VA, acc vmsa.Access, siz
 // Permission fault of the access itself.
 func ipaValid(e *Exception) bool {
 	f := e.Fault
-	if (e.Kind != DataAbort && e.Kind != InstructionAbort) || e.External || !f.Stage2 {
+	if (e.Kind != DataAbort && e.Kind != InstructionAbort) || e.External {
 		return false
 	}
-	switch f.Kind {
-	case vmsa.FaultTranslation, vmsa.FaultAccessFlag, vmsa.FaultAddressSize:
-		return true
-	case vmsa.FaultPermission:
-		return f.S1PTW
-	}
-	return false
+	return at.IPAValid(f)
 }
 
 const hcrTEA sysreg.HCR = 1 << 37

@@ -337,6 +337,7 @@ const (
 	HCR_CD   HCR = 1 << 32
 	HCR_ID   HCR = 1 << 33
 	HCR_E2H  HCR = 1 << 34
+	HCR_TEA  HCR = 1 << 37
 	HCR_NV   HCR = 1 << 42
 	HCR_NV1  HCR = 1 << 43
 	HCR_AT   HCR = 1 << 44
@@ -370,6 +371,9 @@ func (r HCR) CD() bool { return r.Has(HCR_CD) }
 
 // ID disables stage-2 instruction cacheability.
 func (r HCR) ID() bool { return r.Has(HCR_ID) }
+
+// TEA routes synchronous External aborts from EL0 and EL1 to EL2 (FEAT_RAS).
+func (r HCR) TEA() bool { return r.Has(HCR_TEA) }
 
 // E2H enables the Virtualization Host Extensions.
 func (r HCR) E2H() bool { return r.Has(HCR_E2H) }

@@ -124,9 +124,12 @@ var ErrNoMemory = errors.New("kvm: no memory at the guest-physical address")
 
 // FaultFor runs the VM's stage-2 fault path (user_mem_abort) for gpa and
 // hands the mapping to in instead of the canonical tables: a nested shadow
-// fault resolved through the guest hypervisor's own memory. retry is true
-// when the mapping was installed or the fault must be taken again (a
-// memslot changed meanwhile).
+// fault resolved through the guest hypervisor's own memory. write is the
+// access's direction as the caller found it (for a stage-1 table walk a
+// read, unless it is the walk's hardware update of a descriptor): a write
+// to a read-only slot is ErrNoMemory, a read there is mapped read-only.
+// retry is true when the mapping was installed or the fault must be taken
+// again (a memslot changed meanwhile).
 func (v *VCPU) FaultFor(gpa mem.IPA, write bool, in Installer) (retry bool, err error) {
 	vm := v.vm
 	gen := vm.slotGen.Load()
@@ -210,6 +213,12 @@ func (h *Host) FreeVMID(v *vmid.VM) error { return h.vmids.Free(v) }
 // hint, s2pt.NoLevelHint when unknown) then TLBI VMALLE1IS, for vmid, on
 // every CPU.
 func (h *Host) TLBIIPA(v uint16, ipas []mem.IPA, level int) { h.tlbiIPA(v, ipas, level) }
+
+// TLBIRanges is a batch of stage-2 range invalidations for vmid on every
+// CPU, as the VM's own stage 2 gets them (s2pt.RangeInvalidator): TLBI
+// RIPAS2E1IS / RIPAS2LE1IS per range (IPAS2E1IS for one granule; TLBI
+// VMALLS12E1IS instead for a range too long), then TLBI VMALLE1IS.
+func (h *Host) TLBIRanges(v uint16, rs []s2pt.Range) { h.tlbiRanges(v, rs) }
 
 // LocalTLBIVMID is TLBI VMALLS12E1 (not broadcast) for vmid on physical
 // CPU cpu: what KVM does on vcpu_load when another vCPU ran the same

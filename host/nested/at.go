@@ -130,7 +130,7 @@ func (v *VCPU) emulateAT(op at.Op, rt uint8) error {
 	vr := v.virtualRegs()
 	ps := at.PSTATE{EL: 2, PAN: v.pe.SPSR[2]&spsrPAN != 0}
 	v.resetTrace()
-	res, p, how := v.translateAT(op, rt, &vr, ps, va, v.pe.PAR)
+	res, p, how := emulatedAT(v, v.atPath, &v.walker, op, rt, &vr, ps, va, v.pe.PAR)
 	if how.fast {
 		v.stats.ATFast++
 	} else {
@@ -150,19 +150,82 @@ func (v *VCPU) emulateAT(op at.Op, rt uint8) error {
 // atHow says how an AT was answered: by the fast path, on a shadow.
 type atHow struct{ fast, shadow bool }
 
-// translateAT computes the outcome of the guest hypervisor's AT op on va:
-// the fast path's if it has one the path keeps, else the software walk's.
-func (v *VCPU) translateAT(op at.Op, rt uint8, vr *vmsa.Regs, ps at.PSTATE, va uint64, prev sysreg.PAR) (at.Result, at.Plan, atHow) {
-	p, exc := at.Decide(vr, ps, op, rt)
-	if exc != nil {
-		return at.Result{PAR: prev, Taken: true, Exception: *exc}, p, atHow{}
+// atHardware is the hardware a hypervisor runs the fast path of an
+// emulated AT on: L0 the PE (VCPU), a guest hypervisor its own virtual EL2
+// (EL2VCPU, whose AT L0 emulates in turn).
+type atHardware interface {
+	// stage1AT executes the stage-1 form of op (stage1Op) for va on the
+	// hardware, with the registers of plan p's regime loaded from the
+	// view vr (PSTATE ps) and the stage 2 that holds its tables for the
+	// hardware: for the guest's EL1&0 regime the matching shadow (shadow
+	// is then set; the canonical stage 2 when the guest's stage 2 is
+	// off), for the guest hypervisor's own regime the registers as it
+	// runs with them. ok is false when it has no answer: no shadow holds
+	// the tables yet, the hardware would translate the regime another way
+	// than the view (sameOutputSize: checked before the instruction runs,
+	// whose walk may update descriptors), the instruction took an
+	// exception, or the hardware cannot take the view's PSTATE.
+	stage1AT(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint64) (par sysreg.PAR, shadow, ok bool)
+}
+
+// emulatedAT computes the outcome of AT op, X<rt> for va, executed by a
+// guest hypervisor whose view of its PE is vr (PSTATE ps, PAR_EL1 prev):
+// the architecture's rules decide what it means (at.Decide); then the fast
+// path's answer (hardware's stage1AT, kept as path says: fastKept) or the
+// software walk's (at.ExecuteRt with w, whose "physical" memory is the
+// guest hypervisor's IPA space). AT S12* take stage 1 from the fast path
+// and stage 2 from a software walk of the guest's stage 2 on the stage-1
+// result rebuilt from PAR_EL1 (its address; ATTR decoded as MAIR, SH),
+// combined by vmsa.Walker.ApplyStage2 and completed by at.Complete. Every
+// hypervisor level emulates AT with it.
+func emulatedAT(hw atHardware, path ATPath, w *vmsa.Walker, op at.Op, rt uint8, vr *vmsa.Regs, ps at.PSTATE, va uint64, prev sysreg.PAR) (at.Result, at.Plan, atHow) {
+	p, x, taken := at.Decide(vr, ps, op, rt)
+	if taken {
+		return at.Result{PAR: prev, Taken: true, Exception: x}, p, atHow{}
 	}
-	if v.atPath != ATSoftware {
-		if res, how, ok := v.atFast(op, p, vr, ps, va, prev); ok {
-			return res, p, how
+	if path != ATSoftware {
+		if par, shadow, ok := hw.stage1AT(op, p, vr, ps, va); ok && fastKept(path, par, vr) {
+			how := atHow{fast: true, shadow: shadow}
+			if par.F() || !p.Stage12 {
+				t := vmsa.Translation{Fault: faultOfPAR(par)}
+				return at.Result{PAR: par, Translation: t, Regime: p.Regime, Stage12: p.Stage12}, p, how
+			}
+			attrs := vmsa.DecodeMAIR(par.ATTR())
+			attrs.Shareability = uint8(par.SH())
+			t := vmsa.Translation{IPA: mem.IPA(par.PA() | va&0xfff), IPAOnly: true, Attrs: attrs, Level: -2}
+			if vmsa.S2Enabled(vr) {
+				if w.Trace != nil {
+					w.Trace.Steps = w.Trace.Steps[:0]
+				}
+				t = w.ApplyStage2(vr, t, p.Access)
+			} else {
+				t.OA, t.IPAOnly = mem.PA(t.IPA), false
+			}
+			return at.Complete(ps, p, t, va, prev), p, how
 		}
 	}
-	return at.ExecuteRt(&v.walker, vr, ps, op, va, rt, prev), p, atHow{}
+	return at.ExecuteRt(w, vr, ps, op, va, rt, prev), p, atHow{}
+}
+
+// fastKept reports whether the fast path's PAR_EL1 par is kept for the
+// view vr: never for an output beyond the view's PA size, for a stage-2
+// fault on a table walk (the shadow may simply not be populated yet, or
+// the guest's stage 2 faults: the software walk says which) or for a
+// synchronous External abort; with ATAuto, as KVM, only a success or a
+// stage-1 Permission or Access flag fault.
+func fastKept(path ATPath, par sysreg.PAR, vr *vmsa.Regs) bool {
+	viewPA, _ := sysreg.PASizeBits(vr.MMFR0.PARange())
+	switch {
+	case !par.F() && par.PA()>>viewPA != 0:
+		return false
+	case par.F() && par.S():
+		return false
+	case par.F() && path == ATAuto && !fscPermission(par.FST()) && !fscAccessFlag(par.FST()):
+		return false
+	case par.F() && par.FST()&0x38 == 0x10:
+		return false
+	}
+	return true
 }
 
 // stage1Op is the AT instruction the fast path executes at EL2 for op: the
@@ -184,12 +247,11 @@ func stage1Op(op at.Op) at.Op {
 	return op
 }
 
-// atFast is the fast path for a decided AT. ok is false when it has no
-// answer the vCPU's path keeps.
-func (v *VCPU) atFast(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint64, prev sysreg.PAR) (at.Result, atHow, bool) {
+// stage1AT implements atHardware on the PE at EL2. The PE's registers,
+// PAR_EL1 and PAN are restored afterwards.
+func (v *VCPU) stage1AT(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint64) (sysreg.PAR, bool, bool) {
 	pe := v.pe
-	own := p.Regime != vmsa.RegimeEL10
-	how := atHow{fast: true}
+	shadow := false
 	saved, savedPAR, savedPAN := pe.Regs, pe.PAR, pe.PAN
 	defer func() {
 		pe.Regs, pe.PAR, pe.PAN = saved, savedPAR, savedPAN
@@ -198,65 +260,37 @@ func (v *VCPU) atFast(op at.Op, p at.Plan, vr *vmsa.Regs, ps at.PSTATE, va uint6
 	vm := v.vm
 	vm.k.LockMMU()
 	defer vm.k.UnlockMMU()
-	if !own {
+	if p.Regime == vmsa.RegimeEL10 {
 		// The guest's EL1&0 regime: its registers, HCR_EL2 as for running
 		// it with the guest's DC, PTW and TGE (which, with E2H=0, turns
-		// both stages off), and the stage 2 that holds its
-		// tables for the hardware: the matching shadow, or with the
-		// guest's stage 2 off L0's stage 2 for L1 (L2 IPA = L1 IPA).
+		// both stages off), and the stage 2 that holds its tables for the
+		// hardware: the matching shadow, or with the guest's stage 2 off
+		// L0's stage 2 for L1 (L2 IPA = L1 IPA).
 		r := &pe.Regs
 		r.SCTLR_EL1, r.TCR_EL1, r.TTBR0_EL1, r.TTBR1_EL1, r.MAIR_EL1 = vr.SCTLR_EL1, vr.TCR_EL1, vr.TTBR0_EL1, vr.TTBR1_EL1, vr.MAIR_EL1
 		r.HCR_EL2 = kvm.GuestHCR | vr.HCR_EL2&(sysreg.HCR_DC|sysreg.HCR_PTW|sysreg.HCR_TGE)
-		if vr.HCR_EL2.VM() {
+		if stage2On(vr.HCR_EL2) {
 			g := v.guestRegs()
-			sh := vm.matchingShadow(&g)
+			sh := vm.pool.lookup(&g)
 			if sh == nil {
-				return at.Result{}, how, false
+				return 0, false, false
 			}
 			r.VTCR_EL2, r.VTTBR_EL2 = sh.s2.VTCR(), sh.s2.VTTBR()
-			how.shadow = true
+			shadow = true
 		} else {
 			vm.k.Stage2().ApplyRegs(r)
 		}
 	}
 	// Otherwise the PE's registers are the guest hypervisor's, as it runs.
 	if !sameOutputSize(&pe.Regs, vr) {
-		return at.Result{}, how, false
+		return 0, false, false
 	}
 	pe.PAN = ps.PAN
 	pe.RegsChanged()
 	if e := pe.AT(stage1Op(op), 0, mem.VA(va)); e.Taken() {
-		return at.Result{}, how, false // an External abort on the walk: the software walk reports it
+		return 0, false, false // an External abort on the walk: the software walk reports it
 	}
-	par := pe.PAR
-	viewPA, _ := sysreg.PASizeBits(vr.MMFR0.PARange())
-	switch {
-	case !par.F() && par.PA()>>viewPA != 0:
-		return at.Result{}, how, false // beyond the guest hypervisor's PA size
-	case par.F() && par.S():
-		return at.Result{}, how, false // a stage-2 fault on a table walk
-	case par.F() && v.atPath == ATAuto && !fscPermission(par.FST()) && par.FST()&0x3c != 0x08:
-		return at.Result{}, how, false // KVM keeps only stage-1 Permission and Access flag faults
-	case par.F() && par.FST()&0x38 == 0x10:
-		return at.Result{}, how, false // a synchronous External abort
-	case par.F() || !p.Stage12:
-		t := vmsa.Translation{Fault: faultOfPAR(par)}
-		res := at.Result{PAR: par, Translation: t, Regime: p.Regime, Stage12: p.Stage12}
-		return res, how, true
-	}
-	// AT S12*: stage 1 succeeded; stage 2 by a software walk of the guest's
-	// stage 2 on the stage-1 result rebuilt from PAR_EL1 (its output
-	// address, and its attributes: ATTR in the MAIR encoding, SH).
-	attrs := vmsa.DecodeMAIR(par.ATTR())
-	attrs.Shareability = uint8(par.SH())
-	t := vmsa.Translation{IPA: mem.IPA(par.PA() | va&0xfff), IPAOnly: true, Attrs: attrs, Level: -2}
-	if vmsa.S2Enabled(vr) {
-		v.resetTrace()
-		t = v.walker.ApplyStage2(vr, t, p.Access)
-	} else {
-		t.OA, t.IPAOnly = mem.PA(t.IPA), false
-	}
-	return at.Complete(ps, p, t, va, prev), how, true
+	return pe.PAR, shadow, true
 }
 
 // faultOfPAR is the kind and level of a stage-1 fault in PAR_EL1 (for
@@ -313,17 +347,6 @@ func sameOutputSize(hw, vr *vmsa.Regs) bool {
 	return !k64 || (hostPA == 52) == (viewPA == 52)
 }
 
-// matchingShadow returns the shadow that serves the guest state g, if it
-// holds tables. The MMU lock is held.
-func (vm *VM) matchingShadow(g *guestRegs) *shadowMMU {
-	for _, sh := range vm.shadows {
-		if sh.matches(g) {
-			return sh
-		}
-	}
-	return nil
-}
-
 // injectVEL2 makes the guest hypervisor take the exception x of one of its
 // instructions (the PE at EL2 handling its trap): the PE returns to it and
 // takes x as the hardware would take it at EL1 — which is vEL2: ESR_EL2,
@@ -344,7 +367,7 @@ func (v *VCPU) injectVEL2(x at.Exception) error {
 	}
 	v.pe.TakeException(&e)
 	v.hpfar = HPFARUnknown
-	if e.Kind == cpu.DataAbort && x.HPFAR != 0 {
+	if e.Kind == cpu.DataAbort && x.HPFARValid {
 		v.hpfar = uint64(x.HPFAR)
 	}
 	return &GuestException{Exception: e}
@@ -401,18 +424,30 @@ func (v *VCPU) walkAbortToL2(e cpu.Exception) (Exit, bool, error) {
 // is handling (a fetch, or a stage-1 walk, that reads L1 memory that does
 // not exist): the PE returns to L2 and takes the Data (or Instruction)
 // Abort to L2's EL1 — the hardware syndrome with fsc, S1PTW and ISV clear
-// (WnR and CM kept), the class for the same EL from EL1, FAR the VA.
+// (WnR and CM kept), the class for the same EL from EL1, FAR the VA — or,
+// when the guest hypervisor's HCR_EL2.TEA routes External aborts to its
+// EL2, it is injected into vEL2 instead.
 func (v *VCPU) externalAbortToL2(e cpu.Exception, fsc uint8, f vmsa.Fault) (Exit, bool, error) {
 	pe := v.pe
 	from := uint8(pe.SPSR[2] >> 2 & 3)
+	ec := uint64(e.ESR) >> 26
+	iss := uint64(e.ESR) & (1<<6 | 1<<8) // WnR, CM
+	if v.vHCR().TEA() {
+		// The guest hypervisor routes External aborts to its EL2
+		// (AArch64.DataAbort, AArch64.InstructionAbort): it takes this one
+		// from the lower EL, HPFAR_EL2 UNKNOWN.
+		v.stats.Forwarded++
+		if err := v.toVEL2(sysreg.ESR(ec<<26|1<<25|iss|uint64(fsc)), e.FAR, HPFARUnknown, 0x400, true); err != nil {
+			return Exit{}, false, err
+		}
+		return v.runGuestHypervisor()
+	}
 	if err := v.eret(); err != nil {
 		return Exit{}, false, err
 	}
-	ec := uint64(e.ESR) >> 26
 	if from == 1 {
 		ec |= 1 // the "same Exception level" class is one above
 	}
-	iss := uint64(e.ESR) & (1<<6 | 1<<8) // WnR, CM
 	x := cpu.Exception{Kind: e.Kind, TargetEL: 1, FAR: e.FAR, Fault: f,
 		ESR: sysreg.ESR(ec<<26 | 1<<25 | iss | uint64(fsc))}
 	pe.TakeException(&x)

@@ -169,19 +169,28 @@ func (r *atRig) enableOwnMMU(t testing.TB, c *qemu.Case) {
 // its registers, the ID registers it reads, PAR_EL1 now, PSTATE el/pan.
 func (r *atRig) atDoc(t testing.TB, c *qemu.Case, el, pan int, par uint64) []byte {
 	t.Helper()
+	return caseDoc(t, c, func(a uint64) uint64 { return r.word(t, a) }, r.nvm.IDRegs(), uint64(r.v.PE().Regs.ISAR2), el, pan, par, 0)
+}
+
+// caseDoc is the at-json document of case c as a guest hypervisor sees it:
+// the words of its memory now (word), the case's registers with HCR_EL2
+// ORed with hcr, the ID registers it reads (ids, isar2), PAR_EL1 par and
+// PSTATE el/pan.
+func caseDoc(t testing.TB, c *qemu.Case, word func(uint64) uint64, ids nested.IDRegs, isar2 uint64, el, pan int, par uint64, hcr sysreg.HCR) []byte {
+	t.Helper()
 	d := conform.Doc{RAM: []conform.DocRange{{Base: hexs(atCaseRAM.Base), Size: hexs(atCaseRAM.Size)}},
 		Mem: map[string]string{}, Regs: map[string]string{}, PSTATE: conform.DocPSTATE{EL: el, PAN: pan}}
 	for a := range c.Mem {
-		d.Mem[hexs(a)] = hexs(r.word(t, a))
+		d.Mem[hexs(a)] = hexs(word(a))
 	}
 	for n, x := range c.Regs {
 		d.Regs[n] = hexs(x)
 	}
-	ids := r.nvm.IDRegs()
+	d.Regs["HCR_EL2"] = hexs(c.Regs["HCR_EL2"] | uint64(hcr))
 	d.Regs["ID_AA64MMFR0_EL1"] = hexs(uint64(ids.MMFR0))
 	d.Regs["ID_AA64MMFR1_EL1"] = hexs(uint64(ids.MMFR1))
 	d.Regs["ID_AA64MMFR2_EL1"] = hexs(uint64(ids.MMFR2))
-	d.Regs["ID_AA64ISAR2_EL1"] = hexs(uint64(r.v.PE().Regs.ISAR2))
+	d.Regs["ID_AA64ISAR2_EL1"] = hexs(isar2)
 	d.Regs["PAR_EL1"] = hexs(par)
 	for _, op := range c.Ops {
 		d.Ops = append(d.Ops, conform.DocOp{Op: op.Name, VA: hexs(op.VA)})
@@ -197,6 +206,52 @@ func (r *atRig) atDoc(t testing.TB, c *qemu.Case, el, pan int, par uint64) []byt
 }
 
 func hexs(v uint64) string { return fmt.Sprintf("%#x", v) }
+
+// checkATs executes each operation of case q as an AT of the guest
+// hypervisor (who) on c, with PSTATE.PAN q.PAN on pe, and compares it with
+// the at-json results want (of doc): the same PAR_EL1, or the same
+// exception (ESR, and FAR for a Data Abort), after which taken (if not
+// nil) checks the rest and returns the guest hypervisor from its vector;
+// then the watched words (word) against the document's machine m.
+func checkATs(t *testing.T, ctx string, doc []byte, q *qemu.Case, want []at.Result, m *atjson.Machine, c nested.EL2, pe *cpu.PE,
+	word func(uint64) uint64, who string, taken func(i int, pc mem.VA, w at.Result)) {
+	t.Helper()
+	for i, op := range q.Ops {
+		o, _ := at.ParseOp(op.Name)
+		pe.PAN = q.PAN
+		pe.RegsChanged()
+		pc := pe.PC
+		_, err := c.AT(o, mem.VA(op.VA))
+		w := want[i]
+		var ge *nested.GuestException
+		switch {
+		case w.Taken && errors.As(err, &ge):
+			x := ge.Exception
+			if x.ESR != w.Exception.ESR || (w.Exception.Kind == at.DataAbort && uint64(x.FAR) != w.Exception.FAR) {
+				t.Fatalf("%s op %d AT %s %#x: %s takes ESR %#x FAR %#x, at-json %v\n%s", ctx, i, o, op.VA, who, uint64(x.ESR), uint64(x.FAR), w.Exception, doc)
+			}
+			if taken != nil {
+				taken(i, pc, w)
+			}
+		case err != nil || w.Taken:
+			t.Fatalf("%s op %d AT %s %#x: %v; at-json %v %v\n%s", ctx, i, o, op.VA, err, w.Taken, w.Exception, doc)
+		default:
+			got, err := c.MRS(cpu.PAR_EL1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != uint64(w.PAR) {
+				t.Fatalf("%s op %d AT %s %#x: %s reads PAR_EL1 %#x, at-json %#x (%v)\n%s", ctx, i, o, op.VA, who, got, uint64(w.PAR), w.Fault(), doc)
+			}
+		}
+	}
+	for _, a := range q.Watch {
+		want, _ := m.Mem.Read64(mem.PA(a))
+		if got := word(a); got != want {
+			t.Fatalf("%s: watched word %#x is %#x, at-json %#x\n%s", ctx, a, got, want, doc)
+		}
+	}
+}
 
 // runDoc runs an at-json document: each operation's result, and the
 // machine (for the watched words).
@@ -277,10 +332,9 @@ func runATCase(t *testing.T, c *conform.Case, cfg atConfig) (nested.Stats, int, 
 	r.setup(t, q, hcr.E2H())
 	ctx := fmt.Sprintf("case %s (%s) %v", c.ID, c.Kind, cfg)
 	el1Ops := 0
-	// L2 runs (at EL1, PSTATE.PAN=0) with the PE's HCR_EL2 for a guest,
-	// which does not fold in L1's DC and PTW: states with those are not
-	// run at EL1. TGE=1 makes a return to EL1 illegal.
-	if !hcr.TGE() && !hcr.DC() && !hcr.PTW() && r.sameHardware(q) {
+	// L2 runs at EL1 (PSTATE.PAN=0) with L1's DC, PTW, CD, ID and TEA
+	// folded into the PE's HCR_EL2. TGE=1 makes a return to EL1 illegal.
+	if !hcr.TGE() && r.sameHardware(q) {
 		el1Ops = r.runEL1(t, q, ctx)
 	}
 	pan := 0
@@ -294,38 +348,7 @@ func runATCase(t *testing.T, c *conform.Case, cfg atConfig) (nested.Stats, int, 
 	doc := r.atDoc(t, q, 2, pan, par)
 	want, m := runDoc(t, doc)
 	r.enableOwnMMU(t, q)
-	pe := v.PE()
-	for i, op := range q.Ops {
-		o, _ := at.ParseOp(op.Name)
-		pe.PAN = q.PAN
-		pe.RegsChanged()
-		_, err := v.AT(o, mem.VA(op.VA))
-		w := want[i]
-		var ge *nested.GuestException
-		switch {
-		case w.Taken && errors.As(err, &ge):
-			x := ge.Exception
-			if x.ESR != w.Exception.ESR || (w.Exception.Kind == at.DataAbort && uint64(x.FAR) != w.Exception.FAR) {
-				t.Fatalf("%s op %d AT %s %#x: L1 takes ESR %#x FAR %#x, at-json %v\n%s", ctx, i, o, op.VA, uint64(x.ESR), uint64(x.FAR), w.Exception, doc)
-			}
-		case err != nil || w.Taken:
-			t.Fatalf("%s op %d AT %s %#x: %v; at-json %v %v\n%s", ctx, i, o, op.VA, err, w.Taken, w.Exception, doc)
-		default:
-			got, err := v.MRS(cpu.PAR_EL1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != uint64(w.PAR) {
-				t.Fatalf("%s op %d AT %s %#x: L1 reads PAR_EL1 %#x, at-json %#x (%v)\n%s", ctx, i, o, op.VA, got, uint64(w.PAR), w.Fault(), doc)
-			}
-		}
-	}
-	for _, a := range q.Watch {
-		want, _ := m.Mem.Read64(mem.PA(a))
-		if got := r.word(t, a); got != want {
-			t.Fatalf("%s: watched word %#x is %#x, at-json %#x\n%s", ctx, a, got, want, doc)
-		}
-	}
+	checkATs(t, ctx, doc, q, want, m, v, v.PE(), func(a uint64) uint64 { return r.word(t, a) }, "L1", nil)
 	return v.Stats(), el1Ops, r.exits
 }
 
@@ -415,7 +438,11 @@ func (r *atRig) runEL1(t *testing.T, q *qemu.Case, ctx string) int {
 			far, _ := v.MRS(cpu.FAR_EL2)
 			hpfar, _ := v.MRS(cpu.HPFAR_EL2)
 			x := w.Exception
-			if !w.Taken || x.TargetEL != 2 || esr != uint64(x.ESR) || far != x.FAR || hpfar != uint64(x.HPFAR) {
+			wantHPFAR := uint64(x.HPFAR)
+			if !x.HPFARValid {
+				wantHPFAR = nested.HPFARUnknown
+			}
+			if !w.Taken || x.TargetEL != 2 || esr != uint64(x.ESR) || far != x.FAR || hpfar != wantHPFAR {
 				bad("L1 gets ESR_EL2 %#x FAR_EL2 %#x HPFAR_EL2 %#x", esr, far, hpfar)
 			}
 			enter()

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
-	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/host/memslot"
@@ -14,9 +13,9 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// shadowLeaf is one valid leaf of a shadow, as Check found it.
+// shadowLeaf is one valid leaf of a shadow, as a checker found it.
 type shadowLeaf struct {
-	sh    *shadowMMU
+	key   shadowKey
 	ipa   NestedIPA
 	size  uint64
 	pa    mem.PA
@@ -25,6 +24,108 @@ type shadowLeaf struct {
 	// ext are the reverse map's extents of the shadow sorted by L2 (nil
 	// when it is untracked).
 	ext []rnode
+}
+
+// leaves returns the valid leaves of the pool's shadows (with the extents
+// of the tracked ones), and the errors of the walks.
+func (p *shadowPool[X]) leaves() ([]shadowLeaf, []error) {
+	var out []shadowLeaf
+	var errs []error
+	for _, sh := range p.shadows {
+		if sh.s2 == nil {
+			continue
+		}
+		var ext []rnode
+		if p.rmap.tracked(sh.idx) {
+			ext = p.rmap.extents(sh.idx)
+		}
+		f := sh.s2.Layout().Format
+		err := sh.s2.Walk(0, mem.IPA(1)<<sh.ipaBits, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
+			k := c.Kind()
+			if k != desc.Block && k != desc.Page {
+				return nil
+			}
+			d := desc.S2(c.Old)
+			out = append(out, shadowLeaf{key: sh.shadowKey, ipa: NestedIPA(c.Addr), size: c.Size(),
+				pa: mem.PA(f.LeafOA(c.Old, c.Level)), perms: s2Perms(d), dev: d.MemAttr()>>2 == 0, ext: ext})
+			return nil
+		}), s2pt.VisitLeaf)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errs
+}
+
+// canonicalAt is how a checker reads the canonical stage 2 now: the output
+// of the guest hypervisor's IPA l1 and whether it may be written; why says
+// what is missing when nothing maps it.
+type canonicalAt func(l1 mem.IPA) (out mem.PA, writable bool, why string)
+
+// checkLeaves checks every leaf (checkLeaf), up to 32 violations.
+func checkLeaves(w *vmsa.Walker, ids IDRegs, leaves []shadowLeaf, canon canonicalAt, pg uint64, who string) []error {
+	var errs []error
+	for i := range leaves {
+		if err := checkLeaf(w, ids, &leaves[i], canon, pg, who); err != nil {
+			errs = append(errs, err)
+			if len(errs) > 32 {
+				break
+			}
+		}
+	}
+	return errs
+}
+
+// checkLeaf checks that the shadow leaf l equals the guest's stage 2
+// (walked over w now, with the registers the shadow was built from and
+// the ID registers ids) composed with the canonical stage 2 (canon), at
+// the leaf's first and last page of pg bytes: the same output, a size no
+// larger than the guest leaf, rights no wider than the guest's (per EL)
+// and the canonical mapping's, the guest's memory type, and, for a
+// tracked shadow, the reverse map's extents covering it with that L1
+// offset.
+func checkLeaf(w *vmsa.Walker, ids IDRegs, l *shadowLeaf, canon canonicalAt, pg uint64, who string) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("nested: %s (guest VMID %d) leaf L2 IPA %#x+%#x -> PA %#x: %s",
+			who, l.key.gvmid, uint64(l.ipa), l.size, uint64(l.pa), fmt.Sprintf(format, a...))
+	}
+	var g GuestS2
+	if l.key.guestVM {
+		gr := l.key.walkRegs(ids)
+		g = walkGuestS2(w, &gr, l.ipa, vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
+		if g.Fault.IsFault() {
+			return bad("the guest's stage 2 does not map it (%v)", g.Fault)
+		}
+		if l.size > g.Size || l.ipa < g.Base || uint64(l.ipa-g.Base)+l.size > g.Size {
+			return bad("larger than the guest's %#x-byte leaf at %#x", g.Size, uint64(g.Base))
+		}
+		if l.perms.R1 && !g.Perms.R1 || l.perms.W1 && !g.Perms.W1 || l.perms.X1 && !g.Perms.X1 || l.perms.X0 && !g.Perms.X0 {
+			return bad("rights %+v wider than the guest's %+v", l.perms, g.Perms)
+		}
+		if l.dev != g.Device {
+			return bad("memory type Device=%v, the guest's Device=%v", l.dev, g.Device)
+		}
+	} else {
+		g = GuestS2{L1: mem.IPA(l.ipa)}
+	}
+	if l.ext != nil {
+		if err := covered(l, g.L1); err != nil {
+			return bad("%v", err)
+		}
+	}
+	for _, off := range []uint64{0, l.size - min(pg, l.size)} {
+		l1 := g.L1 + mem.IPA(off)
+		out, writable, why := canon(l1)
+		switch {
+		case why != "":
+			return bad("L1 IPA %#x: %s", uint64(l1), why)
+		case l.pa+mem.PA(off) != out:
+			return bad("at +%#x the canonical stage 2 maps L1 IPA %#x to %#x", off, uint64(l1), uint64(out))
+		case l.perms.W1 && !writable:
+			return bad("writable over L1 IPA %#x, which the canonical stage 2 is not", uint64(l1))
+		}
+	}
+	return nil
 }
 
 // Check verifies the invariants of the VM's shadow stage 2 and returns
@@ -48,44 +149,27 @@ type shadowLeaf struct {
 // Call it when no vCPU runs and no host event is in flight (it reads the
 // tables, L1 memory and the TLBs one after the other).
 func (vm *VM) Check() error {
-	var leaves []shadowLeaf
-	var walkErr []error
 	vm.k.LockMMU()
-	for _, sh := range vm.shadows {
-		if sh.s2 == nil {
-			continue
-		}
-		var ext []rnode
-		if vm.rmap.tracked(sh.idx) {
-			ext = vm.rmap.extents(sh.idx)
-		}
-		f := sh.s2.Layout().Format
-		err := sh.s2.Walk(0, mem.IPA(1)<<sh.ipaBits, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
-			k := c.Kind()
-			if k != desc.Block && k != desc.Page {
-				return nil
-			}
-			d := desc.S2(c.Old)
-			leaves = append(leaves, shadowLeaf{sh: sh, ipa: NestedIPA(c.Addr), size: c.Size(),
-				pa: mem.PA(f.LeafOA(c.Old, c.Level)), perms: s2Perms(d), dev: d.MemAttr()>>2 == 0, ext: ext})
-			return nil
-		}), s2pt.VisitLeaf)
-		walkErr = append(walkErr, err)
-	}
-	tlbErrs := vm.checkTLBs()
-	rmapErrs := vm.rmap.check()
+	leaves, errs := vm.pool.leaves()
+	errs = append(errs, vm.checkTLBs()...)
+	errs = append(errs, vm.pool.rmap.check()...)
 	vm.k.UnlockMMU()
-	errs := append(walkErr, tlbErrs...)
-	errs = append(errs, rmapErrs...)
 	w := vmsa.Walker{Mem: guestMemory{vm.k}}
-	for i := range leaves {
-		if err := vm.checkLeaf(&w, &leaves[i]); err != nil {
-			errs = append(errs, err)
-			if len(errs) > 32 {
-				break
-			}
+	pg := vm.k.Host().PageSize()
+	canon := func(l1 mem.IPA) (mem.PA, bool, string) {
+		s := vm.k.Lookup(l1)
+		if s == nil {
+			return 0, false, "no memslot"
 		}
+		m, ok := vm.k.AddressSpace().Translate(s.HVAOf(l1))
+		if !ok {
+			return 0, false, fmt.Sprintf("no host page (HVA %#x)", uint64(s.HVAOf(l1)))
+		}
+		// The L1 IPA's offset in its host page: a guest granule smaller
+		// than the host page is shadowed with leaves inside host pages.
+		return m.PA&^mem.PA(pg-1) | mem.PA(uint64(l1)&(pg-1)), m.Writable && s.Flags&memslot.ReadOnly == 0, ""
 	}
+	errs = append(errs, checkLeaves(&w, vm.ids, leaves, canon, pg, "shadow")...)
 	return errors.Join(errs...)
 }
 
@@ -96,60 +180,6 @@ func s2Perms(d desc.S2) vmsa.Perms {
 	r, w, xn := d.S2AP()&1 != 0, d.S2AP()&2 != 0, d.XN()
 	x0, x1 := xn == 0b00 || xn == 0b01, xn == 0b00 || xn == 0b11
 	return vmsa.Perms{R0: r, W0: w, X0: x0, R1: r, W1: w, X1: x1}
-}
-
-func (vm *VM) checkLeaf(w *vmsa.Walker, l *shadowLeaf) error {
-	sh := l.sh
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("nested: shadow (guest VMID %d) leaf L2 IPA %#x+%#x -> PA %#x: %s",
-			sh.gvmid, uint64(l.ipa), l.size, uint64(l.pa), fmt.Sprintf(format, a...))
-	}
-	var g GuestS2
-	if sh.guestVM {
-		gr := guestRegs{vtcr: sh.vtcr, vttbr: sh.vttbr,
-			hcr: sysreg.HCR_VM | sh.ghcr, sctlr: sh.sctlr, id: vm.ids}
-		g = walkGuestS2(w, &gr, l.ipa, vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
-		if g.Fault.IsFault() {
-			return bad("the guest's stage 2 does not map it (%v)", g.Fault)
-		}
-		if l.size > g.Size || l.ipa < g.Base || uint64(l.ipa-g.Base)+l.size > g.Size {
-			return bad("larger than the guest's %#x-byte leaf at %#x", g.Size, uint64(g.Base))
-		}
-		if l.perms.R1 && !g.Perms.R1 || l.perms.W1 && !g.Perms.W1 || l.perms.X1 && !g.Perms.X1 || l.perms.X0 && !g.Perms.X0 {
-			return bad("rights %+v wider than the guest's %+v", l.perms, g.Perms)
-		}
-		if l.dev != g.Device {
-			return bad("memory type Device=%v, the guest's Device=%v", l.dev, g.Device)
-		}
-	} else {
-		g = GuestS2{L1: mem.IPA(l.ipa)}
-	}
-	if l.ext != nil {
-		if err := covered(l, g.L1); err != nil {
-			return bad("%v", err)
-		}
-	}
-	pg := vm.k.Host().PageSize()
-	for _, off := range []uint64{0, l.size - min(pg, l.size)} {
-		l1 := g.L1 + mem.IPA(off)
-		s := vm.k.Lookup(l1)
-		if s == nil {
-			return bad("L1 IPA %#x has no memslot", uint64(l1))
-		}
-		m, ok := vm.k.AddressSpace().Translate(s.HVAOf(l1))
-		if !ok {
-			return bad("L1 IPA %#x has no host page (HVA %#x)", uint64(l1), uint64(s.HVAOf(l1)))
-		}
-		// The L1 IPA's offset in its host page: a guest granule smaller
-		// than the host page is shadowed with leaves inside host pages.
-		if want := m.PA&^mem.PA(pg-1) | mem.PA(uint64(l1)&(pg-1)); l.pa+mem.PA(off) != want {
-			return bad("at +%#x the host page of L1 IPA %#x is %#x", off, uint64(l1), uint64(want))
-		}
-		if l.perms.W1 && (!m.Writable || s.Flags&memslot.ReadOnly != 0) {
-			return bad("writable over a host page (L1 IPA %#x) that is not", uint64(l1))
-		}
-	}
-	return nil
 }
 
 // covered checks that the extents cover the leaf l, whose first byte
@@ -176,8 +206,8 @@ func covered(l *shadowLeaf, l1 mem.IPA) error {
 func (vm *VM) checkTLBs() []error {
 	h := vm.k.Host()
 	var errs []error
-	for _, sh := range vm.shadows {
-		id := h.VMIDOf(&sh.vmid)
+	for _, sh := range vm.pool.shadows {
+		id := h.VMIDOf(&sh.x.vmid)
 		if sh.s2 == nil {
 			if id == 0 {
 				continue

@@ -3,6 +3,7 @@ package nested
 import (
 	"fmt"
 
+	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
@@ -34,6 +35,44 @@ func vel2Traps(m Mode, e2h bool) sysreg.HCR {
 		}
 	}
 	return h
+}
+
+// foldedControls are the controls of a guest hypervisor's HCR_EL2 over its
+// guest's translation that a hypervisor folds into the real HCR_EL2 while
+// that guest runs, besides the trap controls: DC (the guest's stage 1 off
+// with Normal Write-Back memory, its stage 2 on: the shadow is keyed as
+// such, stage2On), PTW (a stage-1 walk to stage-2 Device memory faults:
+// the shadow is Device where the guest's stage 2 is, and the fault is the
+// guest hypervisor's, walkFaulted), CD and ID (the stage 2 in use makes
+// data and instruction accesses Non-cacheable: the guest hypervisor's
+// stage 2 is part of the shadow, the host's is Write-Back), and TEA
+// (synchronous External aborts routed to EL2: forwarded to the guest
+// hypervisor). Not FWB: the shadow's MemAttr is written in the FWB=0
+// encoding (host/s2pt), which FWB would read otherwise; the guest's FWB
+// decides the shadow's memory type instead (walkGuestS2). Not TGE: it is
+// the guest hypervisor's own EL0 regime, not a control over a guest.
+const foldedControls = sysreg.HCR_DC | sysreg.HCR_PTW | sysreg.HCR_CD | sysreg.HCR_ID | sysreg.HCR_TEA
+
+// nestedHCR is the real HCR_EL2 while a guest hypervisor's guest runs:
+// the hypervisor's controls for any guest (base), its own trap controls for
+// a nested guest, the guest hypervisor's effective trap controls (vhcr,
+// with its ID registers ids) and its folded controls.
+func nestedHCR(base, vhcr sysreg.HCR, ids *IDRegs) sysreg.HCR {
+	return base | l2OwnTraps | effectiveControls(vhcr, ids) | vhcr&foldedControls
+}
+
+// tgeReturn is the PSTATE a guest hypervisor returns to from its virtual
+// EL2 with its HCR_EL2.TGE=1 and spsr naming EL1 or EL0 (cur: its own
+// PSTATE as the real EL2 recorded it when its ERET trapped): a return to
+// EL1 is illegal (IllegalExceptionReturn: EL and SP unchanged, PSTATE.IL
+// set, the rest from spsr); one to EL0 is to its own EL0, in its own
+// regime, without a guest.
+func tgeReturn(spsr, cur uint64) uint64 {
+	const spsrIL = 1 << 20
+	if spsr>>2&3 == 1 {
+		return spsr&^0x1f | cur&0xf | spsrIL
+	}
+	return spsr
 }
 
 // composeLeaf composes a guest stage-2 leaf g (for the nested IPA ipa) with
@@ -112,24 +151,55 @@ func recycle(n int, next *int, free func(i int) bool) (int, bool) {
 	return 0, false
 }
 
-// faultAccess is the access a stage-2 abort with syndrome esr was for: on
-// a stage-1 table walk a read of the table (for a fetch too), or, for a
-// Permission fault there, the walk's hardware update of the Access flag or
-// dirty state, a write (AArch64.S1Walk's descriptor update); otherwise a
-// fetch, a write (WnR, not a cache maintenance or AT: CM), else a read; at
-// EL el.
-func faultAccess(fetch bool, esr sysreg.ESR, el uint8) vmsa.Access {
-	acc := vmsa.Access{Kind: vmsa.Read, EL: el}
+// faultAccess is the access a stage-2 abort with syndrome esr was for, at
+// EL el: on a stage-1 table walk (S1PTW) a read of the table, or the
+// walk's hardware update of an Access flag or dirty state, a write at
+// stage 2 (AArch64.S1Walk's descriptor update); WnR says which
+// (AArch64.FaultSyndrome reports the fault record's write), except on the
+// walk of a fetch (an Instruction Abort has no WnR) or of an AT (CM=1, WnR
+// always 1), where only a Permission fault can be the update: recheck then
+// asks the caller to check the read first. Otherwise a fetch, a write
+// (WnR, not a cache maintenance or AT: CM), else a read.
+func faultAccess(fetch bool, esr sysreg.ESR, el uint8) (acc vmsa.Access, recheck bool) {
+	acc = vmsa.Access{Kind: vmsa.Read, EL: el}
 	switch {
-	case esr.S1PTW() && esr.FSC()&0x3c == 0x0c:
-		acc.Kind = vmsa.Write
+	case esr.S1PTW() && (fetch || esr.CM()):
+		if fscPermission(esr.FSC()) {
+			acc.Kind, recheck = vmsa.Write, true
+		}
 	case esr.S1PTW():
+		if esr.WnR() {
+			acc.Kind = vmsa.Write
+		}
 	case fetch:
 		acc.Kind = vmsa.Fetch
 	case esr.WnR() && !esr.CM():
 		acc.Kind = vmsa.Write
 	}
-	return acc
+	return acc, recheck
+}
+
+// walkFaulted walks the guest stage 2 (registers g, over w) for the
+// nested IPA of a shadow abort with syndrome esr, for the access it was
+// for (faultAccess): where the syndrome leaves a walk's read and its
+// update apart, the read first (a fault there is the one to report),
+// then the write. It returns the walk and the access.
+func walkFaulted(w *vmsa.Walker, g *guestRegs, ipa NestedIPA, fetch bool, esr sysreg.ESR, el uint8) (GuestS2, vmsa.Access) {
+	acc, recheck := faultAccess(fetch, esr, el)
+	if recheck {
+		rd := acc
+		rd.Kind = vmsa.Read
+		if gs := walkGuestS2(w, g, ipa, rd); gs.Fault.IsFault() {
+			return gs, rd
+		}
+	}
+	gs := walkGuestS2(w, g, ipa, acc)
+	if !gs.Fault.IsFault() && esr.S1PTW() && g.hcr.PTW() && gs.Device {
+		// A stage-1 walk to the guest's stage-2 Device memory with its
+		// HCR_EL2.PTW (AArch64.S2CheckPermissions).
+		gs.Fault = vmsa.Fault{Kind: vmsa.FaultPermission, Level: gs.Level, Stage2: true, S1PTW: true, IPA: mem.IPA(ipa)}
+	}
+	return gs, acc
 }
 
 // stage2Off is the guest leaf for ipa when the guest hypervisor's stage 2
@@ -154,15 +224,16 @@ func guestLevelSW(g *GuestS2) uint8 {
 // of its stage 2 on the nested IPA ipa, from the abort esr the hardware
 // took on the shadow: the same syndrome with its fault status code
 // replaced by the guest walk's (kind and guest level), and HPFAR_EL2 the
-// IPA except where the architecture leaves it UNKNOWN, a Permission fault
-// not on a stage-1 walk (AArch64.ReportException's IPAValid).
+// IPA except where the architecture leaves it UNKNOWN: a Permission fault
+// not on a stage-1 walk, a synchronous External abort on the walk
+// (AArch64.ReportException's IPAValid).
 func forwardedAbort(esr sysreg.ESR, f vmsa.Fault, ipa NestedIPA) (sysreg.ESR, uint64) {
 	out := sysreg.ESR(uint64(esr)&^0x3f | uint64(f.FSC()))
-	hpfar := uint64(sysreg.HPFARFor(uint64(ipa)))
-	if f.Kind == vmsa.FaultPermission && !esr.S1PTW() {
-		hpfar = HPFARUnknown
+	f.Stage2, f.S1PTW = true, esr.S1PTW()
+	if !at.IPAValid(f) {
+		return out, HPFARUnknown
 	}
-	return out, hpfar
+	return out, uint64(sysreg.HPFARFor(uint64(ipa)))
 }
 
 // hpfarValid reports whether HPFAR_EL2 holds the faulting IPA of a stage-2

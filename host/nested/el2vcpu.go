@@ -5,10 +5,11 @@ import (
 	"fmt"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
-	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
+	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/host/s2pt"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -51,8 +52,11 @@ type Platform interface {
 	// VTTBR and VTCR are the VM's VTTBR_EL2 (root and VMID) and VTCR_EL2.
 	VTTBR() uint64
 	VTCR() sysreg.VTCR
-	// SetVTTBR writes VTTBR_EL2 (the platform knows what it last wrote).
-	SetVTTBR(v uint64) error
+	// SetStage2 loads a stage 2 into VTTBR_EL2 and VTCR_EL2 (the platform
+	// knows what it last wrote, and its own TLB maintenance loads the
+	// stage 2 it invalidates: a range TLBI's BaseADDR units follow the
+	// VTCR_EL2.DS in effect).
+	SetStage2(vttbr uint64, vtcr sysreg.VTCR) error
 }
 
 // EL2Config describes how a hypervisor runs a guest hypervisor.
@@ -71,6 +75,16 @@ type EL2Config struct {
 	// ShadowVMIDs are the VMIDs the hypervisor gives its shadow stage 2s,
 	// one per shadow (nil: 0x100 and 0x101).
 	ShadowVMIDs []uint16
+	// Bus is the device model of the hypervisor's VMM for the VM: the MMIO
+	// accesses of the guest hypervisor and of its guests that reach its
+	// IPAs without memory (nil: such an access is an error matching
+	// ErrNoDevice).
+	Bus mmio.Bus
+	// NoReverseMap and ReverseMapExtents are Config's: without the map a
+	// change of the hypervisor's stage 2 for the VM empties or
+	// write-protects every shadow whole (as mainline KVM).
+	NoReverseMap      bool
+	ReverseMapExtents int
 }
 
 // EL2Stats count an EL2VCPU's work: the exceptions taken to the hypervisor
@@ -84,6 +98,9 @@ type EL2Stats struct {
 	// hypervisor's shadow: Installed put an entry there, Forwarded went to
 	// the guest hypervisor (its stage 2 faulted).
 	ShadowFaults, Installed, Forwarded uint64
+	// ATFast and ATSoftware count the guest hypervisor's AT instructions
+	// answered by the fast path and by the software walk (at.go).
+	ATFast, ATSoftware uint64
 	// GuestTraps are traps of the nested guest taken to the hypervisor;
 	// ForwardedTraps of these went on to the guest hypervisor.
 	GuestTraps, ForwardedTraps uint64
@@ -123,30 +140,64 @@ type EL2VCPU struct {
 	gprs     [31]uint64
 	hpfar    uint64 // the guest hypervisor's HPFAR_EL2
 	vncrSoft [512]uint64
+	// susp is the world Suspend saved, for Resume.
+	susp el2Suspended
 
-	shadows []*el2Shadow
-	next    int
-	cur     *el2Shadow
+	pool shadowPool[l1Shadow]
+	cur  *shadow[l1Shadow]
 
 	walker vmsa.Walker // over the guest hypervisor's memory
 	oracle trapOracle
+	atPath ATPath
 	stats  EL2Stats
 }
 
-// el2Shadow is a shadow stage 2 in the hypervisor's memory, keyed as
-// shadowMMU is.
-type el2Shadow struct {
-	s2      *s2pt.VM
-	cache   *s2pt.Cache
-	vmid    uint16
-	guestVM bool
-	gvmid   uint16
-	vttbr   sysreg.VTTBR
-	vtcr    sysreg.VTCR
-	sctlr   sysreg.SCTLR
-	ghcr    sysreg.HCR // walkHCR of the guest's HCR_EL2, captured
-	ipaBits uint
-	refs    int
+// l1Shadow is what a guest hypervisor keeps per shadow: the table-page
+// cache it fills it from and the VMID it gives it.
+type l1Shadow struct {
+	cache *s2pt.Cache
+	vmid  uint16
+}
+
+// l1Level is the EL2VCPU's shadowLevel: tables in the hypervisor's memory
+// from its platform, invalidated with its own TLBIs (which trap to L0).
+type l1Level struct{ e *EL2VCPU }
+
+func (l l1Level) layout(g *guestRegs) s2pt.Config {
+	e := l.e
+	hostMax, _ := sysreg.PASizeBits(e.own.MMFR0.PARange())
+	hostMax = min(hostMax, 48)
+	ipaBits := guestIPABits(e.p.VTCR())
+	gran := sysreg.Granule4K
+	if stage2On(g.hcr) {
+		ipaBits = min(max(guestIPABits(g.vtcr), 32), hostMax)
+		if gg := granuleOf(g); gg.Bits() < gran.Bits() && e.own.MMFR0.GranuleSupported(gg, true) {
+			gran = gg
+		}
+	}
+	return s2pt.Config{IPABits: ipaBits, Granule: gran, MMFR0: e.own.MMFR0, MMFR1: e.own.MMFR1}
+}
+
+func (l l1Level) build(sh *shadow[l1Shadow], cfg s2pt.Config) (*s2pt.VM, error) {
+	s2, cache, err := l.e.p.NewStage2(cfg, sh.x.vmid)
+	sh.x.cache = cache
+	return s2, err
+}
+
+func (l l1Level) destroyed(sh *shadow[l1Shadow]) error {
+	c := sh.x.cache
+	sh.x.cache = nil
+	if c == nil {
+		return nil
+	}
+	return c.Release()
+}
+
+// invalidate is TLBI VMALLS12E1IS with VTTBR_EL2 naming the shadow: the
+// pool calls it only to age shadow entries, which a guest hypervisor's
+// platform never does (errors are the next instruction's).
+func (l l1Level) invalidate(sh *shadow[l1Shadow], _ NestedIPA, _ uint64) {
+	_ = l.e.tlbiWith(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid)), sh.s2.VTCR(), tlb.OpVMALLS12E1.IS(), 0)
 }
 
 // NewEL2VCPU makes the engine for a guest hypervisor that the hypervisor
@@ -181,9 +232,13 @@ func NewEL2VCPU(c EL2, p Platform, cfg EL2Config) (*EL2VCPU, error) {
 	host := vmsa.Regs{MMFR0: e.own.MMFR0, MMFR1: e.own.MMFR1, MMFR2: e.own.MMFR2}
 	e.ids = sanitizeIDs(&host, guestIPABits(p.VTCR()))
 	e.ids.MMFR2 = sysreg.MMFR2(setField(uint64(e.ids.MMFR2), 24, 0)) // no FEAT_NV: no L4
+	if cfg.ReverseMapExtents < 0 || cfg.ReverseMapExtents > rmapMaxExtents {
+		return nil, fmt.Errorf("nested: reverse map of %d extents: want 0..%d", cfg.ReverseMapExtents, rmapMaxExtents)
+	}
 	e.walker.Mem = guestHypMemory{e: e}
-	for _, id := range cfg.ShadowVMIDs {
-		e.shadows = append(e.shadows, &el2Shadow{vmid: id})
+	e.pool.init(l1Level{e}, len(cfg.ShadowVMIDs), !cfg.NoReverseMap, cfg.ReverseMapExtents)
+	for i, id := range cfg.ShadowVMIDs {
+		e.pool.shadows[i].x.vmid = id
 	}
 	return e, nil
 }
@@ -284,6 +339,76 @@ func (e *EL2VCPU) baseHCR() sysreg.HCR {
 // vel2HCR is the hypervisor's HCR_EL2 while the guest hypervisor runs.
 func (e *EL2VCPU) vel2HCR() sysreg.HCR { return e.baseHCR() | vel2Traps(e.cfg.Mode, true) }
 
+// el2Suspended is the state of the world an interrupt took the hypervisor
+// out of (Suspend).
+type el2Suspended struct {
+	valid    bool
+	pc, spsr uint64
+	el1      [len(el1Regs)]uint64
+	gprs     [31]uint64
+	hasGPRs  bool
+}
+
+// Suspend saves the world this vCPU ran when an interrupt took the
+// hypervisor out of it (the guest hypervisor at its virtual EL2, or its
+// guest): its PC and PSTATE (ELR_EL2, SPSR_EL2), its EL1 registers and,
+// when the hypervisor's EL2 gives them (GPRFrame), its general-purpose
+// registers. The hypervisor may then run other VMs; Resume returns to it.
+func (e *EL2VCPU) Suspend() error {
+	r := &regs{c: e.c}
+	s := el2Suspended{pc: r.get(cpu.ELR_EL2), spsr: r.get(cpu.SPSR_EL2)}
+	for i, reg := range el1Regs {
+		s.el1[i] = r.get(e.guestEL1(reg))
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if f, ok := e.c.(GPRFrame); ok && f.GuestGPRs() != nil {
+		s.gprs, s.hasGPRs = *f.GuestGPRs(), true
+	}
+	s.valid = true
+	e.susp = s
+	return nil
+}
+
+// Suspended reports whether Resume has a world to enter.
+func (e *EL2VCPU) Suspended() bool { return e.susp.valid }
+
+// Resume enters the world Suspend saved: the hypervisor's controls and
+// stage 2 for it (for the nested guest the shadow it ran on, for the guest
+// hypervisor its stage 2 for the VM), VNCR_EL2 with NV2, its EL1 and
+// general-purpose registers, PC and PSTATE, then ERET.
+func (e *EL2VCPU) Resume() error {
+	s := &e.susp
+	if !s.valid {
+		return errors.New("nested: no suspended world to resume")
+	}
+	s.valid = false
+	r := &regs{c: e.c}
+	if e.cfg.Mode == ModeNV2 {
+		r.set(cpu.VNCR_EL2, uint64(e.cfg.VNCR))
+	}
+	for i, reg := range el1Regs {
+		r.set(e.guestEL1(reg), s.el1[i])
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if s.hasGPRs {
+		if f, ok := e.c.(GPRFrame); ok && f.GuestGPRs() != nil {
+			*f.GuestGPRs() = s.gprs
+		}
+	}
+	if !e.inGuest {
+		return e.toVEL2(mem.VA(s.pc), s.spsr)
+	}
+	g, err := e.guestRegs()
+	if err != nil {
+		return err
+	}
+	return e.toGuest(&g, mem.VA(s.pc), s.spsr)
+}
+
 // Enter enters the guest hypervisor at its virtual EL2 for the first time,
 // at pc with its MMU off and HCR_EL2 = RW, E2H: the hypervisor's controls
 // for it, its stage 2 for the VM, VNCR_EL2 (NV2), then ERET.
@@ -309,13 +434,12 @@ func (e *EL2VCPU) Enter(pc mem.VA) error {
 func (e *EL2VCPU) toVEL2(pc mem.VA, spsr uint64) error {
 	r := &regs{c: e.c}
 	r.set(cpu.HCR_EL2, uint64(e.vel2HCR()))
-	r.set(cpu.VTCR_EL2, uint64(e.p.VTCR()))
 	r.set(cpu.ELR_EL2, uint64(pc))
 	r.set(cpu.SPSR_EL2, spsr)
 	if r.err != nil {
 		return r.err
 	}
-	if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
+	if err := e.p.SetStage2(e.p.VTTBR(), e.p.VTCR()); err != nil {
 		return err
 	}
 	return e.c.ERET()
@@ -364,12 +488,29 @@ func (e *EL2VCPU) skip() error {
 	if err := e.c.MSR(cpu.ELR_EL2, elr+4); err != nil {
 		return err
 	}
-	if !e.inGuest {
-		if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
-			return err
-		}
+	return e.resume()
+}
+
+// resume returns to the world that took the exception, with its stage 2
+// in VTTBR_EL2 and VTCR_EL2 (the hypervisor's own stage-2 maintenance
+// while it handled the exception may have set another): the shadow for
+// the guest's guest, the hypervisor's stage 2 for the VM for the guest
+// hypervisor.
+func (e *EL2VCPU) resume() error {
+	if err := e.p.SetStage2(e.worldStage2()); err != nil {
+		return err
 	}
 	return e.c.ERET()
+}
+
+// worldStage2 is the stage 2 of the world that runs (or ran): the shadow
+// for the guest's guest, the hypervisor's stage 2 for the VM for the guest
+// hypervisor.
+func (e *EL2VCPU) worldStage2() (vttbr uint64, vtcr sysreg.VTCR) {
+	if e.inGuest {
+		return uint64(e.cur.s2.VTTBR().WithVMID(e.cur.x.vmid)), e.cur.s2.VTCR()
+	}
+	return e.p.VTTBR(), e.p.VTCR()
 }
 
 // vel2Trap emulates a trapped instruction of the guest hypervisor.
@@ -414,7 +555,11 @@ func (e *EL2VCPU) vel2Trap(esr sysreg.ESR) error {
 		}
 	case t.op0 == 1 && t.crn == 7:
 		e.stats.ATTraps++
-		return fmt.Errorf("%w: AT from the guest hypervisor's virtual EL2 is not emulated", ErrUnhandled)
+		op, ok := atOpFromSys(t.op0, t.op1, t.crn, t.crm, t.op2)
+		if !ok {
+			return fmt.Errorf("%w: the guest hypervisor's AT op1=%d CRm=%d op2=%d", ErrUnhandled, t.op1, t.crm, t.op2)
+		}
+		return e.emulateAT(op, t.rt, xt())
 	default:
 		return fmt.Errorf("%w: the guest hypervisor's trap ESR %#x", ErrUnhandled, uint64(esr))
 	}
@@ -478,6 +623,26 @@ func (e *EL2VCPU) emulateERET() error {
 	case 3:
 		return fmt.Errorf("%w: the guest hypervisor's ERET to EL3 (SPSR_EL2 %#x)", ErrUnhandled, spsr)
 	}
+	h, err := e.guestHCR()
+	if err != nil {
+		return err
+	}
+	if h.TGE() {
+		// No guest below a guest hypervisor with TGE (E2H reads 1): a
+		// return to EL1 is illegal, one to EL0 is to its own EL0 (its
+		// EL2&0 regime), in its virtual EL2's world (tgeReturn).
+		cur, err := e.c.MRS(cpu.SPSR_EL2)
+		if err != nil {
+			return err
+		}
+		if err := e.c.MSR(cpu.ELR_EL2, elr); err != nil {
+			return err
+		}
+		if err := e.c.MSR(cpu.SPSR_EL2, tgeReturn(spsr, cur)); err != nil {
+			return err
+		}
+		return e.resume()
+	}
 	return e.enterGuest(mem.VA(elr), spsr)
 }
 
@@ -514,22 +679,31 @@ func (e *EL2VCPU) enterGuest(pc mem.VA, spsr uint64) error {
 	if err != nil {
 		return err
 	}
-	sh, err := e.acquire(&g)
+	sh, _, err := e.pool.acquire(&g)
 	if err != nil {
 		return err
 	}
 	e.cur = sh
-	r.set(cpu.HCR_EL2, uint64(e.baseHCR()|l2OwnTraps|effectiveControls(g.hcr, &e.ids)))
-	r.set(cpu.VTCR_EL2, uint64(sh.s2.VTCR()))
+	e.stats.Entries++
+	return e.toGuest(&g, pc, spsr)
+}
+
+// toGuest returns to the guest's guest on the shadow e.cur: the
+// hypervisor's HCR_EL2 = its controls for any guest, its own TID3 and the
+// guest hypervisor's trap controls (registers g), the shadow's VTCR_EL2
+// and VTTBR_EL2, ELR_EL2 = pc, SPSR_EL2 = spsr, then ERET.
+func (e *EL2VCPU) toGuest(g *guestRegs, pc mem.VA, spsr uint64) error {
+	sh := e.cur
+	r := &regs{c: e.c}
+	r.set(cpu.HCR_EL2, uint64(nestedHCR(e.baseHCR(), g.hcr, &e.ids)))
 	r.set(cpu.ELR_EL2, uint64(pc))
 	r.set(cpu.SPSR_EL2, spsr)
 	if r.err != nil {
 		return r.err
 	}
-	if err := e.p.SetVTTBR(uint64(sh.s2.VTTBR().WithVMID(sh.vmid))); err != nil {
+	if err := e.p.SetStage2(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid)), sh.s2.VTCR()); err != nil {
 		return err
 	}
-	e.stats.Entries++
 	return e.c.ERET()
 }
 
@@ -680,14 +854,14 @@ func (e *EL2VCPU) canonicalFault(esr sysreg.ESR) error {
 		return r.err
 	}
 	ipa := mem.IPA(sysreg.HPFAR(hp).IPA()) | mem.IPA(far&0xfff)
-	write := esr.S1PTW() || esr.WnR() && !esr.CM()
-	if _, err := e.p.Resolve(ipa, write); err != nil {
+	fetch := esr.EC() == sysreg.ECInstrAbortLower
+	acc, _ := faultAccess(fetch, esr, 1)
+	if _, err := e.p.Resolve(ipa, acc.Kind == vmsa.Write); errors.Is(err, kvm.ErrNoMemory) {
+		return e.noMemory(esr, far, ipa, fetch)
+	} else if err != nil {
 		return err
 	}
-	if err := e.p.SetVTTBR(e.p.VTTBR()); err != nil {
-		return err
-	}
-	return e.c.ERET()
+	return e.resume()
 }
 
 // shadowFault is a stage-2 fault of the guest's guest on the hypervisor's
@@ -704,54 +878,64 @@ func (e *EL2VCPU) shadowFault(esr sysreg.ESR) error {
 	} else {
 		var ok bool
 		if ipa, ok = e.translateFAR(mem.VA(far), uint8(spsr>>2&3)); !ok {
-			return e.c.ERET() // the guest's stage 1 changed: retried
+			return e.resume() // the guest's stage 1 changed: retried
 		}
 	}
 	if r.err != nil {
 		return r.err
 	}
 	fetch := esr.EC() == sysreg.ECInstrAbortLower
-	acc := faultAccess(fetch, esr, uint8(spsr>>2&3))
 	sh := e.cur
 	var g GuestS2
+	var acc vmsa.Access
 	if sh.guestVM {
 		gr, err := e.guestRegs()
 		if err != nil {
 			return err
 		}
-		g = walkGuestS2(&e.walker, &gr, ipa, acc)
+		g, acc = walkFaulted(&e.walker, &gr, ipa, fetch, esr, uint8(spsr>>2&3))
 		if g.Fault.IsFault() {
 			e.stats.Forwarded++
 			fesr, hpfar := forwardedAbort(esr, g.Fault, ipa)
 			return e.forward(fesr, far, hpfar, 0x400, false)
 		}
 	} else {
+		acc, _ = faultAccess(fetch, esr, uint8(spsr>>2&3))
 		g = stage2Off(ipa)
 	}
-	write := !fetch && (esr.S1PTW() || esr.WnR() && !esr.CM())
+	write := acc.Kind == vmsa.Write
 	m, err := e.p.Resolve(g.L1, write)
-	if err != nil {
-		return fmt.Errorf("%w: the nested guest's access to the guest hypervisor's IPA %#x (MMIO at its level is not modelled): %w", ErrUnhandled, uint64(g.L1), err)
+	if errors.Is(err, kvm.ErrNoMemory) {
+		return e.guestNoMemory(esr, far, g.L1, fetch)
+	} else if err != nil {
+		return err
 	}
-	l2b, out, size, ok := composeLeaf(sh.s2.Layout(), &g, ipa, m.Base, m.Out, m.Size)
-	if ok {
-		s2 := sh.s2
-		if err := sh.cache.Topup(s2.MapPagesNeeded(in(l2b), out, size, s2pt.MapBlocks) + s2.EdgePagesNeeded(in(l2b), size)); err != nil {
-			return err
-		}
-		if err := s2.Map(sh.cache, in(l2b), out, size, guestProt(&g, m.Prot, e.own.MMFR1.XNX() >= 1), s2pt.MapBlocks|s2pt.MapSW(guestLevelSW(&g))); err != nil {
-			return err
-		}
-		e.stats.Installed++
+	if err := e.pool.topup(sh, sh.x.cache, ipa, &g, m.Base, m.Out, m.Size); err != nil {
+		return err
 	}
-	return e.c.ERET()
+	if err := e.pool.install(sh, sh.x.cache, ipa, &g, m.Base, m.Out, m.Size, m.Prot, e.own.MMFR1.XNX() >= 1); err != nil {
+		return err
+	}
+	e.stats.Installed++
+	return e.resume()
 }
 
 // translateFAR translates the guest's guest's FAR through its stage 1 in
-// software (its EL1 registers are the hypervisor's guest's now; its
-// tables in its memory, through the guest hypervisor's stage 2): what AT
-// S1E1R would give, for a Permission fault whose HPFAR_EL2 is UNKNOWN.
+// software: what AT S1E1R would give, for a Permission fault whose
+// HPFAR_EL2 is UNKNOWN.
 func (e *EL2VCPU) translateFAR(far mem.VA, el uint8) (NestedIPA, bool) {
+	tr, ok := e.guestStage1(far, vmsa.Access{Kind: vmsa.Read, EL: el, NoPerm: true})
+	if !ok || tr.Fault.IsFault() {
+		return 0, false
+	}
+	return NestedIPA(tr.OA), true
+}
+
+// guestStage1 walks the guest's guest's stage 1 for va in software: its
+// EL1 registers are the hypervisor's guest EL1 registers while it runs, its
+// tables in its memory, reached through the guest hypervisor's stage 2
+// (nestedMemory). ok is false when the registers cannot be read.
+func (e *EL2VCPU) guestStage1(va mem.VA, acc vmsa.Access) (vmsa.Translation, bool) {
 	r := &regs{c: e.c}
 	regs := vmsa.Regs{
 		SCTLR_EL1: sysreg.SCTLR(r.get(e.guestEL1(cpu.SCTLR_EL1))), TCR_EL1: sysreg.TCR(r.get(e.guestEL1(cpu.TCR_EL1))),
@@ -761,14 +945,10 @@ func (e *EL2VCPU) translateFAR(far mem.VA, el uint8) (NestedIPA, bool) {
 	}
 	gr, err := e.guestRegs()
 	if r.err != nil || err != nil {
-		return 0, false
+		return vmsa.Translation{}, false
 	}
 	w := vmsa.Walker{Mem: nestedMemory{e: e, g: &gr}}
-	tr := w.Translate(&regs, vmsa.RegimeEL10, far, vmsa.Access{Kind: vmsa.Read, EL: el, NoPerm: true}, vmsa.TranslateOptions{})
-	if tr.Fault.IsFault() {
-		return 0, false
-	}
-	return NestedIPA(tr.OA), true
+	return w.Translate(&regs, vmsa.RegimeEL10, va, acc, vmsa.TranslateOptions{Stage1Only: true}), true
 }
 
 // guestHypMemory is the guest hypervisor's IPA space as memory: through
@@ -847,104 +1027,41 @@ func (m nestedMemory) CompareAndSwap64(p mem.PA, old, new uint64) (bool, bool) {
 	return guestHypMemory{e: m.e}.CompareAndSwap64(q, old, new)
 }
 
-// matches reports whether the shadow serves the guest state g (keyed as
-// shadowMMU.matches).
-func (sh *el2Shadow) matches(g *guestRegs) bool {
-	if sh.s2 == nil {
-		return false
-	}
-	vmOn := g.hcr.VM()
-	if sh.guestVM != vmOn || sh.gvmid != guestVMID(g) {
-		return false
-	}
-	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr && sh.ghcr == g.hcr&walkHCR)
-}
-
-// acquire returns the shadow for the guest state g, recycling one nobody
-// runs on (round-robin, torn down now) when none matches.
-func (e *EL2VCPU) acquire(g *guestRegs) (*el2Shadow, error) {
-	for _, sh := range e.shadows {
-		if sh.matches(g) {
-			sh.refs++
-			return sh, nil
-		}
-	}
-	var victim *el2Shadow
-	if i, ok := recycle(len(e.shadows), &e.next, func(i int) bool { return e.shadows[i].refs == 0 }); ok {
-		victim = e.shadows[i]
-	}
-	if victim == nil {
-		return nil, errors.New("nested: every shadow stage 2 of the guest hypervisor is in use")
-	}
-	if err := victim.teardown(); err != nil {
-		return nil, err
-	}
-	hostMax, _ := sysreg.PASizeBits(e.own.MMFR0.PARange())
-	hostMax = min(hostMax, 48)
-	ipaBits := guestIPABits(e.p.VTCR())
-	gran := sysreg.Granule4K
-	if g.hcr.VM() {
-		ipaBits = min(max(guestIPABits(g.vtcr), 32), hostMax)
-		if gg := granuleOf(g); gg.Bits() < gran.Bits() && e.own.MMFR0.GranuleSupported(gg, true) {
-			gran = gg
-		}
-	}
-	s2, cache, err := e.p.NewStage2(s2pt.Config{IPABits: ipaBits, Granule: gran, MMFR0: e.own.MMFR0, MMFR1: e.own.MMFR1}, victim.vmid)
-	if err != nil {
-		return nil, fmt.Errorf("nested: the guest hypervisor's shadow for VTCR_EL2 %#x: %w", uint64(g.vtcr), err)
-	}
-	victim.s2, victim.cache, victim.ipaBits = s2, cache, ipaBits
-	victim.guestVM, victim.gvmid = g.hcr.VM(), guestVMID(g)
-	victim.vttbr, victim.vtcr, victim.sctlr, victim.ghcr = g.vttbr&^1, g.vtcr, g.sctlr, g.hcr&walkHCR
-	if !victim.guestVM {
-		victim.vttbr, victim.vtcr, victim.ghcr = 0, 0, 0
-	}
-	victim.refs = 1
-	return victim, nil
-}
-
 func (e *EL2VCPU) release() {
-	if e.cur != nil && e.cur.refs > 0 {
-		e.cur.refs--
+	if e.cur != nil {
+		e.pool.release(e.cur)
 	}
 	e.cur = nil
 }
 
-func (sh *el2Shadow) teardown() error {
-	if sh.s2 == nil {
-		return nil
-	}
-	err := errors.Join(sh.s2.Destroy(), sh.cache.Release())
-	sh.s2, sh.cache = nil, nil
-	return err
-}
-
-func (sh *el2Shadow) flush() error {
-	if sh.s2 == nil {
-		return nil
-	}
-	return sh.s2.Unmap(0, uint64(1)<<sh.ipaBits)
-}
-
-// guestLevel returns the guest leaf level kept in the shadow leaf for ipa.
-func (sh *el2Shadow) guestLevel(ipa NestedIPA) (int, bool) {
-	d, level, err := sh.s2.Lookup(in(ipa))
-	if err != nil || d&1 == 0 || desc.KindAt(d, level) == desc.Table || s2pt.SW(d) == 0 {
-		return 0, false
-	}
-	return int(s2pt.SW(d)) - 2, true
-}
-
-// CanonicalChanged is told that the platform's stage 2 for the VM lost or
-// changed mappings: every shadow is emptied (as mainline KVM does without
-// a reverse map).
+// CanonicalChanged is told that the platform's stage 2 for the VM changed
+// in ways it does not describe: every shadow is emptied (as mainline KVM
+// does on any change).
 func (e *EL2VCPU) CanonicalChanged() error {
 	var errs []error
-	for _, sh := range e.shadows {
-		errs = append(errs, sh.flush())
+	for _, sh := range e.pool.shadows {
+		errs = append(errs, e.pool.flush(sh))
 	}
 	return errors.Join(errs...)
 }
+
+// CanonicalUnmapped is told that the platform's stage 2 for the VM lost
+// or changed the mappings of the guest hypervisor's IPAs [ipa, ipa+size):
+// the shadow leaves derived from them go (the reverse map, as L0's
+// kvm.NestedHooks), with the TLBIs.
+func (e *EL2VCPU) CanonicalUnmapped(ipa mem.IPA, size uint64) error {
+	return e.pool.unmapped(ipa, size)
+}
+
+// CanonicalWriteProtected is told that [ipa, ipa+size) lost write
+// permission in the platform's stage 2: the shadow leaves derived from
+// it lose it too.
+func (e *EL2VCPU) CanonicalWriteProtected(ipa mem.IPA, size uint64) error {
+	return e.pool.writeProtected(ipa, size)
+}
+
+// RmapStats returns the reverse map's accounting.
+func (e *EL2VCPU) RmapStats() RmapStats { return e.pool.rmapStats() }
 
 // emulateTLBI executes a TLBI of the guest hypervisor on the shadows, as
 // VCPU.emulateTLBI does for L0: ALLE1 and VMALLS12E1 empty shadows, the
@@ -964,56 +1081,31 @@ func (e *EL2VCPU) emulateTLBI(op tlb.Op, xt uint64) error {
 	if err != nil {
 		return err
 	}
-	gvmid := guestVMID(&g)
+	if done, err := e.pool.tlbiStage2(op, &s, &g); done {
+		return err
+	}
 	switch op.Base() {
-	case tlb.OpALLE1:
-		return e.CanonicalChanged()
-	case tlb.OpVMALLS12E1:
-		for _, sh := range e.shadows {
-			if sh.s2 != nil && sh.gvmid == gvmid {
-				if err := sh.flush(); err != nil {
-					return err
-				}
-			}
-		}
-	case tlb.OpIPAS2E1, tlb.OpIPAS2LE1, tlb.OpRIPAS2E1, tlb.OpRIPAS2LE1:
-		gran := granuleOf(&g)
-		for _, sh := range e.shadows {
-			if sh.s2 == nil || sh.gvmid != gvmid || !sh.guestVM {
-				continue
-			}
-			lo, hi := ipas2Range(op, &s, gran, sh.ipaBits, sh.guestLevel)
-			top := NestedIPA(1) << sh.ipaBits
-			if lo >= top {
-				continue
-			}
-			hi = min(hi, top)
-			gr := NestedIPA(sh.s2.Layout().TableBytes)
-			lo, hi = lo&^(gr-1), (hi+gr-1)&^(gr-1)
-			if err := sh.s2.Unmap(in(lo), uint64(hi-lo)); err != nil {
-				return err
-			}
-		}
 	case tlb.OpALLE2, tlb.OpVAE2, tlb.OpVALE2, tlb.OpRVAE2, tlb.OpRVALE2:
-		return e.tlbiWith(e.p.VTTBR(), tlb.OpVMALLE1.IS(), 0)
-	default: // the EL1 stage-1 forms
-		if g.hcr.E2H() && g.hcr.TGE() {
-			return e.tlbiWith(e.p.VTTBR(), tlb.OpVMALLE1.IS(), 0)
-		}
-		for _, sh := range e.shadows {
-			if sh.s2 != nil && sh.gvmid == gvmid {
-				if err := e.tlbiWith(uint64(sh.s2.VTTBR().WithVMID(sh.vmid)), op, xt); err != nil {
-					return err
-				}
+		return e.tlbiWith(e.p.VTTBR(), e.p.VTCR(), tlb.OpVMALLE1.IS(), 0)
+	}
+	// The EL1 stage-1 forms.
+	if g.hcr.E2H() && g.hcr.TGE() {
+		return e.tlbiWith(e.p.VTTBR(), e.p.VTCR(), tlb.OpVMALLE1.IS(), 0)
+	}
+	gvmid := guestVMID(&g)
+	for _, sh := range e.pool.shadows {
+		if sh.s2 != nil && sh.gvmid == gvmid {
+			if err := e.tlbiWith(uint64(sh.s2.VTTBR().WithVMID(sh.x.vmid)), sh.s2.VTCR(), op, xt); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
-// tlbiWith issues TLBI op with VTTBR_EL2 = vttbr (its VMID).
-func (e *EL2VCPU) tlbiWith(vttbr uint64, op tlb.Op, xt uint64) error {
-	if err := e.p.SetVTTBR(vttbr); err != nil {
+// tlbiWith issues TLBI op with the stage 2 vttbr (its VMID), vtcr loaded.
+func (e *EL2VCPU) tlbiWith(vttbr uint64, vtcr sysreg.VTCR, op tlb.Op, xt uint64) error {
+	if err := e.p.SetStage2(vttbr, vtcr); err != nil {
 		return err
 	}
 	return e.c.TLBI(op, xt)
@@ -1023,62 +1115,20 @@ func (e *EL2VCPU) tlbiWith(vttbr uint64, op tlb.Op, xt uint64) error {
 // does for L0's: every leaf equals the guest hypervisor's stage 2 (walked
 // in its memory now) composed with the platform's stage 2 (its leaves
 // now): the same output at the leaf's first and last page, a size no
-// larger than the guest leaf, rights no wider than either. The
-// hypervisor cannot see TLBs; its TLBIs are L0's to check.
+// larger than the guest leaf, rights no wider than either; and the
+// reverse map is well formed and covers every leaf of a tracked shadow.
+// The hypervisor cannot see TLBs; its TLBIs are L0's to check.
 func (e *EL2VCPU) Check() error {
-	var errs []error
+	leaves, errs := e.pool.leaves()
+	errs = append(errs, e.pool.rmap.check()...)
 	w := vmsa.Walker{Mem: guestHypMemory{e: e, noFault: true}}
-	for _, sh := range e.shadows {
-		if sh.s2 == nil {
-			continue
+	canon := func(l1 mem.IPA) (mem.PA, bool, string) {
+		m, ok := e.p.Lookup(l1)
+		if !ok {
+			return 0, false, "the hypervisor's stage 2 does not map it"
 		}
-		f := sh.s2.Layout().Format
-		pg := sh.s2.Layout().TableBytes
-		err := sh.s2.Walk(0, mem.IPA(1)<<sh.ipaBits, s2pt.VisitorFunc(func(c *s2pt.Ctx, _ s2pt.WalkFlags) error {
-			if k := c.Kind(); k != desc.Block && k != desc.Page {
-				return nil
-			}
-			ipa, size, out := NestedIPA(c.Addr), c.Size(), mem.PA(f.LeafOA(c.Old, c.Level))
-			perms := s2Perms(desc.S2(c.Old))
-			bad := func(format string, a ...any) {
-				errs = append(errs, fmt.Errorf("nested: the guest hypervisor's shadow (VMID %d) leaf %#x+%#x -> %#x: %s",
-					sh.gvmid, uint64(ipa), size, uint64(out), fmt.Sprintf(format, a...)))
-			}
-			g := GuestS2{L1: mem.IPA(ipa), Base: ipa, Size: size, Perms: vmsa.Perms{R1: true, W1: true, X0: true, X1: true}}
-			if sh.guestVM {
-				gr := guestRegs{vtcr: sh.vtcr, vttbr: sh.vttbr, hcr: sysreg.HCR_VM | sh.ghcr, sctlr: sh.sctlr, id: e.ids}
-				g = walkGuestS2(&w, &gr, ipa, vmsa.Access{Kind: vmsa.Read, EL: 1, NoPerm: true})
-				if g.Fault.IsFault() {
-					bad("the guest hypervisor's stage 2 does not map it (%v)", g.Fault)
-					return nil
-				}
-				if uint64(ipa-g.Base)+size > g.Size || ipa < g.Base {
-					bad("larger than the guest hypervisor's %#x-byte leaf", g.Size)
-				}
-				if perms.R1 && !g.Perms.R1 || perms.W1 && !g.Perms.W1 || perms.X1 && !(g.Perms.X0 && g.Perms.X1) {
-					bad("rights %+v wider than the guest hypervisor's %+v", perms, g.Perms)
-				}
-				if dev := desc.S2(c.Old).MemAttr()>>2 == 0; dev != g.Device {
-					bad("memory type Device=%v, the guest hypervisor's Device=%v", dev, g.Device)
-				}
-			}
-			for _, off := range []uint64{0, size - min(pg, size)} {
-				m, ok := e.p.Lookup(g.L1 + mem.IPA(off))
-				want := m.Out + mem.PA(g.L1+mem.IPA(off)-m.Base)
-				switch {
-				case !ok:
-					bad("the hypervisor's stage 2 does not map L2 IPA %#x", uint64(g.L1)+off)
-				case out+mem.PA(off) != want:
-					bad("at +%#x the hypervisor maps %#x", off, uint64(want))
-				case perms.W1 && m.Prot&s2pt.ProtW == 0:
-					bad("writable where the hypervisor's stage 2 is not (L2 IPA %#x)", uint64(g.L1)+off)
-				}
-			}
-			return nil
-		}), s2pt.VisitLeaf)
-		if err != nil {
-			errs = append(errs, err)
-		}
+		return m.Out + mem.PA(l1-m.Base), m.Prot&s2pt.ProtW != 0, ""
 	}
+	errs = append(errs, checkLeaves(&w, e.ids, leaves, canon, 4096, "the guest hypervisor's shadow")...)
 	return errors.Join(errs...)
 }

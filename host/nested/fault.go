@@ -137,29 +137,37 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, true, v.eret()
 	}
 	fetch := e.Kind == cpu.InstructionAbort
-	acc := faultAccess(fetch, esr, e.FromEL)
-	ev.Access = acc
 	sh := v.shadow
 	var g GuestS2
+	var acc vmsa.Access
 	if sh.guestVM {
 		gr := v.guestRegs()
-		g = walkGuestS2(&v.walker, &gr, ipa, acc)
-		ev.Guest, ev.GuestWalk = g, v.steps()
+		g, acc = walkFaulted(&v.walker, &gr, ipa, fetch, esr, e.FromEL)
+		ev.Access, ev.Guest, ev.GuestWalk = acc, g, v.steps()
 		if g.Fault.IsFault() {
 			ev.Rule = RuleForward
 			return v.forward(e, g.Fault, ipa)
 		}
 	} else {
+		acc, _ = faultAccess(fetch, esr, e.FromEL)
 		g = stage2Off(ipa)
-		ev.Guest = g
+		ev.Access, ev.Guest = acc, g
 	}
-	// A fault on a stage-1 walk counts as a write (the walk may update the
-	// Access flag or dirty state), as kvm_is_write_fault does.
-	write := !fetch && (esr.S1PTW() || (esr.WnR() && !esr.CM()))
-	v.inst = shadowInstall{sh: sh, cache: sh.cacheFor(v.idx), ipa: ipa, g: g} // held by the vCPU: no allocation per fault
+	// A stage-1 walk's read is a read: its tables may be in a read-only
+	// memslot (kvm_is_write_fault counts only its Permission faults, the
+	// hardware updates, as writes).
+	write := acc.Kind == vmsa.Write
+	v.inst = shadowInstall{vm: v.vm, sh: sh, cache: cacheFor(sh, v.idx), ipa: ipa, g: g} // held by the vCPU: no allocation per fault
 	retry, err := v.k.FaultFor(g.L1, write, &v.inst)
 	v.inst.sh, v.inst.cache = nil, nil
 	switch {
+	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW() && write:
+		// The walk's hardware update of a table in read-only memory: KVM
+		// injects a synchronous External abort (kvm_inject_dabt: FSC
+		// 0b010000, no WnR).
+		ev.Rule = RuleExternal
+		e.ESR &^= 1 << 6
+		return v.externalAbortToL2(e, 0b010000, vmsa.Fault{})
 	case errors.Is(err, kvm.ErrNoMemory) && esr.S1PTW():
 		ev.Rule = RuleExternal
 		return v.walkAbortToL2(e) // a stage-1 table where L1 has no memory
@@ -258,12 +266,19 @@ func (v *VCPU) forward(e cpu.Exception, f vmsa.Fault, ipa NestedIPA) (Exit, bool
 }
 
 // runGuestHypervisor runs the guest hypervisor's code for an exception
-// just taken to vEL2. retry: it returned to L2.
+// just taken to vEL2. retry: it returned to L2. A *GuestException from
+// its code after it returned to L2 says that it made L2 take that
+// exception (a guest hypervisor injecting the exception of an instruction
+// it emulated): L2 is at its vector, ExitL2Exception.
 func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 	if v.hyp == nil {
 		return Exit{Reason: ExitVEL2}, false, nil
 	}
 	if err := v.hyp.Exception(v); err != nil {
+		var ge *GuestException
+		if errors.As(err, &ge) && v.inL2 {
+			return Exit{Reason: ExitL2Exception, Exception: ge.Exception}, false, nil
+		}
 		return Exit{}, false, err
 	}
 	if !v.inL2 {
@@ -272,50 +287,23 @@ func (v *VCPU) runGuestHypervisor() (Exit, bool, error) {
 	return Exit{}, true, nil
 }
 
-// shadowInstall composes a guest stage-2 leaf with the canonical mapping
-// the VM's fault path chose and installs the result in the shadow: L2 IPA
-// -> host PA, the smaller of the two mappings rounded down to a leaf size
-// the shadow's layout has, permissions no wider than either, Device if the
-// guest maps Device, and the guest leaf level kept in the descriptor's
-// software bits for TLBI emulation.
+// shadowInstall is the kvm.Installer of a shadow fault: it composes the
+// guest stage-2 leaf with the canonical mapping the VM's fault path chose
+// and installs the result in the shadow (shadowPool.install).
 type shadowInstall struct {
+	vm    *VM
 	sh    *shadowMMU
 	cache *s2pt.Cache // the faulting vCPU's
 	ipa   NestedIPA
 	g     GuestS2
 }
 
-// compose returns the shadow leaf: its L2 base, host PA and size.
-func (s *shadowInstall) compose(base mem.IPA, pa mem.PA, size uint64) (NestedIPA, mem.PA, uint64, bool) {
-	if s.sh.s2 == nil {
-		return 0, 0, 0, false
-	}
-	return composeLeaf(s.sh.s2.Layout(), &s.g, s.ipa, base, pa, size)
-}
-
-func (s *shadowInstall) prot(p s2pt.Prot) s2pt.Prot { return guestProt(&s.g, p, s.sh.vm.xnx) }
-
 // Topup implements kvm.Installer.
 func (s *shadowInstall) Topup(base mem.IPA, pa mem.PA, size uint64, _ s2pt.MapFlags) error {
-	l2, spa, sz, ok := s.compose(base, pa, size)
-	if !ok {
-		return nil
-	}
-	s2 := s.sh.s2
-	return s.cache.Topup(s2.MapPagesNeeded(in(l2), spa, sz, s2pt.MapBlocks) + s2.EdgePagesNeeded(in(l2), sz))
+	return s.vm.pool.topup(s.sh, s.cache, s.ipa, &s.g, base, pa, size)
 }
 
 // Install implements kvm.Installer.
 func (s *shadowInstall) Install(base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, _ s2pt.MapFlags) error {
-	l2, spa, sz, ok := s.compose(base, pa, size)
-	if !ok {
-		return nil // the shadow was torn down meanwhile: the access faults again
-	}
-	sw := guestLevelSW(&s.g)
-	if err := s.sh.s2.Map(s.cache, in(l2), spa, sz, s.prot(prot), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
-		return err
-	}
-	l1 := s.g.L1Base + mem.IPA(l2-s.g.Base)
-	s.sh.vm.rmap.insert(s.sh.idx, l2, l1, sz, sw, s.prot(s2pt.ProtR|s2pt.ProtX))
-	return nil
+	return s.vm.pool.install(s.sh, s.cache, s.ipa, &s.g, base, pa, size, prot, s.vm.xnx)
 }

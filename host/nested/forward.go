@@ -60,12 +60,9 @@ func effectiveControls(h sysreg.HCR, ids *IDRegs) sysreg.HCR {
 	return c
 }
 
-// l2HCR is the PE's HCR_EL2 while the guest hypervisor's guest runs: L0's
-// controls for any guest, its own trap controls for a nested guest, and the
-// guest hypervisor's effective trap controls.
-func (v *VCPU) l2HCR(vhcr sysreg.HCR) sysreg.HCR {
-	return kvm.GuestHCR | l2OwnTraps | effectiveControls(vhcr, &v.vm.ids)
-}
+// l2HCR is the PE's HCR_EL2 while the guest hypervisor's guest runs
+// (nestedHCR on L0's controls for any guest).
+func (v *VCPU) l2HCR(vhcr sysreg.HCR) sysreg.HCR { return nestedHCR(kvm.GuestHCR, vhcr, &v.vm.ids) }
 
 // trapOracle answers whether an HCR_EL2 value makes an instruction trap to
 // EL2, by executing it on a scratch PE at the trapping world's EL with that

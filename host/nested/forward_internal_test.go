@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/arm64/vmsa"
 )
 
 // TestEffectiveControls: the guest hypervisor's FEAT_NV controls take
@@ -63,4 +64,45 @@ func FuzzTrapOracle(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFaultAccess: the access of a stage-2 abort, from its syndrome (ISS
+// for a Data or Instruction Abort: WnR bit 6, S1PTW bit 7, CM bit 8): a
+// stage-1 walk reads (WnR=0) or, for its hardware update of a descriptor,
+// writes (WnR=1, AArch64.S1Walk); a fetch's or an AT's walk (no WnR, or
+// WnR always 1 with CM) writes only for a Permission fault, which the
+// caller rechecks as a read first; an access is a write with WnR and no
+// CM, a fetch for an Instruction Abort.
+func TestFaultAccess(t *testing.T) {
+	const (
+		wnr, s1ptw, cm = 1 << 6, 1 << 7, 1 << 8
+		trans, perm    = 0b000111, 0b001111
+	)
+	for _, c := range []struct {
+		fetch   bool
+		iss     uint64
+		kind    vmsa.AccessKind
+		recheck bool
+	}{
+		{false, trans, vmsa.Read, false},
+		{false, wnr | trans, vmsa.Write, false},
+		{false, cm | wnr | trans, vmsa.Read, false},
+		{true, trans, vmsa.Fetch, false},
+		{false, s1ptw | trans, vmsa.Read, false},
+		{false, s1ptw | perm, vmsa.Read, false},
+		{false, s1ptw | wnr | perm, vmsa.Write, false},
+		{true, s1ptw | trans, vmsa.Read, false},
+		{true, s1ptw | perm, vmsa.Write, true},
+		{false, cm | s1ptw | wnr | trans, vmsa.Read, false},
+		{false, cm | s1ptw | wnr | perm, vmsa.Write, true},
+	} {
+		esr := sysreg.ESR(uint64(0x24)<<26 | 1<<25 | c.iss)
+		if c.fetch {
+			esr = sysreg.ESR(uint64(0x20)<<26 | 1<<25 | c.iss)
+		}
+		acc, re := faultAccess(c.fetch, esr, 1)
+		if acc.Kind != c.kind || re != c.recheck || acc.EL != 1 {
+			t.Errorf("fetch %v ISS %#x: %v (recheck %v) at EL%d, want %v (recheck %v) at EL1", c.fetch, c.iss, acc.Kind, re, acc.EL, c.kind, c.recheck)
+		}
+	}
 }

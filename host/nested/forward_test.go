@@ -60,8 +60,8 @@ func ptes(t *testing.T, s2 *s2pt.VM, ipa nested.NestedIPA) map[int][2]uint64 {
 // EC 0x24 (from a lower EL), IL=1; for a fault not on a stage-1 walk
 // ISV=1 with SAS, SRT, SF of the load or store; WnR; the DFSC of the fault
 // kind with the level of L1's descriptor; FAR_EL2 the VA; HPFAR_EL2.FIPA
-// the L2 IPA except for a Permission fault not on a stage-1 walk, where it
-// is UNKNOWN; ELR_EL2 L2's PC, SPSR_EL2 its PSTATE (EL1h); the exception
+// the L2 IPA except for a Permission fault not on a stage-1 walk and a
+// synchronous External abort on the walk, where it is UNKNOWN (IPAValid); ELR_EL2 L2's PC, SPSR_EL2 its PSTATE (EL1h); the exception
 // taken at VBAR_EL2 + 0x400 with CurrentEL reading EL2.
 func TestFaultForwarding(t *testing.T) {
 	const (
@@ -95,7 +95,7 @@ func TestFaultForwarding(t *testing.T) {
 		{"permission level 3 (S2AP read-only)", set(3, func(d uint64) uint64 { return d &^ (1 << 7) }), true, false, 0b001111, false, true},
 		{"permission level 3, read (S2AP write-only)", set(3, func(d uint64) uint64 { return d &^ (1 << 6) }), false, false, 0b001111, false, true},
 		{"address size level 2 (table above PS)", set(2, func(d uint64) uint64 { return d | 1<<40 }), true, false, 0b000010, false, false},
-		{"external abort on walk level 3", set(2, func(d uint64) uint64 { return d&^0xffff_ffff_f000 | outRAM }), true, false, 0b010111, false, false},
+		{"external abort on walk level 3", set(2, func(d uint64) uint64 { return d&^0xffff_ffff_f000 | outRAM }), true, false, 0b010111, false, true},
 		{"stage-1 walk: translation level 3", nil, false, true, 0b000111, true, false},
 	}
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {

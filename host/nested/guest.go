@@ -166,6 +166,10 @@ func sanitizeIDs(host *vmsa.Regs, ipaBits uint) IDRegs {
 	return IDRegs{MMFR0: sysreg.MMFR0(m0), MMFR1: host.MMFR1, MMFR2: host.MMFR2}
 }
 
+// stage2On reports whether a guest hypervisor's HCR_EL2 h enables stage 2
+// for its guest's EL1&0 regime (AArch64.S2Enabled: VM or DC, not TGE).
+func stage2On(h sysreg.HCR) bool { return !h.TGE() && (h.VM() || h.DC()) }
+
 // guestVMID is the guest hypervisor's VMID of VTTBR_EL2 (16 bits with
 // VTCR_EL2.VS and 16-bit VMIDs).
 func guestVMID(g *guestRegs) uint16 {

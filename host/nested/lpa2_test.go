@@ -36,7 +36,11 @@ func TestLPA2Nested(t *testing.T) {
 	}
 }
 
-func testLPA2(t *testing.T, mode nested.Mode, e2h bool) {
+// lpa2Rig boots a guest hypervisor on a 52-bit VM of a host with
+// FEAT_LPA2 (through el2 when it is not nil, wrapping the vCPU) and runs
+// its VM 1, whose 16 MiB at L2 IPA l2High are L1's at l1High.
+func lpa2Rig(t *testing.T, mode nested.Mode, e2h bool, el2 func(nested.EL2) nested.EL2) *rig {
+	t.Helper()
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -65,7 +69,11 @@ func testLPA2(t *testing.T, mode nested.Mode, e2h bool) {
 	if m0.PARange() != 6 || m0.TGran4() != 1 || m0.TGran4_2() != 3 {
 		t.Fatalf("L1 reads ID_AA64MMFR0_EL1 %#x: PARange %d TGran4 %d TGran4_2 %d, want 6 (52 bits), 1, 3 (FEAT_LPA2)", mmfr0, m0.PARange(), m0.TGran4(), m0.TGran4_2())
 	}
-	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, IPABits: 52, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
+	var c nested.EL2 = v
+	if el2 != nil {
+		c = el2(v)
+	}
+	hyp, err := guesthyp.Boot(c, guesthyp.Config{E2H: e2h, IPABits: 52, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
 	must(err)
 	v.SetGuestHypervisor(hyp)
 	a, err := hyp.NewVM(1)
@@ -75,7 +83,18 @@ func testLPA2(t *testing.T, mode nested.Mode, e2h bool) {
 	}
 	must(a.AddSlot(l2High, l1High, 16<<20))
 	must(hyp.Run(a))
-	r := &rig{host: h, kvm: vm, nvm: nvm, v: v, hyp: hyp, a: a}
+	return &rig{host: h, kvm: vm, nvm: nvm, v: v, hyp: hyp, a: a}
+}
+
+func testLPA2(t *testing.T, mode nested.Mode, e2h bool) {
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := lpa2Rig(t, mode, e2h, nil)
+	nvm, v, a := r.nvm, r.v, r.a
 	for i := range uint64(4) {
 		r.store(t, mem.VA(l2High+i*0x2_0000+8), 0x5200+i)
 	}
@@ -122,4 +141,64 @@ func testLPA2(t *testing.T, mode nested.Mode, e2h bool) {
 	// TLBI VMALLS12E1 with L1's VMID empties the shadow.
 	must(v.TLBI(tlb.OpVMALLS12E1, 0))
 	must(nvm.Check())
+}
+
+// tlbiLog is an EL2 interface that records the TLBIs the guest hypervisor
+// issues through it.
+type tlbiLog struct {
+	nested.EL2
+	ops []tlb.Invalidation
+}
+
+func (l *tlbiLog) TLBI(op tlb.Op, xt uint64) error {
+	l.ops = append(l.ops, tlb.Invalidation{Op: op, Xt: xt})
+	return l.EL2.TLBI(op, xt)
+}
+
+// TestLPA2RangeTLBIOperand: with VTCR_EL2.DS=1 a range TLBI's BaseADDR is
+// the IPA in 64KB units for every granule (TLBI RIPAS2E1's BaseADDR,
+// IPA[52:16] when the effective DS is 1), so the guest hypervisor's
+// RIPAS2E1IS for a 2 MiB block it unmaps above 2^48 must name exactly that
+// block when decoded with DS=1. guesthyp encoded it in 4KB units before,
+// which named an address 16 times lower (L0's shadow kept the old entries:
+// TestLPA2Nested failed once s2pt stopped freeing the emptied tables, whose
+// 512 GiB range had fallen back to TLBI VMALLS12E1IS).
+func TestLPA2RangeTLBIOperand(t *testing.T) {
+	log := &tlbiLog{}
+	r := lpa2Rig(t, nested.ModeNV2, true, func(c nested.EL2) nested.EL2 { log.EL2 = c; return log })
+	r.store(t, mem.VA(l2High+8), 1) // L1 maps a 2 MiB block on demand
+	r.toL1(t)
+	log.ops = nil
+	if err := r.a.Unmap(l2High, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	const start, end = uint64(l2High), uint64(l2High + 2<<20)
+	covered := uint64(0)
+	for _, o := range log.ops {
+		switch o.Op.Base() {
+		case tlb.OpRIPAS2E1, tlb.OpRIPAS2LE1:
+			d := tlb.DecodeRange(o.Xt, true, false, true)
+			if d.Start < start || d.Start+d.Length > end || d.GranuleBits != 12 {
+				t.Errorf("%v %#x names [%#x, %#x) with %d-bit granules; the block is [%#x, %#x) with 4KB", o.Op, o.Xt, d.Start, d.Start+d.Length, d.GranuleBits, start, end)
+				continue
+			}
+			covered += d.Length
+		case tlb.OpIPAS2E1, tlb.OpIPAS2LE1:
+			d := tlb.DecodeIPA(o.Xt, true)
+			if a := uint64(d.IPA); a < start || a >= end {
+				t.Errorf("%v %#x names %#x outside the block", o.Op, o.Xt, a)
+				continue
+			}
+			covered += 4096
+		case tlb.OpVMALLE1:
+		default:
+			t.Errorf("unexpected %v %#x for one block", o.Op, o.Xt)
+		}
+	}
+	if covered < end-start {
+		t.Errorf("the TLBIs %v cover %#x bytes of the %#x-byte block", log.ops, covered, end-start)
+	}
+	if err := r.nvm.Check(); err != nil {
+		t.Error(err)
+	}
 }

@@ -95,7 +95,10 @@ type EL2 interface {
 // the vector offset, with ESR_EL2, FAR_EL2, HPFAR_EL2, ELR_EL2 and SPSR_EL2
 // describing it. Exception reads them through cpu, handles the exception
 // and usually ends with cpu.ERET(); returning without it leaves the vCPU
-// at vEL2 (the caller then gets ExitVEL2).
+// at vEL2 (the caller then gets ExitVEL2). A guest hypervisor that made
+// its guest take an exception (the guest's instruction it emulated takes
+// one) returns a *GuestException describing it after its ERET to the
+// guest's vector: the caller then gets ExitL2Exception.
 type GuestHypervisor interface {
 	Exception(cpu EL2) error
 }

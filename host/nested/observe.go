@@ -135,8 +135,7 @@ type ShadowEntry struct {
 }
 
 // shadowEntry looks the shadow leaf for ipa up (the MMU lock is taken).
-func (sh *shadowMMU) entry(ipa NestedIPA) ShadowEntry {
-	vm := sh.vm
+func (vm *VM) shadowEntry(sh *shadowMMU, ipa NestedIPA) ShadowEntry {
 	vm.k.LockMMU()
 	defer vm.k.UnlockMMU()
 	if sh.s2 == nil {
@@ -163,7 +162,7 @@ func (sh *shadowMMU) entry(ipa NestedIPA) ShadowEntry {
 func (v *VCPU) observeShadowFault(sh *shadowMMU) {
 	ev := &v.event
 	if ev.Rule == RuleInstall || ev.Rule == RuleYoung {
-		ev.Shadow = sh.entry(ev.IPA)
+		ev.Shadow = v.vm.shadowEntry(sh, ev.IPA)
 	}
 	v.observer.ShadowFault(ev)
 }

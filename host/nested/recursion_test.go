@@ -31,6 +31,14 @@ const (
 	l3Size   = 8 << 20
 )
 
+// recOpts are options of newRecRigConfig: L1's rig and L2's hypervisor.
+type recOpts struct {
+	l1 []func(*rigConfig)
+	l2 func(*guesthyp.Config)
+}
+
+type recOpt func(*recOpts)
+
 type recRig struct {
 	*rig
 	e   *nested.EL2VCPU // L1's engine for L2
@@ -44,21 +52,36 @@ type recRig struct {
 // unless prep set it): the vCPU is left running L3.
 func newRecRig(t testing.TB, m01 nested.Mode, e2h bool, m12 nested.Mode, prep func(*recRig)) *recRig {
 	t.Helper()
-	r := &recRig{rig: newRig(t, m01, e2h, 0), m12: m12}
+	return newRecRigConfig(t, m01, e2h, nested.EL2Config{Mode: m12, VNCR: l1VNCR}, prep)
+}
+
+// newRecRigConfig is newRecRig with L1's configuration of L2's vCPU and
+// options for L1 (rigConfig) and L2 (its guesthyp.Config).
+func newRecRigConfig(t testing.TB, m01 nested.Mode, e2h bool, cfg nested.EL2Config, prep func(*recRig), opts ...recOpt) *recRig {
+	t.Helper()
+	var o recOpts
+	for _, f := range opts {
+		f(&o)
+	}
+	r := &recRig{rig: newRig(t, m01, e2h, 0, o.l1...), m12: cfg.Mode}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	e, err := r.a.EnableNested(nested.EL2Config{Mode: m12, VNCR: l1VNCR})
+	e, err := r.a.EnableNested(cfg)
 	must(err)
 	r.e = e
 	must(r.hyp.Run(r.a))
 	if !r.v.InL2() {
 		t.Fatal("L1's ERET did not enter L2")
 	}
-	l2, err := guesthyp.Boot(r.v.L2(), guesthyp.Config{E2H: true, Tables: l2Tables, TablesSize: 4 << 20, VBAR: l2VBAR})
+	l2cfg := guesthyp.Config{E2H: true, Tables: l2Tables, TablesSize: 4 << 20, VBAR: l2VBAR}
+	if o.l2 != nil {
+		o.l2(&l2cfg)
+	}
+	l2, err := guesthyp.Boot(r.v.L2(), l2cfg)
 	must(err)
 	r.l2 = l2
 	e.SetGuestHypervisor(l2, r.v.L2())
@@ -195,7 +218,7 @@ func TestRecursionFaultForwarding(t *testing.T) {
 		{"permission level 3 (S2AP read-only)", set(3, func(d uint64) uint64 { return d &^ (1 << 7) }), true, false, 0b001111, true},
 		{"permission level 3, read (S2AP write-only)", set(3, func(d uint64) uint64 { return d &^ (1 << 6) }), false, false, 0b001111, true},
 		{"address size level 2", set(2, func(d uint64) uint64 { return d | 1<<40 }), true, false, 0b000010, false},
-		{"external abort on walk level 3", set(2, func(d uint64) uint64 { return d&^0xffff_ffff_f000 | outRAM }), true, false, 0b010111, false},
+		{"external abort on walk level 3", set(2, func(d uint64) uint64 { return d&^0xffff_ffff_f000 | outRAM }), true, false, 0b010111, true},
 		{"stage-1 walk: translation level 3", nil, false, true, 0b000111, false},
 	}
 	for _, m := range recModes {
@@ -643,34 +666,67 @@ func recursionOps(t *testing.T) int { return envOps(t, "NESTMMU_RECURSION_OPS", 
 
 // TestRecursionRandomized drives L2 (moves and unmaps pages of L3 with
 // break-before-make and TLBIs; maps 2 MiB blocks on L3's faults), L3 (loads
-// and stores) and the host (swap-out and migration of the L1 pages behind
-// L3) at random. Every L3 load must return the last value stored in the L2
-// memory its page maps to, and the invariants of L0 and L1 hold after
-// every few steps and at the end.
+// and stores), L1 (suspends L3 or L2, unmaps and write-protects blocks of
+// L2's memory and moves its pages to other L1 memory, then resumes: its
+// engine follows with its reverse map) and the host (swap-out and
+// migration of the L1 pages behind L3) at random. Every L3 load must
+// return the last value stored in the L1 memory its page maps to through
+// L2's and L1's stage 2, and the invariants of L0 and L1 hold after every
+// few steps and at the end. L1's engine runs with its reverse map, with a
+// pool of 16 extents (overflowing), and without it.
 func TestRecursionRandomized(t *testing.T) {
+	rmaps := []struct {
+		name string
+		cfg  func(*nested.EL2Config)
+	}{
+		{"rmap", func(*nested.EL2Config) {}},
+		{"rmap16", func(c *nested.EL2Config) { c.ReverseMapExtents = 16 }},
+		{"normap", func(c *nested.EL2Config) { c.NoReverseMap = true }},
+		{"rmap", func(*nested.EL2Config) {}},
+	}
 	for i, m := range recModes[:4] {
-		t.Run(recName(m.m01, m.e2h, m.m12), func(t *testing.T) {
-			runRecursionRandom(t, m.m01, m.e2h, m.m12, uint64(i+1), recursionOps(t))
+		cfg := nested.EL2Config{Mode: m.m12, VNCR: l1VNCR}
+		rmaps[i].cfg(&cfg)
+		t.Run(recName(m.m01, m.e2h, m.m12)+"/"+rmaps[i].name, func(t *testing.T) {
+			runRecursionRandom(t, m.m01, m.e2h, cfg, uint64(i+1), recursionOps(t))
 		})
 	}
 }
 
-func runRecursionRandom(t *testing.T, m01 nested.Mode, e2h bool, m12 nested.Mode, seed uint64, steps int) {
+// recSpare is L1 memory no one uses (4 MiB), where L1 moves pages of L2.
+const recSpare = 0x43c0_0000
+
+func runRecursionRandom(t *testing.T, m01 nested.Mode, e2h bool, cfg nested.EL2Config, seed uint64, steps int) {
 	const pages = l3Size / 4096
-	r := newRecRig(t, m01, e2h, m12, nil)
+	r := newRecRigConfig(t, m01, e2h, cfg, nil)
 	rng := rand.New(rand.NewPCG(seed, seed*104729))
-	// backing[p] is the L2 IPA L3's page p maps to (0: unmapped); words the
-	// L2 memory by L2 IPA.
+	// backing[p] is the L2 IPA L3's page p maps to (0: unmapped); moved the
+	// L1 IPA of the L2 pages L1 moved (others are at l1VMA + (L2 IPA -
+	// l2RAM)); words the L1 memory by L1 IPA.
 	backing := make([]uint64, pages)
+	moved := map[uint64]uint64{}
 	words := map[uint64]uint64{}
 	identity := func(p uint64) uint64 { return l2ForL3 + p*4096 }
+	l1of := func(l2 uint64) uint64 {
+		if x, ok := moved[l2&^0xfff]; ok {
+			return x | l2&0xfff
+		}
+		return l1VMA + l2 - l2RAM
+	}
 	touch := func(p uint64) uint64 {
 		if backing[p] == 0 {
-			// L2 maps the 2 MiB block around it, replacing what is there.
+			// L2 maps the 2 MiB block around it where nothing else of the
+			// block is mapped (its stage 2 then has no table there), else
+			// the page.
 			first := p &^ 511
+			others := false
 			for q := first; q < first+512; q++ {
+				others = others || backing[q] != 0
+			}
+			for q := first; q < first+512 && !others; q++ {
 				backing[q] = identity(q)
 			}
+			backing[p] = identity(p)
 		}
 		return backing[p]
 	}
@@ -679,16 +735,39 @@ func runRecursionRandom(t *testing.T, m01 nested.Mode, e2h bool, m12 nested.Mode
 		p := rng.Uint64N(pages)
 		off := rng.Uint64N(512) * 8
 		va := mem.VA(l3RAM + p*4096 + off)
-		switch k := rng.IntN(10); {
+		switch k := rng.IntN(11); {
 		case k < 3 && inL3:
 			v := rng.Uint64()
 			r.store(t, va, v)
-			words[touch(p)+off] = v
+			words[l1of(touch(p)+off)] = v
 		case k < 6 && inL3:
-			want := words[touch(p)+off]
+			want := words[l1of(touch(p)+off)]
 			if got := r.load(t, va); got != want {
-				t.Fatalf("step %d: L3 reads %#x at %#x (L2 IPA %#x), want %#x", step, got, uint64(va), backing[p]+off, want)
+				t.Fatalf("step %d: L3 reads %#x at %#x (L2 IPA %#x, L1 IPA %#x), want %#x", step, got, uint64(va), backing[p]+off, l1of(backing[p]+off), want)
 			}
+		case k == 10:
+			// L1 changes its stage 2 for L2 (the suspended world resumes after).
+			r.toL1(t)
+			l2 := identity(rng.Uint64N(pages))
+			blk := l2 &^ (2<<20 - 1)
+			var err error
+			switch rng.IntN(3) {
+			case 0:
+				err = r.a.Unmap(nested.NestedIPA(blk), 2<<20)
+				for q := blk; q < blk+2<<20; q += 4096 {
+					delete(moved, q) // faulted in again from the slot
+				}
+			case 1:
+				err = r.a.WriteProtect(nested.NestedIPA(blk), 2<<20)
+			default:
+				to := recSpare + rng.Uint64N(1024)*4096
+				err = r.a.Map(nested.NestedIPA(l2), mem.IPA(to), 4096)
+				moved[l2] = to
+			}
+			if err != nil {
+				t.Fatalf("step %d: L1: %v", step, err)
+			}
+			r.run(t, r.a)
 		case k < 8:
 			if inL3 {
 				r.toL2(t)
@@ -735,7 +814,8 @@ func runRecursionRandom(t *testing.T, m01 nested.Mode, e2h bool, m12 nested.Mode
 		r.runL3(t)
 	}
 	r.check(t)
-	t.Logf("%d steps: L0 %d exits, L1 %d exceptions, L2 %d faults", steps, r.v.Stats().Exits()+r.v.Stats().GuestExits(), r.e.Stats().Exceptions(), r.l2.Stats().Faults)
+	t.Logf("%d steps: L0 %d exits, L1 %d exceptions, L2 %d faults; L1's reverse map %+v", steps, r.v.Stats().Exits()+r.v.Stats().GuestExits(),
+		r.e.Stats().Exceptions(), r.l2.Stats().Faults, r.e.RmapStats())
 }
 
 // TestNestedHitAllocs: an access of L2, or of L3 through two guest

@@ -67,15 +67,15 @@ func newInvRig(b *testing.B, n int, on bool) *invRig {
 // shadow faults would have (2 MiB extents).
 func (ir *invRig) populate(b *testing.B, sh *shadowMMU) {
 	b.Helper()
-	if err := sh.cacheFor(0).Topup(sh.s2.MapPagesNeeded(invL2, invPA, invSpan, 0)); err != nil {
+	if err := cacheFor(sh, 0).Topup(sh.s2.MapPagesNeeded(invL2, invPA, invSpan, 0)); err != nil {
 		b.Fatal(err)
 	}
 	ir.vm.k.LockMMU()
 	defer ir.vm.k.UnlockMMU()
-	if err := sh.s2.Map(sh.cacheFor(0), invL2, invPA, invSpan, s2pt.ProtR|s2pt.ProtW|s2pt.ProtX, s2pt.MapSW(4)); err != nil {
+	if err := sh.s2.Map(cacheFor(sh, 0), invL2, invPA, invSpan, s2pt.ProtR|s2pt.ProtW|s2pt.ProtX, s2pt.MapSW(4)); err != nil {
 		b.Fatal(err)
 	}
-	ir.vm.rmap.insert(sh.idx, invL2, invL1, invSpan, 4, s2pt.ProtR|s2pt.ProtX)
+	ir.vm.pool.rmap.insert(sh.idx, invL2, invL1, invSpan, 4, s2pt.ProtR|s2pt.ProtX)
 }
 
 // refill maps the page at L1 IPA l1 back into every shadow (after the
@@ -83,12 +83,12 @@ func (ir *invRig) populate(b *testing.B, sh *shadowMMU) {
 func (ir *invRig) refill(b *testing.B, l1 mem.IPA) {
 	off := uint64(l1 - invL1)
 	for _, sh := range ir.shs {
-		if err := sh.cacheFor(0).Topup(sh.s2.MapPagesNeeded(mem.IPA(invL2+off), mem.PA(invPA+off), 4096, 0)); err != nil {
+		if err := cacheFor(sh, 0).Topup(sh.s2.MapPagesNeeded(mem.IPA(invL2+off), mem.PA(invPA+off), 4096, 0)); err != nil {
 			b.Fatal(err)
 		}
 		ir.vm.k.LockMMU()
-		err := sh.s2.Map(sh.cacheFor(0), mem.IPA(invL2+off), mem.PA(invPA+off), 4096, s2pt.ProtR|s2pt.ProtW|s2pt.ProtX, s2pt.MapSW(4))
-		ir.vm.rmap.insert(sh.idx, NestedIPA(invL2+off), l1, 4096, 4, s2pt.ProtR|s2pt.ProtX)
+		err := sh.s2.Map(cacheFor(sh, 0), mem.IPA(invL2+off), mem.PA(invPA+off), 4096, s2pt.ProtR|s2pt.ProtW|s2pt.ProtX, s2pt.MapSW(4))
+		ir.vm.pool.rmap.insert(sh.idx, NestedIPA(invL2+off), l1, 4096, 4, s2pt.ProtR|s2pt.ProtX)
 		ir.vm.k.UnlockMMU()
 		if err != nil {
 			b.Fatal(err)

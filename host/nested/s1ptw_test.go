@@ -1,11 +1,13 @@
 package nested_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/memslot"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -54,5 +56,74 @@ func TestWalkUpdateNeedsGuestWrite(t *testing.T) {
 				t.Errorf("ESR_EL2 %#x FAR_EL2 %#x HPFAR_EL2 %#x; want %#x 0x1008 %#x", rec.esr, rec.far, rec.hpfar, want, uint64(sysreg.HPFARFor(tab+0x2000)))
 			}
 		})
+	}
+}
+
+// TestL2TablesInReadOnlyMemory: L2's stage-1 tables are in L1 memory that
+// L0 gives L1 read-only (a read-only memslot, L1's ROM). A stage-1 walk
+// reads its tables (AArch64.S1Walk; the stage-2 fault on it reports WnR=0),
+// so the shadow maps them read-only and L2's load completes; before, every
+// fault on a walk counted as a write, the read-only slot refused it and L0
+// looked for an External abort that a software walk never finds. Only the
+// walk's hardware update of a descriptor (TCR_EL1.HA with AF=0: a write at
+// stage 2, WnR=1) cannot be made there: L2 takes the synchronous External
+// abort KVM injects (kvm_inject_dabt: EC 0x25 from EL1, IL, FSC 0b010000,
+// FAR the VA).
+func TestL2TablesInReadOnlyMemory(t *testing.T) {
+	const (
+		tab   = l2RAM + l2Size // L2 IPA of its stage-1 tables
+		l1tab = l1RAM + l1Size // L1 IPA behind them: slot 1, made read-only
+	)
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		for _, ha := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/HA=%v", mode, ha), func(t *testing.T) {
+				r := newRig(t, mode, true, 0)
+				if _, err := r.kvm.AddMemory(1, l1tab, 2<<20, 0, 0); err != nil {
+					t.Fatal(err)
+				}
+				var af uint64 = 1 << 10
+				if ha {
+					af = 0
+				}
+				for _, w := range []struct{ at, v uint64 }{
+					{l1tab, tab + 0x1000 | 3}, {l1tab + 0x1000, tab + 0x2000 | 3},
+					{l1tab + 0x2000 + 8, l2RAM + 0x3000 | 3 | 3<<8 | af},
+					{l1VMA + 0x3008, 0x5eed},
+				} {
+					if err := r.v.Store(mem.VA(w.at), 8, w.v); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := r.kvm.SetSlotFlags(1, memslot.ReadOnly); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.a.AddSlot(tab, l1tab, 2<<20); err != nil {
+					t.Fatal(err)
+				}
+				tcr := uint64(25 | 1<<23 | 2<<32)
+				if ha {
+					tcr |= 1 << 39
+				}
+				r.a.SetGuestReg(cpu.SCTLR_EL1, 1)
+				r.a.SetGuestReg(cpu.TCR_EL1, tcr)
+				r.a.SetGuestReg(cpu.TTBR0_EL1, tab)
+				r.run(t, r.a)
+				exit, err := r.v.RunL2(kvm.Access{VA: 0x1008, Size: 8, Rt: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ha {
+					if exit.Reason != nested.ExitNone || r.v.KVM().Ctx().X[2] != 0x5eed {
+						t.Fatalf("exit %v, L2 reads %#x; want 0x5eed", exit.Reason, r.v.KVM().Ctx().X[2])
+					}
+					return
+				}
+				x := exit.Exception
+				want := uint64(0x25)<<26 | 1<<25 | 0b010000
+				if exit.Reason != nested.ExitL2Exception || x.Kind != cpu.DataAbort || uint64(x.ESR) != want || x.FAR != 0x1008 {
+					t.Fatalf("exit %v %v ESR %#x FAR %#x; want L2's Data Abort ESR %#x FAR 0x1008", exit.Reason, x.Kind, uint64(x.ESR), uint64(x.FAR), want)
+				}
+			})
+		}
 	}
 }

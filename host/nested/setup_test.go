@@ -7,6 +7,7 @@ import (
 	"github.com/nestmmu/nestmmu/guesthyp"
 	"github.com/nestmmu/nestmmu/host/hostmm"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -48,6 +49,8 @@ type rigConfig struct {
 	cpus     int
 	id       *vmsa.Regs
 	pageSize uint64
+	// bus is L1's device model (guesthyp.Config.Bus).
+	bus mmio.Bus
 }
 
 // newRig boots L0 with one CPU, L1 in a 40-bit VM in mode with E2H, and
@@ -93,7 +96,7 @@ func newRig(t testing.TB, mode nested.Mode, e2h bool, mf hostmm.MapFlags, opts .
 	v, err := nvm.NewVCPU(kv, nil)
 	must(err)
 	must(v.LoadCPU(0))
-	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, IPABits: rc.guestIPABits, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800})
+	hyp, err := guesthyp.Boot(v, guesthyp.Config{E2H: e2h, IPABits: rc.guestIPABits, Tables: l1Tables, TablesSize: 4 << 20, VBAR: 0x4000_0800, Bus: rc.bus})
 	must(err)
 	v.SetGuestHypervisor(hyp)
 	a, err := hyp.NewVM(1)

@@ -3,85 +3,38 @@ package nested
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/nestmmu/nestmmu/arm64/desc"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
-	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/arm64/tlb"
 	"github.com/nestmmu/nestmmu/host/s2pt"
-	"github.com/nestmmu/nestmmu/host/vmid"
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// shadowMMU is one shadow stage 2: tables in host frames that the modelled
-// hardware walks while an L2 runs (L2 IPA -> host PA), with its own VMID
-// from L0's allocator. It is keyed as the architecture tags what it
-// caches: with the guest's HCR_EL2.VM=1 by the guest's VMID and stage-2
-// base (VTTBR_EL2 without CnP) and the VTCR_EL2 captured when it was made;
-// with VM=0 by the VMID alone (its contents are then L0's stage 2 for L1,
-// L2 IPA = L1 IPA).
-type shadowMMU struct {
-	vm  *VM
-	idx int // in vm.shadows (the reverse map's name for it)
-	s2  *s2pt.VM
-	// caches are the table-page caches of the shadow, one per nested
-	// vCPU (by VCPU.idx, made on its first fault there): each vCPU tops
-	// its own up outside the MMU lock and installs from it under the
-	// lock, as KVM's per-vCPU memory caches.
-	caches []*s2pt.Cache
-	vmid   vmid.VM
+// Shadow stage 2, at either level. A hypervisor that runs a guest
+// hypervisor keeps a pool of shadow stage 2s (shadowPool): L0 in host
+// frames for L1's guests (VM), L1 in its own memory for L2's guests
+// (EL2VCPU). The pool, the key a shadow is found by, its recycling, the
+// composed leaves it installs, its reverse map, the stage-2 TLBIs of the
+// guest hypervisor and the changes of the canonical stage 2 it follows
+// are one code; what differs between the levels — where the tables live,
+// their layout, how a shadow's VMID is tagged and its TLB entries
+// invalidated — is the shadowLevel, and what each level keeps per
+// shadow is its X.
 
-	guestVM bool         // the guest's HCR_EL2.VM
+// shadowKey is what a shadow stage 2 is found by, as the architecture tags
+// what it caches: with the guest's stage 2 on by the guest's VMID and
+// stage-2 base (VTTBR_EL2 without CnP) and the VTCR_EL2 and walk controls
+// captured when it was made; with it off by the VMID alone (its contents
+// are then the canonical stage 2, nested IPA = the guest hypervisor's IPA).
+type shadowKey struct {
+	guestVM bool         // the guest's stage 2 is on (HCR_EL2.VM or DC: stage2On)
 	gvmid   uint16       // the guest's VMID
-	vttbr   sysreg.VTTBR // the guest's VTTBR_EL2 without CnP (VM=1)
-	vtcr    sysreg.VTCR  // captured (VM=1)
+	vttbr   sysreg.VTTBR // the guest's VTTBR_EL2 without CnP (guestVM)
+	vtcr    sysreg.VTCR  // captured (guestVM)
 	sctlr   sysreg.SCTLR // the guest's SCTLR_EL2 (EE: walk endianness), captured
-	ghcr    sysreg.HCR   // the guest's HCR_EL2 bits its stage-2 walk reads (FWB, PTW, CD), captured
-	ipaBits uint         // the shadow's input size
-
-	refs int // vCPUs running on it
-	// lastRan is, per physical CPU, the kvm vCPU ID of the nested vCPU
-	// that ran on the shadow there last (-1: none since it was built).
-	lastRan []int
-}
-
-// ShadowInfo describes a shadow MMU for tests and tools.
-type ShadowInfo struct {
-	GuestVM   bool
-	GuestVMID uint16
-	VTTBR     sysreg.VTTBR
-	VTCR      sysreg.VTCR
-	// VMID is the VMID L0 last gave the shadow; Refs the vCPUs on it.
-	VMID uint16
-	Refs int
-	// Stage2 is the shadow's tables.
-	Stage2 *s2pt.VM
-}
-
-// shadowInv tags the shadow's TLB maintenance with its current VMID.
-type shadowInv struct{ sh *shadowMMU }
-
-func (s shadowInv) InvalidateIPA(ipa mem.IPA, level int) {
-	h := s.sh.vm.k.Host()
-	var one [1]mem.IPA
-	one[0] = ipa
-	h.TLBIIPA(h.VMIDOf(&s.sh.vmid), one[:], level)
-}
-
-func (s shadowInv) InvalidateVMID() {
-	h := s.sh.vm.k.Host()
-	h.TLBIVMID(h.VMIDOf(&s.sh.vmid))
-}
-
-// matches reports whether the shadow serves the guest state g.
-func (sh *shadowMMU) matches(g *guestRegs) bool {
-	if sh.s2 == nil {
-		return false
-	}
-	vmOn := g.hcr.VM()
-	if sh.guestVM != vmOn || sh.gvmid != guestVMID(g) {
-		return false
-	}
-	return !vmOn || (sh.vttbr == g.vttbr&^1 && sh.vtcr == g.vtcr && sh.ghcr == g.hcr&walkHCR)
+	ghcr    sysreg.HCR   // the guest's walkHCR bits, captured (guestVM)
 }
 
 // walkHCR are the guest's HCR_EL2 bits that change what its stage 2 means
@@ -89,137 +42,149 @@ func (sh *shadowMMU) matches(g *guestRegs) bool {
 // old shadow: another one is built).
 const walkHCR = sysreg.HCR_FWB | sysreg.HCR_PTW | sysreg.HCR_CD
 
-// in is the shadow's input address for an L2 IPA: s2pt types the input
-// space of every stage-2 table as mem.IPA; for a shadow it is L2's.
-func in(n NestedIPA) mem.IPA { return mem.IPA(n) }
+// keyOf is the key of the shadow that serves the guest state g.
+func keyOf(g *guestRegs) shadowKey {
+	k := shadowKey{guestVM: stage2On(g.hcr), gvmid: guestVMID(g), sctlr: g.sctlr}
+	if k.guestVM {
+		k.vttbr, k.vtcr, k.ghcr = g.vttbr&^1, g.vtcr, g.hcr&walkHCR
+	}
+	return k
+}
 
-// shadowLayout chooses the shadow's layout: the guest's IPA size (at least
-// 32 bits, at most what the host allows), and the smaller of the guest's
-// granule and the host page, so that every guest leaf and every host page
-// can be shadowed exactly (a guest granule smaller than the host's is
-// shadowed with leaves inside host pages).
-func (vm *VM) shadowLayout(g *guestRegs) s2pt.Config {
-	id := vm.k.Host().ID()
-	gran := vm.k.Layout().Format.Granule
-	if g.hcr.VM() {
-		if gg := granuleOf(g); gg.Bits() < gran.Bits() && id.MMFR0.GranuleSupported(gg, true) {
-			gran = gg
+// serves reports whether a shadow of key k serves the guest state g.
+func (k *shadowKey) serves(g *guestRegs) bool {
+	vmOn := stage2On(g.hcr)
+	if k.guestVM != vmOn || k.gvmid != guestVMID(g) {
+		return false
+	}
+	return !vmOn || (k.vttbr == g.vttbr&^1 && k.vtcr == g.vtcr && k.ghcr == g.hcr&walkHCR)
+}
+
+// walkRegs are the guest registers the shadow was built from, as its
+// stage-2 walk reads them (the checker's).
+func (k *shadowKey) walkRegs(ids IDRegs) guestRegs {
+	return guestRegs{vtcr: k.vtcr, vttbr: k.vttbr, hcr: sysreg.HCR_VM | k.ghcr, sctlr: k.sctlr, id: ids}
+}
+
+// shadow is one shadow stage 2 of a pool: its tables (nil when torn
+// down), its place in the pool (the reverse map's name for it), its key,
+// input size and users, and what its level keeps for it.
+type shadow[X any] struct {
+	shadowKey
+	s2      *s2pt.VM
+	idx     int
+	ipaBits uint
+	refs    int // vCPUs running on it
+	x       X
+}
+
+// shadowLevel is what differs between the hypervisors that keep shadows.
+type shadowLevel[X any] interface {
+	// layout is the shadow's layout for the guest state g.
+	layout(g *guestRegs) s2pt.Config
+	// build makes empty tables of layout cfg for sh, whose TLB
+	// maintenance is tagged with sh's VMID.
+	build(sh *shadow[X], cfg s2pt.Config) (*s2pt.VM, error)
+	// destroyed is told that sh's tables were freed (its caches go).
+	destroyed(sh *shadow[X]) error
+	// invalidate removes the TLB entries of sh's nested range [lo,
+	// lo+size) (its leaves changed in place: aging).
+	invalidate(sh *shadow[X], lo NestedIPA, size uint64)
+}
+
+// shadowPool is a hypervisor's pool of shadow stage 2s: sized when made,
+// recycled round-robin by reference count with the old tables torn down
+// then (lazily), as KVM's. L0's is guarded by the VM's MMU lock; a guest
+// hypervisor's runs on its one vCPU.
+type shadowPool[X any] struct {
+	level   shadowLevel[X]
+	shadows []*shadow[X]
+	next    int
+	rmap    rmap
+	flushes atomic.Uint64 // shadows emptied or torn down
+}
+
+// init makes n shadows (none built) and the reverse map (on: its extents,
+// 0 for the default).
+func (p *shadowPool[X]) init(level shadowLevel[X], n int, on bool, extents int) {
+	p.level = level
+	p.shadows = make([]*shadow[X], n)
+	for i := range p.shadows {
+		p.shadows[i] = &shadow[X]{idx: i}
+	}
+	p.rmap.init(on, n, extents)
+}
+
+// lookup returns the built shadow that serves g, if any.
+func (p *shadowPool[X]) lookup(g *guestRegs) *shadow[X] {
+	for _, sh := range p.shadows {
+		if sh.s2 != nil && sh.serves(g) {
+			return sh
 		}
 	}
-	// A 52-bit IPA needs FEAT_LPA2 (VTCR_EL2.DS) with 4K and 16K, FEAT_LPA
-	// with 64K (AArch64.S2MinTxSZ): a guest stage 2 of 52 bits is shadowed
-	// at 52 bits where the host has them (mainline caps nested guests at 48).
-	hostMax, _ := sysreg.PASizeBits(id.MMFR0.PARange())
-	if hostMax == 52 && gran != sysreg.Granule64K && !id.MMFR0.GranuleLPA2(gran, true) {
-		hostMax = 48
-	}
-	ipa := vm.k.Layout().IPABits
-	if g.hcr.VM() {
-		ipa = min(max(guestIPABits(g.vtcr), 32), hostMax)
-	}
-	return s2pt.Config{IPABits: ipa, Granule: gran, MMFR0: id.MMFR0, MMFR1: id.MMFR1}
+	return nil
 }
 
 // acquire returns the shadow for the guest state g, with a reference the
-// caller releases when the vCPU stops running on it. It reuses a matching
-// shadow, or recycles one no vCPU uses (round-robin, its old tables torn
-// down now, lazily) and builds it empty; entries come on shadow faults.
-func (vm *VM) acquire(g *guestRegs) (*shadowMMU, error) {
-	vm.k.LockMMU()
-	defer vm.k.UnlockMMU()
-	for _, sh := range vm.shadows {
-		if sh.matches(g) {
-			sh.refs++
-			return sh, nil
-		}
+// caller releases when its vCPU stops running on it: a matching shadow,
+// or one nobody uses recycled (round-robin, its old tables torn down now)
+// and built empty for g; entries come on shadow faults. fresh reports the
+// latter.
+func (p *shadowPool[X]) acquire(g *guestRegs) (sh *shadow[X], fresh bool, err error) {
+	if sh := p.lookup(g); sh != nil {
+		sh.refs++
+		return sh, false, nil
 	}
-	var victim *shadowMMU
-	if i, ok := recycle(len(vm.shadows), &vm.next, func(i int) bool { return vm.shadows[i].refs == 0 }); ok {
-		victim = vm.shadows[i]
+	i, ok := recycle(len(p.shadows), &p.next, func(i int) bool { return p.shadows[i].refs == 0 })
+	if !ok {
+		return nil, false, errors.New("nested: every shadow stage 2 is in use")
 	}
-	if victim == nil {
-		return nil, errors.New("nested: every shadow stage 2 is in use")
+	sh = p.shadows[i]
+	if err := p.teardown(sh); err != nil {
+		return nil, false, err
 	}
-	if err := victim.teardown(); err != nil {
-		return nil, err
-	}
-	cfg := vm.shadowLayout(g)
-	s2, err := s2pt.New(cfg, s2pt.ArenaTables{Arena: vm.k.Host().Arena()}, shadowInv{victim})
+	cfg := p.level.layout(g)
+	s2, err := p.level.build(sh, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("nested: shadow stage 2 for VTCR_EL2 %#x: %w", uint64(g.vtcr), err)
+		return nil, false, fmt.Errorf("nested: shadow stage 2 for VTCR_EL2 %#x: %w", uint64(g.vtcr), err)
 	}
-	victim.s2 = s2
-	if victim.caches == nil {
-		victim.caches = make([]*s2pt.Cache, vm.cfg.VCPUs)
-	}
-	victim.guestVM, victim.gvmid = g.hcr.VM(), guestVMID(g)
-	victim.vttbr, victim.vtcr, victim.sctlr, victim.ipaBits = g.vttbr&^1, g.vtcr, g.sctlr, cfg.IPABits
-	victim.ghcr = g.hcr & walkHCR
-	if !victim.guestVM {
-		victim.vttbr, victim.vtcr, victim.ghcr = 0, 0, 0
-	}
-	victim.refs = 1
-	if victim.lastRan == nil {
-		victim.lastRan = make([]int, vm.k.Host().CPUs())
-	}
-	for i := range victim.lastRan {
-		victim.lastRan[i] = -1 // Destroy invalidated the old tables' VMID everywhere
-	}
-	return victim, nil
+	sh.s2, sh.shadowKey, sh.ipaBits, sh.refs = s2, keyOf(g), cfg.IPABits, 1
+	return sh, true, nil
 }
 
-// cacheFor returns vCPU i's table-page cache for the shadow. Only vCPU i
-// calls it, holding a reference (so the shadow is not torn down meanwhile).
-func (sh *shadowMMU) cacheFor(i int) *s2pt.Cache {
-	if sh.caches[i] == nil {
-		sh.caches[i] = sh.s2.NewCache()
-	}
-	return sh.caches[i]
-}
-
-// release drops a vCPU's reference.
-func (vm *VM) release(sh *shadowMMU) {
-	vm.k.LockMMU()
+// release drops a reference.
+func (p *shadowPool[X]) release(sh *shadow[X]) {
 	if sh.refs > 0 {
 		sh.refs--
 	}
-	vm.k.UnlockMMU()
 }
 
-// teardown frees the shadow's tables (TLBI VMALLS12E1IS of its VMID
-// first). The MMU lock is held.
-func (sh *shadowMMU) teardown() error {
+// teardown frees sh's tables (their Destroy invalidates the VMID first).
+func (p *shadowPool[X]) teardown(sh *shadow[X]) error {
 	if sh.s2 == nil {
 		return nil
 	}
-	errs := []error{sh.s2.Destroy()}
-	for i, c := range sh.caches {
-		if c != nil {
-			errs = append(errs, c.Release())
-			sh.caches[i] = nil
-		}
-	}
+	err := errors.Join(sh.s2.Destroy(), p.level.destroyed(sh))
 	sh.s2 = nil
-	sh.vm.rmap.clear(sh.idx)
-	sh.vm.stats.flushes.Add(1)
-	return errors.Join(errs...)
+	p.rmap.clear(sh.idx)
+	p.flushes.Add(1)
+	return err
 }
 
-// flush removes every entry of the shadow, with the TLB invalidation.
-// The MMU lock is held.
-func (sh *shadowMMU) flush() error {
+// flush removes every entry of sh, with the TLB invalidation.
+func (p *shadowPool[X]) flush(sh *shadow[X]) error {
 	if sh.s2 == nil {
 		return nil
 	}
-	sh.vm.stats.flushes.Add(1)
-	sh.vm.rmap.clear(sh.idx)
+	p.flushes.Add(1)
+	p.rmap.clear(sh.idx)
 	return sh.s2.Unmap(0, uint64(1)<<sh.ipaBits)
 }
 
-// unmapCovering removes every shadow leaf that overlaps [lo, hi) (a
+// unmapCovering removes every leaf of sh that overlaps [lo, hi) (a
 // straddling block whole: removing more than asked is always allowed),
-// with the TLB invalidation. The MMU lock is held.
-func (sh *shadowMMU) unmapCovering(lo, hi NestedIPA) error {
+// with the TLB invalidation.
+func (p *shadowPool[X]) unmapCovering(sh *shadow[X], lo, hi NestedIPA) error {
 	if sh.s2 == nil || hi <= lo {
 		return nil
 	}
@@ -230,15 +195,15 @@ func (sh *shadowMMU) unmapCovering(lo, hi NestedIPA) error {
 	hi = min(hi, top)
 	g := NestedIPA(sh.s2.Layout().TableBytes)
 	lo, hi = lo&^(g-1), (hi+g-1)&^(g-1)
-	if sh.vm.rmap.reserve(sh.idx, 1) {
-		sh.vm.rmap.trim(sh.idx, lo, hi)
+	if p.rmap.reserve(sh.idx, 1) {
+		p.rmap.trim(sh.idx, lo, hi)
 	}
 	return sh.s2.Unmap(in(lo), uint64(hi-lo))
 }
 
-// guestLevel returns the guest leaf level remembered in the shadow leaf
+// guestLevel returns the guest leaf level remembered in the leaf of sh
 // that maps ipa (software bits of the descriptor), if any.
-func (sh *shadowMMU) guestLevel(ipa NestedIPA) (int, bool) {
+func (sh *shadow[X]) guestLevel(ipa NestedIPA) (int, bool) {
 	if sh.s2 == nil {
 		return 0, false
 	}
@@ -253,19 +218,78 @@ func (sh *shadowMMU) guestLevel(ipa NestedIPA) (int, bool) {
 	return int(sw) - 2, true
 }
 
-// Shadows describes the VM's shadow MMUs that hold tables.
-func (vm *VM) Shadows() []ShadowInfo {
-	vm.k.LockMMU()
-	defer vm.k.UnlockMMU()
-	var out []ShadowInfo
-	for _, sh := range vm.shadows {
-		if sh.s2 == nil {
-			continue
-		}
-		out = append(out, ShadowInfo{GuestVM: sh.guestVM, GuestVMID: sh.gvmid, VTTBR: sh.vttbr, VTCR: sh.vtcr,
-			VMID: vm.k.Host().VMIDOf(&sh.vmid), Refs: sh.refs, Stage2: sh.s2})
+// topup fills cache with the table pages install may need for the leaf
+// composing g (for nested IPA ipa) with the canonical mapping [base,
+// base+size) -> pa.
+func (p *shadowPool[X]) topup(sh *shadow[X], cache *s2pt.Cache, ipa NestedIPA, g *GuestS2, base mem.IPA, pa mem.PA, size uint64) error {
+	if sh.s2 == nil {
+		return nil
 	}
-	return out
+	l2, spa, sz, ok := composeLeaf(sh.s2.Layout(), g, ipa, base, pa, size)
+	if !ok {
+		return nil
+	}
+	return cache.Topup(sh.s2.MapPagesNeeded(in(l2), spa, sz, s2pt.MapBlocks) + sh.s2.EdgePagesNeeded(in(l2), sz))
 }
 
-var _ kvm.NestedHooks = (*VM)(nil)
+// install puts the leaf composing g with the canonical mapping [base,
+// base+size) -> pa (rights prot) into sh: the smaller of the two mappings
+// rounded down to a leaf of the shadow's layout, rights no wider than
+// either (xnx: the hardware has FEAT_XNX), Device if the guest maps
+// Device, the guest leaf level in the software bits; and records it in
+// the reverse map. Nothing is allocated. A shadow torn down meanwhile
+// gets nothing (the access faults again).
+func (p *shadowPool[X]) install(sh *shadow[X], cache *s2pt.Cache, ipa NestedIPA, g *GuestS2, base mem.IPA, pa mem.PA, size uint64, prot s2pt.Prot, xnx bool) error {
+	if sh.s2 == nil {
+		return nil
+	}
+	l2, spa, sz, ok := composeLeaf(sh.s2.Layout(), g, ipa, base, pa, size)
+	if !ok {
+		return nil
+	}
+	sw := guestLevelSW(g)
+	if err := sh.s2.Map(cache, in(l2), spa, sz, guestProt(g, prot, xnx), s2pt.MapBlocks|s2pt.MapSW(sw)); err != nil {
+		return err
+	}
+	l1 := g.L1Base + mem.IPA(l2-g.Base)
+	p.rmap.insert(sh.idx, l2, l1, sz, sw, guestProt(g, s2pt.ProtR|s2pt.ProtX, xnx))
+	return nil
+}
+
+// tlbiStage2 executes on the shadows a stage-2 TLBI (scope s of op) the
+// guest hypervisor issued with its registers g: ALLE1 empties every
+// shadow, VMALLS12E1 those of the current guest VMID; IPAS2E1, IPAS2LE1
+// and the range forms unmap ipas2Range in each shadow of the VMID with
+// the guest's stage 2 on (whole shadow leaves, and their TLB entries).
+// handled is false for the other TLBIs (stage 1 and EL2: the level's).
+func (p *shadowPool[X]) tlbiStage2(op tlb.Op, s *tlb.Scope, g *guestRegs) (handled bool, err error) {
+	gvmid := guestVMID(g)
+	switch op.Base() {
+	case tlb.OpALLE1:
+		for _, sh := range p.shadows {
+			err = errors.Join(err, p.flush(sh))
+		}
+	case tlb.OpVMALLS12E1:
+		for _, sh := range p.shadows {
+			if sh.s2 != nil && sh.gvmid == gvmid {
+				err = errors.Join(err, p.flush(sh))
+			}
+		}
+	case tlb.OpIPAS2E1, tlb.OpIPAS2LE1, tlb.OpRIPAS2E1, tlb.OpRIPAS2LE1:
+		gran := granuleOf(g)
+		for _, sh := range p.shadows {
+			if sh.s2 == nil || sh.gvmid != gvmid || !sh.guestVM {
+				continue
+			}
+			lo, hi := ipas2Range(op, s, gran, sh.ipaBits, sh.guestLevel)
+			err = errors.Join(err, p.unmapCovering(sh, lo, hi))
+		}
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+// in is the shadow's input address for an L2 IPA: s2pt types the input
+// space of every stage-2 table as mem.IPA; for a shadow it is L2's.
+func in(n NestedIPA) mem.IPA { return mem.IPA(n) }

@@ -37,44 +37,22 @@ func (v *VCPU) emulateTLBI(op tlb.Op, xt uint64) error {
 	el1 := tlb.Context{EL: 2, VMID: own}
 	vm.k.LockMMU()
 	defer vm.k.UnlockMMU()
+	if done, err := vm.pool.tlbiStage2(op, &s, &g); done {
+		return err
+	}
 	switch op.Base() {
-	case tlb.OpALLE1:
-		for _, sh := range vm.shadows {
-			if err := sh.flush(); err != nil {
-				return err
-			}
-		}
-	case tlb.OpVMALLS12E1:
-		for _, sh := range vm.shadows {
-			if sh.s2 != nil && sh.gvmid == gvmid {
-				if err := sh.flush(); err != nil {
-					return err
-				}
-			}
-		}
-	case tlb.OpIPAS2E1, tlb.OpIPAS2LE1, tlb.OpRIPAS2E1, tlb.OpRIPAS2LE1:
-		gran := granuleOf(&g)
-		for _, sh := range vm.shadows {
-			if sh.s2 == nil || sh.gvmid != gvmid || !sh.guestVM {
-				continue
-			}
-			lo, hi := ipas2Range(op, &s, gran, sh.ipaBits, sh.guestLevel)
-			if err := sh.unmapCovering(lo, hi); err != nil {
-				return err
-			}
-		}
 	case tlb.OpALLE2, tlb.OpVAE2, tlb.OpVALE2, tlb.OpRVAE2, tlb.OpRVALE2:
 		return host.TLBI(tlb.OpVMALLE1, 0, el1)
-	default: // the EL1 stage-1 forms
-		if g.hcr.E2H() && g.hcr.TGE() {
-			return host.TLBI(op.Base(), xt, el1)
-		}
-		for _, sh := range vm.shadows {
-			if sh.s2 != nil && sh.gvmid == gvmid {
-				c := tlb.Context{EL: 2, VMID: host.VMIDOf(&sh.vmid), ASID16: ctx.ASID16}
-				if err := host.TLBI(op.Base(), xt, c); err != nil {
-					return err
-				}
+	}
+	// The EL1 stage-1 forms.
+	if g.hcr.E2H() && g.hcr.TGE() {
+		return host.TLBI(op.Base(), xt, el1)
+	}
+	for _, sh := range vm.pool.shadows {
+		if sh.s2 != nil && sh.gvmid == gvmid {
+			c := tlb.Context{EL: 2, VMID: host.VMIDOf(&sh.x.vmid), ASID16: ctx.ASID16}
+			if err := host.TLBI(op.Base(), xt, c); err != nil {
+				return err
 			}
 		}
 	}

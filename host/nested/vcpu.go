@@ -241,15 +241,15 @@ func (v *VCPU) vel2Controls() {
 // hardware each would have a TLB of its own.
 func (v *VCPU) shadowVMID() error {
 	h, c, sh := v.vm.k.Host(), v.k.CPU(), v.shadow
-	id, err := h.LoadVMID(c, &sh.vmid)
+	id, err := h.LoadVMID(c, &sh.x.vmid)
 	if err != nil {
 		return fmt.Errorf("nested: %w", err)
 	}
-	if last := sh.lastRan[c]; last != v.k.ID() {
+	if last := sh.x.lastRan[c]; last != v.k.ID() {
 		if last >= 0 {
 			h.LocalTLBIVMID(c, id)
 		}
-		sh.lastRan[c] = v.k.ID()
+		sh.x.lastRan[c] = v.k.ID()
 	}
 	if t := v.shadow.s2.VTTBR().WithVMID(id); v.pe.Regs.VTTBR_EL2 != t {
 		v.pe.Regs.VTTBR_EL2 = t
@@ -556,6 +556,17 @@ func (v *VCPU) emulateERET() error {
 		return v.eret()
 	case 3:
 		return fmt.Errorf("%w: ERET to EL3 (SPSR_EL2 %#x)", ErrUnhandled, spsr)
+	}
+	if h := v.vHCR(); h.TGE() {
+		// No guest below a guest hypervisor with TGE: a return to EL1 is
+		// illegal, one to EL0 is to its own EL0 (tgeReturn), modelled for
+		// its EL2&0 regime (E2H=1), which runs on the EL1 registers as
+		// its EL2 does.
+		if spsr>>2&3 == 0 && !h.E2H() {
+			return fmt.Errorf("%w: ERET to EL0 with HCR_EL2.{E2H,TGE}={0,1} (the guest hypervisor's own EL0 in the EL1&0 regime)", ErrUnhandled)
+		}
+		pe.ELR[2], pe.SPSR[2] = pe.ELR[1], tgeReturn(spsr, pe.SPSR[2])
+		return v.eret()
 	}
 	return v.toL2()
 }
