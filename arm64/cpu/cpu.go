@@ -210,6 +210,8 @@ type PE struct {
 	UnknownHPFAR sysreg.HPFAR
 
 	c translationContext
+	// hitAbort is the External abort ReadHit or WriteHit took last.
+	hitAbort Exception
 }
 
 // translationContext is derived from the registers and EL; it is

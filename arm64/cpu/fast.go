@@ -12,18 +12,20 @@ import (
 // else (a TLB miss or permission miss, a VA that fails the checks before
 // the TLB, an unaligned access, stage 1 off, no TLB): nothing was counted
 // or changed, and the caller goes on with Read, which decides the access
-// exactly. When done is true the access is complete; e is the External
-// abort taken if the PA has no memory.
+// exactly. When done is true the access is complete; e is nil, or the
+// External abort taken if the PA has no memory (valid until the PE's next
+// hit-path access). A pointer, not an Exception: a 64-byte result copied
+// through every caller cost about as much as the hit itself.
 //
 // The translation context, the VA checks (as masks) and the TLB key are
 // derived once per register state (ctx); a hit in the micro-TLB is a few
 // loads (tlb.HitPA); the data comes from the memory's words when it gives
 // them (WordMemory), with no call.
-func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e Exception, done bool) {
+func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e *Exception, done bool) {
 	c := &pe.c
 	if !pe.hitOK(c, va, size) {
 		if c.valid {
-			return 0, Exception{}, false
+			return 0, nil, false
 		}
 		pe.ctx()
 		return pe.ReadHit(va, size)
@@ -31,7 +33,7 @@ func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e Exception, done bool) {
 	pa, ok := pe.TLB.MicroHitPA(&c.hitR, va)
 	if !ok {
 		if pa, ok = pe.TLB.HitPA(&c.hitR, va); !ok {
-			return 0, Exception{}, false
+			return 0, nil, false
 		}
 	}
 	pe.Stats.Loads++
@@ -40,22 +42,21 @@ func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e Exception, done bool) {
 	if i := uint64(pa-c.wbase) >> 3; i < uint64(len(c.words)) {
 		// An aligned access of at most 8 bytes lies in one word: a
 		// single-copy atomic load of the word holds it.
-		w := atomic.LoadUint64(&c.words[i])
-		return w >> (8 * (uint64(pa) & 7)) & sizeMask(size), Exception{}, true
+		return atomic.LoadUint64(&c.words[i]) >> (8 * (uint64(pa) & 7)) & sizeMask(size), nil, true
 	}
-	v, ok = pe.Mem.Read(pa, size)
-	if !ok {
-		return 0, pe.external(va, vmsa.Read, false), true
+	if v, ok = pe.Mem.Read(pa, size); !ok {
+		pe.hitAbort = pe.external(va, vmsa.Read, false)
+		return 0, &pe.hitAbort, true
 	}
-	return v, Exception{}, true
+	return v, nil, true
 }
 
 // WriteHit is Write made cheap for its common case, as ReadHit.
-func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e Exception, done bool) {
+func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e *Exception, done bool) {
 	c := &pe.c
 	if !pe.hitOK(c, va, size) {
 		if c.valid {
-			return Exception{}, false
+			return nil, false
 		}
 		pe.ctx()
 		return pe.WriteHit(va, size, v)
@@ -63,7 +64,7 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e Exception, done bool) {
 	pa, ok := pe.TLB.MicroHitPA(&c.hitW, va)
 	if !ok {
 		if pa, ok = pe.TLB.HitPA(&c.hitW, va); !ok {
-			return Exception{}, false
+			return nil, false
 		}
 	}
 	pe.Stats.Stores++
@@ -73,7 +74,7 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e Exception, done bool) {
 		p := &c.words[i]
 		if size == 8 {
 			atomic.StoreUint64(p, v)
-			return Exception{}, true
+			return nil, true
 		}
 		// The other bytes of the word may be written meanwhile.
 		sh := 8 * (uint64(pa) & 7)
@@ -81,14 +82,15 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e Exception, done bool) {
 		for {
 			o := atomic.LoadUint64(p)
 			if atomic.CompareAndSwapUint64(p, o, o&^m|v<<sh&m) {
-				return Exception{}, true
+				return nil, true
 			}
 		}
 	}
 	if !pe.Mem.Write(pa, size, v) {
-		return pe.external(va, vmsa.Write, true), true
+		pe.hitAbort = pe.external(va, vmsa.Write, true)
+		return &pe.hitAbort, true
 	}
-	return Exception{}, true
+	return nil, true
 }
 
 // hitOK is the part of translate a TLB hit takes before the TLB, with

@@ -12,7 +12,10 @@ import (
 // Read when it was not done.
 func fastRead(pe *cpu.PE, va mem.VA, size int) (uint64, cpu.Exception, bool) {
 	if v, e, done := pe.ReadHit(va, size); done {
-		return v, e, true
+		if e != nil {
+			return v, *e, true
+		}
+		return v, cpu.Exception{}, true
 	}
 	v, e := pe.Read(va, size, cpu.Insn{})
 	return v, e, false
@@ -20,7 +23,10 @@ func fastRead(pe *cpu.PE, va mem.VA, size int) (uint64, cpu.Exception, bool) {
 
 func fastWrite(pe *cpu.PE, va mem.VA, size int, v uint64) (cpu.Exception, bool) {
 	if e, done := pe.WriteHit(va, size, v); done {
-		return e, true
+		if e != nil {
+			return *e, true
+		}
+		return cpu.Exception{}, true
 	}
 	return pe.Write(va, size, v, cpu.Insn{}), false
 }

@@ -58,22 +58,27 @@ func (v *VCPU) RunBatch(b []BatchAccess) (n int, exit Exit, err error) {
 				return n, Exit{}, fmt.Errorf("kvm: batch access %d: size %d is not 1, 2, 4 or 8", n, size)
 			}
 			if a.Write {
-				var done bool
-				if e, done = pe.WriteHit(a.VA, size, a.Val); !done {
+				ex, done := pe.WriteHit(a.VA, size, a.Val)
+				if !done {
 					v.ctx.X[batchReg] = a.Val // the data register, should the store exit as MMIO
-					e = pe.Write(a.VA, size, a.Val, batchInsn)
+					if e = pe.Write(a.VA, size, a.Val, batchInsn); e.Taken() {
+						break
+					}
+				} else if ex != nil {
+					e = *ex
+					break
 				}
 			} else {
 				val, ex, done := pe.ReadHit(a.VA, size)
 				if !done {
-					val, ex = pe.Read(a.VA, size, batchInsn)
+					if val, e = pe.Read(a.VA, size, batchInsn); e.Taken() {
+						break
+					}
+				} else if ex != nil {
+					e = *ex
+					break
 				}
-				if e = ex; !e.Taken() {
-					a.Val = loadValue(val, size, false, true)
-				}
-			}
-			if e.Taken() {
-				break
+				a.Val = loadValue(val, size, false, true)
 			}
 			pe.PC += 4
 			n++

@@ -75,6 +75,13 @@ func (c *Cache) Release() error {
 // entry the range touches, except entries the range covers that can be
 // blocks (flags has MapBlocks, a block level, IPA and PA congruent).
 func (vm *VM) MapPagesNeeded(ipa mem.IPA, pa mem.PA, size uint64, flags MapFlags) int {
+	if size == vm.gmask+1 {
+		return 3 - vm.layout.StartLevel // one page: one table per level below the root
+	}
+	return vm.mapPagesNeeded(ipa, pa, size, flags)
+}
+
+func (vm *VM) mapPagesNeeded(ipa mem.IPA, pa mem.PA, size uint64, flags MapFlags) int {
 	l := &vm.layout
 	if size == 0 {
 		return 0

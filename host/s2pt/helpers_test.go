@@ -231,8 +231,8 @@ func (r *rig) checkCounts() {
 			r.t.Fatalf("table %#x level %d with %d valid entries marked kept empty", uint64(pa), info.level, n)
 		}
 	}
-	if kept != vm.nkept || kept > vm.keepCap {
-		r.t.Fatalf("%d tables kept empty, the VM counts %d (at most %d)", kept, vm.nkept, vm.keepCap)
+	if kept != len(vm.kept) || kept > max(vm.keepCap, 0) || len(vm.evict) != 0 {
+		r.t.Fatalf("%d tables kept empty, the VM lists %d (at most %d), %d displaced not detached", kept, len(vm.kept), vm.keepCap, len(vm.evict))
 	}
 	want := vm.layout.RootBytes + uint64(inUse)*vm.layout.TableBytes
 	if vm.stats.TableBytes != want {

@@ -145,6 +145,8 @@ func (vm *VM) flush() {
 	switch {
 	case vm.npend == 0:
 		return
+	case vm.noInv: // as noInvalidator.InvalidateRanges, without the call
+		vm.stats.TLBIs += uint64(vm.npend)
 	case vm.rinv != nil:
 		vm.rinv.InvalidateRanges(vm.pend[:vm.npend])
 		vm.stats.TLBIs += uint64(vm.npend)

@@ -14,9 +14,9 @@ import (
 // TestKeepEmpty: a table an unmap empties stays in place, its table
 // descriptor valid and the table all invalid entries, so the hardware
 // walk ends in a Translation fault one level down and no invalidation of
-// the table is needed; the next map of its range installs no table; at
-// most Config.KeepEmpty tables are kept, the others detached and freed
-// after the non-last-level invalidation; Trim frees the kept ones (and the
+// the table is needed; the next map of its range installs no table; the
+// newest Config.KeepEmpty emptied tables are kept, the others detached
+// and freed after the non-last-level invalidation; Trim frees the kept ones (and the
 // tables above them they alone held) the same way; KeepEmpty < 0 frees
 // every emptied table at once.
 func TestKeepEmpty(t *testing.T) {
@@ -62,9 +62,9 @@ func TestKeepEmpty(t *testing.T) {
 	r.unmap(8192, 4096)
 
 	// Six more level-3 tables emptied, in six 1 GiB regions (each with its
-	// own level-2 table): with the one at 0 (kept again) four are kept,
-	// the last three emptied freed with the level-2 tables they alone
-	// held.
+	// own level-2 table): the newest is kept, each displaced one freed
+	// (after a non-last-level invalidation) with the level-2 table it
+	// alone held: the one at 0 and the first five, 12 tables.
 	for i := uint64(1); i <= 6; i++ {
 		r.mapRange(mem.IPA(i*gib), mem.PA(0x4000_0000+i*4096), 4096, rw, 0)
 	}
@@ -74,20 +74,17 @@ func TestKeepEmpty(t *testing.T) {
 		r.unmap(mem.IPA(i*gib), 4096)
 	}
 	r.rec.enable = false
-	frees := 0
-	for _, e := range r.rec.take() {
-		if e.kind == "free" {
-			frees++
-		}
+	freed := checkFreedAfterTLBI(t, r.rec.take())
+	if st := r.vm.Stats(); st.EmptyTables != keepDefault || freed != 12 {
+		t.Errorf("%d tables kept empty, %d freed; want %d and 12", st.EmptyTables, freed, keepDefault)
 	}
-	if st := r.vm.Stats(); st.EmptyTables != keepDefault || frees != 6 {
-		t.Errorf("%d tables kept empty, %d freed; want %d and 6 (three level-3 tables and the level-2 tables above them)", st.EmptyTables, frees, keepDefault)
+	if d, lvl, _ := r.vm.Lookup(mem.IPA(6 * gib)); lvl != 3 || d != 0 {
+		t.Errorf("the newest emptied table is not the one kept: Lookup at 6 GiB ends at level %d", lvl)
 	}
 	r.checkCounts()
 
-	// Trim: the four kept tables, their four level-2 tables and the
-	// level-1 table go, each invalidated (not last-level) before it is
-	// freed.
+	// Trim: the kept table, its level-2 table and the level-1 table go,
+	// each invalidated (not last-level) before it is freed.
 	r.rec.take()
 	r.rec.enable = true
 	n, err := r.vm.Trim()
@@ -95,23 +92,33 @@ func TestKeepEmpty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := r.rec.take()
-	if st := r.vm.Stats(); n != 9 || st.Tables != 0 || st.EmptyTables != 0 || st.TableBytes != r.vm.layout.RootBytes {
-		t.Errorf("Trim freed %d tables, left %+v; want 9 freed, only the root", n, st)
-	}
-	tlbi := false
-	for _, e := range evs {
-		switch {
-		case e.kind == "tlbi-range" && !e.r.LeafOnly:
-			tlbi = true
-		case e.kind == "free" && !tlbi:
-			t.Fatalf("Trim freed %#x before a non-last-level invalidation: %+v", uint64(e.pa), evs)
-		}
+	freed = checkFreedAfterTLBI(t, r.rec.take())
+	if st := r.vm.Stats(); n != 3 || freed != 3 || st.Tables != 0 || st.EmptyTables != 0 || st.TableBytes != r.vm.layout.RootBytes {
+		t.Errorf("Trim freed %d tables (%d frees), left %+v; want 3, only the root", n, freed, st)
 	}
 	r.checkCounts()
 
-	// KeepEmpty < 0: the first emptied table goes at once.
+	// KeepEmpty 3: the three newest kept.
 	cfg := defaultCfg(48, sysreg.Granule4K)
+	cfg.KeepEmpty = 3
+	r3 := newRig(t, cfg, 16*mib)
+	for i := uint64(0); i < 5; i++ {
+		r3.mapRange(mem.IPA(i*gib), 0x4000_0000, 4096, rw, 0)
+	}
+	for i := uint64(0); i < 5; i++ {
+		r3.unmap(mem.IPA(i*gib), 4096)
+	}
+	if st := r3.vm.Stats(); st.EmptyTables != 3 || st.Tables != 3+3+1 {
+		t.Errorf("KeepEmpty 3: %+v, want 3 kept, with their level-2 tables and the level-1 table", st)
+	}
+	for i := uint64(0); i < 5; i++ {
+		if _, lvl, _ := r3.vm.Lookup(mem.IPA(i * gib)); (lvl == 3) != (i >= 2) {
+			t.Errorf("KeepEmpty 3: Lookup at %d GiB ends at level %d", i, lvl)
+		}
+	}
+	r3.checkCounts()
+
+	// KeepEmpty < 0: the first emptied table goes at once.
 	cfg.KeepEmpty = -1
 	r2 := newRig(t, cfg, 16*mib)
 	r2.mapRange(0, 0x4000_0000, 4096, rw, 0)
@@ -185,4 +192,22 @@ func TestUnmapExact(t *testing.T) {
 			t.Errorf("UnmapExact of an unaligned IPA: %v", err)
 		}
 	}
+}
+
+// checkFreedAfterTLBI counts the tables freed in the recorded events, each
+// of which must follow a non-last-level invalidation.
+func checkFreedAfterTLBI(t *testing.T, evs []event) int {
+	t.Helper()
+	tlbi, n := false, 0
+	for _, e := range evs {
+		switch {
+		case e.kind == "tlbi-range" && !e.r.LeafOnly:
+			tlbi = true
+		case e.kind == "free" && !tlbi:
+			t.Fatalf("table %#x freed before a non-last-level invalidation: %+v", uint64(e.pa), evs)
+		case e.kind == "free":
+			n++
+		}
+	}
+	return n
 }

@@ -40,10 +40,12 @@ type Config struct {
 	MMULock *sync.Mutex
 	// KeepEmpty is how many tables an unmap empties stay in place, empty,
 	// for the next map of their range (their table descriptors valid):
-	// the mapping then installs no table and the unmap frees none. They
-	// count in Stats.Tables and TableBytes (Stats.EmptyTables); Trim frees
-	// them. Zero means 4; negative keeps none, so that every emptied table
-	// is detached and freed at once, as KVM does.
+	// the mapping then installs no table and the unmap frees none. The
+	// newest are kept; one displaced is freed. They (and the tables above
+	// them that they alone hold) count in Stats.Tables and TableBytes
+	// (Stats.EmptyTables); Trim frees them. Zero means 1; negative keeps
+	// none, so that every emptied table is detached and freed at once, as
+	// KVM does.
 	KeepEmpty int
 }
 

@@ -518,12 +518,11 @@ func (vm *VM) mapOne(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Pro
 	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) || atomic.LoadUint64(&vm.mw[i])&desc.ValidBit != 0 {
 		return false
 	}
-	s := spot{t: *w, pte: pte, addr: ipa}
 	tmpl := v.block
 	if level == 3 {
 		tmpl = v.page
 	}
-	return vm.make(&s, vm.withOA(tmpl, uint64(pa))) == nil
+	return vm.make(w.rec, level, pte, ipa, vm.withOA(tmpl, uint64(pa))) == nil
 }
 
 func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {

@@ -115,14 +115,18 @@ type VM struct {
 	reserve          []*table // see reserveCap
 	freeq            []*table
 	rinv             RangeInvalidator // inv, when it takes ranges
+	noInv            bool             // inv is noInvalidator: a flush calls nothing
 	accErr           error
 	unmapErr         error // unmapOne's
 	// levelOf is the level whose entries map 1<<n bytes, at n (-9: none).
 	levelOf [64]int8
-	// nkept tables are kept in place empty (table.kept), at most keepCap.
-	nkept, keepCap int
-	stats          Stats
-	visitors       visitors
+	// kept are the tables kept in place empty (table.kept), oldest first,
+	// at most keepCap; evict are kept tables a newer one displaced, which
+	// finish detaches and frees if they are still empty.
+	kept, evict []*table
+	keepCap     int
+	stats       Stats
+	visitors    visitors
 
 	mu     sync.Mutex // the MMU lock when Config.MMULock is nil
 	layout Layout
@@ -175,7 +179,9 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 	if cfg.KeepEmpty != 0 {
 		vm.keepCap = max(cfg.KeepEmpty, 0)
 	}
+	vm.kept, vm.evict = make([]*table, 0, vm.keepCap), make([]*table, 0, vm.keepCap)
 	vm.rinv, _ = inv.(RangeInvalidator)
+	_, vm.noInv = inv.(noInvalidator)
 	if uint64(root)%l.RootBytes != 0 || uint64(root)>>l.PABits != 0 || (uint64(root)>>48 != 0 && !l.Format.DS && !l.Format.OA52) {
 		_ = tm.FreeTable(root, l.RootBytes)
 		return nil, fmt.Errorf("s2pt: root %#x is not aligned to %#x or not expressible in VTTBR_EL2 with %d-bit PA", uint64(root), l.RootBytes, l.PABits)
@@ -254,7 +260,9 @@ func (vm *VM) reentered() error {
 
 func (vm *VM) unlock() {
 	vm.busy = false
-	vm.unlockOnly()
+	if vm.ext == nil { // tested here too: with an external lock, no call
+		vm.unlockOnly()
+	}
 }
 
 func (vm *VM) unlockOnly() {
@@ -300,7 +308,7 @@ func (vm *VM) Stats() Stats {
 	defer vm.unlock()
 	s := vm.stats
 	s.Tables = len(vm.tables) - len(vm.reserve)
-	s.EmptyTables = vm.nkept
+	s.EmptyTables = len(vm.kept)
 	s.ReserveBytes = uint64(len(vm.reserve)) * vm.layout.TableBytes
 	return s
 }
@@ -329,7 +337,9 @@ func (vm *VM) Destroy() error {
 		errs = append(errs, vm.tm.FreeTable(pa, vm.layout.TableBytes))
 	}
 	vm.reserve = nil // their records are in vm.tables
-	vm.nkept = 0
+	clear(vm.kept)
+	clear(vm.evict)
+	vm.kept, vm.evict = vm.kept[:0], vm.evict[:0]
 	errs = append(errs, vm.tm.FreeTable(vm.root.pa, vm.layout.RootBytes))
 	clear(vm.tables)
 	vm.wc = [4][64]tref{}
@@ -371,29 +381,64 @@ func (vm *VM) emptying(t *table) {
 	}
 }
 
-// keepDefault is Config.KeepEmpty's default.
-const keepDefault = 4
+// keepDefault is Config.KeepEmpty's default: one table (with the tables
+// above it that it alone holds: a few pages per VM, within the
+// architectural minimum's 1% for a GiB of pages).
+const keepDefault = 1
 
 // keep keeps table t, just emptied by an unmap, in place for the next map
-// there, if fewer than keepCap tables are kept: an empty table is a valid
-// table descriptor whose walks end in a Translation fault one level
-// down, so it needs neither break-before-make nor an invalidation. It
-// reports whether t was kept (otherwise the caller detaches it).
+// there: an empty table is a valid table descriptor whose walks end in a
+// Translation fault one level down, so it needs neither break-before-make
+// nor an invalidation. With keepCap tables kept the oldest is displaced
+// (detached and freed by finish, outside any walk). It reports whether t
+// was kept (otherwise, with KeepEmpty < 0, the caller detaches it).
 func (vm *VM) keep(t *table) bool {
 	if t.kept {
 		return true
 	}
-	if vm.nkept >= vm.keepCap {
+	if vm.keepCap <= 0 {
 		return false
 	}
+	if len(vm.kept) >= vm.keepCap {
+		old := vm.kept[0]
+		vm.unkeep(old)
+		vm.evict = append(vm.evict, old)
+	}
 	t.kept = true
-	vm.nkept++
+	vm.kept = append(vm.kept, t)
 	return true
 }
 
+// unkeep ends the keeping of t (in use again, released, displaced).
 func (vm *VM) unkeep(t *table) {
 	t.kept = false
-	vm.nkept--
+	if n := len(vm.kept) - 1; n >= 0 && vm.kept[n] == t { // the newest: no copy
+		vm.kept[n] = nil
+		vm.kept = vm.kept[:n]
+		return
+	}
+	for i, k := range vm.kept {
+		if k == t {
+			vm.kept = append(vm.kept[:i], vm.kept[i+1:]...)
+			vm.kept[len(vm.kept):cap(vm.kept)][0] = nil
+			return
+		}
+	}
+}
+
+// detachEmpty detaches table t, if still in use and empty, and the tables
+// above it that this empties (unmap's post visits, keeping none); they
+// are freed by finish after the invalidation.
+func (vm *VM) detachEmpty(t *table) error {
+	if !t.inUse || t.live != 0 || t.kept {
+		return nil
+	}
+	v := &vm.visitors.unmap
+	keep := v.keep
+	v.keep = false
+	err := vm.postVisits(t, 0, t.base, t.base+1, v, VisitTablePost|visitPostEmpty)
+	v.keep = keep
+	return err
 }
 
 // Trim frees the empty tables unmaps kept in place (Config.KeepEmpty),
@@ -408,24 +453,12 @@ func (vm *VM) Trim() (int, error) {
 	if vm.destroyed {
 		return 0, errors.New("s2pt: VM is destroyed")
 	}
-	var kept []*table
-	for _, t := range vm.tables {
-		if t.kept {
-			kept = append(kept, t)
-		}
-	}
-	sort.Slice(kept, func(i, j int) bool { return kept[i].pa < kept[j].pa })
 	before := vm.stats.TableBytes
-	vm.visitors.unmap.keep = false
 	var err error
-	for _, t := range kept {
-		if !t.kept || t.live != 0 {
-			continue // freed with one trimmed before, or in use
-		}
+	for len(vm.kept) > 0 && err == nil {
+		t := vm.kept[0]
 		vm.unkeep(t)
-		if err = vm.postVisits(t, 0, t.base, t.base+1, &vm.visitors.unmap, VisitTablePost|visitPostEmpty); err != nil {
-			break
-		}
+		err = vm.detachEmpty(t)
 	}
 	n := int((before - vm.stats.TableBytes) / vm.layout.TableBytes)
 	return n, vm.finish(err)
@@ -608,7 +641,7 @@ func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
 // freeing (only once no TLB can hold a walk through them), and returns err
 // joined with any accounting error.
 func (vm *VM) finish(err error) error {
-	if len(vm.freeq) == 0 && vm.accErr == nil {
+	if len(vm.freeq) == 0 && len(vm.evict) == 0 && vm.accErr == nil {
 		if vm.npend != 0 {
 			vm.flush()
 		}
@@ -618,6 +651,13 @@ func (vm *VM) finish(err error) error {
 }
 
 func (vm *VM) finishSlow(err error) error {
+	for _, t := range vm.evict {
+		if derr := vm.detachEmpty(t); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	clear(vm.evict)
+	vm.evict = vm.evict[:0]
 	vm.flush()
 	for _, t := range vm.freeq {
 		// Its count says it is empty (see unmapVisitor): kept for reuse

@@ -233,7 +233,7 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 		if flags&commitTable == 0 && n&desc.TypeBit != 0 && level < 3 {
 			return cur, false, fmt.Errorf("s2pt: table descriptor %#x at level %d (IPA %#x): tables are installed by the manager", n, level, uint64(addr))
 		}
-		return cur, true, vm.make(at, n)
+		return cur, true, vm.make(t.rec, level, pte, addr, n)
 	case 2: // break
 		if i := uint64(pte-vm.mbase) >> 3; flags&commitConst != 0 && i < uint64(len(vm.mw)) {
 			prev = atomic.SwapUint64(&vm.mw[i], n) // vm.swapDesc inlined by hand
@@ -260,7 +260,11 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 				vm.release(c.rec)
 			}
 		case vm.npend == 0: // vm.queue's first range, inlined by hand
-			vm.pend[0] = Range{Start: addr, End: addr + mem.IPA(size), Level: level, LeafOnly: true, Stride: size}
+			// Field by field: a Range literal is built on the stack and
+			// copied, and the copy's wide loads stall on its narrow
+			// stores (no store forwarding).
+			p := &vm.pend[0]
+			p.Start, p.End, p.Level, p.LeafOnly, p.Stride = addr, addr+mem.IPA(size), level, true, size
 			vm.npend = 1
 		default:
 			vm.queue(addr, addr+mem.IPA(size), level, true, size)
@@ -281,24 +285,26 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 	return prev, true, nil
 }
 
-// make is commit's make of n over the invalid entry at: the invalidation
-// a break of its range queued completes first (the TLBI between break and
-// make), then n is stored.
-func (vm *VM) make(at *spot, n uint64) error {
-	if vm.npend != 0 && vm.pendingOverlaps(at.addr, at.addr+mem.IPA(1)<<vm.lbits[at.t.level+1&7]) {
+// make is commit's make of n over the invalid entry at pte (in table rec
+// of level, covering the IPAs from addr): the invalidation a break of its
+// range queued completes first (the TLBI between break and make), then n
+// is stored. It takes the spot's fields, not a *spot, so that mapOne
+// builds no spot.
+func (vm *VM) make(rec *table, level int, pte mem.PA, addr mem.IPA, n uint64) error {
+	if vm.npend != 0 && vm.pendingOverlaps(addr, addr+mem.IPA(1)<<vm.lbits[level+1&7]) {
 		vm.flush() // break ... TLBI ... make
 		vm.stats.BBM++
 	}
-	if i := uint64(at.pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+	if i := uint64(pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
 		atomic.StoreUint64(&vm.mw[i], n) // vm.storeDesc inlined by hand
-	} else if !vm.storeDesc(at.pte, n) {
-		return vm.notTableMemory(at.pte)
+	} else if !vm.storeDesc(pte, n) {
+		return vm.notTableMemory(pte)
 	}
-	if r := at.t.rec; r != vm.root {
-		if r.live == 0 && r.kept {
-			vm.unkeep(r) // a kept table in use again
+	if rec != vm.root {
+		if rec.live == 0 && rec.kept {
+			vm.unkeep(rec) // a kept table in use again
 		}
-		r.live++
+		rec.live++
 	}
 	return nil
 }
