@@ -103,16 +103,16 @@ func (k *L2Kernel) RunBatch(b []kvm.BatchAccess) (n int, exit kvm.Exit, err erro
 				if !done {
 					break
 				}
-				if e.Taken() {
-					return e
+				if e != nil {
+					return *e
 				}
 			} else {
 				val, e, done := pe.ReadHit(a.VA, size)
 				if !done {
 					break
 				}
-				if e.Taken() {
-					return e
+				if e != nil {
+					return *e
 				}
 				a.Val = zeroExtend(val, size)
 			}
