@@ -58,8 +58,13 @@ type machine struct {
 	mips  []*mipsRun // the MIPS guests
 	wrk   []*worker
 	sched scheduler
-	pr    *pressure
-	t0    time.Time
+	// loadMu guards every worker's loaded and the loading and putting of
+	// vCPUs on physical CPUs: a worker that takes a runner still loaded
+	// on another worker's CPU puts it there, while that worker may be
+	// putting it itself to load its next runner.
+	loadMu sync.Mutex
+	pr     *pressure
+	t0     time.Time
 
 	totalWeight float64
 

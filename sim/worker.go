@@ -110,9 +110,12 @@ type worker struct {
 func (w *worker) run() {
 	m := w.m
 	defer func() {
+		m.loadMu.Lock()
 		if w.loaded != nil {
 			m.fail(w.loaded.ld.Put())
+			w.loaded = nil
 		}
+		m.loadMu.Unlock()
 	}()
 	for !m.stop.Load() {
 		if m.gate.requested() {
@@ -143,6 +146,8 @@ func (w *worker) run() {
 
 // load puts vCPU r on the worker's physical CPU (taking the one there off).
 func (w *worker) load(r *vcpuRun) error {
+	w.m.loadMu.Lock()
+	defer w.m.loadMu.Unlock()
 	if w.loaded == r {
 		return nil
 	}
