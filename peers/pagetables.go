@@ -38,6 +38,7 @@ type Nestmmu struct {
 	oa    uint64 // a leaf's output-address bits (48-bit layout)
 	// edgeMax is the most table pages an UnmapExact can take.
 	edgeMax int
+	pageMax int // the tables one page's map can take
 }
 
 // NewNestmmu returns s2pt tables in an arena of tableMem bytes.
@@ -56,6 +57,7 @@ func NewNestmmu(tableMem uint64) (*Nestmmu, error) {
 	}
 	n.VM, n.cache = vm, vm.NewCache()
 	n.edgeMax = vm.EdgePagesNeeded(4096, 4096) // a page straddled by a block of every size at both ends
+	n.pageMax = vm.MapPagesNeeded(0, 0, 4096, s2pt.MapBlocks)
 	return n, nil
 }
 
@@ -72,9 +74,16 @@ func (n *Nestmmu) Close() error {
 }
 
 // Map tops up the cache (outside the MMU lock, in a hypervisor), then maps
-// with blocks where the alignment allows.
+// with blocks where the alignment allows. A naturally aligned range of a
+// power-of-two size up to 1 GiB lies in one table of the level that maps
+// it, so it needs no more tables than one page does: that constant, as
+// KVM's top-up before a fault; any other range what MapPagesNeeded counts.
 func (n *Nestmmu) Map(addr, pa, size uint64) error {
-	if err := n.cache.Topup(n.VM.MapPagesNeeded(mem.IPA(addr), mem.PA(pa), size, s2pt.MapBlocks)); err != nil {
+	need := n.pageMax
+	if size == 0 || size&(size-1) != 0 || size > 1<<30 || (addr|pa)&(size-1) != 0 {
+		need = n.VM.MapPagesNeeded(mem.IPA(addr), mem.PA(pa), size, s2pt.MapBlocks)
+	}
+	if err := n.cache.Topup(need); err != nil {
 		return err
 	}
 	return n.VM.Map(n.cache, mem.IPA(addr), mem.PA(pa), size, s2pt.ProtR|s2pt.ProtW, s2pt.MapBlocks)
