@@ -290,13 +290,16 @@ func pick(side int, a, b uint64) uint64 {
 	return b
 }
 
-func sumVM(r *report.Report, f func(*report.VM) uint64) float64 {
+// sumOf adds f over the elements of xs.
+func sumOf[T any](xs []T, f func(*T) uint64) float64 {
 	var n uint64
-	for i := range r.VMs {
-		n += f(&r.VMs[i])
+	for i := range xs {
+		n += f(&xs[i])
 	}
 	return float64(n)
 }
+
+func sumVM(r *report.Report, f func(*report.VM) uint64) float64 { return sumOf(r.VMs, f) }
 
 func sumNested(r *report.Report, f func(*report.NestedVM) uint64) float64 {
 	return sumVM(r, func(v *report.VM) uint64 {
@@ -317,11 +320,7 @@ func sumThree(r *report.Report, f func(*report.ThreeStage) uint64) float64 {
 }
 
 func sumHyp(r *report.Report, f func(*report.Hypervisor) uint64) float64 {
-	var n uint64
-	for i := range r.Hypervisors {
-		n += f(&r.Hypervisors[i])
-	}
-	return float64(n)
+	return sumOf(r.Hypervisors, f)
 }
 
 func sumL1(r *report.Report, f func(*report.Hypervisor) uint64) float64 {
@@ -342,13 +341,7 @@ func sumRmap(r *report.Report, f func(*report.Rmap) uint64) float64 {
 	})
 }
 
-func sumMIPS(r *report.Report, f func(*report.MIPS) uint64) float64 {
-	var n uint64
-	for i := range r.MIPS {
-		n += f(&r.MIPS[i])
-	}
-	return float64(n)
-}
+func sumMIPS(r *report.Report, f func(*report.MIPS) uint64) float64 { return sumOf(r.MIPS, f) }
 
 func readsPerWalk(r *report.Report) float64 {
 	w := sumVM(r, func(v *report.VM) uint64 { return v.Walks })
