@@ -210,11 +210,23 @@ func (hr *hypRun) buildL2Hypervisor(i int, c *scenario.VM, nv *nested.VCPU, h *g
 		return err
 	}
 	vr.hyp, vr.gvm, vr.nv = hr2, l3, nv
-	// L3's timer interrupts are delivered to it directly: a round trip
-	// through L1 and L2 would need L1 to resume L3 after its interrupt
-	// handler, which guesthyp does not yet do for a VM running a guest
-	// hypervisor (it re-enters that hypervisor's virtual EL2).
-	r := vr.addVCPU(&l2Guest{L2Kernel: nv.Kernel()}, nestedLoad{nv})
+	hw := &l2Guest{L2Kernel: nv.Kernel(), tick: func() error {
+		// L3's timer interrupt comes to L0, which takes it to L1; L1 (its
+		// engine for L2's virtual EL2) takes it on to L2, the hypervisor
+		// whose timer it is; L2 saves L3's state and returns to it with
+		// the virtual interrupt pending (its ERET trapping to L1 and L0).
+		if err := nv.InterruptToVEL2(); err != nil {
+			return err
+		}
+		if err := e.InterruptGuest(); err != nil {
+			return err
+		}
+		if err := l2h.Interrupted(); err != nil {
+			return err
+		}
+		return l2h.Run(l3)
+	}}
+	r := vr.addVCPU(hw, nestedLoad{nv})
 	return vr.boot(r)
 }
 
