@@ -321,6 +321,10 @@ type TLB struct {
 	// stage-1 leaf (spanBits > SizeBits): a TLBI by VA must find them all,
 	// which set probing at the named pages cannot.
 	pieces int
+	// piecesLo and piecesHi bound the input ranges (spans) of the pieces
+	// inserted since pieces was last 0: a TLBI by address outside them
+	// can probe sets.
+	piecesLo, piecesHi uint64
 	// Stats counts events since creation (or the last ResetStats).
 	Stats Stats
 }
@@ -736,7 +740,13 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	}
 	t.count[kind][sz]++
 	t.sizes[kind] |= 1 << sz
-	if e.spanBits() > e.SizeBits {
+	if span := e.spanBits(); span > e.SizeBits {
+		lo := e.input() &^ (uint64(1)<<span - 1)
+		hi := lo + (uint64(1)<<span - 1)
+		if t.pieces == 0 {
+			t.piecesLo, t.piecesHi = lo, hi
+		}
+		t.piecesLo, t.piecesHi = min(t.piecesLo, lo), max(t.piecesHi, hi)
 		t.pieces++
 	}
 	t.touch(set, w)
