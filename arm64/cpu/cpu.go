@@ -16,6 +16,7 @@ package cpu
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/nestmmu/nestmmu/arm64/at"
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
@@ -39,6 +40,18 @@ type DataMemory interface {
 // access must go through Read and Write (a view that checks them).
 type WordMemory interface {
 	Words() (base mem.PA, words []uint64, ok bool)
+}
+
+// FrameCheckedMemory is a WordMemory whose every access must be checked
+// against its frames (hostmem.Checked with PoisonFreed: an access to a
+// free frame is counted). Its hit path keeps the words and the check:
+// before each aligned load or store it loads the reference count of the
+// frame (2^shift bytes) holding the word, refs[(pa-base)>>shift], and
+// calls StaleAccess(pa, size) when it is not positive, as the view's Read
+// and Write do. ok is false when the words are not given.
+type FrameCheckedMemory interface {
+	CheckedWords() (base mem.PA, words []uint64, refs []atomic.Int32, shift uint, ok bool)
+	StaleAccess(pa mem.PA, size uint64)
 }
 
 // Insn is the instruction syndrome a load or store can report in
@@ -239,6 +252,11 @@ type translationContext struct {
 	hitR, hitW     tlb.HitKey
 	wbase          mem.PA
 	words          []uint64
+	// refs, fshift and stale: the frame check of a FrameCheckedMemory
+	// (refs nil: none).
+	refs   []atomic.Int32
+	fshift uint
+	stale  FrameCheckedMemory
 }
 
 // Deviation is a set of QEMU behaviours a PE can reproduce.
@@ -330,10 +348,14 @@ func (pe *PE) ctx() *translationContext {
 	}
 	c.hitR = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Read, EL: pe.EL, PAN: c.dataPAN})
 	c.hitW = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Write, EL: pe.EL, PAN: c.dataPAN})
-	c.wbase, c.words = 0, nil
+	c.wbase, c.words, c.refs, c.fshift, c.stale = 0, nil, nil, 0, nil
 	if m, ok := pe.Mem.(WordMemory); ok {
 		if base, words, ok := m.Words(); ok {
 			c.wbase, c.words = base, words
+		} else if m, ok := pe.Mem.(FrameCheckedMemory); ok {
+			if base, words, refs, shift, ok := m.CheckedWords(); ok {
+				c.wbase, c.words, c.refs, c.fshift, c.stale = base, words, refs, shift, m
+			}
 		}
 	}
 	c.valid = true

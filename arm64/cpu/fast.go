@@ -40,6 +40,7 @@ func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e *Exception, done bool) {
 	pe.Stats.TLBHits++
 	pe.LastPA = pa
 	if i := uint64(pa-c.wbase) >> 3; i < uint64(len(c.words)) {
+		c.checkFrame(pa, size)
 		// An aligned access of at most 8 bytes lies in one word: a
 		// single-copy atomic load of the word holds it.
 		return atomic.LoadUint64(&c.words[i]) >> (8 * (uint64(pa) & 7)) & sizeMask(size), nil, true
@@ -71,6 +72,7 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e *Exception, done bool) 
 	pe.Stats.TLBHits++
 	pe.LastPA = pa
 	if i := uint64(pa-c.wbase) >> 3; i < uint64(len(c.words)) {
+		c.checkFrame(pa, size)
 		p := &c.words[i]
 		if size == 8 {
 			atomic.StoreUint64(p, v)
@@ -106,3 +108,11 @@ func (pe *PE) hitOK(c *translationContext, va mem.VA, size int) bool {
 
 // sizeMask is the mask of the low size bytes (size 1 to 8).
 func sizeMask(size int) uint64 { return ^uint64(0) >> ((64 - 8*uint(size)) & 63) }
+
+// checkFrame is a FrameCheckedMemory's check of an aligned access of at
+// most 8 bytes at pa (in the words: one word, so one frame).
+func (c *translationContext) checkFrame(pa mem.PA, size int) {
+	if c.refs != nil && c.refs[uint64(pa-c.wbase)>>c.fshift].Load() <= 0 {
+		c.stale.StaleAccess(pa, uint64(size))
+	}
+}

@@ -2,6 +2,7 @@ package cpu_test
 
 import (
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
@@ -166,5 +167,82 @@ func TestWalkReadsHistogram(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// frameChecked is a FrameCheckedMemory over mem.Flat: per-4K-frame
+// reference counts, and every access to a frame whose count is not
+// positive recorded, through Read and Write as through the hit path.
+type frameChecked struct {
+	*mem.Flat
+	refs  []atomic.Int32
+	stale []mem.PA
+}
+
+func (m *frameChecked) check(pa mem.PA) {
+	if f := uint64(pa-ramBase) >> 12; f < uint64(len(m.refs)) && m.refs[f].Load() <= 0 {
+		m.StaleAccess(pa, 1)
+	}
+}
+
+func (m *frameChecked) Read(pa mem.PA, size int) (uint64, bool) {
+	m.check(pa)
+	return m.Flat.Read(pa, size)
+}
+
+func (m *frameChecked) Write(pa mem.PA, size int, v uint64) bool {
+	m.check(pa)
+	return m.Flat.Write(pa, size, v)
+}
+
+func (m *frameChecked) Words() (mem.PA, []uint64, bool) { return 0, nil, false }
+
+func (m *frameChecked) CheckedWords() (mem.PA, []uint64, []atomic.Int32, uint, bool) {
+	base, w, ok := m.Flat.Words()
+	return base, w, m.refs, 12, ok
+}
+
+func (m *frameChecked) StaleAccess(pa mem.PA, _ uint64) { m.stale = append(m.stale, pa) }
+
+// TestHitPathChecksFrames: with a FrameCheckedMemory the hit path still
+// completes loads and stores from the words, and each one that reaches a
+// frame whose reference count dropped to zero is reported (while the TLB
+// still holds the translation: the hit path must not skip the check a
+// call through Read would make), with the value the memory holds.
+func TestHitPathChecksFrames(t *testing.T) {
+	m := newMachine(t, true)
+	fc := &frameChecked{Flat: m.ram, refs: make([]atomic.Int32, (128<<20)>>12)}
+	for i := range fc.refs {
+		fc.refs[i].Store(1)
+	}
+	m.pe.Mem = fc
+	m.pe.RegsChanged()
+	if e := m.pe.Write(vaData, 8, 0x1234, cpu.Insn{}); e.Taken() {
+		t.Fatal(e)
+	}
+	if v, e, done := m.pe.ReadHit(vaData, 8); !done || e != nil || v != 0x1234 {
+		t.Fatalf("live frame: ReadHit %#x %v %v", v, e, done)
+	}
+	if len(fc.stale) != 0 {
+		t.Fatalf("live frame reported stale: %#x", fc.stale)
+	}
+	fc.refs[(dataIPA-ramBase)>>12].Store(0) // freed under the cached translation
+	v, e, done := m.pe.ReadHit(vaData+4, 4)
+	if !done || e != nil || v != 0 {
+		t.Fatalf("freed frame: ReadHit %#x %v %v", v, e, done)
+	}
+	if e, done := m.pe.WriteHit(vaData+2, 2, 0xbeef); !done || e != nil {
+		t.Fatalf("freed frame: WriteHit %v %v", e, done)
+	}
+	if want := []mem.PA{dataIPA + 4, dataIPA + 2}; len(fc.stale) != 2 || fc.stale[0] != want[0] || fc.stale[1] != want[1] {
+		t.Errorf("stale accesses %#x, want %#x", fc.stale, want)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		fc.refs[(dataIPA-ramBase)>>12].Store(1)
+		if _, _, done := m.pe.ReadHit(vaData, 8); !done {
+			t.Fatal("not a hit")
+		}
+	}); n != 0 {
+		t.Errorf("checked hit path allocates %v times", n)
 	}
 }

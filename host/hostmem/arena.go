@@ -242,11 +242,16 @@ func (a *Arena) checkLive(pa mem.PA, n uint64) {
 	off := uint64(pa - a.base)
 	for f := off >> a.pageShift; f <= (off+n-1)>>a.pageShift; f++ {
 		if a.ref[f].Load() <= 0 {
-			a.stale.Add(1)
-			a.firstStale.CompareAndSwap(0, uint64(pa)+1)
+			a.staleAccess(pa, n)
 			return
 		}
 	}
+}
+
+// staleAccess counts an access of n bytes at pa that touched a free frame.
+func (a *Arena) staleAccess(pa mem.PA, _ uint64) {
+	a.stale.Add(1)
+	a.firstStale.CompareAndSwap(0, uint64(pa)+1)
 }
 
 // Checked is the arena as the modelled hardware sees it (the memory a PE's
@@ -292,10 +297,23 @@ func (c Checked) Write(pa mem.PA, size int, v uint64) bool {
 func (a *Arena) Words() (mem.PA, []uint64, bool) { return a.base, a.words, true }
 
 // Words is the arena's Words, except with PoisonFreed (ok false): then
-// every access must go through the view, which counts those touching a
-// free frame. The check is a test and debugging feature; without it the
-// hit path reads and writes the words directly.
+// every access must be checked, through the view or with CheckedWords,
+// which counts those touching a free frame. Without the check the hit
+// path reads and writes the words directly.
 func (c Checked) Words() (mem.PA, []uint64, bool) { return c.a.base, c.a.words, !c.a.poison }
+
+// CheckedWords gives a PE's hit path, with PoisonFreed, the words with
+// the check (cpu.FrameCheckedMemory): the per-frame reference counts and
+// the frame shift. The hit path loads the count of the frame before each
+// access and calls StaleAccess when it is not positive: the check Read
+// and Write make, without the calls.
+func (c Checked) CheckedWords() (mem.PA, []uint64, []atomic.Int32, uint, bool) {
+	return c.a.base, c.a.words, c.a.ref, c.a.pageShift, c.a.poison
+}
+
+// StaleAccess counts an access of n bytes at pa that touched a free frame
+// (StaleAccesses), for a user of CheckedWords.
+func (c Checked) StaleAccess(pa mem.PA, n uint64) { c.a.staleAccess(pa, n) }
 
 // poisonFrame fills free frame i with PoisonWord (atomic stores: a stale
 // access may race with it).
