@@ -60,7 +60,9 @@ type proc struct {
 	ptGPA  uint32 // linear table of EntryLo pairs
 	pc     uint32
 	cursor int
-	values map[uint32]uint32
+	// values[(va-userBase)/4] is the last value stored to the word at
+	// va of the working set (zero: never stored).
+	values []uint32
 }
 
 // OS is the guest kernel.
@@ -113,7 +115,7 @@ func New(m cp0.Machine, cfg Config) (*OS, error) {
 	}
 	o.boot()
 	for i := 0; i < cfg.Processes; i++ {
-		p := proc{asid: uint32(i + 1), ptGPA: o.nextPage << shift, pc: userBase + 0x100, values: map[uint32]uint32{}}
+		p := proc{asid: uint32(i + 1), ptGPA: o.nextPage << shift, pc: userBase + 0x100, values: make([]uint32, cfg.WorkingSet<<shift>>2)}
 		o.nextPage += ptBytes>>shift + 1
 		o.procs = append(o.procs, p)
 	}
@@ -276,10 +278,10 @@ func (o *OS) userAccess() {
 		case cp0.Done:
 			o.Stats.Accesses++
 			if st {
-				p.values[va] = op.Value
+				p.values[(va-userBase)>>2] = op.Value
 			} else {
 				o.Stats.Verified++
-				if want := p.values[va]; r.Value != want {
+				if want := p.values[(va-userBase)>>2]; r.Value != want {
 					o.fail("process %d load %#x = %#x, want %#x", o.cur, va, r.Value, want)
 				}
 			}

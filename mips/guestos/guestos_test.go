@@ -1,6 +1,7 @@
 package guestos_test
 
 import (
+	"github.com/nestmmu/nestmmu/mips/cp0"
 	"testing"
 
 	"github.com/nestmmu/nestmmu/mips/guestos"
@@ -57,4 +58,45 @@ func run(t *testing.T, m interface {
 		t.Fatal(err)
 	}
 	return o.Stats
+}
+
+// corrupting is a machine that flips bit 0 of one completed user load's
+// value: the guest's check must report it.
+type corrupting struct {
+	cp0.Machine
+	loads, at int
+}
+
+func (c *corrupting) Exec(op cp0.Op) cp0.Result {
+	r := c.Machine.Exec(op)
+	if op.Kind == cp0.OpLoad && op.VA < cp0.GuestKSeg0 && r.Outcome == cp0.Done {
+		if c.loads++; c.loads == c.at {
+			r.Value ^= 1
+		}
+	}
+	return r
+}
+
+// TestWrongLoadReported: the guest checks every user load against the
+// last value it stored to the word (negative control: one wrong value
+// stops the run with an error; the unchanged machine passes the same run).
+func TestWrongLoadReported(t *testing.T) {
+	cfg := guestos.DefaultConfig()
+	for _, at := range []int{0, 5000} {
+		ref, err := refmodel.New(cfg.PageSize, cfg.RAMSize, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := guestos.New(&corrupting{Machine: ref, at: at}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.Run(20000)
+		if at == 0 && (err != nil || o.Stats.Verified < 5000) {
+			t.Errorf("unchanged machine: %v, %d loads verified", err, o.Stats.Verified)
+		}
+		if at != 0 && (err == nil || o.Stats.Errors == 0) {
+			t.Errorf("load %d corrupted: no error (%+v)", at, o.Stats)
+		}
+	}
 }
