@@ -482,7 +482,9 @@ func (vm *VM) cacheErr(cache *Cache, need int) error {
 // only from cache, which must hold MapPagesNeeded pages (checked before
 // anything changes). Existing mappings in the range are replaced.
 func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
-	if err := vm.lock(); err != nil {
+	if vm.held() { // vm.lock inlined by hand
+		vm.busy = true
+	} else if err := vm.lockSlow(); err != nil {
 		return err
 	}
 	var err error
@@ -501,12 +503,13 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 // having changed nothing.
 func (vm *VM) mapOne(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) bool {
 	v := &vm.visitors.mapv
-	level, one := vm.oneLeaf(ipa, uint64(pa), size, flags)
-	// The template key is set only by a Map whose prot and flags were
-	// accepted; one leaf needs a table per level below the root down to
-	// it, at most.
-	if !one || v.tmplKey != uint16(prot)<<8|uint16(flags)|1<<15 || uint64(ipa|mem.IPA(pa))&vm.gmask != 0 ||
-		uint64(ipa)+size > vm.ipaEnd || uint64(pa)+size > vm.paEnd || vm.destroyed ||
+	level := int(vm.fastLevel[bits.TrailingZeros64(size)&63])
+	// oneLeaf, the argument checks (aligned to the leaf: to the granule)
+	// and checkCache by hand. The template key is set only by a Map whose
+	// prot and flags were accepted; one leaf needs a table per level below
+	// the root down to it, at most. (A destroyed VM's walk cache is empty.)
+	if level < 0 || size&(size-1) != 0 || level < 3 && flags&MapBlocks == 0 || (uint64(ipa)|uint64(pa))&(size-1) != 0 ||
+		uint64(ipa)|(size-1) >= vm.ipaEnd || uint64(pa)|(size-1) >= vm.paEnd || v.tmplKey != uint16(prot)<<8|uint16(flags)|1<<15 ||
 		flags&MapInPlace == 0 && (cache == nil || cache.vm != vm || len(cache.pages)+len(vm.reserve) < level-vm.layout.StartLevel) {
 		return false
 	}
@@ -625,13 +628,13 @@ func (vm *VM) oneLeaf(ipa mem.IPA, pa, size uint64, flags MapFlags) (int, bool) 
 // empties are kept in place (Config.KeepEmpty) or freed, after the TLB
 // invalidation, which is complete when Unmap returns.
 func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
-	if err := vm.lock(); err != nil {
+	if vm.held() { // vm.lock inlined by hand
+		vm.busy = true
+	} else if err := vm.lockSlow(); err != nil {
 		return err
 	}
-	var err error
-	if vm.unmapOne(ipa, size) {
-		err = vm.finish(vm.unmapErr)
-	} else {
+	err, done := vm.unmapOne(ipa, size)
+	if !done {
 		err = vm.unmapLocked(nil, ipa, size, false)
 	}
 	vm.unlock() // no defer: an MMU notifier's path
@@ -645,13 +648,13 @@ func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 // a range that is exactly one leaf, which needs none), as an embedder
 // whose callers unmap exact ranges wants. Otherwise it is Unmap.
 func (vm *VM) UnmapExact(cache *Cache, ipa mem.IPA, size uint64) error {
-	if err := vm.lock(); err != nil {
+	if vm.held() { // vm.lock inlined by hand
+		vm.busy = true
+	} else if err := vm.lockSlow(); err != nil {
 		return err
 	}
-	var err error
-	if vm.unmapOne(ipa, size) {
-		err = vm.finish(vm.unmapErr)
-	} else {
+	err, done := vm.unmapOne(ipa, size)
+	if !done {
 		err = vm.unmapLocked(cache, ipa, size, true)
 	}
 	vm.unlock()
@@ -660,24 +663,35 @@ func (vm *VM) UnmapExact(cache *Cache, ipa mem.IPA, size uint64) error {
 
 // unmapOne is Unmap's common case, kept short: a range that is exactly
 // one valid leaf of a table the walk cache holds (Unmap and UnmapExact
-// agree there). It breaks the leaf, keeps or frees the table when that
-// empties it (any error in vm.unmapErr) and reports true; anything else
-// it leaves to unmapLocked, having changed nothing.
-func (vm *VM) unmapOne(ipa mem.IPA, size uint64) bool {
-	level := int(vm.levelOf[bits.TrailingZeros64(size)&63])
-	var s spot
-	if size&(size-1) != 0 || level <= vm.layout.StartLevel || uint64(ipa)&(size-1) != 0 || uint64(ipa)+size > vm.ipaEnd || vm.destroyed ||
-		!vm.cachedEntry(&s, level, ipa) || s.d&desc.ValidBit == 0 || desc.KindAt(s.d, level) == desc.Table {
-		return false
+// agree there). It breaks the leaf (commit's breakLeaf), keeps or frees
+// the table when that empties it, issues the invalidation and frees what
+// is to be freed (finish), and reports true; anything else it leaves to
+// unmapLocked, having changed nothing. (A destroyed VM's walk cache is
+// empty.)
+func (vm *VM) unmapOne(ipa mem.IPA, size uint64) (err error, done bool) {
+	level := int(vm.fastLevel[bits.TrailingZeros64(size)&63])
+	if level < 0 || size&(size-1) != 0 || uint64(ipa)&(size-1) != 0 || uint64(ipa)|(size-1) >= vm.ipaEnd {
+		return nil, false
 	}
-	_, _, err := vm.commit(&s, s.d, 0, commitConst)
-	if t := s.t.rec; err == nil && t.live == 0 && !vm.keep(t) {
+	// cachedEntry inlined by hand: the entry in the walk cache's table.
+	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
+	off := uint64(ipa - w.base)
+	pte := w.pa + mem.PA(off>>(vm.lbits[level+1&7]&63)*8)
+	i := uint64(pte-vm.mbase) >> 3
+	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) {
+		return nil, false
+	}
+	if d := atomic.LoadUint64(&vm.mw[i]); d&desc.ValidBit == 0 || desc.KindAt(d, level) == desc.Table {
+		return nil, false
+	}
+	t := w.rec
+	vm.breakLeaf(t, level, pte, ipa, 0)
+	if t.live == 0 && !t.kept && !vm.keep(t) {
 		v := &vm.visitors.unmap
 		v.keep = true
 		err = vm.postVisits(t, 0, ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePost|visitPostEmpty)
 	}
-	vm.unmapErr = err
-	return true
+	return vm.finish(err), true
 }
 
 // unmapLocked is Unmap (UnmapExact with exact) off unmapOne's path.
@@ -837,7 +851,9 @@ func (vm *VM) Collapse(ipa mem.IPA, size uint64) (int, error) {
 // Lookup returns the leaf-or-invalid descriptor the tables hold for ipa
 // and its level.
 func (vm *VM) Lookup(ipa mem.IPA) (d uint64, level int, err error) {
-	if err := vm.lock(); err != nil {
+	if vm.held() { // vm.lock inlined by hand
+		vm.busy = true
+	} else if err := vm.lockSlow(); err != nil {
 		return 0, 0, err
 	}
 	d, level, err = vm.lookupLocked(ipa)
