@@ -295,12 +295,7 @@ func (vm *VM) VTCR() sysreg.VTCR { return vm.layout.VTCR }
 // the VMID it currently holds for the VM (sysreg.VTTBR.WithVMID) on guest
 // entry.
 func (vm *VM) VTTBR() sysreg.VTTBR {
-	b := uint64(vm.root.pa)
-	v := b & 0x0000_ffff_ffff_fffe
-	if vm.layout.Format.DS || vm.layout.Format.OA52 {
-		v = b&0x0000_ffff_ffff_ffc0 | (b>>48&0xf)<<2
-	}
-	return sysreg.VTTBR(v)
+	return sysreg.VTTBRFields{BADDR: uint64(vm.root.pa)}.Value()
 }
 
 // ApplyRegs loads the VM's stage-2 registers (and the ID registers the
@@ -362,10 +357,10 @@ func (vm *VM) Destroy() error {
 // account keeps the valid-entry count of table t when one of its
 // descriptors changes from old to new.
 func (vm *VM) account(t *table, old, new uint64) {
-	if (old^new)&1 == 0 || t == vm.root {
+	if (old^new)&desc.ValidBit == 0 || t == vm.root {
 		return
 	}
-	if new&1 != 0 {
+	if new&desc.ValidBit != 0 {
 		t.live++ // a kept table stays listed (see keep)
 		return
 	}
