@@ -513,12 +513,8 @@ func (vm *VM) mapOne(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Pro
 		flags&MapInPlace == 0 && (cache == nil || cache.vm != vm || len(cache.pages)+len(vm.reserve) < level-vm.layout.StartLevel) {
 		return false
 	}
-	// cachedEntry inlined by hand: the entry in the walk cache's table.
-	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
-	off := uint64(ipa - w.base)
-	pte := w.pa + mem.PA(off>>(vm.lbits[level+1&7]&63)*8)
-	i := uint64(pte-vm.mbase) >> 3
-	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) || atomic.LoadUint64(&vm.mw[i])&desc.ValidBit != 0 {
+	w, pte, i, ok := vm.wcEntry(level, ipa)
+	if !ok || atomic.LoadUint64(&vm.mw[i])&desc.ValidBit != 0 {
 		return false
 	}
 	tmpl := v.block
@@ -582,18 +578,28 @@ func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot 
 	return vm.finish(err)
 }
 
-// cachedEntry finds the entry at level (below the root) holding ipa in
-// the walk cache's table of that level, and reads it (table memory with
-// direct words only).
-func (vm *VM) cachedEntry(s *spot, level int, ipa mem.IPA) bool {
-	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
+// wcEntry finds the entry at level (below the root) holding ipa in the
+// walk cache's table of that level: the table, the entry's address and
+// its index in vm.mw; ok is false when the cache holds no such table or
+// the table memory gives no direct words. Small enough to inline: the
+// fast paths' lookup.
+func (vm *VM) wcEntry(level int, ipa mem.IPA) (w *tref, pte mem.PA, i uint64, ok bool) {
+	w = &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
 	off := uint64(ipa - w.base)
-	bits := vm.lbits[level+1&7] & 63
-	i := uint64(w.pa+mem.PA(off>>bits*8)-vm.mbase) >> 3
-	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) {
+	pte = w.pa + mem.PA(off>>(vm.lbits[level+1&7]&63)*8)
+	i = uint64(pte-vm.mbase) >> 3
+	return w, pte, i, w.rec != nil && off < vm.span[level&7] && i < uint64(len(vm.mw))
+}
+
+// cachedEntry reads the entry wcEntry finds into s.
+func (vm *VM) cachedEntry(s *spot, level int, ipa mem.IPA) bool {
+	w, pte, i, ok := vm.wcEntry(level, ipa)
+	if !ok {
 		return false
 	}
-	s.t, s.idx, s.pte, s.addr, s.d = *w, off>>bits, w.pa+mem.PA(off>>bits*8), w.base+mem.IPA(off>>bits<<bits), atomic.LoadUint64(&vm.mw[i])
+	bits := vm.lbits[level+1&7] & 63
+	idx := uint64(ipa-w.base) >> bits
+	s.t, s.idx, s.pte, s.addr, s.d = *w, idx, pte, w.base+mem.IPA(idx<<bits), atomic.LoadUint64(&vm.mw[i])
 	return true
 }
 
@@ -673,12 +679,8 @@ func (vm *VM) unmapOne(ipa mem.IPA, size uint64) (err error, done bool) {
 	if level < 0 || size&(size-1) != 0 || uint64(ipa)&(size-1) != 0 || uint64(ipa)|(size-1) >= vm.ipaEnd {
 		return nil, false
 	}
-	// cachedEntry inlined by hand: the entry in the walk cache's table.
-	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
-	off := uint64(ipa - w.base)
-	pte := w.pa + mem.PA(off>>(vm.lbits[level+1&7]&63)*8)
-	i := uint64(pte-vm.mbase) >> 3
-	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) {
+	w, pte, i, ok := vm.wcEntry(level, ipa)
+	if !ok {
 		return nil, false
 	}
 	if d := atomic.LoadUint64(&vm.mw[i]); d&desc.ValidBit == 0 || desc.KindAt(d, level) == desc.Table {
