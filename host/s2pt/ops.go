@@ -487,41 +487,34 @@ func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, 
 	} else if err := vm.lockSlow(); err != nil {
 		return err
 	}
-	var err error
-	if !vm.mapOne(cache, ipa, pa, size, prot, flags) {
-		err = vm.mapLocked(cache, ipa, pa, size, prot, flags)
-	}
-	vm.unlock() // no defer: a stage-2 fault's path
-	return err
-}
-
-// mapOne is Map's common case, kept short: one leaf (a page, or a block
-// where allowed) with valid arguments and the prot and flags of the
-// previous Map, over an invalid entry of a table the walk cache holds. It
-// makes the entry (a make: commit's classification of an invalid entry
-// made valid) and reports true; anything else it leaves to mapLocked,
-// having changed nothing.
-func (vm *VM) mapOne(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) bool {
+	// The common case, kept short (a stage-2 fault's path): one leaf (a
+	// page, or a block where allowed) with valid arguments and the prot
+	// and flags of the previous Map, over an invalid entry of a table the
+	// walk cache holds. It is made there (commit's make); anything else is
+	// mapLocked's. The checks are oneLeaf's, checkArgs' (aligned to the
+	// leaf: to the granule) and checkCache's by hand; the template key is
+	// set only by a Map whose prot and flags were accepted; one leaf needs
+	// a table per level below the root down to it, at most. (A destroyed
+	// VM's walk cache is empty.)
 	v := &vm.visitors.mapv
 	level := int(vm.fastLevel[bits.TrailingZeros64(size)&63])
-	// oneLeaf, the argument checks (aligned to the leaf: to the granule)
-	// and checkCache by hand. The template key is set only by a Map whose
-	// prot and flags were accepted; one leaf needs a table per level below
-	// the root down to it, at most. (A destroyed VM's walk cache is empty.)
-	if level < 0 || size&(size-1) != 0 || level < 3 && flags&MapBlocks == 0 || (uint64(ipa)|uint64(pa))&(size-1) != 0 ||
-		uint64(ipa)|(size-1) >= vm.ipaEnd || uint64(pa)|(size-1) >= vm.paEnd || v.tmplKey != uint16(prot)<<8|uint16(flags)|1<<15 ||
-		flags&MapInPlace == 0 && (cache == nil || cache.vm != vm || len(cache.pages)+len(vm.reserve) < level-vm.layout.StartLevel) {
-		return false
+	if level >= 0 && size&(size-1) == 0 && (level == 3 || flags&MapBlocks != 0) && (uint64(ipa)|uint64(pa))&(size-1) == 0 &&
+		uint64(ipa)|(size-1) < vm.ipaEnd && uint64(pa)|(size-1) < vm.paEnd && v.tmplKey == uint16(prot)<<8|uint16(flags)|1<<15 &&
+		(flags&MapInPlace != 0 || cache != nil && cache.vm == vm && len(cache.pages)+len(vm.reserve) >= level-vm.layout.StartLevel) {
+		if w, pte, i, ok := vm.wcEntry(level, ipa); ok && atomic.LoadUint64(&vm.mw[i])&desc.ValidBit == 0 {
+			tmpl := v.block
+			if level == 3 {
+				tmpl = v.page
+			}
+			if vm.make(w.rec, level, pte, ipa, vm.withOA(tmpl, uint64(pa))) == nil {
+				vm.unlock()
+				return nil
+			}
+		}
 	}
-	w, pte, i, ok := vm.wcEntry(level, ipa)
-	if !ok || atomic.LoadUint64(&vm.mw[i])&desc.ValidBit != 0 {
-		return false
-	}
-	tmpl := v.block
-	if level == 3 {
-		tmpl = v.page
-	}
-	return vm.make(w.rec, level, pte, ipa, vm.withOA(tmpl, uint64(pa))) == nil
+	err := vm.mapLocked(cache, ipa, pa, size, prot, flags)
+	vm.unlock() // no defer: a stage-2 fault's path
+	return err
 }
 
 func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
@@ -633,19 +626,7 @@ func (vm *VM) oneLeaf(ipa mem.IPA, pa, size uint64, flags MapFlags) (int, bool) 
 // does. It takes no memory, so it never fails for lack of it. Tables it
 // empties are kept in place (Config.KeepEmpty) or freed, after the TLB
 // invalidation, which is complete when Unmap returns.
-func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
-	if vm.held() { // vm.lock inlined by hand
-		vm.busy = true
-	} else if err := vm.lockSlow(); err != nil {
-		return err
-	}
-	err, done := vm.unmapOne(ipa, size)
-	if !done {
-		err = vm.unmapLocked(nil, ipa, size, false)
-	}
-	vm.unlock() // no defer: an MMU notifier's path
-	return err
-}
+func (vm *VM) Unmap(ipa mem.IPA, size uint64) error { return vm.unmap(nil, ipa, size, false) }
 
 // UnmapExact removes the mappings of exactly [ipa, ipa+size): a block
 // straddling an end is split first (break-before-make), the part outside
@@ -654,49 +635,48 @@ func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 // a range that is exactly one leaf, which needs none), as an embedder
 // whose callers unmap exact ranges wants. Otherwise it is Unmap.
 func (vm *VM) UnmapExact(cache *Cache, ipa mem.IPA, size uint64) error {
+	return vm.unmap(cache, ipa, size, true)
+}
+
+// unmap is Unmap (UnmapExact with exact).
+func (vm *VM) unmap(cache *Cache, ipa mem.IPA, size uint64, exact bool) error {
 	if vm.held() { // vm.lock inlined by hand
 		vm.busy = true
 	} else if err := vm.lockSlow(); err != nil {
 		return err
 	}
-	err, done := vm.unmapOne(ipa, size)
-	if !done {
-		err = vm.unmapLocked(cache, ipa, size, true)
+	// The common case, kept short (an MMU notifier's path): a range that
+	// is exactly one valid leaf of a table the walk cache holds (Unmap and
+	// UnmapExact agree there). The leaf is broken (commit's breakLeaf),
+	// the table kept or freed when that empties it, the invalidation
+	// issued and what is to be freed freed (finish); anything else is
+	// unmapLocked's. (A destroyed VM's walk cache is empty.)
+	if level := int(vm.fastLevel[bits.TrailingZeros64(size)&63]); level >= 0 && size&(size-1) == 0 &&
+		uint64(ipa)&(size-1) == 0 && uint64(ipa)|(size-1) < vm.ipaEnd {
+		w, pte, i, ok := vm.wcEntry(level, ipa)
+		if d := uint64(0); ok {
+			d = atomic.LoadUint64(&vm.mw[i])
+			ok = d&desc.ValidBit != 0 && desc.KindAt(d, level) != desc.Table
+		}
+		if ok {
+			t := w.rec
+			_, err := vm.breakLeaf(t, level, pte, ipa, 0)
+			if err == nil && t.live == 0 && !t.kept && !vm.keep(t) {
+				v := &vm.visitors.unmap
+				v.keep = true
+				err = vm.postVisits(t, 0, ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePost|visitPostEmpty)
+			}
+			err = vm.finish(err)
+			vm.unlock() // no defer: an MMU notifier's path
+			return err
+		}
 	}
+	err := vm.unmapLocked(cache, ipa, size, exact)
 	vm.unlock()
 	return err
 }
 
-// unmapOne is Unmap's common case, kept short: a range that is exactly
-// one valid leaf of a table the walk cache holds (Unmap and UnmapExact
-// agree there). It breaks the leaf (commit's breakLeaf), keeps or frees
-// the table when that empties it, issues the invalidation and frees what
-// is to be freed (finish), and reports true; anything else it leaves to
-// unmapLocked, having changed nothing. (A destroyed VM's walk cache is
-// empty.)
-func (vm *VM) unmapOne(ipa mem.IPA, size uint64) (err error, done bool) {
-	level := int(vm.fastLevel[bits.TrailingZeros64(size)&63])
-	if level < 0 || size&(size-1) != 0 || uint64(ipa)&(size-1) != 0 || uint64(ipa)|(size-1) >= vm.ipaEnd {
-		return nil, false
-	}
-	w, pte, i, ok := vm.wcEntry(level, ipa)
-	if !ok {
-		return nil, false
-	}
-	if d := atomic.LoadUint64(&vm.mw[i]); d&desc.ValidBit == 0 || desc.KindAt(d, level) == desc.Table {
-		return nil, false
-	}
-	t := w.rec
-	vm.breakLeaf(t, level, pte, ipa, 0)
-	if t.live == 0 && !t.kept && !vm.keep(t) {
-		v := &vm.visitors.unmap
-		v.keep = true
-		err = vm.postVisits(t, 0, ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePost|visitPostEmpty)
-	}
-	return vm.finish(err), true
-}
-
-// unmapLocked is Unmap (UnmapExact with exact) off unmapOne's path.
+// unmapLocked is Unmap (UnmapExact with exact) off unmap's common case.
 func (vm *VM) unmapLocked(cache *Cache, ipa mem.IPA, size uint64, exact bool) error {
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err

@@ -118,8 +118,8 @@ type VM struct {
 	noInv            bool             // inv is noInvalidator: a flush calls nothing
 	accErr           error
 	// levelOf is the level whose entries map 1<<n bytes, at n (-9: none);
-	// fastLevel is the same for the leaves the fast paths (mapOne,
-	// unmapOne) handle: a page, or a block of a block level, below the
+	// fastLevel is the same for the leaves the common cases of Map and
+	// unmap handle: a page, or a block of a block level, below the
 	// root.
 	levelOf, fastLevel [64]int8
 	// kept are the tables kept in place when emptied (table.kept, some
@@ -666,13 +666,13 @@ func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
 // freeing (only once no TLB can hold a walk through them), and returns err
 // joined with any accounting error.
 func (vm *VM) finish(err error) error {
-	if len(vm.freeq) == 0 && len(vm.evict) == 0 && vm.accErr == nil {
-		if vm.npend != 0 {
-			vm.flush()
-		}
-		return err
+	if len(vm.freeq)|len(vm.evict) != 0 || vm.accErr != nil {
+		return vm.finishSlow(err)
 	}
-	return vm.finishSlow(err)
+	if vm.npend != 0 {
+		vm.flush()
+	}
+	return err
 }
 
 func (vm *VM) finishSlow(err error) error {

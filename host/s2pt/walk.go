@@ -281,8 +281,8 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 // make is commit's make of n over the invalid entry at pte (in table rec
 // of level, covering the IPAs from addr): the invalidation a break of its
 // range queued completes first (the TLBI between break and make), then n
-// is stored. It takes the spot's fields, not a *spot, so that mapOne
-// builds no spot.
+// is stored. It takes the spot's fields, not a *spot, so that Map's
+// common case builds no spot.
 func (vm *VM) make(rec *table, level int, pte mem.PA, addr mem.IPA, n uint64) error {
 	if vm.npend != 0 && vm.pendingOverlaps(addr, addr+mem.IPA(1)<<vm.lbits[level+1&7]) {
 		vm.flush() // break ... TLBI ... make
@@ -303,7 +303,7 @@ func (vm *VM) make(rec *table, level int, pte mem.PA, addr mem.IPA, n uint64) er
 // of level, covering the IPAs from addr) to the invalid n: n is swapped in,
 // taking whatever the hardware set meanwhile with it (brokeLeaf then). It
 // returns the value replaced. It takes the spot's fields, not a *spot, so
-// that unmapOne builds no spot.
+// that unmap's common case builds no spot.
 func (vm *VM) breakLeaf(rec *table, level int, pte mem.PA, addr mem.IPA, n uint64) (prev uint64, err error) {
 	if i := uint64(pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
 		prev = atomic.SwapUint64(&vm.mw[i], n) // vm.swapDesc inlined by hand
