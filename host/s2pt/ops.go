@@ -850,14 +850,20 @@ func (vm *VM) lookupLocked(ipa mem.IPA) (d uint64, level int, err error) {
 	if vm.destroyed || uint64(ipa)>>vm.layout.IPABits != 0 {
 		err = vm.checkRange(ipa, ipa+g)
 	} else {
-		// One granule lies in one entry of every level: the descent ends
-		// at the entry (a level-3 table of the walk cache holds it
-		// without a descent).
-		var s spot
-		stop := stopEntry
-		if !vm.cachedEntry(&s, 3, ipa) {
-			stop, _, _ = vm.entryOf(&s, ipa, ipa+g, 0)
+		// One granule lies in one entry of every level: the deepest
+		// table of the walk cache holding it answers without a descent
+		// when its entry is not a table (a page, a block, invalid);
+		// otherwise the descent ends at the entry.
+		for l := 3; l > vm.layout.StartLevel; l-- {
+			if _, _, i, ok := vm.wcEntry(l, ipa); ok {
+				if d = atomic.LoadUint64(&vm.mw[i]); desc.KindAt(d, l) != desc.Table {
+					return d, l, nil
+				}
+				break
+			}
 		}
+		var s spot
+		stop, _, _ := vm.entryOf(&s, ipa, ipa+g, 0)
 		if d, level = s.d, s.t.level; stop != stopEntry {
 			d, level, err = 0, 0, fmt.Errorf("%w (IPA %#x)", vm.childErr(s.t, s.idx, s.d), uint64(ipa))
 		}
