@@ -224,7 +224,10 @@ const (
 // an update that compares it with the valid descriptor its walk read
 // (AArch64.MemSwapTableDesc), so an invalid entry has no other writer.
 // A constant break is a swap, which takes whatever hardware set with it;
-// every other change is a compare-and-swap.
+// every other change is a compare-and-swap. make and breakLeaf, the parts
+// of commit for a make and for a constant break of a leaf (which need no
+// classification), are called directly only by Map's and unmap's one-leaf
+// common cases; nothing else writes a live descriptor.
 func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bool, err error) {
 	t, pte, addr := &at.t, at.pte, at.addr
 	level := t.level
