@@ -540,8 +540,8 @@ type notifier struct{ vm *VM }
 
 // InvalidateRangeStart unmaps, before returning, every stage-2 entry that
 // covers any GPA whose memslot HVA lies in r (a block the range covers in
-// part goes whole), with the TLB invalidation (s2pt issues TLBI IPAS2E1IS +
-// VMALLE1IS per leaf, or VMALLS12E1IS for many), and marks the range in
+// part goes whole), with the TLB invalidation (one batch: s2pt's ranges as
+// TLBI RIPAS2E1IS/RIPAS2LE1IS, then VMALLE1IS), and marks the range in
 // progress so no fault installs a page of it until End. It takes no memory.
 func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	vm := n.vm
