@@ -132,7 +132,7 @@ func (vr *vmRun) spawnAll(r *vcpuRun) error {
 				return err
 			}
 			vr.spawns.Add(1)
-			r.procs = append(r.procs, &proc{gp: gp, stream: st, replay: rp, sh: newShadow(pgShift(uint64(c.Guest.Granule)))})
+			r.procs = append(r.procs, &proc{gp: gp, stream: st, replay: rp, sh: newShadow(r.shadowPool(pgShift(uint64(c.Guest.Granule))))})
 		}
 	}
 	return nil

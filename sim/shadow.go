@@ -1,11 +1,18 @@
 package sim
 
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
 // shadow is the integrity checker's copy of a process's memory: the last
 // value stored to every word. Pages are shared copy-on-write between a
 // parent and the children it forks, as the guest's own pages are; a page
 // never stored to reads as zero.
 type shadow struct {
 	pgShift uint
+	pool    *pagePool
 	// regions[i][page] for the workload's regions; abs for absolute
 	// addresses (traces), by page number.
 	regions [maxRegions][]*spage
@@ -22,13 +29,13 @@ type spage struct {
 	w    []uint64
 }
 
-func newShadow(pgShift uint) *shadow {
-	return &shadow{pgShift: pgShift, abs: map[uint64]*spage{}, lastVPN: ^uint64(0)}
+func newShadow(pool *pagePool) *shadow {
+	return &shadow{pgShift: pool.pgShift, pool: pool, abs: map[uint64]*spage{}, lastVPN: ^uint64(0)}
 }
 
 // fork returns a copy sharing every page.
 func (s *shadow) fork() *shadow {
-	c := newShadow(s.pgShift)
+	c := newShadow(s.pool)
 	for r := range s.regions {
 		if s.regions[r] != nil {
 			c.regions[r] = append([]*spage(nil), s.regions[r]...)
@@ -52,7 +59,7 @@ func (s *shadow) release() {
 		s.unmap(r)
 	}
 	for _, p := range s.abs {
-		p.refs--
+		s.drop(p)
 	}
 	s.abs = map[uint64]*spage{}
 	s.lastVPN, s.lastPage = ^uint64(0), nil
@@ -67,10 +74,19 @@ func (s *shadow) mapRegion(r int, size uint64) {
 func (s *shadow) unmap(r int) {
 	for _, p := range s.regions[r] {
 		if p != nil {
-			p.refs--
+			s.drop(p)
 		}
 	}
 	s.regions[r] = nil
+}
+
+// drop drops a reference to p; the last one gives its words back to the
+// pool.
+func (s *shadow) drop(p *spage) {
+	if p.refs--; p.refs == 0 {
+		s.pool.put(p.w)
+		p.w = nil
+	}
 }
 
 // load returns the value a load of size bytes at byte offset off of page
@@ -112,7 +128,7 @@ func (s *shadow) store(r int, i, off uint64, size uint8, v uint64) {
 		p = s.absPage(i)
 	}
 	if p == nil || p.refs > 1 {
-		np := &spage{refs: 1, w: make([]uint64, 1<<(s.pgShift-3))}
+		np := &spage{refs: 1, w: s.pool.get()}
 		if p != nil {
 			copy(np.w, p.w)
 			p.refs--
@@ -133,4 +149,54 @@ func (s *shadow) store(r int, i, off uint64, size uint8, v uint64) {
 	mask := uint64(1)<<(uint(size)*8) - 1
 	w := &p.w[off>>3]
 	*w = *w&^(mask<<sh) | (v&mask)<<sh
+}
+
+// pagePool hands out the shadow pages of one vCPU's processes (used by
+// one goroutine at a time), reusing those no shadow holds any more. New
+// pages come from chunks whose 2 MiB-aligned parts are marked for the
+// host's transparent huge pages (a hint: the checker reads its pages at
+// random, and with each page in its own 4K host page most checked loads
+// cost the real machine a TLB miss).
+type pagePool struct {
+	pgShift uint
+	free    [][]uint64
+	chunk   []uint64
+}
+
+// poolChunk is the size of a pagePool's chunks in bytes.
+const poolChunk = 8 << 20
+
+func newPagePool(pgShift uint) *pagePool { return &pagePool{pgShift: pgShift} }
+
+// get returns a page of zeros.
+func (pp *pagePool) get() []uint64 {
+	if n := len(pp.free); n > 0 {
+		w := pp.free[n-1]
+		pp.free = pp.free[:n-1]
+		clear(w)
+		return w
+	}
+	n := 1 << (pp.pgShift - 3)
+	if len(pp.chunk) < n {
+		pp.chunk = make([]uint64, poolChunk/8)
+		hugeHint(pp.chunk)
+	}
+	w := pp.chunk[:n:n]
+	pp.chunk = pp.chunk[n:]
+	return w
+}
+
+// put takes back a page nothing refers to.
+func (pp *pagePool) put(w []uint64) { pp.free = append(pp.free, w) }
+
+// hugeHint asks the host kernel to back the 2 MiB-aligned part of w with
+// transparent huge pages (best effort).
+func hugeHint(w []uint64) {
+	const huge = 2 << 20
+	p := unsafe.Pointer(unsafe.SliceData(w))
+	start := uintptr(p)
+	lo := (start + huge - 1) &^ (huge - 1)
+	if hi := (start + uintptr(len(w))*8) &^ (huge - 1); hi > lo {
+		_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, lo-start)), hi-lo), unix.MADV_HUGEPAGE)
+	}
 }

@@ -218,6 +218,7 @@ type vcpuRun struct {
 	core *guestos.Core
 
 	procs    []*proc
+	pool     *pagePool // the integrity checker's pages of procs
 	cur      int
 	entered  bool
 	finished bool
@@ -236,6 +237,15 @@ type vcpuRun struct {
 }
 
 const batchSize = 256
+
+// shadowPool returns the pool of the integrity checker's pages of the
+// vCPU's processes (pages of 1<<pgShift bytes).
+func (r *vcpuRun) shadowPool(pgShift uint) *pagePool {
+	if r.pool == nil {
+		r.pool = newPagePool(pgShift)
+	}
+	return r.pool
+}
 
 func (r *vcpuRun) ended() bool { return r.finished }
 
