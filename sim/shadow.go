@@ -3,7 +3,7 @@ package sim
 import (
 	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // shadow is the integrity checker's copy of a process's memory: the last
@@ -179,7 +179,7 @@ func (pp *pagePool) get() []uint64 {
 	n := 1 << (pp.pgShift - 3)
 	if len(pp.chunk) < n {
 		pp.chunk = make([]uint64, poolChunk/8)
-		hugeHint(pp.chunk)
+		mem.AdviseHugePages(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(pp.chunk))), poolChunk))
 	}
 	w := pp.chunk[:n:n]
 	pp.chunk = pp.chunk[n:]
@@ -188,15 +188,3 @@ func (pp *pagePool) get() []uint64 {
 
 // put takes back a page nothing refers to.
 func (pp *pagePool) put(w []uint64) { pp.free = append(pp.free, w) }
-
-// hugeHint asks the host kernel to back the 2 MiB-aligned part of w with
-// transparent huge pages (best effort).
-func hugeHint(w []uint64) {
-	const huge = 2 << 20
-	p := unsafe.Pointer(unsafe.SliceData(w))
-	start := uintptr(p)
-	lo := (start + huge - 1) &^ (huge - 1)
-	if hi := (start + uintptr(len(w))*8) &^ (huge - 1); hi > lo {
-		_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, lo-start)), hi-lo), unix.MADV_HUGEPAGE)
-	}
-}

@@ -24,12 +24,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
-	"unsafe"
 
+	"github.com/nestmmu/nestmmu/mem"
 	"github.com/nestmmu/nestmmu/mips/cp0"
 	"github.com/nestmmu/nestmmu/mips/gva"
 	"github.com/nestmmu/nestmmu/mips/hosttlb"
-	"golang.org/x/sys/unix"
 )
 
 // Config configures an Engine.
@@ -161,7 +160,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	n := int(cfg.RAMSize >> e.pageShift)
 	ram := make([]byte, cfg.RAMSize)
-	hugePages(ram)
+	// The host frames are shuffled over all of the RAM: the guest's
+	// accesses land anywhere in it.
+	mem.AdviseHugePages(ram)
 	e.frames = make([][]byte, n+1)
 	for i := 0; i < n; i++ {
 		e.frames[i] = ram[uint32(i)<<e.pageShift : uint32(i+1)<<e.pageShift]
@@ -277,21 +278,6 @@ func (e *Engine) hpaOfFrame(f int32) uint64 { return hostBase + uint64(f)<<e.pag
 
 func (e *Engine) frameOfHPA(hpa uint64) []byte {
 	return e.frames[(hpa-hostBase)>>e.pageShift]
-}
-
-// hugePages asks the host kernel to back the 2 MiB-aligned part of b with
-// transparent huge pages (a hint, best effort): the host frames are
-// shuffled over the whole RAM, so the guest's accesses land anywhere in
-// it, and with 4K host pages many of them cost the real machine a TLB
-// miss.
-func hugePages(b []byte) {
-	const huge = 2 << 20
-	p := unsafe.Pointer(unsafe.SliceData(b))
-	start := uintptr(p)
-	lo := (start + huge - 1) &^ (huge - 1)
-	if hi := (start + uintptr(len(b))) &^ (huge - 1); hi > lo {
-		_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, lo-start)), hi-lo), unix.MADV_HUGEPAGE)
-	}
 }
 
 func load(b []byte, size uint8) uint32 {
