@@ -25,6 +25,15 @@ func mrs(c *CPU, d *insn) bool {
 		c.setReg(d.rd, v)
 		return true
 	case refOwn:
+		if off, ok := c.nv2Offset(d.sysreg.own); ok {
+			v, e := c.PE.NV2Access(off, false, 0)
+			if e.Taken() {
+				c.taken()
+				return false
+			}
+			c.setReg(d.rd, v)
+			return true
+		}
 		if !c.ownAccess(d, true) {
 			return false
 		}
@@ -47,6 +56,10 @@ func msr(c *CPU, d *insn) bool {
 		c.flush()
 		return true
 	case refOwn:
+		if off, ok := c.nv2Offset(d.sysreg.own); ok {
+			_, e := c.PE.NV2Access(off, true, v)
+			return c.took(e)
+		}
 		if !c.ownAccess(d, false) {
 			return false
 		}

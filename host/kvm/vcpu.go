@@ -79,13 +79,15 @@ type VCPU struct {
 }
 
 // HCR_EL2 bits the hypervisor sets for a guest besides VM: RW (EL1 is
-// AArch64) and FB (force broadcast: the guest's TLBIs act on every CPU,
-// since its vCPUs move between CPUs).
+// AArch64), FB (force broadcast: the guest's TLBIs act on every CPU,
+// since its vCPUs move between CPUs) and TSC (the guest's SMC traps: the
+// hypervisor, not the firmware, answers PSCI, as KVM's HCR_GUEST_FLAGS).
 const (
-	hcrRW sysreg.HCR = 1 << 31
-	hcrFB sysreg.HCR = 1 << 9
+	hcrRW  sysreg.HCR = 1 << 31
+	hcrFB  sysreg.HCR = 1 << 9
+	hcrTSC sysreg.HCR = 1 << 19
 	// GuestHCR is HCR_EL2 while a guest runs.
-	GuestHCR = sysreg.HCR_VM | hcrRW | hcrFB
+	GuestHCR = sysreg.HCR_VM | hcrRW | hcrFB | hcrTSC
 )
 
 // NewVCPU creates vCPU id of the VM, at EL1 with the guest's stage 1 off

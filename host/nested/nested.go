@@ -125,6 +125,10 @@ const (
 	// guest hypervisor it runs, which handles the exception there) instead
 	// of returning to the interrupted instruction.
 	ExitSwitched
+	// ExitSMC: a world whose code runs on the PE made an SMC that L0
+	// answers (the firmware's PSCI; VCPU.PEExit): the PE waits at EL2 for
+	// CompleteSMC.
+	ExitSMC
 )
 
 func (r ExitReason) String() string {
@@ -139,6 +143,8 @@ func (r ExitReason) String() string {
 		return "vEL2"
 	case ExitSwitched:
 		return "switched"
+	case ExitSMC:
+		return "SMC"
 	}
 	return fmt.Sprintf("ExitReason(%d)", uint8(r))
 }

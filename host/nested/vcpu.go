@@ -93,6 +93,8 @@ type VCPU struct {
 	// observer and event: see observe.go.
 	observer Observer
 	event    ShadowFault
+	// onPE: the guest hypervisor is code the PE executes (onpe.go).
+	onPE bool
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
@@ -299,7 +301,7 @@ func (v *VCPU) toL2() error {
 		off, _ := r.VNCROffset()
 		pe.Set(r, v.vncrGet(off))
 	}
-	ctx.X, ctx.SP = v.other.x, v.other.sp
+	v.gprsToL2(ctx)
 	v.other = saved
 	pe.Regs.HCR_EL2 = v.l2HCR(g.hcr)
 	pe.Regs.VTCR_EL2 = sh.s2.VTCR()
@@ -334,7 +336,7 @@ func (v *VCPU) toVEL2(esr sysreg.ESR, far mem.VA, hpfar uint64, off mem.VA, setS
 	for i, r := range el1Regs {
 		pe.Set(r, v.other.r[i])
 	}
-	ctx.X, ctx.SP = v.other.x, v.other.sp
+	v.gprsToVEL2(ctx)
 	v.other = l2
 	pe.ELR[1], pe.SPSR[1] = l2pc, l2spsr
 	if setSyndrome {

@@ -1,0 +1,163 @@
+package nested
+
+import (
+	"fmt"
+
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// A guest hypervisor whose code the PE executes (an A64 program run by
+// arm64/interp at virtual EL2), rather than a GuestHypervisor in Go. The
+// PE runs its instructions and its guest's until one takes an exception
+// to EL2; PEExit is L0's handling of that exit, after which the PE is back
+// in a world (or waits for CompleteSMC). What differs from the Go guest
+// hypervisor is only where general-purpose registers live:
+//
+//   - X0-X30 and SP_EL0 are the PE's, and neither a world switch nor an
+//     exception entry changes them (ERET and AArch64.TakeException leave
+//     them alone): the guest hypervisor's own code saves and loads its
+//     guest's. L0 reads and writes them in the vCPU context (kvm.Context)
+//     for the length of an exit, as KVM saves them on exit and restores
+//     them on entry.
+//   - SP_EL1 is the guest hypervisor's SP_EL2 while it runs at vEL2 (the
+//     PE is at EL1 with SP_EL1 selected) and its guest's SP_EL1 while L2
+//     runs; between them L2's lives at its VNCR page offset (0x240), where
+//     the guest hypervisor's MSR/MRS SP_EL1 reach it (FEAT_NV2 memory, or
+//     L0's emulation of the FEAT_NV trap).
+
+// offSPEL1 is SP_EL1's offset in the VNCR page; hcrTSC traps SMC.
+const (
+	offSPEL1            = 0x240
+	hcrTSC   sysreg.HCR = 1 << 19
+)
+
+// SetCodeOnPE makes the guest hypervisor's code the PE's instructions:
+// world switches keep the general-purpose registers, and exits come
+// through PEExit. Set it before running the vCPU.
+func (v *VCPU) SetCodeOnPE() {
+	v.onPE = true
+	v.hyp = nil
+}
+
+// gprsToL2 and gprsToVEL2 are the register-file half of the world
+// switches (toL2, toVEL2): ctx holds the world leaving the PE and gets
+// the one entering it; the caller keeps the leaving one in v.other.
+func (v *VCPU) gprsToL2(ctx *kvm.Context) {
+	if v.onPE {
+		ctx.SP = v.vncrGet(offSPEL1)
+		return
+	}
+	ctx.X, ctx.SP = v.other.x, v.other.sp
+}
+
+func (v *VCPU) gprsToVEL2(ctx *kvm.Context) {
+	if v.onPE {
+		v.vncrSet(offSPEL1, ctx.SP)
+		ctx.SP = v.other.sp
+		return
+	}
+	ctx.X, ctx.SP = v.other.x, v.other.sp
+}
+
+// PEExit handles the exception e the PE took to EL2 (the PE is at EL2)
+// while the vCPU runs code on the PE (SetCodeOnPE): x holds the PE's X0-X30
+// and spEL1 its SP_EL1, which L0 reads and writes for the exit. At vEL2:
+// trapped register accesses, TLBIs, ATs and ERETs are emulated (the ERET
+// to EL1 or EL0 is the world switch into L2), faults on L0's stage 2 for
+// the guest hypervisor resolved (MMIO on the VM's bus). In L2: shadow
+// faults, L2's traps that the guest hypervisor asks for and its HVCs go to
+// vEL2 (ExitVEL2: the PE is at the guest hypervisor's vector). An SMC
+// nobody traps returns ExitSMC with the PE at EL2: the caller answers it
+// (the firmware's PSCI, in the registers of x) and calls CompleteSMC.
+func (v *VCPU) PEExit(e *cpu.Exception, x *[31]uint64, spEL1 *uint64) (Exit, error) {
+	if !v.onPE {
+		return Exit{}, fmt.Errorf("nested: PEExit on a vCPU whose guest hypervisor is not code on the PE")
+	}
+	ctx := v.k.Ctx()
+	ctx.X, ctx.SP = *x, *spEL1
+	exit, err := v.peExit(e)
+	*x, *spEL1 = ctx.X, ctx.SP
+	if err == nil && exit.Reason != ExitSMC && v.pe.EL == 2 {
+		err = fmt.Errorf("%w: the PE stayed at EL2 after %v", ErrUnhandled, *e)
+	}
+	return exit, err
+}
+
+func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
+	if e.Kind == cpu.SecureMonitorCall {
+		// HCR_EL2.TSC is L0's (kvm.GuestHCR): an SMC of L2 whose guest
+		// hypervisor sets TSC is the guest hypervisor's; any other is
+		// the firmware's, which L0 stands in for.
+		if v.inL2 && v.vHCR().Has(hcrTSC) {
+			x, _, err := v.forwardTrap(*e)
+			return x, err
+		}
+		return Exit{Reason: ExitSMC}, nil
+	}
+	if v.inL2 {
+		if e.Kind == cpu.HypervisorCall {
+			// HVC from L2's EL1 is taken to EL2: the guest hypervisor's
+			// (AArch64.CallHypervisor), with ELR_EL2 past the HVC.
+			v.stats.ForwardedTraps++
+			x, _, err := v.forwardTrap(*e)
+			return x, err
+		}
+		x, _, err := v.l2Exit(*e)
+		if err == nil && x.Reason == ExitNone && !v.inL2 {
+			x.Reason = ExitVEL2
+		}
+		return x, err
+	}
+	if e.Kind == cpu.SysTrap {
+		if done, err := v.emulateOnPE(e); done || err != nil {
+			return Exit{}, err
+		}
+	}
+	if _, err := v.vel2Exit(*e); err != nil {
+		return Exit{}, err
+	}
+	if v.inL2 {
+		return Exit{}, nil
+	}
+	return Exit{Reason: ExitVEL2}, nil
+}
+
+// emulateOnPE emulates the guest hypervisor's trapped accesses (FEAT_NV)
+// to the EL2 registers that the PE keeps outside its register model:
+// SP_EL1 (its guest's, at VNCR offset 0x240) and TPIDR_EL2 (0x090).
+func (v *VCPU) emulateOnPE(e *cpu.Exception) (bool, error) {
+	iss := uint64(e.ESR.ISS())
+	op0, op2, op1 := uint8(iss>>20&3), uint8(iss>>17&7), uint8(iss>>14&7)
+	crn, rt, crm, read := uint8(iss>>10&0xf), uint8(iss>>5&0x1f), uint8(iss>>1&0xf), iss&1 == 1
+	var off uint16
+	switch {
+	case op0 == 3 && op1 == 4 && crn == 4 && crm == 1 && op2 == 0:
+		off = offSPEL1
+	case op0 == 3 && op1 == 4 && crn == 13 && crm == 0 && op2 == 2:
+		off = 0x090 // TPIDR_EL2
+	default:
+		return false, nil
+	}
+	v.stats.SysRegTraps++
+	if read {
+		v.setXreg(rt, v.vncrGet(off))
+	} else {
+		v.vncrSet(off, v.xreg(rt))
+	}
+	v.skip()
+	return true, v.eret()
+}
+
+// CompleteSMC finishes an ExitSMC once the caller answered it: the PE
+// returns past the SMC (the preferred return address of a trapped SMC is
+// the SMC itself, as AArch64.CheckForSMCUndefOrTrap traps it).
+func (v *VCPU) CompleteSMC() error {
+	if v.pe.EL != 2 || v.pe.ESR[2].EC() != 0x17 {
+		return fmt.Errorf("nested: no SMC to complete")
+	}
+	v.pe.ELR[2] += mem.VA(4)
+	return v.eret()
+}
