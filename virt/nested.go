@@ -10,6 +10,7 @@ import (
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/interp"
 	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/mmio"
 	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -112,7 +113,7 @@ func (b *Nested) Close() {
 }
 
 // uartBus is L0's in-kernel device bus: the PL011 at UARTBase; anything
-// else has no device.
+// else has no device (a synchronous External abort: mmio.ErrCannotEmulate).
 type uartBus struct{ u *PL011 }
 
 func (u uartBus) Read(ipa uint64, size int) (uint64, error) {
@@ -121,14 +122,14 @@ func (u uartBus) Read(ipa uint64, size int) (uint64, error) {
 			return v, nil
 		}
 	}
-	return 0, fmt.Errorf("virt: no device answers a %d-byte read at %#x", size, ipa)
+	return 0, fmt.Errorf("%w: virt: no device answers a %d-byte read at %#x", mmio.ErrCannotEmulate, size, ipa)
 }
 
 func (u uartBus) Write(ipa uint64, size int, v uint64) error {
 	if ipa-uint64(UARTBase) < UARTSize && u.u.Write(ipa-uint64(UARTBase), size, v) {
 		return nil
 	}
-	return fmt.Errorf("virt: no device answers a %d-byte write at %#x", size, ipa)
+	return fmt.Errorf("%w: virt: no device answers a %d-byte write at %#x", mmio.ErrCannotEmulate, size, ipa)
 }
 
 // Exit implements interp.Hypervisor: L0's handling of an exception taken

@@ -279,14 +279,35 @@ func (c *CPU) hypervisorExit() bool {
 		return true
 	}
 	c.exit, c.stop = false, false
-	e := c.PE.Last
+	pe := c.PE
+	e, n := pe.Last, pe.Stats.Exceptions
 	c.opts.Hypervisor.Exit(c, &e)
 	c.flush()
 	c.vectorAt = ^uint64(0)
-	if c.PE.EL == 2 && !c.stop {
-		c.Stop(fmt.Sprintf("the hypervisor left the PE at EL2 after %v", e))
+	if pe.EL == 2 {
+		if !c.stop {
+			c.Stop(fmt.Sprintf("the hypervisor left the PE at EL2 after %v", e))
+		}
+		return true
+	}
+	// The hypervisor's ERET (from SPSR_EL2) restored the PSTATE fields
+	// kept here and cleared the local monitor (AArch64.ExceptionReturn);
+	// an exception it then made the lower EL take saved them again.
+	c.setPSTATE(pe.SPSR[2])
+	c.mon.valid = false
+	if pe.Stats.Exceptions != n && pe.Last.TargetEL < 2 {
+		c.taken()
 	}
 	return c.stop
+}
+
+// setPSTATE sets the PSTATE fields kept here from an SPSR value (ERET).
+func (c *CPU) setPSTATE(spsr uint64) {
+	c.BTYPE = uint8(spsr>>10) & 3
+	c.UAO = spsr>>23&1 != 0
+	c.DIT = spsr>>24&1 != 0
+	c.SSBS = spsr>>12&1 != 0
+	c.TCO = spsr>>25&1 != 0
 }
 
 // Step executes one instruction (or takes the exception its fetch or

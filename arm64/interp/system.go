@@ -258,11 +258,7 @@ func eret(c *CPU, d *insn) bool {
 		c.taken()
 		return false
 	}
-	c.BTYPE = uint8(spsr>>10) & 3
-	c.UAO = spsr>>23&1 != 0
-	c.DIT = spsr>>24&1 != 0
-	c.SSBS = spsr>>12&1 != 0
-	c.TCO = spsr>>25&1 != 0
+	c.setPSTATE(spsr)
 	c.mon.valid = false
 	c.flush()
 	c.X[31] = 0

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/virt"
 )
 
@@ -67,10 +68,17 @@ type Options struct {
 	Budget uint64
 	// Timeout for QEMU; 0 means 2 minutes.
 	Timeout time.Duration
+	// Nested, when set, runs an EL2 program as a guest hypervisor at
+	// virtual EL2 under nestmmu's L0 with this mode (virt.Nested): the
+	// same binary, QEMU's output at real EL2 expected.
+	Nested *nested.Mode
 }
 
 // RunModel runs the ELF on the virt board and returns its UART output.
 func RunModel(path string, o Options) ([]byte, error) {
+	if o.Nested != nil {
+		return runNested(path, o)
+	}
 	b, err := virt.New(virt.Config{EL: o.EL})
 	if err != nil {
 		return nil, err
@@ -254,4 +262,39 @@ func Dir() (string, error) {
 		}
 		d = parent
 	}
+}
+
+// runNested is RunModel for Options.Nested.
+func runNested(path string, o Options) ([]byte, error) {
+	if o.EL == 1 {
+		return nil, fmt.Errorf("%s: a nested run enters at virtual EL2 (want EL 2)", path)
+	}
+	b, err := virt.NewNested(virt.NestedConfig{Mode: *o.Nested})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	b.PE.Deviations = o.Deviations
+	img, err := b.LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range []struct {
+		name string
+		v    *uint64
+	}{{"nestmmu_seed", o.Seed}, {"nestmmu_seeds", o.Seeds}} {
+		if s.v != nil {
+			if err := b.SetSymbol(img, s.name, *s.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	budget := o.Budget
+	if budget == 0 {
+		budget = 2_000_000_000
+	}
+	if err := b.Run(budget); err != nil {
+		return b.Output.Bytes(), err
+	}
+	return b.Output.Bytes(), nil
 }

@@ -581,6 +581,11 @@ func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 	}
 	if vm.bus != nil {
 		if err := mmio.Emulate(&a, regs{v}, vm.bus); err != nil {
+			if errors.Is(err, mmio.ErrCannotEmulate) {
+				// No device answers: a synchronous External abort, as a
+				// VMM asks with KVM_ARM_VCPU_EXT_DABT.
+				return abortExit(false, e.FAR), false, nil
+			}
 			return Exit{}, false, fmt.Errorf("kvm: MMIO access at IPA %#x: %w", ipa, err)
 		}
 		vm.c.mmioEmulated.Add(1)

@@ -161,3 +161,19 @@ func (v *VCPU) CompleteSMC() error {
 	v.pe.ELR[2] += mem.VA(4)
 	return v.eret()
 }
+
+// externalAbortVEL2 makes the guest hypervisor take the synchronous
+// External abort of its access e to an L1 IPA where no device answers:
+// the PE returns to vEL2 and takes the Data Abort from the same EL (EC
+// 0x25, WnR kept, FSC 0b010000, FAR the VA), as the hardware would at EL2
+// (AArch64.DataAbort).
+func (v *VCPU) externalAbortVEL2(e cpu.Exception) error {
+	if err := v.eret(); err != nil {
+		return err
+	}
+	iss := uint64(e.ESR) & (1<<6 | 1<<8) // WnR, CM
+	x := cpu.Exception{Kind: cpu.DataAbort, TargetEL: 1, FAR: e.FAR, External: true,
+		ESR: sysreg.ESR(uint64(sysreg.ECDataAbortLower+1)<<26 | 1<<25 | iss | 0b010000)}
+	v.pe.TakeException(&x)
+	return nil
+}

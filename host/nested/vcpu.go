@@ -524,6 +524,9 @@ func (v *VCPU) vel2Exit(e cpu.Exception) (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		if exit.Reason == kvm.ExitException && v.onPE {
+			return true, v.externalAbortVEL2(e)
+		}
 		if exit.Reason != kvm.ExitNone {
 			return false, fmt.Errorf("%w: the guest hypervisor's access to %#x is %v", ErrUnhandled, uint64(e.FAR), exit.Reason)
 		}
