@@ -135,8 +135,11 @@ type CPU struct {
 	stop    bool
 	stopMsg string
 	// exit: an exception was taken to EL2 with Options.Hypervisor set
-	// (stop is set with it, so that the loop looks at it only then).
-	exit bool
+	// (stop is set with it, so that the loop looks at it only then);
+	// exitExc is that exception, given to the hypervisor (a field, so
+	// that passing it does not allocate).
+	exit    bool
+	exitExc cpu.Exception
 	// vectorAt is the PC an exception just jumped to (for ExceptionLoop),
 	// or ^0 once an instruction has retired since.
 	vectorAt uint64
@@ -280,13 +283,14 @@ func (c *CPU) hypervisorExit() bool {
 	}
 	c.exit, c.stop = false, false
 	pe := c.PE
-	e, n := pe.Last, pe.Stats.Exceptions
-	c.opts.Hypervisor.Exit(c, &e)
+	c.exitExc = pe.Last
+	n := pe.Stats.Exceptions
+	c.opts.Hypervisor.Exit(c, &c.exitExc)
 	c.flush()
 	c.vectorAt = ^uint64(0)
 	if pe.EL == 2 {
 		if !c.stop {
-			c.Stop(fmt.Sprintf("the hypervisor left the PE at EL2 after %v", e))
+			c.Stop(fmt.Sprintf("the hypervisor left the PE at EL2 after %v", c.exitExc))
 		}
 		return true
 	}

@@ -70,6 +70,8 @@ type VCPU struct {
 	// fetchIPA, set during MMIOAccessNested, translates a nested guest's
 	// IPA to the VM's for the instruction read.
 	fetchIPA func(mem.IPA) (mem.IPA, bool)
+	// fetch is fetchInsn as the MMIO decoder's FetchFunc.
+	fetch mmio.FetchFunc
 	// exported is FaultFor's installer while it runs.
 	exported exported
 	// beforeAT, when set (tests), runs just before the AT S1E1R that
@@ -563,8 +565,10 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 // stage-2 data abort at ipa.
 func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 	vm := v.vm
-	fetch := mmio.FetchFunc(v.fetchInsn)
-	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{v}, fetch)
+	if v.fetch == nil {
+		v.fetch = v.fetchInsn // once: a method value allocates
+	}
+	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{v}, v.fetch)
 	switch {
 	case errors.Is(err, mmio.ErrCacheMaintenance):
 		// DC on an address without memory: nothing to do; skip it.
