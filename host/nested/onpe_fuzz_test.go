@@ -16,13 +16,13 @@ import (
 // values. L0 must answer each with an error or a return to a world,
 // never a panic, and never leave the PE at EL2 without saying so.
 func FuzzPEExit(f *testing.F) {
-	f.Add(uint8(0), uint32(3<<20|4<<14|4<<10|1<<1|1), uint64(0x1234), uint64(0x3c5), uint64(0x40001000))      // MRS SP_EL1
-	f.Add(uint8(0), uint32(3<<20|4<<14|13<<10|0<<1|2<<17), uint64(7), uint64(0), uint64(0))                    // MSR TPIDR_EL2
-	f.Add(uint8(0), uint32(3<<20|4<<14|1<<10|1<<1|0<<17|1), uint64(0), uint64(0), uint64(0))                   // MRS HCR_EL2
-	f.Add(uint8(1), uint32(0), uint64(0), uint64(0x3c9), uint64(0x40001000))                                    // ERET within vEL2
-	f.Add(uint8(1), uint32(0), uint64(0), uint64(0x3c5), uint64(0x40002000))                                    // ERET to L2
-	f.Add(uint8(2), uint32(0), uint64(0x84000008), uint64(0), uint64(0))                                        // SMC: PSCI SYSTEM_OFF
-	f.Add(uint8(0), uint32(1<<20|4<<14|8<<10|3<<1|1<<17), uint64(0), uint64(0), uint64(0))                     // TLBI from vEL2
+	f.Add(uint8(0), uint32(3<<20|4<<14|4<<10|1<<1|1), uint64(0x1234), uint64(0x3c5), uint64(0x40001000)) // MRS SP_EL1
+	f.Add(uint8(0), uint32(3<<20|4<<14|13<<10|0<<1|2<<17), uint64(7), uint64(0), uint64(0))              // MSR TPIDR_EL2
+	f.Add(uint8(0), uint32(3<<20|4<<14|1<<10|1<<1|0<<17|1), uint64(0), uint64(0), uint64(0))             // MRS HCR_EL2
+	f.Add(uint8(1), uint32(0), uint64(0), uint64(0x3c9), uint64(0x40001000))                             // ERET within vEL2
+	f.Add(uint8(1), uint32(0), uint64(0), uint64(0x3c5), uint64(0x40002000))                             // ERET to L2
+	f.Add(uint8(2), uint32(0), uint64(0x84000008), uint64(0), uint64(0))                                 // SMC: PSCI SYSTEM_OFF
+	f.Add(uint8(0), uint32(1<<20|4<<14|8<<10|3<<1|1<<17), uint64(0), uint64(0), uint64(0))               // TLBI from vEL2
 	f.Fuzz(func(t *testing.T, kind uint8, iss uint32, x, spsr, elr uint64) {
 		h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 64 << 20})
 		if err != nil {
