@@ -92,6 +92,8 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 		// hypervisor sets TSC is the guest hypervisor's; any other is
 		// the firmware's, which L0 stands in for.
 		if v.inL2 && v.vHCR().Has(hcrTSC) {
+			v.stats.L2Traps++
+			v.stats.ForwardedTraps++
 			x, _, err := v.forwardTrap(*e)
 			return x, err
 		}
@@ -101,6 +103,7 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 		if e.Kind == cpu.HypervisorCall {
 			// HVC from L2's EL1 is taken to EL2: the guest hypervisor's
 			// (AArch64.CallHypervisor), with ELR_EL2 past the HVC.
+			v.stats.L2Traps++
 			v.stats.ForwardedTraps++
 			x, _, err := v.forwardTrap(*e)
 			return x, err
