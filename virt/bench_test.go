@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nestmmu/nestmmu/host/nested"
 	"github.com/nestmmu/nestmmu/virt"
 )
 
@@ -41,3 +42,37 @@ func BenchmarkISA(b *testing.B) { benchProgram(b, "isa") }
 // BenchmarkLoop: the loop program (a long integer and memory loop at EL1
 // with stage 1 and stage 2 on).
 func BenchmarkLoop(b *testing.B) { benchProgram(b, "loop") }
+
+// BenchmarkLoopNested: the loop program as a guest hypervisor under L0
+// (its EL1 loop as L2 on the shadow stage 2), FEAT_NV and FEAT_NV2.
+func BenchmarkLoopNested(b *testing.B) {
+	for _, m := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		b.Run(m.String(), func(b *testing.B) {
+			path := filepath.Join("..", "testdata", "a64", "loop.elf")
+			var insns uint64
+			var elapsed time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				n, err := virt.NewNested(virt.NestedConfig{Mode: m})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := n.LoadFile(path); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				t0 := time.Now()
+				if err := n.Run(1 << 40); err != nil {
+					b.Fatal(err)
+				}
+				elapsed += time.Since(t0)
+				insns += n.CPU.Retired
+				b.StopTimer()
+				n.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(insns)/elapsed.Seconds(), "insns/s")
+			b.ReportMetric(float64(insns)/float64(b.N), "insns/op")
+		})
+	}
+}

@@ -94,8 +94,28 @@ func NewNested(cfg NestedConfig) (*Nested, error) {
 		return fail(err)
 	}
 	b.PE = b.VCPU.PE()
-	b.CPU = interp.New(b.PE, interp.Options{Hypervisor: b, Strict: cfg.Strict})
+	opts := interp.Options{Hypervisor: b, Strict: cfg.Strict}
+	if base, words, ok := h.Arena().Words(); ok {
+		opts.RAM = hostPages{base, words}
+	}
+	b.CPU = interp.New(b.PE, opts)
 	return b, nil
+}
+
+// hostPages gives the interpreter's fast path the host frames (every PA
+// the PE translates to under L0 is one). Its translations are dropped at
+// every exit to L0, the only place stage 2 changes here.
+type hostPages struct {
+	base  mem.PA
+	words []uint64
+}
+
+func (h hostPages) Page(pa mem.PA) *[512]uint64 {
+	i := uint64(pa-h.base) / 8
+	if pa < h.base || i+512 > uint64(len(h.words)) {
+		return nil
+	}
+	return (*[512]uint64)(h.words[i : i+512])
 }
 
 // Close releases L0's VM and host.
