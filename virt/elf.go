@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/nestmmu/nestmmu/arm64/interp"
 	"github.com/nestmmu/nestmmu/mem"
 )
 
@@ -16,13 +17,16 @@ type Image struct {
 }
 
 // LoadFile loads an ELF file (see Load).
-func (b *Board) LoadFile(path string) (*Image, error) {
+func (b *Board) LoadFile(path string) (*Image, error) { return loadFile(path, b.Load) }
+
+// loadFile opens path and loads it with load, naming the file in errors.
+func loadFile(path string, load func(io.ReaderAt) (*Image, error)) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	img, err := b.Load(f)
+	img, err := load(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -47,10 +51,15 @@ func (b *Board) Load(r io.ReaderAt) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.PE.PC = mem.VA(img.Entry)
-	b.CPU.InvalidateCode()
-	b.CPU.Flush()
+	enter(b.CPU, img)
 	return img, nil
+}
+
+// enter sets the PC to the program's entry point, with nothing decoded.
+func enter(c *interp.CPU, img *Image) {
+	c.PE.PC = mem.VA(img.Entry)
+	c.InvalidateCode()
+	c.Flush()
 }
 
 // loadELF checks an AArch64 little-endian executable ELF and gives each
@@ -108,11 +117,16 @@ func loadELF(r io.ReaderAt, ram mem.Range, write func(pa mem.PA, data []byte, ze
 // SetSymbol writes the 64-bit value v at the address of a symbol of img
 // (a data symbol the program reads, e.g. a seed), which must be in RAM.
 func (b *Board) SetSymbol(img *Image, name string, v uint64) error {
+	return setSymbol(img, name, func(pa mem.PA) bool { return b.RAM.Write(pa, 8, v) })
+}
+
+// setSymbol writes a symbol's aligned word with write.
+func setSymbol(img *Image, name string, write func(pa mem.PA) bool) error {
 	a, ok := img.Symbols[name]
 	if !ok {
 		return fmt.Errorf("the program has no symbol %q", name)
 	}
-	if a%8 != 0 || !b.RAM.Write(mem.PA(a), 8, v) {
+	if a%8 != 0 || !write(mem.PA(a)) {
 		return fmt.Errorf("symbol %q at %#x is not an aligned word in RAM", name, a)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/arm64/interp"
@@ -184,18 +183,7 @@ func (b *Nested) smc(c *interp.CPU) error {
 }
 
 // LoadFile loads an ELF file (see Load).
-func (b *Nested) LoadFile(path string) (*Image, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	img, err := b.Load(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return img, nil
-}
+func (b *Nested) LoadFile(path string) (*Image, error) { return loadFile(path, b.Load) }
 
 // Load loads an AArch64 executable ELF into L1's memory (Board.Load's
 // rules) and sets L1's PC to its entry point.
@@ -215,9 +203,7 @@ func (b *Nested) Load(r io.ReaderAt) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.PE.PC = mem.VA(img.Entry)
-	b.CPU.InvalidateCode()
-	b.CPU.Flush()
+	enter(b.CPU, img)
 	return img, nil
 }
 
@@ -233,14 +219,7 @@ func (b *Nested) write(pa mem.PA, size int, v uint64) error {
 
 // SetSymbol writes v at a symbol of img (Board.SetSymbol).
 func (b *Nested) SetSymbol(img *Image, name string, v uint64) error {
-	a, ok := img.Symbols[name]
-	if !ok {
-		return fmt.Errorf("the program has no symbol %q", name)
-	}
-	if a%8 != 0 || b.write(mem.PA(a), 8, v) != nil {
-		return fmt.Errorf("symbol %q at %#x is not an aligned word in RAM", name, a)
-	}
-	return nil
+	return setSymbol(img, name, func(pa mem.PA) bool { return b.write(pa, 8, v) == nil })
 }
 
 // ErrL0 wraps an exit that L0 could not handle.

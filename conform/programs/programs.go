@@ -74,38 +74,65 @@ type Options struct {
 	Nested *nested.Mode
 }
 
-// RunModel runs the ELF on the virt board and returns its UART output.
+// RunModel runs the ELF on the virt board (with Options.Nested, as a guest
+// hypervisor on virt.Nested) and returns its UART output.
 func RunModel(path string, o Options) ([]byte, error) {
+	var m interface {
+		LoadFile(path string) (*virt.Image, error)
+		SetSymbol(img *virt.Image, name string, v uint64) error
+		Run(budget uint64) error
+	}
+	var out *bytes.Buffer
 	if o.Nested != nil {
-		return runNested(path, o)
-	}
-	b, err := virt.New(virt.Config{EL: o.EL})
-	if err != nil {
-		return nil, err
-	}
-	b.PE.Deviations = o.Deviations
-	img, err := b.LoadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if o.Seed != nil {
-		if err := b.SetSymbol(img, "nestmmu_seed", *o.Seed); err != nil {
+		if o.EL == 1 {
+			return nil, fmt.Errorf("%s: a nested run enters at virtual EL2 (want EL 2)", path)
+		}
+		b, err := virt.NewNested(virt.NestedConfig{Mode: *o.Nested})
+		if err != nil {
 			return nil, err
 		}
-	}
-	if o.Seeds != nil {
-		if err := b.SetSymbol(img, "nestmmu_seeds", *o.Seeds); err != nil {
+		defer b.Close()
+		b.PE.Deviations = o.Deviations
+		m, out = b, &b.Output
+	} else {
+		b, err := virt.New(virt.Config{EL: o.EL})
+		if err != nil {
 			return nil, err
+		}
+		b.PE.Deviations = o.Deviations
+		m, out = b, &b.Output
+	}
+	img, err := m.LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range o.symbols() {
+		if s.v != nil {
+			if err := m.SetSymbol(img, s.name, *s.v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	budget := o.Budget
 	if budget == 0 {
 		budget = 2_000_000_000
 	}
-	if err := b.Run(budget); err != nil {
-		return b.Output.Bytes(), err
+	if err := m.Run(budget); err != nil {
+		return out.Bytes(), err
 	}
-	return b.Output.Bytes(), nil
+	return out.Bytes(), nil
+}
+
+// seedSymbol is a word the loader writes at a program's symbol (v nil:
+// not written).
+type seedSymbol struct {
+	name string
+	v    *uint64
+}
+
+// symbols are the words Options asks the loader to write.
+func (o Options) symbols() [2]seedSymbol {
+	return [2]seedSymbol{{"nestmmu_seed", o.Seed}, {"nestmmu_seeds", o.Seeds}}
 }
 
 // QEMUArgs is the QEMU command line that runs the ELF as the model does.
@@ -123,10 +150,7 @@ func QEMUArgs(path string, o Options) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range []struct {
-		name string
-		v    *uint64
-	}{{"nestmmu_seed", o.Seed}, {"nestmmu_seeds", o.Seeds}} {
+	for _, s := range o.symbols() {
 		if s.v == nil {
 			continue
 		}
@@ -262,41 +286,6 @@ func Dir() (string, error) {
 		}
 		d = parent
 	}
-}
-
-// runNested is RunModel for Options.Nested.
-func runNested(path string, o Options) ([]byte, error) {
-	if o.EL == 1 {
-		return nil, fmt.Errorf("%s: a nested run enters at virtual EL2 (want EL 2)", path)
-	}
-	b, err := virt.NewNested(virt.NestedConfig{Mode: *o.Nested})
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	b.PE.Deviations = o.Deviations
-	img, err := b.LoadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range []struct {
-		name string
-		v    *uint64
-	}{{"nestmmu_seed", o.Seed}, {"nestmmu_seeds", o.Seeds}} {
-		if s.v != nil {
-			if err := b.SetSymbol(img, s.name, *s.v); err != nil {
-				return nil, err
-			}
-		}
-	}
-	budget := o.Budget
-	if budget == 0 {
-		budget = 2_000_000_000
-	}
-	if err := b.Run(budget); err != nil {
-		return b.Output.Bytes(), err
-	}
-	return b.Output.Bytes(), nil
 }
 
 // NestedDifference is a place where a program's output as a guest
