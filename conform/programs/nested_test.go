@@ -13,18 +13,12 @@ import (
 // nestedOpen lists the EL2 programs (by mode) that do not give QEMU's
 // output as guest hypervisors, with the cause: they are not run.
 var nestedOpen = map[string]string{
-	"tlbi/NV": nestedOpenSPSR,
 	"hwupdate/NV": "QEMU's deviation A3 (a stage-2 Permission fault on a stage-1 Access flag update reports WnR=0) " +
 		"cannot be reproduced under L0: L0 checks L1's stage 2 for the read the syndrome claims, installs a read-only " +
 		"shadow leaf, and the walk's update faults again forever. Under the architecture it runs " +
 		"(TestNestedMatchesBareModel)",
 	"hwupdate/NV2": "as hwupdate/NV",
 }
-
-// nestedOpenSPSR: FEAT_NV without NV2 and an E2H=0 guest hypervisor.
-const nestedOpenSPSR = "the EL2 VAE2 part takes a stage-1 fault in L1's own EL2 regime at vEL2: with HCR_EL2.{NV,NV1,NV2}=" +
-	"{1,1,0} exception entry reports EL1 in SPSR_EL1.M (GetPSRFromPSTATE rewrites it to EL2 only for NVx 'x01' and '111'), " +
-	"so L1's handler returns with an SPSR_EL2 naming EL1 and L0 switches to its guest; mainline KVM offers FEAT_NV only with NV2"
 
 // TestNestedMatchesRecordedQEMU runs every EL2 program of the suite as a
 // guest hypervisor at virtual EL2 under L0 (virt.Nested), with FEAT_NV and
@@ -121,9 +115,6 @@ func TestNestedMatchesBareModel(t *testing.T) {
 		for _, m := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
 			id := p.Name + "/" + m.String()
 			t.Run(id, func(t *testing.T) {
-				if id == "tlbi/NV" {
-					t.Skip(nestedOpenSPSR)
-				}
 				got, err := RunModel(elf, Options{EL: 2, Nested: &m, Budget: 200_000_000})
 				if err != nil {
 					t.Fatal(err)

@@ -180,3 +180,33 @@ func (v *VCPU) externalAbortVEL2(e cpu.Exception) error {
 	v.pe.TakeException(&x)
 	return nil
 }
+
+// spsrFixup: FEAT_NV without NV2 and an E2H=0 guest hypervisor run with
+// HCR_EL2.{NV,NV1}={1,1}. Its SPSR_EL2 is the PE's SPSR_EL1 while it runs,
+// and an exception it takes at vEL2 writes SPSR_EL1 with M[3:2] = EL1:
+// GetPSRFromPSTATE reports EL2 only for NVx 'x01' and '111'. So that L0
+// can tell that value from one software wrote (an L2 PSTATE, M = EL1),
+// software's values are kept in spsr2 and reach the PE with M[3:2] = 0:
+// a PE value with M[3:2] != 0 was written by an exception entry at vEL2
+// and reads as from EL2. (With NV2 the PE reports EL2 itself.)
+func (v *VCPU) spsrFixup() bool { return v.onPE && v.vm.cfg.Mode == ModeNV && !v.vm.cfg.E2H }
+
+// spsrEL2 is the guest hypervisor's SPSR_EL2.
+func (v *VCPU) spsrEL2() uint64 {
+	x := v.pe.SPSR[1]
+	if !v.spsrFixup() {
+		return x
+	}
+	if x&0xc != 0 {
+		return x&^0xc | 2<<2 // the PE's exception entry at vEL2
+	}
+	return v.spsr2
+}
+
+// setSPSREL2 writes the guest hypervisor's SPSR_EL2.
+func (v *VCPU) setSPSREL2(x uint64) {
+	if v.spsrFixup() {
+		v.spsr2, x = x, x&^0xc
+	}
+	v.pe.SPSR[1] = x
+}

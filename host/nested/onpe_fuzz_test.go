@@ -24,39 +24,11 @@ func FuzzPEExit(f *testing.F) {
 	f.Add(uint8(2), uint32(0), uint64(0x84000008), uint64(0), uint64(0))                                 // SMC: PSCI SYSTEM_OFF
 	f.Add(uint8(0), uint32(1<<20|4<<14|8<<10|3<<1|1<<17), uint64(0), uint64(0), uint64(0))               // TLBI from vEL2
 	f.Fuzz(func(t *testing.T, kind uint8, iss uint32, x, spsr, elr uint64) {
-		h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 64 << 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Close()
-		vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := vm.AddMemory(0, 0x4000_0000, 16<<20, 0, 0); err != nil {
-			t.Fatal(err)
-		}
-		kv, err := vm.NewVCPU(0)
-		if err != nil {
-			t.Fatal(err)
-		}
 		mode := nested.ModeNV
 		if kind&4 != 0 {
 			mode = nested.ModeNV2
 		}
-		nvm, err := nested.New(vm, nested.Config{Mode: mode})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nvm.Close()
-		v, err := nvm.NewVCPU(kv, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v.SetCodeOnPE()
-		if err := v.LoadCPU(0); err != nil {
-			t.Fatal(err)
-		}
+		v := newOnPE(t, mode)
 		pe := v.PE()
 		pe.PC = 0x4000_0000
 		pe.SPSR[1], pe.ELR[1] = spsr, mem.VA(elr)
@@ -86,4 +58,84 @@ func FuzzPEExit(f *testing.F) {
 			}
 		}
 	})
+}
+
+// newOnPE makes an L0 with one nested vCPU whose guest hypervisor (E2H=0)
+// is code on the PE, at vEL2.
+func newOnPE(t testing.TB, mode nested.Mode) *nested.VCPU {
+	t.Helper()
+	h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.AddMemory(0, 0x4000_0000, 16<<20, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := vm.NewVCPU(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nvm, err := nested.New(vm, nested.Config{Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nvm.Close() })
+	v, err := nvm.NewVCPU(kv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.SetCodeOnPE()
+	if err := v.LoadCPU(0); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestSPSRFromVEL2NV1: with FEAT_NV alone (NV1=1), an exception the guest
+// hypervisor takes at vEL2 writes SPSR_EL1.M = EL1h (GetPSRFromPSTATE:
+// no EL2 report for NVx '011'); its MRS SPSR_EL2 must read EL2h, while a
+// value software wrote (EL1h, to enter its guest) reads back as written.
+func TestSPSRFromVEL2NV1(t *testing.T) {
+	v := newOnPE(t, nested.ModeNV)
+	pe := v.PE()
+	pe.PC, pe.NZCV = 0x4000_0100, 0b0100
+	// MRS X3, SPSR_EL2 (op0 3, op1 4, CRn 4, CRm 0, op2 0): read trap.
+	mrs := func() uint64 {
+		t.Helper()
+		var regs [31]uint64
+		var sp uint64
+		pe.SysTrap(2, 3, 4, 4, 0, 0, 3, true)
+		e := pe.Last
+		if _, err := v.PEExit(&e, &regs, &sp); err != nil {
+			t.Fatal(err)
+		}
+		return regs[3]
+	}
+	msr := func(x uint64) {
+		t.Helper()
+		regs := [31]uint64{3: x}
+		var sp uint64
+		pe.SysTrap(2, 3, 4, 4, 0, 0, 3, false)
+		e := pe.Last
+		if _, err := v.PEExit(&e, &regs, &sp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := cpu.Exception{Kind: cpu.DataAbort, TargetEL: 1, ESR: 0x25<<26 | 1<<25 | 0x07}
+	pe.TakeException(&e) // a stage-1 fault of its own, at vEL2
+	if got := pe.SPSR[1] >> 2 & 3; got != 1 {
+		t.Fatalf("the PE wrote SPSR_EL1.M[3:2] = %d, want 1 (EL1) for NVx 011", got)
+	}
+	if got, want := mrs(), uint64(0b0100<<28|0xf<<6|0b1001); got != want {
+		t.Errorf("SPSR_EL2 after an exception at vEL2 = %#x, want %#x (EL2h)", got, want)
+	}
+	msr(0x3c5) // EL1h: its guest
+	if got := mrs(); got != 0x3c5 {
+		t.Errorf("SPSR_EL2 written 0x3c5 reads %#x", got)
+	}
 }
