@@ -390,6 +390,8 @@ type Sample struct {
 	Walks    uint64 `json:"walks"`
 	Reads    uint64 `json:"descriptor_reads"`
 	Faults   uint64 `json:"guest_faults"`
+	// S2Faults are the stage-2 faults: L0's on its VMs' stage 2 and the
+	// shadow faults of nested VMs' vCPUs (an L3's at both L0 and L1).
 	S2Faults uint64 `json:"stage2_faults"`
 	Events   uint64 `json:"host_events"`
 }

@@ -287,3 +287,31 @@ func figuresOnly(t *testing.T) {
 		t.Skip("compares figures only; run without -race")
 	}
 }
+
+// L3's timer interrupts go the way of the hardware's: to L0, on to L1,
+// from L1 to the guest hypervisor whose timer it is (L2), which saves L3's
+// state and returns to it. Each of L3's ticks is a world switch of L2's
+// back to it (VEL2Entries) and into L3 again (Entries); the guest kernel
+// switches process on each (2 processes).
+func TestL3TicksThroughHypervisors(t *testing.T) {
+	r := shortRun(t, "../examples/l3.yaml", accessesFor(t, 400_000, 200_000), nil)
+	var l3 *report.VM
+	for i := range r.VMs {
+		if r.VMs[i].Level == 3 {
+			l3 = &r.VMs[i]
+		}
+	}
+	var l2 *report.Hypervisor
+	for i := range r.Hypervisors {
+		if r.Hypervisors[i].Level == 2 {
+			l2 = &r.Hypervisors[i]
+		}
+	}
+	if l3 == nil || l2 == nil {
+		t.Fatalf("no L3 VM or L2 hypervisor in %+v", r.Hypervisors)
+	}
+	ticks := l3.Guest.ContextSwitches
+	if ticks == 0 || l2.VEL2Entries < ticks || l2.Entries < ticks {
+		t.Errorf("L3's %d ticks, L2's world switches: %d back to it, %d into L3", ticks, l2.VEL2Entries, l2.Entries)
+	}
+}

@@ -155,3 +155,18 @@ func (vr *vmRun) stream(p *scenario.Process, seed uint64) (workload.Stream, *tra
 	st, err := workload.New(p.Spec(uint64(vr.cfg.Guest.Granule), seed))
 	return st, nil, err
 }
+
+// shadowFaults are the shadow stage-2 faults the VM's vCPU has taken so
+// far (0 for a VM of L0): L0's on the shadow it runs on, and for a VM of
+// an L2 hypervisor also L1's on its own shadow. Read by the goroutine
+// running the vCPU.
+func (vr *vmRun) shadowFaults() uint64 {
+	if vr.nv == nil {
+		return 0
+	}
+	n := vr.nv.Stats().ShadowFaults
+	if vr.hyp != nil && vr.hyp.el2 != nil {
+		n += vr.hyp.el2.Stats().ShadowFaults
+	}
+	return n
+}

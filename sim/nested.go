@@ -138,18 +138,10 @@ func (hr *hypRun) buildChild(i int, nv *nested.VCPU, lay scenario.NestedLayout) 
 		return err
 	}
 	vr.hyp, vr.gvm, vr.nv = hr, gvm, nv
-	hw := &l2Guest{L2Kernel: nv.Kernel(), tick: func() error {
-		// L2's timer interrupt comes to L0, which takes it to L1 (the
-		// timer is L1's to virtualize); L1 saves the VM's state and
-		// returns to it with the virtual interrupt pending.
-		if err := nv.InterruptToVEL2(); err != nil {
-			return err
-		}
-		if err := h.Interrupted(); err != nil {
-			return err
-		}
-		return h.Run(gvm)
-	}}
+	// L2's timer interrupt comes to L0, which takes it to L1 (the timer
+	// is L1's to virtualize); L1 saves the VM's state and returns to it
+	// with the virtual interrupt pending.
+	hw := &l2Guest{L2Kernel: nv.Kernel(), tick: steps(nv.InterruptToVEL2, h.Interrupted, func() error { return h.Run(gvm) })}
 	r := vr.addVCPU(hw, nestedLoad{nv})
 	if c.Hypervisor.ThreeStageWalk {
 		vr.three = &threeStage{w: nv.ThreeStage()}
@@ -210,12 +202,25 @@ func (hr *hypRun) buildL2Hypervisor(i int, c *scenario.VM, nv *nested.VCPU, h *g
 		return err
 	}
 	vr.hyp, vr.gvm, vr.nv = hr2, l3, nv
-	// L3's timer interrupts are delivered to it directly: a round trip
-	// through L1 and L2 would need L1 to resume L3 after its interrupt
-	// handler, which guesthyp does not yet do for a VM running a guest
-	// hypervisor (it re-enters that hypervisor's virtual EL2).
-	r := vr.addVCPU(&l2Guest{L2Kernel: nv.Kernel()}, nestedLoad{nv})
+	// L3's timer interrupt comes to L0, which takes it to L1; L1 (its
+	// engine for L2's virtual EL2) takes it on to L2, the hypervisor whose
+	// timer it is; L2 saves L3's state and returns to it with the virtual
+	// interrupt pending (its ERET trapping to L1 and L0).
+	hw := &l2Guest{L2Kernel: nv.Kernel(), tick: steps(nv.InterruptToVEL2, e.InterruptGuest, l2h.Interrupted, func() error { return l2h.Run(l3) })}
+	r := vr.addVCPU(hw, nestedLoad{nv})
 	return vr.boot(r)
+}
+
+// steps returns the function that runs fs in order, to the first error.
+func steps(fs ...func() error) func() error {
+	return func() error {
+		for _, f := range fs {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // l2Guest is the hardware of a guest OS in a VM of a guest hypervisor:

@@ -92,6 +92,9 @@ type l0VM struct {
 // meter is what the workers publish while they run.
 type meter struct {
 	user, kernel, mips, mipsAll, walks, reads, faults atomic.Uint64
+	// shadow counts the shadow stage-2 faults taken by nested VMs' vCPUs
+	// (L0's, and for an L3 also its L1's), published by their workers.
+	shadow atomic.Uint64
 }
 
 func (m *machine) fail(err error) {
@@ -381,6 +384,7 @@ func (m *machine) sample() report.Sample {
 		st := l.kvm.Stats()
 		s.S2Faults += st.Maps + st.Relaxes + st.AccessFlagFaults + st.Retries
 	}
+	s.S2Faults += m.meter.shadow.Load()
 	if m.pr != nil {
 		s.Events = m.pr.applied.Load()
 	}

@@ -52,6 +52,15 @@ func TestDefaultShort(t *testing.T) {
 	if h.Rmap == nil || !h.Rmap.Enabled || h.Rmap.Inserts == 0 || h.ShadowBytes == 0 || h.Stage2Bytes == 0 || h.Stage2 == nil || h.Stage2.Maps == 0 {
 		t.Errorf("L1: %+v", h)
 	}
+	// The timeline's stage-2 faults (the cost plot's) count the nested
+	// VMs' shadow faults: at the end, at least those L0 took.
+	var shadowFaults uint64
+	for _, v := range r.VMs {
+		shadowFaults += v.Nested.L0.Faults
+	}
+	if last := r.Timeline[len(r.Timeline)-1]; last.S2Faults < shadowFaults {
+		t.Errorf("timeline: %d stage-2 faults at the end, fewer than the %d shadow faults", last.S2Faults, shadowFaults)
+	}
 	if r.Checks.ShadowChecks == 0 || r.Checks.ShadowLeavesChecked == 0 {
 		t.Errorf("checks %+v", r.Checks)
 	}

@@ -232,7 +232,7 @@ type vcpuRun struct {
 	faults, checks, records uint64
 	userWalks               uint64
 	lastWalks, lastReads    uint64
-	lastKernel              uint64
+	lastKernel, lastShadow  uint64
 }
 
 const batchSize = 256
@@ -327,7 +327,8 @@ func (r *vcpuRun) runSlice() error {
 	return r.core.Tick(r.procs[r.cur].gp)
 }
 
-// publish adds the PE's new walks and descriptor reads to the meter.
+// publish adds the PE's new walks and descriptor reads, the kernel's
+// accesses and a nested VM's shadow faults to the meter.
 func (r *vcpuRun) publish() {
 	pe := r.hw.PE()
 	w, d := pe.Stats.Walks, pe.Walker.Stats.DescReads
@@ -337,6 +338,10 @@ func (r *vcpuRun) publish() {
 	k := r.core.Stats.KernelAccesses
 	r.m.meter.kernel.Add(k - r.lastKernel)
 	r.lastKernel = k
+	if sh := r.vm.shadowFaults(); sh != r.lastShadow {
+		r.m.meter.shadow.Add(sh - r.lastShadow)
+		r.lastShadow = sh
+	}
 }
 
 // va returns an access's virtual address.

@@ -341,7 +341,7 @@ func (t *TLB) probeable(s *Scope) bool {
 	if !s.Addressed || s.ReservedTG || s.AnyVMID {
 		return false
 	}
-	if t.pieces > 0 && s.S1Regimes != 0 {
+	if t.pieces > 0 && s.S1Regimes != 0 && s.Lo <= t.piecesHi && s.Hi >= t.piecesLo {
 		return false // pieces of a stage-1 block sit in the sets of their own pages
 	}
 	var sizes uint64

@@ -77,3 +77,42 @@ func TestBlockPiecesInvalidatedTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestPiecesOutsideScopeProbe: pieces of a kernel's linear-map block (high
+// VAs) do not make a TLBI of a user page (low VAs, outside every piece's
+// block) scan the TLB: the set probe finds the page's entry, and the
+// pieces and the other user pages stay. A TLBI inside the block still
+// scans and removes every piece.
+func TestPiecesOutsideScopeProbe(t *testing.T) {
+	const blk = 0xffff_8000_4000_0000 & va56 // a 1GB stage-1 block of the TTBR1 half
+	tl := MustNew(Config{Sets: 64, Ways: 4})
+	for i := uint64(0); i < 8; i++ {
+		e := e4k(vmsa.RegimeEL10, 1, 0, true, blk+i*0x10_0000)
+		e.Level, e.Combined, e.IPA, e.S2Level, e.S2SizeBits = 1, true, mem.IPA(0x8000_0000+i*0x10_0000), 3, 12
+		if !tl.FillEntry(e) {
+			t.Fatal("fill refused")
+		}
+	}
+	users := []uint64{0x40_0000, 0x40_1000, 0x7f_f000}
+	for _, va := range users {
+		tl.FillEntry(e4k(vmsa.RegimeEL10, 1, 5, false, va))
+	}
+	ctx := Context{EL: 1, VMID: 1, ASID16: true}
+	xt := uint64(5)<<48 | 0x40_1000>>12
+	s, err := ScopeOf(OpVALE1, xt, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tl.probeable(&s) {
+		t.Error("a TLBI of a user page outside the pieces' block scans the TLB")
+	}
+	if n, err := tl.Invalidate(OpVALE1, xt, ctx); err != nil || n != 1 {
+		t.Fatalf("VALE1 of VA 0x401000: %d entries removed (%v), want 1", n, err)
+	}
+	if n := len(tl.Entries(nil)); n != 8+len(users)-1 || tl.pieces != 8 {
+		t.Errorf("%d entries, %d pieces left; want %d and 8", n, tl.pieces, 8+len(users)-1)
+	}
+	if n, err := tl.Invalidate(OpVAAE1, (blk+0x3000_0000)>>12, ctx); err != nil || n != 8 || tl.pieces != 0 {
+		t.Errorf("VAAE1 inside the block: %d entries removed (%v), %d pieces left; want 8 and 0", n, err, tl.pieces)
+	}
+}

@@ -213,10 +213,17 @@ const asidShift = 24
 func newSlot(key, ctx uint64, kind uint8, e *Entry) slot {
 	s := slot{key: key, ctx: ctx, perm: permMask(&e.Perms, kind), e: *e}
 	if e.Combined && kind != uint8(vmsa.RegimeEL2) {
-		// PAN asks whether stage 1 gives EL0 access; a combined entry's
-		// permissions are intersected with stage 2's (a stage-2 write-only
-		// page hides a stage-1 EL0-readable one): leave PAN to a walk.
-		s.perm |= 1 << 6
+		// PAN asks whether stage 1 gives EL0 access
+		// (AArch64.S1DirectBasePermissions), which a combined entry's
+		// permissions, intersected with stage 2's, can hide (a stage-2
+		// write-only page hides a stage-1 EL0-readable one): the bit comes
+		// from the stage-1 permissions. Every stage-1 leaf permits EL1
+		// reads, so an entry without S1Perms.R1 has not recorded them (a
+		// FillEntry caller's): PAN is left to a walk.
+		s.perm &^= 1 << 6
+		if p := &e.S1Perms; p.R0 || p.X0 || !p.R1 {
+			s.perm |= 1 << 6
+		}
 	}
 	s.voff = 1<<(key&0xff) - 1
 	s.vtag = e.input() &^ s.voff
@@ -314,6 +321,10 @@ type TLB struct {
 	// stage-1 leaf (spanBits > SizeBits): a TLBI by VA must find them all,
 	// which set probing at the named pages cannot.
 	pieces int
+	// piecesLo and piecesHi bound the input ranges (spans) of the pieces
+	// inserted since pieces was last 0: a TLBI by address outside them
+	// can probe sets.
+	piecesLo, piecesHi uint64
 	// Stats counts events since creation (or the last ResetStats).
 	Stats Stats
 }
@@ -729,7 +740,13 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	}
 	t.count[kind][sz]++
 	t.sizes[kind] |= 1 << sz
-	if e.spanBits() > e.SizeBits {
+	if span := e.spanBits(); span > e.SizeBits {
+		lo := e.input() &^ (uint64(1)<<span - 1)
+		hi := lo + (uint64(1)<<span - 1)
+		if t.pieces == 0 {
+			t.piecesLo, t.piecesHi = lo, hi
+		}
+		t.piecesLo, t.piecesHi = min(t.piecesLo, lo), max(t.piecesHi, hi)
 		t.pieces++
 	}
 	t.touch(set, w)

@@ -365,10 +365,10 @@ func ttBaseAddress(ttb uint64, txsz uint, g sysreg.Granule, ds, ps52 bool, start
 	tsize := ia - ((3-start)*stride + gb) + 3
 	var base uint64
 	if ds || (g == sysreg.Granule64K && ps52) {
-		tsize = max(tsize, 6)
-		base = (ttb>>2&0xf)<<48 | ttb&0x0000_ffff_ffff_ffc0
+		tsize = max(tsize, 6) // bits [5:2] hold BADDR[51:48]: cleared below
+		base = sysreg.TTBR(ttb).BADDRHigh()<<48 | sysreg.TTBR(ttb).BADDR()
 	} else {
-		base = ttb & 0x0000_ffff_ffff_fffe
+		base = sysreg.TTBR(ttb).BADDR()
 	}
 	if tsize > 0 {
 		base &^= 1<<uint(tsize) - 1

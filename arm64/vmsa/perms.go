@@ -87,8 +87,8 @@ func s1Allowed(p *s1Params, f *features, pm Perms, ux bool, acc Access) bool {
 // S2AP read/write (writable-clean counts as writable with HA=HD=1) and
 // XN[1:0] with FEAT_XNX.
 func s2Permissions(f *features, p *s2Params, d desc.S2) Perms {
-	r := d.S2AP()&1 != 0
-	w := d.S2AP()&2 != 0 || (p.hd && d.DBM())
+	r := uint64(d)&desc.S2APReadBit != 0
+	w := uint64(d)&desc.S2APWriteBit != 0 || (p.hd && d.DBM())
 	xn := d.XN()
 	var x0, x1 bool
 	if f.xnx {

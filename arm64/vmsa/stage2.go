@@ -88,23 +88,16 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 		if p.hd && sd.DBM() && acc.Kind == Write && !acc.AT {
 			nd |= desc.S2APWriteBit // dirty
 		}
-		inMem := d
-		if nd != d {
-			switch w.swapDesc(ws.descAddr, d, nd, p.ee) {
-			case swapAbort:
-				return fault(FaultSyncExternalOnWalk, level)
-			case swapChanged:
-				if attempt < maxRestarts {
-					continue
-				}
-			default:
-				inMem = nd
-			}
+		inMem, restart, abort := w.update(ws.descAddr, d, nd, p.ee, attempt)
+		if abort {
+			return fault(FaultSyncExternalOnWalk, level)
+		} else if restart {
+			continue
 		}
 		res.OA = oa
 		res.level = int8(level)
 		res.blockBits = uint8(g.format.LeafBits(level))
-		if m := desc.S2(inMem); p.hd && m.DBM() && m.S2AP()&2 == 0 {
+		if m := desc.S2(inMem); p.hd && m.DBM() && inMem&desc.S2APWriteBit == 0 {
 			// Writable-clean: cacheable permissions exclude write (see s1Translate).
 			q := *p
 			q.hd = false

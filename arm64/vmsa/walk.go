@@ -290,16 +290,11 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 				}
 				pa = s2.OA
 			}
-			switch w.swapDesc(pa, d, nd, p.ee) {
-			case swapAbort:
+			var restart, abort bool
+			if inMem, restart, abort = w.update(pa, d, nd, p.ee, attempt); abort {
 				return fault(FaultSyncExternalOnWalk, level)
-			case swapChanged:
-				if attempt < maxRestarts {
-					continue // I_YZSVV: walk again and use the new descriptor
-				}
-				// Given up (see maxRestarts): the update is not made.
-			default:
-				inMem = nd
+			} else if restart {
+				continue
 			}
 		}
 		leafBits := g.format.LeafBits(level)
@@ -315,7 +310,7 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 		// A TLB may cache only what the descriptor in memory grants: a
 		// writable-clean (DBM) page stays read-only in the cached
 		// permissions, so that a later write walks again and marks it dirty.
-		if m := desc.S1(inMem); p.hd && m.DBM() && m.AP()&2 != 0 {
+		if m := desc.S1(inMem); p.hd && m.DBM() && inMem&desc.S1AP2Bit != 0 {
 			q := p
 			q.hd = false
 			perms, _ = s1Permissions(f, &q, m, ws.apTable, ws.uxnTable, ws.pxnTable)
@@ -408,16 +403,18 @@ func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, 
 	}
 }
 
-// Outcomes of a hardware descriptor update.
-const (
-	swapDone    = iota // memory now holds the new descriptor
-	swapChanged        // memory no longer held the descriptor the walk read
-	swapAbort          // the update's memory access failed
-)
-
-// swapDesc is AArch64.MemSwapTableDesc: an atomic compare-and-swap of the
-// descriptor at pa from d to nd.
-func (w *Walker) swapDesc(pa, d, nd uint64, ee bool) int {
+// update is the hardware update of the leaf d a walk read, made after the
+// permission check by both stages: nd (d with the Access flag and dirty
+// state the hardware sets) compare-and-swapped in at pa
+// (AArch64.MemSwapTableDesc). It returns the descriptor memory holds once
+// the walk is done: nd, or d when nothing changes or the update is given
+// up (see maxRestarts); restart when memory no longer held d and the walk
+// runs again to use the new descriptor (I_YZSVV); abort when the update's
+// memory access failed.
+func (w *Walker) update(pa, d, nd uint64, ee bool, attempt int) (inMem uint64, restart, abort bool) {
+	if nd == d {
+		return d, false, false
+	}
 	w.Stats.DescWrites++
 	o, n := d, nd
 	if ee {
@@ -426,11 +423,11 @@ func (w *Walker) swapDesc(pa, d, nd uint64, ee bool) int {
 	swapped, ok := w.Mem.CompareAndSwap64(mem.PA(pa), o, n)
 	switch {
 	case !ok:
-		return swapAbort
+		return d, false, true
 	case !swapped:
-		return swapChanged
+		return d, attempt < maxRestarts, false
 	}
-	return swapDone
+	return nd, false, false
 }
 
 // s1DisabledOutput is AArch64.S1DisabledOutput (data accesses): the

@@ -292,27 +292,15 @@ func (s s2inv) InvalidateRanges(rs []s2pt.Range) { s.vm.host.tlbiRanges(s.vm.VMI
 // InvalidateVMID is TLBI VMALLS12E1IS.
 func (s s2inv) InvalidateVMID() { s.vm.host.tlbiVMID(s.vm.VMID()) }
 
-// flushThreshold is the largest number of pages flushed one by one (TLBI
-// IPAS2E1IS each, then one VMALLE1IS); above it a range is flushed with one
-// TLBI VMALLS12E1IS, as KVM does above MAX_TLBI_OPS: each per-page operation
-// probes every TLB, so a long range costs more than dropping the VMID's
-// entries (which the vCPUs refill on demand).
-const flushThreshold = 64
-
-// flushRange invalidates the TLB entries of [gpa, gpa+size).
+// flushRange invalidates the TLB entries of [gpa, gpa+size) after the
+// Access flags of its leaves were cleared: one batch of TLBI RIPAS2LE1IS
+// (the last-level form: only leaf descriptors changed, the walk caches
+// stay valid) then VMALLE1IS, as kvm_flush_remote_tlbs_range; a range the
+// range operands cannot express falls back to VMALLS12E1IS.
 func (vm *VM) flushRange(gpa mem.IPA, size uint64) {
-	pg := vm.host.pageSize
-	n := size / pg
-	if n > flushThreshold {
-		vm.host.tlbiVMID(vm.VMID())
-		return
-	}
-	var buf [flushThreshold]mem.IPA
-	ipas := buf[:0]
-	for a := gpa; a < gpa+mem.IPA(size); a += mem.IPA(pg) {
-		ipas = append(ipas, a)
-	}
-	vm.host.tlbiIPA(vm.VMID(), ipas, s2pt.NoLevelHint)
+	var one [1]s2pt.Range
+	one[0] = s2pt.Range{Start: gpa, End: gpa + mem.IPA(size), Level: s2pt.NoLevelHint, LeafOnly: true, Stride: vm.host.pageSize}
+	vm.host.tlbiRanges(vm.VMID(), one[:])
 }
 
 // overlap calls f with the GPA range of each slot that backs part of the
@@ -552,8 +540,8 @@ type notifier struct{ vm *VM }
 
 // InvalidateRangeStart unmaps, before returning, every stage-2 entry that
 // covers any GPA whose memslot HVA lies in r (a block the range covers in
-// part goes whole), with the TLB invalidation (s2pt issues TLBI IPAS2E1IS +
-// VMALLE1IS per leaf, or VMALLS12E1IS for many), and marks the range in
+// part goes whole), with the TLB invalidation (one batch: s2pt's ranges as
+// TLBI RIPAS2E1IS/RIPAS2LE1IS, then VMALLE1IS), and marks the range in
 // progress so no fault installs a page of it until End. It takes no memory.
 func (n notifier) InvalidateRangeStart(r hostmm.Range) {
 	vm := n.vm

@@ -33,3 +33,53 @@ func TestThreeStageWalker(t *testing.T) {
 		t.Errorf("at vEL2: ok %v, %d reads", ok, reads)
 	}
 }
+
+// TestThreeStageWalkerFallback: where L0's stage 2 for the guest
+// hypervisor does not map a page (here: all of it unmapped, the host pages
+// kept), the walker finds each page through the memslot and the host's
+// page tables and counts the walk of the mapping L0's fault would make:
+// from the start level to a page, four reads with a 48-bit IPA and 4K
+// pages. Each three-stage walk makes (4+1)(4+1) = 25 translations by L0's
+// stage 2 beside 20 of the guest hypervisor's descriptors and 4 of L2's,
+// so it still reads 25*4+20+4 = 124 descriptors and ends at the same host
+// PA as through L0's stage 2.
+func TestThreeStageWalkerFallback(t *testing.T) {
+	r := fourLevelRig(t)
+	w := r.v.ThreeStage()
+	vas := []mem.VA{l2RAM, l2RAM + 0x5018, l2RAM + l2Mapped - 8}
+	want := make([]mem.PA, len(vas))
+	for i, va := range vas {
+		r.store(t, va, uint64(i)+0x40)
+		pa, reads, ok := w.Walk(va, vmsa.Read)
+		if !ok || reads != 124 {
+			t.Fatalf("VA %#x through L0's stage 2: %#x, %d reads (%v); want 124", uint64(va), uint64(pa), reads, ok)
+		}
+		want[i] = pa
+	}
+	r.kvm.LockMMU()
+	err := r.kvm.Stage2().Unmap(l1RAM, l1Size)
+	r.kvm.UnlockMMU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, va := range vas {
+		pa, reads, ok := w.Walk(va, vmsa.Read)
+		if !ok || pa != want[i] || reads != 124 {
+			t.Errorf("VA %#x without L0's stage 2: %#x, %d reads (%v); want %#x, 124 reads", uint64(va), uint64(pa), reads, ok, uint64(want[i]))
+		}
+		if v, _ := r.host.Arena().Read64(pa &^ 7); v != uint64(i)+0x40 {
+			t.Errorf("VA %#x: host PA %#x holds %#x, L2 stored %#x", uint64(va), uint64(pa), v, uint64(i)+0x40)
+		}
+	}
+	// A page the host swapped out has no host PA until L0 faults it in:
+	// the walk fails at its last translation, after the other 120 reads
+	// and the 1 to 4 descriptors L0's stage-2 walk read to find no entry.
+	// (L2's stage 1 maps the VA to the same L2 IPA, L1 maps l2RAM at l1VMA.)
+	l1 := mem.IPA(l1VMA + uint64(vas[0]) - l2RAM)
+	if err := r.kvm.AddressSpace().SwapOut(r.kvm.Lookup(l1).HVAOf(l1)); err != nil {
+		t.Fatal(err)
+	}
+	if pa, reads, ok := w.Walk(vas[0], vmsa.Read); ok || reads <= 120 || reads > 124 {
+		t.Errorf("VA %#x swapped out: %#x, %d reads (%v); want a failed walk after 121 to 124 reads", uint64(vas[0]), uint64(pa), reads, ok)
+	}
+}

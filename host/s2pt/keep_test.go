@@ -211,3 +211,49 @@ func checkFreedAfterTLBI(t *testing.T, evs []event) int {
 	}
 	return n
 }
+
+// TestKeptTableRefilled: a kept table a map fills again stays listed (the
+// map writes its leaf and nothing else), is found kept when it empties
+// again, and makes way, without being freed, for a table emptied while it
+// is in use; an empty kept table displaced by a newer one is freed.
+func TestKeptTableRefilled(t *testing.T) {
+	rw := ProtR | ProtW
+	r := newRig(t, defaultCfg(48, sysreg.Granule4K), 16*mib)
+	r.vm.reserveCap = 0 // frees show in the counts
+	r.mapRange(0, 0x4000_0000, 4096, rw, 0)
+	r.unmap(0, 4096)
+	a := r.vm.kept[0] // the level-3 table of page 0
+	r.mapRange(0, 0x4000_0000, 4096, rw, 0)
+	if st := r.vm.Stats(); st.EmptyTables != 0 || st.Tables != 3 || len(r.vm.kept) != 1 || !a.kept || a.live != 1 {
+		t.Fatalf("after refilling the kept table: %+v, %d listed; want 3 tables, none empty, the refilled one listed", st, len(r.vm.kept))
+	}
+	r.checkCounts()
+	// Page 0 unmapped again: the table is kept already, nothing moves.
+	r.unmap(0, 4096)
+	if st := r.vm.Stats(); st.EmptyTables != 1 || st.Tables != 3 || len(r.vm.kept) != 1 || r.vm.kept[0] != a {
+		t.Fatalf("after emptying it again: %+v; want it kept, 3 tables", st)
+	}
+	r.checkCounts()
+	// Refill it, then empty another level-3 table (the next 2 MiB): the
+	// refilled table makes way and stays in use; the new one is kept.
+	r.mapRange(0, 0x4000_0000, 4096, rw, 0)
+	r.mapRange(mem.IPA(2*mib), 0x4020_0000, 4096, rw, 0)
+	r.unmap(mem.IPA(2*mib), 4096)
+	b := r.vm.kept[0]
+	if st := r.vm.Stats(); b == a || a.kept || !a.inUse || len(r.vm.kept) != 1 || st.EmptyTables != 1 || st.Tables != 4 {
+		t.Fatalf("after emptying a second table: %+v; want the refilled table in use and unlisted, the new one kept, 4 tables", st)
+	}
+	r.checkCounts()
+	// Page 0 unmapped: its table, empty, is kept and displaces the other
+	// empty one, which is freed.
+	r.unmap(0, 4096)
+	if st := r.vm.Stats(); r.vm.kept[0] != a || b.inUse || st.EmptyTables != 1 || st.Tables != 3 {
+		t.Fatalf("after emptying the first table again: %+v; want it kept and the other freed, 3 tables", st)
+	}
+	r.checkCounts()
+	for _, ipa := range []uint64{0, 2 * mib} {
+		if tr := r.hw(ipa); tr.Fault.Kind != vmsa.FaultTranslation {
+			t.Errorf("IPA %#x: %v, want a Translation fault", ipa, tr.Fault.Kind)
+		}
+	}
+}

@@ -74,16 +74,6 @@ type Layout struct {
 	VS bool
 }
 
-// psEncoding maps an address size to its PS/PARange encoding.
-func psEncoding(bits uint) (uint64, bool) {
-	for enc := uint64(0); enc <= 6; enc++ {
-		if b, _ := sysreg.PASizeBits(enc); b == bits {
-			return enc, true
-		}
-	}
-	return 0, false
-}
-
 // stage2Granule reports ID_AA64MMFR0_EL1.TGran*_2 support for g.
 func stage2Granule(m sysreg.MMFR0, g sysreg.Granule) bool { return m.GranuleSupported(g, true) }
 
@@ -133,7 +123,7 @@ func NewLayout(cfg Config) (Layout, error) {
 			pa = min(pa, 48)
 		}
 	}
-	psEnc, ok := psEncoding(pa)
+	psEnc, ok := sysreg.PSFor(pa)
 	if !ok {
 		return l, fmt.Errorf("s2pt: PA size %d bits is not a VTCR_EL2.PS size", pa)
 	}
@@ -210,33 +200,13 @@ func NewLayout(cfg Config) (Layout, error) {
 		return l, fmt.Errorf("s2pt: VTCR_EL2.HD requested with HA=%v and ID_AA64MMFR1_EL1.HAFDBS %d (needs HA and HAFDBS>=2)", cfg.HA, cfg.MMFR1.HAFDBS())
 	}
 	vs := cfg.MMFR1.VMIDBits() == 2
-	var tg0 uint64
-	switch g {
-	case sysreg.Granule64K:
-		tg0 = 1
-	case sysreg.Granule16K:
-		tg0 = 2
-	}
-	v := uint64(64-ia) | sl0<<6 |
-		1<<8 | 1<<10 | 3<<12 | // IRGN0/ORGN0 write-back read/write-allocate, SH0 inner shareable
-		tg0<<14 | psEnc<<16 | 1<<31 // bit 31 is RES1
-	if vs {
-		v |= 1 << 19
-	}
-	if cfg.HA {
-		v |= 1 << 21
-	}
-	if cfg.HD {
-		v |= 1 << 22
-	}
-	if ds {
-		v |= 1 << 32
-	}
-	if sl2 {
-		v |= 1 << 33
-	}
+	vtcr := sysreg.VTCRFields{
+		T0SZ: sysreg.TxSZ(ia), SL0: uint(sl0), SL2: sl2, TG0: g, PS: psEnc, DS: ds,
+		IRGN0: sysreg.RGNWBWA, ORGN0: sysreg.RGNWBWA, SH0: sysreg.SHInner, // the walks' own accesses
+		VS: vs, HA: cfg.HA, HD: cfg.HD,
+	}.Value()
 	l = Layout{
-		VTCR:        sysreg.VTCR(v),
+		VTCR:        vtcr,
 		Format:      desc.Format{Granule: g, DS: ds, OA52: g == sysreg.Granule64K && paMax >= 52},
 		StartLevel:  start,
 		RootEntries: 1 << idxBits,

@@ -482,47 +482,39 @@ func (vm *VM) cacheErr(cache *Cache, need int) error {
 // only from cache, which must hold MapPagesNeeded pages (checked before
 // anything changes). Existing mappings in the range are replaced.
 func (vm *VM) Map(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
-	if err := vm.lock(); err != nil {
+	if vm.held() { // vm.lock inlined by hand
+		vm.busy = true
+	} else if err := vm.lockSlow(); err != nil {
 		return err
 	}
-	var err error
-	if !vm.mapOne(cache, ipa, pa, size, prot, flags) {
-		err = vm.mapLocked(cache, ipa, pa, size, prot, flags)
+	// The common case, kept short (a stage-2 fault's path): one leaf (a
+	// page, or a block where allowed) with valid arguments and the prot
+	// and flags of the previous Map, over an invalid entry of a table the
+	// walk cache holds. It is made there (commit's make); anything else is
+	// mapLocked's. The checks are oneLeaf's, checkArgs' (aligned to the
+	// leaf: to the granule) and checkCache's by hand; the template key is
+	// set only by a Map whose prot and flags were accepted; one leaf needs
+	// a table per level below the root down to it, at most. (A destroyed
+	// VM's walk cache is empty.)
+	v := &vm.visitors.mapv
+	level := int(vm.fastLevel[bits.TrailingZeros64(size)&63])
+	if level >= 0 && size&(size-1) == 0 && (level == 3 || flags&MapBlocks != 0) && (uint64(ipa)|uint64(pa))&(size-1) == 0 &&
+		uint64(ipa)|(size-1) < vm.ipaEnd && uint64(pa)|(size-1) < vm.paEnd && v.tmplKey == uint16(prot)<<8|uint16(flags)|1<<15 &&
+		(flags&MapInPlace != 0 || cache != nil && cache.vm == vm && len(cache.pages)+len(vm.reserve) >= level-vm.layout.StartLevel) {
+		if w, pte, i, ok := vm.wcEntry(level, ipa); ok && atomic.LoadUint64(&vm.mw[i])&desc.ValidBit == 0 {
+			tmpl := v.block
+			if level == 3 {
+				tmpl = v.page
+			}
+			if vm.make(w.rec, level, pte, ipa, vm.withOA(tmpl, uint64(pa))) == nil {
+				vm.unlock()
+				return nil
+			}
+		}
 	}
+	err := vm.mapLocked(cache, ipa, pa, size, prot, flags)
 	vm.unlock() // no defer: a stage-2 fault's path
 	return err
-}
-
-// mapOne is Map's common case, kept short: one leaf (a page, or a block
-// where allowed) with valid arguments and the prot and flags of the
-// previous Map, over an invalid entry of a table the walk cache holds. It
-// makes the entry (a make: commit's classification of an invalid entry
-// made valid) and reports true; anything else it leaves to mapLocked,
-// having changed nothing.
-func (vm *VM) mapOne(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) bool {
-	v := &vm.visitors.mapv
-	level, one := vm.oneLeaf(ipa, uint64(pa), size, flags)
-	// The template key is set only by a Map whose prot and flags were
-	// accepted; one leaf needs a table per level below the root down to
-	// it, at most.
-	if !one || v.tmplKey != uint16(prot)<<8|uint16(flags)|1<<15 || uint64(ipa|mem.IPA(pa))&vm.gmask != 0 ||
-		uint64(ipa)+size > vm.ipaEnd || uint64(pa)+size > vm.paEnd || vm.destroyed ||
-		flags&MapInPlace == 0 && (cache == nil || cache.vm != vm || len(cache.pages)+len(vm.reserve) < level-vm.layout.StartLevel) {
-		return false
-	}
-	// cachedEntry inlined by hand: the entry in the walk cache's table.
-	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
-	off := uint64(ipa - w.base)
-	pte := w.pa + mem.PA(off>>(vm.lbits[level+1&7]&63)*8)
-	i := uint64(pte-vm.mbase) >> 3
-	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) || atomic.LoadUint64(&vm.mw[i])&desc.ValidBit != 0 {
-		return false
-	}
-	tmpl := v.block
-	if level == 3 {
-		tmpl = v.page
-	}
-	return vm.make(w.rec, level, pte, ipa, vm.withOA(tmpl, uint64(pa))) == nil
 }
 
 func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot Prot, flags MapFlags) error {
@@ -579,18 +571,28 @@ func (vm *VM) mapLocked(cache *Cache, ipa mem.IPA, pa mem.PA, size uint64, prot 
 	return vm.finish(err)
 }
 
-// cachedEntry finds the entry at level (below the root) holding ipa in
-// the walk cache's table of that level, and reads it (table memory with
-// direct words only).
-func (vm *VM) cachedEntry(s *spot, level int, ipa mem.IPA) bool {
-	w := &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
+// wcEntry finds the entry at level (below the root) holding ipa in the
+// walk cache's table of that level: the table, the entry's address and
+// its index in vm.mw; ok is false when the cache holds no such table or
+// the table memory gives no direct words. Small enough to inline: the
+// fast paths' lookup.
+func (vm *VM) wcEntry(level int, ipa mem.IPA) (w *tref, pte mem.PA, i uint64, ok bool) {
+	w = &vm.wc[level&3][uint64(ipa)>>(vm.lbits[level&7]&63)&63]
 	off := uint64(ipa - w.base)
-	bits := vm.lbits[level+1&7] & 63
-	i := uint64(w.pa+mem.PA(off>>bits*8)-vm.mbase) >> 3
-	if w.rec == nil || off >= vm.span[level&7] || i >= uint64(len(vm.mw)) {
+	pte = w.pa + mem.PA(off>>(vm.lbits[level+1&7]&63)*8)
+	i = uint64(pte-vm.mbase) >> 3
+	return w, pte, i, w.rec != nil && off < vm.span[level&7] && i < uint64(len(vm.mw))
+}
+
+// cachedEntry reads the entry wcEntry finds into s.
+func (vm *VM) cachedEntry(s *spot, level int, ipa mem.IPA) bool {
+	w, pte, i, ok := vm.wcEntry(level, ipa)
+	if !ok {
 		return false
 	}
-	s.t, s.idx, s.pte, s.addr, s.d = *w, off>>bits, w.pa+mem.PA(off>>bits*8), w.base+mem.IPA(off>>bits<<bits), atomic.LoadUint64(&vm.mw[i])
+	bits := vm.lbits[level+1&7] & 63
+	idx := uint64(ipa-w.base) >> bits
+	s.t, s.idx, s.pte, s.addr, s.d = *w, idx, pte, w.base+mem.IPA(idx<<bits), atomic.LoadUint64(&vm.mw[i])
 	return true
 }
 
@@ -624,19 +626,7 @@ func (vm *VM) oneLeaf(ipa mem.IPA, pa, size uint64, flags MapFlags) (int, bool) 
 // does. It takes no memory, so it never fails for lack of it. Tables it
 // empties are kept in place (Config.KeepEmpty) or freed, after the TLB
 // invalidation, which is complete when Unmap returns.
-func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
-	if err := vm.lock(); err != nil {
-		return err
-	}
-	var err error
-	if vm.unmapOne(ipa, size) {
-		err = vm.finish(vm.unmapErr)
-	} else {
-		err = vm.unmapLocked(nil, ipa, size, false)
-	}
-	vm.unlock() // no defer: an MMU notifier's path
-	return err
-}
+func (vm *VM) Unmap(ipa mem.IPA, size uint64) error { return vm.unmap(nil, ipa, size, false) }
 
 // UnmapExact removes the mappings of exactly [ipa, ipa+size): a block
 // straddling an end is split first (break-before-make), the part outside
@@ -645,42 +635,48 @@ func (vm *VM) Unmap(ipa mem.IPA, size uint64) error {
 // a range that is exactly one leaf, which needs none), as an embedder
 // whose callers unmap exact ranges wants. Otherwise it is Unmap.
 func (vm *VM) UnmapExact(cache *Cache, ipa mem.IPA, size uint64) error {
-	if err := vm.lock(); err != nil {
+	return vm.unmap(cache, ipa, size, true)
+}
+
+// unmap is Unmap (UnmapExact with exact).
+func (vm *VM) unmap(cache *Cache, ipa mem.IPA, size uint64, exact bool) error {
+	if vm.held() { // vm.lock inlined by hand
+		vm.busy = true
+	} else if err := vm.lockSlow(); err != nil {
 		return err
 	}
-	var err error
-	if vm.unmapOne(ipa, size) {
-		err = vm.finish(vm.unmapErr)
-	} else {
-		err = vm.unmapLocked(cache, ipa, size, true)
+	// The common case, kept short (an MMU notifier's path): a range that
+	// is exactly one valid leaf of a table the walk cache holds (Unmap and
+	// UnmapExact agree there). The leaf is broken (commit's breakLeaf),
+	// the table kept or freed when that empties it, the invalidation
+	// issued and what is to be freed freed (finish); anything else is
+	// unmapLocked's. (A destroyed VM's walk cache is empty.)
+	if level := int(vm.fastLevel[bits.TrailingZeros64(size)&63]); level >= 0 && size&(size-1) == 0 &&
+		uint64(ipa)&(size-1) == 0 && uint64(ipa)|(size-1) < vm.ipaEnd {
+		w, pte, i, ok := vm.wcEntry(level, ipa)
+		if d := uint64(0); ok {
+			d = atomic.LoadUint64(&vm.mw[i])
+			ok = d&desc.ValidBit != 0 && desc.KindAt(d, level) != desc.Table
+		}
+		if ok {
+			t := w.rec
+			_, err := vm.breakLeaf(t, level, pte, ipa, 0)
+			if err == nil && t.live == 0 && !t.kept && !vm.keep(t) {
+				v := &vm.visitors.unmap
+				v.keep = true
+				err = vm.postVisits(t, 0, ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePost|visitPostEmpty)
+			}
+			err = vm.finish(err)
+			vm.unlock() // no defer: an MMU notifier's path
+			return err
+		}
 	}
+	err := vm.unmapLocked(cache, ipa, size, exact)
 	vm.unlock()
 	return err
 }
 
-// unmapOne is Unmap's common case, kept short: a range that is exactly
-// one valid leaf of a table the walk cache holds (Unmap and UnmapExact
-// agree there). It breaks the leaf, keeps or frees the table when that
-// empties it (any error in vm.unmapErr) and reports true; anything else
-// it leaves to unmapLocked, having changed nothing.
-func (vm *VM) unmapOne(ipa mem.IPA, size uint64) bool {
-	level := int(vm.levelOf[bits.TrailingZeros64(size)&63])
-	var s spot
-	if size&(size-1) != 0 || level <= vm.layout.StartLevel || uint64(ipa)&(size-1) != 0 || uint64(ipa)+size > vm.ipaEnd || vm.destroyed ||
-		!vm.cachedEntry(&s, level, ipa) || s.d&desc.ValidBit == 0 || desc.KindAt(s.d, level) == desc.Table {
-		return false
-	}
-	_, _, err := vm.commit(&s, s.d, 0, commitConst)
-	if t := s.t.rec; err == nil && t.live == 0 && !vm.keep(t) {
-		v := &vm.visitors.unmap
-		v.keep = true
-		err = vm.postVisits(t, 0, ipa, ipa+mem.IPA(size), v, VisitLeaf|VisitTablePost|visitPostEmpty)
-	}
-	vm.unmapErr = err
-	return true
-}
-
-// unmapLocked is Unmap (UnmapExact with exact) off unmapOne's path.
+// unmapLocked is Unmap (UnmapExact with exact) off unmap's common case.
 func (vm *VM) unmapLocked(cache *Cache, ipa mem.IPA, size uint64, exact bool) error {
 	if err := vm.checkArgs(ipa, size); err != nil {
 		return err
@@ -837,7 +833,9 @@ func (vm *VM) Collapse(ipa mem.IPA, size uint64) (int, error) {
 // Lookup returns the leaf-or-invalid descriptor the tables hold for ipa
 // and its level.
 func (vm *VM) Lookup(ipa mem.IPA) (d uint64, level int, err error) {
-	if err := vm.lock(); err != nil {
+	if vm.held() { // vm.lock inlined by hand
+		vm.busy = true
+	} else if err := vm.lockSlow(); err != nil {
 		return 0, 0, err
 	}
 	d, level, err = vm.lookupLocked(ipa)
@@ -852,14 +850,20 @@ func (vm *VM) lookupLocked(ipa mem.IPA) (d uint64, level int, err error) {
 	if vm.destroyed || uint64(ipa)>>vm.layout.IPABits != 0 {
 		err = vm.checkRange(ipa, ipa+g)
 	} else {
-		// One granule lies in one entry of every level: the descent ends
-		// at the entry (a level-3 table of the walk cache holds it
-		// without a descent).
-		var s spot
-		stop := stopEntry
-		if !vm.cachedEntry(&s, 3, ipa) {
-			stop, _, _ = vm.entryOf(&s, ipa, ipa+g, 0)
+		// One granule lies in one entry of every level: the deepest
+		// table of the walk cache holding it answers without a descent
+		// when its entry is not a table (a page, a block, invalid);
+		// otherwise the descent ends at the entry.
+		for l := 3; l > vm.layout.StartLevel; l-- {
+			if _, _, i, ok := vm.wcEntry(l, ipa); ok {
+				if d = atomic.LoadUint64(&vm.mw[i]); desc.KindAt(d, l) != desc.Table {
+					return d, l, nil
+				}
+				break
+			}
 		}
+		var s spot
+		stop, _, _ := vm.entryOf(&s, ipa, ipa+g, 0)
 		if d, level = s.d, s.t.level; stop != stopEntry {
 			d, level, err = 0, 0, fmt.Errorf("%w (IPA %#x)", vm.childErr(s.t, s.idx, s.d), uint64(ipa))
 		}

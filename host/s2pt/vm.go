@@ -24,7 +24,7 @@ type table struct {
 	n      uint64 // entries
 	level  int8
 	inUse  bool  // hung in the tree (or queued to be freed); false in the reserve
-	kept   bool  // emptied by an unmap and kept in place (keep)
+	kept   bool  // in vm.kept: emptied by an unmap and kept in place (keep), maybe filled again since
 	live   int32 // valid descriptors
 }
 
@@ -117,11 +117,14 @@ type VM struct {
 	rinv             RangeInvalidator // inv, when it takes ranges
 	noInv            bool             // inv is noInvalidator: a flush calls nothing
 	accErr           error
-	unmapErr         error // unmapOne's
-	// levelOf is the level whose entries map 1<<n bytes, at n (-9: none).
-	levelOf [64]int8
-	// kept are the tables kept in place empty (table.kept), oldest first,
-	// at most keepCap; evict are kept tables a newer one displaced, which
+	// levelOf is the level whose entries map 1<<n bytes, at n (-9: none);
+	// fastLevel is the same for the leaves the common cases of Map and
+	// unmap handle: a page, or a block of a block level, below the
+	// root.
+	levelOf, fastLevel [64]int8
+	// kept are the tables kept in place when emptied (table.kept, some
+	// maybe filled again since), oldest first, at most keepCap; evict are
+	// empty kept tables a newer one displaced, which
 	// finish detaches and frees if they are still empty.
 	kept, evict []*table
 	keepCap     int
@@ -187,13 +190,16 @@ func New(cfg Config, tm TableMemory, inv Invalidator) (*VM, error) {
 		return nil, fmt.Errorf("s2pt: root %#x is not aligned to %#x or not expressible in VTTBR_EL2 with %d-bit PA", uint64(root), l.RootBytes, l.PABits)
 	}
 	for i := range vm.levelOf {
-		vm.levelOf[i] = -9
+		vm.levelOf[i], vm.fastLevel[i] = -9, -9
 	}
 	for lvl := -1; lvl <= 3; lvl++ {
 		vm.lbits[lvl+1] = l.leafBits(lvl)
 		vm.span[lvl+1] = 1 << l.leafBits(lvl)
 		if lvl >= l.StartLevel {
 			vm.levelOf[l.leafBits(lvl)&63] = int8(lvl)
+		}
+		if lvl > l.StartLevel && (lvl == 3 || l.BlockLevel(lvl)) {
+			vm.fastLevel[l.leafBits(lvl)&63] = int8(lvl)
 		}
 		if l.BlockLevel(lvl) {
 			vm.blocks |= 1 << (lvl + 1)
@@ -232,12 +238,16 @@ var errLockNotHeld = errors.New("s2pt: the MMU lock (Config.MMULock) is not held
 // the caller holds the external one (TryLock fails on a held mutex
 // without writing it). An operation cannot be entered from a visitor.
 func (vm *VM) lock() error {
-	if vm.ext == nil || vm.busy || vm.ext.TryLock() {
-		return vm.lockSlow()
+	if vm.held() {
+		vm.busy = true
+		return nil
 	}
-	vm.busy = true
-	return nil
+	return vm.lockSlow()
 }
+
+// held reports whether the caller holds the external MMU lock and no
+// operation is running: lock's fast path, small enough to inline.
+func (vm *VM) held() bool { return vm.ext != nil && !vm.busy && !vm.ext.TryLock() }
 
 func (vm *VM) lockSlow() error {
 	if vm.ext == nil {
@@ -285,12 +295,7 @@ func (vm *VM) VTCR() sysreg.VTCR { return vm.layout.VTCR }
 // the VMID it currently holds for the VM (sysreg.VTTBR.WithVMID) on guest
 // entry.
 func (vm *VM) VTTBR() sysreg.VTTBR {
-	b := uint64(vm.root.pa)
-	v := b & 0x0000_ffff_ffff_fffe
-	if vm.layout.Format.DS || vm.layout.Format.OA52 {
-		v = b&0x0000_ffff_ffff_ffc0 | (b>>48&0xf)<<2
-	}
-	return sysreg.VTTBR(v)
+	return sysreg.VTTBRFields{BADDR: uint64(vm.root.pa)}.Value()
 }
 
 // ApplyRegs loads the VM's stage-2 registers (and the ID registers the
@@ -308,7 +313,7 @@ func (vm *VM) Stats() Stats {
 	defer vm.unlock()
 	s := vm.stats
 	s.Tables = len(vm.tables) - len(vm.reserve)
-	s.EmptyTables = len(vm.kept)
+	s.EmptyTables = vm.emptyKept()
 	s.ReserveBytes = uint64(len(vm.reserve)) * vm.layout.TableBytes
 	return s
 }
@@ -352,14 +357,11 @@ func (vm *VM) Destroy() error {
 // account keeps the valid-entry count of table t when one of its
 // descriptors changes from old to new.
 func (vm *VM) account(t *table, old, new uint64) {
-	if (old^new)&1 == 0 || t == vm.root {
+	if (old^new)&desc.ValidBit == 0 || t == vm.root {
 		return
 	}
-	if new&1 != 0 {
-		if t.live == 0 && t.kept {
-			vm.unkeep(t) // a kept table in use again
-		}
-		t.live++
+	if new&desc.ValidBit != 0 {
+		t.live++ // a kept table stays listed (see keep)
 		return
 	}
 	if t.live > 1 {
@@ -389,9 +391,13 @@ const keepDefault = 1
 // keep keeps table t, just emptied by an unmap, in place for the next map
 // there: an empty table is a valid table descriptor whose walks end in a
 // Translation fault one level down, so it needs neither break-before-make
-// nor an invalidation. With keepCap tables kept the oldest is displaced
-// (detached and freed by finish, outside any walk). It reports whether t
-// was kept (otherwise, with KeepEmpty < 0, the caller detaches it).
+// nor an invalidation. A kept table a map fills again stays listed (a map
+// writes its entry and nothing else; emptied again, it is kept already),
+// so the list holds the tables kept empty and tables kept once and in use
+// again; the latter make way first. With keepCap tables kept empty the
+// oldest is displaced (detached and freed by finish, outside any walk).
+// It reports whether t was kept (otherwise, with KeepEmpty < 0, the
+// caller detaches it).
 func (vm *VM) keep(t *table) bool {
 	if t.kept {
 		return true
@@ -401,12 +407,31 @@ func (vm *VM) keep(t *table) bool {
 	}
 	if len(vm.kept) >= vm.keepCap {
 		old := vm.kept[0]
+		for _, k := range vm.kept {
+			if k.live != 0 { // in use again: no longer kept, nothing to free
+				old = k
+				break
+			}
+		}
 		vm.unkeep(old)
-		vm.evict = append(vm.evict, old)
+		if old.live == 0 {
+			vm.evict = append(vm.evict, old)
+		}
 	}
 	t.kept = true
 	vm.kept = append(vm.kept, t)
 	return true
+}
+
+// emptyKept returns how many listed tables are kept empty.
+func (vm *VM) emptyKept() int {
+	n := 0
+	for _, k := range vm.kept {
+		if k.live == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // unkeep ends the keeping of t (in use again, released, displaced).
@@ -641,13 +666,13 @@ func (vm *VM) wcSlot(level int, base mem.IPA) *tref {
 // freeing (only once no TLB can hold a walk through them), and returns err
 // joined with any accounting error.
 func (vm *VM) finish(err error) error {
-	if len(vm.freeq) == 0 && len(vm.evict) == 0 && vm.accErr == nil {
-		if vm.npend != 0 {
-			vm.flush()
-		}
-		return err
+	if len(vm.freeq)|len(vm.evict) != 0 || vm.accErr != nil {
+		return vm.finishSlow(err)
 	}
-	return vm.finishSlow(err)
+	if vm.npend != 0 {
+		vm.flush()
+	}
+	return err
 }
 
 func (vm *VM) finishSlow(err error) error {

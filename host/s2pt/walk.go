@@ -224,7 +224,10 @@ const (
 // an update that compares it with the valid descriptor its walk read
 // (AArch64.MemSwapTableDesc), so an invalid entry has no other writer.
 // A constant break is a swap, which takes whatever hardware set with it;
-// every other change is a compare-and-swap.
+// every other change is a compare-and-swap. make and breakLeaf, the parts
+// of commit for a make and for a constant break of a leaf (which need no
+// classification), are called directly only by Map's and unmap's one-leaf
+// common cases; nothing else writes a live descriptor.
 func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bool, err error) {
 	t, pte, addr := &at.t, at.pte, at.addr
 	level := t.level
@@ -235,9 +238,19 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 		}
 		return cur, true, vm.make(t.rec, level, pte, addr, n)
 	case 2: // break
-		if i := uint64(pte-vm.mbase) >> 3; flags&commitConst != 0 && i < uint64(len(vm.mw)) {
-			prev = atomic.SwapUint64(&vm.mw[i], n) // vm.swapDesc inlined by hand
-		} else if flags&commitConst != 0 {
+		if level == 3 || cur&desc.TypeBit == 0 { // a leaf
+			if flags&commitConst != 0 {
+				prev, err = vm.breakLeaf(t.rec, level, pte, addr, n)
+				return prev, err == nil, err
+			}
+			if prev, done, err = vm.casDesc(pte, cur, n); !done {
+				return prev, false, err
+			}
+			vm.brokeLeaf(t.rec, level, addr)
+			return prev, true, nil
+		}
+		// A table: swapped or compare-and-swapped as a leaf is.
+		if flags&commitConst != 0 {
 			var ok bool
 			if prev, ok = vm.swapDesc(pte, n); !ok {
 				return cur, false, vm.notTableMemory(pte)
@@ -245,29 +258,12 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 		} else if prev, done, err = vm.casDesc(pte, cur, n); !done {
 			return prev, false, err
 		}
-		if r := t.rec; r != vm.root && r.live > 0 {
-			r.live-- // vm.account inlined by hand
-		} else {
-			vm.account(r, cur, n)
-		}
-		size := vm.span[level+1&7]
-		switch {
-		case level < 3 && cur&desc.TypeBit != 0: // a table
-			// Walk caches may hold the table: the invalidation is not
-			// last-level, and its leaves may be of any level.
-			vm.queue(addr, addr+mem.IPA(size), NoLevelHint, false, vm.layout.TableBytes)
-			if c, ok := vm.child(*t, at.idx, cur); ok {
-				vm.release(c.rec)
-			}
-		case vm.npend == 0: // vm.queue's first range, inlined by hand
-			// Field by field: a Range literal is built on the stack and
-			// copied, and the copy's wide loads stall on its narrow
-			// stores (no store forwarding).
-			p := &vm.pend[0]
-			p.Start, p.End, p.Level, p.LeafOnly, p.Stride = addr, addr+mem.IPA(size), level, true, size
-			vm.npend = 1
-		default:
-			vm.queue(addr, addr+mem.IPA(size), level, true, size)
+		vm.account(t.rec, cur, n)
+		// Walk caches may hold the table: the invalidation is not
+		// last-level, and its leaves may be of any level.
+		vm.queue(addr, addr+mem.IPA(vm.span[level+1&7]), NoLevelHint, false, vm.layout.TableBytes)
+		if c, ok := vm.child(*t, at.idx, cur); ok {
+			vm.release(c.rec)
 		}
 		return prev, true, nil
 	}
@@ -288,8 +284,8 @@ func (vm *VM) commit(at *spot, cur, n uint64, flags uint8) (prev uint64, done bo
 // make is commit's make of n over the invalid entry at pte (in table rec
 // of level, covering the IPAs from addr): the invalidation a break of its
 // range queued completes first (the TLBI between break and make), then n
-// is stored. It takes the spot's fields, not a *spot, so that mapOne
-// builds no spot.
+// is stored. It takes the spot's fields, not a *spot, so that Map's
+// common case builds no spot.
 func (vm *VM) make(rec *table, level int, pte mem.PA, addr mem.IPA, n uint64) error {
 	if vm.npend != 0 && vm.pendingOverlaps(addr, addr+mem.IPA(1)<<vm.lbits[level+1&7]) {
 		vm.flush() // break ... TLBI ... make
@@ -301,12 +297,49 @@ func (vm *VM) make(rec *table, level int, pte mem.PA, addr mem.IPA, n uint64) er
 		return vm.notTableMemory(pte)
 	}
 	if rec != vm.root {
-		if rec.live == 0 && rec.kept {
-			vm.unkeep(rec) // a kept table in use again
-		}
-		rec.live++
+		rec.live++ // a kept table stays listed (see keep)
 	}
 	return nil
+}
+
+// breakLeaf is commit's constant break of the leaf at pte (in table rec
+// of level, covering the IPAs from addr) to the invalid n: n is swapped in,
+// taking whatever the hardware set meanwhile with it (brokeLeaf then). It
+// returns the value replaced. It takes the spot's fields, not a *spot, so
+// that unmap's common case builds no spot.
+func (vm *VM) breakLeaf(rec *table, level int, pte mem.PA, addr mem.IPA, n uint64) (prev uint64, err error) {
+	if i := uint64(pte-vm.mbase) >> 3; i < uint64(len(vm.mw)) {
+		prev = atomic.SwapUint64(&vm.mw[i], n) // vm.swapDesc inlined by hand
+	} else {
+		var ok bool
+		if prev, ok = vm.swapDesc(pte, n); !ok {
+			return prev, vm.notTableMemory(pte)
+		}
+	}
+	vm.brokeLeaf(rec, level, addr)
+	return prev, nil
+}
+
+// brokeLeaf accounts for the break of a leaf of table rec at level
+// covering the IPAs from addr: its table counts one valid entry less, and
+// the last-level invalidation of the leaf is queued.
+func (vm *VM) brokeLeaf(rec *table, level int, addr mem.IPA) {
+	if rec != vm.root && rec.live > 0 {
+		rec.live-- // vm.account inlined by hand
+	} else {
+		vm.account(rec, 1, 0)
+	}
+	size := vm.span[level+1&7]
+	if vm.npend != 0 {
+		vm.queue(addr, addr+mem.IPA(size), level, true, size)
+		return
+	}
+	// vm.queue's first range, inlined by hand, field by field: a Range
+	// literal is built on the stack and copied, and the copy's wide loads
+	// stall on its narrow stores (no store forwarding).
+	p := &vm.pend[0]
+	p.Start, p.End, p.Level, p.LeafOnly, p.Stride = addr, addr+mem.IPA(size), level, true, size
+	vm.npend = 1
 }
 
 // casDesc compare-and-swaps the descriptor at pte from cur to n; when
