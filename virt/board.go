@@ -158,32 +158,51 @@ func (b *Board) Call(c *interp.CPU, smc bool, imm uint16) bool {
 	if smc != (b.cfg.EL == 2) || imm != 0 {
 		return false
 	}
-	fn := uint32(c.X[0])
-	if fn>>24 != 0x84 && fn>>24 != 0xc4 {
+	r, ok := psci(c.X[0], c.X[1])
+	if !ok {
 		return false
 	}
-	switch fn &^ 0x4000_0000 {
-	case PSCIVersion:
-		c.X[0] = 0x1_0001 // PSCI 1.1, as QEMU
-	case PSCISystemOff:
-		b.Off = true
-		c.Stop("PSCI SYSTEM_OFF")
-	case PSCISystemReset:
-		b.Reset = true
-		c.Stop("PSCI SYSTEM_RESET")
-	case PSCIFeatures:
-		switch uint32(c.X[1]) &^ 0x4000_0000 {
-		case PSCIVersion, PSCISystemOff, PSCISystemReset, PSCIFeatures:
-			c.X[0] = 0
-		default:
-			c.X[0] = ^uint64(0) // NOT_SUPPORTED
-		}
-	default:
-		c.X[0] = ^uint64(0) // NOT_SUPPORTED
+	c.X[0] = r.x0
+	b.Off, b.Reset = r.off, r.reset
+	if r.stop != "" {
+		c.Stop(r.stop)
 	}
 	c.PE.PC += 4
 	c.Retired++
 	return true
+}
+
+// psciResult is the firmware's answer to a PSCI call.
+type psciResult struct {
+	x0         uint64
+	off, reset bool
+	stop       string // the Stop message of SYSTEM_OFF and SYSTEM_RESET
+}
+
+// psci answers PSCI function fn (with its first argument arg) as QEMU's
+// firmware does; ok is false for a function ID outside the PSCI range.
+func psci(fn, arg uint64) (r psciResult, ok bool) {
+	if fn := uint32(fn); fn>>24 != 0x84 && fn>>24 != 0xc4 {
+		return r, false
+	}
+	switch uint32(fn) &^ 0x4000_0000 {
+	case PSCIVersion:
+		r.x0 = 0x1_0001 // PSCI 1.1, as QEMU
+	case PSCISystemOff:
+		r.off, r.stop = true, "PSCI SYSTEM_OFF"
+	case PSCISystemReset:
+		r.reset, r.stop = true, "PSCI SYSTEM_RESET"
+	case PSCIFeatures:
+		switch uint32(arg) &^ 0x4000_0000 {
+		case PSCIVersion, PSCISystemOff, PSCISystemReset, PSCIFeatures:
+			r.x0 = 0
+		default:
+			r.x0 = ^uint64(0) // NOT_SUPPORTED
+		}
+	default:
+		r.x0 = ^uint64(0) // NOT_SUPPORTED
+	}
+	return r, true
 }
 
 // Counter implements interp.Platform: the count advances by one per
@@ -202,14 +221,17 @@ var (
 // budget of instructions is used up (ErrBudget), or the PE can make no
 // progress (ErrPCOutside when its PC has no memory behind it,
 // ErrExceptionLoop otherwise).
-func (b *Board) Run(budget uint64) error {
-	switch r := b.CPU.Run(budget); r {
+func (b *Board) Run(budget uint64) error { return runResult(b.CPU, b.CPU.Run(budget), budget) }
+
+// runResult is Run's error for the interpreter's stop reason r.
+func runResult(c *interp.CPU, r interp.StopReason, budget uint64) error {
+	pe := c.PE
+	switch r {
 	case interp.Halted:
 		return nil
 	case interp.Budget:
-		return fmt.Errorf("%w after %d steps (PC %#x, EL%d)", ErrBudget, budget, uint64(b.PE.PC), b.PE.EL)
+		return fmt.Errorf("%w after %d steps (PC %#x, EL%d)", ErrBudget, budget, uint64(pe.PC), pe.EL)
 	default:
-		pe := b.PE
 		esr := sysreg.ESR(pe.ESR[pe.EL])
 		if esr.EC() == sysreg.ECInstrAbortSame || esr.EC() == sysreg.ECInstrAbortLower {
 			if esr&0x3f == 0x10 {
@@ -217,6 +239,6 @@ func (b *Board) Run(budget uint64) error {
 					ErrPCOutside, pe.FAR[pe.EL], uint64(pe.PC))
 			}
 		}
-		return fmt.Errorf("%w: %s", ErrExceptionLoop, b.CPU.StopMessage())
+		return fmt.Errorf("%w: %s", ErrExceptionLoop, c.StopMessage())
 	}
 }

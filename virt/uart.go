@@ -8,6 +8,7 @@ import "io"
 // writes (the programs never configure it, as QEMU does not need it).
 type PL011 struct {
 	Out io.Writer
+	buf [1]byte
 }
 
 // PL011 register offsets.
@@ -37,7 +38,8 @@ func (u *PL011) Write(off uint64, size int, v uint64) bool {
 		return false
 	}
 	if off == uartDR {
-		u.Out.Write([]byte{byte(v)})
+		u.buf[0] = byte(v)
+		u.Out.Write(u.buf[:])
 	}
 	return true
 }

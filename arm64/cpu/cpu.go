@@ -222,6 +222,11 @@ type PE struct {
 	// DefaultUnknownHPFAR.
 	UnknownHPFAR sysreg.HPFAR
 
+	// Last is the last exception TakeException took (for software that
+	// stands in for a higher EL's handler, such as a host hypervisor under
+	// an interpreter).
+	Last Exception
+
 	c translationContext
 	// hitAbort is the External abort ReadHit or WriteHit took last.
 	hitAbort Exception
@@ -568,6 +573,7 @@ func (pe *PE) TakeException(e *Exception) {
 		pe.PAN = true
 	}
 	pe.c.valid = false
+	pe.Last = *e
 }
 
 // VectorOffset is the offset in the vector table of ELt of a synchronous

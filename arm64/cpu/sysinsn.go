@@ -506,6 +506,14 @@ func (pe *PE) nvMem(off uint16, write bool, v uint64) (uint64, Exception) {
 	return r, Exception{}
 }
 
+// NV2Access is a FEAT_NV2 access to the register at VNCR page offset off
+// made by an MSR or MRS at EL1 with HCR_EL2.{NV,NV2}={1,1} (nvMem): for
+// registers an instruction executor keeps outside the PE (SP_EL1,
+// TPIDR_EL2, ...).
+func (pe *PE) NV2Access(off uint16, write bool, v uint64) (uint64, Exception) {
+	return pe.nvMem(off, write, v)
+}
+
 // vncrAbort takes the Data Abort of a faulting FEAT_NV2 access: to EL2,
 // EC "from a lower Exception level", ISS.VNCR=1, the FSC and WnR.
 func (pe *PE) vncrAbort(fsc uint8, va mem.VA, write bool) Exception {

@@ -65,6 +65,18 @@ type Options struct {
 	// (CNTHCTL_EL2, CNTVOFF_EL2, HCR_EL2 traps of WFx, DC, IC, FP) do not
 	// apply. The PE's HCR_EL2 should then hold RW only.
 	NoEL2 bool
+	// Hypervisor, when set, is the software at EL2 that the interpreted
+	// code runs under (a host hypervisor written in Go, such as
+	// host/nested's L0): every exception the PE takes to EL2 is given to
+	// it, with the PE at EL2, instead of executing from VBAR_EL2. It
+	// returns the PE to a lower EL (ERET), or calls Stop.
+	Hypervisor Hypervisor
+}
+
+// Hypervisor handles the exceptions taken to EL2 (Options.Hypervisor).
+type Hypervisor interface {
+	// Exit is called with the PE at EL2 after it took e.
+	Exit(c *CPU, e *cpu.Exception)
 }
 
 // StopReason says why Run returned.
@@ -122,6 +134,12 @@ type CPU struct {
 
 	stop    bool
 	stopMsg string
+	// exit: an exception was taken to EL2 with Options.Hypervisor set
+	// (stop is set with it, so that the loop looks at it only then);
+	// exitExc is that exception, given to the hypervisor (a field, so
+	// that passing it does not allocate).
+	exit    bool
+	exitExc cpu.Exception
 	// vectorAt is the PC an exception just jumped to (for ExceptionLoop),
 	// or ^0 once an instruction has retired since.
 	vectorAt uint64
@@ -225,12 +243,18 @@ func (c *CPU) Run(budget uint64) StopReason {
 				return ExceptionLoop
 			}
 			c.vectorAt = uint64(pe.PC)
+			if c.stop && c.hypervisorExit() {
+				return Halted
+			}
 			continue
 		}
 		if pe.IL {
 			// PSTATE.IL: the instruction takes the Illegal Execution state
 			// exception (AArch64.CheckIllegalState) instead of executing.
 			c.illegalState()
+			if c.stop && c.hypervisorExit() {
+				return Halted
+			}
 			continue
 		}
 		// A handler returns true to continue with the next instruction;
@@ -243,11 +267,51 @@ func (c *CPU) Run(budget uint64) StopReason {
 			c.Retired++
 			c.vectorAt = ^uint64(0)
 		}
-		if c.stop {
+		if c.stop && c.hypervisorExit() {
 			return Halted
 		}
 	}
 	return Budget
+}
+
+// hypervisorExit runs Options.Hypervisor for an exception taken to EL2,
+// if that is why the loop stopped; it reports whether Run must return
+// (a Stop, by the platform or the hypervisor).
+func (c *CPU) hypervisorExit() bool {
+	if !c.exit {
+		return true
+	}
+	c.exit, c.stop = false, false
+	pe := c.PE
+	c.exitExc = pe.Last
+	n := pe.Stats.Exceptions
+	c.opts.Hypervisor.Exit(c, &c.exitExc)
+	c.flush()
+	c.vectorAt = ^uint64(0)
+	if pe.EL == 2 {
+		if !c.stop {
+			c.Stop(fmt.Sprintf("the hypervisor left the PE at EL2 after %v", c.exitExc))
+		}
+		return true
+	}
+	// The hypervisor's ERET (from SPSR_EL2) restored the PSTATE fields
+	// kept here and cleared the local monitor (AArch64.ExceptionReturn);
+	// an exception it then made the lower EL take saved them again.
+	c.setPSTATE(pe.SPSR[2])
+	c.mon.valid = false
+	if pe.Stats.Exceptions != n && pe.Last.TargetEL < 2 {
+		c.taken()
+	}
+	return c.stop
+}
+
+// setPSTATE sets the PSTATE fields kept here from an SPSR value (ERET).
+func (c *CPU) setPSTATE(spsr uint64) {
+	c.BTYPE = uint8(spsr>>10) & 3
+	c.UAO = spsr>>23&1 != 0
+	c.DIT = spsr>>24&1 != 0
+	c.SSBS = spsr>>12&1 != 0
+	c.TCO = spsr>>25&1 != 0
 }
 
 // Step executes one instruction (or takes the exception its fetch or
@@ -302,6 +366,9 @@ func (c *CPU) taken() {
 	c.SSBS = c.sctlr(t)>>44&1 != 0 // SCTLR_ELx.DSSBS
 	c.Exceptions++
 	c.flush()
+	if t == 2 && c.opts.Hypervisor != nil {
+		c.exit, c.stop = true, true
+	}
 }
 
 // took handles an exception the PE reports from an operation: it returns

@@ -332,6 +332,29 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 	return true
 }
 
+// nv2Offset is where an access at EL1 to a register kept here goes with
+// HCR_EL2.{NV,NV2}={1,1} (FEAT_NV2): the EL2 registers with an offset in
+// the VNCR page become 64-bit accesses there (SP_EL1 at 0x240, TPIDR_EL2
+// at 0x090, the VNCR_EL2 page layout). The others trap or are UNDEFINED
+// as ownAccess says.
+func (c *CPU) nv2Offset(r ownReg) (uint16, bool) {
+	pe := c.PE
+	if pe.EL != 1 || c.opts.NoEL2 {
+		return 0, false
+	}
+	h := pe.Regs.HCR_EL2
+	if !h.NV() || !h.NV2() || pe.Regs.MMFR2.NV() < 2 {
+		return 0, false
+	}
+	switch r {
+	case rSP_EL1:
+		return 0x240, true
+	case rTPIDR_EL2:
+		return 0x090, true
+	}
+	return 0, false
+}
+
 // counterEL0Enabled is CNTKCTL_EL1.EL0PCTEN/EL0VCTEN (for CNTFRQ either);
 // with {E2H,TGE}={1,1} CNTHCTL_EL2 holds them.
 func (c *CPU) counterEL0Enabled(r ownReg) bool {

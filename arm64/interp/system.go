@@ -25,6 +25,15 @@ func mrs(c *CPU, d *insn) bool {
 		c.setReg(d.rd, v)
 		return true
 	case refOwn:
+		if off, ok := c.nv2Offset(d.sysreg.own); ok {
+			v, e := c.PE.NV2Access(off, false, 0)
+			if e.Taken() {
+				c.taken()
+				return false
+			}
+			c.setReg(d.rd, v)
+			return true
+		}
 		if !c.ownAccess(d, true) {
 			return false
 		}
@@ -47,6 +56,10 @@ func msr(c *CPU, d *insn) bool {
 		c.flush()
 		return true
 	case refOwn:
+		if off, ok := c.nv2Offset(d.sysreg.own); ok {
+			_, e := c.PE.NV2Access(off, true, v)
+			return c.took(e)
+		}
 		if !c.ownAccess(d, false) {
 			return false
 		}
@@ -245,11 +258,7 @@ func eret(c *CPU, d *insn) bool {
 		c.taken()
 		return false
 	}
-	c.BTYPE = uint8(spsr>>10) & 3
-	c.UAO = spsr>>23&1 != 0
-	c.DIT = spsr>>24&1 != 0
-	c.SSBS = spsr>>12&1 != 0
-	c.TCO = spsr>>25&1 != 0
+	c.setPSTATE(spsr)
 	c.mon.valid = false
 	c.flush()
 	c.X[31] = 0

@@ -27,6 +27,10 @@ func TestExecErrors(t *testing.T) {
 		{[]string{"exec", "../../testdata/a64/hello.elf", "extra"}, 2, "unexpected argument"},
 		{[]string{"exec", "--max-insns", "100", "../../testdata/a64/isa.elf"}, 1, "budget exhausted"},
 		{[]string{"exec", "--seed", "1", "../../testdata/a64/hello.elf"}, 0, ""},
+		{[]string{"exec", "--nv2", "../../testdata/a64/hello.elf"}, 2, "go with --nested"},
+		{[]string{"exec", "--nested", "--nv", "--nv2", "../../testdata/a64/hello.elf"}, 2, "choose one"},
+		{[]string{"exec", "--nested", "--el", "1", "../../testdata/a64/hello.elf"}, 2, "--nested with --el 1"},
+		{[]string{"exec", "--nested", "--max-insns", "100", "../../testdata/a64/isa.elf"}, 1, "budget exhausted"},
 	}
 	for _, tc := range cases {
 		var out, errb bytes.Buffer
@@ -36,6 +40,22 @@ func TestExecErrors(t *testing.T) {
 		}
 		if tc.code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") > 0 {
 			t.Errorf("%v: more than one line of error: %q", tc.args, errb.String())
+		}
+	}
+}
+
+// TestExecNested: the same binary as a guest hypervisor under L0 prints
+// QEMU's output at real EL2, with FEAT_NV and with FEAT_NV2.
+func TestExecNested(t *testing.T) {
+	want, err := os.ReadFile("../../testdata/a64/hello.qemu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"--nv", "--nv2"} {
+		var out, errb bytes.Buffer
+		code := dispatch([]string{"exec", "--nested", mode, "../../testdata/a64/hello.elf"}, strings.NewReader(""), &out, &errb)
+		if code != 0 || out.String() != string(want) {
+			t.Errorf("%s: status %d, stderr %q, output:\n%s\nwant:\n%s", mode, code, errb.String(), out.String(), want)
 		}
 	}
 }

@@ -70,6 +70,8 @@ type VCPU struct {
 	// fetchIPA, set during MMIOAccessNested, translates a nested guest's
 	// IPA to the VM's for the instruction read.
 	fetchIPA func(mem.IPA) (mem.IPA, bool)
+	// fetch is fetchInsn as the MMIO decoder's FetchFunc.
+	fetch mmio.FetchFunc
 	// exported is FaultFor's installer while it runs.
 	exported exported
 	// beforeAT, when set (tests), runs just before the AT S1E1R that
@@ -79,13 +81,15 @@ type VCPU struct {
 }
 
 // HCR_EL2 bits the hypervisor sets for a guest besides VM: RW (EL1 is
-// AArch64) and FB (force broadcast: the guest's TLBIs act on every CPU,
-// since its vCPUs move between CPUs).
+// AArch64), FB (force broadcast: the guest's TLBIs act on every CPU,
+// since its vCPUs move between CPUs) and TSC (the guest's SMC traps: the
+// hypervisor, not the firmware, answers PSCI, as KVM's HCR_GUEST_FLAGS).
 const (
-	hcrRW sysreg.HCR = 1 << 31
-	hcrFB sysreg.HCR = 1 << 9
+	hcrRW  sysreg.HCR = 1 << 31
+	hcrFB  sysreg.HCR = 1 << 9
+	hcrTSC sysreg.HCR = 1 << 19
 	// GuestHCR is HCR_EL2 while a guest runs.
-	GuestHCR = sysreg.HCR_VM | hcrRW | hcrFB
+	GuestHCR = sysreg.HCR_VM | hcrRW | hcrFB | hcrTSC
 )
 
 // NewVCPU creates vCPU id of the VM, at EL1 with the guest's stage 1 off
@@ -561,8 +565,10 @@ func (v *VCPU) CompleteMMIO(data [2]uint64) error {
 // stage-2 data abort at ipa.
 func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 	vm := v.vm
-	fetch := mmio.FetchFunc(v.fetchInsn)
-	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{v}, fetch)
+	if v.fetch == nil {
+		v.fetch = v.fetchInsn // once: a method value allocates
+	}
+	a, err := mmio.Decode(mmio.ESR(e.ESR), uint64(e.FAR), uint64(ipa), regs{v}, v.fetch)
 	switch {
 	case errors.Is(err, mmio.ErrCacheMaintenance):
 		// DC on an address without memory: nothing to do; skip it.
@@ -579,6 +585,11 @@ func (v *VCPU) mmioAccess(e cpu.Exception, ipa mem.IPA) (Exit, bool, error) {
 	}
 	if vm.bus != nil {
 		if err := mmio.Emulate(&a, regs{v}, vm.bus); err != nil {
+			if errors.Is(err, mmio.ErrCannotEmulate) {
+				// No device answers: a synchronous External abort, as a
+				// VMM asks with KVM_ARM_VCPU_EXT_DABT.
+				return abortExit(false, e.FAR), false, nil
+			}
 			return Exit{}, false, fmt.Errorf("kvm: MMIO access at IPA %#x: %w", ipa, err)
 		}
 		vm.c.mmioEmulated.Add(1)

@@ -193,7 +193,10 @@ func (v *VCPU) shadowFault(e cpu.Exception) (Exit, bool, error) {
 			v.mmio = true
 		}
 		if exit.Reason == kvm.ExitException {
-			return Exit{}, false, fmt.Errorf("%w: MMIO access at L1 IPA %#x cannot be emulated", ErrUnhandled, uint64(g.L1))
+			// No device at the L1 IPA: the hardware's synchronous
+			// External abort on the access.
+			ev.Rule = RuleExternal
+			return v.externalAbortToL2(e, 0b010000, vmsa.Fault{})
 		}
 		if eerr := v.eret(); eerr != nil {
 			return Exit{}, false, eerr

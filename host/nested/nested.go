@@ -125,6 +125,10 @@ const (
 	// guest hypervisor it runs, which handles the exception there) instead
 	// of returning to the interrupted instruction.
 	ExitSwitched
+	// ExitSMC: a world whose code runs on the PE made an SMC that L0
+	// answers (the firmware's PSCI; VCPU.PEExit): the PE waits at EL2 for
+	// CompleteSMC.
+	ExitSMC
 )
 
 func (r ExitReason) String() string {
@@ -139,6 +143,8 @@ func (r ExitReason) String() string {
 		return "vEL2"
 	case ExitSwitched:
 		return "switched"
+	case ExitSMC:
+		return "SMC"
 	}
 	return fmt.Sprintf("ExitReason(%d)", uint8(r))
 }
@@ -169,7 +175,8 @@ type Stats struct {
 	// L2Entries and VEL2Entries count world switches each way.
 	L2Entries, VEL2Entries uint64
 	// L2Traps are traps of the guest's guest (EC 0x18 or 0x1A) taken to
-	// L0; ForwardedTraps of these went to the guest hypervisor (its
+	// L0, and (code on the PE, PEExit) its HVCs and the SMCs its guest
+	// hypervisor traps; ForwardedTraps of these went to the guest hypervisor (its
 	// HCR_EL2 asked for them), the others L0 emulated.
 	L2Traps, ForwardedTraps uint64
 	// VNCRSyncs count copies of a guest hypervisor's VNCR page into and out

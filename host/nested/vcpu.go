@@ -93,6 +93,10 @@ type VCPU struct {
 	// observer and event: see observe.go.
 	observer Observer
 	event    ShadowFault
+	// onPE: the guest hypervisor is code the PE executes (onpe.go);
+	// spsr2 is its SPSR_EL2 as last written by software (spsrEL2).
+	onPE  bool
+	spsr2 uint64
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
@@ -280,7 +284,7 @@ func (v *VCPU) skip() { v.pe.ELR[2] += 4 }
 // at EL2 handling the ERET trap.
 func (v *VCPU) toL2() error {
 	pe := v.pe
-	target, spsr := pe.ELR[1], pe.SPSR[1]
+	target, spsr := pe.ELR[1], v.spsrEL2()
 	ctx := v.k.Ctx()
 	var saved el1Context
 	for i, r := range el1Regs {
@@ -299,7 +303,7 @@ func (v *VCPU) toL2() error {
 		off, _ := r.VNCROffset()
 		pe.Set(r, v.vncrGet(off))
 	}
-	ctx.X, ctx.SP = v.other.x, v.other.sp
+	v.gprsToL2(ctx)
 	v.other = saved
 	pe.Regs.HCR_EL2 = v.l2HCR(g.hcr)
 	pe.Regs.VTCR_EL2 = sh.s2.VTCR()
@@ -334,9 +338,10 @@ func (v *VCPU) toVEL2(esr sysreg.ESR, far mem.VA, hpfar uint64, off mem.VA, setS
 	for i, r := range el1Regs {
 		pe.Set(r, v.other.r[i])
 	}
-	ctx.X, ctx.SP = v.other.x, v.other.sp
+	v.gprsToVEL2(ctx)
 	v.other = l2
-	pe.ELR[1], pe.SPSR[1] = l2pc, l2spsr
+	pe.ELR[1] = l2pc
+	v.setSPSREL2(l2spsr)
 	if setSyndrome {
 		pe.ESR[1], pe.FAR[1], v.hpfar = esr, uint64(far), hpfar
 	}
@@ -522,6 +527,9 @@ func (v *VCPU) vel2Exit(e cpu.Exception) (done bool, err error) {
 		if err != nil {
 			return false, err
 		}
+		if exit.Reason == kvm.ExitException && v.onPE {
+			return true, v.externalAbortVEL2(e)
+		}
 		if exit.Reason != kvm.ExitNone {
 			return false, fmt.Errorf("%w: the guest hypervisor's access to %#x is %v", ErrUnhandled, uint64(e.FAR), exit.Reason)
 		}
@@ -548,7 +556,7 @@ func (v *VCPU) setXreg(rt uint8, x uint64) {
 // SPSR_EL2.M names EL2, else into L2.
 func (v *VCPU) emulateERET() error {
 	pe := v.pe
-	spsr := pe.SPSR[1]
+	spsr := v.spsrEL2()
 	switch spsr >> 2 & 3 {
 	case 2:
 		pe.ELR[2] = pe.ELR[1]
@@ -592,7 +600,9 @@ func (v *VCPU) emulateSysReg(r cpu.SysReg, rt uint8, read bool) error {
 		}, func(x uint64) { v.vncrSet(off, x) })
 	case cpu.HPFAR_EL2:
 		acc(func() uint64 { return v.hpfar }, func(x uint64) { v.hpfar = x })
-	case cpu.ELR_EL2, cpu.SPSR_EL2, cpu.ESR_EL2, cpu.FAR_EL2:
+	case cpu.SPSR_EL2:
+		acc(v.spsrEL2, v.setSPSREL2)
+	case cpu.ELR_EL2, cpu.ESR_EL2, cpu.FAR_EL2:
 		e1 := ownEL2[r]
 		acc(func() uint64 { return pe.Get(e1) }, func(x uint64) { pe.Set(e1, x) })
 	case cpu.SCTLR_EL2, cpu.TCR_EL2, cpu.TTBR0_EL2, cpu.TTBR1_EL2, cpu.MAIR_EL2, cpu.VBAR_EL2:

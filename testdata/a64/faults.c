@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #define VA(i) ((i) == P_S1PTW ? 0x2000200000UL : 0x2000000000UL + (u64)(i) * 0x1000)
+#define S1PTW_TABLE 0x47f00000UL
 #define PA(i) (DATA_BASE + (u64)(i) * 0x1000)
 #define VA_L1HOLE 0x2040000000UL
 #define VA_L2 0x2080000000UL
@@ -91,12 +92,12 @@ static void setup_tables(void)
 	s2_map4k(PA(P_S2ASIZE), 0x20000000000UL, S2N | S2_AF | S2_AP_RW);
 	s2_map4k(PA(P_S2WO), PA(P_S2WO), S2N | S2_AF | S2_AP_WO);
 	pt_map(s2, NO_MEMORY, NO_MEMORY, 3, S2_MEMATTR_DEVICE | S2_AF | S2_AP_RW | S2_XN);
-	// The stage-1 L3 table of P_S1PTW at IPA 0x47f00000 (in RAM), whose
-	// stage-2 page is then removed.
-	u64 tbl = 0x47f00000UL;
-	for (int i = 0; i < 512; i++)
-		((u64 *)tbl)[i] = 0;
-	((u64 *)tbl)[(VA(P_S1PTW) >> 12) & 511] = PA(P_S1PTW) | S1N | S1_AF | S1_AP_RW_EL1 | 3;
+	// The stage-1 L3 table of P_S1PTW at IPA S1PTW_TABLE (in RAM, written
+	// by EL2 before EL1 ran: EL1 never translated it), whose stage-2 page
+	// is then removed. Removed without TLB maintenance, a page EL1 had
+	// used could still translate (a TLB, or a hypervisor's shadow stage 2
+	// under nesting, may keep it until a TLBI); one never used cannot.
+	u64 tbl = S1PTW_TABLE;
 	*pt_entry(s1, VA(P_S1PTW), 2) = tbl | 3;
 	s2_map4k(tbl, 0, 0);
 	*pt_entry(s2, tbl, 3) = 0;
@@ -274,6 +275,10 @@ int main(void)
 	for (int i = 0; i < N_PAGES; i++)
 		*(volatile u64 *)PA(i) = 0x1111111111111111UL * (i + 1);
 	s2 = s2_setup(1);
+	u64 *tbl = (u64 *)S1PTW_TABLE;
+	for (int i = 0; i < 512; i++)
+		tbl[i] = 0;
+	tbl[(VA(P_S1PTW) >> 12) & 511] = PA(P_S1PTW) | S1N | S1_AF | S1_AP_RW_EL1 | 3;
 	u64 r = run_el1(el1_tests, 0);
 	pr("EL1 returned %x\n", r);
 	// AT S12E1R/W from EL2 see both stages.

@@ -1,0 +1,141 @@
+package nested_test
+
+import (
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/host/kvm"
+	"github.com/nestmmu/nestmmu/host/nested"
+	"github.com/nestmmu/nestmmu/mem"
+)
+
+// FuzzPEExit gives L0 exits of a guest hypervisor whose code runs on the
+// PE with guest-controlled syndromes and registers: trapped MSR/MRS, TLBI,
+// AT and other system instructions of any encoding (the ISS L0 decodes),
+// ERETs with any SPSR_EL2 and ELR_EL2, and SMCs, with any register
+// values. L0 must answer each with an error or a return to a world,
+// never a panic, and never leave the PE at EL2 without saying so.
+func FuzzPEExit(f *testing.F) {
+	f.Add(uint8(0), uint32(3<<20|4<<14|4<<10|1<<1|1), uint64(0x1234), uint64(0x3c5), uint64(0x40001000)) // MRS SP_EL1
+	f.Add(uint8(0), uint32(3<<20|4<<14|13<<10|0<<1|2<<17), uint64(7), uint64(0), uint64(0))              // MSR TPIDR_EL2
+	f.Add(uint8(0), uint32(3<<20|4<<14|1<<10|1<<1|0<<17|1), uint64(0), uint64(0), uint64(0))             // MRS HCR_EL2
+	f.Add(uint8(1), uint32(0), uint64(0), uint64(0x3c9), uint64(0x40001000))                             // ERET within vEL2
+	f.Add(uint8(1), uint32(0), uint64(0), uint64(0x3c5), uint64(0x40002000))                             // ERET to L2
+	f.Add(uint8(2), uint32(0), uint64(0x84000008), uint64(0), uint64(0))                                 // SMC: PSCI SYSTEM_OFF
+	f.Add(uint8(0), uint32(1<<20|4<<14|8<<10|3<<1|1<<17), uint64(0), uint64(0), uint64(0))               // TLBI from vEL2
+	f.Fuzz(func(t *testing.T, kind uint8, iss uint32, x, spsr, elr uint64) {
+		mode := nested.ModeNV
+		if kind&4 != 0 {
+			mode = nested.ModeNV2
+		}
+		v := newOnPE(t, mode)
+		pe := v.PE()
+		pe.PC = 0x4000_0000
+		pe.SPSR[1], pe.ELR[1] = spsr, mem.VA(elr)
+		var regs [31]uint64
+		for i := range regs {
+			regs[i] = x + uint64(i)
+		}
+		sp := x
+		switch kind % 3 {
+		case 0:
+			pe.SysTrap(2, uint8(iss>>20&3), uint8(iss>>14&7), uint8(iss>>10&0xf), uint8(iss>>1&0xf), uint8(iss>>17&7), uint8(iss>>5&0x1f), iss&1 == 1)
+		case 1:
+			e := cpu.Exception{Kind: cpu.ERETTrap, TargetEL: 2, ESR: 0x1a<<26 | 1<<25}
+			pe.TakeException(&e)
+		case 2:
+			e := cpu.Exception{Kind: cpu.SecureMonitorCall, TargetEL: 2, ESR: 0x17<<26 | 1<<25}
+			pe.TakeException(&e)
+		}
+		e := pe.Last
+		exit, err := v.PEExit(&e, &regs, &sp)
+		if err == nil && exit.Reason != nested.ExitSMC && pe.EL == 2 {
+			t.Fatalf("PEExit(%v) left the PE at EL2 without an error (exit %v)", e, exit.Reason)
+		}
+		if exit.Reason == nested.ExitSMC {
+			if err := v.CompleteSMC(); err != nil || pe.EL == 2 {
+				t.Fatalf("CompleteSMC: %v, EL%d", err, pe.EL)
+			}
+		}
+	})
+}
+
+// newOnPE makes an L0 with one nested vCPU whose guest hypervisor (E2H=0)
+// is code on the PE, at vEL2.
+func newOnPE(t testing.TB, mode nested.Mode) *nested.VCPU {
+	t.Helper()
+	h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	vm, err := h.NewVM(kvm.VMConfig{IPABits: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.AddMemory(0, 0x4000_0000, 16<<20, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := vm.NewVCPU(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nvm, err := nested.New(vm, nested.Config{Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nvm.Close() })
+	v, err := nvm.NewVCPU(kv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.SetCodeOnPE()
+	if err := v.LoadCPU(0); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestSPSRFromVEL2NV1: with FEAT_NV alone (NV1=1), an exception the guest
+// hypervisor takes at vEL2 writes SPSR_EL1.M = EL1h (GetPSRFromPSTATE:
+// no EL2 report for NVx '011'); its MRS SPSR_EL2 must read EL2h, while a
+// value software wrote (EL1h, to enter its guest) reads back as written.
+func TestSPSRFromVEL2NV1(t *testing.T) {
+	v := newOnPE(t, nested.ModeNV)
+	pe := v.PE()
+	pe.PC, pe.NZCV = 0x4000_0100, 0b0100
+	// MRS X3, SPSR_EL2 (op0 3, op1 4, CRn 4, CRm 0, op2 0): read trap.
+	mrs := func() uint64 {
+		t.Helper()
+		var regs [31]uint64
+		var sp uint64
+		pe.SysTrap(2, 3, 4, 4, 0, 0, 3, true)
+		e := pe.Last
+		if _, err := v.PEExit(&e, &regs, &sp); err != nil {
+			t.Fatal(err)
+		}
+		return regs[3]
+	}
+	msr := func(x uint64) {
+		t.Helper()
+		regs := [31]uint64{3: x}
+		var sp uint64
+		pe.SysTrap(2, 3, 4, 4, 0, 0, 3, false)
+		e := pe.Last
+		if _, err := v.PEExit(&e, &regs, &sp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := cpu.Exception{Kind: cpu.DataAbort, TargetEL: 1, ESR: 0x25<<26 | 1<<25 | 0x07}
+	pe.TakeException(&e) // a stage-1 fault of its own, at vEL2
+	if got := pe.SPSR[1] >> 2 & 3; got != 1 {
+		t.Fatalf("the PE wrote SPSR_EL1.M[3:2] = %d, want 1 (EL1) for NVx 011", got)
+	}
+	if got, want := mrs(), uint64(0b0100<<28|0xf<<6|0b1001); got != want {
+		t.Errorf("SPSR_EL2 after an exception at vEL2 = %#x, want %#x (EL2h)", got, want)
+	}
+	msr(0x3c5) // EL1h: its guest
+	if got := mrs(); got != 0x3c5 {
+		t.Errorf("SPSR_EL2 written 0x3c5 reads %#x", got)
+	}
+}
