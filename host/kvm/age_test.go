@@ -41,41 +41,41 @@ func checkRangeInvalidated(t *testing.T, h *Host, vm *VM, base, first, n uint64,
 	}
 }
 
-// TestNotifierUnmapRange: an MMU-notifier invalidation of 150 pages removes
-// their TLB entries, and only theirs, with one batch of range operations.
-func TestNotifierUnmapRange(t *testing.T) {
-	const base, pages, unmapped = 0x4000_0000, 200, 150
-	h := newHost(t, Config{})
-	vm := newVM(t, h, 40)
-	hva := addMem(t, vm, 0, base, 8*mib, 0, 0)
-	v := loadedVCPU(t, vm, 0, 0)
-	defer destroy(t, vm, v)
-	loadPages(t, h, vm, v, base, pages)
-	before := h.Stats()
-	r := hostmm.Range{Start: hva, End: hva + hostmm.HVA(unmapped*h.pageSize)}
-	notifier{vm}.InvalidateRangeStart(r)
-	notifier{vm}.InvalidateRangeEnd(r)
-	checkRangeInvalidated(t, h, vm, base, unmapped, pages, before, h.Stats())
-	if err := vm.Err(); err != nil {
-		t.Fatal(err)
+// TestRangeInvalidations: an MMU-notifier invalidation and an aging
+// (ClearFlushYoung) of 150 pages, more than the 64 pages once flushed one
+// by one, remove their TLB entries and only theirs, with one batch of
+// range operations (RIPAS2E1IS/RIPAS2LE1IS, then VMALLE1IS), not a flush
+// of the whole VMID (VMALLS12E1IS).
+func TestRangeInvalidations(t *testing.T) {
+	const base, pages, changed = 0x4000_0000, 200, 150
+	for _, c := range []struct {
+		name string
+		op   func(t *testing.T, n notifier, start, end hostmm.HVA)
+	}{
+		{"notifier unmap", func(t *testing.T, n notifier, start, end hostmm.HVA) {
+			r := hostmm.Range{Start: start, End: end}
+			n.InvalidateRangeStart(r)
+			n.InvalidateRangeEnd(r)
+		}},
+		{"ClearFlushYoung", func(t *testing.T, n notifier, start, end hostmm.HVA) {
+			if !n.ClearFlushYoung(start, end) {
+				t.Fatal("ClearFlushYoung: no page was young")
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHost(t, Config{})
+			vm := newVM(t, h, 40)
+			hva := addMem(t, vm, 0, base, 8*mib, 0, 0)
+			v := loadedVCPU(t, vm, 0, 0)
+			defer destroy(t, vm, v)
+			loadPages(t, h, vm, v, base, pages)
+			before := h.Stats()
+			c.op(t, notifier{vm}, hva, hva+hostmm.HVA(changed*h.pageSize))
+			checkRangeInvalidated(t, h, vm, base, changed, pages, before, h.Stats())
+			if err := vm.Err(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
-}
-
-// TestClearFlushYoungRange: aging a range longer than 64 pages removes
-// every TLB entry of the range, keeps the entries outside it, and does so
-// with range invalidations (RIPAS2LE1IS then VMALLE1IS), not a flush of
-// the whole VMID (VMALLS12E1IS).
-func TestClearFlushYoungRange(t *testing.T) {
-	const base, pages, aged = 0x4000_0000, 200, 150
-	h := newHost(t, Config{})
-	vm := newVM(t, h, 40)
-	hva := addMem(t, vm, 0, base, 8*mib, 0, 0)
-	v := loadedVCPU(t, vm, 0, 0)
-	defer destroy(t, vm, v)
-	loadPages(t, h, vm, v, base, pages)
-	before := h.Stats()
-	if !(notifier{vm}).ClearFlushYoung(hva, hva+hostmm.HVA(aged*h.pageSize)) {
-		t.Fatal("ClearFlushYoung: no page was young")
-	}
-	checkRangeInvalidated(t, h, vm, base, aged, pages, before, h.Stats())
 }
