@@ -32,6 +32,7 @@ import (
 const (
 	offSPEL1            = 0x240
 	hcrTSC   sysreg.HCR = 1 << 19
+	hcrHCD   sysreg.HCR = 1 << 29
 )
 
 // SetCodeOnPE makes the guest hypervisor's code the PE's instructions:
@@ -114,6 +115,9 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 		}
 		return x, err
 	}
+	if e.Kind == cpu.HypervisorCall {
+		return Exit{Reason: ExitVEL2}, v.hvcAtVEL2(e)
+	}
 	if e.Kind == cpu.SysTrap {
 		if done, err := v.emulateOnPE(e); done || err != nil {
 			return Exit{}, err
@@ -126,6 +130,27 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 		return Exit{}, nil
 	}
 	return Exit{Reason: ExitVEL2}, nil
+}
+
+// hvcAtVEL2 delivers the guest hypervisor's own HVC, which L0 took
+// because the PE runs it at EL1, as an HVC taken to EL2 from EL2
+// (AArch64.CallHypervisor): EC 0x16 with the immediate, ELR_EL2 past the
+// HVC, vector VBAR_EL2 + 0x200 (SP_EL2) or + 0x000 (SP_EL0), SPSR_EL2.M
+// EL2h/EL2t (spsrEL2). With its HCR_EL2.HCD=1 and no EL3 the HVC is
+// UNDEFINED instead (the HVC decode: hvc_enable = NOT(HCR_EL2.HCD)): EC
+// 0x00, ELR_EL2 at the HVC.
+func (v *VCPU) hvcAtVEL2(e *cpu.Exception) error {
+	if err := v.eret(); err != nil {
+		return err
+	}
+	x := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 1,
+		ESR: sysreg.ESR(0x16<<26 | 1<<25 | uint64(e.ESR.ISS())&0xffff)}
+	if v.vHCR().Has(hcrHCD) {
+		v.pe.PC -= 4
+		x = cpu.Exception{Kind: cpu.Undefined, TargetEL: 1, ESR: 1 << 25}
+	}
+	v.pe.TakeException(&x)
+	return nil
 }
 
 // emulateOnPE emulates the guest hypervisor's trapped accesses (FEAT_NV)
