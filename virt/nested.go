@@ -98,6 +98,9 @@ func NewNested(cfg NestedConfig) (*Nested, error) {
 		opts.RAM = hostPages{base, words}
 	}
 	b.CPU = interp.New(b.PE, opts)
+	// The ID registers L0 answers for beyond its sanitized MMFRs are the
+	// interpreter's, the PE's hardware values.
+	b.VCPU.SetIDSource(b.CPU.GetByEncoding)
 	return b, nil
 }
 

@@ -219,6 +219,17 @@ func (c *CPU) Get(name string) (uint64, bool) {
 	return 0, false
 }
 
+// GetByEncoding returns the value of a register kept by the interpreter,
+// by its MRS encoding (false for one the PE's register model holds or
+// none names), as an MRS at the current EL reads it.
+func (c *CPU) GetByEncoding(op0, op1, crn, crm, op2 uint8) (uint64, bool) {
+	r := resolveSysReg(op0, op1, crn, crm, op2)
+	if r.kind != refOwn {
+		return 0, false
+	}
+	return c.ownValue(r.own)
+}
+
 // resolveSysReg finds the register an MRS/MSR encoding names.
 func resolveSysReg(op0, op1, crn, crm, op2 uint8) sysRegRef {
 	r := sysRegRef{op0: op0, op1: op1, crn: crn, crm: crm, op2: op2}

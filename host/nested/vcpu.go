@@ -97,6 +97,8 @@ type VCPU struct {
 	// spsr2 is its SPSR_EL2 as last written by software (spsrEL2).
 	onPE  bool
 	spsr2 uint64
+	// ids: the PE's ID registers outside its register model (onpe_id.go).
+	ids func(op0, op1, crn, crm, op2 uint8) (uint64, bool)
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
