@@ -166,6 +166,10 @@ func (v *VCPU) emulateOnPE(e *cpu.Exception) (bool, error) {
 		off = offSPEL1
 	case op0 == 3 && op1 == 4 && crn == 13 && crm == 0 && op2 == 2:
 		off = 0x090 // TPIDR_EL2
+	case v.keptEL2Access(op0, op1, crn, crm, op2, rt, read):
+		v.stats.SysRegTraps++
+		v.skip()
+		return true, v.eret()
 	case isIDGroup3(op0, op1, crn, crm):
 		v.stats.SysRegTraps++
 		return true, v.idAccess(op0, op1, crn, crm, op2, rt, read)

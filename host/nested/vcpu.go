@@ -99,6 +99,8 @@ type VCPU struct {
 	spsr2 uint64
 	// ids: the PE's ID registers outside its register model (onpe_id.go).
 	ids func(op0, op1, crn, crm, op2 uint8) (uint64, bool)
+	// el2Kept: its EL2 registers without a VNCR offset (onpe_el2regs.go).
+	el2Kept [numKeptEL2]uint64
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
