@@ -87,3 +87,45 @@ func TestIDRegsFromL2(t *testing.T) {
 		t.Errorf("after L2's MRS: in L2 %v, EL%d PC %#x; want L2 at 0x40002004", v.InL2(), pe.EL, uint64(pe.PC))
 	}
 }
+
+// TestIDRegsFromL2ForwardedWithTID3: with the guest hypervisor's own
+// HCR_EL2.TID3, L2's MRS of an ID group 3 register outside L0's PE model
+// is the guest hypervisor's trap: taken to vEL2 with EC 0x18 and ELR_EL2
+// at the MRS (HCR_EL2.TID3; AArch64.TakeException to EL2 from a lower EL,
+// vector + 0x400).
+func TestIDRegsFromL2ForwardedWithTID3(t *testing.T) {
+	v := newOnPE(t, nested.ModeNV)
+	v.SetIDSource(func(op0, op1, crn, crm, op2 uint8) (uint64, bool) { return 1, true })
+	pe := v.PE()
+	var regs [31]uint64
+	var sp uint64
+	exit := func() {
+		t.Helper()
+		e := pe.Last
+		if _, err := v.PEExit(&e, &regs, &sp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msr := func(crn, crm, op2 uint8, x uint64) {
+		t.Helper()
+		regs[3] = x
+		pe.SysTrap(2, 3, 4, crn, crm, op2, 3, false)
+		exit()
+	}
+	msr(12, 0, 0, 0x4000_8000) // VBAR_EL2
+	msr(1, 1, 0, 1<<31|1<<18)  // HCR_EL2: RW, TID3
+	msr(4, 0, 0, 0x3c5)        // SPSR_EL2: EL1h
+	msr(4, 0, 1, 0x4000_2000)  // ELR_EL2
+	e := cpu.Exception{Kind: cpu.ERETTrap, TargetEL: 2, ESR: 0x1a<<26 | 1<<25}
+	pe.TakeException(&e)
+	exit()
+	if !v.InL2() {
+		t.Fatal("ERET did not enter L2")
+	}
+	pe.SysTrap(2, 3, 0, 0, 4, 0, 7, true) // MRS X7, ID_AA64PFR0_EL1
+	exit()
+	if v.InL2() || pe.EL != 1 || pe.PC != 0x4000_8400 || pe.ESR[1].EC() != 0x18 || pe.ELR[1] != 0x4000_2000 {
+		t.Errorf("L2's MRS with L1's TID3: in L2 %v, EL%d PC %#x ESR %#x ELR %#x; want vEL2 at 0x40008400, EC 0x18, ELR 0x40002000",
+			v.InL2(), pe.EL, uint64(pe.PC), uint64(pe.ESR[1]), uint64(pe.ELR[1]))
+	}
+}
