@@ -102,6 +102,11 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 	}
 	if v.inL2 {
 		if e.Kind == cpu.HypervisorCall {
+			if v.vHCR().Has(hcrHCD) {
+				// The guest hypervisor disabled HVC: UNDEFINED at L2's
+				// EL1 (hvc_enable = NOT(HCR_EL2.HCD)), never its trap.
+				return Exit{}, v.undefinedHVC()
+			}
 			// HVC from L2's EL1 is taken to EL2: the guest hypervisor's
 			// (AArch64.CallHypervisor), with ELR_EL2 past the HVC.
 			v.stats.L2Traps++
@@ -140,15 +145,28 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 // UNDEFINED instead (the HVC decode: hvc_enable = NOT(HCR_EL2.HCD)): EC
 // 0x00, ELR_EL2 at the HVC.
 func (v *VCPU) hvcAtVEL2(e *cpu.Exception) error {
+	if v.vHCR().Has(hcrHCD) {
+		return v.undefinedHVC()
+	}
 	if err := v.eret(); err != nil {
 		return err
 	}
 	x := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 1,
 		ESR: sysreg.ESR(0x16<<26 | 1<<25 | uint64(e.ESR.ISS())&0xffff)}
-	if v.vHCR().Has(hcrHCD) {
-		v.pe.PC -= 4
-		x = cpu.Exception{Kind: cpu.Undefined, TargetEL: 1, ESR: 1 << 25}
+	v.pe.TakeException(&x)
+	return nil
+}
+
+// undefinedHVC makes the HVC L0 took UNDEFINED where it was executed
+// (the guest hypervisor's vEL2 or L2's EL1, both EL1 on the PE): back
+// there, the PC at the HVC, then the Undefined Instruction exception to
+// EL1, EC 0x00.
+func (v *VCPU) undefinedHVC() error {
+	if err := v.eret(); err != nil {
+		return err
 	}
+	v.pe.PC -= 4
+	x := cpu.Exception{Kind: cpu.Undefined, TargetEL: 1, ESR: 1 << 25}
 	v.pe.TakeException(&x)
 	return nil
 }

@@ -90,3 +90,63 @@ func TestHVCAtVEL2(t *testing.T) {
 		})
 	}
 }
+
+// TestHVCFromL2: L2's HVC at EL1 is the guest hypervisor's, taken to vEL2
+// (AArch64.CallHypervisor: EC 0x16, ELR_EL2 past the HVC, vector + 0x400
+// from a lower EL), unless the guest hypervisor's HCR_EL2.HCD=1 disables
+// HVC: then it is UNDEFINED at L2's EL1 (EC 0x00, ELR_EL1 the HVC, L2's
+// VBAR_EL1 + 0x200) and the guest hypervisor never sees it.
+func TestHVCFromL2(t *testing.T) {
+	const vbar2, vbar1, l2pc = 0x4000_8000, 0x4000_6000, 0x4000_2000
+	for _, hcd := range []bool{false, true} {
+		v := newOnPE(t, nested.ModeNV)
+		pe := v.PE()
+		var regs [31]uint64
+		var sp uint64
+		exit := func() nested.Exit {
+			t.Helper()
+			e := pe.Last
+			x, err := v.PEExit(&e, &regs, &sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return x
+		}
+		msr := func(crn, crm, op2 uint8, x uint64) {
+			t.Helper()
+			regs[3] = x
+			pe.SysTrap(2, 3, 4, crn, crm, op2, 3, false)
+			exit()
+		}
+		hcr := uint64(1 << 31) // RW
+		if hcd {
+			hcr |= 1 << 29
+		}
+		msr(12, 0, 0, vbar2) // VBAR_EL2
+		msr(1, 1, 0, hcr)    // HCR_EL2
+		msr(4, 0, 0, 0x3c5)  // SPSR_EL2: EL1h
+		msr(4, 0, 1, l2pc)   // ELR_EL2
+		e := cpu.Exception{Kind: cpu.ERETTrap, TargetEL: 2, ESR: 0x1a<<26 | 1<<25}
+		pe.TakeException(&e)
+		exit()
+		if !v.InL2() {
+			t.Fatal("ERET did not enter L2")
+		}
+		pe.VBAR[1] = vbar1 // L2's own VBAR_EL1
+		pe.PC += 4         // the interpreter's HVC: past the instruction
+		e = cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: 0x16<<26 | 1<<25 | 9}
+		pe.TakeException(&e)
+		x := exit()
+		if hcd {
+			if !v.InL2() || pe.EL != 1 || pe.PC != vbar1+0x200 || pe.ESR[1] != 1<<25 || pe.ELR[1] != l2pc {
+				t.Errorf("HCD: in L2 %v, EL%d PC %#x ESR %#x ELR %#x; want L2's EL1 at %#x, ESR 0x2000000, ELR %#x",
+					v.InL2(), pe.EL, uint64(pe.PC), uint64(pe.ESR[1]), uint64(pe.ELR[1]), vbar1+0x200, l2pc)
+			}
+			continue
+		}
+		if x.Reason != nested.ExitVEL2 || v.InL2() || pe.PC != vbar2+0x400 || pe.ESR[1] != 0x16<<26|1<<25|9 || pe.ELR[1] != l2pc+4 {
+			t.Errorf("no HCD: exit %v, in L2 %v, PC %#x ESR %#x ELR %#x; want vEL2 at %#x, EC 0x16 #9, ELR %#x",
+				x.Reason, v.InL2(), uint64(pe.PC), uint64(pe.ESR[1]), uint64(pe.ELR[1]), vbar2+0x400, l2pc+4)
+		}
+	}
+}
