@@ -101,6 +101,7 @@ func NewNested(cfg NestedConfig) (*Nested, error) {
 	// The ID registers L0 answers for beyond its sanitized MMFRs are the
 	// interpreter's, the PE's hardware values.
 	b.VCPU.SetIDSource(b.CPU.GetByEncoding)
+	b.VCPU.SetKeptWriter(b.CPU.SetByEncoding)
 	return b, nil
 }
 

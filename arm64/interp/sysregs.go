@@ -230,6 +230,18 @@ func (c *CPU) GetByEncoding(op0, op1, crn, crm, op2 uint8) (uint64, bool) {
 	return c.ownValue(r.own)
 }
 
+// SetByEncoding writes a register the interpreter keeps outside the PE's
+// register model, by its MSR encoding, without an access check (for a
+// hypervisor switching worlds); false for any other encoding.
+func (c *CPU) SetByEncoding(op0, op1, crn, crm, op2 uint8, x uint64) bool {
+	r := resolveSysReg(op0, op1, crn, crm, op2)
+	if r.kind != refOwn {
+		return false
+	}
+	c.setOwn(r.own, x)
+	return true
+}
+
 // resolveSysReg finds the register an MRS/MSR encoding names.
 func resolveSysReg(op0, op1, crn, crm, op2 uint8) sysRegRef {
 	r := sysRegRef{op0: op0, op1: op1, crn: crn, crm: crm, op2: op2}

@@ -49,6 +49,7 @@ func (v *VCPU) SetCodeOnPE() {
 func (v *VCPU) gprsToL2(ctx *kvm.Context) {
 	if v.onPE {
 		ctx.SP = v.vncrGet(offSPEL1)
+		v.keptToL2()
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -58,6 +59,7 @@ func (v *VCPU) gprsToVEL2(ctx *kvm.Context) {
 	if v.onPE {
 		v.vncrSet(offSPEL1, ctx.SP)
 		ctx.SP = v.other.sp
+		v.keptToVEL2()
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -158,17 +160,12 @@ func (v *VCPU) hvcAtVEL2(e *cpu.Exception) error {
 }
 
 // undefinedHVC makes the HVC L0 took UNDEFINED where it was executed
-// (the guest hypervisor's vEL2 or L2's EL1, both EL1 on the PE): back
-// there, the PC at the HVC, then the Undefined Instruction exception to
-// EL1, EC 0x00.
+// (the guest hypervisor's vEL2 or L2's EL1, both EL1 on the PE), with
+// ELR at the HVC (its preferred return address as an UNDEFINED
+// instruction) rather than past it.
 func (v *VCPU) undefinedHVC() error {
-	if err := v.eret(); err != nil {
-		return err
-	}
-	v.pe.PC -= 4
-	x := cpu.Exception{Kind: cpu.Undefined, TargetEL: 1, ESR: 1 << 25}
-	v.pe.TakeException(&x)
-	return nil
+	v.pe.ELR[2] -= 4
+	return v.undefinedHere()
 }
 
 // emulateOnPE emulates the guest hypervisor's trapped accesses (FEAT_NV)
