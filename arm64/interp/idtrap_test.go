@@ -46,3 +46,25 @@ func TestIDRegisterTraps(t *testing.T) {
 		}
 	}
 }
+
+// TestSetByEncoding: a hypervisor's write of VPIDR_EL2 through
+// SetByEncoding is what an EL1 read of MIDR_EL1 returns (EL2 enabled:
+// MIDR_EL1 reads VPIDR_EL2), GetByEncoding reads it back, and an encoding
+// the PE's register model holds (SCTLR_EL1) is refused.
+func TestSetByEncoding(t *testing.T) {
+	r := newRig(t, 1)
+	if !r.c.SetByEncoding(3, 4, 0, 0, 0, 0x41aa0010) {
+		t.Fatal("SetByEncoding(VPIDR_EL2) refused")
+	}
+	if x, ok := r.c.GetByEncoding(3, 4, 0, 0, 0); !ok || x != 0x41aa0010 {
+		t.Errorf("GetByEncoding(VPIDR_EL2) = %#x, %v", x, ok)
+	}
+	r.code(0xd5380001) // MRS X1, MIDR_EL1
+	r.run(1)
+	if r.pe.EL != 1 || r.c.X[1] != 0x41aa0010 {
+		t.Errorf("MIDR_EL1 at EL1 = %#x (EL%d), want VPIDR_EL2 %#x", r.c.X[1], r.pe.EL, 0x41aa0010)
+	}
+	if r.c.SetByEncoding(3, 0, 1, 0, 0, 1) {
+		t.Error("SetByEncoding(SCTLR_EL1) accepted a register of the PE's model")
+	}
+}
