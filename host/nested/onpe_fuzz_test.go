@@ -139,3 +139,40 @@ func TestSPSRFromVEL2NV1(t *testing.T) {
 		t.Errorf("SPSR_EL2 written 0x3c5 reads %#x", got)
 	}
 }
+
+// onPE drives a guest hypervisor on the PE from a test, the way an
+// interpreter does: the general-purpose registers and SP_EL1 are the
+// test's.
+type onPE struct {
+	t    testing.TB
+	v    *nested.VCPU
+	pe   *cpu.PE
+	regs [31]uint64
+	sp   uint64
+}
+
+func newOnPERig(t testing.TB, mode nested.Mode) *onPE {
+	v := newOnPE(t, mode)
+	return &onPE{t: t, v: v, pe: v.PE()}
+}
+
+// exit hands L0 the exception the PE last took to EL2.
+func (r *onPE) exit() nested.Exit {
+	r.t.Helper()
+	e := r.pe.Last
+	x, err := r.v.PEExit(&e, &r.regs, &r.sp)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return x
+}
+
+// el2Reg is a trapped MSR (or MRS, read) of an EL2 register (op0 3, op1
+// 4) through X3 at vEL2; it returns X3 afterwards.
+func (r *onPE) el2Reg(crn, crm, op2 uint8, read bool, x uint64) uint64 {
+	r.t.Helper()
+	r.regs[3] = x
+	r.pe.SysTrap(2, 3, 4, crn, crm, op2, 3, read)
+	r.exit()
+	return r.regs[3]
+}

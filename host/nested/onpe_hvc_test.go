@@ -99,25 +99,8 @@ func TestHVCAtVEL2(t *testing.T) {
 func TestHVCFromL2(t *testing.T) {
 	const vbar2, vbar1, l2pc = 0x4000_8000, 0x4000_6000, 0x4000_2000
 	for _, hcd := range []bool{false, true} {
-		v := newOnPE(t, nested.ModeNV)
-		pe := v.PE()
-		var regs [31]uint64
-		var sp uint64
-		exit := func() nested.Exit {
-			t.Helper()
-			e := pe.Last
-			x, err := v.PEExit(&e, &regs, &sp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return x
-		}
-		msr := func(crn, crm, op2 uint8, x uint64) {
-			t.Helper()
-			regs[3] = x
-			pe.SysTrap(2, 3, 4, crn, crm, op2, 3, false)
-			exit()
-		}
+		r := newOnPERig(t, nested.ModeNV)
+		v, pe, exit, msr := r.v, r.pe, r.exit, func(crn, crm, op2 uint8, x uint64) { r.el2Reg(crn, crm, op2, false, x) }
 		hcr := uint64(1 << 31) // RW
 		if hcd {
 			hcr |= 1 << 29

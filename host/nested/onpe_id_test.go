@@ -94,24 +94,10 @@ func TestIDRegsFromL2(t *testing.T) {
 // at the MRS (HCR_EL2.TID3; AArch64.TakeException to EL2 from a lower EL,
 // vector + 0x400).
 func TestIDRegsFromL2ForwardedWithTID3(t *testing.T) {
-	v := newOnPE(t, nested.ModeNV)
+	r := newOnPERig(t, nested.ModeNV)
+	v, pe, exit := r.v, r.pe, func() { r.exit() }
 	v.SetIDSource(func(op0, op1, crn, crm, op2 uint8) (uint64, bool) { return 1, true })
-	pe := v.PE()
-	var regs [31]uint64
-	var sp uint64
-	exit := func() {
-		t.Helper()
-		e := pe.Last
-		if _, err := v.PEExit(&e, &regs, &sp); err != nil {
-			t.Fatal(err)
-		}
-	}
-	msr := func(crn, crm, op2 uint8, x uint64) {
-		t.Helper()
-		regs[3] = x
-		pe.SysTrap(2, 3, 4, crn, crm, op2, 3, false)
-		exit()
-	}
+	msr := func(crn, crm, op2 uint8, x uint64) { r.el2Reg(crn, crm, op2, false, x) }
 	msr(12, 0, 0, 0x4000_8000) // VBAR_EL2
 	msr(1, 1, 0, 1<<31|1<<18)  // HCR_EL2: RW, TID3
 	msr(4, 0, 0, 0x3c5)        // SPSR_EL2: EL1h

@@ -20,7 +20,8 @@ func TestVPIDRAppliedToL2(t *testing.T) {
 	vpidr, vmpidr := enc{0, 0, 0}, enc{0, 0, 5}
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
 		held := map[enc]uint64{vpidr: l0MIDR, vmpidr: l0MPIDR} // the PE's kept EL2 registers
-		v := newOnPE(t, mode)
+		r := newOnPERig(t, mode)
+		v, pe, exit, sys := r.v, r.pe, r.exit, r.el2Reg
 		v.SetIDSource(func(op0, op1, crn, crm, op2 uint8) (uint64, bool) {
 			x, ok := held[enc{crn, crm, op2}]
 			return x, ok && op0 == 3 && op1 == 4
@@ -29,23 +30,6 @@ func TestVPIDRAppliedToL2(t *testing.T) {
 			held[enc{crn, crm, op2}] = x
 			return true
 		})
-		pe := v.PE()
-		var regs [31]uint64
-		var sp uint64
-		exit := func() {
-			t.Helper()
-			e := pe.Last
-			if _, err := v.PEExit(&e, &regs, &sp); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sys := func(crn, crm, op2 uint8, read bool, x uint64) uint64 {
-			t.Helper()
-			regs[3] = x
-			pe.SysTrap(2, 3, 4, crn, crm, op2, 3, read)
-			exit()
-			return regs[3]
-		}
 		if got := sys(0, 0, 0, true, 0); got != l0MIDR {
 			t.Errorf("%v: VPIDR_EL2 before any write = %#x, want L0's %#x", mode, got, uint64(l0MIDR))
 		}
