@@ -23,31 +23,23 @@ func TestKeptEL2Regs(t *testing.T) {
 		{"CONTEXTIDR_EL2", 13, 0, 1},
 	}
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
-		v := newOnPE(t, mode)
-		pe := v.PE()
-		var x [31]uint64
-		var sp uint64
-		access := func(crn, crm, op2 uint8, read bool) {
+		rig := newOnPERig(t, mode)
+		pe := rig.pe
+		access := func(crn, crm, op2 uint8, read bool, x uint64) uint64 {
 			t.Helper()
 			pe.PC = 0x4000_0100
-			pe.SysTrap(2, 3, 4, crn, crm, op2, 9, read)
-			e := pe.Last
-			if _, err := v.PEExit(&e, &x, &sp); err != nil {
-				t.Fatalf("%v: %v", mode, err)
-			}
+			x = rig.el2Reg(crn, crm, op2, read, x)
 			if pe.EL != 1 || pe.PC != 0x4000_0104 {
 				t.Fatalf("%v: after the access the PE is at EL%d PC %#x, want vEL2 past it", mode, pe.EL, uint64(pe.PC))
 			}
+			return x
 		}
 		for i, r := range regs {
-			x[9] = 0x1111_0000 + uint64(i)
-			access(r.crn, r.crm, r.op2, false)
+			access(r.crn, r.crm, r.op2, false, 0x1111_0000+uint64(i))
 		}
 		for i, r := range regs {
-			x[9] = 0
-			access(r.crn, r.crm, r.op2, true)
-			if want := 0x1111_0000 + uint64(i); x[9] != want {
-				t.Errorf("%v: %s reads %#x, want %#x", mode, r.name, x[9], want)
+			if got, want := access(r.crn, r.crm, r.op2, true, 0), 0x1111_0000+uint64(i); got != want {
+				t.Errorf("%v: %s reads %#x, want %#x", mode, r.name, got, want)
 			}
 		}
 	}

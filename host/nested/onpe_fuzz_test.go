@@ -101,31 +101,12 @@ func newOnPE(t testing.TB, mode nested.Mode) *nested.VCPU {
 // no EL2 report for NVx '011'); its MRS SPSR_EL2 must read EL2h, while a
 // value software wrote (EL1h, to enter its guest) reads back as written.
 func TestSPSRFromVEL2NV1(t *testing.T) {
-	v := newOnPE(t, nested.ModeNV)
-	pe := v.PE()
+	r := newOnPERig(t, nested.ModeNV)
+	pe := r.pe
 	pe.PC, pe.NZCV = 0x4000_0100, 0b0100
-	// MRS X3, SPSR_EL2 (op0 3, op1 4, CRn 4, CRm 0, op2 0): read trap.
-	mrs := func() uint64 {
-		t.Helper()
-		var regs [31]uint64
-		var sp uint64
-		pe.SysTrap(2, 3, 4, 4, 0, 0, 3, true)
-		e := pe.Last
-		if _, err := v.PEExit(&e, &regs, &sp); err != nil {
-			t.Fatal(err)
-		}
-		return regs[3]
-	}
-	msr := func(x uint64) {
-		t.Helper()
-		regs := [31]uint64{3: x}
-		var sp uint64
-		pe.SysTrap(2, 3, 4, 4, 0, 0, 3, false)
-		e := pe.Last
-		if _, err := v.PEExit(&e, &regs, &sp); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// MSR/MRS X3, SPSR_EL2 (op0 3, op1 4, CRn 4, CRm 0, op2 0): traps.
+	mrs := func() uint64 { return r.el2Reg(4, 0, 0, true, 0) }
+	msr := func(x uint64) { r.el2Reg(4, 0, 0, false, x) }
 	e := cpu.Exception{Kind: cpu.DataAbort, TargetEL: 1, ESR: 0x25<<26 | 1<<25 | 0x07}
 	pe.TakeException(&e) // a stage-1 fault of its own, at vEL2
 	if got := pe.SPSR[1] >> 2 & 3; got != 1 {

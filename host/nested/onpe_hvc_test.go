@@ -33,20 +33,8 @@ func TestHVCAtVEL2(t *testing.T) {
 		{"NV HCD", nested.ModeNV, true, true, 1 << 25, pc, 0b1001, 0x200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := newOnPE(t, tc.mode)
-			pe := v.PE()
-			var regs [31]uint64
-			var sp uint64
-			sysr := func(crn, crm, op2 uint8, read bool, x uint64) uint64 {
-				t.Helper()
-				regs[3] = x
-				pe.SysTrap(2, 3, 4, crn, crm, op2, 3, read)
-				e := pe.Last
-				if _, err := v.PEExit(&e, &regs, &sp); err != nil {
-					t.Fatal(err)
-				}
-				return regs[3]
-			}
+			r := newOnPERig(t, tc.mode)
+			pe, sysr := r.pe, r.el2Reg
 			if tc.mode == nested.ModeNV {
 				sysr(12, 0, 0, false, vbar) // MSR VBAR_EL2
 				if tc.hcd {
@@ -63,10 +51,8 @@ func TestHVCAtVEL2(t *testing.T) {
 			pe.PC += 4 // the interpreter's HVC: past the instruction
 			e := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: sysreg.ESR(0x16<<26 | 1<<25 | imm)}
 			pe.TakeException(&e)
-			e = pe.Last
-			exit, err := v.PEExit(&e, &regs, &sp)
-			if err != nil || exit.Reason != nested.ExitVEL2 {
-				t.Fatalf("PEExit(HVC) = %v, %v; want ExitVEL2", exit.Reason, err)
+			if exit := r.exit(); exit.Reason != nested.ExitVEL2 {
+				t.Fatalf("PEExit(HVC) = %v; want ExitVEL2", exit.Reason)
 			}
 			if pe.EL != 1 || !pe.SP || pe.PC != mem.VA(vbar+tc.vecOf) {
 				t.Errorf("PE at EL%d SP_ELx %v PC %#x, want vEL2 SP_EL2 PC %#x", pe.EL, pe.SP, uint64(pe.PC), vbar+tc.vecOf)

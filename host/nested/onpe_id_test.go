@@ -64,24 +64,20 @@ func TestIDRegsAtVEL2(t *testing.T) {
 // would route it to vEL2) and returns to L2 past the MRS.
 func TestIDRegsFromL2(t *testing.T) {
 	const pfr0 = 0x1301001120110222
-	v := newOnPE(t, nested.ModeNV2)
+	r := newOnPERig(t, nested.ModeNV2)
+	v, pe := r.v, r.pe
 	v.SetIDSource(func(op0, op1, crn, crm, op2 uint8) (uint64, bool) {
 		return pfr0, op0 == 3 && op1 == 0 && crn == 0 && crm == 4 && op2 == 0
 	})
-	pe := v.PE()
-	var regs [31]uint64
-	var sp uint64
 	pe.SPSR[1], pe.ELR[1] = 0x3c5, 0x4000_2000 // ERET to L2's EL1h
 	e := cpu.Exception{Kind: cpu.ERETTrap, TargetEL: 2, ESR: 0x1a<<26 | 1<<25}
 	pe.TakeException(&e)
-	e = pe.Last
-	if _, err := v.PEExit(&e, &regs, &sp); err != nil || !v.InL2() {
-		t.Fatalf("ERET to L2: %v, in L2 %v", err, v.InL2())
+	if r.exit(); !v.InL2() {
+		t.Fatal("ERET did not enter L2")
 	}
 	pe.SysTrap(2, 3, 0, 0, 4, 0, 7, true) // MRS X7, ID_AA64PFR0_EL1
-	e = pe.Last
-	if _, err := v.PEExit(&e, &regs, &sp); err != nil || regs[7] != pfr0 {
-		t.Fatalf("L2's MRS ID_AA64PFR0_EL1 = %#x, %v; want %#x", regs[7], err, uint64(pfr0))
+	if r.exit(); r.regs[7] != pfr0 {
+		t.Fatalf("L2's MRS ID_AA64PFR0_EL1 = %#x; want %#x", r.regs[7], uint64(pfr0))
 	}
 	if !v.InL2() || pe.EL != 1 || pe.PC != 0x4000_2004 {
 		t.Errorf("after L2's MRS: in L2 %v, EL%d PC %#x; want L2 at 0x40002004", v.InL2(), pe.EL, uint64(pe.PC))
