@@ -167,6 +167,13 @@ func SysRegByEncoding(op0, op1, crn, crm, op2 uint8) (SysReg, bool) {
 	return 0, false
 }
 
+// IDGroup3 reports whether an MRS encoding is in the ID group 3 space
+// that HCR_EL2.TID3 traps at EL1: op0 3, op1 0, CRn 0, CRm 1-7 (not
+// MIDR_EL1, MPIDR_EL1 or REVIDR_EL1 at CRm 0).
+func IDGroup3(op0, op1, crn, crm uint8) bool {
+	return op0 == 3 && op1 == 0 && crn == 0 && crm >= 1 && crm <= 7
+}
+
 // EL12 returns the *_EL12 name of an EL1 register (how EL2 with
 // HCR_EL2.E2H=1 reaches it), and whether it has one.
 func (r SysReg) EL12() (SysReg, bool) {
@@ -308,7 +315,7 @@ func (pe *PE) resolve(r SysReg, rt uint8, read bool) (target, Exception) {
 			return target{}, pe.undefined()
 		}
 		// HCR_EL2.TID3 (bit 18) traps EL1 reads of the ID group 3 registers.
-		if isID && h.Has(hcrTID3) {
+		if isID && IDGroup3(ri.op0, ri.op1, ri.crn, ri.crm) && h.Has(hcrTID3) {
 			return trap()
 		}
 		// HCR_EL2.TVM traps EL1 writes, HCR_EL2.TRVM (bit 30) EL1 reads,

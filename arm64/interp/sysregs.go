@@ -334,8 +334,8 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 			return c.undefined(d, "")
 		}
 		switch {
-		case o.flags&oID != 0 && r.crm != 0 && h.Has(hcrTID3):
-			return trap(2) // ID group 3 only (CRm 1-7): MIDR/MPIDR/REVIDR are not TID3's
+		case o.flags&oID != 0 && cpu.IDGroup3(r.op0, r.op1, r.crn, r.crm) && h.Has(hcrTID3):
+			return trap(2)
 		case o.flags&oTVM != 0 && ((!read && h.Has(sysreg.HCR_TVM)) || (read && h.Has(hcrTRVM))):
 			return trap(2)
 		case (r.own == rREVIDR_EL1 || r.own == rAIDR_EL1) && h.Has(hcrTID1):

@@ -162,7 +162,7 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 	}
 	v.stats.L2Traps++
 	ids := v.vm.ids
-	if !t.eret && isIDGroup3(t.op0, t.op1, t.crn, t.crm) {
+	if !t.eret && cpu.IDGroup3(t.op0, t.op1, t.crn, t.crm) {
 		// HCR_EL2.TID3 traps all of ID group 3, also the registers the
 		// oracle's PE model does not have.
 		if effectiveControls(v.vHCR(), &ids).Has(hcrTID3) {

@@ -185,7 +185,7 @@ func (v *VCPU) emulateOnPE(e *cpu.Exception) (bool, error) {
 		v.stats.SysRegTraps++
 		v.skip()
 		return true, v.eret()
-	case isIDGroup3(op0, op1, crn, crm):
+	case cpu.IDGroup3(op0, op1, crn, crm):
 		v.stats.SysRegTraps++
 		return true, v.idAccess(op0, op1, crn, crm, op2, rt, read)
 	default:

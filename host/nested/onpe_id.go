@@ -14,12 +14,6 @@ import (
 // ID_AA64MMFR0/1/2_EL1, which are the sanitized IDRegs.
 func (v *VCPU) SetIDSource(f func(op0, op1, crn, crm, op2 uint8) (uint64, bool)) { v.ids = f }
 
-// isIDGroup3 reports whether an MRS encoding is in the ID group 3 space
-// that HCR_EL2.TID3 traps: op0 3, op1 0, CRn 0, CRm 1-7.
-func isIDGroup3(op0, op1, crn, crm uint8) bool {
-	return op0 == 3 && op1 == 0 && crn == 0 && crm >= 1 && crm <= 7
-}
-
 // idAccess answers a trapped access (the PE at EL2) to an ID group 3
 // register: a read gets the sanitized value or the source's (an
 // encoding neither has is an error from L0); a write is UNDEFINED, taken where the access came from (these
