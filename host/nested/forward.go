@@ -171,7 +171,7 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 		}
 		return Exit{}, true, v.idAccess(t.op0, t.op1, t.crn, t.crm, t.op2, t.rt, t.read)
 	}
-	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) {
+	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) || v.keptEL2Trap(t, &ids) {
 		v.stats.ForwardedTraps++
 		return v.forwardTrap(e)
 	}
@@ -187,6 +187,20 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 		}
 	}
 	return Exit{}, false, fmt.Errorf("%w: L2's trap %v is neither L0's nor the guest hypervisor's", ErrUnhandled, e)
+}
+
+// keptEL2Trap reports whether t is an access at EL1 to an EL2 register
+// (op0 3, op1 4, or 5 for the *_EL12 and *_EL02 names) that the PE keeps
+// outside its register model (an interpreter's: SP_EL1, TPIDR_EL2, ...),
+// which the oracle's PE cannot execute, with the guest hypervisor's
+// effective HCR_EL2.NV: at EL1 such an access is UNDEFINED without NV and
+// trapped to EL2 with it (EC 0x18), so the trap is the guest hypervisor's.
+func (v *VCPU) keptEL2Trap(t decodedTrap, ids *IDRegs) bool {
+	if t.eret || t.op0 != 3 || (t.op1 != 4 && t.op1 != 5) || !effectiveControls(v.vHCR(), ids).NV() {
+		return false
+	}
+	_, modelled := cpu.SysRegByEncoding(t.op0, t.op1, t.crn, t.crm, t.op2)
+	return !modelled
 }
 
 // value returns the ID register r as the guest hypervisor reads it.
