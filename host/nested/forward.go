@@ -275,8 +275,18 @@ type vncrMirror struct {
 // a VA beyond the PA size, untranslated in L0's EL2 regime (MMU off).
 const vncrPoison = 1<<52 - 1<<12
 
-// vncrMirrored are the registers the model places in a VNCR page.
-var vncrMirrored = append([]cpu.SysReg{cpu.HCR_EL2, cpu.VTTBR_EL2, cpu.VTCR_EL2, cpu.VNCR_EL2}, el1Regs[:]...)
+// vncrMirrored are the offsets in a VNCR page of the registers the PE
+// places there: the PE model's, and SP_EL1 (0x240) and TPIDR_EL2 (0x090),
+// which a PE that keeps them outside its model (an interpreter's) redirects
+// there too (code on the PE, onpe.go).
+var vncrMirrored = func() []uint16 {
+	offs := []uint16{offSPEL1, offTPIDREL2}
+	for _, r := range append([]cpu.SysReg{cpu.HCR_EL2, cpu.VTTBR_EL2, cpu.VTCR_EL2, cpu.VNCR_EL2}, el1Regs[:]...) {
+		off, _ := r.VNCROffset()
+		offs = append(offs, off)
+	}
+	return offs
+}()
 
 // l1OwnRegs returns the registers of the guest hypervisor's own EL2 regime
 // as the PE runs it (on EL1&0, with NV1 for E2H=0), with stage 2 off: its
@@ -353,8 +363,7 @@ func (v *VCPU) vncrLoad(ipa mem.IPA) error {
 	h := v.vm.k.Host()
 	ee := sysreg.SCTLR(v.ownReg(cpu.SCTLR_EL2)).EE()
 	g := guestMemory{v.vm.k}
-	for _, r := range vncrMirrored {
-		off, _ := r.VNCROffset()
+	for _, off := range vncrMirrored {
 		x, ok := g.Read64(mem.PA(ipa) + mem.PA(off))
 		if !ok {
 			return fmt.Errorf("nested: the guest hypervisor's VNCR page at L1 IPA %#x has no memory", uint64(ipa))
@@ -376,8 +385,7 @@ func (v *VCPU) vncrExit() error {
 	m.active = false
 	ee := sysreg.SCTLR(v.ownReg(cpu.SCTLR_EL2)).EE()
 	a := v.vm.k.Host().Arena()
-	for _, r := range vncrMirrored {
-		off, _ := r.VNCROffset()
+	for _, off := range vncrMirrored {
 		x, _ := a.Read64(m.frame + mem.PA(off))
 		if err := v.writeL1(m.l1+mem.IPA(off), swapIf(ee, x)); err != nil {
 			return err

@@ -11,7 +11,10 @@
 // the hardware would give G at EL2. K's HVC goes to G the same way. G maps
 // one page lazily, reports the faults it does not map, emulates an MMIO
 // device, unmaps a page with TLBI (H then drops what its shadow derived)
-// and powers off over SMC (HCR_EL2.TSC: to H). Under `nestmmu exec
+// and powers off over SMC (HCR_EL2.TSC: to H). H runs G twice: with
+// FEAT_NV, and with FEAT_NV2 (HCR_EL2.NV2, VNCR_EL2 at a page of H's),
+// where most of G's EL2 register accesses are memory accesses to the page
+// or reach the EL1 registers, and only the rest trap. Under `nestmmu exec
 // --nested` the program is L1, G L2 and K L3.
 //
 // Every line printed is what the architecture determines: values read
@@ -20,6 +23,7 @@
 #include "harness.h"
 
 #define HCR_NV (1UL << 42)
+#define HCR_NV2 (1UL << 45)
 #define HCR_TSC (1UL << 19)
 #define HCR_TTLB (1UL << 25)
 #define HCR_HCD (1UL << 29)
@@ -64,6 +68,74 @@ static const struct {
 static u64 vr[N_V];
 static int nreads[N_V], nwrites[N_V];
 static int n_tlbi, n_eret, n_entries, n_fills, n_forwarded;
+
+// With FEAT_NV2 (HCR_EL2.{NV,NV2}={1,1}) G's accesses to HCR_EL2,
+// VTTBR_EL2, VTCR_EL2 and SP_EL1 are loads and stores at VNCR_EL2 + the
+// register's offset, and those to ELR_EL2, SPSR_EL2, ESR_EL2 and FAR_EL2
+// reach the EL1 registers; the others still trap. vget and vset reach G's
+// register where it is while G's context is on the PE.
+static int nv2;
+static u64 vncr_page[512] __attribute__((aligned(4096)));
+static const u16 vncr_off[N_V] = {[V_HCR] = 0x078, [V_VTTBR] = 0x020, [V_VTCR] = 0x040, [V_SP_EL1] = 0x240};
+
+static u64 vget(int i)
+{
+	if (nv2 && vncr_off[i])
+		return vncr_page[vncr_off[i] / 8];
+	if (nv2) {
+		switch (i) {
+		case V_ELR: return read_sysreg(elr_el1);
+		case V_SPSR: return read_sysreg(spsr_el1);
+		case V_ESR: return read_sysreg(esr_el1);
+		case V_FAR: return read_sysreg(far_el1);
+		}
+	}
+	return vr[i];
+}
+
+static void vset(int i, u64 x)
+{
+	if (nv2 && vncr_off[i]) {
+		vncr_page[vncr_off[i] / 8] = x;
+		return;
+	}
+	if (nv2) {
+		switch (i) {
+		case V_ELR: write_sysreg(elr_el1, x); return;
+		case V_SPSR: write_sysreg(spsr_el1, x); return;
+		case V_ESR: write_sysreg(esr_el1, x); return;
+		case V_FAR: write_sysreg(far_el1, x); return;
+		}
+	}
+	vr[i] = x;
+}
+
+// With FEAT_NV2 the EL1 registers an exception entry and return use hold
+// G's EL2 ones while G runs and K's while K runs; K's are kept in the VNCR
+// page (where G's *_EL12 accesses reach them) and G's in g_el1 between.
+static const u16 el1_off[4] = {0x230, 0x160, 0x138, 0x220}; // ELR, SPSR, ESR, FAR
+static u64 g_el1[4];
+static void el1_switch(u64 *save, u64 *load)
+{
+	save[0] = read_sysreg(elr_el1);
+	save[1] = read_sysreg(spsr_el1);
+	save[2] = read_sysreg(esr_el1);
+	save[3] = read_sysreg(far_el1);
+	write_sysreg(elr_el1, load[0]);
+	write_sysreg(spsr_el1, load[1]);
+	write_sysreg(esr_el1, load[2]);
+	write_sysreg(far_el1, load[3]);
+}
+static void k_el1(u64 *k)
+{
+	for (int i = 0; i < 4; i++)
+		k[i] = vncr_page[el1_off[i] / 8];
+}
+static void k_el1_store(const u64 *k)
+{
+	for (int i = 0; i < 4; i++)
+		vncr_page[el1_off[i] / 8] = k[i];
+}
 
 static u64 *h_s2, *shadow;
 static u64 shadow_vttbr; // G's VTTBR_EL2 the shadow was built for
@@ -134,17 +206,24 @@ static void clear_shadow(void)
 // AArch64), with PSTATE EL2h and DAIF masked (EL1h on the PE).
 static void to_g(struct frame *f, u64 esr, u64 far, u64 hpfar)
 {
-	vr[V_ELR] = f->elr;
-	vr[V_SPSR] = f->spsr;
-	vr[V_ESR] = esr;
-	vr[V_FAR] = far;
-	vr[V_HPFAR] = hpfar;
-	vr[V_SP_EL1] = read_sysreg(sp_el1);
+	if (nv2) {
+		u64 k[4];
+		el1_switch(k, g_el1);
+		k_el1_store(k);
+	}
+	if (!vget(V_VBAR))
+		fail("G has no vector table");
+	vset(V_ELR, f->elr);
+	vset(V_SPSR, f->spsr);
+	vset(V_ESR, esr);
+	vset(V_FAR, far);
+	vset(V_HPFAR, hpfar);
+	vset(V_SP_EL1, read_sysreg(sp_el1));
 	write_sysreg(sp_el1, g_sp);
 	write_sysreg(vttbr_el2, (u64)h_s2 | H_VMID << 48);
 	write_sysreg(hcr_el2, hcr_g);
 	isb();
-	f->elr = vr[V_VBAR] + 0x400;
+	f->elr = vget(V_VBAR) + 0x400;
 	f->spsr = SPSR_EL1H;
 	in_k = 0;
 	n_forwarded++;
@@ -162,7 +241,7 @@ static void k_abort(struct frame *f)
 		fail("K's stage 1 is on");
 	u64 ipa = f->far; // K's stage 1 is off: its IPA is the VA
 	struct leaf g, h;
-	u64 gfsc = s2_walk(vr[V_VTTBR] & 0xfffffffffffeUL, ipa, 1, &g);
+	u64 gfsc = s2_walk(vget(V_VTTBR) & 0xfffffffffffeUL, ipa, 1, &g);
 	if (!gfsc)
 		gfsc = s2_perm(&g, write, fetch);
 	if (gfsc) {
@@ -207,10 +286,10 @@ static void g_sysreg(struct frame *f)
 		if (read) {
 			nreads[i]++;
 			if (rt != 31)
-				f->x[rt] = vr[i];
+				f->x[rt] = vget(i);
 		} else {
 			nwrites[i]++;
-			vr[i] = rt == 31 ? 0 : f->x[rt];
+			vset(i, rt == 31 ? 0 : f->x[rt]);
 		}
 		return;
 	}
@@ -222,29 +301,34 @@ static void g_sysreg(struct frame *f)
 // into K on the shadow of G's stage 2.
 static void g_eret(struct frame *f)
 {
-	u64 spsr = vr[V_SPSR], m = spsr & 0x1f;
+	u64 spsr = vget(V_SPSR), elr = vget(V_ELR), hcr = vget(V_HCR), m = spsr & 0x1f;
 	n_eret++;
 	if (m == 0x9 || m == 0x8) {
-		f->elr = vr[V_ELR];
+		f->elr = elr;
 		f->spsr = (spsr & ~0xcUL) | 0x4;
 		return;
 	}
 	if (m != 0x5 && m != 0x4 && m != 0x0)
 		fail("G returns to a mode H does not run");
-	if (!(vr[V_HCR] & HCR_VM) || !(vr[V_HCR] & HCR_RW))
+	if (!(hcr & HCR_VM) || !(hcr & HCR_RW))
 		fail("G runs its guest without stage 2 or AArch64");
-	if (vr[V_VTCR] != VTCR_VALUE)
+	if (vget(V_VTCR) != VTCR_VALUE)
 		fail("G's VTCR_EL2 is not the one H walks");
-	if (shadow_vttbr != vr[V_VTTBR]) {
-		shadow_vttbr = vr[V_VTTBR];
+	if (shadow_vttbr != vget(V_VTTBR)) {
+		shadow_vttbr = vget(V_VTTBR);
 		clear_shadow();
 	}
 	g_sp = read_sysreg(sp_el1);
-	write_sysreg(sp_el1, vr[V_SP_EL1]);
+	write_sysreg(sp_el1, vget(V_SP_EL1));
+	if (nv2) {
+		u64 k[4];
+		k_el1(k);
+		el1_switch(g_el1, k);
+	}
 	write_sysreg(vttbr_el2, (u64)shadow | SHADOW_VMID << 48);
-	write_sysreg(hcr_el2, HCR_RW | HCR_VM | HCR_TSC | (vr[V_HCR] & HCR_HCD));
+	write_sysreg(hcr_el2, HCR_RW | HCR_VM | HCR_TSC | (hcr & HCR_HCD));
 	isb();
-	f->elr = vr[V_ELR];
+	f->elr = elr;
 	f->spsr = spsr;
 	in_k = 1;
 	n_entries++;
@@ -267,7 +351,7 @@ static void h_handler(struct frame *f, int vec)
 		if (ec == 0x20 || ec == 0x24)
 			k_abort(f);
 		else if (ec == 0x16)
-			to_g(f, f->esr, vr[V_FAR], vr[V_HPFAR]); // HVC: G's (its HCR_EL2.HCD is 0 here)
+			to_g(f, f->esr, 0, 0); // HVC: G's (its HCR_EL2.HCD is 0 here); FAR_EL2, HPFAR_EL2 UNKNOWN
 		else {
 			pr("H: unexpected exception from G's guest: ESR %x ELR %x\n", f->esr, f->elr);
 			fail("recurse");
@@ -398,19 +482,23 @@ static u64 g_main(u64 arg)
 	psci_system_off(); // SMC: H's (HCR_EL2.TSC)
 }
 
-int main(void)
+// pass runs G with FEAT_NV, or with FEAT_NV2 and a VNCR page, and prints
+// what G did to H.
+static void pass(int with_nv2)
 {
-	if (boot_el != 2)
-		fail("recurse needs EL2");
-	el2_handler = h_handler;
-	u64 nv = read_sysreg(id_aa64mmfr2_el1) >> 24 & 15;
-	pr("H: ID_AA64MMFR2_EL1.NV %d\n", nv);
-	if (!nv)
-		fail("no FEAT_NV");
-	h_s2 = s2_setup(H_VMID);
-	pt_map(h_s2, G_WIN, PA_DATA, 3, S2_NORMAL_RW);
-	shadow = pt_alloc();
+	nv2 = with_nv2;
+	memset(vr, 0, sizeof vr);
+	memset(nreads, 0, sizeof nreads);
+	memset(nwrites, 0, sizeof nwrites);
+	memset(vncr_page, 0, sizeof vncr_page);
+	n_tlbi = n_eret = n_entries = n_fills = n_forwarded = 0;
 	hcr_g = HCR_RW | HCR_VM | HCR_NV | HCR_TSC | HCR_TTLB;
+	if (nv2) {
+		hcr_g |= HCR_NV2;
+		write_sysreg(s3_4_c2_c2_0, (u64)vncr_page); // VNCR_EL2: EL2's MMU is off, VA = PA
+	}
+	pr("H: running G with FEAT_NV%s\n", nv2 ? "2" : "");
+	write_sysreg(vttbr_el2, (u64)h_s2 | H_VMID << 48);
 	write_sysreg(hcr_el2, hcr_g);
 	isb();
 	run_lower(g_main, 0, (u64)__stack_el1, SPSR_EL1H);
@@ -423,5 +511,24 @@ int main(void)
 			pr(" %s %d/%d", vreg[i].name, nreads[i], nwrites[i]);
 	pr("\nH: TLBI %d, ERET %d, entries into K %d, shadow fills %d, exceptions to G %d\n", n_tlbi, n_eret, n_entries,
 	   n_fills, n_forwarded);
+	if (nv2)
+		pr("H: VNCR page: HCR_EL2 %x VTCR_EL2 %x\n", vncr_page[0x078 / 8], vncr_page[0x040 / 8]);
+}
+
+int main(void)
+{
+	if (boot_el != 2)
+		fail("recurse needs EL2");
+	el2_handler = h_handler;
+	u64 nv = read_sysreg(id_aa64mmfr2_el1) >> 24 & 15;
+	pr("H: ID_AA64MMFR2_EL1.NV %d\n", nv);
+	if (!nv)
+		fail("no FEAT_NV");
+	h_s2 = s2_setup(H_VMID);
+	pt_map(h_s2, G_WIN, PA_DATA, 3, S2_NORMAL_RW);
+	shadow = pt_alloc();
+	pass(0);
+	if (nv >= 2)
+		pass(1);
 	return 0;
 }
