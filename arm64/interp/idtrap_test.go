@@ -68,3 +68,54 @@ func TestSetByEncoding(t *testing.T) {
 		t.Error("SetByEncoding(SCTLR_EL1) accepted a register of the PE's model")
 	}
 }
+
+// TestEL2ControlTraps: the EL2 controls of registers the interpreter keeps
+// that trap EL1 accesses to EL2 with EC 0x18: CPTR_EL2.TCPAC (CPACR_EL1),
+// MDCR_EL2.TDA and TDE (MDSCR_EL1), CNTHCTL_EL2.EL1PCTEN=0 (CNTPCT_EL0,
+// E2H=0), each register's accessibility pseudocode; HSTR_EL2 traps only
+// AArch32 accesses, so an AArch64 MRS of a CRn=1 register completes.
+func TestEL2ControlTraps(t *testing.T) {
+	const (
+		mrsCPACR  = 0xd5381041 // MRS X1, CPACR_EL1
+		msrCPACR  = 0xd5181041 // MSR CPACR_EL1, X1
+		mrsMDSCR  = 0xd5300241 // MRS X1, MDSCR_EL1
+		mrsCNTPCT = 0xd53be021 // MRS X1, CNTPCT_EL0
+		mrsSCTLR  = 0xd5381001 // MRS X1, SCTLR_EL1
+	)
+	for _, c := range []struct {
+		name     string
+		word     uint32
+		reg      string
+		val      uint64
+		trap     bool
+		wantRead bool
+	}{
+		{"CPACR_EL1 read, TCPAC", mrsCPACR, "CPTR_EL2", 1 << 31, true, true},
+		{"CPACR_EL1 write, TCPAC", msrCPACR, "CPTR_EL2", 1 << 31, true, false},
+		{"CPACR_EL1, TFP only", mrsCPACR, "CPTR_EL2", 1 << 10, false, true},
+		{"MDSCR_EL1, TDA", mrsMDSCR, "MDCR_EL2", 1 << 9, true, true},
+		{"MDSCR_EL1, TDE", mrsMDSCR, "MDCR_EL2", 1 << 8, true, true},
+		{"MDSCR_EL1, HPMN only", mrsMDSCR, "MDCR_EL2", 6, false, true},
+		{"CNTPCT_EL0, EL1PCTEN=0", mrsCNTPCT, "CNTHCTL_EL2", 2, true, true},
+		{"CNTPCT_EL0, EL1PCTEN=1", mrsCNTPCT, "CNTHCTL_EL2", 1, false, true},
+		{"SCTLR_EL1, HSTR_EL2.T1", mrsSCTLR, "HSTR_EL2", 0xffff, false, true},
+	} {
+		r := newRig(t, 1)
+		enc := map[string][3]uint8{"CPTR_EL2": {1, 1, 2}, "MDCR_EL2": {1, 1, 1}, "CNTHCTL_EL2": {14, 1, 0}, "HSTR_EL2": {1, 1, 3}}[c.reg]
+		if !r.c.SetByEncoding(3, 4, enc[0], enc[1], enc[2], c.val) {
+			t.Fatalf("%s: SetByEncoding(%s) refused", c.name, c.reg)
+		}
+		r.code(c.word)
+		r.run(1)
+		if !c.trap {
+			if r.pe.EL != 1 || r.pe.PC != codeBase+4 {
+				t.Errorf("%s: EL%d PC %#x (ESR_EL2 %#x), want the access to complete at EL1", c.name, r.pe.EL, r.pe.PC, uint64(r.pe.ESR[2]))
+			}
+			continue
+		}
+		esr := r.pe.ESR[2]
+		if r.pe.EL != 2 || esr.EC() != 0x18 || (uint64(esr)&1 == 1) != c.wantRead || uint64(esr)>>5&31 != 1 {
+			t.Errorf("%s: EL%d ESR_EL2 %#x, want EC 0x18, Rt 1, read %v at EL2", c.name, r.pe.EL, uint64(esr), c.wantRead)
+		}
+	}
+}

@@ -344,6 +344,10 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 			return trap(2)
 		case (r.own == rCNTPCT_EL0 || r.own == rCNTVCT_EL0) && !c.counterEL1Enabled(r.own):
 			return trap(2)
+		case r.own == rCPACR_EL1 && !c.opts.NoEL2 && c.sys.v[rCPTR_EL2]>>31&1 != 0:
+			return trap(2) // CPTR_EL2.TCPAC (CPACR_EL1's accessibility pseudocode)
+		case r.own == rMDSCR_EL1 && !c.opts.NoEL2 && c.sys.v[rMDCR_EL2]&(1<<8|1<<9) != 0:
+			return trap(2) // MDCR_EL2.TDE or TDA (MDSCR_EL1's accessibility pseudocode)
 		case r.own == rSP_EL0 && !pe.SP:
 			return c.undefined(d, "") // SP_EL0 is UNDEFINED while it is the SP in use
 		}

@@ -171,7 +171,7 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 		}
 		return Exit{}, true, v.idAccess(t.op0, t.op1, t.crn, t.crm, t.op2, t.rt, t.read)
 	}
-	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) || v.keptEL2Trap(t, &ids) {
+	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) || v.keptEL2Trap(t, &ids) || v.keptTrapL1(t, e.FromEL) {
 		v.stats.ForwardedTraps++
 		return v.forwardTrap(e)
 	}
@@ -185,6 +185,11 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 				return Exit{}, true, v.eret()
 			}
 		}
+	}
+	if v.onPE && !t.eret && v.keptByPE(t) {
+		// A register the PE keeps outside its model that only L0's own
+		// controls trap (keptOnPE): L0 performs the access on it.
+		return Exit{}, true, v.keptAccess(t)
 	}
 	return Exit{}, false, fmt.Errorf("%w: L2's trap %v is neither L0's nor the guest hypervisor's", ErrUnhandled, e)
 }

@@ -51,7 +51,7 @@ func (v *VCPU) SetCodeOnPE() {
 func (v *VCPU) gprsToL2(ctx *kvm.Context) {
 	if v.onPE {
 		ctx.SP = v.vncrGet(offSPEL1)
-		v.keptToL2()
+		v.applyKept(true)
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -61,7 +61,7 @@ func (v *VCPU) gprsToVEL2(ctx *kvm.Context) {
 	if v.onPE {
 		v.vncrSet(offSPEL1, ctx.SP)
 		ctx.SP = v.other.sp
-		v.keptToVEL2()
+		v.applyKept(false)
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -113,6 +113,12 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 			}
 			// HVC from L2's EL1 is taken to EL2: the guest hypervisor's
 			// (AArch64.CallHypervisor), with ELR_EL2 past the HVC.
+			v.stats.L2Traps++
+			v.stats.ForwardedTraps++
+			x, _, err := v.forwardTrap(*e)
+			return x, err
+		}
+		if v.keptExceptionL1(e) {
 			v.stats.L2Traps++
 			v.stats.ForwardedTraps++
 			x, _, err := v.forwardTrap(*e)

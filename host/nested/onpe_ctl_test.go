@@ -1,0 +1,184 @@
+package nested_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/cpu"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/host/nested"
+)
+
+// keptPE is the PE's kept registers (an interpreter's) for the on-PE rig:
+// L0's own values before SetKeptWriter, then what L0 gives the PE.
+type keptPE map[[3]uint8]uint64
+
+func (h keptPE) source(op0, op1, crn, crm, op2 uint8) (uint64, bool) {
+	x, ok := h[[3]uint8{crn, crm, op2}]
+	return x, ok && (op0 == 3 && op1 == 4 || op0 == 3 && op1 == 0 || op0 == 2)
+}
+
+var (
+	encCNTVOFF = [3]uint8{14, 0, 3}
+	encCPTR    = [3]uint8{1, 1, 2}
+	encMDCR    = [3]uint8{1, 1, 1}
+	encCNTHCTL = [3]uint8{14, 1, 0}
+	encHSTR    = [3]uint8{1, 1, 3}
+)
+
+// onPEEnterL2 makes the guest hypervisor of r ERET into its guest (EL1h).
+func onPEEnterL2(t *testing.T, r *onPE, mode nested.Mode) {
+	t.Helper()
+	pe := r.pe
+	if mode == nested.ModeNV {
+		r.el2Reg(12, 0, 0, false, 0x4000_8000) // VBAR_EL2
+		r.el2Reg(1, 1, 0, false, 1<<31)        // HCR_EL2: RW
+		r.el2Reg(4, 0, 0, false, 0x3c5)        // SPSR_EL2: EL1h
+		r.el2Reg(4, 0, 1, false, 0x4000_2000)  // ELR_EL2
+	} else {
+		pe.VBAR[1] = 0x4000_8000
+		pe.SPSR[1], pe.ELR[1] = 0x3c5, 0x4000_2000
+	}
+	e := cpu.Exception{Kind: cpu.ERETTrap, TargetEL: 2, ESR: 0x1a<<26 | 1<<25}
+	pe.TakeException(&e)
+	r.exit()
+	if !r.v.InL2() {
+		t.Fatalf("%v: ERET did not enter L2", mode)
+	}
+}
+
+// TestKeptControlsAppliedToL2: the guest hypervisor's CNTVOFF_EL2 offsets
+// the PE's virtual counter in both worlds (E2H=0: the offset applies at
+// EL2 too), and while its guest runs the PE holds the trap controls of its
+// CPTR_EL2 (TCPAC, TFP), MDCR_EL2 (TDE, TDA) and CNTHCTL_EL2 (EL1PCTEN,
+// EL1PCEN cleared) combined with L0's; HSTR_EL2 (AArch32 only) stays
+// L0's. Back at vEL2 the PE holds L0's controls again.
+func TestKeptControlsAppliedToL2(t *testing.T) {
+	const l0MDCR, l0CNTHCTL = 6, 3
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		held := keptPE{encCNTVOFF: 0x40, encCPTR: 0, encMDCR: l0MDCR, encCNTHCTL: l0CNTHCTL, encHSTR: 0}
+		r := newOnPERig(t, mode)
+		r.v.SetIDSource(held.source)
+		r.v.SetKeptWriter(func(op0, op1, crn, crm, op2 uint8, x uint64) bool {
+			held[[3]uint8{crn, crm, op2}] = x
+			return true
+		})
+		if got := r.el2Reg(1, 1, 1, true, 0); got != l0MDCR {
+			t.Errorf("%v: MDCR_EL2 before any write reads %#x, want the reset value %#x", mode, got, l0MDCR)
+		}
+		r.el2Reg(14, 0, 3, false, 0x1000)            // CNTVOFF_EL2
+		r.el2Reg(1, 1, 2, false, 1<<31|1<<10|0x33ff) // CPTR_EL2: TCPAC, TFP, RES1 bits
+		r.el2Reg(1, 1, 1, false, 1<<9|1<<8|2)        // MDCR_EL2: TDA, TDE, HPMN 2
+		r.el2Reg(14, 1, 0, false, 1<<2)              // CNTHCTL_EL2: EL1PCTEN=EL1PCEN=0
+		r.el2Reg(1, 1, 3, false, 0xffff)             // HSTR_EL2
+		want := keptPE{encCNTVOFF: 0x1040, encCPTR: 0, encMDCR: l0MDCR, encCNTHCTL: l0CNTHCTL, encHSTR: 0}
+		check := func(where string, want keptPE) {
+			t.Helper()
+			for k, x := range want {
+				if held[k] != x {
+					t.Errorf("%v: %s the PE holds %#x at S3_4_C%d_C%d_%d, want %#x", mode, where, held[k], k[0], k[1], k[2], x)
+				}
+			}
+		}
+		check("at vEL2", want)
+		onPEEnterL2(t, r, mode)
+		check("in L2", keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10, encMDCR: l0MDCR | 1<<9 | 1<<8, encCNTHCTL: 0, encHSTR: 0})
+		// L2's HVC: back at vEL2.
+		r.pe.PC += 4
+		e := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: sysreg.ESR(0x16<<26 | 1<<25)}
+		r.pe.TakeException(&e)
+		r.exit()
+		check("back at vEL2", want)
+	}
+}
+
+// TestKeptTrapsForwarded: an L2 trap that the guest hypervisor's kept
+// controls ask for reaches its vector for a lower EL with the syndrome the
+// PE gave (CNTPCT_EL0 with CNTHCTL_EL2.EL1PCTEN=0, CPACR_EL1 with
+// CPTR_EL2.TCPAC, MDSCR_EL1 with MDCR_EL2.TDA, an FP/SIMD instruction
+// with CPTR_EL2.TFP: EC 0x07, a BRK with MDCR_EL2.TDE: EC 0x3C); one only
+// L0's controls take is performed by L0 on the PE's register and L2
+// continues past it.
+func TestKeptTrapsForwarded(t *testing.T) {
+	sysTrap := func(op0, op1, crn, crm, op2 uint8, read bool) func(pe *cpu.PE) {
+		return func(pe *cpu.PE) { pe.SysTrap(2, op0, op1, crn, crm, op2, 3, read) }
+	}
+	cases := []struct {
+		name     string
+		l1       keptPE // the guest hypervisor's writes
+		l0       keptPE // L0's own controls
+		take     func(pe *cpu.PE)
+		forward  bool
+		wantEC   uint64
+		wantRead uint64 // X3 after an access L0 performs
+	}{
+		{"CNTPCT_EL0 EL1PCTEN=0", keptPE{encCNTHCTL: 2}, nil, sysTrap(3, 3, 14, 0, 1, true), true, 0x18, 0},
+		{"CPACR_EL1 TCPAC", keptPE{encCPTR: 1 << 31}, nil, sysTrap(3, 0, 1, 0, 2, false), true, 0x18, 0},
+		{"MDSCR_EL1 TDA", keptPE{encMDCR: 1 << 9}, nil, sysTrap(2, 0, 0, 2, 2, true), true, 0x18, 0},
+		{"MDSCR_EL1 TDE", keptPE{encMDCR: 1 << 8}, nil, sysTrap(2, 0, 0, 2, 2, true), true, 0x18, 0},
+		{"FP TFP", keptPE{encCPTR: 1 << 10}, nil, func(pe *cpu.PE) {
+			e := cpu.Exception{Kind: cpu.FPAccess, TargetEL: 2, ESR: sysreg.ESR(0x07<<26 | 1<<25 | 1<<24 | 0xe<<20)}
+			pe.TakeException(&e)
+		}, true, 0x07, 0},
+		{"BRK TDE", keptPE{encMDCR: 1 << 8}, nil, func(pe *cpu.PE) {
+			e := cpu.Exception{Kind: cpu.Breakpoint, TargetEL: 2, ESR: sysreg.ESR(0x3c<<26 | 1<<25 | 7)}
+			pe.TakeException(&e)
+		}, true, 0x3c, 0},
+		{"CPACR_EL1 L0's TCPAC only", keptPE{encCPTR: 0}, keptPE{encCPTR: 1 << 31}, sysTrap(3, 0, 1, 0, 2, true), false, 0, 0x300000},
+		{"MDSCR_EL1 L0's TDA only", keptPE{encMDCR: 6}, keptPE{encMDCR: 1<<9 | 6}, sysTrap(2, 0, 0, 2, 2, true), false, 0, 0x1000},
+	}
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		for _, c := range cases {
+			held := keptPE{encCNTVOFF: 0, encCPTR: 0, encMDCR: 6, encCNTHCTL: 3, encHSTR: 0,
+				{1, 0, 2}: 0x300000, {0, 2, 2}: 0x1000} // CPACR_EL1, MDSCR_EL1
+			for k, x := range c.l0 {
+				held[k] = x
+			}
+			r := newOnPERig(t, mode)
+			r.v.SetIDSource(held.source)
+			r.v.SetKeptWriter(func(op0, op1, crn, crm, op2 uint8, x uint64) bool {
+				held[[3]uint8{crn, crm, op2}] = x
+				return true
+			})
+			for k, x := range c.l1 {
+				r.el2Reg(k[0], k[1], k[2], false, x)
+			}
+			onPEEnterL2(t, r, mode)
+			pc := r.pe.PC
+			c.take(r.pe)
+			esr := r.pe.ESR[2]
+			r.exit()
+			if c.forward {
+				if r.v.InL2() || r.pe.EL != 1 || r.pe.PC != 0x4000_8400 {
+					t.Errorf("%v %s: not at the guest hypervisor's vector +0x400 (in L2 %v, EL%d PC %#x)",
+						mode, c.name, r.v.InL2(), r.pe.EL, uint64(r.pe.PC))
+					continue
+				}
+				if got := r.pe.ESR[1]; got != esr || uint64(got.EC()) != c.wantEC {
+					t.Errorf("%v %s: ESR_EL2 %#x, want %#x (EC %#x)", mode, c.name, uint64(got), uint64(esr), c.wantEC)
+				}
+				if r.pe.ELR[1] != pc {
+					t.Errorf("%v %s: ELR_EL2 %#x, want L2's PC %#x", mode, c.name, uint64(r.pe.ELR[1]), uint64(pc))
+				}
+				continue
+			}
+			if !r.v.InL2() || r.pe.PC != pc+4 || r.regs[3] != c.wantRead {
+				t.Errorf("%v %s: in L2 %v PC %#x X3 %#x, want L2 past the access (%#x) reading %#x",
+					mode, c.name, r.v.InL2(), uint64(r.pe.PC), r.regs[3], uint64(pc+4), c.wantRead)
+			}
+		}
+	}
+}
+
+// TestKeptTrapNotL1s: with no kept register writer (a PE that holds none
+// outside its model), an L2 trap of such a register that no hypervisor's
+// controls explain is L0's error, not forwarded.
+func TestKeptTrapNotL1s(t *testing.T) {
+	r := newOnPERig(t, nested.ModeNV)
+	onPEEnterL2(t, r, nested.ModeNV)
+	r.pe.SysTrap(2, 2, 0, 0, 2, 2, 3, true)
+	e := r.pe.Last
+	if _, err := r.v.PEExit(&e, &r.regs, &r.sp); !errors.Is(err, nested.ErrUnhandled) {
+		t.Errorf("PEExit = %v, want ErrUnhandled", err)
+	}
+}
