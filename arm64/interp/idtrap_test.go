@@ -119,3 +119,26 @@ func TestEL2ControlTraps(t *testing.T) {
 		}
 	}
 }
+
+// TestCodeWritten: an instruction rewritten in memory behind the PE (not
+// by a store the PE makes, which the interpreter watches) executes in its
+// new form once CodeWritten reports the write: the decoded form of the old
+// word is dropped.
+func TestCodeWritten(t *testing.T) {
+	const movz1, movz2 = 0xd2800021, 0xd2800041 // MOVZ X1, #1; MOVZ X1, #2
+	r := newRig(t, 1)
+	r.code(movz1)
+	r.run(1)
+	if r.c.X[1] != 1 {
+		t.Fatalf("X1 = %d after MOVZ X1, #1", r.c.X[1])
+	}
+	if !r.ram.Write(codeBase, 4, movz2) {
+		t.Fatal("RAM write failed")
+	}
+	r.c.CodeWritten(codeBase, 4)
+	r.pe.PC = codeBase
+	r.run(1)
+	if r.c.X[1] != 2 {
+		t.Errorf("X1 = %d after the word was rewritten to MOVZ X1, #2 and reported", r.c.X[1])
+	}
+}

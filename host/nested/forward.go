@@ -367,7 +367,7 @@ func (v *VCPU) vncrLoad(ipa mem.IPA) error {
 	m := &v.fwd.vncr
 	h := v.vm.k.Host()
 	ee := sysreg.SCTLR(v.ownReg(cpu.SCTLR_EL2)).EE()
-	g := guestMemory{v.vm.k}
+	g := guestMemory{v.vm.k, v.vm}
 	for _, off := range vncrMirrored {
 		x, ok := g.Read64(mem.PA(ipa) + mem.PA(off))
 		if !ok {
@@ -419,6 +419,7 @@ func (v *VCPU) writeL1(ipa mem.IPA, x uint64) error {
 		return err
 	}
 	k.MarkDirty(ipa)
+	v.vm.guestWritten(ipa, 8)
 	return nil
 }
 

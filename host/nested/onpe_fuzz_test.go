@@ -64,6 +64,13 @@ func FuzzPEExit(f *testing.F) {
 // is code on the PE, at vEL2.
 func newOnPE(t testing.TB, mode nested.Mode) *nested.VCPU {
 	t.Helper()
+	_, v := newOnPEVM(t, mode)
+	return v
+}
+
+// newOnPEVM is newOnPE, also returning L0's nested VM.
+func newOnPEVM(t testing.TB, mode nested.Mode) (*nested.VM, *nested.VCPU) {
+	t.Helper()
 	h, err := kvm.NewHost(kvm.Config{CPUs: 1, MemBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +100,7 @@ func newOnPE(t testing.TB, mode nested.Mode) *nested.VCPU {
 	if err := v.LoadCPU(0); err != nil {
 		t.Fatal(err)
 	}
-	return v
+	return nvm, v
 }
 
 // TestSPSRFromVEL2NV1: with FEAT_NV alone (NV1=1), an exception the guest
@@ -126,6 +133,7 @@ func TestSPSRFromVEL2NV1(t *testing.T) {
 // test's.
 type onPE struct {
 	t    testing.TB
+	nvm  *nested.VM
 	v    *nested.VCPU
 	pe   *cpu.PE
 	regs [31]uint64
@@ -133,8 +141,8 @@ type onPE struct {
 }
 
 func newOnPERig(t testing.TB, mode nested.Mode) *onPE {
-	v := newOnPE(t, mode)
-	return &onPE{t: t, v: v, pe: v.PE()}
+	nvm, v := newOnPEVM(t, mode)
+	return &onPE{t: t, nvm: nvm, v: v, pe: v.PE()}
 }
 
 // exit hands L0 the exception the PE last took to EL2.
