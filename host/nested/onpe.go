@@ -52,6 +52,7 @@ func (v *VCPU) gprsToL2(ctx *kvm.Context) {
 	if v.onPE {
 		ctx.SP = v.vncrGet(offSPEL1)
 		v.applyKept(true)
+		v.cpacrToL2()
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -62,6 +63,7 @@ func (v *VCPU) gprsToVEL2(ctx *kvm.Context) {
 		v.vncrSet(offSPEL1, ctx.SP)
 		ctx.SP = v.other.sp
 		v.applyKept(false)
+		v.cpacrToVEL2()
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -133,6 +135,9 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 	if e.Kind == cpu.HypervisorCall {
 		return Exit{Reason: ExitVEL2}, v.hvcAtVEL2(e)
 	}
+	if e.Kind == cpu.FPAccess && v.keptL1(kCPTR)&cptrTFP != 0 {
+		return Exit{Reason: ExitVEL2}, v.fpAtVEL2(e)
+	}
 	if e.Kind == cpu.SysTrap {
 		if done, err := v.emulateOnPE(e); done || err != nil {
 			return Exit{}, err
@@ -189,6 +194,8 @@ func (v *VCPU) emulateOnPE(e *cpu.Exception) (bool, error) {
 		off = offSPEL1
 	case op0 == 3 && op1 == 4 && crn == 13 && crm == 0 && op2 == 2:
 		off = offTPIDREL2
+	case isCPACREL1(op0, op1, crn, crm, op2):
+		off = offCPACREL1 // L2's, under L0's CPTR_EL2.TCPAC (cpacrToVEL2)
 	case v.keptEL2Access(op0, op1, crn, crm, op2, rt, read):
 		v.stats.SysRegTraps++
 		v.skip()

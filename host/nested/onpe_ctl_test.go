@@ -52,7 +52,8 @@ func onPEEnterL2(t *testing.T, r *onPE, mode nested.Mode) {
 // EL2 too), and while its guest runs the PE holds the trap controls of its
 // CPTR_EL2 (TCPAC, TFP), MDCR_EL2 (TDE, TDA) and CNTHCTL_EL2 (EL1PCTEN,
 // EL1PCEN cleared) combined with L0's; HSTR_EL2 (AArch32 only) stays
-// L0's. Back at vEL2 the PE holds L0's controls again.
+// L0's. Back at vEL2 the PE holds L0's controls again, with the guest
+// hypervisor's TFP (it traps FP/SIMD at EL2 too) and L0's TCPAC.
 func TestKeptControlsAppliedToL2(t *testing.T) {
 	const l0MDCR, l0CNTHCTL = 6, 3
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
@@ -71,7 +72,8 @@ func TestKeptControlsAppliedToL2(t *testing.T) {
 		r.el2Reg(1, 1, 1, false, 1<<9|1<<8|2)        // MDCR_EL2: TDA, TDE, HPMN 2
 		r.el2Reg(14, 1, 0, false, 1<<2)              // CNTHCTL_EL2: EL1PCTEN=EL1PCEN=0
 		r.el2Reg(1, 1, 3, false, 0xffff)             // HSTR_EL2
-		want := keptPE{encCNTVOFF: 0x1040, encCPTR: 0, encMDCR: l0MDCR, encCNTHCTL: l0CNTHCTL, encHSTR: 0}
+		// At vEL2: its TFP (FP/SIMD at EL2) and L0's TCPAC (cpacrToVEL2).
+		want := keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10, encMDCR: l0MDCR, encCNTHCTL: l0CNTHCTL, encHSTR: 0}
 		check := func(where string, want keptPE) {
 			t.Helper()
 			for k, x := range want {
@@ -180,5 +182,62 @@ func TestKeptTrapNotL1s(t *testing.T) {
 	e := r.pe.Last
 	if _, err := r.v.PEExit(&e, &r.regs, &r.sp); !errors.Is(err, nested.ErrUnhandled) {
 		t.Errorf("PEExit = %v, want ErrUnhandled", err)
+	}
+}
+
+// TestCPACRAndFPAtVEL2: an E2H=0 guest hypervisor's MSR/MRS CPACR_EL1 at
+// vEL2 reach its guest's register, which the PE holds only while L2 runs
+// (at vEL2 the PE's CPACR_EL1 enables FP/SIMD: no EL1 control applies to
+// code at EL2); its own FP/SIMD instruction with its CPTR_EL2.TFP takes
+// the trap at EL2 from EL2 (EC 0x07, its vector for the current EL with
+// SP_EL2, +0x200, ELR_EL2 at the instruction).
+func TestCPACRAndFPAtVEL2(t *testing.T) {
+	encCPACR := [3]uint8{1, 0, 2}
+	const l2CPACR, fpISS = 1 << 20, 0x07<<26 | 1<<25 | 1<<24 | 0xe<<20
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		held := keptPE{encCNTVOFF: 0, encCPTR: 0, encMDCR: 6, encCNTHCTL: 3, encHSTR: 0, encCPACR: 0}
+		r := newOnPERig(t, mode)
+		r.v.SetIDSource(held.source)
+		r.v.SetKeptWriter(func(op0, op1, crn, crm, op2 uint8, x uint64) bool {
+			held[[3]uint8{crn, crm, op2}] = x
+			return true
+		})
+		if held[encCPACR] != 3<<20 || held[encCPTR]&(1<<31) == 0 {
+			t.Fatalf("%v: at vEL2 the PE holds CPACR_EL1 %#x, CPTR_EL2 %#x: want FPEN=3 and TCPAC", mode, held[encCPACR], held[encCPTR])
+		}
+		cpacr := func(read bool, x uint64) uint64 { // MSR/MRS X3, CPACR_EL1 at vEL2: TCPAC traps it
+			r.regs[3] = x
+			r.pe.SysTrap(2, 3, 0, 1, 0, 2, 3, read)
+			r.exit()
+			return r.regs[3]
+		}
+		cpacr(false, l2CPACR)
+		if got := cpacr(true, 0); got != l2CPACR || held[encCPACR] != 3<<20 {
+			t.Errorf("%v: CPACR_EL1 at vEL2 reads %#x (PE %#x), want %#x with the PE's unchanged", mode, got, held[encCPACR], l2CPACR)
+		}
+		onPEEnterL2(t, r, mode)
+		if held[encCPACR] != l2CPACR {
+			t.Errorf("%v: in L2 the PE's CPACR_EL1 is %#x, want L2's %#x", mode, held[encCPACR], l2CPACR)
+		}
+		r.pe.PC += 4
+		e := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: sysreg.ESR(0x16<<26 | 1<<25)}
+		r.pe.TakeException(&e)
+		r.exit()
+		if held[encCPACR] != 3<<20 || cpacr(true, 0) != l2CPACR {
+			t.Errorf("%v: back at vEL2 the PE's CPACR_EL1 is %#x, want FPEN=3, L2's kept", mode, held[encCPACR])
+		}
+		r.el2Reg(1, 1, 2, false, 1<<10) // CPTR_EL2.TFP
+		if held[encCPTR]&(1<<10) == 0 {
+			t.Fatalf("%v: the guest hypervisor's TFP not on the PE at vEL2 (%#x)", mode, held[encCPTR])
+		}
+		const pc = 0x4000_0300
+		r.pe.PC = pc
+		fe := cpu.Exception{Kind: cpu.FPAccess, TargetEL: 2, ESR: fpISS}
+		r.pe.TakeException(&fe)
+		r.exit()
+		if r.pe.EL != 1 || r.pe.PC != 0x4000_8200 || r.pe.ESR[1] != fpISS || r.pe.ELR[1] != pc {
+			t.Errorf("%v: FP/SIMD at vEL2 with TFP: EL%d PC %#x ESR %#x ELR %#x, want its vector +0x200, ESR %#x, ELR %#x",
+				mode, r.pe.EL, uint64(r.pe.PC), uint64(r.pe.ESR[1]), uint64(r.pe.ELR[1]), fpISS, pc)
+		}
 	}
 }

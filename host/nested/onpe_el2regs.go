@@ -102,9 +102,11 @@ const (
 //     E2H=1 at EL2);
 //   - CPTR_EL2, MDCR_EL2, CNTHCTL_EL2 in L2: a trap either asks for is set
 //     (CPTR_EL2.TCPAC and TFP, MDCR_EL2.TDE and TDA set; CNTHCTL_EL2.EL1PCTEN
-//     and EL1PCEN cleared), L0's otherwise; L0's at vEL2, where an E2H=0
-//     guest hypervisor's controls of EL1 and EL0 do not apply (its TFP also
-//     traps its own FP/SIMD at EL2: not applied, see docs/A64.md);
+//     and EL1PCEN cleared), L0's otherwise; at vEL2, where an E2H=0 guest
+//     hypervisor's controls of EL1 and EL0 do not apply, L0's with the
+//     guest hypervisor's TFP (which traps FP/SIMD at EL2 too: CPTR_EL2.TFP,
+//     AArch64.CheckFPAdvSIMDEnabled) and TCPAC, by which L0 keeps L2's
+//     CPACR_EL1 off the PE (cpacrToVEL2);
 //   - HSTR_EL2: not applied. Its T<n> trap EL1 and EL0 accesses in AArch32
 //     state only (MCR/MRC to coproc 0b1111 with CRn n), which the PE here
 //     does not have; it has no effect on AArch64 code.
@@ -112,6 +114,8 @@ func keptOnPE(i int, l0, l1 uint64, l2 bool) uint64 {
 	switch {
 	case i == kCNTVOFF:
 		return l0 + l1
+	case !l2 && i == kCPTR:
+		return l0 | l1&cptrTFP | cptrTCPAC
 	case !l2:
 		return l0
 	case i == kVPIDR || i == kVMPIDR:
@@ -161,6 +165,9 @@ func (v *VCPU) SetKeptWriter(f func(op0, op1, crn, crm, op2 uint8, x uint64) boo
 		} else {
 			v.el2Kept[k.slot] = x
 		}
+	}
+	if !v.inL2 {
+		v.cpacrToVEL2()
 	}
 	v.applyKept(v.inL2)
 }
@@ -240,4 +247,51 @@ func (v *VCPU) keptAccess(t decodedTrap) error {
 	}
 	v.skip()
 	return v.eret()
+}
+
+// L2's CPACR_EL1 while the guest hypervisor runs. The PE checks
+// CPACR_EL1.FPEN at EL1, where it runs an E2H=0 guest hypervisor's vEL2,
+// whose FP/SIMD instructions only its CPTR_EL2.TFP controls: so at vEL2
+// the PE's CPACR_EL1 enables FP/SIMD and L2's value waits at its VNCR
+// offset (0x100), where L0's CPTR_EL2.TCPAC trap (keptOnPE) makes the
+// guest hypervisor's MSR/MRS CPACR_EL1 reach it (emulateOnPE).
+const (
+	offCPACREL1                                      = 0x100
+	cpacrFPENVEL2                                    = 3 << 20 // FPEN: no FP/SIMD trap at EL1 or EL0
+	cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2 = 3, 0, 1, 0, 2
+)
+
+// isCPACREL1 reports whether an MSR/MRS encoding names CPACR_EL1.
+func isCPACREL1(op0, op1, crn, crm, op2 uint8) bool {
+	return op0 == cpacrOp0 && op1 == cpacrOp1 && crn == cpacrCRn && crm == cpacrCRm && op2 == cpacrOp2
+}
+
+// cpacrToL2 and cpacrToVEL2 switch CPACR_EL1 with the worlds.
+func (v *VCPU) cpacrToL2() {
+	if v.setKept != nil && !v.vm.cfg.E2H {
+		v.setKept(cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2, v.vncrGet(offCPACREL1))
+	}
+}
+
+func (v *VCPU) cpacrToVEL2() {
+	if v.setKept == nil || v.ids == nil || v.vm.cfg.E2H {
+		return
+	}
+	if x, ok := v.ids(cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2); ok {
+		v.vncrSet(offCPACREL1, x)
+	}
+	v.setKept(cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2, cpacrFPENVEL2)
+}
+
+// fpAtVEL2 delivers the FP/SIMD access trap the guest hypervisor's own
+// instruction took (its CPTR_EL2.TFP, which L0 set on the PE at vEL2) as
+// the hardware takes it at EL2 from EL2: the same syndrome (EC 0x07), its
+// vector for the current EL, ELR_EL2 at the instruction.
+func (v *VCPU) fpAtVEL2(e *cpu.Exception) error {
+	if err := v.eret(); err != nil {
+		return err
+	}
+	x := cpu.Exception{Kind: cpu.FPAccess, TargetEL: 1, ESR: e.ESR}
+	v.pe.TakeException(&x)
+	return nil
 }

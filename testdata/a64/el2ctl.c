@@ -4,7 +4,8 @@
 // guest's and EL2's virtual counter), HCR_EL2.TID3 (ID group 3 reads
 // trapped and emulated), HSTR_EL2 (AArch32 only: no effect here),
 // CNTHCTL_EL2.EL1PCTEN (CNTPCT_EL0), CPTR_EL2.TCPAC (CPACR_EL1) and TFP
-// (FP/SIMD), MDCR_EL2.TDA (MDSCR_EL1) and TDE (BRK); the EL2 registers
+// (FP/SIMD, the guest's and EL2's own), MDCR_EL2.TDA (MDSCR_EL1) and TDE
+// (BRK); the EL2 registers
 // written and read back, and EL2's own HVC (taken to EL2, or UNDEFINED with
 // HCR_EL2.HCD). Only values the architecture and the program determine
 // are printed: fields of the ID registers that the PE's configuration
@@ -141,6 +142,18 @@ int main(void)
 	__asm__ volatile("hvc #0x43" : : : "memory");
 	outcome("HVC #0x43 at EL2 with HCR_EL2.HCD");
 	write_sysreg(hcr_el2, HCR_RW);
+	isb();
+	// CPTR_EL2.TFP (E2H=0) traps FP/SIMD at EL2 too; CPACR_EL1 (the
+	// guest's, FPEN=3: no trap at EL1) does not apply at EL2. (First: an
+	// exception taken to EL2 sets PSTATE.ALLINT on QEMU, FEAT_NMI, which
+	// the model does not implement; run_el1 returns without an ERET.)
+	write_sysreg(cpacr_el1, 3UL << 20);
+	write_sysreg(cptr_el2, read_sysreg(cptr_el2) | CPTR_TFP);
+	isb();
+	__asm__ volatile(".inst 0x9e6703e0" : : : "memory"); // FMOV D0, XZR
+	outcome("FMOV D0, XZR at EL2 with CPTR_EL2.TFP");
+	write_sysreg(cptr_el2, read_sysreg(cptr_el2) & ~CPTR_TFP);
+	write_sysreg(cpacr_el1, 0);
 	isb();
 
 	pr("el2ctl: EL2 registers written and read back\n");
