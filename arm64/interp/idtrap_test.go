@@ -36,9 +36,7 @@ func TestIDRegisterTraps(t *testing.T) {
 		r.code(c.word)
 		r.run(1)
 		if !c.trap {
-			if r.pe.EL != 1 || r.pe.PC != codeBase+4 {
-				t.Errorf("%s: EL%d PC %#x (ESR_EL2 %#x), want the read to complete at EL1", c.name, r.pe.EL, r.pe.PC, uint64(r.pe.ESR[2]))
-			}
+			r.completedAtEL1(c.name)
 			continue
 		}
 		if esr := r.pe.ESR[2]; r.pe.EL != 2 || esr.EC() != 0x18 || uint64(esr)&1 != 1 {
@@ -108,9 +106,7 @@ func TestEL2ControlTraps(t *testing.T) {
 		r.code(c.word)
 		r.run(1)
 		if !c.trap {
-			if r.pe.EL != 1 || r.pe.PC != codeBase+4 {
-				t.Errorf("%s: EL%d PC %#x (ESR_EL2 %#x), want the access to complete at EL1", c.name, r.pe.EL, r.pe.PC, uint64(r.pe.ESR[2]))
-			}
+			r.completedAtEL1(c.name)
 			continue
 		}
 		esr := r.pe.ESR[2]
@@ -140,5 +136,13 @@ func TestCodeWritten(t *testing.T) {
 	r.run(1)
 	if r.c.X[1] != 2 {
 		t.Errorf("X1 = %d after the word was rewritten to MOVZ X1, #2 and reported", r.c.X[1])
+	}
+}
+
+// completedAtEL1 checks that the instruction at codeBase completed at EL1.
+func (r *rig) completedAtEL1(name string) {
+	r.t.Helper()
+	if r.pe.EL != 1 || r.pe.PC != codeBase+4 {
+		r.t.Errorf("%s: EL%d PC %#x (ESR_EL2 %#x), want the access to complete at EL1", name, r.pe.EL, r.pe.PC, uint64(r.pe.ESR[2]))
 	}
 }
