@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
+	"github.com/nestmmu/nestmmu/mem"
 )
 
 // TestIDRegisterTraps: which ID-space reads at EL1 the HCR_EL2.TID bits
@@ -144,5 +145,62 @@ func (r *rig) completedAtEL1(name string) {
 	r.t.Helper()
 	if r.pe.EL != 1 || r.pe.PC != codeBase+4 {
 		r.t.Errorf("%s: EL%d PC %#x (ESR_EL2 %#x), want the access to complete at EL1", name, r.pe.EL, r.pe.PC, uint64(r.pe.ESR[2]))
+	}
+}
+
+// TestNV2KeptEL1Registers: with HCR_EL2.{NV,NV1,NV2}={1,1,1} an EL1 access
+// to an EL1 register the interpreter keeps that has a VNCR page offset is a
+// 64-bit access at VNCR_EL2 + offset (CONTEXTIDR_EL1 0x108, MDSCR_EL1
+// 0x158), after the register's own trap controls (HCR_EL2.TVM,
+// MDCR_EL2.TDA); with NV1=0 it reaches the register.
+func TestNV2KeptEL1Registers(t *testing.T) {
+	const (
+		msrCONTEXTIDR = 0xd518d021 // MSR CONTEXTIDR_EL1, X1
+		mrsMDSCR      = 0xd5300241 // MRS X1, MDSCR_EL1
+		nv, nv1, nv2  = sysreg.HCR_NV, sysreg.HCR_NV1, sysreg.HCR_NV2
+	)
+	for _, c := range []struct {
+		name   string
+		word   uint32
+		hcr    sysreg.HCR
+		mdcr   uint64
+		off    uint64 // the VNCR page offset reached, 0: the register
+		trap   bool
+		isRead bool
+	}{
+		{"CONTEXTIDR_EL1 write, NV2 NV1", msrCONTEXTIDR, nv | nv1 | nv2, 6, 0x108, false, false},
+		{"CONTEXTIDR_EL1 write, NV2 NV1, TVM first", msrCONTEXTIDR, nv | nv1 | nv2 | sysreg.HCR_TVM, 6, 0, true, false},
+		{"CONTEXTIDR_EL1 write, NV2 without NV1", msrCONTEXTIDR, nv | nv2, 6, 0, false, false},
+		{"MDSCR_EL1 read, NV2 NV1", mrsMDSCR, nv | nv1 | nv2, 6, 0x158, false, true},
+		{"MDSCR_EL1 read, NV2 NV1, TDA first", mrsMDSCR, nv | nv1 | nv2, 6 | 1<<9, 0, true, true},
+	} {
+		r := newRig(t, 1)
+		r.pe.Regs.HCR_EL2 |= c.hcr
+		r.pe.Regs.MMFR2 = r.pe.Regs.MMFR2&^(0xf<<24) | 2<<24 // FEAT_NV2
+		r.pe.VNCR = dataBase
+		r.pe.RegsChanged()
+		r.c.SetByEncoding(3, 4, 1, 1, 1, c.mdcr)
+		r.ram.Write(dataBase+0x158, 8, 0x5a5a)
+		r.c.X[1] = 0x77
+		r.code(c.word)
+		r.run(1)
+		if c.trap {
+			if esr := r.pe.ESR[2]; r.pe.EL != 2 || esr.EC() != 0x18 {
+				t.Errorf("%s: EL%d ESR_EL2 %#x, want the trap (EC 0x18) before any redirection", c.name, r.pe.EL, uint64(esr))
+			}
+			continue
+		}
+		r.completedAtEL1(c.name)
+		page, _ := r.ram.Read(mem.PA(dataBase+c.off), 8)
+		switch {
+		case c.isRead && r.c.X[1] != 0x5a5a:
+			t.Errorf("%s: read %#x, want the VNCR page's %#x", c.name, r.c.X[1], 0x5a5a)
+		case !c.isRead && c.off != 0 && page != 0x77:
+			t.Errorf("%s: the VNCR page at %#x holds %#x, want 0x77", c.name, c.off, page)
+		case !c.isRead && c.off == 0:
+			if x, _ := r.c.Get("CONTEXTIDR_EL1"); x != 0x77 {
+				t.Errorf("%s: CONTEXTIDR_EL1 %#x, want 0x77 in the register", c.name, x)
+			}
+		}
 	}
 }

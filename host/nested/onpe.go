@@ -53,6 +53,7 @@ func (v *VCPU) gprsToL2(ctx *kvm.Context) {
 		ctx.SP = v.vncrGet(offSPEL1)
 		v.applyKept(true)
 		v.cpacrToL2()
+		v.nv2KeptSwitch(true)
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -64,6 +65,7 @@ func (v *VCPU) gprsToVEL2(ctx *kvm.Context) {
 		ctx.SP = v.other.sp
 		v.applyKept(false)
 		v.cpacrToVEL2()
+		v.nv2KeptSwitch(false)
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp

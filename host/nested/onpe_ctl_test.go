@@ -241,3 +241,41 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 		}
 	}
 }
+
+// TestNV2KeptEL1Switched: with FEAT_NV2 an E2H=0 guest hypervisor's
+// MSR/MRS at vEL2 of the EL1 registers the PE keeps outside its model
+// that have a VNCR offset (CONTEXTIDR_EL1 0x108, MDSCR_EL1 0x158: the PE
+// redirects them with NV1=1) reach L0's page; L0 loads them into the PE for
+// its guest and saves what the guest left there back into the page.
+func TestNV2KeptEL1Switched(t *testing.T) {
+	encCONTEXTIDR, encMDSCR := [3]uint8{13, 0, 1}, [3]uint8{0, 2, 2}
+	held := keptPE{encCNTVOFF: 0, encCPTR: 0, encMDCR: 6, encCNTHCTL: 3, encHSTR: 0, encCONTEXTIDR: 0, encMDSCR: 0}
+	r := newOnPERig(t, nested.ModeNV2)
+	r.v.SetIDSource(held.source)
+	r.v.SetKeptWriter(func(op0, op1, crn, crm, op2 uint8, x uint64) bool {
+		held[[3]uint8{crn, crm, op2}] = x
+		return true
+	})
+	nv2 := func(off uint16, write bool, x uint64) uint64 { // the PE's redirected access at vEL2
+		t.Helper()
+		v, e := r.pe.NV2Access(off, write, x)
+		if e.Taken() {
+			t.Fatalf("FEAT_NV2 access at %#x: %v", off, e)
+		}
+		return v
+	}
+	nv2(0x108, true, 0xc1)
+	nv2(0x158, true, 0x8000)
+	onPEEnterL2(t, r, nested.ModeNV2)
+	if held[encCONTEXTIDR] != 0xc1 || held[encMDSCR] != 0x8000 {
+		t.Errorf("in L2 the PE holds CONTEXTIDR_EL1 %#x MDSCR_EL1 %#x, want the guest hypervisor's 0xc1 0x8000", held[encCONTEXTIDR], held[encMDSCR])
+	}
+	held[encCONTEXTIDR] = 0xc2 // L2's own write
+	r.pe.PC += 4
+	e := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: sysreg.ESR(0x16<<26 | 1<<25)}
+	r.pe.TakeException(&e)
+	r.exit()
+	if got := nv2(0x108, false, 0); got != 0xc2 {
+		t.Errorf("back at vEL2 CONTEXTIDR_EL1 reads %#x from the page, want L2's 0xc2", got)
+	}
+}

@@ -168,6 +168,7 @@ func (v *VCPU) SetKeptWriter(f func(op0, op1, crn, crm, op2 uint8, x uint64) boo
 	}
 	if !v.inL2 {
 		v.cpacrToVEL2()
+		v.nv2KeptSwitch(false)
 	}
 	v.applyKept(v.inL2)
 }
@@ -294,4 +295,39 @@ func (v *VCPU) fpAtVEL2(e *cpu.Exception) error {
 	x := cpu.Exception{Kind: cpu.FPAccess, TargetEL: 1, ESR: e.ESR}
 	v.pe.TakeException(&x)
 	return nil
+}
+
+// nv2EL1Kept are the EL1 registers the PE keeps outside its model that
+// FEAT_NV2 redirects to the VNCR page at EL1 with HCR_EL2.NV1=1 (their
+// accessibility pseudocode: NVMem[offset] for <NV2,NV1,NV> '111'), other
+// than CPACR_EL1 (cpacrToL2). With FEAT_NV2 (ModeNV2) the guest
+// hypervisor's MSR/MRS of them at vEL2 reach L0's page for it: its
+// guest's values, which L0 loads into the PE for L2 and saves back, as
+// for the EL1 registers of the PE's model. With FEAT_NV alone they reach
+// the PE's registers, which then hold L2's values throughout.
+var nv2EL1Kept = [...]struct {
+	op0, op1, crn, crm, op2 uint8
+	off                     uint16
+}{
+	{3, 0, 13, 0, 1, 0x108}, // CONTEXTIDR_EL1
+	{3, 0, 1, 0, 1, 0x118},  // ACTLR_EL1
+	{3, 0, 5, 1, 0, 0x128},  // AFSR0_EL1
+	{3, 0, 5, 1, 1, 0x130},  // AFSR1_EL1
+	{3, 0, 10, 3, 0, 0x148}, // AMAIR_EL1
+	{2, 0, 0, 2, 2, 0x158},  // MDSCR_EL1
+}
+
+// nv2KeptSwitch moves nv2EL1Kept between L0's VNCR page and the PE: into
+// the PE when L2 runs (toL2), into the page when the guest hypervisor does.
+func (v *VCPU) nv2KeptSwitch(toL2 bool) {
+	if v.setKept == nil || v.ids == nil || v.vm.cfg.Mode != ModeNV2 || v.vm.cfg.E2H {
+		return
+	}
+	for _, k := range nv2EL1Kept {
+		if toL2 {
+			v.setKept(k.op0, k.op1, k.crn, k.crm, k.op2, v.vncrGet(k.off))
+		} else if x, ok := v.ids(k.op0, k.op1, k.crn, k.crm, k.op2); ok {
+			v.vncrSet(k.off, x)
+		}
+	}
 }
