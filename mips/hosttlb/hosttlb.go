@@ -46,8 +46,9 @@ type TLB struct {
 	// candidates through chains of the entries by a hash of their VPN2
 	// (every entry that can match an address has its VPN2, so it is on the
 	// address's chain): head[h] and link[i] hold index+1 (0 ends a
-	// chain), bucket[i] is entry i's chain. A lookup or probe compares the
-	// chain's entries only and answers as a scan of all of them would.
+	// chain), in index order, bucket[i] is entry i's chain. A lookup or
+	// probe compares the chain's entries only and answers as a scan of all
+	// of them would.
 	head      []uint16
 	link      []uint16
 	bucket    []uint32
@@ -82,9 +83,9 @@ func New(n int, pageSize uint32, seed uint64) (*TLB, error) {
 	}
 	t.head = make([]uint16, buckets)
 	t.hashShift = 32 - uint(bits.TrailingZeros(uint(buckets)))
-	for i := range t.e {
-		// Chain every entry before FlushAll rewrites them (each write
-		// unlinks the entry from the chain it is on).
+	for i := n - 1; i >= 0; i-- {
+		// Chain every entry, in index order, before FlushAll rewrites
+		// them (each write unlinks the entry from the chain it is on).
 		t.bucket[i] = 0
 		t.link[i] = t.head[0]
 		t.head[0] = uint16(i + 1)
@@ -129,15 +130,15 @@ func (t *TLB) hash(va uint32) uint32 {
 
 // Probe returns the index of the entry matching va and asid, or -1 (TLBP).
 // Were two entries to match, it returns the lower index, as a scan from
-// entry 0 would.
+// entry 0 would: a chain is kept in index order.
 func (t *TLB) Probe(va uint32, asid uint8) int {
-	found := -1
 	for c := t.head[t.hash(va)]; c != 0; c = t.link[c-1] {
-		if i := int(c - 1); t.match(i, va, asid) && (found < 0 || i < found) {
-			found = i
+		i := int(c - 1)
+		if t.match(i, va, asid) {
+			return i
 		}
 	}
-	return found
+	return -1
 }
 
 // next is xorshift64*, the model's source for TLBWR's Random.
@@ -172,8 +173,12 @@ func (t *TLB) set(i int, e Entry, global bool) {
 	if h := t.hash(e.Hi); h != t.bucket[i] {
 		t.unlink(i)
 		t.bucket[i] = h
-		t.link[i] = t.head[h]
-		t.head[h] = uint16(i + 1)
+		p := &t.head[h]
+		for *p != 0 && int(*p) < i+1 {
+			p = &t.link[*p-1]
+		}
+		t.link[i] = *p
+		*p = uint16(i + 1)
 	}
 	t.e[i] = e
 	t.global[i] = global
