@@ -18,7 +18,7 @@ func TestFlusherInlineMatchesLeaves(t *testing.T) {
 		return r % n
 	}
 	for _, ps := range []uint32{4096, 16384, 65536} {
-		for round := 0; round < 200; round++ {
+		for round := 0; round < 60; round++ {
 			a, _ := New(ps)
 			b, _ := New(ps)
 			for k := 0; k < 40; k++ {

@@ -81,7 +81,7 @@ func runOps(t *testing.T, n int, pageSize uint32, data []byte) {
 // finds, over random writes, invalidations and flushes.
 func TestChainsAnswerAsScan(t *testing.T) {
 	r := uint64(12345)
-	data := make([]byte, 7*3000)
+	data := make([]byte, 7*1000)
 	for i := range data {
 		r ^= r << 13
 		r ^= r >> 7
@@ -91,7 +91,7 @@ func TestChainsAnswerAsScan(t *testing.T) {
 	for _, c := range []struct {
 		n, ops int
 		ps     uint32
-	}{{64, 3000, 4096}, {16, 3000, 16384}, {1, 500, 4096}, {1024, 300, 65536}} {
+	}{{64, 1000, 4096}, {16, 1000, 16384}, {1, 300, 4096}, {1024, 100, 65536}} {
 		runOps(t, c.n, c.ps, data[:7*c.ops])
 	}
 }
