@@ -50,6 +50,7 @@ const (
 	rDIT
 	rSSBS
 	rTCO
+	rALLINT
 	rSP_EL0
 	rSP_EL1
 	rTPIDR_EL0
@@ -133,6 +134,7 @@ var ownRegs = [numOwnRegs]ownInfo{
 	rDIT:              {"DIT", 3, 3, 4, 2, 5, oEL0 | oSpecial, 0},
 	rSSBS:             {"SSBS", 3, 3, 4, 2, 6, oEL0 | oSpecial, 0},
 	rTCO:              {"TCO", 3, 3, 4, 2, 7, oEL0 | oSpecial, 0},
+	rALLINT:           {"ALLINT", 3, 0, 4, 3, 0, oSpecial, 0},
 	rSP_EL0:           {"SP_EL0", 3, 0, 4, 1, 0, oSpecial, 0},
 	rSP_EL1:           {"SP_EL1", 3, 4, 4, 1, 0, oEL2 | oSpecial, 0},
 	rTPIDR_EL0:        {"TPIDR_EL0", 3, 3, 13, 0, 2, oEL0, 0},
@@ -273,6 +275,7 @@ const (
 	hcrTSW  sysreg.HCR = 1 << 22
 	hcrTPCP sysreg.HCR = 1 << 23
 	hcrTPU  sysreg.HCR = 1 << 24
+	hcrTACR sysreg.HCR = 1 << 21
 )
 
 // ownAccess applies the accessibility rules of a register kept here for
@@ -344,6 +347,8 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 			return trap(2)
 		case (r.own == rCNTPCT_EL0 || r.own == rCNTVCT_EL0) && !c.counterEL1Enabled(r.own):
 			return trap(2)
+		case r.own == rACTLR_EL1 && !c.opts.NoEL2 && h.Has(hcrTACR):
+			return trap(2) // HCR_EL2.TACR (ACTLR_EL1's accessibility pseudocode)
 		case r.own == rCPACR_EL1 && !c.opts.NoEL2 && c.sys.v[rCPTR_EL2]>>31&1 != 0:
 			return trap(2) // CPTR_EL2.TCPAC (CPACR_EL1's accessibility pseudocode)
 		case r.own == rMDSCR_EL1 && !c.opts.NoEL2 && c.sys.v[rMDCR_EL2]&(1<<8|1<<9) != 0:
@@ -474,6 +479,8 @@ func (c *CPU) ownValue(r ownReg) (uint64, bool) {
 		return b(c.SSBS, 12), true
 	case rTCO:
 		return b(c.TCO, 25), true
+	case rALLINT:
+		return b(c.ALLINT, 13), true
 	case rSP_EL0:
 		return c.SP[0], true
 	case rSP_EL1:
@@ -522,6 +529,8 @@ func (c *CPU) setOwn(r ownReg, v uint64) {
 		c.SSBS = v>>12&1 != 0
 	case rTCO:
 		c.TCO = v>>25&1 != 0
+	case rALLINT:
+		c.ALLINT = v>>13&1 != 0
 	case rSP_EL0:
 		c.SP[0] = v
 	case rSP_EL1:
