@@ -137,7 +137,7 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 	if e.Kind == cpu.HypervisorCall {
 		return Exit{Reason: ExitVEL2}, v.hvcAtVEL2(e)
 	}
-	if e.Kind == cpu.FPAccess && v.keptL1(kCPTR)&cptrTFP != 0 {
+	if e.Kind == cpu.FPAccess && v.keptL1(kCPTR)&cptrTFP != 0 || e.Kind == cpu.SVEAccess && v.keptL1(kCPTR)&cptrTZ != 0 {
 		return Exit{Reason: ExitVEL2}, v.fpAtVEL2(e)
 	}
 	if e.Kind == cpu.SysTrap {

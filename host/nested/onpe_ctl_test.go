@@ -50,10 +50,11 @@ func onPEEnterL2(t *testing.T, r *onPE, mode nested.Mode) {
 // TestKeptControlsAppliedToL2: the guest hypervisor's CNTVOFF_EL2 offsets
 // the PE's virtual counter in both worlds (E2H=0: the offset applies at
 // EL2 too), and while its guest runs the PE holds the trap controls of its
-// CPTR_EL2 (TCPAC, TFP), MDCR_EL2 (TDE, TDA) and CNTHCTL_EL2 (EL1PCTEN,
+// CPTR_EL2 (TCPAC, TFP, TZ), MDCR_EL2 (TDE, TDA) and CNTHCTL_EL2 (EL1PCTEN,
 // EL1PCEN cleared) combined with L0's; HSTR_EL2 (AArch32 only) stays
 // L0's. Back at vEL2 the PE holds L0's controls again, with the guest
-// hypervisor's TFP (it traps FP/SIMD at EL2 too) and L0's TCPAC.
+// hypervisor's TFP and TZ (they trap FP/SIMD and SVE at EL2 too) and L0's
+// TCPAC.
 func TestKeptControlsAppliedToL2(t *testing.T) {
 	const l0MDCR, l0CNTHCTL = 6, 3
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
@@ -67,13 +68,13 @@ func TestKeptControlsAppliedToL2(t *testing.T) {
 		if got := r.el2Reg(1, 1, 1, true, 0); got != l0MDCR {
 			t.Errorf("%v: MDCR_EL2 before any write reads %#x, want the reset value %#x", mode, got, l0MDCR)
 		}
-		r.el2Reg(14, 0, 3, false, 0x1000)            // CNTVOFF_EL2
-		r.el2Reg(1, 1, 2, false, 1<<31|1<<10|0x33ff) // CPTR_EL2: TCPAC, TFP, RES1 bits
-		r.el2Reg(1, 1, 1, false, 1<<9|1<<8|2)        // MDCR_EL2: TDA, TDE, HPMN 2
-		r.el2Reg(14, 1, 0, false, 1<<2)              // CNTHCTL_EL2: EL1PCTEN=EL1PCEN=0
-		r.el2Reg(1, 1, 3, false, 0xffff)             // HSTR_EL2
+		r.el2Reg(14, 0, 3, false, 0x1000)                 // CNTVOFF_EL2
+		r.el2Reg(1, 1, 2, false, 1<<31|1<<10|1<<8|0x32ff) // CPTR_EL2: TCPAC, TFP, TZ, RES1 bits (with SVE)
+		r.el2Reg(1, 1, 1, false, 1<<9|1<<8|2)             // MDCR_EL2: TDA, TDE, HPMN 2
+		r.el2Reg(14, 1, 0, false, 1<<2)                   // CNTHCTL_EL2: EL1PCTEN=EL1PCEN=0
+		r.el2Reg(1, 1, 3, false, 0xffff)                  // HSTR_EL2
 		// At vEL2: its TFP (FP/SIMD at EL2) and L0's TCPAC (cpacrToVEL2).
-		want := keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10, encMDCR: l0MDCR, encCNTHCTL: l0CNTHCTL, encHSTR: 0}
+		want := keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10 | 1<<8, encMDCR: l0MDCR, encCNTHCTL: l0CNTHCTL, encHSTR: 0}
 		check := func(where string, want keptPE) {
 			t.Helper()
 			for k, x := range want {
@@ -84,7 +85,7 @@ func TestKeptControlsAppliedToL2(t *testing.T) {
 		}
 		check("at vEL2", want)
 		onPEEnterL2(t, r, mode)
-		check("in L2", keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10, encMDCR: l0MDCR | 1<<9 | 1<<8, encCNTHCTL: 0, encHSTR: 0})
+		check("in L2", keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10 | 1<<8, encMDCR: l0MDCR | 1<<9 | 1<<8, encCNTHCTL: 0, encHSTR: 0})
 		// L2's HVC: back at vEL2.
 		r.pe.PC += 4
 		e := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: sysreg.ESR(0x16<<26 | 1<<25)}
@@ -193,6 +194,7 @@ func TestKeptTrapNotL1s(t *testing.T) {
 // SP_EL2, +0x200, ELR_EL2 at the instruction).
 func TestCPACRAndFPAtVEL2(t *testing.T) {
 	encCPACR := [3]uint8{1, 0, 2}
+	const cpacrVEL2 = 3<<20 | 3<<16 // FPEN, ZEN: neither FP/SIMD nor SVE trapped by CPACR_EL1 at vEL2
 	const l2CPACR, fpISS = 1 << 20, 0x07<<26 | 1<<25 | 1<<24 | 0xe<<20
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
 		held := keptPE{encCNTVOFF: 0, encCPTR: 0, encMDCR: 6, encCNTHCTL: 3, encHSTR: 0, encCPACR: 0}
@@ -202,8 +204,8 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 			held[[3]uint8{crn, crm, op2}] = x
 			return true
 		})
-		if held[encCPACR] != 3<<20 || held[encCPTR]&(1<<31) == 0 {
-			t.Fatalf("%v: at vEL2 the PE holds CPACR_EL1 %#x, CPTR_EL2 %#x: want FPEN=3 and TCPAC", mode, held[encCPACR], held[encCPTR])
+		if held[encCPACR] != cpacrVEL2 || held[encCPTR]&(1<<31) == 0 {
+			t.Fatalf("%v: at vEL2 the PE holds CPACR_EL1 %#x, CPTR_EL2 %#x: want FPEN=3, ZEN=3 and TCPAC", mode, held[encCPACR], held[encCPTR])
 		}
 		cpacr := func(read bool, x uint64) uint64 { // MSR/MRS X3, CPACR_EL1 at vEL2: TCPAC traps it
 			r.regs[3] = x
@@ -212,7 +214,7 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 			return r.regs[3]
 		}
 		cpacr(false, l2CPACR)
-		if got := cpacr(true, 0); got != l2CPACR || held[encCPACR] != 3<<20 {
+		if got := cpacr(true, 0); got != l2CPACR || held[encCPACR] != cpacrVEL2 {
 			t.Errorf("%v: CPACR_EL1 at vEL2 reads %#x (PE %#x), want %#x with the PE's unchanged", mode, got, held[encCPACR], l2CPACR)
 		}
 		onPEEnterL2(t, r, mode)
@@ -223,7 +225,7 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 		e := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: sysreg.ESR(0x16<<26 | 1<<25)}
 		r.pe.TakeException(&e)
 		r.exit()
-		if held[encCPACR] != 3<<20 || cpacr(true, 0) != l2CPACR {
+		if held[encCPACR] != cpacrVEL2 || cpacr(true, 0) != l2CPACR {
 			t.Errorf("%v: back at vEL2 the PE's CPACR_EL1 is %#x, want FPEN=3, L2's kept", mode, held[encCPACR])
 		}
 		r.el2Reg(1, 1, 2, false, 1<<10) // CPTR_EL2.TFP
@@ -238,6 +240,20 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 		if r.pe.EL != 1 || r.pe.PC != 0x4000_8200 || r.pe.ESR[1] != fpISS || r.pe.ELR[1] != pc {
 			t.Errorf("%v: FP/SIMD at vEL2 with TFP: EL%d PC %#x ESR %#x ELR %#x, want its vector +0x200, ESR %#x, ELR %#x",
 				mode, r.pe.EL, uint64(r.pe.PC), uint64(r.pe.ESR[1]), uint64(r.pe.ELR[1]), fpISS, pc)
+		}
+		// Its own SVE instruction with its CPTR_EL2.TZ (AArch64.CheckSVEEnabled): EC 0x19 at EL2 from EL2.
+		const sveESR = 0x19<<26 | 1<<25
+		r.el2Reg(1, 1, 2, false, 1<<8) // CPTR_EL2.TZ
+		if held[encCPTR]&(1<<8) == 0 {
+			t.Fatalf("%v: the guest hypervisor's TZ not on the PE at vEL2 (%#x)", mode, held[encCPTR])
+		}
+		r.pe.PC = pc
+		se := cpu.Exception{Kind: cpu.SVEAccess, TargetEL: 2, ESR: sveESR}
+		r.pe.TakeException(&se)
+		r.exit()
+		if r.pe.EL != 1 || r.pe.PC != 0x4000_8200 || r.pe.ESR[1] != sveESR || r.pe.ELR[1] != pc {
+			t.Errorf("%v: SVE at vEL2 with TZ: EL%d PC %#x ESR %#x ELR %#x, want its vector +0x200, ESR %#x, ELR %#x",
+				mode, r.pe.EL, uint64(r.pe.PC), uint64(r.pe.ESR[1]), uint64(r.pe.ELR[1]), sveESR, pc)
 		}
 	}
 }
