@@ -366,8 +366,11 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 
 // nv2Offset is where an access at EL1 to a register kept here goes with
 // HCR_EL2.{NV,NV2}={1,1} (FEAT_NV2), as a 64-bit access at VNCR_EL2.BADDR
-// plus the offset of the VNCR page layout: SP_EL1 (0x240) and TPIDR_EL2
-// (0x090), and with NV1=1 also the EL1 registers with an offset there
+// plus the offset of the VNCR page layout: SP_EL1 (0x240), TPIDR_EL2
+// (0x090), VPIDR_EL2 (0x088), VMPIDR_EL2 (0x050), CNTVOFF_EL2 (0x060) and
+// HSTR_EL2 (0x080) (each EL2 register's accessibility pseudocode:
+// NVMem[offset] when HCR_EL2.<NV2,NV> is '11', instead of the NV trap),
+// and with NV1=1 also the EL1 registers with an offset there
 // (CPACR_EL1 0x100, CONTEXTIDR_EL1 0x108, ACTLR_EL1 0x118, AFSR0_EL1
 // 0x128, AFSR1_EL1 0x130, AMAIR_EL1 0x148, MDSCR_EL1 0x158; each
 // register's accessibility pseudocode: NVMem[offset] when
@@ -387,6 +390,14 @@ func (c *CPU) nv2Offset(r ownReg) (uint16, bool) {
 		return 0x240, true
 	case rTPIDR_EL2:
 		return 0x090, true
+	case rVPIDR_EL2:
+		return 0x088, true
+	case rVMPIDR_EL2:
+		return 0x050, true
+	case rCNTVOFF_EL2:
+		return 0x060, true
+	case rHSTR_EL2:
+		return 0x080, true
 	}
 	if !h.NV1() {
 		return 0, false

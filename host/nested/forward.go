@@ -289,12 +289,18 @@ const vncrPoison = 1<<52 - 1<<12
 
 // vncrMirrored are the offsets in a VNCR page of the registers the PE
 // places there: the PE model's, and SP_EL1 (0x240), TPIDR_EL2 (0x090),
-// CPACR_EL1 (0x100) and nv2EL1Kept, which a PE that keeps them outside its
-// model (an interpreter's) redirects there too (code on the PE, onpe.go).
+// CPACR_EL1 (0x100), nv2EL1Kept and the kept EL2 registers with an offset
+// (keptEL2Regs), which a PE that keeps them outside its model (an
+// interpreter's) redirects there too (code on the PE, onpe.go).
 var vncrMirrored = func() []uint16 {
 	offs := []uint16{offSPEL1, offTPIDREL2, offCPACREL1}
 	for _, k := range nv2EL1Kept {
 		offs = append(offs, k.off)
+	}
+	for _, k := range keptEL2Regs {
+		if k.slot < 0 {
+			offs = append(offs, k.off) // VPIDR_EL2, VMPIDR_EL2, CNTVOFF_EL2, HSTR_EL2
+		}
 	}
 	for _, r := range append([]cpu.SysReg{cpu.HCR_EL2, cpu.VTTBR_EL2, cpu.VTCR_EL2, cpu.VNCR_EL2}, el1Regs[:]...) {
 		off, _ := r.VNCROffset()

@@ -4,10 +4,11 @@ import "github.com/nestmmu/nestmmu/arm64/cpu"
 
 // The guest hypervisor's EL2 registers that the PE keeps outside its
 // register model (an interpreter's) and that are not SP_EL1 or TPIDR_EL2.
-// Its MSR/MRS of them at vEL2 trap to L0 (NV; with NV2 the PE here
-// redirects only SP_EL1 and TPIDR_EL2 to the VNCR page), which keeps the
-// values: at their VNCR page offset where the architecture gives one
-// (FEAT_NV2's layout), else in the vCPU. L0 stores them and returns them
+// L0 keeps the values at their VNCR page offset where the architecture
+// gives one (FEAT_NV2's layout: VPIDR_EL2, VMPIDR_EL2, CNTVOFF_EL2,
+// HSTR_EL2), else in the vCPU. Its MSR/MRS of them at vEL2 trap to L0
+// (NV), except that with NV2 the PE redirects those with an offset to the
+// page (no exit): L0 reads them from there where it applies them. L0 stores them and returns them
 // on read, and (with a kept-register writer, SetKeptWriter) gives the PE
 // the combination of its own and the guest hypervisor's that the
 // hardware would apply (keptOnPE): VPIDR_EL2, VMPIDR_EL2, CNTVOFF_EL2 and
@@ -130,6 +131,20 @@ func keptOnPE(i int, l0, l1 uint64, l2 bool) uint64 {
 		return l0 &^ (^l1 & (cnthctlEL1PCTN | cnthctlEL1PCEN))
 	}
 	return l0
+}
+
+// nv2CNTVOFF gives the PE the guest hypervisor's CNTVOFF_EL2 at vEL2 with
+// FEAT_NV2, where its MSR CNTVOFF_EL2 is a store to the VNCR page that L0
+// does not see: L0 reads the page at each exit from vEL2 (as KVM reads
+// its vCPU's CNTVOFF_EL2 when it loads the timer), so a new offset
+// applies from the guest hypervisor's next exit on. L2's is applied on
+// entry (applyKept).
+func (v *VCPU) nv2CNTVOFF() {
+	if v.vm.cfg.Mode != ModeNV2 || v.setKept == nil || v.ids == nil {
+		return
+	}
+	k := keptEL2Regs[kCNTVOFF]
+	v.setKept(3, 4, k.crn, k.crm, k.op2, keptOnPE(kCNTVOFF, v.l0Kept[kCNTVOFF], v.keptL1(kCNTVOFF), false))
 }
 
 // appliedKept are the keptEL2Regs entries keptOnPE gives the PE.
