@@ -231,3 +231,28 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("defaults: %d entries, %+v", tl.Capacity(), tl.Config())
 	}
 }
+
+// BenchmarkHitPAL2: the PE's hit path (HitPA with a key) for hits that
+// miss the micro-TLB, as BenchmarkHitL2, over 1024 pages in a random
+// order (a 4096-entry TLB, so that the sets are spread as a workload's).
+func BenchmarkHitPAL2(b *testing.B) {
+	tl := MustNew(Config{Sets: 1024})
+	const n = 1024
+	for i := 0; i < n; i++ {
+		tl.FillEntry(e4k(vmsa.RegimeEL10, 1, 5, false, vaA+uint64(i)<<12))
+	}
+	k := NewHitKey(vmsa.RegimeEL10, 1, 5, rd1)
+	b.ReportAllocs()
+	var sum mem.PA
+	i := uint64(0)
+	for b.Loop() {
+		va := vaA + (i*617&(n-1))<<12
+		pa, ok := tl.HitPA(&k, mem.VA(va))
+		if !ok {
+			b.Fatal("miss")
+		}
+		sum += pa
+		i++
+	}
+	_ = sum
+}

@@ -1,6 +1,8 @@
 package tlb
 
 import (
+	"math/bits"
+
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -58,7 +60,40 @@ func (t *TLB) HitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
 	if pa, ok := t.MicroHitPA(k, va); ok {
 		return pa, true
 	}
-	return t.Probe(k.regime, k.vmid, k.asid, va, k.acc)
+	return t.probeKey(k, va)
+}
+
+// probeKey is Probe's unified-TLB part for a key (lookup's, without the
+// entry copied out or the counters undone): the set of each size class
+// present is probed; a matching slot is touched and copied to the
+// micro-TLB, as lookup does, and then answers a hit or (permission miss)
+// nothing.
+func (t *TLB) probeKey(k *HitKey, va mem.VA) (mem.PA, bool) {
+	in := uint64(va) & va56
+	ctx := k.tag &^ (0xffff << asidShift)
+	for sizes := t.sizes[k.regime&3]; sizes != 0; sizes &= sizes - 1 {
+		sz := uint64(bits.TrailingZeros64(sizes))
+		key := (in>>sz)<<8 | sz
+		set := t.setOf(key, ctx)
+		base := int(set) * t.ways
+		ways := t.slots[base : base+t.ways]
+		for w := range ways {
+			s := &ways[w]
+			if s.key != key || (k.tag^s.tag)&^s.tignore != 0 {
+				continue
+			}
+			t.touch(set, w)
+			if t.microOn {
+				t.micro[k.micro&3][in>>12&t.uMask] = *s
+			}
+			if (s.perm^k.flip)&k.need != k.need {
+				return 0, false
+			}
+			t.Stats.Hits++
+			return s.e.OA | mem.PA(in&s.voff), true
+		}
+	}
+	return 0, false
 }
 
 // MicroHitPA is HitPA's micro-TLB part, small enough to inline: on a hit
