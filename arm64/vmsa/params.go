@@ -215,6 +215,7 @@ type s2Params struct {
 	baseBad    bool
 	format     desc.Format
 	vmid       uint16 // VTTBR_EL2.VMID (16 bits with VS and FEAT_VMID16): the walk cache's tag
+	geom       walkGeom
 }
 
 // getS2Params is AArch64.GetS2TTWParams.
@@ -265,6 +266,7 @@ func s2Prepare(f *features, p *s2Params) {
 	p.base = ttBaseAddress(uint64(p.vttbr), p.txsz, p.tgx, p.ds, f52, p.start)
 	p.baseBad = p.base>>p.ps != 0
 	p.format = desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
+	p.geom = walkGeom{format: p.format, start: p.start, base: p.base, ia: p.ia, ps: p.ps, ee: p.ee, stage: 2}
 }
 
 // s2MinTxSZ is AArch64.S2MinTxSZ for an AArch64 stage 1.

@@ -9,8 +9,7 @@ import (
 type s2Result struct {
 	Fault     Fault
 	OA        uint64
-	Attrs     MemAttrs // stage 2's own attributes (non-FWB decoding)
-	s2desc    desc.S2
+	s2desc    desc.S2 // the leaf (its attributes: s2MemAttrs)
 	level     int8
 	blockBits uint8
 	perms     Perms
@@ -38,17 +37,19 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 	if p.baseBad {
 		return fault(FaultAddressSize, 0)
 	}
-	g := walkGeom{format: p.format, start: p.start, base: p.base, ia: ia, ps: p.ps, ee: p.ee, stage: 2}
+	g := &p.geom
 	if c := w.S2Tables; c != nil {
 		// A walk cache: start at the deepest table it holds for the IPA
 		// (the start level's table is the root, never cached).
-		g.cache, g.vmid = c, p.vmid
+		cg := *g
+		cg.cache, cg.vmid = c, p.vmid
 		if l, t, ok := c.LookupS2Table(p.vmid, p.tgx.Bits(), ipa); ok && l > p.start {
-			g.cached, g.from, g.fromBase = true, l, t
+			cg.cached, cg.from, cg.fromBase = true, l, t
 		}
+		g = &cg
 	}
 	for attempt := 0; ; attempt++ {
-		ws, fk, _ := w.walkTables(f, &g, ipa, nil, acc.AT, s1ptw)
+		ws, fk, _ := w.walkTables(f, g, ipa, nil, acc.AT, s1ptw)
 		if fk != FaultNone {
 			return fault(fk, ws.level)
 		}
@@ -105,7 +106,6 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 		}
 		res.perms = perms
 		res.s2desc = sd
-		res.Attrs = s2MemAttrs(p, sd)
 		return res
 	}
 }
