@@ -302,20 +302,18 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 		return fault(FaultTranslation, 0) // FEAT_E0PD: same timing as a level 0 fault
 	}
 
-	// AArch64.S1TTBaseAddress: the 52-bit BADDR form for 64K needs PS=0b110.
-	f52 := p.tgx == sysreg.Granule64K && p.psEnc == 6 && f.lpa
-	start := s1StartLevel(p)
-	base := ttBaseAddress(uint64(p.ttbr), p.txsz, p.tgx, p.ds, f52, start)
-	if base>>p.ps != 0 {
+	// The start table (AArch64.S1TTBaseAddress), derived with the
+	// parameters (s1Geom).
+	g := &p.geom
+	if g.base>>p.ps != 0 {
 		return fault(FaultAddressSize, 0)
 	}
-	g := walkGeom{format: desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}, start: start, base: base, ia: 64 - p.txsz, ps: p.ps, ee: p.ee, stage: 1, hier: !p.hpd}
 	var ttw *s2Params // stage 2 for the table addresses
 	if s2on {
 		ttw = s2p
 	}
 	for attempt := 0; ; attempt++ {
-		ws, fk, s2f := w.walkTables(f, &g, va, ttw, acc.AT, false)
+		ws, fk, s2f := w.walkTables(f, g, va, ttw, acc.AT, false)
 		if s2f.IsFault() {
 			t.Fault = s2f
 			return t, 0
@@ -404,6 +402,34 @@ type walkGeom struct {
 	ee    bool
 	stage uint8 // 1 or 2, for the trace
 	hier  bool  // stage 1 without HPD: accumulate the hierarchical controls
+	// Derived by newWalkGeom: the granule's bits, and for each level
+	// l (-1..3) at [l+1] the shift and mask of its table index
+	// (tableIndex); plain when a table descriptor's next-level address is
+	// its bits [47:granule] alone (no OA[51:48] fields), tmask those bits.
+	gb           uint
+	shift, imask [5]uint64
+	plain        bool
+	tmask        uint64
+}
+
+// newWalkGeom completes g's derived fields.
+func newWalkGeom(g walkGeom) walkGeom {
+	g.gb = g.format.Granule.Bits()
+	for l := -1; l <= 3; l++ {
+		stride := g.gb - 3
+		lsb := g.gb + stride*uint(3-l)
+		msb := lsb + stride - 1
+		if l == g.start {
+			msb = g.ia - 1
+		}
+		g.shift[l+1] = uint64(lsb)
+		if msb >= lsb && msb < 64 {
+			g.imask[l+1] = 1<<(msb-lsb+1) - 1
+		}
+	}
+	g.plain = !(g.format.Granule == sysreg.Granule64K && g.format.OA52) && !(g.format.DS && g.format.Granule != sysreg.Granule64K)
+	g.tmask = uint64(0x0000_ffff_ffff_ffff) &^ (1<<g.gb - 1)
+	return g
 }
 
 // walkState is where the descriptor-fetch loop stopped: the leaf (or the
@@ -424,14 +450,18 @@ type walkState struct {
 // and follow table descriptors to the leaf. It returns the leaf, or the
 // fault at ws.level (fk), or the stage-2 fault of a table address (s2f).
 func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (ws walkState, fk FaultKind, s2f Fault) {
-	gb := g.format.Granule.Bits()
+	gb := g.gb
 	tbase := g.base
 	ws.level = g.start
 	if g.cached {
 		tbase, ws.level = g.fromBase, g.from
 	}
 	for {
-		ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
+		if l := uint(ws.level + 1); l < uint(len(g.shift)) {
+			ws.descAddr = tbase | (in>>g.shift[l]&g.imask[l])<<3
+		} else {
+			ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
+		}
 		pa := ws.descAddr
 		if ttw != nil {
 			s2 := w.s2Translate(f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
@@ -442,13 +472,27 @@ func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, 
 		}
 		d, ok := w.read(pa, g.ee)
 		if !ok {
-			w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
-			w.markFailed()
+			if w.Trace != nil {
+				w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
+				w.markFailed()
+			}
 			return ws, FaultSyncExternalOnWalk, Fault{}
 		}
 		ws.d = d
-		kind, next, fk := decodeLevel(f, g.format, g.format.DS, g.ps, d, ws.level)
-		w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
+		var kind desc.Kind
+		var next uint64
+		if d&3 == 3 && ws.level < 3 && g.plain {
+			// A table descriptor (decodeLevel's common case).
+			kind, next, fk = desc.Table, d&g.tmask, FaultNone
+			if next>>g.ps != 0 {
+				fk = FaultAddressSize
+			}
+		} else {
+			kind, next, fk = decodeLevel(f, g.format, g.format.DS, g.ps, d, ws.level)
+		}
+		if w.Trace != nil {
+			w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
+		}
 		if fk != FaultNone || kind != desc.Table {
 			return ws, fk, Fault{}
 		}
