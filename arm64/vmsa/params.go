@@ -119,7 +119,8 @@ type s1Params struct {
 	// nv1: EL1&0 with HCR_EL2.{NV,NV1}={1,1} (FEAT_NV), whose descriptors
 	// are read in the EL2 layout (see s1Permissions).
 	nv1 bool
-	// geom is the walk's geometry (s1Geom).
+	// geom is the walk's geometry (s1Geom), derived with the parameters
+	// a walk uses (walkParams.stage1Params).
 	geom walkGeom
 }
 
@@ -178,7 +179,6 @@ func getS1Params(r *Regs, f *features, regime Regime, va uint64) s1Params {
 	p.epan = f.pan >= 3 && p.sctlr.EPAN()
 	p.oa52 = p.tgx == sysreg.Granule64K && f.lpa
 	p.nv1 = regime == RegimeEL10 && r.HCR_EL2.NV() && r.HCR_EL2.NV1() && r.MMFR2.NV() >= 1
-	p.geom = s1Geom(f, &p)
 	return p
 }
 

@@ -81,11 +81,14 @@ func (p *walkParams) stage1Params(regime Regime, va uint64) *s1Params {
 	}
 	if regime > RegimeEL2 {
 		p.other = getS1Params(&p.regs, &p.f, regime, va) // not a stage-1 regime: not kept
+		p.other.geom = s1Geom(&p.f, &p.other)
 		return &p.other
 	}
 	i := regime
 	if !p.s1ok[i][upper] {
-		p.s1[i][upper], p.s1ok[i][upper] = getS1Params(&p.regs, &p.f, regime, va), true
+		q := &p.s1[i][upper]
+		*q, p.s1ok[i][upper] = getS1Params(&p.regs, &p.f, regime, va), true
+		q.geom = s1Geom(&p.f, q)
 	}
 	return &p.s1[i][upper]
 }
