@@ -185,7 +185,8 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 // stage2 is the second half of AArch64.FullTranslate: stage 2 for the IPA
 // of a stage-1 result, attributes combined and permissions intersected.
 func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Translation {
-	s2 := w.s2Translate(f, p, uint64(t.IPA), acc, false)
+	var s2 s2Result
+	w.s2Translate(&s2, f, p, uint64(t.IPA), acc, false)
 	if s2.Fault.IsFault() {
 		t.Fault = s2.Fault
 		t.IPAOnly = false
@@ -226,7 +227,8 @@ func (w *Walker) TranslateS2(r *Regs, ipa mem.IPA, acc Access) Translation {
 	if w.Trace != nil {
 		w.Trace.begin(uint64(ipa))
 	}
-	s2 := w.s2Translate(&wp.f, p, uint64(ipa), acc, false)
+	var s2 s2Result
+	w.s2Translate(&s2, &wp.f, p, uint64(ipa), acc, false)
 	var attrs MemAttrs
 	if !s2.Fault.IsFault() {
 		attrs = s2MemAttrs(p, s2.s2desc)
@@ -315,10 +317,11 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 	if s2on {
 		ttw = s2p
 	}
+	var ws walkState
 	for attempt := 0; ; attempt++ {
-		ws, fk, s2f := w.walkTables(f, g, va, ttw, acc.AT, false)
-		if s2f.IsFault() {
-			t.Fault = s2f
+		fk := w.walkTables(&ws, f, g, va, ttw, acc.AT, false)
+		if ws.s2f.IsFault() {
+			t.Fault = ws.s2f
 			return t, 0
 		}
 		if fk != FaultNone {
@@ -347,7 +350,8 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 			pa := ws.descAddr
 			if s2on {
 				// The update is a write at stage 2 (CreateAccDescTTEUpdate).
-				s2 := w.s2Translate(f, s2p, ws.descAddr, Access{Kind: Write}, true)
+				var s2 s2Result
+				w.s2Translate(&s2, f, s2p, ws.descAddr, Access{Kind: Write}, true)
 				if s2.Fault.IsFault() {
 					t.Fault = s2.Fault
 					return t, 0
@@ -444,18 +448,24 @@ type walkState struct {
 	apTable  uint
 	uxnTable bool
 	pxnTable bool
+	// s2f is the stage-2 fault of a table address (a stage-1 walk under
+	// stage 2).
+	s2f Fault
 }
 
 // walkTables is the descriptor-fetch loop AArch64.S1Walk and
 // AArch64.S2Walk share: from the start-level table, read the descriptor for
 // in at each level (translating each descriptor address through stage 2
 // first when ttw is non-nil, as a stage-1 table walk under stage 2 does)
-// and follow table descriptors to the leaf. It returns the leaf, or the
-// fault at ws.level (fk), or the stage-2 fault of a table address (s2f).
-func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (ws walkState, fk FaultKind, s2f Fault) {
+// and follow table descriptors to the leaf. It leaves in ws the leaf, or
+// the fault at ws.level (returned), or the stage-2 fault of a table
+// address (ws.s2f).
+func (w *Walker) walkTables(ws *walkState, f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (fk FaultKind) {
 	gb := g.gb
 	tbase := g.base
 	ws.level = g.start
+	ws.apTable, ws.uxnTable, ws.pxnTable, ws.s2f = 0, false, false, Fault{}
+	var s2res s2Result // a table address's stage 2
 	if g.cached {
 		tbase, ws.level = g.fromBase, g.from
 	}
@@ -467,9 +477,11 @@ func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, 
 		}
 		pa := ws.descAddr
 		if ttw != nil {
-			s2 := w.s2Translate(f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
+			s2 := &s2res
+			w.s2Translate(s2, f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
 			if s2.Fault.IsFault() {
-				return ws, FaultNone, s2.Fault
+				ws.s2f = s2.Fault
+				return FaultNone
 			}
 			pa = s2.OA
 		}
@@ -479,7 +491,7 @@ func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, 
 				w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
 				w.markFailed()
 			}
-			return ws, FaultSyncExternalOnWalk, Fault{}
+			return FaultSyncExternalOnWalk
 		}
 		ws.d = d
 		var kind desc.Kind
@@ -497,7 +509,7 @@ func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, 
 			w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
 		}
 		if fk != FaultNone || kind != desc.Table {
-			return ws, fk, Fault{}
+			return fk
 		}
 		if g.hier {
 			sd := desc.S1(d)
