@@ -93,7 +93,39 @@ func (t *TLB) probeKey(k *HitKey, va mem.VA) (mem.PA, bool) {
 			return s.e.OA | mem.PA(in&s.voff), true
 		}
 	}
+	// Nothing translates in for the key. Unless the micro-TLB holds an
+	// entry for it that denied the access (a permission miss), Lookup
+	// would now count a Miss and change nothing else: RepeatMiss may say
+	// so until the TLB's next fill.
+	m := &t.micro[k.micro&3][in>>12&t.uMask]
+	if (k.tag^m.tag)&^m.tignore != 0 || in&^m.voff != m.vtag {
+		t.miss = missRecord{ok: true, tag: k.tag, in: in, acc: k.acc}
+	}
 	return 0, false
+}
+
+// missRecord is the last lookup HitPA found nothing for (RepeatMiss).
+type missRecord struct {
+	ok  bool
+	tag uint64 // the key's context and ASID
+	in  uint64
+	acc vmsa.Access
+}
+
+// RepeatMiss is Lookup for a caller that has just had HitPA miss the same
+// lookup: when HitPA found no entry translating va (nor a micro-TLB entry
+// that denied the access) and nothing was filled since, it counts the
+// Miss that Lookup would count and reports true; the caller walks.
+// Otherwise it changes nothing and reports false, and the caller goes on
+// with Lookup.
+func (t *TLB) RepeatMiss(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vmsa.Access) bool {
+	r := &t.miss
+	if !r.ok || r.in != uint64(va)&va56 || r.acc != acc || r.tag != makeCtx(uint8(regime), vmid)|uint64(asid)<<asidShift {
+		return false
+	}
+	r.ok = false
+	t.Stats.Misses++
+	return true
 }
 
 // MicroHitPA is HitPA's micro-TLB part, small enough to inline: on a hit

@@ -325,6 +325,9 @@ type TLB struct {
 	// inserted since pieces was last 0: a TLBI by address outside them
 	// can probe sets.
 	piecesLo, piecesHi uint64
+	// miss is the last lookup HitPA found no entry for (RepeatMiss);
+	// every fill and invalidation forgets it.
+	miss missRecord
 	// Stats counts events since creation (or the last ResetStats).
 	Stats Stats
 }
@@ -699,6 +702,7 @@ func (t *TLB) FillEntry(e Entry) bool {
 // re-walk and refill always makes progress.
 func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	t.Stats.Fills++
+	t.miss.ok = false
 	ctx := makeCtx(kind, e.VMID)
 	sz := uint64(e.SizeBits)
 	key := (e.input()>>sz)<<8 | sz
@@ -767,6 +771,7 @@ func (t *TLB) forget(s *slot) {
 
 // Flush empties the TLB (a reset; not a TLBI).
 func (t *TLB) Flush() {
+	t.miss.ok = false
 	clear(t.slots)
 	clear(t.plru)
 	for k := range t.micro {
