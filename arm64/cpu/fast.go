@@ -75,7 +75,7 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e *Exception, done bool) 
 		c.checkFrame(pa, size)
 		p := &c.words[i]
 		if size == 8 {
-			storeWord(p, v)
+			mem.StoreWord(p, v)
 			return nil, true
 		}
 		// The other bytes of the word may be written meanwhile.
