@@ -50,6 +50,7 @@ var Suite = []Program{
 	{Name: "tlbi", EL: 2},
 	{Name: "hwupdate", EL: 2, Deviations: cpu.DeviationATSetsDirty | cpu.DeviationS1PTWWnR},
 	{Name: "loop", EL: 2},
+	{Name: "recurse", EL: 2},
 	{Name: "torture", EL: 2}, // seed 1 (the loader writes nothing); TestTorture runs many
 }
 

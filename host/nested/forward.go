@@ -171,7 +171,7 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 		}
 		return Exit{}, true, v.idAccess(t.op0, t.op1, t.crn, t.crm, t.op2, t.rt, t.read)
 	}
-	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) {
+	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) || v.keptEL2Trap(t, &ids) {
 		v.stats.ForwardedTraps++
 		return v.forwardTrap(e)
 	}
@@ -187,6 +187,20 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 		}
 	}
 	return Exit{}, false, fmt.Errorf("%w: L2's trap %v is neither L0's nor the guest hypervisor's", ErrUnhandled, e)
+}
+
+// keptEL2Trap reports whether t is an access at EL1 to an EL2 register
+// (op0 3, op1 4, or 5 for the *_EL12 and *_EL02 names) that the PE keeps
+// outside its register model (an interpreter's: SP_EL1, TPIDR_EL2, ...),
+// which the oracle's PE cannot execute, with the guest hypervisor's
+// effective HCR_EL2.NV: at EL1 such an access is UNDEFINED without NV and
+// trapped to EL2 with it (EC 0x18), so the trap is the guest hypervisor's.
+func (v *VCPU) keptEL2Trap(t decodedTrap, ids *IDRegs) bool {
+	if t.eret || t.op0 != 3 || (t.op1 != 4 && t.op1 != 5) || !effectiveControls(v.vHCR(), ids).NV() {
+		return false
+	}
+	_, modelled := cpu.SysRegByEncoding(t.op0, t.op1, t.crn, t.crm, t.op2)
+	return !modelled
 }
 
 // value returns the ID register r as the guest hypervisor reads it.
@@ -261,8 +275,18 @@ type vncrMirror struct {
 // a VA beyond the PA size, untranslated in L0's EL2 regime (MMU off).
 const vncrPoison = 1<<52 - 1<<12
 
-// vncrMirrored are the registers the model places in a VNCR page.
-var vncrMirrored = append([]cpu.SysReg{cpu.HCR_EL2, cpu.VTTBR_EL2, cpu.VTCR_EL2, cpu.VNCR_EL2}, el1Regs[:]...)
+// vncrMirrored are the offsets in a VNCR page of the registers the PE
+// places there: the PE model's, and SP_EL1 (0x240) and TPIDR_EL2 (0x090),
+// which a PE that keeps them outside its model (an interpreter's) redirects
+// there too (code on the PE, onpe.go).
+var vncrMirrored = func() []uint16 {
+	offs := []uint16{offSPEL1, offTPIDREL2}
+	for _, r := range append([]cpu.SysReg{cpu.HCR_EL2, cpu.VTTBR_EL2, cpu.VTCR_EL2, cpu.VNCR_EL2}, el1Regs[:]...) {
+		off, _ := r.VNCROffset()
+		offs = append(offs, off)
+	}
+	return offs
+}()
 
 // l1OwnRegs returns the registers of the guest hypervisor's own EL2 regime
 // as the PE runs it (on EL1&0, with NV1 for E2H=0), with stage 2 off: its
@@ -339,8 +363,7 @@ func (v *VCPU) vncrLoad(ipa mem.IPA) error {
 	h := v.vm.k.Host()
 	ee := sysreg.SCTLR(v.ownReg(cpu.SCTLR_EL2)).EE()
 	g := guestMemory{v.vm.k}
-	for _, r := range vncrMirrored {
-		off, _ := r.VNCROffset()
+	for _, off := range vncrMirrored {
 		x, ok := g.Read64(mem.PA(ipa) + mem.PA(off))
 		if !ok {
 			return fmt.Errorf("nested: the guest hypervisor's VNCR page at L1 IPA %#x has no memory", uint64(ipa))
@@ -362,8 +385,7 @@ func (v *VCPU) vncrExit() error {
 	m.active = false
 	ee := sysreg.SCTLR(v.ownReg(cpu.SCTLR_EL2)).EE()
 	a := v.vm.k.Host().Arena()
-	for _, r := range vncrMirrored {
-		off, _ := r.VNCROffset()
+	for _, off := range vncrMirrored {
 		x, _ := a.Read64(m.frame + mem.PA(off))
 		if err := v.writeL1(m.l1+mem.IPA(off), swapIf(ee, x)); err != nil {
 			return err

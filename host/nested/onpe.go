@@ -28,11 +28,13 @@ import (
 //     the guest hypervisor's MSR/MRS SP_EL1 reach it (FEAT_NV2 memory, or
 //     L0's emulation of the FEAT_NV trap).
 
-// offSPEL1 is SP_EL1's offset in the VNCR page; hcrTSC traps SMC.
+// offSPEL1 and offTPIDREL2 are SP_EL1's and TPIDR_EL2's offsets in the
+// VNCR page; hcrTSC traps SMC.
 const (
-	offSPEL1            = 0x240
-	hcrTSC   sysreg.HCR = 1 << 19
-	hcrHCD   sysreg.HCR = 1 << 29
+	offSPEL1               = 0x240
+	offTPIDREL2            = 0x090
+	hcrTSC      sysreg.HCR = 1 << 19
+	hcrHCD      sysreg.HCR = 1 << 29
 )
 
 // SetCodeOnPE makes the guest hypervisor's code the PE's instructions:
@@ -180,7 +182,7 @@ func (v *VCPU) emulateOnPE(e *cpu.Exception) (bool, error) {
 	case op0 == 3 && op1 == 4 && crn == 4 && crm == 1 && op2 == 0:
 		off = offSPEL1
 	case op0 == 3 && op1 == 4 && crn == 13 && crm == 0 && op2 == 2:
-		off = 0x090 // TPIDR_EL2
+		off = offTPIDREL2
 	case v.keptEL2Access(op0, op1, crn, crm, op2, rt, read):
 		v.stats.SysRegTraps++
 		v.skip()

@@ -31,4 +31,5 @@ build tlbi tlbi.c
 build hwupdate hwupdate.c
 build torture torture.c
 build loop loop.c
+build recurse recurse.c recurse_g.S
 wait
