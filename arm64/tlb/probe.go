@@ -1,8 +1,6 @@
 package tlb
 
 import (
-	"math/bits"
-
 	"github.com/nestmmu/nestmmu/arm64/vmsa"
 	"github.com/nestmmu/nestmmu/mem"
 )
@@ -63,35 +61,18 @@ func (t *TLB) HitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
 	return t.probeKey(k, va)
 }
 
-// probeKey is Probe's unified-TLB part for a key (lookup's, without the
-// entry copied out or the counters undone): the set of each size class
-// present is probed; a matching slot is touched and copied to the
-// micro-TLB, as lookup does, and then answers a hit or (permission miss)
-// nothing.
+// probeKey is Probe's unified-TLB part for a key, without the entry
+// copied out or the counters undone: the slot lookup would find (find,
+// which touches it and copies it to the micro-TLB) answers a hit or
+// (permission miss) nothing.
 func (t *TLB) probeKey(k *HitKey, va mem.VA) (mem.PA, bool) {
 	in := uint64(va) & va56
-	ctx := k.tag &^ (0xffff << asidShift)
-	for sizes := t.sizes[k.regime&3]; sizes != 0; sizes &= sizes - 1 {
-		sz := uint64(bits.TrailingZeros64(sizes))
-		key := (in>>sz)<<8 | sz
-		set := t.setOf(key, ctx)
-		base := int(set) * t.ways
-		ways := t.slots[base : base+t.ways]
-		for w := range ways {
-			s := &ways[w]
-			if s.key != key || (k.tag^s.tag)&^s.tignore != 0 {
-				continue
-			}
-			t.touch(set, w)
-			if t.microOn {
-				t.micro[k.micro&3][in>>12&t.uMask] = *s
-			}
-			if (s.perm^k.flip)&k.need != k.need {
-				return 0, false
-			}
-			t.Stats.Hits++
-			return s.e.OA | mem.PA(in&s.voff), true
+	if s := t.find(uint8(k.regime&3), in, k.tag, k.micro); s != nil {
+		if (s.perm^k.flip)&k.need != k.need {
+			return 0, false
 		}
+		t.Stats.Hits++
+		return s.e.OA | mem.PA(in&s.voff), true
 	}
 	// Nothing translates in for the key. Unless the micro-TLB holds an
 	// entry for it that denied the access (a permission miss), Lookup

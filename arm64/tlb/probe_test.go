@@ -164,37 +164,32 @@ func TestRepeatMiss(t *testing.T) {
 		}
 	}
 
-	// A read-only page: a write's HitPA refills the micro-TLB with the
-	// entry and misses on permission; Lookup gives PermissionMiss, so
-	// RepeatMiss must not answer.
+	// A write to a read-only page: HitPA misses on permission, Lookup
+	// gives PermissionMiss, so RepeatMiss must not answer.
+	k := tlb.NewHitKey(vmsa.RegimeEL10, 1, 2, wr)
+	denied := func(tl *tlb.TLB, what string) {
+		t.Helper()
+		if _, ok := tl.HitPA(&k, va+8); ok {
+			t.Fatalf("%s: a write hit a read-only entry", what)
+		}
+		if tl.RepeatMiss(vmsa.RegimeEL10, 1, 2, va+8, wr) {
+			t.Errorf("%s: RepeatMiss after a permission miss", what)
+		}
+		if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 2, va+8, wr); r != tlb.PermissionMiss {
+			t.Errorf("%s: Lookup %v, want PermissionMiss", what, r)
+		}
+	}
 	tl := tlb.MustNew(tlb.Config{})
 	tl.Fill(vmsa.RegimeEL10, 1, va, &tr)
-	k := tlb.NewHitKey(vmsa.RegimeEL10, 1, 2, wr)
-	if _, ok := tl.HitPA(&k, va+8); ok {
-		t.Fatal("a write hit a read-only entry")
-	}
-	if tl.RepeatMiss(vmsa.RegimeEL10, 1, 2, va+8, wr) {
-		t.Error("RepeatMiss after a permission miss")
-	}
-	if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 2, va+8, wr); r != tlb.PermissionMiss {
-		t.Errorf("Lookup %v, want PermissionMiss", r)
-	}
+	denied(tl, "entry in the unified TLB")
 	// The entry evicted from the unified TLB (one slot) but still in the
-	// write micro-TLB, denying: HitPA finds nothing in the unified TLB,
-	// Lookup gives PermissionMiss from the micro-TLB's copy.
+	// write micro-TLB (HitPA copied it there): HitPA finds nothing in the
+	// unified TLB, Lookup the micro-TLB's copy denying the write.
 	tl = tlb.MustNew(tlb.Config{Sets: 1, Ways: 1})
 	tl.Fill(vmsa.RegimeEL10, 1, va, &tr)
 	if _, ok := tl.HitPA(&k, va+8); ok {
 		t.Fatal("a write hit a read-only entry")
 	}
 	tl.Fill(vmsa.RegimeEL10, 1, va+0x1000, &tr) // evicts it; another micro-TLB index
-	if _, ok := tl.HitPA(&k, va+8); ok {
-		t.Fatal("a write hit a read-only entry")
-	}
-	if tl.RepeatMiss(vmsa.RegimeEL10, 1, 2, va+8, wr) {
-		t.Error("RepeatMiss with a denying micro-TLB entry")
-	}
-	if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 2, va+8, wr); r != tlb.PermissionMiss {
-		t.Errorf("Lookup %v with the micro-TLB's copy, want PermissionMiss", r)
-	}
+	denied(tl, "entry only in the micro-TLB")
 }
