@@ -58,14 +58,15 @@ func (t *TLB) HitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
 	if pa, ok := t.MicroHitPA(k, va); ok {
 		return pa, true
 	}
-	return t.probeKey(k, va)
+	return t.UnifiedHitPA(k, va)
 }
 
-// probeKey is Probe's unified-TLB part for a key, without the entry
-// copied out or the counters undone: the slot lookup would find (find,
+// UnifiedHitPA is HitPA's unified-TLB part, for a caller whose
+// MicroHitPA has just missed: Probe's for a key, without the entry
+// copied out or the counters undone. The slot lookup would find (find,
 // which touches it and copies it to the micro-TLB) answers a hit or
 // (permission miss) nothing.
-func (t *TLB) probeKey(k *HitKey, va mem.VA) (mem.PA, bool) {
+func (t *TLB) UnifiedHitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
 	in := uint64(va) & va56
 	if s := t.find(uint8(k.regime&3), in, k.tag, k.micro); s != nil {
 		if (s.perm^k.flip)&k.need != k.need {
