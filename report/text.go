@@ -93,8 +93,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	a := r.Accesses
 	p("\naccesses   %s guest accesses in %.2f s: %.2f million per second", n(a.Total), r.Elapsed, a.PerSecond/1e6)
-	if r.CPUSeconds > 0 {
-		p(" (%.1f CPU-seconds: %.2f million per CPU-second)", r.CPUSeconds, a.PerCPUSecond/1e6)
+	if r.CPUSeconds > 0 && r.Elapsed > 0 {
+		p(" (%.1f CPU-seconds, %.2f cores busy: %.2f million per CPU-second)", r.CPUSeconds, r.CPUSeconds/r.Elapsed, a.PerCPUSecond/1e6)
 	}
 	p("\n")
 	p("           user %s, guest kernels %s, MIPS %s (target: %s user accesses; user rate %.2f M/s)\n",

@@ -185,7 +185,7 @@ func TestChurn(t *testing.T) {
 	if r.VMs[0].TLBIs["VALE1IS"] == 0 && r.VMs[0].TLBIs["VAE1IS"] == 0 {
 		t.Errorf("no TLBI by VA: %v", r.VMs[0].TLBIs)
 	}
-	if !testing.Short() && g.ASIDRollovers == 0 {
+	if !testing.Short() && !raceEnabled && g.ASIDRollovers == 0 { // the race run is a quarter of the short one
 		t.Errorf("no ASID rollover in %d processes", r.VMs[0].Spawned)
 	}
 }

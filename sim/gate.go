@@ -17,6 +17,9 @@ type gate struct {
 	req     bool // a stop is requested
 	// flag mirrors req for the workers' per-batch check.
 	flag atomic.Bool
+	// wake, when set, is called after a stop is requested, for parties
+	// blocked elsewhere (a worker waiting for a runner) to come and park.
+	wake func()
 }
 
 func (g *gate) init(parties int) {
@@ -55,6 +58,11 @@ func (g *gate) stopWorld() {
 	g.mu.Lock()
 	g.req = true
 	g.flag.Store(true)
+	g.mu.Unlock()
+	if g.wake != nil {
+		g.wake()
+	}
+	g.mu.Lock()
 	for g.parked < g.parties {
 		g.cond.Wait()
 	}

@@ -107,6 +107,7 @@ func (m *machine) fail(err error) {
 	}
 	m.errMu.Unlock()
 	m.stop.Store(true)
+	m.sched.wake()
 }
 
 // violation records a failed check.
@@ -312,6 +313,7 @@ func (m *machine) run(ctx context.Context) []report.Sample {
 		parties++
 	}
 	m.gate.init(parties)
+	m.gate.wake = m.sched.wake
 	for _, w := range m.wrk {
 		wg.Add(1)
 		go func() {
@@ -346,6 +348,7 @@ func (m *machine) run(ctx context.Context) []report.Sample {
 			running = false
 		case <-ctx.Done():
 			m.stop.Store(true)
+			m.sched.wake()
 			<-done
 			running = false
 		case <-tick.C:

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/nestmmu/nestmmu/arm64/cpu"
 	"github.com/nestmmu/nestmmu/guestos"
@@ -35,7 +34,10 @@ type runner interface {
 // vcpu_load does, with the flush that needs when another vCPU of its VM
 // ran there).
 type scheduler struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// freed is signalled when a runner is released, and when a worker
+	// waiting for one must look up (a world stop, the end of the run).
+	freed   sync.Cond
 	runners []*slot
 }
 
@@ -45,18 +47,36 @@ type slot struct {
 	last    int // the worker it last ran on (-1: none)
 }
 
-func (s *scheduler) add(r runner) { s.runners = append(s.runners, &slot{r: r, last: -1}) }
+func (s *scheduler) add(r runner) {
+	s.freed.L = &s.mu
+	s.runners = append(s.runners, &slot{r: r, last: -1})
+}
 
 // stickiness is how far ahead (as a share of its accesses) a runner that
 // last ran on a worker may be of the one furthest behind and still be
 // preferred there.
 const stickiness = 0.02
 
-// take returns a runner for worker cpu, or nil when none is left to run
-// (wait reports that some are running elsewhere and may come back).
-func (s *scheduler) take(cpu int) (sl *slot, wait bool) {
+// take returns a runner for worker cpu. While every runner left runs on
+// another worker it waits (blocked, not polling) for one to be released,
+// unless interrupted reports a reason to stop waiting (it is checked under
+// the scheduler's lock, and wake is called after it changes). It returns
+// nil when no runner is left to run or when interrupted.
+func (s *scheduler) take(cpu int, interrupted func() bool) *slot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for {
+		sl, wait := s.pick(cpu)
+		if sl != nil || !wait || interrupted() {
+			return sl
+		}
+		s.freed.Wait()
+	}
+}
+
+// pick is take's choice under the lock: the runner, or nil and whether
+// some are running elsewhere (and may come back).
+func (s *scheduler) pick(cpu int) (sl *slot, wait bool) {
 	var behind *slot
 	least := 2.0
 	for _, x := range s.runners {
@@ -97,6 +117,14 @@ func (s *scheduler) release(sl *slot) {
 			break
 		}
 	}
+	s.freed.Broadcast()
+	s.mu.Unlock()
+}
+
+// wake makes the workers waiting in take look at their interrupted again.
+func (s *scheduler) wake() {
+	s.mu.Lock()
+	s.freed.Broadcast()
 	s.mu.Unlock()
 }
 
@@ -122,18 +150,12 @@ func (w *worker) run() {
 			m.gate.pause()
 			continue
 		}
-		sl, wait := m.sched.take(w.cpu)
+		sl := m.sched.take(w.cpu, w.interrupted)
 		if sl == nil {
-			if !wait {
-				return
+			if m.stop.Load() || m.gate.requested() {
+				continue
 			}
-			// Another worker runs the last runners; park at the gate if
-			// asked, else wait a little.
-			if m.gate.requested() {
-				m.gate.pause()
-			}
-			time.Sleep(50 * time.Microsecond)
-			continue
+			return // nothing left to run
 		}
 		err := sl.r.slice(w)
 		m.sched.release(sl)
@@ -143,6 +165,10 @@ func (w *worker) run() {
 		}
 	}
 }
+
+// interrupted reports that a worker waiting for a runner must stop
+// waiting: the run stops, or the world does.
+func (w *worker) interrupted() bool { return w.m.stop.Load() || w.m.gate.requested() }
 
 // load puts vCPU r on the worker's physical CPU (taking the one there off).
 func (w *worker) load(r *vcpuRun) error {

@@ -287,7 +287,13 @@ func (v *VCPU) userMemAbort(slot *memslot.Slot, gen uint64, ipa mem.IPA, write b
 			// m may be stale; never install it.
 			vm.mu.Unlock()
 			vm.c.retries.Add(1)
-			runtime.Gosched()
+			// Take the fault again once the invalidation has ended (its
+			// End moves the sequence count): resolving the page while it
+			// is in progress only fails this check again, and each try
+			// takes the MMU lock its End needs.
+			for vm.inv.InProgress() > 0 && vm.inv.Seq() == seq {
+				runtime.Gosched()
+			}
 			continue
 		}
 		prot := s2pt.ProtR | s2pt.ProtX

@@ -1,7 +1,9 @@
 package kvm
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/host/hostmm"
@@ -263,5 +265,61 @@ func TestClassifyFSC(t *testing.T) {
 		if got := ClassifyFSC(c.fsc); got != c.want {
 			t.Errorf("ClassifyFSC(%#x) = %v, want %v", c.fsc, got, c.want)
 		}
+	}
+}
+
+// TestFaultWaitsForInvalidation: a stage-2 fault on a page whose
+// invalidation is in progress (mmu_invalidate_in_progress covering its
+// HVA) is not installed while it lasts; the fault is retried and installs
+// the page once the invalidation has ended.
+func TestFaultWaitsForInvalidation(t *testing.T) {
+	h := newHost(t, Config{CPUs: 1, MemBytes: 64 * mib})
+	vm := newVM(t, h, 40)
+	const gpa = 0x4000_0000
+	hva := addMem(t, vm, 0, gpa, 4*mib, 0, 0)
+	v := loadedVCPU(t, vm, 0, 0)
+	defer destroy(t, vm, v)
+
+	vm.mu.Lock()
+	vm.inv.Begin(hva, hva+pg)
+	vm.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		ex, err := v.Ldr(1, mem.VA(gpa), 8)
+		if err == nil && ex.Reason != ExitNone {
+			err = fmt.Errorf("exit %v", ex.Reason)
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for vm.Stats().Retries == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the fault completed while the invalidation was in progress (err %v)", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if n := vm.Stats().Retries; n == 0 {
+		t.Fatal("the fault did not see the invalidation")
+	}
+	vm.mu.Lock()
+	if d, _, err := vm.s2.Lookup(gpa); err == nil && d&1 == 1 {
+		t.Error("the page was installed during the invalidation")
+	}
+	if err := vm.inv.End(hva, hva+pg); err != nil {
+		t.Fatal(err)
+	}
+	vm.mu.Unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fault did not complete after the invalidation ended")
+	}
+	if d, _, err := s2of(vm).Lookup(gpa); err != nil || d&1 == 0 {
+		t.Errorf("IPA %#x not mapped after the fault (%#x, %v)", gpa, d, err)
 	}
 }

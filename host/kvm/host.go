@@ -3,7 +3,6 @@ package kvm
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
@@ -68,7 +67,7 @@ type Host struct {
 // waited for the accesses that were using the old entries, as TLBI followed
 // by DSB ISH does (D8.16: completion of TLB maintenance).
 type pcpu struct {
-	mu  sync.Mutex
+	mu  cpuLock
 	tlb *tlb.TLB
 	cur atomic.Pointer[VCPU]
 	_   [40]byte // keep the locks of neighbouring CPUs on separate cache lines

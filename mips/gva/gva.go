@@ -140,8 +140,20 @@ func (t *Table) Walk(start, end uint64, v Visitor) {
 			continue
 		}
 		lo, hi := max(start, base), min(end, base+span)
-		for va := lo &^ (1<<t.pageShift - 1); va < hi; va += 1 << t.pageShift {
-			v.Leaf(uint32(va), &pt[(va>>t.pageShift)&(1<<t.pteShift-1)])
+		if f, ok := v.(*Flusher); ok {
+			// The flush's leaves without a call per PTE: what Flusher.Leaf
+			// does to each.
+			m := uint64(1)<<t.pteShift - 1
+			for i := lo >> t.pageShift & m; i <= (hi-1)>>t.pageShift&m; i++ {
+				if pt[i] != 0 {
+					pt[i] = 0
+					f.Cleared++
+				}
+			}
+		} else {
+			for va := lo &^ (1<<t.pageShift - 1); va < hi; va += 1 << t.pageShift {
+				v.Leaf(uint32(va), &pt[(va>>t.pageShift)&(1<<t.pteShift-1)])
+			}
 		}
 		if v.Post(uint32(base), lo == base && hi == base+span) {
 			clear(pt)

@@ -42,12 +42,17 @@ type TLB struct {
 	vpn2Mask  uint32
 	rng       uint64
 	wired     int
-	// hint remembers, per hash of the VPN2, the index that last matched.
-	// The hardware compares all entries at once; the model checks the
-	// hinted entry first and scans only when it does not match, so a hit
-	// costs the same wherever the entry sits. A stale hint is harmless: it
-	// is always checked, and live entries never duplicate each other.
-	hint [256]uint16
+	// The hardware compares all entries at once; the model finds the
+	// candidates through chains of the entries by a hash of their VPN2
+	// (every entry that can match an address has its VPN2, so it is on the
+	// address's chain): head[h] and link[i] hold index+1 (0 ends a
+	// chain), in index order, bucket[i] is entry i's chain. A lookup or
+	// probe compares the chain's entries only and answers as a scan of all
+	// of them would.
+	head      []uint16
+	link      []uint16
+	bucket    []uint32
+	hashShift uint
 	// dup and dupPass are Duplicates' hash table, kept between calls.
 	dup     []uint32
 	dupPass uint32
@@ -68,8 +73,23 @@ func New(n int, pageSize uint32, seed uint64) (*TLB, error) {
 		global:    make([]bool, n),
 		pageShift: uint(bits.TrailingZeros32(pageSize)),
 		rng:       seed | 1,
+		link:      make([]uint16, n),
+		bucket:    make([]uint32, n),
 	}
 	t.vpn2Mask = ^(uint32(2)<<t.pageShift - 1)
+	buckets := 64
+	for buckets < 2*n {
+		buckets <<= 1
+	}
+	t.head = make([]uint16, buckets)
+	t.hashShift = 32 - uint(bits.TrailingZeros(uint(buckets)))
+	for i := n - 1; i >= 0; i-- {
+		// Chain every entry, in index order, before FlushAll rewrites
+		// them (each write unlinks the entry from the chain it is on).
+		t.bucket[i] = 0
+		t.link[i] = t.head[0]
+		t.head[0] = uint16(i + 1)
+	}
 	t.FlushAll()
 	return t, nil
 }
@@ -93,13 +113,9 @@ func (t *TLB) match(i int, va uint32, asid uint8) bool {
 // an entry matched. It does not check V or D: the caller raises TLB Invalid
 // or TLB Modified as the hardware would.
 func (t *TLB) Lookup(va uint32, asid uint8) (lo uint32, hit bool) {
-	h := t.hash(va)
-	i := int(t.hint[h])
-	if i >= len(t.e) || !t.match(i, va, asid) {
-		if i = t.Probe(va, asid); i < 0 {
-			return 0, false
-		}
-		t.hint[h] = uint16(i)
+	i := t.Probe(va, asid)
+	if i < 0 {
+		return 0, false
 	}
 	if va>>t.pageShift&1 == 0 {
 		return t.e[i].Lo0, true
@@ -107,14 +123,17 @@ func (t *TLB) Lookup(va uint32, asid uint8) (lo uint32, hit bool) {
 	return t.e[i].Lo1, true
 }
 
-func (t *TLB) hash(va uint32) uint8 {
-	v := va >> (t.pageShift + 1)
-	return uint8(v ^ v>>8)
+// hash is the chain of the entries whose VPN2 is va's.
+func (t *TLB) hash(va uint32) uint32 {
+	return ((va & t.vpn2Mask) * 0x9e3779b1) >> t.hashShift
 }
 
 // Probe returns the index of the entry matching va and asid, or -1 (TLBP).
+// Were two entries to match, it returns the lower index, as a scan from
+// entry 0 would: a chain is kept in index order.
 func (t *TLB) Probe(va uint32, asid uint8) int {
-	for i := range t.e {
+	for c := t.head[t.hash(va)]; c != 0; c = t.link[c-1] {
+		i := int(c - 1)
 		if t.match(i, va, asid) {
 			return i
 		}
@@ -146,14 +165,37 @@ func (t *TLB) WriteIndexed(i int, e Entry) { t.write(i, e) }
 
 func (t *TLB) write(i int, e Entry) {
 	e.Hi &= t.vpn2Mask | 0xff
+	t.set(i, e, e.Lo0&e.Lo1&LoG != 0)
+}
+
+// set replaces entry i, moving it to the chain of its new VPN2.
+func (t *TLB) set(i int, e Entry, global bool) {
+	if h := t.hash(e.Hi); h != t.bucket[i] {
+		t.unlink(i)
+		t.bucket[i] = h
+		p := &t.head[h]
+		for *p != 0 && int(*p) < i+1 {
+			p = &t.link[*p-1]
+		}
+		t.link[i] = *p
+		*p = uint16(i + 1)
+	}
 	t.e[i] = e
-	t.global[i] = e.Lo0&e.Lo1&LoG != 0
+	t.global[i] = global
+}
+
+// unlink takes entry i off its chain.
+func (t *TLB) unlink(i int) {
+	p := &t.head[t.bucket[i]]
+	for *p != uint16(i+1) {
+		p = &t.link[*p-1]
+	}
+	*p = t.link[i]
 }
 
 // Invalidate makes entry i unique and invalid.
 func (t *TLB) Invalidate(i int) {
-	t.e[i] = Entry{Hi: uniqueBase + uint32(i)<<(t.pageShift+1)}
-	t.global[i] = false
+	t.set(i, Entry{Hi: uniqueBase + uint32(i)<<(t.pageShift+1)}, false)
 }
 
 // InvalidateVA invalidates the entry matching va for asid, if any, and
