@@ -102,6 +102,9 @@ func NewNested(cfg NestedConfig) (*Nested, error) {
 	// interpreter's, the PE's hardware values.
 	b.VCPU.SetIDSource(b.CPU.GetByEncoding)
 	b.VCPU.SetKeptWriter(b.CPU.SetByEncoding)
+	// L0's own writes to L1's memory (hardware updates of the guest
+	// stage-2 walk, VNCR page copies) reach decoded code too.
+	b.NVM.SetGuestWriteObserver(b.CPU.CodeWritten)
 	return b, nil
 }
 

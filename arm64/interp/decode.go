@@ -71,6 +71,21 @@ func (c *CPU) InvalidateCode() {
 	c.fVPage = ^uint64(0)
 }
 
+// CodeWritten drops the decoded instructions overlapping [pa, pa+size):
+// for writes to the PE's memory that do not go through the PE, such as a
+// hypervisor's below the code (the PE's writes are watched already).
+func (c *CPU) CodeWritten(pa mem.PA, size int) {
+	if size <= 0 {
+		return
+	}
+	for p := pa &^ 0xfff; p < pa+mem.PA(size); p += 0x1000 {
+		if _, ok := c.cache.pages[p]; ok {
+			c.cache.invalidate(pa, size)
+			return
+		}
+	}
+}
+
 // codeWatch wraps the PE's memory: a write that reaches a page holding
 // decoded instructions drops them (stores, hardware updates of
 // descriptors, FEAT_NV2 register stores alike).

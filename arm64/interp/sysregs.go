@@ -344,6 +344,10 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 			return trap(2)
 		case (r.own == rCNTPCT_EL0 || r.own == rCNTVCT_EL0) && !c.counterEL1Enabled(r.own):
 			return trap(2)
+		case r.own == rCPACR_EL1 && !c.opts.NoEL2 && c.sys.v[rCPTR_EL2]>>31&1 != 0:
+			return trap(2) // CPTR_EL2.TCPAC (CPACR_EL1's accessibility pseudocode)
+		case r.own == rMDSCR_EL1 && !c.opts.NoEL2 && c.sys.v[rMDCR_EL2]&(1<<8|1<<9) != 0:
+			return trap(2) // MDCR_EL2.TDE or TDA (MDSCR_EL1's accessibility pseudocode)
 		case r.own == rSP_EL0 && !pe.SP:
 			return c.undefined(d, "") // SP_EL0 is UNDEFINED while it is the SP in use
 		}
@@ -356,10 +360,14 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 }
 
 // nv2Offset is where an access at EL1 to a register kept here goes with
-// HCR_EL2.{NV,NV2}={1,1} (FEAT_NV2): the EL2 registers with an offset in
-// the VNCR page become 64-bit accesses there (SP_EL1 at 0x240, TPIDR_EL2
-// at 0x090, the VNCR_EL2 page layout). The others trap or are UNDEFINED
-// as ownAccess says.
+// HCR_EL2.{NV,NV2}={1,1} (FEAT_NV2), as a 64-bit access at VNCR_EL2.BADDR
+// plus the offset of the VNCR page layout: SP_EL1 (0x240) and TPIDR_EL2
+// (0x090), and with NV1=1 also the EL1 registers with an offset there
+// (CPACR_EL1 0x100, CONTEXTIDR_EL1 0x108, ACTLR_EL1 0x118, AFSR0_EL1
+// 0x128, AFSR1_EL1 0x130, AMAIR_EL1 0x148, MDSCR_EL1 0x158; each
+// register's accessibility pseudocode: NVMem[offset] when
+// HCR_EL2.<NV2,NV1,NV> is '111', after its trap controls). The others trap
+// or are UNDEFINED as ownAccess says.
 func (c *CPU) nv2Offset(r ownReg) (uint16, bool) {
 	pe := c.PE
 	if pe.EL != 1 || c.opts.NoEL2 {
@@ -374,6 +382,25 @@ func (c *CPU) nv2Offset(r ownReg) (uint16, bool) {
 		return 0x240, true
 	case rTPIDR_EL2:
 		return 0x090, true
+	}
+	if !h.NV1() {
+		return 0, false
+	}
+	switch r {
+	case rCPACR_EL1:
+		return 0x100, true
+	case rCONTEXTIDR_EL1:
+		return 0x108, true
+	case rACTLR_EL1:
+		return 0x118, true
+	case rAFSR0_EL1:
+		return 0x128, true
+	case rAFSR1_EL1:
+		return 0x130, true
+	case rAMAIR_EL1:
+		return 0x148, true
+	case rMDSCR_EL1:
+		return 0x158, true
 	}
 	return 0, false
 }

@@ -25,7 +25,13 @@ func mrs(c *CPU, d *insn) bool {
 		c.setReg(d.rd, v)
 		return true
 	case refOwn:
-		if off, ok := c.nv2Offset(d.sysreg.own); ok {
+		off, nv2 := c.nv2Offset(d.sysreg.own)
+		// An EL1 register's trap controls come before the FEAT_NV2
+		// redirection; an EL2 register's NV trap is replaced by it.
+		if (!nv2 || ownRegs[d.sysreg.own].flags&oEL2 == 0) && !c.ownAccess(d, true) {
+			return false
+		}
+		if nv2 {
 			v, e := c.PE.NV2Access(off, false, 0)
 			if e.Taken() {
 				c.taken()
@@ -33,9 +39,6 @@ func mrs(c *CPU, d *insn) bool {
 			}
 			c.setReg(d.rd, v)
 			return true
-		}
-		if !c.ownAccess(d, true) {
-			return false
 		}
 		v, _ := c.ownValue(d.sysreg.own)
 		c.setReg(d.rd, v)
@@ -56,12 +59,13 @@ func msr(c *CPU, d *insn) bool {
 		c.flush()
 		return true
 	case refOwn:
-		if off, ok := c.nv2Offset(d.sysreg.own); ok {
+		off, nv2 := c.nv2Offset(d.sysreg.own)
+		if (!nv2 || ownRegs[d.sysreg.own].flags&oEL2 == 0) && !c.ownAccess(d, false) {
+			return false
+		}
+		if nv2 {
 			_, e := c.PE.NV2Access(off, true, v)
 			return c.took(e)
-		}
-		if !c.ownAccess(d, false) {
-			return false
 		}
 		c.setOwn(d.sysreg.own, v)
 		return true

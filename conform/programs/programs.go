@@ -51,6 +51,7 @@ var Suite = []Program{
 	{Name: "hwupdate", EL: 2, Deviations: cpu.DeviationATSetsDirty | cpu.DeviationS1PTWWnR},
 	{Name: "loop", EL: 2},
 	{Name: "recurse", EL: 2},
+	{Name: "el2ctl", EL: 2},
 	{Name: "torture", EL: 2}, // seed 1 (the loader writes nothing); TestTorture runs many
 }
 

@@ -154,7 +154,7 @@ func (vm *VM) Check() error {
 	errs = append(errs, vm.checkTLBs()...)
 	errs = append(errs, vm.pool.rmap.check()...)
 	vm.k.UnlockMMU()
-	w := vmsa.Walker{Mem: guestMemory{vm.k}}
+	w := vmsa.Walker{Mem: guestMemory{vm.k, vm}}
 	pg := vm.k.Host().PageSize()
 	canon := func(l1 mem.IPA) (mem.PA, bool, string) {
 		s := vm.k.Lookup(l1)

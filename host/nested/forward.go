@@ -171,7 +171,7 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 		}
 		return Exit{}, true, v.idAccess(t.op0, t.op1, t.crn, t.crm, t.op2, t.rt, t.read)
 	}
-	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) || v.keptEL2Trap(t, &ids) {
+	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) || v.keptEL2Trap(t, &ids) || v.keptTrapL1(t, e.FromEL) {
 		v.stats.ForwardedTraps++
 		return v.forwardTrap(e)
 	}
@@ -185,6 +185,11 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 				return Exit{}, true, v.eret()
 			}
 		}
+	}
+	if v.onPE && !t.eret && v.keptByPE(t) {
+		// A register the PE keeps outside its model that only L0's own
+		// controls trap (keptOnPE): L0 performs the access on it.
+		return Exit{}, true, v.keptAccess(t)
 	}
 	return Exit{}, false, fmt.Errorf("%w: L2's trap %v is neither L0's nor the guest hypervisor's", ErrUnhandled, e)
 }
@@ -276,11 +281,14 @@ type vncrMirror struct {
 const vncrPoison = 1<<52 - 1<<12
 
 // vncrMirrored are the offsets in a VNCR page of the registers the PE
-// places there: the PE model's, and SP_EL1 (0x240) and TPIDR_EL2 (0x090),
-// which a PE that keeps them outside its model (an interpreter's) redirects
-// there too (code on the PE, onpe.go).
+// places there: the PE model's, and SP_EL1 (0x240), TPIDR_EL2 (0x090),
+// CPACR_EL1 (0x100) and nv2EL1Kept, which a PE that keeps them outside its
+// model (an interpreter's) redirects there too (code on the PE, onpe.go).
 var vncrMirrored = func() []uint16 {
-	offs := []uint16{offSPEL1, offTPIDREL2}
+	offs := []uint16{offSPEL1, offTPIDREL2, offCPACREL1}
+	for _, k := range nv2EL1Kept {
+		offs = append(offs, k.off)
+	}
 	for _, r := range append([]cpu.SysReg{cpu.HCR_EL2, cpu.VTTBR_EL2, cpu.VTCR_EL2, cpu.VNCR_EL2}, el1Regs[:]...) {
 		off, _ := r.VNCROffset()
 		offs = append(offs, off)
@@ -362,7 +370,7 @@ func (v *VCPU) vncrLoad(ipa mem.IPA) error {
 	m := &v.fwd.vncr
 	h := v.vm.k.Host()
 	ee := sysreg.SCTLR(v.ownReg(cpu.SCTLR_EL2)).EE()
-	g := guestMemory{v.vm.k}
+	g := guestMemory{v.vm.k, v.vm}
 	for _, off := range vncrMirrored {
 		x, ok := g.Read64(mem.PA(ipa) + mem.PA(off))
 		if !ok {
@@ -414,6 +422,7 @@ func (v *VCPU) writeL1(ipa mem.IPA, x uint64) error {
 		return err
 	}
 	k.MarkDirty(ipa)
+	v.vm.guestWritten(ipa, 8)
 	return nil
 }
 

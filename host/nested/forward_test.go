@@ -181,6 +181,8 @@ func TestGuestHardwareUpdates(t *testing.T) {
 				t.Fatal(err)
 			}
 			v.SetGuestHypervisor(hyp)
+			var written []mem.PA // L0's writes to L1's memory (SetGuestWriteObserver)
+			nvm.SetGuestWriteObserver(func(pa mem.PA, size int) { written = append(written, pa) })
 			a, err := hyp.NewVM(1)
 			if err != nil {
 				t.Fatal(err)
@@ -213,6 +215,13 @@ func TestGuestHardwareUpdates(t *testing.T) {
 			d, err := v.Load(mem.VA(p[0]), 8)
 			if err != nil || d&(1<<10) == 0 || d&(1<<7) == 0 {
 				t.Errorf("L1's descriptor %#x (%v): want AF and S2AP[1] set by the walk", d, err)
+			}
+			// Both updates were reported, at the host frame that holds the
+			// descriptor (where a PE's decoded code would be keyed).
+			if len(written) != 2 || written[0] != written[1] {
+				t.Errorf("L0's writes reported at %#x, want the descriptor's host PA twice (AF, then dirty)", written)
+			} else if x, _ := h.Arena().Read64(written[1] &^ 7); x != d {
+				t.Errorf("the reported host PA %#x holds %#x, want the descriptor %#x", uint64(written[1]), x, d)
 			}
 			if err := nvm.Check(); err != nil {
 				t.Error(err)

@@ -18,7 +18,10 @@ import (
 // External abort. Compare-and-swaps (hardware Access flag and dirty state
 // updates of L1's descriptors) are host atomics and mark the page dirty
 // in the slot's log.
-type guestMemory struct{ vm *kvm.VM }
+type guestMemory struct {
+	vm *kvm.VM
+	n  *VM // its writes are reported to n's observer (SetGuestWriteObserver)
+}
 
 // l1IPA is the one conversion from the walker's physical space to the
 // guest hypervisor's IPA space.
@@ -48,6 +51,7 @@ func (g guestMemory) CompareAndSwap64(p mem.PA, old, new uint64) (bool, bool) {
 	}
 	if ok {
 		g.vm.MarkDirty(ipa)
+		g.n.guestWritten(ipa, 8)
 	}
 	return ok, true
 }

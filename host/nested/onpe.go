@@ -51,7 +51,9 @@ func (v *VCPU) SetCodeOnPE() {
 func (v *VCPU) gprsToL2(ctx *kvm.Context) {
 	if v.onPE {
 		ctx.SP = v.vncrGet(offSPEL1)
-		v.keptToL2()
+		v.applyKept(true)
+		v.cpacrToL2()
+		v.nv2KeptSwitch(true)
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -61,7 +63,9 @@ func (v *VCPU) gprsToVEL2(ctx *kvm.Context) {
 	if v.onPE {
 		v.vncrSet(offSPEL1, ctx.SP)
 		ctx.SP = v.other.sp
-		v.keptToVEL2()
+		v.applyKept(false)
+		v.cpacrToVEL2()
+		v.nv2KeptSwitch(false)
 		return
 	}
 	ctx.X, ctx.SP = v.other.x, v.other.sp
@@ -118,6 +122,12 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 			x, _, err := v.forwardTrap(*e)
 			return x, err
 		}
+		if v.keptExceptionL1(e) {
+			v.stats.L2Traps++
+			v.stats.ForwardedTraps++
+			x, _, err := v.forwardTrap(*e)
+			return x, err
+		}
 		x, _, err := v.l2Exit(*e)
 		if err == nil && x.Reason == ExitNone && !v.inL2 {
 			x.Reason = ExitVEL2
@@ -126,6 +136,9 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 	}
 	if e.Kind == cpu.HypervisorCall {
 		return Exit{Reason: ExitVEL2}, v.hvcAtVEL2(e)
+	}
+	if e.Kind == cpu.FPAccess && v.keptL1(kCPTR)&cptrTFP != 0 {
+		return Exit{Reason: ExitVEL2}, v.fpAtVEL2(e)
 	}
 	if e.Kind == cpu.SysTrap {
 		if done, err := v.emulateOnPE(e); done || err != nil {
@@ -183,6 +196,8 @@ func (v *VCPU) emulateOnPE(e *cpu.Exception) (bool, error) {
 		off = offSPEL1
 	case op0 == 3 && op1 == 4 && crn == 13 && crm == 0 && op2 == 2:
 		off = offTPIDREL2
+	case isCPACREL1(op0, op1, crn, crm, op2):
+		off = offCPACREL1 // L2's, under L0's CPTR_EL2.TCPAC (cpacrToVEL2)
 	case v.keptEL2Access(op0, op1, crn, crm, op2, rt, read):
 		v.stats.SysRegTraps++
 		v.skip()

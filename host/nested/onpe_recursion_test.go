@@ -95,11 +95,23 @@ func TestL2NV2KeptRegsReachL1Page(t *testing.T) {
 			t.Fatalf("L2's FEAT_NV2 store at offset %#x: %v", off, ae)
 		}
 	}
+	written := map[mem.PA]int{} // L0's writes to L1's memory, by host page
+	r.nvm.SetGuestWriteObserver(func(pa mem.PA, size int) { written[pa&^0xfff] += size })
 	pe.PC = l2pc + 4 // L2's HVC: to L1
 	e = cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: 0x16<<26 | 1<<25}
 	pe.TakeException(&e)
 	if x := r.exit(); x.Reason != nested.ExitVEL2 {
 		t.Fatalf("L2's HVC: %v, want ExitVEL2", x.Reason)
+	}
+	// The copy back into L1's page was reported, as writes to one host
+	// page covering at least the two registers.
+	if len(written) != 1 {
+		t.Errorf("L0's writes to L1's memory reported on %d host pages, want 1 (the VNCR page)", len(written))
+	}
+	for _, n := range written {
+		if n < 16 {
+			t.Errorf("%d bytes reported written into L1's VNCR page, want at least SP_EL1's and TPIDR_EL2's", n)
+		}
 	}
 	for off, x := range want {
 		var got uint64

@@ -102,9 +102,9 @@ type VCPU struct {
 	// el2Kept: its EL2 registers without a VNCR offset (onpe_el2regs.go).
 	el2Kept [numKeptEL2]uint64
 	// setKept writes the PE's kept registers (SetKeptWriter); l0Kept
-	// holds L0's values of appliedToL2 while L2 runs.
+	// holds L0's own values of keptEL2Regs.
 	setKept func(op0, op1, crn, crm, op2 uint8, x uint64) bool
-	l0Kept  [len(appliedToL2)]uint64
+	l0Kept  [len(keptEL2Regs)]uint64
 }
 
 // NewVCPU makes k (a vCPU of the VM) run the guest hypervisor: the PE at
@@ -119,7 +119,7 @@ func (vm *VM) NewVCPU(k *kvm.VCPU, hyp GuestHypervisor) (*VCPU, error) {
 		return nil, fmt.Errorf("nested: the VM was configured for %d vCPUs", vm.cfg.VCPUs)
 	}
 	v := &VCPU{vm: vm, idx: len(vm.vcpus), k: k, pe: k.PE(), hyp: hyp, own0: map[cpu.SysReg]uint64{}}
-	v.walker.Mem = guestMemory{vm.k}
+	v.walker.Mem = guestMemory{vm.k, vm}
 	if vm.cfg.Mode == ModeNV2 {
 		pa, err := s2pt.ArenaTables{Arena: vm.k.Host().Arena()}.AllocTable(vm.k.Host().PageSize())
 		if err != nil {

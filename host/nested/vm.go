@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nestmmu/nestmmu/arm64/sysreg"
 	"github.com/nestmmu/nestmmu/host/kvm"
@@ -45,6 +46,8 @@ type VM struct {
 	mu    sync.Mutex
 	vcpus []*VCPU
 	err   error
+	// onWrite observes L0's writes to L1's memory (onpe_memwrite.go).
+	onWrite atomic.Pointer[func(pa mem.PA, size int)]
 }
 
 // New prepares k to run a guest hypervisor: the shadow pool (ShadowsPerVCPU

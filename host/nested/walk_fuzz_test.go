@@ -60,7 +60,7 @@ func FuzzGuestStage2Walk(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		w := vmsa.Walker{Mem: guestMemory{vm}}
+		w := vmsa.Walker{Mem: guestMemory{vm: vm}}
 		r := walkGuestS2(&w, &g, ipa, acc)
 		if r.Fault.IsFault() {
 			if r.Fault.Level < -1 || r.Fault.Level > 3 || !r.Fault.Stage2 {

@@ -32,4 +32,5 @@ build hwupdate hwupdate.c
 build torture torture.c
 build loop loop.c
 build recurse recurse.c recurse_g.S
+build el2ctl el2ctl.c
 wait
