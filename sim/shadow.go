@@ -15,7 +15,7 @@ type shadow struct {
 	pool    *pagePool
 	// regions[i][page] for the workload's regions; abs for absolute
 	// addresses (traces), by page number.
-	regions [maxRegions][]*spage
+	regions [maxRegions][]sref
 	abs     map[uint64]*spage
 	// last absolute page looked up
 	lastVPN  uint64
@@ -29,6 +29,14 @@ type spage struct {
 	w    []uint64
 }
 
+// sref is a region's reference to a page, with the page's words beside
+// it so that a checked load reads the reference and the word, not the
+// page's header in between (nil: never stored to).
+type sref struct {
+	w []uint64
+	p *spage
+}
+
 func newShadow(pool *pagePool) *shadow {
 	return &shadow{pgShift: pool.pgShift, pool: pool, abs: map[uint64]*spage{}, lastVPN: ^uint64(0)}
 }
@@ -38,10 +46,10 @@ func (s *shadow) fork() *shadow {
 	c := newShadow(s.pool)
 	for r := range s.regions {
 		if s.regions[r] != nil {
-			c.regions[r] = append([]*spage(nil), s.regions[r]...)
-			for _, p := range c.regions[r] {
-				if p != nil {
-					p.refs++
+			c.regions[r] = append([]sref(nil), s.regions[r]...)
+			for _, e := range c.regions[r] {
+				if e.p != nil {
+					e.p.refs++
 				}
 			}
 		}
@@ -68,13 +76,13 @@ func (s *shadow) release() {
 // mapRegion starts region r of size bytes, all zero.
 func (s *shadow) mapRegion(r int, size uint64) {
 	s.unmap(r)
-	s.regions[r] = make([]*spage, (size+1<<s.pgShift-1)>>s.pgShift)
+	s.regions[r] = make([]sref, (size+1<<s.pgShift-1)>>s.pgShift)
 }
 
 func (s *shadow) unmap(r int) {
-	for _, p := range s.regions[r] {
-		if p != nil {
-			s.drop(p)
+	for _, e := range s.regions[r] {
+		if e.p != nil {
+			s.drop(e.p)
 		}
 	}
 	s.regions[r] = nil
@@ -92,16 +100,16 @@ func (s *shadow) drop(p *spage) {
 // load returns the value a load of size bytes at byte offset off of page
 // i in region r must return.
 func (s *shadow) load(r int, i, off uint64, size uint8) uint64 {
-	var p *spage
+	var words []uint64
 	if r >= 0 {
-		p = s.regions[r][i]
-	} else {
-		p = s.absPage(i)
+		words = s.regions[r][i].w
+	} else if p := s.absPage(i); p != nil {
+		words = p.w
 	}
-	if p == nil {
+	if words == nil {
 		return 0
 	}
-	w := p.w[off>>3]
+	w := words[off>>3]
 	if size == 8 {
 		return w
 	}
@@ -123,7 +131,7 @@ func (s *shadow) absPage(i uint64) *spage {
 func (s *shadow) store(r int, i, off uint64, size uint8, v uint64) {
 	var p *spage
 	if r >= 0 {
-		p = s.regions[r][i]
+		p = s.regions[r][i].p
 	} else {
 		p = s.absPage(i)
 	}
@@ -135,7 +143,7 @@ func (s *shadow) store(r int, i, off uint64, size uint8, v uint64) {
 		}
 		p = np
 		if r >= 0 {
-			s.regions[r][i] = p
+			s.regions[r][i] = sref{p.w, p}
 		} else {
 			s.abs[i] = p
 			s.lastVPN, s.lastPage = i, p

@@ -401,6 +401,10 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 			// AArch64.S1DisabledOutput: the IPA is the VA (its top byte
 			// dropped), cached as a stage-2-only entry.
 			e, res = pe.TLB.LookupS2(c.vmid, mem.IPA(va&(1<<52-1)), acc)
+		} else if pe.TLB.RepeatMiss(c.regime, c.vmid, c.asid, va, acc) {
+			// The hit path (ReadHit, WriteHit) has just missed this
+			// lookup: the miss is counted, the walk follows.
+			res = tlb.Miss
 		} else {
 			e, res = pe.TLB.Lookup(c.regime, c.vmid, c.asid, va, acc)
 		}

@@ -19,8 +19,9 @@ import (
 //
 // The translation context, the VA checks (as masks) and the TLB key are
 // derived once per register state (ctx); a hit in the micro-TLB is a few
-// loads (tlb.HitPA); the data comes from the memory's words when it gives
-// them (WordMemory), with no call.
+// loads (tlb.MicroHitPA, inlined; on a miss tlb.UnifiedHitPA, the rest of
+// tlb.HitPA); the data comes from the memory's words when it gives them
+// (WordMemory), with no call.
 func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e *Exception, done bool) {
 	c := &pe.c
 	if !pe.hitOK(c, va, size) {
@@ -32,7 +33,7 @@ func (pe *PE) ReadHit(va mem.VA, size int) (v uint64, e *Exception, done bool) {
 	}
 	pa, ok := pe.TLB.MicroHitPA(&c.hitR, va)
 	if !ok {
-		if pa, ok = pe.TLB.HitPA(&c.hitR, va); !ok {
+		if pa, ok = pe.TLB.UnifiedHitPA(&c.hitR, va); !ok {
 			return 0, nil, false
 		}
 	}
@@ -64,7 +65,7 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e *Exception, done bool) 
 	}
 	pa, ok := pe.TLB.MicroHitPA(&c.hitW, va)
 	if !ok {
-		if pa, ok = pe.TLB.HitPA(&c.hitW, va); !ok {
+		if pa, ok = pe.TLB.UnifiedHitPA(&c.hitW, va); !ok {
 			return nil, false
 		}
 	}
@@ -75,7 +76,7 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e *Exception, done bool) 
 		c.checkFrame(pa, size)
 		p := &c.words[i]
 		if size == 8 {
-			atomic.StoreUint64(p, v)
+			mem.StoreWord(p, v)
 			return nil, true
 		}
 		// The other bytes of the word may be written meanwhile.

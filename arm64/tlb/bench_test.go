@@ -231,3 +231,59 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("defaults: %d entries, %+v", tl.Capacity(), tl.Config())
 	}
 }
+
+// BenchmarkHitPAL2: the PE's hit path (HitPA with a key) for hits that
+// miss the micro-TLB, as BenchmarkHitL2, over 1024 pages in a random
+// order (a 4096-entry TLB, so that the sets are spread as a workload's).
+func BenchmarkHitPAL2(b *testing.B) {
+	tl := MustNew(Config{Sets: 1024})
+	const n = 1024
+	for i := 0; i < n; i++ {
+		tl.FillEntry(e4k(vmsa.RegimeEL10, 1, 5, false, vaA+uint64(i)<<12))
+	}
+	k := NewHitKey(vmsa.RegimeEL10, 1, 5, rd1)
+	b.ReportAllocs()
+	var sum mem.PA
+	i := uint64(0)
+	for b.Loop() {
+		va := vaA + (i*617&(n-1))<<12
+		pa, ok := tl.HitPA(&k, mem.VA(va))
+		if !ok {
+			b.Fatal("miss")
+		}
+		sum += pa
+		i++
+	}
+	_ = sum
+}
+
+// BenchmarkHitPAMissingCache: BenchmarkHitPAL2 over a TLB too large for
+// the host's caches (64K entries of 112 bytes, 7 MiB, in a random
+// order), so that each probe loads its set from memory as the
+// simulator's probes mostly do.
+func BenchmarkHitPAMissingCache(b *testing.B) {
+	tl := MustNew(Config{Sets: 16384})
+	const n = 1 << 16
+	for i := 0; i < n; i++ {
+		tl.FillEntry(e4k(vmsa.RegimeEL10, 1, 5, false, vaA+uint64(i)<<12))
+	}
+	var pages []uint64 // those the TLB kept
+	for _, e := range tl.Entries(nil) {
+		pages = append(pages, uint64(e.VA))
+	}
+	k := NewHitKey(vmsa.RegimeEL10, 1, 5, rd1)
+	b.ReportAllocs()
+	var sum mem.PA
+	x := uint64(1)
+	for b.Loop() {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		pa, ok := tl.HitPA(&k, mem.VA(pages[x%uint64(len(pages))]))
+		if !ok {
+			b.Fatal("miss")
+		}
+		sum += pa
+	}
+	_ = sum
+}

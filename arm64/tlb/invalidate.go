@@ -288,6 +288,7 @@ func (t *TLB) Invalidate(op Op, xt uint64, ctx Context) (int, error) {
 
 // InvalidateScope removes every entry in the scope and returns how many.
 func (t *TLB) InvalidateScope(s *Scope) int {
+	t.miss.ok = false
 	strict := t.cfg.StrictHints
 	if s.ReservedTG && strict {
 		return 0

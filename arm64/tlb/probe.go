@@ -58,7 +58,56 @@ func (t *TLB) HitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
 	if pa, ok := t.MicroHitPA(k, va); ok {
 		return pa, true
 	}
-	return t.Probe(k.regime, k.vmid, k.asid, va, k.acc)
+	return t.UnifiedHitPA(k, va)
+}
+
+// UnifiedHitPA is HitPA's unified-TLB part, for a caller whose
+// MicroHitPA has just missed: Probe's for a key, without the entry
+// copied out or the counters undone. The slot lookup would find (find,
+// which touches it and copies it to the micro-TLB) answers a hit or
+// (permission miss) nothing.
+func (t *TLB) UnifiedHitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
+	in := uint64(va) & va56
+	if s := t.find(uint8(k.regime&3), in, k.tag, k.micro); s != nil {
+		if (s.perm^k.flip)&k.need != k.need {
+			return 0, false
+		}
+		t.Stats.Hits++
+		return s.e.OA | mem.PA(in&s.voff), true
+	}
+	// Nothing translates in for the key. Unless the micro-TLB holds an
+	// entry for it that denied the access (a permission miss), Lookup
+	// would now count a Miss and change nothing else: RepeatMiss may say
+	// so until the TLB's next fill.
+	m := &t.micro[k.micro&3][in>>12&t.uMask]
+	if (k.tag^m.tag)&^m.tignore != 0 || in&^m.voff != m.vtag {
+		t.miss = missRecord{ok: true, tag: k.tag, in: in, acc: k.acc}
+	}
+	return 0, false
+}
+
+// missRecord is the last lookup HitPA found nothing for (RepeatMiss).
+type missRecord struct {
+	ok  bool
+	tag uint64 // the key's context and ASID
+	in  uint64
+	acc vmsa.Access
+}
+
+// RepeatMiss is Lookup for a caller that has just had HitPA miss the same
+// lookup: when HitPA found no entry translating va (nor a micro-TLB entry
+// that denied the access) and nothing was filled since, it counts the
+// Miss that Lookup would count and reports true; the caller walks.
+// Otherwise it changes nothing and reports false, and the caller goes on
+// with Lookup.
+func (t *TLB) RepeatMiss(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vmsa.Access) bool {
+	r := &t.miss
+	if !r.ok || r.in != uint64(va)&va56 || r.acc != acc || r.tag != makeCtx(uint8(regime), vmid)|uint64(asid)<<asidShift {
+		return false
+	}
+	r.ok = false
+	t.Stats.Misses++
+	return true
 }
 
 // MicroHitPA is HitPA's micro-TLB part, small enough to inline: on a hit

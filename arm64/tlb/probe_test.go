@@ -64,7 +64,7 @@ func TestHitPASameAsProbe(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	a, b := tlb.MustNew(tlb.Config{Sets: 16, Ways: 2, Micro: 8}), tlb.MustNew(tlb.Config{Sets: 16, Ways: 2, Micro: 8})
 	regimes := []vmsa.Regime{vmsa.RegimeEL10, vmsa.RegimeEL20, vmsa.RegimeEL2}
-	hits := 0
+	hits, repeats := 0, 0
 	for i := 0; i < 20000; i++ {
 		regime := regimes[rng.IntN(len(regimes))]
 		vmid, asid := uint16(rng.IntN(3)), uint16(rng.IntN(3))
@@ -86,6 +86,18 @@ func TestHitPASameAsProbe(t *testing.T) {
 		}
 		if ok {
 			hits++
+		} else {
+			// The walk's lookup after the miss: Lookup on one,
+			// RepeatMiss (or Lookup) on the other.
+			ea, ra := a.Lookup(regime, vmid, asid, va, acc)
+			if b.RepeatMiss(regime, vmid, asid, va, acc) {
+				repeats++
+				if ra != tlb.Miss {
+					t.Fatalf("step %d: RepeatMiss after HitPA where Lookup gives %v", i, ra)
+				}
+			} else if eb, rb := b.Lookup(regime, vmid, asid, va, acc); ra != rb || ea != eb {
+				t.Fatalf("step %d: Lookup %v %+v and %v %+v", i, ra, ea, rb, eb)
+			}
 		}
 		if a.Stats != b.Stats {
 			t.Fatalf("step %d: counters %+v and %+v", i, a.Stats, b.Stats)
@@ -94,7 +106,90 @@ func TestHitPASameAsProbe(t *testing.T) {
 			t.Fatalf("step %d: the TLBs' entries differ", i)
 		}
 	}
-	if hits < 1000 {
-		t.Fatalf("%d hits: the test exercises too few", hits)
+	if hits < 1000 || repeats < 1000 {
+		t.Fatalf("%d hits, %d repeated misses: the test exercises too few", hits, repeats)
 	}
+}
+
+// TestRepeatMiss: RepeatMiss answers only the lookup HitPA has just found
+// nothing for, and only until the TLB changes; a micro-TLB entry that
+// denied the access leaves it to Lookup (a permission miss).
+func TestRepeatMiss(t *testing.T) {
+	const va = 0x7000_1000
+	rd := vmsa.Access{Kind: vmsa.Read, EL: 1}
+	wr := vmsa.Access{Kind: vmsa.Write, EL: 1}
+	tr := vmsa.Translation{OA: 0x8000_0000, Level: 3, BlockBits: 12, NG: true, ASID: 2, Perms: vmsa.Perms{R1: true}}
+	for _, c := range []struct {
+		name    string
+		between func(tl *tlb.TLB) // after the missing HitPA
+		va      mem.VA
+		acc     vmsa.Access
+		asid    uint16
+		want    bool
+	}{
+		{"same lookup", nil, va + 8, rd, 2, true},
+		{"another page", nil, va + 0x1000, rd, 2, false},
+		{"another byte", nil, va + 16, rd, 2, false},
+		{"another access", nil, va + 8, wr, 2, false},
+		{"another ASID", nil, va + 8, rd, 3, false},
+		{"a fill between", func(tl *tlb.TLB) { tl.Fill(vmsa.RegimeEL10, 1, va+0x5000, &tr) }, va + 8, rd, 2, false},
+		{"a TLBI between", func(tl *tlb.TLB) {
+			if _, err := tl.Invalidate(tlb.OpVMALLE1, 0, tlb.Context{EL: 1, VMID: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}, va + 8, rd, 2, false},
+	} {
+		tl := tlb.MustNew(tlb.Config{})
+		k := tlb.NewHitKey(vmsa.RegimeEL10, 1, 2, rd)
+		if _, ok := tl.HitPA(&k, va+8); ok {
+			t.Fatal("hit in an empty TLB")
+		}
+		if c.between != nil {
+			c.between(tl)
+		}
+		before := tl.Stats
+		got := tl.RepeatMiss(vmsa.RegimeEL10, 1, c.asid, c.va, c.acc)
+		if got != c.want {
+			t.Errorf("%s: RepeatMiss %v, want %v", c.name, got, c.want)
+		}
+		want := before
+		if got {
+			want.Misses++
+		}
+		if tl.Stats != want {
+			t.Errorf("%s: counters %+v, want %+v", c.name, tl.Stats, want)
+		}
+		if got && tl.RepeatMiss(vmsa.RegimeEL10, 1, c.asid, c.va, c.acc) {
+			t.Errorf("%s: a second RepeatMiss for one HitPA", c.name)
+		}
+	}
+
+	// A write to a read-only page: HitPA misses on permission, Lookup
+	// gives PermissionMiss, so RepeatMiss must not answer.
+	k := tlb.NewHitKey(vmsa.RegimeEL10, 1, 2, wr)
+	denied := func(tl *tlb.TLB, what string) {
+		t.Helper()
+		if _, ok := tl.HitPA(&k, va+8); ok {
+			t.Fatalf("%s: a write hit a read-only entry", what)
+		}
+		if tl.RepeatMiss(vmsa.RegimeEL10, 1, 2, va+8, wr) {
+			t.Errorf("%s: RepeatMiss after a permission miss", what)
+		}
+		if _, r := tl.Lookup(vmsa.RegimeEL10, 1, 2, va+8, wr); r != tlb.PermissionMiss {
+			t.Errorf("%s: Lookup %v, want PermissionMiss", what, r)
+		}
+	}
+	tl := tlb.MustNew(tlb.Config{})
+	tl.Fill(vmsa.RegimeEL10, 1, va, &tr)
+	denied(tl, "entry in the unified TLB")
+	// The entry evicted from the unified TLB (one slot) but still in the
+	// write micro-TLB (HitPA copied it there): HitPA finds nothing in the
+	// unified TLB, Lookup the micro-TLB's copy denying the write.
+	tl = tlb.MustNew(tlb.Config{Sets: 1, Ways: 1})
+	tl.Fill(vmsa.RegimeEL10, 1, va, &tr)
+	if _, ok := tl.HitPA(&k, va+8); ok {
+		t.Fatal("a write hit a read-only entry")
+	}
+	tl.Fill(vmsa.RegimeEL10, 1, va+0x1000, &tr) // evicts it; another micro-TLB index
+	denied(tl, "entry only in the micro-TLB")
 }

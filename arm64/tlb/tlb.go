@@ -325,6 +325,9 @@ type TLB struct {
 	// inserted since pieces was last 0: a TLBI by address outside them
 	// can probe sets.
 	piecesLo, piecesHi uint64
+	// miss is the last lookup HitPA found no entry for (RepeatMiss);
+	// every fill and invalidation forgets it.
+	miss missRecord
 	// Stats counts events since creation (or the last ResetStats).
 	Stats Stats
 }
@@ -453,26 +456,12 @@ func (t *TLB) LookupS2(vmid uint16, ipa mem.IPA, acc vmsa.Access) (Entry, Result
 
 // lookup probes the unified TLB once per size class present.
 func (t *TLB) lookup(kind uint8, ctx uint64, asid uint16, in uint64, acc vmsa.Access) (Entry, Result) {
-	for sizes := t.sizes[kind]; sizes != 0; sizes &= sizes - 1 {
-		sz := uint64(bits.TrailingZeros64(sizes))
-		key := (in>>sz)<<8 | sz
-		set := t.setOf(key, ctx)
-		base := int(set) * t.ways
-		ways := t.slots[base : base+t.ways]
-		for w := range ways {
-			s := &ways[w]
-			if s.key == key && s.ctx == ctx && (s.e.Global || s.e.ASID == asid) {
-				t.touch(set, w)
-				if t.microOn {
-					t.micro[acc.Kind&3][in>>12&t.uMask] = *s
-				}
-				if permits(s.perm, acc) {
-					t.Stats.Hits++
-					return s.e, Hit
-				}
-				return s.e, t.denied(s.perm, acc)
-			}
+	if s := t.find(kind, in, ctx|uint64(asid)<<asidShift, uint8(acc.Kind)); s != nil {
+		if permits(s.perm, acc) {
+			t.Stats.Hits++
+			return s.e, Hit
 		}
+		return s.e, t.denied(s.perm, acc)
 	}
 	// A micro-TLB entry that denied the access is still a permission miss.
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
@@ -482,6 +471,33 @@ func (t *TLB) lookup(kind uint8, ctx uint64, asid uint16, in uint64, acc vmsa.Ac
 	}
 	t.Stats.Misses++
 	return Entry{}, Miss
+}
+
+// find returns the unified-TLB slot of a kind translating in for tag (a
+// context with the ASID at asidShift), probing one set per size class
+// present, or nil. A slot found is touched (replacement) and copied to
+// the micro-TLB of access kind micro.
+func (t *TLB) find(kind uint8, in, tag uint64, micro uint8) *slot {
+	ctx := tag &^ (0xffff << asidShift)
+	for sizes := t.sizes[kind]; sizes != 0; sizes &= sizes - 1 {
+		sz := uint64(bits.TrailingZeros64(sizes))
+		key := (in>>sz)<<8 | sz
+		set := t.setOf(key, ctx)
+		base := int(set) * t.ways
+		ways := t.slots[base : base+t.ways]
+		for w := range ways {
+			s := &ways[w]
+			if s.key != key || (tag^s.tag)&^s.tignore != 0 {
+				continue
+			}
+			t.touch(set, w)
+			if t.microOn {
+				t.micro[micro&3][in>>12&t.uMask] = *s
+			}
+			return s
+		}
+	}
+	return nil
 }
 
 // denied is the result of an entry whose cached permissions do not
@@ -699,6 +715,7 @@ func (t *TLB) FillEntry(e Entry) bool {
 // re-walk and refill always makes progress.
 func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	t.Stats.Fills++
+	t.miss.ok = false
 	ctx := makeCtx(kind, e.VMID)
 	sz := uint64(e.SizeBits)
 	key := (e.input()>>sz)<<8 | sz
@@ -767,6 +784,7 @@ func (t *TLB) forget(s *slot) {
 
 // Flush empties the TLB (a reset; not a TLBI).
 func (t *TLB) Flush() {
+	t.miss.ok = false
 	clear(t.slots)
 	clear(t.plru)
 	for k := range t.micro {

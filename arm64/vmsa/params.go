@@ -119,6 +119,9 @@ type s1Params struct {
 	// nv1: EL1&0 with HCR_EL2.{NV,NV1}={1,1} (FEAT_NV), whose descriptors
 	// are read in the EL2 layout (see s1Permissions).
 	nv1 bool
+	// geom is the walk's geometry (s1Geom), derived with the parameters
+	// a walk uses (walkParams.stage1Params).
+	geom walkGeom
 }
 
 // getS1Params is AArch64.GetS1TTWParams.
@@ -179,6 +182,17 @@ func getS1Params(r *Regs, f *features, regime Regime, va uint64) s1Params {
 	return p
 }
 
+// s1Geom is the walk geometry of stage-1 parameters: the start level
+// (AArch64.S1StartLevel) and table (AArch64.S1TTBaseAddress, whose 52-bit
+// BADDR form for 64K needs PS=0b110). Meaningful only for a TxSZ that
+// passes AArch64.S1TxSZFaults.
+func s1Geom(f *features, p *s1Params) walkGeom {
+	f52 := p.tgx == sysreg.Granule64K && p.psEnc == 6 && f.lpa
+	start := s1StartLevel(p)
+	base := ttBaseAddress(uint64(p.ttbr), p.txsz, p.tgx, p.ds, f52, start)
+	return newWalkGeom(walkGeom{format: desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}, start: start, base: base, ia: 64 - p.txsz, ps: p.ps, ee: p.ee, stage: 1, hier: !p.hpd})
+}
+
 // s1MinTxSZ is AArch64.S1MinTxSZ (64-bit descriptors).
 func s1MinTxSZ(f *features, p *s1Params) uint {
 	if (f.lva && p.tgx == sysreg.Granule64K) || p.ds {
@@ -215,6 +229,7 @@ type s2Params struct {
 	baseBad    bool
 	format     desc.Format
 	vmid       uint16 // VTTBR_EL2.VMID (16 bits with VS and FEAT_VMID16): the walk cache's tag
+	geom       walkGeom
 }
 
 // getS2Params is AArch64.GetS2TTWParams.
@@ -265,6 +280,7 @@ func s2Prepare(f *features, p *s2Params) {
 	p.base = ttBaseAddress(uint64(p.vttbr), p.txsz, p.tgx, p.ds, f52, p.start)
 	p.baseBad = p.base>>p.ps != 0
 	p.format = desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}
+	p.geom = newWalkGeom(walkGeom{format: p.format, start: p.start, base: p.base, ia: p.ia, ps: p.ps, ee: p.ee, stage: 2})
 }
 
 // s2MinTxSZ is AArch64.S2MinTxSZ for an AArch64 stage 1.

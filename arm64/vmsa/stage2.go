@@ -9,60 +9,68 @@ import (
 type s2Result struct {
 	Fault     Fault
 	OA        uint64
-	Attrs     MemAttrs // stage 2's own attributes (non-FWB decoding)
-	s2desc    desc.S2
+	s2desc    desc.S2 // the leaf (its attributes: s2MemAttrs)
 	level     int8
 	blockBits uint8
 	perms     Perms
 }
 
 // s2Translate is AArch64.S2Translate with AArch64.S2Walk. s1ptw marks an
-// access made by a stage-1 table walk (AccessType_TTW).
-func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s1ptw bool) s2Result {
-	var res s2Result
-	fault := func(k FaultKind, level int) s2Result {
+// access made by a stage-1 table walk (AccessType_TTW). The result is
+// left in res (Fault, and the rest only without a fault).
+func (w *Walker) s2Translate(res *s2Result, f *features, p *s2Params, ipa uint64, acc Access, s1ptw bool) {
+	res.Fault = Fault{}
+	fault := func(k FaultKind, level int) {
 		res.Fault = Fault{Kind: k, Level: int8(level), Stage2: true, S1PTW: s1ptw, IPA: mem.IPA(ipa), Write: acc.Kind == Write}
 		w.stop(k, level)
-		return res
 	}
 	// The register checks of AArch64.S2Translate were made once in
 	// getS2Params; the IPA range is checked per input address, between
 	// them and the VTTBR address-size check, as the pseudocode orders them.
 	if p.setupFault {
-		return fault(FaultTranslation, 0)
+		fault(FaultTranslation, 0)
+		return
 	}
 	ia := p.ia
 	if ipa>>ia != 0 { // AArch64.IPAIsOutOfRange
-		return fault(FaultTranslation, 0)
+		fault(FaultTranslation, 0)
+		return
 	}
 	if p.baseBad {
-		return fault(FaultAddressSize, 0)
+		fault(FaultAddressSize, 0)
+		return
 	}
-	g := walkGeom{format: p.format, start: p.start, base: p.base, ia: ia, ps: p.ps, ee: p.ee, stage: 2}
+	g := &p.geom
 	if c := w.S2Tables; c != nil {
 		// A walk cache: start at the deepest table it holds for the IPA
 		// (the start level's table is the root, never cached).
-		g.cache, g.vmid = c, p.vmid
+		cg := *g
+		cg.cache, cg.vmid = c, p.vmid
 		if l, t, ok := c.LookupS2Table(p.vmid, p.tgx.Bits(), ipa); ok && l > p.start {
-			g.cached, g.from, g.fromBase = true, l, t
+			cg.cached, cg.from, cg.fromBase = true, l, t
 		}
+		g = &cg
 	}
+	var ws walkState
 	for attempt := 0; ; attempt++ {
-		ws, fk, _ := w.walkTables(f, &g, ipa, nil, acc.AT, s1ptw)
+		fk := w.walkTables(&ws, f, g, ipa, nil, acc.AT, s1ptw)
 		if fk != FaultNone {
-			return fault(fk, ws.level)
+			fault(fk, ws.level)
+			return
 		}
 		level, d := ws.level, ws.d
 		oa, fk := leafOutput(g.format, p.ps, p.ha, d, level, ipa)
 		if fk != FaultNone {
-			return fault(fk, level)
+			fault(fk, level)
+			return
 		}
 		sd := desc.S2(d)
 		perms := s2Permissions(f, p, sd)
 		// AArch64.S2CheckPermissions: a stage-1 walk to stage-2 Device
 		// memory is a permission fault when HCR_EL2.PTW is 1.
 		if s1ptw && p.ptw && s2IsDevice(p, sd) {
-			return fault(FaultPermission, level)
+			fault(FaultPermission, level)
+			return
 		}
 		if !acc.NoPerm {
 			var ok bool
@@ -78,7 +86,8 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 				}
 			}
 			if !ok {
-				return fault(FaultPermission, level)
+				fault(FaultPermission, level)
+				return
 			}
 		}
 		nd := d
@@ -90,7 +99,8 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 		}
 		inMem, restart, abort := w.update(ws.descAddr, d, nd, p.ee, attempt)
 		if abort {
-			return fault(FaultSyncExternalOnWalk, level)
+			fault(FaultSyncExternalOnWalk, level)
+			return
 		} else if restart {
 			continue
 		}
@@ -105,8 +115,7 @@ func (w *Walker) s2Translate(f *features, p *s2Params, ipa uint64, acc Access, s
 		}
 		res.perms = perms
 		res.s2desc = sd
-		res.Attrs = s2MemAttrs(p, sd)
-		return res
+		return
 	}
 }
 

@@ -30,6 +30,67 @@ type Walker struct {
 	// deepest cached table for the IPA and record the tables they reach.
 	S2Tables S2TableCache
 	Stats    Stats
+	// wp caches the walk parameters derived from the registers of the
+	// last translation (walkParamsOf).
+	wp walkParams
+}
+
+// walkParams are the parameters AArch64.GetS1TTWParams and
+// AArch64.GetS2TTWParams derive from the registers, kept for as long as
+// the registers stay the same: a translation with any register of Regs
+// changed derives them again (TestWalkParamsFollowRegs).
+type walkParams struct {
+	valid bool
+	regs  Regs // the registers they were derived from
+	f     features
+	s2ok  bool
+	s2    s2Params
+	// s1[regime][upper] for each stage-1 regime and VA range (TTBR0,
+	// TTBR1), derived when first needed.
+	s1ok [3][2]bool
+	s1   [3][2]s1Params
+	// other holds the parameters of a Regime value that names no regime.
+	other s1Params
+}
+
+// walkParamsOf returns the walk parameters of r, derived again when r is
+// not the register state they were derived from.
+func (w *Walker) walkParamsOf(r *Regs) *walkParams {
+	p := &w.wp
+	if !p.valid || p.regs != *r {
+		p.valid, p.regs, p.f = true, *r, featuresOf(r)
+		p.s2ok, p.s1ok = false, [3][2]bool{}
+	}
+	return p
+}
+
+// stage2Params returns the stage-2 parameters of p's registers.
+func (p *walkParams) stage2Params() *s2Params {
+	if !p.s2ok {
+		p.s2, p.s2ok = getS2Params(&p.regs, &p.f), true
+	}
+	return &p.s2
+}
+
+// stage1Params returns the stage-1 parameters of p's registers for va in
+// the regime.
+func (p *walkParams) stage1Params(regime Regime, va uint64) *s1Params {
+	upper := 0
+	if regime.twoRanges() && va>>55&1 == 1 {
+		upper = 1
+	}
+	if regime > RegimeEL2 {
+		p.other = getS1Params(&p.regs, &p.f, regime, va) // not a stage-1 regime: not kept
+		p.other.geom = s1Geom(&p.f, &p.other)
+		return &p.other
+	}
+	i := regime
+	if !p.s1ok[i][upper] {
+		q := &p.s1[i][upper]
+		*q, p.s1ok[i][upper] = getS1Params(&p.regs, &p.f, regime, va), true
+		q.geom = s1Geom(&p.f, q)
+	}
+	return &p.s1[i][upper]
 }
 
 // S2TableCache caches stage-2 table descriptors: which table a walk of an
@@ -93,13 +154,14 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 	if w.Trace != nil {
 		w.Trace.begin(uint64(va))
 	}
-	f := featuresOf(r)
+	wp := w.walkParamsOf(r)
+	f := &wp.f
 	s2on := regime == RegimeEL10 && S2Enabled(r)
-	var s2p s2Params
+	var s2p *s2Params
 	if s2on {
-		s2p = getS2Params(r, &f)
+		s2p = wp.stage2Params()
 	}
-	t, out := w.s1Translate(r, &f, regime, uint64(va), acc, s2on, &s2p)
+	t, out := w.s1Translate(wp, regime, uint64(va), acc, s2on, s2p)
 	if !t.Fault.IsFault() {
 		switch {
 		case regime != RegimeEL10:
@@ -112,7 +174,7 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 		}
 	}
 	if !t.Fault.IsFault() && s2on && !opt.Stage1Only {
-		t = w.stage2(&f, &s2p, t, acc)
+		t = w.stage2(f, s2p, t, acc)
 	}
 	if w.Trace != nil {
 		w.Trace.end(t)
@@ -123,7 +185,8 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 // stage2 is the second half of AArch64.FullTranslate: stage 2 for the IPA
 // of a stage-1 result, attributes combined and permissions intersected.
 func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Translation {
-	s2 := w.s2Translate(f, p, uint64(t.IPA), acc, false)
+	var s2 s2Result
+	w.s2Translate(&s2, f, p, uint64(t.IPA), acc, false)
 	if s2.Fault.IsFault() {
 		t.Fault = s2.Fault
 		t.IPAOnly = false
@@ -131,7 +194,7 @@ func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Tra
 	}
 	t.OA, t.IPAOnly = mem.PA(s2.OA), false
 	t.S1Attrs = t.Attrs
-	t.Attrs = combineS1S2(p, t.Attrs, s2.Attrs, s2.s2desc)
+	t.Attrs = combineS1S2(p, t.Attrs, s2MemAttrs(p, s2.s2desc), s2.s2desc)
 	t.S2 = true
 	t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
 	t.S1Perms = t.Perms
@@ -147,9 +210,8 @@ func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Tra
 // replaces the result's fault. t must have no fault; r's stage 2 is used
 // whether or not HCR_EL2.VM enables it.
 func (w *Walker) ApplyStage2(r *Regs, t Translation, acc Access) Translation {
-	f := featuresOf(r)
-	p := getS2Params(r, &f)
-	t = w.stage2(&f, &p, t, acc)
+	wp := w.walkParamsOf(r)
+	t = w.stage2(&wp.f, wp.stage2Params(), t, acc)
 	if w.Trace != nil {
 		w.Trace.end(t)
 	}
@@ -160,13 +222,18 @@ func (w *Walker) ApplyStage2(r *Regs, t Translation, acc Access) Translation {
 // configuration (AArch64.S2Translate). The result's Attrs are stage 2's own.
 func (w *Walker) TranslateS2(r *Regs, ipa mem.IPA, acc Access) Translation {
 	w.Stats.Walks++
-	f := featuresOf(r)
-	p := getS2Params(r, &f)
+	wp := w.walkParamsOf(r)
+	p := wp.stage2Params()
 	if w.Trace != nil {
 		w.Trace.begin(uint64(ipa))
 	}
-	s2 := w.s2Translate(&f, &p, uint64(ipa), acc, false)
-	t := Translation{Fault: s2.Fault, OA: mem.PA(s2.OA), IPA: ipa, Attrs: s2.Attrs, Level: -2,
+	var s2 s2Result
+	w.s2Translate(&s2, &wp.f, p, uint64(ipa), acc, false)
+	var attrs MemAttrs
+	if !s2.Fault.IsFault() {
+		attrs = s2MemAttrs(p, s2.s2desc)
+	}
+	t := Translation{Fault: s2.Fault, OA: mem.PA(s2.OA), IPA: ipa, Attrs: attrs, Level: -2,
 		S2Level: s2.level, S2BlockBits: s2.blockBits, Perms: s2.perms, S2: true}
 	if w.Trace != nil {
 		w.Trace.end(t)
@@ -206,12 +273,13 @@ func bitsSet(va uint64, hi, lo uint) bool {
 // s1Translate is AArch64.S1Translate (and AArch64.S1Walk). It returns the
 // translation and its stage-1 output address (an IPA for EL1&0, a PA for
 // the EL2 regimes), which the caller types.
-func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) (Translation, uint64) {
+func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) (Translation, uint64) {
 	t := Translation{Level: -2}
+	r, f := &wp.regs, &wp.f
 	if !S1Enabled(r, regime) {
 		return w.s1DisabledOutput(r, f, regime, va, acc)
 	}
-	p := getS1Params(r, f, regime, va)
+	p := wp.stage1Params(regime, va)
 	fault := func(k FaultKind, level int) (Translation, uint64) {
 		t.Fault = Fault{Kind: k, Level: int8(level), Write: acc.Kind == Write}
 		w.stop(k, level)
@@ -219,7 +287,7 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 	}
 	// AArch64.S1TxSZFaults: below the minimum faults (required with
 	// FEAT_LVA); above the maximum is IMPLEMENTATION DEFINED: we fault, as QEMU.
-	if p.txsz < s1MinTxSZ(f, &p) || p.txsz > f.maxTxSZ(p.tgx) {
+	if p.txsz < s1MinTxSZ(f, p) || p.txsz > f.maxTxSZ(p.tgx) {
 		return fault(FaultTranslation, 0)
 	}
 	// AArch64.VAIsOutOfRange.
@@ -239,22 +307,21 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 		return fault(FaultTranslation, 0) // FEAT_E0PD: same timing as a level 0 fault
 	}
 
-	// AArch64.S1TTBaseAddress: the 52-bit BADDR form for 64K needs PS=0b110.
-	f52 := p.tgx == sysreg.Granule64K && p.psEnc == 6 && f.lpa
-	start := s1StartLevel(&p)
-	base := ttBaseAddress(uint64(p.ttbr), p.txsz, p.tgx, p.ds, f52, start)
-	if base>>p.ps != 0 {
+	// The start table (AArch64.S1TTBaseAddress), derived with the
+	// parameters (s1Geom).
+	g := &p.geom
+	if g.base>>p.ps != 0 {
 		return fault(FaultAddressSize, 0)
 	}
-	g := walkGeom{format: desc.Format{Granule: p.tgx, DS: p.ds, OA52: p.oa52}, start: start, base: base, ia: 64 - p.txsz, ps: p.ps, ee: p.ee, stage: 1, hier: !p.hpd}
 	var ttw *s2Params // stage 2 for the table addresses
 	if s2on {
 		ttw = s2p
 	}
+	var ws walkState
 	for attempt := 0; ; attempt++ {
-		ws, fk, s2f := w.walkTables(f, &g, va, ttw, acc.AT, false)
-		if s2f.IsFault() {
-			t.Fault = s2f
+		fk := w.walkTables(&ws, f, g, va, ttw, acc.AT, false)
+		if ws.s2f.IsFault() {
+			t.Fault = ws.s2f
 			return t, 0
 		}
 		if fk != FaultNone {
@@ -266,8 +333,8 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 			return fault(fk, level)
 		}
 		sd := desc.S1(d)
-		perms, ux := s1Permissions(f, &p, sd, ws.apTable, ws.uxnTable, ws.pxnTable)
-		if !acc.NoPerm && !s1Allowed(&p, f, perms, ux, acc) {
+		perms, ux := s1Permissions(f, p, sd, ws.apTable, ws.uxnTable, ws.pxnTable)
+		if !acc.NoPerm && !s1Allowed(p, f, perms, ux, acc) {
 			return fault(FaultPermission, level)
 		}
 		// Hardware updates, after the permission check (AArch64.S1Translate).
@@ -283,7 +350,8 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 			pa := ws.descAddr
 			if s2on {
 				// The update is a write at stage 2 (CreateAccDescTTEUpdate).
-				s2 := w.s2Translate(f, s2p, ws.descAddr, Access{Kind: Write}, true)
+				var s2 s2Result
+				w.s2Translate(&s2, f, s2p, ws.descAddr, Access{Kind: Write}, true)
 				if s2.Fault.IsFault() {
 					t.Fault = s2.Fault
 					return t, 0
@@ -311,13 +379,13 @@ func (w *Walker) s1Translate(r *Regs, f *features, regime Regime, va uint64, acc
 		// writable-clean (DBM) page stays read-only in the cached
 		// permissions, so that a later write walks again and marks it dirty.
 		if m := desc.S1(inMem); p.hd && m.DBM() && inMem&desc.S1AP2Bit != 0 {
-			q := p
+			q := *p
 			q.hd = false
 			perms, _ = s1Permissions(f, &q, m, ws.apTable, ws.uxnTable, ws.pxnTable)
 		}
 		t.Perms = perms
 		t.Desc = inMem
-		t.Attrs = s1MemAttrs(&p, sd, acc)
+		t.Attrs = s1MemAttrs(p, sd, acc)
 		return t, oa
 	}
 }
@@ -341,6 +409,34 @@ type walkGeom struct {
 	ee    bool
 	stage uint8 // 1 or 2, for the trace
 	hier  bool  // stage 1 without HPD: accumulate the hierarchical controls
+	// Derived by newWalkGeom: the granule's bits, and for each level
+	// l (-1..3) at [l+1] the shift and mask of its table index
+	// (tableIndex); plain when a table descriptor's next-level address is
+	// its bits [47:granule] alone (no OA[51:48] fields), tmask those bits.
+	gb           uint
+	shift, imask [5]uint64
+	plain        bool
+	tmask        uint64
+}
+
+// newWalkGeom completes g's derived fields.
+func newWalkGeom(g walkGeom) walkGeom {
+	g.gb = g.format.Granule.Bits()
+	for l := -1; l <= 3; l++ {
+		stride := g.gb - 3
+		lsb := g.gb + stride*uint(3-l)
+		msb := lsb + stride - 1
+		if l == g.start {
+			msb = g.ia - 1
+		}
+		g.shift[l+1] = uint64(lsb)
+		if msb >= lsb && msb < 64 {
+			g.imask[l+1] = 1<<(msb-lsb+1) - 1
+		}
+	}
+	g.plain = !(g.format.Granule == sysreg.Granule64K && g.format.OA52) && !(g.format.DS && g.format.Granule != sysreg.Granule64K)
+	g.tmask = uint64(0x0000_ffff_ffff_ffff) &^ (1<<g.gb - 1)
+	return g
 }
 
 // walkState is where the descriptor-fetch loop stopped: the leaf (or the
@@ -352,42 +448,68 @@ type walkState struct {
 	apTable  uint
 	uxnTable bool
 	pxnTable bool
+	// s2f is the stage-2 fault of a table address (a stage-1 walk under
+	// stage 2).
+	s2f Fault
 }
 
 // walkTables is the descriptor-fetch loop AArch64.S1Walk and
 // AArch64.S2Walk share: from the start-level table, read the descriptor for
 // in at each level (translating each descriptor address through stage 2
 // first when ttw is non-nil, as a stage-1 table walk under stage 2 does)
-// and follow table descriptors to the leaf. It returns the leaf, or the
-// fault at ws.level (fk), or the stage-2 fault of a table address (s2f).
-func (w *Walker) walkTables(f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (ws walkState, fk FaultKind, s2f Fault) {
-	gb := g.format.Granule.Bits()
+// and follow table descriptors to the leaf. It leaves in ws the leaf, or
+// the fault at ws.level (returned), or the stage-2 fault of a table
+// address (ws.s2f).
+func (w *Walker) walkTables(ws *walkState, f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (fk FaultKind) {
+	gb := g.gb
 	tbase := g.base
 	ws.level = g.start
+	ws.apTable, ws.uxnTable, ws.pxnTable, ws.s2f = 0, false, false, Fault{}
+	var s2res s2Result // a table address's stage 2
 	if g.cached {
 		tbase, ws.level = g.fromBase, g.from
 	}
 	for {
-		ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
+		if l := uint(ws.level + 1); l < uint(len(g.shift)) {
+			ws.descAddr = tbase | (in>>g.shift[l]&g.imask[l])<<3
+		} else {
+			ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
+		}
 		pa := ws.descAddr
 		if ttw != nil {
-			s2 := w.s2Translate(f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
+			s2 := &s2res
+			w.s2Translate(s2, f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
 			if s2.Fault.IsFault() {
-				return ws, FaultNone, s2.Fault
+				ws.s2f = s2.Fault
+				return FaultNone
 			}
 			pa = s2.OA
 		}
 		d, ok := w.read(pa, g.ee)
 		if !ok {
-			w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
-			w.markFailed()
-			return ws, FaultSyncExternalOnWalk, Fault{}
+			if w.Trace != nil {
+				w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
+				w.markFailed()
+			}
+			return FaultSyncExternalOnWalk
 		}
 		ws.d = d
-		kind, next, fk := decodeLevel(f, g.format, g.format.DS, g.ps, d, ws.level)
-		w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
+		var kind desc.Kind
+		var next uint64
+		if d&3 == 3 && ws.level < 3 && g.plain {
+			// A table descriptor (decodeLevel's common case).
+			kind, next, fk = desc.Table, d&g.tmask, FaultNone
+			if next>>g.ps != 0 {
+				fk = FaultAddressSize
+			}
+		} else {
+			kind, next, fk = decodeLevel(f, g.format, g.format.DS, g.ps, d, ws.level)
+		}
+		if w.Trace != nil {
+			w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
+		}
 		if fk != FaultNone || kind != desc.Table {
-			return ws, fk, Fault{}
+			return fk
 		}
 		if g.hier {
 			sd := desc.S1(d)

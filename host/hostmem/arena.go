@@ -315,12 +315,12 @@ func (c Checked) CheckedWords() (mem.PA, []uint64, []atomic.Int32, uint, bool) {
 // (StaleAccesses), for a user of CheckedWords.
 func (c Checked) StaleAccess(pa mem.PA, n uint64) { c.a.staleAccess(pa, n) }
 
-// poisonFrame fills free frame i with PoisonWord (atomic stores: a stale
-// access may race with it).
+// poisonFrame fills free frame i with PoisonWord (single-copy atomic word
+// stores, mem.StoreWord: a stale access may race with it).
 func (a *Arena) poisonFrame(i int) {
 	w := a.words[uint64(i)<<a.pageShift>>3 : uint64(i+1)<<a.pageShift>>3]
 	for j := range w {
-		atomic.StoreUint64(&w[j], PoisonWord)
+		mem.StoreWord(&w[j], PoisonWord)
 	}
 }
 
