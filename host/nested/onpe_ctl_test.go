@@ -228,32 +228,28 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 		if held[encCPACR] != cpacrVEL2 || cpacr(true, 0) != l2CPACR {
 			t.Errorf("%v: back at vEL2 the PE's CPACR_EL1 is %#x, want FPEN=3, L2's kept", mode, held[encCPACR])
 		}
-		r.el2Reg(1, 1, 2, false, 1<<10) // CPTR_EL2.TFP
-		if held[encCPTR]&(1<<10) == 0 {
-			t.Fatalf("%v: the guest hypervisor's TFP not on the PE at vEL2 (%#x)", mode, held[encCPTR])
-		}
-		const pc = 0x4000_0300
-		r.pe.PC = pc
-		fe := cpu.Exception{Kind: cpu.FPAccess, TargetEL: 2, ESR: fpISS}
-		r.pe.TakeException(&fe)
-		r.exit()
-		if r.pe.EL != 1 || r.pe.PC != 0x4000_8200 || r.pe.ESR[1] != fpISS || r.pe.ELR[1] != pc {
-			t.Errorf("%v: FP/SIMD at vEL2 with TFP: EL%d PC %#x ESR %#x ELR %#x, want its vector +0x200, ESR %#x, ELR %#x",
-				mode, r.pe.EL, uint64(r.pe.PC), uint64(r.pe.ESR[1]), uint64(r.pe.ELR[1]), fpISS, pc)
-		}
-		// Its own SVE instruction with its CPTR_EL2.TZ (AArch64.CheckSVEEnabled): EC 0x19 at EL2 from EL2.
-		const sveESR = 0x19<<26 | 1<<25
-		r.el2Reg(1, 1, 2, false, 1<<8) // CPTR_EL2.TZ
-		if held[encCPTR]&(1<<8) == 0 {
-			t.Fatalf("%v: the guest hypervisor's TZ not on the PE at vEL2 (%#x)", mode, held[encCPTR])
-		}
-		r.pe.PC = pc
-		se := cpu.Exception{Kind: cpu.SVEAccess, TargetEL: 2, ESR: sveESR}
-		r.pe.TakeException(&se)
-		r.exit()
-		if r.pe.EL != 1 || r.pe.PC != 0x4000_8200 || r.pe.ESR[1] != sveESR || r.pe.ELR[1] != pc {
-			t.Errorf("%v: SVE at vEL2 with TZ: EL%d PC %#x ESR %#x ELR %#x, want its vector +0x200, ESR %#x, ELR %#x",
-				mode, r.pe.EL, uint64(r.pe.PC), uint64(r.pe.ESR[1]), uint64(r.pe.ELR[1]), sveESR, pc)
+		// Its own FP/SIMD and SVE instructions with its CPTR_EL2.TFP and TZ
+		// (AArch64.CheckFPAdvSIMDEnabled, CheckSVEEnabled): EC 0x07 and
+		// 0x19 taken at EL2 from EL2.
+		for _, c := range []struct {
+			name string
+			bit  uint64
+			kind cpu.ExceptionKind
+			esr  sysreg.ESR
+		}{{"FP/SIMD with TFP", 1 << 10, cpu.FPAccess, fpISS}, {"SVE with TZ", 1 << 8, cpu.SVEAccess, 0x19<<26 | 1<<25}} {
+			r.el2Reg(1, 1, 2, false, c.bit) // CPTR_EL2
+			if held[encCPTR]&c.bit == 0 {
+				t.Fatalf("%v: %s: the guest hypervisor's CPTR_EL2 %#x not on the PE at vEL2 (%#x)", mode, c.name, c.bit, held[encCPTR])
+			}
+			const pc = 0x4000_0300
+			r.pe.PC = pc
+			fe := cpu.Exception{Kind: c.kind, TargetEL: 2, ESR: c.esr}
+			r.pe.TakeException(&fe)
+			r.exit()
+			if r.pe.EL != 1 || r.pe.PC != 0x4000_8200 || r.pe.ESR[1] != c.esr || r.pe.ELR[1] != pc {
+				t.Errorf("%v: %s at vEL2: EL%d PC %#x ESR %#x ELR %#x, want its vector +0x200, ESR %#x, ELR %#x",
+					mode, c.name, r.pe.EL, uint64(r.pe.PC), uint64(r.pe.ESR[1]), uint64(r.pe.ELR[1]), uint64(c.esr), pc)
+			}
 		}
 	}
 }
