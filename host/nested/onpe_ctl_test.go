@@ -291,3 +291,32 @@ func TestNV2KeptEL1Switched(t *testing.T) {
 		t.Errorf("back at vEL2 CONTEXTIDR_EL1 reads %#x from the page, want L2's 0xc2", got)
 	}
 }
+
+// TestACTLRFromL2ForwardedWithTACR: the guest hypervisor's HCR_EL2.TACR is
+// on the PE while its guest runs, and L2's trapped ACTLR_EL1 access (a
+// register the PE keeps outside its model) is the guest hypervisor's
+// trap: taken to vEL2 with EC 0x18 and ELR_EL2 at the access (vector +
+// 0x400).
+func TestACTLRFromL2ForwardedWithTACR(t *testing.T) {
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		r := newOnPERig(t, mode)
+		v, pe := r.v, r.pe
+		v.SetIDSource(func(op0, op1, crn, crm, op2 uint8) (uint64, bool) { return 0, true })
+		r.el2Reg(12, 0, 0, false, 0x4000_8000) // VBAR_EL2
+		r.el2Reg(1, 1, 0, false, 1<<31|1<<21)  // HCR_EL2: RW, TACR
+		r.el2Reg(4, 0, 0, false, 0x3c5)        // SPSR_EL2: EL1h
+		r.el2Reg(4, 0, 1, false, 0x4000_2000)  // ELR_EL2
+		e := cpu.Exception{Kind: cpu.ERETTrap, TargetEL: 2, ESR: 0x1a<<26 | 1<<25}
+		pe.TakeException(&e)
+		r.exit()
+		if !v.InL2() || !pe.Regs.HCR_EL2.Has(1<<21) {
+			t.Fatalf("%v: in L2 %v, the PE's HCR_EL2 %#x: want L2 running with TACR", mode, v.InL2(), uint64(pe.Regs.HCR_EL2))
+		}
+		pe.SysTrap(2, 3, 0, 1, 0, 1, 5, true) // MRS X5, ACTLR_EL1
+		r.exit()
+		if v.InL2() || pe.EL != 1 || pe.PC != 0x4000_8400 || pe.ESR[1].EC() != 0x18 || pe.ELR[1] != 0x4000_2000 {
+			t.Errorf("%v: L2's ACTLR_EL1 with L1's TACR: in L2 %v, EL%d PC %#x ESR %#x ELR %#x; want vEL2 at 0x40008400, EC 0x18, ELR 0x40002000",
+				mode, v.InL2(), pe.EL, uint64(pe.PC), uint64(pe.ESR[1]), uint64(pe.ELR[1]))
+		}
+	}
+}
