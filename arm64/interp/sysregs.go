@@ -73,6 +73,7 @@ const (
 	rMDSCR_EL1
 	rHSTR_EL2
 	rHACR_EL2
+	rHCRX_EL2
 	rVPIDR_EL2
 	rVMPIDR_EL2
 	rCNTFRQ_EL0
@@ -157,6 +158,7 @@ var ownRegs = [numOwnRegs]ownInfo{
 	rMDSCR_EL1:        {"MDSCR_EL1", 2, 0, 0, 2, 2, 0, 0},
 	rHSTR_EL2:         {"HSTR_EL2", 3, 4, 1, 1, 3, oEL2, 0},
 	rHACR_EL2:         {"HACR_EL2", 3, 4, 1, 1, 7, oEL2, 0},
+	rHCRX_EL2:         {"HCRX_EL2", 3, 4, 1, 2, 2, oEL2, 0}, // FEAT_HCX; reset UNKNOWN, QEMU's 0
 	rVPIDR_EL2:        {"VPIDR_EL2", 3, 4, 0, 0, 0, oEL2, qemuMIDR},
 	rVMPIDR_EL2:       {"VMPIDR_EL2", 3, 4, 0, 0, 5, oEL2, qemuMPIDR},
 	rCNTFRQ_EL0:       {"CNTFRQ_EL0", 3, 3, 14, 0, 0, oEL0 | oEL0RO, qemuCNTFRQ},
@@ -355,6 +357,8 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 			return trap(2) // MDCR_EL2.TDE or TDA (MDSCR_EL1's accessibility pseudocode)
 		case r.own == rSP_EL0 && !pe.SP:
 			return c.undefined(d, "") // SP_EL0 is UNDEFINED while it is the SP in use
+		case r.own == rALLINT && !read && c.tallint():
+			return trap(2) // HCRX_EL2.TALLINT (ALLINT's accessibility pseudocode)
 		}
 		return true
 	}
@@ -398,6 +402,8 @@ func (c *CPU) nv2Offset(r ownReg) (uint16, bool) {
 		return 0x060, true
 	case rHSTR_EL2:
 		return 0x080, true
+	case rHCRX_EL2:
+		return 0x0a0, true
 	}
 	if !h.NV1() {
 		return 0, false
@@ -546,9 +552,55 @@ func (c *CPU) setOwn(r ownReg, v uint64) {
 		c.SP[0] = v
 	case rSP_EL1:
 		c.SP[1] = v
+	case rHCRX_EL2:
+		c.sys.v[r] = v & c.hcrxFields()
 	default:
 		c.sys.v[r] = v
 	}
+}
+
+// HCRX_EL2 fields of the features the model's ID registers say are
+// implemented; every other bit is RES0 (a field of an absent feature, or
+// reserved). Of these only TALLINT acts (MSR ALLINT at EL1, tallint);
+// VINMI and VFNMI signal virtual interrupts, which are not modelled; FnXS
+// and FGTnXS qualify TLBI nXS and fine-grained traps, MSCEn and MCE2
+// FEAT_MOPS's CPY/SET, CMOW cache maintenance permissions, none of which
+// the interpreter executes or models: they are stored.
+const (
+	hcrxFnXS    = 1 << 3  // FEAT_XS
+	hcrxFGTnXS  = 1 << 4  // FEAT_XS
+	hcrxTALLINT = 1 << 6  // FEAT_NMI
+	hcrxVINMI   = 1 << 7  // FEAT_NMI
+	hcrxVFNMI   = 1 << 8  // FEAT_NMI
+	hcrxCMOW    = 1 << 9  // FEAT_CMOW
+	hcrxMCE2    = 1 << 10 // FEAT_MOPS
+	hcrxMSCEn   = 1 << 11 // FEAT_MOPS
+)
+
+// hcrxFields returns the writable bits of HCRX_EL2, from the ID registers:
+// ID_AA64ISAR1_EL1.XS, ID_AA64PFR1_EL1.NMI, ID_AA64MMFR1_EL1.CMOW and
+// ID_AA64ISAR2_EL1.MOPS.
+func (c *CPU) hcrxFields() uint64 {
+	var m uint64
+	if c.sys.v[rID_AA64ISAR1_EL1]>>56&0xf != 0 {
+		m |= hcrxFnXS | hcrxFGTnXS
+	}
+	if c.sys.v[rID_AA64PFR1_EL1]>>36&0xf != 0 {
+		m |= hcrxTALLINT | hcrxVINMI | hcrxVFNMI
+	}
+	if uint64(c.PE.Regs.MMFR1)>>56&0xf != 0 {
+		m |= hcrxCMOW
+	}
+	if c.sys.v[rID_AA64ISAR2_EL1]>>16&0xf != 0 {
+		m |= hcrxMCE2 | hcrxMSCEn
+	}
+	return m
+}
+
+// tallint reports whether HCRX_EL2.TALLINT traps a write of PSTATE.ALLINT
+// at EL1 to EL2 (EL2Enabled(); IsHCRXEL2Enabled() holds without EL3).
+func (c *CPU) tallint() bool {
+	return c.PE.EL == 1 && !c.opts.NoEL2 && c.sys.v[rHCRX_EL2]&hcrxTALLINT != 0
 }
 
 // dcZVAEnabled says whether DC ZVA is permitted at the current EL

@@ -126,8 +126,13 @@ func msrImm(c *CPU, d *insn) bool {
 	case psTCO:
 		c.TCO = imm&1 != 0
 	case psALLINT:
-		// HCRX_EL2.TALLINT would trap a set at EL1 to EL2; HCRX_EL2 is not
-		// modelled (docs/A64.md), so the trap never applies.
+		if imm&1 != 0 && c.tallint() {
+			// HCRX_EL2.TALLINT traps MSR ALLINT, #1 (not #0) at EL1, with
+			// the MSR (immediate) ISS (op0 0b00).
+			pe.SysTrap(2, 0, d.sysreg.op1, 4, imm, d.sysreg.op2, 31, false)
+			c.taken()
+			return false
+		}
 		c.ALLINT = imm&1 != 0
 	}
 	return true
