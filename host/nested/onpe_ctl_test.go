@@ -320,3 +320,53 @@ func TestACTLRFromL2ForwardedWithTACR(t *testing.T) {
 		}
 	}
 }
+
+// TestTALLINTFromL2Forwarded: the guest hypervisor's HCRX_EL2 (kept at
+// its VNCR offset 0x0a0) reads back as written; its TALLINT is on the PE
+// while its guest runs (not at vEL2: it traps EL1's writes only), and L2's
+// trapped writes of PSTATE.ALLINT (MSR ALLINT, #1 with the MSR
+// (immediate) syndrome, MSR ALLINT, Xt) are its traps: taken to vEL2 with
+// EC 0x18 at the vector for a lower EL, ELR_EL2 at the MSR.
+func TestTALLINTFromL2Forwarded(t *testing.T) {
+	encHCRX := [3]uint8{1, 2, 2}
+	const tallint, vinmi = 1 << 6, 1 << 7
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		for _, msr := range []struct {
+			name                    string
+			op0, op1, crn, crm, op2 uint8
+			rt                      uint8
+		}{
+			{"MSR ALLINT, #1", 0, 1, 4, 1, 0, 31},
+			{"MSR ALLINT, X1", 3, 0, 4, 3, 0, 1},
+		} {
+			held := keptPE{encHCRX: 0}
+			r := newOnPERig(t, mode)
+			r.v.SetIDSource(held.source)
+			r.v.SetKeptWriter(func(op0, op1, crn, crm, op2 uint8, x uint64) bool {
+				held[[3]uint8{crn, crm, op2}] = x
+				return true
+			})
+			r.el2Reg(1, 2, 2, false, tallint|vinmi)
+			if got := r.el2Reg(1, 2, 2, true, 0); got != tallint|vinmi {
+				t.Errorf("%v: HCRX_EL2 reads %#x, want %#x", mode, got, tallint|vinmi)
+			}
+			if held[encHCRX] != 0 {
+				t.Errorf("%v: at vEL2 the PE's HCRX_EL2 is %#x, want L0's 0", mode, held[encHCRX])
+			}
+			onPEEnterL2(t, r, mode)
+			if held[encHCRX] != tallint {
+				t.Errorf("%v: in L2 the PE's HCRX_EL2 is %#x, want L0's with the guest hypervisor's TALLINT", mode, held[encHCRX])
+			}
+			r.pe.SysTrap(2, msr.op0, msr.op1, msr.crn, msr.crm, msr.op2, msr.rt, false)
+			r.exit()
+			pe := r.pe
+			if r.v.InL2() || pe.EL != 1 || pe.PC != 0x4000_8400 || pe.ESR[1].EC() != 0x18 || pe.ELR[1] != 0x4000_2000 {
+				t.Errorf("%v: L2's %s with L1's TALLINT: in L2 %v, EL%d PC %#x ESR %#x ELR %#x; want vEL2 at 0x40008400, EC 0x18, ELR 0x40002000",
+					mode, msr.name, r.v.InL2(), pe.EL, uint64(pe.PC), uint64(pe.ESR[1]), uint64(pe.ELR[1]))
+			}
+			if held[encHCRX] != 0 {
+				t.Errorf("%v: back at vEL2 the PE's HCRX_EL2 is %#x, want L0's 0", mode, held[encHCRX])
+			}
+		}
+	}
+}

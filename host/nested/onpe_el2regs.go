@@ -12,7 +12,7 @@ import "github.com/nestmmu/nestmmu/arm64/cpu"
 // on read, and (with a kept-register writer, SetKeptWriter) gives the PE
 // the combination of its own and the guest hypervisor's that the
 // hardware would apply (keptOnPE): VPIDR_EL2, VMPIDR_EL2, CNTVOFF_EL2 and
-// the trap controls of CPTR_EL2, MDCR_EL2 and CNTHCTL_EL2. The traps the
+// the trap controls of CPTR_EL2, MDCR_EL2, CNTHCTL_EL2 and HCRX_EL2. The traps the
 // guest hypervisor asked for are forwarded to it (keptTrapL1).
 type keptEL2 struct {
 	crn, crm, op2 uint8 // op0 3, op1 4
@@ -34,6 +34,7 @@ var keptEL2Regs = [...]keptEL2{
 	{5, 1, 1, 0, 6},       // AFSR1_EL2
 	{10, 3, 0, 0, 7},      // AMAIR_EL2
 	{13, 0, 1, 0, 8},      // CONTEXTIDR_EL2
+	{1, 2, 2, 0x0a0, -1},  // HCRX_EL2 (FEAT_HCX)
 }
 
 // numKeptEL2 is the number of registers kept in the vCPU.
@@ -77,6 +78,7 @@ const (
 	kCPTR
 	kMDCR
 	kCNTHCTL
+	kHCRX = len(keptEL2Regs) - 1
 )
 
 // The trap controls of the kept EL2 registers (E2H=0 layouts) that the PE
@@ -89,6 +91,7 @@ const (
 	mdcrTDE        = 1 << 8  // debug exceptions (BRK) to EL2; TDA as if 1
 	cnthctlEL1PCTN = 1 << 0  // EL1PCTEN: CNTPCT_EL0 at EL1 and EL0
 	cnthctlEL1PCEN = 1 << 1  // EL1PCEN: the physical timer's registers
+	hcrxTALLINT    = 1 << 6  // MSR writes of PSTATE.ALLINT at EL1 (EC 0x18)
 )
 
 // keptOnPE returns the PE's value of the kept register keptEL2Regs[i] from
@@ -110,6 +113,9 @@ const (
 //     and SVE at EL2 too: AArch64.CheckFPAdvSIMDEnabled,
 //     AArch64.CheckSVEEnabled) and TCPAC, by which L0 keeps L2's
 //     CPACR_EL1 off the PE (cpacrToVEL2);
+//   - HCRX_EL2 in L2: L0's with the guest hypervisor's TALLINT (which
+//     traps only at EL1); L0's at vEL2. Its other fields control nothing
+//     the PE models (docs/A64.md).
 //   - HSTR_EL2: not applied. Its T<n> trap EL1 and EL0 accesses in AArch32
 //     state only (MCR/MRC to coproc 0b1111 with CRn n), which the PE here
 //     does not have; it has no effect on AArch64 code.
@@ -129,6 +135,8 @@ func keptOnPE(i int, l0, l1 uint64, l2 bool) uint64 {
 		return l0 | l1&(mdcrTDE|mdcrTDA)
 	case i == kCNTHCTL:
 		return l0 &^ (^l1 & (cnthctlEL1PCTN | cnthctlEL1PCEN))
+	case i == kHCRX:
+		return l0 | l1&hcrxTALLINT
 	}
 	return l0
 }
@@ -148,7 +156,7 @@ func (v *VCPU) nv2CNTVOFF() {
 }
 
 // appliedKept are the keptEL2Regs entries keptOnPE gives the PE.
-var appliedKept = [...]int{kVPIDR, kVMPIDR, kCNTVOFF, kCPTR, kMDCR, kCNTHCTL}
+var appliedKept = [...]int{kVPIDR, kVMPIDR, kCNTVOFF, kCPTR, kMDCR, kCNTHCTL, kHCRX}
 
 // keptL1 returns the guest hypervisor's value of keptEL2Regs[i].
 func (v *VCPU) keptL1(i int) uint64 {
@@ -204,14 +212,21 @@ func (v *VCPU) applyKept(l2 bool) {
 
 // keptTrapL1 reports whether the guest's guest's trapped System register
 // access t (at EL el) is trapped by the guest hypervisor's kept EL2
-// controls, as the register's accessibility pseudocode tests them (E2H=0):
+// controls, as the register's accessibility pseudocode tests them (E2H=0;
+// HCRX_EL2.TALLINT, the same with E2H=1, of ALLINT writes at EL1):
 // CNTPCT_EL0 by CNTHCTL_EL2.EL1PCTEN=0 (at EL0 only after CNTKCTL_EL1
 // allowed it, which the PE checked first), CPACR_EL1 at EL1 by
 // CPTR_EL2.TCPAC, MDSCR_EL1 at EL1 by MDCR_EL2.TDE or TDA. The PE held
 // L0's controls combined with these (keptOnPE), so one L0 set alone is not
 // the guest hypervisor's.
 func (v *VCPU) keptTrapL1(t decodedTrap, el uint8) bool {
-	if !v.onPE || t.eret || v.vm.cfg.E2H {
+	if !v.onPE || t.eret {
+		return false
+	}
+	if el == 1 && !t.read && allintWrite(t) {
+		return v.keptL1(kHCRX)&hcrxTALLINT != 0
+	}
+	if v.vm.cfg.E2H {
 		return false
 	}
 	switch {
@@ -223,6 +238,13 @@ func (v *VCPU) keptTrapL1(t decodedTrap, el uint8) bool {
 		return v.keptL1(kMDCR)&(mdcrTDE|mdcrTDA) != 0
 	}
 	return false
+}
+
+// allintWrite reports whether t is a write of PSTATE.ALLINT: MSR ALLINT,
+// Xt (S3_0_C4_C3_0) or MSR ALLINT, #imm (op0 0b00, op1 0b001, CRn 4, op2
+// 0b000 in the MSR (immediate) syndrome).
+func allintWrite(t decodedTrap) bool {
+	return t.crn == 4 && t.op2 == 0 && ((t.op0 == 3 && t.op1 == 0 && t.crm == 3) || (t.op0 == 0 && t.op1 == 1 && t.crm>>1 == 0))
 }
 
 // keptExceptionL1 reports whether an exception other than a System

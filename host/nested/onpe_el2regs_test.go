@@ -20,7 +20,7 @@ func TestKeptEL2Regs(t *testing.T) {
 		{"HSTR_EL2", 1, 1, 3}, {"CPTR_EL2", 1, 1, 2}, {"MDCR_EL2", 1, 1, 1},
 		{"CNTHCTL_EL2", 14, 1, 0}, {"HACR_EL2", 1, 1, 7}, {"ACTLR_EL2", 1, 0, 1},
 		{"AFSR0_EL2", 5, 1, 0}, {"AFSR1_EL2", 5, 1, 1}, {"AMAIR_EL2", 10, 3, 0},
-		{"CONTEXTIDR_EL2", 13, 0, 1},
+		{"CONTEXTIDR_EL2", 13, 0, 1}, {"HCRX_EL2", 1, 2, 2},
 	}
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
 		rig := newOnPERig(t, mode)
