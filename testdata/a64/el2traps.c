@@ -5,7 +5,11 @@
 // controls CPACR_EL1.ZEN and CPTR_EL2.TZ (E2H=0) and their order with the
 // FP/SIMD controls CPACR_EL1.FPEN and CPTR_EL2.TFP
 // (AArch64.CheckSVEEnabled), each on an RDVL whose execution is trapped:
-// an enabled SVE instruction is not executed by the model.
+// an enabled SVE instruction is not executed by the model; HCRX_EL2
+// (FEAT_HCX, which ID_AA64MMFR1_EL1.HCX says is implemented): its reset
+// value (UNKNOWN in the architecture, QEMU's), the fields both QEMU and the
+// model implement, UNDEFINED at EL1, and TALLINT trapping EL1's writes of
+// ALLINT (MSR ALLINT, #1 and MSR ALLINT, Xt; not #0, not MRS).
 #include "harness.h"
 
 #define HCR_TACR (1UL << 21)
@@ -20,6 +24,14 @@
 #define msr_allint_1() __asm__ volatile(".inst 0xd501411f" : : : "memory") // MSR ALLINT, #1
 #define msr_allint_0() __asm__ volatile(".inst 0xd501401f" : : : "memory") // MSR ALLINT, #0
 #define msr_allint_2() __asm__ volatile(".inst 0xd501421f" : : : "memory") // CRm 0b0010: UNDEFINED
+#define read_hcrx() read_sysreg(S3_4_C1_C2_2)
+#define write_hcrx(v) write_sysreg(S3_4_C1_C2_2, v)
+// HCRX_EL2's FnXS, FGTnXS (FEAT_XS), TALLINT, VINMI, VFNMI (FEAT_NMI), CMOW
+// (FEAT_CMOW), MCE2, MSCEn (FEAT_MOPS): the fields of features both
+// implement. Whether the other bits keep a written 1 depends on the
+// implemented features (RES0 may be stateful), so they are not printed.
+#define HCRX_BOTH 0xfd8UL
+#define HCRX_TALLINT (1UL << 6)
 #define rdvl() __asm__ volatile(".inst 0x04bf5020" : : : "x0", "memory")    // RDVL X0, #1
 
 static handler_fn harness_el1, harness_el2;
@@ -80,6 +92,30 @@ static u64 el1_actlr(u64 arg)
 	outcome("MRS ACTLR_EL1");
 	write_sysreg(actlr_el1, read_sysreg(actlr_el1));
 	outcome("MSR ACTLR_EL1 (after its MRS)");
+	return 0;
+}
+
+static u64 el1_hcrx(u64 arg)
+{
+	seen = last.count;
+	(void)read_hcrx();
+	outcome("EL1 MRS HCRX_EL2");
+	write_hcrx(0);
+	outcome("EL1 MSR HCRX_EL2");
+	return 0;
+}
+
+static u64 el1_tallint(u64 arg)
+{
+	seen = last.count;
+	msr_allint_1();
+	outcome("EL1 MSR ALLINT, #1");
+	msr_allint_0();
+	outcome("EL1 MSR ALLINT, #0");
+	write_allint(0);
+	outcome("EL1 MSR ALLINT, xzr");
+	pr("  EL1 MRS ALLINT %x\n", read_allint());
+	outcome("EL1 MRS ALLINT");
 	return 0;
 }
 
@@ -185,6 +221,29 @@ int main(void)
 	rdvl();
 	outcome("EL2 RDVL");
 	write_sysreg(cptr_el2, read_sysreg(cptr_el2) & ~CPTR_TFP);
+	isb();
+
+	pr("el2traps: HCRX_EL2\n");
+	pr(" ID_AA64MMFR1_EL1.HCX %x\n", read_sysreg(id_aa64mmfr1_el1) >> 40 & 0xf);
+	pr(" HCRX_EL2 at reset %x\n", read_hcrx());
+	write_hcrx(~0UL);
+	isb();
+	pr(" HCRX_EL2 after ~0, its fields both implement %x\n", read_hcrx() & HCRX_BOTH);
+	write_hcrx(0);
+	isb();
+	pr(" HCRX_EL2 after 0 %x\n", read_hcrx());
+	run_el1(el1_hcrx, 0);
+	run_el1(el1_tallint, 0);
+	write_hcrx(HCRX_TALLINT);
+	isb();
+	pr(" HCRX_EL2 after TALLINT %x\n", read_hcrx());
+	run_el1(el1_tallint, 0);
+	seen = last.count;
+	msr_allint_1();
+	outcome("EL2 MSR ALLINT, #1 with TALLINT");
+	write_allint(0);
+	outcome("EL2 MSR ALLINT, xzr with TALLINT");
+	write_hcrx(0);
 	isb();
 	pr("el2traps done\n");
 	return 0;
