@@ -119,8 +119,8 @@ func TestNestedL0WriteDropsDecodedCode(t *testing.T) {
 }
 
 // TestNV2KeptEL2RegsRedirected: the guest hypervisor's VPIDR_EL2,
-// VMPIDR_EL2, CNTVOFF_EL2 and HSTR_EL2 (FEAT_NV2's VNCR offsets 0x088,
-// 0x050, 0x060, 0x080) read the reset values and what it wrote in both
+// VMPIDR_EL2, CNTVOFF_EL2, HSTR_EL2 and HCRX_EL2 (FEAT_NV2's VNCR offsets
+// 0x088, 0x050, 0x060, 0x080, 0x0a0) read the reset values and what it wrote in both
 // modes; with NV each access is an exit to L0 (EC 0x18), with NV2 none is
 // (NVMem[offset] for HCR_EL2.<NV2,NV> '11': loads and stores of the page).
 func TestNV2KeptEL2RegsRedirected(t *testing.T) {
@@ -135,6 +135,7 @@ func TestNV2KeptEL2RegsRedirected(t *testing.T) {
 		{"VMPIDR_EL2", 0, 0, 5, 0x80000000, 0x80000102},
 		{"CNTVOFF_EL2", 14, 0, 3, 0, 0x123456789a},
 		{"HSTR_EL2", 1, 1, 3, 0, 0xbfef},
+		{"HCRX_EL2", 1, 2, 2, 0, 0x40}, // TALLINT
 	}
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
 		b, err := NewNested(NestedConfig{Mode: mode})
