@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"github.com/nestmmu/nestmmu/mem"
+	"github.com/nestmmu/nestmmu/workload"
 )
 
 // shadow is the integrity checker's copy of a process's memory: the last
@@ -115,6 +116,27 @@ func (s *shadow) load(r int, i, off uint64, size uint8) uint64 {
 	}
 	sh := (off & 7) * 8
 	return w >> sh & (1<<(uint(size)*8) - 1)
+}
+
+// hint returns the shadow word a region access will check or store, for
+// kvm.BatchAccess.Hint (the batch loads it beside the access, so that the
+// two cache misses overlap), or nil: an absolute address (traces), a page
+// never stored to, or an offset beyond the region. A store before the
+// check may still copy the page (copy-on-write): the hint is only a load
+// ahead, the check looks the word up again.
+func (s *shadow) hint(a *workload.Access) *uint64 {
+	r := int(a.Region)
+	if r < 0 || r >= maxRegions {
+		return nil
+	}
+	refs := s.regions[r]
+	if pg := a.Off >> s.pgShift; pg < uint64(len(refs)) {
+		w := refs[pg].w
+		if k := (a.Off & (1<<s.pgShift - 1)) >> 3; k < uint64(len(w)) {
+			return &w[k]
+		}
+	}
+	return nil
 }
 
 func (s *shadow) absPage(i uint64) *spage {
