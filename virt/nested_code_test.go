@@ -117,3 +117,63 @@ func TestNestedL0WriteDropsDecodedCode(t *testing.T) {
 		}
 	}
 }
+
+// TestNV2KeptEL2RegsRedirected: the guest hypervisor's VPIDR_EL2,
+// VMPIDR_EL2, CNTVOFF_EL2 and HSTR_EL2 (FEAT_NV2's VNCR offsets 0x088,
+// 0x050, 0x060, 0x080) read the reset values and what it wrote in both
+// modes; with NV each access is an exit to L0 (EC 0x18), with NV2 none is
+// (NVMem[offset] for HCR_EL2.<NV2,NV> '11': loads and stores of the page).
+func TestNV2KeptEL2RegsRedirected(t *testing.T) {
+	const entry = 0x4000_0000
+	mrs := func(op1, crn, crm, op2, rt uint32) uint32 { return msr(op1, crn, crm, op2, rt) | 1<<21 }
+	regs := []struct {
+		name          string
+		crn, crm, op2 uint32
+		reset, val    uint64
+	}{
+		{"VPIDR_EL2", 0, 0, 0, 0xf0510, 0x411fd070},
+		{"VMPIDR_EL2", 0, 0, 5, 0x80000000, 0x80000102},
+		{"CNTVOFF_EL2", 14, 0, 3, 0, 0x123456789a},
+		{"HSTR_EL2", 1, 1, 3, 0, 0xbfef},
+	}
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		b, err := NewNested(NestedConfig{Mode: mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		var code []uint32
+		for i, r := range regs {
+			code = append(code, mrs(4, r.crn, r.crm, r.op2, uint32(10+i)))
+			code = append(code, mov64(1, r.val)...)
+			code = append(code, msr(4, r.crn, r.crm, r.op2, 1))
+			code = append(code, mrs(4, r.crn, r.crm, r.op2, uint32(20+i)))
+		}
+		code = append(code, movz(0, 8, 0), movk(0, 0x8400, 1), 0xd4000003) // PSCI SYSTEM_OFF (SMC)
+		for i, w := range code {
+			if err := b.write(mem.PA(entry+4*i), 4, uint64(w)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.CPU.PE.PC = entry
+		b.CPU.InvalidateCode()
+		if err := b.Run(10_000); err != nil || !b.Off {
+			t.Fatalf("%v: %v (off %v)", mode, err, b.Off)
+		}
+		for i, r := range regs {
+			if got := b.CPU.X[10+i]; got != r.reset {
+				t.Errorf("%v: %s reads %#x before any write, want the reset value %#x", mode, r.name, got, r.reset)
+			}
+			if got := b.CPU.X[20+i]; got != r.val {
+				t.Errorf("%v: %s reads %#x after writing %#x", mode, r.name, got, r.val)
+			}
+		}
+		want := uint64(0)
+		if mode == nested.ModeNV {
+			want = 3 * uint64(len(regs))
+		}
+		if got := b.VCPU.Stats().SysRegTraps; got != want {
+			t.Errorf("%v: %d register traps, want %d", mode, got, want)
+		}
+	}
+}

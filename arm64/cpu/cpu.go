@@ -99,12 +99,13 @@ const (
 	IllegalState
 	SPAlignment
 	FPAccess
+	SVEAccess // an SVE access trap (EC 0x19)
 )
 
 func (k ExceptionKind) String() string {
 	names := [...]string{"none", "data abort", "instruction abort", "system instruction trap", "undefined", "ERET trap", "IRQ",
 		"supervisor call", "hypervisor call", "secure monitor call", "breakpoint", "WFx trap", "illegal execution state",
-		"SP alignment", "FP access trap"}
+		"SP alignment", "FP access trap", "SVE access trap"}
 	if int(k) < len(names) {
 		return names[k]
 	}

@@ -311,10 +311,14 @@ func compileSystem(w uint32, d insn) insn {
 		return compileSys(d, op1, crn, crm, op2)
 	case op0 == 0 && !l && crn == 4 && rt == 31: // MSR (immediate)
 		fields := map[uint8]uint8{0<<3 | 5: psSPSel, 3<<3 | 6: psDAIFSet, 3<<3 | 7: psDAIFClr,
-			0<<3 | 4: psPAN, 0<<3 | 3: psUAO, 3<<3 | 2: psDIT, 3<<3 | 1: psSSBS, 3<<3 | 4: psTCO}
+			0<<3 | 4: psPAN, 0<<3 | 3: psUAO, 3<<3 | 2: psDIT, 3<<3 | 1: psSSBS, 3<<3 | 4: psTCO,
+			1<<3 | 0: psALLINT}
 		f, ok := fields[op1<<3|op2]
 		if !ok {
 			return insn{}
+		}
+		if f == psALLINT && crm>>1 != 0 {
+			return insn{fn: undefinedInsn} // MSR ALLINT, #imm decode: CRm<3:1> != '000'
 		}
 		d.op = f
 		d.imm = uint64(crm)

@@ -136,6 +136,11 @@ func Decode(w uint32) (d insn) {
 		// encoding (arm64asm knows only some) meets the access traps.
 		return insn{fn: fpInsn, word: w}
 	}
+	if w>>25&15 == 0b0010 {
+		// The SVE encoding space (op0 = 0b0010 in the A64 top-level
+		// table), which arm64asm does not decode: its enable traps first.
+		return insn{fn: sveInsn, word: w}
+	}
 	in, err := arm64asm.Decode(b[:])
 	if err != nil {
 		d = decodeExtra(w)

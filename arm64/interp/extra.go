@@ -4,7 +4,7 @@ import "fmt"
 
 // decodeExtra decodes the encodings arm64asm (golang.org/x/arch v0.32)
 // does not know but the modelled PE implements: HVC and SMC, the SYS
-// forms AT and IC, MSR (immediate) of PAN, UAO, DIT, SSBS and TCO, SB
+// forms AT and IC, MSR (immediate) of PAN, UAO, DIT, SSBS, TCO and ALLINT, SB
 // (its table has no entries for them), the FEAT_LSE atomics (CAS, CASP,
 // SWP, LD<op>, ST<op>) and the FEAT_LRCPC loads and stores (LDAPR,
 // LDAPUR, STLUR). Each is one fixed field pattern of the A64 encoding

@@ -12,7 +12,7 @@ import (
 
 // legalEC are the exception classes the interpreter and the PE can take.
 var legalEC = map[uint8]bool{0x00: true, 0x01: true, 0x07: true, 0x0e: true, 0x15: true, 0x16: true, 0x17: true,
-	0x18: true, 0x1a: true, 0x20: true, 0x21: true, 0x22: true, 0x24: true, 0x25: true, 0x26: true, 0x3c: true}
+	0x18: true, 0x19: true, 0x1a: true, 0x20: true, 0x21: true, 0x22: true, 0x24: true, 0x25: true, 0x26: true, 0x3c: true}
 
 // FuzzExecute executes random instruction words at a random EL with random
 // HCR_EL2 trap bits and random register values: nothing may panic, every

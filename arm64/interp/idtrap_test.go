@@ -173,6 +173,13 @@ func TestNV2KeptEL1Registers(t *testing.T) {
 		{"CONTEXTIDR_EL1 write, NV2 without NV1", msrCONTEXTIDR, nv | nv2, 6, 0, false, false},
 		{"MDSCR_EL1 read, NV2 NV1", mrsMDSCR, nv | nv1 | nv2, 6, 0x158, false, true},
 		{"MDSCR_EL1 read, NV2 NV1, TDA first", mrsMDSCR, nv | nv1 | nv2, 6 | 1<<9, 0, true, true},
+		// The kept EL2 registers with a VNCR offset: NV2 replaces their NV trap (NV1 either way).
+		{"VPIDR_EL2 write, NV2", 0xd51c0001, nv | nv2, 6, 0x088, false, false},
+		{"VMPIDR_EL2 write, NV2 NV1", 0xd51c00a1, nv | nv1 | nv2, 6, 0x050, false, false},
+		{"CNTVOFF_EL2 write, NV2", 0xd51ce061, nv | nv2, 6, 0x060, false, false},
+		{"HSTR_EL2 write, NV2", 0xd51c1161, nv | nv2, 6, 0x080, false, false},
+		{"VPIDR_EL2 write, NV without NV2: trapped", 0xd51c0001, nv, 6, 0, true, false},
+		{"CNTVOFF_EL2 write, NV without NV2: trapped", 0xd51ce061, nv | nv1, 6, 0, true, false},
 	} {
 		r := newRig(t, 1)
 		r.pe.Regs.HCR_EL2 |= c.hcr

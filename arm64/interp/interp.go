@@ -112,9 +112,10 @@ type CPU struct {
 	X [33]uint64
 	// SP holds SP_EL0, SP_EL1, SP_EL2.
 	SP [3]uint64
-	// PSTATE fields the PE does not keep: BTYPE (FEAT_BTI), UAO, DIT, SSBS, TCO.
-	BTYPE               uint8
-	UAO, DIT, SSBS, TCO bool
+	// PSTATE fields the PE does not keep: BTYPE (FEAT_BTI), UAO, DIT,
+	// SSBS, TCO, ALLINT (FEAT_NMI).
+	BTYPE                       uint8
+	UAO, DIT, SSBS, TCO, ALLINT bool
 	// Retired counts the instructions that completed (including those
 	// that completed by taking an exception they generate: SVC, HVC, ...).
 	Retired uint64
@@ -312,7 +313,13 @@ func (c *CPU) setPSTATE(spsr uint64) {
 	c.DIT = spsr>>24&1 != 0
 	c.SSBS = spsr>>12&1 != 0
 	c.TCO = spsr>>25&1 != 0
+	if c.hasNMI() {
+		c.ALLINT = spsr>>13&1 != 0 // SetPSTATEFromPSR
+	}
 }
+
+// hasNMI reports FEAT_NMI (ID_AA64PFR1_EL1.NMI): PSTATE.ALLINT, SPSR bit 13.
+func (c *CPU) hasNMI() bool { return c.sys.v[rID_AA64PFR1_EL1]>>36&0xf != 0 }
 
 // Step executes one instruction (or takes the exception its fetch or
 // execution takes) and reports whether it retired.
@@ -343,11 +350,13 @@ func (c *CPU) fetchSlow(pc uint64) *insn {
 
 // taken does what every exception entry needs beyond the PE's
 // AArch64.TakeException: PSTATE.BTYPE saved in SPSR_ELx.BTYPE and
-// cleared, UAO cleared, SSBS from SCTLR_ELx.DSSBS; the fast path dropped.
+// cleared, UAO cleared, SSBS from SCTLR_ELx.DSSBS, ALLINT saved in
+// SPSR_ELx[13] and set to NOT SCTLR_ELx.SPINTMASK (FEAT_NMI); the fast
+// path dropped.
 func (c *CPU) taken() {
 	pe := c.PE
 	t := pe.EL
-	spsr := pe.SPSR[t] &^ (3<<10 | 1<<23 | 1<<24 | 1<<12 | 1<<25)
+	spsr := pe.SPSR[t] &^ (3<<10 | 1<<23 | 1<<24 | 1<<12 | 1<<25 | 1<<13)
 	spsr |= uint64(c.BTYPE&3) << 10
 	if c.UAO {
 		spsr |= 1 << 23
@@ -361,9 +370,15 @@ func (c *CPU) taken() {
 	if c.TCO {
 		spsr |= 1 << 25
 	}
+	if c.ALLINT {
+		spsr |= 1 << 13
+	}
 	pe.SPSR[t] = spsr
 	c.BTYPE, c.UAO = 0, false
 	c.SSBS = c.sctlr(t)>>44&1 != 0 // SCTLR_ELx.DSSBS
+	if c.hasNMI() {
+		c.ALLINT = c.sctlr(t)>>62&1 == 0 // SCTLR_ELx.SPINTMASK
+	}
 	c.Exceptions++
 	c.flush()
 	if t == 2 && c.opts.Hypervisor != nil {

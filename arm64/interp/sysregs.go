@@ -50,6 +50,7 @@ const (
 	rDIT
 	rSSBS
 	rTCO
+	rALLINT
 	rSP_EL0
 	rSP_EL1
 	rTPIDR_EL0
@@ -133,6 +134,7 @@ var ownRegs = [numOwnRegs]ownInfo{
 	rDIT:              {"DIT", 3, 3, 4, 2, 5, oEL0 | oSpecial, 0},
 	rSSBS:             {"SSBS", 3, 3, 4, 2, 6, oEL0 | oSpecial, 0},
 	rTCO:              {"TCO", 3, 3, 4, 2, 7, oEL0 | oSpecial, 0},
+	rALLINT:           {"ALLINT", 3, 0, 4, 3, 0, oSpecial, 0},
 	rSP_EL0:           {"SP_EL0", 3, 0, 4, 1, 0, oSpecial, 0},
 	rSP_EL1:           {"SP_EL1", 3, 4, 4, 1, 0, oEL2 | oSpecial, 0},
 	rTPIDR_EL0:        {"TPIDR_EL0", 3, 3, 13, 0, 2, oEL0, 0},
@@ -273,6 +275,7 @@ const (
 	hcrTSW  sysreg.HCR = 1 << 22
 	hcrTPCP sysreg.HCR = 1 << 23
 	hcrTPU  sysreg.HCR = 1 << 24
+	hcrTACR sysreg.HCR = 1 << 21
 )
 
 // ownAccess applies the accessibility rules of a register kept here for
@@ -344,6 +347,8 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 			return trap(2)
 		case (r.own == rCNTPCT_EL0 || r.own == rCNTVCT_EL0) && !c.counterEL1Enabled(r.own):
 			return trap(2)
+		case r.own == rACTLR_EL1 && !c.opts.NoEL2 && h.Has(hcrTACR):
+			return trap(2) // HCR_EL2.TACR (ACTLR_EL1's accessibility pseudocode)
 		case r.own == rCPACR_EL1 && !c.opts.NoEL2 && c.sys.v[rCPTR_EL2]>>31&1 != 0:
 			return trap(2) // CPTR_EL2.TCPAC (CPACR_EL1's accessibility pseudocode)
 		case r.own == rMDSCR_EL1 && !c.opts.NoEL2 && c.sys.v[rMDCR_EL2]&(1<<8|1<<9) != 0:
@@ -361,8 +366,11 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 
 // nv2Offset is where an access at EL1 to a register kept here goes with
 // HCR_EL2.{NV,NV2}={1,1} (FEAT_NV2), as a 64-bit access at VNCR_EL2.BADDR
-// plus the offset of the VNCR page layout: SP_EL1 (0x240) and TPIDR_EL2
-// (0x090), and with NV1=1 also the EL1 registers with an offset there
+// plus the offset of the VNCR page layout: SP_EL1 (0x240), TPIDR_EL2
+// (0x090), VPIDR_EL2 (0x088), VMPIDR_EL2 (0x050), CNTVOFF_EL2 (0x060) and
+// HSTR_EL2 (0x080) (each EL2 register's accessibility pseudocode:
+// NVMem[offset] when HCR_EL2.<NV2,NV> is '11', instead of the NV trap),
+// and with NV1=1 also the EL1 registers with an offset there
 // (CPACR_EL1 0x100, CONTEXTIDR_EL1 0x108, ACTLR_EL1 0x118, AFSR0_EL1
 // 0x128, AFSR1_EL1 0x130, AMAIR_EL1 0x148, MDSCR_EL1 0x158; each
 // register's accessibility pseudocode: NVMem[offset] when
@@ -382,6 +390,14 @@ func (c *CPU) nv2Offset(r ownReg) (uint16, bool) {
 		return 0x240, true
 	case rTPIDR_EL2:
 		return 0x090, true
+	case rVPIDR_EL2:
+		return 0x088, true
+	case rVMPIDR_EL2:
+		return 0x050, true
+	case rCNTVOFF_EL2:
+		return 0x060, true
+	case rHSTR_EL2:
+		return 0x080, true
 	}
 	if !h.NV1() {
 		return 0, false
@@ -474,6 +490,8 @@ func (c *CPU) ownValue(r ownReg) (uint64, bool) {
 		return b(c.SSBS, 12), true
 	case rTCO:
 		return b(c.TCO, 25), true
+	case rALLINT:
+		return b(c.ALLINT, 13), true
 	case rSP_EL0:
 		return c.SP[0], true
 	case rSP_EL1:
@@ -522,6 +540,8 @@ func (c *CPU) setOwn(r ownReg, v uint64) {
 		c.SSBS = v>>12&1 != 0
 	case rTCO:
 		c.TCO = v>>25&1 != 0
+	case rALLINT:
+		c.ALLINT = v>>13&1 != 0
 	case rSP_EL0:
 		c.SP[0] = v
 	case rSP_EL1:

@@ -52,6 +52,7 @@ var Suite = []Program{
 	{Name: "loop", EL: 2},
 	{Name: "recurse", EL: 2},
 	{Name: "el2ctl", EL: 2},
+	{Name: "el2traps", EL: 2},
 	{Name: "torture", EL: 2}, // seed 1 (the loader writes nothing); TestTorture runs many
 }
 

@@ -30,10 +30,10 @@ const (
 	// HCR_EL2 that L0 mirrors while its guest runs: every one the PE
 	// implements for instructions and register accesses at EL1 (docs/PE.md):
 	// FEAT_NV's NV, NV1, NV2 and AT, the TLB maintenance traps TTLB,
-	// TTLBIS and TTLBOS, the virtual memory controls TVM and TRVM, and the
-	// ID group 3 trap TID3.
+	// TTLBIS and TTLBOS, the virtual memory controls TVM and TRVM, the
+	// ID group 3 trap TID3 and TACR (ACTLR_EL1).
 	forwardControls = sysreg.HCR_NV | sysreg.HCR_NV1 | sysreg.HCR_NV2 | sysreg.HCR_AT |
-		sysreg.HCR_TTLB | sysreg.HCR_TTLBIS | sysreg.HCR_TTLBOS | sysreg.HCR_TVM | hcrTRVM | hcrTID3
+		sysreg.HCR_TTLB | sysreg.HCR_TTLBIS | sysreg.HCR_TTLBOS | sysreg.HCR_TVM | hcrTRVM | hcrTID3 | hcrTACR
 	// l2OwnTraps are L0's own trap controls while the guest's guest runs:
 	// its ID register reads return the guest hypervisor's sanitized values
 	// (the PE it believes it has) unless the guest hypervisor traps them.
@@ -171,7 +171,8 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 		}
 		return Exit{}, true, v.idAccess(t.op0, t.op1, t.crn, t.crm, t.op2, t.rt, t.read)
 	}
-	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) || v.keptEL2Trap(t, &ids) || v.keptTrapL1(t, e.FromEL) {
+	if v.fwd.oracle.traps(e.FromEL, t, effectiveControls(v.vHCR(), &ids), &ids) || v.keptEL2Trap(t, &ids) ||
+		v.keptTrapL1(t, e.FromEL) || tacrTrap(t, e.FromEL, effectiveControls(v.vHCR(), &ids)) {
 		v.stats.ForwardedTraps++
 		return v.forwardTrap(e)
 	}
@@ -192,6 +193,12 @@ func (v *VCPU) l2Trap(e cpu.Exception) (Exit, bool, error) {
 		return Exit{}, true, v.keptAccess(t)
 	}
 	return Exit{}, false, fmt.Errorf("%w: L2's trap %v is neither L0's nor the guest hypervisor's", ErrUnhandled, e)
+}
+
+// tacrTrap reports whether t is an access at EL1 to ACTLR_EL1, a register
+// the oracle's PE does not model, trapped by HCR_EL2.TACR in h.
+func tacrTrap(t decodedTrap, el uint8, h sysreg.HCR) bool {
+	return !t.eret && el == 1 && h.Has(hcrTACR) && t.op0 == 3 && t.op1 == 0 && t.crn == 1 && t.crm == 0 && t.op2 == 1
 }
 
 // keptEL2Trap reports whether t is an access at EL1 to an EL2 register
@@ -282,12 +289,18 @@ const vncrPoison = 1<<52 - 1<<12
 
 // vncrMirrored are the offsets in a VNCR page of the registers the PE
 // places there: the PE model's, and SP_EL1 (0x240), TPIDR_EL2 (0x090),
-// CPACR_EL1 (0x100) and nv2EL1Kept, which a PE that keeps them outside its
-// model (an interpreter's) redirects there too (code on the PE, onpe.go).
+// CPACR_EL1 (0x100), nv2EL1Kept and the kept EL2 registers with an offset
+// (keptEL2Regs), which a PE that keeps them outside its model (an
+// interpreter's) redirects there too (code on the PE, onpe.go).
 var vncrMirrored = func() []uint16 {
 	offs := []uint16{offSPEL1, offTPIDREL2, offCPACREL1}
 	for _, k := range nv2EL1Kept {
 		offs = append(offs, k.off)
+	}
+	for _, k := range keptEL2Regs {
+		if k.slot < 0 {
+			offs = append(offs, k.off) // VPIDR_EL2, VMPIDR_EL2, CNTVOFF_EL2, HSTR_EL2
+		}
 	}
 	for _, r := range append([]cpu.SysReg{cpu.HCR_EL2, cpu.VTTBR_EL2, cpu.VTCR_EL2, cpu.VNCR_EL2}, el1Regs[:]...) {
 		off, _ := r.VNCROffset()

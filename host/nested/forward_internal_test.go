@@ -27,6 +27,7 @@ func TestEffectiveControls(t *testing.T) {
 		{nv1 | nv2 | atb, 2, atb},
 		{sysreg.HCR_VM | sysreg.HCR_E2H | sysreg.HCR_TGE | 1<<9 | tvm, 2, tvm},
 		{hcrTRVM | hcrTID3 | sysreg.HCR_TTLBIS | sysreg.HCR_TTLBOS, 0, hcrTRVM | hcrTID3 | sysreg.HCR_TTLBIS | sysreg.HCR_TTLBOS},
+		{hcrTACR | sysreg.HCR_VM, 0, hcrTACR},
 	} {
 		ids := IDRegs{MMFR2: sysreg.MMFR2(c.level << 24)}
 		if got := effectiveControls(c.h, &ids); got != c.want {

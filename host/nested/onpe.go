@@ -96,6 +96,9 @@ func (v *VCPU) PEExit(e *cpu.Exception, x *[31]uint64, spEL1 *uint64) (Exit, err
 }
 
 func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
+	if !v.inL2 {
+		v.nv2CNTVOFF()
+	}
 	if e.Kind == cpu.SecureMonitorCall {
 		// HCR_EL2.TSC is L0's (kvm.GuestHCR): an SMC of L2 whose guest
 		// hypervisor sets TSC is the guest hypervisor's; any other is
@@ -137,7 +140,7 @@ func (v *VCPU) peExit(e *cpu.Exception) (Exit, error) {
 	if e.Kind == cpu.HypervisorCall {
 		return Exit{Reason: ExitVEL2}, v.hvcAtVEL2(e)
 	}
-	if e.Kind == cpu.FPAccess && v.keptL1(kCPTR)&cptrTFP != 0 {
+	if e.Kind == cpu.FPAccess && v.keptL1(kCPTR)&cptrTFP != 0 || e.Kind == cpu.SVEAccess && v.keptL1(kCPTR)&cptrTZ != 0 {
 		return Exit{Reason: ExitVEL2}, v.fpAtVEL2(e)
 	}
 	if e.Kind == cpu.SysTrap {

@@ -50,10 +50,11 @@ func onPEEnterL2(t *testing.T, r *onPE, mode nested.Mode) {
 // TestKeptControlsAppliedToL2: the guest hypervisor's CNTVOFF_EL2 offsets
 // the PE's virtual counter in both worlds (E2H=0: the offset applies at
 // EL2 too), and while its guest runs the PE holds the trap controls of its
-// CPTR_EL2 (TCPAC, TFP), MDCR_EL2 (TDE, TDA) and CNTHCTL_EL2 (EL1PCTEN,
+// CPTR_EL2 (TCPAC, TFP, TZ), MDCR_EL2 (TDE, TDA) and CNTHCTL_EL2 (EL1PCTEN,
 // EL1PCEN cleared) combined with L0's; HSTR_EL2 (AArch32 only) stays
 // L0's. Back at vEL2 the PE holds L0's controls again, with the guest
-// hypervisor's TFP (it traps FP/SIMD at EL2 too) and L0's TCPAC.
+// hypervisor's TFP and TZ (they trap FP/SIMD and SVE at EL2 too) and L0's
+// TCPAC.
 func TestKeptControlsAppliedToL2(t *testing.T) {
 	const l0MDCR, l0CNTHCTL = 6, 3
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
@@ -67,13 +68,13 @@ func TestKeptControlsAppliedToL2(t *testing.T) {
 		if got := r.el2Reg(1, 1, 1, true, 0); got != l0MDCR {
 			t.Errorf("%v: MDCR_EL2 before any write reads %#x, want the reset value %#x", mode, got, l0MDCR)
 		}
-		r.el2Reg(14, 0, 3, false, 0x1000)            // CNTVOFF_EL2
-		r.el2Reg(1, 1, 2, false, 1<<31|1<<10|0x33ff) // CPTR_EL2: TCPAC, TFP, RES1 bits
-		r.el2Reg(1, 1, 1, false, 1<<9|1<<8|2)        // MDCR_EL2: TDA, TDE, HPMN 2
-		r.el2Reg(14, 1, 0, false, 1<<2)              // CNTHCTL_EL2: EL1PCTEN=EL1PCEN=0
-		r.el2Reg(1, 1, 3, false, 0xffff)             // HSTR_EL2
+		r.el2Reg(14, 0, 3, false, 0x1000)                 // CNTVOFF_EL2
+		r.el2Reg(1, 1, 2, false, 1<<31|1<<10|1<<8|0x32ff) // CPTR_EL2: TCPAC, TFP, TZ, RES1 bits (with SVE)
+		r.el2Reg(1, 1, 1, false, 1<<9|1<<8|2)             // MDCR_EL2: TDA, TDE, HPMN 2
+		r.el2Reg(14, 1, 0, false, 1<<2)                   // CNTHCTL_EL2: EL1PCTEN=EL1PCEN=0
+		r.el2Reg(1, 1, 3, false, 0xffff)                  // HSTR_EL2
 		// At vEL2: its TFP (FP/SIMD at EL2) and L0's TCPAC (cpacrToVEL2).
-		want := keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10, encMDCR: l0MDCR, encCNTHCTL: l0CNTHCTL, encHSTR: 0}
+		want := keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10 | 1<<8, encMDCR: l0MDCR, encCNTHCTL: l0CNTHCTL, encHSTR: 0}
 		check := func(where string, want keptPE) {
 			t.Helper()
 			for k, x := range want {
@@ -84,7 +85,7 @@ func TestKeptControlsAppliedToL2(t *testing.T) {
 		}
 		check("at vEL2", want)
 		onPEEnterL2(t, r, mode)
-		check("in L2", keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10, encMDCR: l0MDCR | 1<<9 | 1<<8, encCNTHCTL: 0, encHSTR: 0})
+		check("in L2", keptPE{encCNTVOFF: 0x1040, encCPTR: 1<<31 | 1<<10 | 1<<8, encMDCR: l0MDCR | 1<<9 | 1<<8, encCNTHCTL: 0, encHSTR: 0})
 		// L2's HVC: back at vEL2.
 		r.pe.PC += 4
 		e := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: sysreg.ESR(0x16<<26 | 1<<25)}
@@ -193,6 +194,7 @@ func TestKeptTrapNotL1s(t *testing.T) {
 // SP_EL2, +0x200, ELR_EL2 at the instruction).
 func TestCPACRAndFPAtVEL2(t *testing.T) {
 	encCPACR := [3]uint8{1, 0, 2}
+	const cpacrVEL2 = 3<<20 | 3<<16 // FPEN, ZEN: neither FP/SIMD nor SVE trapped by CPACR_EL1 at vEL2
 	const l2CPACR, fpISS = 1 << 20, 0x07<<26 | 1<<25 | 1<<24 | 0xe<<20
 	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
 		held := keptPE{encCNTVOFF: 0, encCPTR: 0, encMDCR: 6, encCNTHCTL: 3, encHSTR: 0, encCPACR: 0}
@@ -202,8 +204,8 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 			held[[3]uint8{crn, crm, op2}] = x
 			return true
 		})
-		if held[encCPACR] != 3<<20 || held[encCPTR]&(1<<31) == 0 {
-			t.Fatalf("%v: at vEL2 the PE holds CPACR_EL1 %#x, CPTR_EL2 %#x: want FPEN=3 and TCPAC", mode, held[encCPACR], held[encCPTR])
+		if held[encCPACR] != cpacrVEL2 || held[encCPTR]&(1<<31) == 0 {
+			t.Fatalf("%v: at vEL2 the PE holds CPACR_EL1 %#x, CPTR_EL2 %#x: want FPEN=3, ZEN=3 and TCPAC", mode, held[encCPACR], held[encCPTR])
 		}
 		cpacr := func(read bool, x uint64) uint64 { // MSR/MRS X3, CPACR_EL1 at vEL2: TCPAC traps it
 			r.regs[3] = x
@@ -212,7 +214,7 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 			return r.regs[3]
 		}
 		cpacr(false, l2CPACR)
-		if got := cpacr(true, 0); got != l2CPACR || held[encCPACR] != 3<<20 {
+		if got := cpacr(true, 0); got != l2CPACR || held[encCPACR] != cpacrVEL2 {
 			t.Errorf("%v: CPACR_EL1 at vEL2 reads %#x (PE %#x), want %#x with the PE's unchanged", mode, got, held[encCPACR], l2CPACR)
 		}
 		onPEEnterL2(t, r, mode)
@@ -223,21 +225,31 @@ func TestCPACRAndFPAtVEL2(t *testing.T) {
 		e := cpu.Exception{Kind: cpu.HypervisorCall, TargetEL: 2, ESR: sysreg.ESR(0x16<<26 | 1<<25)}
 		r.pe.TakeException(&e)
 		r.exit()
-		if held[encCPACR] != 3<<20 || cpacr(true, 0) != l2CPACR {
+		if held[encCPACR] != cpacrVEL2 || cpacr(true, 0) != l2CPACR {
 			t.Errorf("%v: back at vEL2 the PE's CPACR_EL1 is %#x, want FPEN=3, L2's kept", mode, held[encCPACR])
 		}
-		r.el2Reg(1, 1, 2, false, 1<<10) // CPTR_EL2.TFP
-		if held[encCPTR]&(1<<10) == 0 {
-			t.Fatalf("%v: the guest hypervisor's TFP not on the PE at vEL2 (%#x)", mode, held[encCPTR])
-		}
-		const pc = 0x4000_0300
-		r.pe.PC = pc
-		fe := cpu.Exception{Kind: cpu.FPAccess, TargetEL: 2, ESR: fpISS}
-		r.pe.TakeException(&fe)
-		r.exit()
-		if r.pe.EL != 1 || r.pe.PC != 0x4000_8200 || r.pe.ESR[1] != fpISS || r.pe.ELR[1] != pc {
-			t.Errorf("%v: FP/SIMD at vEL2 with TFP: EL%d PC %#x ESR %#x ELR %#x, want its vector +0x200, ESR %#x, ELR %#x",
-				mode, r.pe.EL, uint64(r.pe.PC), uint64(r.pe.ESR[1]), uint64(r.pe.ELR[1]), fpISS, pc)
+		// Its own FP/SIMD and SVE instructions with its CPTR_EL2.TFP and TZ
+		// (AArch64.CheckFPAdvSIMDEnabled, CheckSVEEnabled): EC 0x07 and
+		// 0x19 taken at EL2 from EL2.
+		for _, c := range []struct {
+			name string
+			bit  uint64
+			kind cpu.ExceptionKind
+			esr  sysreg.ESR
+		}{{"FP/SIMD with TFP", 1 << 10, cpu.FPAccess, fpISS}, {"SVE with TZ", 1 << 8, cpu.SVEAccess, 0x19<<26 | 1<<25}} {
+			r.el2Reg(1, 1, 2, false, c.bit) // CPTR_EL2
+			if held[encCPTR]&c.bit == 0 {
+				t.Fatalf("%v: %s: the guest hypervisor's CPTR_EL2 %#x not on the PE at vEL2 (%#x)", mode, c.name, c.bit, held[encCPTR])
+			}
+			const pc = 0x4000_0300
+			r.pe.PC = pc
+			fe := cpu.Exception{Kind: c.kind, TargetEL: 2, ESR: c.esr}
+			r.pe.TakeException(&fe)
+			r.exit()
+			if r.pe.EL != 1 || r.pe.PC != 0x4000_8200 || r.pe.ESR[1] != c.esr || r.pe.ELR[1] != pc {
+				t.Errorf("%v: %s at vEL2: EL%d PC %#x ESR %#x ELR %#x, want its vector +0x200, ESR %#x, ELR %#x",
+					mode, c.name, r.pe.EL, uint64(r.pe.PC), uint64(r.pe.ESR[1]), uint64(r.pe.ELR[1]), uint64(c.esr), pc)
+			}
 		}
 	}
 }
@@ -277,5 +289,34 @@ func TestNV2KeptEL1Switched(t *testing.T) {
 	r.exit()
 	if got := nv2(0x108, false, 0); got != 0xc2 {
 		t.Errorf("back at vEL2 CONTEXTIDR_EL1 reads %#x from the page, want L2's 0xc2", got)
+	}
+}
+
+// TestACTLRFromL2ForwardedWithTACR: the guest hypervisor's HCR_EL2.TACR is
+// on the PE while its guest runs, and L2's trapped ACTLR_EL1 access (a
+// register the PE keeps outside its model) is the guest hypervisor's
+// trap: taken to vEL2 with EC 0x18 and ELR_EL2 at the access (vector +
+// 0x400).
+func TestACTLRFromL2ForwardedWithTACR(t *testing.T) {
+	for _, mode := range []nested.Mode{nested.ModeNV, nested.ModeNV2} {
+		r := newOnPERig(t, mode)
+		v, pe := r.v, r.pe
+		v.SetIDSource(func(op0, op1, crn, crm, op2 uint8) (uint64, bool) { return 0, true })
+		r.el2Reg(12, 0, 0, false, 0x4000_8000) // VBAR_EL2
+		r.el2Reg(1, 1, 0, false, 1<<31|1<<21)  // HCR_EL2: RW, TACR
+		r.el2Reg(4, 0, 0, false, 0x3c5)        // SPSR_EL2: EL1h
+		r.el2Reg(4, 0, 1, false, 0x4000_2000)  // ELR_EL2
+		e := cpu.Exception{Kind: cpu.ERETTrap, TargetEL: 2, ESR: 0x1a<<26 | 1<<25}
+		pe.TakeException(&e)
+		r.exit()
+		if !v.InL2() || !pe.Regs.HCR_EL2.Has(1<<21) {
+			t.Fatalf("%v: in L2 %v, the PE's HCR_EL2 %#x: want L2 running with TACR", mode, v.InL2(), uint64(pe.Regs.HCR_EL2))
+		}
+		pe.SysTrap(2, 3, 0, 1, 0, 1, 5, true) // MRS X5, ACTLR_EL1
+		r.exit()
+		if v.InL2() || pe.EL != 1 || pe.PC != 0x4000_8400 || pe.ESR[1].EC() != 0x18 || pe.ELR[1] != 0x4000_2000 {
+			t.Errorf("%v: L2's ACTLR_EL1 with L1's TACR: in L2 %v, EL%d PC %#x ESR %#x ELR %#x; want vEL2 at 0x40008400, EC 0x18, ELR 0x40002000",
+				mode, v.InL2(), pe.EL, uint64(pe.PC), uint64(pe.ESR[1]), uint64(pe.ELR[1]))
+		}
 	}
 }

@@ -4,10 +4,11 @@ import "github.com/nestmmu/nestmmu/arm64/cpu"
 
 // The guest hypervisor's EL2 registers that the PE keeps outside its
 // register model (an interpreter's) and that are not SP_EL1 or TPIDR_EL2.
-// Its MSR/MRS of them at vEL2 trap to L0 (NV; with NV2 the PE here
-// redirects only SP_EL1 and TPIDR_EL2 to the VNCR page), which keeps the
-// values: at their VNCR page offset where the architecture gives one
-// (FEAT_NV2's layout), else in the vCPU. L0 stores them and returns them
+// L0 keeps the values at their VNCR page offset where the architecture
+// gives one (FEAT_NV2's layout: VPIDR_EL2, VMPIDR_EL2, CNTVOFF_EL2,
+// HSTR_EL2), else in the vCPU. Its MSR/MRS of them at vEL2 trap to L0
+// (NV), except that with NV2 the PE redirects those with an offset to the
+// page (no exit): L0 reads them from there where it applies them. L0 stores them and returns them
 // on read, and (with a kept-register writer, SetKeptWriter) gives the PE
 // the combination of its own and the guest hypervisor's that the
 // hardware would apply (keptOnPE): VPIDR_EL2, VMPIDR_EL2, CNTVOFF_EL2 and
@@ -83,6 +84,7 @@ const (
 const (
 	cptrTCPAC      = 1 << 31 // CPACR_EL1 accesses at EL1 (EC 0x18)
 	cptrTFP        = 1 << 10 // FP/SIMD (EC 0x07, AArch64.CheckFPAdvSIMDEnabled)
+	cptrTZ         = 1 << 8  // SVE (EC 0x19, AArch64.CheckSVEEnabled)
 	mdcrTDA        = 1 << 9  // debug registers: MDSCR_EL1 at EL1 (EC 0x18)
 	mdcrTDE        = 1 << 8  // debug exceptions (BRK) to EL2; TDA as if 1
 	cnthctlEL1PCTN = 1 << 0  // EL1PCTEN: CNTPCT_EL0 at EL1 and EL0
@@ -101,11 +103,12 @@ const (
 //     accessibility pseudocode: PhysicalCountInt() - CNTVOFF_EL2 unless
 //     E2H=1 at EL2);
 //   - CPTR_EL2, MDCR_EL2, CNTHCTL_EL2 in L2: a trap either asks for is set
-//     (CPTR_EL2.TCPAC and TFP, MDCR_EL2.TDE and TDA set; CNTHCTL_EL2.EL1PCTEN
-//     and EL1PCEN cleared), L0's otherwise; at vEL2, where an E2H=0 guest
-//     hypervisor's controls of EL1 and EL0 do not apply, L0's with the
-//     guest hypervisor's TFP (which traps FP/SIMD at EL2 too: CPTR_EL2.TFP,
-//     AArch64.CheckFPAdvSIMDEnabled) and TCPAC, by which L0 keeps L2's
+//     (CPTR_EL2.TCPAC, TFP and TZ, MDCR_EL2.TDE and TDA set;
+//     CNTHCTL_EL2.EL1PCTEN and EL1PCEN cleared), L0's otherwise; at vEL2,
+//     where an E2H=0 guest hypervisor's controls of EL1 and EL0 do not
+//     apply, L0's with the guest hypervisor's TFP and TZ (which trap FP/SIMD
+//     and SVE at EL2 too: AArch64.CheckFPAdvSIMDEnabled,
+//     AArch64.CheckSVEEnabled) and TCPAC, by which L0 keeps L2's
 //     CPACR_EL1 off the PE (cpacrToVEL2);
 //   - HSTR_EL2: not applied. Its T<n> trap EL1 and EL0 accesses in AArch32
 //     state only (MCR/MRC to coproc 0b1111 with CRn n), which the PE here
@@ -115,19 +118,33 @@ func keptOnPE(i int, l0, l1 uint64, l2 bool) uint64 {
 	case i == kCNTVOFF:
 		return l0 + l1
 	case !l2 && i == kCPTR:
-		return l0 | l1&cptrTFP | cptrTCPAC
+		return l0 | l1&(cptrTFP|cptrTZ) | cptrTCPAC
 	case !l2:
 		return l0
 	case i == kVPIDR || i == kVMPIDR:
 		return l1
 	case i == kCPTR:
-		return l0 | l1&(cptrTCPAC|cptrTFP)
+		return l0 | l1&(cptrTCPAC|cptrTFP|cptrTZ)
 	case i == kMDCR:
 		return l0 | l1&(mdcrTDE|mdcrTDA)
 	case i == kCNTHCTL:
 		return l0 &^ (^l1 & (cnthctlEL1PCTN | cnthctlEL1PCEN))
 	}
 	return l0
+}
+
+// nv2CNTVOFF gives the PE the guest hypervisor's CNTVOFF_EL2 at vEL2 with
+// FEAT_NV2, where its MSR CNTVOFF_EL2 is a store to the VNCR page that L0
+// does not see: L0 reads the page at each exit from vEL2 (as KVM reads
+// its vCPU's CNTVOFF_EL2 when it loads the timer), so a new offset
+// applies from the guest hypervisor's next exit on. L2's is applied on
+// entry (applyKept).
+func (v *VCPU) nv2CNTVOFF() {
+	if v.vm.cfg.Mode != ModeNV2 || v.setKept == nil || v.ids == nil {
+		return
+	}
+	k := keptEL2Regs[kCNTVOFF]
+	v.setKept(3, 4, k.crn, k.crm, k.op2, keptOnPE(kCNTVOFF, v.l0Kept[kCNTVOFF], v.keptL1(kCNTVOFF), false))
 }
 
 // appliedKept are the keptEL2Regs entries keptOnPE gives the PE.
@@ -212,7 +229,8 @@ func (v *VCPU) keptTrapL1(t decodedTrap, el uint8) bool {
 // register trap that the guest's guest took to EL2 was routed there by the
 // guest hypervisor's kept controls: an FP/SIMD access trap (EC 0x07) by
 // CPTR_EL2.TFP (AArch64.CheckFPAdvSIMDEnabled: CPACR_EL1.FPEN, checked
-// first, traps to EL1), a BRK (EC 0x3C) by MDCR_EL2.TDE
+// first, traps to EL1), an SVE access trap (EC 0x19) by CPTR_EL2.TZ
+// (AArch64.CheckSVEEnabled: CPACR_EL1.ZEN and FPEN first), a BRK (EC 0x3C) by MDCR_EL2.TDE
 // (AArch64.SoftwareBreakpoint routes debug exceptions to EL2 with it).
 func (v *VCPU) keptExceptionL1(e *cpu.Exception) bool {
 	if v.vm.cfg.E2H {
@@ -221,6 +239,8 @@ func (v *VCPU) keptExceptionL1(e *cpu.Exception) bool {
 	switch e.Kind {
 	case cpu.FPAccess:
 		return v.keptL1(kCPTR)&cptrTFP != 0
+	case cpu.SVEAccess:
+		return v.keptL1(kCPTR)&cptrTZ != 0
 	case cpu.Breakpoint:
 		return v.keptL1(kMDCR)&mdcrTDE != 0
 	}
@@ -252,13 +272,13 @@ func (v *VCPU) keptAccess(t decodedTrap) error {
 
 // L2's CPACR_EL1 while the guest hypervisor runs. The PE checks
 // CPACR_EL1.FPEN at EL1, where it runs an E2H=0 guest hypervisor's vEL2,
-// whose FP/SIMD instructions only its CPTR_EL2.TFP controls: so at vEL2
-// the PE's CPACR_EL1 enables FP/SIMD and L2's value waits at its VNCR
+// whose FP/SIMD and SVE instructions only its CPTR_EL2.TFP and TZ control:
+// so at vEL2 the PE's CPACR_EL1 enables both and L2's value waits at its VNCR
 // offset (0x100), where L0's CPTR_EL2.TCPAC trap (keptOnPE) makes the
 // guest hypervisor's MSR/MRS CPACR_EL1 reach it (emulateOnPE).
 const (
 	offCPACREL1                                      = 0x100
-	cpacrFPENVEL2                                    = 3 << 20 // FPEN: no FP/SIMD trap at EL1 or EL0
+	cpacrVEL2                                        = 3<<20 | 3<<16 // FPEN, ZEN: no FP/SIMD or SVE trap at EL1 or EL0
 	cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2 = 3, 0, 1, 0, 2
 )
 
@@ -281,18 +301,18 @@ func (v *VCPU) cpacrToVEL2() {
 	if x, ok := v.ids(cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2); ok {
 		v.vncrSet(offCPACREL1, x)
 	}
-	v.setKept(cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2, cpacrFPENVEL2)
+	v.setKept(cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2, cpacrVEL2)
 }
 
-// fpAtVEL2 delivers the FP/SIMD access trap the guest hypervisor's own
-// instruction took (its CPTR_EL2.TFP, which L0 set on the PE at vEL2) as
-// the hardware takes it at EL2 from EL2: the same syndrome (EC 0x07), its
-// vector for the current EL, ELR_EL2 at the instruction.
+// fpAtVEL2 delivers the FP/SIMD or SVE access trap the guest hypervisor's
+// own instruction took (its CPTR_EL2.TFP or TZ, which L0 set on the PE at
+// vEL2) as the hardware takes it at EL2 from EL2: the same syndrome (EC
+// 0x07 or 0x19), its vector for the current EL, ELR_EL2 at the instruction.
 func (v *VCPU) fpAtVEL2(e *cpu.Exception) error {
 	if err := v.eret(); err != nil {
 		return err
 	}
-	x := cpu.Exception{Kind: cpu.FPAccess, TargetEL: 1, ESR: e.ESR}
+	x := cpu.Exception{Kind: e.Kind, TargetEL: 1, ESR: e.ESR}
 	v.pe.TakeException(&x)
 	return nil
 }

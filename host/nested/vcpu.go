@@ -16,6 +16,7 @@ import (
 const (
 	hcrTID3 sysreg.HCR = 1 << 18 // ID group 3 reads trap: sanitized ID registers
 	hcrTRVM sysreg.HCR = 1 << 30
+	hcrTACR sysreg.HCR = 1 << 21 // ACTLR_EL1 accesses at EL1 trap
 )
 
 // VNCR page offsets of the guest hypervisor's own EL2 registers that have
@@ -362,6 +363,11 @@ func (v *VCPU) toVEL2(esr sysreg.ESR, far mem.VA, hpfar uint64, off mem.VA, setS
 	v.stats.VEL2Entries++
 	pe.ELR[2] = mem.VA(v.ownReg(cpu.VBAR_EL2))&^0x7ff + off
 	pe.SPSR[2] = 0b0101 | 0xf<<6 // EL2h as the PE runs it: EL1h, DAIF masked
+	if v.ownReg(cpu.SCTLR_EL2)>>62&1 == 0 {
+		// FEAT_NMI: PSTATE.ALLINT = NOT SCTLR_EL2.SPINTMASK
+		// (AArch64.TakeException); SPSR bit 13, RES0 without it.
+		pe.SPSR[2] |= 1 << 13
+	}
 	return v.eret()
 }
 
@@ -654,8 +660,9 @@ func (v *VCPU) setOwnReg(r cpu.SysReg, x uint64) {
 }
 
 // sctlrEL2Common are the SCTLR_EL2 (E2H=0) fields with the same meaning
-// at the same place in SCTLR_EL1: M, A, C, SA, I, WXN, EE.
-const sctlrEL2Common = 1<<0 | 1<<1 | 1<<2 | 1<<3 | 1<<12 | 1<<19 | 1<<25
+// at the same place in SCTLR_EL1: M, A, C, SA, I, WXN, EE, and FEAT_NMI's
+// NMI and SPINTMASK (PSTATE.ALLINT on exception entry).
+const sctlrEL2Common = 1<<0 | 1<<1 | 1<<2 | 1<<3 | 1<<12 | 1<<19 | 1<<25 | 1<<61 | 1<<62
 
 // tcr2ToTCR1 gives TCR_EL2 (E2H=0 layout) as TCR_EL1: T0SZ, IRGN0, ORGN0,
 // SH0 and TG0 in place, PS to IPS, TBI to TBI0, HA, HD, HPD to HPD0, TBID

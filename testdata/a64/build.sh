@@ -33,4 +33,5 @@ build torture torture.c
 build loop loop.c
 build recurse recurse.c recurse_g.S
 build el2ctl el2ctl.c
+build el2traps el2traps.c
 wait

@@ -145,8 +145,8 @@ int main(void)
 	isb();
 	// CPTR_EL2.TFP (E2H=0) traps FP/SIMD at EL2 too; CPACR_EL1 (the
 	// guest's, FPEN=3: no trap at EL1) does not apply at EL2. (First: an
-	// exception taken to EL2 sets PSTATE.ALLINT on QEMU, FEAT_NMI, which
-	// the model does not implement; run_el1 returns without an ERET.)
+	// exception taken to EL2 sets PSTATE.ALLINT, FEAT_NMI, and run_el1
+	// returns without an ERET; el2traps checks that.)
 	write_sysreg(cpacr_el1, 3UL << 20);
 	write_sysreg(cptr_el2, read_sysreg(cptr_el2) | CPTR_TFP);
 	isb();
