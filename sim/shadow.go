@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"github.com/nestmmu/nestmmu/mem"
+	"github.com/nestmmu/nestmmu/workload"
 )
 
 // shadow is the integrity checker's copy of a process's memory: the last
@@ -31,10 +32,13 @@ type spage struct {
 
 // sref is a region's reference to a page, with the page's words beside
 // it so that a checked load reads the reference and the word, not the
-// page's header in between (nil: never stored to).
+// page's header in between (nil: never stored to). own records that the
+// region holds the page's only reference (p.refs == 1), so that a store
+// need not read the header either; fork clears it.
 type sref struct {
-	w []uint64
-	p *spage
+	w   []uint64
+	p   *spage
+	own bool
 }
 
 func newShadow(pool *pagePool) *shadow {
@@ -46,6 +50,9 @@ func (s *shadow) fork() *shadow {
 	c := newShadow(s.pool)
 	for r := range s.regions {
 		if s.regions[r] != nil {
+			for i := range s.regions[r] {
+				s.regions[r][i].own = false
+			}
 			c.regions[r] = append([]sref(nil), s.regions[r]...)
 			for _, e := range c.regions[r] {
 				if e.p != nil {
@@ -117,6 +124,27 @@ func (s *shadow) load(r int, i, off uint64, size uint8) uint64 {
 	return w >> sh & (1<<(uint(size)*8) - 1)
 }
 
+// hint returns the shadow word a region access will check or store, for
+// kvm.BatchAccess.Hint (the batch loads it beside the access, so that the
+// two cache misses overlap), or nil: an absolute address (traces), a page
+// never stored to, or an offset beyond the region. A store before the
+// check may still copy the page (copy-on-write): the hint is only a load
+// ahead, the check looks the word up again.
+func (s *shadow) hint(a *workload.Access) *uint64 {
+	r := int(a.Region)
+	if r < 0 || r >= maxRegions {
+		return nil
+	}
+	refs := s.regions[r]
+	if pg := a.Off >> s.pgShift; pg < uint64(len(refs)) {
+		w := refs[pg].w
+		if k := (a.Off & (1<<s.pgShift - 1)) >> 3; k < uint64(len(w)) {
+			return &w[k]
+		}
+	}
+	return nil
+}
+
 func (s *shadow) absPage(i uint64) *spage {
 	if i == s.lastVPN {
 		return s.lastPage
@@ -129,34 +157,45 @@ func (s *shadow) absPage(i uint64) *spage {
 // store records a store of size bytes of v at byte offset off of page i
 // in region r.
 func (s *shadow) store(r int, i, off uint64, size uint8, v uint64) {
-	var p *spage
+	var w []uint64
 	if r >= 0 {
-		p = s.regions[r][i].p
-	} else {
-		p = s.absPage(i)
-	}
-	if p == nil || p.refs > 1 {
-		np := &spage{refs: 1, w: s.pool.get()}
-		if p != nil {
-			copy(np.w, p.w)
-			p.refs--
+		e := &s.regions[r][i]
+		if !e.own {
+			p := e.p
+			if p == nil || p.refs > 1 {
+				p = s.copyPage(p)
+			}
+			*e = sref{p.w, p, true}
 		}
-		p = np
-		if r >= 0 {
-			s.regions[r][i] = sref{p.w, p}
-		} else {
+		w = e.w
+	} else {
+		p := s.absPage(i)
+		if p == nil || p.refs > 1 {
+			p = s.copyPage(p)
 			s.abs[i] = p
 			s.lastVPN, s.lastPage = i, p
 		}
+		w = p.w
 	}
 	if size == 8 {
-		p.w[off>>3] = v
+		w[off>>3] = v
 		return
 	}
 	sh := (off & 7) * 8
 	mask := uint64(1)<<(uint(size)*8) - 1
-	w := &p.w[off>>3]
-	*w = *w&^(mask<<sh) | (v&mask)<<sh
+	x := &w[off>>3]
+	*x = *x&^(mask<<sh) | (v&mask)<<sh
+}
+
+// copyPage returns a page of the shadow's own with p's words (zeros for
+// nil), dropping its reference to p.
+func (s *shadow) copyPage(p *spage) *spage {
+	np := &spage{refs: 1, w: s.pool.get()}
+	if p != nil {
+		copy(np.w, p.w)
+		p.refs--
+	}
+	return np
 }
 
 // pagePool hands out the shadow pages of one vCPU's processes (used by

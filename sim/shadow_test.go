@@ -52,3 +52,35 @@ func TestShadowCopyOnWrite(t *testing.T) {
 		t.Errorf("the parent's absolute page reads %#x after the child's exit", got)
 	}
 }
+
+// TestShadowStoreAfterFork: a page a shadow alone held, and stored to in
+// place, is shared after a fork: each side's next store copies it, and
+// the last holder stores to it in place again.
+func TestShadowStoreAfterFork(t *testing.T) {
+	pool := newPagePool(12)
+	a := newShadow(pool)
+	a.mapRegion(0, 1<<12)
+	a.store(0, 0, 0, 8, 0x3333)
+	a.store(0, 0, 0, 8, 0x3334)
+	c := a.fork()
+	a.store(0, 0, 0, 8, 0x4444)
+	if got := c.load(0, 0, 0, 8); got != 0x3334 {
+		t.Fatalf("the parent's store after a fork shows in the child: %#x", got)
+	}
+	c.store(0, 0, 0, 8, 0x5555)
+	if got := a.load(0, 0, 0, 8); got != 0x4444 {
+		t.Fatalf("the child's store shows in the parent: %#x", got)
+	}
+	if got := c.load(0, 0, 0, 8); got != 0x5555 {
+		t.Fatalf("the child reads %#x after its store", got)
+	}
+	d := c.fork()
+	c.release()
+	d.store(0, 0, 0, 2, 0x6666)
+	if got := d.load(0, 0, 0, 8); got != 0x6666 {
+		t.Fatalf("the grandchild reads %#x", got)
+	}
+	if got := a.load(0, 0, 0, 8); got != 0x4444 {
+		t.Fatalf("the grandchild's store shows in the parent: %#x", got)
+	}
+}

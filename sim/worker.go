@@ -400,9 +400,14 @@ func (r *vcpuRun) exec(p *proc, acc []workload.Access) error {
 			continue
 		}
 		j := i
+		integrity := r.m.s.Checks.Integrity
 		for j < len(acc) && acc[j].Kind != workload.Fetch {
 			a := &acc[j]
-			r.batch[j-i] = kvm.BatchAccess{VA: mem.VA(p.va(a)), Val: a.Val, Size: a.Size, Write: a.Kind == workload.Store}
+			var hint *uint64
+			if integrity {
+				hint = p.sh.hint(a)
+			}
+			r.batch[j-i] = kvm.BatchAccess{VA: mem.VA(p.va(a)), Val: a.Val, Size: a.Size, Write: a.Kind == workload.Store, Hint: hint}
 			j++
 		}
 		if err := r.data(p, acc[i:j], r.batch[:j-i]); err != nil {

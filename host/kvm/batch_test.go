@@ -40,6 +40,9 @@ func randomAccesses(rng *rand.Rand, n int) []BatchAccess {
 		a.Size = uint8(1 << rng.IntN(4))
 		a.Write = rng.IntN(2) == 0
 		a.Val = rng.Uint64()
+		if rng.IntN(2) == 0 {
+			a.Hint = new(uint64) // a caller's word: changes nothing modelled
+		}
 		switch x := rng.IntN(100); {
 		case x < 2:
 			a.VA = 0x0900_0000 + mem.VA(rng.IntN(16))*8

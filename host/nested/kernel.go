@@ -97,6 +97,7 @@ func (k *L2Kernel) RunBatch(b []kvm.BatchAccess) (n int, exit kvm.Exit, err erro
 	hits := func() cpu.Exception {
 		for held := 0; n < len(b) && held < batchHold; held++ {
 			a := &b[n]
+			kvm.Hint(a.Hint)
 			size := int(a.Size)
 			if a.Write {
 				e, done := pe.WriteHit(a.VA, size, a.Val)
