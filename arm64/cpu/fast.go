@@ -79,21 +79,96 @@ func (pe *PE) WriteHit(va mem.VA, size int, v uint64) (e *Exception, done bool) 
 			mem.StoreWord(p, v)
 			return nil, true
 		}
-		// The other bytes of the word may be written meanwhile.
-		sh := 8 * (uint64(pa) & 7)
-		m := sizeMask(size) << sh
-		for {
-			o := atomic.LoadUint64(p)
-			if atomic.CompareAndSwapUint64(p, o, o&^m|v<<sh&m) {
-				return nil, true
-			}
-		}
+		storePart(p, pa, size, v)
+		return nil, true
 	}
 	if !pe.Mem.Write(pa, size, v) {
 		pe.hitAbort = pe.external(va, vmsa.Write, true)
 		return &pe.hitAbort, true
 	}
 	return nil, true
+}
+
+// WordHit is the translation half of ReadHit (write false) or WriteHit
+// (write true), for a batch that translates a group of accesses before
+// performing them, so that their host cache misses overlap: when the
+// access would complete on the hit path in the memory's words, it counts
+// it as they do (the load or store, the TLB hit), sets LastPA and returns
+// the word and the PA; otherwise it returns nil, nothing counted or
+// changed, and the caller goes on with ReadHit or WriteHit. The caller
+// performs the access with LoadHit or StoreHit, in program order, before
+// anything can change the translation (the PE's next full-path access, a
+// TLBI, a register write): a TLB hit changes no translation, so those of
+// a group are the ones performing the accesses one at a time would use.
+func (pe *PE) WordHit(va mem.VA, size int, write bool) (*uint64, mem.PA) {
+	c := &pe.c
+	if !pe.hitOK(c, va, size) {
+		if c.valid {
+			return nil, 0
+		}
+		pe.ctx()
+		return pe.WordHit(va, size, write)
+	}
+	k := &c.hitR
+	if write {
+		k = &c.hitW
+	}
+	pa, micro := pe.TLB.MicroHitPA(k, va)
+	if !micro {
+		var ok bool
+		if pa, ok = pe.TLB.UnifiedHitPA(k, va); !ok {
+			return nil, 0
+		}
+	}
+	i := uint64(pa-c.wbase) >> 3
+	if i >= uint64(len(c.words)) {
+		// Not in the words: undo the hit's counts (exactly those the
+		// probe made), and ReadHit or WriteHit take the access.
+		pe.TLB.Stats.Hits--
+		if micro {
+			pe.TLB.Stats.MicroHits--
+		}
+		return nil, 0
+	}
+	if write {
+		pe.Stats.Stores++
+	} else {
+		pe.Stats.Loads++
+	}
+	pe.Stats.TLBHits++
+	pe.LastPA = pa
+	return &c.words[i], pa
+}
+
+// LoadHit performs a load that WordHit translated (p, pa): the
+// freed-frame check and the single-copy atomic load of the word, as
+// ReadHit.
+func (pe *PE) LoadHit(p *uint64, pa mem.PA, size int) uint64 {
+	pe.c.checkFrame(pa, size)
+	return atomic.LoadUint64(p) >> (8 * (uint64(pa) & 7)) & sizeMask(size)
+}
+
+// StoreHit performs a store that WordHit translated (p, pa), as WriteHit.
+func (pe *PE) StoreHit(p *uint64, pa mem.PA, size int, v uint64) {
+	pe.c.checkFrame(pa, size)
+	if size == 8 {
+		mem.StoreWord(p, v)
+		return
+	}
+	storePart(p, pa, size, v)
+}
+
+// storePart stores the low size bytes of v into the word p at pa's byte.
+func storePart(p *uint64, pa mem.PA, size int, v uint64) {
+	// The other bytes of the word may be written meanwhile.
+	sh := 8 * (uint64(pa) & 7)
+	m := sizeMask(size) << sh
+	for {
+		o := atomic.LoadUint64(p)
+		if atomic.CompareAndSwapUint64(p, o, o&^m|v<<sh&m) {
+			return
+		}
+	}
 }
 
 // hitOK is the part of translate a TLB hit takes before the TLB, with

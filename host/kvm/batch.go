@@ -32,6 +32,55 @@ func Hint(h *uint64) {
 	}
 }
 
+// hitGroup is how many accesses HitGroup translates before performing
+// them.
+const hitGroup = 8
+
+// hitWord is an access HitGroup has translated: its word and PA.
+type hitWord struct {
+	p  *uint64
+	pa mem.PA
+}
+
+// HitGroup runs the accesses at the start of b that complete on the PE's
+// hit path in the memory's words, up to hitGroup of them, in two passes
+// so that their host cache misses overlap instead of coming one after the
+// other: it translates them (cpu.PE.WordHit, which counts each as the hit
+// path does) and prefetches each word (and Hint) into the host's caches,
+// then performs the loads and stores in program order (cpu.PE.LoadHit,
+// StoreHit: the freed-frame check on each, a store seen by a later load
+// of the same word), a load's value into its Val, the PC advanced by 4
+// for each. It returns how many it ran; it stops before the first access
+// that needs anything else (0 when that is b[0]), which the caller runs
+// through ReadHit or WriteHit or the full path. The TLB hits of the first
+// pass change no translation, so the accesses use the translations they
+// would one at a time; the caller holds the CPU lock, so no TLBI comes
+// between the passes.
+func HitGroup(pe *cpu.PE, b []BatchAccess) int {
+	var w [hitGroup]hitWord
+	m := 0
+	for ; m < len(b) && m < hitGroup; m++ {
+		a := &b[m]
+		p, pa := pe.WordHit(a.VA, int(a.Size), a.Write)
+		if p == nil {
+			break
+		}
+		Hint(a.Hint)
+		prefetch(p)
+		w[m] = hitWord{p, pa}
+	}
+	for i := range m {
+		a := &b[i]
+		if a.Write {
+			pe.StoreHit(w[i].p, w[i].pa, int(a.Size), a.Val)
+		} else {
+			a.Val = pe.LoadHit(w[i].p, w[i].pa, int(a.Size))
+		}
+	}
+	pe.PC += mem.VA(4 * m)
+	return m
+}
+
 // batchReg is the transfer register of batch accesses.
 const batchReg = 0
 
@@ -66,6 +115,10 @@ func (v *VCPU) RunBatch(b []BatchAccess) (n int, exit Exit, err error) {
 		c.mu.Lock()
 		var e cpu.Exception
 		for held := 0; n < len(b) && held < batchHold; held++ {
+			if m := HitGroup(pe, b[n:min(len(b), n+batchHold-held)]); m > 0 {
+				n, held, reentries = n+m, held+m-1, 0
+				continue
+			}
 			a := &b[n]
 			Hint(a.Hint)
 			size := int(a.Size)

@@ -63,13 +63,39 @@ func randomAccesses(rng *rand.Rand, n int) []BatchAccess {
 // the host swapping pages out at the same points: every value loaded,
 // every exit, the PE's and the VM's counters and guest memory must agree.
 func TestRunBatchSameAsRun(t *testing.T) {
-	ref, bat := newBatchEnv(t), newBatchEnv(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	n := 20000
 	if testing.Short() {
 		n = 5000
 	}
-	acc := randomAccesses(rng, n)
+	batchSameAsRun(t, randomAccesses(rng, n))
+}
+
+// TestRunBatchSameAsRunDense is TestRunBatchSameAsRun with the accesses
+// on 8 words of 2 pages (a store then a load of the same word within
+// HitGroup's group, partial stores into a word a later load reads whole)
+// and, now and then, a TLB miss (a third page), an MMIO access or a
+// stage-1 fault in the middle of a run of hits.
+func TestRunBatchSameAsRunDense(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	acc := randomAccesses(rng, 5000)
+	for i := range acc {
+		a := &acc[i]
+		if a.VA < batchBase {
+			continue // MMIO, stage-1 fault
+		}
+		a.VA = batchBase + mem.VA(rng.IntN(2))*pg + mem.VA(rng.IntN(4))*8 + mem.VA(rng.IntN(8))&^mem.VA(a.Size-1)
+		if rng.IntN(50) == 0 {
+			a.VA += 2 * pg * mem.VA(1+rng.IntN(200)) // another page: a TLB miss
+		}
+	}
+	batchSameAsRun(t, acc)
+}
+
+// batchSameAsRun is TestRunBatchSameAsRun's check of the accesses acc.
+func batchSameAsRun(t *testing.T, acc []BatchAccess) {
+	ref, bat := newBatchEnv(t), newBatchEnv(t)
+	n := len(acc)
 	want := make([]uint64, n)
 	var wantExits, gotExits []ExitReason
 	// handle resumes after an exit: the guest skips the faulting access.
@@ -158,6 +184,9 @@ func TestRunBatchSameAsRun(t *testing.T) {
 	}
 	if a, b := ref.v.PE().Stats, bat.v.PE().Stats; a != b {
 		t.Errorf("PE counters: Run %+v, RunBatch %+v", a, b)
+	}
+	if a, b := ref.v.PE().TLB.Stats, bat.v.PE().TLB.Stats; a != b {
+		t.Errorf("TLB counters: Run %+v, RunBatch %+v", a, b)
 	}
 	if a, b := ref.vm.Stats(), bat.vm.Stats(); a != b {
 		t.Errorf("VM counters: Run %+v, RunBatch %+v", a, b)

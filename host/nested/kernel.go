@@ -96,6 +96,10 @@ func (k *L2Kernel) RunBatch(b []kvm.BatchAccess) (n int, exit kvm.Exit, err erro
 	var ext cpu.Exception // an External abort the hit path took
 	hits := func() cpu.Exception {
 		for held := 0; n < len(b) && held < batchHold; held++ {
+			if m := kvm.HitGroup(pe, b[n:min(len(b), n+batchHold-held)]); m > 0 {
+				n, held = n+m, held+m-1
+				continue
+			}
 			a := &b[n]
 			kvm.Hint(a.Hint)
 			size := int(a.Size)
