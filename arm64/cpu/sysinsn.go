@@ -194,6 +194,42 @@ func (r SysReg) VNCROffset() (uint16, bool) {
 	return regs[r].off, true
 }
 
+// KeptVNCROffset returns the offset in the VNCR_EL2 page of a register
+// the PE's register model does not hold (an interpreter keeps it), by its
+// MSR/MRS encoding, and whether FEAT_NV2 gives it one: each register's
+// accessibility pseudocode, NVMem[offset] when HCR_EL2.<NV2,NV> is '11'
+// (the EL2 registers, op1 4) or HCR_EL2.<NV2,NV1,NV> is '111' (the EL1
+// registers, op1 0). The one table of these offsets, for the interpreter
+// and for a host keeping them for a guest hypervisor.
+func KeptVNCROffset(op0, op1, crn, crm, op2 uint8) (uint16, bool) {
+	for _, k := range keptVNCR {
+		if k.op0 == op0 && k.op1 == op1 && k.crn == crn && k.crm == crm && k.op2 == op2 {
+			return k.off, true
+		}
+	}
+	return 0, false
+}
+
+var keptVNCR = [...]struct {
+	op0, op1, crn, crm, op2 uint8
+	off                     uint16
+}{
+	{3, 4, 4, 1, 0, 0x240},  // SP_EL1
+	{3, 4, 13, 0, 2, 0x090}, // TPIDR_EL2
+	{3, 4, 0, 0, 0, 0x088},  // VPIDR_EL2
+	{3, 4, 0, 0, 5, 0x050},  // VMPIDR_EL2
+	{3, 4, 14, 0, 3, 0x060}, // CNTVOFF_EL2
+	{3, 4, 1, 1, 3, 0x080},  // HSTR_EL2
+	{3, 4, 1, 2, 2, 0x0a0},  // HCRX_EL2
+	{3, 0, 1, 0, 2, 0x100},  // CPACR_EL1
+	{3, 0, 13, 0, 1, 0x108}, // CONTEXTIDR_EL1
+	{3, 0, 1, 0, 1, 0x118},  // ACTLR_EL1
+	{3, 0, 5, 1, 0, 0x128},  // AFSR0_EL1
+	{3, 0, 5, 1, 1, 0x130},  // AFSR1_EL1
+	{3, 0, 10, 3, 0, 0x148}, // AMAIR_EL1
+	{2, 0, 0, 2, 2, 0x158},  // MDSCR_EL1
+}
+
 func (r SysReg) String() string {
 	if r < numSysRegs {
 		return regs[r].name

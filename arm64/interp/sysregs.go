@@ -370,16 +370,10 @@ func (c *CPU) ownAccess(d *insn, read bool) bool {
 
 // nv2Offset is where an access at EL1 to a register kept here goes with
 // HCR_EL2.{NV,NV2}={1,1} (FEAT_NV2), as a 64-bit access at VNCR_EL2.BADDR
-// plus the offset of the VNCR page layout: SP_EL1 (0x240), TPIDR_EL2
-// (0x090), VPIDR_EL2 (0x088), VMPIDR_EL2 (0x050), CNTVOFF_EL2 (0x060) and
-// HSTR_EL2 (0x080) (each EL2 register's accessibility pseudocode:
-// NVMem[offset] when HCR_EL2.<NV2,NV> is '11', instead of the NV trap),
-// and with NV1=1 also the EL1 registers with an offset there
-// (CPACR_EL1 0x100, CONTEXTIDR_EL1 0x108, ACTLR_EL1 0x118, AFSR0_EL1
-// 0x128, AFSR1_EL1 0x130, AMAIR_EL1 0x148, MDSCR_EL1 0x158; each
-// register's accessibility pseudocode: NVMem[offset] when
-// HCR_EL2.<NV2,NV1,NV> is '111', after its trap controls). The others trap
-// or are UNDEFINED as ownAccess says.
+// plus the register's offset in the VNCR page (cpu.KeptVNCROffset: the EL2
+// registers with NV2, the EL1 registers only with NV1=1 as well, after
+// their trap controls). The others trap or are UNDEFINED as ownAccess
+// says.
 func (c *CPU) nv2Offset(r ownReg) (uint16, bool) {
 	pe := c.PE
 	if pe.EL != 1 || c.opts.NoEL2 {
@@ -389,42 +383,12 @@ func (c *CPU) nv2Offset(r ownReg) (uint16, bool) {
 	if !h.NV() || !h.NV2() || pe.Regs.MMFR2.NV() < 2 {
 		return 0, false
 	}
-	switch r {
-	case rSP_EL1:
-		return 0x240, true
-	case rTPIDR_EL2:
-		return 0x090, true
-	case rVPIDR_EL2:
-		return 0x088, true
-	case rVMPIDR_EL2:
-		return 0x050, true
-	case rCNTVOFF_EL2:
-		return 0x060, true
-	case rHSTR_EL2:
-		return 0x080, true
-	case rHCRX_EL2:
-		return 0x0a0, true
-	}
-	if !h.NV1() {
+	o := &ownRegs[r]
+	off, ok := cpu.KeptVNCROffset(o.op0, o.op1, o.crn, o.crm, o.op2)
+	if !ok || o.op1 != 4 && !h.NV1() {
 		return 0, false
 	}
-	switch r {
-	case rCPACR_EL1:
-		return 0x100, true
-	case rCONTEXTIDR_EL1:
-		return 0x108, true
-	case rACTLR_EL1:
-		return 0x118, true
-	case rAFSR0_EL1:
-		return 0x128, true
-	case rAFSR1_EL1:
-		return 0x130, true
-	case rAMAIR_EL1:
-		return 0x148, true
-	case rMDSCR_EL1:
-		return 0x158, true
-	}
-	return 0, false
+	return off, true
 }
 
 // counterEL0Enabled is CNTKCTL_EL1.EL0PCTEN/EL0VCTEN (for CNTFRQ either);

@@ -29,13 +29,28 @@ import (
 //     L0's emulation of the FEAT_NV trap).
 
 // offSPEL1 and offTPIDREL2 are SP_EL1's and TPIDR_EL2's offsets in the
-// VNCR page; hcrTSC traps SMC.
-const (
-	offSPEL1               = 0x240
-	offTPIDREL2            = 0x090
-	hcrTSC      sysreg.HCR = 1 << 19
-	hcrHCD      sysreg.HCR = 1 << 29
+// VNCR page.
+var (
+	offSPEL1    = keptOff(3, 4, 4, 1, 0)
+	offTPIDREL2 = keptOff(3, 4, 13, 0, 2)
 )
+
+// hcrTSC traps SMC.
+const (
+	hcrTSC sysreg.HCR = 1 << 19
+	hcrHCD sysreg.HCR = 1 << 29
+)
+
+// keptOff is the VNCR page offset of a register the PE's model does not
+// hold (cpu.KeptVNCROffset), for the tables here; one it has none for is
+// a mistake in them.
+func keptOff(op0, op1, crn, crm, op2 uint8) uint16 {
+	off, ok := cpu.KeptVNCROffset(op0, op1, crn, crm, op2)
+	if !ok {
+		panic(fmt.Sprintf("nested: S%d_%d_C%d_C%d_%d has no VNCR offset", op0, op1, crn, crm, op2))
+	}
+	return off
+}
 
 // SetCodeOnPE makes the guest hypervisor's code the PE's instructions:
 // world switches keep the general-purpose registers, and exits come

@@ -21,20 +21,20 @@ type keptEL2 struct {
 }
 
 var keptEL2Regs = [...]keptEL2{
-	{0, 0, 0, 0x088, -1},  // VPIDR_EL2
-	{0, 0, 5, 0x050, -1},  // VMPIDR_EL2
-	{14, 0, 3, 0x060, -1}, // CNTVOFF_EL2
-	{1, 1, 3, 0x080, -1},  // HSTR_EL2
-	{1, 1, 2, 0, 0},       // CPTR_EL2
-	{1, 1, 1, 0, 1},       // MDCR_EL2
-	{14, 1, 0, 0, 2},      // CNTHCTL_EL2
-	{1, 1, 7, 0, 3},       // HACR_EL2
-	{1, 0, 1, 0, 4},       // ACTLR_EL2
-	{5, 1, 0, 0, 5},       // AFSR0_EL2
-	{5, 1, 1, 0, 6},       // AFSR1_EL2
-	{10, 3, 0, 0, 7},      // AMAIR_EL2
-	{13, 0, 1, 0, 8},      // CONTEXTIDR_EL2
-	{1, 2, 2, 0x0a0, -1},  // HCRX_EL2 (FEAT_HCX)
+	{0, 0, 0, keptOff(3, 4, 0, 0, 0), -1},   // VPIDR_EL2
+	{0, 0, 5, keptOff(3, 4, 0, 0, 5), -1},   // VMPIDR_EL2
+	{14, 0, 3, keptOff(3, 4, 14, 0, 3), -1}, // CNTVOFF_EL2
+	{1, 1, 3, keptOff(3, 4, 1, 1, 3), -1},   // HSTR_EL2
+	{1, 1, 2, 0, 0},                         // CPTR_EL2
+	{1, 1, 1, 0, 1},                         // MDCR_EL2
+	{14, 1, 0, 0, 2},                        // CNTHCTL_EL2
+	{1, 1, 7, 0, 3},                         // HACR_EL2
+	{1, 0, 1, 0, 4},                         // ACTLR_EL2
+	{5, 1, 0, 0, 5},                         // AFSR0_EL2
+	{5, 1, 1, 0, 6},                         // AFSR1_EL2
+	{10, 3, 0, 0, 7},                        // AMAIR_EL2
+	{13, 0, 1, 0, 8},                        // CONTEXTIDR_EL2
+	{1, 2, 2, keptOff(3, 4, 1, 2, 2), -1},   // HCRX_EL2 (FEAT_HCX)
 }
 
 // numKeptEL2 is the number of registers kept in the vCPU.
@@ -299,10 +299,11 @@ func (v *VCPU) keptAccess(t decodedTrap) error {
 // offset (0x100), where L0's CPTR_EL2.TCPAC trap (keptOnPE) makes the
 // guest hypervisor's MSR/MRS CPACR_EL1 reach it (emulateOnPE).
 const (
-	offCPACREL1                                      = 0x100
 	cpacrVEL2                                        = 3<<20 | 3<<16 // FPEN, ZEN: no FP/SIMD or SVE trap at EL1 or EL0
 	cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2 = 3, 0, 1, 0, 2
 )
+
+var offCPACREL1 = keptOff(cpacrOp0, cpacrOp1, cpacrCRn, cpacrCRm, cpacrOp2)
 
 // isCPACREL1 reports whether an MSR/MRS encoding names CPACR_EL1.
 func isCPACREL1(op0, op1, crn, crm, op2 uint8) bool {
@@ -351,12 +352,12 @@ var nv2EL1Kept = [...]struct {
 	op0, op1, crn, crm, op2 uint8
 	off                     uint16
 }{
-	{3, 0, 13, 0, 1, 0x108}, // CONTEXTIDR_EL1
-	{3, 0, 1, 0, 1, 0x118},  // ACTLR_EL1
-	{3, 0, 5, 1, 0, 0x128},  // AFSR0_EL1
-	{3, 0, 5, 1, 1, 0x130},  // AFSR1_EL1
-	{3, 0, 10, 3, 0, 0x148}, // AMAIR_EL1
-	{2, 0, 0, 2, 2, 0x158},  // MDSCR_EL1
+	{3, 0, 13, 0, 1, keptOff(3, 0, 13, 0, 1)}, // CONTEXTIDR_EL1
+	{3, 0, 1, 0, 1, keptOff(3, 0, 1, 0, 1)},   // ACTLR_EL1
+	{3, 0, 5, 1, 0, keptOff(3, 0, 5, 1, 0)},   // AFSR0_EL1
+	{3, 0, 5, 1, 1, keptOff(3, 0, 5, 1, 1)},   // AFSR1_EL1
+	{3, 0, 10, 3, 0, keptOff(3, 0, 10, 3, 0)}, // AMAIR_EL1
+	{2, 0, 0, 2, 2, keptOff(2, 0, 0, 2, 2)},   // MDSCR_EL1
 }
 
 // nv2KeptSwitch moves nv2EL1Kept between L0's VNCR page and the PE: into
