@@ -117,6 +117,16 @@ type Machine interface {
 	TLBEntry(i int) Entry
 }
 
+// ResultWriter is implemented by machines that can store an operation's
+// result in place. Loops that run many operations use it when they can: a
+// returned Result (more fields than Go keeps in registers) is copied
+// through memory with wide loads that wait on the narrow stores of its
+// fields.
+type ResultWriter interface {
+	// ExecInto is Exec storing the result in *r.
+	ExecInto(op Op, r *Result)
+}
+
 // MMIODevice is the emulated device behind guest MMIO accesses: loads and
 // stores in guest kernel mode to host KSeg0/1 addresses (physical address =
 // address & 0x1fffffff). A guest physical address that is not RAM is not

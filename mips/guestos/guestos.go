@@ -68,6 +68,7 @@ type proc struct {
 // OS is the guest kernel.
 type OS struct {
 	m        cp0.Machine
+	into     cp0.ResultWriter // m's, if it has one
 	cfg      Config
 	shift    uint
 	procs    []proc
@@ -75,7 +76,10 @@ type OS struct {
 	nextPage uint32 // next free guest physical page
 	rng      uint64
 	kdata    uint32 // KSeg2 address of kernel data
-	Stats    Stats
+	// ures and kres receive the results of user accesses and of kernel
+	// operations.
+	ures, kres cp0.Result
+	Stats      Stats
 }
 
 // Guest virtual layout.
@@ -105,6 +109,7 @@ func New(m cp0.Machine, cfg Config) (*OS, error) {
 		return nil, fmt.Errorf("guestos: page size %d is not a power of two >= 4096", cfg.PageSize)
 	}
 	o := &OS{m: m, cfg: cfg, shift: shift, rng: cfg.Seed*0x9e3779b97f4a7c15 | 1}
+	o.into, _ = m.(cp0.ResultWriter)
 	// Pages: 0-1 kernel text, 2-3 kernel data (KSeg2), then page tables,
 	// then user pages.
 	o.nextPage = 4
@@ -150,36 +155,41 @@ func (o *OS) rand() uint64 {
 
 func (o *OS) intn(n int) int { return int((o.rand() >> 33) % uint64(n)) }
 
-// exec issues one operation.
-func (o *OS) exec(op cp0.Op) cp0.Result {
+// exec issues one operation, its result to *r.
+func (o *OS) exec(op cp0.Op, r *cp0.Result) {
 	o.Stats.Ops++
-	return o.m.Exec(op)
+	if o.into != nil {
+		o.into.ExecInto(op, r)
+		return
+	}
+	*r = o.m.Exec(op)
 }
 
-// kop issues a kernel instruction at a handler PC; trapped instructions
-// are first read by KVM when KVMReads is set.
-func (o *OS) kop(op cp0.Op) cp0.Result {
+// kop issues a kernel instruction at a handler PC and returns the value it
+// read; trapped instructions are first read by KVM when KVMReads is set.
+func (o *OS) kop(op cp0.Op) uint32 {
 	op.PC = kernText + uint32(op.Kind)*4
+	r := &o.kres
 	switch op.Kind {
 	case cp0.OpMTC0, cp0.OpMFC0, cp0.OpTLBP, cp0.OpTLBR, cp0.OpTLBWI, cp0.OpTLBWR, cp0.OpERET:
 		if o.cfg.KVMReads {
-			r := o.exec(cp0.Op{Kind: cp0.OpKVMRead, PC: op.PC, VA: op.PC})
+			o.exec(cp0.Op{Kind: cp0.OpKVMRead, PC: op.PC, VA: op.PC}, r)
 			if r.Outcome != cp0.Done {
-				o.fail("KVM read of kernel instruction at %#x: %v", op.PC, r)
+				o.fail("KVM read of kernel instruction at %#x: %v", op.PC, *r)
 			} else if want := 0x40800000 | uint32(op.Kind); r.Value != want {
 				o.fail("KVM read of kernel instruction at %#x = %#x, want %#x", op.PC, r.Value, want)
 			}
 		}
 	}
-	r := o.exec(op)
+	o.exec(op, r)
 	if r.Outcome != cp0.Done {
-		o.fail("kernel op %v: %v", op, r)
+		o.fail("kernel op %v: %v", op, *r)
 	}
-	return r
+	return r.Value
 }
 
 func (o *OS) kload(va uint32) uint32 {
-	return o.kop(cp0.Op{Kind: cp0.OpLoad, VA: va, Size: 4}).Value
+	return o.kop(cp0.Op{Kind: cp0.OpLoad, VA: va, Size: 4})
 }
 
 func (o *OS) kstore(va, v uint32) {
@@ -272,8 +282,9 @@ func (o *OS) userAccess() {
 		op.Kind = cp0.OpStore
 		op.Value = uint32(o.rand())
 	}
+	r := &o.ures
 	for try := 0; try < 4; try++ {
-		r := o.exec(op)
+		o.exec(op, r)
 		switch r.Outcome {
 		case cp0.Done:
 			o.Stats.Accesses++
@@ -292,7 +303,7 @@ func (o *OS) userAccess() {
 				return
 			}
 		default:
-			o.fail("process %d access %v: %v", o.cur, op, r)
+			o.fail("process %d access %v: %v", o.cur, op, *r)
 			return
 		}
 	}
@@ -301,7 +312,7 @@ func (o *OS) userAccess() {
 
 // handle is the guest kernel's exception handler; it returns to the
 // faulting instruction with ERET.
-func (o *OS) handle(p *proc, r cp0.Result) {
+func (o *OS) handle(p *proc, r *cp0.Result) {
 	switch {
 	case r.PC&0xfff == cp0.VectorRefill && (r.Code == cp0.ExcTLBL || r.Code == cp0.ExcTLBS):
 		o.refill(p)
@@ -310,7 +321,7 @@ func (o *OS) handle(p *proc, r cp0.Result) {
 	case r.Code == cp0.ExcMod:
 		o.modFault(p)
 	default:
-		o.fail("process %d: unexpected %v", o.cur, r)
+		o.fail("process %d: unexpected %v", o.cur, *r)
 		return
 	}
 	o.kop(cp0.Op{Kind: cp0.OpERET})
@@ -338,7 +349,7 @@ func (o *OS) updateEntry(slot uint32) {
 	even := slot &^ 7
 	o.mtc0(cp0.RegEntryLo0, 0, o.kload(even))
 	o.mtc0(cp0.RegEntryLo1, 0, o.kload(even+4))
-	idx := o.kop(cp0.Op{Kind: cp0.OpTLBP}).Value
+	idx := o.kop(cp0.Op{Kind: cp0.OpTLBP})
 	if idx&cp0.IndexP != 0 {
 		o.kop(cp0.Op{Kind: cp0.OpTLBWR})
 		return
@@ -349,7 +360,7 @@ func (o *OS) updateEntry(slot uint32) {
 // pageFault is demand paging on a TLB invalid exception.
 func (o *OS) pageFault(p *proc, store bool) {
 	o.Stats.PageFaults++
-	va := o.kop(cp0.Op{Kind: cp0.OpMFC0, Reg: cp0.RegBadVAddr}).Value
+	va := o.kop(cp0.Op{Kind: cp0.OpMFC0, Reg: cp0.RegBadVAddr})
 	slot, ok := o.ptSlot(p, va)
 	if !ok {
 		o.fail("process %d: page fault outside its space at %#x", o.cur, va)
@@ -371,7 +382,7 @@ func (o *OS) pageFault(p *proc, store bool) {
 // modFault marks the page dirty on a TLB modified exception.
 func (o *OS) modFault(p *proc) {
 	o.Stats.ModFaults++
-	va := o.kop(cp0.Op{Kind: cp0.OpMFC0, Reg: cp0.RegBadVAddr}).Value
+	va := o.kop(cp0.Op{Kind: cp0.OpMFC0, Reg: cp0.RegBadVAddr})
 	slot, ok := o.ptSlot(p, va)
 	if !ok {
 		o.fail("process %d: TLB modified outside its space at %#x", o.cur, va)
@@ -385,9 +396,10 @@ func (o *OS) modFault(p *proc) {
 // kernel data (KSeg2), switches ASID and returns to the next process.
 func (o *OS) contextSwitch() {
 	p := &o.procs[o.cur]
-	r := o.exec(cp0.Op{Kind: cp0.OpSyscall, PC: p.pc})
+	r := &o.kres
+	o.exec(cp0.Op{Kind: cp0.OpSyscall, PC: p.pc}, r)
 	if r.Outcome != cp0.Exception || r.Code != cp0.ExcSys {
-		o.fail("syscall: %v", r)
+		o.fail("syscall: %v", *r)
 		return
 	}
 	o.Stats.ContextSwitches++
@@ -404,7 +416,7 @@ func (o *OS) Slices() []uint32 {
 	out := make([]uint32, len(o.procs))
 	// Read in kernel mode: SYSCALL in, count, and return to the process.
 	p := &o.procs[o.cur]
-	o.exec(cp0.Op{Kind: cp0.OpSyscall, PC: p.pc})
+	o.exec(cp0.Op{Kind: cp0.OpSyscall, PC: p.pc}, &o.kres)
 	for i := range out {
 		out[i] = o.kload(o.kdata + uint32(i)*4)
 	}

@@ -315,27 +315,40 @@ func (e *Engine) ReadGPA(gpa uint32) uint32 {
 
 // Exec implements cp0.Machine.
 func (e *Engine) Exec(op cp0.Op) cp0.Result {
+	var r cp0.Result
+	e.ExecInto(op, &r)
+	return r
+}
+
+// ExecInto implements cp0.ResultWriter: Exec storing the result in *r.
+func (e *Engine) ExecInto(op cp0.Op, r *cp0.Result) {
 	e.Stats.Ops[op.Kind%cp0.NumOpKinds]++
 	switch op.Kind {
 	case cp0.OpLoad, cp0.OpStore, cp0.OpFetch:
-		return e.access(op)
+		e.access(op, r)
+		return
 	case cp0.OpKVMRead, cp0.OpCache:
-		return e.kvmAccess(op)
+		e.kvmAccess(op, r)
+		return
 	case cp0.OpSyscall:
-		return e.inject(op, cp0.ExcSys, false, cp0.FaultNone, 0)
+		*r = e.inject(op, cp0.ExcSys, false, cp0.FaultNone, 0)
+		return
 	case cp0.OpFlushAll:
 		e.flushAll()
-		return cp0.Result{}
+		*r = cp0.Result{}
+		return
 	case cp0.OpHarvestDirty:
 		e.HarvestDirty()
-		return cp0.Result{}
+		*r = cp0.Result{}
+		return
 	}
 	// CP0 instructions trap to KVM; in guest user mode KVM injects
 	// Coprocessor Unusable (kvm_mips_check_privilege).
 	if !e.cp.KernelMode() {
-		return e.inject(op, cp0.ExcCpU, false, cp0.FaultNone, 0)
+		*r = e.inject(op, cp0.ExcCpU, false, cp0.FaultNone, 0)
+		return
 	}
-	var r cp0.Result
+	*r = cp0.Result{}
 	switch op.Kind {
 	case cp0.OpMTC0:
 		e.mtc0(op.Reg&31, op.Sel&7, op.Value) // rd is 5 bits, sel 3 bits
@@ -354,10 +367,10 @@ func (e *Engine) Exec(op cp0.Op) cp0.Result {
 		r.PC = e.cp.ERET()
 	default:
 		e.Stats.Slow[SlowInternal]++
-		return cp0.Result{Outcome: cp0.Internal}
+		r.Outcome = cp0.Internal
+		return
 	}
 	e.reenter()
-	return r
 }
 
 // inject delivers a guest exception (kvm_mips_emulate_* for TLB misses,
@@ -388,8 +401,9 @@ func loadStoreCodes(store bool) (tlb, addr cp0.ExcCode) {
 }
 
 // access is a guest load, store or instruction fetch executed by the
-// hardware: a host TLB lookup, with refill and exceptions into KVM.
-func (e *Engine) access(op cp0.Op) cp0.Result {
+// hardware: a host TLB lookup, with refill and exceptions into KVM. It
+// stores its result in *r.
+func (e *Engine) access(op cp0.Op, r *cp0.Result) {
 	e.Stats.Accesses++
 	st := op.Kind == cp0.OpStore
 	size := op.Size
@@ -400,37 +414,42 @@ func (e *Engine) access(op cp0.Op) cp0.Result {
 	_, adCode := loadStoreCodes(st)
 	if !validSize(size) {
 		e.Stats.Slow[SlowInternal]++
-		return cp0.Result{Outcome: cp0.Internal}
+		*r = cp0.Result{Outcome: cp0.Internal}
+		return
 	}
 	// The guest runs in host user mode: an unaligned access or any address
 	// at or above 2 GiB is a host address error (MIPS32 "Address Error
 	// Exception"), handled by KVM before anything else.
 	if va&uint32(size-1) != 0 {
 		e.Stats.Slow[SlowAddrErr]++
-		return e.inject(op, adCode, false, cp0.FaultAddr, va)
+		*r = e.inject(op, adCode, false, cp0.FaultAddr, va)
+		return
 	}
 	if va >= cp0.HostKSeg0 {
-		return e.hostAddrErr(op, va, st, size)
+		*r = e.hostAddrErr(op, va, st, size)
+		return
 	}
 	for try := 0; try < maxRetries; try++ {
 		lo, hit := e.host.Lookup(va, e.hostASID)
 		if !hit {
-			if r, done := e.refill(op, va, st); done {
-				return r
+			if done := e.refill(op, va, st, r); done {
+				return
 			}
 			continue
 		}
 		if lo&hosttlb.LoV == 0 {
 			// TLB Invalid: exit to KVM's slow path.
-			if r, done := e.slowFault(op, va, st); done {
-				return r
+			if res, done := e.slowFault(op, va, st); done {
+				*r = res
+				return
 			}
 			continue
 		}
 		if st && lo&hosttlb.LoD == 0 {
 			// TLB Modified: exit to KVM.
-			if r, done := e.tlbMod(op, va); done {
-				return r
+			if res, done := e.tlbMod(op, va); done {
+				*r = res
+				return
 			}
 			continue
 		}
@@ -440,13 +459,15 @@ func (e *Engine) access(op cp0.Op) cp0.Result {
 		b := e.frameOfHPA(uint64(lo&hosttlb.LoPFN) << 6)[va&(e.pageSize-1):]
 		if st {
 			store(b, size, op.Value)
-			return cp0.Result{}
+			*r = cp0.Result{}
+			return
 		}
-		return cp0.Result{Value: load(b, size)}
+		*r = cp0.Result{Value: load(b, size)}
+		return
 	}
 	e.Stats.Livelocks++
 	e.Stats.Slow[SlowInternal]++
-	return cp0.Result{Outcome: cp0.Internal}
+	*r = cp0.Result{Outcome: cp0.Internal}
 }
 
 func validSize(s uint8) bool { return s == 1 || s == 2 || s == 4 }
@@ -477,15 +498,20 @@ func (e *Engine) doMMIO(pa uint64, st bool, size uint8, v uint32) cp0.Result {
 }
 
 // refill handles a host TLB refill exception: the fast handler, or in
-// Legacy mode the slow path. done reports that the access completed (an
-// exception was injected or it was emulated); otherwise it is retried.
-func (e *Engine) refill(op cp0.Op, va uint32, st bool) (cp0.Result, bool) {
+// Legacy mode the slow path. It reports that the access completed (an
+// exception was injected or it was emulated, with the result in *r);
+// otherwise it is retried.
+func (e *Engine) refill(op cp0.Op, va uint32, st bool, r *cp0.Result) bool {
 	if e.cfg.Legacy {
 		e.Stats.SlowRefills++
-		return e.slowFault(op, va, st)
+		res, done := e.slowFault(op, va, st)
+		if done {
+			*r = res
+		}
+		return done
 	}
 	e.fastRefill(va)
-	return cp0.Result{}, false
+	return false
 }
 
 // fastRefill is the generated refill handler: walk the active GVA table,

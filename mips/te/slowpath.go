@@ -265,54 +265,62 @@ func (e *Engine) install(pair uint32, ptes [2]gva.PTE, halves uint8) {
 // access primitives through the active GVA table, so a missing mapping is
 // refilled by the fast handler and a fault returns EFAULT instead of
 // crashing; the fault is then classified (kvm_trap_emul_gva_fault) into a
-// fill-and-retry or an exception to inject.
-func (e *Engine) kvmAccess(op cp0.Op) cp0.Result {
+// fill-and-retry or an exception to inject. It stores its result in *r.
+func (e *Engine) kvmAccess(op cp0.Op, r *cp0.Result) {
 	e.Stats.KVMAccesses++
 	va := op.VA
 	kernel := e.cp.KernelMode()
 	if op.Kind == cp0.OpCache {
 		if !kernel {
-			return e.inject(op, cp0.ExcCpU, false, cp0.FaultNone, 0)
+			*r = e.inject(op, cp0.ExcCpU, false, cp0.FaultNone, 0)
+			return
 		}
 		if va >= cp0.HostKSeg0 {
 			if va < cp0.HostKSeg2 {
-				return cp0.Result{} // host cache op on the KSeg0 alias
+				*r = cp0.Result{} // host cache op on the KSeg0 alias
+				return
 			}
 			e.Stats.Slow[SlowInternal]++
-			return cp0.Result{Outcome: cp0.Internal}
+			*r = cp0.Result{Outcome: cp0.Internal}
+			return
 		}
 	} else {
 		if va&3 != 0 || !kernel && va >= cp0.GuestKSeg0 {
 			e.Stats.Slow[SlowAddrErr]++
-			return e.inject(op, cp0.ExcAdEL, false, cp0.FaultAddr, va)
+			*r = e.inject(op, cp0.ExcAdEL, false, cp0.FaultAddr, va)
+			return
 		}
 		if va >= cp0.HostKSeg0 {
 			e.Stats.Slow[SlowInternal]++
-			return cp0.Result{Outcome: cp0.Internal}
+			*r = cp0.Result{Outcome: cp0.Internal}
+			return
 		}
 	}
 	for try := 0; try < maxRetries; try++ {
 		lo, hit := e.host.Lookup(va, e.hostASID)
 		if !hit {
-			if r, done := e.refill(op, va, false); done {
-				return r
+			if done := e.refill(op, va, false, r); done {
+				return
 			}
 			continue
 		}
 		if lo&hosttlb.LoV == 0 {
 			e.Stats.KVMFaults++
-			if r, done := e.slowFault(op, va, false); done {
-				return r
+			if res, done := e.slowFault(op, va, false); done {
+				*r = res
+				return
 			}
 			continue
 		}
 		if op.Kind == cp0.OpCache {
-			return cp0.Result{}
+			*r = cp0.Result{}
+			return
 		}
 		b := e.frameOfHPA(uint64(lo&hosttlb.LoPFN) << 6)[va&(e.pageSize-1):]
-		return cp0.Result{Value: load(b, 4)}
+		*r = cp0.Result{Value: load(b, 4)}
+		return
 	}
 	e.Stats.Livelocks++
 	e.Stats.Slow[SlowInternal]++
-	return cp0.Result{Outcome: cp0.Internal}
+	*r = cp0.Result{Outcome: cp0.Internal}
 }
