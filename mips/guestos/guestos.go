@@ -17,6 +17,7 @@ package guestos
 
 import (
 	"fmt"
+	"math/bits"
 
 	"github.com/nestmmu/nestmmu/mips/cp0"
 )
@@ -75,6 +76,8 @@ type OS struct {
 	cur      int
 	nextPage uint32 // next free guest physical page
 	rng      uint64
+	// The divisors of the draws of userAccess.
+	percent, pages, words divisor
 	kdata    uint32 // KSeg2 address of kernel data
 	// ures and kres receive the results of user accesses and of kernel
 	// operations.
@@ -110,6 +113,7 @@ func New(m cp0.Machine, cfg Config) (*OS, error) {
 	}
 	o := &OS{m: m, cfg: cfg, shift: shift, rng: cfg.Seed*0x9e3779b97f4a7c15 | 1}
 	o.into, _ = m.(cp0.ResultWriter)
+	o.percent, o.pages, o.words = newDivisor(100), newDivisor(uint32(cfg.WorkingSet)), newDivisor(cfg.PageSize/4)
 	// Pages: 0-1 kernel text, 2-3 kernel data (KSeg2), then page tables,
 	// then user pages.
 	o.nextPage = 4
@@ -153,7 +157,24 @@ func (o *OS) rand() uint64 {
 	return x * 0x2545f4914f6cdd1d
 }
 
-func (o *OS) intn(n int) int { return int((o.rand() >> 33) % uint64(n)) }
+// draw returns a pseudo-random value in [0, d.d): the top 31 bits of the
+// next random number mod d.d.
+func (o *OS) draw(d divisor) int { return int(d.mod(uint32(o.rand() >> 33))) }
+
+// divisor computes x mod d for 32-bit x by multiplications (Lemire, Kaser
+// and Kurz, "Faster Remainder by Direct Computation", 2019: exact for
+// 32-bit x and d with the 64-bit inverse m = ceil(2^64/d)).
+type divisor struct {
+	d uint32
+	m uint64
+}
+
+func newDivisor(d uint32) divisor { return divisor{d: d, m: ^uint64(0)/uint64(d) + 1} }
+
+func (v divisor) mod(x uint32) uint32 {
+	hi, _ := bits.Mul64(v.m*uint64(x), uint64(v.d))
+	return uint32(hi)
+}
 
 // exec issues one operation, its result to *r.
 func (o *OS) exec(op cp0.Op, r *cp0.Result) {
@@ -253,9 +274,13 @@ func (o *OS) ptSlot(p *proc, va uint32) (uint32, bool) {
 // Run executes n user accesses (plus all the kernel work they cause) and
 // returns an error describing the first wrong value or unexpected event.
 func (o *OS) Run(n int) error {
-	for i := 0; i < n; i++ {
-		if i > 0 && i%o.cfg.Quantum == 0 && len(o.procs) > 1 {
+	for i, q := 0, 0; i < n; i++ {
+		// q is i % Quantum.
+		if q == 0 && i > 0 && len(o.procs) > 1 {
 			o.contextSwitch()
+		}
+		if q++; q == o.cfg.Quantum {
+			q = 0
 		}
 		o.userAccess()
 		if o.Stats.Errors > 0 {
@@ -269,14 +294,14 @@ func (o *OS) userAccess() {
 	p := &o.procs[o.cur]
 	ws := o.cfg.WorkingSet
 	var page int
-	if o.intn(100) < o.cfg.RandomPercent {
-		page = o.intn(ws)
+	if o.draw(o.percent) < o.cfg.RandomPercent {
+		page = o.draw(o.pages)
 	} else {
 		page = p.cursor
 		p.cursor = (p.cursor + 1) % ws
 	}
-	va := userBase + uint32(page)<<o.shift + uint32(o.intn(int(o.cfg.PageSize/4)))*4
-	st := o.intn(100) < o.cfg.StorePercent
+	va := userBase + uint32(page)<<o.shift + uint32(o.draw(o.words))*4
+	st := o.draw(o.percent) < o.cfg.StorePercent
 	op := cp0.Op{Kind: cp0.OpLoad, PC: p.pc, VA: va, Size: 4}
 	if st {
 		op.Kind = cp0.OpStore

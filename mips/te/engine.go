@@ -106,6 +106,7 @@ type Engine struct {
 	lastUserG  int // guest ASID the user table was last filled for, -1 none
 
 	frames     [][]byte // host physical frames; the last one is the commpage
+	ram        []byte   // the RAM frames, contiguous from hostBase
 	frameOfGPA []int32  // host frame of each guest page, -1 until first mapped
 	freeFrames []int32  // host frames not yet given to a guest page (shuffled)
 	commFrame  int32
@@ -163,6 +164,7 @@ func New(cfg Config) (*Engine, error) {
 	// The host frames are shuffled over all of the RAM: the guest's
 	// accesses land anywhere in it.
 	mem.AdviseHugePages(ram)
+	e.ram = ram
 	e.frames = make([][]byte, n+1)
 	for i := 0; i < n; i++ {
 		e.frames[i] = ram[uint32(i)<<e.pageShift : uint32(i+1)<<e.pageShift]
@@ -278,6 +280,18 @@ func (e *Engine) hpaOfFrame(f int32) uint64 { return hostBase + uint64(f)<<e.pag
 
 func (e *Engine) frameOfHPA(hpa uint64) []byte {
 	return e.frames[(hpa-hostBase)>>e.pageShift]
+}
+
+// hostBytes returns host memory from the byte of va in the page of host
+// EntryLo lo on: the flat RAM directly, other frames (the commpage)
+// through the frame table.
+func (e *Engine) hostBytes(lo, va uint32) []byte {
+	hpa := uint64(lo&hosttlb.LoPFN) << 6
+	off := va & (e.pageSize - 1)
+	if i := hpa - hostBase + uint64(off); i < uint64(len(e.ram)) {
+		return e.ram[i:]
+	}
+	return e.frameOfHPA(hpa)[off:]
 }
 
 func load(b []byte, size uint8) uint32 {
@@ -456,7 +470,7 @@ func (e *Engine) access(op cp0.Op, r *cp0.Result) {
 		if try == 0 {
 			e.Stats.HostTLBHits++
 		}
-		b := e.frameOfHPA(uint64(lo&hosttlb.LoPFN) << 6)[va&(e.pageSize-1):]
+		b := e.hostBytes(lo, va)
 		if st {
 			store(b, size, op.Value)
 			*r = cp0.Result{}

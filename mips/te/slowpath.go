@@ -316,7 +316,7 @@ func (e *Engine) kvmAccess(op cp0.Op, r *cp0.Result) {
 			*r = cp0.Result{}
 			return
 		}
-		b := e.frameOfHPA(uint64(lo&hosttlb.LoPFN) << 6)[va&(e.pageSize-1):]
+		b := e.hostBytes(lo, va)
 		*r = cp0.Result{Value: load(b, 4)}
 		return
 	}
