@@ -76,9 +76,9 @@ type OS struct {
 	cur      int
 	nextPage uint32 // next free guest physical page
 	rng      uint64
+	kdata    uint32 // KSeg2 address of kernel data
 	// The divisors of the draws of userAccess.
 	percent, pages, words divisor
-	kdata    uint32 // KSeg2 address of kernel data
 	// ures and kres receive the results of user accesses and of kernel
 	// operations.
 	ures, kres cp0.Result
