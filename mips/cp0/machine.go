@@ -117,14 +117,15 @@ type Machine interface {
 	TLBEntry(i int) Entry
 }
 
-// ResultWriter is implemented by machines that can store an operation's
-// result in place. Loops that run many operations use it when they can: a
-// returned Result (more fields than Go keeps in registers) is copied
-// through memory with wide loads that wait on the narrow stores of its
-// fields.
+// ResultWriter is implemented by machines that can take an operation and
+// store its result in place. Loops that run many operations use it when
+// they can: a returned Result (more fields than Go keeps in registers) is
+// copied through memory with wide loads that wait on the narrow stores of
+// its fields, and an Op passed by value is stored again by the callee.
 type ResultWriter interface {
-	// ExecInto is Exec storing the result in *r.
-	ExecInto(op Op, r *Result)
+	// ExecInto is Exec of *op (which it only reads) storing the result
+	// in *r.
+	ExecInto(op *Op, r *Result)
 }
 
 // MMIODevice is the emulated device behind guest MMIO accesses: loads and

@@ -80,8 +80,9 @@ type OS struct {
 	// The divisors of the draws of userAccess.
 	percent, pages, words divisor
 	// ures and kres receive the results of user accesses and of kernel
-	// operations.
+	// operations; op is the operation ExecInto reads.
 	ures, kres cp0.Result
+	op         cp0.Op
 	Stats      Stats
 }
 
@@ -180,7 +181,8 @@ func (v divisor) mod(x uint32) uint32 {
 func (o *OS) exec(op cp0.Op, r *cp0.Result) {
 	o.Stats.Ops++
 	if o.into != nil {
-		o.into.ExecInto(op, r)
+		o.op = op
+		o.into.ExecInto(&o.op, r)
 		return
 	}
 	*r = o.m.Exec(op)
@@ -298,7 +300,9 @@ func (o *OS) userAccess() {
 		page = o.draw(o.pages)
 	} else {
 		page = p.cursor
-		p.cursor = (p.cursor + 1) % ws
+		if p.cursor++; p.cursor == ws {
+			p.cursor = 0
+		}
 	}
 	va := userBase + uint32(page)<<o.shift + uint32(o.draw(o.words))*4
 	st := o.draw(o.percent) < o.cfg.StorePercent

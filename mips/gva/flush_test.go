@@ -54,3 +54,73 @@ func TestFlusherInlineMatchesLeaves(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushBoundsOverTime: fills and flushes alternate on the same two
+// tables (PTE pages freed and taken again from the free list, partial
+// flushes inside a page, cleaning walks); the inline flush, which reads
+// only the PTEs a page can hold non-empty, keeps clearing, counting and
+// freeing exactly what the Leaf calls do, and every PTE outside a page's
+// bounds stays empty.
+func TestFlushBoundsOverTime(t *testing.T) {
+	r := uint64(7)
+	rnd := func(n uint64) uint64 {
+		r ^= r << 13
+		r ^= r >> 7
+		r ^= r << 17
+		return r % n
+	}
+	for _, ps := range []uint32{4096, 16384, 65536} {
+		a, _ := New(ps)
+		b, _ := New(ps)
+		for round := 0; round < 300; round++ {
+			for k := uint64(0); k < rnd(12); k++ {
+				va := 0x00400000 + uint32(rnd(3*1024))*ps
+				if rnd(3) == 0 {
+					va = uint32(rnd(1<<32)) &^ (ps - 1)
+				}
+				p := Make(uint64(rnd(1<<20))<<12) | D | Modified
+				*a.Slot(va), *b.Slot(va) = p, p
+			}
+			start := 0x00400000 + rnd(4<<20)*uint64(ps)/4096
+			end := start + rnd(uint64(ps)<<uint(rnd(12))) + 1
+			switch rnd(8) {
+			case 0:
+				start, end = 0, 0x40000000
+			case 1:
+				var c, d Cleaner
+				a.Walk(0, 1<<32, &c)
+				b.Walk(0, 1<<32, &d)
+				if c != d {
+					t.Fatalf("page %d round %d: cleaners differ: %+v %+v", ps, round, c, d)
+				}
+			}
+			var f Flusher
+			var g leafFlusher
+			a.Walk(start, end, &f)
+			b.Walk(start, end, &g)
+			if f != g.Flusher || a.Live != b.Live || a.Freed != b.Freed {
+				t.Fatalf("page %d round %d, [%#x, %#x): inline %+v live %d, leaves %+v live %d", ps, round, start, end, f, a.Live, g.Flusher, b.Live)
+			}
+			for gi := range a.pgd {
+				if (a.pgd[gi] == nil) != (b.pgd[gi] == nil) {
+					t.Fatalf("page %d round %d: PTE page %d present differs", ps, round, gi)
+				}
+				for i := range a.pgd[gi] {
+					if a.pgd[gi][i] != b.pgd[gi][i] {
+						t.Fatalf("page %d round %d: PTE %d/%d differs", ps, round, gi, i)
+					}
+					if u := a.used[gi]; a.pgd[gi][i] != 0 && (i < int(u.lo) || i >= int(u.hi)) {
+						t.Fatalf("page %d round %d: PTE %d/%d non-empty outside bounds [%d, %d)", ps, round, gi, i, u.lo, u.hi)
+					}
+				}
+			}
+			for _, pt := range a.free {
+				for i, p := range pt {
+					if p != 0 {
+						t.Fatalf("page %d round %d: free PTE page holds PTE %d = %#x", ps, round, i, p)
+					}
+				}
+			}
+		}
+	}
+}

@@ -52,12 +52,28 @@ type Table struct {
 	pageShift uint // log2 host page size
 	pteShift  uint // log2 PTEs per table page (4-byte PTEs on MIPS32)
 	pgd       [][]PTE
-	free      [][]PTE
+	// used[gi] bounds the PTEs of page pgd[gi] that can be non-empty
+	// (Slot handed them out, or a visitor's Leaf filled them): a flush
+	// reads and clears only those.
+	used []bounds
+	free [][]PTE
 
 	// Live is the number of PTE pages in the table.
 	Live int
 	// Allocated and Freed count PTE pages taken and released.
 	Allocated, Freed uint64
+}
+
+// bounds is a range [lo, hi) of PTE indices in a PTE page.
+type bounds struct{ lo, hi uint16 }
+
+// add widens b to cover index i.
+func (b *bounds) add(i uint32) {
+	if b.lo >= b.hi {
+		b.lo, b.hi = uint16(i), uint16(i+1)
+		return
+	}
+	b.lo, b.hi = min(b.lo, uint16(i)), max(b.hi, uint16(i+1))
 }
 
 // New returns an empty table for host pages of pageSize bytes.
@@ -68,6 +84,7 @@ func New(pageSize uint32) (*Table, error) {
 	ps := uint(bits.TrailingZeros32(pageSize))
 	t := &Table{pageShift: ps, pteShift: ps - 2}
 	t.pgd = make([][]PTE, 1<<(32-ps-t.pteShift))
+	t.used = make([]bounds, len(t.pgd))
 	return t, nil
 }
 
@@ -110,10 +127,13 @@ func (t *Table) Slot(va uint32) *PTE {
 			pt = make([]PTE, 1<<t.pteShift)
 		}
 		t.pgd[gi] = pt
+		t.used[gi] = bounds{}
 		t.Live++
 		t.Allocated++
 	}
-	return &pt[(va>>t.pageShift)&(1<<t.pteShift-1)]
+	i := (va >> t.pageShift) & (1<<t.pteShift - 1)
+	t.used[gi].add(i)
+	return &pt[i]
 }
 
 // Visitor is an operation over a range of the table.
@@ -140,23 +160,28 @@ func (t *Table) Walk(start, end uint64, v Visitor) {
 			continue
 		}
 		lo, hi := max(start, base), min(end, base+span)
+		m := uint64(1)<<t.pteShift - 1
+		first, last := lo>>t.pageShift&m, (hi-1)>>t.pageShift&m
+		u := &t.used[gi]
 		if f, ok := v.(*Flusher); ok {
 			// The flush's leaves without a call per PTE: what Flusher.Leaf
-			// does to each.
-			m := uint64(1)<<t.pteShift - 1
-			for i := lo >> t.pageShift & m; i <= (hi-1)>>t.pageShift&m; i++ {
+			// does to each that can be non-empty.
+			for i := max(first, uint64(u.lo)); i <= last && i < uint64(u.hi); i++ {
 				if pt[i] != 0 {
 					pt[i] = 0
 					f.Cleared++
 				}
 			}
 		} else {
-			for va := lo &^ (1<<t.pageShift - 1); va < hi; va += 1 << t.pageShift {
-				v.Leaf(uint32(va), &pt[(va>>t.pageShift)&(1<<t.pteShift-1)])
+			for i := first; i <= last; i++ {
+				v.Leaf(uint32(base+i<<t.pageShift), &pt[i])
+				if pt[i] != 0 && (i < uint64(u.lo) || i >= uint64(u.hi)) {
+					u.add(uint32(i))
+				}
 			}
 		}
 		if v.Post(uint32(base), lo == base && hi == base+span) {
-			clear(pt)
+			clear(pt[u.lo:max(u.lo, u.hi)])
 			t.pgd[gi] = nil
 			t.free = append(t.free, pt)
 			t.Live--

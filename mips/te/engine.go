@@ -330,12 +330,12 @@ func (e *Engine) ReadGPA(gpa uint32) uint32 {
 // Exec implements cp0.Machine.
 func (e *Engine) Exec(op cp0.Op) cp0.Result {
 	var r cp0.Result
-	e.ExecInto(op, &r)
+	e.ExecInto(&op, &r)
 	return r
 }
 
 // ExecInto implements cp0.ResultWriter: Exec storing the result in *r.
-func (e *Engine) ExecInto(op cp0.Op, r *cp0.Result) {
+func (e *Engine) ExecInto(op *cp0.Op, r *cp0.Result) {
 	e.Stats.Ops[op.Kind%cp0.NumOpKinds]++
 	switch op.Kind {
 	case cp0.OpLoad, cp0.OpStore, cp0.OpFetch:
@@ -345,7 +345,7 @@ func (e *Engine) ExecInto(op cp0.Op, r *cp0.Result) {
 		e.kvmAccess(op, r)
 		return
 	case cp0.OpSyscall:
-		*r = e.inject(op, cp0.ExcSys, false, cp0.FaultNone, 0)
+		*r = e.inject(*op, cp0.ExcSys, false, cp0.FaultNone, 0)
 		return
 	case cp0.OpFlushAll:
 		e.flushAll()
@@ -359,7 +359,7 @@ func (e *Engine) ExecInto(op cp0.Op, r *cp0.Result) {
 	// CP0 instructions trap to KVM; in guest user mode KVM injects
 	// Coprocessor Unusable (kvm_mips_check_privilege).
 	if !e.cp.KernelMode() {
-		*r = e.inject(op, cp0.ExcCpU, false, cp0.FaultNone, 0)
+		*r = e.inject(*op, cp0.ExcCpU, false, cp0.FaultNone, 0)
 		return
 	}
 	*r = cp0.Result{}
@@ -417,7 +417,7 @@ func loadStoreCodes(store bool) (tlb, addr cp0.ExcCode) {
 // access is a guest load, store or instruction fetch executed by the
 // hardware: a host TLB lookup, with refill and exceptions into KVM. It
 // stores its result in *r.
-func (e *Engine) access(op cp0.Op, r *cp0.Result) {
+func (e *Engine) access(op *cp0.Op, r *cp0.Result) {
 	e.Stats.Accesses++
 	st := op.Kind == cp0.OpStore
 	size := op.Size
@@ -436,24 +436,24 @@ func (e *Engine) access(op cp0.Op, r *cp0.Result) {
 	// Exception"), handled by KVM before anything else.
 	if va&uint32(size-1) != 0 {
 		e.Stats.Slow[SlowAddrErr]++
-		*r = e.inject(op, adCode, false, cp0.FaultAddr, va)
+		*r = e.inject(*op, adCode, false, cp0.FaultAddr, va)
 		return
 	}
 	if va >= cp0.HostKSeg0 {
-		*r = e.hostAddrErr(op, va, st, size)
+		*r = e.hostAddrErr(*op, va, st, size)
 		return
 	}
 	for try := 0; try < maxRetries; try++ {
 		lo, hit := e.host.Lookup(va, e.hostASID)
 		if !hit {
-			if done := e.refill(op, va, st, r); done {
+			if done := e.refill(*op, va, st, r); done {
 				return
 			}
 			continue
 		}
 		if lo&hosttlb.LoV == 0 {
 			// TLB Invalid: exit to KVM's slow path.
-			if res, done := e.slowFault(op, va, st); done {
+			if res, done := e.slowFault(*op, va, st); done {
 				*r = res
 				return
 			}
@@ -461,7 +461,7 @@ func (e *Engine) access(op cp0.Op, r *cp0.Result) {
 		}
 		if st && lo&hosttlb.LoD == 0 {
 			// TLB Modified: exit to KVM.
-			if res, done := e.tlbMod(op, va); done {
+			if res, done := e.tlbMod(*op, va); done {
 				*r = res
 				return
 			}

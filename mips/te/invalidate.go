@@ -23,6 +23,13 @@ import (
 //
 // Every flush frees the PTE pages its range covers fully.
 
+// epoch is the origin of now.
+var epoch = time.Now()
+
+// now is the monotonic clock that times the flushes: one clock read,
+// where time.Now reads the wall clock too.
+func now() time.Duration { return time.Since(epoch) }
+
 // mtc0 emulates MTC0.
 func (e *Engine) mtc0(reg, sel uint8, v uint32) {
 	if reg == cp0.RegEntryHi && sel == 0 && uint8(v) != e.cp.ASID() {
@@ -57,7 +64,7 @@ func (e *Engine) flushRange(t *gva.Table, start, end uint64, fs *FlushStats) {
 }
 
 func (e *Engine) asidChange() {
-	t0 := time.Now()
+	t0 := now()
 	fs := &e.Stats.Flush[FlushASID]
 	fs.Count++
 	if !e.cfg.Legacy && !e.faults.NoKernelFlushOnASIDChange {
@@ -67,18 +74,18 @@ func (e *Engine) asidChange() {
 	if !e.faults.NoNewKernelASIDOnChange {
 		e.newContext(&e.kern)
 	}
-	fs.Time += time.Since(t0)
+	fs.Time += now() - t0
 }
 
 func (e *Engine) flushUser() {
-	t0 := time.Now()
+	t0 := now()
 	fs := &e.Stats.Flush[FlushUser]
 	fs.Count++
 	if !e.cfg.Legacy {
 		e.flushRange(e.user.table, 0, cp0.GuestUSegEnd, fs)
 	}
 	e.user.ctx = 0
-	fs.Time += time.Since(t0)
+	fs.Time += now() - t0
 }
 
 func (e *Engine) invalidateEntry(old *cp0.Entry) {
@@ -87,7 +94,7 @@ func (e *Engine) invalidateEntry(old *cp0.Entry) {
 	if !old.Valid() || old.Hi > 0x7fffffff || e.faults.NoTLBWInvalidate {
 		return
 	}
-	t0 := time.Now()
+	t0 := now()
 	fs := &e.Stats.Flush[FlushTLBW]
 	fs.Count++
 	start, end := old.Span()
@@ -108,7 +115,7 @@ func (e *Engine) invalidateEntry(old *cp0.Entry) {
 			fs.HostEntries += uint64(e.invalidateHost(start, min(end, cp0.GuestUSegEnd), u))
 		}
 	}
-	fs.Time += time.Since(t0)
+	fs.Time += now() - t0
 }
 
 // invalidateHost removes the host TLB entries of asid in [start, end):
@@ -130,7 +137,7 @@ func (e *Engine) invalidateHost(start, end uint64, asid uint8) int {
 // flushAll is a full flush request: both tables, KSeg0 included, and new
 // host ASIDs for both.
 func (e *Engine) flushAll() {
-	t0 := time.Now()
+	t0 := now()
 	fs := &e.Stats.Flush[FlushAll]
 	fs.Count++
 	if !e.cfg.Legacy {
@@ -145,7 +152,7 @@ func (e *Engine) flushAll() {
 	e.kern.ctx, e.user.ctx = 0, 0
 	e.migrate()
 	e.reenter()
-	fs.Time += time.Since(t0)
+	fs.Time += now() - t0
 }
 
 // FlushAll performs a full flush request and re-enters the guest. The
@@ -193,7 +200,7 @@ func (e *Engine) HarvestDirty() []uint32 {
 	if !e.cfg.DirtyLog {
 		return nil
 	}
-	t0 := time.Now()
+	t0 := now()
 	var pages []uint32
 	for gp, d := range e.dirty {
 		if d {
@@ -211,6 +218,6 @@ func (e *Engine) HarvestDirty() []uint32 {
 	}
 	e.kern.ctx, e.user.ctx = 0, 0
 	e.reenter()
-	fs.Time += time.Since(t0)
+	fs.Time += now() - t0
 	return pages
 }

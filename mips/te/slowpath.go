@@ -266,13 +266,13 @@ func (e *Engine) install(pair uint32, ptes [2]gva.PTE, halves uint8) {
 // refilled by the fast handler and a fault returns EFAULT instead of
 // crashing; the fault is then classified (kvm_trap_emul_gva_fault) into a
 // fill-and-retry or an exception to inject. It stores its result in *r.
-func (e *Engine) kvmAccess(op cp0.Op, r *cp0.Result) {
+func (e *Engine) kvmAccess(op *cp0.Op, r *cp0.Result) {
 	e.Stats.KVMAccesses++
 	va := op.VA
 	kernel := e.cp.KernelMode()
 	if op.Kind == cp0.OpCache {
 		if !kernel {
-			*r = e.inject(op, cp0.ExcCpU, false, cp0.FaultNone, 0)
+			*r = e.inject(*op, cp0.ExcCpU, false, cp0.FaultNone, 0)
 			return
 		}
 		if va >= cp0.HostKSeg0 {
@@ -287,7 +287,7 @@ func (e *Engine) kvmAccess(op cp0.Op, r *cp0.Result) {
 	} else {
 		if va&3 != 0 || !kernel && va >= cp0.GuestKSeg0 {
 			e.Stats.Slow[SlowAddrErr]++
-			*r = e.inject(op, cp0.ExcAdEL, false, cp0.FaultAddr, va)
+			*r = e.inject(*op, cp0.ExcAdEL, false, cp0.FaultAddr, va)
 			return
 		}
 		if va >= cp0.HostKSeg0 {
@@ -299,14 +299,14 @@ func (e *Engine) kvmAccess(op cp0.Op, r *cp0.Result) {
 	for try := 0; try < maxRetries; try++ {
 		lo, hit := e.host.Lookup(va, e.hostASID)
 		if !hit {
-			if done := e.refill(op, va, false, r); done {
+			if done := e.refill(*op, va, false, r); done {
 				return
 			}
 			continue
 		}
 		if lo&hosttlb.LoV == 0 {
 			e.Stats.KVMFaults++
-			if res, done := e.slowFault(op, va, false); done {
+			if res, done := e.slowFault(*op, va, false); done {
 				*r = res
 				return
 			}
