@@ -299,3 +299,57 @@ func FuzzMTC0(f *testing.F) {
 		}
 	})
 }
+
+// TestStateLookupMatchesScan: the State's indexed lookup answers as the
+// linear scan of the TLB (the first matching entry) after random TLB
+// writes of every page size, with global entries, several ASIDs and
+// entries that overlap (so the lowest index must win).
+func TestStateLookupMatchesScan(t *testing.T) {
+	s, err := NewState(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := uint64(12345)
+	rnd := func(n uint64) uint64 {
+		r ^= r << 13
+		r ^= r >> 7
+		r ^= r << 17
+		return r % n
+	}
+	masks := []uint32{0, 0, 0, 0x6000, 0x1e000, 0x7e000, 0x1fffe000}
+	va := func() uint32 {
+		if rnd(2) == 0 {
+			e := s.TLB.E[rnd(Entries)]
+			return e.Hi&EntryHiVPN2 | uint32(rnd(1<<13)) ^ uint32(rnd(2))<<13
+		}
+		return uint32(rnd(1 << 32))
+	}
+	for round := 0; round < 3000; round++ {
+		if round%1000 == 0 {
+			s.Reset()
+		}
+		hi := uint32(0x00400000) + uint32(rnd(64))<<13 | uint32(rnd(3))
+		if rnd(4) == 0 {
+			hi = va()&EntryHiVPN2 | uint32(rnd(3))
+		}
+		g := uint32(0)
+		if rnd(8) == 0 {
+			g = EntryLoG
+		}
+		s.MTC0(RegEntryHi, 0, hi)
+		s.MTC0(RegEntryLo0, 0, uint32(rnd(1<<20))<<6|EntryLoV|g)
+		s.MTC0(RegEntryLo1, 0, uint32(rnd(1<<20))<<6|g)
+		s.MTC0(RegPageMask, 0, masks[rnd(uint64(len(masks)))])
+		if rnd(2) == 0 {
+			s.TLBWrite(s.RandomIndex(), true)
+		} else {
+			s.TLBWrite(int(rnd(Entries)), false)
+		}
+		for k := 0; k < 20; k++ {
+			a, asid := va(), uint8(rnd(3))
+			if got, want := s.Lookup(a, asid), s.TLB.Lookup(a, asid); got != want {
+				t.Fatalf("round %d: Lookup(%#x, %d) = %d, the scan finds %d", round, a, asid, got, want)
+			}
+		}
+	}
+}

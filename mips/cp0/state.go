@@ -3,6 +3,7 @@ package cp0
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 )
 
 // CommpageRegsSize is the size of the register file at the start of the
@@ -18,7 +19,45 @@ func RegOffset(reg, sel uint8) uint32 { return (uint32(reg&31)*8 + uint32(sel&7)
 // and the guest TLB.
 type State struct {
 	Page []byte // the commpage; registers at RegOffset
-	TLB  TLB
+	// TLB is the guest TLB. Write it only through the State (Reset,
+	// TLBWrite), which keeps idx.
+	TLB TLB
+	idx tlbIndex
+}
+
+// tlbIndex narrows a guest TLB lookup to the entries that can match:
+// entries with the smallest page mask (0) are kept by a hash of their
+// VPN2, in bucket, the others in large; bit i stands for entry i.
+type tlbIndex struct {
+	bucket [128]uint64
+	large  uint64
+}
+
+// tlbBucket hashes VPN2 (EntryHi bits 31:13) to a bucket.
+func tlbBucket(vpn2 uint32) uint32 { return (vpn2 >> 13) * 0x9e3779b1 >> 25 }
+
+// set adds (on) or removes entry i, as e, to or from the index.
+func (x *tlbIndex) set(i int, e *Entry, on bool) {
+	p := &x.large
+	if e.Mask == 0 {
+		p = &x.bucket[tlbBucket(e.Hi&EntryHiVPN2)]
+	}
+	if on {
+		*p |= 1 << i
+	} else {
+		*p &^= 1 << i
+	}
+}
+
+// Lookup returns the index of the first entry matching va and asid, or -1,
+// as TLB.Lookup does, comparing only the entries the index gives.
+func (s *State) Lookup(va uint32, asid uint8) int {
+	for c := s.idx.bucket[tlbBucket(va&EntryHiVPN2)] | s.idx.large; c != 0; c &= c - 1 {
+		if i := bits.TrailingZeros64(c); s.TLB.E[i].Matches(va, asid) {
+			return i
+		}
+	}
+	return -1
 }
 
 // NewState returns the reset state for a commpage of pageSize bytes.
@@ -44,8 +83,10 @@ func (s *State) Reset() {
 	s.Set(RegEBase, SelEBase, EBaseFixed)
 	s.Set(RegConfig, 1, Config1Value)
 	s.Set(RegPRId, 0, 0x00019300) // MIPS Technologies 24K
+	s.idx = tlbIndex{}
 	for i := range s.TLB.E {
 		s.TLB.E[i] = Entry{Hi: HostKSeg0 + uint32(i)<<14}
+		s.idx.set(i, &s.TLB.E[i], true)
 	}
 }
 
@@ -111,7 +152,7 @@ func (s *State) MTC0(reg, sel uint8, v uint32) uint32 {
 // then; this model clears it).
 func (s *State) TLBP() {
 	hi := s.Get(RegEntryHi, 0)
-	i := s.TLB.Lookup(hi&EntryHiVPN2, uint8(hi))
+	i := s.Lookup(hi&EntryHiVPN2, uint8(hi))
 	if i < 0 {
 		s.Set(RegIndex, 0, IndexP)
 		return
@@ -149,7 +190,9 @@ func (s *State) RandomIndex() int { return int(s.Get(RegRandom, 0) & IndexMask) 
 // rule is implementation dependent; this model decrements once per TLBWR so
 // that every machine agrees.
 func (s *State) TLBWrite(i int, random bool) {
+	s.idx.set(i, &s.TLB.E[i], false)
 	s.TLB.E[i] = s.PendingEntry()
+	s.idx.set(i, &s.TLB.E[i], true)
 	if random {
 		r, w := s.Get(RegRandom, 0), s.Get(RegWired, 0)
 		if r <= w || r == 0 {

@@ -87,10 +87,12 @@ func (e *Engine) slowFault(op cp0.Op, va uint32, st bool) (r cp0.Result, done bo
 	return r, false
 }
 
-// guestLookup is the slow path's linear scan of the guest TLB.
+// guestLookup is the slow path's linear scan of the guest TLB. The
+// statistics count what KVM's scan compares; the model finds the same
+// entry through the State's index.
 func (e *Engine) guestLookup(va uint32) int {
 	e.Stats.GuestScans++
-	i := e.cp.TLB.Lookup(va, e.cp.ASID())
+	i := e.cp.Lookup(va, e.cp.ASID())
 	if i < 0 {
 		e.Stats.GuestCompared += cp0.Entries
 	} else {
