@@ -56,7 +56,9 @@ type Table struct {
 	// (Slot handed them out, or a visitor's Leaf filled them): a flush
 	// reads and clears only those.
 	used []bounds
-	free [][]PTE
+	// present has bit gi set when pgd[gi] holds a PTE page.
+	present []uint64
+	free    [][]PTE
 
 	// Live is the number of PTE pages in the table.
 	Live int
@@ -85,6 +87,7 @@ func New(pageSize uint32) (*Table, error) {
 	t := &Table{pageShift: ps, pteShift: ps - 2}
 	t.pgd = make([][]PTE, 1<<(32-ps-t.pteShift))
 	t.used = make([]bounds, len(t.pgd))
+	t.present = make([]uint64, (len(t.pgd)+63)/64)
 	return t, nil
 }
 
@@ -128,6 +131,7 @@ func (t *Table) Slot(va uint32) *PTE {
 		}
 		t.pgd[gi] = pt
 		t.used[gi] = bounds{}
+		t.present[gi/64] |= 1 << (gi % 64)
 		t.Live++
 		t.Allocated++
 	}
@@ -152,13 +156,16 @@ func (t *Table) Walk(start, end uint64, v Visitor) {
 	if end > 1<<32 {
 		end = 1 << 32
 	}
+	if end == 0 {
+		return
+	}
 	span := t.span()
-	for base := start &^ (span - 1); base < end; base += span {
-		gi := base >> (t.pageShift + t.pteShift)
+	shift := t.pageShift + t.pteShift
+	// The PTE pages whose span starts in [start &^ (span-1), end).
+	lastPage := (end - 1) >> shift
+	for gi := t.nextPresent(start>>shift, lastPage); gi <= lastPage; gi = t.nextPresent(gi+1, lastPage) {
+		base := gi << shift
 		pt := t.pgd[gi]
-		if pt == nil {
-			continue
-		}
 		lo, hi := max(start, base), min(end, base+span)
 		m := uint64(1)<<t.pteShift - 1
 		first, last := lo>>t.pageShift&m, (hi-1)>>t.pageShift&m
@@ -183,11 +190,27 @@ func (t *Table) Walk(start, end uint64, v Visitor) {
 		if v.Post(uint32(base), lo == base && hi == base+span) {
 			clear(pt[u.lo:max(u.lo, u.hi)])
 			t.pgd[gi] = nil
+			t.present[gi/64] &^= 1 << (gi % 64)
 			t.free = append(t.free, pt)
 			t.Live--
 			t.Freed++
 		}
 	}
+}
+
+// nextPresent returns the first index in [gi, last] whose PTE page is
+// present, or a larger one when there is none.
+func (t *Table) nextPresent(gi, last uint64) uint64 {
+	for w := gi / 64; w <= last/64 && w < uint64(len(t.present)); w++ {
+		b := t.present[w]
+		if w == gi/64 {
+			b &^= 1<<(gi%64) - 1
+		}
+		if b != 0 {
+			return w*64 + uint64(bits.TrailingZeros64(b))
+		}
+	}
+	return uint64(len(t.pgd))
 }
 
 // Flusher clears every PTE it visits and frees fully covered PTE pages
