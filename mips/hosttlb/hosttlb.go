@@ -113,19 +113,22 @@ func (t *TLB) match(i int, va uint32, asid uint8) bool {
 // an entry matched. It does not check V or D: the caller raises TLB Invalid
 // or TLB Modified as the hardware would.
 func (t *TLB) Lookup(va uint32, asid uint8) (lo uint32, hit bool) {
-	i := t.Probe(va, asid)
-	if i < 0 {
-		return 0, false
+	// Probe's walk, written out so that it is compiled in place.
+	for c := t.head[t.hash(va)]; c != 0; c = t.link[c-1] {
+		if i := int(c - 1); t.match(i, va, asid) {
+			e := &t.e[i]
+			if va>>(t.pageShift&31)&1 == 0 {
+				return e.Lo0, true
+			}
+			return e.Lo1, true
+		}
 	}
-	if va>>t.pageShift&1 == 0 {
-		return t.e[i].Lo0, true
-	}
-	return t.e[i].Lo1, true
+	return 0, false
 }
 
 // hash is the chain of the entries whose VPN2 is va's.
 func (t *TLB) hash(va uint32) uint32 {
-	return ((va & t.vpn2Mask) * 0x9e3779b1) >> t.hashShift
+	return ((va & t.vpn2Mask) * 0x9e3779b1) >> (t.hashShift & 31) // < 32: a plain shift
 }
 
 // Probe returns the index of the entry matching va and asid, or -1 (TLBP).

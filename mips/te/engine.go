@@ -336,7 +336,11 @@ func (e *Engine) Exec(op cp0.Op) cp0.Result {
 
 // ExecInto implements cp0.ResultWriter: Exec storing the result in *r.
 func (e *Engine) ExecInto(op *cp0.Op, r *cp0.Result) {
-	e.Stats.Ops[op.Kind%cp0.NumOpKinds]++
+	k := op.Kind
+	if k >= cp0.NumOpKinds {
+		k %= cp0.NumOpKinds
+	}
+	e.Stats.Ops[k]++
 	switch op.Kind {
 	case cp0.OpLoad, cp0.OpStore, cp0.OpFetch:
 		e.access(op, r)
@@ -345,7 +349,7 @@ func (e *Engine) ExecInto(op *cp0.Op, r *cp0.Result) {
 		e.kvmAccess(op, r)
 		return
 	case cp0.OpSyscall:
-		*r = e.inject(*op, cp0.ExcSys, false, cp0.FaultNone, 0)
+		*r = e.inject(op, cp0.ExcSys, false, cp0.FaultNone, 0)
 		return
 	case cp0.OpFlushAll:
 		e.flushAll()
@@ -359,7 +363,7 @@ func (e *Engine) ExecInto(op *cp0.Op, r *cp0.Result) {
 	// CP0 instructions trap to KVM; in guest user mode KVM injects
 	// Coprocessor Unusable (kvm_mips_check_privilege).
 	if !e.cp.KernelMode() {
-		*r = e.inject(*op, cp0.ExcCpU, false, cp0.FaultNone, 0)
+		*r = e.inject(op, cp0.ExcCpU, false, cp0.FaultNone, 0)
 		return
 	}
 	*r = cp0.Result{}
@@ -389,7 +393,7 @@ func (e *Engine) ExecInto(op *cp0.Op, r *cp0.Result) {
 
 // inject delivers a guest exception (kvm_mips_emulate_* for TLB misses,
 // invalid, modified, address errors, syscall, CpU) and re-enters the guest.
-func (e *Engine) inject(op cp0.Op, code cp0.ExcCode, refill bool, f cp0.Fault, va uint32) cp0.Result {
+func (e *Engine) inject(op *cp0.Op, code cp0.ExcCode, refill bool, f cp0.Fault, va uint32) cp0.Result {
 	e.Stats.Injected[code&31]++
 	if refill && e.cp.Get(cp0.RegStatus, 0)&cp0.StatusEXL == 0 {
 		e.Stats.RefillVector++
@@ -436,24 +440,24 @@ func (e *Engine) access(op *cp0.Op, r *cp0.Result) {
 	// Exception"), handled by KVM before anything else.
 	if va&uint32(size-1) != 0 {
 		e.Stats.Slow[SlowAddrErr]++
-		*r = e.inject(*op, adCode, false, cp0.FaultAddr, va)
+		*r = e.inject(op, adCode, false, cp0.FaultAddr, va)
 		return
 	}
 	if va >= cp0.HostKSeg0 {
-		*r = e.hostAddrErr(*op, va, st, size)
+		*r = e.hostAddrErr(op, va, st, size)
 		return
 	}
 	for try := 0; try < maxRetries; try++ {
 		lo, hit := e.host.Lookup(va, e.hostASID)
 		if !hit {
-			if done := e.refill(*op, va, st, r); done {
+			if done := e.refill(op, va, st, r); done {
 				return
 			}
 			continue
 		}
 		if lo&hosttlb.LoV == 0 {
 			// TLB Invalid: exit to KVM's slow path.
-			if res, done := e.slowFault(*op, va, st); done {
+			if res, done := e.slowFault(op, va, st); done {
 				*r = res
 				return
 			}
@@ -461,7 +465,7 @@ func (e *Engine) access(op *cp0.Op, r *cp0.Result) {
 		}
 		if st && lo&hosttlb.LoD == 0 {
 			// TLB Modified: exit to KVM.
-			if res, done := e.tlbMod(*op, va); done {
+			if res, done := e.tlbMod(op, va); done {
 				*r = res
 				return
 			}
@@ -489,7 +493,7 @@ func validSize(s uint8) bool { return s == 1 || s == 2 || s == 4 }
 // hostAddrErr handles a host address error for va >= 2 GiB: injected as an
 // address error in guest user mode (kvm_mips_check_privilege), MMIO for
 // host KSeg0/1 in guest kernel mode, otherwise not emulatable.
-func (e *Engine) hostAddrErr(op cp0.Op, va uint32, st bool, size uint8) cp0.Result {
+func (e *Engine) hostAddrErr(op *cp0.Op, va uint32, st bool, size uint8) cp0.Result {
 	_, adCode := loadStoreCodes(st)
 	if !e.cp.KernelMode() {
 		e.Stats.Slow[SlowAddrErr]++
@@ -515,7 +519,7 @@ func (e *Engine) doMMIO(pa uint64, st bool, size uint8, v uint32) cp0.Result {
 // Legacy mode the slow path. It reports that the access completed (an
 // exception was injected or it was emulated, with the result in *r);
 // otherwise it is retried.
-func (e *Engine) refill(op cp0.Op, va uint32, st bool, r *cp0.Result) bool {
+func (e *Engine) refill(op *cp0.Op, va uint32, st bool, r *cp0.Result) bool {
 	if e.cfg.Legacy {
 		e.Stats.SlowRefills++
 		res, done := e.slowFault(op, va, st)

@@ -9,7 +9,7 @@ import (
 // emulatedMMIO reports whether KVM can complete op as MMIO: only data
 // loads and stores; an instruction fetch, KVM's own read of an instruction
 // and a CACHE operation cannot be emulated.
-func emulatedMMIO(op cp0.Op) bool { return op.Kind == cp0.OpLoad || op.Kind == cp0.OpStore }
+func emulatedMMIO(op *cp0.Op) bool { return op.Kind == cp0.OpLoad || op.Kind == cp0.OpStore }
 
 // internal ends an access KVM cannot handle (KVM_EXIT_INTERNAL_ERROR).
 func (e *Engine) internal() (cp0.Result, bool) {
@@ -37,7 +37,7 @@ func (e *Engine) kseg0InRAM(va uint32) bool {
 // returns -1 when the guest frame is beyond guest_pmap_npages, and
 // kvm_trap_emul_handle_tlb_miss turns that into KVM_EXIT_INTERNAL_ERROR.
 // Only host KSeg0/1 addresses are MMIO (hostAddrErr).
-func (e *Engine) slowFault(op cp0.Op, va uint32, st bool) (r cp0.Result, done bool) {
+func (e *Engine) slowFault(op *cp0.Op, va uint32, st bool) (r cp0.Result, done bool) {
 	tlbCode, adCode := loadStoreCodes(st)
 	kernel := e.cp.KernelMode()
 	// kvm_mips_check_privilege: a guest user access to a guest kernel
@@ -108,7 +108,7 @@ func (e *Engine) guestLookup(va uint32) int {
 // page then. With DirtyLog (Linux 4.11), a guest page that is not dirty in
 // the guest TLB gets the guest's exception; otherwise the page was clean
 // for dirty logging: log it and remap it writable.
-func (e *Engine) tlbMod(op cp0.Op, va uint32) (r cp0.Result, done bool) {
+func (e *Engine) tlbMod(op *cp0.Op, va uint32) (r cp0.Result, done bool) {
 	kernel := e.cp.KernelMode()
 	if kernel && va&^(e.pageSize-1) == e.commpage {
 		e.Stats.Slow[SlowCommpage]++
@@ -274,7 +274,7 @@ func (e *Engine) kvmAccess(op *cp0.Op, r *cp0.Result) {
 	kernel := e.cp.KernelMode()
 	if op.Kind == cp0.OpCache {
 		if !kernel {
-			*r = e.inject(*op, cp0.ExcCpU, false, cp0.FaultNone, 0)
+			*r = e.inject(op, cp0.ExcCpU, false, cp0.FaultNone, 0)
 			return
 		}
 		if va >= cp0.HostKSeg0 {
@@ -289,7 +289,7 @@ func (e *Engine) kvmAccess(op *cp0.Op, r *cp0.Result) {
 	} else {
 		if va&3 != 0 || !kernel && va >= cp0.GuestKSeg0 {
 			e.Stats.Slow[SlowAddrErr]++
-			*r = e.inject(*op, cp0.ExcAdEL, false, cp0.FaultAddr, va)
+			*r = e.inject(op, cp0.ExcAdEL, false, cp0.FaultAddr, va)
 			return
 		}
 		if va >= cp0.HostKSeg0 {
@@ -301,14 +301,14 @@ func (e *Engine) kvmAccess(op *cp0.Op, r *cp0.Result) {
 	for try := 0; try < maxRetries; try++ {
 		lo, hit := e.host.Lookup(va, e.hostASID)
 		if !hit {
-			if done := e.refill(*op, va, false, r); done {
+			if done := e.refill(op, va, false, r); done {
 				return
 			}
 			continue
 		}
 		if lo&hosttlb.LoV == 0 {
 			e.Stats.KVMFaults++
-			if res, done := e.slowFault(*op, va, false); done {
+			if res, done := e.slowFault(op, va, false); done {
 				*r = res
 				return
 			}
