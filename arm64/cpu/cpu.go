@@ -256,8 +256,8 @@ type translationContext struct {
 	vaSel            uint64
 	vaMask, vaWant   [2]uint64
 	hitR, hitW, hitX tlb.HitKey
-	wbase          mem.PA
-	words          []uint64
+	wbase            mem.PA
+	words            []uint64
 	// refs, fshift and stale: the frame check of a FrameCheckedMemory
 	// (refs nil: none).
 	refs   []atomic.Int32

@@ -2,7 +2,7 @@ package cpu
 
 import "github.com/nestmmu/nestmmu/mem"
 
-// FetchHit and FetchFull expose FetchPA's two halves to the external
+// FetchHitPA and FetchFull expose FetchPA's two halves to the external
 // tests: the hit path and the full path.
-func (pe *PE) FetchHit(va mem.VA) (uint32, mem.PA, Exception, bool) { return pe.fetchHit(va) }
-func (pe *PE) FetchFull(va mem.VA) (uint32, mem.PA, Exception)      { return pe.fetchFull(va) }
+func (pe *PE) FetchHitPA(va mem.VA) (uint32, mem.PA, Exception, bool) { return pe.fetchHit(va) }
+func (pe *PE) FetchFull(va mem.VA) (uint32, mem.PA, Exception)        { return pe.fetchFull(va) }

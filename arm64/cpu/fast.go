@@ -193,6 +193,20 @@ func (c *translationContext) checkFrame(pa mem.PA, size int) {
 	}
 }
 
+// FetchHit is Fetch made cheap for its common case, as ReadHit is Read:
+// done false when the fetch needs anything else (nothing was counted or
+// changed; the caller goes on with Fetch), otherwise the fetch is
+// complete, e nil or the External abort taken (valid until the PE's next
+// hit-path access).
+func (pe *PE) FetchHit(va mem.VA) (w uint32, e *Exception, done bool) {
+	w, _, x, done := pe.fetchHit(va)
+	if x.Taken() {
+		pe.hitAbort = x
+		return 0, &pe.hitAbort, true
+	}
+	return w, nil, done
+}
+
 // fetchHit is FetchPA's common case made cheap, as ReadHit is Read's: an
 // aligned fetch whose translation the TLB holds. When done is false
 // nothing was counted or changed and FetchPA decides the fetch in full;

@@ -302,7 +302,7 @@ func TestFetchHitSameAsFullPath(t *testing.T) {
 			va += mem.VA(1 + rng.IntN(3)) // misaligned PC
 		}
 		we, pe, ee := ref.pe.FetchFull(va)
-		wf, pf, ef, done := fast.pe.FetchHit(va)
+		wf, pf, ef, done := fast.pe.FetchHitPA(va)
 		if done {
 			hits++
 		} else {
