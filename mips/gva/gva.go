@@ -52,30 +52,12 @@ type Table struct {
 	pageShift uint // log2 host page size
 	pteShift  uint // log2 PTEs per table page (4-byte PTEs on MIPS32)
 	pgd       [][]PTE
-	// used[gi] bounds the PTEs of page pgd[gi] that can be non-empty
-	// (Slot handed them out, or a visitor's Leaf filled them): a flush
-	// reads and clears only those.
-	used []bounds
-	// present has bit gi set when pgd[gi] holds a PTE page.
-	present []uint64
-	free    [][]PTE
+	free      [][]PTE
 
 	// Live is the number of PTE pages in the table.
 	Live int
 	// Allocated and Freed count PTE pages taken and released.
 	Allocated, Freed uint64
-}
-
-// bounds is a range [lo, hi) of PTE indices in a PTE page.
-type bounds struct{ lo, hi uint16 }
-
-// add widens b to cover index i.
-func (b *bounds) add(i uint32) {
-	if b.lo >= b.hi {
-		b.lo, b.hi = uint16(i), uint16(i+1)
-		return
-	}
-	b.lo, b.hi = min(b.lo, uint16(i)), max(b.hi, uint16(i+1))
 }
 
 // New returns an empty table for host pages of pageSize bytes.
@@ -86,8 +68,6 @@ func New(pageSize uint32) (*Table, error) {
 	ps := uint(bits.TrailingZeros32(pageSize))
 	t := &Table{pageShift: ps, pteShift: ps - 2}
 	t.pgd = make([][]PTE, 1<<(32-ps-t.pteShift))
-	t.used = make([]bounds, len(t.pgd))
-	t.present = make([]uint64, (len(t.pgd)+63)/64)
 	return t, nil
 }
 
@@ -130,14 +110,10 @@ func (t *Table) Slot(va uint32) *PTE {
 			pt = make([]PTE, 1<<t.pteShift)
 		}
 		t.pgd[gi] = pt
-		t.used[gi] = bounds{}
-		t.present[gi/64] |= 1 << (gi % 64)
 		t.Live++
 		t.Allocated++
 	}
-	i := (va >> t.pageShift) & (1<<t.pteShift - 1)
-	t.used[gi].add(i)
-	return &pt[i]
+	return &pt[(va>>t.pageShift)&(1<<t.pteShift-1)]
 }
 
 // Visitor is an operation over a range of the table.
@@ -156,61 +132,37 @@ func (t *Table) Walk(start, end uint64, v Visitor) {
 	if end > 1<<32 {
 		end = 1 << 32
 	}
-	if end == 0 {
-		return
-	}
 	span := t.span()
-	shift := t.pageShift + t.pteShift
-	// The PTE pages whose span starts in [start &^ (span-1), end).
-	lastPage := (end - 1) >> shift
-	for gi := t.nextPresent(start>>shift, lastPage); gi <= lastPage; gi = t.nextPresent(gi+1, lastPage) {
-		base := gi << shift
+	for base := start &^ (span - 1); base < end; base += span {
+		gi := base >> (t.pageShift + t.pteShift)
 		pt := t.pgd[gi]
+		if pt == nil {
+			continue
+		}
 		lo, hi := max(start, base), min(end, base+span)
-		m := uint64(1)<<t.pteShift - 1
-		first, last := lo>>t.pageShift&m, (hi-1)>>t.pageShift&m
-		u := &t.used[gi]
 		if f, ok := v.(*Flusher); ok {
 			// The flush's leaves without a call per PTE: what Flusher.Leaf
-			// does to each that can be non-empty.
-			for i := max(first, uint64(u.lo)); i <= last && i < uint64(u.hi); i++ {
+			// does to each.
+			m := uint64(1)<<t.pteShift - 1
+			for i := lo >> t.pageShift & m; i <= (hi-1)>>t.pageShift&m; i++ {
 				if pt[i] != 0 {
 					pt[i] = 0
 					f.Cleared++
 				}
 			}
 		} else {
-			for i := first; i <= last; i++ {
-				v.Leaf(uint32(base+i<<t.pageShift), &pt[i])
-				if pt[i] != 0 && (i < uint64(u.lo) || i >= uint64(u.hi)) {
-					u.add(uint32(i))
-				}
+			for va := lo &^ (1<<t.pageShift - 1); va < hi; va += 1 << t.pageShift {
+				v.Leaf(uint32(va), &pt[(va>>t.pageShift)&(1<<t.pteShift-1)])
 			}
 		}
 		if v.Post(uint32(base), lo == base && hi == base+span) {
-			clear(pt[u.lo:max(u.lo, u.hi)])
+			clear(pt)
 			t.pgd[gi] = nil
-			t.present[gi/64] &^= 1 << (gi % 64)
 			t.free = append(t.free, pt)
 			t.Live--
 			t.Freed++
 		}
 	}
-}
-
-// nextPresent returns the first index in [gi, last] whose PTE page is
-// present, or a larger one when there is none.
-func (t *Table) nextPresent(gi, last uint64) uint64 {
-	for w := gi / 64; w <= last/64 && w < uint64(len(t.present)); w++ {
-		b := t.present[w]
-		if w == gi/64 {
-			b &^= 1<<(gi%64) - 1
-		}
-		if b != 0 {
-			return w*64 + uint64(bits.TrailingZeros64(b))
-		}
-	}
-	return uint64(len(t.pgd))
 }
 
 // Flusher clears every PTE it visits and frees fully covered PTE pages
