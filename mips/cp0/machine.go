@@ -121,7 +121,9 @@ type Machine interface {
 // store its result in place. Loops that run many operations use it when
 // they can: a returned Result (more fields than Go keeps in registers) is
 // copied through memory with wide loads that wait on the narrow stores of
-// its fields, and an Op passed by value is stored again by the callee.
+// its fields, and an Op passed by value is stored again by the callee. A
+// type that wraps a machine and changes its Exec must change ExecInto the
+// same way, or not have it.
 type ResultWriter interface {
 	// ExecInto is Exec of *op (which it only reads) storing the result
 	// in *r.
