@@ -181,8 +181,12 @@ func (v divisor) mod(x uint32) uint32 {
 func (o *OS) exec(op cp0.Op, r *cp0.Result) {
 	o.Stats.Ops++
 	if o.into != nil {
-		o.op = op
-		o.into.ExecInto(&o.op, r)
+		// Field by field: a struct copy would reload op's fields, just
+		// stored one by one, with wide loads that wait on those stores.
+		x := &o.op
+		x.Kind, x.PC, x.BD, x.VA = op.Kind, op.PC, op.BD, op.VA
+		x.Size, x.Reg, x.Sel, x.Value = op.Size, op.Reg, op.Sel, op.Value
+		o.into.ExecInto(x, r)
 		return
 	}
 	*r = o.m.Exec(op)
