@@ -119,9 +119,11 @@ type s1Params struct {
 	// nv1: EL1&0 with HCR_EL2.{NV,NV1}={1,1} (FEAT_NV), whose descriptors
 	// are read in the EL2 layout (see s1Permissions).
 	nv1 bool
-	// geom is the walk's geometry (s1Geom), derived with the parameters
-	// a walk uses (walkParams.stage1Params).
-	geom walkGeom
+	// geom is the walk's geometry (s1Geom), and attrs[i] MAIR attribute i
+	// decoded (DecodeMAIR), derived with the parameters a walk uses
+	// (walkParams.stage1Params).
+	geom  walkGeom
+	attrs [8]MemAttrs
 }
 
 // getS1Params is AArch64.GetS1TTWParams.

@@ -81,16 +81,25 @@ func (p *walkParams) stage1Params(regime Regime, va uint64) *s1Params {
 	}
 	if regime > RegimeEL2 {
 		p.other = getS1Params(&p.regs, &p.f, regime, va) // not a stage-1 regime: not kept
-		p.other.geom = s1Geom(&p.f, &p.other)
+		p.other.derive(&p.f)
 		return &p.other
 	}
 	i := regime
 	if !p.s1ok[i][upper] {
 		q := &p.s1[i][upper]
 		*q, p.s1ok[i][upper] = getS1Params(&p.regs, &p.f, regime, va), true
-		q.geom = s1Geom(&p.f, q)
+		q.derive(&p.f)
 	}
 	return &p.s1[i][upper]
+}
+
+// derive completes the parameters a walk uses with what is derived from
+// them once: the geometry (s1Geom) and each MAIR attribute decoded.
+func (q *s1Params) derive(f *features) {
+	q.geom = s1Geom(f, q)
+	for i := range q.attrs {
+		q.attrs[i] = DecodeMAIR(q.mair.Attr(uint(i)))
+	}
 }
 
 // S2TableCache caches stage-2 table descriptors: which table a walk of an
@@ -116,13 +125,13 @@ type S2TableCache interface {
 const maxRestarts = 16
 
 // read fetches a descriptor at pa with the walk's endianness.
-func (w *Walker) read(pa uint64, ee bool) (uint64, bool) {
+func (w *Walker) read(pa uint64, ee bool) (v uint64, ok bool) {
 	w.Stats.DescReads++
-	v, ok := w.Mem.Read64(mem.PA(pa))
+	v, ok = w.Mem.Read64(mem.PA(pa))
 	if ee {
 		v = bits.ReverseBytes64(v)
 	}
-	return v, ok
+	return
 }
 
 // S1Enabled is AArch64.S1Enabled for data accesses.
@@ -149,7 +158,7 @@ type TranslateOptions struct {
 }
 
 // Translate runs AArch64.FullTranslate for va in the given stage-1 regime.
-func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt TranslateOptions) Translation {
+func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt TranslateOptions) (t Translation) {
 	w.Stats.Walks++
 	if w.Trace != nil {
 		w.Trace.begin(uint64(va))
@@ -161,7 +170,7 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 	if s2on {
 		s2p = wp.stage2Params()
 	}
-	t, out := w.s1Translate(wp, regime, uint64(va), acc, s2on, s2p)
+	out := w.s1Translate(&t, wp, regime, uint64(va), acc, s2on, s2p)
 	if !t.Fault.IsFault() {
 		switch {
 		case regime != RegimeEL10:
@@ -174,7 +183,7 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 		}
 	}
 	if !t.Fault.IsFault() && s2on && !opt.Stage1Only {
-		t = w.stage2(f, s2p, t, acc)
+		w.stage2(f, s2p, &t, acc)
 	}
 	if w.Trace != nil {
 		w.Trace.end(t)
@@ -184,13 +193,13 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 
 // stage2 is the second half of AArch64.FullTranslate: stage 2 for the IPA
 // of a stage-1 result, attributes combined and permissions intersected.
-func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Translation {
+func (w *Walker) stage2(f *features, p *s2Params, t *Translation, acc Access) {
 	var s2 s2Result
 	w.s2Translate(&s2, f, p, uint64(t.IPA), acc, false)
 	if s2.Fault.IsFault() {
 		t.Fault = s2.Fault
 		t.IPAOnly = false
-		return t
+		return
 	}
 	t.OA, t.IPAOnly = mem.PA(s2.OA), false
 	t.S1Attrs = t.Attrs
@@ -198,8 +207,7 @@ func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Tra
 	t.S2 = true
 	t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
 	t.S1Perms = t.Perms
-	t.Perms = intersect(t.Perms, s2.perms)
-	return t
+	t.Perms = (permBitsOf(t.Perms) & s2.perms).asPerms()
 }
 
 // ApplyStage2 completes a stage-1 translation that stopped at the IPA (as
@@ -211,7 +219,7 @@ func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Tra
 // whether or not HCR_EL2.VM enables it.
 func (w *Walker) ApplyStage2(r *Regs, t Translation, acc Access) Translation {
 	wp := w.walkParamsOf(r)
-	t = w.stage2(&wp.f, wp.stage2Params(), t, acc)
+	w.stage2(&wp.f, wp.stage2Params(), &t, acc)
 	if w.Trace != nil {
 		w.Trace.end(t)
 	}
@@ -234,15 +242,11 @@ func (w *Walker) TranslateS2(r *Regs, ipa mem.IPA, acc Access) Translation {
 		attrs = s2MemAttrs(p, s2.s2desc)
 	}
 	t := Translation{Fault: s2.Fault, OA: mem.PA(s2.OA), IPA: ipa, Attrs: attrs, Level: -2,
-		S2Level: s2.level, S2BlockBits: s2.blockBits, Perms: s2.perms, S2: true}
+		S2Level: s2.level, S2BlockBits: s2.blockBits, Perms: s2.perms.asPerms(), S2: true}
 	if w.Trace != nil {
 		w.Trace.end(t)
 	}
 	return t
-}
-
-func intersect(a, b Perms) Perms {
-	return Perms{a.R0 && b.R0, a.W0 && b.W0, a.X0 && b.X0, a.R1 && b.R1, a.W1 && b.W1, a.X1 && b.X1}
 }
 
 // addrTop is AArch64.AddrTop.
@@ -270,20 +274,20 @@ func bitsSet(va uint64, hi, lo uint) bool {
 	return va&m == m
 }
 
-// s1Translate is AArch64.S1Translate (and AArch64.S1Walk). It returns the
-// translation and its stage-1 output address (an IPA for EL1&0, a PA for
-// the EL2 regimes), which the caller types.
-func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) (Translation, uint64) {
-	t := Translation{Level: -2}
+// s1Translate is AArch64.S1Translate (and AArch64.S1Walk). It leaves the
+// translation in t and returns its stage-1 output address (an IPA for
+// EL1&0, a PA for the EL2 regimes), which the caller types.
+func (w *Walker) s1Translate(t *Translation, wp *walkParams, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) uint64 {
+	*t = Translation{Level: -2}
 	r, f := &wp.regs, &wp.f
 	if !S1Enabled(r, regime) {
-		return w.s1DisabledOutput(r, f, regime, va, acc)
+		return w.s1DisabledOutput(t, r, f, regime, va, acc)
 	}
 	p := wp.stage1Params(regime, va)
-	fault := func(k FaultKind, level int) (Translation, uint64) {
+	fault := func(k FaultKind, level int) uint64 {
 		t.Fault = Fault{Kind: k, Level: int8(level), Write: acc.Kind == Write}
 		w.stop(k, level)
-		return t, 0
+		return 0
 	}
 	// AArch64.S1TxSZFaults: below the minimum faults (required with
 	// FEAT_LVA); above the maximum is IMPLEMENTATION DEFINED: we fault, as QEMU.
@@ -322,13 +326,13 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 		fk := w.walkTables(&ws, f, g, va, ttw, acc.AT, false)
 		if ws.s2f.IsFault() {
 			t.Fault = ws.s2f
-			return t, 0
+			return 0
 		}
 		if fk != FaultNone {
 			return fault(fk, ws.level)
 		}
 		level, d := ws.level, ws.d
-		oa, fk := leafOutput(g.format, p.ps, p.ha, d, level, va)
+		oa, fk := leafOutput(g, p.ps, p.ha, d, level, va)
 		if fk != FaultNone {
 			return fault(fk, level)
 		}
@@ -354,7 +358,7 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 				w.s2Translate(&s2, f, s2p, ws.descAddr, Access{Kind: Write}, true)
 				if s2.Fault.IsFault() {
 					t.Fault = s2.Fault
-					return t, 0
+					return 0
 				}
 				pa = s2.OA
 			}
@@ -365,7 +369,7 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 				continue
 			}
 		}
-		leafBits := g.format.LeafBits(level)
+		leafBits := g.leafBits(level)
 		t.Level = int8(level)
 		t.BlockBits = uint8(leafBits)
 		if sd.Contiguous() {
@@ -383,10 +387,10 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 			q.hd = false
 			perms, _ = s1Permissions(f, &q, m, ws.apTable, ws.uxnTable, ws.pxnTable)
 		}
-		t.Perms = perms
+		t.Perms = perms.asPerms()
 		t.Desc = inMem
 		t.Attrs = s1MemAttrs(p, sd, acc)
-		return t, oa
+		return oa
 	}
 }
 
@@ -417,6 +421,11 @@ type walkGeom struct {
 	shift, imask [5]uint64
 	plain        bool
 	tmask        uint64
+	// lbits and lmask at [l+1]: log2 of the size a leaf at level l maps
+	// (desc.Format.LeafBits) and, when plain, the mask of its output
+	// address bits (desc.Format.LeafOA is then d&lmask).
+	lbits [5]uint8
+	lmask [5]uint64
 }
 
 // newWalkGeom completes g's derived fields.
@@ -436,7 +445,20 @@ func newWalkGeom(g walkGeom) walkGeom {
 	}
 	g.plain = !(g.format.Granule == sysreg.Granule64K && g.format.OA52) && !(g.format.DS && g.format.Granule != sysreg.Granule64K)
 	g.tmask = uint64(0x0000_ffff_ffff_ffff) &^ (1<<g.gb - 1)
+	for l := -1; l <= 3; l++ {
+		lb := g.format.LeafBits(l)
+		g.lbits[l+1] = uint8(lb)
+		g.lmask[l+1] = uint64(0x0000_ffff_ffff_ffff) &^ (1<<lb - 1)
+	}
 	return g
+}
+
+// leafBits is g.format.LeafBits(level).
+func (g *walkGeom) leafBits(level int) uint {
+	if i := uint(level + 1); i < uint(len(g.lbits)) {
+		return uint(g.lbits[i])
+	}
+	return g.format.LeafBits(level)
 }
 
 // walkState is where the descriptor-fetch loop stopped: the leaf (or the
@@ -463,8 +485,7 @@ type walkState struct {
 func (w *Walker) walkTables(ws *walkState, f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (fk FaultKind) {
 	gb := g.gb
 	tbase := g.base
-	ws.level = g.start
-	ws.apTable, ws.uxnTable, ws.pxnTable, ws.s2f = 0, false, false, Fault{}
+	*ws = walkState{level: g.start}
 	var s2res s2Result // a table address's stage 2
 	if g.cached {
 		tbase, ws.level = g.fromBase, g.from
@@ -553,9 +574,8 @@ func (w *Walker) update(pa, d, nd uint64, ee bool, attempt int) (inMem uint64, r
 }
 
 // s1DisabledOutput is AArch64.S1DisabledOutput (data accesses): the
-// translation and its output address.
-func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64, acc Access) (Translation, uint64) {
-	t := Translation{Level: -2}
+// translation, left in t (as s1Translate left it), and its output address.
+func (w *Walker) s1DisabledOutput(t *Translation, r *Regs, f *features, regime Regime, va uint64, acc Access) uint64 {
 	var tbi, tbid bool
 	switch regime {
 	case RegimeEL2:
@@ -576,7 +596,7 @@ func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64
 	if !bitsClear(va, top, f.paMax) {
 		t.Fault = Fault{Kind: FaultAddressSize, Level: 0, Write: acc.Kind == Write}
 		w.stop(FaultAddressSize, 0)
-		return t, 0
+		return 0
 	}
 	out := va & (1<<52 - 1)
 	t.Perms = Perms{true, true, true, true, true, true}
@@ -598,7 +618,7 @@ func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64
 	default:
 		t.Attrs = MemAttrs{Type: Device, Device: DevicenGnRnE, Shareability: OuterShareable, XS: true}
 	}
-	return t, out
+	return out
 }
 
 // tableIndex returns the index into the table at level of input address in
@@ -644,13 +664,19 @@ func decodeLevel(f *features, format desc.Format, ds bool, ps uint, d uint64, le
 // Address size when the leaf base is beyond the output size
 // (AArch64.OAOutOfRange on AArch64.LeafBase), then Access flag when AF=0
 // and hardware updates of it are off.
-func leafOutput(format desc.Format, ps uint, ha bool, d uint64, level int, in uint64) (uint64, FaultKind) {
-	base := format.LeafOA(d, level)
+func leafOutput(g *walkGeom, ps uint, ha bool, d uint64, level int, in uint64) (uint64, FaultKind) {
+	var base uint64
+	var lb uint
+	if i := uint(level + 1); i < uint(len(g.lbits)) && g.plain {
+		base, lb = d&g.lmask[i], uint(g.lbits[i])
+	} else {
+		base, lb = g.format.LeafOA(d, level), g.format.LeafBits(level)
+	}
 	if base>>ps != 0 {
 		return 0, FaultAddressSize
 	}
 	if d&desc.AFBit == 0 && !ha {
 		return 0, FaultAccessFlag
 	}
-	return base | in&(1<<format.LeafBits(level)-1), FaultNone
+	return base | in&(1<<lb-1), FaultNone
 }
