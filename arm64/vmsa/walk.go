@@ -33,6 +33,9 @@ type Walker struct {
 	// wp caches the walk parameters derived from the registers of the
 	// last translation (walkParamsOf).
 	wp walkParams
+	// ttw is the stage 2 of the table address a stage-1 walk under stage
+	// 2 reads last (walkTables; not nested: stage-2 walks have no stage 2).
+	ttw s2Result
 }
 
 // walkParams are the parameters AArch64.GetS1TTWParams and
@@ -324,8 +327,8 @@ func (w *Walker) s1Translate(t *Translation, wp *walkParams, regime Regime, va u
 	var ws walkState
 	for attempt := 0; ; attempt++ {
 		fk := w.walkTables(&ws, f, g, va, ttw, acc.AT, false)
-		if ws.s2f.IsFault() {
-			t.Fault = ws.s2f
+		if fk == faultTableS2 {
+			t.Fault = w.ttw.Fault
 			return 0
 		}
 		if fk != FaultNone {
@@ -422,10 +425,15 @@ type walkGeom struct {
 	plain        bool
 	tmask        uint64
 	// lbits and lmask at [l+1]: log2 of the size a leaf at level l maps
-	// (desc.Format.LeafBits) and, when plain, the mask of its output
-	// address bits (desc.Format.LeafOA is then d&lmask).
-	lbits [5]uint8
-	lmask [5]uint64
+	// (desc.Format.LeafBits) and the mask of its output address bits
+	// [47:lbits]; hiShift, hiMask and hiKeep place the format's OA[51:48]
+	// fields (leafBase; all zero when plain). [5:8] are unused, so that
+	// an index masked to 3 bits needs no bounds check.
+	lbits   [8]uint8
+	lmask   [8]uint64
+	hiShift uint
+	hiMask  uint64
+	hiKeep  uint64
 }
 
 // newWalkGeom completes g's derived fields.
@@ -450,12 +458,18 @@ func newWalkGeom(g walkGeom) walkGeom {
 		g.lbits[l+1] = uint8(lb)
 		g.lmask[l+1] = uint64(0x0000_ffff_ffff_ffff) &^ (1<<lb - 1)
 	}
+	switch {
+	case g.format.Granule == sysreg.Granule64K && g.format.OA52:
+		g.hiShift, g.hiMask = 12, 0xf // OA[51:48] in bits [15:12]
+	case g.format.DS && g.format.Granule != sysreg.Granule64K:
+		g.hiShift, g.hiMask, g.hiKeep = 6, 0xc, 3<<48 // OA[51:50] in bits [9:8], OA[49:48] in place
+	}
 	return g
 }
 
 // leafBits is g.format.LeafBits(level).
 func (g *walkGeom) leafBits(level int) uint {
-	if i := uint(level + 1); i < uint(len(g.lbits)) {
+	if i := uint(level + 1); i <= 4 {
 		return uint(g.lbits[i])
 	}
 	return g.format.LeafBits(level)
@@ -470,80 +484,90 @@ type walkState struct {
 	apTable  uint
 	uxnTable bool
 	pxnTable bool
-	// s2f is the stage-2 fault of a table address (a stage-1 walk under
-	// stage 2).
-	s2f Fault
 }
+
+// faultTableS2 is what walkTables returns when the stage 2 of a table
+// address faults (a stage-1 walk under stage 2): the fault is in w.ttw.
+// It is never the kind of a Fault.
+const faultTableS2 FaultKind = 0xff
 
 // walkTables is the descriptor-fetch loop AArch64.S1Walk and
 // AArch64.S2Walk share: from the start-level table, read the descriptor for
 // in at each level (translating each descriptor address through stage 2
 // first when ttw is non-nil, as a stage-1 table walk under stage 2 does)
 // and follow table descriptors to the leaf. It leaves in ws the leaf, or
-// the fault at ws.level (returned), or the stage-2 fault of a table
-// address (ws.s2f).
+// the fault at ws.level (returned), or returns faultTableS2 for the
+// stage-2 fault of a table address (w.ttw.Fault).
 func (w *Walker) walkTables(ws *walkState, f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (fk FaultKind) {
-	gb := g.gb
-	tbase := g.base
-	*ws = walkState{level: g.start}
-	var s2res s2Result // a table address's stage 2
+	// The loop keeps its state in locals, stored in ws when it stops.
+	level, tbase := g.start, g.base
 	if g.cached {
-		tbase, ws.level = g.fromBase, g.from
+		tbase, level = g.fromBase, g.from
 	}
+	var apTable uint
+	var uxnTable, pxnTable bool
+	var descAddr, d uint64
 	for {
-		if l := uint(ws.level + 1); l < uint(len(g.shift)) {
-			ws.descAddr = tbase | (in>>g.shift[l]&g.imask[l])<<3
+		if l := uint(level + 1); l < uint(len(g.shift)) {
+			descAddr = tbase | (in>>(g.shift[l]&63)&g.imask[l])<<3
 		} else {
-			ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
+			descAddr = tbase | tableIndex(in, level, g.start, g.gb, g.ia)<<3
 		}
-		pa := ws.descAddr
+		pa := descAddr
 		if ttw != nil {
-			s2 := &s2res
-			w.s2Translate(s2, f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
-			if s2.Fault.IsFault() {
-				ws.s2f = s2.Fault
-				return FaultNone
+			w.s2Translate(&w.ttw, f, ttw, descAddr, Access{Kind: Read, AT: at}, true)
+			if w.ttw.Fault.IsFault() {
+				fk = faultTableS2
+				break
 			}
-			pa = s2.OA
+			pa = w.ttw.OA
 		}
-		d, ok := w.read(pa, g.ee)
-		if !ok {
+		var ok bool
+		if d, ok = w.read(pa, g.ee); !ok {
 			if w.Trace != nil {
-				w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
+				w.step(g, level, descAddr, pa, 0, desc.Invalid, s1ptw)
 				w.markFailed()
 			}
-			return FaultSyncExternalOnWalk
+			fk = FaultSyncExternalOnWalk
+			break
 		}
-		ws.d = d
 		var kind desc.Kind
 		var next uint64
-		if d&3 == 3 && ws.level < 3 && g.plain {
+		switch {
+		case d&3 != 3:
+			kind, next, fk = decodeLevel(f, g.format, g.format.DS, g.ps, d, level)
+		case level == 3:
+			kind = desc.Page // decodeLevel's: a page is always supported
+		case g.plain:
 			// A table descriptor (decodeLevel's common case).
-			kind, next, fk = desc.Table, d&g.tmask, FaultNone
+			kind, next = desc.Table, d&g.tmask
 			if next>>g.ps != 0 {
 				fk = FaultAddressSize
 			}
-		} else {
-			kind, next, fk = decodeLevel(f, g.format, g.format.DS, g.ps, d, ws.level)
+		default:
+			kind, next, fk = decodeLevel(f, g.format, g.format.DS, g.ps, d, level)
 		}
 		if w.Trace != nil {
-			w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
+			w.step(g, level, descAddr, pa, d, kind, s1ptw)
 		}
 		if fk != FaultNone || kind != desc.Table {
-			return fk
+			break
 		}
 		if g.hier {
 			sd := desc.S1(d)
-			ws.apTable |= sd.APTable()
-			ws.uxnTable = ws.uxnTable || sd.UXNTable()
-			ws.pxnTable = ws.pxnTable || sd.PXNTable()
+			apTable |= sd.APTable()
+			uxnTable = uxnTable || sd.UXNTable()
+			pxnTable = pxnTable || sd.PXNTable()
 		}
 		tbase = next
-		ws.level++
+		level++
 		if g.cache != nil {
-			g.cache.FillS2Table(g.vmid, gb, in, ws.level, next)
+			g.cache.FillS2Table(g.vmid, g.gb, in, level, next)
 		}
 	}
+	ws.level, ws.d, ws.descAddr = level, d, descAddr
+	ws.apTable, ws.uxnTable, ws.pxnTable = apTable, uxnTable, pxnTable
+	return fk
 }
 
 // update is the hardware update of the leaf d a walk read, made after the
@@ -665,13 +689,7 @@ func decodeLevel(f *features, format desc.Format, ds bool, ps uint, d uint64, le
 // (AArch64.OAOutOfRange on AArch64.LeafBase), then Access flag when AF=0
 // and hardware updates of it are off.
 func leafOutput(g *walkGeom, ps uint, ha bool, d uint64, level int, in uint64) (uint64, FaultKind) {
-	var base uint64
-	var lb uint
-	if i := uint(level + 1); i < uint(len(g.lbits)) && g.plain {
-		base, lb = d&g.lmask[i], uint(g.lbits[i])
-	} else {
-		base, lb = g.format.LeafOA(d, level), g.format.LeafBits(level)
-	}
+	base, lb := g.leafBase(d, level)
 	if base>>ps != 0 {
 		return 0, FaultAddressSize
 	}
@@ -679,4 +697,12 @@ func leafOutput(g *walkGeom, ps uint, ha bool, d uint64, level int, in uint64) (
 		return 0, FaultAccessFlag
 	}
 	return base | in&(1<<lb-1), FaultNone
+}
+
+// leafBase is desc.Format.LeafOA and LeafBits of g's format for a leaf d
+// at level (-1..3), from the masks newWalkGeom derives
+// (TestLeafBaseIsFormatLeafOA).
+func (g *walkGeom) leafBase(d uint64, level int) (uint64, uint) {
+	i := uint(level+1) & 7
+	return d&g.lmask[i] | (d>>g.hiShift&g.hiMask)<<48 | d&g.hiKeep, uint(g.lbits[i])
 }

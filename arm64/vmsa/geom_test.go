@@ -1,0 +1,51 @@
+package vmsa
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/nestmmu/nestmmu/arm64/desc"
+	"github.com/nestmmu/nestmmu/arm64/sysreg"
+)
+
+// The walk takes a leaf's output address from the masks newWalkGeom
+// derives (leafBase); for every format and leaf level it must be what
+// desc.Format.LeafOA and LeafBits (AArch64.LeafBase) give, OA[51:48]
+// fields included.
+func TestLeafBaseIsFormatLeafOA(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 3))
+	for _, gr := range []sysreg.Granule{sysreg.Granule4K, sysreg.Granule16K, sysreg.Granule64K} {
+		for _, ds := range []bool{false, true} {
+			for _, oa52 := range []bool{false, true} {
+				format := desc.Format{Granule: gr, DS: ds, OA52: oa52}
+				g := newWalkGeom(walkGeom{format: format, start: 0, ia: 48, ps: 52})
+				for level := -1; level <= 3; level++ {
+					for i := 0; i < 200; i++ {
+						d := rng.Uint64()
+						base, lb := g.leafBase(d, level)
+						if want := format.LeafOA(d, level); base != want {
+							t.Fatalf("%+v level %d d %#x: leafBase %#x, LeafOA %#x", format, level, d, base, want)
+						}
+						if want := format.LeafBits(level); lb != want || g.leafBits(level) != want {
+							t.Fatalf("%+v level %d: leaf bits %d and %d, LeafBits %d", format, level, lb, g.leafBits(level), want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// permBits and Perms are two spellings of the same six permissions.
+func TestPermBitsRoundTrip(t *testing.T) {
+	for b := permBits(0); b < 64; b++ {
+		pm := b.asPerms()
+		if got := permBitsOf(pm); got != b {
+			t.Fatalf("%06b -> %+v -> %06b", b, pm, got)
+		}
+		want := Perms{R0: b&1 != 0, W0: b&2 != 0, X0: b&4 != 0, R1: b&8 != 0, W1: b&16 != 0, X1: b&32 != 0}
+		if pm != want {
+			t.Fatalf("%06b: %+v, want %+v", b, pm, want)
+		}
+	}
+}
