@@ -388,8 +388,11 @@ func (pe *PE) Translate(va mem.VA, acc vmsa.Access) (mem.PA, Exception) {
 // stage-2 abort, aligned says whether a data access is aligned to its size.
 func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned bool) (mem.PA, Exception) {
 	c := pe.ctx()
-	if f := c.check.Check(va, acc); f.IsFault() {
-		return 0, pe.abort(f, va, acc, size, in)
+	if c.check.FaultKind(va, acc) != vmsa.FaultNone {
+		// The Fault only when there is one: a Fault kept in the common
+		// case was stored byte by byte and copied whole (a
+		// store-forwarding stall on every translation).
+		return 0, pe.abort(c.check.Check(va, acc), va, acc, size, in)
 	}
 	if !aligned && acc.Kind != vmsa.Fetch && pe.Deviations&DeviationDeviceUnaligned == 0 {
 		return pe.translateUnaligned(va, acc, size, in)
@@ -426,7 +429,7 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 	reads := pe.Walker.Stats.DescReads
 	tr := pe.Walker.Translate(&pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
 	pe.Stats.WalkReads[min(pe.Walker.Stats.DescReads-reads, WalkReadsBuckets-1)]++
-	if tr.Fault.IsFault() {
+	if tr.Fault.Kind != vmsa.FaultNone {
 		return 0, pe.abort(tr.Fault, va, acc, size, in)
 	}
 	if pe.TLB != nil {

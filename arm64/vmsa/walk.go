@@ -174,7 +174,7 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 		s2p = wp.stage2Params()
 	}
 	out := w.s1Translate(&t, wp, regime, uint64(va), acc, s2on, s2p)
-	if !t.Fault.IsFault() {
+	if t.Fault.Kind == FaultNone {
 		switch {
 		case regime != RegimeEL10:
 			t.OA = mem.PA(out) // no stage 2: the stage-1 output is the PA
@@ -185,7 +185,7 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 			t.IPA, t.IPAOnly = mem.IPA(out), true
 		}
 	}
-	if !t.Fault.IsFault() && s2on && !opt.Stage1Only {
+	if t.Fault.Kind == FaultNone && s2on && !opt.Stage1Only {
 		w.stage2(f, s2p, &t, acc)
 	}
 	if w.Trace != nil {
@@ -199,7 +199,7 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 func (w *Walker) stage2(f *features, p *s2Params, t *Translation, acc Access) {
 	var s2 s2Result
 	w.s2Translate(&s2, f, p, uint64(t.IPA), acc, false)
-	if s2.Fault.IsFault() {
+	if s2.Fault.Kind != FaultNone {
 		t.Fault = s2.Fault
 		t.IPAOnly = false
 		return
@@ -241,7 +241,7 @@ func (w *Walker) TranslateS2(r *Regs, ipa mem.IPA, acc Access) Translation {
 	var s2 s2Result
 	w.s2Translate(&s2, &wp.f, p, uint64(ipa), acc, false)
 	var attrs MemAttrs
-	if !s2.Fault.IsFault() {
+	if s2.Fault.Kind == FaultNone {
 		attrs = s2MemAttrs(p, s2.s2desc)
 	}
 	t := Translation{Fault: s2.Fault, OA: mem.PA(s2.OA), IPA: ipa, Attrs: attrs, Level: -2,
@@ -359,7 +359,7 @@ func (w *Walker) s1Translate(t *Translation, wp *walkParams, regime Regime, va u
 				// The update is a write at stage 2 (CreateAccDescTTEUpdate).
 				var s2 s2Result
 				w.s2Translate(&s2, f, s2p, ws.descAddr, Access{Kind: Write}, true)
-				if s2.Fault.IsFault() {
+				if s2.Fault.Kind != FaultNone {
 					t.Fault = s2.Fault
 					return 0
 				}
@@ -516,7 +516,7 @@ func (w *Walker) walkTables(ws *walkState, f *features, g *walkGeom, in uint64, 
 		pa := descAddr
 		if ttw != nil {
 			w.s2Translate(&w.ttw, f, ttw, descAddr, Access{Kind: Read, AT: at}, true)
-			if w.ttw.Fault.IsFault() {
+			if w.ttw.Fault.Kind != FaultNone {
 				fk = faultTableS2
 				break
 			}
