@@ -49,3 +49,23 @@ func TestPermBitsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A stage-2 leaf's permissions come from s2Params.perms, indexed by the
+// five bits s2PermIndex takes; for any descriptor they must be what
+// s2Permissions (AArch64.S2CheckPermissions) computes.
+func TestS2PermTableIsS2Permissions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 4))
+	for _, xnx := range []bool{false, true} {
+		for _, hd := range []bool{false, true} {
+			f := &features{xnx: xnx}
+			p := &s2Params{hd: hd}
+			tab := s2PermTable(f, p)
+			for i := 0; i < 2000; i++ {
+				d := desc.S2(rng.Uint64())
+				if got, want := tab[s2PermIndex(d)&31], s2Permissions(f, p, d); got != want {
+					t.Fatalf("xnx=%v hd=%v d %#x: table %06b, s2Permissions %06b", xnx, hd, uint64(d), got, want)
+				}
+			}
+		}
+	}
+}

@@ -65,7 +65,7 @@ func (w *Walker) s2Translate(res *s2Result, f *features, p *s2Params, ipa uint64
 			return
 		}
 		sd := desc.S2(d)
-		perms := s2Permissions(f, p, sd)
+		perms := p.perms[s2PermIndex(sd)&31] // s2Permissions(f, p, sd)
 		// AArch64.S2CheckPermissions: a stage-1 walk to stage-2 Device
 		// memory is a permission fault when HCR_EL2.PTW is 1.
 		if s1ptw && p.ptw && s2IsDevice(p, sd) {
