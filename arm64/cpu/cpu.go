@@ -427,7 +427,8 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 	}
 	pe.Stats.Walks++
 	reads := pe.Walker.Stats.DescReads
-	tr := pe.Walker.Translate(&pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
+	var tr vmsa.Translation
+	pe.Walker.TranslateInto(&tr, &pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
 	pe.Stats.WalkReads[min(pe.Walker.Stats.DescReads-reads, WalkReadsBuckets-1)]++
 	if tr.Fault.Kind != vmsa.FaultNone {
 		return 0, pe.abort(tr.Fault, va, acc, size, in)

@@ -162,6 +162,14 @@ type TranslateOptions struct {
 
 // Translate runs AArch64.FullTranslate for va in the given stage-1 regime.
 func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt TranslateOptions) (t Translation) {
+	w.TranslateInto(&t, r, regime, va, acc, opt)
+	return t
+}
+
+// TranslateInto is Translate leaving the translation in *t, for a caller
+// that keeps it (a PE's TLB fill): returned, the Translation was copied
+// whole right after the walk wrote its fields one by one.
+func (w *Walker) TranslateInto(t *Translation, r *Regs, regime Regime, va mem.VA, acc Access, opt TranslateOptions) {
 	w.Stats.Walks++
 	if w.Trace != nil {
 		w.Trace.begin(uint64(va))
@@ -173,7 +181,7 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 	if s2on {
 		s2p = wp.stage2Params()
 	}
-	out := w.s1Translate(&t, wp, regime, uint64(va), acc, s2on, s2p)
+	out := w.s1Translate(t, wp, regime, uint64(va), acc, s2on, s2p)
 	if t.Fault.Kind == FaultNone {
 		switch {
 		case regime != RegimeEL10:
@@ -186,12 +194,11 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 		}
 	}
 	if t.Fault.Kind == FaultNone && s2on && !opt.Stage1Only {
-		w.stage2(f, s2p, &t, acc)
+		w.stage2(f, s2p, t, acc)
 	}
 	if w.Trace != nil {
-		w.Trace.end(t)
+		w.Trace.end(*t)
 	}
-	return t
 }
 
 // stage2 is the second half of AArch64.FullTranslate: stage 2 for the IPA
