@@ -434,6 +434,10 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 		return 0, pe.abort(tr.Fault, va, acc, size, in)
 	}
 	if pe.TLB != nil {
+		if i := uint64(tr.OA-c.wbase) >> 3; i < uint64(len(c.words)) {
+			// The access follows the fill: start bringing its word in.
+			prefetch(&c.words[i])
+		}
 		pe.TLB.Fill(c.regime, c.vmid, va, &tr)
 	}
 	return tr.OA, Exception{}
