@@ -69,3 +69,20 @@ func TestS2PermTableIsS2Permissions(t *testing.T) {
 		}
 	}
 }
+
+// The walk masks each level's index shift to 6 bits; a shift of 64 or
+// more (a level above the granule's first) must come with a zero mask.
+func TestWalkGeomWideShiftsHaveZeroMask(t *testing.T) {
+	for _, gr := range []sysreg.Granule{sysreg.Granule4K, sysreg.Granule16K, sysreg.Granule64K} {
+		for start := -1; start <= 3; start++ {
+			for ia := uint(25); ia <= 52; ia++ {
+				g := newWalkGeom(walkGeom{format: desc.Format{Granule: gr}, start: start, ia: ia, ps: 48})
+				for i, sh := range g.shift {
+					if sh >= 64 && g.imask[i] != 0 {
+						t.Fatalf("granule %v start %d ia %d: level %d shift %d, mask %#x", gr, start, ia, i-1, sh, g.imask[i])
+					}
+				}
+			}
+		}
+	}
+}

@@ -516,6 +516,7 @@ func (w *Walker) walkTables(ws *walkState, f *features, g *walkGeom, in uint64, 
 	var descAddr, d uint64
 	for {
 		if l := uint(level + 1); l < uint(len(g.shift)) {
+			// &63: a shift of 64 or more (64K level -1) has a zero mask.
 			descAddr = tbase | (in>>(g.shift[l]&63)&g.imask[l])<<3
 		} else {
 			descAddr = tbase | tableIndex(in, level, g.start, g.gb, g.ia)<<3
