@@ -437,7 +437,7 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 	if pe.TLB != nil {
 		if i := uint64(tr.OA-c.wbase) >> 3; i < uint64(len(c.words)) {
 			// The access follows the fill: start bringing its word in.
-			prefetch(&c.words[i])
+			mem.Prefetch(&c.words[i])
 		}
 		pe.TLB.Fill(c.regime, c.vmid, va, &tr)
 	}
