@@ -1,6 +1,7 @@
 package cp0
 
 import (
+	"math/rand/v2"
 	"testing"
 )
 
@@ -309,13 +310,8 @@ func TestStateLookupMatchesScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := uint64(12345)
-	rnd := func(n uint64) uint64 {
-		r ^= r << 13
-		r ^= r >> 7
-		r ^= r << 17
-		return r % n
-	}
+	rng := rand.New(rand.NewPCG(12345, 1))
+	rnd := rng.Uint64N
 	masks := []uint32{0, 0, 0, 0x6000, 0x1e000, 0x7e000, 0x1fffe000}
 	va := func() uint32 {
 		if rnd(2) == 0 {
