@@ -308,9 +308,9 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 	if t.microOn {
 		for k := range t.micro {
 			for i := range t.micro[k] {
-				m := &t.micro[k][i]
-				if mayMatch(m.ctx) && s.Matches(&m.e, strict) {
-					*m = slot{}
+				if m := &t.micro[k][i]; mayMatch(m.tag&ctxMask) && s.Matches(t.microEntry(vmsa.AccessKind(k), uint64(i)), strict) {
+					t.unref(m)
+					*m, t.microE[k][i] = microSlot{}, Entry{}
 				}
 			}
 		}
@@ -318,14 +318,10 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 	if t.probeable(s) {
 		n = t.invalidateProbed(s, strict)
 	} else {
-		for i := range t.slots {
-			sl := &t.slots[i]
-			if !mayMatch(sl.ctx) {
-				continue
-			}
-			if s.Matches(&sl.e, strict) {
-				t.forget(sl)
-				*sl = slot{}
+		for i := range t.tags {
+			if mayMatch(t.tags[i].tag&ctxMask) && s.Matches(&t.ents[i], strict) {
+				t.forget(i)
+				t.drop(i)
 				n++
 			}
 		}
@@ -380,10 +376,9 @@ func (t *TLB) invalidateProbed(s *Scope, strict bool) int {
 				set := t.setOf(key, ctx)
 				base := int(set) * t.ways
 				for w := base; w < base+t.ways; w++ {
-					sl := &t.slots[w]
-					if sl.key == key && sl.ctx == ctx && s.Matches(&sl.e, strict) {
-						t.forget(sl)
-						*sl = slot{}
+					if sl := &t.tags[w]; sl.key == key && sl.tag&ctxMask == ctx && s.Matches(&t.ents[w], strict) {
+						t.forget(w)
+						t.drop(w)
 						n++
 					}
 				}
