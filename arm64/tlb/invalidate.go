@@ -300,15 +300,16 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 			kinds |= 1 << k
 		}
 	}
-	// mayMatch filters on the packed tag before the full predicate.
-	mayMatch := func(ctx uint64) bool {
-		k := ctx >> 16 & 3
-		return ctx != 0 && kinds>>k&1 != 0 && (s.AnyVMID || vmidMask[k] == 0 || uint16(ctx) == s.VMID)
+	// mayMatch filters on a slot's tag (its ctx's kind and VMID) before
+	// the full predicate.
+	mayMatch := func(tag uint64) bool {
+		k := tag >> 16 & 3
+		return tag != 0 && kinds>>k&1 != 0 && (s.AnyVMID || vmidMask[k] == 0 || uint16(tag) == s.VMID)
 	}
 	if t.microOn {
 		for k := range t.micro {
 			for i := range t.micro[k] {
-				if m := &t.micro[k][i]; mayMatch(m.tag&ctxMask) && s.Matches(t.microEntry(vmsa.AccessKind(k), uint64(i)), strict) {
+				if m := &t.micro[k][i]; mayMatch(m.tag) && s.Matches(t.microEntry(vmsa.AccessKind(k), uint64(i)), strict) {
 					t.unref(m)
 					*m, t.microE[k][i] = microSlot{}, Entry{}
 				}
@@ -318,8 +319,9 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 	if t.probeable(s) {
 		n = t.invalidateProbed(s, strict)
 	} else {
+		ents := t.ents[:len(t.tags)]
 		for i := range t.tags {
-			if mayMatch(t.tags[i].tag&ctxMask) && s.Matches(&t.ents[i], strict) {
+			if mayMatch(t.tags[i].tag) && s.Matches(&ents[i], strict) {
 				t.forget(i)
 				t.drop(i)
 				n++

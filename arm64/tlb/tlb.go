@@ -883,10 +883,12 @@ func (t *TLB) forget(i int) {
 	}
 }
 
-// drop empties unified-TLB slot i (forgotten first).
+// drop empties unified-TLB slot i (forgotten first). Its entry stays
+// behind, never read again: only a slot with a tag (or a micro-TLB slot
+// referring to it, which detach has just made its own copy) is.
 func (t *TLB) drop(i int) {
 	t.detach(i)
-	t.tags[i], t.ents[i] = slotTag{}, Entry{}
+	t.tags[i] = slotTag{}
 }
 
 // Flush empties the TLB (a reset; not a TLBI).
