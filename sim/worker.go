@@ -388,34 +388,24 @@ func (p *proc) va(a *workload.Access) uint64 {
 	return p.regions[a.Region].base + a.Off
 }
 
-// exec runs accesses of p, fetches one at a time and the rest in batches,
-// taking p's page faults to the guest kernel, and checks every load.
+// exec runs accesses of p in batches (loads, stores and instruction
+// fetches, in order), taking p's page faults to the guest kernel, and
+// checks every load and fetch.
 func (r *vcpuRun) exec(p *proc, acc []workload.Access) error {
-	for i := 0; i < len(acc); {
-		if acc[i].Kind == workload.Fetch {
-			if err := r.fetch(p, &acc[i]); err != nil {
-				return err
-			}
-			i++
+	integrity := r.m.s.Checks.Integrity
+	for i := range acc {
+		a := &acc[i]
+		var hint *uint64
+		if integrity {
+			hint = p.sh.hint(a)
+		}
+		if a.Kind == workload.Fetch {
+			r.batch[i] = kvm.BatchAccess{VA: mem.VA(a.Off), Fetch: true, Hint: hint}
 			continue
 		}
-		j := i
-		integrity := r.m.s.Checks.Integrity
-		for j < len(acc) && acc[j].Kind != workload.Fetch {
-			a := &acc[j]
-			var hint *uint64
-			if integrity {
-				hint = p.sh.hint(a)
-			}
-			r.batch[j-i] = kvm.BatchAccess{VA: mem.VA(p.va(a)), Val: a.Val, Size: a.Size, Write: a.Kind == workload.Store, Hint: hint}
-			j++
-		}
-		if err := r.data(p, acc[i:j], r.batch[:j-i]); err != nil {
-			return err
-		}
-		i = j
+		r.batch[i] = kvm.BatchAccess{VA: mem.VA(p.va(a)), Val: a.Val, Size: a.Size, Write: a.Kind == workload.Store, Hint: hint}
 	}
-	return nil
+	return r.data(p, acc, r.batch[:len(acc)])
 }
 
 // maxFaults bounds the faults one access may take before the simulator
@@ -437,7 +427,9 @@ func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) erro
 		if err != nil {
 			return err
 		}
-		if t := r.vm.three; t != nil && walks == 1 && n == 1 {
+		if t := r.vm.three; t != nil && walks == 1 && n == 1 && !b[off].Fetch {
+			// (A fetch's walk is the shadow's alone: the software
+			// three-stage walk models data accesses.)
 			reads := pe.Walker.Stats.DescReads - d
 			t.shadowWalks += walks
 			t.shadowReads += reads
@@ -457,6 +449,9 @@ func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) erro
 		}
 		faults++
 		if faults > maxFaults {
+			if b[off].Fetch {
+				return fmt.Errorf("fetch at %#x faults again and again", b[off].VA)
+			}
 			return fmt.Errorf("user access to %#x faults again and again", b[off].VA)
 		}
 		r.faults++
@@ -466,34 +461,6 @@ func (r *vcpuRun) data(p *proc, acc []workload.Access, b []kvm.BatchAccess) erro
 		r.m.meter.faults.Add(1)
 	}
 	return nil
-}
-
-func (r *vcpuRun) fetch(p *proc, a *workload.Access) error {
-	pe := r.hw.PE()
-	for faults := 0; ; faults++ {
-		pe.PC = mem.VA(a.Off)
-		walks := pe.Stats.Walks
-		w, x, err := r.hw.Fetch()
-		r.userWalks += pe.Stats.Walks - walks
-		if err != nil {
-			return err
-		}
-		if x.Reason == kvm.ExitNone {
-			if r.m.s.Checks.Integrity {
-				r.check(p, a, uint64(w))
-			}
-			pe.PC += 4
-			return nil
-		}
-		if faults == maxFaults {
-			return fmt.Errorf("fetch at %#x faults again and again", a.Off)
-		}
-		r.faults++
-		if err := r.core.HandleFault(x); err != nil {
-			return err
-		}
-		r.m.meter.faults.Add(1)
-	}
 }
 
 // verify checks the completed accesses' loads against the shadow and

@@ -80,6 +80,15 @@ func (pe *PE) Fetch(va mem.VA) (uint32, Exception) {
 // FetchPA is Fetch also returning the physical address the instruction
 // was read from (an interpreter's decoded-instruction cache is keyed by it).
 func (pe *PE) FetchPA(va mem.VA) (uint32, mem.PA, Exception) {
+	if w, pa, e, done := pe.fetchHit(va); done {
+		return w, pa, e
+	}
+	return pe.fetchFull(va)
+}
+
+// fetchFull is FetchPA through translate: everything fetchHit does not
+// complete.
+func (pe *PE) fetchFull(va mem.VA) (uint32, mem.PA, Exception) {
 	pe.Stats.Fetches++
 	if va&3 != 0 {
 		// PC alignment fault: ESR EC 0x22, FAR = the PC.

@@ -249,15 +249,15 @@ type translationContext struct {
 
 	// The hit path's (ReadHit, WriteHit): hit says it applies (not
 	// stage-2-only); a data access's VA passes check when va&vaMask[h] ==
-	// vaWant[h], h being VA[55]&vaSel; hitR and hitW are the TLB keys of
-	// a load and a store; words (from wbase) are the memory's, when it
-	// gives them (WordMemory).
-	hit            bool
-	vaSel          uint64
-	vaMask, vaWant [2]uint64
-	hitR, hitW     tlb.HitKey
-	wbase          mem.PA
-	words          []uint64
+	// vaWant[h], h being VA[55]&vaSel; hitR, hitW and hitX are the TLB
+	// keys of a load, a store and an instruction fetch; words (from
+	// wbase) are the memory's, when it gives them (WordMemory).
+	hit              bool
+	vaSel            uint64
+	vaMask, vaWant   [2]uint64
+	hitR, hitW, hitX tlb.HitKey
+	wbase            mem.PA
+	words            []uint64
 	// refs, fshift and stale: the frame check of a FrameCheckedMemory
 	// (none: unchecked, shift 63).
 	refs   []atomic.Int32
@@ -354,6 +354,7 @@ func (pe *PE) ctx() *translationContext {
 	}
 	c.hitR = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Read, EL: pe.EL, PAN: c.dataPAN})
 	c.hitW = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Write, EL: pe.EL, PAN: c.dataPAN})
+	c.hitX = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Fetch, EL: pe.EL})
 	c.wbase, c.words, c.refs, c.fshift, c.stale = 0, nil, unchecked[:], 63, nil
 	if m, ok := pe.Mem.(WordMemory); ok {
 		if base, words, ok := m.Words(); ok {

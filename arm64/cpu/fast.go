@@ -208,3 +208,51 @@ func (c *translationContext) checkFrame(pa mem.PA, size int) {
 func (c *translationContext) staleAccess(pa mem.PA, size int) {
 	c.stale.StaleAccess(pa, uint64(size))
 }
+
+// FetchHit is Fetch made cheap for its common case, as ReadHit is Read:
+// done false when the fetch needs anything else (nothing was counted or
+// changed; the caller goes on with Fetch), otherwise the fetch is
+// complete, e nil or the External abort taken (valid until the PE's next
+// hit-path access).
+func (pe *PE) FetchHit(va mem.VA) (w uint32, e *Exception, done bool) {
+	w, _, x, done := pe.fetchHit(va)
+	if x.Taken() {
+		pe.hitAbort = x
+		return 0, &pe.hitAbort, true
+	}
+	return w, nil, done
+}
+
+// fetchHit is FetchPA's common case made cheap, as ReadHit is Read's: an
+// aligned fetch whose translation the TLB holds. When done is false
+// nothing was counted or changed and FetchPA decides the fetch in full;
+// otherwise the fetch is complete (e the External abort it took, when the
+// PA has no memory), counted as FetchPA counts it.
+func (pe *PE) fetchHit(va mem.VA) (w uint32, pa mem.PA, e Exception, done bool) {
+	c := &pe.c
+	if !c.valid {
+		pe.ctx()
+	}
+	if !c.hit || pe.TLB == nil || va&3 != 0 || c.check.Check(va, vmsa.Access{Kind: vmsa.Fetch, EL: pe.EL}).IsFault() {
+		return 0, 0, e, false
+	}
+	pa, ok := pe.TLB.MicroHitPA(&c.hitX, va)
+	if !ok {
+		if pa, ok = pe.TLB.UnifiedHitPA(&c.hitX, va); !ok {
+			return 0, 0, e, false
+		}
+	}
+	pe.Stats.Fetches++
+	pe.Stats.TLBHits++
+	if i := uint64(pa-c.wbase) >> 3; i < uint64(len(c.words)) {
+		c.checkFrame(pa, 4)
+		pe.LastPA = pa
+		return uint32(atomic.LoadUint64(&c.words[i]) >> (8 * (uint64(pa) & 7))), pa, e, true
+	}
+	v, ok := pe.Mem.Read(pa, 4)
+	if !ok {
+		return 0, 0, pe.external(va, vmsa.Fetch, false), true
+	}
+	pe.LastPA = pa
+	return uint32(v), pa, e, true
+}

@@ -263,3 +263,67 @@ func TestHitPathChecksFrames(t *testing.T) {
 		t.Errorf("checked hit path allocates %v times", n)
 	}
 }
+
+// TestFetchHitSameAsFullPath runs one random sequence of instruction
+// fetches (EL0 and EL1, PAN on and off, stage 1 on and off; executable,
+// UXN, PXN, Device, read-only and unmapped pages, stage-2 XN and holes,
+// misaligned PCs, addresses outside memory and outside the VA range) on
+// two identical machines: one through FetchPA's full path only, the
+// other through its hit path first. Every instruction word, PA,
+// exception, PE and TLB counter must agree after every fetch, and the hit
+// path must have completed a good share of them.
+func TestFetchHitSameAsFullPath(t *testing.T) {
+	ref, fast := newRig(t, true), newRig(t, true)
+	vas := []mem.VA{vaX1, vaPXN, vaX1Dev, vaDev, vaData, vaRO, vaS2Hole, vaS2XN, vaExt, vaS2Ext, 0x7777_0000, 1<<56 | vaX1}
+	rng := rand.New(rand.NewPCG(5, 6))
+	steps := 40000
+	if testing.Short() {
+		steps = 8000
+	}
+	hits := 0
+	for i := 0; i < steps; i++ {
+		if rng.IntN(500) == 0 { // stage 1 off or on again
+			for _, m := range []*machine{ref, fast} {
+				m.pe.Regs.SCTLR_EL1 ^= 1
+				m.pe.RegsChanged()
+			}
+		}
+		el := uint8(rng.IntN(2))
+		pan := rng.IntN(4) == 0
+		for _, m := range []*machine{ref, fast} {
+			m.pe.EL, m.pe.PAN = el, pan
+			m.pe.RegsChanged()
+		}
+		va := vas[rng.IntN(len(vas))] + mem.VA(rng.IntN(64))*4
+		if rng.IntN(2) == 0 {
+			va = vaX1 + mem.VA(rng.IntN(64))*4
+		}
+		if rng.IntN(10) == 0 {
+			va += mem.VA(1 + rng.IntN(3)) // misaligned PC
+		}
+		we, pe, ee := ref.pe.FetchFull(va)
+		wf, pf, ef, done := fast.pe.FetchHitPA(va)
+		if done {
+			hits++
+		} else {
+			wf, pf, ef = fast.pe.FetchFull(va)
+		}
+		if we != wf || pe != pf || ee != ef {
+			t.Fatalf("step %d (EL%d PAN %v va %#x): full path %#x at %#x %v, hit path %#x at %#x %v", i, el, pan, va, we, pe, ee, wf, pf, ef)
+		}
+		if ref.pe.Stats != fast.pe.Stats || ref.pe.TLB.Stats != fast.pe.TLB.Stats || ref.pe.LastPA != fast.pe.LastPA {
+			t.Fatalf("step %d: counters differ:\n full %+v %+v\n hit  %+v %+v", i, ref.pe.Stats, ref.pe.TLB.Stats, fast.pe.Stats, fast.pe.TLB.Stats)
+		}
+		if ee.Taken() {
+			for _, m := range []*machine{ref, fast} {
+				if x := m.pe.ERET(); x.Taken() {
+					t.Fatal(x)
+				}
+			}
+		}
+	}
+	if hits < steps/5 {
+		t.Errorf("the hit path completed %d of %d fetches", hits, steps)
+	}
+	t.Logf("%d of %d fetches on the hit path", hits, steps)
+}

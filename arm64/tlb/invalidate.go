@@ -316,8 +316,8 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 			}
 		}
 	}
-	if t.probeable(s) {
-		n = t.invalidateProbed(s, strict)
+	if lo, hi, ok := t.probeRange(s); ok {
+		n = t.invalidateProbed(s, lo, hi, strict)
 	} else {
 		ents := t.ents[:len(t.tags)]
 		for i := range t.tags {
@@ -333,15 +333,28 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 	return n
 }
 
-// probeable reports a scope whose entries can only be in a few sets: a
+// probeRange reports a scope whose entries can only be in a few sets: a
 // known VMID and a small address range, so each size class present is
-// probed at its few pages instead of scanning the TLB.
-func (t *TLB) probeable(s *Scope) bool {
+// probed at its few pages from lo to hi instead of scanning the TLB. The
+// range is the scope's, widened to the whole stage-1 leaf of any piece it
+// may name: the pieces of a leaf sit in the sets of their own pages,
+// and a TLBI of any address in the leaf removes them all. Pieces of
+// another VMID, or whose leaves lie outside the scope, do not widen it.
+func (t *TLB) probeRange(s *Scope) (lo, hi uint64, ok bool) {
 	if !s.Addressed || s.ReservedTG || s.AnyVMID {
-		return false
+		return 0, 0, false
 	}
-	if t.pieces > 0 && s.S1Regimes != 0 && s.Lo <= t.piecesHi && s.Hi >= t.piecesLo {
-		return false // pieces of a stage-1 block sit in the sets of their own pages
+	lo, hi = s.Lo, s.Hi
+	if s.S1Regimes != 0 {
+		for spans := t.spans; spans != 0; spans &= spans - 1 {
+			sp := uint(bits.TrailingZeros64(spans))
+			p := &t.span[sp]
+			if s.Lo > p.hi || s.Hi < p.lo || !p.mixed && p.vmid != s.VMID {
+				continue
+			}
+			m := uint64(1)<<sp - 1
+			lo, hi = min(lo, s.Lo&^m), max(hi, s.Hi|m)
+		}
 	}
 	var sizes uint64
 	for k := uint8(0); k < 4; k++ {
@@ -350,10 +363,10 @@ func (t *TLB) probeable(s *Scope) bool {
 		}
 	}
 	if sizes == 0 {
-		return true
+		return lo, hi, true
 	}
 	minSz := uint(bits.TrailingZeros64(sizes))
-	return s.Hi>>minSz-s.Lo>>minSz < 16
+	return lo, hi, hi>>minSz-lo>>minSz < 16
 }
 
 // hasKind reports whether slot kind k can be in the scope.
@@ -364,7 +377,7 @@ func (s *Scope) hasKind(k uint8) bool {
 	return s.S1Regimes&(1<<k) != 0
 }
 
-func (t *TLB) invalidateProbed(s *Scope, strict bool) int {
+func (t *TLB) invalidateProbed(s *Scope, lo, hi uint64, strict bool) int {
 	n := 0
 	for k := uint8(0); k < 4; k++ {
 		if !s.hasKind(k) {
@@ -373,7 +386,7 @@ func (t *TLB) invalidateProbed(s *Scope, strict bool) int {
 		ctx := makeCtx(k, s.VMID)
 		for sizes := t.sizes[k]; sizes != 0; sizes &= sizes - 1 {
 			sz := uint64(bits.TrailingZeros64(sizes))
-			for p := s.Lo >> sz; ; p++ {
+			for p := lo >> sz; ; p++ {
 				key := p<<8 | sz
 				set := t.setOf(key, ctx)
 				base := int(set) * t.ways
@@ -384,7 +397,7 @@ func (t *TLB) invalidateProbed(s *Scope, strict bool) int {
 						n++
 					}
 				}
-				if p >= s.Hi>>sz {
+				if p >= hi>>sz {
 					break
 				}
 			}

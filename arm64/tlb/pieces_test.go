@@ -103,7 +103,7 @@ func TestPiecesOutsideScopeProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tl.probeable(&s) {
+	if _, _, ok := tl.probeRange(&s); !ok {
 		t.Error("a TLBI of a user page outside the pieces' block scans the TLB")
 	}
 	if n, err := tl.Invalidate(OpVALE1, xt, ctx); err != nil || n != 1 {
@@ -114,5 +114,71 @@ func TestPiecesOutsideScopeProbe(t *testing.T) {
 	}
 	if n, err := tl.Invalidate(OpVAAE1, (blk+0x3000_0000)>>12, ctx); err != nil || n != 8 || tl.pieces != 0 {
 		t.Errorf("VAAE1 inside the block: %d entries removed (%v), %d pieces left; want 8 and 0", n, err, tl.pieces)
+	}
+}
+
+// TestPiecesOfPageProbe: a 16KB stage-1 page over 4KB stage-2 pages is
+// cached as four 4KB pieces, each in the set of its own page. A TLBI of
+// any 4KB of the page removes all four without scanning the TLB: the
+// probe widens to the page (the pieces' leaf), not further. Pieces of
+// another VMID's leaves, even large ones over the same VAs, neither widen
+// the probe nor go.
+func TestPiecesOfPageProbe(t *testing.T) {
+	const page = 0x10_0000_c000 // a 16KB stage-1 page
+	tl := MustNew(Config{Sets: 64, Ways: 4})
+	piece := func(vmid uint16, va uint64, gran uint8, level int8) Entry {
+		e := e4k(vmsa.RegimeEL10, vmid, 5, false, va)
+		e.GranuleBits, e.Level = gran, level
+		e.Combined, e.IPA, e.S2Level, e.S2SizeBits = true, mem.IPA(0x8000_0000+va-page), 3, 12
+		return e
+	}
+	for i := uint64(0); i < 4; i++ {
+		tl.FillEntry(piece(1, page+i*0x1000, 14, 3))
+		tl.FillEntry(piece(1, page+0x4000+i*0x1000, 14, 3)) // the next page's
+	}
+	// VMID 2: pieces of a 32MB block (16KB granule, level 2) over the same VAs.
+	for i := uint64(0); i < 4; i++ {
+		tl.FillEntry(piece(2, page+i*0x1000, 14, 2))
+	}
+	if tl.pieces != 12 {
+		t.Fatalf("%d pieces, want 12", tl.pieces)
+	}
+	ctx := Context{EL: 1, VMID: 1, ASID16: true}
+	xt := uint64(5)<<48 | (page+0x2000)>>12
+	s, err := ScopeOf(OpVAE1, xt, ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi, ok := tl.probeRange(&s)
+	if !ok || lo != page || hi != page+0x3fff {
+		t.Errorf("probe range %#x-%#x (probed %v), want the 16KB page %#x-%#x probed", lo, hi, ok, page, page+0x3fff)
+	}
+	if n, err := tl.Invalidate(OpVAE1, xt, ctx); err != nil || n != 4 {
+		t.Fatalf("VAE1 of VA %#x: %d entries removed (%v), want the page's 4 pieces", page+0x2000, n, err)
+	}
+	left := map[[2]uint64]bool{}
+	for _, e := range tl.Entries(nil) {
+		left[[2]uint64{uint64(e.VMID), uint64(e.VA)}] = true
+	}
+	for i := uint64(0); i < 4; i++ {
+		if left[[2]uint64{1, page + i*0x1000}] {
+			t.Errorf("VMID 1's piece at %#x survived", page+i*0x1000)
+		}
+		if !left[[2]uint64{1, page + 0x4000 + i*0x1000}] {
+			t.Errorf("VMID 1's piece of the next page at %#x went", page+0x4000+i*0x1000)
+		}
+		if !left[[2]uint64{2, page + i*0x1000}] {
+			t.Errorf("VMID 2's piece at %#x went", page+i*0x1000)
+		}
+	}
+	// The 32MB block's pieces of VMID 2 widen a TLBI of VMID 2 to the
+	// block: that scans, and removes all four.
+	ctx.VMID = 2
+	s, _ = ScopeOf(OpVAE1, xt, ctx)
+	if _, _, ok := tl.probeRange(&s); ok {
+		t.Error("a TLBI inside VMID 2's 32MB block's pieces probes sets")
+	}
+	if n, err := tl.Invalidate(OpVAE1, xt, ctx); err != nil || n != 4 || tl.pieces != 4 {
+		t.Errorf("VAE1 for VMID 2: %d removed (%v), %d pieces left; want 4 and 4", n, err, tl.pieces)
 	}
 }

@@ -187,9 +187,13 @@ func randEntry(rng *rand.Rand) Entry {
 	case 1:
 		if e.Regime == vmsa.RegimeEL10 {
 			e.Combined, e.IPA = true, mem.IPA(e.OA)
-			if sz.level < 3 && rng.IntN(2) == 0 {
-				// A piece of a stage-1 block: stage 2 maps it with pages.
+			if (sz.level < 3 || sz.gran > 12) && rng.IntN(2) == 0 {
+				// A piece of a stage-1 block, or of a 16KB or 64KB
+				// page: stage 2 maps it with smaller pages.
 				e.SizeBits = sz.gran
+				if sz.level == 3 {
+					e.SizeBits = 12
+				}
 				e.VA = mem.VA(va &^ (1<<e.SizeBits - 1))
 				e.OA &^= 1<<e.SizeBits - 1
 				e.IPA = mem.IPA(e.OA)

@@ -358,13 +358,14 @@ type TLB struct {
 	count [4][64]uint32
 	wc    []wcEntry // the walk cache (walkcache.go)
 	// pieces counts unified-TLB combined entries smaller than their
-	// stage-1 leaf (spanBits > SizeBits): a TLBI by VA must find them all,
-	// which set probing at the named pages cannot.
+	// stage-1 leaf (spanBits > SizeBits): a TLBI by VA must find every
+	// piece of the leaf it names, wherever in the leaf, so set probing
+	// widens its range to the leaf's (probeRange).
 	pieces int
-	// piecesLo and piecesHi bound the input ranges (spans) of the pieces
-	// inserted since pieces was last 0: a TLBI by address outside them
-	// can probe sets.
-	piecesLo, piecesHi uint64
+	// spans has bit n set when some piece's stage-1 leaf has size 1<<n;
+	// span[n] tracks those pieces.
+	spans uint64
+	span  [64]pieceSpan
 	// miss is the last lookup HitPA found no entry for (RepeatMiss);
 	// every fill and invalidation forgets it.
 	miss missRecord
@@ -858,13 +859,7 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	t.count[kind][sz]++
 	t.sizes[kind] |= 1 << sz
 	if span := e.spanBits(); span > e.SizeBits {
-		lo := e.input() &^ (uint64(1)<<span - 1)
-		hi := lo + (uint64(1)<<span - 1)
-		if t.pieces == 0 {
-			t.piecesLo, t.piecesHi = lo, hi
-		}
-		t.piecesLo, t.piecesHi = min(t.piecesLo, lo), max(t.piecesHi, hi)
-		t.pieces++
+		t.addPiece(span, e.input(), ctx)
 	}
 	t.touch(set, w)
 }
@@ -879,7 +874,12 @@ func (t *TLB) forget(i int) {
 		t.sizes[kind] &^= 1 << sz
 	}
 	if e := &t.ents[i]; e.spanBits() > e.SizeBits {
+		span := e.spanBits()
 		t.pieces--
+		p := &t.span[span]
+		if p.n--; p.n == 0 {
+			t.spans &^= 1 << span
+		}
 	}
 }
 
@@ -889,6 +889,36 @@ func (t *TLB) forget(i int) {
 func (t *TLB) drop(i int) {
 	t.detach(i)
 	t.tags[i] = slotTag{}
+}
+
+// pieceSpan tracks the pieces whose stage-1 leaves have one size: how
+// many, the input range their leaves cover, and their VMID, all since the
+// count was last 0 (the range only grows until then).
+type pieceSpan struct {
+	lo, hi uint64
+	n      uint32
+	vmid   uint16
+	// mixed: pieces of more than one VMID, or of a regime without one.
+	mixed bool
+}
+
+// addPiece records a piece of a stage-1 leaf of size 1<<span at input
+// address in, with packed context ctx.
+func (t *TLB) addPiece(span uint8, in, ctx uint64) {
+	lo := in &^ (uint64(1)<<span - 1)
+	hi := lo + (uint64(1)<<span - 1)
+	vmid, hasVMID := uint16(ctx), vmidMask[ctx>>16&3] != 0
+	p := &t.span[span]
+	if p.n == 0 {
+		*p = pieceSpan{lo: lo, hi: hi, vmid: vmid, mixed: !hasVMID}
+		t.spans |= 1 << span
+	}
+	p.lo, p.hi = min(p.lo, lo), max(p.hi, hi)
+	if !hasVMID || vmid != p.vmid {
+		p.mixed = true
+	}
+	p.n++
+	t.pieces++
 }
 
 // Flush empties the TLB (a reset; not a TLBI).
@@ -903,7 +933,7 @@ func (t *TLB) Flush() {
 	}
 	t.sizes = [4]uint64{}
 	t.count = [4][64]uint32{}
-	t.pieces = 0
+	t.pieces, t.spans = 0, 0
 }
 
 // Entries appends every entry of the unified TLB and the micro-TLBs to

@@ -7,14 +7,18 @@ import (
 	"github.com/nestmmu/nestmmu/mem"
 )
 
-// BatchAccess is one load or store of a batch: an LDR or STR of Size
-// bytes (1, 2, 4 or 8) with X0 as the transfer register. A store's data is
-// Val; a load's result is written to Val (zero-extended).
+// BatchAccess is one access of a batch: a load or store, an LDR or STR
+// of Size bytes (1, 2, 4 or 8) with X0 as the transfer register, a
+// store's data being Val and a load's result written to Val
+// (zero-extended); or, with Fetch, the fetch of the instruction at VA
+// (the PC is set to VA; Size and Write are ignored), its word written to
+// Val, after which the PC is VA+4 as for the next instruction.
 type BatchAccess struct {
 	VA    mem.VA
 	Val   uint64
 	Size  uint8
 	Write bool
+	Fetch bool
 	// Hint, when set, is a word of the caller's own host memory that it
 	// will read after the batch for this access (an integrity checker's
 	// copy of the accessed word): the batch prefetches it into the host's
@@ -61,6 +65,9 @@ func HitGroup(pe *cpu.PE, b []BatchAccess) int {
 	m := 0
 	for ; m < len(b) && m < hitGroup; m++ {
 		a := &b[m]
+		if a.Fetch {
+			break
+		}
 		p, pa := pe.WordHit(a.VA, int(a.Size), a.Write)
 		if p == nil {
 			break
@@ -100,7 +107,7 @@ var batchInsn = cpu.Insn{Valid: true, Reg: batchReg, SixtyFour: true}
 // waits for the accesses in flight as for a single one (it completes after
 // them, which the architecture allows: they were issued before it). TLB
 // hits take the PE's hit path (ReadHit, WriteHit); anything else its full
-// path (Read, Write).
+// path (Read, Write); an instruction fetch takes FetchHit, else Fetch.
 func (v *VCPU) RunBatch(b []BatchAccess) (n int, exit Exit, err error) {
 	if v.cpu == nil {
 		return 0, Exit{}, ErrNotLoaded
@@ -121,6 +128,23 @@ func (v *VCPU) RunBatch(b []BatchAccess) (n int, exit Exit, err error) {
 			}
 			a := &b[n]
 			Hint(a.Hint)
+			if a.Fetch {
+				pe.PC = a.VA
+				w, ex, done := pe.FetchHit(a.VA)
+				if !done {
+					if w, e = pe.Fetch(a.VA); e.Taken() {
+						break
+					}
+				} else if ex != nil {
+					e = *ex
+					break
+				}
+				a.Val = uint64(w)
+				pe.PC += 4
+				n++
+				reentries = 0
+				continue
+			}
 			size := int(a.Size)
 			if size != 1 && size != 2 && size != 4 && size != 8 {
 				c.mu.Unlock()

@@ -54,6 +54,14 @@ func randomAccesses(rng *rand.Rand, n int) []BatchAccess {
 				a.VA |= 1
 			}
 		}
+		if x := rng.IntN(100); x < 10 && a.VA >= batchBase {
+			// An instruction fetch: of guest memory, mostly aligned, or
+			// beyond stage 1.
+			a.Fetch = true
+			if x < 9 {
+				a.VA &^= 3
+			}
+		}
 	}
 	return b
 }
@@ -85,6 +93,9 @@ func TestRunBatchSameAsRunDense(t *testing.T) {
 			continue // MMIO, stage-1 fault
 		}
 		a.VA = batchBase + mem.VA(rng.IntN(2))*pg + mem.VA(rng.IntN(4))*8 + mem.VA(rng.IntN(8))&^mem.VA(a.Size-1)
+		if a.Fetch {
+			a.VA &^= 3
+		}
 		if rng.IntN(50) == 0 {
 			a.VA += 2 * pg * mem.VA(1+rng.IntN(200)) // another page: a TLB miss
 		}
@@ -98,8 +109,14 @@ func batchSameAsRun(t *testing.T, acc []BatchAccess) {
 	n := len(acc)
 	want := make([]uint64, n)
 	var wantExits, gotExits []ExitReason
+	var wantELR, gotELR []mem.VA
 	// handle resumes after an exit: the guest skips the faulting access.
 	handle := func(e *batchEnv, ex Exit) {
+		elr := &gotELR
+		if e == ref {
+			elr = &wantELR
+		}
+		*elr = append(*elr, e.v.PE().ELR[1]) // where the guest resumes
 		switch ex.Reason {
 		case ExitMMIO:
 			if err := e.v.CompleteMMIO([2]uint64{0xabcd, 0}); err != nil {
@@ -118,6 +135,21 @@ func batchSameAsRun(t *testing.T, acc []BatchAccess) {
 		}
 	}
 	for i, a := range acc {
+		if a.Fetch {
+			ref.v.PE().PC = a.VA
+			w, ex, err := ref.v.Fetch()
+			if err != nil {
+				t.Fatalf("fetch %d: %v", i, err)
+			}
+			if want[i] = uint64(w); ex.Reason != ExitNone {
+				wantExits = append(wantExits, ex.Reason)
+				handle(ref, ex)
+			} else {
+				ref.v.PE().PC += 4
+			}
+			swap(ref, i)
+			continue
+		}
 		x := Access{VA: a.VA, Size: int(a.Size), Write: a.Write, Rt: batchReg}
 		ref.v.Ctx().X[batchReg] = a.Val
 		ex, err := ref.v.Run(x)
@@ -180,6 +212,11 @@ func batchSameAsRun(t *testing.T, acc []BatchAccess) {
 	for i := range wantExits {
 		if wantExits[i] != gotExits[i] {
 			t.Fatalf("exit %d: %v vs %v", i, wantExits[i], gotExits[i])
+		}
+	}
+	for i := range wantELR {
+		if wantELR[i] != gotELR[i] {
+			t.Fatalf("exit %d: ELR_EL1 %#x vs %#x", i, wantELR[i], gotELR[i])
 		}
 	}
 	if a, b := ref.v.PE().Stats, bat.v.PE().Stats; a != b {

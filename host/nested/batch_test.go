@@ -15,8 +15,9 @@ import (
 // on 8 words of 2 pages (a store then a load of the same word within a
 // group, partial stores into a word a later load reads whole) and, now and
 // then, another page (a TLB miss, a shadow fault, in the middle of a run
-// of hits). Every value loaded, the PE's and TLB's counters and the words
-// must agree.
+// of hits); and instruction fetches among them, through L2Kernel.Fetch
+// one at a time. Every value loaded or fetched, the PC, the PE's and
+// TLB's counters and the words must agree.
 func TestL2RunBatchSameAsSingle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	const n = 4000
@@ -30,6 +31,9 @@ func TestL2RunBatchSameAsSingle(t *testing.T) {
 		if rng.IntN(50) == 0 {
 			a.VA += 2 * 4096 * mem.VA(1+rng.IntN(200)) // another page, below the table at +2 MiB
 		}
+		if rng.IntN(8) == 0 {
+			a.Fetch, a.VA = true, a.VA&^3 // an instruction fetch
+		}
 	}
 	run := func(batch func(i int) int) ([]uint64, *rig) {
 		r := newRig(t, nested.ModeNV, true, 0)
@@ -40,6 +44,18 @@ func TestL2RunBatchSameAsSingle(t *testing.T) {
 		copy(b, acc)
 		for i := 0; i < n; {
 			end := min(n, i+batch(i))
+			if end == i+1 && b[i].Fetch {
+				// One at a time: the fetch alone, as L2Kernel.Fetch.
+				k.PE().PC = b[i].VA
+				w, x, err := k.Fetch()
+				if err != nil || x.Reason != kvm.ExitNone {
+					t.Fatalf("fetch at %d: %v %v", i, x.Reason, err)
+				}
+				b[i].Val = uint64(w)
+				k.PE().PC += 4
+				i = end
+				continue
+			}
 			got, x, err := k.RunBatch(b[i:end])
 			if err != nil || x.Reason != kvm.ExitNone || got != end-i {
 				t.Fatalf("batch at %d: %d of %d, %v %v", i, got, end-i, x.Reason, err)
@@ -75,6 +91,9 @@ func TestL2RunBatchSameAsSingle(t *testing.T) {
 		}
 	}
 	a, b := ref.v.Kernel().PE(), bat.v.Kernel().PE()
+	if a.PC != b.PC {
+		t.Errorf("PC: one at a time %#x, in batches %#x", a.PC, b.PC)
+	}
 	if a.Stats != b.Stats {
 		t.Errorf("PE counters: one at a time %+v, in batches %+v", a.Stats, b.Stats)
 	}

@@ -79,7 +79,7 @@ var l2BatchInsn = cpu.Insn{Valid: true, Reg: 0, SixtyFour: true}
 // batchHold bounds the TLB hits run under one hold of the CPU lock.
 const batchHold = 256
 
-// RunBatch runs the loads and stores of b in order, as kvm.VCPU.RunBatch
+// RunBatch runs the loads, stores and fetches of b in order, as kvm.VCPU.RunBatch
 // does for a VM of L0, and returns how many completed: the TLB hits a
 // batch at a time under one hold of the physical CPU's lock (the PE's hit
 // path), each other access alone through the full path (the walk of L2's
@@ -102,6 +102,20 @@ func (k *L2Kernel) RunBatch(b []kvm.BatchAccess) (n int, exit kvm.Exit, err erro
 			}
 			a := &b[n]
 			kvm.Hint(a.Hint)
+			if a.Fetch {
+				pe.PC = a.VA
+				w, e, done := pe.FetchHit(a.VA)
+				if !done {
+					break
+				}
+				if e != nil {
+					return *e
+				}
+				a.Val = uint64(w)
+				pe.PC += 4
+				n++
+				continue
+			}
 			size := int(a.Size)
 			if a.Write {
 				e, done := pe.WriteHit(a.VA, size, a.Val)
@@ -128,7 +142,7 @@ func (k *L2Kernel) RunBatch(b []kvm.BatchAccess) (n int, exit kvm.Exit, err erro
 	}
 	for n < len(b) {
 		a := &b[n]
-		if s := a.Size; s != 1 && s != 2 && s != 4 && s != 8 {
+		if s := a.Size; !a.Fetch && s != 1 && s != 2 && s != 4 && s != 8 {
 			return n, kvm.Exit{}, fmt.Errorf("nested: batch access %d: size %d is not 1, 2, 4 or 8", n, s)
 		}
 		before := n
@@ -143,6 +157,16 @@ func (k *L2Kernel) RunBatch(b []kvm.BatchAccess) (n int, exit kvm.Exit, err erro
 		}
 		// b[n] needs the full path.
 		a = &b[n]
+		if a.Fetch {
+			w, xl, err := v.RunL2Fetch(a.VA)
+			if exit, err = k.exit(xl, err); err != nil || exit.Reason != kvm.ExitNone {
+				return n, exit, err
+			}
+			a.Val = uint64(w)
+			v.pe.PC = a.VA + 4
+			n++
+			continue
+		}
 		size := int(a.Size)
 		xl, err := v.execL2(func() cpu.Exception {
 			if a.Write {
