@@ -300,18 +300,17 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 			kinds |= 1 << k
 		}
 	}
-	// mayMatch filters on a slot's tag (its ctx's kind and VMID) before
-	// the full predicate.
-	mayMatch := func(tag uint64) bool {
-		k := tag >> 16 & 3
-		return tag != 0 && kinds>>k&1 != 0 && (s.AnyVMID || vmidMask[k] == 0 || uint16(tag) == s.VMID)
+	// mayMatch filters on the packed tag before the full predicate.
+	mayMatch := func(ctx uint64) bool {
+		k := ctx >> 16 & 3
+		return ctx != 0 && kinds>>k&1 != 0 && (s.AnyVMID || vmidMask[k] == 0 || uint16(ctx) == s.VMID)
 	}
 	if t.microOn {
 		for k := range t.micro {
 			for i := range t.micro[k] {
-				if m := &t.micro[k][i]; mayMatch(m.tag) && s.Matches(t.microEntry(vmsa.AccessKind(k), uint64(i)), strict) {
-					t.unref(m)
-					*m, t.microE[k][i] = microSlot{}, Entry{}
+				m := &t.micro[k][i]
+				if mayMatch(m.ctx) && s.Matches(&m.e, strict) {
+					*m = slot{}
 				}
 			}
 		}
@@ -319,11 +318,14 @@ func (t *TLB) InvalidateScope(s *Scope) int {
 	if lo, hi, ok := t.probeRange(s); ok {
 		n = t.invalidateProbed(s, lo, hi, strict)
 	} else {
-		ents := t.ents[:len(t.tags)]
-		for i := range t.tags {
-			if mayMatch(t.tags[i].tag) && s.Matches(&ents[i], strict) {
-				t.forget(i)
-				t.drop(i)
+		for i := range t.slots {
+			sl := &t.slots[i]
+			if !mayMatch(sl.ctx) {
+				continue
+			}
+			if s.Matches(&sl.e, strict) {
+				t.forget(sl)
+				*sl = slot{}
 				n++
 			}
 		}
@@ -391,9 +393,10 @@ func (t *TLB) invalidateProbed(s *Scope, lo, hi uint64, strict bool) int {
 				set := t.setOf(key, ctx)
 				base := int(set) * t.ways
 				for w := base; w < base+t.ways; w++ {
-					if sl := &t.tags[w]; sl.key == key && sl.tag&ctxMask == ctx && s.Matches(&t.ents[w], strict) {
-						t.forget(w)
-						t.drop(w)
+					sl := &t.slots[w]
+					if sl.key == key && sl.ctx == ctx && s.Matches(&sl.e, strict) {
+						t.forget(sl)
+						*sl = slot{}
 						n++
 					}
 				}

@@ -68,12 +68,12 @@ func (t *TLB) HitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
 // (permission miss) nothing.
 func (t *TLB) UnifiedHitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
 	in := uint64(va) & va56
-	if s, _ := t.find(uint8(k.regime&3), in, k.tag, k.micro); s != nil {
-		if (uint8(s.oap)^k.flip)&k.need != k.need {
+	if s := t.find(uint8(k.regime&3), in, k.tag, k.micro); s != nil {
+		if (s.perm^k.flip)&k.need != k.need {
 			return 0, false
 		}
 		t.Stats.Hits++
-		return mem.PA(s.oap&^0xfff | in&(1<<(s.key&63)-1)), true // sizes are at most 55
+		return s.e.OA | mem.PA(in&s.voff), true
 	}
 	// Nothing translates in for the key. Unless the micro-TLB holds an
 	// entry for it that denied the access (a permission miss), Lookup
@@ -121,5 +121,5 @@ func (t *TLB) MicroHitPA(k *HitKey, va mem.VA) (mem.PA, bool) {
 	}
 	t.Stats.Hits++
 	t.Stats.MicroHits++
-	return mem.PA(m.oa | in&m.voff), true
+	return m.e.OA | mem.PA(in&m.voff), true
 }

@@ -140,52 +140,24 @@ func (e *Entry) input() uint64 {
 	return uint64(e.VA)
 }
 
-// A unified-TLB entry is kept in two parallel arrays: tags, what a probe
-// and a hit read (32 bytes a slot, so that a set of 4 ways is 128 bytes
-// and each way's fields share a cache line), and ents, the entry itself,
-// read by Lookup, TLBI and fills only.
-//
-// slotTag is the hot part of a slot: key is the input page number at the
-// entry's size, shifted left by 8, with the size (log2 bytes) in the low
-// byte; tag is its ctx (valid<<63 | kind<<16 | VMID) with the ASID at
-// asidShift and globalBit set for a global entry, zero for an empty slot;
-// oap is the output address (aligned to 4KB at least) with the
-// permission bits in the low byte: bit Kind+3*privileged set for each
-// permitted access, and bit 6 for a location PAN protects
-// (EL0-accessible, two ranges); nref counts the micro-TLB slots whose
-// entry is this slot's (microSlot.ref).
-type slotTag struct {
-	key, tag, oap, nref uint64
+// slot is one TLB entry with its packed tag.
+type slot struct {
+	// The fields HitPA tests, first (a zero slot never matches, its tag
+	// lacking ctxValid): vtag is the entry's first input address, voff
+	// its offset mask (size-1), tag its ctx with the ASID at asidShift,
+	// tignore the tag bits an access need not match (the ASID of a
+	// global entry).
+	vtag, voff, tag, tignore uint64
+	// key is the input page number at the entry's size, shifted left by
+	// 8, with the size (log2 bytes) in the low byte.
+	key uint64
+	// ctx is valid<<63 | kind<<16 | VMID; zero for an empty slot.
+	ctx uint64
+	// perm has bit Kind+3*privileged set for each permitted access, and
+	// bit 6 for a location PAN protects (EL0-accessible, two ranges).
+	perm uint8
+	e    Entry
 }
-
-// microSlot is a micro-TLB entry: vtag is the entry's first input
-// address, voff its offset mask (size-1), tag that of the
-// unified-TLB slot it was copied from (a zero tag never matches), tignore
-// tagIgnore(tag), oa and perm the oap's output address and permissions.
-// Its entry is the unified-TLB slot's, ref-1, while that slot holds it
-// (ref != 0: a refill copies no entry), else TLB.microE's beside it
-// (microEntry).
-type microSlot struct {
-	vtag, voff, tag, tignore, oa uint64
-	perm                         uint8
-	ref                          uint32
-}
-
-// globalBit marks a global entry's tag: its ASID (zero) is not compared.
-const globalBit = 1 << 62
-
-// ctxMask keeps the ctx of a slot's tag.
-const ctxMask = ctxValid | 3<<16 | 0xffff
-
-// tagIgnore is the part of a slot's tag an access need not match: the
-// ASID (and globalBit) of a global entry.
-func tagIgnore(tag uint64) uint64 {
-	return -(tag >> 62 & 1) & (0xffff<<asidShift | globalBit)
-}
-
-// tagMatch reports whether a slot's tag st serves a lookup tag (a ctx
-// with the ASID at asidShift).
-func tagMatch(tag, st uint64) bool { return (tag^st)&^tagIgnore(st) == 0 }
 
 // vmidMask keeps the VMID in the tag of EL1&0 and stage-2 entries only.
 var vmidMask = [4]uint64{0xffff, 0, 0, 0xffff}
@@ -236,10 +208,10 @@ const ctxValid = 1 << 63
 // (bits 15:0) and kind (17:16).
 const asidShift = 24
 
-// newSlot returns the hot part of entry e's slot (no micro-TLB copies)
-// of a kind, tagged ctx, whose input page number at its size is key.
-func newSlot(key, ctx uint64, kind uint8, e *Entry) slotTag {
-	perm := permMask(&e.Perms, kind)
+// newSlot builds the slot of entry e of a kind, tagged ctx, whose input
+// page number at its size is key.
+func newSlot(key, ctx uint64, kind uint8, e *Entry) slot {
+	s := slot{key: key, ctx: ctx, perm: permMask(&e.Perms, kind), e: *e}
 	if e.Combined && kind != uint8(vmsa.RegimeEL2) {
 		// PAN asks whether stage 1 gives EL0 access
 		// (AArch64.S1DirectBasePermissions), which a combined entry's
@@ -248,23 +220,18 @@ func newSlot(key, ctx uint64, kind uint8, e *Entry) slotTag {
 		// from the stage-1 permissions. Every stage-1 leaf permits EL1
 		// reads, so an entry without S1Perms.R1 has not recorded them (a
 		// FillEntry caller's): PAN is left to a walk.
-		perm &^= 1 << 6
+		s.perm &^= 1 << 6
 		if p := &e.S1Perms; p.R0 || p.X0 || !p.R1 {
-			perm |= 1 << 6
+			s.perm |= 1 << 6
 		}
 	}
-	tag := ctx | uint64(e.ASID)<<asidShift
+	s.voff = 1<<(key&0xff) - 1
+	s.vtag = e.input() &^ s.voff
+	s.tag = ctx | uint64(e.ASID)<<asidShift
 	if e.Global {
-		tag |= globalBit
+		s.tignore = 0xffff << asidShift
 	}
-	return slotTag{key: key, tag: tag, oap: uint64(e.OA) | uint64(perm)}
-}
-
-// microOf is the micro-TLB form of a unified-TLB slot.
-func microOf(st *slotTag) microSlot {
-	sz, oap := st.key&0xff, st.oap
-	return microSlot{vtag: st.key >> 8 << sz, voff: 1<<sz - 1, tag: st.tag, tignore: tagIgnore(st.tag),
-		oa: oap &^ 0xfff, perm: uint8(oap)}
+	return s
 }
 
 // makeCtx builds the context tag; EL2 and EL2&0 entries carry no VMID.
@@ -336,18 +303,12 @@ type Stats struct {
 
 // TLB is one PE's TLB. It is not safe for concurrent use.
 type TLB struct {
-	// The unified TLB's slots (set s is ways from s*ways): tags and ents
-	// in parallel (slotTag).
-	tags    []slotTag
-	ents    []Entry
+	slots   []slot
 	plru    []uint64 // per-set tree bits
 	setBits uint
 	setMask uint64 // 1<<setBits - 1
 	ways    int
-	// The micro-TLBs, per access kind (index 3 unused), and their
-	// entries.
-	micro   [4][]microSlot
-	microE  [4][]Entry
+	micro   [4][]slot // per access kind (index 3 unused)
 	uMask   uint64
 	microOn bool
 	cfg     Config
@@ -400,8 +361,7 @@ func New(cfg Config) (*TLB, error) {
 		return nil, fmt.Errorf("tlb: WalkCache %d is not in 0..65536", cfg.WalkCache)
 	}
 	t := &TLB{
-		tags:    make([]slotTag, cfg.Sets*cfg.Ways),
-		ents:    make([]Entry, cfg.Sets*cfg.Ways),
+		slots:   make([]slot, cfg.Sets*cfg.Ways),
 		plru:    make([]uint64, cfg.Sets),
 		setBits: uint(bits.TrailingZeros(uint(cfg.Sets))),
 		setMask: uint64(cfg.Sets - 1),
@@ -412,8 +372,7 @@ func New(cfg Config) (*TLB, error) {
 	// A disabled micro-TLB is one slot per kind that is never filled,
 	// so the fast path needs no test.
 	for k := range t.micro {
-		t.micro[k] = make([]microSlot, max(cfg.Micro, 1))
-		t.microE[k] = make([]Entry, max(cfg.Micro, 1))
+		t.micro[k] = make([]slot, max(cfg.Micro, 1))
 	}
 	if cfg.Micro > 0 {
 		t.uMask = uint64(cfg.Micro - 1)
@@ -437,14 +396,14 @@ func MustNew(cfg Config) *TLB {
 func (t *TLB) Config() Config { return t.cfg }
 
 // Capacity is the number of entries of the unified TLB.
-func (t *TLB) Capacity() int { return len(t.tags) }
+func (t *TLB) Capacity() int { return len(t.slots) }
 
 // setOf is the set index of a key in a context: a multiplicative hash of
 // page number, size and context (the ASID is not hashed: global entries
 // match every ASID).
 func (t *TLB) setOf(key, ctx uint64) uint64 {
 	// Shifts masked to 63 compile to one instruction; with one set
-	// (setBits 0) the mask is 0 whatever the shift.
+	// (setBits 0) setMask is 0 whatever the shift.
 	return ((key ^ ctx<<40 ^ ctx>>16) * 0x9e3779b97f4a7c15) >> ((64 - t.setBits) & 63) & t.setMask
 }
 
@@ -460,12 +419,12 @@ func (t *TLB) Lookup(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vmsa.
 	// Fast path: the access kind's micro-TLB.
 	in := uint64(va) & va56
 	ctx := makeCtx(uint8(regime), vmid)
-	i := in >> 12 & t.uMask
-	m := &t.micro[acc.Kind&3][i]
-	if (ctx|uint64(asid)<<asidShift^m.tag)&^m.tignore == 0 && in&^m.voff == m.vtag && permits(m.perm, acc) {
+	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
+	sz := m.key & 63 // sizes are at most 55 (an empty slot: 0)
+	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && (m.e.Global || m.e.ASID == asid) && permits(m.perm, acc) {
 		t.Stats.Hits++
 		t.Stats.MicroHits++
-		return *t.microEntry(acc.Kind&3, i), Hit
+		return m.e, Hit
 	}
 	return t.lookup(uint8(regime)&3, ctx, asid, in, acc)
 }
@@ -476,10 +435,11 @@ func (t *TLB) LookupPA(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vms
 	in := uint64(va) & va56
 	ctx := makeCtx(uint8(regime), vmid)
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
-	if (ctx|uint64(asid)<<asidShift^m.tag)&^m.tignore == 0 && in&^m.voff == m.vtag && permits(m.perm, acc) {
+	sz := m.key & 63 // sizes are at most 55 (an empty slot: 0)
+	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && (m.e.Global || m.e.ASID == asid) && permits(m.perm, acc) {
 		t.Stats.Hits++
 		t.Stats.MicroHits++
-		return mem.PA(m.oa | in&m.voff), Hit
+		return m.e.OA | mem.PA(in&(1<<sz-1)), Hit
 	}
 	e, r := t.lookup(uint8(regime)&3, ctx, asid, in, acc)
 	return e.PA(va), r
@@ -489,115 +449,60 @@ func (t *TLB) LookupPA(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vms
 func (t *TLB) LookupS2(vmid uint16, ipa mem.IPA, acc vmsa.Access) (Entry, Result) {
 	ctx := makeCtx(kindS2, vmid)
 	in := uint64(ipa) & va56
-	i := in >> 12 & t.uMask
-	m := &t.micro[acc.Kind&3][i]
-	if (ctx^m.tag)&^m.tignore == 0 && in&^m.voff == m.vtag && permits(m.perm, acc) {
+	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
+	sz := m.key & 63 // sizes are at most 55 (an empty slot: 0)
+	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && permits(m.perm, acc) {
 		t.Stats.Hits++
 		t.Stats.MicroHits++
-		return *t.microEntry(acc.Kind&3, i), Hit
+		return m.e, Hit
 	}
 	return t.lookup(kindS2, ctx, 0, in, acc)
 }
 
 // lookup probes the unified TLB once per size class present.
 func (t *TLB) lookup(kind uint8, ctx uint64, asid uint16, in uint64, acc vmsa.Access) (Entry, Result) {
-	tag := ctx | uint64(asid)<<asidShift
-	if s, i := t.find(kind, in, tag, uint8(acc.Kind)); s != nil {
-		perm := uint8(s.oap)
-		if permits(perm, acc) {
+	if s := t.find(kind, in, ctx|uint64(asid)<<asidShift, uint8(acc.Kind)); s != nil {
+		if permits(s.perm, acc) {
 			t.Stats.Hits++
-			return t.ents[i], Hit
+			return s.e, Hit
 		}
-		return t.ents[i], t.denied(perm, acc)
+		return s.e, t.denied(s.perm, acc)
 	}
 	// A micro-TLB entry that denied the access is still a permission miss.
-	i := in >> 12 & t.uMask
-	m := &t.micro[acc.Kind&3][i]
-	if (tag^m.tag)&^m.tignore == 0 && in&^m.voff == m.vtag {
-		return *t.microEntry(acc.Kind&3, i), t.denied(m.perm, acc)
+	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
+	sz := m.key & 63 // sizes are at most 55 (an empty slot: 0)
+	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && (m.e.Global || m.e.ASID == asid) {
+		return m.e, t.denied(m.perm, acc)
 	}
 	t.Stats.Misses++
 	return Entry{}, Miss
 }
 
 // find returns the unified-TLB slot of a kind translating in for tag (a
-// context with the ASID at asidShift) and its index, probing one set per
-// size class present, or nil. A slot found is touched (replacement) and
-// copied to the micro-TLB of access kind micro.
-func (t *TLB) find(kind uint8, in, tag uint64, micro uint8) (*slotTag, int) {
+// context with the ASID at asidShift), probing one set per size class
+// present, or nil. A slot found is touched (replacement) and copied to
+// the micro-TLB of access kind micro.
+func (t *TLB) find(kind uint8, in, tag uint64, micro uint8) *slot {
 	ctx := tag &^ (0xffff << asidShift)
 	for sizes := t.sizes[kind]; sizes != 0; sizes &= sizes - 1 {
-		sz := uint64(bits.TrailingZeros64(sizes)) & 63 // sizes != 0
+		sz := uint64(bits.TrailingZeros64(sizes)) & 63 // sizes != 0; the mask spares the shifts a range check
 		key := (in>>sz)<<8 | sz
 		set := t.setOf(key, ctx)
 		base := int(set) * t.ways
-		ways := t.tags[base : base+t.ways]
+		ways := t.slots[base : base+t.ways]
 		for w := range ways {
 			s := &ways[w]
-			if s.key != key || !tagMatch(tag, s.tag) {
+			if s.key != key || (tag^s.tag)&^s.tignore != 0 {
 				continue
 			}
 			t.touch(set, w)
-			i := base + w
 			if t.microOn {
-				// refill, written out: the hottest caller.
-				m := &t.micro[micro&3][in>>12&t.uMask]
-				if m.ref != 0 {
-					t.tags[m.ref-1].nref--
-				}
-				sz := s.key & 63 // sizes are at most 55
-				m.vtag, m.voff, m.tag, m.tignore = s.key>>8<<sz, 1<<sz-1, s.tag, tagIgnore(s.tag)
-				m.oa, m.perm, m.ref = s.oap&^0xfff, uint8(s.oap), uint32(i)+1
-				s.nref++
+				t.micro[micro&3][in>>12&t.uMask] = *s
 			}
-			return s, i
+			return s
 		}
 	}
-	return nil, 0
-}
-
-// refill makes micro-TLB slot m a copy of unified-TLB slot i, its entry
-// by reference.
-func (t *TLB) refill(m *microSlot, i int) {
-	t.unref(m)
-	st := &t.tags[i]
-	sz := st.key & 0xff
-	m.vtag, m.voff, m.tag, m.tignore = st.key>>8<<sz, 1<<sz-1, st.tag, tagIgnore(st.tag)
-	m.oa, m.perm, m.ref = st.oap&^0xfff, uint8(st.oap), uint32(i)+1
-	st.nref++
-}
-
-// unref drops micro-TLB slot m's reference to a unified-TLB slot (before
-// m is overwritten).
-func (t *TLB) unref(m *microSlot) {
-	if m.ref != 0 {
-		t.tags[m.ref-1].nref--
-	}
-}
-
-// microEntry is the entry of micro-TLB slot i of kind k.
-func (t *TLB) microEntry(k vmsa.AccessKind, i uint64) *Entry {
-	if r := t.micro[k][i].ref; r != 0 {
-		return &t.ents[r-1]
-	}
-	return &t.microE[k][i]
-}
-
-// detach gives the micro-TLB slots whose entry is unified-TLB slot i's a
-// copy of their own, before slot i changes: a micro-TLB entry outlives
-// the unified-TLB entry it was copied from until a TLBI or refill.
-func (t *TLB) detach(i int) {
-	if t.tags[i].nref == 0 {
-		return
-	}
-	for k := range t.micro {
-		for j := range t.micro[k] {
-			if m := &t.micro[k][j]; m.ref == uint32(i)+1 {
-				t.microE[k][j], m.ref = t.ents[i], 0
-			}
-		}
-	}
-	t.tags[i].nref = 0
+	return nil
 }
 
 // denied is the result of an entry whose cached permissions do not
@@ -641,7 +546,7 @@ func (t *TLB) touch(set uint64, w int) {
 		return
 	}
 	b := t.plru[set]
-	node := 1
+	node := uint(1) // unsigned: the shifts need no sign check
 	for span := t.ways >> 1; span > 0; span >>= 1 {
 		right := w&span != 0
 		if right {
@@ -821,18 +726,18 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	key := (e.input()>>sz)<<8 | sz
 	set := t.setOf(key, ctx)
 	base := int(set) * t.ways
-	ways := t.tags[base : base+t.ways]
-	ns := newSlot(key, ctx, kind, &e)
+	ways := t.slots[base : base+t.ways]
 	w := -1
 	for i := range ways {
-		if ways[i].key == key && ways[i].tag == ns.tag {
+		s := &ways[i]
+		if s.key == key && s.ctx == ctx && s.e.Global == e.Global && s.e.ASID == e.ASID {
 			w = i // same tag: replace in place
 			break
 		}
 	}
 	if w < 0 {
 		for i := range ways {
-			if ways[i].tag == 0 {
+			if ways[i].ctx == 0 {
 				w = i
 				break
 			}
@@ -842,17 +747,16 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 		w = t.victim(set)
 		t.Stats.Evictions++
 	}
-	if ways[w].tag != 0 {
-		t.forget(base + w)
-		t.detach(base + w)
+	if old := &ways[w]; old.ctx != 0 {
+		t.forget(old)
 	}
-	ways[w], t.ents[base+w] = ns, e
+	ns := newSlot(key, ctx, kind, &e)
+	ways[w] = ns
 	if t.microOn {
 		i := in & va56 >> 12 & t.uMask
-		nm := microOf(&ns)
 		for k := range t.micro {
-			if m := &t.micro[k][i]; m.tag == nm.tag && m.vtag == nm.vtag && m.voff == nm.voff {
-				t.refill(m, base+w)
+			if m := &t.micro[k][i]; m.key == key && m.ctx == ctx && m.e.Global == e.Global && m.e.ASID == e.ASID {
+				*m = ns
 			}
 		}
 	}
@@ -864,31 +768,21 @@ func (t *TLB) insert(kind uint8, e Entry, in uint64) {
 	t.touch(set, w)
 }
 
-// forget drops unified-TLB slot i's contribution to the size classes.
-func (t *TLB) forget(i int) {
-	s := &t.tags[i]
-	kind := uint8(s.tag >> 16 & 3)
+// forget drops a unified-TLB slot's contribution to the size classes.
+func (t *TLB) forget(s *slot) {
+	kind := uint8(s.ctx >> 16 & 3)
 	sz := s.key & 0xff
 	t.count[kind][sz]--
 	if t.count[kind][sz] == 0 {
 		t.sizes[kind] &^= 1 << sz
 	}
-	if e := &t.ents[i]; e.spanBits() > e.SizeBits {
-		span := e.spanBits()
+	if span := s.e.spanBits(); span > s.e.SizeBits {
 		t.pieces--
 		p := &t.span[span]
 		if p.n--; p.n == 0 {
 			t.spans &^= 1 << span
 		}
 	}
-}
-
-// drop empties unified-TLB slot i (forgotten first). Its entry stays
-// behind, never read again: only a slot with a tag (or a micro-TLB slot
-// referring to it, which detach has just made its own copy) is.
-func (t *TLB) drop(i int) {
-	t.detach(i)
-	t.tags[i] = slotTag{}
 }
 
 // pieceSpan tracks the pieces whose stage-1 leaves have one size: how
@@ -924,12 +818,10 @@ func (t *TLB) addPiece(span uint8, in, ctx uint64) {
 // Flush empties the TLB (a reset; not a TLBI).
 func (t *TLB) Flush() {
 	t.miss.ok = false
-	clear(t.tags)
-	clear(t.ents)
+	clear(t.slots)
 	clear(t.plru)
 	for k := range t.micro {
 		clear(t.micro[k])
-		clear(t.microE[k])
 	}
 	t.sizes = [4]uint64{}
 	t.count = [4][64]uint32{}
@@ -939,15 +831,15 @@ func (t *TLB) Flush() {
 // Entries appends every entry of the unified TLB and the micro-TLBs to
 // dst (an entry may appear twice: once in a micro-TLB) and returns it.
 func (t *TLB) Entries(dst []Entry) []Entry {
-	for i := range t.tags {
-		if t.tags[i].tag != 0 {
-			dst = append(dst, t.ents[i])
+	for i := range t.slots {
+		if t.slots[i].ctx != 0 {
+			dst = append(dst, t.slots[i].e)
 		}
 	}
 	for k := range t.micro {
 		for i := range t.micro[k] {
-			if t.micro[k][i].tag != 0 {
-				dst = append(dst, *t.microEntry(vmsa.AccessKind(k), uint64(i)))
+			if t.micro[k][i].ctx != 0 {
+				dst = append(dst, t.micro[k][i].e)
 			}
 		}
 	}
