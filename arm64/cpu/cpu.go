@@ -389,8 +389,11 @@ func (pe *PE) Translate(va mem.VA, acc vmsa.Access) (mem.PA, Exception) {
 // stage-2 abort, aligned says whether a data access is aligned to its size.
 func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned bool) (mem.PA, Exception) {
 	c := pe.ctx()
-	if f := c.check.Check(va, acc); f.IsFault() {
-		return 0, pe.abort(f, va, acc, size, in)
+	if c.check.FaultKind(va, acc) != vmsa.FaultNone {
+		// The Fault only when there is one: a Fault kept in the common
+		// case was stored byte by byte and copied whole (a
+		// store-forwarding stall on every translation).
+		return 0, pe.abort(c.check.Check(va, acc), va, acc, size, in)
 	}
 	if !aligned && acc.Kind != vmsa.Fetch && pe.Deviations&DeviationDeviceUnaligned == 0 {
 		return pe.translateUnaligned(va, acc, size, in)
@@ -425,12 +428,17 @@ func (pe *PE) translate(va mem.VA, acc vmsa.Access, size int, in Insn, aligned b
 	}
 	pe.Stats.Walks++
 	reads := pe.Walker.Stats.DescReads
-	tr := pe.Walker.Translate(&pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
+	var tr vmsa.Translation
+	pe.Walker.TranslateInto(&tr, &pe.Regs, c.regime, va, acc, vmsa.TranslateOptions{})
 	pe.Stats.WalkReads[min(pe.Walker.Stats.DescReads-reads, WalkReadsBuckets-1)]++
-	if tr.Fault.IsFault() {
+	if tr.Fault.Kind != vmsa.FaultNone {
 		return 0, pe.abort(tr.Fault, va, acc, size, in)
 	}
 	if pe.TLB != nil {
+		if i := uint64(tr.OA-c.wbase) >> 3; i < uint64(len(c.words)) {
+			// The access follows the fill: start bringing its word in.
+			mem.Prefetch(&c.words[i])
+		}
 		pe.TLB.Fill(c.regime, c.vmid, va, &tr)
 	}
 	return tr.OA, Exception{}

@@ -99,9 +99,10 @@ func effectiveShareability(m MemAttrs) MemAttrs {
 	return m
 }
 
-// s1MemAttrs computes the stage-1 output attributes of a leaf.
+// s1MemAttrs computes the stage-1 output attributes of a leaf (p's MAIR
+// attributes decoded by s1Params.derive).
 func s1MemAttrs(p *s1Params, d desc.S1, acc Access) MemAttrs {
-	m := DecodeMAIR(p.mair.Attr(d.AttrIndx()))
+	m := p.attrs[d.AttrIndx()&7]
 	sh := d.SH()
 	if p.ds {
 		sh = p.sh // FEAT_LPA2: descriptor bits [9:8] are OA bits

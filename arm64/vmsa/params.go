@@ -119,9 +119,11 @@ type s1Params struct {
 	// nv1: EL1&0 with HCR_EL2.{NV,NV1}={1,1} (FEAT_NV), whose descriptors
 	// are read in the EL2 layout (see s1Permissions).
 	nv1 bool
-	// geom is the walk's geometry (s1Geom), derived with the parameters
-	// a walk uses (walkParams.stage1Params).
-	geom walkGeom
+	// geom is the walk's geometry (s1Geom), and attrs[i] MAIR attribute i
+	// decoded (DecodeMAIR), derived with the parameters a walk uses
+	// (walkParams.stage1Params).
+	geom  walkGeom
+	attrs [8]MemAttrs
 }
 
 // getS1Params is AArch64.GetS1TTWParams.
@@ -230,6 +232,9 @@ type s2Params struct {
 	format     desc.Format
 	vmid       uint16 // VTTBR_EL2.VMID (16 bits with VS and FEAT_VMID16): the walk cache's tag
 	geom       walkGeom
+	// perms[s2PermIndex(d)] is s2Permissions of a leaf d: the permissions
+	// depend on five descriptor bits only.
+	perms [32]permBits
 }
 
 // getS2Params is AArch64.GetS2TTWParams.
@@ -257,7 +262,26 @@ func getS2Params(r *Regs, f *features) s2Params {
 	p.ps = f.physicalAddressSize(v.PS(), p.tgx)
 	p.oa52 = p.tgx == sysreg.Granule64K && f.lpa
 	s2Prepare(f, &p)
+	p.perms = s2PermTable(f, &p)
 	return p
+}
+
+// s2PermTable is s2Params.perms: s2Permissions for each combination of
+// the bits s2PermIndex takes.
+func s2PermTable(f *features, p *s2Params) (t [32]permBits) {
+	for i := range t {
+		u := uint64(i)
+		d := desc.S2(u&3<<6 | u>>2&3<<53 | u>>4&1<<51) // S2AP, XN, DBM
+		t[i] = s2Permissions(f, p, d)
+	}
+	return t
+}
+
+// s2PermIndex is the index of leaf d's permissions in s2Params.perms: its
+// S2AP[1:0], XN[1:0] and DBM bits.
+func s2PermIndex(d desc.S2) uint {
+	u := uint64(d)
+	return uint(u>>6&3 | u>>53&3<<2 | u>>51&1<<4)
 }
 
 // s2Prepare makes the register checks of AArch64.S2Translate that do not

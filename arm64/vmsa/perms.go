@@ -2,10 +2,43 @@ package vmsa
 
 import "github.com/nestmmu/nestmmu/arm64/desc"
 
+// permBits is Perms as a bit set, the form the walk computes and checks
+// permissions in (one register, where the six-bool struct made each copy a
+// string of byte stores and loads); asPerms converts it for a Translation.
+type permBits uint8
+
+// The permBits of each Perms field.
+const (
+	permR0 permBits = 1 << iota
+	permW0
+	permX0
+	permR1
+	permW1
+	permX1
+)
+
+// bitIf returns b when c holds, else 0.
+func bitIf(c bool, b permBits) permBits {
+	if c {
+		return b
+	}
+	return 0
+}
+
+// asPerms returns the permissions b grants.
+func (b permBits) asPerms() Perms {
+	return Perms{R0: b&permR0 != 0, W0: b&permW0 != 0, X0: b&permX0 != 0, R1: b&permR1 != 0, W1: b&permW1 != 0, X1: b&permX1 != 0}
+}
+
+// permBitsOf returns the bit set of pm.
+func permBitsOf(pm Perms) permBits {
+	return bitIf(pm.R0, permR0) | bitIf(pm.W0, permW0) | bitIf(pm.X0, permX0) | bitIf(pm.R1, permR1) | bitIf(pm.W1, permW1) | bitIf(pm.X1, permX1)
+}
+
 // s1Permissions is AArch64.S1DirectBasePermissions followed by the WXN rule
 // of AArch64.S1HasPermissionsFault. apTable, uxnTable and pxnTable are the
 // hierarchical controls accumulated over the walk (already zero with HPD).
-func s1Permissions(f *features, p *s1Params, d desc.S1, apTable uint, uxnTable, pxnTable bool) (pm Perms, ux bool) {
+func s1Permissions(f *features, p *s1Params, d desc.S1, apTable uint, uxnTable, pxnTable bool) (pm permBits, ux bool) {
 	ap := d.AP() // bit 1: AP[2] read-only; bit 0: AP[1] EL0 access
 	if p.hd && d.DBM() {
 		// Writable-clean: with HA=HD=1 the walk state permits writes
@@ -20,13 +53,12 @@ func s1Permissions(f *features, p *s1Params, d desc.S1, apTable uint, uxnTable, 
 		// descriptors AP[1] and APTable[0] are treated as 0, bit 54 holds
 		// PXN and bit 60 PXNTable (bits 53 and 59 are RES0), and the
 		// Effective value of UXN is 0.
-		pm.R1, pm.W1 = true, ap&2 == 0
-		pm.X0 = true
-		pm.X1 = !d.UXN() && !uxnTable
+		w := ap&2 == 0
+		x1 := !d.UXN() && !uxnTable
 		if p.wxn {
-			pm.X1 = pm.X1 && !pm.W1
+			x1 = x1 && !w
 		}
-		return pm, true
+		return permR1 | bitIf(w, permW1) | permX0 | bitIf(x1, permX1), true
 	}
 	if !p.regime.twoRanges() {
 		// One privilege level: AP[1] is ignored, XN is bit 54, XNTable bit 60.
@@ -35,58 +67,58 @@ func s1Permissions(f *features, p *s1Params, d desc.S1, apTable uint, uxnTable, 
 		if p.wxn && w {
 			x = false
 		}
-		return Perms{R1: true, W1: w, X1: x}, false
+		return permR1 | bitIf(w, permW1) | bitIf(x, permX1), false
 	}
 	if apTable&1 != 0 {
 		ap &^= 1 // APTable[0]: no EL0 access below
 	}
-	pm.R1, pm.W1 = true, ap&2 == 0
-	pm.R0, pm.W0 = ap&1 != 0, ap == 1
-	pm.X0 = !d.UXN() && !uxnTable
-	ux = pm.X0
+	w1 := ap&2 == 0
+	r0, w0 := ap&1 != 0, ap == 1
+	x0 := !d.UXN() && !uxnTable
+	ux = x0
 	// Locations writable at EL0 cannot be executed at EL1
 	// (AArch64.S1DirectBasePermissions: PXN implied by EL0 write).
-	pm.X1 = !d.PXN() && !pxnTable && !pm.W0
+	x1 := !d.PXN() && !pxnTable && !w0
 	if p.wxn {
-		pm.X0 = pm.X0 && !pm.W0
-		pm.X1 = pm.X1 && !pm.W1
+		x0 = x0 && !w0
+		x1 = x1 && !w1
 	}
-	return pm, ux
+	return permR1 | bitIf(w1, permW1) | bitIf(r0, permR0) | bitIf(w0, permW0) | bitIf(x0, permX0) | bitIf(x1, permX1), ux
 }
 
 // s1Allowed applies the PAN rule and checks the access against perms
 // (AArch64.S1HasPermissionsFault).
-func s1Allowed(p *s1Params, f *features, pm Perms, ux bool, acc Access) bool {
+func s1Allowed(p *s1Params, f *features, pm permBits, ux bool, acc Access) bool {
 	if acc.EL == 0 && p.regime.twoRanges() {
 		switch acc.Kind {
 		case Read:
-			return pm.R0
+			return pm&permR0 != 0
 		case Write:
-			return pm.W0
+			return pm&permW0 != 0
 		}
-		return pm.X0
+		return pm&permX0 != 0
 	}
 	if acc.Kind == Fetch {
-		return pm.X1
+		return pm&permX1 != 0
 	}
 	if acc.PAN && f.pan >= 1 && p.regime.twoRanges() && !p.nv1 {
 		// PAN forbids privileged data access to EL0-accessible locations;
 		// with FEAT_PAN3 and SCTLR.EPAN also to EL0-executable ones. ux is
 		// taken before WXN (AArch64.S1DirectBasePermissions).
-		if pm.R0 || (p.epan && ux) {
+		if pm&permR0 != 0 || (p.epan && ux) {
 			return false
 		}
 	}
 	if acc.Kind == Write {
-		return pm.W1
+		return pm&permW1 != 0
 	}
-	return pm.R1
+	return pm&permR1 != 0
 }
 
 // s2Permissions is AArch64.S2CheckPermissions' permission computation:
 // S2AP read/write (writable-clean counts as writable with HA=HD=1) and
 // XN[1:0] with FEAT_XNX.
-func s2Permissions(f *features, p *s2Params, d desc.S2) Perms {
+func s2Permissions(f *features, p *s2Params, d desc.S2) permBits {
 	r := uint64(d)&desc.S2APReadBit != 0
 	w := uint64(d)&desc.S2APWriteBit != 0 || (p.hd && d.DBM())
 	xn := d.XN()
@@ -106,5 +138,5 @@ func s2Permissions(f *features, p *s2Params, d desc.S2) Perms {
 		x0 = xn&2 == 0
 		x1 = x0
 	}
-	return Perms{R0: r, W0: w, X0: x0, R1: r, W1: w, X1: x1}
+	return bitIf(r, permR0|permR1) | bitIf(w, permW0|permW1) | bitIf(x0, permX0) | bitIf(x1, permX1)
 }

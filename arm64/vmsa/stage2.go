@@ -12,7 +12,7 @@ type s2Result struct {
 	s2desc    desc.S2 // the leaf (its attributes: s2MemAttrs)
 	level     int8
 	blockBits uint8
-	perms     Perms
+	perms     permBits
 }
 
 // s2Translate is AArch64.S2Translate with AArch64.S2Walk. s1ptw marks an
@@ -59,13 +59,13 @@ func (w *Walker) s2Translate(res *s2Result, f *features, p *s2Params, ipa uint64
 			return
 		}
 		level, d := ws.level, ws.d
-		oa, fk := leafOutput(g.format, p.ps, p.ha, d, level, ipa)
+		oa, fk := leafOutput(g, p.ps, p.ha, d, level, ipa)
 		if fk != FaultNone {
 			fault(fk, level)
 			return
 		}
 		sd := desc.S2(d)
-		perms := s2Permissions(f, p, sd)
+		perms := p.perms[s2PermIndex(sd)&31] // s2Permissions(f, p, sd)
 		// AArch64.S2CheckPermissions: a stage-1 walk to stage-2 Device
 		// memory is a permission fault when HCR_EL2.PTW is 1.
 		if s1ptw && p.ptw && s2IsDevice(p, sd) {
@@ -76,13 +76,13 @@ func (w *Walker) s2Translate(res *s2Result, f *features, p *s2Params, ipa uint64
 			var ok bool
 			switch acc.Kind {
 			case Read:
-				ok = perms.R1
+				ok = perms&permR1 != 0
 			case Write:
-				ok = perms.W1
+				ok = perms&permW1 != 0
 			case Fetch:
-				ok = perms.X1
+				ok = perms&permX1 != 0
 				if acc.EL == 0 {
-					ok = perms.X0
+					ok = perms&permX0 != 0
 				}
 			}
 			if !ok {
@@ -106,7 +106,7 @@ func (w *Walker) s2Translate(res *s2Result, f *features, p *s2Params, ipa uint64
 		}
 		res.OA = oa
 		res.level = int8(level)
-		res.blockBits = uint8(g.format.LeafBits(level))
+		res.blockBits = uint8(g.leafBits(level))
 		if m := desc.S2(inMem); p.hd && m.DBM() && inMem&desc.S2APWriteBit == 0 {
 			// Writable-clean: cacheable permissions exclude write (see s1Translate).
 			q := *p

@@ -64,6 +64,15 @@ func bitRange(hi, lo uint) uint64 {
 // any table (FaultNone when it would go on to the walk or the TLB). A
 // fault it returns is exactly the one Walker.Translate reports.
 func (c *VACheck) Check(vaddr mem.VA, acc Access) Fault {
+	if k := c.FaultKind(vaddr, acc); k != FaultNone {
+		return Fault{Kind: k, Write: acc.Kind == Write}
+	}
+	return Fault{}
+}
+
+// FaultKind is the kind of the fault Check returns: FaultNone when the
+// address passes (for a caller that tests it without the whole Fault).
+func (c *VACheck) FaultKind(vaddr mem.VA, acc Access) FaultKind {
 	va := uint64(vaddr)
 	h := 0
 	if c.two && va>>55&1 == 1 {
@@ -75,17 +84,16 @@ func (c *VACheck) Check(vaddr mem.VA, acc Access) Fault {
 		k = 1
 	}
 	m := hf.mask[k]
-	wr := acc.Kind == Write
 	if hf.addrSize {
 		if va&m != 0 {
-			return Fault{Kind: FaultAddressSize, Write: wr}
+			return FaultAddressSize
 		}
-		return Fault{}
+		return FaultNone
 	}
 	if hf.fault || va&m != hf.want&m || (acc.EL == 0 && hf.e0pd) {
-		return Fault{Kind: FaultTranslation, Write: wr}
+		return FaultTranslation
 	}
-	return Fault{}
+	return FaultNone
 }
 
 // DataPass is Check for data accesses (Read or Write) at EL0 (el0) or

@@ -33,6 +33,9 @@ type Walker struct {
 	// wp caches the walk parameters derived from the registers of the
 	// last translation (walkParamsOf).
 	wp walkParams
+	// ttw is the stage 2 of the table address a stage-1 walk under stage
+	// 2 reads last (walkTables; not nested: stage-2 walks have no stage 2).
+	ttw s2Result
 }
 
 // walkParams are the parameters AArch64.GetS1TTWParams and
@@ -81,16 +84,25 @@ func (p *walkParams) stage1Params(regime Regime, va uint64) *s1Params {
 	}
 	if regime > RegimeEL2 {
 		p.other = getS1Params(&p.regs, &p.f, regime, va) // not a stage-1 regime: not kept
-		p.other.geom = s1Geom(&p.f, &p.other)
+		p.other.derive(&p.f)
 		return &p.other
 	}
 	i := regime
 	if !p.s1ok[i][upper] {
 		q := &p.s1[i][upper]
 		*q, p.s1ok[i][upper] = getS1Params(&p.regs, &p.f, regime, va), true
-		q.geom = s1Geom(&p.f, q)
+		q.derive(&p.f)
 	}
 	return &p.s1[i][upper]
+}
+
+// derive completes the parameters a walk uses with what is derived from
+// them once: the geometry (s1Geom) and each MAIR attribute decoded.
+func (q *s1Params) derive(f *features) {
+	q.geom = s1Geom(f, q)
+	for i := range q.attrs {
+		q.attrs[i] = DecodeMAIR(q.mair.Attr(uint(i)))
+	}
 }
 
 // S2TableCache caches stage-2 table descriptors: which table a walk of an
@@ -116,13 +128,13 @@ type S2TableCache interface {
 const maxRestarts = 16
 
 // read fetches a descriptor at pa with the walk's endianness.
-func (w *Walker) read(pa uint64, ee bool) (uint64, bool) {
+func (w *Walker) read(pa uint64, ee bool) (v uint64, ok bool) {
 	w.Stats.DescReads++
-	v, ok := w.Mem.Read64(mem.PA(pa))
+	v, ok = w.Mem.Read64(mem.PA(pa))
 	if ee {
 		v = bits.ReverseBytes64(v)
 	}
-	return v, ok
+	return
 }
 
 // S1Enabled is AArch64.S1Enabled for data accesses.
@@ -149,7 +161,15 @@ type TranslateOptions struct {
 }
 
 // Translate runs AArch64.FullTranslate for va in the given stage-1 regime.
-func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt TranslateOptions) Translation {
+func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt TranslateOptions) (t Translation) {
+	w.TranslateInto(&t, r, regime, va, acc, opt)
+	return t
+}
+
+// TranslateInto is Translate leaving the translation in *t, for a caller
+// that keeps it (a PE's TLB fill): returned, the Translation was copied
+// whole right after the walk wrote its fields one by one.
+func (w *Walker) TranslateInto(t *Translation, r *Regs, regime Regime, va mem.VA, acc Access, opt TranslateOptions) {
 	w.Stats.Walks++
 	if w.Trace != nil {
 		w.Trace.begin(uint64(va))
@@ -161,8 +181,8 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 	if s2on {
 		s2p = wp.stage2Params()
 	}
-	t, out := w.s1Translate(wp, regime, uint64(va), acc, s2on, s2p)
-	if !t.Fault.IsFault() {
+	out := w.s1Translate(t, wp, regime, uint64(va), acc, s2on, s2p)
+	if t.Fault.Kind == FaultNone {
 		switch {
 		case regime != RegimeEL10:
 			t.OA = mem.PA(out) // no stage 2: the stage-1 output is the PA
@@ -173,24 +193,23 @@ func (w *Walker) Translate(r *Regs, regime Regime, va mem.VA, acc Access, opt Tr
 			t.IPA, t.IPAOnly = mem.IPA(out), true
 		}
 	}
-	if !t.Fault.IsFault() && s2on && !opt.Stage1Only {
-		t = w.stage2(f, s2p, t, acc)
+	if t.Fault.Kind == FaultNone && s2on && !opt.Stage1Only {
+		w.stage2(f, s2p, t, acc)
 	}
 	if w.Trace != nil {
-		w.Trace.end(t)
+		w.Trace.end(*t)
 	}
-	return t
 }
 
 // stage2 is the second half of AArch64.FullTranslate: stage 2 for the IPA
 // of a stage-1 result, attributes combined and permissions intersected.
-func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Translation {
+func (w *Walker) stage2(f *features, p *s2Params, t *Translation, acc Access) {
 	var s2 s2Result
 	w.s2Translate(&s2, f, p, uint64(t.IPA), acc, false)
-	if s2.Fault.IsFault() {
+	if s2.Fault.Kind != FaultNone {
 		t.Fault = s2.Fault
 		t.IPAOnly = false
-		return t
+		return
 	}
 	t.OA, t.IPAOnly = mem.PA(s2.OA), false
 	t.S1Attrs = t.Attrs
@@ -198,8 +217,7 @@ func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Tra
 	t.S2 = true
 	t.S2Level, t.S2BlockBits = s2.level, s2.blockBits
 	t.S1Perms = t.Perms
-	t.Perms = intersect(t.Perms, s2.perms)
-	return t
+	t.Perms = (permBitsOf(t.Perms) & s2.perms).asPerms()
 }
 
 // ApplyStage2 completes a stage-1 translation that stopped at the IPA (as
@@ -211,7 +229,7 @@ func (w *Walker) stage2(f *features, p *s2Params, t Translation, acc Access) Tra
 // whether or not HCR_EL2.VM enables it.
 func (w *Walker) ApplyStage2(r *Regs, t Translation, acc Access) Translation {
 	wp := w.walkParamsOf(r)
-	t = w.stage2(&wp.f, wp.stage2Params(), t, acc)
+	w.stage2(&wp.f, wp.stage2Params(), &t, acc)
 	if w.Trace != nil {
 		w.Trace.end(t)
 	}
@@ -230,19 +248,15 @@ func (w *Walker) TranslateS2(r *Regs, ipa mem.IPA, acc Access) Translation {
 	var s2 s2Result
 	w.s2Translate(&s2, &wp.f, p, uint64(ipa), acc, false)
 	var attrs MemAttrs
-	if !s2.Fault.IsFault() {
+	if s2.Fault.Kind == FaultNone {
 		attrs = s2MemAttrs(p, s2.s2desc)
 	}
 	t := Translation{Fault: s2.Fault, OA: mem.PA(s2.OA), IPA: ipa, Attrs: attrs, Level: -2,
-		S2Level: s2.level, S2BlockBits: s2.blockBits, Perms: s2.perms, S2: true}
+		S2Level: s2.level, S2BlockBits: s2.blockBits, Perms: s2.perms.asPerms(), S2: true}
 	if w.Trace != nil {
 		w.Trace.end(t)
 	}
 	return t
-}
-
-func intersect(a, b Perms) Perms {
-	return Perms{a.R0 && b.R0, a.W0 && b.W0, a.X0 && b.X0, a.R1 && b.R1, a.W1 && b.W1, a.X1 && b.X1}
 }
 
 // addrTop is AArch64.AddrTop.
@@ -270,20 +284,20 @@ func bitsSet(va uint64, hi, lo uint) bool {
 	return va&m == m
 }
 
-// s1Translate is AArch64.S1Translate (and AArch64.S1Walk). It returns the
-// translation and its stage-1 output address (an IPA for EL1&0, a PA for
-// the EL2 regimes), which the caller types.
-func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) (Translation, uint64) {
-	t := Translation{Level: -2}
+// s1Translate is AArch64.S1Translate (and AArch64.S1Walk). It leaves the
+// translation in t and returns its stage-1 output address (an IPA for
+// EL1&0, a PA for the EL2 regimes), which the caller types.
+func (w *Walker) s1Translate(t *Translation, wp *walkParams, regime Regime, va uint64, acc Access, s2on bool, s2p *s2Params) uint64 {
+	*t = Translation{Level: -2}
 	r, f := &wp.regs, &wp.f
 	if !S1Enabled(r, regime) {
-		return w.s1DisabledOutput(r, f, regime, va, acc)
+		return w.s1DisabledOutput(t, r, f, regime, va, acc)
 	}
 	p := wp.stage1Params(regime, va)
-	fault := func(k FaultKind, level int) (Translation, uint64) {
+	fault := func(k FaultKind, level int) uint64 {
 		t.Fault = Fault{Kind: k, Level: int8(level), Write: acc.Kind == Write}
 		w.stop(k, level)
-		return t, 0
+		return 0
 	}
 	// AArch64.S1TxSZFaults: below the minimum faults (required with
 	// FEAT_LVA); above the maximum is IMPLEMENTATION DEFINED: we fault, as QEMU.
@@ -320,15 +334,15 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 	var ws walkState
 	for attempt := 0; ; attempt++ {
 		fk := w.walkTables(&ws, f, g, va, ttw, acc.AT, false)
-		if ws.s2f.IsFault() {
-			t.Fault = ws.s2f
-			return t, 0
+		if fk == faultTableS2 {
+			t.Fault = w.ttw.Fault
+			return 0
 		}
 		if fk != FaultNone {
 			return fault(fk, ws.level)
 		}
 		level, d := ws.level, ws.d
-		oa, fk := leafOutput(g.format, p.ps, p.ha, d, level, va)
+		oa, fk := leafOutput(g, p.ps, p.ha, d, level, va)
 		if fk != FaultNone {
 			return fault(fk, level)
 		}
@@ -352,9 +366,9 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 				// The update is a write at stage 2 (CreateAccDescTTEUpdate).
 				var s2 s2Result
 				w.s2Translate(&s2, f, s2p, ws.descAddr, Access{Kind: Write}, true)
-				if s2.Fault.IsFault() {
+				if s2.Fault.Kind != FaultNone {
 					t.Fault = s2.Fault
-					return t, 0
+					return 0
 				}
 				pa = s2.OA
 			}
@@ -365,7 +379,7 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 				continue
 			}
 		}
-		leafBits := g.format.LeafBits(level)
+		leafBits := g.leafBits(level)
 		t.Level = int8(level)
 		t.BlockBits = uint8(leafBits)
 		if sd.Contiguous() {
@@ -383,10 +397,10 @@ func (w *Walker) s1Translate(wp *walkParams, regime Regime, va uint64, acc Acces
 			q.hd = false
 			perms, _ = s1Permissions(f, &q, m, ws.apTable, ws.uxnTable, ws.pxnTable)
 		}
-		t.Perms = perms
+		t.Perms = perms.asPerms()
 		t.Desc = inMem
 		t.Attrs = s1MemAttrs(p, sd, acc)
-		return t, oa
+		return oa
 	}
 }
 
@@ -417,6 +431,16 @@ type walkGeom struct {
 	shift, imask [5]uint64
 	plain        bool
 	tmask        uint64
+	// lbits and lmask at [l+1]: log2 of the size a leaf at level l maps
+	// (desc.Format.LeafBits) and the mask of its output address bits
+	// [47:lbits]; hiShift, hiMask and hiKeep place the format's OA[51:48]
+	// fields (leafBase; all zero when plain). [5:8] are unused, so that
+	// an index masked to 3 bits needs no bounds check.
+	lbits   [8]uint8
+	lmask   [8]uint64
+	hiShift uint
+	hiMask  uint64
+	hiKeep  uint64
 }
 
 // newWalkGeom completes g's derived fields.
@@ -436,7 +460,26 @@ func newWalkGeom(g walkGeom) walkGeom {
 	}
 	g.plain = !(g.format.Granule == sysreg.Granule64K && g.format.OA52) && !(g.format.DS && g.format.Granule != sysreg.Granule64K)
 	g.tmask = uint64(0x0000_ffff_ffff_ffff) &^ (1<<g.gb - 1)
+	for l := -1; l <= 3; l++ {
+		lb := g.format.LeafBits(l)
+		g.lbits[l+1] = uint8(lb)
+		g.lmask[l+1] = uint64(0x0000_ffff_ffff_ffff) &^ (1<<lb - 1)
+	}
+	switch {
+	case g.format.Granule == sysreg.Granule64K && g.format.OA52:
+		g.hiShift, g.hiMask = 12, 0xf // OA[51:48] in bits [15:12]
+	case g.format.DS && g.format.Granule != sysreg.Granule64K:
+		g.hiShift, g.hiMask, g.hiKeep = 6, 0xc, 3<<48 // OA[51:50] in bits [9:8], OA[49:48] in place
+	}
 	return g
+}
+
+// leafBits is g.format.LeafBits(level).
+func (g *walkGeom) leafBits(level int) uint {
+	if i := uint(level + 1); i <= 4 {
+		return uint(g.lbits[i])
+	}
+	return g.format.LeafBits(level)
 }
 
 // walkState is where the descriptor-fetch loop stopped: the leaf (or the
@@ -448,81 +491,91 @@ type walkState struct {
 	apTable  uint
 	uxnTable bool
 	pxnTable bool
-	// s2f is the stage-2 fault of a table address (a stage-1 walk under
-	// stage 2).
-	s2f Fault
 }
+
+// faultTableS2 is what walkTables returns when the stage 2 of a table
+// address faults (a stage-1 walk under stage 2): the fault is in w.ttw.
+// It is never the kind of a Fault.
+const faultTableS2 FaultKind = 0xff
 
 // walkTables is the descriptor-fetch loop AArch64.S1Walk and
 // AArch64.S2Walk share: from the start-level table, read the descriptor for
 // in at each level (translating each descriptor address through stage 2
 // first when ttw is non-nil, as a stage-1 table walk under stage 2 does)
 // and follow table descriptors to the leaf. It leaves in ws the leaf, or
-// the fault at ws.level (returned), or the stage-2 fault of a table
-// address (ws.s2f).
+// the fault at ws.level (returned), or returns faultTableS2 for the
+// stage-2 fault of a table address (w.ttw.Fault).
 func (w *Walker) walkTables(ws *walkState, f *features, g *walkGeom, in uint64, ttw *s2Params, at, s1ptw bool) (fk FaultKind) {
-	gb := g.gb
-	tbase := g.base
-	ws.level = g.start
-	ws.apTable, ws.uxnTable, ws.pxnTable, ws.s2f = 0, false, false, Fault{}
-	var s2res s2Result // a table address's stage 2
+	// The loop keeps its state in locals, stored in ws when it stops.
+	level, tbase := g.start, g.base
 	if g.cached {
-		tbase, ws.level = g.fromBase, g.from
+		tbase, level = g.fromBase, g.from
 	}
+	var apTable uint
+	var uxnTable, pxnTable bool
+	var descAddr, d uint64
 	for {
-		if l := uint(ws.level + 1); l < uint(len(g.shift)) {
-			ws.descAddr = tbase | (in>>g.shift[l]&g.imask[l])<<3
+		if l := uint(level + 1); l < uint(len(g.shift)) {
+			// &63: a shift of 64 or more (64K level -1) has a zero mask.
+			descAddr = tbase | (in>>(g.shift[l]&63)&g.imask[l])<<3
 		} else {
-			ws.descAddr = tbase | tableIndex(in, ws.level, g.start, gb, g.ia)<<3
+			descAddr = tbase | tableIndex(in, level, g.start, g.gb, g.ia)<<3
 		}
-		pa := ws.descAddr
+		pa := descAddr
 		if ttw != nil {
-			s2 := &s2res
-			w.s2Translate(s2, f, ttw, ws.descAddr, Access{Kind: Read, AT: at}, true)
-			if s2.Fault.IsFault() {
-				ws.s2f = s2.Fault
-				return FaultNone
+			w.s2Translate(&w.ttw, f, ttw, descAddr, Access{Kind: Read, AT: at}, true)
+			if w.ttw.Fault.Kind != FaultNone {
+				fk = faultTableS2
+				break
 			}
-			pa = s2.OA
+			pa = w.ttw.OA
 		}
-		d, ok := w.read(pa, g.ee)
-		if !ok {
+		var ok bool
+		if d, ok = w.read(pa, g.ee); !ok {
 			if w.Trace != nil {
-				w.step(g, ws.level, ws.descAddr, pa, 0, desc.Invalid, s1ptw)
+				w.step(g, level, descAddr, pa, 0, desc.Invalid, s1ptw)
 				w.markFailed()
 			}
-			return FaultSyncExternalOnWalk
+			fk = FaultSyncExternalOnWalk
+			break
 		}
-		ws.d = d
 		var kind desc.Kind
 		var next uint64
-		if d&3 == 3 && ws.level < 3 && g.plain {
+		switch {
+		case d&3 != 3:
+			kind, next, fk = decodeLevel(f, g.format, g.format.DS, g.ps, d, level)
+		case level == 3:
+			kind = desc.Page // decodeLevel's: a page is always supported
+		case g.plain:
 			// A table descriptor (decodeLevel's common case).
-			kind, next, fk = desc.Table, d&g.tmask, FaultNone
+			kind, next = desc.Table, d&g.tmask
 			if next>>g.ps != 0 {
 				fk = FaultAddressSize
 			}
-		} else {
-			kind, next, fk = decodeLevel(f, g.format, g.format.DS, g.ps, d, ws.level)
+		default:
+			kind, next, fk = decodeLevel(f, g.format, g.format.DS, g.ps, d, level)
 		}
 		if w.Trace != nil {
-			w.step(g, ws.level, ws.descAddr, pa, d, kind, s1ptw)
+			w.step(g, level, descAddr, pa, d, kind, s1ptw)
 		}
 		if fk != FaultNone || kind != desc.Table {
-			return fk
+			break
 		}
 		if g.hier {
 			sd := desc.S1(d)
-			ws.apTable |= sd.APTable()
-			ws.uxnTable = ws.uxnTable || sd.UXNTable()
-			ws.pxnTable = ws.pxnTable || sd.PXNTable()
+			apTable |= sd.APTable()
+			uxnTable = uxnTable || sd.UXNTable()
+			pxnTable = pxnTable || sd.PXNTable()
 		}
 		tbase = next
-		ws.level++
+		level++
 		if g.cache != nil {
-			g.cache.FillS2Table(g.vmid, gb, in, ws.level, next)
+			g.cache.FillS2Table(g.vmid, g.gb, in, level, next)
 		}
 	}
+	ws.level, ws.d, ws.descAddr = level, d, descAddr
+	ws.apTable, ws.uxnTable, ws.pxnTable = apTable, uxnTable, pxnTable
+	return fk
 }
 
 // update is the hardware update of the leaf d a walk read, made after the
@@ -553,9 +606,8 @@ func (w *Walker) update(pa, d, nd uint64, ee bool, attempt int) (inMem uint64, r
 }
 
 // s1DisabledOutput is AArch64.S1DisabledOutput (data accesses): the
-// translation and its output address.
-func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64, acc Access) (Translation, uint64) {
-	t := Translation{Level: -2}
+// translation, left in t (as s1Translate left it), and its output address.
+func (w *Walker) s1DisabledOutput(t *Translation, r *Regs, f *features, regime Regime, va uint64, acc Access) uint64 {
 	var tbi, tbid bool
 	switch regime {
 	case RegimeEL2:
@@ -576,7 +628,7 @@ func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64
 	if !bitsClear(va, top, f.paMax) {
 		t.Fault = Fault{Kind: FaultAddressSize, Level: 0, Write: acc.Kind == Write}
 		w.stop(FaultAddressSize, 0)
-		return t, 0
+		return 0
 	}
 	out := va & (1<<52 - 1)
 	t.Perms = Perms{true, true, true, true, true, true}
@@ -598,7 +650,7 @@ func (w *Walker) s1DisabledOutput(r *Regs, f *features, regime Regime, va uint64
 	default:
 		t.Attrs = MemAttrs{Type: Device, Device: DevicenGnRnE, Shareability: OuterShareable, XS: true}
 	}
-	return t, out
+	return out
 }
 
 // tableIndex returns the index into the table at level of input address in
@@ -644,13 +696,21 @@ func decodeLevel(f *features, format desc.Format, ds bool, ps uint, d uint64, le
 // Address size when the leaf base is beyond the output size
 // (AArch64.OAOutOfRange on AArch64.LeafBase), then Access flag when AF=0
 // and hardware updates of it are off.
-func leafOutput(format desc.Format, ps uint, ha bool, d uint64, level int, in uint64) (uint64, FaultKind) {
-	base := format.LeafOA(d, level)
+func leafOutput(g *walkGeom, ps uint, ha bool, d uint64, level int, in uint64) (uint64, FaultKind) {
+	base, lb := g.leafBase(d, level)
 	if base>>ps != 0 {
 		return 0, FaultAddressSize
 	}
 	if d&desc.AFBit == 0 && !ha {
 		return 0, FaultAccessFlag
 	}
-	return base | in&(1<<format.LeafBits(level)-1), FaultNone
+	return base | in&(1<<lb-1), FaultNone
+}
+
+// leafBase is desc.Format.LeafOA and LeafBits of g's format for a leaf d
+// at level (-1..3), from the masks newWalkGeom derives
+// (TestLeafBaseIsFormatLeafOA).
+func (g *walkGeom) leafBase(d uint64, level int) (uint64, uint) {
+	i := uint(level+1) & 7
+	return d&g.lmask[i] | (d>>g.hiShift&g.hiMask)<<48 | d&g.hiKeep, uint(g.lbits[i])
 }

@@ -264,10 +264,20 @@ type Checked struct{ a *Arena }
 // Checked returns the arena's checked view.
 func (a *Arena) Checked() Checked { return Checked{a} }
 
-// Read64 is Arena.Read64, checked.
+// Read64 is Arena.Read64, checked. The aligned word in the arena (every
+// descriptor a walk reads) is checked and loaded here without calls: one
+// frame, whose count is loaded once.
 func (c Checked) Read64(pa mem.PA) (uint64, bool) {
-	c.a.checkLive(pa, 8)
-	return c.a.Read64(pa)
+	a := c.a
+	off := uint64(pa - a.base)
+	if pa < a.base || off >= a.size || off%8 != 0 {
+		a.checkLive(pa, 8)
+		return 0, false
+	}
+	if a.poison && a.ref[off>>a.pageShift].Load() <= 0 {
+		a.staleAccess(pa, 8)
+	}
+	return atomic.LoadUint64(&a.words[off>>3]), true
 }
 
 // CompareAndSwap64 is Arena.CompareAndSwap64, checked.
@@ -278,6 +288,9 @@ func (c Checked) CompareAndSwap64(pa mem.PA, old, new uint64) (bool, bool) {
 
 // Read is Arena.Read, checked.
 func (c Checked) Read(pa mem.PA, size int) (uint64, bool) {
+	if size == 8 && pa%8 == 0 {
+		return c.Read64(pa) // the same check and load, without calls
+	}
 	if validSize(size) {
 		c.a.checkLive(pa, uint64(size))
 	}

@@ -32,7 +32,7 @@ type BatchAccess struct {
 // caches: for RunBatch's hit loops.
 func Hint(h *uint64) {
 	if h != nil {
-		prefetch(h)
+		mem.Prefetch(h)
 	}
 }
 
@@ -73,7 +73,7 @@ func HitGroup(pe *cpu.PE, b []BatchAccess) int {
 			break
 		}
 		Hint(a.Hint)
-		prefetch(p)
+		mem.Prefetch(p)
 		w[m] = hitWord{p, pa}
 	}
 	for i := range m {
