@@ -259,7 +259,7 @@ type translationContext struct {
 	wbase            mem.PA
 	words            []uint64
 	// refs, fshift and stale: the frame check of a FrameCheckedMemory
-	// (refs nil: none).
+	// (none: unchecked, shift 63).
 	refs   []atomic.Int32
 	fshift uint
 	stale  FrameCheckedMemory
@@ -355,7 +355,7 @@ func (pe *PE) ctx() *translationContext {
 	c.hitR = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Read, EL: pe.EL, PAN: c.dataPAN})
 	c.hitW = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Write, EL: pe.EL, PAN: c.dataPAN})
 	c.hitX = tlb.NewHitKey(c.regime, c.vmid, c.asid, vmsa.Access{Kind: vmsa.Fetch, EL: pe.EL})
-	c.wbase, c.words, c.refs, c.fshift, c.stale = 0, nil, nil, 0, nil
+	c.wbase, c.words, c.refs, c.fshift, c.stale = 0, nil, unchecked[:], 63, nil
 	if m, ok := pe.Mem.(WordMemory); ok {
 		if base, words, ok := m.Words(); ok {
 			c.wbase, c.words = base, words

@@ -130,6 +130,7 @@ func (pe *PE) WordHit(va mem.VA, size int, write bool) (*uint64, mem.PA) {
 		}
 		return nil, 0
 	}
+	p := &c.words[i] // before the counters' stores, which would reload c.words
 	if write {
 		pe.Stats.Stores++
 	} else {
@@ -137,7 +138,7 @@ func (pe *PE) WordHit(va mem.VA, size int, write bool) (*uint64, mem.PA) {
 	}
 	pe.Stats.TLBHits++
 	pe.LastPA = pa
-	return &c.words[i], pa
+	return p, pa
 }
 
 // LoadHit performs a load that WordHit translated (p, pa): the
@@ -185,12 +186,27 @@ func (pe *PE) hitOK(c *translationContext, va mem.VA, size int) bool {
 // sizeMask is the mask of the low size bytes (size 1 to 8).
 func sizeMask(size int) uint64 { return ^uint64(0) >> ((64 - 8*uint(size)) & 63) }
 
+// unchecked is the frame counts of memory without a frame check: one
+// frame, never free, in which every word falls (shift 63), so that
+// checkFrame needs no test for it.
+var unchecked [1]atomic.Int32
+
+func init() { unchecked[0].Store(1) }
+
 // checkFrame is a FrameCheckedMemory's check of an aligned access of at
 // most 8 bytes at pa (in the words: one word, so one frame).
 func (c *translationContext) checkFrame(pa mem.PA, size int) {
-	if c.refs != nil && c.refs[uint64(pa-c.wbase)>>c.fshift].Load() <= 0 {
-		c.stale.StaleAccess(pa, uint64(size))
+	if c.refs[uint64(pa-c.wbase)>>c.fshift].Load() <= 0 {
+		c.staleAccess(pa, size)
 	}
+}
+
+// staleAccess reports an access to a freed frame (checkFrame's rare
+// case, out of line so that checkFrame inlines).
+//
+//go:noinline
+func (c *translationContext) staleAccess(pa mem.PA, size int) {
+	c.stale.StaleAccess(pa, uint64(size))
 }
 
 // FetchHit is Fetch made cheap for its common case, as ReadHit is Read:

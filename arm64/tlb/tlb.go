@@ -306,6 +306,7 @@ type TLB struct {
 	slots   []slot
 	plru    []uint64 // per-set tree bits
 	setBits uint
+	setMask uint64 // 1<<setBits - 1
 	ways    int
 	micro   [4][]slot // per access kind (index 3 unused)
 	uMask   uint64
@@ -363,6 +364,7 @@ func New(cfg Config) (*TLB, error) {
 		slots:   make([]slot, cfg.Sets*cfg.Ways),
 		plru:    make([]uint64, cfg.Sets),
 		setBits: uint(bits.TrailingZeros(uint(cfg.Sets))),
+		setMask: uint64(cfg.Sets - 1),
 		ways:    cfg.Ways,
 		cfg:     cfg,
 		rng:     cfg.Seed | 1,
@@ -400,7 +402,9 @@ func (t *TLB) Capacity() int { return len(t.slots) }
 // page number, size and context (the ASID is not hashed: global entries
 // match every ASID).
 func (t *TLB) setOf(key, ctx uint64) uint64 {
-	return ((key ^ ctx<<40 ^ ctx>>16) * 0x9e3779b97f4a7c15) >> (64 - t.setBits) & (1<<t.setBits - 1)
+	// Shifts masked to 63 compile to one instruction; with one set
+	// (setBits 0) setMask is 0 whatever the shift.
+	return ((key ^ ctx<<40 ^ ctx>>16) * 0x9e3779b97f4a7c15) >> ((64 - t.setBits) & 63) & t.setMask
 }
 
 const va56 = 1<<56 - 1
@@ -416,7 +420,7 @@ func (t *TLB) Lookup(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vmsa.
 	in := uint64(va) & va56
 	ctx := makeCtx(uint8(regime), vmid)
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
-	sz := m.key & 0xff
+	sz := m.key & 63 // sizes are at most 55 (an empty slot: 0)
 	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && (m.e.Global || m.e.ASID == asid) && permits(m.perm, acc) {
 		t.Stats.Hits++
 		t.Stats.MicroHits++
@@ -431,7 +435,7 @@ func (t *TLB) LookupPA(regime vmsa.Regime, vmid, asid uint16, va mem.VA, acc vms
 	in := uint64(va) & va56
 	ctx := makeCtx(uint8(regime), vmid)
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
-	sz := m.key & 0xff
+	sz := m.key & 63 // sizes are at most 55 (an empty slot: 0)
 	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && (m.e.Global || m.e.ASID == asid) && permits(m.perm, acc) {
 		t.Stats.Hits++
 		t.Stats.MicroHits++
@@ -446,7 +450,7 @@ func (t *TLB) LookupS2(vmid uint16, ipa mem.IPA, acc vmsa.Access) (Entry, Result
 	ctx := makeCtx(kindS2, vmid)
 	in := uint64(ipa) & va56
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
-	sz := m.key & 0xff
+	sz := m.key & 63 // sizes are at most 55 (an empty slot: 0)
 	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && permits(m.perm, acc) {
 		t.Stats.Hits++
 		t.Stats.MicroHits++
@@ -466,7 +470,7 @@ func (t *TLB) lookup(kind uint8, ctx uint64, asid uint16, in uint64, acc vmsa.Ac
 	}
 	// A micro-TLB entry that denied the access is still a permission miss.
 	m := &t.micro[acc.Kind&3][in>>12&t.uMask]
-	sz := m.key & 0xff
+	sz := m.key & 63 // sizes are at most 55 (an empty slot: 0)
 	if m.ctx == ctx && m.key == (in>>sz)<<8|sz && (m.e.Global || m.e.ASID == asid) {
 		return m.e, t.denied(m.perm, acc)
 	}
@@ -481,7 +485,7 @@ func (t *TLB) lookup(kind uint8, ctx uint64, asid uint16, in uint64, acc vmsa.Ac
 func (t *TLB) find(kind uint8, in, tag uint64, micro uint8) *slot {
 	ctx := tag &^ (0xffff << asidShift)
 	for sizes := t.sizes[kind]; sizes != 0; sizes &= sizes - 1 {
-		sz := uint64(bits.TrailingZeros64(sizes))
+		sz := uint64(bits.TrailingZeros64(sizes)) & 63 // sizes != 0; the mask spares the shifts a range check
 		key := (in>>sz)<<8 | sz
 		set := t.setOf(key, ctx)
 		base := int(set) * t.ways
@@ -542,7 +546,7 @@ func (t *TLB) touch(set uint64, w int) {
 		return
 	}
 	b := t.plru[set]
-	node := 1
+	node := uint(1) // unsigned: the shifts need no sign check
 	for span := t.ways >> 1; span > 0; span >>= 1 {
 		right := w&span != 0
 		if right {
