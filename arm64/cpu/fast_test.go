@@ -43,24 +43,10 @@ func TestHitPathSameAsFullPath(t *testing.T) {
 	ref, fast := newRig(t, true), newRig(t, true)
 	vas := []mem.VA{vaData, vaRO, vaS2Hole, vaX1, vaPXN, vaDev, vaDevRO, vaS2Dev, vaExt, vaS2Ext, 0x7777_0000, 1 << 60}
 	rng := rand.New(rand.NewPCG(3, 4))
-	steps := 40000
-	if testing.Short() {
-		steps = 8000
-	}
+	steps := twinSteps()
 	hits := 0
 	for i := 0; i < steps; i++ {
-		if rng.IntN(500) == 0 { // stage 1 off or on again
-			for _, m := range []*machine{ref, fast} {
-				m.pe.Regs.SCTLR_EL1 ^= 1
-				m.pe.RegsChanged()
-			}
-		}
-		el := uint8(rng.IntN(2))
-		pan := rng.IntN(4) == 0
-		for _, m := range []*machine{ref, fast} {
-			m.pe.EL, m.pe.PAN = el, pan
-			m.pe.RegsChanged()
-		}
+		el, pan := twinState(rng, ref, fast)
 		va := vas[rng.IntN(len(vas))] + mem.VA(rng.IntN(64))*8
 		if rng.IntN(2) == 0 {
 			va = vaData + mem.VA(rng.IntN(64))*8
@@ -86,16 +72,7 @@ func TestHitPathSameAsFullPath(t *testing.T) {
 		if ve != vf || ee != ef {
 			t.Fatalf("step %d (EL%d PAN %v va %#x size %d): full path %#x %v, hit path %#x %v", i, el, pan, va, size, ve, ee, vf, ef)
 		}
-		if ref.pe.Stats != fast.pe.Stats || ref.pe.TLB.Stats != fast.pe.TLB.Stats || ref.pe.LastPA != fast.pe.LastPA {
-			t.Fatalf("step %d: counters differ:\n full %+v %+v\n hit  %+v %+v", i, ref.pe.Stats, ref.pe.TLB.Stats, fast.pe.Stats, fast.pe.TLB.Stats)
-		}
-		if ee.Taken() {
-			for _, m := range []*machine{ref, fast} {
-				if x := m.pe.ERET(); x.Taken() {
-					t.Fatal(x)
-				}
-			}
-		}
+		twinAfter(t, i, ee.Taken(), ref, fast)
 	}
 	for off := uint64(0); off < 0x2000; off += 8 {
 		a, _ := ref.ram.Read64(mem.PA(dataIPA + off))
@@ -276,24 +253,10 @@ func TestFetchHitSameAsFullPath(t *testing.T) {
 	ref, fast := newRig(t, true), newRig(t, true)
 	vas := []mem.VA{vaX1, vaPXN, vaX1Dev, vaDev, vaData, vaRO, vaS2Hole, vaS2XN, vaExt, vaS2Ext, 0x7777_0000, 1<<56 | vaX1}
 	rng := rand.New(rand.NewPCG(5, 6))
-	steps := 40000
-	if testing.Short() {
-		steps = 8000
-	}
+	steps := twinSteps()
 	hits := 0
 	for i := 0; i < steps; i++ {
-		if rng.IntN(500) == 0 { // stage 1 off or on again
-			for _, m := range []*machine{ref, fast} {
-				m.pe.Regs.SCTLR_EL1 ^= 1
-				m.pe.RegsChanged()
-			}
-		}
-		el := uint8(rng.IntN(2))
-		pan := rng.IntN(4) == 0
-		for _, m := range []*machine{ref, fast} {
-			m.pe.EL, m.pe.PAN = el, pan
-			m.pe.RegsChanged()
-		}
+		el, pan := twinState(rng, ref, fast)
 		va := vas[rng.IntN(len(vas))] + mem.VA(rng.IntN(64))*4
 		if rng.IntN(2) == 0 {
 			va = vaX1 + mem.VA(rng.IntN(64))*4
@@ -311,19 +274,53 @@ func TestFetchHitSameAsFullPath(t *testing.T) {
 		if we != wf || pe != pf || ee != ef {
 			t.Fatalf("step %d (EL%d PAN %v va %#x): full path %#x at %#x %v, hit path %#x at %#x %v", i, el, pan, va, we, pe, ee, wf, pf, ef)
 		}
-		if ref.pe.Stats != fast.pe.Stats || ref.pe.TLB.Stats != fast.pe.TLB.Stats || ref.pe.LastPA != fast.pe.LastPA {
-			t.Fatalf("step %d: counters differ:\n full %+v %+v\n hit  %+v %+v", i, ref.pe.Stats, ref.pe.TLB.Stats, fast.pe.Stats, fast.pe.TLB.Stats)
-		}
-		if ee.Taken() {
-			for _, m := range []*machine{ref, fast} {
-				if x := m.pe.ERET(); x.Taken() {
-					t.Fatal(x)
-				}
-			}
-		}
+		twinAfter(t, i, ee.Taken(), ref, fast)
 	}
 	if hits < steps/5 {
 		t.Errorf("the hit path completed %d of %d fetches", hits, steps)
 	}
 	t.Logf("%d of %d fetches on the hit path", hits, steps)
+}
+
+// twinSteps is the length of the twin-machine comparisons.
+func twinSteps() int {
+	if testing.Short() {
+		return 8000
+	}
+	return 40000
+}
+
+// twinState draws the register state of a twin comparison's next step,
+// the same on both machines: stage 1 toggled now and then, the EL and
+// PSTATE.PAN.
+func twinState(rng *rand.Rand, ref, fast *machine) (el uint8, pan bool) {
+	if rng.IntN(500) == 0 { // stage 1 off or on again
+		for _, m := range []*machine{ref, fast} {
+			m.pe.Regs.SCTLR_EL1 ^= 1
+			m.pe.RegsChanged()
+		}
+	}
+	el, pan = uint8(rng.IntN(2)), rng.IntN(4) == 0
+	for _, m := range []*machine{ref, fast} {
+		m.pe.EL, m.pe.PAN = el, pan
+		m.pe.RegsChanged()
+	}
+	return el, pan
+}
+
+// twinAfter checks that step i left the twins' PE and TLB counters and
+// LastPA equal and, when the step took an exception, returns from it on
+// both (ERET).
+func twinAfter(t *testing.T, i int, taken bool, ref, fast *machine) {
+	t.Helper()
+	if ref.pe.Stats != fast.pe.Stats || ref.pe.TLB.Stats != fast.pe.TLB.Stats || ref.pe.LastPA != fast.pe.LastPA {
+		t.Fatalf("step %d: counters differ:\n full %+v %+v\n hit  %+v %+v", i, ref.pe.Stats, ref.pe.TLB.Stats, fast.pe.Stats, fast.pe.TLB.Stats)
+	}
+	if taken {
+		for _, m := range []*machine{ref, fast} {
+			if x := m.pe.ERET(); x.Taken() {
+				t.Fatal(x)
+			}
+		}
+	}
 }
