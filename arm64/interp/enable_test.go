@@ -160,9 +160,7 @@ func TestTACR(t *testing.T) {
 		{"MRS at EL2 with TACR", 2, tacr, mrsACTLR, 2, 0},
 	}
 	for _, tc := range cases {
-		r := newRig(t, tc.el)
-		r.pe.Regs.HCR_EL2 |= tc.hcr
-		r.pe.RegsChanged()
+		r := newRigHCR(t, tc.el, tc.hcr)
 		r.code(tc.w)
 		r.run(1)
 		if tc.esr == 0 {
@@ -226,12 +224,7 @@ func TestSVEEnableTraps(t *testing.T) {
 		{"EL1 E2H CPTR_EL2.ZEN 0", 1, e2h, zen3 | fp3, fp3, 2, sve},
 	}
 	for _, tc := range cases {
-		r := newRig(t, tc.el)
-		r.pe.Regs.HCR_EL2 |= tc.hcr
-		r.pe.RegsChanged()
-		if tc.el == 0 {
-			r.pe.SP = false
-		}
+		r := newRigHCR(t, tc.el, tc.hcr)
 		r.setOwn(3, 0, 1, 0, 2, tc.cpacr) // CPACR_EL1
 		r.setOwn(3, 4, 1, 1, 2, tc.cptr)  // CPTR_EL2
 		r.code(rdvl)

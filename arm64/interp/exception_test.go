@@ -45,12 +45,7 @@ func TestExceptionGeneration(t *testing.T) {
 		{"msr pan, #1 at EL0: UNDEFINED", 0xd500419f, 0, 0, 0, 1, il, false},
 	}
 	for _, tc := range cases {
-		r := newRig(t, tc.el)
-		r.pe.Regs.HCR_EL2 |= tc.hcr
-		r.pe.RegsChanged()
-		if tc.el == 0 {
-			r.pe.SP = false
-		}
+		r := newRigHCR(t, tc.el, tc.hcr)
 		r.setCPACR(tc.cpacr)
 		r.code(tc.word)
 		r.run(1)

@@ -31,9 +31,7 @@ func TestIDRegisterTraps(t *testing.T) {
 		{"ID_AA64MMFR0_EL1, TID1", mrs(0, 7, 0), tid1, false},
 		{"ID_AA64MMFR0_EL1, no trap bit", mrs(0, 7, 0), 0, false},
 	} {
-		r := newRig(t, 1)
-		r.pe.Regs.HCR_EL2 |= c.hcr
-		r.pe.RegsChanged()
+		r := newRigHCR(t, 1, c.hcr)
 		r.code(c.word)
 		r.run(1)
 		if !c.trap {

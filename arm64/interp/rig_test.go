@@ -47,6 +47,19 @@ func newRig(t testing.TB, el uint8) *rig {
 	return r
 }
 
+// newRigHCR is newRig with the bits hcr set in HCR_EL2 and, at EL0,
+// PSTATE.SP 0 (EL0 has only SP_EL0).
+func newRigHCR(t testing.TB, el uint8, hcr sysreg.HCR) *rig {
+	t.Helper()
+	r := newRig(t, el)
+	r.pe.Regs.HCR_EL2 |= hcr
+	r.pe.RegsChanged()
+	if el == 0 {
+		r.pe.SP = false
+	}
+	return r
+}
+
 // code writes instruction words at codeBase.
 func (r *rig) code(words ...uint32) {
 	for i, w := range words {
