@@ -233,7 +233,7 @@ func (pe *PE) fetchHit(va mem.VA) (w uint32, pa mem.PA, e Exception, done bool) 
 	if !c.valid {
 		pe.ctx()
 	}
-	if !c.hit || pe.TLB == nil || va&3 != 0 || c.check.Check(va, vmsa.Access{Kind: vmsa.Fetch, EL: pe.EL}).IsFault() {
+	if !c.hit || pe.TLB == nil || va&3 != 0 || c.check.FaultKind(va, vmsa.Access{Kind: vmsa.Fetch, EL: pe.EL}) != vmsa.FaultNone {
 		return 0, 0, e, false
 	}
 	pa, ok := pe.TLB.MicroHitPA(&c.hitX, va)
